@@ -1,0 +1,47 @@
+import type { ProgressEvent, WorkerInput, WorkerResult } from "../worker/protocol.js";
+
+/** What a backend needs to know to make a worker; derived from the job, idempotent on `jobId`. */
+export interface JobSpec {
+  jobId: string;
+  repoFullName: string;
+  /** Hard limit for the whole worker lifetime; the backend's own dead-man switch uses it. */
+  maxSeconds: number;
+  machineType?: string;
+}
+
+/** The thing a backend made for one job; found again by `list()` through its labels / folder. */
+export interface Worker {
+  id: string;
+  backend: string;
+  jobId: string;
+  createdAt: number;
+  /** Backend-specific facts (folder, pid, zone, VM name) as plain strings. */
+  meta: Record<string, string>;
+}
+
+export type RunSpec = WorkerInput;
+
+export interface RunResult extends WorkerResult {
+  /** Seconds the worker process ran, measured by the backend. */
+  computeSeconds: number;
+  /** True when the run was stopped by the caller's AbortSignal (cancel or deadline). */
+  aborted: boolean;
+}
+
+export interface Backend {
+  readonly name: string;
+  capacity(): Promise<{ max: number; active: number }>;
+  /** Idempotent on job.jobId: a second call adopts the worker the first one made. */
+  create(job: JobSpec, signal: AbortSignal): Promise<Worker>;
+  run(worker: Worker, run: RunSpec, onEvent: (e: ProgressEvent) => void, signal: AbortSignal): Promise<RunResult>;
+  /** Idempotent; a worker that is already gone is success. Kills every process it started. */
+  destroy(worker: Worker): Promise<void>;
+  /** Every worker this backend holds for this installation of agent-work. */
+  list(): Promise<Worker[]>;
+}
+
+/** A backend plugin: a name and a factory taking its options explicitly (no module singletons). */
+export interface BackendModule<Options = unknown> {
+  name: string;
+  create(options: Options): Backend;
+}

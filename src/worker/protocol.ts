@@ -1,0 +1,46 @@
+/**
+ * The worker script's progress protocol: one JSON object per line on stdout.
+ * The worker script itself (worker/agent-work-worker.mjs) is plain JavaScript with no dependencies
+ * so that it can be copied verbatim onto any worker; this file is the controller's typed view of it.
+ */
+export const STEPS = ["clone", "agent", "commit", "push"] as const;
+export type StepName = (typeof STEPS)[number];
+
+export type ProgressEvent =
+  | { type: "step"; step: StepName; status: "started" | "finished" | "failed" | "skipped"; at: number; detail?: string }
+  | { type: "log"; stream: "stdout" | "stderr" | "worker"; line: string; at: number }
+  | { type: "result"; result: WorkerResult; at: number };
+
+/** What the worker script reports at the end; `outcome` is the one field callers branch on. */
+export interface WorkerResult {
+  outcome: "pushed" | "no_changes" | "agent_failed" | "timed_out" | "error";
+  /** Set when a branch was pushed (also on agent_failed / timed_out when partial work was pushed). */
+  branch?: string;
+  headSha?: string;
+  baseSha?: string;
+  /** Files the agent changed, as `git diff --stat` counted them. */
+  filesChanged?: number;
+  agentExitCode?: number | null;
+  message: string;
+}
+
+/** Everything the worker script needs, sent as one JSON document on its stdin (never argv, never env). */
+export interface WorkerInput {
+  jobId: string;
+  /** https clone URL without credentials (e.g. https://github.com/o/r.git). */
+  cloneUrl: string;
+  baseBranch: string;
+  branch: string;
+  /** Repo-scoped installation token; used by git through GIT_ASKPASS reading a 0600 file. */
+  token: string;
+  /** The agent's argv after placeholders ({prompt}, {prompt_file}) are filled in by the worker. */
+  agentArgv: string[];
+  prompt: string;
+  commitMessage: string;
+  author: { name: string; email: string };
+  /** Seconds the agent step may run before it is killed and the outcome is `timed_out`. */
+  agentTimeoutSeconds: number;
+  /** Environment for the agent, already filtered through the allowlist by the controller. */
+  agentEnv: Record<string, string>;
+  sandbox: { kind: "bwrap"; roBinds: string[]; shareNet: boolean } | { kind: "none" };
+}
