@@ -1,0 +1,90 @@
+/**
+ * Glossary (see docs/architecture.md for the whole picture):
+ * - job: one request for agent work on one issue or PR. Its id names everything it creates
+ *   (worker folder / VM name, branch suffix in logs, check run external_id, comment marker).
+ * - delivery: one webhook delivery (X-GitHub-Delivery); at most one job per delivery.
+ * - intake: the first pipeline step after a delivery is recorded: authorise the sender, read the
+ *   repo config, react, create the queued check run and the status comment.
+ * - lease: a claim on a job by one controller process until `leaseExpiresAt`; an expired lease
+ *   means the holder died and another pass may recover the job.
+ * - steps: what the status comment and the check run list (queued, worker, clone, agent, commit,
+ *   push, pull request), each with start/finish times.
+ */
+import type { JobState } from "./state.js";
+import type { RepoConfig } from "../config/repo-config.js";
+import type { Worker, RunResult } from "../backends/types.js";
+
+export type JobKind = "issue" | "pull_request";
+export type JobTrigger = "label" | "command";
+
+export type StepStatus = "pending" | "running" | "done" | "failed" | "skipped";
+export interface StepRecord {
+  name: string;
+  status: StepStatus;
+  startedAt?: number;
+  finishedAt?: number;
+  detail?: string;
+}
+
+export interface Job {
+  id: string;
+  deliveryId: string;
+  installationId: number;
+  repoId: number;
+  owner: string;
+  repo: string;
+  number: number;
+  kind: JobKind;
+  trigger: JobTrigger;
+  requester: string;
+  title: string;
+  body: string;
+  cloneUrl: string;
+  defaultBranch: string;
+  instructions: string | null;
+  config: RepoConfig | null;
+  state: JobState;
+  priority: number;
+  backend: string;
+  baseSha: string | null;
+  checkRunId: number | null;
+  commentId: number | null;
+  prCheckRunId: number | null;
+  branch: string | null;
+  headSha: string | null;
+  prNumber: number | null;
+  prUrl: string | null;
+  worker: Worker | null;
+  result: RunResult | null;
+  steps: StepRecord[];
+  attempts: number;
+  leaseOwner: string | null;
+  leaseExpiresAt: number | null;
+  deadlineAt: number | null;
+  createdAt: number;
+  updatedAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  computeSeconds: number | null;
+  costUsd: number | null;
+  message: string | null;
+}
+
+/** What a webhook handler knows when it records a job: nothing it would need GitHub to learn. */
+export type NewJob = Pick<
+  Job,
+  | "deliveryId"
+  | "installationId"
+  | "repoId"
+  | "owner"
+  | "repo"
+  | "number"
+  | "kind"
+  | "trigger"
+  | "requester"
+  | "title"
+  | "body"
+  | "cloneUrl"
+  | "defaultBranch"
+  | "instructions"
+>;

@@ -1,0 +1,320 @@
+import { randomBytes } from "node:crypto";
+import type { Kysely, Selectable } from "kysely";
+import type { Database, JobsTable } from "./schema.js";
+import type { Job, NewJob, StepRecord } from "../jobs/types.js";
+import { assertTransition, isActive, type JobState } from "../jobs/state.js";
+
+type JobPatch = Partial<
+  Pick<
+    Job,
+    | "config"
+    | "priority"
+    | "backend"
+    | "baseSha"
+    | "checkRunId"
+    | "commentId"
+    | "prCheckRunId"
+    | "branch"
+    | "headSha"
+    | "prNumber"
+    | "prUrl"
+    | "worker"
+    | "result"
+    | "steps"
+    | "attempts"
+    | "deadlineAt"
+    | "startedAt"
+    | "finishedAt"
+    | "computeSeconds"
+    | "costUsd"
+    | "message"
+  >
+>;
+
+/** A state change lost a race (another process moved the job first); callers re-read and move on. */
+export class StaleStateError extends Error {}
+
+/** Job ids name VMs and folders: lowercase, starts with a letter, 12 characters. */
+export function newJobId(): string {
+  const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789";
+  const bytes = randomBytes(11);
+  let id = "j";
+  for (const b of bytes) id += alphabet[b % alphabet.length];
+  return id;
+}
+
+export const INITIAL_STEPS: StepRecord[] = [
+  { name: "queued", status: "pending" },
+  { name: "worker", status: "pending" },
+  { name: "clone", status: "pending" },
+  { name: "agent", status: "pending" },
+  { name: "commit", status: "pending" },
+  { name: "push", status: "pending" },
+  { name: "pull request", status: "pending" },
+];
+
+function activeKey(repoId: number, number: number): string {
+  return `${repoId}#${number}`;
+}
+
+export function isUniqueViolation(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  return e?.code === "SQLITE_CONSTRAINT_UNIQUE" || e?.code === "23505";
+}
+
+function toJob(row: Selectable<JobsTable>): Job {
+  return {
+    id: row.id,
+    deliveryId: row.delivery_id,
+    installationId: Number(row.installation_id),
+    repoId: Number(row.repo_id),
+    owner: row.owner,
+    repo: row.repo,
+    number: row.number,
+    kind: row.kind as Job["kind"],
+    trigger: row.trigger as Job["trigger"],
+    requester: row.requester,
+    title: row.title,
+    body: row.body,
+    cloneUrl: row.clone_url,
+    defaultBranch: row.default_branch,
+    instructions: row.instructions,
+    config: row.config_json ? JSON.parse(row.config_json) : null,
+    state: row.state as JobState,
+    priority: row.priority,
+    backend: row.backend,
+    baseSha: row.base_sha,
+    checkRunId: row.check_run_id === null ? null : Number(row.check_run_id),
+    commentId: row.comment_id === null ? null : Number(row.comment_id),
+    prCheckRunId: row.pr_check_run_id === null ? null : Number(row.pr_check_run_id),
+    branch: row.branch,
+    headSha: row.head_sha,
+    prNumber: row.pr_number,
+    prUrl: row.pr_url,
+    worker: row.worker_json ? JSON.parse(row.worker_json) : null,
+    result: row.result_json ? JSON.parse(row.result_json) : null,
+    steps: JSON.parse(row.steps_json),
+    attempts: row.attempts,
+    leaseOwner: row.lease_owner,
+    leaseExpiresAt: row.lease_expires_at === null ? null : Number(row.lease_expires_at),
+    deadlineAt: row.deadline_at === null ? null : Number(row.deadline_at),
+    createdAt: Number(row.created_at),
+    updatedAt: Number(row.updated_at),
+    startedAt: row.started_at === null ? null : Number(row.started_at),
+    finishedAt: row.finished_at === null ? null : Number(row.finished_at),
+    computeSeconds: row.compute_seconds,
+    costUsd: row.cost_usd,
+    message: row.message,
+  };
+}
+
+function patchToRow(patch: JobPatch): Partial<JobsTable> {
+  const row: Partial<JobsTable> = {};
+  const set = <K extends keyof JobsTable>(k: K, v: JobsTable[K]) => {
+    row[k] = v;
+  };
+  if ("config" in patch) set("config_json", patch.config ? JSON.stringify(patch.config) : null);
+  if (patch.priority !== undefined) set("priority", patch.priority);
+  if (patch.backend !== undefined) set("backend", patch.backend);
+  if ("baseSha" in patch) set("base_sha", patch.baseSha ?? null);
+  if ("checkRunId" in patch) set("check_run_id", patch.checkRunId ?? null);
+  if ("commentId" in patch) set("comment_id", patch.commentId ?? null);
+  if ("prCheckRunId" in patch) set("pr_check_run_id", patch.prCheckRunId ?? null);
+  if ("branch" in patch) set("branch", patch.branch ?? null);
+  if ("headSha" in patch) set("head_sha", patch.headSha ?? null);
+  if ("prNumber" in patch) set("pr_number", patch.prNumber ?? null);
+  if ("prUrl" in patch) set("pr_url", patch.prUrl ?? null);
+  if ("worker" in patch) set("worker_json", patch.worker ? JSON.stringify(patch.worker) : null);
+  if ("result" in patch) set("result_json", patch.result ? JSON.stringify(patch.result) : null);
+  if (patch.steps !== undefined) set("steps_json", JSON.stringify(patch.steps));
+  if (patch.attempts !== undefined) set("attempts", patch.attempts);
+  if ("deadlineAt" in patch) set("deadline_at", patch.deadlineAt ?? null);
+  if ("startedAt" in patch) set("started_at", patch.startedAt ?? null);
+  if ("finishedAt" in patch) set("finished_at", patch.finishedAt ?? null);
+  if ("computeSeconds" in patch) set("compute_seconds", patch.computeSeconds ?? null);
+  if ("costUsd" in patch) set("cost_usd", patch.costUsd ?? null);
+  if ("message" in patch) set("message", patch.message ?? null);
+  return row;
+}
+
+/**
+ * The jobs table and its event log. Every method is one SQL statement or one short transaction,
+ * written in the subset of SQL that SQLite and PostgreSQL share.
+ */
+export class JobStore {
+  constructor(
+    readonly db: Kysely<Database>,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Records a delivery as a `received` job. A delivery id seen before returns `created: false`. */
+  async insertReceived(input: NewJob, defaults: { backend: string }): Promise<{ created: boolean; job: Job }> {
+    const now = this.now();
+    const id = newJobId();
+    const inserted = await this.db
+      .insertInto("jobs")
+      .values({
+        id,
+        delivery_id: input.deliveryId,
+        installation_id: input.installationId,
+        repo_id: input.repoId,
+        owner: input.owner,
+        repo: input.repo,
+        number: input.number,
+        kind: input.kind,
+        trigger: input.trigger,
+        requester: input.requester,
+        title: input.title,
+        body: input.body,
+        clone_url: input.cloneUrl,
+        default_branch: input.defaultBranch,
+        instructions: input.instructions,
+        config_json: null,
+        state: "received",
+        active_key: null,
+        priority: 0,
+        backend: defaults.backend,
+        steps_json: JSON.stringify(INITIAL_STEPS),
+        attempts: 0,
+        created_at: now,
+        updated_at: now,
+      } as never)
+      .onConflict((oc) => oc.column("delivery_id").doNothing())
+      .executeTakeFirst();
+    const created = Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 1;
+    const row = await this.db.selectFrom("jobs").selectAll().where("delivery_id", "=", input.deliveryId).executeTakeFirstOrThrow();
+    if (created) await this.appendEvent(row.id, "received", { deliveryId: input.deliveryId, trigger: input.trigger });
+    return { created, job: toJob(row) };
+  }
+
+  async get(id: string): Promise<Job | undefined> {
+    const row = await this.db.selectFrom("jobs").selectAll().where("id", "=", id).executeTakeFirst();
+    return row ? toJob(row) : undefined;
+  }
+
+  async getOrThrow(id: string): Promise<Job> {
+    const job = await this.get(id);
+    if (!job) throw new Error(`job ${id} not found`);
+    return job;
+  }
+
+  /** The active job on an issue or PR, if any. */
+  async activeFor(repoId: number, number: number): Promise<Job | undefined> {
+    const row = await this.db.selectFrom("jobs").selectAll().where("active_key", "=", activeKey(repoId, number)).executeTakeFirst();
+    return row ? toJob(row) : undefined;
+  }
+
+  async list(filter: { state?: JobState; limit?: number } = {}): Promise<Job[]> {
+    let q = this.db.selectFrom("jobs").selectAll().orderBy("created_at", "desc").limit(filter.limit ?? 100);
+    if (filter.state) q = q.where("state", "=", filter.state);
+    return (await q.execute()).map(toJob);
+  }
+
+  async countByState(): Promise<Record<string, number>> {
+    const rows = await this.db
+      .selectFrom("jobs")
+      .select((eb) => ["state", eb.fn.countAll().as("n")])
+      .groupBy("state")
+      .execute();
+    // pg returns count(*) as a string, SQLite as a number.
+    return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
+  }
+
+  /**
+   * Claims up to `limit` jobs in `states` whose lease is free or expired, highest priority first,
+   * then oldest. SQLite serialises writers, so the conditional update is the claim.
+   */
+  async claim(states: readonly JobState[], owner: string, leaseMs: number, limit: number): Promise<Job[]> {
+    if (limit <= 0) return [];
+    const now = this.now();
+    const candidates = await this.db
+      .selectFrom("jobs")
+      .select("id")
+      .where("state", "in", states as JobState[])
+      .where((eb) => eb.or([eb("lease_expires_at", "is", null), eb("lease_expires_at", "<", now)]))
+      .orderBy("priority", "desc")
+      .orderBy("created_at", "asc")
+      .limit(limit)
+      .execute();
+    const claimed: Job[] = [];
+    for (const { id } of candidates) {
+      const res = await this.db
+        .updateTable("jobs")
+        .set({ lease_owner: owner, lease_expires_at: now + leaseMs, updated_at: now })
+        .where("id", "=", id)
+        .where("state", "in", states as JobState[])
+        .where((eb) => eb.or([eb("lease_expires_at", "is", null), eb("lease_expires_at", "<", now)]))
+        .executeTakeFirst();
+      if (Number(res.numUpdatedRows) === 1) claimed.push(await this.getOrThrow(id));
+    }
+    return claimed;
+  }
+
+  async renewLease(id: string, owner: string, leaseMs: number): Promise<boolean> {
+    const now = this.now();
+    const res = await this.db
+      .updateTable("jobs")
+      .set({ lease_expires_at: now + leaseMs })
+      .where("id", "=", id)
+      .where("lease_owner", "=", owner)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) === 1;
+  }
+
+  async releaseLease(id: string, owner: string): Promise<void> {
+    await this.db
+      .updateTable("jobs")
+      .set({ lease_owner: null, lease_expires_at: null })
+      .where("id", "=", id)
+      .where("lease_owner", "=", owner)
+      .execute();
+  }
+
+  /**
+   * Moves a job from `from` to `to` (checked against the state machine) with an optional patch, and
+   * logs the change. Entering an active state takes the issue's one active slot: a second job on the
+   * same issue fails with a unique violation (see isUniqueViolation).
+   */
+  async transition(id: string, from: JobState, to: JobState, patch: JobPatch = {}, note?: string): Promise<Job> {
+    assertTransition(from, to);
+    const now = this.now();
+    const current = await this.getOrThrow(id);
+    const res = await this.db
+      .updateTable("jobs")
+      .set({
+        ...patchToRow(patch),
+        state: to,
+        active_key: isActive(to) ? activeKey(current.repoId, current.number) : null,
+        updated_at: now,
+      })
+      .where("id", "=", id)
+      .where("state", "=", from)
+      .executeTakeFirst();
+    if (Number(res.numUpdatedRows) !== 1) {
+      throw new StaleStateError(`job ${id} is no longer ${from}`);
+    }
+    await this.appendEvent(id, "state", { from, to, ...(note ? { note } : {}) });
+    return this.getOrThrow(id);
+  }
+
+  async update(id: string, patch: JobPatch): Promise<Job> {
+    await this.db
+      .updateTable("jobs")
+      .set({ ...patchToRow(patch), updated_at: this.now() })
+      .where("id", "=", id)
+      .execute();
+    return this.getOrThrow(id);
+  }
+
+  async appendEvent(jobId: string, kind: string, data?: unknown): Promise<void> {
+    await this.db
+      .insertInto("job_events")
+      .values({ job_id: jobId, at: this.now(), kind, data_json: data === undefined ? null : JSON.stringify(data) })
+      .execute();
+  }
+
+  async events(jobId: string): Promise<{ at: number; kind: string; data: unknown }[]> {
+    const rows = await this.db.selectFrom("job_events").selectAll().where("job_id", "=", jobId).orderBy("id").execute();
+    return rows.map((r) => ({ at: Number(r.at), kind: r.kind, data: r.data_json ? JSON.parse(r.data_json) : null }));
+  }
+}

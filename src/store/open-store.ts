@@ -1,0 +1,41 @@
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import Sqlite from "better-sqlite3";
+import { Kysely, Migrator, SqliteDialect, type Migration } from "kysely";
+import type { Database } from "./schema.js";
+import * as m001 from "./migrations/001-jobs.js";
+
+/** Numbered migrations, in order; never edit a released one, add the next number. */
+const MIGRATIONS: Record<string, Migration> = { "001-jobs": m001 };
+
+export interface OpenStoreOptions {
+  /** Folder for the embedded SQLite file; `:memory:` for a throwaway store. */
+  dataDir: string;
+}
+
+/** Opens the embedded store (SQLite through Kysely) and brings its schema up to date. */
+export async function openStore(options: OpenStoreOptions): Promise<Kysely<Database>> {
+  let file = ":memory:";
+  if (options.dataDir !== ":memory:") {
+    mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
+    file = path.join(options.dataDir, "agent-work.sqlite");
+  }
+  const sqlite = new Sqlite(file);
+  // WAL lets the ops CLI read while the controller writes; busy_timeout rides out short write locks.
+  sqlite.pragma("journal_mode = WAL");
+  sqlite.pragma("busy_timeout = 5000");
+  sqlite.pragma("foreign_keys = ON");
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  await migrate(db);
+  return db;
+}
+
+export async function migrate(db: Kysely<any>): Promise<void> {
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => MIGRATIONS } });
+  const { error, results } = await migrator.migrateToLatest();
+  const failed = results?.find((r) => r.status === "Error");
+  if (error || failed) {
+    const name = failed?.migrationName ?? "unknown";
+    throw new Error(`database migration ${name} failed: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}

@@ -1,0 +1,61 @@
+import type { Generated } from "kysely";
+
+/** Row shapes as stored. Times are epoch milliseconds; JSON columns are text. */
+export interface JobsTable {
+  id: string;
+  delivery_id: string;
+  installation_id: number;
+  repo_id: number;
+  owner: string;
+  repo: string;
+  number: number;
+  kind: string;
+  trigger: string;
+  requester: string;
+  title: string;
+  body: string;
+  clone_url: string;
+  default_branch: string;
+  instructions: string | null;
+  config_json: string | null;
+  state: string;
+  /** `<repo_id>#<number>` while the job is active, NULL otherwise: a unique index on it keeps one active job per issue. */
+  active_key: string | null;
+  priority: number;
+  backend: string;
+  base_sha: string | null;
+  check_run_id: number | null;
+  comment_id: number | null;
+  pr_check_run_id: number | null;
+  branch: string | null;
+  head_sha: string | null;
+  pr_number: number | null;
+  pr_url: string | null;
+  worker_json: string | null;
+  result_json: string | null;
+  steps_json: string;
+  attempts: number;
+  lease_owner: string | null;
+  lease_expires_at: number | null;
+  deadline_at: number | null;
+  created_at: number;
+  updated_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  compute_seconds: number | null;
+  cost_usd: number | null;
+  message: string | null;
+}
+
+export interface JobEventsTable {
+  id: Generated<number>;
+  job_id: string;
+  at: number;
+  kind: string;
+  data_json: string | null;
+}
+
+export interface Database {
+  jobs: JobsTable;
+  job_events: JobEventsTable;
+}
