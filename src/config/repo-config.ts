@@ -1,0 +1,346 @@
+import { z } from "zod";
+import { AGENT_PRESETS, type AgentPreset } from "../agents/presets.js";
+
+/**
+ * A repository's `.github/agent-work.yml`, as Probot's `context.config` returns it (already parsed,
+ * `_extends` from the org's `.github` repository already merged; null when there is no file).
+ * Keys are snake_case in YAML and camelCase here. Every problem is reported, one per key, in words
+ * a maintainer can act on from a comment, so a bad file never starts a job silently half-configured.
+ */
+export const REPO_CONFIG_PATH = ".github/agent-work.yml";
+
+/** Backends a repository may ask for today. */
+export const AVAILABLE_BACKENDS = ["local"] as const;
+/** Backend names that are valid but not offered yet: asking for one says so instead of "unknown". */
+const PLANNED_BACKENDS = ["ssh", "gce", "k8s"] as const;
+
+export type RepoBackend = (typeof AVAILABLE_BACKENDS)[number];
+
+export interface RepoConfig {
+  agent: AgentPreset;
+  /** argv for `agent: command`; contains `{prompt}` or `{prompt_file}`. */
+  command?: string[];
+  model?: string;
+  /** Prepended to the prompt. */
+  instructions?: string;
+  maxMinutes: number;
+  branchPrefix: string;
+  draft: boolean;
+  backend: RepoBackend;
+  priority: number;
+}
+
+export interface RepoConfigLimits {
+  defaultAgent: AgentPreset;
+  defaultMaxMinutes: number;
+  maxMinutesCeiling: number;
+}
+
+export interface RepoConfigError {
+  /** The YAML key (snake_case), or `(file)` when the file as a whole is wrong. */
+  key: string;
+  message: string;
+}
+
+export type RepoConfigResult = { ok: true; config: RepoConfig } | { ok: false; errors: RepoConfigError[] };
+
+const KNOWN_KEYS = [
+  "agent",
+  "command",
+  "model",
+  "instructions",
+  "max_minutes",
+  "branch_prefix",
+  "draft",
+  "backend",
+  "priority",
+] as const;
+
+/** Keys Probot's config loader may leave behind; never an error. */
+const LOADER_KEYS = new Set(["_extends"]);
+
+const MAX_INSTRUCTIONS = 4000;
+const MAX_COMMAND_ARGS = 64;
+const MAX_COMMAND_ARG_LENGTH = 1000;
+const MAX_BRANCH_PREFIX = 100;
+
+/**
+ * Shows a value from the file inside a Markdown code span, shortened: the message ends up in a
+ * GitHub comment, and an `@name` or a link in a code span pings and renders nobody.
+ */
+function show(value: unknown): string {
+  let text: string;
+  if (typeof value === "string") text = value;
+  else if (value === null || value === undefined) text = String(value);
+  else {
+    try {
+      text = JSON.stringify(value) ?? String(value);
+    } catch {
+      text = String(value);
+    }
+  }
+  const flat = text.replace(/[`\r\n\t]/g, " ");
+  const short = flat.length > 40 ? `${flat.slice(0, 37)}...` : flat;
+  return `\`${short}\``;
+}
+
+function describeType(value: unknown): string {
+  if (value === null) return "empty";
+  if (Array.isArray(value)) return "a list";
+  if (typeof value === "object") return "a mapping";
+  return `${show(value)}`;
+}
+
+function buildSchema(limits: RepoConfigLimits) {
+  const ceiling = limits.maxMinutesCeiling;
+  return z
+    .object({
+      agent: z
+        .unknown()
+        .transform((value, ctx): AgentPreset => {
+          if (value === undefined || value === null) return limits.defaultAgent;
+          if (typeof value === "string" && (AGENT_PRESETS as readonly string[]).includes(value)) {
+            return value as AgentPreset;
+          }
+          ctx.addIssue({
+            code: z.ZodIssueCode.custom,
+            message: `${describeType(value)} is not an agent preset; use one of ${AGENT_PRESETS.map((p) => `\`${p}\``).join(", ")}`,
+          });
+          return z.NEVER;
+        }),
+      command: z.unknown().transform((value, ctx): string[] | undefined => {
+        if (value === undefined || value === null) return undefined;
+        if (!Array.isArray(value) || value.length === 0 || !value.every((arg) => typeof arg === "string" && arg !== "")) {
+          ctx.addIssue({
+            code: z.ZodIssueCode.custom,
+            message: `must be a non-empty list of strings, one per argument (for example \`["my-agent", "--task-file", "{prompt_file}"]\`), not ${describeType(value)}`,
+          });
+          return z.NEVER;
+        }
+        const args = value as string[];
+        if (args.length > MAX_COMMAND_ARGS || args.some((arg) => arg.length > MAX_COMMAND_ARG_LENGTH || arg.includes("\0"))) {
+          ctx.addIssue({
+            code: z.ZodIssueCode.custom,
+            message: `may have at most ${MAX_COMMAND_ARGS} arguments of at most ${MAX_COMMAND_ARG_LENGTH} characters each`,
+          });
+          return z.NEVER;
+        }
+        if (!args.some((arg) => arg.includes("{prompt_file}") || arg.includes("{prompt}"))) {
+          ctx.addIssue({
+            code: z.ZodIssueCode.custom,
+            message: "must contain `{prompt_file}` (the path of a file with the prompt) or `{prompt}` (the prompt itself) in one of its arguments",
+          });
+          return z.NEVER;
+        }
+        return args;
+      }),
+      model: z.unknown().transform((value, ctx): string | undefined => {
+        if (value === undefined || value === null) return undefined;
+        // The model lands in argv after `--model`: a leading dash would read as another flag.
+        if (typeof value !== "string" || !/^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$/.test(value)) {
+          ctx.addIssue({
+            code: z.ZodIssueCode.custom,
+            message: `${describeType(value)} is not a model name; use letters, digits and \`. _ : / @ + -\`, starting with a letter or digit (for example \`claude-sonnet-4-5\` or \`anthropic/claude-sonnet-4-5\`)`,
+          });
+          return z.NEVER;
+        }
+        return value;
+      }),
+      instructions: z.unknown().transform((value, ctx): string | undefined => {
+        if (value === undefined || value === null) return undefined;
+        if (typeof value !== "string") {
+          ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be text, not ${describeType(value)}` });
+          return z.NEVER;
+        }
+        if (value.length > MAX_INSTRUCTIONS) {
+          ctx.addIssue({
+            code: z.ZodIssueCode.custom,
+            message: `${value.length} characters long; at most ${MAX_INSTRUCTIONS} are allowed (they are prepended to every prompt)`,
+          });
+          return z.NEVER;
+        }
+        return value.trim() === "" ? undefined : value;
+      }),
+      max_minutes: z.unknown().transform((value, ctx): number => {
+        if (value === undefined || value === null) return Math.min(limits.defaultMaxMinutes, ceiling);
+        if (typeof value !== "number" || !Number.isInteger(value) || value < 1) {
+          ctx.addIssue({
+            code: z.ZodIssueCode.custom,
+            message: `${describeType(value)} is not a whole number of minutes; use 1 to ${ceiling}`,
+          });
+          return z.NEVER;
+        }
+        if (value > ceiling) {
+          ctx.addIssue({
+            code: z.ZodIssueCode.custom,
+            message: `${value} is above this installation's ceiling of ${ceiling} minutes; use 1 to ${ceiling}`,
+          });
+          return z.NEVER;
+        }
+        return value;
+      }),
+      branch_prefix: z.unknown().transform((value, ctx): string => {
+        if (value === undefined || value === null) return "agent/";
+        const problem = branchPrefixProblem(value);
+        if (problem) {
+          ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${describeType(value)} ${problem}` });
+          return z.NEVER;
+        }
+        return value as string;
+      }),
+      draft: z.unknown().transform((value, ctx): boolean => {
+        if (value === undefined || value === null) return true;
+        if (typeof value !== "boolean") {
+          ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be \`true\` or \`false\`, not ${describeType(value)}` });
+          return z.NEVER;
+        }
+        return value;
+      }),
+      backend: z.unknown().transform((value, ctx): RepoBackend => {
+        if (value === undefined || value === null) return "local";
+        if (typeof value === "string" && (AVAILABLE_BACKENDS as readonly string[]).includes(value)) {
+          return value as RepoBackend;
+        }
+        const available = AVAILABLE_BACKENDS.map((b) => `\`${b}\``).join(", ");
+        const planned = typeof value === "string" && (PLANNED_BACKENDS as readonly string[]).includes(value);
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          message: planned
+            ? `${show(value)} is not available on this installation yet; available: ${available}`
+            : `${describeType(value)} is not a backend; available: ${available}`,
+        });
+        return z.NEVER;
+      }),
+      priority: z.unknown().transform((value, ctx): number => {
+        if (value === undefined || value === null) return 0;
+        if (typeof value !== "number" || !Number.isInteger(value) || value < -10 || value > 10) {
+          ctx.addIssue({
+            code: z.ZodIssueCode.custom,
+            message: `${describeType(value)} is not a whole number from -10 to 10 (higher runs sooner; default 0)`,
+          });
+          return z.NEVER;
+        }
+        return value;
+      }),
+    });
+}
+
+function branchPrefixProblem(value: unknown): string | null {
+  if (typeof value !== "string" || value === "") return "is not a branch prefix; use text such as `agent/`";
+  if (value.length > MAX_BRANCH_PREFIX) return `is longer than ${MAX_BRANCH_PREFIX} characters`;
+  if (!/^[A-Za-z0-9._/-]+$/.test(value)) return "may only use letters, digits and `. _ / -`";
+  if (value.startsWith("-") || value.startsWith("/")) return "must not start with `-` or `/`";
+  if (value.includes("..")) return "must not contain `..`";
+  // git check-ref-format: no empty path component, none starting with `.` or ending in `.lock`.
+  if (value.includes("//")) return "must not contain `//`";
+  const components = value.split("/");
+  if (components.some((c) => c.startsWith("."))) return "must not have a path part starting with `.`";
+  if (components.some((c) => c.endsWith(".lock"))) return "must not have a path part ending in `.lock`";
+  return null;
+}
+
+/** Edit distance counting a swap of two neighbours as one edit (`agnet` is one away from `agent`). */
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let best = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = best;
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+function suggestKey(key: string): string | undefined {
+  // `maxMinutes`, `max-minutes`, `Max_Minutes` all mean `max_minutes`.
+  const normalised = key
+    .replace(/([a-z0-9])([A-Z])/g, "$1_$2")
+    .replace(/-/g, "_")
+    .toLowerCase();
+  let best: { key: string; distance: number } | undefined;
+  for (const known of KNOWN_KEYS) {
+    const distance = editDistance(normalised, known);
+    if (!best || distance < best.distance) best = { key: known, distance };
+  }
+  if (!best) return undefined;
+  const allowed = best.key.length <= 5 ? 1 : 2;
+  return best.distance <= allowed ? best.key : undefined;
+}
+
+export function parseRepoConfig(raw: unknown, limits: RepoConfigLimits): RepoConfigResult {
+  const input = raw === null || raw === undefined ? {} : raw;
+  if (typeof input !== "object" || Array.isArray(input)) {
+    return {
+      ok: false,
+      errors: [{ key: "(file)", message: `must be a mapping of keys to values (such as \`agent: claude-code\`), not ${describeType(input)}` }],
+    };
+  }
+
+  const errors: RepoConfigError[] = [];
+  const record = input as Record<string, unknown>;
+
+  for (const key of Object.keys(record)) {
+    if ((KNOWN_KEYS as readonly string[]).includes(key) || LOADER_KEYS.has(key)) continue;
+    const suggestion = suggestKey(key);
+    errors.push({
+      key,
+      message: suggestion
+        ? `unknown setting; did you mean \`${suggestion}\`?`
+        : `unknown setting; the settings are ${KNOWN_KEYS.map((k) => `\`${k}\``).join(", ")}`,
+    });
+  }
+
+  const parsed = buildSchema(limits).safeParse(record);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      errors.push({ key: String(issue.path[0] ?? "(file)"), message: issue.message });
+    }
+  }
+
+  // Cross-key rule, checked on the raw values so it is reported even when another key is bad.
+  const agent = record.agent ?? limits.defaultAgent;
+  const agentIsValid = typeof agent === "string" && (AGENT_PRESETS as readonly string[]).includes(agent);
+  const hasCommand = record.command !== undefined && record.command !== null;
+  if (agent === "command" && !hasCommand && !errors.some((e) => e.key === "command")) {
+    errors.push({
+      key: "command",
+      message: "required when `agent: command`; give the argv as a list, for example `[\"my-agent\", \"--task-file\", \"{prompt_file}\"]`",
+    });
+  }
+  if (agentIsValid && agent !== "command" && hasCommand && !errors.some((e) => e.key === "command")) {
+    errors.push({
+      key: "command",
+      message: `only used with \`agent: command\`; remove it or set \`agent: command\` (the agent here is ${show(agent)})`,
+    });
+  }
+
+  if (errors.length > 0 || !parsed.success) return { ok: false, errors };
+
+  const data = parsed.data;
+  const config: RepoConfig = {
+    agent: data.agent,
+    maxMinutes: data.max_minutes,
+    branchPrefix: data.branch_prefix,
+    draft: data.draft,
+    backend: data.backend,
+    priority: data.priority,
+  };
+  if (data.command !== undefined) config.command = data.command;
+  if (data.model !== undefined) config.model = data.model;
+  if (data.instructions !== undefined) config.instructions = data.instructions;
+  return { ok: true, config };
+}
+
+/** The errors as Markdown for a comment on the issue: the file's path, then one bullet per key. */
+export function formatRepoConfigErrors(errors: RepoConfigError[]): string {
+  const bullets = errors.map((error) => {
+    const key = error.key === "(file)" ? "the file as a whole" : show(error.key);
+    return `- ${key}: ${error.message}`;
+  });
+  const heading = `**\`${REPO_CONFIG_PATH}\` has ${errors.length === 1 ? "a problem" : `${errors.length} problems`}; fix ${errors.length === 1 ? "it" : "them"} on the default branch and try again:**`;
+  return [heading, "", ...bullets].join("\n");
+}

@@ -1,0 +1,190 @@
+import { parse } from "yaml";
+import { describe, expect, it } from "vitest";
+import {
+  formatRepoConfigErrors,
+  parseRepoConfig,
+  type RepoConfigError,
+  type RepoConfigResult,
+} from "../../src/config/repo-config.js";
+
+const limits = { defaultAgent: "claude-code" as const, defaultMaxMinutes: 30, maxMinutesCeiling: 55 };
+
+function fromYaml(text: string): RepoConfigResult {
+  return parseRepoConfig(parse(text) as unknown, limits);
+}
+
+function errorsOf(result: RepoConfigResult): RepoConfigError[] {
+  if (result.ok) throw new Error(`expected errors, got ${JSON.stringify(result.config)}`);
+  return result.errors;
+}
+
+function errorFor(result: RepoConfigResult, key: string): string {
+  const error = errorsOf(result).find((e) => e.key === key);
+  if (!error) throw new Error(`no error for ${key}: ${JSON.stringify(errorsOf(result))}`);
+  return error.message;
+}
+
+describe("parseRepoConfig", () => {
+  it("uses the installation's defaults when the repository has no file", () => {
+    for (const raw of [null, undefined, {}]) {
+      expect(parseRepoConfig(raw, limits)).toEqual({
+        ok: true,
+        config: { agent: "claude-code", maxMinutes: 30, branchPrefix: "agent/", draft: true, backend: "local", priority: 0 },
+      });
+    }
+  });
+
+  it("reads every key from YAML into camelCase", () => {
+    const result = fromYaml(`
+agent: aider
+model: sonnet
+instructions: |
+  Run the tests with npm test.
+max_minutes: 45
+branch_prefix: bots/agent-
+draft: false
+backend: local
+priority: -3
+`);
+    expect(result).toEqual({
+      ok: true,
+      config: {
+        agent: "aider",
+        model: "sonnet",
+        instructions: "Run the tests with npm test.\n",
+        maxMinutes: 45,
+        branchPrefix: "bots/agent-",
+        draft: false,
+        backend: "local",
+        priority: -3,
+      },
+    });
+  });
+
+  it("accepts a custom command that takes the prompt file", () => {
+    const result = fromYaml(`
+agent: command
+command: ["./scripts/agent.sh", "--task={prompt_file}"]
+`);
+    expect(result.ok && result.config.command).toEqual(["./scripts/agent.sh", "--task={prompt_file}"]);
+  });
+
+  it("requires a command for agent: command, and one that takes the prompt", () => {
+    expect(errorFor(fromYaml("agent: command"), "command")).toMatch(/required when `agent: command`/);
+    expect(errorFor(fromYaml('agent: command\ncommand: ["my-agent", "--go"]'), "command")).toMatch(/\{prompt_file\}.*\{prompt\}/);
+    expect(errorFor(fromYaml('agent: command\ncommand: "my-agent {prompt}"'), "command")).toMatch(/list of strings/);
+    expect(errorFor(fromYaml("agent: command\ncommand: []"), "command")).toMatch(/non-empty list/);
+  });
+
+  it("refuses a command with a preset agent", () => {
+    expect(errorFor(fromYaml('agent: aider\ncommand: ["x", "{prompt}"]'), "command")).toMatch(/only used with `agent: command`/);
+  });
+
+  it("names the agent presets when the agent is unknown", () => {
+    expect(errorFor(fromYaml("agent: claude"), "agent")).toBe(
+      "`claude` is not an agent preset; use one of `opencode`, `claude-code`, `aider`, `codex`, `command`",
+    );
+  });
+
+  it("names the ceiling when max_minutes is above it", () => {
+    expect(errorFor(fromYaml("max_minutes: 90"), "max_minutes")).toBe(
+      "90 is above this installation's ceiling of 55 minutes; use 1 to 55",
+    );
+    expect(errorFor(fromYaml("max_minutes: 0"), "max_minutes")).toMatch(/use 1 to 55/);
+    expect(errorFor(fromYaml("max_minutes: 2.5"), "max_minutes")).toMatch(/whole number/);
+    expect(errorFor(fromYaml('max_minutes: "30"'), "max_minutes")).toMatch(/whole number/);
+  });
+
+  it("keeps the default max minutes under a lower ceiling", () => {
+    const result = parseRepoConfig(null, { ...limits, maxMinutesCeiling: 20 });
+    expect(result.ok && result.config.maxMinutes).toBe(20);
+  });
+
+  it("limits instructions to 4000 characters", () => {
+    expect(parseRepoConfig({ instructions: "x".repeat(4000) }, limits).ok).toBe(true);
+    expect(errorFor(parseRepoConfig({ instructions: "x".repeat(4001) }, limits), "instructions")).toMatch(/at most 4000/);
+    expect(errorFor(parseRepoConfig({ instructions: ["a"] }, limits), "instructions")).toMatch(/must be text/);
+  });
+
+  it("only accepts safe branch prefixes", () => {
+    for (const good of ["agent/", "bots/agent-", "ai.work/", "x"]) {
+      expect(parseRepoConfig({ branch_prefix: good }, limits).ok, good).toBe(true);
+    }
+    const bad: Record<string, RegExp> = {
+      "-rf/": /must not start with `-` or `\/`/,
+      "/abs/": /must not start with/,
+      "a/../b/": /`\.\.`/,
+      "a b/": /letters, digits/,
+      "a;rm/": /letters, digits/,
+      "a//b": /`\/\/`/,
+      "a/.hidden/": /starting with `\.`/,
+      "refs.lock/": /`\.lock`/,
+      "": /not a branch prefix/,
+    };
+    for (const [prefix, message] of Object.entries(bad)) {
+      expect(errorFor(parseRepoConfig({ branch_prefix: prefix }, limits), "branch_prefix"), prefix).toMatch(message);
+    }
+  });
+
+  it("says which backends are available, also for one that is planned", () => {
+    expect(errorFor(fromYaml("backend: gce"), "backend")).toBe("`gce` is not available on this installation yet; available: `local`");
+    expect(errorFor(fromYaml("backend: cloud"), "backend")).toBe("`cloud` is not a backend; available: `local`");
+  });
+
+  it("checks draft, priority and model", () => {
+    expect(errorFor(fromYaml("draft: maybe"), "draft")).toMatch(/`true` or `false`/);
+    expect(errorFor(fromYaml("priority: 11"), "priority")).toMatch(/-10 to 10/);
+    expect(errorFor(fromYaml("priority: -11"), "priority")).toMatch(/-10 to 10/);
+    expect(errorFor(fromYaml("model: --dangerous"), "model")).toMatch(/not a model name/);
+    expect(fromYaml("model: anthropic/claude-sonnet-4-5").ok).toBe(true);
+  });
+
+  it("names an unknown key with a suggestion for a near miss", () => {
+    expect(errorFor(fromYaml("max_minute: 20"), "max_minute")).toBe("unknown setting; did you mean `max_minutes`?");
+    expect(errorFor(fromYaml("maxMinutes: 20"), "maxMinutes")).toBe("unknown setting; did you mean `max_minutes`?");
+    expect(errorFor(fromYaml("branch-prefix: x/"), "branch-prefix")).toBe("unknown setting; did you mean `branch_prefix`?");
+    expect(errorFor(fromYaml("agnet: aider"), "agnet")).toBe("unknown setting; did you mean `agent`?");
+    expect(errorFor(fromYaml("budget: 10"), "budget")).toMatch(/^unknown setting; the settings are `agent`, /);
+  });
+
+  it("ignores the _extends key Probot's loader understands", () => {
+    expect(parseRepoConfig({ _extends: ".github", draft: false }, limits).ok).toBe(true);
+  });
+
+  it("reports every bad key together", () => {
+    const errors = errorsOf(fromYaml("agent: nope\nmax_minutes: 100\ndraft: 1\nbackend: k8s\nmax_minute: 2"));
+    expect(errors.map((e) => e.key).sort()).toEqual(["agent", "backend", "draft", "max_minute", "max_minutes"]);
+  });
+
+  it("refuses a file that is not a mapping", () => {
+    expect(errorFor(parseRepoConfig(["agent"], limits), "(file)")).toMatch(/mapping/);
+    expect(errorFor(parseRepoConfig("agent: aider", limits), "(file)")).toMatch(/mapping/);
+  });
+});
+
+describe("formatRepoConfigErrors", () => {
+  it("shows the file's path and one bullet per key", () => {
+    const text = formatRepoConfigErrors(errorsOf(fromYaml("max_minute: 2\nbackend: gce")));
+    expect(text).toBe(
+      [
+        "**`.github/agent-work.yml` has 2 problems; fix them on the default branch and try again:**",
+        "",
+        "- `max_minute`: unknown setting; did you mean `max_minutes`?",
+        "- `backend`: `gce` is not available on this installation yet; available: `local`",
+      ].join("\n"),
+    );
+  });
+
+  it("keeps values from the file inside code spans, so they cannot ping or break out", () => {
+    const text = formatRepoConfigErrors(errorsOf(parseRepoConfig({ "@admin`x\n# head": 1, agent: "@octocat `rm`" }, limits)));
+    expect(text).toContain("- `@admin x # head`: unknown setting");
+    expect(text).toContain("- `agent`: `@octocat  rm ` is not an agent preset");
+    expect(text.split("\n").filter((line) => line.startsWith("- "))).toHaveLength(2);
+  });
+
+  it("shortens long values", () => {
+    const text = formatRepoConfigErrors(errorsOf(parseRepoConfig({ backend: "x".repeat(200) }, limits)));
+    expect(text).toContain(`\`${"x".repeat(37)}...\``);
+    expect(text).not.toContain("x".repeat(41));
+  });
+});
