@@ -1,0 +1,438 @@
+import { readFileSync } from "node:fs";
+import { isAbsolute, resolve } from "node:path";
+import { z } from "zod";
+import { AGENT_PRESETS, type AgentPreset } from "../agents/presets.js";
+
+/**
+ * The controller's configuration, loaded once from an `env` argument (never `process.env` directly,
+ * so tests pass their own). Each variable has its own zod schema; all of them are checked, then the
+ * cross-field rules, and every problem comes back together, each naming the variable, the bad value
+ * (masked when it is a secret) and what would be valid. `.env.example` lists exactly
+ * `CONTROLLER_ENV_VARS` (a test checks it).
+ */
+export interface ControllerConfig {
+  appId?: number;
+  privateKey?: string;
+  webhookSecret?: string;
+  gheHost?: string;
+  gheProtocol: "https" | "http";
+  port: number;
+  host: string;
+  logLevel: LogLevel;
+  production: boolean;
+  /** Absolute. */
+  dataDir: string;
+  /** Base URL of this controller as GitHub users reach it, without a trailing slash. */
+  publicUrl?: string;
+  triggerLabel: string;
+  maxConcurrentJobs: number;
+  defaultAgent: AgentPreset;
+  defaultMaxMinutes: number;
+  maxMinutesCeiling: number;
+  leaseSeconds: number;
+  statusUpdateIntervalSeconds: number;
+  schedulerIntervalMs: number;
+  localSandbox: "bwrap" | "none";
+  /** Absolute paths the sandboxed agent may read. */
+  sandboxRoBinds: string[];
+  /** Environment handed to the agent, name → value. The values are secrets. */
+  agentEnv: Record<string, string>;
+  requiredPermission: "write" | "maintain" | "admin";
+  gitAuthor: { name: string; email: string };
+}
+
+export type LoadControllerConfigResult =
+  | { ok: true; config: ControllerConfig; warnings: string[] }
+  | { ok: false; errors: string[] };
+
+const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal"] as const;
+type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Installation tokens live one hour; a job must finish (and push) inside that. */
+const TOKEN_LIFETIME_MINUTES = 60;
+const SAFE_MAX_MINUTES = 55;
+
+/** Controller secrets the agent must never receive, whatever AGENT_ENV_PASSTHROUGH says (R12). */
+const NEVER_PASSED_TO_AGENT = [
+  "APP_ID",
+  "PRIVATE_KEY",
+  "PRIVATE_KEY_PATH",
+  "WEBHOOK_SECRET",
+  "DATABASE_URL",
+  // GitHub credentials: the agent holds none; the worker pushes with a repo-scoped token of its own.
+  "GITHUB_TOKEN",
+  "GH_TOKEN",
+];
+
+export interface ControllerEnvVar {
+  name: string;
+  /** One line, for `.env.example` and `--help`. */
+  description: string;
+  /** As written in the environment; absent when the variable has no default. */
+  default?: string;
+  secret: boolean;
+}
+
+export const CONTROLLER_ENV_VARS: readonly ControllerEnvVar[] = [
+  { name: "APP_ID", secret: false, description: "The GitHub App's id. Leave unset to serve the setup page that registers the app from app.yml." },
+  { name: "PRIVATE_KEY", secret: true, description: "The GitHub App's private key (PEM); newlines may be written as \\n. Set this or PRIVATE_KEY_PATH, not both." },
+  { name: "PRIVATE_KEY_PATH", secret: false, description: "Path of a file holding the GitHub App's private key (PEM), instead of PRIVATE_KEY." },
+  { name: "WEBHOOK_SECRET", secret: true, description: "The GitHub App's webhook secret; required with APP_ID; use at least 32 random characters." },
+  { name: "GHE_HOST", secret: false, description: "GitHub Enterprise Server host name (e.g. github.example.com); unset for github.com." },
+  { name: "GHE_PROTOCOL", secret: false, default: "https", description: "Protocol for GHE_HOST: https or http." },
+  { name: "PORT", secret: false, default: "3000", description: "Port the webhook server, job pages and /metrics listen on." },
+  { name: "HOST", secret: false, default: "0.0.0.0", description: "Address the server binds to." },
+  { name: "LOG_LEVEL", secret: false, default: "info", description: "Log level: trace, debug, info, warn, error or fatal." },
+  { name: "NODE_ENV", secret: false, description: "Set to production in production: then a missing APP_ID is an error instead of the setup page." },
+  { name: "DATA_DIR", secret: false, default: "./data", description: "Folder for the embedded database and job logs; relative paths are resolved against the working directory." },
+  { name: "PUBLIC_URL", secret: false, description: "Public base URL of this controller, for the job page and the check run's Details link." },
+  { name: "TRIGGER_LABEL", secret: false, default: "agent-work", description: "The issue label that starts a job." },
+  { name: "MAX_CONCURRENT_JOBS", secret: false, default: "2", description: "Jobs that may run at the same time on this controller." },
+  { name: "DEFAULT_AGENT", secret: false, default: "claude-code", description: "Agent for repositories that do not choose one: opencode, claude-code, aider, codex or command." },
+  { name: "DEFAULT_MAX_MINUTES", secret: false, default: "30", description: "Minutes a job may run when the repository does not say; at most MAX_MINUTES_CEILING." },
+  { name: "MAX_MINUTES_CEILING", secret: false, default: "55", description: "The most minutes any repository may ask for; installation tokens live one hour, so keep it at 55 or below." },
+  { name: "LEASE_SECONDS", secret: false, default: "60", description: "How long a controller's claim on a job lasts without a heartbeat before another may take it over." },
+  { name: "STATUS_UPDATE_INTERVAL_SECONDS", secret: false, default: "10", description: "Seconds between updates of the check run and status comment while a job runs." },
+  { name: "SCHEDULER_INTERVAL_MS", secret: false, default: "1000", description: "Milliseconds between scheduler passes that claim queued jobs." },
+  { name: "LOCAL_SANDBOX", secret: false, default: "bwrap", description: "Sandbox for the agent on the local backend: bwrap (bubblewrap) or none (unsandboxed, as the controller's user)." },
+  { name: "SANDBOX_RO_BINDS", secret: false, description: "Comma-separated absolute paths the sandboxed agent may read, e.g. where the agent CLI is installed." },
+  { name: "AGENT_ENV_PASSTHROUGH", secret: false, description: "Comma-separated names of controller environment variables handed to the agent, e.g. ANTHROPIC_API_KEY." },
+  { name: "REQUIRED_PERMISSION", secret: false, default: "write", description: "Least repository permission a person needs to start or stop work: write, maintain or admin." },
+  { name: "GIT_AUTHOR_NAME", secret: false, default: "agent-work[bot]", description: "Author name of the agent's commits." },
+  { name: "GIT_AUTHOR_EMAIL", secret: false, default: "agent-work[bot]@users.noreply.github.com", description: "Author email of the agent's commits (GitHub links <app-user-id>+<slug>[bot]@users.noreply.github.com to the app)." },
+];
+
+const SECRET_VARS = new Set(CONTROLLER_ENV_VARS.filter((v) => v.secret).map((v) => v.name));
+
+function defaultOf(name: string): string {
+  const value = CONTROLLER_ENV_VARS.find((v) => v.name === name)?.default;
+  if (value === undefined) throw new Error(`${name} has no default`);
+  return value;
+}
+
+function mask(value: string): string {
+  return `**** (${value.length} chars)`;
+}
+
+/** How a bad value is shown in an error: masked when secret, shortened and quoted otherwise. */
+function showValue(name: string, value: string): string {
+  if (SECRET_VARS.has(name)) return mask(value);
+  const short = value.length > 80 ? `${value.slice(0, 77)}...` : value;
+  return JSON.stringify(short);
+}
+
+/** An empty value (`PORT=` in a .env file) means "use the default", like an absent one. */
+function blankToUndefined(value: string | undefined): string | undefined {
+  return value === undefined || value.trim() === "" ? undefined : value.trim();
+}
+
+function integer(name: string, min: number, max: number, why = "") {
+  const fallback = Number(defaultOf(name));
+  return z.string().optional().transform((raw, ctx) => {
+    const value = blankToUndefined(raw);
+    if (value === undefined) return fallback;
+    const parsed = /^-?\d+$/.test(value) ? Number(value) : Number.NaN;
+    if (!Number.isSafeInteger(parsed) || parsed < min || parsed > max) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected a whole number from ${min} to ${max}${why} (default ${fallback})` });
+      return z.NEVER;
+    }
+    return parsed;
+  });
+}
+
+function oneOf<const T extends readonly string[]>(name: string, values: T) {
+  const fallback = defaultOf(name) as T[number];
+  return z.string().optional().transform((raw, ctx): T[number] => {
+    const value = blankToUndefined(raw);
+    if (value === undefined) return fallback;
+    if (!(values as readonly string[]).includes(value)) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected one of ${values.join(", ")} (default ${fallback})` });
+      return z.NEVER;
+    }
+    return value as T[number];
+  });
+}
+
+function text(name: string, check?: (value: string) => string | null) {
+  const fallback = defaultOf(name);
+  return z.string().optional().transform((raw, ctx) => {
+    const value = blankToUndefined(raw);
+    if (value === undefined) return fallback;
+    const problem = check?.(value);
+    if (problem) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+      return z.NEVER;
+    }
+    return value;
+  });
+}
+
+function optionalText(check?: (value: string) => string | null) {
+  return z.string().optional().transform((raw, ctx) => {
+    const value = blankToUndefined(raw);
+    if (value === undefined) return undefined;
+    const problem = check?.(value);
+    if (problem) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+      return z.NEVER;
+    }
+    return value;
+  });
+}
+
+function commaList(raw: string | undefined): string[] {
+  const value = blankToUndefined(raw);
+  if (value === undefined) return [];
+  return [...new Set(value.split(",").map((item) => item.trim()).filter((item) => item !== ""))];
+}
+
+const PEM_PRIVATE_KEY = /-----BEGIN ([A-Z]+ )?PRIVATE KEY-----[\s\S]+-----END ([A-Z]+ )?PRIVATE KEY-----/;
+const PEM_ADVICE = "expected a PEM private key from -----BEGIN RSA PRIVATE KEY----- to -----END RSA PRIVATE KEY----- (the .pem file GitHub gave you; newlines may be written as \\n)";
+
+/** `.env` files and container platforms often flatten a PEM onto one line with literal `\n`. */
+function unescapePem(value: string): string {
+  return value.replace(/\\r\\n|\\n/g, "\n").trim();
+}
+
+const FIELDS = {
+  APP_ID: optionalText((v) => (/^[1-9]\d{0,15}$/.test(v) ? null : "expected a positive whole number: the App ID on the GitHub App's settings page")),
+  PRIVATE_KEY: optionalText((v) => (PEM_PRIVATE_KEY.test(unescapePem(v)) ? null : PEM_ADVICE)),
+  PRIVATE_KEY_PATH: optionalText(),
+  WEBHOOK_SECRET: optionalText(),
+  GHE_HOST: optionalText((v) =>
+    /^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:\d{1,5})?$/.test(v)
+      ? null
+      : "expected a host name such as github.example.com, without https:// or a path (set GHE_PROTOCOL for http)",
+  ),
+  GHE_PROTOCOL: oneOf("GHE_PROTOCOL", ["https", "http"] as const),
+  PORT: integer("PORT", 1, 65535),
+  HOST: text("HOST", (v) => (/\s/.test(v) ? "expected an address to bind to, such as 0.0.0.0, 127.0.0.1 or ::" : null)),
+  LOG_LEVEL: oneOf("LOG_LEVEL", LOG_LEVELS),
+  NODE_ENV: optionalText(),
+  DATA_DIR: text("DATA_DIR"),
+  PUBLIC_URL: optionalText((v) => {
+    try {
+      const url = new URL(v);
+      if (url.protocol !== "https:" && url.protocol !== "http:") throw new Error("scheme");
+      if (url.username || url.password) return "expected a URL without credentials in it";
+      if (url.search || url.hash) return "expected a base URL without ?query or #fragment, such as https://agent-work.example.com";
+      return null;
+    } catch {
+      return "expected an http(s) URL such as https://agent-work.example.com";
+    }
+  }),
+  TRIGGER_LABEL: text("TRIGGER_LABEL", (v) => (v.length > 50 ? "expected a GitHub label name of at most 50 characters" : null)),
+  MAX_CONCURRENT_JOBS: integer("MAX_CONCURRENT_JOBS", 1, 1000),
+  DEFAULT_AGENT: oneOf("DEFAULT_AGENT", AGENT_PRESETS),
+  DEFAULT_MAX_MINUTES: integer("DEFAULT_MAX_MINUTES", 1, TOKEN_LIFETIME_MINUTES),
+  MAX_MINUTES_CEILING: integer(
+    "MAX_MINUTES_CEILING",
+    1,
+    TOKEN_LIFETIME_MINUTES,
+    ", because the installation token a job pushes with lives one hour",
+  ),
+  LEASE_SECONDS: integer("LEASE_SECONDS", 5, 3600),
+  STATUS_UPDATE_INTERVAL_SECONDS: integer("STATUS_UPDATE_INTERVAL_SECONDS", 1, 3600),
+  SCHEDULER_INTERVAL_MS: integer("SCHEDULER_INTERVAL_MS", 50, 600_000),
+  LOCAL_SANDBOX: oneOf("LOCAL_SANDBOX", ["bwrap", "none"] as const),
+  SANDBOX_RO_BINDS: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      const paths = commaList(raw);
+      const relative = paths.filter((p) => !isAbsolute(p));
+      if (relative.length > 0) {
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          message: `expected comma-separated absolute paths; not absolute: ${relative.map((p) => JSON.stringify(p)).join(", ")}`,
+        });
+        return z.NEVER;
+      }
+      return paths.map((p) => resolve(p));
+    }),
+  AGENT_ENV_PASSTHROUGH: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      const names = commaList(raw);
+      const malformed = names.filter((n) => !/^[A-Za-z_][A-Za-z0-9_]*$/.test(n));
+      if (malformed.length > 0) {
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          message: `expected comma-separated environment variable names such as ANTHROPIC_API_KEY; not a name: ${malformed.map((n) => JSON.stringify(n)).join(", ")}`,
+        });
+        return z.NEVER;
+      }
+      return names;
+    }),
+  REQUIRED_PERMISSION: oneOf("REQUIRED_PERMISSION", ["write", "maintain", "admin"] as const),
+  GIT_AUTHOR_NAME: text("GIT_AUTHOR_NAME", (v) => (/[<>\n\r\0]/.test(v) ? "expected a name without <, > or line breaks" : null)),
+  GIT_AUTHOR_EMAIL: text("GIT_AUTHOR_EMAIL", (v) =>
+    /^[^\s<>@]+@[^\s<>@]+$/.test(v) ? null : "expected an email address such as agent-work[bot]@users.noreply.github.com",
+  ),
+} satisfies Record<string, z.ZodType<unknown, z.ZodTypeDef, string | undefined>>;
+
+type FieldName = keyof typeof FIELDS;
+type Fields = { [K in FieldName]: z.output<(typeof FIELDS)[K]> };
+
+export function loadControllerConfig(env: Record<string, string | undefined>): LoadControllerConfigResult {
+  const errors: string[] = [];
+  const warnings: string[] = [];
+  const values: Partial<Fields> = {};
+
+  for (const name of Object.keys(FIELDS) as FieldName[]) {
+    const raw = env[name];
+    const parsed = FIELDS[name].safeParse(raw);
+    if (parsed.success) {
+      (values as Record<string, unknown>)[name] = parsed.data;
+    } else {
+      for (const issue of parsed.error.issues) {
+        errors.push(`${name}=${showValue(name, raw ?? "")}: ${issue.message}`);
+      }
+    }
+  }
+  const fail = (name: string, message: string) => errors.push(`${name}${env[name] !== undefined ? `=${showValue(name, env[name] ?? "")}` : ""}: ${message}`);
+
+  // Private key: inline or from a file, not both.
+  let privateKey = values.PRIVATE_KEY === undefined ? undefined : unescapePem(values.PRIVATE_KEY);
+  if (values.PRIVATE_KEY !== undefined && values.PRIVATE_KEY_PATH !== undefined) {
+    fail("PRIVATE_KEY_PATH", "set either PRIVATE_KEY or PRIVATE_KEY_PATH, not both");
+  } else if (values.PRIVATE_KEY_PATH !== undefined) {
+    const path = resolve(values.PRIVATE_KEY_PATH);
+    try {
+      const contents = readFileSync(path, "utf8");
+      if (PEM_PRIVATE_KEY.test(contents)) privateKey = contents.trim();
+      else fail("PRIVATE_KEY_PATH", `${path} does not hold a PEM private key; ${PEM_ADVICE}`);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
+      fail("PRIVATE_KEY_PATH", `cannot read ${path} (${code}); expected a readable file holding the GitHub App's private key`);
+    }
+  }
+
+  const appId = values.APP_ID === undefined ? undefined : Number(values.APP_ID);
+  const production = values.NODE_ENV === "production";
+  if (appId !== undefined) {
+    if (values.WEBHOOK_SECRET === undefined) {
+      fail("WEBHOOK_SECRET", "required when APP_ID is set: every webhook delivery is verified with it (the secret in the GitHub App's settings)");
+    }
+    // Raw presence, not parsed values: a malformed key already has its own error.
+    if (blankToUndefined(env.PRIVATE_KEY) === undefined && blankToUndefined(env.PRIVATE_KEY_PATH) === undefined) {
+      fail("PRIVATE_KEY", "PRIVATE_KEY or PRIVATE_KEY_PATH is required when APP_ID is set: the app signs its requests to GitHub with it");
+    }
+  } else if (production && !errors.some((e) => e.startsWith("APP_ID"))) {
+    fail("APP_ID", "required when NODE_ENV=production; without it only the setup page that registers the app would run");
+  }
+  if (values.WEBHOOK_SECRET !== undefined && values.WEBHOOK_SECRET.length < 32) {
+    warnings.push(
+      `WEBHOOK_SECRET is ${values.WEBHOOK_SECRET.length} characters long; use at least 32 random characters (for example \`openssl rand -hex 32\`) and set the same value in the GitHub App's settings`,
+    );
+  }
+  if (appId === undefined && (privateKey !== undefined || values.WEBHOOK_SECRET !== undefined)) {
+    warnings.push("PRIVATE_KEY / WEBHOOK_SECRET are set but APP_ID is not, so they are unused and the setup page runs instead");
+  }
+
+  if (
+    values.DEFAULT_MAX_MINUTES !== undefined &&
+    values.MAX_MINUTES_CEILING !== undefined &&
+    values.DEFAULT_MAX_MINUTES > values.MAX_MINUTES_CEILING
+  ) {
+    fail("DEFAULT_MAX_MINUTES", `must not exceed MAX_MINUTES_CEILING (${values.MAX_MINUTES_CEILING})`);
+  }
+  if (values.MAX_MINUTES_CEILING !== undefined && values.MAX_MINUTES_CEILING > SAFE_MAX_MINUTES) {
+    warnings.push(
+      `MAX_MINUTES_CEILING is ${values.MAX_MINUTES_CEILING}: a job that long may find its one-hour installation token expired when it pushes; ${SAFE_MAX_MINUTES} or less leaves time for clone and push`,
+    );
+  }
+
+  if (values.LOCAL_SANDBOX === "none") {
+    warnings.push(
+      "LOCAL_SANDBOX=none: on the local backend the agent runs unsandboxed as the controller's user and can read everything that user can (the data folder, other jobs' work trees); use it only for trying agent-work out",
+    );
+  }
+
+  const agentEnv: Record<string, string> = {};
+  for (const name of values.AGENT_ENV_PASSTHROUGH ?? []) {
+    if (NEVER_PASSED_TO_AGENT.includes(name)) {
+      fail("AGENT_ENV_PASSTHROUGH", `${name} must never reach the agent; remove it (the agent may not receive ${NEVER_PASSED_TO_AGENT.join(", ")})`);
+    } else if (env[name] === undefined || env[name] === "") {
+      fail("AGENT_ENV_PASSTHROUGH", `${name} is listed but not set in the controller's environment; set it or remove it from the list`);
+    } else {
+      agentEnv[name] = env[name];
+    }
+  }
+
+  if (errors.length > 0) return { ok: false, errors };
+
+  // Every field parsed (no errors), so every value is present.
+  const v = values as Fields;
+  const config: ControllerConfig = {
+    gheProtocol: v.GHE_PROTOCOL,
+    port: v.PORT,
+    host: v.HOST,
+    logLevel: v.LOG_LEVEL,
+    production,
+    dataDir: resolve(v.DATA_DIR),
+    triggerLabel: v.TRIGGER_LABEL,
+    maxConcurrentJobs: v.MAX_CONCURRENT_JOBS,
+    defaultAgent: v.DEFAULT_AGENT,
+    defaultMaxMinutes: v.DEFAULT_MAX_MINUTES,
+    maxMinutesCeiling: v.MAX_MINUTES_CEILING,
+    leaseSeconds: v.LEASE_SECONDS,
+    statusUpdateIntervalSeconds: v.STATUS_UPDATE_INTERVAL_SECONDS,
+    schedulerIntervalMs: v.SCHEDULER_INTERVAL_MS,
+    localSandbox: v.LOCAL_SANDBOX,
+    sandboxRoBinds: v.SANDBOX_RO_BINDS,
+    agentEnv,
+    requiredPermission: v.REQUIRED_PERMISSION,
+    gitAuthor: { name: v.GIT_AUTHOR_NAME, email: v.GIT_AUTHOR_EMAIL },
+  };
+  if (appId !== undefined) config.appId = appId;
+  if (privateKey !== undefined) config.privateKey = privateKey;
+  if (v.WEBHOOK_SECRET !== undefined) config.webhookSecret = v.WEBHOOK_SECRET;
+  if (v.GHE_HOST !== undefined) config.gheHost = v.GHE_HOST;
+  if (v.PUBLIC_URL !== undefined) config.publicUrl = v.PUBLIC_URL.replace(/\/+$/, "");
+  return { ok: true, config, warnings };
+}
+
+/** Every secret value in the configuration, for the redactor. */
+export function secretValues(config: ControllerConfig): string[] {
+  return [config.privateKey, config.webhookSecret, ...Object.values(config.agentEnv)].filter(
+    (value): value is string => typeof value === "string" && value !== "",
+  );
+}
+
+/** The configuration as one flat record for the start-up log line, secrets masked. */
+export function describeControllerConfig(config: ControllerConfig): Record<string, string> {
+  const optional = (value: string | number | undefined) => (value === undefined ? "(not set)" : String(value));
+  const secret = (value: string | undefined) => (value === undefined ? "(not set)" : mask(value));
+  const agentEnvNames = Object.keys(config.agentEnv);
+  return {
+    appId: optional(config.appId),
+    privateKey: secret(config.privateKey),
+    webhookSecret: secret(config.webhookSecret),
+    gheHost: optional(config.gheHost),
+    gheProtocol: config.gheProtocol,
+    port: String(config.port),
+    host: config.host,
+    logLevel: config.logLevel,
+    production: String(config.production),
+    dataDir: config.dataDir,
+    publicUrl: optional(config.publicUrl),
+    triggerLabel: config.triggerLabel,
+    maxConcurrentJobs: String(config.maxConcurrentJobs),
+    defaultAgent: config.defaultAgent,
+    defaultMaxMinutes: String(config.defaultMaxMinutes),
+    maxMinutesCeiling: String(config.maxMinutesCeiling),
+    leaseSeconds: String(config.leaseSeconds),
+    statusUpdateIntervalSeconds: String(config.statusUpdateIntervalSeconds),
+    schedulerIntervalMs: String(config.schedulerIntervalMs),
+    localSandbox: config.localSandbox,
+    sandboxRoBinds: config.sandboxRoBinds.length > 0 ? config.sandboxRoBinds.join(",") : "(none)",
+    agentEnv:
+      agentEnvNames.length > 0
+        ? agentEnvNames.map((name) => `${name}=${mask(config.agentEnv[name] ?? "")}`).join(", ")
+        : "(none)",
+    requiredPermission: config.requiredPermission,
+    gitAuthor: `${config.gitAuthor.name} <${config.gitAuthor.email}>`,
+  };
+}

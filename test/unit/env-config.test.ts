@@ -1,0 +1,322 @@
+import { generateKeyPairSync } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { parseEnv } from "node:util";
+import { afterAll, describe, expect, it } from "vitest";
+import {
+  CONTROLLER_ENV_VARS,
+  describeControllerConfig,
+  loadControllerConfig,
+  secretValues,
+  type ControllerConfig,
+  type LoadControllerConfigResult,
+} from "../../src/config/env.js";
+
+const { privateKey: PEM } = generateKeyPairSync("rsa", {
+  modulusLength: 1024,
+  privateKeyEncoding: { type: "pkcs1", format: "pem" },
+  publicKeyEncoding: { type: "spki", format: "pem" },
+});
+const WEBHOOK_SECRET = "0123456789abcdef0123456789abcdef-webhook";
+const tempDir = mkdtempSync(join(tmpdir(), "agent-work-env-"));
+afterAll(() => rmSync(tempDir, { recursive: true, force: true }));
+
+function ok(result: LoadControllerConfigResult): { config: ControllerConfig; warnings: string[] } {
+  if (!result.ok) throw new Error(`expected a config, got errors:\n${result.errors.join("\n")}`);
+  return result;
+}
+
+function errors(result: LoadControllerConfigResult): string[] {
+  if (result.ok) throw new Error("expected errors, got a config");
+  return result.errors;
+}
+
+describe(".env.example", () => {
+  const example = readFileSync(resolve(import.meta.dirname, "../../.env.example"), "utf8");
+  const lines = example.split("\n");
+
+  it("names exactly the variables the controller reads, each once", () => {
+    const named = lines.flatMap((line) => /^#?\s*([A-Z][A-Z0-9_]*)=/.exec(line)?.[1] ?? []);
+    expect([...named].sort()).toEqual(CONTROLLER_ENV_VARS.map((v) => v.name).sort());
+  });
+
+  it("describes each variable in a comment above it, with its default", () => {
+    for (const variable of CONTROLLER_ENV_VARS) {
+      const index = lines.findIndex((line) => new RegExp(`^#?\\s*${variable.name}=`).test(line));
+      const comments: string[] = [];
+      for (let i = index - 1; i >= 0 && lines[i]!.startsWith("# "); i--) comments.unshift(lines[i]!);
+      const block = comments.join("\n");
+      expect(block, variable.name).toContain(variable.description.split(";")[0]!.split(",")[0]!.slice(0, 30));
+      expect(block, variable.name).toMatch(variable.default === undefined ? /Default: unset/ : new RegExp(`Default: ${variable.default.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`, "m"));
+    }
+  });
+
+  it("keeps every default when copied to .env as it is", () => {
+    const env = parseEnv(example) as Record<string, string>;
+    expect(Object.values(env).every((value) => value === "")).toBe(true);
+    expect(ok(loadControllerConfig(env)).config).toEqual(ok(loadControllerConfig({})).config);
+  });
+});
+
+describe("loadControllerConfig", () => {
+  it("needs nothing: an empty environment gives the documented defaults", () => {
+    const { config, warnings } = ok(loadControllerConfig({}));
+    expect(config).toEqual({
+      gheProtocol: "https",
+      port: 3000,
+      host: "0.0.0.0",
+      logLevel: "info",
+      production: false,
+      dataDir: resolve("./data"),
+      triggerLabel: "agent-work",
+      maxConcurrentJobs: 2,
+      defaultAgent: "claude-code",
+      defaultMaxMinutes: 30,
+      maxMinutesCeiling: 55,
+      leaseSeconds: 60,
+      statusUpdateIntervalSeconds: 10,
+      schedulerIntervalMs: 1000,
+      localSandbox: "bwrap",
+      sandboxRoBinds: [],
+      agentEnv: {},
+      requiredPermission: "write",
+      gitAuthor: { name: "agent-work[bot]", email: "agent-work[bot]@users.noreply.github.com" },
+    });
+    expect(warnings).toEqual([]);
+    for (const variable of CONTROLLER_ENV_VARS) {
+      expect(variable.description.length, variable.name).toBeGreaterThan(10);
+      expect(variable.description, variable.name).not.toContain("\n");
+    }
+  });
+
+  it("treats an empty value like an absent one", () => {
+    expect(ok(loadControllerConfig({ PORT: "", LOG_LEVEL: " ", APP_ID: "" })).config.port).toBe(3000);
+  });
+
+  it("reads a full GitHub App configuration", () => {
+    const { config, warnings } = ok(
+      loadControllerConfig({
+        APP_ID: "1234",
+        PRIVATE_KEY: PEM,
+        WEBHOOK_SECRET,
+        GHE_HOST: "github.example.com",
+        GHE_PROTOCOL: "http",
+        PORT: "8080",
+        HOST: "127.0.0.1",
+        LOG_LEVEL: "debug",
+        NODE_ENV: "production",
+        DATA_DIR: "/var/lib/agent-work",
+        PUBLIC_URL: "https://agent-work.example.com/",
+        TRIGGER_LABEL: "ai",
+        MAX_CONCURRENT_JOBS: "5",
+        DEFAULT_AGENT: "aider",
+        DEFAULT_MAX_MINUTES: "20",
+        MAX_MINUTES_CEILING: "40",
+        LEASE_SECONDS: "30",
+        STATUS_UPDATE_INTERVAL_SECONDS: "5",
+        SCHEDULER_INTERVAL_MS: "250",
+        SANDBOX_RO_BINDS: "/opt/agents, /usr/lib/node_modules,/opt/agents",
+        REQUIRED_PERMISSION: "maintain",
+        GIT_AUTHOR_NAME: "Robot",
+        GIT_AUTHOR_EMAIL: "123+robot[bot]@users.noreply.github.com",
+      }),
+    );
+    expect(warnings).toEqual([]);
+    expect(config).toMatchObject({
+      appId: 1234,
+      privateKey: PEM.trim(),
+      webhookSecret: WEBHOOK_SECRET,
+      gheHost: "github.example.com",
+      gheProtocol: "http",
+      port: 8080,
+      host: "127.0.0.1",
+      logLevel: "debug",
+      production: true,
+      dataDir: "/var/lib/agent-work",
+      publicUrl: "https://agent-work.example.com",
+      triggerLabel: "ai",
+      maxConcurrentJobs: 5,
+      defaultAgent: "aider",
+      defaultMaxMinutes: 20,
+      maxMinutesCeiling: 40,
+      leaseSeconds: 30,
+      statusUpdateIntervalSeconds: 5,
+      schedulerIntervalMs: 250,
+      sandboxRoBinds: ["/opt/agents", "/usr/lib/node_modules"],
+      requiredPermission: "maintain",
+      gitAuthor: { name: "Robot", email: "123+robot[bot]@users.noreply.github.com" },
+    });
+  });
+
+  it("reports every bad value together, naming the variable, the value and what is valid", () => {
+    const list = errors(
+      loadControllerConfig({
+        APP_ID: "abc",
+        PORT: "99999",
+        LOG_LEVEL: "verbose",
+        GHE_HOST: "https://github.example.com/",
+        GHE_PROTOCOL: "ftp",
+        PUBLIC_URL: "not a url",
+        MAX_CONCURRENT_JOBS: "0",
+        DEFAULT_AGENT: "copilot",
+        MAX_MINUTES_CEILING: "90",
+        LEASE_SECONDS: "1.5",
+        LOCAL_SANDBOX: "docker",
+        SANDBOX_RO_BINDS: "/ok,relative/path",
+        AGENT_ENV_PASSTHROUGH: "GOOD_NAME,bad-name",
+        REQUIRED_PERMISSION: "triage",
+        GIT_AUTHOR_EMAIL: "nobody",
+      }),
+    );
+    const expected: Record<string, RegExp> = {
+      APP_ID: /^APP_ID="abc": expected a positive whole number/,
+      PORT: /^PORT="99999": expected a whole number from 1 to 65535 \(default 3000\)/,
+      LOG_LEVEL: /^LOG_LEVEL="verbose": expected one of trace, debug, info, warn, error, fatal \(default info\)/,
+      GHE_HOST: /^GHE_HOST="https:\/\/github.example.com\/": expected a host name/,
+      GHE_PROTOCOL: /^GHE_PROTOCOL="ftp": expected one of https, http/,
+      PUBLIC_URL: /^PUBLIC_URL="not a url": expected an http\(s\) URL/,
+      MAX_CONCURRENT_JOBS: /^MAX_CONCURRENT_JOBS="0": expected a whole number from 1 to 1000/,
+      DEFAULT_AGENT: /^DEFAULT_AGENT="copilot": expected one of opencode, claude-code, aider, codex, command/,
+      MAX_MINUTES_CEILING: /^MAX_MINUTES_CEILING="90": expected a whole number from 1 to 60, because the installation token a job pushes with lives one hour/,
+      LEASE_SECONDS: /^LEASE_SECONDS="1.5": expected a whole number/,
+      LOCAL_SANDBOX: /^LOCAL_SANDBOX="docker": expected one of bwrap, none/,
+      SANDBOX_RO_BINDS: /^SANDBOX_RO_BINDS="\/ok,relative\/path": .*not absolute: "relative\/path"/,
+      AGENT_ENV_PASSTHROUGH: /^AGENT_ENV_PASSTHROUGH=.*not a name: "bad-name"/,
+      REQUIRED_PERMISSION: /^REQUIRED_PERMISSION="triage": expected one of write, maintain, admin/,
+      GIT_AUTHOR_EMAIL: /^GIT_AUTHOR_EMAIL="nobody": expected an email address/,
+    };
+    for (const [name, pattern] of Object.entries(expected)) {
+      expect(list.filter((e) => e.startsWith(`${name}=`)), name).toHaveLength(1);
+      expect(list.find((e) => e.startsWith(`${name}=`)), name).toMatch(pattern);
+    }
+    expect(list).toHaveLength(Object.keys(expected).length);
+  });
+
+  it("checks the rules that span variables, alongside the single ones", () => {
+    const list = errors(
+      loadControllerConfig({ APP_ID: "12", DEFAULT_MAX_MINUTES: "50", MAX_MINUTES_CEILING: "40", PORT: "x" }),
+    );
+    expect(list).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^PORT="x"/),
+        expect.stringMatching(/^WEBHOOK_SECRET: required when APP_ID is set/),
+        expect.stringMatching(/^PRIVATE_KEY: PRIVATE_KEY or PRIVATE_KEY_PATH is required when APP_ID is set/),
+        expect.stringMatching(/^DEFAULT_MAX_MINUTES="50": must not exceed MAX_MINUTES_CEILING \(40\)/),
+      ]),
+    );
+    expect(list).toHaveLength(4);
+  });
+
+  it("requires APP_ID in production", () => {
+    expect(errors(loadControllerConfig({ NODE_ENV: "production" }))).toEqual([
+      expect.stringMatching(/^APP_ID: required when NODE_ENV=production/),
+    ]);
+  });
+
+  it("unescapes \\n in PRIVATE_KEY", () => {
+    const oneLine = PEM.trim().replace(/\n/g, "\\n");
+    expect(oneLine).not.toContain("\n");
+    const { config } = ok(loadControllerConfig({ APP_ID: "1", PRIVATE_KEY: oneLine, WEBHOOK_SECRET }));
+    expect(config.privateKey).toBe(PEM.trim());
+  });
+
+  it("masks a bad PRIVATE_KEY in its error", () => {
+    const [error] = errors(loadControllerConfig({ APP_ID: "1", PRIVATE_KEY: "not-a-key-but-secret", WEBHOOK_SECRET }));
+    expect(error).toBe(
+      "PRIVATE_KEY=**** (20 chars): expected a PEM private key from -----BEGIN RSA PRIVATE KEY----- to -----END RSA PRIVATE KEY----- (the .pem file GitHub gave you; newlines may be written as \\n)",
+    );
+    expect(error).not.toContain("not-a-key");
+  });
+
+  it("reads the key from PRIVATE_KEY_PATH, and says when it cannot", () => {
+    const keyFile = join(tempDir, "app.pem");
+    writeFileSync(keyFile, PEM);
+    expect(ok(loadControllerConfig({ APP_ID: "1", PRIVATE_KEY_PATH: keyFile, WEBHOOK_SECRET })).config.privateKey).toBe(PEM.trim());
+
+    const missing = join(tempDir, "missing.pem");
+    expect(errors(loadControllerConfig({ APP_ID: "1", PRIVATE_KEY_PATH: missing, WEBHOOK_SECRET }))).toEqual([
+      `PRIVATE_KEY_PATH=${JSON.stringify(missing)}: cannot read ${missing} (ENOENT); expected a readable file holding the GitHub App's private key`,
+    ]);
+
+    const notAKey = join(tempDir, "notes.txt");
+    writeFileSync(notAKey, "hello");
+    expect(errors(loadControllerConfig({ APP_ID: "1", PRIVATE_KEY_PATH: notAKey, WEBHOOK_SECRET }))[0]).toMatch(
+      /does not hold a PEM private key/,
+    );
+  });
+
+  it("refuses PRIVATE_KEY and PRIVATE_KEY_PATH together", () => {
+    expect(errors(loadControllerConfig({ APP_ID: "1", PRIVATE_KEY: PEM, PRIVATE_KEY_PATH: "/x.pem", WEBHOOK_SECRET }))).toEqual([
+      'PRIVATE_KEY_PATH="/x.pem": set either PRIVATE_KEY or PRIVATE_KEY_PATH, not both',
+    ]);
+  });
+
+  it("warns about a short webhook secret and an unsandboxed agent", () => {
+    const { warnings } = ok(loadControllerConfig({ APP_ID: "1", PRIVATE_KEY: PEM, WEBHOOK_SECRET: "short", LOCAL_SANDBOX: "none" }));
+    expect(warnings).toHaveLength(2);
+    expect(warnings[0]).toMatch(/^WEBHOOK_SECRET is 5 characters long; use at least 32/);
+    expect(warnings[1]).toMatch(/^LOCAL_SANDBOX=none: .*runs unsandboxed as the controller's user/);
+    expect(warnings.join("\n")).not.toContain("short");
+  });
+
+  it("warns when the ceiling leaves no time to push before the token expires", () => {
+    expect(ok(loadControllerConfig({ MAX_MINUTES_CEILING: "60" })).warnings[0]).toMatch(/one-hour installation token/);
+  });
+
+  describe("AGENT_ENV_PASSTHROUGH", () => {
+    it("hands the listed variables' values to the agent", () => {
+      const { config } = ok(
+        loadControllerConfig({ AGENT_ENV_PASSTHROUGH: "ANTHROPIC_API_KEY, OPENAI_API_KEY", ANTHROPIC_API_KEY: "sk-ant-xyz-123456", OPENAI_API_KEY: "sk-openai-987654" }),
+      );
+      expect(config.agentEnv).toEqual({ ANTHROPIC_API_KEY: "sk-ant-xyz-123456", OPENAI_API_KEY: "sk-openai-987654" });
+    });
+
+    it("refuses a listed variable that is not set", () => {
+      expect(errors(loadControllerConfig({ AGENT_ENV_PASSTHROUGH: "ANTHROPIC_API_KEY" }))).toEqual([
+        'AGENT_ENV_PASSTHROUGH="ANTHROPIC_API_KEY": ANTHROPIC_API_KEY is listed but not set in the controller\'s environment; set it or remove it from the list',
+      ]);
+    });
+
+    it("never hands the app's own secrets to the agent, even when they are set", () => {
+      for (const name of ["APP_ID", "PRIVATE_KEY", "PRIVATE_KEY_PATH", "WEBHOOK_SECRET", "DATABASE_URL"]) {
+        const list = errors(
+          loadControllerConfig({ APP_ID: "1", PRIVATE_KEY: PEM, WEBHOOK_SECRET, DATABASE_URL: "postgres://x", AGENT_ENV_PASSTHROUGH: name }),
+        );
+        expect(list, name).toHaveLength(1);
+        expect(list[0], name).toMatch(new RegExp(`^AGENT_ENV_PASSTHROUGH="${name}": ${name} must never reach the agent`));
+      }
+    });
+  });
+
+  describe("secrets", () => {
+    const loaded = ok(
+      loadControllerConfig({
+        APP_ID: "42",
+        PRIVATE_KEY: PEM,
+        WEBHOOK_SECRET,
+        AGENT_ENV_PASSTHROUGH: "ANTHROPIC_API_KEY",
+        ANTHROPIC_API_KEY: "sk-ant-canary-0123456789",
+      }),
+    ).config;
+
+    it("lists every secret value for the redactor", () => {
+      expect(secretValues(loaded).sort()).toEqual([PEM.trim(), WEBHOOK_SECRET, "sk-ant-canary-0123456789"].sort());
+      expect(secretValues(ok(loadControllerConfig({})).config)).toEqual([]);
+    });
+
+    it("describes the configuration for the start-up log with every secret masked", () => {
+      const described = describeControllerConfig(loaded);
+      const text = JSON.stringify(described);
+      for (const secret of secretValues(loaded)) expect(text).not.toContain(secret.slice(0, 30));
+      expect(text).not.toContain("BEGIN");
+      expect(described.privateKey).toBe(`**** (${PEM.trim().length} chars)`);
+      expect(described.webhookSecret).toBe(`**** (${WEBHOOK_SECRET.length} chars)`);
+      expect(described.agentEnv).toBe("ANTHROPIC_API_KEY=**** (24 chars)");
+      expect(described.appId).toBe("42");
+      expect(described.port).toBe("3000");
+      expect(described.publicUrl).toBe("(not set)");
+      expect(Object.keys(described)).toEqual(expect.arrayContaining(Object.keys(loaded)));
+    });
+  });
+});
