@@ -1,0 +1,45 @@
+import type { ApplicationFunction, Probot } from "probot";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { PipelineDeps } from "./pipeline/deps.js";
+import { Scheduler } from "./scheduler/scheduler.js";
+import { recordLabeledIssue } from "./handlers/record-labeled-issue.js";
+import { githubAccessFor, restBaseUrl } from "./github/github-access.js";
+
+export type AppDeps = Omit<PipelineDeps, "github">;
+
+/**
+ * The Probot app: wiring only. Handlers record jobs; the scheduler (created here because it needs
+ * the app's authenticated Octokits) does the rest. `/healthz` and `/metrics` ride on Probot's server.
+ */
+export function agentWorkApp(deps: AppDeps, onScheduler: (scheduler: Scheduler) => void): ApplicationFunction {
+  return (app: Probot, { addHandler }) => {
+    const baseUrl = restBaseUrl(deps.config.gheHost, deps.config.gheProtocol);
+    const scheduler = new Scheduler({ ...deps, github: githubAccessFor(app, baseUrl) });
+    onScheduler(scheduler);
+
+    const recordDeps = {
+      store: deps.store,
+      triggerLabel: deps.config.triggerLabel,
+      defaultBackend: "local",
+      metrics: deps.metrics,
+      log: deps.log,
+      wake: () => scheduler.wake(),
+    };
+    app.on("issues.labeled", (context) => recordLabeledIssue(recordDeps, context));
+
+    addHandler(async (req: IncomingMessage, res: ServerResponse) => {
+      const url = req.url?.split("?")[0];
+      if (req.method === "GET" && url === "/healthz") {
+        await deps.store.countByState();
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ ok: true, activeJobs: scheduler.activeJobs }));
+        return true;
+      }
+      if (req.method === "GET" && url === "/metrics") {
+        const body = await deps.metrics.registry.metrics();
+        res.writeHead(200, { "content-type": deps.metrics.registry.contentType }).end(body);
+        return true;
+      }
+      return false;
+    });
+  };
+}

@@ -1,0 +1,108 @@
+import { randomBytes } from "node:crypto";
+import path from "node:path";
+import type { Server as HttpServer } from "node:http";
+import { Probot, ProbotOctokit, Server } from "probot";
+import type { Logger } from "pino";
+import type { ControllerConfig } from "./config/env.js";
+import { secretValues } from "./config/env.js";
+import { Redactor } from "./redact/redactor.js";
+import { createLogger } from "./redact/redacting-logger.js";
+import { openStore } from "./store/open-store.js";
+import { JobStore } from "./store/job-store.js";
+import { createMetrics } from "./metrics/metrics.js";
+import { countApiCalls, type ApiCallObserver } from "./github/count-api-calls.js";
+import { restBaseUrl } from "./github/github-access.js";
+import { local } from "./backends/local/local-backend.js";
+import type { Backend } from "./backends/types.js";
+import { agentWorkApp } from "./app.js";
+import type { Scheduler } from "./scheduler/scheduler.js";
+
+export interface ControllerOptions {
+  config: ControllerConfig;
+  /** Where log lines go (tests capture them); stdout by default. */
+  logDestination?: NodeJS.WritableStream;
+  /** Extra observer of every GitHub REST call (tests count a job's calls). */
+  onApiCall?: ApiCallObserver;
+  /** Octokit request options, e.g. `{ retries: 0 }` in tests. */
+  octokitDefaults?: Record<string, unknown>;
+  now?: () => number;
+  secondsPerMinute?: number;
+  /** Start the scheduler's timer (default). Tests turn it off and call `tick()`. */
+  autoSchedule?: boolean;
+}
+
+export interface Controller {
+  server: Server;
+  httpServer: HttpServer;
+  scheduler: Scheduler;
+  store: JobStore;
+  log: Logger;
+  redactor: Redactor;
+  url: string;
+  close(options?: { abort?: boolean }): Promise<void>;
+}
+
+/** Builds and starts everything one controller process runs: webhook server, scheduler, store. */
+export async function startController(options: ControllerOptions): Promise<Controller> {
+  const { config } = options;
+  if (!config.appId || !config.privateKey || !config.webhookSecret) {
+    throw new Error("startController needs APP_ID, a private key and WEBHOOK_SECRET (without them, main.ts serves Probot's setup page)");
+  }
+  const redactor = new Redactor(secretValues(config));
+  const log = createLogger({ level: config.logLevel, redactor, ...(options.logDestination ? { destination: options.logDestination } : {}) });
+  const db = await openStore({ dataDir: config.dataDir });
+  const now = options.now ?? Date.now;
+  const store = new JobStore(db, now);
+  const metrics = createMetrics(() => store.countByState());
+  const onApiCall: ApiCallObserver = (call) => {
+    metrics.githubApiCalls.inc(call);
+    options.onApiCall?.(call);
+  };
+  const Octokit = ProbotOctokit.plugin(countApiCalls).defaults({ onApiCall, ...(options.octokitDefaults ?? {}) });
+  const backends = new Map<string, Backend>([
+    ["local", local.create({ rootDir: path.join(config.dataDir, "workers"), maxConcurrent: config.maxConcurrentJobs })],
+  ]);
+
+  let scheduler: Scheduler | undefined;
+  const owner = `${process.pid}-${randomBytes(4).toString("hex")}`;
+  const server = new Server({
+    host: config.host,
+    port: config.port,
+    log: log.child({ name: "server" }),
+    Probot: Probot.defaults({
+      appId: config.appId,
+      privateKey: config.privateKey,
+      secret: config.webhookSecret,
+      baseUrl: restBaseUrl(config.gheHost, config.gheProtocol),
+      log,
+      Octokit,
+    }),
+  });
+  await server.load(
+    agentWorkApp(
+      { store, backends, config, redactor, log, metrics, now, owner, secondsPerMinute: options.secondsPerMinute ?? 60 },
+      (s) => (scheduler = s),
+    ),
+  );
+  const httpServer = await server.start();
+  if (!scheduler) throw new Error("the app did not create its scheduler");
+  if (options.autoSchedule !== false) scheduler.start();
+  const address = httpServer.address();
+  const port = typeof address === "object" && address ? address.port : config.port;
+  log.info({ port, dataDir: config.dataDir, owner }, "agent-work controller started");
+
+  return {
+    server,
+    httpServer,
+    scheduler,
+    store,
+    log,
+    redactor,
+    url: `http://127.0.0.1:${port}`,
+    async close(closeOptions = {}) {
+      await scheduler!.stop(closeOptions);
+      await server.stop();
+      await db.destroy();
+    },
+  };
+}

@@ -1,0 +1,50 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { JOB_STATES } from "../jobs/state.js";
+
+export interface Metrics {
+  registry: Registry;
+  jobDuration: Histogram<"outcome">;
+  githubApiCalls: Counter<"method" | "route">;
+  deliveries: Counter<"event" | "outcome">;
+}
+
+/**
+ * One registry per controller (never prom-client's global), so tests and several controllers in
+ * one process do not share counters. `countJobs` is read at scrape time from the store.
+ */
+export function createMetrics(countJobs: () => Promise<Record<string, number>>): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: "agent_work_" });
+  new Gauge({
+    name: "agent_work_jobs",
+    help: "Jobs by state, as recorded in the store",
+    labelNames: ["state"],
+    registers: [registry],
+    async collect() {
+      const counts = await countJobs();
+      for (const s of JOB_STATES) this.set({ state: s }, counts[s] ?? 0);
+    },
+  });
+  return {
+    registry,
+    jobDuration: new Histogram({
+      name: "agent_work_job_duration_seconds",
+      help: "Wall-clock seconds from trigger to the job's end, by outcome",
+      labelNames: ["outcome"],
+      buckets: [10, 30, 60, 120, 300, 600, 1200, 1800, 3600],
+      registers: [registry],
+    }),
+    githubApiCalls: new Counter({
+      name: "agent_work_github_api_calls_total",
+      help: "GitHub REST calls made by the controller, by method and route template",
+      labelNames: ["method", "route"],
+      registers: [registry],
+    }),
+    deliveries: new Counter({
+      name: "agent_work_webhook_deliveries_total",
+      help: "Webhook deliveries by event and what the handler did with them",
+      labelNames: ["event", "outcome"],
+      registers: [registry],
+    }),
+  };
+}

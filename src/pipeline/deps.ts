@@ -1,0 +1,26 @@
+import type { Logger } from "pino";
+import type { Backend } from "../backends/types.js";
+import type { ControllerConfig } from "../config/env.js";
+import type { GitHubAccess } from "../github/types.js";
+import type { Metrics } from "../metrics/metrics.js";
+import type { Redactor } from "../redact/redactor.js";
+import type { JobStore } from "../store/job-store.js";
+
+/** Everything the job pipeline touches, passed in explicitly (tests build their own). */
+export interface PipelineDeps {
+  store: JobStore;
+  github: GitHubAccess;
+  backends: ReadonlyMap<string, Backend>;
+  config: ControllerConfig;
+  redactor: Redactor;
+  log: Logger;
+  metrics: Metrics;
+  now: () => number;
+  /** This process's name on leases. */
+  owner: string;
+  /**
+   * Seconds in a "minute" of job limits. 60 in production; tests shrink it so a job limited to
+   * 2 minutes times out in 2 seconds instead of sleeping through the real thing.
+   */
+  secondsPerMinute: number;
+}

@@ -1,0 +1,161 @@
+import type { Job, StepRecord } from "../jobs/types.js";
+import type { JobState } from "../jobs/state.js";
+import type { Worker, RunResult } from "../backends/types.js";
+import type { ProgressEvent, WorkerInput } from "../worker/protocol.js";
+import { agentArgv } from "../agents/presets.js";
+import { buildPrompt, branchSlug } from "../jobs/build-prompt.js";
+import { mintWorkerToken } from "../github/mint-worker-token.js";
+import { revokeWorkerToken } from "../github/revoke-worker-token.js";
+import type { PipelineDeps } from "./deps.js";
+import { StatusPublisher } from "./status-publisher.js";
+import { ensureStatusSurfaces } from "./ensure-status-surfaces.js";
+import { reportJob } from "./report-job.js";
+
+/** Marks one step in the job's step list; steps are what the comment and the check show. */
+export function markStep(steps: StepRecord[], name: string, status: StepRecord["status"], at: number, detail?: string): StepRecord[] {
+  return steps.map((s) => {
+    if (s.name !== name) return s;
+    const next: StepRecord = { ...s, status };
+    if (status === "running" && s.startedAt === undefined) next.startedAt = at;
+    if (status === "done" || status === "failed") {
+      next.startedAt = s.startedAt ?? at;
+      next.finishedAt = at;
+    }
+    if (detail !== undefined) next.detail = detail;
+    return next;
+  });
+}
+
+/** The agent step gets the job's limit; the worker as a whole a little more for clone and push. */
+export function jobLimits(deps: PipelineDeps, job: Job): { agentSeconds: number; hardSeconds: number } {
+  const agentSeconds = (job.config?.maxMinutes ?? deps.config.defaultMaxMinutes) * deps.secondsPerMinute;
+  const hardSeconds = agentSeconds + Math.max(10, 2 * deps.secondsPerMinute);
+  return { agentSeconds, hardSeconds };
+}
+
+/**
+ * Runs one admitted job from `queued` to its end: worker, token, worker script, report, teardown.
+ * Each state change is written before the effect it starts; the worker is destroyed and the
+ * token revoked on every path out, including errors.
+ */
+export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSignal): Promise<Job> {
+  const log = deps.log.child({ jobId: queued.id, deliveryId: queued.deliveryId });
+  const octokit = await deps.github.forInstallation(queued.installationId);
+  let job = await ensureStatusSurfaces(deps, octokit, queued);
+  const publisher = new StatusPublisher(deps, octokit, job.id);
+  const backend = deps.backends.get(job.backend);
+  const config = job.config!;
+  const { agentSeconds, hardSeconds } = jobLimits(deps, job);
+  let worker: Worker | null = null;
+  let token: string | null = null;
+  let state: JobState = job.state;
+
+  const move = async (to: JobState, patch: Parameters<typeof deps.store.transition>[3] = {}, note?: string) => {
+    job = await deps.store.transition(job.id, state, to, patch, note);
+    state = to;
+    log.info({ state: to }, note ?? `job ${to}`);
+  };
+  const step = async (name: string, status: StepRecord["status"], detail?: string) => {
+    job = await deps.store.update(job.id, { steps: markStep(job.steps, name, status, deps.now(), detail) });
+    publisher.poke();
+  };
+
+  try {
+    if (!backend) throw new Error(`backend ${job.backend} is not enabled on this controller`);
+    const now = deps.now();
+    await move("provisioning", {
+      startedAt: now,
+      deadlineAt: now + hardSeconds * 1000,
+      attempts: job.attempts + 1,
+      steps: markStep(markStep(job.steps, "queued", "done", now), "worker", "running", now),
+    });
+    publisher.poke();
+
+    worker = await backend.create({ jobId: job.id, repoFullName: `${job.owner}/${job.repo}`, maxSeconds: hardSeconds + 30 }, signal);
+    job = await deps.store.update(job.id, { worker });
+    const minted = await mintWorkerToken(await deps.github.asApp(), job.installationId, job.repoId);
+    token = minted.token;
+    deps.redactor.add(token);
+
+    const branch = `${config.branchPrefix}${job.number}-${branchSlug(job.title)}`;
+    await move("running", { branch, steps: markStep(job.steps, "worker", "done", deps.now(), worker.id) });
+    const input: WorkerInput = {
+      jobId: job.id,
+      cloneUrl: job.cloneUrl,
+      baseBranch: job.defaultBranch,
+      branch,
+      token,
+      agentArgv: agentArgv(config.agent, { command: config.command, model: config.model }),
+      prompt: buildPrompt({
+        repoFullName: `${job.owner}/${job.repo}`,
+        number: job.number,
+        kind: job.kind,
+        title: job.title,
+        body: job.body,
+        instructionsPrefix: config.instructions,
+        extraInstructions: job.instructions,
+      }),
+      commitMessage: `${job.title}\n\nWritten by agent-work job ${job.id} for #${job.number}.`,
+      author: deps.config.gitAuthor,
+      agentTimeoutSeconds: agentSeconds,
+      agentEnv: { ...deps.config.agentEnv },
+      sandbox: deps.config.localSandbox === "bwrap" ? { kind: "bwrap", roBinds: deps.config.sandboxRoBinds, shareNet: true } : { kind: "none" },
+    };
+
+    // The hard deadline aborts the worker even if the worker script's own agent timeout fails.
+    const deadline = AbortSignal.timeout(hardSeconds * 1000);
+    const runSignal = AbortSignal.any([signal, deadline]);
+    const onEvent = (e: ProgressEvent) => void onProgress(e).catch((err) => log.warn({ err }, "could not record progress"));
+    let pending = Promise.resolve();
+    const onProgress = (e: ProgressEvent): Promise<void> => {
+      if (e.type === "log") {
+        publisher.log(e.line);
+        publisher.poke();
+        return Promise.resolve();
+      }
+      if (e.type === "step") {
+        const status = e.status === "started" ? "running" : e.status === "finished" ? "done" : e.status === "failed" ? "failed" : "skipped";
+        // Serialise step writes so a fast worker's events land in order.
+        pending = pending.then(() => step(e.step, status, e.detail));
+        return pending;
+      }
+      return Promise.resolve();
+    };
+    const result: RunResult = await backend.run(worker, input, onEvent, runSignal);
+    await pending;
+    log.info({ outcome: result.outcome, computeSeconds: result.computeSeconds }, "worker finished");
+
+    const timedOut = result.outcome === "timed_out" || (result.aborted && deadline.aborted);
+    await move("reporting", {
+      // Stored before reporting starts, so a controller that dies while reporting can finish it.
+      result: timedOut ? { ...result, outcome: "timed_out" } : result,
+      headSha: result.headSha ?? null,
+      computeSeconds: result.computeSeconds,
+      costUsd: 0,
+      ...(timedOut ? { message: `the agent ran past the ${config.maxMinutes}-minute limit and was stopped` } : {}),
+    });
+    job = await reportJob(deps, octokit, publisher, job);
+    state = job.state;
+    return job;
+  } catch (err) {
+    log.error({ err }, "job failed");
+    const message = deps.redactor.redact(err instanceof Error ? err.message : String(err));
+    if (state !== "succeeded" && state !== "failed" && state !== "timed_out" && state !== "cancelled") {
+      const fresh = await deps.store.getOrThrow(job.id);
+      job = await deps.store.transition(fresh.id, fresh.state, "failed", { message, finishedAt: deps.now() });
+      state = "failed";
+    }
+    await publisher.flush().catch((e) => log.warn({ err: e }, "final status update failed"));
+    return job;
+  } finally {
+    publisher.stop();
+    if (worker && backend) await backend.destroy(worker).catch((err) => log.error({ err, workerId: worker?.id }, "could not destroy the worker; the reaper will retry"));
+    if (token) {
+      await revokeWorkerToken(deps.github.baseUrl, token)
+        .then((r) => log.info({ result: r }, "worker token revoked"))
+        .catch((err) => log.error({ err }, "could not revoke the worker token; it expires within the hour"));
+    }
+    const finished = await deps.store.get(job.id);
+    if (finished?.finishedAt) deps.metrics.jobDuration.observe({ outcome: finished.state }, (finished.finishedAt - finished.createdAt) / 1000);
+  }
+}

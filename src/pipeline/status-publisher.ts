@@ -1,0 +1,105 @@
+import type { Job } from "../jobs/types.js";
+import type { GitHub } from "../github/types.js";
+import { renderStatusComment } from "../status/render-status-comment.js";
+import { renderCheckRun } from "../status/render-check-run.js";
+import type { PipelineDeps } from "./deps.js";
+import { costTexts } from "./cost-texts.js";
+
+const LOG_TAIL_LINES = 40;
+
+/**
+ * Keeps the status comment and the check run in step with the job, throttled: however fast the
+ * worker reports, GitHub sees at most one update of each per interval (plus the final one), and
+ * none when nothing visible changed. That keeps a whole job to a handful of API calls.
+ */
+export class StatusPublisher {
+  private readonly logTail: string[] = [];
+  private lastComment = "";
+  private lastCheck = "";
+  private lastFlushAt = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly deps: PipelineDeps,
+    private readonly octokit: GitHub,
+    private readonly jobId: string,
+  ) {}
+
+  /** Adds a log line (redacted here, before it is kept anywhere). */
+  log(line: string): void {
+    this.logTail.push(this.deps.redactor.redact(line).slice(0, 500));
+    if (this.logTail.length > LOG_TAIL_LINES) this.logTail.shift();
+  }
+
+  /** Asks for an update soon; coalesces with any update already pending. */
+  poke(): void {
+    if (this.timer) return;
+    const interval = this.deps.config.statusUpdateIntervalSeconds * 1000;
+    const wait = Math.max(0, this.lastFlushAt + interval - this.deps.now());
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.flush().catch((err) => this.deps.log.warn({ err, jobId: this.jobId }, "status update failed; the next one will carry it"));
+    }, wait);
+    this.timer.unref?.();
+  }
+
+  /** Writes the current view now (used at the end of a job, and when throttling allows). */
+  async flush(): Promise<void> {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    const run = this.flushing.then(() => this.write());
+    this.flushing = run.catch(() => undefined);
+    return run;
+  }
+
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private async write(): Promise<void> {
+    const job = await this.deps.store.getOrThrow(this.jobId);
+    this.lastFlushAt = this.deps.now();
+    const facts = { ...costTexts(job), now: this.deps.now() };
+    const { owner, repo } = job;
+    if (job.commentId) {
+      const body = this.deps.redactor.redact(renderStatusComment(job, facts));
+      if (body !== this.lastComment) {
+        await this.octokit.rest.issues.updateComment({ owner, repo, comment_id: job.commentId, body });
+        this.lastComment = body;
+      }
+    }
+    // Once the PR exists, the PR head's check is the one people look at; the first one is closed.
+    const checkRunId = job.prCheckRunId ?? job.checkRunId;
+    if (checkRunId) {
+      const view = renderCheckRun(job, { ...facts, logTail: this.logTail });
+      view.output.summary = this.deps.redactor.redact(view.output.summary);
+      if (view.output.text) view.output.text = this.deps.redactor.redact(view.output.text);
+      const key = JSON.stringify(view);
+      if (key !== this.lastCheck) {
+        await this.octokit.rest.checks.update({
+          owner,
+          repo,
+          check_run_id: checkRunId,
+          status: view.status,
+          ...(view.conclusion ? { conclusion: view.conclusion, completed_at: new Date(this.deps.now()).toISOString() } : {}),
+          output: view.output,
+        });
+        this.lastCheck = key;
+      }
+    }
+  }
+
+  /** The check-run body as it would be written now, for creating the PR head's check in one call. */
+  async currentCheckView(): Promise<ReturnType<typeof renderCheckRun>> {
+    const job = await this.deps.store.getOrThrow(this.jobId);
+    const view = renderCheckRun(job, { ...costTexts(job), now: this.deps.now(), logTail: this.logTail });
+    view.output.summary = this.deps.redactor.redact(view.output.summary);
+    if (view.output.text) view.output.text = this.deps.redactor.redact(view.output.text);
+    this.lastCheck = JSON.stringify(view);
+    return view;
+  }
+}

@@ -1,0 +1,115 @@
+import type { Job } from "../jobs/types.js";
+import type { PipelineDeps } from "../pipeline/deps.js";
+import { intakeJob } from "../pipeline/intake-job.js";
+import { runJob } from "../pipeline/run-job.js";
+import { recoverJob } from "../pipeline/recover-job.js";
+
+/** How many received deliveries one pass takes in; GitHub's secondary limits pace the rest. */
+const INTAKE_BATCH = 20;
+
+/**
+ * Claims jobs and drives them: intake for new deliveries, the run lifecycle for admitted jobs
+ * (at most `maxConcurrentJobs` at once), recovery for jobs whose lease expired. `tick()` does one
+ * pass and returns once the work it claimed has started; `drain()` waits for it to finish, so
+ * tests drive the scheduler without sleeping.
+ */
+export class Scheduler {
+  private readonly inFlight = new Map<string, Promise<unknown>>();
+  private readonly running = new Map<string, AbortController>();
+  private timer: NodeJS.Timeout | undefined;
+  private ticking: Promise<void> | undefined;
+  private again = false;
+  private stopped = false;
+
+  constructor(private readonly deps: PipelineDeps) {}
+
+  /** Starts ticking every `schedulerIntervalMs`, and immediately whenever `wake()` is called. */
+  start(): void {
+    this.stopped = false;
+    this.timer = setInterval(() => this.wake(), this.deps.config.schedulerIntervalMs);
+    this.timer.unref?.();
+    this.wake();
+  }
+
+  /** Asks for a pass as soon as possible (a webhook just recorded a job). */
+  wake(): void {
+    if (this.stopped || !this.timer) return;
+    void this.tick().catch((err) => this.deps.log.error({ err }, "scheduler pass failed"));
+  }
+
+  async tick(): Promise<void> {
+    if (this.ticking) {
+      this.again = true;
+      return this.ticking;
+    }
+    this.ticking = this.pass().finally(() => {
+      this.ticking = undefined;
+    });
+    await this.ticking;
+    if (this.again) {
+      this.again = false;
+      await this.tick();
+    }
+  }
+
+  /** Waits until every job this process has claimed is done with its current phase. */
+  async drain(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight.values()]);
+  }
+
+  /** Stops claiming; running jobs go on unless `abort` is set, then waits for them. */
+  async stop(options: { abort?: boolean } = {}): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    if (options.abort) for (const c of this.running.values()) c.abort(new Error("controller stopping"));
+    await this.ticking;
+    await this.drain();
+  }
+
+  get activeJobs(): number {
+    return this.running.size;
+  }
+
+  private async pass(): Promise<void> {
+    const { store, owner, config } = this.deps;
+    const leaseMs = config.leaseSeconds * 1000;
+
+    for (const job of await store.claim(["provisioning", "running", "reporting"], owner, leaseMs, 10)) {
+      this.track(job, () => recoverJob(this.deps, job));
+    }
+    for (const job of await store.claim(["received"], owner, leaseMs, INTAKE_BATCH)) {
+      this.track(job, () => intakeJob(this.deps, job));
+    }
+    const free = config.maxConcurrentJobs - this.running.size;
+    for (const job of await store.claim(["queued"], owner, leaseMs, free)) {
+      const controller = new AbortController();
+      this.running.set(job.id, controller);
+      this.track(job, () => runJob(this.deps, job, controller.signal), () => this.running.delete(job.id));
+    }
+  }
+
+  private track(job: Job, work: () => Promise<unknown>, done?: () => void): void {
+    const { store, owner, config, log } = this.deps;
+    const heartbeat = setInterval(() => {
+      void store.renewLease(job.id, owner, config.leaseSeconds * 1000).catch((err) => log.warn({ err, jobId: job.id }, "lease renewal failed"));
+    }, Math.max(1000, (config.leaseSeconds * 1000) / 3));
+    heartbeat.unref?.();
+    let ok = false;
+    const p = work()
+      .then(() => {
+        ok = true;
+      })
+      .catch((err) => log.error({ err, jobId: job.id }, "job phase failed; it is retried when its lease expires"))
+      .finally(async () => {
+        clearInterval(heartbeat);
+        done?.();
+        // A failed phase keeps its lease until it expires: that is the retry back-off.
+        if (ok) await store.releaseLease(job.id, owner).catch(() => undefined);
+        this.inFlight.delete(job.id);
+        // Finishing frees a slot or admits a job: look again at once.
+        if (!this.stopped && this.timer) this.wake();
+      });
+    this.inFlight.set(job.id, p);
+  }
+}

@@ -1,0 +1,35 @@
+import type { Job } from "../jobs/types.js";
+import { formatDuration } from "../jobs/format-duration.js";
+import { describeOutcome, type Conclusion } from "./describe-outcome.js";
+import { stepLine, type StatusFacts } from "./render-status-comment.js";
+
+export interface CheckRunView {
+  status: "queued" | "in_progress" | "completed";
+  conclusion?: Conclusion;
+  output: { title: string; summary: string; text?: string };
+}
+
+/** GitHub caps output text at 65535 characters; a log tail well below that keeps updates small. */
+const MAX_TEXT = 20_000;
+
+/** The check run's status and output. `logTail` must already be redacted. */
+export function renderCheckRun(job: Job, facts: StatusFacts & { logTail: string[] }): CheckRunView {
+  const outcome = describeOutcome(job);
+  const status = outcome ? "completed" : job.state === "queued" || job.state === "received" ? "queued" : "in_progress";
+  const elapsed = formatDuration((facts.now - job.createdAt) / 1000);
+  const title = outcome ? outcome.headline : `${job.state === "queued" ? "Queued" : "Running"} · ${elapsed}`;
+  const summary = [
+    `Job \`${job.id}\` for #${job.number}, requested by @${job.requester}, on backend \`${job.backend}\`.`,
+    "",
+    ...job.steps.map((s) => stepLine(s, facts.now)),
+    "",
+    facts.costText ? `Cost: ${facts.costText}` : `Cost ceiling: ${facts.ceilingText}`,
+  ].join("\n");
+  let text: string | undefined;
+  if (facts.logTail.length > 0) {
+    let tail = facts.logTail.join("\n");
+    if (tail.length > MAX_TEXT) tail = tail.slice(tail.length - MAX_TEXT);
+    text = ["Last lines of the log (secrets redacted):", "", "```text", tail.replace(/```/g, "ˋˋˋ"), "```"].join("\n");
+  }
+  return { status, ...(outcome ? { conclusion: outcome.conclusion } : {}), output: { title, summary, ...(text ? { text } : {}) } };
+}

@@ -1,0 +1,59 @@
+import type { Job, StepRecord } from "../jobs/types.js";
+import { formatDuration } from "../jobs/format-duration.js";
+import { describeOutcome } from "./describe-outcome.js";
+import { statusMarker } from "./status-marker.js";
+
+export interface StatusFacts {
+  /** e.g. "$0 (local; at most 30 min of compute)". */
+  ceilingText: string;
+  /** The final cost sentence, once the job is over. */
+  costText?: string;
+  now: number;
+}
+
+const STATE_WORDS: Record<string, string> = {
+  received: "received",
+  queued: "queued",
+  provisioning: "starting a worker",
+  running: "running",
+  reporting: "opening the pull request",
+  succeeded: "done",
+  failed: "failed",
+  cancelled: "cancelled",
+  timed_out: "timed out",
+  rejected: "not started",
+};
+
+export function stepLine(step: StepRecord, now: number): string {
+  const box = step.status === "done" ? "[x]" : "[ ]";
+  const mark = { pending: "", running: " ⏳", done: "", failed: " ❌", skipped: " (skipped)" }[step.status];
+  let took = "";
+  if (step.startedAt !== undefined && step.status !== "skipped") {
+    took = ` — ${formatDuration(((step.finishedAt ?? now) - step.startedAt) / 1000)}`;
+  }
+  return `- ${box} ${step.name}${mark}${took}${step.detail ? ` (${step.detail})` : ""}`;
+}
+
+/**
+ * The one status comment, edited in place. Rendered from structured fields only: no agent output
+ * ever reaches it, so nothing the agent prints can leak into it.
+ */
+export function renderStatusComment(job: Job, facts: StatusFacts): string {
+  const lines = [
+    statusMarker(job.id),
+    `### agent-work: ${STATE_WORDS[job.state] ?? job.state}`,
+    "",
+    `Requested by @${job.requester} (${job.trigger === "label" ? "label" : "command"}) · job \`${job.id}\` · backend \`${job.backend}\``,
+    `Cost ceiling: ${facts.ceilingText}`,
+    "",
+    ...job.steps.map((s) => stepLine(s, facts.now)),
+  ];
+  const outcome = describeOutcome(job);
+  if (outcome) {
+    lines.push("", `**Result:** ${outcome.headline}`);
+    if (job.prUrl) lines.push(`**Pull request:** ${job.prUrl}`);
+    if (job.startedAt && job.finishedAt) lines.push(`**Duration:** ${formatDuration((job.finishedAt - job.createdAt) / 1000)}`);
+    if (facts.costText) lines.push(`**Cost:** ${facts.costText}`);
+  }
+  return lines.join("\n");
+}

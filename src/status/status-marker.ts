@@ -1,0 +1,8 @@
+/** The hidden marker that finds a job's status comment again, whatever else the comment says. */
+export function statusMarker(jobId: string): string {
+  return `<!-- agent-work:job=${jobId} -->`;
+}
+
+export function jobIdFromMarker(body: string): string | undefined {
+  return /<!-- agent-work:job=([a-z0-9]+) -->/.exec(body)?.[1];
+}
