@@ -9,12 +9,6 @@ export interface ProgressParserOptions {
   maxLineLength?: number;
 }
 
-export interface ProgressParser {
-  push(chunk: string | Uint8Array): void;
-  /** Flushes a last line that had no trailing newline. */
-  end(): void;
-}
-
 const STEP_STATUSES = new Set(["started", "finished", "failed", "skipped"]);
 const LOG_STREAMS = new Set(["stdout", "stderr", "worker"]);
 const OUTCOMES = new Set<WorkerResult["outcome"]>(["pushed", "no_changes", "agent_failed", "timed_out", "error"]);
@@ -52,37 +46,45 @@ export function parseProgressLine(line: string, now: () => number = Date.now): P
   return { type: "log", stream: "worker", line, at: now() };
 }
 
-/** Splits the worker's stdout chunks into lines (UTF-8 safe across chunk boundaries) and parses each. */
-export function createProgressParser(onEvent: (e: ProgressEvent) => void, options: ProgressParserOptions = {}): ProgressParser {
-  const now = options.now ?? Date.now;
-  const redact = options.redact ?? ((l: string) => l);
-  const maxLineLength = options.maxLineLength ?? 1_000_000;
+export interface LineSplitter {
+  push(chunk: string | Uint8Array): void;
+  /** Flushes a last line that had no trailing newline. */
+  end(): void;
+}
+
+/** Splits a byte stream into lines (UTF-8 safe across chunk boundaries, `\r\n` tolerated, blank lines dropped). */
+export function createLineSplitter(onLine: (line: string) => void, maxLineLength = 1_000_000): LineSplitter {
   const decoder = new StringDecoder("utf8");
   let buffer = "";
-
-  const emitLine = (raw: string) => {
+  const emit = (raw: string) => {
     const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
-    if (line.trim() === "") return;
-    onEvent(parseProgressLine(redact(line), now));
+    if (line.trim() !== "") onLine(line);
   };
-
   return {
     push(chunk) {
       buffer += typeof chunk === "string" ? chunk : decoder.write(Buffer.from(chunk));
       let i: number;
       while ((i = buffer.indexOf("\n")) >= 0) {
-        emitLine(buffer.slice(0, i));
+        emit(buffer.slice(0, i));
         buffer = buffer.slice(i + 1);
       }
+      // A line this long without a newline is flushed as it is rather than held forever.
       if (buffer.length > maxLineLength) {
-        emitLine(buffer);
+        emit(buffer);
         buffer = "";
       }
     },
     end() {
       buffer += decoder.end();
-      if (buffer.length > 0) emitLine(buffer);
+      if (buffer.length > 0) emit(buffer);
       buffer = "";
     },
   };
+}
+
+/** Turns the worker's stdout chunks into progress events; malformed lines become `worker` log lines. */
+export function createProgressParser(onEvent: (e: ProgressEvent) => void, options: ProgressParserOptions = {}): LineSplitter {
+  const now = options.now ?? Date.now;
+  const redact = options.redact ?? ((l: string) => l);
+  return createLineSplitter((line) => onEvent(parseProgressLine(redact(line), now)), options.maxLineLength);
 }

@@ -298,3 +298,37 @@ describe("the worker script against a hostile or unlucky agent", () => {
     expect((await stat(garbage.workDir)).isDirectory()).toBe(true);
   });
 });
+
+describe("reading the worker's progress lines", () => {
+  it("reassembles lines split across chunks, even inside a multi-byte character", () => {
+    const events: ProgressEvent[] = [];
+    const parser = createProgressParser((e) => events.push(e));
+    const line = Buffer.from(JSON.stringify({ type: "log", stream: "stdout", line: "héllo ✓", at: 1 }) + "\n");
+    const cut = line.indexOf(Buffer.from("✓")) + 1;
+    parser.push(line.subarray(0, cut));
+    parser.push(line.subarray(cut));
+    parser.end();
+    expect(events).toEqual([{ type: "log", stream: "stdout", line: "héllo ✓", at: 1 }]);
+  });
+
+  it("turns anything that is not a protocol event into a worker log line", () => {
+    const events: ProgressEvent[] = [];
+    const parser = createProgressParser((e) => events.push(e), { now: () => 7 });
+    parser.push('Segmentation fault\n{"type":"step","step":"dance","status":"started","at":1}\n{"type":"result","result":{"outcome":"pushed"},"at":2}\n');
+    parser.push("no newline at the end");
+    parser.end();
+    expect(events.map((e) => (e.type === "log" ? `${e.stream}: ${e.line}` : e.type))).toEqual([
+      "worker: Segmentation fault",
+      'worker: {"type":"step","step":"dance","status":"started","at":1}',
+      'worker: {"type":"result","result":{"outcome":"pushed"},"at":2}',
+      "worker: no newline at the end",
+    ]);
+  });
+
+  it("redacts a line before it parses it", () => {
+    const events: ProgressEvent[] = [];
+    const parser = createProgressParser((e) => events.push(e), { redact: (l) => l.replaceAll("ghs_secret", "[REDACTED]") });
+    parser.push(JSON.stringify({ type: "log", stream: "stderr", line: "token ghs_secret", at: 1 }) + "\n");
+    expect(events).toEqual([{ type: "log", stream: "stderr", line: "token [REDACTED]", at: 1 }]);
+  });
+});
