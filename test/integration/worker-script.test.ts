@@ -234,7 +234,7 @@ describe("the worker script against a hostile or unlucky agent", () => {
 
     expect(run.result).toMatchObject({ outcome: "agent_failed", branch: "agent-work/job-1", agentExitCode: 3, filesChanged: 1 });
     expect(run.result?.message).toMatch(/code 3/);
-    expect(run.events).toContainEqual(expect.objectContaining({ type: "log", stream: "stderr", line: "fake agent: something went wrong" }));
+    expect(run.events).toContainEqual(expect.objectContaining({ type: "log", stream: "stderr", line: "fake agent failing on purpose (FAKE_AGENT:fail)" }));
     expect(await server.branchSha(repo.owner, repo.name, "agent-work/job-1")).toBe(run.result?.headSha);
   });
 
