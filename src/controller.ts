@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import path from "node:path";
 import type { Server as HttpServer } from "node:http";
-import { Probot, ProbotOctokit, Server } from "probot";
+import { Probot, Server } from "probot";
 import type { Logger } from "pino";
 import type { ControllerConfig } from "./config/env.js";
 import { secretValues } from "./config/env.js";
@@ -10,7 +10,8 @@ import { createLogger } from "./redact/redacting-logger.js";
 import { openStore } from "./store/open-store.js";
 import { JobStore } from "./store/job-store.js";
 import { createMetrics } from "./metrics/metrics.js";
-import { countApiCalls, type ApiCallObserver } from "./github/count-api-calls.js";
+import type { ApiCallObserver } from "./github/count-api-calls.js";
+import { createOctokitClass } from "./github/octokit-class.js";
 import { restBaseUrl } from "./github/github-access.js";
 import { local } from "./backends/local/local-backend.js";
 import type { Backend } from "./backends/types.js";
@@ -58,7 +59,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
     metrics.githubApiCalls.inc(call);
     options.onApiCall?.(call);
   };
-  const Octokit = ProbotOctokit.plugin(countApiCalls).defaults({ onApiCall, ...(options.octokitDefaults ?? {}) });
+  const Octokit = createOctokitClass({ log, onApiCall, overrides: options.octokitDefaults });
   const backends = new Map<string, Backend>([
     ["local", local.create({ rootDir: path.join(config.dataDir, "workers"), maxConcurrent: config.maxConcurrentJobs })],
   ]);

@@ -92,7 +92,7 @@ export const CONTROLLER_ENV_VARS: readonly ControllerEnvVar[] = [
   { name: "DEFAULT_MAX_MINUTES", secret: false, default: "30", description: "Minutes a job may run when the repository does not say; at most MAX_MINUTES_CEILING." },
   { name: "MAX_MINUTES_CEILING", secret: false, default: "55", description: "The most minutes any repository may ask for; installation tokens live one hour, so keep it at 55 or below." },
   { name: "LEASE_SECONDS", secret: false, default: "60", description: "How long a controller's claim on a job lasts without a heartbeat before another may take it over." },
-  { name: "STATUS_UPDATE_INTERVAL_SECONDS", secret: false, default: "10", description: "Seconds between updates of the check run and status comment while a job runs." },
+  { name: "STATUS_UPDATE_INTERVAL_SECONDS", secret: false, default: "30", description: "Least seconds between two updates of the check run (and of the status comment) while a job runs; each update is a GitHub API call." },
   { name: "SCHEDULER_INTERVAL_MS", secret: false, default: "1000", description: "Milliseconds between scheduler passes that claim queued jobs." },
   { name: "LOCAL_SANDBOX", secret: false, default: "bwrap", description: "Sandbox for the agent on the local backend: bwrap (bubblewrap) or none (unsandboxed, as the controller's user)." },
   { name: "SANDBOX_RO_BINDS", secret: false, description: "Comma-separated absolute paths the sandboxed agent may read, e.g. where the agent CLI is installed." },

@@ -8,14 +8,13 @@ export interface PullRequestRef {
 
 /**
  * Opens the draft PR for a pushed branch, or adopts the one that already exists for that branch
- * (a retried report after a crash must not open a second PR).
+ * (a retried report after a crash must not open a second PR). Creating first and looking only on
+ * GitHub's 422 saves a call on every normal job.
  */
 export async function openPullRequest(
   octokit: GitHub,
   input: { owner: string; repo: string; head: string; base: string; title: string; body: string; draft: boolean },
 ): Promise<PullRequestRef> {
-  const existing = await findOpenPullRequest(octokit, input);
-  if (existing) return existing;
   try {
     const { data } = await octokit.rest.pulls.create(input);
     return { number: data.number, url: data.html_url, headSha: data.head.sha };

@@ -16,7 +16,7 @@ export class StatusPublisher {
   private readonly logTail: string[] = [];
   private lastComment = "";
   private lastCheck = "";
-  private lastFlushAt = 0;
+  private lastFlushAt: number;
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
 
@@ -24,7 +24,11 @@ export class StatusPublisher {
     private readonly deps: PipelineDeps,
     private readonly octokit: GitHub,
     private readonly jobId: string,
-  ) {}
+  ) {
+    // The surfaces were just created or written: the first update waits a whole interval, so a
+    // job shorter than the interval costs no intermediate update at all.
+    this.lastFlushAt = deps.now();
+  }
 
   /** Adds a log line (redacted here, before it is kept anywhere). */
   log(line: string): void {

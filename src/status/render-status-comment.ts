@@ -24,12 +24,18 @@ const STATE_WORDS: Record<string, string> = {
   rejected: "not started",
 };
 
-export function stepLine(step: StepRecord, now: number): string {
+/**
+ * One checklist line. With `now`, a running step shows its time so far (the check run, a live
+ * view); without it only finished steps show a duration, so the comment changes — and is edited —
+ * only when a step does.
+ */
+export function stepLine(step: StepRecord, now?: number): string {
   const box = step.status === "done" ? "[x]" : "[ ]";
   const mark = { pending: "", running: " ⏳", done: "", failed: " ❌", skipped: " (skipped)" }[step.status];
   let took = "";
-  if (step.startedAt !== undefined && step.status !== "skipped") {
-    took = ` — ${formatDuration(((step.finishedAt ?? now) - step.startedAt) / 1000)}`;
+  const end = step.finishedAt ?? now;
+  if (step.startedAt !== undefined && end !== undefined && step.status !== "skipped") {
+    took = ` — ${formatDuration((end - step.startedAt) / 1000)}`;
   }
   return `- ${box} ${step.name}${mark}${took}${step.detail ? ` (${step.detail})` : ""}`;
 }
@@ -46,13 +52,13 @@ export function renderStatusComment(job: Job, facts: StatusFacts): string {
     `Requested by @${job.requester} (${job.trigger === "label" ? "label" : "command"}) · job \`${job.id}\` · backend \`${job.backend}\``,
     `Cost ceiling: ${facts.ceilingText}`,
     "",
-    ...job.steps.map((s) => stepLine(s, facts.now)),
+    ...job.steps.map((s) => stepLine(s)),
   ];
   const outcome = describeOutcome(job);
   if (outcome) {
     lines.push("", `**Result:** ${outcome.headline}`);
     if (job.prUrl) lines.push(`**Pull request:** ${job.prUrl}`);
-    if (job.startedAt && job.finishedAt) lines.push(`**Duration:** ${formatDuration((job.finishedAt - job.createdAt) / 1000)}`);
+    if (job.finishedAt) lines.push(`**Duration:** ${formatDuration((job.finishedAt - job.createdAt) / 1000)}`);
     if (facts.costText) lines.push(`**Cost:** ${facts.costText}`);
   }
   return lines.join("\n");

@@ -75,7 +75,7 @@ describe("loadControllerConfig", () => {
       defaultMaxMinutes: 30,
       maxMinutesCeiling: 55,
       leaseSeconds: 60,
-      statusUpdateIntervalSeconds: 10,
+      statusUpdateIntervalSeconds: 30,
       schedulerIntervalMs: 1000,
       localSandbox: "bwrap",
       sandboxRoBinds: [],

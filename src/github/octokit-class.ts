@@ -1,0 +1,56 @@
+import Bottleneck from "bottleneck";
+import { ProbotOctokit } from "probot";
+import type { Logger } from "pino";
+import { countApiCalls, type ApiCallObserver } from "./count-api-calls.js";
+
+/**
+ * GitHub asks for at most ~80 content-creating requests a minute (secondary rate limits). The
+ * throttling plugin's default instead spaces every write 1 s and every comment 3 s apart, which
+ * would make the first answer to a burst of 20 labels arrive a minute late. These limiters allow
+ * bursts and keep the per-minute budget; one set per controller, shared by all its Octokits.
+ */
+function createLimiters() {
+  return {
+    write: new Bottleneck.Group({ maxConcurrent: 8, minTime: 25 }),
+    notifications: new Bottleneck.Group({
+      maxConcurrent: 4,
+      minTime: 25,
+      reservoir: 80,
+      reservoirRefreshAmount: 80,
+      reservoirRefreshInterval: 60_000,
+    }),
+  };
+}
+
+export interface OctokitClassOptions {
+  log: Logger;
+  onApiCall: ApiCallObserver;
+  /** Merged last (tests turn retries off). */
+  overrides?: Record<string, unknown>;
+}
+
+/**
+ * The Octokit class Probot builds its clients from: counts every call, paces writes as above, and
+ * retries (twice) after primary and secondary rate limits instead of giving up.
+ */
+export function createOctokitClass(options: OctokitClassOptions): typeof ProbotOctokit {
+  const limiters = createLimiters();
+  const log = options.log.child({ name: "octokit" });
+  const retryTwice = (kind: string) => (retryAfter: number, req: { method: string; url: string; request: { retryCount: number } }) => {
+    const again = req.request.retryCount < 2;
+    log.warn({ method: req.method, url: req.url, retryAfter, again }, `GitHub ${kind} rate limit hit`);
+    return again;
+  };
+  // A function default runs on the options Probot computed, so what is set here wins over them.
+  return ProbotOctokit.plugin(countApiCalls).defaults((computed: Record<string, any>) => ({
+    ...computed,
+    onApiCall: options.onApiCall,
+    throttle: {
+      ...computed.throttle,
+      ...limiters,
+      onRateLimit: retryTwice("primary"),
+      onSecondaryRateLimit: retryTwice("secondary"),
+    },
+    ...options.overrides,
+  })) as typeof ProbotOctokit;
+}

@@ -1,0 +1,159 @@
+import nock from "nock";
+
+export interface RecordedCall {
+  method: string;
+  path: string;
+  /** Route with numbers and names folded, for counting (e.g. PATCH /repos/:o/:r/check-runs/:id). */
+  route: string;
+  body: any;
+  authorization: string;
+}
+
+export interface FakeGitHubOptions {
+  owner: string;
+  repo: string;
+  installationId: number;
+  /** Token the worker gets (the canary); the controller's own installation token is separate. */
+  workerToken: string;
+  controllerToken?: string;
+  permission?: string | { status: number };
+  /** Raw text of .github/agent-work.yml in the repo, or undefined for none (404). */
+  repoConfigYaml?: string;
+  baseSha: string;
+}
+
+/**
+ * GitHub's REST API as nock interceptors on api.github.com, recording every call with its body.
+ * Real response shapes, trimmed to the fields the app reads. Network is otherwise disabled.
+ */
+export function fakeGitHub(opts: FakeGitHubOptions) {
+  const calls: RecordedCall[] = [];
+  const controllerToken = opts.controllerToken ?? "ghs_controllerTokenForTheAppItself0000000";
+  let nextId = 1000;
+  const comments = new Map<number, string>();
+  const pulls: any[] = [];
+  const repoPath = `/repos/${opts.owner}/${opts.repo}`;
+
+  function record(method: string, path: string, body: any, headers: Record<string, any>) {
+    const route = path
+      .split("?")[0]!
+      .replace(`/repos/${opts.owner}/${opts.repo}`, "/repos/:owner/:repo")
+      .replace(`/repos/${opts.owner}/.github`, "/repos/:owner/.github")
+      .replace(/\/\d+(?=\/|$)/g, "/:id")
+      .replace(/\/collaborators\/[^/]+/, "/collaborators/:user")
+      .replace(/\/branches\/[^/]+/, "/branches/:branch");
+    const auth = headers.authorization;
+    calls.push({ method, path, route, body: typeof body === "string" && body ? safeJson(body) : body, authorization: Array.isArray(auth) ? auth[0] : auth ?? "" });
+  }
+
+  const scope = nock("https://api.github.com").persist();
+  scope
+    .post(/\/app\/installations\/\d+\/access_tokens/)
+    .reply(function (uri, body: any) {
+      record("POST", uri, body, this.req.headers);
+      const scoped = body && typeof body === "object" && "repository_ids" in body;
+      const expires = new Date(Date.now() + 3600_000).toISOString();
+      return [201, { token: scoped ? opts.workerToken : controllerToken, expires_at: expires, permissions: scoped ? { contents: "write" } : {}, repository_selection: scoped ? "selected" : "all" }];
+    })
+    .get(/\/collaborators\/[^/]+\/permission/)
+    .reply(function (uri) {
+      record("GET", uri, null, this.req.headers);
+      const p = opts.permission ?? "write";
+      if (typeof p === "object") return [p.status, { message: "boom" }];
+      const permission = p === "maintain" ? "write" : p === "triage" ? "read" : p;
+      return [200, { permission, role_name: p, user: { login: uri.split("/")[5] } }];
+    })
+    .get(/\/contents\/\.github(%2F|\/)agent-work\.yml/)
+    .reply(function (uri) {
+      record("GET", uri, null, this.req.headers);
+      if (uri.startsWith(repoPath + "/") && opts.repoConfigYaml !== undefined) {
+        return [200, opts.repoConfigYaml, { "content-type": "application/vnd.github.raw; charset=utf-8" }];
+      }
+      return [404, { message: "Not Found" }];
+    })
+    .post(/\/issues\/\d+\/reactions/)
+    .reply(function (uri, body) {
+      record("POST", uri, body, this.req.headers);
+      return [201, { id: nextId++, content: "eyes" }];
+    })
+    .get(/\/branches\//)
+    .reply(function (uri) {
+      record("GET", uri, null, this.req.headers);
+      return [200, { name: uri.split("/").pop(), commit: { sha: opts.baseSha } }];
+    })
+    .post(/\/check-runs$/)
+    .reply(function (uri, body) {
+      record("POST", uri, body, this.req.headers);
+      return [201, { id: nextId++, ...(body as object) }];
+    })
+    .patch(/\/check-runs\/\d+/)
+    .reply(function (uri, body) {
+      record("PATCH", uri, body, this.req.headers);
+      return [200, { id: Number(uri.split("/").pop()), ...(body as object) }];
+    })
+    .post(/\/issues\/\d+\/comments/)
+    .reply(function (uri, body: any) {
+      record("POST", uri, body, this.req.headers);
+      const id = nextId++;
+      comments.set(id, body.body);
+      return [201, { id, body: body.body, html_url: `https://github.com/${opts.owner}/${opts.repo}/issues/1#issuecomment-${id}` }];
+    })
+    .get(/\/issues\/\d+\/comments/)
+    .reply(function (uri) {
+      record("GET", uri, null, this.req.headers);
+      return [200, [...comments].map(([id, body]) => ({ id, body }))];
+    })
+    .patch(/\/issues\/comments\/\d+/)
+    .reply(function (uri, body: any) {
+      record("PATCH", uri, body, this.req.headers);
+      const id = Number(uri.split("/").pop());
+      comments.set(id, body.body);
+      return [200, { id, body: body.body }];
+    })
+    .get(/\/pulls\?/)
+    .reply(function (uri) {
+      record("GET", uri, null, this.req.headers);
+      const head = new URL(uri, "https://x").searchParams.get("head")?.split(":")[1];
+      return [200, pulls.filter((p) => p.head.ref === head)];
+    })
+    .post(/\/pulls$/)
+    .reply(function (uri, body: any) {
+      record("POST", uri, body, this.req.headers);
+      const number = 100 + pulls.length;
+      const pr = { number, html_url: `https://github.com/${opts.owner}/${opts.repo}/pull/${number}`, draft: body.draft, head: { ref: body.head, sha: pullHeadSha(body.head) }, base: { ref: body.base } };
+      pulls.push(pr);
+      return [201, pr];
+    })
+    .delete("/installation/token")
+    .reply(function (uri) {
+      record("DELETE", uri, null, this.req.headers);
+      return [204, ""];
+    });
+
+  let pullHeadSha: (branch: string) => string = () => "0".repeat(40);
+
+  return {
+    calls,
+    comments,
+    pulls,
+    controllerToken,
+    /** Where the PR head sha comes from (the real git server's branch). */
+    setPullHeadSha(fn: (branch: string) => string) {
+      pullHeadSha = fn;
+    },
+    callsTo(method: string, routePart: string) {
+      return calls.filter((c) => c.method === method && c.route.includes(routePart));
+    },
+    done() {
+      nock.cleanAll();
+    },
+  };
+}
+
+function safeJson(s: string) {
+  try {
+    return JSON.parse(s);
+  } catch {
+    return s;
+  }
+}

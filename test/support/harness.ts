@@ -1,0 +1,159 @@
+import { execFileSync } from "node:child_process";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { PassThrough } from "node:stream";
+import { fileURLToPath } from "node:url";
+import nock from "nock";
+import { loadControllerConfig } from "../../src/config/env.js";
+import { startController, type Controller } from "../../src/controller.js";
+import { startGitServer, type GitServer } from "./git-http-server.js";
+import { fakeGitHub, type FakeGitHubOptions } from "./fake-github.js";
+import { DEFAULT_BRANCH, INSTALLATION_ID, OWNER, REPO, deliver, labeledPayload } from "./payloads.js";
+
+export const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
+export const FAKE_AGENT = path.join(FIXTURES, "fake-agent.mjs");
+
+/** Canary tokens of both formats GitHub issues: the classic 40 characters and `ghs_<appid>_<JWT>`. */
+export function canaryToken(format: "classic" | "jwt"): string {
+  const alnum = (n: number) => randomBytes(n).toString("base64").replace(/[^A-Za-z0-9]/g, "").padEnd(n, "x").slice(0, n);
+  if (format === "classic") return `ghs_${alnum(36)}`;
+  const b64 = (n: number) => randomBytes(n).toString("base64url");
+  return `ghs_1234_${b64(27)}.${b64(300)}.${b64(86)}`;
+}
+
+export const FAKE_AGENT_CONFIG = (extra = "") => `agent: command\ncommand: ["node", "${FAKE_AGENT}", "{prompt_file}"]\n${extra}`;
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+    s.on("error", reject);
+  });
+}
+
+export interface HarnessOptions {
+  tokenFormat?: "classic" | "jwt";
+  permission?: FakeGitHubOptions["permission"];
+  repoConfigYaml?: string;
+  env?: Record<string, string>;
+  dataDir?: string;
+  files?: Record<string, string>;
+}
+
+/**
+ * A whole controller on 127.0.0.1 for a test: real Probot server, real SQLite in a temp folder,
+ * real local backend with bwrap, a real git smart-HTTP server that accepts only the worker token,
+ * and GitHub's REST API faked by nock (every other host unreachable).
+ */
+export async function startHarness(options: HarnessOptions = {}) {
+  nock.disableNetConnect();
+  nock.enableNetConnect(/127\.0\.0\.1|localhost/);
+  const workerToken = canaryToken(options.tokenFormat ?? "classic");
+  const git = await startGitServer({ acceptToken: workerToken });
+  const seeded = await git.createRepo(OWNER, REPO, options.files ?? { "README.md": "# Hello World\n" }, DEFAULT_BRANCH);
+  const github = fakeGitHub({
+    owner: OWNER,
+    repo: REPO,
+    installationId: INSTALLATION_ID,
+    workerToken,
+    permission: options.permission,
+    repoConfigYaml: options.repoConfigYaml ?? FAKE_AGENT_CONFIG(),
+    baseSha: seeded.headSha,
+  });
+  // The fake PR API answers with the branch head the real git server holds.
+  github.setPullHeadSha((branch) => {
+    try {
+      return execFileSync("git", ["--git-dir", seeded.dir, "rev-parse", `refs/heads/${branch}`], { encoding: "utf8" }).trim();
+    } catch {
+      return "f".repeat(40);
+    }
+  });
+
+  const dataDir = options.dataDir ?? mkdtempSync(path.join(tmpdir(), "agent-work-data-"));
+  const webhookSecret = randomBytes(32).toString("hex");
+  const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048, privateKeyEncoding: { type: "pkcs8", format: "pem" }, publicKeyEncoding: { type: "spki", format: "pem" } });
+  const logs = new PassThrough();
+  const logLines: string[] = [];
+  logs.on("data", (d: Buffer) => logLines.push(...d.toString("utf8").split("\n").filter(Boolean)));
+
+  const env = {
+    APP_ID: "1234",
+    PRIVATE_KEY: privateKey,
+    WEBHOOK_SECRET: webhookSecret,
+    HOST: "127.0.0.1",
+    PORT: String(await freePort()),
+    DATA_DIR: dataDir,
+    LOG_LEVEL: "debug",
+    SANDBOX_RO_BINDS: FIXTURES.replace(/\/$/, ""),
+    STATUS_UPDATE_INTERVAL_SECONDS: "1",
+    LEASE_SECONDS: "30",
+    ...options.env,
+  };
+  const loaded = loadControllerConfig(env);
+  if (!loaded.ok) throw new Error(loaded.errors.join("\n"));
+  const apiCalls: { method: string; route: string }[] = [];
+  let controller: Controller = await startController({
+    config: loaded.config,
+    logDestination: logs,
+    autoSchedule: false,
+    secondsPerMinute: 1,
+    octokitDefaults: { retry: { enabled: false } },
+    onApiCall: (c) => apiCalls.push(c),
+  });
+
+  const h = {
+    git,
+    github,
+    seeded,
+    workerToken,
+    webhookSecret,
+    privateKey,
+    dataDir,
+    logLines,
+    apiCalls,
+    get controller() {
+      return controller;
+    },
+    deliverLabel(over: Partial<Parameters<typeof labeledPayload>[0]> = {}, deliveryId?: string) {
+      return deliver(controller.url, webhookSecret, "issues", labeledPayload({ cloneUrl: seeded.cloneUrl, ...over }), deliveryId);
+    },
+    /** Ticks the scheduler until nothing is in flight and no job is waiting to be claimed. */
+    async settle(maxPasses = 20) {
+      for (let i = 0; i < maxPasses; i++) {
+        await controller.scheduler.tick();
+        await controller.scheduler.drain();
+        const counts = await controller.store.countByState();
+        if (!counts.received && !counts.queued && !counts.provisioning && !counts.running && !counts.reporting) break;
+      }
+    },
+    async restart(extraEnv: Record<string, string> = {}) {
+      await controller.close();
+      const again = loadControllerConfig({ ...env, ...extraEnv, PORT: String(await freePort()) });
+      if (!again.ok) throw new Error(again.errors.join("\n"));
+      controller = await startController({
+        config: again.config,
+        logDestination: logs,
+        autoSchedule: false,
+        secondsPerMinute: 1,
+        octokitDefaults: { retry: { enabled: false } },
+        onApiCall: (c) => apiCalls.push(c),
+      });
+    },
+    async close() {
+      await controller.close({ abort: true });
+      await git.close();
+      github.done();
+      nock.enableNetConnect();
+      if (!options.dataDir) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  return h;
+}
+
+export type Harness = Awaited<ReturnType<typeof startHarness>>;
