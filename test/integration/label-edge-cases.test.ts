@@ -102,6 +102,24 @@ describe("one job per request", () => {
   });
 });
 
+describe("the scheduler", () => {
+  it("runs at most MAX_CONCURRENT_JOBS jobs at once and the rest when a slot frees", async () => {
+    h = await startHarness({ env: { MAX_CONCURRENT_JOBS: "1" } });
+    await h.deliverLabel({ number: 1, body: "FAKE_AGENT:edit" });
+    await h.deliverLabel({ number: 2, body: "FAKE_AGENT:edit" });
+    await h.controller.scheduler.tick(); // intake of both
+    await h.controller.scheduler.drain();
+    expect((await h.controller.store.list()).map((j) => j.state)).toEqual(["queued", "queued"]);
+    await h.controller.scheduler.tick(); // one slot: one claim
+    const claimed = (await h.controller.store.list()).filter((j) => j.leaseOwner !== null);
+    expect(claimed).toHaveLength(1);
+    expect(h.controller.scheduler.activeJobs).toBe(1);
+    await h.settle();
+    expect((await h.controller.store.list()).map((j) => j.state)).toEqual(["succeeded", "succeeded"]);
+    expect(h.github.callsTo("POST", "/pulls")).toHaveLength(2);
+  });
+});
+
 describe("the repository's .github/agent-work.yml", () => {
   it("answers a bad file with a comment naming the bad key, and starts nothing", async () => {
     h = await startHarness({ repoConfigYaml: "agent: command\ncommand: [node, x.mjs, '{prompt_file}']\nmax_minute: 5\n" });
@@ -168,7 +186,47 @@ describe("when the agent does not simply succeed", () => {
   });
 });
 
+describe("answering without waiting for the scheduler's timer", () => {
+  it("reacts, queues the check run and posts the status comment as soon as the delivery is recorded", async () => {
+    // The timer is ten minutes here: only the webhook's wake-up can start the intake. (How fast that
+    // is belongs in a benchmark, not in a timed test.)
+    h = await startHarness({ autoSchedule: true, env: { SCHEDULER_INTERVAL_MS: "600000" } });
+    await h.deliverLabel({ body: "FAKE_AGENT:none" });
+    for (let i = 0; i < 500 && h.github.callsTo("POST", "/issues/:id/comments").length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(h.github.callsTo("POST", "/reactions")).toHaveLength(1);
+    expect(h.github.callsTo("POST", "/check-runs")).toHaveLength(1);
+    expect(h.github.callsTo("POST", "/issues/:id/comments")).toHaveLength(1);
+  });
+});
+
 describe("restarts", () => {
+  it("requeues and runs a job whose controller died while it was running, after destroying its worker", async () => {
+    h = await startHarness({ env: { LEASE_SECONDS: "5" } });
+    await h.deliverLabel({ body: "FAKE_AGENT:edit" });
+    await h.controller.scheduler.tick();
+    await h.controller.scheduler.drain();
+    const [queued] = await h.controller.store.list();
+    // What a controller killed mid-run leaves behind: a running job, a worker, a lease nobody renews.
+    const local = (await import("../../src/backends/local/local-backend.js")).local.create({ rootDir: `${h.dataDir}/workers`, maxConcurrent: 2 });
+    const worker = await local.create({ jobId: queued!.id, repoFullName: `${OWNER}/${REPO}`, maxSeconds: 60 }, new AbortController().signal);
+    await h.controller.store.transition(queued!.id, "queued", "provisioning", { attempts: 1, worker });
+    await h.controller.store.transition(queued!.id, "provisioning", "running");
+    await h.controller.store.db.updateTable("jobs").set({ lease_owner: "dead-controller", lease_expires_at: Date.now() - 1 }).execute();
+    expect(await local.list()).toHaveLength(1);
+
+    await h.restart();
+    await h.settle();
+    const [job] = await h.controller.store.list();
+    expect(job!.state).toBe("succeeded");
+    expect(job!.attempts).toBe(2);
+    const kinds = (await h.controller.store.events(job!.id)).map((e) => JSON.stringify(e.data));
+    expect(kinds.some((k) => k.includes("controller restarted; job requeued"))).toBe(true);
+    expect(await local.list()).toEqual([]);
+  });
+
+
   it("runs a job that was queued when the controller stopped", async () => {
     h = await startHarness();
     await h.deliverLabel({ body: "FAKE_AGENT:edit" });

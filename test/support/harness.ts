@@ -44,6 +44,8 @@ export interface HarnessOptions {
   env?: Record<string, string>;
   dataDir?: string;
   files?: Record<string, string>;
+  /** Run the scheduler on its own timer and webhook wake-ups, as in production. */
+  autoSchedule?: boolean;
 }
 
 /**
@@ -101,7 +103,7 @@ export async function startHarness(options: HarnessOptions = {}) {
   let controller: Controller = await startController({
     config: loaded.config,
     logDestination: logs,
-    autoSchedule: false,
+    autoSchedule: options.autoSchedule ?? false,
     secondsPerMinute: 1,
     octokitDefaults: { retry: { enabled: false } },
     onApiCall: (c) => apiCalls.push(c),
