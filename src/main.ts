@@ -5,6 +5,7 @@
 import { run } from "probot";
 import { loadControllerConfig, describeControllerConfig } from "./config/env.js";
 import { startController } from "./controller.js";
+import { missingHostTools } from "./check-host-tools.js";
 
 async function main(): Promise<void> {
   // Probot's own convention: a .env file in the working directory (written by the setup page).
@@ -28,6 +29,11 @@ async function main(): Promise<void> {
     return;
   }
 
+  const missing = missingHostTools(config);
+  if (missing.length > 0) {
+    console.error(`agent-work cannot start:\n${missing.map((m) => `  - ${m}`).join("\n")}`);
+    process.exit(2);
+  }
   const controller = await startController({ config });
   controller.log.info({ config: describeControllerConfig(config) }, "configuration");
   let stopping = false;
