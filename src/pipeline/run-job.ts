@@ -151,8 +151,12 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     publisher.stop();
     if (worker && backend) await backend.destroy(worker).catch((err) => log.error({ err, workerId: worker?.id }, "could not destroy the worker; the reaper will retry"));
     if (token) {
-      await revokeWorkerToken(deps.github.baseUrl, token)
-        .then((r) => log.info({ result: r }, "worker token revoked"))
+      const revoked = token;
+      await revokeWorkerToken(deps.github.baseUrl, revoked)
+        .then((r) => {
+          log.info({ result: r }, "worker token revoked");
+          deps.redactor.forget(revoked);
+        })
         .catch((err) => log.error({ err }, "could not revoke the worker token; it expires within the hour"));
     }
     const finished = await deps.store.get(job.id);

@@ -115,6 +115,16 @@ export class Redactor {
     if (changed) this.knownSecrets = null;
   }
 
+  /**
+   * Stops tracking a value that can no longer do harm (a revoked token), so a long-running
+   * controller's list does not grow with every job. Token patterns still catch its format.
+   */
+  forget(secret: string): void {
+    let changed = false;
+    for (const form of spellings(secret)) changed = this.secrets.delete(form) || changed;
+    if (changed) this.knownSecrets = null;
+  }
+
   redact(text: string): string {
     let result = text;
     const known = this.knownSecretsRegex();

@@ -219,3 +219,18 @@ describe("createLogger", () => {
     expect(output()).toContain("loud");
   });
 });
+
+describe("forgetting a revoked token", () => {
+  it("stops tracking the exact value, while the token pattern still hides it", () => {
+    const r = new Redactor();
+    const secret = "not-a-token-but-secret-1234";
+    r.add(secret);
+    expect(r.redact(`x ${secret} y`)).toBe("x [REDACTED] y");
+    r.forget(secret);
+    expect(r.redact(`x ${secret} y`)).toBe(`x ${secret} y`);
+    const token = `ghs_${"a".repeat(36)}`;
+    r.add(token);
+    r.forget(token);
+    expect(r.redact(token)).not.toContain(token);
+  });
+});
