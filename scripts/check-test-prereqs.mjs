@@ -6,6 +6,8 @@ const needs = [
   { bin: "git", args: ["--version"], pkg: "git" },
   { bin: "git", args: ["http-backend", "--help"], pkg: "git", okStatus: [0, 1, 129], what: "git http-backend" },
   { bin: "bwrap", args: ["--version"], pkg: "bubblewrap" },
+  { bin: "/usr/sbin/sshd", args: ["-V"], pkg: "openssh-server", what: "sshd" },
+  { bin: "ansible-playbook", args: ["--version"], pkg: "ansible-core" },
 ];
 const missing = [];
 for (const n of needs) {
@@ -16,7 +18,7 @@ if (missing.length > 0) {
   const pkgs = [...new Set(missing.map((m) => m.pkg))].join(" ");
   console.error(
     `The tests need ${missing.map((m) => m.what ?? m.bin).join(", ")}, which this machine lacks.\n` +
-      `Install with: apt-get update && apt-get install -y ${pkgs}   (.ci/run does this on CI)`,
+      `Install with: apt-get update && apt-get install -y --no-install-recommends ${pkgs}   (.ci/run does this on CI)`,
   );
   process.exit(1);
 }
