@@ -39,6 +39,37 @@ export interface ControllerConfig {
   agentEnv: Record<string, string>;
   requiredPermission: "write" | "maintain" | "admin";
   gitAuthor: { name: string; email: string };
+  /** Agent environment read from Secret Manager at start: variable name → secret resource. */
+  agentEnvSecrets?: Record<string, string>;
+  /** The gce backend; present when GCE_PROJECT is set. */
+  gce?: GceConfig;
+}
+
+/** One VM per job on Google Compute Engine (src/backends/gce/). */
+export interface GceConfig {
+  project: string;
+  /** Tried in this order; the next one when a zone is out of stock or over quota. */
+  zones: string[];
+  machineType: string;
+  /** `projects/<p>/global/images/family/<f>` or `projects/<p>/global/images/<name>`. */
+  image: string;
+  /** The workers' own service account: no project roles. Never the default compute account. */
+  serviceAccount: string;
+  spot: boolean;
+  onDemandFallback: boolean;
+  network: string;
+  subnetwork?: string;
+  externalIp: boolean;
+  networkTags: string[];
+  diskGb: number;
+  diskType: "pd-balanced" | "pd-ssd" | "pd-standard";
+  /** Value of the `agent-work-env` label: what this controller lists and reaps. */
+  envLabel: string;
+  maxVms: number;
+  sshUser: string;
+  /** The controller's SSH private key (OpenSSH/PEM); a secret. */
+  sshPrivateKey: string;
+  bootTimeoutSeconds: number;
 }
 
 export type LoadControllerConfigResult =
@@ -100,6 +131,25 @@ export const CONTROLLER_ENV_VARS: readonly ControllerEnvVar[] = [
   { name: "REQUIRED_PERMISSION", secret: false, default: "write", description: "Least repository permission a person needs to start or stop work: write, maintain or admin." },
   { name: "GIT_AUTHOR_NAME", secret: false, default: "agent-work[bot]", description: "Author name of the agent's commits." },
   { name: "GIT_AUTHOR_EMAIL", secret: false, default: "agent-work[bot]@users.noreply.github.com", description: "Author email of the agent's commits (GitHub links <app-user-id>+<slug>[bot]@users.noreply.github.com to the app)." },
+  { name: "AGENT_ENV_FROM_SECRET_MANAGER", secret: false, description: "Agent environment read from Secret Manager at start, as NAME=projects/<p>/secrets/<s> pairs separated by commas (latest version)." },
+  { name: "GCE_PROJECT", secret: false, description: "Google Cloud project for the gce backend (one VM per job); setting it enables the backend." },
+  { name: "GCE_ZONES", secret: false, default: "us-central1-a,us-central1-b,us-central1-c,us-central1-f", description: "Comma-separated zones for worker VMs, tried in order when one is out of stock or over quota." },
+  { name: "GCE_MACHINE_TYPE", secret: false, default: "e2-standard-2", description: "Machine type of worker VMs when the repository does not choose one." },
+  { name: "GCE_IMAGE", secret: false, description: "Boot image of worker VMs: projects/<p>/global/images/family/<f> or projects/<p>/global/images/<name>." },
+  { name: "GCE_WORKER_SERVICE_ACCOUNT", secret: false, description: "Email of the workers' service account, which holds no roles (never the default compute account)." },
+  { name: "GCE_SPOT", secret: false, default: "true", description: "Start worker VMs as spot VMs (cheaper, may be preempted): true or false." },
+  { name: "GCE_ON_DEMAND_FALLBACK", secret: false, default: "true", description: "When no zone has spot capacity, start an on-demand VM instead: true or false." },
+  { name: "GCE_NETWORK", secret: false, default: "default", description: "VPC network of worker VMs (a name or global/networks/<name>)." },
+  { name: "GCE_SUBNETWORK", secret: false, description: "Subnetwork of worker VMs (regions/<r>/subnetworks/<name>); unset for an auto-mode network." },
+  { name: "GCE_EXTERNAL_IP", secret: false, default: "false", description: "Give worker VMs an external IP (reach SSH through a firewall that admits only the controller): true or false." },
+  { name: "GCE_NETWORK_TAGS", secret: false, default: "agent-work-worker", description: "Comma-separated network tags on worker VMs, which the firewall rules target." },
+  { name: "GCE_DISK_GB", secret: false, default: "20", description: "Boot disk size of worker VMs in GB." },
+  { name: "GCE_DISK_TYPE", secret: false, default: "pd-balanced", description: "Boot disk type of worker VMs: pd-balanced, pd-ssd or pd-standard." },
+  { name: "GCE_ENV_LABEL", secret: false, default: "default", description: "Value of the agent-work-env label on every VM: a controller lists and reaps only its own." },
+  { name: "GCE_MAX_VMS", secret: false, default: "4", description: "Worker VMs that may exist at the same time." },
+  { name: "GCE_SSH_USER", secret: false, default: "agent-work", description: "User the controller logs in as on worker VMs (made by the Ansible role)." },
+  { name: "GCE_SSH_PRIVATE_KEY_PATH", secret: false, description: "File holding the controller's SSH private key for worker VMs; required with GCE_PROJECT." },
+  { name: "GCE_BOOT_TIMEOUT_SECONDS", secret: false, default: "300", description: "Seconds a new VM may take until SSH answers before it is deleted and the job fails." },
 ];
 
 const SECRET_VARS = new Set(CONTROLLER_ENV_VARS.filter((v) => v.secret).map((v) => v.name));
@@ -186,6 +236,22 @@ function commaList(raw: string | undefined): string[] {
   return [...new Set(value.split(",").map((item) => item.trim()).filter((item) => item !== ""))];
 }
 
+function bool(name: string) {
+  const fallback = defaultOf(name) === "true";
+  return z.string().optional().transform((raw, ctx) => {
+    const value = blankToUndefined(raw)?.toLowerCase();
+    if (value === undefined) return fallback;
+    if (value === "true" || value === "false") return value === "true";
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected true or false (default ${fallback})` });
+    return z.NEVER;
+  });
+}
+
+const GCE_ZONE = /^[a-z]+-[a-z]+\d+-[a-z]$/;
+const GCE_NAME = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const GCE_LABEL_VALUE = /^[a-z0-9_-]{1,63}$/;
+const SECRET_RESOURCE = /^projects\/[^/\s]+\/secrets\/[A-Za-z0-9_-]{1,255}(\/versions\/[A-Za-z0-9_-]+)?$/;
+
 const PEM_PRIVATE_KEY = /-----BEGIN ([A-Z]+ )?PRIVATE KEY-----[\s\S]+-----END ([A-Z]+ )?PRIVATE KEY-----/;
 const PEM_ADVICE = "expected a PEM private key from -----BEGIN RSA PRIVATE KEY----- to -----END RSA PRIVATE KEY----- (the .pem file GitHub gave you; newlines may be written as \\n)";
 
@@ -270,6 +336,75 @@ const FIELDS = {
   GIT_AUTHOR_EMAIL: text("GIT_AUTHOR_EMAIL", (v) =>
     /^[^\s<>@]+@[^\s<>@]+$/.test(v) ? null : "expected an email address such as agent-work[bot]@users.noreply.github.com",
   ),
+  AGENT_ENV_FROM_SECRET_MANAGER: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      const pairs: Record<string, string> = {};
+      const bad: string[] = [];
+      for (const item of commaList(raw)) {
+        const [name, resource] = [item.slice(0, item.indexOf("=")).trim(), item.slice(item.indexOf("=") + 1).trim()];
+        if (!item.includes("=") || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name) || !SECRET_RESOURCE.test(resource)) bad.push(item);
+        else pairs[name] = resource;
+      }
+      if (bad.length > 0) {
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          message: `expected NAME=projects/<project>/secrets/<secret> pairs separated by commas; not one: ${bad.map((b) => JSON.stringify(b)).join(", ")}`,
+        });
+        return z.NEVER;
+      }
+      return pairs;
+    }),
+  GCE_PROJECT: optionalText((v) => (/^[a-z][-a-z0-9]{4,28}[a-z0-9]$/.test(v) ? null : "expected a Google Cloud project id such as my-project-123 (6 to 30 lowercase letters, digits and dashes)")),
+  GCE_ZONES: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      const zones = commaList(blankToUndefined(raw) ?? defaultOf("GCE_ZONES"));
+      const bad = zones.filter((zone) => !GCE_ZONE.test(zone));
+      if (zones.length === 0 || bad.length > 0) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected comma-separated zones such as us-central1-a,us-central1-b${bad.length > 0 ? `; not a zone: ${bad.map((b) => JSON.stringify(b)).join(", ")}` : ""}` });
+        return z.NEVER;
+      }
+      return zones;
+    }),
+  GCE_MACHINE_TYPE: text("GCE_MACHINE_TYPE", (v) => (GCE_NAME.test(v) ? null : "expected a machine type such as e2-standard-2")),
+  GCE_IMAGE: optionalText((v) =>
+    /^projects\/[^/\s]+\/global\/images\/(family\/)?[a-z]([-a-z0-9]*[a-z0-9])?$/.test(v)
+      ? null
+      : "expected projects/<project>/global/images/family/<family> or projects/<project>/global/images/<image>",
+  ),
+  GCE_WORKER_SERVICE_ACCOUNT: optionalText((v) => {
+    if (!/^[^\s@]+@[^\s@]+\.iam\.gserviceaccount\.com$|^[^\s@]+@developer\.gserviceaccount\.com$/.test(v)) return "expected a service account email such as agent-work-worker@my-project.iam.gserviceaccount.com";
+    // The default compute account usually holds Editor on the project: a hostile agent on the VM would hold it too.
+    if (/-compute@developer\.gserviceaccount\.com$/.test(v)) return "the default compute service account usually has Editor on the project; use the role-less worker account terraform/ creates (agent-work-worker@<project>.iam.gserviceaccount.com)";
+    return null;
+  }),
+  GCE_SPOT: bool("GCE_SPOT"),
+  GCE_ON_DEMAND_FALLBACK: bool("GCE_ON_DEMAND_FALLBACK"),
+  GCE_NETWORK: text("GCE_NETWORK", (v) => (/^(global\/networks\/)?[a-z]([-a-z0-9]*[a-z0-9])?$|^projects\/[^/\s]+\/global\/networks\/[a-z][-a-z0-9]*$/.test(v) ? null : "expected a network name such as default, or global/networks/<name>")),
+  GCE_SUBNETWORK: optionalText((v) => (/^(projects\/[^/\s]+\/)?regions\/[a-z]+-[a-z]+\d+\/subnetworks\/[a-z][-a-z0-9]*$/.test(v) ? null : "expected regions/<region>/subnetworks/<name>")),
+  GCE_EXTERNAL_IP: bool("GCE_EXTERNAL_IP"),
+  GCE_NETWORK_TAGS: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      const tags = commaList(blankToUndefined(raw) ?? defaultOf("GCE_NETWORK_TAGS"));
+      const bad = tags.filter((t) => !GCE_NAME.test(t));
+      if (bad.length > 0) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected comma-separated network tags (lowercase letters, digits, dashes); not a tag: ${bad.map((b) => JSON.stringify(b)).join(", ")}` });
+        return z.NEVER;
+      }
+      return tags;
+    }),
+  GCE_DISK_GB: integer("GCE_DISK_GB", 10, 65536),
+  GCE_DISK_TYPE: oneOf("GCE_DISK_TYPE", ["pd-balanced", "pd-ssd", "pd-standard"] as const),
+  GCE_ENV_LABEL: text("GCE_ENV_LABEL", (v) => (GCE_LABEL_VALUE.test(v) ? null : "expected a label value: 1 to 63 lowercase letters, digits, _ or -")),
+  GCE_MAX_VMS: integer("GCE_MAX_VMS", 1, 1000),
+  GCE_SSH_USER: text("GCE_SSH_USER", (v) => (/^[a-z_][a-z0-9_-]{0,31}$/.test(v) ? null : "expected a Linux user name such as agent-work")),
+  GCE_SSH_PRIVATE_KEY_PATH: optionalText(),
+  GCE_BOOT_TIMEOUT_SECONDS: integer("GCE_BOOT_TIMEOUT_SECONDS", 30, 3600),
 } satisfies Record<string, z.ZodType<unknown, z.ZodTypeDef, string | undefined>>;
 
 type FieldName = keyof typeof FIELDS;
@@ -361,6 +496,62 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
     }
   }
 
+  const agentEnvSecrets = values.AGENT_ENV_FROM_SECRET_MANAGER ?? {};
+  for (const name of Object.keys(agentEnvSecrets)) {
+    if (NEVER_PASSED_TO_AGENT.includes(name)) fail("AGENT_ENV_FROM_SECRET_MANAGER", `${name} must never reach the agent; remove it`);
+    else if (name in agentEnv) fail("AGENT_ENV_FROM_SECRET_MANAGER", `${name} is also in AGENT_ENV_PASSTHROUGH; give it one source`);
+  }
+
+  let gce: GceConfig | undefined;
+  const project = values.GCE_PROJECT;
+  if (project !== undefined) {
+    let sshPrivateKey: string | undefined;
+    if (values.GCE_SSH_PRIVATE_KEY_PATH === undefined) {
+      fail("GCE_SSH_PRIVATE_KEY_PATH", "required with GCE_PROJECT: the controller logs in to each worker VM with this key (its public half is baked into the image by ansible/)");
+    } else {
+      const path = resolve(values.GCE_SSH_PRIVATE_KEY_PATH);
+      try {
+        const contents = readFileSync(path, "utf8");
+        if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(contents)) sshPrivateKey = contents;
+        else fail("GCE_SSH_PRIVATE_KEY_PATH", `${path} does not hold an SSH private key (expected -----BEGIN OPENSSH PRIVATE KEY-----, e.g. from ssh-keygen -t ed25519)`);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
+        fail("GCE_SSH_PRIVATE_KEY_PATH", `cannot read ${path} (${code}); expected a readable file holding the controller's SSH private key`);
+      }
+    }
+    if (sshPrivateKey !== undefined && values.GCE_ZONES && values.GCE_NETWORK_TAGS && values.GCE_MACHINE_TYPE) {
+      gce = {
+        project,
+        zones: values.GCE_ZONES,
+        machineType: values.GCE_MACHINE_TYPE,
+        image: values.GCE_IMAGE ?? `projects/${project}/global/images/family/agent-work-worker`,
+        serviceAccount: values.GCE_WORKER_SERVICE_ACCOUNT ?? `agent-work-worker@${project}.iam.gserviceaccount.com`,
+        spot: values.GCE_SPOT ?? true,
+        onDemandFallback: values.GCE_ON_DEMAND_FALLBACK ?? true,
+        network: values.GCE_NETWORK ?? "default",
+        externalIp: values.GCE_EXTERNAL_IP ?? false,
+        networkTags: values.GCE_NETWORK_TAGS,
+        diskGb: values.GCE_DISK_GB ?? 20,
+        diskType: values.GCE_DISK_TYPE ?? "pd-balanced",
+        envLabel: values.GCE_ENV_LABEL ?? "default",
+        maxVms: values.GCE_MAX_VMS ?? 4,
+        sshUser: values.GCE_SSH_USER ?? "agent-work",
+        sshPrivateKey,
+        bootTimeoutSeconds: values.GCE_BOOT_TIMEOUT_SECONDS ?? 300,
+      };
+      if (values.GCE_SUBNETWORK !== undefined) gce.subnetwork = values.GCE_SUBNETWORK;
+      if (!gce.spot && env.GCE_ON_DEMAND_FALLBACK !== undefined && env.GCE_ON_DEMAND_FALLBACK.trim() !== "") {
+        warnings.push("GCE_ON_DEMAND_FALLBACK is set but GCE_SPOT=false: every VM is on-demand already, so there is nothing to fall back from");
+      }
+      if (gce.externalIp) {
+        warnings.push("GCE_EXTERNAL_IP=true: worker VMs get a public address; make sure the firewall admits SSH only from the controller (terraform/ variable controller_cidr)");
+      }
+    }
+  } else {
+    const stray = Object.keys(env).filter((name) => name.startsWith("GCE_") && name !== "GCE_PROJECT" && blankToUndefined(env[name]) !== undefined);
+    if (stray.length > 0) warnings.push(`${stray.join(", ")} ${stray.length === 1 ? "is" : "are"} set but GCE_PROJECT is not, so the gce backend is off and ${stray.length === 1 ? "it is" : "they are"} unused`);
+  }
+
   if (errors.length > 0) return { ok: false, errors };
 
   // Every field parsed (no errors), so every value is present.
@@ -391,12 +582,14 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
   if (v.WEBHOOK_SECRET !== undefined) config.webhookSecret = v.WEBHOOK_SECRET;
   if (v.GHE_HOST !== undefined) config.gheHost = v.GHE_HOST;
   if (v.PUBLIC_URL !== undefined) config.publicUrl = v.PUBLIC_URL.replace(/\/+$/, "");
+  if (Object.keys(agentEnvSecrets).length > 0) config.agentEnvSecrets = agentEnvSecrets;
+  if (gce !== undefined) config.gce = gce;
   return { ok: true, config, warnings };
 }
 
 /** Every secret value in the configuration, for the redactor. */
 export function secretValues(config: ControllerConfig): string[] {
-  return [config.privateKey, config.webhookSecret, ...Object.values(config.agentEnv)].filter(
+  return [config.privateKey, config.webhookSecret, config.gce?.sshPrivateKey, ...Object.values(config.agentEnv)].filter(
     (value): value is string => typeof value === "string" && value !== "",
   );
 }
@@ -434,5 +627,11 @@ export function describeControllerConfig(config: ControllerConfig): Record<strin
         : "(none)",
     requiredPermission: config.requiredPermission,
     gitAuthor: `${config.gitAuthor.name} <${config.gitAuthor.email}>`,
+    agentEnvSecrets: config.agentEnvSecrets
+      ? Object.entries(config.agentEnvSecrets).map(([name, resource]) => `${name}=${resource}`).join(", ")
+      : "(none)",
+    gce: config.gce
+      ? JSON.stringify({ ...config.gce, sshPrivateKey: mask(config.gce.sshPrivateKey) })
+      : "(off: GCE_PROJECT not set)",
   };
 }

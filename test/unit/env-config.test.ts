@@ -264,6 +264,89 @@ describe("loadControllerConfig", () => {
     expect(ok(loadControllerConfig({ MAX_MINUTES_CEILING: "60" })).warnings[0]).toMatch(/one-hour installation token/);
   });
 
+  describe("the gce backend", () => {
+    const sshKey = join(tempDir, "worker_ed25519");
+    writeFileSync(sshKey, "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n");
+
+    it("is off unless GCE_PROJECT is set, and says so when other GCE_ variables are", () => {
+      expect(ok(loadControllerConfig({})).config.gce).toBeUndefined();
+      const { config, warnings } = ok(loadControllerConfig({ GCE_ZONES: "europe-west1-b" }));
+      expect(config.gce).toBeUndefined();
+      expect(warnings).toEqual([expect.stringMatching(/^GCE_ZONES is set but GCE_PROJECT is not/)]);
+    });
+
+    it("takes its defaults from the project: image family, role-less worker account, zones", () => {
+      const { config, warnings } = ok(loadControllerConfig({ GCE_PROJECT: "my-project-123", GCE_SSH_PRIVATE_KEY_PATH: sshKey }));
+      expect(warnings).toEqual([]);
+      expect(config.gce).toEqual({
+        project: "my-project-123",
+        zones: ["us-central1-a", "us-central1-b", "us-central1-c", "us-central1-f"],
+        machineType: "e2-standard-2",
+        image: "projects/my-project-123/global/images/family/agent-work-worker",
+        serviceAccount: "agent-work-worker@my-project-123.iam.gserviceaccount.com",
+        spot: true,
+        onDemandFallback: true,
+        network: "default",
+        externalIp: false,
+        networkTags: ["agent-work-worker"],
+        diskGb: 20,
+        diskType: "pd-balanced",
+        envLabel: "default",
+        maxVms: 4,
+        sshUser: "agent-work",
+        sshPrivateKey: readFileSync(sshKey, "utf8"),
+        bootTimeoutSeconds: 300,
+      });
+      expect(secretValues(config)).toContain(readFileSync(sshKey, "utf8"));
+      expect(describeControllerConfig(config).gce).not.toContain("BEGIN");
+    });
+
+    it("needs the SSH key, and refuses the default compute service account and malformed values", () => {
+      const list = errors(
+        loadControllerConfig({
+          GCE_PROJECT: "my-project-123",
+          GCE_ZONES: "us-central1-a,us-central1",
+          GCE_WORKER_SERVICE_ACCOUNT: "123456-compute@developer.gserviceaccount.com",
+          GCE_SPOT: "yes",
+          GCE_DISK_GB: "5",
+        }),
+      );
+      expect(list).toEqual([
+        expect.stringMatching(/^GCE_ZONES="us-central1-a,us-central1": expected comma-separated zones .*not a zone: "us-central1"/),
+        expect.stringMatching(/^GCE_WORKER_SERVICE_ACCOUNT=.*default compute service account usually has Editor/),
+        expect.stringMatching(/^GCE_SPOT="yes": expected true or false \(default true\)/),
+        expect.stringMatching(/^GCE_DISK_GB="5": expected a whole number from 10/),
+        expect.stringMatching(/^GCE_SSH_PRIVATE_KEY_PATH: required with GCE_PROJECT/),
+      ]);
+    });
+
+    it("warns about an external IP", () => {
+      const { config, warnings } = ok(loadControllerConfig({ GCE_PROJECT: "my-project-123", GCE_SSH_PRIVATE_KEY_PATH: sshKey, GCE_EXTERNAL_IP: "true", GCE_SPOT: "false" }));
+      expect(config.gce).toMatchObject({ externalIp: true, spot: false });
+      expect(warnings).toEqual([expect.stringMatching(/^GCE_EXTERNAL_IP=true: worker VMs get a public address/)]);
+    });
+  });
+
+  describe("AGENT_ENV_FROM_SECRET_MANAGER", () => {
+    it("reads NAME=secret pairs, and refuses the app's own secrets and a name with two sources", () => {
+      const { config } = ok(loadControllerConfig({ AGENT_ENV_FROM_SECRET_MANAGER: "ANTHROPIC_API_KEY=projects/p-1/secrets/model-key" }));
+      expect(config.agentEnvSecrets).toEqual({ ANTHROPIC_API_KEY: "projects/p-1/secrets/model-key" });
+      expect(
+        errors(
+          loadControllerConfig({
+            AGENT_ENV_FROM_SECRET_MANAGER: "WEBHOOK_SECRET=projects/p/secrets/w,OPENAI_API_KEY=projects/p/secrets/o",
+            AGENT_ENV_PASSTHROUGH: "OPENAI_API_KEY",
+            OPENAI_API_KEY: "sk-x",
+          }),
+        ),
+      ).toEqual([
+        expect.stringMatching(/^AGENT_ENV_FROM_SECRET_MANAGER=.*WEBHOOK_SECRET must never reach the agent/),
+        expect.stringMatching(/^AGENT_ENV_FROM_SECRET_MANAGER=.*OPENAI_API_KEY is also in AGENT_ENV_PASSTHROUGH/),
+      ]);
+      expect(errors(loadControllerConfig({ AGENT_ENV_FROM_SECRET_MANAGER: "KEY=not-a-secret" }))[0]).toMatch(/not one: "KEY=not-a-secret"/);
+    });
+  });
+
   describe("AGENT_ENV_PASSTHROUGH", () => {
     it("hands the listed variables' values to the agent", () => {
       const { config } = ok(
