@@ -9,10 +9,12 @@ import { AGENT_PRESETS, type AgentPreset } from "../agents/presets.js";
  */
 export const REPO_CONFIG_PATH = ".github/agent-work.yml";
 
-/** Backends a repository may ask for today. */
-export const AVAILABLE_BACKENDS = ["local"] as const;
-/** Backend names that are valid but not offered yet: asking for one says so instead of "unknown". */
-const PLANNED_BACKENDS = ["ssh", "gce", "k8s"] as const;
+/**
+ * Backend names a repository may ask for. Whether one is enabled is the controller's business:
+ * intake answers "not enabled on this controller" for a name it has no backend for.
+ */
+export const AVAILABLE_BACKENDS = ["local", "ssh", "gce", "k8s"] as const;
+const PLANNED_BACKENDS: readonly string[] = [];
 
 export type RepoBackend = (typeof AVAILABLE_BACKENDS)[number];
 
@@ -28,6 +30,13 @@ export interface RepoConfig {
   draft: boolean;
   backend: RepoBackend;
   priority: number;
+  /** Named sizes for `agent-work:<size>` labels and `--machine <size>`. */
+  sizes: Record<string, SizeConfig>;
+}
+
+export interface SizeConfig {
+  machine?: string;
+  maxMinutes?: number;
 }
 
 export interface RepoConfigLimits {
@@ -54,6 +63,7 @@ const KNOWN_KEYS = [
   "draft",
   "backend",
   "priority",
+  "sizes",
 ] as const;
 
 /** Keys Probot's config loader may leave behind; never an error. */
@@ -211,6 +221,40 @@ function buildSchema(limits: RepoConfigLimits) {
         });
         return z.NEVER;
       }),
+      sizes: z.unknown().transform((value, ctx): Record<string, SizeConfig> => {
+        if (value === undefined || value === null) return {};
+        if (typeof value !== "object" || Array.isArray(value)) {
+          ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must map size names to settings, such as \`large: { machine: e2-standard-4, max_minutes: 45 }\`, not ${describeType(value)}` });
+          return z.NEVER;
+        }
+        const sizes: Record<string, SizeConfig> = {};
+        for (const [name, spec] of Object.entries(value as Record<string, unknown>)) {
+          if (!/^[a-z0-9][a-z0-9._-]{0,39}$/i.test(name)) {
+            ctx.addIssue({ code: z.ZodIssueCode.custom, message: `size name ${show(name)} may only use letters, digits and \`. _ -\`` });
+            continue;
+          }
+          if (typeof spec !== "object" || spec === null || Array.isArray(spec)) {
+            ctx.addIssue({ code: z.ZodIssueCode.custom, message: `size ${show(name)} must be a mapping with \`machine\` and/or \`max_minutes\`` });
+            continue;
+          }
+          const size: SizeConfig = {};
+          for (const [k, v] of Object.entries(spec as Record<string, unknown>)) {
+            if (k === "machine" && typeof v === "string" && /^[a-z0-9][a-z0-9-]{0,62}$/.test(v)) size.machine = v;
+            else if (k === "max_minutes" && typeof v === "number" && Number.isInteger(v) && v >= 1 && v <= limits.maxMinutesCeiling) size.maxMinutes = v;
+            else {
+              ctx.addIssue({
+                code: z.ZodIssueCode.custom,
+                message:
+                  k === "machine" || k === "max_minutes"
+                    ? `size ${show(name)}: ${show(k)} has a bad value ${show(v)} (machine: a machine type such as \`e2-standard-4\`; max_minutes: 1 to ${limits.maxMinutesCeiling})`
+                    : `size ${show(name)}: unknown setting ${show(k)}; a size takes \`machine\` and \`max_minutes\``,
+              });
+            }
+          }
+          sizes[name] = size;
+        }
+        return sizes;
+      }),
       priority: z.unknown().transform((value, ctx): number => {
         if (value === undefined || value === null) return 0;
         if (typeof value !== "number" || !Number.isInteger(value) || value < -10 || value > 10) {
@@ -328,6 +372,7 @@ export function parseRepoConfig(raw: unknown, limits: RepoConfigLimits): RepoCon
     draft: data.draft,
     backend: data.backend,
     priority: data.priority,
+    sizes: data.sizes,
   };
   if (data.command !== undefined) config.command = data.command;
   if (data.model !== undefined) config.model = data.model;

@@ -25,7 +25,10 @@ export async function recordLabeledIssue(deps: RecordDeps, context: Context<"iss
   const log = deps.log.child({ deliveryId: context.id, event: "issues.labeled" });
   const count = (outcome: string) => deps.metrics.deliveries.inc({ event: "issues.labeled", outcome });
 
-  if (payload.label?.name !== deps.triggerLabel) return count("other-label");
+  // `agent-work` or a size variant such as `agent-work:large`.
+  const name = payload.label?.name ?? "";
+  const size = name.startsWith(`${deps.triggerLabel}:`) ? name.slice(deps.triggerLabel.length + 1) : undefined;
+  if (name !== deps.triggerLabel && !(size && /^[a-z0-9][a-z0-9._-]{0,39}$/i.test(size))) return count("other-label");
   // Bots never trigger work (including this app itself): that is how loops start.
   if (payload.sender.type === "Bot") {
     log.info({ sender: payload.sender.login }, "label added by a bot; ignored");
@@ -52,6 +55,9 @@ export async function recordLabeledIssue(deps: RecordDeps, context: Context<"iss
       cloneUrl: repository.clone_url,
       defaultBranch: repository.default_branch,
       instructions: null,
+      options: size ? { size } : {},
+      // No earlier comments: nothing to snapshot, and no API call to learn that.
+      ...(issue.comments === 0 ? { context: { comments: [], droppedComments: 0 } } : {}),
     },
     { backend: deps.defaultBackend },
   );

@@ -19,6 +19,19 @@ export interface PromptInput {
   instructionsPrefix?: string;
   /** Text after `/agent run` from an authorised person. */
   extraInstructions?: string | null;
+  /** Earlier comments, already filtered to people with write access. */
+  comments?: { author: string; body: string }[];
+}
+
+/** Caps that keep a huge (or padded) issue from crowding out everything else in the prompt. */
+export const MAX_BODY_CHARS = 20_000;
+export const MAX_COMMENT_CHARS = 4_000;
+export const MAX_COMMENTS_TOTAL_CHARS = 20_000;
+
+/** Cuts text to `max` characters and says so where the cut is, so nobody mistakes it for the whole. */
+export function capText(text: string, max: number): string {
+  if (text.length <= max) return text;
+  return `${text.slice(0, max)}\n[… ${text.length - max} more characters cut by agent-work]`;
 }
 
 export function buildPrompt(input: PromptInput): string {
@@ -44,13 +57,23 @@ export function buildPrompt(input: PromptInput): string {
   }
 
   const title = sanitizeUntrustedText(input.title).replace(/\s+/g, " ").trim();
-  const body = sanitizeUntrustedText(input.body ?? "").trim();
+  const body = capText(sanitizeUntrustedText(input.body ?? "").trim(), MAX_BODY_CHARS);
+  const discussion: string[] = [];
+  let budget = MAX_COMMENTS_TOTAL_CHARS;
+  for (const comment of input.comments ?? []) {
+    const text = capText(sanitizeUntrustedText(comment.body).trim(), Math.min(MAX_COMMENT_CHARS, budget));
+    if (!text || budget <= 0) continue;
+    budget -= text.length;
+    const author = comment.author.replace(/[^A-Za-z0-9-[\]]/g, "");
+    discussion.push("", `Comment by @${author}:`, text);
+  }
   sections.push(
     [
       `<${tag} number="${input.number}">`,
       `Title: ${title || "(no title)"}`,
       "",
       body || "(no description)",
+      ...discussion,
       `</${tag}>`,
     ].join("\n"),
   );

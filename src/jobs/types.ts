@@ -26,6 +26,23 @@ export interface StepRecord {
   detail?: string;
 }
 
+/** What a command or a size label asked for, on top of the repository's config. */
+export interface JobOptions {
+  backend?: string;
+  machine?: string;
+  maxMinutes?: number;
+  /** `large` from the label `agent-work:large`. */
+  size?: string;
+  /** The command line as typed, quoted back in refusals. */
+  commandLine?: string;
+}
+
+/** Earlier discussion on the issue, kept only from people with write access, at trigger time. */
+export interface JobContext {
+  comments: { author: string; body: string }[];
+  droppedComments: number;
+}
+
 export interface Job {
   id: string;
   deliveryId: string;
@@ -68,6 +85,13 @@ export interface Job {
   computeSeconds: number | null;
   costUsd: number | null;
   message: string | null;
+  options: JobOptions;
+  triggerCommentId: number | null;
+  context: JobContext | null;
+  /** For a job on a pull request: the PR's branch, which the agent works on and pushes to. */
+  prHeadRef: string | null;
+  retryOf: string | null;
+  cancelRequestedBy: string | null;
 }
 
 /** What a webhook handler knows when it records a job: nothing it would need GitHub to learn. */
@@ -87,4 +111,5 @@ export type NewJob = Pick<
   | "cloneUrl"
   | "defaultBranch"
   | "instructions"
->;
+> &
+  Partial<Pick<Job, "options" | "triggerCommentId" | "retryOf" | "context">>;

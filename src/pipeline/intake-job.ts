@@ -1,17 +1,21 @@
 import type { Job } from "../jobs/types.js";
 import { checkSenderPermission } from "../github/check-sender-permission.js";
 import { readRepoConfig } from "../github/read-repo-config.js";
-import { parseRepoConfig, formatRepoConfigErrors, REPO_CONFIG_PATH } from "../config/repo-config.js";
+import { parseRepoConfig, formatRepoConfigErrors } from "../config/repo-config.js";
 import { isUniqueViolation } from "../store/job-store.js";
 import type { GitHub } from "../github/types.js";
 import type { PipelineDeps } from "./deps.js";
 import { ensureStatusSurfaces } from "./ensure-status-surfaces.js";
+import { resolveJobOptions } from "./resolve-job-options.js";
+import { snapshotDiscussion } from "./snapshot-discussion.js";
 
 /**
- * The first pass over a recorded delivery, off the webhook's request path: authorise the sender
- * (fail closed), read and validate the repo config, admit the job (one active job per issue),
- * then acknowledge on GitHub with a 👀, the queued check run and the status comment.
- * A refusal is written first, then answered with one short comment; nothing starts.
+ * The first pass over a recorded trigger (label or `/agent run`), off the webhook's request path:
+ * authorise the sender (fail closed), read and validate the repo config and the command's flags,
+ * look at the pull request (same repository only), snapshot the discussion, admit the job (one
+ * active job per issue), then acknowledge with a 👀, the queued check run and the status comment.
+ * A refusal is written first, then answered with one comment that quotes the command and says
+ * why; nothing starts.
  */
 export async function intakeJob(deps: PipelineDeps, job: Job): Promise<Job> {
   const log = deps.log.child({ jobId: job.id, deliveryId: job.deliveryId });
@@ -21,7 +25,7 @@ export async function intakeJob(deps: PipelineDeps, job: Job): Promise<Job> {
   const verdict = await checkSenderPermission(octokit, { owner, repo, username: job.requester }, deps.config.requiredPermission);
   if (!verdict.allowed) {
     log.info({ permission: verdict.permission }, "sender may not start agent work; refused");
-    return reject(deps, octokit, job, verdict.reason, `@${job.requester} agent-work did not start: ${verdict.reason}.`);
+    return reject(deps, octokit, job, verdict.reason);
   }
 
   const read = await readRepoConfig(octokit, { owner, repo });
@@ -34,33 +38,72 @@ export async function intakeJob(deps: PipelineDeps, job: Job): Promise<Job> {
     : { ok: false as const, errors: [{ key: "(file)", message: read.error }] };
   if (!parsed.ok) {
     log.info({ errors: parsed.errors }, "repository config is invalid; refused");
-    const body = `@${job.requester} agent-work did not start.\n\n${formatRepoConfigErrors(parsed.errors)}`;
-    return reject(deps, octokit, job, `invalid ${REPO_CONFIG_PATH}`, body);
+    return reject(deps, octokit, job, "invalid repository config", `\n\n${formatRepoConfigErrors(parsed.errors)}`);
   }
-  const config = parsed.config;
-  if (!deps.backends.has(config.backend)) {
-    const known = [...deps.backends.keys()].join(", ");
-    return reject(deps, octokit, job, `backend ${config.backend} is not enabled`, `@${job.requester} agent-work did not start: the backend \`${config.backend}\` named in \`${REPO_CONFIG_PATH}\` is not enabled on this controller (enabled: ${known}).`);
+  const resolved = resolveJobOptions(parsed.config, job.options, [...deps.backends.keys()]);
+  if (!resolved.ok) return reject(deps, octokit, job, resolved.reason);
+  const config = resolved.config;
+
+  let prHeadRef: string | null = null;
+  let headSha: string | null = null;
+  if (job.kind === "pull_request") {
+    const { data: pr } = await octokit.rest.pulls.get({ owner, repo, pull_number: job.number });
+    if (pr.head.repo?.full_name !== pr.base.repo.full_name) {
+      // A fork's branch cannot be pushed with a token scoped to this repository, and its files
+      // were written by someone without write access here.
+      return reject(deps, octokit, job, "this pull request comes from a fork; agent-work only works on branches of this repository, so the agent's token never meets code from outside it");
+    }
+    if (pr.state !== "open") return reject(deps, octokit, job, "this pull request is closed");
+    prHeadRef = pr.head.ref;
+    headSha = pr.head.sha;
   }
+
+  const context = job.context ?? (await snapshotDiscussion(octokit, job, deps.config.requiredPermission));
 
   let admitted: Job;
   try {
-    admitted = await deps.store.transition(job.id, "received", "queued", { config, priority: config.priority, backend: config.backend });
+    admitted = await deps.store.transition(job.id, "received", "queued", {
+      config,
+      priority: config.priority,
+      backend: config.backend,
+      options: { ...job.options, ...(resolved.machine ? { machine: resolved.machine } : {}) },
+      context,
+      prHeadRef,
+      ...(headSha ? { baseSha: headSha } : {}),
+    });
   } catch (err) {
     if (!isUniqueViolation(err)) throw err;
     const active = await deps.store.activeFor(job.repoId, job.number);
     log.info({ activeJob: active?.id }, "a job is already active on this issue; refused");
     const where = active?.commentId ? ` (see the [status comment](https://github.com/${owner}/${repo}/issues/${job.number}#issuecomment-${active.commentId}))` : "";
-    return reject(deps, octokit, job, "already running", `@${job.requester} agent-work is already running on this ${job.kind === "pull_request" ? "pull request" : "issue"}: job \`${active?.id ?? "?"}\`${where}. No new job was started.`);
+    return reject(deps, octokit, job, `agent-work is already running on this ${job.kind === "pull_request" ? "pull request" : "issue"}: job \`${active?.id ?? "?"}\`${where}; \`/agent stop\` stops it`);
   }
-  log.info({ backend: config.backend, maxMinutes: config.maxMinutes }, "job admitted");
+  log.info({ backend: config.backend, maxMinutes: config.maxMinutes, comments: context.comments.length }, "job admitted");
 
-  await octokit.rest.reactions.createForIssue({ owner, repo, issue_number: job.number, content: "eyes" });
+  await acknowledge(octokit, job);
   return ensureStatusSurfaces(deps, octokit, admitted);
 }
 
-async function reject(deps: PipelineDeps, octokit: GitHub, job: Job, reason: string, reply: string): Promise<Job> {
-  const rejected = await deps.store.transition(job.id, "received", "rejected", { message: reason, finishedAt: deps.now() });
-  await octokit.rest.issues.createComment({ owner: job.owner, repo: job.repo, issue_number: job.number, body: deps.redactor.redact(reply) });
+/** 👀 on the comment that asked, or on the issue for a label. */
+export async function acknowledge(octokit: GitHub, target: { owner: string; repo: string; number: number; triggerCommentId: number | null }): Promise<void> {
+  const { owner, repo } = target;
+  if (target.triggerCommentId) {
+    await octokit.rest.reactions.createForIssueComment({ owner, repo, comment_id: target.triggerCommentId, content: "eyes" });
+  } else {
+    await octokit.rest.reactions.createForIssue({ owner, repo, issue_number: target.number, content: "eyes" });
+  }
+}
+
+/** The one reply to a refused trigger: the command quoted (if any), who, and why. */
+export function refusalText(job: Pick<Job, "requester" | "options">, reason: string): string {
+  const quote = job.options.commandLine ? `> ${job.options.commandLine.replace(/\n/g, " ")}\n\n` : "";
+  const why = reason.startsWith("\n") ? reason : ` ${reason}.`;
+  return `${quote}@${job.requester} agent-work did not start:${why}`;
+}
+
+async function reject(deps: PipelineDeps, octokit: GitHub, job: Job, reason: string, details?: string): Promise<Job> {
+  const rejected = await deps.store.transition(job.id, "received", "rejected", { message: reason.trim().split("\n")[0]!, finishedAt: deps.now() });
+  const body = refusalText(job, details ?? reason);
+  await octokit.rest.issues.createComment({ owner: job.owner, repo: job.repo, issue_number: job.number, body: deps.redactor.redact(body) });
   return rejected;
 }

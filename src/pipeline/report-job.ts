@@ -11,6 +11,23 @@ import { markStep } from "./run-job.js";
  * check run onto the PR's head commit, and write the final status. Every call here is safe to
  * repeat, so a controller that died while reporting can run this again from the stored result.
  */
+function pullRequestFor(job: Job, branch: string) {
+  return {
+    owner: job.owner,
+    repo: job.repo,
+    head: branch,
+    base: job.defaultBranch,
+    title: job.title,
+    body: [
+      `Closes #${job.number}`,
+      "",
+      `Written by an AI coding agent (\`${job.config?.agent ?? "agent"}\`) for @${job.requester}, agent-work job \`${job.id}\`.`,
+      "Review it like any contribution from someone you do not know yet.",
+    ].join("\n"),
+    draft: job.config?.draft ?? true,
+  };
+}
+
 export async function reportJob(deps: PipelineDeps, octokit: GitHub, publisher: StatusPublisher, job: Job): Promise<Job> {
   const result = job.result!;
   const { owner, repo } = job;
@@ -20,26 +37,16 @@ export async function reportJob(deps: PipelineDeps, octokit: GitHub, publisher: 
   if (result.outcome === "timed_out") {
     job = await deps.store.transition(job.id, "reporting", "timed_out", { ...finish, steps: markStep(job.steps, "pull request", "skipped", now) });
   } else if (result.outcome === "pushed" && result.branch && result.headSha) {
-    const pr = await openPullRequest(octokit, {
-      owner,
-      repo,
-      head: result.branch,
-      base: job.defaultBranch,
-      title: job.title,
-      body: [
-        `Closes #${job.number}`,
-        "",
-        `Written by an AI coding agent (\`${job.config?.agent ?? "agent"}\`) for @${job.requester}, agent-work job \`${job.id}\`.`,
-        "Review it like any contribution from someone you do not know yet.",
-      ].join("\n"),
-      draft: job.config?.draft ?? true,
-    });
+    // On a pull request the commit went onto its own branch: the PR is already there.
+    const pr = job.prHeadRef
+      ? { number: job.number, url: `https://github.com/${owner}/${repo}/pull/${job.number}`, headSha: result.headSha }
+      : await openPullRequest(octokit, pullRequestFor(job, result.branch));
     job = await deps.store.transition(job.id, "reporting", "succeeded", {
       ...finish,
       prNumber: pr.number,
       prUrl: pr.url,
       headSha: pr.headSha,
-      steps: markStep(job.steps, "pull request", "done", now, `#${pr.number}`),
+      steps: markStep(job.steps, "pull request", "done", now, job.prHeadRef ? `pushed to #${pr.number}` : `#${pr.number}`),
     });
     if (!job.prCheckRunId) {
       const view = await publisher.currentCheckView();

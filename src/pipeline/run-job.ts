@@ -10,6 +10,14 @@ import type { PipelineDeps } from "./deps.js";
 import { StatusPublisher } from "./status-publisher.js";
 import { ensureStatusSurfaces } from "./ensure-status-surfaces.js";
 import { reportJob } from "./report-job.js";
+import { cancelledBy } from "./cancel-request.js";
+import { isTerminal } from "../jobs/state.js";
+
+/**
+ * Files that steer an agent. On a pull request they are taken from the base branch, not the PR
+ * head: the PR's author may not be someone the maintainers trust to instruct the agent.
+ */
+export const AGENT_STEERING_PATHS = ["AGENTS.md", "CLAUDE.md", ".claude", ".opencode", "opencode.json", ".aider.conf.yml", ".github/agent-work.yml", ".github/copilot-instructions.md"] as const;
 
 /** Marks one step in the job's step list; steps are what the comment and the check show. */
 export function markStep(steps: StepRecord[], name: string, status: StepRecord["status"], at: number, detail?: string): StepRecord[] {
@@ -77,13 +85,15 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     token = minted.token;
     deps.redactor.add(token);
 
-    const branch = `${config.branchPrefix}${job.number}-${branchSlug(job.title)}`;
+    // On a pull request the agent works on the PR's own branch; on an issue, on a new one.
+    const branch = job.prHeadRef ?? `${config.branchPrefix}${job.number}-${branchSlug(job.title)}`;
     await move("running", { branch, steps: markStep(job.steps, "worker", "done", deps.now(), worker.id) });
     const input: WorkerInput = {
       jobId: job.id,
       cloneUrl: job.cloneUrl,
-      baseBranch: job.defaultBranch,
+      baseBranch: job.prHeadRef ?? job.defaultBranch,
       branch,
+      ...(job.prHeadRef ? { steering: { fromBranch: job.defaultBranch, paths: [...AGENT_STEERING_PATHS] } } : {}),
       token,
       agentArgv: agentArgv(config.agent, { command: config.command, model: config.model }),
       prompt: buildPrompt({
@@ -94,6 +104,7 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
         body: job.body,
         instructionsPrefix: config.instructions,
         extraInstructions: job.instructions,
+        comments: job.context?.comments ?? [],
       }),
       commitMessage: `${job.title}\n\nWritten by agent-work job ${job.id} for #${job.number}.`,
       author: deps.config.gitAuthor,
@@ -125,6 +136,19 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     await pending;
     log.info({ outcome: result.outcome, computeSeconds: result.computeSeconds }, "worker finished");
 
+    const stoppedBy = cancelledBy(signal);
+    if (stoppedBy) {
+      job = await deps.store.transition(job.id, "running", "cancelled", {
+        result,
+        computeSeconds: result.computeSeconds,
+        costUsd: 0,
+        finishedAt: deps.now(),
+        message: `stopped by @${stoppedBy}`,
+      });
+      state = "cancelled";
+      await publisher.flush();
+      return job;
+    }
     const timedOut = result.outcome === "timed_out" || (result.aborted && deadline.aborted);
     await move("reporting", {
       // Stored before reporting starts, so a controller that dies while reporting can finish it.
@@ -140,10 +164,17 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
   } catch (err) {
     log.error({ err }, "job failed");
     const message = deps.redactor.redact(err instanceof Error ? err.message : String(err));
-    if (state !== "succeeded" && state !== "failed" && state !== "timed_out" && state !== "cancelled") {
-      const fresh = await deps.store.getOrThrow(job.id);
-      job = await deps.store.transition(fresh.id, fresh.state, "failed", { message, finishedAt: deps.now() });
-      state = "failed";
+    const fresh = await deps.store.getOrThrow(job.id);
+    if (!isTerminal(fresh.state)) {
+      // Stopped by a person while the worker was being made: cancelled, not failed.
+      const by = cancelledBy(signal);
+      job = await deps.store.transition(fresh.id, fresh.state, by ? "cancelled" : "failed", {
+        message: by ? `stopped by @${by}` : message,
+        finishedAt: deps.now(),
+      });
+      state = job.state;
+    } else {
+      job = fresh;
     }
     await publisher.flush().catch((e) => log.warn({ err: e }, "final status update failed"));
     return job;

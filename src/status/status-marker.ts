@@ -1,6 +1,8 @@
+export const STATUS_MARKER_PREFIX = "<!-- agent-work:job=";
+
 /** The hidden marker that finds a job's status comment again, whatever else the comment says. */
 export function statusMarker(jobId: string): string {
-  return `<!-- agent-work:job=${jobId} -->`;
+  return `${STATUS_MARKER_PREFIX}${jobId} -->`;
 }
 
 export function jobIdFromMarker(body: string): string | undefined {

@@ -28,6 +28,10 @@ type JobPatch = Partial<
     | "computeSeconds"
     | "costUsd"
     | "message"
+    | "options"
+    | "context"
+    | "prHeadRef"
+    | "cancelRequestedBy"
   >
 >;
 
@@ -105,6 +109,12 @@ function toJob(row: Selectable<JobsTable>): Job {
     computeSeconds: row.compute_seconds,
     costUsd: row.cost_usd,
     message: row.message,
+    options: row.options_json ? JSON.parse(row.options_json) : {},
+    triggerCommentId: row.trigger_comment_id === null ? null : Number(row.trigger_comment_id),
+    context: row.context_json ? JSON.parse(row.context_json) : null,
+    prHeadRef: row.pr_head_ref,
+    retryOf: row.retry_of,
+    cancelRequestedBy: row.cancel_requested_by,
   };
 }
 
@@ -134,6 +144,10 @@ function patchToRow(patch: JobPatch): Partial<JobsTable> {
   if ("computeSeconds" in patch) set("compute_seconds", patch.computeSeconds ?? null);
   if ("costUsd" in patch) set("cost_usd", patch.costUsd ?? null);
   if ("message" in patch) set("message", patch.message ?? null);
+  if (patch.options !== undefined) set("options_json", JSON.stringify(patch.options));
+  if ("context" in patch) set("context_json", patch.context ? JSON.stringify(patch.context) : null);
+  if ("prHeadRef" in patch) set("pr_head_ref", patch.prHeadRef ?? null);
+  if ("cancelRequestedBy" in patch) set("cancel_requested_by", patch.cancelRequestedBy ?? null);
   return row;
 }
 
@@ -178,6 +192,10 @@ export class JobStore {
         attempts: 0,
         created_at: now,
         updated_at: now,
+        options_json: JSON.stringify(input.options ?? {}),
+        trigger_comment_id: input.triggerCommentId ?? null,
+        retry_of: input.retryOf ?? null,
+        context_json: input.context ? JSON.stringify(input.context) : null,
       } as never)
       .onConflict((oc) => oc.column("delivery_id").doNothing())
       .executeTakeFirst();
@@ -202,6 +220,33 @@ export class JobStore {
   async activeFor(repoId: number, number: number): Promise<Job | undefined> {
     const row = await this.db.selectFrom("jobs").selectAll().where("active_key", "=", activeKey(repoId, number)).executeTakeFirst();
     return row ? toJob(row) : undefined;
+  }
+
+  /** The most recent job on an issue or PR, whatever its state. */
+  async lastFor(repoId: number, number: number): Promise<Job | undefined> {
+    const row = await this.db
+      .selectFrom("jobs")
+      .selectAll()
+      .where("repo_id", "=", repoId)
+      .where("number", "=", number)
+      .where("state", "!=", "rejected")
+      .orderBy("created_at", "desc")
+      .limit(1)
+      .executeTakeFirst();
+    return row ? toJob(row) : undefined;
+  }
+
+  /** Jobs of a repository created since `since` (the month so far), for `/agent cost`. */
+  async repoJobsSince(repoId: number, since: number): Promise<Job[]> {
+    const rows = await this.db
+      .selectFrom("jobs")
+      .selectAll()
+      .where("repo_id", "=", repoId)
+      .where("created_at", ">=", since)
+      .where("state", "!=", "rejected")
+      .orderBy("created_at", "asc")
+      .execute();
+    return rows.map(toJob);
   }
 
   async list(filter: { state?: JobState; limit?: number } = {}): Promise<Job[]> {

@@ -45,6 +45,35 @@ export interface JobsTable {
   compute_seconds: number | null;
   cost_usd: number | null;
   message: string | null;
+  options_json: string | null;
+  trigger_comment_id: number | null;
+  context_json: string | null;
+  pr_head_ref: string | null;
+  retry_of: string | null;
+  cancel_requested_by: string | null;
+}
+
+export interface RequestsTable {
+  id: string;
+  delivery_id: string;
+  installation_id: number;
+  repo_id: number;
+  owner: string;
+  repo: string;
+  number: number;
+  kind: string;
+  /** `comment` or `check_run`. */
+  source: string;
+  verb: string;
+  sender: string;
+  args_json: string;
+  /** `pending` until answered, then `done`. */
+  state: string;
+  lease_owner: string | null;
+  lease_expires_at: number | null;
+  created_at: number;
+  updated_at: number;
+  outcome: string | null;
 }
 
 export interface JobEventsTable {
@@ -58,4 +87,5 @@ export interface JobEventsTable {
 export interface Database {
   jobs: JobsTable;
   job_events: JobEventsTable;
+  requests: RequestsTable;
 }

@@ -43,4 +43,10 @@ export interface WorkerInput {
   /** Environment for the agent, already filtered through the allowlist by the controller. */
   agentEnv: Record<string, string>;
   sandbox: { kind: "bwrap"; roBinds: string[]; shareNet: boolean } | { kind: "none" };
+  /**
+   * For a pull request: before the agent runs, these paths are replaced with their versions on
+   * `fromBranch` (or removed when that branch lacks them); after it runs they are put back as the
+   * PR had them, so the swap never lands in the commit.
+   */
+  steering?: { fromBranch: string; paths: string[] };
 }

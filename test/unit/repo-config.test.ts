@@ -29,7 +29,7 @@ describe("parseRepoConfig", () => {
     for (const raw of [null, undefined, {}]) {
       expect(parseRepoConfig(raw, limits)).toEqual({
         ok: true,
-        config: { agent: "claude-code", maxMinutes: 30, branchPrefix: "agent/", draft: true, backend: "local", priority: 0 },
+        config: { agent: "claude-code", maxMinutes: 30, branchPrefix: "agent/", draft: true, backend: "local", priority: 0, sizes: {} },
       });
     }
   });
@@ -57,6 +57,7 @@ priority: -3
         draft: false,
         backend: "local",
         priority: -3,
+        sizes: {},
       },
     });
   });
@@ -126,9 +127,16 @@ command: ["./scripts/agent.sh", "--task={prompt_file}"]
     }
   });
 
-  it("says which backends are available, also for one that is planned", () => {
-    expect(errorFor(fromYaml("backend: gce"), "backend")).toBe("`gce` is not available on this installation yet; available: `local`");
-    expect(errorFor(fromYaml("backend: cloud"), "backend")).toBe("`cloud` is not a backend; available: `local`");
+  it("accepts every backend name and says which exist for an unknown one (intake checks which are enabled)", () => {
+    expect(fromYaml("backend: gce").ok).toBe(true);
+    expect(errorFor(fromYaml("backend: cloud"), "backend")).toBe("`cloud` is not a backend; available: `local`, `ssh`, `gce`, `k8s`");
+  });
+
+  it("reads sizes for size labels and --machine, and names a bad one", () => {
+    const ok = fromYaml("sizes:\n  large: { machine: e2-standard-4, max_minutes: 45 }\n  small: { machine: e2-small }");
+    expect(ok).toMatchObject({ ok: true, config: { sizes: { large: { machine: "e2-standard-4", maxMinutes: 45 }, small: { machine: "e2-small" } } } });
+    expect(errorFor(fromYaml("sizes:\n  large: { cpus: 4 }"), "sizes")).toMatch(/unknown setting `cpus`/);
+    expect(errorFor(fromYaml("sizes:\n  large: { max_minutes: 500 }"), "sizes")).toMatch(/1 to 55/);
   });
 
   it("checks draft, priority and model", () => {
@@ -152,7 +160,7 @@ command: ["./scripts/agent.sh", "--task={prompt_file}"]
   });
 
   it("reports every bad key together", () => {
-    const errors = errorsOf(fromYaml("agent: nope\nmax_minutes: 100\ndraft: 1\nbackend: k8s\nmax_minute: 2"));
+    const errors = errorsOf(fromYaml("agent: nope\nmax_minutes: 100\ndraft: 1\nbackend: k9s\nmax_minute: 2"));
     expect(errors.map((e) => e.key).sort()).toEqual(["agent", "backend", "draft", "max_minute", "max_minutes"]);
   });
 
@@ -164,13 +172,13 @@ command: ["./scripts/agent.sh", "--task={prompt_file}"]
 
 describe("formatRepoConfigErrors", () => {
   it("shows the file's path and one bullet per key", () => {
-    const text = formatRepoConfigErrors(errorsOf(fromYaml("max_minute: 2\nbackend: gce")));
+    const text = formatRepoConfigErrors(errorsOf(fromYaml("max_minute: 2\nbackend: gcp")));
     expect(text).toBe(
       [
         "**`.github/agent-work.yml` has 2 problems; fix them on the default branch and try again:**",
         "",
         "- `max_minute`: unknown setting; did you mean `max_minutes`?",
-        "- `backend`: `gce` is not available on this installation yet; available: `local`",
+        "- `backend`: `gcp` is not a backend; available: `local`, `ssh`, `gce`, `k8s`",
       ].join("\n"),
     );
   });

@@ -1,0 +1,42 @@
+import type { RepoConfig } from "../config/repo-config.js";
+import type { JobOptions } from "../jobs/types.js";
+
+/**
+ * Applies what a command's flags or a size label asked for to the repository's config, within
+ * what that config allows: a size must be one the config defines, a backend one this controller
+ * runs, and minutes at most the repository's own limit (or the size's).
+ */
+export function resolveJobOptions(
+  config: RepoConfig,
+  options: JobOptions,
+  enabledBackends: readonly string[],
+): { ok: true; config: RepoConfig; machine?: string } | { ok: false; reason: string } {
+  const sizeName = options.machine ?? options.size;
+  let machine: string | undefined;
+  let sizeMinutes: number | undefined;
+  if (sizeName !== undefined) {
+    const size = config.sizes[sizeName];
+    if (!size) {
+      const known = Object.keys(config.sizes);
+      return {
+        ok: false,
+        reason: `there is no size \`${sizeName}\` in \`.github/agent-work.yml\`${known.length ? ` (sizes: ${known.map((k) => `\`${k}\``).join(", ")})` : " (it defines no `sizes`)"}`,
+      };
+    }
+    machine = size.machine;
+    sizeMinutes = size.maxMinutes;
+  }
+  const backend = options.backend ?? config.backend;
+  if (!enabledBackends.includes(backend)) {
+    return { ok: false, reason: `the backend \`${backend}\` is not enabled on this controller (enabled: ${enabledBackends.map((b) => `\`${b}\``).join(", ")})` };
+  }
+  const limit = sizeMinutes ?? config.maxMinutes;
+  if (options.maxMinutes !== undefined && options.maxMinutes > limit) {
+    return { ok: false, reason: `\`--max-minutes ${options.maxMinutes}\` is more than this repository allows (${limit})` };
+  }
+  return {
+    ok: true,
+    config: { ...config, backend: backend as RepoConfig["backend"], maxMinutes: options.maxMinutes ?? limit },
+    ...(machine ? { machine } : {}),
+  };
+}

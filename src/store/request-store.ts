@@ -1,0 +1,124 @@
+import type { Kysely, Selectable } from "kysely";
+import type { Database, RequestsTable } from "./schema.js";
+import { newJobId } from "./job-store.js";
+import type { JobKind } from "../jobs/types.js";
+
+export type RequestVerb = "stop" | "retry" | "status" | "cost" | "help" | "unknown" | "bad_flag" | "fork";
+
+/** A command or button click to answer: everything but a new job, which is a job of its own. */
+export interface AgentRequest {
+  id: string;
+  deliveryId: string;
+  installationId: number;
+  repoId: number;
+  owner: string;
+  repo: string;
+  number: number;
+  kind: JobKind;
+  source: "comment" | "check_run";
+  verb: RequestVerb;
+  sender: string;
+  args: {
+    /** The comment to react to and quote (source `comment`). */
+    commentId?: number;
+    line?: string;
+    /** The job a button belongs to (source `check_run`). */
+    jobId?: string;
+    word?: string;
+    suggestion?: string;
+    message?: string;
+  };
+  state: "pending" | "done";
+  createdAt: number;
+}
+
+function toRequest(row: Selectable<RequestsTable>): AgentRequest {
+  return {
+    id: row.id,
+    deliveryId: row.delivery_id,
+    installationId: Number(row.installation_id),
+    repoId: Number(row.repo_id),
+    owner: row.owner,
+    repo: row.repo,
+    number: row.number,
+    kind: row.kind as JobKind,
+    source: row.source as AgentRequest["source"],
+    verb: row.verb as RequestVerb,
+    sender: row.sender,
+    args: JSON.parse(row.args_json),
+    state: row.state as AgentRequest["state"],
+    createdAt: Number(row.created_at),
+  };
+}
+
+/** The requests table: recorded by handlers, claimed with a lease, answered once. */
+export class RequestStore {
+  constructor(
+    readonly db: Kysely<Database>,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async insert(input: Omit<AgentRequest, "id" | "state" | "createdAt">): Promise<{ created: boolean }> {
+    const now = this.now();
+    const res = await this.db
+      .insertInto("requests")
+      .values({
+        id: newJobId().replace(/^j/, "r"),
+        delivery_id: input.deliveryId,
+        installation_id: input.installationId,
+        repo_id: input.repoId,
+        owner: input.owner,
+        repo: input.repo,
+        number: input.number,
+        kind: input.kind,
+        source: input.source,
+        verb: input.verb,
+        sender: input.sender,
+        args_json: JSON.stringify(input.args),
+        state: "pending",
+        created_at: now,
+        updated_at: now,
+      })
+      .onConflict((oc) => oc.column("delivery_id").doNothing())
+      .executeTakeFirst();
+    return { created: Number(res.numInsertedOrUpdatedRows ?? 0n) === 1 };
+  }
+
+  async claim(owner: string, leaseMs: number, limit: number): Promise<AgentRequest[]> {
+    const now = this.now();
+    const candidates = await this.db
+      .selectFrom("requests")
+      .select("id")
+      .where("state", "=", "pending")
+      .where((eb) => eb.or([eb("lease_expires_at", "is", null), eb("lease_expires_at", "<", now)]))
+      .orderBy("created_at", "asc")
+      .limit(limit)
+      .execute();
+    const claimed: AgentRequest[] = [];
+    for (const { id } of candidates) {
+      const res = await this.db
+        .updateTable("requests")
+        .set({ lease_owner: owner, lease_expires_at: now + leaseMs, updated_at: now })
+        .where("id", "=", id)
+        .where("state", "=", "pending")
+        .where((eb) => eb.or([eb("lease_expires_at", "is", null), eb("lease_expires_at", "<", now)]))
+        .executeTakeFirst();
+      if (Number(res.numUpdatedRows) === 1) {
+        claimed.push(toRequest(await this.db.selectFrom("requests").selectAll().where("id", "=", id).executeTakeFirstOrThrow()));
+      }
+    }
+    return claimed;
+  }
+
+  async finish(id: string, outcome: string): Promise<void> {
+    await this.db
+      .updateTable("requests")
+      .set({ state: "done", outcome, lease_owner: null, lease_expires_at: null, updated_at: this.now() })
+      .where("id", "=", id)
+      .execute();
+  }
+
+  async list(): Promise<AgentRequest[]> {
+    return (await this.db.selectFrom("requests").selectAll().orderBy("created_at").execute()).map(toRequest);
+  }
+}
