@@ -1,0 +1,205 @@
+/**
+ * Runs the worker script on a host reached over SSH, shared by the `ssh` and `gce` backends.
+ *
+ * The script is uploaded into the job's folder, then started with a fixed command line: no text from
+ * the job reaches the remote shell except the folder and node paths, quoted. The WorkerInput — the
+ * installation token with it — travels on the channel's stdin, so it is never in an argv, an
+ * environment or a file in clear on the host (the worker script itself keeps it in a 0600 file on
+ * tmpfs only while git needs it). The worker runs in a session and process group of its own whose
+ * id is recorded in a pidfile; a stop kills that group and everything working in the folder, since
+ * closing a channel without a PTY leaves the remote command running.
+ */
+import { readFile } from "node:fs/promises";
+import type { NodeSSH } from "node-ssh";
+import type { RunResult } from "../backends/types.js";
+import { createLineSplitter, createProgressParser } from "../worker/parse-progress.js";
+import type { ProgressEvent, WorkerInput, WorkerResult } from "../worker/protocol.js";
+import { workerScriptPath } from "../worker/worker-script-path.js";
+import { remoteExecOk } from "./remote-exec.js";
+import { checkRemoteWorkDir, REMOTE_PID_FILE, REMOTE_STOP_FILE, REMOTE_WORK_SUBDIR, REMOTE_WORKER_SCRIPT } from "./remote-work-dir.js";
+import { shellQuote } from "./shell-quote.js";
+import { stopRemoteWorker } from "./stop-remote-worker.js";
+
+export interface RunWorkerOverSshOptions {
+  /** The job's folder on the host: absolute, or relative to the login user's home. */
+  workDir: string;
+  input: WorkerInput;
+  onEvent: (e: ProgressEvent) => void;
+  /** Aborting stops the whole remote process tree; the result then says `aborted: true`. */
+  signal: AbortSignal;
+  /** The worker is killed after this many seconds and the outcome is `timed_out`. */
+  maxSeconds: number;
+  /** Node on the host (default `node`, found on the login PATH). */
+  nodePath?: string;
+  /** The worker script to upload (default: worker/agent-work-worker.mjs of this build). */
+  workerScript?: string;
+  /** Between SIGTERM and SIGKILL when the worker is stopped (default 5000). */
+  killGraceMs?: number;
+  now?: () => number;
+}
+
+const STDERR_TAIL = 20;
+/** The host's own `timeout` fires this long after the controller's timer: a dead man's switch for a controller that died. */
+const REMOTE_TIMEOUT_SLACK_SECONDS = 30;
+
+/**
+ * The command run inside the job's `work/` folder after `setsid`: records its pid (the new group's
+ * id), refuses to start once a stop was asked for, and execs the worker under the host's `timeout`
+ * with a minimal environment. `$1` is the timeout in seconds, `$2` the node binary.
+ */
+const START_SCRIPT =
+  `echo $$ > ../${REMOTE_PID_FILE} && [ ! -e ../${REMOTE_STOP_FILE} ] && ` +
+  `exec env -i PATH="$PATH" HOME="$HOME" LANG=C.UTF-8 timeout -k 10 "$1" "$2" ../${REMOTE_WORKER_SCRIPT}`;
+
+function uploadCommand(workDir: string): string {
+  const dir = shellQuote(workDir);
+  const at = (name: string) => shellQuote(`${workDir}/${name}`);
+  return [
+    "umask 077",
+    `mkdir -p -- ${shellQuote(`${workDir}/${REMOTE_WORK_SUBDIR}`)}`,
+    `chmod 700 -- ${dir}`,
+    `rm -f -- ${at(REMOTE_STOP_FILE)} ${at(REMOTE_PID_FILE)}`,
+    `cat > ${at(`${REMOTE_WORKER_SCRIPT}.tmp`)}`,
+    `mv -f -- ${at(`${REMOTE_WORKER_SCRIPT}.tmp`)} ${at(REMOTE_WORKER_SCRIPT)}`,
+  ].join(" && ");
+}
+
+function startCommand(workDir: string, timeoutSeconds: number, nodePath: string): string {
+  return `cd ${shellQuote(`${workDir}/${REMOTE_WORK_SUBDIR}`)} && exec setsid -w sh -c ${shellQuote(START_SCRIPT)} sh ${timeoutSeconds} ${shellQuote(nodePath)}`;
+}
+
+/** What this file uses of an ssh2 exec channel (ssh2 ships no type declarations). */
+interface ExecChannel {
+  on(event: "exit", listener: (code: number | null, signal?: string) => void): this;
+  on(event: "close", listener: () => void): this;
+  on(event: "data", listener: (chunk: Buffer) => void): this;
+  on(event: "error", listener: (err: Error) => void): this;
+  stderr: { on(event: "data", listener: (chunk: Buffer) => void): unknown };
+  end(data?: string): void;
+  close(): void;
+}
+
+function openChannel(conn: NodeSSH, command: string): Promise<ExecChannel> {
+  const client = conn.connection;
+  if (!client) return Promise.reject(Object.assign(new Error("not connected to the worker host"), { code: "ECONNRESET" }));
+  return new Promise((resolve, reject) => {
+    client.exec(command, (err: Error | undefined, channel: ExecChannel) => (err ? reject(err) : resolve(channel)));
+  });
+}
+
+export async function runWorkerOverSsh(conn: NodeSSH, options: RunWorkerOverSshOptions): Promise<RunResult> {
+  const { input, signal, onEvent } = options;
+  const now = options.now ?? Date.now;
+  const graceMs = options.killGraceMs ?? 5000;
+  const workDir = checkRemoteWorkDir(options.workDir);
+  if (signal.aborted) return { outcome: "error", message: "stopped before the worker started", computeSeconds: 0, aborted: true };
+  if (!(options.maxSeconds > 0)) return { outcome: "timed_out", message: "the worker had no time left to run", computeSeconds: 0, aborted: false };
+
+  const script = await readFile(options.workerScript ?? workerScriptPath, "utf8");
+  await remoteExecOk(conn, uploadCommand(workDir), "uploading the worker script", { stdin: script });
+
+  const redact = (line: string) => (input.token ? line.split(input.token).join("[REDACTED]") : line);
+  let result: WorkerResult | undefined;
+  const parser = createProgressParser(
+    (e) => {
+      if (e.type === "result") {
+        if (result) return; // the protocol promises one; a second is not forwarded
+        result = e.result;
+      }
+      onEvent(e);
+    },
+    { now, redact },
+  );
+  const stderrTail: string[] = [];
+  // Remote stderr is not protocol (a crash trace, `timeout` or `setsid` complaining): `worker` log lines.
+  const stderrLines = createLineSplitter((raw) => {
+    const line = redact(raw);
+    stderrTail.push(line);
+    if (stderrTail.length > STDERR_TAIL) stderrTail.shift();
+    onEvent({ type: "log", stream: "worker", line, at: now() });
+  });
+
+  const timeoutSeconds = Math.ceil(options.maxSeconds) + REMOTE_TIMEOUT_SLACK_SECONDS;
+  const started = now();
+  const channel = await openChannel(conn, startCommand(workDir, timeoutSeconds, options.nodePath ?? "node"));
+  let exit: { code: number | null; signal: string | null } | undefined;
+  const closed = new Promise<void>((resolve) => {
+    channel.on("exit", (code: number | null, sig?: string) => {
+      exit = { code: code ?? null, signal: sig ?? null };
+    });
+    channel.on("close", () => resolve());
+  });
+  let isClosed = false;
+  void closed.then(() => (isClosed = true));
+  let gaveUp = false;
+  let giveUp: () => void = () => {};
+  const released = new Promise<void>((resolve) => (giveUp = resolve));
+  channel.on("data", (chunk: Buffer) => parser.push(chunk));
+  channel.stderr.on("data", (chunk: Buffer) => stderrLines.push(chunk));
+  channel.on("error", () => undefined);
+  // One JSON document, then EOF: the worker reads up to the first newline.
+  channel.end(JSON.stringify(input) + "\n");
+
+  let aborted = false;
+  let deadman = false;
+  let stopError: unknown;
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= (async () => {
+      // The first stop may land before the worker wrote its pidfile; the stop file keeps a late
+      // start from running, and the next round catches what did start.
+      for (let round = 0; round < 3 && !isClosed; round++) {
+        try {
+          await stopRemoteWorker(conn, workDir, { graceMs });
+          stopError = undefined;
+        } catch (err) {
+          stopError = err;
+        }
+        await Promise.race([closed, new Promise((r) => setTimeout(r, 2000).unref())]);
+      }
+      // Nothing more can be done from here; destroy() tries again and the host's `timeout` is the
+      // last word. sshd may hold the channel open while its command runs, so do not wait for it.
+      if (!isClosed) {
+        channel.close();
+        await Promise.race([closed, new Promise((r) => setTimeout(r, 2000).unref())]);
+        gaveUp = true;
+        giveUp();
+      }
+    })();
+  };
+  const onAbort = () => {
+    aborted = true;
+    stop();
+  };
+  signal.addEventListener("abort", onAbort, { once: true });
+  const timer = setTimeout(() => {
+    deadman = true;
+    stop();
+  }, options.maxSeconds * 1000);
+
+  await Promise.race([closed, released]);
+  clearTimeout(timer);
+  signal.removeEventListener("abort", onAbort);
+  await stopping;
+  parser.end();
+  stderrLines.end();
+
+  const computeSeconds = Math.max(0, now() - started) / 1000;
+  if (deadman && !aborted) {
+    return { ...result, outcome: "timed_out", message: `the worker ran past its ${options.maxSeconds}s limit and was killed`, computeSeconds, aborted: false };
+  }
+  if (result) return { ...result, computeSeconds, aborted };
+  if (aborted) {
+    const why =
+      stopError instanceof Error
+        ? `; stopping it on the host failed: ${stopError.message}`
+        : gaveUp
+          ? "; the worker host did not confirm that the worker ended"
+          : "";
+    return { outcome: "error", message: redact(`stopped${why}`), computeSeconds, aborted: true };
+  }
+  const tail = stderrTail.slice(-5).join(" | ");
+  const how = exit === undefined ? "the SSH connection closed before the worker finished" : `the worker exited (${exit.code === null ? `signal ${exit.signal}` : `code ${exit.code}`}) without reporting a result`;
+  return { outcome: "error", message: redact(`${how}${tail ? `: ${tail}` : ""}`), computeSeconds, aborted: false };
+}
+
