@@ -3,6 +3,8 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { PipelineDeps } from "./pipeline/deps.js";
 import { Scheduler } from "./scheduler/scheduler.js";
 import { recordLabeledIssue } from "./handlers/record-labeled-issue.js";
+import { recordCommentCommand } from "./handlers/record-comment-command.js";
+import { recordCheckRunAction } from "./handlers/record-check-run-action.js";
 import { githubAccessFor, restBaseUrl } from "./github/github-access.js";
 
 export type AppDeps = Omit<PipelineDeps, "github">;
@@ -26,6 +28,10 @@ export function agentWorkApp(deps: AppDeps, onScheduler: (scheduler: Scheduler) 
       wake: () => scheduler.wake(),
     };
     app.on("issues.labeled", (context) => recordLabeledIssue(recordDeps, context));
+    app.on("issue_comment.created", (context) => recordCommentCommand({ ...recordDeps, requests: deps.requests }, context));
+    const actionDeps = { ...recordDeps, requests: deps.requests, appId: deps.config.appId ?? 0 };
+    app.on("check_run.requested_action", (context) => recordCheckRunAction(actionDeps, context));
+    app.on("check_run.rerequested", (context) => recordCheckRunAction(actionDeps, context));
 
     addHandler(async (req: IncomingMessage, res: ServerResponse) => {
       const url = req.url?.split("?")[0];

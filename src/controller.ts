@@ -9,6 +9,7 @@ import { Redactor } from "./redact/redactor.js";
 import { createLogger } from "./redact/redacting-logger.js";
 import { openStore } from "./store/open-store.js";
 import { JobStore } from "./store/job-store.js";
+import { RequestStore } from "./store/request-store.js";
 import { createMetrics } from "./metrics/metrics.js";
 import type { ApiCallObserver } from "./github/count-api-calls.js";
 import { createOctokitClass } from "./github/octokit-class.js";
@@ -37,6 +38,7 @@ export interface Controller {
   httpServer: HttpServer;
   scheduler: Scheduler;
   store: JobStore;
+  requests: RequestStore;
   log: Logger;
   redactor: Redactor;
   url: string;
@@ -54,6 +56,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const db = await openStore({ dataDir: config.dataDir });
   const now = options.now ?? Date.now;
   const store = new JobStore(db, now);
+  const requests = new RequestStore(db, now);
   const metrics = createMetrics(() => store.countByState());
   const onApiCall: ApiCallObserver = (call) => {
     metrics.githubApiCalls.inc(call);
@@ -81,7 +84,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
   });
   await server.load(
     agentWorkApp(
-      { store, backends, config, redactor, log, metrics, now, owner, secondsPerMinute: options.secondsPerMinute ?? 60 },
+      { store, requests, backends, config, redactor, log, metrics, now, owner, secondsPerMinute: options.secondsPerMinute ?? 60 },
       (s) => (scheduler = s),
     ),
   );
@@ -97,6 +100,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
     httpServer,
     scheduler,
     store,
+    requests,
     log,
     redactor,
     url: `http://127.0.0.1:${port}`,

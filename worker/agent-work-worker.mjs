@@ -106,6 +106,13 @@ function validateInput(v) {
     if (url && (url.username || url.password)) problems.push("cloneUrl must not carry credentials");
   }
   for (const k of ["baseBranch", "branch"]) if (str(k) && !SAFE_NAME.test(v[k])) problems.push(`${k} is not a safe branch name`);
+  if (v.steering !== undefined) {
+    const st = v.steering;
+    if (typeof st?.fromBranch !== "string" || !SAFE_NAME.test(st.fromBranch)) problems.push("steering.fromBranch is not a safe branch name");
+    if (!Array.isArray(st?.paths) || !st.paths.every((p) => typeof p === "string" && SAFE_NAME.test(p) && !path.isAbsolute(p))) {
+      problems.push("steering.paths must be relative paths");
+    }
+  }
   if (!Array.isArray(v.agentArgv) || v.agentArgv.length === 0 || !v.agentArgv.every((a) => typeof a === "string")) {
     problems.push("agentArgv must be a non-empty array of strings");
   }
@@ -330,6 +337,31 @@ function reclaimRepository(repo, trustedConfig) {
   fs.rmSync(path.join(dotGit, "objects", "info", "http-alternates"), { force: true });
 }
 
+/** True when `rel` resolves inside `repo` even through symlinks the agent may have planted. */
+function insideRepo(repo, rel) {
+  let dir = path.dirname(path.join(repo, rel));
+  while (!fs.existsSync(dir)) dir = path.dirname(dir);
+  const real = fs.realpathSync(dir);
+  const root = fs.realpathSync(repo);
+  return real === root || real.startsWith(root + path.sep);
+}
+
+/**
+ * Makes `paths` in the working tree and index exactly what `treeish` has (absent where it has
+ * none). Used on pull requests: the agent reads the base branch's steering files (AGENTS.md and
+ * the like), not the PR author's, and afterwards the PR's own versions are put back so the swap
+ * never lands in the commit.
+ */
+async function swapSteering(repo, treeish, paths) {
+  for (const rel of paths) {
+    if (!insideRepo(repo, rel)) throw new Error(`${rel} leads outside the repository`);
+    await gitOk([...SAFE_GIT, "rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", rel], repo, "git rm");
+    fs.rmSync(path.join(repo, rel), { recursive: true, force: true });
+    const present = (await git([...SAFE_GIT, "ls-tree", "--name-only", treeish, "--", rel], repo)).stdout.trim();
+    if (present) await gitOk([...SAFE_GIT, "checkout", treeish, "--", rel], repo, "checkout");
+  }
+}
+
 function countLines(text) {
   return text.split("\0").filter((s) => s.length > 0).length;
 }
@@ -350,6 +382,12 @@ async function runJob(input, cwd) {
     await gitOk([...SAFE_GIT, "clone", "--quiet", "--single-branch", "--branch", input.baseBranch, "--", input.cloneUrl, repo], cwd, "clone");
     state.baseSha = await gitOk([...SAFE_GIT, "rev-parse", "HEAD"], repo, "rev-parse");
     trustedConfig = fs.readFileSync(path.join(repo, ".git", "config"), "utf8");
+    if (input.steering) {
+      await gitOk([...SAFE_GIT, "fetch", "--quiet", "--depth=1", "--", input.cloneUrl, `refs/heads/${input.steering.fromBranch}`], repo, "fetch");
+      const from = await gitOk([...SAFE_GIT, "rev-parse", "FETCH_HEAD"], repo, "rev-parse");
+      await swapSteering(repo, from, input.steering.paths);
+      emitLog("worker", `agent-steering files taken from ${input.steering.fromBranch}`);
+    }
   } catch (err) {
     emitStep("clone", "failed", err.message);
     return { outcome: "error", message: err.message, baseSha: state.baseSha };
@@ -381,6 +419,7 @@ async function runJob(input, cwd) {
   let filesChanged;
   try {
     reclaimRepository(repo, trustedConfig);
+    if (input.steering) await swapSteering(repo, "HEAD", input.steering.paths);
     await gitOk([...SAFE_GIT, "add", "-A"], repo, "git add");
     const staged = (await git([...SAFE_GIT, "diff", "--cached", "--quiet"], repo)).code === 1;
     const head = await gitOk([...SAFE_GIT, "rev-parse", "HEAD"], repo, "rev-parse");

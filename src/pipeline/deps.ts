@@ -5,10 +5,12 @@ import type { GitHubAccess } from "../github/types.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { Redactor } from "../redact/redactor.js";
 import type { JobStore } from "../store/job-store.js";
+import type { RequestStore } from "../store/request-store.js";
 
 /** Everything the job pipeline touches, passed in explicitly (tests build their own). */
 export interface PipelineDeps {
   store: JobStore;
+  requests: RequestStore;
   github: GitHubAccess;
   backends: ReadonlyMap<string, Backend>;
   config: ControllerConfig;

@@ -31,6 +31,7 @@ export async function ensureStatusSurfaces(deps: PipelineDeps, octokit: GitHub, 
       status: "queued",
       ...(deps.config.publicUrl ? { details_url: `${deps.config.publicUrl.replace(/\/$/, "")}/jobs/${job.id}` } : {}),
       output: { title: view.output.title, summary: deps.redactor.redact(view.output.summary) },
+      actions: view.actions,
     });
     job = await deps.store.update(job.id, { checkRunId: data.id });
   }

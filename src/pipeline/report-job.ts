@@ -61,6 +61,7 @@ export async function reportJob(deps: PipelineDeps, octokit: GitHub, publisher: 
         completed_at: new Date(now).toISOString(),
         ...(deps.config.publicUrl ? { details_url: `${deps.config.publicUrl.replace(/\/$/, "")}/jobs/${job.id}` } : {}),
         output: view.output,
+        actions: view.actions,
       });
       job = await deps.store.update(job.id, { prCheckRunId: data.id });
     }
@@ -73,6 +74,7 @@ export async function reportJob(deps: PipelineDeps, octokit: GitHub, publisher: 
         conclusion: "neutral",
         completed_at: new Date(now).toISOString(),
         output: { title: `Continued on pull request #${pr.number}`, summary: `The result of job \`${job.id}\` is on ${pr.url}.` },
+        actions: [],
       });
     }
   } else if (result.outcome === "no_changes") {

@@ -91,6 +91,7 @@ export class StatusPublisher {
           status: view.status,
           ...(view.conclusion ? { conclusion: view.conclusion, completed_at: new Date(this.deps.now()).toISOString() } : {}),
           output: view.output,
+          actions: view.actions,
         });
         this.lastCheck = key;
       }

@@ -1,8 +1,9 @@
-import type { Job } from "../jobs/types.js";
 import type { PipelineDeps } from "../pipeline/deps.js";
 import { intakeJob } from "../pipeline/intake-job.js";
 import { runJob } from "../pipeline/run-job.js";
 import { recoverJob } from "../pipeline/recover-job.js";
+import { answerRequest } from "../pipeline/answer-request.js";
+import type { CancelRequest } from "../pipeline/cancel-request.js";
 
 /** How many received deliveries one pass takes in; GitHub's secondary limits pace the rest. */
 const INTAKE_BATCH = 20;
@@ -67,6 +68,14 @@ export class Scheduler {
     await this.drain();
   }
 
+  /** Stops a job this process is running (its worker is destroyed by the runner's teardown). */
+  cancel(jobId: string, reason: CancelRequest): boolean {
+    const controller = this.running.get(jobId);
+    if (!controller) return false;
+    controller.abort(reason);
+    return true;
+  }
+
   get activeJobs(): number {
     return this.running.size;
   }
@@ -76,23 +85,42 @@ export class Scheduler {
     const leaseMs = config.leaseSeconds * 1000;
 
     for (const job of await store.claim(["provisioning", "running", "reporting"], owner, leaseMs, 10)) {
-      this.track(job, () => recoverJob(this.deps, job));
+      this.track(job.id, () => recoverJob(this.deps, job));
     }
     for (const job of await store.claim(["received"], owner, leaseMs, INTAKE_BATCH)) {
-      this.track(job, () => intakeJob(this.deps, job));
+      this.track(job.id, () => intakeJob(this.deps, job));
     }
+    // Commands are answered before new work is claimed, so a `stop` that arrives with a queued
+    // job takes it off the queue instead of racing its start.
+    const answerDeps = { ...this.deps, cancelRunning: (id: string, reason: CancelRequest) => this.cancel(id, reason) };
+    const answering: Promise<unknown>[] = [];
+    for (const req of await this.deps.requests.claim(owner, leaseMs, INTAKE_BATCH)) {
+      answering.push(
+        this.track(
+          req.id,
+          async () => {
+            const outcome = await answerRequest(answerDeps, req);
+            await this.deps.requests.finish(req.id, outcome);
+          },
+          undefined,
+          false,
+        ),
+      );
+    }
+    await Promise.allSettled(answering);
     const free = config.maxConcurrentJobs - this.running.size;
     for (const job of await store.claim(["queued"], owner, leaseMs, free)) {
       const controller = new AbortController();
       this.running.set(job.id, controller);
-      this.track(job, () => runJob(this.deps, job, controller.signal), () => this.running.delete(job.id));
+      this.track(job.id, () => runJob(this.deps, job, controller.signal), () => this.running.delete(job.id));
     }
   }
 
-  private track(job: Job, work: () => Promise<unknown>, done?: () => void): void {
+  /** Runs one claimed phase; `isJob` false for requests, whose lease ends when they are answered. */
+  private track(id: string, work: () => Promise<unknown>, done?: () => void, isJob = true): Promise<unknown> {
     const { store, owner, config, log } = this.deps;
     const heartbeat = setInterval(() => {
-      void store.renewLease(job.id, owner, config.leaseSeconds * 1000).catch((err) => log.warn({ err, jobId: job.id }, "lease renewal failed"));
+      if (isJob) void store.renewLease(id, owner, config.leaseSeconds * 1000).catch((err) => log.warn({ err, jobId: id }, "lease renewal failed"));
     }, Math.max(1000, (config.leaseSeconds * 1000) / 3));
     heartbeat.unref?.();
     let ok = false;
@@ -100,16 +128,17 @@ export class Scheduler {
       .then(() => {
         ok = true;
       })
-      .catch((err) => log.error({ err, jobId: job.id }, "job phase failed; it is retried when its lease expires"))
+      .catch((err) => log.error({ err, id }, "phase failed; it is retried when its lease expires"))
       .finally(async () => {
         clearInterval(heartbeat);
         done?.();
         // A failed phase keeps its lease until it expires: that is the retry back-off.
-        if (ok) await store.releaseLease(job.id, owner).catch(() => undefined);
-        this.inFlight.delete(job.id);
+        if (ok && isJob) await store.releaseLease(id, owner).catch(() => undefined);
+        this.inFlight.delete(id);
         // Finishing frees a slot or admits a job: look again at once.
         if (!this.stopped && this.timer) this.wake();
       });
-    this.inFlight.set(job.id, p);
+    this.inFlight.set(id, p);
+    return p;
   }
 }

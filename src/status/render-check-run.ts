@@ -3,11 +3,22 @@ import { formatDuration } from "../jobs/format-duration.js";
 import { describeOutcome, type Conclusion } from "./describe-outcome.js";
 import { stepLine, type StatusFacts } from "./render-status-comment.js";
 
+export interface CheckRunAction {
+  label: string;
+  description: string;
+  identifier: "cancel" | "retry";
+}
+
 export interface CheckRunView {
   status: "queued" | "in_progress" | "completed";
   conclusion?: Conclusion;
   output: { title: string; summary: string; text?: string };
+  /** Buttons on the check run (GitHub: label ≤ 20, description ≤ 40, identifier ≤ 20 chars). */
+  actions: CheckRunAction[];
 }
+
+const CANCEL: CheckRunAction = { label: "Cancel", description: "Stop the agent and destroy its worker", identifier: "cancel" };
+const RETRY: CheckRunAction = { label: "Retry", description: "Run the agent again on the same inputs", identifier: "retry" };
 
 /** GitHub caps output text at 65535 characters; a log tail well below that keeps updates small. */
 const MAX_TEXT = 20_000;
@@ -31,5 +42,6 @@ export function renderCheckRun(job: Job, facts: StatusFacts & { logTail: string[
     if (tail.length > MAX_TEXT) tail = tail.slice(tail.length - MAX_TEXT);
     text = ["Last lines of the log (secrets redacted):", "", "```text", tail.replace(/```/g, "ˋˋˋ"), "```"].join("\n");
   }
-  return { status, ...(outcome ? { conclusion: outcome.conclusion } : {}), output: { title, summary, ...(text ? { text } : {}) } };
+  const actions = !outcome ? [CANCEL] : ["failure", "cancelled", "timed_out"].includes(outcome.conclusion) ? [RETRY] : [];
+  return { status, ...(outcome ? { conclusion: outcome.conclusion } : {}), output: { title, summary, ...(text ? { text } : {}) }, actions };
 }

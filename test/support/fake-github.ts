@@ -17,6 +17,12 @@ export interface FakeGitHubOptions {
   workerToken: string;
   controllerToken?: string;
   permission?: string | { status: number };
+  /** Per-user permission, over `permission`. */
+  permissions?: Record<string, string>;
+  /** Comments already on the issue before the trigger (for the discussion snapshot). */
+  discussion?: { id: number; author: string; body: string; bot?: boolean }[];
+  /** `GET /pulls/:n`: the pull request's head branch, and whether it comes from a fork. */
+  pull?: { headRef: string; fork?: boolean; state?: "open" | "closed" };
   /** Raw text of .github/agent-work.yml in the repo, or undefined for none (404). */
   repoConfigYaml?: string;
   baseSha: string;
@@ -58,10 +64,11 @@ export function fakeGitHub(opts: FakeGitHubOptions) {
     .get(/\/collaborators\/[^/]+\/permission/)
     .reply(function (uri) {
       record("GET", uri, null, this.req.headers);
-      const p = opts.permission ?? "write";
+      const user = uri.split("/")[5]!;
+      const p = opts.permissions?.[user] ?? opts.permission ?? "write";
       if (typeof p === "object") return [p.status, { message: "boom" }];
       const permission = p === "maintain" ? "write" : p === "triage" ? "read" : p;
-      return [200, { permission, role_name: p, user: { login: uri.split("/")[5] } }];
+      return [200, { permission, role_name: p, user: { login: user } }];
     })
     .get(/\/contents\/\.github(%2F|\/)agent-work\.yml/)
     .reply(function (uri) {
@@ -75,6 +82,24 @@ export function fakeGitHub(opts: FakeGitHubOptions) {
     .reply(function (uri, body) {
       record("POST", uri, body, this.req.headers);
       return [201, { id: nextId++, content: "eyes" }];
+    })
+    .post(/\/issues\/comments\/\d+\/reactions/)
+    .reply(function (uri, body) {
+      record("POST", uri, body, this.req.headers);
+      return [201, { id: nextId++, content: "eyes" }];
+    })
+    .get(/\/pulls\/\d+$/)
+    .reply(function (uri) {
+      record("GET", uri, null, this.req.headers);
+      if (!opts.pull) return [404, { message: "Not Found" }];
+      const number = Number(uri.split("/").pop());
+      const base = { full_name: `${opts.owner}/${opts.repo}` };
+      return [200, {
+        number,
+        state: opts.pull.state ?? "open",
+        head: { ref: opts.pull.headRef, sha: pullHeadSha(opts.pull.headRef), repo: { full_name: opts.pull.fork ? `someone/${opts.repo}` : base.full_name } },
+        base: { ref: "master", repo: base },
+      }];
     })
     .get(/\/branches\//)
     .reply(function (uri) {
@@ -101,7 +126,9 @@ export function fakeGitHub(opts: FakeGitHubOptions) {
     .get(/\/issues\/\d+\/comments/)
     .reply(function (uri) {
       record("GET", uri, null, this.req.headers);
-      return [200, [...comments].map(([id, body]) => ({ id, body }))];
+      const seeded = (opts.discussion ?? []).map((c) => ({ id: c.id, body: c.body, user: { login: c.author, type: c.bot ? "Bot" : "User" }, created_at: "2020-01-01T00:00:00Z" }));
+      const ours = [...comments].map(([id, body]) => ({ id, body, user: { login: "agent-work[bot]", type: "Bot" }, created_at: new Date().toISOString() }));
+      return [200, [...seeded, ...ours]];
     })
     .patch(/\/issues\/comments\/\d+/)
     .reply(function (uri, body: any) {

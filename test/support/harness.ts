@@ -11,7 +11,7 @@ import { loadControllerConfig } from "../../src/config/env.js";
 import { startController, type Controller } from "../../src/controller.js";
 import { startGitServer, type GitServer } from "./git-http-server.js";
 import { fakeGitHub, type FakeGitHubOptions } from "./fake-github.js";
-import { DEFAULT_BRANCH, INSTALLATION_ID, OWNER, REPO, deliver, labeledPayload } from "./payloads.js";
+import { DEFAULT_BRANCH, INSTALLATION_ID, OWNER, REPO, checkRunPayload, commentPayload, deliver, labeledPayload } from "./payloads.js";
 
 export const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
 export const FAKE_AGENT = path.join(FIXTURES, "fake-agent.mjs");
@@ -40,6 +40,9 @@ export async function freePort(): Promise<number> {
 export interface HarnessOptions {
   tokenFormat?: "classic" | "jwt";
   permission?: FakeGitHubOptions["permission"];
+  permissions?: FakeGitHubOptions["permissions"];
+  discussion?: FakeGitHubOptions["discussion"];
+  pull?: FakeGitHubOptions["pull"];
   repoConfigYaml?: string;
   env?: Record<string, string>;
   dataDir?: string;
@@ -65,6 +68,9 @@ export async function startHarness(options: HarnessOptions = {}) {
     installationId: INSTALLATION_ID,
     workerToken,
     permission: options.permission,
+    permissions: options.permissions,
+    discussion: options.discussion,
+    pull: options.pull,
     repoConfigYaml: options.repoConfigYaml ?? FAKE_AGENT_CONFIG(),
     baseSha: seeded.headSha,
   });
@@ -125,13 +131,20 @@ export async function startHarness(options: HarnessOptions = {}) {
     deliverLabel(over: Partial<Parameters<typeof labeledPayload>[0]> = {}, deliveryId?: string) {
       return deliver(controller.url, webhookSecret, "issues", labeledPayload({ cloneUrl: seeded.cloneUrl, ...over }), deliveryId);
     },
+    deliverComment(body: string, over: Partial<Omit<Parameters<typeof commentPayload>[0], "body" | "cloneUrl">> = {}, deliveryId?: string) {
+      return deliver(controller.url, webhookSecret, "issue_comment", commentPayload({ body, cloneUrl: seeded.cloneUrl, ...over }), deliveryId);
+    },
+    deliverCheckRun(over: Omit<Parameters<typeof checkRunPayload>[0], "appId"> & { appId?: number }) {
+      return deliver(controller.url, webhookSecret, "check_run", checkRunPayload({ appId: 1234, ...over }));
+    },
     /** Ticks the scheduler until nothing is in flight and no job is waiting to be claimed. */
     async settle(maxPasses = 20) {
       for (let i = 0; i < maxPasses; i++) {
         await controller.scheduler.tick();
         await controller.scheduler.drain();
         const counts = await controller.store.countByState();
-        if (!counts.received && !counts.queued && !counts.provisioning && !counts.running && !counts.reporting) break;
+        const pending = (await controller.requests.list()).some((r) => r.state === "pending");
+        if (!pending && !counts.received && !counts.queued && !counts.provisioning && !counts.running && !counts.reporting) break;
       }
     },
     async restart(extraEnv: Record<string, string> = {}) {

@@ -55,3 +55,54 @@ export async function deliver(
   await res.text();
   return { status: res.status, deliveryId, ms: performance.now() - started };
 }
+
+const commented = JSON.parse(readFileSync(new URL("../fixtures/issue_comment.created.json", import.meta.url), "utf8"));
+const actioned = JSON.parse(readFileSync(new URL("../fixtures/check_run.requested_action.json", import.meta.url), "utf8"));
+const rerequested = JSON.parse(readFileSync(new URL("../fixtures/check_run.rerequested.json", import.meta.url), "utf8"));
+
+/** The recorded `issue_comment.created` payload, adapted to our repository and installation. */
+export function commentPayload(over: {
+  body: string;
+  cloneUrl: string;
+  sender?: string;
+  senderType?: "User" | "Bot";
+  number?: number;
+  pullRequest?: boolean;
+  commentId?: number;
+  earlierComments?: number;
+  title?: string;
+  issueBody?: string;
+}): Record<string, any> {
+  const p = structuredClone(commented);
+  const repo = labeledPayload({ cloneUrl: over.cloneUrl });
+  p.repository = repo.repository;
+  p.installation = repo.installation;
+  p.issue = structuredClone(repo.issue);
+  if (over.number !== undefined) p.issue.number = over.number;
+  if (over.title !== undefined) p.issue.title = over.title;
+  if (over.issueBody !== undefined) p.issue.body = over.issueBody;
+  p.issue.comments = (over.earlierComments ?? 0) + 1;
+  if (over.pullRequest) p.issue.pull_request = { url: `https://api.github.com/repos/${OWNER}/${REPO}/pulls/${p.issue.number}` };
+  p.comment.body = over.body;
+  p.comment.id = over.commentId ?? Math.floor(Math.random() * 1e9);
+  p.sender.login = over.sender ?? p.sender.login;
+  p.sender.type = over.senderType ?? "User";
+  p.comment.user.login = p.sender.login;
+  p.comment.user.type = p.sender.type;
+  return p;
+}
+
+/** The recorded check_run payloads (`requested_action` / `rerequested`), for our app's check run of `jobId`. */
+export function checkRunPayload(over: { action: "requested_action" | "rerequested"; jobId: string; identifier?: string; appId: number; sender?: string; senderType?: "User" | "Bot" }): Record<string, any> {
+  const p = structuredClone(over.action === "requested_action" ? actioned : rerequested);
+  const repo = labeledPayload({ cloneUrl: "https://example.invalid/x.git" });
+  p.repository = repo.repository;
+  p.installation = repo.installation;
+  p.check_run.app.id = over.appId;
+  p.check_run.name = "agent-work";
+  p.check_run.external_id = over.jobId;
+  if (over.action === "requested_action") p.requested_action = { identifier: over.identifier ?? "cancel" };
+  p.sender.login = over.sender ?? p.sender.login;
+  p.sender.type = over.senderType ?? "User";
+  return p;
+}

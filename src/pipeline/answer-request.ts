@@ -1,0 +1,188 @@
+import type { Job } from "../jobs/types.js";
+import type { AgentRequest } from "../store/request-store.js";
+import type { GitHub } from "../github/types.js";
+import { checkSenderPermission } from "../github/check-sender-permission.js";
+import { renderHelp } from "../commands/render-help.js";
+import { isActive, isTerminal } from "../jobs/state.js";
+import { StaleStateError } from "../store/job-store.js";
+import { formatDuration } from "../jobs/format-duration.js";
+import { localCost } from "../cost/local-cost.js";
+import { formatUsd } from "../cost/estimate.js";
+import type { PipelineDeps } from "./deps.js";
+import { StatusPublisher } from "./status-publisher.js";
+import { CancelRequest } from "./cancel-request.js";
+
+export interface AnswerDeps extends PipelineDeps {
+  /** Aborts a job this process is running; false when it runs nowhere here. */
+  cancelRunning(jobId: string, reason: CancelRequest): boolean;
+}
+
+/**
+ * Answers one recorded command or button click. Every answer is one short comment (or, for a
+ * button that did its work, only the status surfaces changing), and a 👀 on the comment that asked.
+ */
+export async function answerRequest(deps: AnswerDeps, req: AgentRequest): Promise<string> {
+  const octokit = await deps.github.forInstallation(req.installationId);
+  const log = deps.log.child({ requestId: req.id, deliveryId: req.deliveryId, verb: req.verb });
+  const { owner, repo, number } = req;
+  const quote = req.args.line ? `> ${req.args.line}\n\n` : "";
+  const reply = async (text: string) => {
+    await octokit.rest.issues.createComment({ owner, repo, issue_number: number, body: deps.redactor.redact(`${quote}${text}`) });
+  };
+  if (req.args.commentId) {
+    await octokit.rest.reactions.createForIssueComment({ owner, repo, comment_id: req.args.commentId, content: "eyes" });
+  }
+  const help = () => renderHelp({ requiredPermission: deps.config.requiredPermission, triggerLabel: deps.config.triggerLabel });
+
+  switch (req.verb) {
+    case "help":
+      await reply(help());
+      return "help";
+    case "unknown":
+      await reply(`@${req.sender} \`/agent ${req.args.word ?? ""}\` is not a command.${req.args.suggestion ? ` Did you mean \`/agent ${req.args.suggestion}\`?` : ""}\n\n${help()}`);
+      return "unknown";
+    case "bad_flag":
+      await reply(`@${req.sender} agent-work did not start: ${req.args.message ?? "a flag is wrong"}. \`/agent help\` lists the flags.`);
+      return "bad flag";
+    case "status":
+      await reply(await statusText(deps, req));
+      return "status";
+    case "cost":
+      await reply(await costText(deps, req));
+      return "cost";
+    case "stop":
+    case "retry": {
+      const verdict = await checkSenderPermission(octokit, { owner, repo, username: req.sender }, deps.config.requiredPermission);
+      if (!verdict.allowed) {
+        log.info({ permission: verdict.permission }, "refused");
+        await reply(`@${req.sender} agent-work did not ${req.verb}: ${verdict.reason}.`);
+        return "refused";
+      }
+      return req.verb === "stop" ? stop(deps, octokit, req, reply) : retry(deps, req, reply);
+    }
+    default:
+      log.warn("unknown request verb; ignored");
+      return "ignored";
+  }
+}
+
+async function targetJob(deps: PipelineDeps, req: AgentRequest): Promise<Job | undefined> {
+  if (req.args.jobId) return deps.store.get(req.args.jobId);
+  return (await deps.store.activeFor(req.repoId, req.number)) ?? (await deps.store.lastFor(req.repoId, req.number));
+}
+
+async function stop(deps: AnswerDeps, octokit: GitHub, req: AgentRequest, reply: (t: string) => Promise<void>): Promise<string> {
+  const job = await targetJob(deps, req);
+  if (!job || !isActive(job.state)) {
+    await reply(`@${req.sender} there is no running agent-work job here to stop.`);
+    return "nothing to stop";
+  }
+  const reason = new CancelRequest(req.sender);
+  // Write the intent first: whoever runs the job (or recovers it) sees who stopped it.
+  await deps.store.update(job.id, { cancelRequestedBy: req.sender });
+  if (job.state === "queued") {
+    try {
+      await deps.store.transition(job.id, "queued", "cancelled", { finishedAt: deps.now(), message: `stopped by @${req.sender} before it started` });
+      await new StatusPublisher(deps, octokit, job.id).flush();
+      if (req.source === "comment") await reply(`@${req.sender} job \`${job.id}\` was taken off the queue; nothing ran.`);
+      return "dequeued";
+    } catch (err) {
+      if (!(err instanceof StaleStateError)) throw err;
+      // Claimed in the meantime: stop it as a running job.
+    }
+  }
+  const stopped = deps.cancelRunning(job.id, reason);
+  if (req.source === "comment") {
+    await reply(
+      stopped
+        ? `@${req.sender} stopping job \`${job.id}\`: its worker is being destroyed.`
+        : `@${req.sender} job \`${job.id}\` is not running in this controller; it is marked to stop and its worker will be destroyed when it is found.`,
+    );
+  }
+  return stopped ? "stopping" : "marked";
+}
+
+async function retry(deps: PipelineDeps, req: AgentRequest, reply: (t: string) => Promise<void>): Promise<string> {
+  const active = await deps.store.activeFor(req.repoId, req.number);
+  if (active) {
+    await reply(`@${req.sender} agent-work is already running here (job \`${active.id}\`); \`/agent stop\` stops it.`);
+    return "already running";
+  }
+  const last = await targetJob(deps, req);
+  if (!last || !isTerminal(last.state)) {
+    await reply(`@${req.sender} there is no earlier agent-work job here to retry; \`/agent run\` starts one.`);
+    return "nothing to retry";
+  }
+  const { job } = await deps.store.insertReceived(
+    {
+      deliveryId: `retry:${req.deliveryId}`,
+      installationId: req.installationId,
+      repoId: last.repoId,
+      owner: last.owner,
+      repo: last.repo,
+      number: last.number,
+      kind: last.kind,
+      trigger: last.trigger,
+      requester: req.sender,
+      title: last.title,
+      body: last.body,
+      cloneUrl: last.cloneUrl,
+      defaultBranch: last.defaultBranch,
+      instructions: last.instructions,
+      options: last.options,
+      triggerCommentId: req.args.commentId ?? null,
+      retryOf: last.id,
+      ...(last.context ? { context: last.context } : {}),
+    },
+    { backend: last.backend },
+  );
+  deps.log.info({ jobId: job.id, retryOf: last.id }, "retry recorded");
+  return `retry as ${job.id}`;
+}
+
+function stepNow(job: Job): string {
+  return job.steps.find((s) => s.status === "running")?.name ?? job.steps.filter((s) => s.status === "done").at(-1)?.name ?? "none yet";
+}
+
+function jobCost(job: Job, now: number): string {
+  if (job.computeSeconds !== null) return localCost(job.computeSeconds).text;
+  if (job.startedAt) return `${localCost((now - job.startedAt) / 1000).text} so far`;
+  return "nothing yet";
+}
+
+async function statusText(deps: PipelineDeps, req: AgentRequest): Promise<string> {
+  const job = await targetJob(deps, req);
+  if (!job) return `@${req.sender} there is no agent-work job here yet; \`/agent run\` starts one.`;
+  const now = deps.now();
+  const link = job.commentId ? ` ([status](https://github.com/${job.owner}/${job.repo}/issues/${job.number}#issuecomment-${job.commentId}))` : "";
+  return [
+    `@${req.sender} job \`${job.id}\`${link}:`,
+    "",
+    `- state: **${job.state.replace("_", " ")}**${job.message ? ` (${job.message})` : ""}`,
+    `- step: ${stepNow(job)}`,
+    `- running for: ${formatDuration(((job.finishedAt ?? now) - job.createdAt) / 1000)}`,
+    `- backend: \`${job.backend}\``,
+    `- cost: ${jobCost(job, now)}`,
+    ...(job.prUrl ? [`- pull request: ${job.prUrl}`] : []),
+  ].join("\n");
+}
+
+async function costText(deps: PipelineDeps, req: AgentRequest): Promise<string> {
+  const now = deps.now();
+  const d = new Date(now);
+  const monthStart = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
+  const jobs = await deps.store.repoJobsSince(req.repoId, monthStart);
+  const last = await targetJob(deps, req);
+  const usd = jobs.reduce((sum, j) => sum + (j.costUsd ?? 0), 0);
+  const seconds = jobs.reduce((sum, j) => sum + (j.computeSeconds ?? 0), 0);
+  const month = d.toLocaleString("en", { month: "long", year: "numeric", timeZone: "UTC" });
+  return [
+    `@${req.sender} ${last ? `job \`${last.id}\` cost ${jobCost(last, now)}.` : "no agent-work job has run here yet."}`,
+    "",
+    `${req.owner}/${req.repo} in ${month} (UTC): ${jobs.length} job${jobs.length === 1 ? "" : "s"}, ${formatUsd(usd)}, ${formatDuration(seconds)} of compute.`,
+    "",
+    "| job | issue | state | compute | cost |",
+    "| --- | --- | --- | --- | --- |",
+    ...jobs.slice(-20).map((j) => `| \`${j.id}\` | #${j.number} | ${j.state} | ${formatDuration(j.computeSeconds ?? 0)} | ${formatUsd(j.costUsd ?? 0)} |`),
+  ].join("\n");
+}
