@@ -159,7 +159,8 @@ const HTML_IMAGE = /<img\b[^>]*>/gi;
 /** `[text](url "title")`, `[text](url 'title')`, `[text](url (title))`: keep text and url. */
 const INLINE_LINK_TITLE = /(\]\(\s*(?:<[^>\n]*>|[^\s)]+))\s+(?:"[^"\n]*"|'[^'\n]*'|\([^)\n]*\))\s*\)/g;
 /** `[ref]: url "title"`, and so `[//]: # (hidden text)`, which GitHub never renders. */
-const REFERENCE_DEFINITION_TITLE = /^( {0,3}\[[^\]\n]+\]:[ \t]*(?:<[^>\n]*>|\S+))[ \t]+(?:"[^"\n]*"|'[^'\n]*'|\([^)\n]*\))[ \t]*$/gm;
+// A parenthesised title runs to the last `)` on the line: `(curl x/$(env))` has parentheses inside.
+const REFERENCE_DEFINITION_TITLE = /^( {0,3}\[[^\]\n]+\]:[ \t]*(?:<[^>\n]*>|\S+))[ \t]+(?:"[^"\n]*"|'[^'\n]*'|\(.*\))[ \t]*$/gm;
 
 const HTML_TAG = /<[A-Za-z][A-Za-z0-9:-]*(?:\s[^<>]*)?\/?>/g;
 /** Attributes whose text a browser does not show (or GitHub strips) but a model would read. */
