@@ -10,6 +10,7 @@ import { createLogger } from "./redact/redacting-logger.js";
 import { openStore } from "./store/open-store.js";
 import { JobStore } from "./store/job-store.js";
 import { RequestStore } from "./store/request-store.js";
+import { JobLog } from "./logs/job-log.js";
 import { createMetrics } from "./metrics/metrics.js";
 import type { ApiCallObserver } from "./github/count-api-calls.js";
 import { createOctokitClass } from "./github/octokit-class.js";
@@ -39,6 +40,7 @@ export interface Controller {
   scheduler: Scheduler;
   store: JobStore;
   requests: RequestStore;
+  logs: JobLog;
   log: Logger;
   redactor: Redactor;
   url: string;
@@ -57,6 +59,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const now = options.now ?? Date.now;
   const store = new JobStore(db, now);
   const requests = new RequestStore(db, now);
+  const logs = new JobLog(db, now);
   const metrics = createMetrics(() => store.countByState());
   const onApiCall: ApiCallObserver = (call) => {
     metrics.githubApiCalls.inc(call);
@@ -84,7 +87,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
   });
   await server.load(
     agentWorkApp(
-      { store, requests, backends, config, redactor, log, metrics, now, owner, secondsPerMinute: options.secondsPerMinute ?? 60 },
+      { store, requests, logs, backends, config, redactor, log, metrics, now, owner, secondsPerMinute: options.secondsPerMinute ?? 60 },
       (s) => (scheduler = s),
     ),
   );
@@ -101,6 +104,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
     scheduler,
     store,
     requests,
+    logs,
     log,
     redactor,
     url: `http://127.0.0.1:${port}`,

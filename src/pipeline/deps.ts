@@ -6,11 +6,14 @@ import type { Metrics } from "../metrics/metrics.js";
 import type { Redactor } from "../redact/redactor.js";
 import type { JobStore } from "../store/job-store.js";
 import type { RequestStore } from "../store/request-store.js";
+import type { JobLog } from "../logs/job-log.js";
 
 /** Everything the job pipeline touches, passed in explicitly (tests build their own). */
 export interface PipelineDeps {
   store: JobStore;
   requests: RequestStore;
+  /** The full redacted log of every job (the log page reads it; the check run shows a tail). */
+  logs: JobLog;
   github: GitHubAccess;
   backends: ReadonlyMap<string, Backend>;
   config: ControllerConfig;

@@ -120,11 +120,14 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     let pending = Promise.resolve();
     const onProgress = (e: ProgressEvent): Promise<void> => {
       if (e.type === "log") {
-        publisher.log(e.line);
+        const line = deps.redactor.redact(e.line);
+        publisher.log(line);
+        deps.logs.append(job.id, e.stream, line);
         publisher.poke();
         return Promise.resolve();
       }
       if (e.type === "step") {
+        deps.logs.append(job.id, "worker", `step ${e.step} ${e.status}${e.detail ? `: ${deps.redactor.redact(e.detail)}` : ""}`);
         const status = e.status === "started" ? "running" : e.status === "finished" ? "done" : e.status === "failed" ? "failed" : "skipped";
         // Serialise step writes so a fast worker's events land in order.
         pending = pending.then(() => step(e.step, status, e.detail));
@@ -180,6 +183,7 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     return job;
   } finally {
     publisher.stop();
+    await deps.logs.flush().catch((err) => log.warn({ err }, "could not write the job's log"));
     if (worker && backend) await backend.destroy(worker).catch((err) => log.error({ err, workerId: worker?.id }, "could not destroy the worker; the reaper will retry"));
     if (token) {
       const revoked = token;

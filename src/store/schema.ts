@@ -84,8 +84,18 @@ export interface JobEventsTable {
   data_json: string | null;
 }
 
+export interface JobLogsTable {
+  id: Generated<number>;
+  job_id: string;
+  at: number;
+  stream: string;
+  /** Redacted before it is written: the log never holds a secret in clear. */
+  line: string;
+}
+
 export interface Database {
   jobs: JobsTable;
   job_events: JobEventsTable;
   requests: RequestsTable;
+  job_logs: JobLogsTable;
 }

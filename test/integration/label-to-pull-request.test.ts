@@ -85,6 +85,12 @@ describe.each(["classic", "jwt"] as const)("labelling an issue `agent-work` (wor
     const workers = path.join(h.dataDir, "workers");
     expect(existsSync(workers) ? readdirSync(workers) : []).toEqual([]);
 
+    // The job's whole log is kept for the log page, redacted like everything else.
+    const logLines = await h.controller.logs.read(job!.id);
+    expect(logLines.some((l) => l.line.includes("fake agent: edited AGENT_WAS_HERE.md"))).toBe(true);
+    expect(logLines.some((l) => l.line === "step push finished: " + branch)).toBe(true);
+    expect(JSON.stringify(logLines)).not.toContain(h.workerToken);
+
     // The token never reached a log line, a comment, a check run or the controller's own calls.
     expect(everythingWrittenToGitHub(h)).not.toContain(h.workerToken);
     expect(h.logLines.join("\n")).not.toContain(h.workerToken);
