@@ -1,0 +1,403 @@
+/**
+ * The `gce` backend: one Compute Engine VM per job.
+ *
+ * create: adopt the job's VM if one exists (found by its labels), else insert one — spot first in
+ *   every configured zone, then on-demand if allowed — with a requestId derived from the job id,
+ *   so a retried insert returns the first operation instead of a second VM. Then wait for the zone
+ *   operation, for RUNNING, for SSH (backoff, deadline) and for the host key the guest agent
+ *   publishes, which is pinned in the worker's meta. A VM that never becomes usable is deleted
+ *   before create() throws: nothing is left that no worker record names.
+ * run: the worker script over SSH (src/remote), the token on stdin.
+ * destroy: stop an in-process run, delete the job's secret, delete the VM; "not found" is success.
+ * list: every VM carrying this deployment's `agent-work-env` label.
+ */
+import type { Backend, BackendModule, JobSpec, RunResult, RunSpec, Worker } from "../types.js";
+import type { ProgressEvent } from "../../worker/protocol.js";
+import { realClock, retryTransient, type Clock } from "./backoff.js";
+import { buildInstanceBody, type InstanceSettings, type ProvisioningModel } from "./build-instance.js";
+import { classifyGceError, triesElsewhere, type ClassifiedGceError } from "./classify-gce-error.js";
+import { createComputeApi, type ComputeApi, type GceInstance, type GcpClientOptions } from "./compute-api.js";
+import { LABEL, instanceName, jobIdOfInstance, labelValue, lastSegment, regionOfZone, requestIdFor } from "./gce-names.js";
+import type { JobSecrets } from "./job-secrets.js";
+import { waitForOperation } from "./wait-for-operation.js";
+import { fingerprintOfKeyBlob, probeSshHostKey, waitForSsh, type SshProbe } from "./wait-for-ssh.js";
+
+export interface GceLog {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+/** Where and how the controller logs in to a VM. */
+export interface VmSshTarget {
+  host: string;
+  port: number;
+  username: string;
+  privateKey: string;
+  hostKeySha256: string;
+}
+
+/** Runs the worker script on a VM over SSH (src/remote/run-worker-over-ssh.ts in production). */
+export type RunOnVm = (
+  target: VmSshTarget,
+  options: { workDir: string; input: RunSpec; onEvent: (e: ProgressEvent) => void; signal: AbortSignal; maxSeconds: number },
+) => Promise<RunResult>;
+
+export interface GceBackendOptions extends InstanceSettings {
+  project: string;
+  /** Tried in this order. */
+  zones: string[];
+  spot: boolean;
+  onDemandFallback: boolean;
+  maxVms: number;
+  ssh: {
+    username: string;
+    privateKey: string;
+    /** 22 on real VMs; tests point it at a local sshd. */
+    port?: number;
+    /**
+     * `guest-attributes` (default): the host key must match one the VM's guest agent published,
+     * read through the Compute API, so a machine in the middle cannot pose as the VM.
+     * `first-use`: pin whatever key the VM shows first (for images without the guest agent).
+     */
+    hostKeys?: "guest-attributes" | "first-use";
+  };
+  /** From insert until SSH answers; past it the VM is deleted and create() fails. */
+  bootTimeoutSeconds: number;
+  /** Added to the job's limit and the boot time for the VM's own dead-man switch (default 120). */
+  graceSeconds?: number;
+  /** The job's folder on the VM is `<remoteWorkRoot>/<jobId>` (default `jobs`, under the login user's home). */
+  remoteWorkRoot?: string;
+  runOnVm: RunOnVm;
+  /** Per-job Secret Manager secrets to delete at teardown (when the secret transport is used). */
+  jobSecrets?: JobSecrets;
+  /** Built from `clientOptions` when not given. */
+  compute?: ComputeApi;
+  clientOptions?: GcpClientOptions;
+  probe?: SshProbe;
+  clock?: Clock;
+  log?: GceLog;
+  /** How long a zone operation may take (default 300). */
+  operationTimeoutSeconds?: number;
+}
+
+/**
+ * Thrown by create() when no VM could be made. `retryable` is true when every zone was merely out
+ * of stock (capacity comes back) or the API kept failing transiently; false for quota, bad
+ * configuration or missing permissions, which need a person. A class because callers branch on it.
+ */
+export class GceCreateError extends Error {
+  constructor(
+    message: string,
+    readonly retryable: boolean,
+    readonly attempts: { zone: string; provisioningModel: ProvisioningModel; kind: ClassifiedGceError["kind"]; code: string; message: string }[] = [],
+  ) {
+    super(message);
+    this.name = "GceCreateError";
+  }
+}
+
+const NAME = "gce";
+/** Instance states in which a VM can no longer run the job: a preempted spot VM, one being deleted. */
+const DEAD_STATES = new Set(["STOPPING", "STOPPED", "TERMINATED", "SUSPENDING", "SUSPENDED"]);
+const READY_POLL = { initialMs: 1000, maxMs: 5000, multiplier: 1.5 };
+
+function metaOf(worker: Worker, key: string): string | undefined {
+  const value = worker.meta[key];
+  return value === undefined || value === "" ? undefined : value;
+}
+
+export function createGceBackend(options: GceBackendOptions): Backend {
+  const clock = options.clock ?? realClock;
+  const compute = options.compute ?? createComputeApi(options.project, options.clientOptions);
+  const probe = options.probe ?? probeSshHostKey;
+  const log = options.log;
+  const sshPort = options.ssh.port ?? 22;
+  const hostKeyPolicy = options.ssh.hostKeys ?? "guest-attributes";
+  const graceSeconds = options.graceSeconds ?? 120;
+  const operationTimeoutMs = (options.operationTimeoutSeconds ?? 300) * 1000;
+  const remoteWorkRoot = options.remoteWorkRoot ?? "jobs";
+  const envFilter = `labels.${LABEL.env} = "${labelValue(options.envLabel)}"`;
+  /** Runs in this process, by job id, so destroy() can stop one before it deletes the VM. */
+  const runs = new Map<string, AbortController>();
+
+  const retry = <T>(call: () => Promise<T>, signal?: AbortSignal) =>
+    retryTransient(call, {
+      clock,
+      ...(signal ? { signal } : {}),
+      onRetry: (err, delayMs) => log?.warn({ err: classifyGceError(err), delayMs }, "GCE call failed transiently; retrying"),
+    });
+
+  function placements(): { zone: string; provisioningModel: ProvisioningModel }[] {
+    const models: ProvisioningModel[] = options.spot ? (options.onDemandFallback ? ["SPOT", "STANDARD"] : ["SPOT"]) : ["STANDARD"];
+    // Spot in every zone before on-demand anywhere: the cheap machine is worth a second zone.
+    return models.flatMap((provisioningModel) => options.zones.map((zone) => ({ zone, provisioningModel })));
+  }
+
+  function maxRunSeconds(job: JobSpec): number {
+    return Math.ceil(job.maxSeconds + options.bootTimeoutSeconds + graceSeconds);
+  }
+
+  function sshHost(instance: GceInstance): string | undefined {
+    const nic = instance.networkInterfaces?.[0];
+    if (options.externalIp) return nic?.accessConfigs?.[0]?.natIP ?? undefined;
+    return nic?.networkIP ?? undefined;
+  }
+
+  function workerFrom(zone: string, instance: GceInstance, extra: Record<string, string> = {}): Worker {
+    const name = instance.name ?? "";
+    const labels = instance.labels ?? {};
+    const machineType = lastSegment(instance.machineType) || options.machineType;
+    const meta: Record<string, string> = {
+      project: options.project,
+      zone,
+      region: regionOfZone(zone),
+      instanceName: name,
+      machineType,
+      provisioningModel: String(instance.scheduling?.provisioningModel ?? "STANDARD"),
+      diskGb: String(options.diskGb),
+      diskType: options.diskType,
+      status: String(instance.status ?? ""),
+      ...(labels[LABEL.expiresAt] ? { expiresAt: labels[LABEL.expiresAt] } : {}),
+      ...(labels[LABEL.repo] ? { repoLabel: labels[LABEL.repo] } : {}),
+      ...extra,
+    };
+    const host = sshHost(instance);
+    if (host) meta.host = host;
+    return {
+      id: name,
+      backend: NAME,
+      jobId: labels[LABEL.job] ?? jobIdOfInstance(name) ?? name,
+      createdAt: Date.parse(instance.creationTimestamp ?? "") || 0,
+      meta,
+    };
+  }
+
+  async function findJobInstances(jobId: string): Promise<{ zone: string; instance: GceInstance }[]> {
+    return retry(() => compute.listInstances(`${envFilter} AND labels.${LABEL.job} = "${labelValue(jobId)}"`));
+  }
+
+  async function removeJobInstances(jobId: string): Promise<{ zone: string; name: string }[]> {
+    const targets = (await findJobInstances(jobId)).map((f) => ({ zone: f.zone, name: f.instance.name ?? "" })).filter((t) => t.name !== "");
+    await Promise.all(targets.map((t) => deleteAndWait(t.zone, t.name)));
+    return targets;
+  }
+
+  async function deleteAndWait(zone: string, name: string): Promise<void> {
+    const operation = await retry(() => compute.deleteInstance(zone, name));
+    if (operation === null) return;
+    try {
+      await waitForOperation(compute, zone, operation, { clock, deadline: clock.now() + operationTimeoutMs });
+    } catch (err) {
+      if (classifyGceError(err).kind !== "not_found") throw err;
+    }
+  }
+
+  /** One placement: insert (retrying transient failures with the same requestId) and wait. */
+  async function insertIn(job: JobSpec, name: string, zone: string, provisioningModel: ProvisioningModel, signal: AbortSignal): Promise<GceInstance> {
+    const body = buildInstanceBody(options, {
+      name,
+      jobId: job.jobId,
+      repoFullName: job.repoFullName,
+      zone,
+      provisioningModel,
+      maxRunSeconds: maxRunSeconds(job),
+      now: clock.now(),
+      ...(job.machineType ? { machineType: job.machineType } : {}),
+    });
+    // A generation beyond 0 is needed only when GCE replays an old insert (below).
+    for (let generation = 0; generation < 3; generation++) {
+      const requestId = requestIdFor(job.jobId, zone, provisioningModel, String(generation));
+      let operation: string;
+      try {
+        operation = await retry(() => compute.insertInstance(zone, body, requestId), signal);
+      } catch (err) {
+        if (classifyGceError(err).kind !== "already_exists") throw err;
+        const existing = await retry(() => compute.getInstance(zone, name), signal);
+        if (existing) return existing;
+        throw err;
+      }
+      log?.info({ jobId: job.jobId, zone, provisioningModel, operation }, "GCE insert accepted; waiting for the zone operation");
+      await waitForOperation(compute, zone, operation, { clock, deadline: clock.now() + operationTimeoutMs, signal });
+      const instance = await retry(() => compute.getInstance(zone, name), signal);
+      if (instance) return instance;
+      // The operation succeeded but there is no VM: GCE answered with the operation of an earlier
+      // insert under this requestId whose VM was deleted since (a recovered job starting again).
+      log?.warn({ jobId: job.jobId, zone, requestId }, "insert replayed an earlier request whose VM is gone; inserting again with a new requestId");
+    }
+    throw new GceCreateError(`GCE keeps answering the insert for ${name} in ${zone} without making a VM`, true);
+  }
+
+  async function insertWithFallback(job: JobSpec, name: string, signal: AbortSignal): Promise<{ zone: string; instance: GceInstance }> {
+    const attempts: GceCreateError["attempts"] = [];
+    for (const { zone, provisioningModel } of placements()) {
+      signal.throwIfAborted();
+      try {
+        return { zone, instance: await insertIn(job, name, zone, provisioningModel, signal) };
+      } catch (err) {
+        if (err instanceof GceCreateError || signal.aborted) throw err;
+        const c = classifyGceError(err);
+        if (!triesElsewhere(c.kind)) {
+          throw new GceCreateError(`could not create VM ${name} in ${zone} (${provisioningModel}): ${c.code}: ${c.message}`, c.kind === "transient", [
+            ...attempts,
+            { zone, provisioningModel, kind: c.kind, code: c.code, message: c.message },
+          ]);
+        }
+        attempts.push({ zone, provisioningModel, kind: c.kind, code: c.code, message: c.message });
+        log?.warn({ jobId: job.jobId, zone, provisioningModel, code: c.code }, "no VM here; trying the next zone or provisioning model");
+      }
+    }
+    const tried = attempts.map((a) => `${a.zone} ${a.provisioningModel === "SPOT" ? "spot" : "on-demand"}: ${a.code}`).join("; ");
+    const allStockOuts = attempts.every((a) => a.kind === "stock_out");
+    throw new GceCreateError(
+      `no zone could start a ${options.machineType} VM for job ${job.jobId} (${tried}). ` +
+        (allStockOuts
+          ? "Every zone is out of capacity for now; the job can be retried later, or add zones to GCE_ZONES."
+          : "A quota is exhausted: raise it in the Cloud console (IAM & Admin → Quotas), lower GCE_MAX_VMS, or pick a smaller GCE_MACHINE_TYPE."),
+      allStockOuts,
+      attempts,
+    );
+  }
+
+  /** Waits until the VM is RUNNING, answers SSH, and shows a host key we can trust. */
+  async function awaitReady(zone: string, instance: GceInstance, deadline: number, signal: AbortSignal): Promise<Worker> {
+    const name = instance.name ?? "";
+    let current = instance;
+    for (let attempt = 0; String(current.status) !== "RUNNING"; attempt++) {
+      if (DEAD_STATES.has(String(current.status))) throw new Error(`VM ${name} is ${current.status} before the job started (preempted or deleted)`);
+      if (clock.now() >= deadline) throw new Error(`VM ${name} is still ${current.status} at the boot deadline`);
+      await clock.sleep(Math.min(READY_POLL.maxMs, READY_POLL.initialMs * READY_POLL.multiplier ** attempt), signal);
+      const fresh = await retry(() => compute.getInstance(zone, name), signal);
+      if (!fresh) throw new Error(`VM ${name} disappeared while booting (preempted or deleted)`);
+      current = fresh;
+    }
+    const host = sshHost(current);
+    if (!host) throw new Error(`VM ${name} has no ${options.externalIp ? "external" : "internal"} address to reach SSH on`);
+    const seen = await waitForSsh({ host, port: sshPort, probe, clock, deadline, signal });
+    const hostKeySha256 = hostKeyPolicy === "first-use" ? seen : await publishedHostKey(zone, name, seen, deadline, signal);
+    return workerFrom(zone, current, { port: String(sshPort), hostKeySha256, username: options.ssh.username });
+  }
+
+  /** The guest agent's published host keys must include the one SSH showed; returns it. */
+  async function publishedHostKey(zone: string, name: string, seen: string, deadline: number, signal: AbortSignal): Promise<string> {
+    for (let attempt = 0; ; attempt++) {
+      const keys = await retry(() => compute.hostKeys(zone, name), signal);
+      if (keys) {
+        const fingerprints = Object.values(keys).map((blob) => fingerprintOfKeyBlob(Buffer.from(blob, "base64")));
+        if (fingerprints.includes(seen)) return seen;
+        throw new Error(
+          `VM ${name} showed SSH host key ${seen}, which is not among the keys its guest agent published (${fingerprints.join(", ")}); refusing to use it`,
+        );
+      }
+      if (clock.now() >= deadline) {
+        throw new Error(
+          `VM ${name} published no SSH host keys in its guest attributes before the boot deadline; the image needs the Google guest agent with enable-guest-attributes (or set the backend's hostKeys to first-use)`,
+        );
+      }
+      await clock.sleep(Math.min(READY_POLL.maxMs, READY_POLL.initialMs * READY_POLL.multiplier ** attempt), signal);
+    }
+  }
+
+  async function create(job: JobSpec, signal: AbortSignal): Promise<Worker> {
+    signal.throwIfAborted();
+    const name = instanceName(job.jobId);
+    const deadline = clock.now() + options.bootTimeoutSeconds * 1000;
+
+    let placed: { zone: string; instance: GceInstance } | undefined;
+    for (const found of await findJobInstances(job.jobId)) {
+      if (!DEAD_STATES.has(String(found.instance.status)) && !placed) {
+        placed = found;
+        log?.info({ jobId: job.jobId, zone: found.zone, status: found.instance.status }, "adopting the job's existing VM");
+      } else {
+        // A preempted spot VM or a second VM of the same job (another zone): neither can run it.
+        await deleteAndWait(found.zone, found.instance.name ?? name);
+      }
+    }
+    if (!placed) {
+      try {
+        placed = await insertWithFallback(job, name, signal);
+      } catch (err) {
+        // Stopped half-way: an insert may have gone through. Delete what it made, not the job's record of it.
+        if (signal.aborted) await removeJobInstances(job.jobId).catch((e) => log?.error({ jobId: job.jobId, err: e }, "could not delete the VM of a cancelled create"));
+        throw err;
+      }
+    }
+
+    try {
+      return await awaitReady(placed.zone, placed.instance, deadline, signal);
+    } catch (err) {
+      log?.warn({ jobId: job.jobId, zone: placed.zone, err: err instanceof Error ? err.message : String(err) }, "VM not usable; deleting it");
+      await deleteAndWait(placed.zone, name).catch((e) => log?.error({ jobId: job.jobId, err: e }, "could not delete the unusable VM; the reaper or its maxRunDuration will"));
+      if (err instanceof GceCreateError) throw err;
+      const message = err instanceof Error ? err.message : String(err);
+      throw new GceCreateError(`VM ${name} did not become usable: ${message}`, !signal.aborted && !/refusing/.test(message));
+    }
+  }
+
+  async function run(worker: Worker, spec: RunSpec, onEvent: (e: ProgressEvent) => void, signal: AbortSignal): Promise<RunResult> {
+    if (signal.aborted) return { outcome: "error", message: "stopped", computeSeconds: 0, aborted: true };
+    let ready = worker;
+    if (!metaOf(worker, "host") || !metaOf(worker, "hostKeySha256") || !metaOf(worker, "zone")) {
+      // A worker from list() (after a restart) lacks what only create() learns; look again.
+      const [found] = (await findJobInstances(worker.jobId)).filter((f) => !DEAD_STATES.has(String(f.instance.status)));
+      if (!found) return { outcome: "error", message: `the VM for job ${worker.jobId} is gone (preempted or deleted)`, computeSeconds: 0, aborted: false };
+      ready = await awaitReady(found.zone, found.instance, clock.now() + options.bootTimeoutSeconds * 1000, signal);
+    }
+    const expiresAt = Number(metaOf(ready, "expiresAt") ?? NaN) * 1000;
+    // The VM deletes itself at expires-at; stop the worker a little earlier so it can still report.
+    const maxSeconds = Number.isFinite(expiresAt) ? Math.floor((expiresAt - clock.now()) / 1000) - graceSeconds : spec.agentTimeoutSeconds + graceSeconds;
+    if (maxSeconds <= 0) return { outcome: "timed_out", message: `VM ${ready.id} is past its time limit`, computeSeconds: 0, aborted: false };
+
+    const controller = new AbortController();
+    const onAbort = () => controller.abort(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    runs.set(worker.jobId, controller);
+    try {
+      return await options.runOnVm(
+        {
+          host: ready.meta.host!,
+          port: Number(ready.meta.port ?? sshPort),
+          username: options.ssh.username,
+          privateKey: options.ssh.privateKey,
+          hostKeySha256: ready.meta.hostKeySha256!,
+        },
+        { workDir: `${remoteWorkRoot}/${worker.jobId}`, input: spec, onEvent, signal: controller.signal, maxSeconds },
+      );
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+      if (runs.get(worker.jobId) === controller) runs.delete(worker.jobId);
+    }
+  }
+
+  async function destroy(worker: Worker): Promise<void> {
+    // Stop the run first: its result then says "stopped" instead of a broken connection.
+    runs.get(worker.jobId)?.abort(new Error("the worker is being destroyed"));
+    const zone = metaOf(worker, "zone");
+    const name = metaOf(worker, "instanceName") ?? (worker.id.startsWith("agent-work-") ? worker.id : undefined);
+    let targets: { zone: string; name: string }[];
+    if (zone && name) {
+      targets = [{ zone, name }];
+      await deleteAndWait(zone, name);
+    } else {
+      targets = await removeJobInstances(worker.jobId);
+    }
+    await options.jobSecrets?.remove(worker.jobId);
+    if (targets.length > 0) log?.info({ jobId: worker.jobId, vms: targets }, "VM deleted");
+  }
+
+  async function list(): Promise<Worker[]> {
+    const found = await retry(() => compute.listInstances(`${envFilter} AND labels.${LABEL.job}:*`));
+    return found.map(({ zone, instance }) => workerFrom(zone, instance));
+  }
+
+  async function capacity(): Promise<{ max: number; active: number }> {
+    return { max: options.maxVms, active: (await list()).length };
+  }
+
+  return { name: NAME, capacity, create, run, destroy, list };
+}
+
+export const gce = {
+  name: NAME,
+  create: (opts: GceBackendOptions): Backend => createGceBackend(opts),
+} satisfies BackendModule<GceBackendOptions>;

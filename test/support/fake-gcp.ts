@@ -1,0 +1,560 @@
+/**
+ * Google Compute Engine and Secret Manager, faked as one HTTP server on 127.0.0.1, for the real
+ * @google-cloud/compute and @google-cloud/secret-manager clients pointed at it with
+ * `fakeGcp.clientOptions()` (REST fallback, no credentials).
+ *
+ * It keeps the parts of GCE's behaviour the gce backend relies on: an insert is accepted at once
+ * and finishes through a zone operation (which may fail with a stock-out or quota error, as the
+ * real one does, with no instance left behind); a repeated `requestId` returns the first
+ * operation instead of making a second VM; an instance name is unique per zone (409
+ * `alreadyExists`); deleting a missing instance is 404 `notFound`; list filters on labels. Every
+ * request is recorded with its parsed body, and faults can be injected: stock-outs, quota errors,
+ * errors before the effect, dropped responses after it, slow operations.
+ */
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { PassThroughClient } from "google-auth-library";
+import type { GcpClientOptions } from "../../src/backends/gce/compute-api.js";
+
+export interface RecordedGcpRequest {
+  method: string;
+  /** Path without the query string, e.g. `/compute/v1/projects/p/zones/z/instances`. */
+  path: string;
+  query: Record<string, string>;
+  body: any;
+  at: number;
+}
+
+export interface FakeInstance {
+  name: string;
+  zone: string;
+  status: "PROVISIONING" | "STAGING" | "RUNNING" | "STOPPING" | "TERMINATED";
+  labels: Record<string, string>;
+  creationTimestamp: string;
+  /** The insert body as the client sent it. */
+  body: any;
+  requestId: string | undefined;
+}
+
+export interface FakeSecret {
+  name: string;
+  body: any;
+  versions: { name: string; data: string; state: "ENABLED" | "DESTROYED" }[];
+  policy: { bindings: { role: string; members: string[] }[]; etag?: string };
+  createdAt: number;
+}
+
+export interface RequestMatch {
+  method?: string;
+  /** Matched against the path (without query). */
+  path: RegExp;
+}
+
+export interface PlacementFailure {
+  /** Zone the failure applies to; any zone when unset. */
+  zone?: string;
+  /** `SPOT` or `STANDARD`; either when unset. */
+  provisioningModel?: "SPOT" | "STANDARD";
+  /** How the operation fails, e.g. ZONE_RESOURCE_POOL_EXHAUSTED or QUOTA_EXCEEDED. */
+  code: string;
+  message?: string;
+  /** Fail the insert call itself with this HTTP status instead of its operation (quota errors do). */
+  synchronousStatus?: number;
+  times?: number;
+}
+
+export interface FakeGcpOptions {
+  projects?: string[];
+  zones?: string[];
+  /** Address reported as every instance's internal IP (the test's sshd). */
+  vmAddress?: string;
+  /** Guest attributes under `hostkeys/`: key type → base64 key blob. */
+  hostKeys?: Record<string, string>;
+  /** Images that exist: `projects/<p>/global/images/<name>` and `.../family/<f>` paths. */
+  images?: string[];
+  machineTypes?: string[];
+  /** Operation polls (get or wait) before an operation is DONE; 1 = the first wait finishes it. */
+  operationPolls?: number;
+  /** Delay of every `operations/<op>/wait` answer, in ms. */
+  waitDelayMs?: number;
+  /** Called when an instance goes away (deleted, or past its maxRunDuration). */
+  onInstanceGone?: (instance: FakeInstance) => void;
+  now?: () => number;
+}
+
+interface Operation {
+  name: string;
+  zone: string;
+  kind: "insert" | "delete";
+  target: string;
+  pollsLeft: number;
+  status: "PENDING" | "RUNNING" | "DONE";
+  error?: { code: string; message: string };
+  httpErrorStatusCode?: number;
+  onDone?: () => void;
+}
+
+interface Fault {
+  match: RequestMatch;
+  times: number;
+  kind: "error" | "drop";
+  status?: number;
+  body?: unknown;
+}
+
+export interface FakeGcp {
+  url: string;
+  port: number;
+  /** Options for any @google-cloud client: `new InstancesClient(fake.clientOptions())`. */
+  clientOptions(): GcpClientOptions;
+  requests: RecordedGcpRequest[];
+  /** Requests matching a method and a path pattern. */
+  requestsTo(method: string, path: RegExp): RecordedGcpRequest[];
+  instances(): FakeInstance[];
+  secrets(): FakeSecret[];
+  /** Puts an instance there directly (one this controller, another or nobody made). */
+  seedInstance(instance: Partial<FakeInstance> & { name: string; zone: string }): FakeInstance;
+  /** Deletes an instance behind the client's back (preemption, the dead-man switch, a person). */
+  removeInstance(zone: string, name: string): boolean;
+  /** Deletes every instance whose `scheduling.maxRunDuration` has passed, as GCE's dead-man switch does. */
+  enforceMaxRunDuration(): FakeInstance[];
+  failPlacement(failure: PlacementFailure): void;
+  /** The next `times` matching requests get this error, without their effect. */
+  failNext(match: RequestMatch, status: number, body: unknown, times?: number): void;
+  /** The next `times` matching requests take effect, then their connection is cut before the answer. */
+  dropResponse(match: RequestMatch, times?: number): void;
+  setOperationPolls(polls: number): void;
+  /** Forgets injected faults and placement failures, and restores instant operations. */
+  resetFaults(): void;
+  setWaitDelayMs(ms: number): void;
+  setHostKeys(keys: Record<string, string>): void;
+  close(): Promise<void>;
+}
+
+function httpError(status: number, reason: string, message: string) {
+  return { error: { code: status, message, errors: [{ domain: "global", reason, message }] } };
+}
+
+/** Secret Manager answers in the google.rpc.Status shape. */
+function rpcError(status: number, rpcStatus: string, message: string) {
+  return { error: { code: status, message, status: rpcStatus } };
+}
+
+function parseQuery(url: URL): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of url.searchParams) out[k] = v;
+  return out;
+}
+
+/** The subset of GCE's list filter syntax the backend uses: `labels.k = "v"`, `labels.k:*`, joined by AND / spaces. */
+function matchesFilter(labels: Record<string, string>, filter: string | undefined): boolean {
+  if (!filter) return true;
+  const terms = filter.split(/\s+AND\s+|\)\s*\(/i).map((t) => t.replace(/[()]/g, "").trim()).filter(Boolean);
+  return terms.every((term) => {
+    let m = /^labels\.([a-z0-9_-]+)\s*(=|!=)\s*"?([^"]*)"?$/.exec(term);
+    if (m) return m[2] === "=" ? labels[m[1]!] === m[3] : labels[m[1]!] !== m[3];
+    m = /^labels\.([a-z0-9_-]+)\s*:\s*\*$/.exec(term);
+    if (m) return m[1]! in labels;
+    throw new Error(`fake-gcp: filter term not understood: ${term}`);
+  });
+}
+
+export async function startFakeGcp(options: FakeGcpOptions = {}): Promise<FakeGcp> {
+  const now = options.now ?? Date.now;
+  const projects = new Set(options.projects ?? ["test-project"]);
+  const zones = new Set(options.zones ?? ["us-central1-a", "us-central1-b", "us-central1-c", "europe-west1-b"]);
+  const images = new Set(options.images ?? []);
+  const machineTypes = new Set(options.machineTypes ?? ["e2-micro", "e2-small", "e2-medium", "e2-standard-2", "e2-standard-4", "n2-standard-2"]);
+  const vmAddress = options.vmAddress ?? "127.0.0.1";
+  let hostKeys = options.hostKeys ?? {};
+  let operationPolls = options.operationPolls ?? 1;
+  let waitDelayMs = options.waitDelayMs ?? 0;
+
+  const instances = new Map<string, FakeInstance>(); // key zone/name
+  const operations = new Map<string, Operation>();
+  const requestIds = new Map<string, string>(); // requestId → operation name
+  const secrets = new Map<string, FakeSecret>(); // key projects/p/secrets/s
+  const requests: RecordedGcpRequest[] = [];
+  const faults: Fault[] = [];
+  const placementFailures: PlacementFailure[] = [];
+  let opCounter = 0;
+
+  const key = (zone: string, name: string) => `${zone}/${name}`;
+
+  function gone(instance: FakeInstance) {
+    instances.delete(key(instance.zone, instance.name));
+    options.onInstanceGone?.(instance);
+  }
+
+  function newOperation(op: Omit<Operation, "name" | "status" | "pollsLeft">): Operation {
+    const created: Operation = { ...op, name: `operation-${++opCounter}-${now()}`, status: "RUNNING", pollsLeft: operationPolls };
+    operations.set(created.name, created);
+    return created;
+  }
+
+  function poll(op: Operation) {
+    if (op.status === "DONE") return;
+    op.pollsLeft -= 1;
+    if (op.pollsLeft <= 0) {
+      op.status = "DONE";
+      op.onDone?.();
+    }
+  }
+
+  function operationJson(project: string, op: Operation) {
+    const base = `https://www.googleapis.com/compute/v1/projects/${project}/zones/${op.zone}`;
+    return {
+      kind: "compute#operation",
+      id: String(opCounter),
+      name: op.name,
+      zone: base,
+      operationType: op.kind,
+      targetLink: `${base}/instances/${op.target}`,
+      status: op.status,
+      progress: op.status === "DONE" ? 100 : 0,
+      selfLink: `${base}/operations/${op.name}`,
+      ...(op.status === "DONE" && op.error
+        ? { error: { errors: [{ code: op.error.code, message: op.error.message }] }, httpErrorStatusCode: op.httpErrorStatusCode ?? 503, httpErrorMessage: "SERVICE UNAVAILABLE" }
+        : {}),
+    };
+  }
+
+  function instanceJson(project: string, i: FakeInstance) {
+    const zoneUrl = `https://www.googleapis.com/compute/v1/projects/${project}/zones/${i.zone}`;
+    const body = i.body ?? {};
+    const nics = (body.networkInterfaces ?? [{}]).map((nic: any, n: number) => ({
+      ...nic,
+      name: `nic${n}`,
+      networkIP: vmAddress,
+      ...(nic.accessConfigs ? { accessConfigs: nic.accessConfigs.map((a: any) => ({ ...a, natIP: vmAddress })) } : {}),
+    }));
+    return {
+      ...body,
+      kind: "compute#instance",
+      id: String(Math.abs(hash(i.zone + i.name))),
+      name: i.name,
+      zone: zoneUrl,
+      status: i.status,
+      labels: i.labels,
+      creationTimestamp: i.creationTimestamp,
+      networkInterfaces: nics,
+      selfLink: `${zoneUrl}/instances/${i.name}`,
+    };
+  }
+
+  function takeFault(method: string, path: string): Fault | undefined {
+    const fault = faults.find((f) => f.times > 0 && (!f.match.method || f.match.method === method) && f.match.path.test(path));
+    if (fault) fault.times -= 1;
+    return fault;
+  }
+
+  function takePlacementFailure(zone: string, model: string): PlacementFailure | undefined {
+    const failure = placementFailures.find(
+      (f) => (f.times ?? Infinity) > 0 && (!f.zone || f.zone === zone) && (!f.provisioningModel || f.provisioningModel === model),
+    );
+    if (failure && failure.times !== undefined) failure.times -= 1;
+    return failure;
+  }
+
+  type Reply = { status: number; body: unknown; delayMs?: number };
+
+  function handleCompute(method: string, path: string, query: Record<string, string>, body: any): Reply {
+    let m: RegExpExecArray | null;
+    const projectOf = (p: string) => (projects.has(p) ? null : { status: 404, body: httpError(404, "notFound", `The resource 'projects/${p}' was not found`) });
+
+    if ((m = /^\/compute\/v1\/projects\/([^/]+)\/zones\/([^/]+)\/instances$/.exec(path))) {
+      const [, project, zone] = m as unknown as [string, string, string];
+      const bad = projectOf(project);
+      if (bad) return bad;
+      if (!zones.has(zone)) return { status: 404, body: httpError(404, "notFound", `The resource 'projects/${project}/zones/${zone}' was not found`) };
+      if (method === "GET") {
+        const items = [...instances.values()].filter((i) => i.zone === zone && matchesFilter(i.labels, query.filter)).map((i) => instanceJson(project, i));
+        return { status: 200, body: { kind: "compute#instanceList", items } };
+      }
+      if (method === "POST") {
+        const requestId = query.requestId;
+        if (requestId && requestIds.has(requestId)) {
+          return { status: 200, body: operationJson(project, operations.get(requestIds.get(requestId)!)!) };
+        }
+        const name = String(body?.name ?? "");
+        if (!/^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/.test(name)) return { status: 400, body: httpError(400, "invalid", `Invalid value for field 'resource.name': '${name}'.`) };
+        if (instances.has(key(zone, name))) {
+          return { status: 409, body: httpError(409, "alreadyExists", `The resource 'projects/${project}/zones/${zone}/instances/${name}' already exists`) };
+        }
+        const model = body?.scheduling?.provisioningModel === "SPOT" ? "SPOT" : "STANDARD";
+        const failure = takePlacementFailure(zone, model);
+        if (failure?.synchronousStatus) {
+          return { status: failure.synchronousStatus, body: httpError(failure.synchronousStatus, failure.code === "QUOTA_EXCEEDED" ? "quotaExceeded" : failure.code, failure.message ?? `Quota 'CPUS' exceeded. Limit: 8.0 in region ${zone.replace(/-[a-z]$/, "")}.`) };
+        }
+        const op = newOperation({ zone, kind: "insert", target: name });
+        if (requestId) requestIds.set(requestId, op.name);
+        if (failure) {
+          op.error = {
+            code: failure.code,
+            message:
+              failure.message ??
+              (failure.code.startsWith("ZONE_RESOURCE_POOL_EXHAUSTED")
+                ? `The zone 'projects/${project}/zones/${zone}' does not have enough resources available to fulfill the request.  Try a different zone, or try again later.`
+                : `Quota 'CPUS' exceeded.  Limit: 8.0 in region ${zone.replace(/-[a-z]$/, "")}.`),
+          };
+          op.httpErrorStatusCode = failure.code === "QUOTA_EXCEEDED" ? 403 : 503;
+        } else {
+          const instance: FakeInstance = {
+            name,
+            zone,
+            status: "PROVISIONING",
+            labels: { ...(body?.labels ?? {}) },
+            creationTimestamp: new Date(now()).toISOString(),
+            body,
+            requestId,
+          };
+          instances.set(key(zone, name), instance);
+          op.onDone = () => {
+            instance.status = "RUNNING";
+          };
+        }
+        return { status: 200, body: operationJson(project, op) };
+      }
+    }
+
+    if ((m = /^\/compute\/v1\/projects\/([^/]+)\/zones\/([^/]+)\/instances\/([^/]+)$/.exec(path))) {
+      const [, project, zone, name] = m as unknown as [string, string, string, string];
+      const bad = projectOf(project);
+      if (bad) return bad;
+      const instance = instances.get(key(zone, name));
+      const notFound = { status: 404, body: httpError(404, "notFound", `The resource 'projects/${project}/zones/${zone}/instances/${name}' was not found`) };
+      if (method === "GET") return instance ? { status: 200, body: instanceJson(project, instance) } : notFound;
+      if (method === "DELETE") {
+        const requestId = query.requestId;
+        if (requestId && requestIds.has(requestId)) return { status: 200, body: operationJson(project, operations.get(requestIds.get(requestId)!)!) };
+        if (!instance) return notFound;
+        instance.status = "STOPPING";
+        const op = newOperation({ zone, kind: "delete", target: name });
+        if (requestId) requestIds.set(requestId, op.name);
+        op.onDone = () => {
+          if (instances.get(key(zone, name)) === instance) gone(instance);
+        };
+        return { status: 200, body: operationJson(project, op) };
+      }
+    }
+
+    if ((m = /^\/compute\/v1\/projects\/([^/]+)\/zones\/([^/]+)\/instances\/([^/]+)\/getGuestAttributes$/.exec(path))) {
+      const [, project, zone, name] = m as unknown as [string, string, string, string];
+      const instance = instances.get(key(zone, name));
+      if (!instance) return { status: 404, body: httpError(404, "notFound", `The resource 'projects/${project}/zones/${zone}/instances/${name}' was not found`) };
+      const items = Object.entries(hostKeys).map(([k, value]) => ({ namespace: "hostkeys", key: k, value }));
+      if (instance.status !== "RUNNING" || items.length === 0) {
+        return { status: 404, body: httpError(404, "notFound", `The resource 'projects/${project}/zones/${zone}/instances/${name}/guestAttributes/${query.queryPath ?? ""}' was not found`) };
+      }
+      return { status: 200, body: { kind: "compute#guestAttributes", queryPath: query.queryPath, queryValue: { items } } };
+    }
+
+    if ((m = /^\/compute\/v1\/projects\/([^/]+)\/aggregated\/instances$/.exec(path))) {
+      const [, project] = m as unknown as [string, string];
+      const bad = projectOf(project);
+      if (bad) return bad;
+      const items: Record<string, unknown> = {};
+      for (const zone of zones) {
+        const found = [...instances.values()].filter((i) => i.zone === zone && matchesFilter(i.labels, query.filter)).map((i) => instanceJson(project, i));
+        items[`zones/${zone}`] = found.length > 0 ? { instances: found } : { warning: { code: "NO_RESULTS_ON_PAGE", message: "There are no results for scope" } };
+      }
+      return { status: 200, body: { kind: "compute#instanceAggregatedList", items } };
+    }
+
+    if ((m = /^\/compute\/v1\/projects\/([^/]+)\/zones\/([^/]+)\/operations\/([^/]+)(\/wait)?$/.exec(path))) {
+      const [, project, , name, wait] = m as unknown as [string, string, string, string, string | undefined];
+      const op = operations.get(name);
+      if (!op) return { status: 404, body: httpError(404, "notFound", `The resource 'projects/${project}/zones/x/operations/${name}' was not found`) };
+      poll(op);
+      return { status: 200, body: operationJson(project, op), delayMs: wait ? waitDelayMs : 0 };
+    }
+
+    // Read-only lookups `agent-work doctor` makes.
+    if ((m = /^\/compute\/v1\/projects\/([^/]+)$/.exec(path))) {
+      const [, project] = m as unknown as [string, string];
+      return projectOf(project) ?? { status: 200, body: { kind: "compute#project", name: project, id: "1234567890" } };
+    }
+    if ((m = /^\/compute\/v1\/projects\/([^/]+)\/zones\/([^/]+)$/.exec(path))) {
+      const [, project, zone] = m as unknown as [string, string, string];
+      const bad = projectOf(project);
+      if (bad) return bad;
+      if (!zones.has(zone)) return { status: 404, body: httpError(404, "notFound", `The resource 'projects/${project}/zones/${zone}' was not found`) };
+      return { status: 200, body: { kind: "compute#zone", name: zone, status: "UP", region: `https://www.googleapis.com/compute/v1/projects/${project}/regions/${zone.replace(/-[a-z]$/, "")}` } };
+    }
+    if ((m = /^\/compute\/v1\/projects\/([^/]+)\/zones\/([^/]+)\/machineTypes\/([^/]+)$/.exec(path))) {
+      const [, project, zone, type] = m as unknown as [string, string, string, string];
+      if (!zones.has(zone) || !machineTypes.has(type)) return { status: 404, body: httpError(404, "notFound", `The resource 'projects/${project}/zones/${zone}/machineTypes/${type}' was not found`) };
+      return { status: 200, body: { kind: "compute#machineType", name: type, zone } };
+    }
+    if ((m = /^\/compute\/v1\/(projects\/[^/]+\/global\/images\/(?:family\/)?[^/]+)$/.exec(path))) {
+      const [, image] = m as unknown as [string, string];
+      if (!images.has(image)) return { status: 404, body: httpError(404, "notFound", `The resource '${image}' was not found`) };
+      return { status: 200, body: { kind: "compute#image", name: image.split("/").pop(), status: "READY", family: image.includes("/family/") ? image.split("/").pop() : undefined, selfLink: `https://www.googleapis.com/compute/v1/${image}` } };
+    }
+
+    return { status: 404, body: httpError(404, "notFound", `fake-gcp does not serve ${method} ${path}`) };
+  }
+
+  function handleSecrets(method: string, path: string, query: Record<string, string>, body: any): Reply {
+    let m: RegExpExecArray | null;
+    const notFound = (what: string) => ({ status: 404, body: rpcError(404, "NOT_FOUND", `Secret [${what}] not found or has no versions.`) });
+
+    if ((m = /^\/v1\/projects\/([^/]+)\/secrets$/.exec(path))) {
+      const [, project] = m as unknown as [string, string];
+      if (method === "POST") {
+        const name = `projects/${project}/secrets/${query.secretId}`;
+        if (secrets.has(name)) return { status: 409, body: rpcError(409, "ALREADY_EXISTS", `Secret [${name}] already exists.`) };
+        const secret: FakeSecret = { name, body, versions: [], policy: { bindings: [] }, createdAt: now() };
+        secrets.set(name, secret);
+        return { status: 200, body: { ...body, name, createTime: new Date(secret.createdAt).toISOString() } };
+      }
+      if (method === "GET") {
+        const list = [...secrets.values()].filter((s) => s.name.startsWith(`projects/${project}/`) && matchesFilter(s.body?.labels ?? {}, query.filter?.replace(/=/g, " = ")));
+        return { status: 200, body: { secrets: list.map((s) => ({ ...s.body, name: s.name, createTime: new Date(s.createdAt).toISOString() })), totalSize: list.length } };
+      }
+    }
+    if ((m = /^\/v1\/(projects\/[^/]+\/secrets\/[^/:]+)(?::(addVersion|setIamPolicy|getIamPolicy|testIamPermissions))?$/.exec(path))) {
+      const [, name, verb] = m as unknown as [string, string, string | undefined];
+      const secret = secrets.get(name);
+      if (!secret) return notFound(name);
+      if (verb === "addVersion") {
+        const version = { name: `${name}/versions/${secret.versions.length + 1}`, data: String(body?.payload?.data ?? ""), state: "ENABLED" as const };
+        secret.versions.push(version);
+        return { status: 200, body: { name: version.name, state: 1, createTime: new Date(now()).toISOString() } };
+      }
+      if (verb === "setIamPolicy") {
+        secret.policy = { bindings: body?.policy?.bindings ?? [], etag: "BwYAAAAAAAA=" };
+        return { status: 200, body: secret.policy };
+      }
+      if (verb === "getIamPolicy") return { status: 200, body: secret.policy };
+      if (verb === "testIamPermissions") return { status: 200, body: { permissions: body?.permissions ?? [] } };
+      if (method === "DELETE") {
+        secrets.delete(name);
+        return { status: 200, body: {} };
+      }
+      if (method === "GET") return { status: 200, body: { ...secret.body, name, createTime: new Date(secret.createdAt).toISOString() } };
+    }
+    if ((m = /^\/v1\/(projects\/[^/]+\/secrets\/[^/]+)\/versions\/([^/:]+)(:access)?$/.exec(path))) {
+      const [, name, which, access] = m as unknown as [string, string, string, string | undefined];
+      const secret = secrets.get(name);
+      const enabled = secret?.versions.filter((v) => v.state === "ENABLED") ?? [];
+      const version = which === "latest" ? enabled.at(-1) : enabled.find((v) => v.name === `${name}/versions/${which}`);
+      if (!version) return notFound(`${name}/versions/${which}`);
+      return { status: 200, body: access ? { name: version.name, payload: { data: version.data } } : { name: version.name, state: 1 } };
+    }
+    return { status: 404, body: rpcError(404, "NOT_FOUND", `fake-gcp does not serve ${method} ${path}`) };
+  }
+
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const url = new URL(req.url ?? "/", "http://127.0.0.1");
+      const path = url.pathname;
+      const query = parseQuery(url);
+      const method = req.method ?? "GET";
+      const text = Buffer.concat(chunks).toString("utf8");
+      let body: any = null;
+      try {
+        body = text ? JSON.parse(text) : null;
+      } catch {
+        body = text;
+      }
+      requests.push({ method, path, query, body, at: now() });
+
+      const fault = takeFault(method, path);
+      if (fault?.kind === "error") {
+        res.writeHead(fault.status ?? 500, { "content-type": "application/json" });
+        res.end(JSON.stringify(fault.body));
+        return;
+      }
+      let reply: Reply;
+      try {
+        reply = path.startsWith("/compute/") ? handleCompute(method, path, query, body) : handleSecrets(method, path, query, body);
+      } catch (err) {
+        reply = { status: 500, body: httpError(500, "backendError", err instanceof Error ? err.message : String(err)) };
+      }
+      if (fault?.kind === "drop") {
+        // The effect happened; the caller never hears about it.
+        req.socket.destroy();
+        return;
+      }
+      const send = () => {
+        res.writeHead(reply.status, { "content-type": "application/json; charset=UTF-8" });
+        res.end(JSON.stringify(reply.body));
+      };
+      if (reply.delayMs) setTimeout(send, reply.delayMs);
+      else send();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  const firstProject = [...projects][0] ?? "test-project";
+
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    clientOptions: () => ({
+      apiEndpoint: "127.0.0.1",
+      port,
+      protocol: "http",
+      fallback: true,
+      // google-gax bundles its own copy of google-auth-library: the same class at run time, another type to tsc.
+      authClient: new PassThroughClient() as unknown as GcpClientOptions["authClient"],
+      projectId: firstProject,
+    }),
+    requests,
+    requestsTo: (method, path) => requests.filter((r) => r.method === method && path.test(r.path)),
+    instances: () => [...instances.values()],
+    secrets: () => [...secrets.values()],
+    seedInstance(partial) {
+      const instance: FakeInstance = {
+        status: "RUNNING",
+        labels: {},
+        creationTimestamp: new Date(now()).toISOString(),
+        body: {},
+        requestId: undefined,
+        ...partial,
+      };
+      instances.set(key(instance.zone, instance.name), instance);
+      return instance;
+    },
+    removeInstance(zone, name) {
+      const instance = instances.get(key(zone, name));
+      if (!instance) return false;
+      gone(instance);
+      return true;
+    },
+    enforceMaxRunDuration() {
+      const expired = [...instances.values()].filter((i) => {
+        const seconds = Number(i.body?.scheduling?.maxRunDuration?.seconds ?? NaN);
+        return Number.isFinite(seconds) && Date.parse(i.creationTimestamp) + seconds * 1000 <= now();
+      });
+      for (const i of expired) gone(i);
+      return expired;
+    },
+    failPlacement: (failure) => placementFailures.push({ ...failure }),
+    failNext: (match, status, body, times = 1) => faults.push({ match, times, kind: "error", status, body }),
+    dropResponse: (match, times = 1) => faults.push({ match, times, kind: "drop" }),
+    setOperationPolls: (polls) => void (operationPolls = polls),
+    resetFaults() {
+      faults.length = 0;
+      placementFailures.length = 0;
+      operationPolls = options.operationPolls ?? 1;
+      waitDelayMs = options.waitDelayMs ?? 0;
+    },
+    setWaitDelayMs: (ms) => void (waitDelayMs = ms),
+    setHostKeys: (keys) => void (hostKeys = keys),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+function hash(text: string): number {
+  let h = 0;
+  for (const c of text) h = (Math.imul(h, 31) + c.charCodeAt(0)) | 0;
+  return h;
+}
