@@ -8,6 +8,7 @@ const needs = [
   { bin: "bwrap", args: ["--version"], pkg: "bubblewrap" },
   { bin: "/usr/sbin/sshd", args: ["-V"], pkg: "openssh-server", what: "sshd" },
   { bin: "ansible-playbook", args: ["--version"], pkg: "ansible-core" },
+  { bin: "chromium", args: ["--version"], pkg: "chromium" },
 ];
 const missing = [];
 for (const n of needs) {
