@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { z } from "zod";
 import { AGENT_PRESETS, type AgentPreset } from "../agents/presets.js";
+import { readSshHostsFile } from "../backends/ssh/load-ssh-hosts.js";
 
 /**
  * The controller's configuration, loaded once from an `env` argument (never `process.env` directly,
@@ -43,6 +44,8 @@ export interface ControllerConfig {
   agentEnvSecrets?: Record<string, string>;
   /** The gce backend; present when GCE_PROJECT is set. */
   gce?: GceConfig;
+  /** Absolute path of the ssh backend's hosts file (validated here; read with loadSshHosts()). */
+  sshHostsFile?: string;
 }
 
 /** One VM per job on Google Compute Engine (src/backends/gce/). */
@@ -150,6 +153,7 @@ export const CONTROLLER_ENV_VARS: readonly ControllerEnvVar[] = [
   { name: "GCE_SSH_USER", secret: false, default: "agent-work", description: "User the controller logs in as on worker VMs (made by the Ansible role)." },
   { name: "GCE_SSH_PRIVATE_KEY_PATH", secret: false, description: "File holding the controller's SSH private key for worker VMs; required with GCE_PROJECT." },
   { name: "GCE_BOOT_TIMEOUT_SECONDS", secret: false, default: "300", description: "Seconds a new VM may take until SSH answers before it is deleted and the job fails." },
+  { name: "SSH_HOSTS_FILE", secret: false, description: "Path of a YAML or JSON file listing the ssh backend's hosts (address, user, key, slots, labels, host key fingerprint); setting it enables the backend." },
 ];
 
 const SECRET_VARS = new Set(CONTROLLER_ENV_VARS.filter((v) => v.secret).map((v) => v.name));
@@ -405,6 +409,7 @@ const FIELDS = {
   GCE_SSH_USER: text("GCE_SSH_USER", (v) => (/^[a-z_][a-z0-9_-]{0,31}$/.test(v) ? null : "expected a Linux user name such as agent-work")),
   GCE_SSH_PRIVATE_KEY_PATH: optionalText(),
   GCE_BOOT_TIMEOUT_SECONDS: integer("GCE_BOOT_TIMEOUT_SECONDS", 30, 3600),
+  SSH_HOSTS_FILE: optionalText(),
 } satisfies Record<string, z.ZodType<unknown, z.ZodTypeDef, string | undefined>>;
 
 type FieldName = keyof typeof FIELDS;
@@ -552,6 +557,12 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
     if (stray.length > 0) warnings.push(`${stray.join(", ")} ${stray.length === 1 ? "is" : "are"} set but GCE_PROJECT is not, so the gce backend is off and ${stray.length === 1 ? "it is" : "they are"} unused`);
   }
 
+  const sshHostsFile = values.SSH_HOSTS_FILE === undefined ? undefined : resolve(values.SSH_HOSTS_FILE);
+  if (sshHostsFile !== undefined) {
+    const hosts = readSshHostsFile(sshHostsFile);
+    if (!hosts.ok) for (const problem of hosts.errors) fail("SSH_HOSTS_FILE", problem);
+  }
+
   if (errors.length > 0) return { ok: false, errors };
 
   // Every field parsed (no errors), so every value is present.
@@ -584,6 +595,7 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
   if (v.PUBLIC_URL !== undefined) config.publicUrl = v.PUBLIC_URL.replace(/\/+$/, "");
   if (Object.keys(agentEnvSecrets).length > 0) config.agentEnvSecrets = agentEnvSecrets;
   if (gce !== undefined) config.gce = gce;
+  if (sshHostsFile !== undefined) config.sshHostsFile = sshHostsFile;
   return { ok: true, config, warnings };
 }
 
@@ -633,5 +645,6 @@ export function describeControllerConfig(config: ControllerConfig): Record<strin
     gce: config.gce
       ? JSON.stringify({ ...config.gce, sshPrivateKey: mask(config.gce.sshPrivateKey) })
       : "(off: GCE_PROJECT not set)",
+    sshHostsFile: config.sshHostsFile ?? "(off: SSH_HOSTS_FILE not set)",
   };
 }

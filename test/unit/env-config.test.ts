@@ -327,6 +327,26 @@ describe("loadControllerConfig", () => {
     });
   });
 
+  describe("SSH_HOSTS_FILE", () => {
+    it("is off unless set; set, it is resolved and its hosts are checked at start", () => {
+      expect(ok(loadControllerConfig({})).config.sshHostsFile).toBeUndefined();
+      const hostsFile = join(tempDir, "ssh-hosts.yml");
+      writeFileSync(hostsFile, `hosts:\n  - { name: b1, address: 10.0.0.5, user: agent-work, slots: 2, privateKey: "${PEM.replaceAll("\n", "\\n")}" }\n`);
+      const { config } = ok(loadControllerConfig({ SSH_HOSTS_FILE: hostsFile }));
+      expect(config.sshHostsFile).toBe(hostsFile);
+      expect(describeControllerConfig(config).sshHostsFile).toBe(hostsFile);
+    });
+
+    it("names the bad key inside the hosts file", () => {
+      const hostsFile = join(tempDir, "ssh-hosts-bad.yml");
+      writeFileSync(hostsFile, "hosts:\n  - { name: b1, address: 10.0.0.5, user: agent-work, slot: 2 }\n");
+      expect(errors(loadControllerConfig({ SSH_HOSTS_FILE: hostsFile })).sort()).toEqual([
+        expect.stringMatching(/^SSH_HOSTS_FILE=".*ssh-hosts-bad.yml": hosts\[0\]\.slot: unknown key/),
+        expect.stringMatching(/^SSH_HOSTS_FILE=".*": hosts\[0\]\.slots: required/),
+      ]);
+    });
+  });
+
   describe("AGENT_ENV_FROM_SECRET_MANAGER", () => {
     it("reads NAME=secret pairs, and refuses the app's own secrets and a name with two sources", () => {
       const { config } = ok(loadControllerConfig({ AGENT_ENV_FROM_SECRET_MANAGER: "ANTHROPIC_API_KEY=projects/p-1/secrets/model-key" }));
