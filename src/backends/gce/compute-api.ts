@@ -30,8 +30,11 @@ export interface ComputeApi {
   getInstance(zone: string, name: string): Promise<GceInstance | null>;
   /** Starts a delete; returns the zone operation's name, or null when the instance is already gone. */
   deleteInstance(zone: string, name: string, requestId?: string): Promise<string | null>;
-  /** Every instance in the project matching a GCE list filter, across all zones. */
-  listInstances(filter: string): Promise<ListedInstance[]>;
+  /**
+   * Every instance in the project matching a GCE list filter, across all zones, and the zones
+   * GCE could not answer for (aggregated lists succeed partially rather than fail).
+   */
+  listInstances(filter: string): Promise<{ instances: ListedInstance[]; unreachable: string[] }>;
   /** One `operations.wait` call: returns when the operation is DONE or GCE's wait window ends. */
   waitOperation(zone: string, operation: string): Promise<GceOperation>;
   /** SSH host keys the guest agent published (type → base64 blob), or null while there are none. */
@@ -77,11 +80,13 @@ export function createComputeApi(project: string, clientOptions: GcpClientOption
 
     async listInstances(filter) {
       const found: ListedInstance[] = [];
+      const unreachable: string[] = [];
       const pages = instances.aggregatedListAsync({ project, filter, returnPartialSuccess: true }, { autoPaginate: false });
       for await (const [scope, list] of pages) {
         for (const instance of list.instances ?? []) found.push({ zone: lastSegment(instance.zone) || lastSegment(scope), instance });
+        if (list.warning?.code === "UNREACHABLE") unreachable.push(`${lastSegment(scope)}: ${list.warning.message ?? "unreachable"}`);
       }
-      return found;
+      return { instances: found, unreachable };
     },
 
     async waitOperation(zone, operation) {

@@ -13,6 +13,10 @@
  */
 import type { Backend, BackendModule, JobSpec, RunResult, RunSpec, Worker } from "../types.js";
 import type { ProgressEvent } from "../../worker/protocol.js";
+import { IncompleteListError } from "../incomplete-list-error.js";
+import { remoteJobDir } from "../../remote/remote-work-dir.js";
+import { runWorkerOverSsh } from "../../remote/run-worker-over-ssh.js";
+import { SshPool } from "../../remote/ssh-pool.js";
 import { realClock, retryTransient, type Clock } from "./backoff.js";
 import { buildInstanceBody, type InstanceSettings, type ProvisioningModel } from "./build-instance.js";
 import { classifyGceError, triesElsewhere, type ClassifiedGceError } from "./classify-gce-error.js";
@@ -37,7 +41,7 @@ export interface VmSshTarget {
   hostKeySha256: string;
 }
 
-/** Runs the worker script on a VM over SSH (src/remote/run-worker-over-ssh.ts in production). */
+/** Runs the worker script on a VM over SSH; the default is {@link runOnVmOverSsh}. */
 export type RunOnVm = (
   target: VmSshTarget,
   options: { workDir: string; input: RunSpec; onEvent: (e: ProgressEvent) => void; signal: AbortSignal; maxSeconds: number },
@@ -68,7 +72,14 @@ export interface GceBackendOptions extends InstanceSettings {
   graceSeconds?: number;
   /** The job's folder on the VM is `<remoteWorkRoot>/<jobId>` (default `jobs`, under the login user's home). */
   remoteWorkRoot?: string;
-  runOnVm: RunOnVm;
+  /** Node on the VM (default `node` on the login PATH; the Ansible role installs it). */
+  nodePath?: string;
+  /** Between SIGTERM and SIGKILL when a run is stopped (default 5000). */
+  killGraceMs?: number;
+  /** The SSH connections to VMs; one is made (and closed by close()) when not given. */
+  sshPool?: SshPool;
+  /** How the worker script runs on a VM; tests may replace it. Default: over SSH via `sshPool`. */
+  runOnVm?: RunOnVm;
   /** Per-job Secret Manager secrets to delete at teardown (when the secret transport is used). */
   jobSecrets?: JobSecrets;
   /** Built from `clientOptions` when not given. */
@@ -86,6 +97,19 @@ export interface GceBackendOptions extends InstanceSettings {
  * of stock (capacity comes back) or the API kept failing transiently; false for quota, bad
  * configuration or missing permissions, which need a person. A class because callers branch on it.
  */
+export interface GceBackend extends Backend {
+  /** Closes the SSH connections this backend opened. */
+  close(): Promise<void>;
+}
+
+/** The production RunOnVm: a pooled SSH connection with the VM's pinned host key, then the worker script. */
+export function runOnVmOverSsh(pool: SshPool, defaults: { nodePath?: string; killGraceMs?: number } = {}): RunOnVm {
+  return async (target, options) => {
+    const ssh = await pool.connection(target);
+    return runWorkerOverSsh(ssh, { ...options, ...(defaults.nodePath ? { nodePath: defaults.nodePath } : {}), ...(defaults.killGraceMs !== undefined ? { killGraceMs: defaults.killGraceMs } : {}) });
+  };
+}
+
 export class GceCreateError extends Error {
   constructor(
     message: string,
@@ -101,13 +125,14 @@ const NAME = "gce";
 /** Instance states in which a VM can no longer run the job: a preempted spot VM, one being deleted. */
 const DEAD_STATES = new Set(["STOPPING", "STOPPED", "TERMINATED", "SUSPENDING", "SUSPENDED"]);
 const READY_POLL = { initialMs: 1000, maxMs: 5000, multiplier: 1.5 };
+const RUN_STOP_WAIT_MS = 10_000;
 
 function metaOf(worker: Worker, key: string): string | undefined {
   const value = worker.meta[key];
   return value === undefined || value === "" ? undefined : value;
 }
 
-export function createGceBackend(options: GceBackendOptions): Backend {
+export function createGceBackend(options: GceBackendOptions): GceBackend {
   const clock = options.clock ?? realClock;
   const compute = options.compute ?? createComputeApi(options.project, options.clientOptions);
   const probe = options.probe ?? probeSshHostKey;
@@ -117,9 +142,14 @@ export function createGceBackend(options: GceBackendOptions): Backend {
   const graceSeconds = options.graceSeconds ?? 120;
   const operationTimeoutMs = (options.operationTimeoutSeconds ?? 300) * 1000;
   const remoteWorkRoot = options.remoteWorkRoot ?? "jobs";
+  const ownPool = options.sshPool === undefined;
+  const pool = options.sshPool ?? new SshPool(log ? { log: { warn: (o, m) => log.warn(o, m), debug: () => undefined } } : {});
+  const runOnVm =
+    options.runOnVm ??
+    runOnVmOverSsh(pool, { ...(options.nodePath ? { nodePath: options.nodePath } : {}), ...(options.killGraceMs !== undefined ? { killGraceMs: options.killGraceMs } : {}) });
   const envFilter = `labels.${LABEL.env} = "${labelValue(options.envLabel)}"`;
   /** Runs in this process, by job id, so destroy() can stop one before it deletes the VM. */
-  const runs = new Map<string, AbortController>();
+  const runs = new Map<string, { stop: AbortController; done: Promise<unknown> }>();
 
   const retry = <T>(call: () => Promise<T>, signal?: AbortSignal) =>
     retryTransient(call, {
@@ -174,7 +204,10 @@ export function createGceBackend(options: GceBackendOptions): Backend {
   }
 
   async function findJobInstances(jobId: string): Promise<{ zone: string; instance: GceInstance }[]> {
-    return retry(() => compute.listInstances(`${envFilter} AND labels.${LABEL.job} = "${labelValue(jobId)}"`));
+    const { instances, unreachable } = await retry(() => compute.listInstances(`${envFilter} AND labels.${LABEL.job} = "${labelValue(jobId)}"`));
+    // Creating while a zone cannot be seen could make a second VM for the job there.
+    if (unreachable.length > 0) throw new GceCreateError(`cannot see every zone to look for job ${jobId}'s VM (${unreachable.join("; ")})`, true);
+    return instances;
   }
 
   async function removeJobInstances(jobId: string): Promise<{ zone: string; name: string }[]> {
@@ -348,30 +381,35 @@ export function createGceBackend(options: GceBackendOptions): Backend {
     const maxSeconds = Number.isFinite(expiresAt) ? Math.floor((expiresAt - clock.now()) / 1000) - graceSeconds : spec.agentTimeoutSeconds + graceSeconds;
     if (maxSeconds <= 0) return { outcome: "timed_out", message: `VM ${ready.id} is past its time limit`, computeSeconds: 0, aborted: false };
 
-    const controller = new AbortController();
-    const onAbort = () => controller.abort(signal.reason);
+    const stop = new AbortController();
+    const onAbort = () => stop.abort(signal.reason);
     signal.addEventListener("abort", onAbort, { once: true });
-    runs.set(worker.jobId, controller);
+    const target: VmSshTarget = {
+      host: ready.meta.host!,
+      port: Number(ready.meta.port ?? sshPort),
+      username: options.ssh.username,
+      privateKey: options.ssh.privateKey,
+      hostKeySha256: ready.meta.hostKeySha256!,
+    };
+    const done = runOnVm(target, { workDir: remoteJobDir(remoteWorkRoot, worker.jobId), input: spec, onEvent, signal: stop.signal, maxSeconds });
+    const entry = { stop, done: done.catch(() => undefined) };
+    runs.set(worker.jobId, entry);
     try {
-      return await options.runOnVm(
-        {
-          host: ready.meta.host!,
-          port: Number(ready.meta.port ?? sshPort),
-          username: options.ssh.username,
-          privateKey: options.ssh.privateKey,
-          hostKeySha256: ready.meta.hostKeySha256!,
-        },
-        { workDir: `${remoteWorkRoot}/${worker.jobId}`, input: spec, onEvent, signal: controller.signal, maxSeconds },
-      );
+      return await done;
     } finally {
       signal.removeEventListener("abort", onAbort);
-      if (runs.get(worker.jobId) === controller) runs.delete(worker.jobId);
+      if (runs.get(worker.jobId) === entry) runs.delete(worker.jobId);
     }
   }
 
   async function destroy(worker: Worker): Promise<void> {
-    // Stop the run first: its result then says "stopped" instead of a broken connection.
-    runs.get(worker.jobId)?.abort(new Error("the worker is being destroyed"));
+    // Stop a run in this process first, so its result says "stopped" rather than "connection
+    // lost"; deleting the VM ends everything on it anyway, so the wait is short and bounded.
+    const running = runs.get(worker.jobId);
+    if (running) {
+      running.stop.abort(new Error("the worker is being destroyed"));
+      await Promise.race([running.done, clock.sleep(RUN_STOP_WAIT_MS).catch(() => undefined)]);
+    }
     const zone = metaOf(worker, "zone");
     const name = metaOf(worker, "instanceName") ?? (worker.id.startsWith("agent-work-") ? worker.id : undefined);
     let targets: { zone: string; name: string }[];
@@ -382,22 +420,31 @@ export function createGceBackend(options: GceBackendOptions): Backend {
       targets = await removeJobInstances(worker.jobId);
     }
     await options.jobSecrets?.remove(worker.jobId);
+    // Internal addresses are reused by later VMs: never keep a connection to a deleted one.
+    const host = metaOf(worker, "host");
+    if (host) pool.discard({ host, port: Number(worker.meta.port ?? sshPort), username: options.ssh.username, privateKey: options.ssh.privateKey });
     if (targets.length > 0) log?.info({ jobId: worker.jobId, vms: targets }, "VM deleted");
   }
 
   async function list(): Promise<Worker[]> {
-    const found = await retry(() => compute.listInstances(`${envFilter} AND labels.${LABEL.job}:*`));
-    return found.map(({ zone, instance }) => workerFrom(zone, instance));
+    const { instances, unreachable } = await retry(() => compute.listInstances(`${envFilter} AND labels.${LABEL.job}:*`));
+    const workers = instances.map(({ zone, instance }) => workerFrom(zone, instance));
+    if (unreachable.length > 0) throw new IncompleteListError(workers, unreachable);
+    return workers;
   }
 
   async function capacity(): Promise<{ max: number; active: number }> {
     return { max: options.maxVms, active: (await list()).length };
   }
 
-  return { name: NAME, capacity, create, run, destroy, list };
+  async function close(): Promise<void> {
+    if (ownPool) await pool.close();
+  }
+
+  return { name: NAME, capacity, create, run, destroy, list, close };
 }
 
 export const gce = {
   name: NAME,
-  create: (opts: GceBackendOptions): Backend => createGceBackend(opts),
+  create: (opts: GceBackendOptions): GceBackend => createGceBackend(opts),
 } satisfies BackendModule<GceBackendOptions>;
