@@ -46,6 +46,23 @@ export interface ControllerConfig {
   gce?: GceConfig;
   /** Absolute path of the ssh backend's hosts file (validated here; read with loadSshHosts()). */
   sshHostsFile?: string;
+  /** Sign-in to the job pages with GitHub's OAuth web flow; present when GITHUB_CLIENT_ID is set. */
+  signIn?: SignInConfig;
+  /** Key for the job pages' session cookies; unset means one derived from the App's private key. */
+  sessionSecret?: string;
+  /** Days a job's full log is kept for its page; older lines are deleted. */
+  logRetentionDays: number;
+}
+
+/** The GitHub App's OAuth client (Probot's setup page writes both values to .env). */
+export interface SignInConfig {
+  clientId: string;
+  /** A secret. */
+  clientSecret: string;
+  /** Base of GitHub's web sign-in (`/login/oauth/authorize`, `/login/oauth/access_token`), no trailing slash. */
+  webUrl: string;
+  /** REST API base called with a signed-in person's token (`GET /user`, `GET /repos/{owner}/{repo}`). */
+  apiUrl: string;
 }
 
 /** One VM per job on Google Compute Engine (src/backends/gce/). */
@@ -154,6 +171,12 @@ export const CONTROLLER_ENV_VARS: readonly ControllerEnvVar[] = [
   { name: "GCE_SSH_PRIVATE_KEY_PATH", secret: false, description: "File holding the controller's SSH private key for worker VMs; required with GCE_PROJECT." },
   { name: "GCE_BOOT_TIMEOUT_SECONDS", secret: false, default: "300", description: "Seconds a new VM may take until SSH answers before it is deleted and the job fails." },
   { name: "SSH_HOSTS_FILE", secret: false, description: "Path of a YAML or JSON file listing the ssh backend's hosts (address, user, key, slots, labels, host key fingerprint); setting it enables the backend." },
+  { name: "GITHUB_CLIENT_ID", secret: false, description: "The GitHub App's OAuth client id, for signing in to the job pages (Probot's setup page writes it to .env)." },
+  { name: "GITHUB_CLIENT_SECRET", secret: true, description: "The GitHub App's OAuth client secret; required with GITHUB_CLIENT_ID (Probot's setup page writes it to .env)." },
+  { name: "SESSION_SECRET", secret: true, description: "Key that signs the job pages' sign-in cookies; at least 32 random characters. Changing it signs everyone out." },
+  { name: "LOG_RETENTION_DAYS", secret: false, default: "14", description: "Days each job's full log is kept for its page; older lines are deleted." },
+  { name: "GITHUB_OAUTH_URL", secret: false, description: "Base URL of GitHub's sign-in pages (/login/oauth/authorize); set it only to point sign-in at a fake GitHub in tests." },
+  { name: "GITHUB_OAUTH_API_URL", secret: false, description: "REST API base URL called with a signed-in person's token (GET /user, GET /repos/...); set it only for tests." },
 ];
 
 const SECRET_VARS = new Set(CONTROLLER_ENV_VARS.filter((v) => v.secret).map((v) => v.name));
@@ -262,6 +285,17 @@ const PEM_ADVICE = "expected a PEM private key from -----BEGIN RSA PRIVATE KEY--
 /** `.env` files and container platforms often flatten a PEM onto one line with literal `\n`. */
 function unescapePem(value: string): string {
   return value.replace(/\\r\\n|\\n/g, "\n").trim();
+}
+
+function baseUrlProblem(v: string): string | null {
+  try {
+    const url = new URL(v);
+    if (url.protocol !== "https:" && url.protocol !== "http:") throw new Error("scheme");
+    if (url.username || url.password || url.search || url.hash) return "expected a base URL without credentials, ?query or #fragment";
+    return null;
+  } catch {
+    return "expected an http(s) URL such as https://github.example.com";
+  }
 }
 
 const FIELDS = {
@@ -410,6 +444,16 @@ const FIELDS = {
   GCE_SSH_PRIVATE_KEY_PATH: optionalText(),
   GCE_BOOT_TIMEOUT_SECONDS: integer("GCE_BOOT_TIMEOUT_SECONDS", 30, 3600),
   SSH_HOSTS_FILE: optionalText(),
+  GITHUB_CLIENT_ID: optionalText((v) =>
+    /^[A-Za-z0-9._-]{1,100}$/.test(v) ? null : "expected the Client ID from the GitHub App's settings page, such as Iv23liAbCdEf0123456789",
+  ),
+  GITHUB_CLIENT_SECRET: optionalText(),
+  SESSION_SECRET: optionalText((v) =>
+    v.length >= 32 ? null : `expected at least 32 random characters (for example \`openssl rand -hex 32\`); a short key lets someone forge a sign-in`,
+  ),
+  LOG_RETENTION_DAYS: integer("LOG_RETENTION_DAYS", 1, 3650),
+  GITHUB_OAUTH_URL: optionalText(baseUrlProblem),
+  GITHUB_OAUTH_API_URL: optionalText(baseUrlProblem),
 } satisfies Record<string, z.ZodType<unknown, z.ZodTypeDef, string | undefined>>;
 
 type FieldName = keyof typeof FIELDS;
@@ -563,6 +607,27 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
     if (!hosts.ok) for (const problem of hosts.errors) fail("SSH_HOSTS_FILE", problem);
   }
 
+  // Sign-in to the job pages: the client id and secret come as a pair.
+  let signIn: SignInConfig | undefined;
+  if (values.GITHUB_CLIENT_ID !== undefined && values.GITHUB_CLIENT_SECRET === undefined) {
+    fail("GITHUB_CLIENT_SECRET", "required with GITHUB_CLIENT_ID: the sign-in code is exchanged with both (Client secrets in the GitHub App's settings; Probot's setup page writes it)");
+  } else if (values.GITHUB_CLIENT_ID === undefined && values.GITHUB_CLIENT_SECRET !== undefined) {
+    fail("GITHUB_CLIENT_ID", "required with GITHUB_CLIENT_SECRET (the Client ID on the GitHub App's settings page)");
+  } else if (values.GITHUB_CLIENT_ID !== undefined && values.GITHUB_CLIENT_SECRET !== undefined) {
+    const protocol = values.GHE_PROTOCOL ?? "https";
+    const host = values.GHE_HOST;
+    signIn = {
+      clientId: values.GITHUB_CLIENT_ID,
+      clientSecret: values.GITHUB_CLIENT_SECRET,
+      webUrl: (values.GITHUB_OAUTH_URL ?? (host ? `${protocol}://${host}` : "https://github.com")).replace(/\/+$/, ""),
+      apiUrl: (values.GITHUB_OAUTH_API_URL ?? (host ? `${protocol}://${host}/api/v3` : "https://api.github.com")).replace(/\/+$/, ""),
+    };
+  } else if (values.PUBLIC_URL !== undefined) {
+    warnings.push(
+      "PUBLIC_URL is set but GITHUB_CLIENT_ID and GITHUB_CLIENT_SECRET are not: the check run's Details link leads to a job page nobody can sign in to; copy both from the GitHub App's settings (Probot's setup page writes them to .env)",
+    );
+  }
+
   if (errors.length > 0) return { ok: false, errors };
 
   // Every field parsed (no errors), so every value is present.
@@ -587,6 +652,7 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
     agentEnv,
     requiredPermission: v.REQUIRED_PERMISSION,
     gitAuthor: { name: v.GIT_AUTHOR_NAME, email: v.GIT_AUTHOR_EMAIL },
+    logRetentionDays: v.LOG_RETENTION_DAYS,
   };
   if (appId !== undefined) config.appId = appId;
   if (privateKey !== undefined) config.privateKey = privateKey;
@@ -596,12 +662,21 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
   if (Object.keys(agentEnvSecrets).length > 0) config.agentEnvSecrets = agentEnvSecrets;
   if (gce !== undefined) config.gce = gce;
   if (sshHostsFile !== undefined) config.sshHostsFile = sshHostsFile;
+  if (signIn !== undefined) config.signIn = signIn;
+  if (v.SESSION_SECRET !== undefined) config.sessionSecret = v.SESSION_SECRET;
   return { ok: true, config, warnings };
 }
 
 /** Every secret value in the configuration, for the redactor. */
 export function secretValues(config: ControllerConfig): string[] {
-  return [config.privateKey, config.webhookSecret, config.gce?.sshPrivateKey, ...Object.values(config.agentEnv)].filter(
+  return [
+    config.privateKey,
+    config.webhookSecret,
+    config.gce?.sshPrivateKey,
+    config.signIn?.clientSecret,
+    config.sessionSecret,
+    ...Object.values(config.agentEnv),
+  ].filter(
     (value): value is string => typeof value === "string" && value !== "",
   );
 }
@@ -646,5 +721,10 @@ export function describeControllerConfig(config: ControllerConfig): Record<strin
       ? JSON.stringify({ ...config.gce, sshPrivateKey: mask(config.gce.sshPrivateKey) })
       : "(off: GCE_PROJECT not set)",
     sshHostsFile: config.sshHostsFile ?? "(off: SSH_HOSTS_FILE not set)",
+    signIn: config.signIn
+      ? JSON.stringify({ ...config.signIn, clientSecret: mask(config.signIn.clientSecret) })
+      : "(off: GITHUB_CLIENT_ID not set; nobody can sign in to the job pages)",
+    sessionSecret: config.sessionSecret ? mask(config.sessionSecret) : "(derived from the App's private key)",
+    logRetentionDays: String(config.logRetentionDays),
   };
 }

@@ -82,6 +82,7 @@ describe("loadControllerConfig", () => {
       agentEnv: {},
       requiredPermission: "write",
       gitAuthor: { name: "agent-work[bot]", email: "agent-work[bot]@users.noreply.github.com" },
+      logRetentionDays: 14,
     });
     expect(warnings).toEqual([]);
     for (const variable of CONTROLLER_ENV_VARS) {
@@ -120,6 +121,9 @@ describe("loadControllerConfig", () => {
         REQUIRED_PERMISSION: "maintain",
         GIT_AUTHOR_NAME: "Robot",
         GIT_AUTHOR_EMAIL: "123+robot[bot]@users.noreply.github.com",
+        GITHUB_CLIENT_ID: "Iv23liAbCdEf0123456789",
+        GITHUB_CLIENT_SECRET: "0123456789abcdef0123456789abcdef01234567",
+        LOG_RETENTION_DAYS: "30",
       }),
     );
     expect(warnings).toEqual([]);
@@ -146,6 +150,13 @@ describe("loadControllerConfig", () => {
       sandboxRoBinds: ["/opt/agents", "/usr/lib/node_modules"],
       requiredPermission: "maintain",
       gitAuthor: { name: "Robot", email: "123+robot[bot]@users.noreply.github.com" },
+      signIn: {
+        clientId: "Iv23liAbCdEf0123456789",
+        clientSecret: "0123456789abcdef0123456789abcdef01234567",
+        webUrl: "http://github.example.com",
+        apiUrl: "http://github.example.com/api/v3",
+      },
+      logRetentionDays: 30,
     });
   });
 
@@ -344,6 +355,52 @@ describe("loadControllerConfig", () => {
         expect.stringMatching(/^SSH_HOSTS_FILE=".*ssh-hosts-bad.yml": hosts\[0\]\.slot: unknown key/),
         expect.stringMatching(/^SSH_HOSTS_FILE=".*": hosts\[0\]\.slots: required/),
       ]);
+    });
+  });
+
+  describe("sign-in to the job pages", () => {
+    const client = { GITHUB_CLIENT_ID: "Iv23liAbCdEf0123456789", GITHUB_CLIENT_SECRET: "client-secret-0123456789abcdef" };
+
+    it("is off without a client id, and warns when PUBLIC_URL sends people to pages they cannot sign in to", () => {
+      expect(ok(loadControllerConfig({})).config.signIn).toBeUndefined();
+      expect(ok(loadControllerConfig({ PUBLIC_URL: "https://aw.example.com" })).warnings).toEqual([
+        expect.stringMatching(/^PUBLIC_URL is set but GITHUB_CLIENT_ID and GITHUB_CLIENT_SECRET are not/),
+      ]);
+    });
+
+    it("talks to github.com by default, to GHE_HOST when set, and to given URLs for tests", () => {
+      expect(ok(loadControllerConfig(client)).config.signIn).toMatchObject({ webUrl: "https://github.com", apiUrl: "https://api.github.com" });
+      expect(ok(loadControllerConfig({ ...client, GHE_HOST: "ghe.example.com" })).config.signIn).toMatchObject({
+        webUrl: "https://ghe.example.com",
+        apiUrl: "https://ghe.example.com/api/v3",
+      });
+      expect(
+        ok(loadControllerConfig({ ...client, GITHUB_OAUTH_URL: "http://127.0.0.1:9/", GITHUB_OAUTH_API_URL: "http://127.0.0.1:9/api/v3/" })).config.signIn,
+      ).toMatchObject({ webUrl: "http://127.0.0.1:9", apiUrl: "http://127.0.0.1:9/api/v3" });
+    });
+
+    it("needs the client id and secret together, a long session secret, and sane retention", () => {
+      expect(errors(loadControllerConfig({ GITHUB_CLIENT_ID: client.GITHUB_CLIENT_ID }))).toEqual([
+        expect.stringMatching(/^GITHUB_CLIENT_SECRET: required with GITHUB_CLIENT_ID/),
+      ]);
+      expect(errors(loadControllerConfig({ GITHUB_CLIENT_SECRET: "x" }))).toEqual([expect.stringMatching(/^GITHUB_CLIENT_ID: required with GITHUB_CLIENT_SECRET/)]);
+      const list = errors(loadControllerConfig({ SESSION_SECRET: "too-short-secret", LOG_RETENTION_DAYS: "0", GITHUB_OAUTH_URL: "ftp://x" }));
+      expect(list).toEqual([
+        "SESSION_SECRET=**** (16 chars): expected at least 32 random characters (for example `openssl rand -hex 32`); a short key lets someone forge a sign-in",
+        expect.stringMatching(/^LOG_RETENTION_DAYS="0": expected a whole number from 1 to 3650 \(default 14\)/),
+        expect.stringMatching(/^GITHUB_OAUTH_URL="ftp:\/\/x": expected an http\(s\) URL/),
+      ]);
+    });
+
+    it("treats the client secret and session secret as secrets", () => {
+      const sessionSecret = "s".repeat(40);
+      const { config } = ok(loadControllerConfig({ ...client, SESSION_SECRET: sessionSecret }));
+      expect(config.sessionSecret).toBe(sessionSecret);
+      expect(secretValues(config)).toEqual(expect.arrayContaining([client.GITHUB_CLIENT_SECRET, sessionSecret]));
+      const described = JSON.stringify(describeControllerConfig(config));
+      expect(described).not.toContain(client.GITHUB_CLIENT_SECRET);
+      expect(described).not.toContain(sessionSecret);
+      expect(described).toContain(client.GITHUB_CLIENT_ID);
     });
   });
 
