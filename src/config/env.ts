@@ -52,6 +52,8 @@ export interface ControllerConfig {
   sessionSecret?: string;
   /** Days a job's full log is kept for its page; older lines are deleted. */
   logRetentionDays: number;
+  /** The most any job, any repository a month, and the whole controller an hour may spend (USD). */
+  budgets: { jobUsd: number; repoMonthlyUsd: number; globalHourlyUsd: number };
 }
 
 /** The GitHub App's OAuth client (Probot's setup page writes both values to .env). */
@@ -174,6 +176,9 @@ export const CONTROLLER_ENV_VARS: readonly ControllerEnvVar[] = [
   { name: "GITHUB_CLIENT_ID", secret: false, description: "The GitHub App's OAuth client id, for signing in to the job pages (Probot's setup page writes it to .env)." },
   { name: "GITHUB_CLIENT_SECRET", secret: true, description: "The GitHub App's OAuth client secret; required with GITHUB_CLIENT_ID (Probot's setup page writes it to .env)." },
   { name: "SESSION_SECRET", secret: true, description: "Key that signs the job pages' sign-in cookies; at least 32 random characters. Changing it signs everyone out." },
+  { name: "BUDGET_JOB_USD", secret: false, default: "1.00", description: "Most one job may cost, in USD; it also caps the job's minutes at its machine's rate. Repositories may set lower." },
+  { name: "BUDGET_REPO_MONTHLY_USD", secret: false, default: "20.00", description: "Most one repository may spend a calendar month (UTC), in USD. Repositories may set lower." },
+  { name: "BUDGET_GLOBAL_HOURLY_USD", secret: false, default: "5.00", description: "Most the whole controller may spend in one clock hour (UTC), in USD, across all repositories." },
   { name: "LOG_RETENTION_DAYS", secret: false, default: "14", description: "Days each job's full log is kept for its page; older lines are deleted." },
   { name: "GITHUB_OAUTH_URL", secret: false, description: "Base URL of GitHub's sign-in pages (/login/oauth/authorize); set it only to point sign-in at a fake GitHub in tests." },
   { name: "GITHUB_OAUTH_API_URL", secret: false, description: "REST API base URL called with a signed-in person's token (GET /user, GET /repos/...); set it only for tests." },
@@ -211,6 +216,20 @@ function integer(name: string, min: number, max: number, why = "") {
     const parsed = /^-?\d+$/.test(value) ? Number(value) : Number.NaN;
     if (!Number.isSafeInteger(parsed) || parsed < min || parsed > max) {
       ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected a whole number from ${min} to ${max}${why} (default ${fallback})` });
+      return z.NEVER;
+    }
+    return parsed;
+  });
+}
+
+function usd(name: string) {
+  const fallback = Number(defaultOf(name));
+  return z.string().optional().transform((raw, ctx) => {
+    const value = blankToUndefined(raw);
+    if (value === undefined) return fallback;
+    const parsed = /^\d{1,7}(\.\d{1,4})?$/.test(value) ? Number(value) : Number.NaN;
+    if (!Number.isFinite(parsed)) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected an amount of US dollars such as 2.50 (default ${defaultOf(name)})` });
       return z.NEVER;
     }
     return parsed;
@@ -452,6 +471,9 @@ const FIELDS = {
     v.length >= 32 ? null : `expected at least 32 random characters (for example \`openssl rand -hex 32\`); a short key lets someone forge a sign-in`,
   ),
   LOG_RETENTION_DAYS: integer("LOG_RETENTION_DAYS", 1, 3650),
+  BUDGET_JOB_USD: usd("BUDGET_JOB_USD"),
+  BUDGET_REPO_MONTHLY_USD: usd("BUDGET_REPO_MONTHLY_USD"),
+  BUDGET_GLOBAL_HOURLY_USD: usd("BUDGET_GLOBAL_HOURLY_USD"),
   GITHUB_OAUTH_URL: optionalText(baseUrlProblem),
   GITHUB_OAUTH_API_URL: optionalText(baseUrlProblem),
 } satisfies Record<string, z.ZodType<unknown, z.ZodTypeDef, string | undefined>>;
@@ -653,6 +675,7 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
     requiredPermission: v.REQUIRED_PERMISSION,
     gitAuthor: { name: v.GIT_AUTHOR_NAME, email: v.GIT_AUTHOR_EMAIL },
     logRetentionDays: v.LOG_RETENTION_DAYS,
+    budgets: { jobUsd: v.BUDGET_JOB_USD, repoMonthlyUsd: v.BUDGET_REPO_MONTHLY_USD, globalHourlyUsd: v.BUDGET_GLOBAL_HOURLY_USD },
   };
   if (appId !== undefined) config.appId = appId;
   if (privateKey !== undefined) config.privateKey = privateKey;
@@ -726,5 +749,6 @@ export function describeControllerConfig(config: ControllerConfig): Record<strin
       : "(off: GITHUB_CLIENT_ID not set; nobody can sign in to the job pages)",
     sessionSecret: config.sessionSecret ? mask(config.sessionSecret) : "(derived from the App's private key)",
     logRetentionDays: String(config.logRetentionDays),
+    budgets: `job $${config.budgets.jobUsd}, repository $${config.budgets.repoMonthlyUsd}/month, controller $${config.budgets.globalHourlyUsd}/hour`,
   };
 }

@@ -83,6 +83,7 @@ describe("loadControllerConfig", () => {
       requiredPermission: "write",
       gitAuthor: { name: "agent-work[bot]", email: "agent-work[bot]@users.noreply.github.com" },
       logRetentionDays: 14,
+      budgets: { jobUsd: 1, repoMonthlyUsd: 20, globalHourlyUsd: 5 },
     });
     expect(warnings).toEqual([]);
     for (const variable of CONTROLLER_ENV_VARS) {
@@ -478,5 +479,17 @@ describe("loadControllerConfig", () => {
       expect(described.publicUrl).toBe("(not set)");
       expect(Object.keys(described)).toEqual(expect.arrayContaining(Object.keys(loaded)));
     });
+  });
+});
+
+describe("budgets", () => {
+  it("reads dollar amounts and names a bad one", () => {
+    const ok = loadControllerConfig({ BUDGET_JOB_USD: "2.50", BUDGET_REPO_MONTHLY_USD: "100", BUDGET_GLOBAL_HOURLY_USD: "0" });
+    expect(ok.ok && ok.config.budgets).toEqual({ jobUsd: 2.5, repoMonthlyUsd: 100, globalHourlyUsd: 0 });
+    const bad = loadControllerConfig({ BUDGET_JOB_USD: "$3", BUDGET_REPO_MONTHLY_USD: "-1" });
+    expect(bad.ok).toBe(false);
+    const errors = bad.ok ? [] : bad.errors;
+    expect(errors.some((e) => e.startsWith('BUDGET_JOB_USD="$3"') && e.includes("US dollars"))).toBe(true);
+    expect(errors.some((e) => e.startsWith('BUDGET_REPO_MONTHLY_USD="-1"'))).toBe(true);
   });
 });
