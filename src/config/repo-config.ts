@@ -32,6 +32,8 @@ export interface RepoConfig {
   priority: number;
   /** Named sizes for `agent-work:<size>` labels and `--machine <size>`. */
   sizes: Record<string, SizeConfig>;
+  /** Lower limits than the controller's, in USD; never higher (the controller's stand). */
+  budget: { jobUsd?: number; monthlyUsd?: number };
 }
 
 export interface SizeConfig {
@@ -64,6 +66,7 @@ const KNOWN_KEYS = [
   "backend",
   "priority",
   "sizes",
+  "budget",
 ] as const;
 
 /** Keys Probot's config loader may leave behind; never an error. */
@@ -255,6 +258,28 @@ function buildSchema(limits: RepoConfigLimits) {
         }
         return sizes;
       }),
+      budget: z.unknown().transform((value, ctx): { jobUsd?: number; monthlyUsd?: number } => {
+        if (value === undefined || value === null) return {};
+        if (typeof value !== "object" || Array.isArray(value)) {
+          ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be a mapping such as \`{ job_usd: 0.50, monthly_usd: 10 }\`, not ${describeType(value)}` });
+          return z.NEVER;
+        }
+        const budget: { jobUsd?: number; monthlyUsd?: number } = {};
+        for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+          if ((k === "job_usd" || k === "monthly_usd") && typeof v === "number" && Number.isFinite(v) && v >= 0) {
+            budget[k === "job_usd" ? "jobUsd" : "monthlyUsd"] = v;
+          } else {
+            ctx.addIssue({
+              code: z.ZodIssueCode.custom,
+              message:
+                k === "job_usd" || k === "monthly_usd"
+                  ? `${show(k)} must be an amount of US dollars of 0 or more, not ${show(v)}`
+                  : `unknown setting ${show(k)}; a budget takes \`job_usd\` and \`monthly_usd\` (they can lower the controller's limits, never raise them)`,
+            });
+          }
+        }
+        return budget;
+      }),
       priority: z.unknown().transform((value, ctx): number => {
         if (value === undefined || value === null) return 0;
         if (typeof value !== "number" || !Number.isInteger(value) || value < -10 || value > 10) {
@@ -373,6 +398,7 @@ export function parseRepoConfig(raw: unknown, limits: RepoConfigLimits): RepoCon
     backend: data.backend,
     priority: data.priority,
     sizes: data.sizes,
+    budget: data.budget,
   };
   if (data.command !== undefined) config.command = data.command;
   if (data.model !== undefined) config.model = data.model;

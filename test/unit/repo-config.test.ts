@@ -29,7 +29,7 @@ describe("parseRepoConfig", () => {
     for (const raw of [null, undefined, {}]) {
       expect(parseRepoConfig(raw, limits)).toEqual({
         ok: true,
-        config: { agent: "claude-code", maxMinutes: 30, branchPrefix: "agent/", draft: true, backend: "local", priority: 0, sizes: {} },
+        config: { agent: "claude-code", maxMinutes: 30, branchPrefix: "agent/", draft: true, backend: "local", priority: 0, sizes: {}, budget: {} },
       });
     }
   });
@@ -58,6 +58,7 @@ priority: -3
         backend: "local",
         priority: -3,
         sizes: {},
+        budget: {},
       },
     });
   });
@@ -132,6 +133,12 @@ command: ["./scripts/agent.sh", "--task={prompt_file}"]
     expect(errorFor(fromYaml("backend: cloud"), "backend")).toBe("`cloud` is not a backend; available: `local`, `ssh`, `gce`, `k8s`");
   });
 
+  it("reads a repository budget and names a bad key", () => {
+    expect(fromYaml("budget: { job_usd: 0.5, monthly_usd: 10 }")).toMatchObject({ ok: true, config: { budget: { jobUsd: 0.5, monthlyUsd: 10 } } });
+    expect(errorFor(fromYaml("budget: { hourly_usd: 1 }"), "budget")).toMatch(/unknown setting `hourly_usd`/);
+    expect(errorFor(fromYaml("budget: { job_usd: lots }"), "budget")).toMatch(/amount of US dollars/);
+  });
+
   it("reads sizes for size labels and --machine, and names a bad one", () => {
     const ok = fromYaml("sizes:\n  large: { machine: e2-standard-4, max_minutes: 45 }\n  small: { machine: e2-small }");
     expect(ok).toMatchObject({ ok: true, config: { sizes: { large: { machine: "e2-standard-4", maxMinutes: 45 }, small: { machine: "e2-small" } } } });
@@ -152,7 +159,7 @@ command: ["./scripts/agent.sh", "--task={prompt_file}"]
     expect(errorFor(fromYaml("maxMinutes: 20"), "maxMinutes")).toBe("unknown setting; did you mean `max_minutes`?");
     expect(errorFor(fromYaml("branch-prefix: x/"), "branch-prefix")).toBe("unknown setting; did you mean `branch_prefix`?");
     expect(errorFor(fromYaml("agnet: aider"), "agnet")).toBe("unknown setting; did you mean `agent`?");
-    expect(errorFor(fromYaml("budget: 10"), "budget")).toMatch(/^unknown setting; the settings are `agent`, /);
+    expect(errorFor(fromYaml("budgets: 10"), "budgets")).toBe("unknown setting; did you mean `budget`?");
   });
 
   it("ignores the _extends key Probot's loader understands", () => {
