@@ -408,21 +408,23 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
     const running = runs.get(worker.jobId);
     if (running) {
       running.stop.abort(new Error("the worker is being destroyed"));
-      await Promise.race([running.done, clock.sleep(RUN_STOP_WAIT_MS).catch(() => undefined)]);
+      const waited = new AbortController();
+      await Promise.race([running.done, clock.sleep(RUN_STOP_WAIT_MS, waited.signal).catch(() => undefined)]);
+      waited.abort();
     }
     const zone = metaOf(worker, "zone");
     const name = metaOf(worker, "instanceName") ?? (worker.id.startsWith("agent-work-") ? worker.id : undefined);
-    let targets: { zone: string; name: string }[];
-    if (zone && name) {
-      targets = [{ zone, name }];
-      await deleteAndWait(zone, name);
-    } else {
-      targets = await removeJobInstances(worker.jobId);
-    }
-    await options.jobSecrets?.remove(worker.jobId);
+    let targets: { zone: string; name: string }[] = zone && name ? [{ zone, name }] : [];
+    // The VM and the job's secret go independently: a failure with one must not keep the other.
+    const [vm, secret] = await Promise.allSettled([
+      zone && name ? deleteAndWait(zone, name) : removeJobInstances(worker.jobId).then((found) => void (targets = found)),
+      options.jobSecrets?.remove(worker.jobId),
+    ]);
     // Internal addresses are reused by later VMs: never keep a connection to a deleted one.
     const host = metaOf(worker, "host");
     if (host) pool.discard({ host, port: Number(worker.meta.port ?? sshPort), username: options.ssh.username, privateKey: options.ssh.privateKey });
+    if (vm.status === "rejected") throw vm.reason;
+    if (secret.status === "rejected") throw secret.reason;
     if (targets.length > 0) log?.info({ jobId: worker.jobId, vms: targets }, "VM deleted");
   }
 
