@@ -46,6 +46,8 @@ export interface ControllerConfig {
   gce?: GceConfig;
   /** Absolute path of the ssh backend's hosts file (validated here; read with loadSshHosts()). */
   sshHostsFile?: string;
+  /** The k8s backend; present when K8S_NAMESPACE is set. */
+  k8s?: K8sConfig;
   /** Sign-in to the job pages with GitHub's OAuth web flow; present when GITHUB_CLIENT_ID is set. */
   signIn?: SignInConfig;
   /** Key for the job pages' session cookies; unset means one derived from the App's private key. */
@@ -92,6 +94,24 @@ export interface GceConfig {
   /** The controller's SSH private key (OpenSSH/PEM); a secret. */
   sshPrivateKey: string;
   bootTimeoutSeconds: number;
+}
+
+/** One Kubernetes Job per job (src/backends/k8s/). */
+export interface K8sConfig {
+  namespace: string;
+  /** Absolute path of a kubeconfig file (its current context); unset: the in-cluster service account. */
+  kubeconfig?: string;
+  /** Worker image: node, git and the worker script at /app/worker/agent-work-worker.mjs (bwrap too for the bwrap sandbox). */
+  image: string;
+  /** Requests and limits of a pod whose job names no machine type, in Kubernetes quantities. */
+  cpu: string;
+  memory: string;
+  ephemeralStorage: string;
+  maxJobs: number;
+  ttlSecondsAfterFinished: number;
+  runAsUser: number;
+  /** `bwrap`: the agent runs under the worker's bubblewrap inside the pod; `none`: the pod is its only boundary. */
+  agentSandbox: "bwrap" | "none";
 }
 
 export type LoadControllerConfigResult =
@@ -173,6 +193,16 @@ export const CONTROLLER_ENV_VARS: readonly ControllerEnvVar[] = [
   { name: "GCE_SSH_PRIVATE_KEY_PATH", secret: false, description: "File holding the controller's SSH private key for worker VMs; required with GCE_PROJECT." },
   { name: "GCE_BOOT_TIMEOUT_SECONDS", secret: false, default: "300", description: "Seconds a new VM may take until SSH answers before it is deleted and the job fails." },
   { name: "SSH_HOSTS_FILE", secret: false, description: "Path of a YAML or JSON file listing the ssh backend's hosts (address, user, key, slots, labels, host key fingerprint); setting it enables the backend." },
+  { name: "K8S_NAMESPACE", secret: false, description: "Kubernetes namespace for the k8s backend's Jobs (one Job per job); setting it enables the backend." },
+  { name: "K8S_KUBECONFIG", secret: false, description: "Path of a kubeconfig file (its current context) for the k8s backend; unset means the in-cluster service account." },
+  { name: "K8S_IMAGE", secret: false, description: "Container image of worker pods, with node 20+, git and the worker script at /app/worker/agent-work-worker.mjs; required with K8S_NAMESPACE." },
+  { name: "K8S_CPU", secret: false, default: "1", description: "CPU of a worker pod (request and limit) when the job names no machine type, in Kubernetes units (1, 500m)." },
+  { name: "K8S_MEMORY", secret: false, default: "2Gi", description: "Memory of a worker pod (request and limit) when the job names no machine type, in Kubernetes units (2Gi, 512Mi)." },
+  { name: "K8S_EPHEMERAL_STORAGE", secret: false, default: "10Gi", description: "Scratch disk of a worker pod (request and limit): the clone and the agent's work." },
+  { name: "K8S_MAX_JOBS", secret: false, default: "4", description: "Worker Jobs that may exist in the namespace at the same time." },
+  { name: "K8S_TTL_SECONDS_AFTER_FINISHED", secret: false, default: "600", description: "Seconds Kubernetes keeps a finished worker Job before deleting it, should the controller not have deleted it itself." },
+  { name: "K8S_RUN_AS_USER", secret: false, default: "1000", description: "Non-root user id worker pods run as; it must be able to read the worker script in the image." },
+  { name: "K8S_AGENT_SANDBOX", secret: false, default: "bwrap", description: "Sandbox for the agent inside a worker pod: bwrap (needs bwrap in the image and user namespaces allowed) or none (the pod is its only boundary)." },
   { name: "GITHUB_CLIENT_ID", secret: false, description: "The GitHub App's OAuth client id, for signing in to the job pages (Probot's setup page writes it to .env)." },
   { name: "GITHUB_CLIENT_SECRET", secret: true, description: "The GitHub App's OAuth client secret; required with GITHUB_CLIENT_ID (Probot's setup page writes it to .env)." },
   { name: "SESSION_SECRET", secret: true, description: "Key that signs the job pages' sign-in cookies; at least 32 random characters. Changing it signs everyone out." },
@@ -296,6 +326,8 @@ function bool(name: string) {
 const GCE_ZONE = /^[a-z]+-[a-z]+\d+-[a-z]$/;
 const GCE_NAME = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const GCE_LABEL_VALUE = /^[a-z0-9_-]{1,63}$/;
+/** A Kubernetes resource quantity (1, 500m, 2Gi, 1.5G). */
+const K8S_QUANTITY = /^\d+(\.\d+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/;
 const SECRET_RESOURCE = /^projects\/[^/\s]+\/secrets\/[A-Za-z0-9_-]{1,255}(\/versions\/[A-Za-z0-9_-]+)?$/;
 
 const PEM_PRIVATE_KEY = /-----BEGIN ([A-Z]+ )?PRIVATE KEY-----[\s\S]+-----END ([A-Z]+ )?PRIVATE KEY-----/;
@@ -463,6 +495,16 @@ const FIELDS = {
   GCE_SSH_PRIVATE_KEY_PATH: optionalText(),
   GCE_BOOT_TIMEOUT_SECONDS: integer("GCE_BOOT_TIMEOUT_SECONDS", 30, 3600),
   SSH_HOSTS_FILE: optionalText(),
+  K8S_NAMESPACE: optionalText((v) => (/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(v) ? null : "expected a namespace name such as agent-work (lowercase letters, digits and dashes, at most 63)")),
+  K8S_KUBECONFIG: optionalText(),
+  K8S_IMAGE: optionalText((v) => (/^[^\s]+$/.test(v) ? null : "expected an image reference such as ghcr.io/acme/agent-work-worker:1.0, without spaces")),
+  K8S_CPU: text("K8S_CPU", (v) => (K8S_QUANTITY.test(v) ? null : "expected a CPU quantity such as 1, 2 or 500m")),
+  K8S_MEMORY: text("K8S_MEMORY", (v) => (K8S_QUANTITY.test(v) ? null : "expected a memory quantity such as 2Gi or 512Mi")),
+  K8S_EPHEMERAL_STORAGE: text("K8S_EPHEMERAL_STORAGE", (v) => (K8S_QUANTITY.test(v) ? null : "expected a storage quantity such as 10Gi")),
+  K8S_MAX_JOBS: integer("K8S_MAX_JOBS", 1, 10_000),
+  K8S_TTL_SECONDS_AFTER_FINISHED: integer("K8S_TTL_SECONDS_AFTER_FINISHED", 0, 7 * 24 * 3600),
+  K8S_RUN_AS_USER: integer("K8S_RUN_AS_USER", 1, 2_147_483_647, " (0 is root, which worker pods never run as)"),
+  K8S_AGENT_SANDBOX: oneOf("K8S_AGENT_SANDBOX", ["bwrap", "none"] as const),
   GITHUB_CLIENT_ID: optionalText((v) =>
     /^[A-Za-z0-9._-]{1,100}$/.test(v) ? null : "expected the Client ID from the GitHub App's settings page, such as Iv23liAbCdEf0123456789",
   ),
@@ -629,6 +671,44 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
     if (!hosts.ok) for (const problem of hosts.errors) fail("SSH_HOSTS_FILE", problem);
   }
 
+  let k8s: K8sConfig | undefined;
+  if (values.K8S_NAMESPACE !== undefined) {
+    let kubeconfig: string | undefined;
+    if (values.K8S_KUBECONFIG !== undefined) {
+      kubeconfig = resolve(values.K8S_KUBECONFIG);
+      try {
+        readFileSync(kubeconfig, "utf8");
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
+        fail("K8S_KUBECONFIG", `cannot read ${kubeconfig} (${code}); expected a kubeconfig file, or leave it unset when the controller runs inside the cluster`);
+      }
+    }
+    if (values.K8S_IMAGE === undefined) {
+      fail("K8S_IMAGE", "required with K8S_NAMESPACE: the worker image, with node 20+, git and the worker script at /app/worker/agent-work-worker.mjs (see \"Run on Kubernetes\" in README.md)");
+    } else if (values.K8S_CPU && values.K8S_MEMORY && values.K8S_EPHEMERAL_STORAGE && values.K8S_AGENT_SANDBOX) {
+      k8s = {
+        namespace: values.K8S_NAMESPACE,
+        image: values.K8S_IMAGE,
+        cpu: values.K8S_CPU,
+        memory: values.K8S_MEMORY,
+        ephemeralStorage: values.K8S_EPHEMERAL_STORAGE,
+        maxJobs: values.K8S_MAX_JOBS ?? 4,
+        ttlSecondsAfterFinished: values.K8S_TTL_SECONDS_AFTER_FINISHED ?? 600,
+        runAsUser: values.K8S_RUN_AS_USER ?? 1000,
+        agentSandbox: values.K8S_AGENT_SANDBOX,
+      };
+      if (kubeconfig !== undefined) k8s.kubeconfig = kubeconfig;
+      if (k8s.agentSandbox === "none") {
+        warnings.push(
+          "K8S_AGENT_SANDBOX=none: inside a worker pod the agent runs as the same user as the worker script and can read the job's mounted input, which holds the repository token; the pod, not bubblewrap, is its boundary",
+        );
+      }
+    }
+  } else {
+    const stray = Object.keys(env).filter((name) => name.startsWith("K8S_") && blankToUndefined(env[name]) !== undefined);
+    if (stray.length > 0) warnings.push(`${stray.join(", ")} ${stray.length === 1 ? "is" : "are"} set but K8S_NAMESPACE is not, so the k8s backend is off and ${stray.length === 1 ? "it is" : "they are"} unused`);
+  }
+
   // Sign-in to the job pages: the client id and secret come as a pair.
   let signIn: SignInConfig | undefined;
   if (values.GITHUB_CLIENT_ID !== undefined && values.GITHUB_CLIENT_SECRET === undefined) {
@@ -685,6 +765,7 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
   if (Object.keys(agentEnvSecrets).length > 0) config.agentEnvSecrets = agentEnvSecrets;
   if (gce !== undefined) config.gce = gce;
   if (sshHostsFile !== undefined) config.sshHostsFile = sshHostsFile;
+  if (k8s !== undefined) config.k8s = k8s;
   if (signIn !== undefined) config.signIn = signIn;
   if (v.SESSION_SECRET !== undefined) config.sessionSecret = v.SESSION_SECRET;
   return { ok: true, config, warnings };
@@ -744,6 +825,7 @@ export function describeControllerConfig(config: ControllerConfig): Record<strin
       ? JSON.stringify({ ...config.gce, sshPrivateKey: mask(config.gce.sshPrivateKey) })
       : "(off: GCE_PROJECT not set)",
     sshHostsFile: config.sshHostsFile ?? "(off: SSH_HOSTS_FILE not set)",
+    k8s: config.k8s ? JSON.stringify(config.k8s) : "(off: K8S_NAMESPACE not set)",
     signIn: config.signIn
       ? JSON.stringify({ ...config.signIn, clientSecret: mask(config.signIn.clientSecret) })
       : "(off: GITHUB_CLIENT_ID not set; nobody can sign in to the job pages)",

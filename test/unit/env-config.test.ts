@@ -359,6 +359,79 @@ describe("loadControllerConfig", () => {
     });
   });
 
+  describe("the k8s backend", () => {
+    it("is off unless K8S_NAMESPACE is set, and says so when other K8S_ variables are", () => {
+      expect(ok(loadControllerConfig({})).config.k8s).toBeUndefined();
+      const { config, warnings } = ok(loadControllerConfig({ K8S_IMAGE: "ghcr.io/acme/worker:1" }));
+      expect(config.k8s).toBeUndefined();
+      expect(warnings).toEqual([expect.stringMatching(/^K8S_IMAGE is set but K8S_NAMESPACE is not/)]);
+      expect(describeControllerConfig(config).k8s).toBe("(off: K8S_NAMESPACE not set)");
+    });
+
+    it("runs in-cluster with the documented defaults when only the namespace and image are given", () => {
+      const { config, warnings } = ok(loadControllerConfig({ K8S_NAMESPACE: "agent-work", K8S_IMAGE: "ghcr.io/acme/worker:1" }));
+      expect(config.k8s).toEqual({
+        namespace: "agent-work",
+        image: "ghcr.io/acme/worker:1",
+        cpu: "1",
+        memory: "2Gi",
+        ephemeralStorage: "10Gi",
+        maxJobs: 4,
+        ttlSecondsAfterFinished: 600,
+        runAsUser: 1000,
+        agentSandbox: "bwrap",
+      });
+      expect(warnings).toEqual([]);
+    });
+
+    it("reads a kubeconfig path, resources and the sandbox, and warns that without bwrap the agent can read the token", () => {
+      const kubeconfig = join(tempDir, "kubeconfig.yaml");
+      writeFileSync(kubeconfig, "apiVersion: v1\nkind: Config\n");
+      const { config, warnings } = ok(
+        loadControllerConfig({
+          K8S_NAMESPACE: "ci-workers",
+          K8S_IMAGE: "registry.example.com/agent-work-worker@sha256:abc",
+          K8S_KUBECONFIG: kubeconfig,
+          K8S_CPU: "500m",
+          K8S_MEMORY: "1.5Gi",
+          K8S_EPHEMERAL_STORAGE: "20Gi",
+          K8S_MAX_JOBS: "20",
+          K8S_TTL_SECONDS_AFTER_FINISHED: "0",
+          K8S_RUN_AS_USER: "65532",
+          K8S_AGENT_SANDBOX: "none",
+        }),
+      );
+      expect(config.k8s).toMatchObject({ kubeconfig, cpu: "500m", memory: "1.5Gi", ephemeralStorage: "20Gi", maxJobs: 20, ttlSecondsAfterFinished: 0, runAsUser: 65532, agentSandbox: "none" });
+      expect(warnings).toEqual([expect.stringMatching(/^K8S_AGENT_SANDBOX=none: .*can read the job's mounted input, which holds the repository token/)]);
+      expect(JSON.parse(describeControllerConfig(config).k8s!)).toMatchObject({ namespace: "ci-workers", kubeconfig });
+    });
+
+    it("needs an image, a readable kubeconfig, Kubernetes quantities and a non-root user", () => {
+      expect(
+        errors(
+          loadControllerConfig({
+            K8S_NAMESPACE: "Agent_Work",
+            K8S_KUBECONFIG: join(tempDir, "missing-kubeconfig"),
+            K8S_CPU: "two",
+            K8S_MEMORY: "2 GB",
+            K8S_RUN_AS_USER: "0",
+            K8S_AGENT_SANDBOX: "gvisor",
+          }),
+        ).sort(),
+      ).toEqual([
+        expect.stringMatching(/^K8S_AGENT_SANDBOX="gvisor": expected one of bwrap, none/),
+        expect.stringMatching(/^K8S_CPU="two": expected a CPU quantity/),
+        expect.stringMatching(/^K8S_MEMORY="2 GB": expected a memory quantity/),
+        expect.stringMatching(/^K8S_NAMESPACE="Agent_Work": expected a namespace name/),
+        expect.stringMatching(/^K8S_RUN_AS_USER="0": .*0 is root/),
+      ]);
+      expect(errors(loadControllerConfig({ K8S_NAMESPACE: "agent-work", K8S_KUBECONFIG: join(tempDir, "missing-kubeconfig") })).sort()).toEqual([
+        expect.stringMatching(/^K8S_IMAGE: required with K8S_NAMESPACE/),
+        expect.stringMatching(/^K8S_KUBECONFIG=".*missing-kubeconfig": cannot read .* \(ENOENT\)/),
+      ]);
+    });
+  });
+
   describe("sign-in to the job pages", () => {
     const client = { GITHUB_CLIENT_ID: "Iv23liAbCdEf0123456789", GITHUB_CLIENT_SECRET: "client-secret-0123456789abcdef" };
 
