@@ -4,11 +4,12 @@ import Sqlite from "better-sqlite3";
 import { Kysely, Migrator, SqliteDialect, type Migration } from "kysely";
 import type { Database } from "./schema.js";
 import * as m001 from "./migrations/001-jobs.js";
+import * as m002 from "./migrations/002-reaper.js";
 import * as m003 from "./migrations/003-commands.js";
 import * as m004 from "./migrations/004-job-logs.js";
 
 /** Numbered migrations, in order; never edit a released one, add the next number. */
-const MIGRATIONS: Record<string, Migration> = { "001-jobs": m001, "003-commands": m003, "004-job-logs": m004 };
+const MIGRATIONS: Record<string, Migration> = { "001-jobs": m001, "002-reaper": m002, "003-commands": m003, "004-job-logs": m004 };
 
 export interface OpenStoreOptions {
   /** Folder for the embedded SQLite file; `:memory:` for a throwaway store. */
