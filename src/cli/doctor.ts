@@ -1,0 +1,251 @@
+/**
+ * `agent-work doctor`: checks, before any job needs them, everything the gce backend relies on —
+ * configuration, credentials, project, zones, machine type, image, prices, Secret Manager — and
+ * says for each what is missing and the command or setting that fixes it. Read-only: it creates
+ * nothing and never prints a secret.
+ */
+import { ImagesClient, MachineTypesClient, ProjectsClient, ZonesClient } from "@google-cloud/compute";
+import { SecretManagerServiceClient } from "@google-cloud/secret-manager";
+import { GoogleAuth } from "google-auth-library";
+import { classifyGceError } from "../backends/gce/classify-gce-error.js";
+import type { GcpClientOptions } from "../backends/gce/compute-api.js";
+import { regionOfZone } from "../backends/gce/gce-names.js";
+import { loadControllerConfig, type GceConfig } from "../config/env.js";
+import { estimate } from "../cost/estimate.js";
+import { bundledPriceTable, type PriceTable } from "../cost/price-table.js";
+
+export type DoctorStatus = "ok" | "warn" | "fail" | "skip";
+
+export interface DoctorCheck {
+  /** What was checked, e.g. `zone us-central1-a`. */
+  name: string;
+  status: DoctorStatus;
+  /** What was found. */
+  detail: string;
+  /** What to do about it, when something is missing. */
+  fix?: string;
+}
+
+export interface DoctorReport {
+  /** No check failed (warnings allowed). */
+  ok: boolean;
+  checks: DoctorCheck[];
+}
+
+export interface DoctorDeps {
+  /** Client options for every Google client; empty in production (ADC, the real endpoints). */
+  clientOptions?: GcpClientOptions;
+  /** Who the controller is to Google Cloud; the default asks Application Default Credentials. */
+  credentials?: () => Promise<{ principal: string }>;
+  priceTable?: PriceTable;
+}
+
+async function adcPrincipal(): Promise<{ principal: string }> {
+  const auth = new GoogleAuth({ scopes: ["https://www.googleapis.com/auth/cloud-platform"] });
+  const client = await auth.getClient();
+  await client.getAccessToken();
+  const credentials = await auth.getCredentials().catch(() => ({ client_email: undefined }));
+  return { principal: credentials.client_email ?? "your user credentials (gcloud auth application-default login)" };
+}
+
+function describe(err: unknown): { kind: string; text: string } {
+  const c = classifyGceError(err);
+  return { kind: c.kind, text: `${c.code}: ${c.message}` };
+}
+
+/** Runs every check it can; a failed prerequisite (no config, no credentials) skips what depends on it. */
+export async function runDoctor(env: Record<string, string | undefined>, deps: DoctorDeps = {}): Promise<DoctorReport> {
+  const checks: DoctorCheck[] = [];
+  const add = (check: DoctorCheck) => checks.push(check);
+  const done = (): DoctorReport => ({ ok: checks.every((c) => c.status !== "fail"), checks });
+
+  const loaded = loadControllerConfig(env);
+  if (!loaded.ok) {
+    for (const error of loaded.errors) add({ name: "configuration", status: "fail", detail: error, fix: "fix the variable as the message says (see .env.example)" });
+    return done();
+  }
+  const { config } = loaded;
+  const gce = config.gce;
+  if (!gce) {
+    add({
+      name: "gce backend",
+      status: "fail",
+      detail: "GCE_PROJECT is not set, so the gce backend is off",
+      fix: "set GCE_PROJECT (and GCE_SSH_PRIVATE_KEY_PATH); README.md, \"Run on Google Cloud\", walks through it",
+    });
+    return done();
+  }
+  add({ name: "configuration", status: "ok", detail: `project ${gce.project}, zones ${gce.zones.join(", ")}, ${gce.machineType}${gce.spot ? " spot" : ""}, image ${gce.image}` });
+  for (const warning of loaded.warnings) add({ name: "configuration", status: "warn", detail: warning });
+
+  try {
+    const { principal } = await (deps.credentials ?? adcPrincipal)();
+    add({ name: "credentials", status: "ok", detail: `calling Google Cloud as ${principal}` });
+  } catch (err) {
+    add({
+      name: "credentials",
+      status: "fail",
+      detail: `no usable Google Cloud credentials: ${err instanceof Error ? err.message : String(err)}`,
+      fix: "on a GCE VM or Cloud Run, attach the controller service account terraform/ creates; elsewhere run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS to a key file of that account",
+    });
+    return done();
+  }
+
+  const options = deps.clientOptions ?? {};
+  const projectOk = await checkProject(gce, options, add);
+  if (!projectOk) return done();
+  await checkZonesAndMachineType(gce, options, add);
+  await checkImage(gce, options, add);
+  checkPrices(gce, deps.priceTable ?? bundledPriceTable, add);
+  checkServiceAccount(gce, add);
+  if (config.agentEnvSecrets) await checkSecrets(config.agentEnvSecrets, options, add);
+  return done();
+}
+
+async function checkProject(gce: GceConfig, options: GcpClientOptions, add: (c: DoctorCheck) => void): Promise<boolean> {
+  try {
+    await new ProjectsClient(options).get({ project: gce.project });
+    add({ name: `project ${gce.project}`, status: "ok", detail: "reachable, Compute Engine API enabled" });
+    return true;
+  } catch (err) {
+    const { kind, text } = describe(err);
+    add({
+      name: `project ${gce.project}`,
+      status: "fail",
+      detail: text,
+      fix:
+        kind === "not_found"
+          ? `check GCE_PROJECT, and enable the API: gcloud services enable compute.googleapis.com secretmanager.googleapis.com --project ${gce.project}`
+          : kind === "fatal"
+            ? `the controller's account needs the roles terraform/ grants it (roles/compute.instanceAdmin.v1 and roles/iam.serviceAccountUser on the worker account) in ${gce.project}`
+            : "Google Cloud did not answer; try again",
+    });
+    return false;
+  }
+}
+
+async function checkZonesAndMachineType(gce: GceConfig, options: GcpClientOptions, add: (c: DoctorCheck) => void): Promise<void> {
+  const zones = new ZonesClient(options);
+  const machineTypes = new MachineTypesClient(options);
+  for (const zone of gce.zones) {
+    try {
+      const [found] = await zones.get({ project: gce.project, zone });
+      const status = String(found.status ?? "UP");
+      if (status !== "UP") {
+        add({ name: `zone ${zone}`, status: "warn", detail: `status ${status}`, fix: `take ${zone} out of GCE_ZONES until it is UP again` });
+        continue;
+      }
+    } catch (err) {
+      const { kind, text } = describe(err);
+      add({ name: `zone ${zone}`, status: "fail", detail: text, fix: kind === "not_found" ? `${zone} is not a zone; list them with \`gcloud compute zones list\` and fix GCE_ZONES` : "check the controller's permissions" });
+      continue;
+    }
+    try {
+      await machineTypes.get({ project: gce.project, zone, machineType: gce.machineType });
+      add({ name: `zone ${zone}`, status: "ok", detail: `UP, offers ${gce.machineType}` });
+    } catch (err) {
+      const { kind, text } = describe(err);
+      add({
+        name: `zone ${zone}`,
+        status: "fail",
+        detail: `${gce.machineType}: ${text}`,
+        fix: kind === "not_found" ? `${zone} does not offer ${gce.machineType}; pick another GCE_MACHINE_TYPE or drop the zone (\`gcloud compute machine-types list --zones ${zone}\`)` : "check the controller's permissions",
+      });
+    }
+  }
+}
+
+async function checkImage(gce: GceConfig, options: GcpClientOptions, add: (c: DoctorCheck) => void): Promise<void> {
+  const m = /^projects\/([^/]+)\/global\/images\/(family\/)?(.+)$/.exec(gce.image);
+  if (!m) {
+    add({ name: "image", status: "fail", detail: `GCE_IMAGE ${gce.image} is not an image path`, fix: "use projects/<p>/global/images/family/<f>" });
+    return;
+  }
+  const [, project, family, name] = m as unknown as [string, string, string | undefined, string];
+  try {
+    const images = new ImagesClient(options);
+    const [image] = family ? await images.getFromFamily({ project, family: name }) : await images.get({ project, image: name });
+    const status = String(image.status ?? "READY");
+    add({
+      name: "image",
+      status: status === "READY" ? "ok" : "fail",
+      detail: `${gce.image} → ${image.name ?? name} (${status})`,
+      ...(status === "READY" ? {} : { fix: "wait for the image to be READY, or bake it again with ansible/bake-image.sh" }),
+    });
+  } catch (err) {
+    const { kind, text } = describe(err);
+    add({
+      name: "image",
+      status: "fail",
+      detail: `${gce.image}: ${text}`,
+      fix:
+        kind === "not_found"
+          ? `bake the worker image: ansible/bake-image.sh ${gce.project} ${gce.zones[0] ?? "<zone>"} (README.md, "Run on Google Cloud"), or point GCE_IMAGE at an existing one`
+          : "the controller's account needs compute.images.get / useReadOnly on the image's project",
+    });
+  }
+}
+
+function checkPrices(gce: GceConfig, table: PriceTable, add: (c: DoctorCheck) => void): void {
+  const models = gce.spot ? (gce.onDemandFallback ? [true, false] : [true]) : [false];
+  for (const region of new Set(gce.zones.map(regionOfZone))) {
+    for (const spot of models) {
+      const what = `${gce.machineType}${spot ? " spot" : " on-demand"} in ${region}`;
+      try {
+        const e = estimate({ machineType: gce.machineType, region, spot, seconds: 3600, diskGb: gce.diskGb, diskType: gce.diskType }, table);
+        add({ name: `price ${what}`, status: "ok", detail: `$${e.usd.toFixed(4)} an hour with its disk (${table.source.file}, ${table.source.generated})` });
+      } catch (err) {
+        add({
+          name: `price ${what}`,
+          status: "fail",
+          detail: err instanceof Error ? err.message : String(err),
+          fix: "without a price no cost ceiling can be shown or enforced; pick a machine type and region in the table, or add its family to scripts/build-price-table.ts and run `npm run prices`",
+        });
+      }
+    }
+  }
+}
+
+function checkServiceAccount(gce: GceConfig, add: (c: DoctorCheck) => void): void {
+  // Whether it exists and holds no role needs the IAM API, which this build does not use.
+  add({
+    name: "worker service account",
+    status: "skip",
+    detail: `${gce.serviceAccount} is not the default compute account; that it exists and holds no role is declared in terraform/ (\`terraform plan\` shows drift)`,
+  });
+}
+
+async function checkSecrets(resources: Record<string, string>, options: GcpClientOptions, add: (c: DoctorCheck) => void): Promise<void> {
+  const client = new SecretManagerServiceClient(options);
+  for (const [variable, resource] of Object.entries(resources)) {
+    const secret = resource.replace(/\/versions\/[^/]+$/, "");
+    const version = resource.includes("/versions/") ? resource : `${resource}/versions/latest`;
+    try {
+      const [granted] = await client.testIamPermissions({ resource: secret, permissions: ["secretmanager.versions.access"] });
+      if (!(granted.permissions ?? []).includes("secretmanager.versions.access")) {
+        add({ name: `secret ${variable}`, status: "fail", detail: `${secret}: the controller may not read it`, fix: `grant the controller's account roles/secretmanager.secretAccessor on ${secret}` });
+        continue;
+      }
+      await client.getSecretVersion({ name: version });
+      add({ name: `secret ${variable}`, status: "ok", detail: `${version} exists and the controller may read it` });
+    } catch (err) {
+      const { kind, text } = describe(err);
+      add({
+        name: `secret ${variable}`,
+        status: "fail",
+        detail: `${version}: ${text}`,
+        fix: kind === "not_found" ? `create it: printf %s "$VALUE" | gcloud secrets create ${secret.split("/").pop()} --data-file=- (terraform/ declares the model-key secret)` : `grant the controller's account roles/secretmanager.secretAccessor on ${secret}`,
+      });
+    }
+  }
+}
+
+const MARK: Record<DoctorStatus, string> = { ok: "ok  ", warn: "warn", fail: "FAIL", skip: "skip" };
+
+/** The report as lines for a terminal, failures with their fix, and a last line that sums up. */
+export function formatDoctorReport(report: DoctorReport): string {
+  const lines = report.checks.flatMap((c) => [`${MARK[c.status]}  ${c.name}: ${c.detail}`, ...(c.fix && c.status !== "ok" ? [`      → ${c.fix}`] : [])]);
+  const failed = report.checks.filter((c) => c.status === "fail").length;
+  lines.push(failed === 0 ? "agent-work doctor: everything the gce backend needs is in place." : `agent-work doctor: ${failed} problem${failed === 1 ? "" : "s"} to fix before gce jobs can run.`);
+  return lines.join("\n");
+}
