@@ -33,9 +33,12 @@ export interface ControllerConfig {
   leaseSeconds: number;
   statusUpdateIntervalSeconds: number;
   schedulerIntervalMs: number;
+  /** `none` is the explicit opt-out: the agent runs unsandboxed, and every job's log says so. */
   localSandbox: "bwrap" | "none";
   /** Absolute paths the sandboxed agent may read. */
   sandboxRoBinds: string[];
+  /** The most a sandboxed agent may use; a repository may ask for less, never more. */
+  sandboxCeilings: { memoryMb: number; maxProcesses: number; maxDiskMb: number };
   /** Environment handed to the agent, name → value. The values are secrets. */
   agentEnv: Record<string, string>;
   requiredPermission: "write" | "maintain" | "admin";
@@ -167,8 +170,11 @@ export const CONTROLLER_ENV_VARS: readonly ControllerEnvVar[] = [
   { name: "LEASE_SECONDS", secret: false, default: "60", description: "How long a controller's claim on a job lasts without a heartbeat before another may take it over." },
   { name: "STATUS_UPDATE_INTERVAL_SECONDS", secret: false, default: "30", description: "Least seconds between two updates of the check run (and of the status comment) while a job runs; each update is a GitHub API call." },
   { name: "SCHEDULER_INTERVAL_MS", secret: false, default: "1000", description: "Milliseconds between scheduler passes that claim queued jobs." },
-  { name: "LOCAL_SANDBOX", secret: false, default: "bwrap", description: "Sandbox for the agent on the local backend: bwrap (bubblewrap) or none (unsandboxed, as the controller's user)." },
+  { name: "LOCAL_SANDBOX", secret: false, default: "bwrap", description: "Sandbox for the agent on the local and ssh backends: bwrap (bubblewrap, required on every host that runs agents) or none, the explicit opt-out that runs agents unsandboxed and says so in every job's log." },
   { name: "SANDBOX_RO_BINDS", secret: false, description: "Comma-separated absolute paths the sandboxed agent may read, e.g. where the agent CLI is installed." },
+  { name: "SANDBOX_MAX_MEMORY_MB", secret: false, default: "4096", description: "Most memory in MB a sandboxed agent may hold, all its processes together (and no one process may map more); repositories may ask for less with memory_mb." },
+  { name: "SANDBOX_MAX_PROCESSES", secret: false, default: "512", description: "Most processes and threads a sandboxed agent may run at once; repositories may ask for fewer with max_processes." },
+  { name: "SANDBOX_MAX_DISK_MB", secret: false, default: "10240", description: "Most disk in MB a job's work dir (the clone and what the agent writes) may use; past it the job pushes nothing. Repositories may ask for less with max_disk_mb." },
   { name: "AGENT_ENV_PASSTHROUGH", secret: false, description: "Comma-separated names of controller environment variables handed to the agent, e.g. ANTHROPIC_API_KEY." },
   { name: "REQUIRED_PERMISSION", secret: false, default: "write", description: "Least repository permission a person needs to start or stop work: write, maintain or admin." },
   { name: "GIT_AUTHOR_NAME", secret: false, default: "agent-work[bot]", description: "Author name of the agent's commits." },
@@ -390,6 +396,9 @@ const FIELDS = {
   STATUS_UPDATE_INTERVAL_SECONDS: integer("STATUS_UPDATE_INTERVAL_SECONDS", 1, 3600),
   SCHEDULER_INTERVAL_MS: integer("SCHEDULER_INTERVAL_MS", 50, 600_000),
   LOCAL_SANDBOX: oneOf("LOCAL_SANDBOX", ["bwrap", "none"] as const),
+  SANDBOX_MAX_MEMORY_MB: integer("SANDBOX_MAX_MEMORY_MB", 64, 1_048_576),
+  SANDBOX_MAX_PROCESSES: integer("SANDBOX_MAX_PROCESSES", 16, 65_536),
+  SANDBOX_MAX_DISK_MB: integer("SANDBOX_MAX_DISK_MB", 16, 10_485_760),
   SANDBOX_RO_BINDS: z
     .string()
     .optional()
@@ -594,7 +603,7 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
 
   if (values.LOCAL_SANDBOX === "none") {
     warnings.push(
-      "LOCAL_SANDBOX=none: on the local backend the agent runs unsandboxed as the controller's user and can read everything that user can (the data folder, other jobs' work trees); use it only for trying agent-work out",
+      "LOCAL_SANDBOX=none: on the local and ssh backends the agent runs UNSANDBOXED as the worker's user (on the local backend, the controller's user) and can read everything that user can (the data folder, .env, other jobs' work trees), signal its processes, and use the host without limits; every job's log says so. Use it only for trying agent-work out",
     );
   }
 
@@ -751,6 +760,7 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
     schedulerIntervalMs: v.SCHEDULER_INTERVAL_MS,
     localSandbox: v.LOCAL_SANDBOX,
     sandboxRoBinds: v.SANDBOX_RO_BINDS,
+    sandboxCeilings: { memoryMb: v.SANDBOX_MAX_MEMORY_MB, maxProcesses: v.SANDBOX_MAX_PROCESSES, maxDiskMb: v.SANDBOX_MAX_DISK_MB },
     agentEnv,
     requiredPermission: v.REQUIRED_PERMISSION,
     gitAuthor: { name: v.GIT_AUTHOR_NAME, email: v.GIT_AUTHOR_EMAIL },
@@ -812,6 +822,7 @@ export function describeControllerConfig(config: ControllerConfig): Record<strin
     schedulerIntervalMs: String(config.schedulerIntervalMs),
     localSandbox: config.localSandbox,
     sandboxRoBinds: config.sandboxRoBinds.length > 0 ? config.sandboxRoBinds.join(",") : "(none)",
+    sandboxCeilings: `memory ${config.sandboxCeilings.memoryMb} MB, ${config.sandboxCeilings.maxProcesses} processes, disk ${config.sandboxCeilings.maxDiskMb} MB`,
     agentEnv:
       agentEnvNames.length > 0
         ? agentEnvNames.map((name) => `${name}=${mask(config.agentEnv[name] ?? "")}`).join(", ")

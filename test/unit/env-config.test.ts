@@ -79,6 +79,7 @@ describe("loadControllerConfig", () => {
       schedulerIntervalMs: 1000,
       localSandbox: "bwrap",
       sandboxRoBinds: [],
+      sandboxCeilings: { memoryMb: 4096, maxProcesses: 512, maxDiskMb: 10240 },
       agentEnv: {},
       requiredPermission: "write",
       gitAuthor: { name: "agent-work[bot]", email: "agent-work[bot]@users.noreply.github.com" },
@@ -268,7 +269,7 @@ describe("loadControllerConfig", () => {
     const { warnings } = ok(loadControllerConfig({ APP_ID: "1", PRIVATE_KEY: PEM, WEBHOOK_SECRET: "short", LOCAL_SANDBOX: "none" }));
     expect(warnings).toHaveLength(2);
     expect(warnings[0]).toMatch(/^WEBHOOK_SECRET is 5 characters long; use at least 32/);
-    expect(warnings[1]).toMatch(/^LOCAL_SANDBOX=none: .*runs unsandboxed as the controller's user/);
+    expect(warnings[1]).toMatch(/^LOCAL_SANDBOX=none: .*runs UNSANDBOXED as the worker's user .*every job's log says so/);
     expect(warnings.join("\n")).not.toContain("short");
   });
 
@@ -552,6 +553,27 @@ describe("loadControllerConfig", () => {
       expect(described.publicUrl).toBe("(not set)");
       expect(Object.keys(described)).toEqual(expect.arrayContaining(Object.keys(loaded)));
     });
+  });
+});
+
+describe("the agent's sandbox", () => {
+  it("reads the ceilings a repository may ask below, and names a bad one with its range", () => {
+    const { config } = ok(loadControllerConfig({ SANDBOX_MAX_MEMORY_MB: "1024", SANDBOX_MAX_PROCESSES: "128", SANDBOX_MAX_DISK_MB: "2048" }));
+    expect(config.sandboxCeilings).toEqual({ memoryMb: 1024, maxProcesses: 128, maxDiskMb: 2048 });
+    expect(describeControllerConfig(config).sandboxCeilings).toBe("memory 1024 MB, 128 processes, disk 2048 MB");
+    const list = errors(loadControllerConfig({ SANDBOX_MAX_MEMORY_MB: "32", SANDBOX_MAX_PROCESSES: "lots", SANDBOX_MAX_DISK_MB: "-1" }));
+    expect(list).toEqual([
+      'SANDBOX_MAX_MEMORY_MB="32": expected a whole number from 64 to 1048576 (default 4096)',
+      'SANDBOX_MAX_PROCESSES="lots": expected a whole number from 16 to 65536 (default 512)',
+      'SANDBOX_MAX_DISK_MB="-1": expected a whole number from 16 to 10485760 (default 10240)',
+    ]);
+  });
+
+  it("takes LOCAL_SANDBOX=none only as a loud, explicit opt-out", () => {
+    expect(ok(loadControllerConfig({})).config.localSandbox).toBe("bwrap");
+    const { config, warnings } = ok(loadControllerConfig({ LOCAL_SANDBOX: "none" }));
+    expect(config.localSandbox).toBe("none");
+    expect(warnings).toEqual([expect.stringMatching(/^LOCAL_SANDBOX=none: .*UNSANDBOXED.*\.env.*Use it only for trying agent-work out$/)]);
   });
 });
 
