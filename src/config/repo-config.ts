@@ -34,6 +34,15 @@ export interface RepoConfig {
   sizes: Record<string, SizeConfig>;
   /** Lower limits than the controller's, in USD; never higher (the controller's stand). */
   budget: { jobUsd?: number; monthlyUsd?: number };
+  /**
+   * The agent's network inside its sandbox: `full` (it must reach its model's API) or `none` (no
+   * network at all: the safer choice for an agent that needs none, e.g. one behind a local model).
+   */
+  network: "full" | "none";
+  /** Lower sandbox limits than the controller's ceilings; unset means the ceiling. */
+  memoryMb?: number;
+  maxProcesses?: number;
+  maxDiskMb?: number;
 }
 
 export interface SizeConfig {
@@ -45,7 +54,15 @@ export interface RepoConfigLimits {
   defaultAgent: AgentPreset;
   defaultMaxMinutes: number;
   maxMinutesCeiling: number;
+  /** The controller's sandbox ceilings (SANDBOX_MAX_*); without them only the floors are checked here and the job clamps later. */
+  sandboxCeilings?: { memoryMb: number; maxProcesses: number; maxDiskMb: number };
 }
+
+/** Below these an agent cannot even start (node alone maps about 50 MB and runs 7 threads). */
+const SANDBOX_FLOORS = { memory_mb: 64, max_processes: 16, max_disk_mb: 16 } as const;
+/** The largest values any controller accepts for its ceilings (src/config/env.ts). */
+const SANDBOX_MAXIMA = { memory_mb: 1_048_576, max_processes: 65_536, max_disk_mb: 10_485_760 } as const;
+const SANDBOX_UNITS = { memory_mb: "MB of memory", max_processes: "processes", max_disk_mb: "MB of disk" } as const;
 
 export interface RepoConfigError {
   /** The YAML key (snake_case), or `(file)` when the file as a whole is wrong. */
@@ -67,6 +84,10 @@ const KNOWN_KEYS = [
   "priority",
   "sizes",
   "budget",
+  "network",
+  "memory_mb",
+  "max_processes",
+  "max_disk_mb",
 ] as const;
 
 /** Keys Probot's config loader may leave behind; never an error. */
@@ -102,6 +123,27 @@ function describeType(value: unknown): string {
   if (Array.isArray(value)) return "a list";
   if (typeof value === "object") return "a mapping";
   return `${show(value)}`;
+}
+
+/** A sandbox limit: a whole number from its floor to the controller's ceiling; unset means the ceiling. */
+function sandboxLimit(key: keyof typeof SANDBOX_FLOORS, ceiling: number | undefined) {
+  const floor = SANDBOX_FLOORS[key];
+  const top = ceiling ?? SANDBOX_MAXIMA[key];
+  return z.unknown().transform((value, ctx): number | undefined => {
+    if (value === undefined || value === null) return undefined;
+    if (typeof value !== "number" || !Number.isInteger(value) || value < floor) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${describeType(value)} is not a whole number of ${SANDBOX_UNITS[key]} from ${floor} to ${top}` });
+      return z.NEVER;
+    }
+    if (value > top) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        message: `${value} is above this installation's ceiling of ${top} ${SANDBOX_UNITS[key]}; use ${floor} to ${top}, or leave it out for the ceiling`,
+      });
+      return z.NEVER;
+    }
+    return value;
+  });
 }
 
 function buildSchema(limits: RepoConfigLimits) {
@@ -280,6 +322,18 @@ function buildSchema(limits: RepoConfigLimits) {
         }
         return budget;
       }),
+      network: z.unknown().transform((value, ctx): "full" | "none" => {
+        if (value === undefined || value === null) return "full";
+        if (value === "full" || value === "none") return value;
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          message: `${describeType(value)} is not a network setting; use \`full\` (the agent reaches the internet, e.g. its model's API) or \`none\` (no network at all, the safer choice when the agent needs none)`,
+        });
+        return z.NEVER;
+      }),
+      memory_mb: sandboxLimit("memory_mb", limits.sandboxCeilings?.memoryMb),
+      max_processes: sandboxLimit("max_processes", limits.sandboxCeilings?.maxProcesses),
+      max_disk_mb: sandboxLimit("max_disk_mb", limits.sandboxCeilings?.maxDiskMb),
       priority: z.unknown().transform((value, ctx): number => {
         if (value === undefined || value === null) return 0;
         if (typeof value !== "number" || !Number.isInteger(value) || value < -10 || value > 10) {
@@ -399,7 +453,11 @@ export function parseRepoConfig(raw: unknown, limits: RepoConfigLimits): RepoCon
     priority: data.priority,
     sizes: data.sizes,
     budget: data.budget,
+    network: data.network,
   };
+  if (data.memory_mb !== undefined) config.memoryMb = data.memory_mb;
+  if (data.max_processes !== undefined) config.maxProcesses = data.max_processes;
+  if (data.max_disk_mb !== undefined) config.maxDiskMb = data.max_disk_mb;
   if (data.command !== undefined) config.command = data.command;
   if (data.model !== undefined) config.model = data.model;
   if (data.instructions !== undefined) config.instructions = data.instructions;
