@@ -29,7 +29,7 @@ describe("parseRepoConfig", () => {
     for (const raw of [null, undefined, {}]) {
       expect(parseRepoConfig(raw, limits)).toEqual({
         ok: true,
-        config: { agent: "claude-code", maxMinutes: 30, branchPrefix: "agent/", draft: true, backend: "local", priority: 0, sizes: {}, budget: {} },
+        config: { agent: "claude-code", maxMinutes: 30, branchPrefix: "agent/", draft: true, backend: "local", priority: 0, sizes: {}, budget: {}, network: "full" },
       });
     }
   });
@@ -59,6 +59,7 @@ priority: -3
         priority: -3,
         sizes: {},
         budget: {},
+        network: "full",
       },
     });
   });
@@ -137,6 +138,31 @@ command: ["./scripts/agent.sh", "--task={prompt_file}"]
     expect(fromYaml("budget: { job_usd: 0.5, monthly_usd: 10 }")).toMatchObject({ ok: true, config: { budget: { jobUsd: 0.5, monthlyUsd: 10 } } });
     expect(errorFor(fromYaml("budget: { hourly_usd: 1 }"), "budget")).toMatch(/unknown setting `hourly_usd`/);
     expect(errorFor(fromYaml("budget: { job_usd: lots }"), "budget")).toMatch(/amount of US dollars/);
+  });
+
+  it("reads the agent's network and sandbox limits, which may only be lower than the controller's ceilings", () => {
+    const ceilings = { memoryMb: 4096, maxProcesses: 512, maxDiskMb: 10240 };
+    const withCeilings = (text: string) => parseRepoConfig(parse(text) as unknown, { ...limits, sandboxCeilings: ceilings });
+    expect(withCeilings("network: none\nmemory_mb: 1024\nmax_processes: 64\nmax_disk_mb: 500")).toMatchObject({
+      ok: true,
+      config: { network: "none", memoryMb: 1024, maxProcesses: 64, maxDiskMb: 500 },
+    });
+    const unset = withCeilings("network: full");
+    expect(unset.ok && [unset.config.memoryMb, unset.config.maxProcesses, unset.config.maxDiskMb]).toEqual([undefined, undefined, undefined]);
+
+    expect(errorFor(withCeilings("network: off"), "network")).toMatch(/^`off` is not a network setting; use `full` .* or `none`/);
+    expect(errorFor(withCeilings("memory_mb: 8192"), "memory_mb")).toBe(
+      "8192 is above this installation's ceiling of 4096 MB of memory; use 64 to 4096, or leave it out for the ceiling",
+    );
+    expect(errorFor(withCeilings("max_processes: 10000"), "max_processes")).toMatch(/ceiling of 512 processes; use 16 to 512/);
+    expect(errorFor(withCeilings("max_disk_mb: 20000"), "max_disk_mb")).toMatch(/ceiling of 10240 MB of disk/);
+    expect(errorFor(withCeilings("memory_mb: 10"), "memory_mb")).toBe("`10` is not a whole number of MB of memory from 64 to 4096");
+    expect(errorFor(withCeilings('max_processes: "64"'), "max_processes")).toMatch(/not a whole number of processes/);
+    expect(errorFor(withCeilings("max_disk_mb: 1.5"), "max_disk_mb")).toMatch(/not a whole number of MB of disk/);
+    // Without the controller's ceilings (a caller that has none) only the floors and hard maxima apply.
+    expect(fromYaml("memory_mb: 8192").ok).toBe(true);
+    expect(errorFor(fromYaml("memory_mb: 99999999"), "memory_mb")).toMatch(/ceiling of 1048576 MB/);
+    expect(errorFor(fromYaml("memoryMb: 512"), "memoryMb")).toBe("unknown setting; did you mean `memory_mb`?");
   });
 
   it("reads sizes for size labels and --machine, and names a bad one", () => {
