@@ -180,7 +180,7 @@ async function checkImage(gce: GceConfig, options: GcpClientOptions, add: (c: Do
       detail: `${gce.image}: ${text}`,
       fix:
         kind === "not_found"
-          ? `bake the worker image: ansible/bake-image.sh ${gce.project} ${gce.zones[0] ?? "<zone>"} (README.md, "Run on Google Cloud"), or point GCE_IMAGE at an existing one`
+          ? `bake the worker image: ansible/bake-image.sh ${gce.project} ${gce.zones[0] ?? "<zone>"} <controller key>.pub (README.md, "Run on Google Cloud"), or point GCE_IMAGE at an existing one`
           : "the controller's account needs compute.images.get / useReadOnly on the image's project",
     });
   }
