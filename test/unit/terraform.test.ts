@@ -36,7 +36,7 @@ function resolve(value: unknown): string[] {
 }
 
 /** The blocks of one resource type, each with its Terraform address name as `key`. */
-const resources = (type: string) => Object.entries(tf.resource[type] ?? {}).map(([key, [block]]) => ({ ...block!, key }));
+const resources = (type: string): Block[] => Object.entries(tf.resource[type] ?? {}).map(([key, [block]]) => ({ ...block!, key }));
 
 describe("terraform/", () => {
   it("declares the worker and controller accounts, the firewall, secrets, the budget and the image family", () => {
