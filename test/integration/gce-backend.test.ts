@@ -348,3 +348,24 @@ describe("destroy and list", () => {
     expect(await gce.capacity()).toEqual({ max: 4, active: 2 });
   });
 });
+
+describe("the dead-man switch (R15)", () => {
+  it("a VM whose controller is gone is deleted by GCE at its maxRunDuration, and destroying it later succeeds", async () => {
+    let now = Date.now();
+    const own = await startFakeGcp({ zones: ZONES, hostKeys: { "ssh-ed25519": HOST_KEY_BLOB }, now: () => now });
+    try {
+      const gce = backend({ clientOptions: own.clientOptions() });
+      const worker = await gce.create(job({ maxSeconds: 600 }), never);
+      // The controller dies here. GCE counts 600 + 180 (boot) + 120 (grace) seconds from the start.
+      now += 899_000;
+      expect(own.enforceMaxRunDuration()).toHaveLength(0);
+      now += 1000;
+      expect(own.enforceMaxRunDuration().map((i) => i.name)).toEqual([worker.id]);
+      const restarted = backend({ clientOptions: own.clientOptions() });
+      expect(await restarted.list()).toEqual([]);
+      await expect(restarted.destroy(worker)).resolves.toBeUndefined();
+    } finally {
+      await own.close();
+    }
+  });
+});
