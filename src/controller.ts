@@ -11,6 +11,7 @@ import { openStore } from "./store/open-store.js";
 import { JobStore } from "./store/job-store.js";
 import { RequestStore } from "./store/request-store.js";
 import { JobLog } from "./logs/job-log.js";
+import { Ledger } from "./cost/ledger.js";
 import { createMetrics } from "./metrics/metrics.js";
 import type { ApiCallObserver } from "./github/count-api-calls.js";
 import { createOctokitClass } from "./github/octokit-class.js";
@@ -32,6 +33,8 @@ export interface ControllerOptions {
   secondsPerMinute?: number;
   /** Start the scheduler's timer (default). Tests turn it off and call `tick()`. */
   autoSchedule?: boolean;
+  /** Backends that replace or add to the configured ones, by name (tests use fakes). */
+  extraBackends?: ReadonlyMap<string, Backend>;
 }
 
 export interface Controller {
@@ -41,6 +44,7 @@ export interface Controller {
   store: JobStore;
   requests: RequestStore;
   logs: JobLog;
+  ledger: Ledger;
   log: Logger;
   redactor: Redactor;
   url: string;
@@ -60,6 +64,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const store = new JobStore(db, now);
   const requests = new RequestStore(db, now);
   const logs = new JobLog(db, now);
+  const ledger = new Ledger(db, now);
   const metrics = createMetrics(() => store.countByState());
   const onApiCall: ApiCallObserver = (call) => {
     metrics.githubApiCalls.inc(call);
@@ -69,6 +74,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const backends = new Map<string, Backend>([
     ["local", local.create({ rootDir: path.join(config.dataDir, "workers"), maxConcurrent: config.maxConcurrentJobs })],
   ]);
+  for (const [name, backend] of options.extraBackends ?? []) backends.set(name, backend);
 
   let scheduler: Scheduler | undefined;
   const owner = `${process.pid}-${randomBytes(4).toString("hex")}`;
@@ -87,7 +93,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
   });
   await server.load(
     agentWorkApp(
-      { store, requests, logs, backends, config, redactor, log, metrics, now, owner, secondsPerMinute: options.secondsPerMinute ?? 60 },
+      { store, requests, logs, ledger, backends, config, redactor, log, metrics, now, owner, secondsPerMinute: options.secondsPerMinute ?? 60 },
       (s) => (scheduler = s),
     ),
   );
@@ -105,6 +111,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
     store,
     requests,
     logs,
+    ledger,
     log,
     redactor,
     url: `http://127.0.0.1:${port}`,

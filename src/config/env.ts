@@ -263,7 +263,7 @@ function usd(name: string) {
   return z.string().optional().transform((raw, ctx) => {
     const value = blankToUndefined(raw);
     if (value === undefined) return fallback;
-    const parsed = /^\d{1,7}(\.\d{1,4})?$/.test(value) ? Number(value) : Number.NaN;
+    const parsed = /^\d{1,7}(\.\d{1,6})?$/.test(value) ? Number(value) : Number.NaN;
     if (!Number.isFinite(parsed)) {
       ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected an amount of US dollars such as 2.50 (default ${defaultOf(name)})` });
       return z.NEVER;

@@ -6,6 +6,8 @@ export interface Metrics {
   jobDuration: Histogram<"outcome">;
   githubApiCalls: Counter<"method" | "route">;
   deliveries: Counter<"event" | "outcome">;
+  costUsd: Counter<"repo" | "backend">;
+  workerSeconds: Counter<"backend">;
 }
 
 /**
@@ -38,6 +40,18 @@ export function createMetrics(countJobs: () => Promise<Record<string, number>>):
       name: "agent_work_github_api_calls_total",
       help: "GitHub REST calls made by the controller, by method and route template",
       labelNames: ["method", "route"],
+      registers: [registry],
+    }),
+    costUsd: new Counter({
+      name: "agent_work_cost_usd_total",
+      help: "Billed cost of finished jobs in USD (list prices), by repository and backend",
+      labelNames: ["repo", "backend"],
+      registers: [registry],
+    }),
+    workerSeconds: new Counter({
+      name: "agent_work_worker_seconds_total",
+      help: "Seconds workers existed (VM-seconds on gce), create to delete, by backend",
+      labelNames: ["backend"],
       registers: [registry],
     }),
     deliveries: new Counter({

@@ -6,8 +6,10 @@ import { renderHelp } from "../commands/render-help.js";
 import { isActive, isTerminal } from "../jobs/state.js";
 import { StaleStateError } from "../store/job-store.js";
 import { formatDuration } from "../jobs/format-duration.js";
-import { localCost } from "../cost/local-cost.js";
 import { formatUsd } from "../cost/estimate.js";
+import { costOf, priceJob } from "../cost/price-job.js";
+import { effectiveBudgets } from "../cost/budgets.js";
+import { nextMonthStart } from "../cost/ledger.js";
 import type { PipelineDeps } from "./deps.js";
 import { StatusPublisher } from "./status-publisher.js";
 import { CancelRequest } from "./cancel-request.js";
@@ -144,10 +146,18 @@ function stepNow(job: Job): string {
   return job.steps.find((s) => s.status === "running")?.name ?? job.steps.filter((s) => s.status === "done").at(-1)?.name ?? "none yet";
 }
 
-function jobCost(job: Job, now: number): string {
-  if (job.computeSeconds !== null) return localCost(job.computeSeconds).text;
-  if (job.startedAt) return `${localCost((now - job.startedAt) / 1000).text} so far`;
-  return "nothing yet";
+/** What a job has cost: billed when it is over, its rate × time so far while it runs. */
+async function jobCost(deps: PipelineDeps, job: Job, now: number): Promise<string> {
+  const entry = await deps.ledger.get(job.id);
+  if (!entry) return "nothing (no worker was started)";
+  if (entry.state === "final") return `${formatUsd(entry.totalUsd ?? 0)} for ${formatDuration(entry.billedSeconds ?? 0)} of compute`;
+  const seconds = (now - entry.startedAt) / 1000;
+  try {
+    const pricing = priceJob({ backend: job.backend, machine: job.options.machine }, deps.config.gce);
+    return `${formatUsd(costOf(pricing, seconds).totalUsd)} so far (${formatDuration(seconds)}; at most ${formatUsd(entry.reservedUsd)})`;
+  } catch {
+    return `${formatDuration(seconds)} of compute so far`;
+  }
 }
 
 async function statusText(deps: PipelineDeps, req: AgentRequest): Promise<string> {
@@ -162,27 +172,32 @@ async function statusText(deps: PipelineDeps, req: AgentRequest): Promise<string
     `- step: ${stepNow(job)}`,
     `- running for: ${formatDuration(((job.finishedAt ?? now) - job.createdAt) / 1000)}`,
     `- backend: \`${job.backend}\``,
-    `- cost: ${jobCost(job, now)}`,
+    `- cost: ${await jobCost(deps, job, now)}`,
     ...(job.prUrl ? [`- pull request: ${job.prUrl}`] : []),
   ].join("\n");
 }
 
 async function costText(deps: PipelineDeps, req: AgentRequest): Promise<string> {
   const now = deps.now();
-  const d = new Date(now);
-  const monthStart = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
-  const jobs = await deps.store.repoJobsSince(req.repoId, monthStart);
+  const entries = await deps.ledger.entriesThisMonth(req.repoId);
   const last = await targetJob(deps, req);
-  const usd = jobs.reduce((sum, j) => sum + (j.costUsd ?? 0), 0);
-  const seconds = jobs.reduce((sum, j) => sum + (j.computeSeconds ?? 0), 0);
-  const month = d.toLocaleString("en", { month: "long", year: "numeric", timeZone: "UTC" });
+  const month = new Date(now).toLocaleString("en", { month: "long", year: "numeric", timeZone: "UTC" });
+  const spent = await deps.ledger.monthToDate(req.repoId);
+  const budget = effectiveBudgets(deps.config.budgets, last?.config?.budget).repoMonthlyUsd;
+  const seconds = entries.reduce((sum, e) => sum + (e.billedSeconds ?? 0), 0);
+  const resets = new Date(nextMonthStart(now)).toISOString().slice(0, 10);
   return [
-    `@${req.sender} ${last ? `job \`${last.id}\` cost ${jobCost(last, now)}.` : "no agent-work job has run here yet."}`,
+    `@${req.sender} ${last ? `job \`${last.id}\` cost ${await jobCost(deps, last, now)}.` : "no agent-work job has run here yet."}`,
     "",
-    `${req.owner}/${req.repo} in ${month} (UTC): ${jobs.length} job${jobs.length === 1 ? "" : "s"}, ${formatUsd(usd)}, ${formatDuration(seconds)} of compute.`,
+    `${req.owner}/${req.repo} in ${month} (UTC): ${entries.length} job${entries.length === 1 ? "" : "s"}, ${formatUsd(spent)} of the ${formatUsd(budget)} monthly budget (resets ${resets}), ${formatDuration(seconds)} of compute.`,
     "",
-    "| job | issue | state | compute | cost |",
+    "| job | backend | machine | compute | cost |",
     "| --- | --- | --- | --- | --- |",
-    ...jobs.slice(-20).map((j) => `| \`${j.id}\` | #${j.number} | ${j.state} | ${formatDuration(j.computeSeconds ?? 0)} | ${formatUsd(j.costUsd ?? 0)} |`),
+    ...entries
+      .slice(-20)
+      .map(
+        (e) =>
+          `| \`${e.jobId}\` | ${e.backend} | ${e.machineType ? `${e.machineType}${e.spot ? " spot" : ""}` : "-"} | ${e.billedSeconds === null ? "running" : formatDuration(e.billedSeconds)} | ${formatUsd(e.totalUsd ?? e.reservedUsd)}${e.state === "reserved" ? " (reserved)" : ""} |`,
+      ),
   ].join("\n");
 }

@@ -7,6 +7,7 @@ import type { Redactor } from "../redact/redactor.js";
 import type { JobStore } from "../store/job-store.js";
 import type { RequestStore } from "../store/request-store.js";
 import type { JobLog } from "../logs/job-log.js";
+import type { Ledger } from "../cost/ledger.js";
 
 /** Everything the job pipeline touches, passed in explicitly (tests build their own). */
 export interface PipelineDeps {
@@ -14,6 +15,8 @@ export interface PipelineDeps {
   requests: RequestStore;
   /** The full redacted log of every job (the log page reads it; the check run shows a tail). */
   logs: JobLog;
+  /** Cost records and budget reservations. */
+  ledger: Ledger;
   github: GitHubAccess;
   backends: ReadonlyMap<string, Backend>;
   config: ControllerConfig;

@@ -15,7 +15,7 @@ export const CHECK_NAME = "agent-work";
  */
 export async function ensureStatusSurfaces(deps: PipelineDeps, octokit: GitHub, job: Job): Promise<Job> {
   const { owner, repo } = job;
-  const facts = { ...costTexts(job), now: deps.now() };
+  const facts = { ...(await costTexts(deps, job)), now: deps.now() };
   if (!job.baseSha) {
     const { data } = await octokit.rest.repos.getBranch({ owner, repo, branch: job.defaultBranch });
     job = await deps.store.update(job.id, { baseSha: data.commit.sha });

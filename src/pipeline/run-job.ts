@@ -12,6 +12,11 @@ import { ensureStatusSurfaces } from "./ensure-status-surfaces.js";
 import { reportJob } from "./report-job.js";
 import { cancelledBy } from "./cancel-request.js";
 import { isTerminal } from "../jobs/state.js";
+import { priceJob } from "../cost/price-job.js";
+import { effectiveBudgets, minutesWithinBudget } from "../cost/budgets.js";
+import { costOf } from "../cost/price-job.js";
+import { parseAgentUsageLine } from "../cost/parse-agent-usage.js";
+import type { AgentUsage } from "../cost/ledger.js";
 
 /**
  * Files that steer an agent. On a pull request they are taken from the base branch, not the PR
@@ -52,11 +57,42 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
   let job = await ensureStatusSurfaces(deps, octokit, queued);
   const publisher = new StatusPublisher(deps, octokit, job.id);
   const backend = deps.backends.get(job.backend);
-  const config = job.config!;
-  const { agentSeconds, hardSeconds } = jobLimits(deps, job);
+  let config = job.config!;
   let worker: Worker | null = null;
   let token: string | null = null;
   let state: JobState = job.state;
+  let reserved = false;
+  let tornDown = false;
+  let agentUsage: AgentUsage | null = null;
+  const pricing = backend ? priceJob({ backend: job.backend, machine: job.options.machine }, deps.config.gce) : null;
+
+  /**
+   * Destroys the worker and revokes the token as soon as the worker is done (reporting needs
+   * neither), then bills the worker's lifetime, create to delete. Runs once; the `finally` calls
+   * it too, so every path out tears down.
+   */
+  const teardown = async (): Promise<void> => {
+    if (tornDown) return;
+    tornDown = true;
+    if (worker && backend) await backend.destroy(worker).catch((err) => log.error({ err, workerId: worker?.id }, "could not destroy the worker; the reaper will retry"));
+    if (token) {
+      const revoked = token;
+      await revokeWorkerToken(deps.github.baseUrl, revoked)
+        .then((r) => {
+          log.info({ result: r }, "worker token revoked");
+          deps.redactor.forget(revoked);
+        })
+        .catch((err) => log.error({ err }, "could not revoke the worker token; it expires within the hour"));
+    }
+    if (reserved && pricing) {
+      const billedSeconds = worker ? Math.max(0, (deps.now() - worker.createdAt) / 1000) : 0;
+      const { totalUsd } = await deps.ledger.finalize(job.id, billedSeconds, pricing, agentUsage);
+      job = await deps.store.update(job.id, { costUsd: totalUsd });
+      deps.metrics.costUsd.inc({ repo: `${job.owner}/${job.repo}`, backend: job.backend }, totalUsd);
+      deps.metrics.workerSeconds.inc({ backend: job.backend }, billedSeconds);
+      log.info({ billedSeconds, totalUsd }, "job billed");
+    }
+  };
 
   const move = async (to: JobState, patch: Parameters<typeof deps.store.transition>[3] = {}, note?: string) => {
     job = await deps.store.transition(job.id, state, to, patch, note);
@@ -69,7 +105,33 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
   };
 
   try {
-    if (!backend) throw new Error(`backend ${job.backend} is not enabled on this controller`);
+    if (!backend || !pricing) throw new Error(`backend ${job.backend} is not enabled on this controller`);
+    // Budgets before any worker: the per-job budget may shorten the job, and the reservation of
+    // its ceiling is what keeps simultaneous jobs under the monthly and hourly caps.
+    const budgets = effectiveBudgets(deps.config.budgets, config.budget);
+    const affordable = minutesWithinBudget(budgets.jobUsd, pricing.rateUsdPerHour);
+    if (affordable >= 1 && affordable < config.maxMinutes) {
+      config = { ...config, maxMinutes: affordable };
+      job = await deps.store.update(job.id, { config });
+      log.info({ maxMinutes: affordable }, "the per-job budget shortens this job");
+    }
+    const reservation = await deps.ledger.reserve({
+      jobId: job.id,
+      repoId: job.repoId,
+      repoFullName: `${job.owner}/${job.repo}`,
+      pricing,
+      ceilingUsd: costOf(pricing, config.maxMinutes * 60).totalUsd,
+      budgets,
+    });
+    if (!reservation.ok) {
+      log.warn({ budget: reservation.budget, capUsd: reservation.capUsd, spentUsd: reservation.spentUsd }, "over budget; no worker started");
+      job = await deps.store.transition(job.id, "queued", "failed", { message: reservation.message, finishedAt: deps.now(), costUsd: 0 });
+      state = "failed";
+      await publisher.flush();
+      return job;
+    }
+    reserved = true;
+    const { agentSeconds, hardSeconds } = jobLimits(deps, job);
     const now = deps.now();
     await move("provisioning", {
       startedAt: now,
@@ -121,6 +183,7 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     const onProgress = (e: ProgressEvent): Promise<void> => {
       if (e.type === "log") {
         const line = deps.redactor.redact(e.line);
+        if (e.stream !== "worker") agentUsage = parseAgentUsageLine(line, agentUsage);
         publisher.log(line);
         deps.logs.append(job.id, e.stream, line);
         publisher.poke();
@@ -139,12 +202,12 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     await pending;
     log.info({ outcome: result.outcome, computeSeconds: result.computeSeconds }, "worker finished");
 
+    await teardown();
     const stoppedBy = cancelledBy(signal);
     if (stoppedBy) {
       job = await deps.store.transition(job.id, "running", "cancelled", {
         result,
         computeSeconds: result.computeSeconds,
-        costUsd: 0,
         finishedAt: deps.now(),
         message: `stopped by @${stoppedBy}`,
       });
@@ -158,7 +221,6 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
       result: timedOut ? { ...result, outcome: "timed_out" } : result,
       headSha: result.headSha ?? null,
       computeSeconds: result.computeSeconds,
-      costUsd: 0,
       ...(timedOut ? { message: `the agent ran past the ${config.maxMinutes}-minute limit and was stopped` } : {}),
     });
     job = await reportJob(deps, octokit, publisher, job);
@@ -179,21 +241,13 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     } else {
       job = fresh;
     }
+    await teardown().catch((e) => log.error({ err: e }, "teardown failed"));
     await publisher.flush().catch((e) => log.warn({ err: e }, "final status update failed"));
     return job;
   } finally {
     publisher.stop();
     await deps.logs.flush().catch((err) => log.warn({ err }, "could not write the job's log"));
-    if (worker && backend) await backend.destroy(worker).catch((err) => log.error({ err, workerId: worker?.id }, "could not destroy the worker; the reaper will retry"));
-    if (token) {
-      const revoked = token;
-      await revokeWorkerToken(deps.github.baseUrl, revoked)
-        .then((r) => {
-          log.info({ result: r }, "worker token revoked");
-          deps.redactor.forget(revoked);
-        })
-        .catch((err) => log.error({ err }, "could not revoke the worker token; it expires within the hour"));
-    }
+    await teardown().catch((err) => log.error({ err }, "teardown failed"));
     const finished = await deps.store.get(job.id);
     if (finished?.finishedAt) deps.metrics.jobDuration.observe({ outcome: finished.state }, (finished.finishedAt - finished.createdAt) / 1000);
   }

@@ -67,7 +67,7 @@ export class StatusPublisher {
   private async write(): Promise<void> {
     const job = await this.deps.store.getOrThrow(this.jobId);
     this.lastFlushAt = this.deps.now();
-    const facts = { ...costTexts(job), now: this.deps.now() };
+    const facts = { ...(await costTexts(this.deps, job)), now: this.deps.now() };
     const { owner, repo } = job;
     if (job.commentId) {
       const body = this.deps.redactor.redact(renderStatusComment(job, facts));
@@ -101,7 +101,7 @@ export class StatusPublisher {
   /** The check-run body as it would be written now, for creating the PR head's check in one call. */
   async currentCheckView(): Promise<ReturnType<typeof renderCheckRun>> {
     const job = await this.deps.store.getOrThrow(this.jobId);
-    const view = renderCheckRun(job, { ...costTexts(job), now: this.deps.now(), logTail: this.logTail });
+    const view = renderCheckRun(job, { ...(await costTexts(this.deps, job)), now: this.deps.now(), logTail: this.logTail });
     view.output.summary = this.deps.redactor.redact(view.output.summary);
     if (view.output.text) view.output.text = this.deps.redactor.redact(view.output.text);
     this.lastCheck = JSON.stringify(view);

@@ -93,9 +93,35 @@ export interface JobLogsTable {
   line: string;
 }
 
+export interface LedgerTable {
+  job_id: string;
+  repo_id: number;
+  repo_full_name: string;
+  backend: string;
+  machine_type: string | null;
+  region: string | null;
+  spot: number;
+  disk_gb: number | null;
+  disk_type: string | null;
+  rate_usd_per_hour: number;
+  rate_source: string;
+  /** The job's ceiling, held against the budgets until the job ends. */
+  reserved_usd: number;
+  /** `reserved` while the job may still spend, `final` once billed. */
+  state: string;
+  started_at: number;
+  ended_at: number | null;
+  billed_seconds: number | null;
+  compute_usd: number | null;
+  disk_usd: number | null;
+  total_usd: number | null;
+  agent_usage_json: string | null;
+}
+
 export interface Database {
   jobs: JobsTable;
   job_events: JobEventsTable;
   requests: RequestsTable;
   job_logs: JobLogsTable;
+  ledger: LedgerTable;
 }

@@ -7,7 +7,8 @@ import path from "node:path";
 import { PassThrough } from "node:stream";
 import { fileURLToPath } from "node:url";
 import nock from "nock";
-import { loadControllerConfig } from "../../src/config/env.js";
+import { loadControllerConfig, type ControllerConfig } from "../../src/config/env.js";
+import type { Backend } from "../../src/backends/types.js";
 import { startController, type Controller } from "../../src/controller.js";
 import { startGitServer, type GitServer } from "./git-http-server.js";
 import { fakeGitHub, type FakeGitHubOptions } from "./fake-github.js";
@@ -49,6 +50,9 @@ export interface HarnessOptions {
   files?: Record<string, string>;
   /** Run the scheduler on its own timer and webhook wake-ups, as in production. */
   autoSchedule?: boolean;
+  /** Changes to the loaded controller config (e.g. a gce pricing section without GCP). */
+  configure?: (config: ControllerConfig) => void;
+  extraBackends?: ReadonlyMap<string, Backend>;
 }
 
 /**
@@ -105,6 +109,7 @@ export async function startHarness(options: HarnessOptions = {}) {
   };
   const loaded = loadControllerConfig(env);
   if (!loaded.ok) throw new Error(loaded.errors.join("\n"));
+  options.configure?.(loaded.config);
   const apiCalls: { method: string; route: string }[] = [];
   let controller: Controller = await startController({
     config: loaded.config,
@@ -113,6 +118,7 @@ export async function startHarness(options: HarnessOptions = {}) {
     secondsPerMinute: 1,
     octokitDefaults: { retry: { enabled: false } },
     onApiCall: (c) => apiCalls.push(c),
+    ...(options.extraBackends ? { extraBackends: options.extraBackends } : {}),
   });
 
   const h = {

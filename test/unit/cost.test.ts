@@ -5,9 +5,9 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { costCeiling } from "../../src/cost/ceiling.js";
+import { costOf, priceJob } from "../../src/cost/price-job.js";
 import { estimate, formatUsd } from "../../src/cost/estimate.js";
-import { localCost } from "../../src/cost/local-cost.js";
+import { formatDuration } from "../../src/jobs/format-duration.js";
 import { bundledPriceTable as table } from "../../src/cost/price-table.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -202,41 +202,37 @@ describe("formatUsd", () => {
   });
 });
 
-describe("localCost", () => {
+describe("formatDuration", () => {
   it.each([
-    [42, "$0 (local) — 42 s of compute"],
-    [185, "$0 (local) — 3 min 5 s of compute"],
-    [180, "$0 (local) — 3 min of compute"],
-    [3725.4, "$0 (local) — 1 h 2 min of compute"],
-    [3600, "$0 (local) — 1 h of compute"],
-    [0, "$0 (local) — 0 s of compute"],
-  ])("describes %d s on the local backend as %j", (seconds, text) => {
-    expect(localCost(seconds)).toEqual({ usd: 0, seconds, text });
+    [42, "42 s"],
+    [185, "3 min 5 s"],
+    [180, "3 min"],
+    [3725.4, "1 h 2 min"],
+    [3600, "1 h"],
+    [0, "0 s"],
+  ])("shows %d s as %j", (seconds, text) => {
+    expect(formatDuration(seconds)).toBe(text);
   });
 });
 
-describe("costCeiling", () => {
-  it("is zero on the local backend, with the time limit", () => {
-    expect(costCeiling({ backend: "local", maxMinutes: 30 })).toEqual({
-      usd: 0,
-      text: "$0 (local; at most 30 min of compute)",
-    });
+describe("pricing a job", () => {
+  const gce = { zones: ["us-central1-a"], machineType: "e2-small", spot: true, diskGb: 20, diskType: "pd-balanced" as const };
+
+  it("costs nothing on local, ssh and k8s, and says why", () => {
+    expect(priceJob({ backend: "local" }, undefined)).toMatchObject({ kind: "free", rateUsdPerHour: 0, label: "local" });
+    expect(priceJob({ backend: "ssh" }, undefined).label).toBe("ssh host (your own machine)");
+    expect(costOf(priceJob({ backend: "local" }, undefined), 3600).totalUsd).toBe(0);
   });
 
-  it("on gce is the estimate for the whole time limit", () => {
-    const ceiling = costCeiling({
-      backend: "gce",
-      machineType: "e2-standard-4",
-      region: "europe-west1",
-      spot: true,
-      maxMinutes: 60,
-    });
-    const hour = estimate({ machineType: "e2-standard-4", region: "europe-west1", spot: true, seconds: 3600 });
-    expect(ceiling.usd).toBe(hour.usd);
-    expect(ceiling.text).toBe(`at most ${formatUsd(hour.usd)} (e2-standard-4 spot in europe-west1, 60 min)`);
+  it("prices a gce job from the table: machine in the first zone's region, spot, and its disk", () => {
+    const pricing = priceJob({ backend: "gce" }, gce);
+    expect(pricing).toMatchObject({ kind: "metered", machineType: "e2-small", region: "us-central1", spot: true, label: "e2-small spot in us-central1" });
+    const e = estimate({ machineType: "e2-small", region: "us-central1", spot: true, seconds: 600, diskGb: 20, diskType: "pd-balanced" });
+    expect(costOf(pricing, 600).totalUsd).toBe(e.usd);
+    expect(priceJob({ backend: "gce", machine: "e2-micro" }, gce).machineType).toBe("e2-micro");
   });
 
-  it("on gce needs a machine type and region", () => {
-    expect(() => costCeiling({ backend: "gce", maxMinutes: 60 })).toThrow(/machine type and a region/);
+  it("cannot price gce without its configuration", () => {
+    expect(() => priceJob({ backend: "gce" }, undefined)).toThrow(/GCE_PROJECT/);
   });
 });

@@ -1,0 +1,199 @@
+import { sql, type Kysely, type Selectable } from "kysely";
+import type { Database, LedgerTable } from "../store/schema.js";
+import { costOf, type JobPricing } from "./price-job.js";
+import { formatUsd } from "./estimate.js";
+
+/** The three caps, in USD. The controller's config sets them; a repository may lower its own. */
+export interface Budgets {
+  jobUsd: number;
+  repoMonthlyUsd: number;
+  globalHourlyUsd: number;
+}
+
+export type BudgetName = "job" | "repo_monthly" | "global_hourly";
+
+export type Reservation =
+  | { ok: true; reservedUsd: number }
+  | { ok: false; budget: BudgetName; capUsd: number; spentUsd: number; needUsd: number; resetsAt: number | null; message: string };
+
+export interface LedgerEntry {
+  jobId: string;
+  repoId: number;
+  repoFullName: string;
+  backend: string;
+  machineType: string | null;
+  region: string | null;
+  spot: boolean;
+  rateUsdPerHour: number;
+  rateSource: string;
+  reservedUsd: number;
+  state: "reserved" | "final";
+  startedAt: number;
+  endedAt: number | null;
+  billedSeconds: number | null;
+  totalUsd: number | null;
+  agentUsage: AgentUsage | null;
+}
+
+/** What an agent reported about its own model use, when it prints that; never guessed. */
+export interface AgentUsage {
+  costUsd?: number;
+  inputTokens?: number;
+  outputTokens?: number;
+  totalTokens?: number;
+  source: string;
+}
+
+export function monthStart(now: number): number {
+  const d = new Date(now);
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
+}
+
+export function nextMonthStart(now: number): number {
+  const d = new Date(now);
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
+}
+
+export function hourStart(now: number): number {
+  return Math.floor(now / 3_600_000) * 3_600_000;
+}
+
+function toEntry(r: Selectable<LedgerTable>): LedgerEntry {
+  return {
+    jobId: r.job_id,
+    repoId: Number(r.repo_id),
+    repoFullName: r.repo_full_name,
+    backend: r.backend,
+    machineType: r.machine_type,
+    region: r.region,
+    spot: Boolean(r.spot),
+    rateUsdPerHour: r.rate_usd_per_hour,
+    rateSource: r.rate_source,
+    reservedUsd: r.reserved_usd,
+    state: r.state as LedgerEntry["state"],
+    startedAt: Number(r.started_at),
+    endedAt: r.ended_at === null ? null : Number(r.ended_at),
+    billedSeconds: r.billed_seconds,
+    totalUsd: r.total_usd,
+    agentUsage: r.agent_usage_json ? JSON.parse(r.agent_usage_json) : null,
+  };
+}
+
+const iso = (t: number) => new Date(t).toISOString().replace(".000Z", "Z");
+
+/**
+ * Spend as the budgets see it: billed figures of finished jobs plus the reserved ceilings of jobs
+ * that may still spend. Reserve checks the three caps and writes the reservation in one
+ * transaction (on SQLite the single connection serialises them; on PostgreSQL an advisory lock).
+ */
+export class Ledger {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async reserve(input: { jobId: string; repoId: number; repoFullName: string; pricing: JobPricing; ceilingUsd: number; budgets: Budgets }): Promise<Reservation> {
+    const { pricing, ceilingUsd, budgets } = input;
+    return this.db.transaction().execute(async (trx) => {
+      const existing = await trx.selectFrom("ledger").select("reserved_usd").where("job_id", "=", input.jobId).executeTakeFirst();
+      if (existing) return { ok: true as const, reservedUsd: existing.reserved_usd };
+      if (isPostgres(trx)) await sql`select pg_advisory_xact_lock(73656)`.execute(trx);
+      const now = this.now();
+      const refuse = (budget: BudgetName, capUsd: number, spentUsd: number, resetsAt: number | null): Reservation => ({
+        ok: false,
+        budget,
+        capUsd,
+        spentUsd,
+        needUsd: ceilingUsd,
+        resetsAt,
+        message: refusalMessage(budget, capUsd, spentUsd, ceilingUsd, resetsAt),
+      });
+      if (ceilingUsd > budgets.jobUsd) return refuse("job", budgets.jobUsd, 0, null);
+      if (ceilingUsd > 0) {
+        const month = await spentSince(trx, monthStart(now), input.repoId);
+        if (month + ceilingUsd > budgets.repoMonthlyUsd) return refuse("repo_monthly", budgets.repoMonthlyUsd, month, nextMonthStart(now));
+        const hour = await spentSince(trx, hourStart(now));
+        if (hour + ceilingUsd > budgets.globalHourlyUsd) return refuse("global_hourly", budgets.globalHourlyUsd, hour, hourStart(now) + 3_600_000);
+      }
+      await trx
+        .insertInto("ledger")
+        .values({
+          job_id: input.jobId,
+          repo_id: input.repoId,
+          repo_full_name: input.repoFullName,
+          backend: pricing.backend,
+          machine_type: pricing.machineType ?? null,
+          region: pricing.region ?? null,
+          spot: pricing.spot ? 1 : 0,
+          disk_gb: pricing.diskGb ?? null,
+          disk_type: pricing.diskType ?? null,
+          rate_usd_per_hour: pricing.rateUsdPerHour,
+          rate_source: pricing.source,
+          reserved_usd: ceilingUsd,
+          state: "reserved",
+          started_at: now,
+        })
+        .execute();
+      return { ok: true as const, reservedUsd: ceilingUsd };
+    });
+  }
+
+  /** Bills the job's measured seconds at its reserved rate; the reservation stops counting. */
+  async finalize(jobId: string, billedSeconds: number, pricing: JobPricing, agentUsage?: AgentUsage | null): Promise<{ totalUsd: number }> {
+    const cost = costOf(pricing, billedSeconds);
+    await this.db
+      .updateTable("ledger")
+      .set({
+        state: "final",
+        ended_at: this.now(),
+        billed_seconds: billedSeconds,
+        compute_usd: cost.computeUsd,
+        disk_usd: cost.diskUsd,
+        total_usd: cost.totalUsd,
+        agent_usage_json: agentUsage ? JSON.stringify(agentUsage) : null,
+      })
+      .where("job_id", "=", jobId)
+      .execute();
+    return { totalUsd: cost.totalUsd };
+  }
+
+  async get(jobId: string): Promise<LedgerEntry | undefined> {
+    const row = await this.db.selectFrom("ledger").selectAll().where("job_id", "=", jobId).executeTakeFirst();
+    return row ? toEntry(row) : undefined;
+  }
+
+  /** Billed plus still-reserved spend of a repository this calendar month (UTC). */
+  async monthToDate(repoId: number): Promise<number> {
+    return spentSince(this.db, monthStart(this.now()), repoId);
+  }
+
+  async entriesThisMonth(repoId: number): Promise<LedgerEntry[]> {
+    const rows = await this.db.selectFrom("ledger").selectAll().where("repo_id", "=", repoId).where("started_at", ">=", monthStart(this.now())).orderBy("started_at").execute();
+    return rows.map(toEntry);
+  }
+}
+
+function isPostgres(db: Kysely<any>): boolean {
+  return (db.getExecutor().adapter.constructor.name ?? "").toLowerCase().includes("postgres");
+}
+
+async function spentSince(db: Kysely<Database>, since: number, repoId?: number): Promise<number> {
+  let q = db
+    .selectFrom("ledger")
+    .select((eb) => eb.fn.sum<number>(eb.fn.coalesce("total_usd", "reserved_usd")).as("spent"))
+    .where("started_at", ">=", since);
+  if (repoId !== undefined) q = q.where("repo_id", "=", repoId);
+  const row = await q.executeTakeFirst();
+  return Number(row?.spent ?? 0);
+}
+
+function refusalMessage(budget: BudgetName, cap: number, spent: number, need: number, resetsAt: number | null): string {
+  switch (budget) {
+    case "job":
+      return `over the per-job budget: this job could cost up to ${formatUsd(need)}, and one job may cost at most ${formatUsd(cap)} (lower \`max_minutes\` or pick a smaller size)`;
+    case "repo_monthly":
+      return `over this repository's monthly budget: ${formatUsd(spent)} spent or reserved this month + up to ${formatUsd(need)} for this job > ${formatUsd(cap)}; it resets ${iso(resetsAt!)}`;
+    case "global_hourly":
+      return `over the controller's hourly budget: ${formatUsd(spent)} spent or reserved this hour + up to ${formatUsd(need)} for this job > ${formatUsd(cap)}; it resets ${iso(resetsAt!)}`;
+  }
+}

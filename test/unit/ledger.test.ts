@@ -1,0 +1,132 @@
+import { describe, expect, it } from "vitest";
+import { openStore } from "../../src/store/open-store.js";
+import { Ledger, monthStart, nextMonthStart } from "../../src/cost/ledger.js";
+import { costOf, priceJob } from "../../src/cost/price-job.js";
+import { effectiveBudgets, minutesWithinBudget } from "../../src/cost/budgets.js";
+import { estimate, formatUsd } from "../../src/cost/estimate.js";
+import { parseAgentUsageLine } from "../../src/cost/parse-agent-usage.js";
+
+const gce = { zones: ["us-central1-a"], machineType: "e2-small", spot: true, diskGb: 20, diskType: "pd-balanced" as const };
+const pricing = priceJob({ backend: "gce" }, gce);
+const ceiling = costOf(pricing, 30 * 60).totalUsd;
+
+async function ledgerAt(time: { now: number }) {
+  return new Ledger(await openStore({ dataDir: ":memory:" }), () => time.now);
+}
+
+const roomy = { jobUsd: 100, repoMonthlyUsd: 1000, globalHourlyUsd: 1000 };
+const reserve = (ledger: Ledger, jobId: string, budgets = roomy, repoId = 1) =>
+  ledger.reserve({ jobId, repoId, repoFullName: `o/r${repoId}`, pricing, ceilingUsd: ceiling, budgets });
+
+describe("budgets", () => {
+  it("let at most as many jobs start as fit, however many ask at the same instant", async () => {
+    const time = { now: Date.UTC(2026, 10, 15, 12) };
+    const ledger = await ledgerAt(time);
+    const budgets = { ...roomy, repoMonthlyUsd: ceiling * 10.5 };
+    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => reserve(ledger, `j${i}`, budgets)));
+    expect(results.filter((r) => r.ok)).toHaveLength(10);
+  });
+
+  it("refuse a job whose ceiling is over the per-job budget, saying what to change", async () => {
+    const ledger = await ledgerAt({ now: Date.UTC(2026, 10, 15) });
+    const r = await reserve(ledger, "j1", { ...roomy, jobUsd: ceiling / 2 });
+    expect(r).toMatchObject({ ok: false, budget: "job", resetsAt: null });
+    expect(!r.ok && r.message).toBe(
+      `over the per-job budget: this job could cost up to ${formatUsd(ceiling)}, and one job may cost at most ${formatUsd(ceiling / 2)} (lower \`max_minutes\` or pick a smaller size)`,
+    );
+  });
+
+  it("refuse over the repository's month with the figures and when it resets, and reset on the 1st", async () => {
+    const time = { now: Date.UTC(2026, 10, 30, 23, 59) };
+    const ledger = await ledgerAt(time);
+    const budgets = { ...roomy, repoMonthlyUsd: ceiling * 1.5 };
+    expect((await reserve(ledger, "a", budgets)).ok).toBe(true);
+    const refused = await reserve(ledger, "b", budgets);
+    expect(refused).toMatchObject({ ok: false, budget: "repo_monthly", spentUsd: ceiling, resetsAt: Date.UTC(2026, 11, 1) });
+    expect(!refused.ok && refused.message).toContain("it resets 2026-12-01T00:00:00Z");
+    // Another repository has its own month.
+    expect((await reserve(ledger, "c", budgets, 2)).ok).toBe(true);
+    time.now = Date.UTC(2026, 11, 1, 0, 1);
+    expect((await reserve(ledger, "d", budgets)).ok).toBe(true);
+  });
+
+  it("refuse over the controller's hour across repositories, and reset at the top of the hour", async () => {
+    const time = { now: Date.UTC(2026, 10, 15, 9, 30) };
+    const ledger = await ledgerAt(time);
+    const budgets = { ...roomy, globalHourlyUsd: ceiling * 1.5 };
+    expect((await reserve(ledger, "a", budgets, 1)).ok).toBe(true);
+    const refused = await reserve(ledger, "b", budgets, 2);
+    expect(refused).toMatchObject({ ok: false, budget: "global_hourly", resetsAt: Date.UTC(2026, 10, 15, 10) });
+    expect(!refused.ok && refused.message).toMatch(/over the controller's hourly budget: .* it resets 2026-11-15T10:00:00Z/);
+    time.now = Date.UTC(2026, 10, 15, 10, 0, 1);
+    expect((await reserve(ledger, "c", budgets, 2)).ok).toBe(true);
+  });
+
+  it("count a finished job at its billed figure, not its ceiling", async () => {
+    const time = { now: Date.UTC(2026, 10, 15) };
+    const ledger = await ledgerAt(time);
+    await reserve(ledger, "a");
+    expect(await ledger.monthToDate(1)).toBe(ceiling);
+    const { totalUsd } = await ledger.finalize("a", 600, pricing);
+    expect(await ledger.monthToDate(1)).toBe(totalUsd);
+  });
+
+  it("cannot be raised by a repository, only lowered", () => {
+    const controller = { jobUsd: 1, repoMonthlyUsd: 20, globalHourlyUsd: 5 };
+    expect(effectiveBudgets(controller, { jobUsd: 50, monthlyUsd: 500 })).toEqual(controller);
+    expect(effectiveBudgets(controller, { jobUsd: 0.25, monthlyUsd: 3 })).toEqual({ jobUsd: 0.25, repoMonthlyUsd: 3, globalHourlyUsd: 5 });
+  });
+
+  it("shorten a job to what the per-job budget buys", () => {
+    expect(minutesWithinBudget(1, 6)).toBe(10);
+    expect(minutesWithinBudget(1, 0)).toBe(Infinity);
+  });
+
+  it("keep free jobs out of the caps while still recording them", async () => {
+    const ledger = await ledgerAt({ now: Date.UTC(2026, 10, 15) });
+    const free = priceJob({ backend: "local" }, undefined);
+    const r = await ledger.reserve({ jobId: "l", repoId: 1, repoFullName: "o/r", pricing: free, ceilingUsd: 0, budgets: { jobUsd: 0, repoMonthlyUsd: 0, globalHourlyUsd: 0 } });
+    expect(r.ok).toBe(true);
+    expect((await ledger.entriesThisMonth(1)).map((e) => e.jobId)).toEqual(["l"]);
+  });
+});
+
+describe("the billed figure", () => {
+  it("equals the price table's figure for the billed seconds, to the cent", async () => {
+    const ledger = await ledgerAt({ now: Date.UTC(2026, 10, 15) });
+    await reserve(ledger, "a");
+    const { totalUsd } = await ledger.finalize("a", 612, pricing);
+    const table = estimate({ machineType: "e2-small", region: "us-central1", spot: true, seconds: 612, diskGb: 20, diskType: "pd-balanced" });
+    expect(totalUsd).toBe(table.usd);
+    expect(formatUsd(totalUsd)).toBe(formatUsd(table.usd));
+  });
+
+  it("months start on the 1st at 00:00 UTC", () => {
+    expect(monthStart(Date.UTC(2026, 1, 28, 23))).toBe(Date.UTC(2026, 1, 1));
+    expect(nextMonthStart(Date.UTC(2026, 11, 31, 23, 59))).toBe(Date.UTC(2027, 0, 1));
+  });
+});
+
+describe("the agent's own usage report", () => {
+  it("is read from claude-code's result line, aider's session cost and codex's token count", () => {
+    expect(parseAgentUsageLine('{"type":"result","total_cost_usd":0.0421,"usage":{"input_tokens":1200,"output_tokens":300}}', null)).toEqual({
+      source: "claude-code result",
+      costUsd: 0.0421,
+      inputTokens: 1200,
+      outputTokens: 300,
+    });
+    expect(parseAgentUsageLine("Tokens: 2.1k sent, 150 received. Cost: $0.01 message, $0.03 session.", null)).toEqual({
+      source: "aider",
+      costUsd: 0.03,
+      inputTokens: 2100,
+      outputTokens: 150,
+    });
+    expect(parseAgentUsageLine("tokens used: 12,345", null)).toEqual({ source: "codex", totalTokens: 12345 });
+  });
+
+  it("is left empty when the agent says nothing about it, never guessed", () => {
+    expect(parseAgentUsageLine("I spent about $5 on this", null)).toBeNull();
+    const before = { source: "aider", costUsd: 0.01 };
+    expect(parseAgentUsageLine("done", before)).toBe(before);
+  });
+});
