@@ -14,12 +14,26 @@ const COMMANDS: Record<string, { usage: string; run: (ctx: CliContext, argv: str
   reap: { usage: "reap [--dry-run]                                            one reaper pass; --dry-run only says what it would do", run: reapCommand },
 };
 
+/** Commands that judge the configuration themselves, so they run even when it is not valid. */
+const RAW_COMMANDS: Record<string, { usage: string; run: (env: Record<string, string | undefined>, io: CliOutput) => Promise<number> }> = {
+  doctor: {
+    usage: "doctor                                                      check what the gce backend needs, and say how to fix what is missing",
+    run: async (env, io) => {
+      // Imported on use: the Google Cloud clients take a second to load.
+      const { runDoctor, formatDoctorReport } = await import("./doctor.js");
+      const report = await runDoctor(env);
+      io.out(formatDoctorReport(report));
+      return report.ok ? 0 : 1;
+    },
+  },
+};
+
 export function usage(): string {
   return [
     "usage: agent-work <command> [options]",
     "",
     "commands:",
-    ...Object.values(COMMANDS).map((c) => `  ${c.usage}`),
+    ...[...Object.values(COMMANDS), ...Object.values(RAW_COMMANDS)].map((c) => `  ${c.usage}`),
     "  help                                                        this text",
     "",
     "The configuration comes from the environment, as for the controller (DATA_DIR, SSH_HOSTS_FILE, GCE_*);",
@@ -34,6 +48,8 @@ export async function runCli(argv: string[], env: Record<string, string | undefi
     io.out(usage());
     return 0;
   }
+  const raw = name === undefined ? undefined : RAW_COMMANDS[name];
+  if (raw) return raw.run(env, io);
   const command = name === undefined ? undefined : COMMANDS[name];
   if (!command) {
     io.err(name === undefined ? "no command given" : `unknown command: ${name}`);

@@ -131,6 +131,12 @@ describe("the agent-work CLI", () => {
     expect(r.stderr).toContain("reap [--dry-run]");
   });
 
+  it("runs doctor, which says what the gce backend still needs", async () => {
+    const r = await cli("doctor");
+    expect(r.exitCode).toBe(1);
+    expect(r.stdout).toContain("FAIL  gce backend: GCE_PROJECT is not set");
+  });
+
   it("cancels a queued job, and refuses one that has already finished", async () => {
     const queued = await jobIn("queued");
     const done = await jobIn("succeeded");
