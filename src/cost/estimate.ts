@@ -84,7 +84,10 @@ export function estimate(input: EstimateInput, table: PriceTable = bundledPriceT
 /** Dollars and cents; a cost too small to show as a cent reads "<$0.01" rather than a false "$0.00". */
 export function formatUsd(usd: number): string {
   if (!Number.isFinite(usd) || usd < 0) throw new RangeError(`Cannot format ${usd} as a cost in USD`);
-  if (usd > 0 && usd < 0.01) return "<$0.01";
+  // A 10-minute job on a small VM costs a fraction of a cent; "<$0.01" would hide the figure
+  // people asked for, so below a cent four decimals are shown, and below that "<$0.0001".
+  if (usd > 0 && usd < 0.0001) return "<$0.0001";
+  if (usd > 0 && usd < 0.01) return `$${usd.toFixed(4)}`;
   return `$${usd.toFixed(2)}`;
 }
 

@@ -26,9 +26,19 @@ export function ceilingText(deps: Pick<PipelineDeps, "config">, job: Job): strin
  * The ceiling shown while a job waits or runs, and once it is over the billed figure from the
  * ledger with the repository's month so far against its budget.
  */
-export async function costTexts(deps: Pick<PipelineDeps, "config" | "ledger">, job: Job): Promise<{ ceilingText: string; costText?: string }> {
+export async function costTexts(
+  deps: Pick<PipelineDeps, "config" | "ledger" | "now">,
+  job: Job,
+): Promise<{ ceilingText: string; costText?: string; meterText?: string }> {
   const ceiling = ceilingText(deps, job);
-  if (job.finishedAt === null) return { ceilingText: ceiling };
+  if (job.finishedAt === null) {
+    // The live meter: what the worker has cost so far at its rate, while it exists.
+    const pricing = job.startedAt ? pricingOf(deps, job) : undefined;
+    if (!pricing || !job.startedAt) return { ceilingText: ceiling };
+    const seconds = Math.max(0, (deps.now() - job.startedAt) / 1000);
+    const meter = pricing.kind === "free" ? `$0 (${pricing.label}) — ${formatDuration(seconds)} so far` : `${formatUsd(costOf(pricing, seconds).totalUsd)} so far (${formatDuration(seconds)} of ${pricing.label})`;
+    return { ceilingText: ceiling, meterText: `${meter}; ceiling ${ceiling}` };
+  }
   const entry = await deps.ledger.get(job.id);
   if (!entry || entry.state !== "final") return { ceilingText: ceiling, costText: "$0 (no worker was started)" };
   const seconds = entry.billedSeconds ?? 0;
@@ -36,7 +46,7 @@ export async function costTexts(deps: Pick<PipelineDeps, "config" | "ledger">, j
   const figure =
     entry.rateUsdPerHour === 0
       ? `$0 (${label}) — ${formatDuration(seconds)} of compute`
-      : `${formatUsd(entry.totalUsd ?? 0)} (${label}, ${formatDuration(seconds)} at ${formatUsd(entry.rateUsdPerHour)}/h with disk; ${entry.rateSource})`;
+      : `${formatUsd(entry.totalUsd ?? 0)} (${label}, ${formatDuration(seconds)} at $${entry.rateUsdPerHour.toFixed(4)}/h with disk; ${entry.rateSource})`;
   const month = await deps.ledger.monthToDate(job.repoId);
   const budget = effectiveBudgets(deps.config.budgets, job.config?.budget).repoMonthlyUsd;
   const usage = entry.agentUsage?.costUsd !== undefined ? ` · the agent reported ${formatUsd(entry.agentUsage.costUsd)} of model use` : "";

@@ -24,7 +24,7 @@ const RETRY: CheckRunAction = { label: "Retry", description: "Run the agent agai
 const MAX_TEXT = 20_000;
 
 /** The check run's status and output. `logTail` must already be redacted. */
-export function renderCheckRun(job: Job, facts: StatusFacts & { logTail: string[] }): CheckRunView {
+export function renderCheckRun(job: Job, facts: StatusFacts & { logTail: string[]; meterText?: string }): CheckRunView {
   const outcome = describeOutcome(job);
   const status = outcome ? "completed" : job.state === "queued" || job.state === "received" ? "queued" : "in_progress";
   const elapsed = formatDuration((facts.now - job.createdAt) / 1000);
@@ -34,7 +34,7 @@ export function renderCheckRun(job: Job, facts: StatusFacts & { logTail: string[
     "",
     ...job.steps.map((s) => stepLine(s, facts.now)),
     "",
-    facts.costText ? `Cost: ${facts.costText}` : `Cost ceiling: ${facts.ceilingText}`,
+    facts.costText ? `Cost: ${facts.costText}` : facts.meterText ? `Cost: ${facts.meterText}` : `Cost ceiling: ${facts.ceilingText}`,
   ].join("\n");
   let text: string | undefined;
   if (facts.logTail.length > 0) {

@@ -48,7 +48,7 @@ describe.skipIf(!existsSync(yamlPath))("the bundled price table, checked against
     expect(result.usd).toBeCloseTo(0.0016755, 12);
     expect(result.rateUsdPerHour).toBe(hourSpot);
     expect(result.breakdown).toEqual({ compute: result.usd, disk: 0 });
-    expect(formatUsd(result.usd)).toBe("<$0.01");
+    expect(formatUsd(result.usd)).toBe("$0.0017");
   });
 
   it("prices an on-demand e2-micro in us-central1 at the YAML's hour", () => {
@@ -186,8 +186,10 @@ describe("estimate", () => {
 describe("formatUsd", () => {
   it.each([
     [0, "$0.00"],
-    [0.0001, "<$0.01"],
-    [0.0099, "<$0.01"],
+    [0.00004, "<$0.0001"],
+    [0.0001, "$0.0001"],
+    [0.0016755, "$0.0017"],
+    [0.0099, "$0.0099"],
     [0.01, "$0.01"],
     [0.126, "$0.13"],
     [1, "$1.00"],

@@ -130,3 +130,14 @@ describe("the agent's own usage report", () => {
     expect(parseAgentUsageLine("done", before)).toBe(before);
   });
 });
+
+describe("the check run's live meter", () => {
+  it("shows what a running job has cost so far at its rate, with the ceiling", async () => {
+    const { costTexts } = await import("../../src/pipeline/cost-texts.js");
+    const now = Date.UTC(2026, 10, 15, 12);
+    const job = { backend: "gce", options: {}, config: { maxMinutes: 30, budget: {} }, startedAt: now - 600_000, finishedAt: null } as never;
+    const deps = { config: { gce, defaultMaxMinutes: 30, budgets: roomy }, ledger: null as never, now: () => now } as never;
+    const texts = await costTexts(deps, job);
+    expect(texts.meterText).toBe(`${formatUsd(costOf(pricing, 600).totalUsd)} so far (10 min of e2-small spot in us-central1); ceiling at most ${formatUsd(ceiling)} (e2-small spot in us-central1, 30 min)`);
+  });
+});
