@@ -3,6 +3,7 @@ import { isAbsolute, resolve } from "node:path";
 import { z } from "zod";
 import { AGENT_PRESETS, type AgentPreset } from "../agents/presets.js";
 import { readSshHostsFile } from "../backends/ssh/load-ssh-hosts.js";
+import { Redactor } from "../redact/redactor.js";
 
 /**
  * The controller's configuration, loaded once from an `env` argument (never `process.env` directly,
@@ -97,6 +98,8 @@ export interface GceConfig {
   /** The controller's SSH private key (OpenSSH/PEM); a secret. */
   sshPrivateKey: string;
   bootTimeoutSeconds: number;
+  /** Per-boot provisioning for images that are not baked (instance metadata: never a secret). */
+  startupScript?: string;
 }
 
 /** One Kubernetes Job per job (src/backends/k8s/). */
@@ -198,6 +201,7 @@ export const CONTROLLER_ENV_VARS: readonly ControllerEnvVar[] = [
   { name: "GCE_SSH_USER", secret: false, default: "agent-work", description: "User the controller logs in as on worker VMs (made by the Ansible role)." },
   { name: "GCE_SSH_PRIVATE_KEY_PATH", secret: false, description: "File holding the controller's SSH private key for worker VMs; required with GCE_PROJECT." },
   { name: "GCE_BOOT_TIMEOUT_SECONDS", secret: false, default: "300", description: "Seconds a new VM may take until SSH answers before it is deleted and the job fails." },
+  { name: "GCE_STARTUP_SCRIPT_PATH", secret: false, description: "File given to every worker VM as its startup script, e.g. ansible/per-boot-startup.sh for an image that is not baked; it must hold no secret." },
   { name: "SSH_HOSTS_FILE", secret: false, description: "Path of a YAML or JSON file listing the ssh backend's hosts (address, user, key, slots, labels, host key fingerprint); setting it enables the backend." },
   { name: "K8S_NAMESPACE", secret: false, description: "Kubernetes namespace for the k8s backend's Jobs (one Job per job); setting it enables the backend." },
   { name: "K8S_KUBECONFIG", secret: false, description: "Path of a kubeconfig file (its current context) for the k8s backend; unset means the in-cluster service account." },
@@ -503,6 +507,7 @@ const FIELDS = {
   GCE_SSH_USER: text("GCE_SSH_USER", (v) => (/^[a-z_][a-z0-9_-]{0,31}$/.test(v) ? null : "expected a Linux user name such as agent-work")),
   GCE_SSH_PRIVATE_KEY_PATH: optionalText(),
   GCE_BOOT_TIMEOUT_SECONDS: integer("GCE_BOOT_TIMEOUT_SECONDS", 30, 3600),
+  GCE_STARTUP_SCRIPT_PATH: optionalText(),
   SSH_HOSTS_FILE: optionalText(),
   K8S_NAMESPACE: optionalText((v) => (/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(v) ? null : "expected a namespace name such as agent-work (lowercase letters, digits and dashes, at most 63)")),
   K8S_KUBECONFIG: optionalText(),
@@ -661,6 +666,18 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
         sshPrivateKey,
         bootTimeoutSeconds: values.GCE_BOOT_TIMEOUT_SECONDS ?? 300,
       };
+      if (values.GCE_STARTUP_SCRIPT_PATH !== undefined) {
+        const path = resolve(values.GCE_STARTUP_SCRIPT_PATH);
+        try {
+          const script = readFileSync(path, "utf8");
+          // Instance metadata is readable by everything on the VM, the agent included.
+          if (new Redactor([]).redact(script) !== script) fail("GCE_STARTUP_SCRIPT_PATH", `${path} holds something shaped like a credential; a startup script is instance metadata, which the agent can read`);
+          else gce.startupScript = script;
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
+          fail("GCE_STARTUP_SCRIPT_PATH", `cannot read ${path} (${code})`);
+        }
+      }
       if (values.GCE_SUBNETWORK !== undefined) gce.subnetwork = values.GCE_SUBNETWORK;
       if (!gce.spot && env.GCE_ON_DEMAND_FALLBACK !== undefined && env.GCE_ON_DEMAND_FALLBACK.trim() !== "") {
         warnings.push("GCE_ON_DEMAND_FALLBACK is set but GCE_SPOT=false: every VM is on-demand already, so there is nothing to fall back from");

@@ -333,6 +333,16 @@ describe("loadControllerConfig", () => {
       ]);
     });
 
+    it("reads a startup script, and refuses one that holds a credential", () => {
+      const script = join(tempDir, "startup.sh");
+      writeFileSync(script, "#!/bin/sh\napt-get install -y git\n");
+      expect(ok(loadControllerConfig({ GCE_PROJECT: "my-project-123", GCE_SSH_PRIVATE_KEY_PATH: sshKey, GCE_STARTUP_SCRIPT_PATH: script })).config.gce?.startupScript).toBe("#!/bin/sh\napt-get install -y git\n");
+      writeFileSync(script, "git clone https://x-access-token:ghs_abcdefghijklmnopqrstuvwxyz0123456789@github.com/o/r\n");
+      expect(errors(loadControllerConfig({ GCE_PROJECT: "my-project-123", GCE_SSH_PRIVATE_KEY_PATH: sshKey, GCE_STARTUP_SCRIPT_PATH: script }))).toEqual([
+        expect.stringMatching(/^GCE_STARTUP_SCRIPT_PATH=.*holds something shaped like a credential/),
+      ]);
+    });
+
     it("warns about an external IP", () => {
       const { config, warnings } = ok(loadControllerConfig({ GCE_PROJECT: "my-project-123", GCE_SSH_PRIVATE_KEY_PATH: sshKey, GCE_EXTERNAL_IP: "true", GCE_SPOT: "false" }));
       expect(config.gce).toMatchObject({ externalIp: true, spot: false });
