@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { estimate } from "../../src/cost/estimate.js";
 import { gceCostCeiling, gceWorkerCost } from "../../src/backends/gce/gce-cost.js";
+import { gceCeilingSettings, gceOptionsFromConfig } from "../../src/backends/gce/options-from-config.js";
 import type { Worker } from "../../src/backends/types.js";
 
 const created = Date.parse("2026-07-30T10:00:00Z");
@@ -45,5 +46,52 @@ describe("the cost ceiling of a gce job", () => {
 
   it("stays at spot prices when on-demand is not allowed", () => {
     expect(gceCostCeiling({ ...settings, onDemandFallback: false }, 1800).text).toContain(" spot in ");
+  });
+});
+
+describe("the gce backend's options from GCE_* configuration", () => {
+  it("carries every setting across, and prices the ceiling from the same values", () => {
+    const config = {
+      project: "p-123456",
+      zones: ["europe-west1-b"],
+      machineType: "e2-small",
+      image: "projects/p-123456/global/images/family/agent-work-worker",
+      serviceAccount: "agent-work-worker@p-123456.iam.gserviceaccount.com",
+      spot: false,
+      onDemandFallback: true,
+      network: "default",
+      subnetwork: "regions/europe-west1/subnetworks/w",
+      externalIp: false,
+      networkTags: ["agent-work-worker"],
+      diskGb: 30,
+      diskType: "pd-ssd" as const,
+      envLabel: "prod",
+      maxVms: 3,
+      sshUser: "agent-work",
+      sshPrivateKey: "-----BEGIN OPENSSH PRIVATE KEY-----",
+      bootTimeoutSeconds: 200,
+      startupScript: "#!/bin/sh\n",
+    };
+    expect(gceOptionsFromConfig(config)).toEqual({
+      project: "p-123456",
+      zones: ["europe-west1-b"],
+      machineType: "e2-small",
+      image: config.image,
+      serviceAccount: config.serviceAccount,
+      network: "default",
+      subnetwork: "regions/europe-west1/subnetworks/w",
+      externalIp: false,
+      networkTags: ["agent-work-worker"],
+      diskGb: 30,
+      diskType: "pd-ssd",
+      envLabel: "prod",
+      spot: false,
+      onDemandFallback: true,
+      maxVms: 3,
+      ssh: { username: "agent-work", privateKey: config.sshPrivateKey },
+      bootTimeoutSeconds: 200,
+      startupScript: "#!/bin/sh\n",
+    });
+    expect(gceCostCeiling(gceCeilingSettings(config), 600).text).toMatch(/e2-small on-demand in europe-west1, 15 min 20 s including boot/);
   });
 });

@@ -28,6 +28,7 @@ export function gceOptionsFromConfig(
     maxVms: gce.maxVms,
     ssh: { username: gce.sshUser, privateKey: gce.sshPrivateKey },
     bootTimeoutSeconds: gce.bootTimeoutSeconds,
+    ...(gce.startupScript ? { startupScript: gce.startupScript } : {}),
     ...extra,
   };
 }
