@@ -1,8 +1,8 @@
 #!/bin/bash
-# Per-boot provisioning, the fallback when no image has been baked: give this file to the gce
-# backend as its startup script (it becomes instance metadata, so it must never hold a secret; the
-# backend refuses one that looks like a credential) and boot from a stock Debian 12 image. Expect
-# minutes before SSH answers: raise GCE_BOOT_TIMEOUT_SECONDS to 900.
+# Per-boot provisioning, the fallback when no image has been baked: GCE_STARTUP_SCRIPT_PATH names
+# this file and GCE_IMAGE a stock Debian 12 image. It becomes instance metadata, so it must never
+# hold a secret (the controller refuses one that looks like a credential). Expect minutes before
+# SSH answers: raise GCE_BOOT_TIMEOUT_SECONDS to 900.
 #
 # It installs ansible-core and runs provision.yml on this VM from the repository below. Edit the
 # three lines below before use; the controller's public key is not a secret.
