@@ -3,17 +3,24 @@ import type { ControllerConfig } from "./config/env.js";
 
 /**
  * The local backend needs git (the worker clones and pushes) and, with the default sandbox,
- * bubblewrap. Missing ones are named with the command that installs them, before any job fails.
+ * bubblewrap and util-linux's prlimit (and, when the controller runs as root, setpriv and unshare,
+ * with which the agent drops to nobody). Missing ones are named with the command that installs
+ * them, before any job fails; LOCAL_SANDBOX=none is the only way past a missing bubblewrap.
  */
-export function missingHostTools(config: Pick<ControllerConfig, "localSandbox">): string[] {
+export function missingHostTools(config: Pick<ControllerConfig, "localSandbox">, asRoot = process.getuid?.() === 0): string[] {
   const missing: string[] = [];
   const has = (bin: string) => !spawnSync(bin, ["--version"], { stdio: "ignore" }).error;
   if (!has("git")) missing.push("git is not installed (apt-get install -y git); the worker clones and pushes with it");
-  if (config.localSandbox === "bwrap" && !has("bwrap")) {
+  if (config.localSandbox !== "bwrap") return missing;
+  if (!has("bwrap")) {
     missing.push(
       "bubblewrap is not installed (apt-get install -y bubblewrap); the local backend runs the agent under it. " +
         "LOCAL_SANDBOX=none runs the agent unsandboxed instead, as your user, able to read your files",
     );
+  }
+  const utils = ["prlimit", ...(asRoot ? ["setpriv", "unshare"] : [])].filter((bin) => !has(bin));
+  if (utils.length > 0) {
+    missing.push(`${utils.join(", ")} not found (apt-get install -y util-linux); the sandbox limits the agent's memory and processes with ${utils.length === 1 ? "it" : "them"}`);
   }
   return missing;
 }

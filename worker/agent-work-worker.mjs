@@ -12,6 +12,16 @@
 // through a redaction of the token itself). The agent is treated as hostile: the token file is gone
 // before it starts, it runs in bubblewrap with its own PID namespace and exactly the environment it
 // was given, and after it exits the worker neither runs its hooks nor trusts its .git/config.
+//
+// The sandbox (see "the sandbox" below): bubblewrap gives the agent its own PID, IPC and UTS
+// namespaces (and network, with `network: none`), the system folders read-only, its work dir
+// read-write, a tmpfs /tmp and $HOME, and nothing else of the host's file tree. When the worker runs
+// as root the agent runs as nobody (uid 65534): in a mount namespace a uid-0 agent would still own,
+// and so read, every root-owned file it can see, such as /etc/shadow and the host's SSH keys.
+// Limits: per process by prlimit (data, file size, no core dumps); per sandbox by a process count
+// kept in a user namespace of the sandbox's own, and by a watchdog that counts the sandbox's tasks
+// and memory every half second and its work dir's disk every few seconds, and stops the agent with
+// a clear reason when one is over.
 
 import { spawn } from "node:child_process";
 import { Buffer } from "node:buffer";
@@ -27,6 +37,9 @@ const OUTCOMES = new Set(["pushed", "no_changes", "agent_failed", "timed_out", "
 // repository: no hooks, no fsmonitor command, no credential helper that could keep the token.
 const SAFE_GIT = ["-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "credential.helper="];
 const SAFE_NAME = /^(?!-)(?!.*\.\.)(?!\/)[A-Za-z0-9._/-]{1,200}$/;
+/** Defaults when the controller sends no limits (they match its SANDBOX_MAX_* defaults). */
+const DEFAULT_LIMITS = { memoryMb: 4096, maxProcesses: 512, maxDiskMb: 10240 };
+const LIMIT_KEYS = ["memoryMb", "maxProcesses", "maxDiskMb"];
 
 /** Strings that must never leave this process (filled once the input is read). */
 let secrets = [];
@@ -127,6 +140,10 @@ function validateInput(v) {
       problems.push("sandbox.roBinds must be absolute paths");
     }
     if (typeof sb.shareNet !== "boolean") problems.push("sandbox.shareNet must be a boolean");
+    if (sb.limits !== undefined) {
+      if (typeof sb.limits !== "object" || sb.limits === null) problems.push("sandbox.limits must be an object");
+      else for (const k of LIMIT_KEYS) if (sb.limits[k] !== undefined && !(Number.isInteger(sb.limits[k]) && sb.limits[k] > 0)) problems.push(`sandbox.limits.${k} must be a whole number > 0`);
+    }
   } else if (sb?.kind !== "none") {
     problems.push('sandbox.kind must be "bwrap" or "none"');
   }
@@ -222,6 +239,257 @@ async function gitOk(args, cwd, what) {
   return r.stdout.trim();
 }
 
+// ---- the sandbox -------------------------------------------------------------------------------
+
+/** The agent's uid and gid when the worker runs as root: nobody, which owns no file on a normal host. */
+const SANDBOX_UID = 65534;
+/** Host folders the sandbox mounts read-only at the same path; tools run inside must live in one. */
+const SYSTEM_DIRS = ["/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc"];
+const MB = 1024 * 1024;
+const WATCH_INTERVAL_MS = 500;
+const DISK_CHECK_INTERVAL_MS = 5000;
+const INSTALL_BWRAP = "install it (Debian/Ubuntu: apt-get install -y bubblewrap; Fedora/RHEL: dnf install -y bubblewrap)";
+
+function under(dir, p) {
+  return p === dir || p.startsWith(dir.endsWith("/") ? dir : dir + "/");
+}
+
+function findTool(name) {
+  for (const dir of (process.env.PATH || DEFAULT_PATH).split(":")) {
+    if (!path.isAbsolute(dir)) continue;
+    const p = path.join(dir, name);
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      return p;
+    } catch {
+      // not in this folder
+    }
+  }
+  return null;
+}
+
+/**
+ * Decides, before anything is cloned, how the agent will be sandboxed here, or why it cannot be:
+ * a host without bubblewrap refuses the job rather than run the agent unsandboxed.
+ */
+function planSandbox(input, cwd) {
+  const sb = input.sandbox;
+  if (sb.kind !== "bwrap") return { ok: true, plan: { kind: "none" } };
+  const asRoot = process.getuid?.() === 0;
+  const tools = {};
+  for (const name of ["bwrap", "prlimit", ...(asRoot ? ["setpriv", "unshare"] : [])]) tools[name] = findTool(name);
+  if (!tools.bwrap) {
+    return { ok: false, message: `refused to run the agent: bubblewrap (bwrap) is not installed on this host; ${INSTALL_BWRAP}, or start the controller with LOCAL_SANDBOX=none to run agents unsandboxed` };
+  }
+  const missing = Object.keys(tools).filter((name) => !tools[name]);
+  if (missing.length > 0) {
+    return { ok: false, message: `refused to run the agent: ${missing.join(", ")} not found on this host; install util-linux (apt-get install -y util-linux), which the sandbox's limits need` };
+  }
+  for (const name of ["prlimit", "setpriv", "unshare"]) {
+    const p = tools[name] && fs.realpathSync(tools[name]);
+    if (p && !SYSTEM_DIRS.some((d) => under(d, p))) return { ok: false, message: `refused to run the agent: ${name} is at ${p}, outside the system folders the sandbox mounts (${SYSTEM_DIRS.join(", ")})` };
+    if (p) tools[name] = p;
+  }
+  // A read-only bind that holds the work dir would show the agent its neighbours: other jobs, the
+  // controller's data folder and .env.
+  const exposing = sb.roBinds.find((p) => under(p, cwd));
+  if (exposing) return { ok: false, message: `refused to run the agent: the read-only path ${exposing} (SANDBOX_RO_BINDS) holds the job's work dir, and with it other jobs and the controller's data; name narrower folders` };
+  const limits = { ...DEFAULT_LIMITS };
+  for (const k of LIMIT_KEYS) if (sb.limits?.[k] !== undefined) limits[k] = sb.limits[k];
+  return { ok: true, plan: { kind: "bwrap", asRoot, tools, limits, shareNet: sb.shareNet, roBinds: sb.roBinds } };
+}
+
+/** Gives a tree to another owner without following a link the agent may have planted in it. */
+function chownTree(root, uid, gid) {
+  const stack = [root];
+  while (stack.length > 0) {
+    const p = stack.pop();
+    let st;
+    try {
+      st = fs.lstatSync(p);
+      fs.lchownSync(p, uid, gid);
+      // The kernel clears set-id bits on chown; make sure, since the new owner may be root.
+      if (!st.isSymbolicLink() && st.mode & 0o6000) fs.chmodSync(p, st.mode & 0o1777);
+    } catch {
+      continue;
+    }
+    if (st.isDirectory()) {
+      let names = [];
+      try {
+        names = fs.readdirSync(p);
+      } catch {
+        // unreadable: nothing below to hand over
+      }
+      for (const name of names) stack.push(path.join(p, name));
+    }
+  }
+}
+
+/** Kilobytes the work dir takes on disk (blocks, as du counts them), or null if du fails outright. */
+function diskUsageKb(dir) {
+  return new Promise((resolve) => {
+    const child = spawn("du", ["-sk", "-x", dir], { env: { PATH: DEFAULT_PATH, LANG: "C" }, stdio: ["ignore", "pipe", "ignore"] });
+    let out = "";
+    child.stdout.setEncoding("utf8").on("data", (d) => (out += d));
+    child.on("error", () => resolve(null));
+    // du exits 1 when a file vanishes under it, and still prints the total.
+    child.on("close", () => {
+      const kb = Number(/^(\d+)\s/m.exec(out)?.[1]);
+      resolve(Number.isFinite(kb) ? kb : null);
+    });
+  });
+}
+
+function megabytes(kb) {
+  return (kb / 1024).toFixed(1).replace(/\.0$/, "");
+}
+
+/** Every ancestor of `p` below `/`, outermost first. */
+function ancestors(p) {
+  const out = [];
+  for (let d = path.dirname(p); d !== "/" && d !== "."; d = path.dirname(d)) out.unshift(d);
+  return out;
+}
+
+/** bwrap options; sent through `--args 3` so the agent's environment never sits in an argv. */
+function bwrapOptions(plan, cwd, env) {
+  const repo = path.join(cwd, "repo");
+  const opts = ["--die-with-parent", "--new-session"];
+  if (plan.asRoot) {
+    // bwrap stays root to mount; setpriv then drops to nobody, which needs these two and no more.
+    opts.push("--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try");
+    if (!plan.shareNet) opts.push("--unshare-net");
+    opts.push("--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID");
+  } else {
+    opts.push("--unshare-all");
+    if (plan.shareNet) opts.push("--share-net");
+    opts.push("--cap-drop", "ALL");
+  }
+  opts.push("--ro-bind", "/usr", "/usr");
+  for (const p of SYSTEM_DIRS.slice(1)) opts.push("--ro-bind-try", p, p);
+  const tmpfsBytes = String(plan.limits.memoryMb * MB);
+  // /tmp first: the work dir or a read-only path may live under the host's /tmp.
+  opts.push("--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", tmpfsBytes, "--tmpfs", "/tmp");
+  // bwrap would copy the mode of each host folder on the way to a bind (0700 ones included), which
+  // nobody could not pass; make them plain folders first.
+  const made = new Set(["/tmp"]);
+  for (const target of [cwd, ...plan.roBinds]) {
+    for (const dir of ancestors(target)) {
+      if (made.has(dir) || SYSTEM_DIRS.some((d) => under(d, dir)) || under("/proc", dir) || under("/dev", dir)) continue;
+      made.add(dir);
+      opts.push("--perms", "0755", "--dir", dir);
+    }
+  }
+  opts.push("--bind", cwd, cwd);
+  // $HOME is memory, not the work dir: what the agent keeps there dies with the sandbox.
+  opts.push("--perms", plan.asRoot ? "0777" : "0700", "--size", tmpfsBytes, "--tmpfs", env.HOME);
+  for (const p of plan.roBinds) opts.push("--ro-bind", p, p);
+  // The skeleton bwrap built (the folders on the way to the binds) is not somewhere to write.
+  opts.push("--remount-ro", "/");
+  opts.push("--clearenv");
+  for (const [k, v] of Object.entries(env)) opts.push("--setenv", k, v);
+  opts.push("--chdir", repo, "--info-fd", "4");
+  return opts;
+}
+
+/** What runs inside bwrap before the agent: drop to nobody (as root), then the per-process limits. */
+function innerCommand(plan, argv) {
+  const { memoryMb, maxProcesses, maxDiskMb } = plan.limits;
+  const limit = (name, value) => `--${name}=${value}:${value}`;
+  const prlimit = [plan.tools.prlimit, limit("nproc", maxProcesses), limit("data", memoryMb * MB), limit("fsize", maxDiskMb * MB), limit("core", 0), "--"];
+  if (!plan.asRoot) return [...prlimit, ...argv];
+  // A user namespace of its own makes the process count the sandbox's alone: without one, every
+  // process of nobody on the host would count against it.
+  const drop = [plan.tools.setpriv, `--reuid=${SANDBOX_UID}`, `--regid=${SANDBOX_UID}`, "--clear-groups", "--no-new-privs", "--inh-caps=-all", "--"];
+  return [...drop, plan.tools.unshare, "--user", "--", ...prlimit, ...argv];
+}
+
+const TMPFS_MAGIC = 0x01021994;
+
+/**
+ * Bytes in use on one of the sandbox's tmpfs, seen through /proc/<pid>/root; 0 until it is there
+ * (until bwrap has built the sandbox, the path still leads to the host's folder).
+ */
+function tmpfsUsed(p, sizeBytes) {
+  try {
+    const st = fs.statfsSync(p);
+    if (st.type !== TMPFS_MAGIC || st.blocks * st.bsize !== sizeBytes) return 0;
+    return (st.blocks - st.bfree) * st.bsize;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Watches one sandbox from outside: every half second its tasks and memory (anonymous memory of
+ * every process in its PID namespace, plus what its /tmp and $HOME tmpfs hold), every few seconds
+ * its work dir on disk. Calls `onLimit` once, with the reason, when a limit is passed.
+ */
+function watchSandbox(sandboxPid, cwd, home, limits, onLimit) {
+  let ns;
+  try {
+    ns = fs.readlinkSync(`/proc/${sandboxPid}/ns/pid`);
+  } catch {
+    return { stop() {}, peakMb: () => 0 };
+  }
+  let fired = false;
+  let atProcessLimit = 0;
+  let peakMb = 0;
+  const fire = (limit, message) => {
+    if (fired) return;
+    fired = true;
+    onLimit(limit, message);
+  };
+  const tick = () => {
+    let tasks = 0;
+    let anonKb = 0;
+    let entries = [];
+    try {
+      entries = fs.readdirSync("/proc");
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (e.charCodeAt(0) < 48 || e.charCodeAt(0) > 57) continue;
+      try {
+        if (fs.readlinkSync(`/proc/${e}/ns/pid`) !== ns) continue;
+        const status = fs.readFileSync(`/proc/${e}/status`, "utf8");
+        tasks += Number(/^Threads:\s+(\d+)/m.exec(status)?.[1] ?? 1);
+        anonKb += Number(/^RssAnon:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+      } catch {
+        // gone between readdir and read
+      }
+    }
+    const tmpfsBytes = limits.memoryMb * MB;
+    const shared = tmpfsUsed(`/proc/${sandboxPid}/root/tmp`, tmpfsBytes) + tmpfsUsed(`/proc/${sandboxPid}/root${home}`, tmpfsBytes);
+    const usedMb = Math.round((anonKb * 1024 + shared) / MB);
+    peakMb = Math.max(peakMb, usedMb);
+    if (usedMb > limits.memoryMb) fire("memory", `the agent held ${usedMb} MB of memory, over its limit of ${limits.memoryMb} MB, and was stopped`);
+    // At the limit every fork fails; two looks in a row tell a fork bomb from a busy moment.
+    atProcessLimit = tasks >= limits.maxProcesses - 1 ? atProcessLimit + 1 : 0;
+    if (atProcessLimit >= 2) fire("processes", `the agent reached its limit of ${limits.maxProcesses} processes and threads (a fork bomb, or too many tools at once) and was stopped`);
+  };
+  let diskBusy = false;
+  const diskTick = () => {
+    if (diskBusy || fired) return;
+    diskBusy = true;
+    void diskUsageKb(cwd).then((kb) => {
+      diskBusy = false;
+      if (kb !== null && kb > limits.maxDiskMb * 1024) fire("disk", `the agent's work dir grew to ${megabytes(kb)} MB, over its limit of ${limits.maxDiskMb} MB; it was stopped and nothing was pushed`);
+    });
+  };
+  const timer = setInterval(tick, WATCH_INTERVAL_MS);
+  const diskTimer = setInterval(diskTick, DISK_CHECK_INTERVAL_MS);
+  tick();
+  return {
+    stop() {
+      clearInterval(timer);
+      clearInterval(diskTimer);
+    },
+    peakMb: () => peakMb,
+  };
+}
+
 // ---- the agent ---------------------------------------------------------------------------------
 
 function fillPlaceholders(argv, prompt, promptFile) {
@@ -231,25 +499,6 @@ function fillPlaceholders(argv, prompt, promptFile) {
 
 function agentEnvironment(input, cwd) {
   return { PATH: DEFAULT_PATH, HOME: path.join(cwd, "home"), LANG: "C.UTF-8", ...input.agentEnv };
-}
-
-/** bwrap options; sent through `--args 3` so the agent's environment never sits in an argv. */
-function bwrapOptions(input, cwd, env) {
-  const repo = path.join(cwd, "repo");
-  const opts = ["--die-with-parent", "--new-session", "--unshare-all"];
-  if (input.sandbox.shareNet) opts.push("--share-net");
-  // bwrap keeps every capability when started by root; the agent needs none.
-  opts.push("--cap-drop", "ALL");
-  opts.push("--ro-bind", "/usr", "/usr");
-  for (const p of ["/bin", "/lib", "/lib64", "/sbin", "/etc"]) opts.push("--ro-bind-try", p, p);
-  // /tmp first: the work dir or a read-only path may live under the host's /tmp.
-  opts.push("--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp");
-  opts.push("--bind", cwd, cwd);
-  for (const p of input.sandbox.roBinds) opts.push("--ro-bind", p, p);
-  opts.push("--clearenv");
-  for (const [k, v] of Object.entries(env)) opts.push("--setenv", k, v);
-  opts.push("--chdir", repo);
-  return opts;
 }
 
 function pipeLines(stream, streamName) {
@@ -272,25 +521,71 @@ function pipeLines(stream, streamName) {
   });
 }
 
-function runAgent(input, cwd, argv) {
+/** Reads bwrap's --info-fd document, which names the sandbox's first process by its host pid. */
+function readSandboxPid(stream) {
+  return new Promise((resolve) => {
+    let text = "";
+    stream.setEncoding("utf8");
+    stream.on("data", (d) => (text += d));
+    stream.on("error", () => resolve(null));
+    stream.on("close", () => {
+      try {
+        const pid = JSON.parse(text)["child-pid"];
+        resolve(Number.isInteger(pid) ? pid : null);
+      } catch {
+        resolve(null);
+      }
+    });
+  });
+}
+
+function runAgent(input, plan, cwd, argv) {
   const repo = path.join(cwd, "repo");
   const env = agentEnvironment(input, cwd);
   fs.mkdirSync(env.HOME, { recursive: true });
   let child;
-  if (input.sandbox.kind === "bwrap") {
-    child = spawn("bwrap", ["--args", "3", "--", ...argv], {
+  let watch = { stop() {}, peakMb: () => 0 };
+  let sandboxPid = null;
+  let limitHit = null;
+  if (plan.kind === "bwrap") {
+    if (plan.asRoot) {
+      // The clone becomes nobody's; the work dir itself stays the worker's, passable but not writable.
+      chownTree(repo, SANDBOX_UID, SANDBOX_UID);
+      fs.chmodSync(cwd, 0o711);
+    }
+    child = spawn(plan.tools.bwrap, ["--args", "3", "--", ...innerCommand(plan, argv)], {
       cwd: repo,
       env: { PATH: DEFAULT_PATH },
-      stdio: ["ignore", "pipe", "pipe", "pipe"],
+      stdio: ["ignore", "pipe", "pipe", "pipe", "pipe"],
       detached: true,
     });
-    const args = bwrapOptions(input, cwd, env);
+    const args = bwrapOptions(plan, cwd, env);
     child.stdio[3].on("error", () => {});
     child.stdio[3].end(Buffer.from(args.map((a) => a + "\0").join(""), "utf8"));
+    void readSandboxPid(child.stdio[4]).then((pid) => {
+      if (pid === null || child.exitCode !== null || child.signalCode !== null) return;
+      sandboxPid = pid;
+      watch = watchSandbox(pid, cwd, env.HOME, plan.limits, (limit, message) => {
+        limitHit = { limit, message };
+        emitLog("worker", message);
+        killSandbox();
+      });
+    });
   } else {
+    emitLog("worker", "WARNING: the agent runs WITHOUT a sandbox (LOCAL_SANDBOX=none): it can read and change everything this host's user can, and signal its processes");
     child = spawn(argv[0], argv.slice(1), { cwd: repo, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
   }
   state.agentPid = child.pid ?? null;
+  const killSandbox = () => {
+    if (sandboxPid !== null) {
+      try {
+        process.kill(sandboxPid, "SIGKILL");
+      } catch {
+        // gone already
+      }
+    }
+    if (child.pid) killGroup(child.pid, "SIGKILL");
+  };
   const outputs = Promise.all([pipeLines(child.stdout, "stdout"), pipeLines(child.stderr, "stderr")]);
 
   return new Promise((resolve) => {
@@ -300,21 +595,24 @@ function runAgent(input, cwd, argv) {
     const timer = setTimeout(() => {
       timedOut = true;
       if (child.pid) killGroup(child.pid, "SIGTERM");
-      killTimer = setTimeout(() => child.pid && killGroup(child.pid, "SIGKILL"), KILL_GRACE_MS);
+      killTimer = setTimeout(killSandbox, KILL_GRACE_MS);
     }, input.agentTimeoutSeconds * 1000);
     const finish = async (exitCode, signal, spawnError) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       clearTimeout(killTimer);
+      watch.stop();
       // Whatever the agent left behind in its group (without bwrap's PID namespace) goes too.
-      if (child.pid) killGroup(child.pid, "SIGKILL");
+      killSandbox();
       state.agentPid = null;
       // A grandchild that escaped the group could hold the pipes open; do not wait for it forever.
       await Promise.race([outputs, new Promise((r) => setTimeout(r, 1000))]);
       child.stdout.destroy();
       child.stderr.destroy();
-      resolve({ exitCode, signal, timedOut, spawnError });
+      // The sandbox's processes died with its PID namespace: the work dir is the worker's again.
+      if (plan.kind === "bwrap" && plan.asRoot) chownTree(repo, process.getuid(), process.getgid());
+      resolve({ exitCode, signal, timedOut, spawnError, limitHit, peakMb: watch.peakMb() });
     };
     // "error" without "exit" is a failed spawn (ENOENT, EACCES).
     child.on("error", (err) => finish(null, null, err));
@@ -370,6 +668,13 @@ function countLines(text) {
 
 async function runJob(input, cwd) {
   const repo = path.join(cwd, "repo");
+  // Refuse before the token is used at all when the agent could not be sandboxed as asked.
+  const planned = planSandbox(input, cwd);
+  if (!planned.ok) {
+    emitLog("worker", planned.message);
+    return { outcome: "error", message: planned.message };
+  }
+  const plan = planned.plan;
   state.privateDir = makePrivateDir();
   emitLog("worker", `private dir ${state.privateDir} (mode 0700)`);
 
@@ -402,16 +707,35 @@ async function runJob(input, cwd) {
   fs.writeFileSync(promptFile, input.prompt, { mode: 0o644 });
   const argv = fillPlaceholders(input.agentArgv, input.prompt, promptFile);
   emitStep("agent", "started");
-  const agent = await runAgent(input, cwd, argv);
-  const agentOk = !agent.timedOut && !agent.spawnError && agent.exitCode === 0;
+  const agent = await runAgent(input, plan, cwd, argv);
+  let limitHit = agent.limitHit;
+  const agentOk = !agent.timedOut && !agent.spawnError && !limitHit && agent.exitCode === 0;
   const agentExitCode = agent.exitCode ?? null;
   let agentSummary;
-  if (agent.timedOut) agentSummary = `the agent ran past ${input.agentTimeoutSeconds}s and was stopped`;
+  if (limitHit) agentSummary = limitHit.message;
+  else if (agent.timedOut) agentSummary = `the agent ran past ${input.agentTimeoutSeconds}s and was stopped`;
   else if (agent.spawnError) agentSummary = `the agent could not start: ${agent.spawnError.message}`;
   else if (agent.exitCode === 0) agentSummary = "the agent finished";
   else agentSummary = `the agent exited with ${agent.exitCode === null ? `signal ${agent.signal}` : `code ${agent.exitCode}`}`;
+  // SIGXFSZ (25) is the file-size limit; bwrap passes a signal death on as 128 + its number.
+  if (plan.kind === "bwrap" && (agent.signal === "SIGXFSZ" || agent.exitCode === 153)) agentSummary += ` (it wrote a file larger than its disk limit of ${plan.limits.maxDiskMb} MB)`;
   emitStep("agent", agentOk ? "finished" : "failed", agentOk ? "exit 0" : agentSummary);
-  const failedOutcome = agent.timedOut ? "timed_out" : "agent_failed";
+  const failedOutcome = agent.timedOut && !limitHit ? "timed_out" : "agent_failed";
+  const limitField = () => (limitHit ? { limit: limitHit.limit } : {});
+
+  // The work dir as the agent left it, measured before anything of it is committed.
+  if (plan.kind === "bwrap" && limitHit?.limit !== "disk") {
+    const kb = await diskUsageKb(cwd);
+    if (kb !== null && kb > plan.limits.maxDiskMb * 1024) {
+      limitHit = { limit: "disk", message: `the agent's work dir holds ${megabytes(kb)} MB, over its limit of ${plan.limits.maxDiskMb} MB; nothing was pushed` };
+      emitLog("worker", limitHit.message);
+    }
+  }
+  if (limitHit?.limit === "disk") {
+    emitStep("commit", "skipped", limitHit.message);
+    emitStep("push", "skipped", limitHit.message);
+    return { outcome: "agent_failed", limit: "disk", message: limitHit.message, baseSha, agentExitCode };
+  }
 
   // commit
   emitStep("commit", "started");
@@ -429,7 +753,7 @@ async function runJob(input, cwd) {
       emitStep("push", "skipped", "no changes");
       return agentOk
         ? { outcome: "no_changes", message: "the agent finished without changing any file", baseSha, agentExitCode, filesChanged: 0 }
-        : { outcome: failedOutcome, message: `${agentSummary} and changed nothing`, baseSha, agentExitCode, filesChanged: 0 };
+        : { outcome: failedOutcome, message: `${agentSummary} and changed nothing`, baseSha, agentExitCode, filesChanged: 0, ...limitField() };
     }
     if (staged) {
       const { name, email } = input.author;
@@ -468,6 +792,7 @@ async function runJob(input, cwd) {
     baseSha,
     filesChanged,
     agentExitCode,
+    ...limitField(),
   };
 }
 

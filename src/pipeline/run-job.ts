@@ -3,6 +3,7 @@ import type { JobState } from "../jobs/state.js";
 import type { Worker, RunResult } from "../backends/types.js";
 import type { ProgressEvent, WorkerInput } from "../worker/protocol.js";
 import { agentArgv } from "../agents/presets.js";
+import { agentSandbox } from "../worker/agent-sandbox.js";
 import { buildPrompt, branchSlug } from "../jobs/build-prompt.js";
 import { mintWorkerToken } from "../github/mint-worker-token.js";
 import { revokeWorkerToken } from "../github/revoke-worker-token.js";
@@ -172,7 +173,7 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
       author: deps.config.gitAuthor,
       agentTimeoutSeconds: agentSeconds,
       agentEnv: { ...deps.config.agentEnv },
-      sandbox: deps.config.localSandbox === "bwrap" ? { kind: "bwrap", roBinds: deps.config.sandboxRoBinds, shareNet: true } : { kind: "none" },
+      sandbox: agentSandbox(deps.config, config),
     };
 
     // The hard deadline aborts the worker even if the worker script's own agent timeout fails.

@@ -21,7 +21,22 @@ export interface WorkerResult {
   /** Files the agent changed, as `git diff --stat` counted them. */
   filesChanged?: number;
   agentExitCode?: number | null;
+  /** Set when a sandbox limit stopped the agent (or, for `disk`, kept its work from being pushed). */
+  limit?: "memory" | "processes" | "disk";
   message: string;
+}
+
+/**
+ * What a sandboxed agent may use; the worker script enforces it (prlimit per process, a watchdog
+ * over the whole sandbox). Missing fields take the worker's defaults, which match the controller's.
+ */
+export interface SandboxLimits {
+  /** Memory of all the agent's processes together, its /tmp and $HOME included; also each process's data limit. */
+  memoryMb: number;
+  /** Processes and threads at once; reaching it stops the agent. */
+  maxProcesses: number;
+  /** The work dir on disk, clone included; past it nothing is pushed. Also each file's size limit. */
+  maxDiskMb: number;
 }
 
 /** Everything the worker script needs, sent as one JSON document on its stdin (never argv, never env). */
@@ -42,7 +57,11 @@ export interface WorkerInput {
   agentTimeoutSeconds: number;
   /** Environment for the agent, already filtered through the allowlist by the controller. */
   agentEnv: Record<string, string>;
-  sandbox: { kind: "bwrap"; roBinds: string[]; shareNet: boolean } | { kind: "none" };
+  /**
+   * `bwrap`: the agent runs under bubblewrap (see the worker script); `shareNet` false gives it no
+   * network at all. `none`: unsandboxed, the controller's explicit opt-out (LOCAL_SANDBOX=none).
+   */
+  sandbox: { kind: "bwrap"; roBinds: string[]; shareNet: boolean; limits?: SandboxLimits } | { kind: "none" };
   /**
    * For a pull request: before the agent runs, these paths are replaced with their versions on
    * `fromBranch` (or removed when that branch lacks them); after it runs they are put back as the

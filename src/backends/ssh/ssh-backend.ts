@@ -64,7 +64,7 @@ export interface SshHostHealth {
   slots: number;
   active: number | null;
   labels: string[];
-  /** Tools missing on the host; `bwrap` missing means the agent cannot be sandboxed there. */
+  /** Tools missing on the host; `bwrap` or `prlimit` missing means the worker refuses to run agents there (unless LOCAL_SANDBOX=none). */
   missing: string[];
   error?: string;
 }
@@ -300,10 +300,11 @@ export function createSshBackend(options: SshBackendOptions): SshBackend {
         const node = shellQuote(host.options.nodePath ?? "node");
         try {
           const report = await onHost(host, async (conn) => {
-            const r = await remoteExec(conn, `for t in ${node} git bwrap setsid timeout; do command -v "$t" >/dev/null 2>&1 || echo "missing $t"; done; echo "dirs $(ls -1 -- ${shellQuote(host.workRoot)} 2>/dev/null | wc -l)"`);
+            const r = await remoteExec(conn, `for t in ${node} git bwrap prlimit setsid timeout; do command -v "$t" >/dev/null 2>&1 || echo "missing $t"; done; echo "dirs $(ls -1 -- ${shellQuote(host.workRoot)} 2>/dev/null | wc -l)"`);
             const missing = [...r.stdout.matchAll(/^missing (.+)$/gm)].map((m) => m[1]!);
             const active = Number(/^dirs (\d+)/m.exec(r.stdout)?.[1] ?? 0);
-            const fatal = missing.filter((t) => t !== "bwrap");
+            // The sandbox's tools are the worker's business: it refuses the job, with install advice, when they are missing.
+            const fatal = missing.filter((t) => t !== "bwrap" && t !== "prlimit");
             if (fatal.length > 0) throw Object.assign(new Error(`${fatal.join(", ")} not found on the host`), { missing, active });
             return { missing, active };
           });
