@@ -3,7 +3,7 @@
  * git smart-HTTP server and the fake agent: what the `ssh` and `gce` backends rely on.
  */
 import { randomBytes } from "node:crypto";
-import { stat } from "node:fs/promises";
+import { rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
@@ -29,6 +29,8 @@ describe("running the worker script over SSH", () => {
   let target: SshTarget;
   let conn: NodeSSH;
   const token = `ghs_${randomBytes(18).toString("hex")}`;
+  /** Every job folder a test made, removed at the end even when a test failed halfway. */
+  const made: string[] = [];
 
   beforeAll(async () => {
     // DEBUG3 logs every command a session runs: the canary must not be in any of them.
@@ -40,11 +42,13 @@ describe("running the worker script over SSH", () => {
   afterAll(async () => {
     await pool?.close();
     await Promise.all([sshd?.close(), git?.close()]);
+    await Promise.all(made.map((dir) => rm(dir, { recursive: true, force: true })));
   });
 
   function newJob(): { jobId: string; workDir: string; hostDir: string } {
     const jobId = `remote-${randomBytes(4).toString("hex")}`;
     const workDir = remoteJobDir("agent-work", jobId);
+    made.push(path.join(sshd.home, workDir));
     return { jobId, workDir, hostDir: path.join(sshd.home, workDir) };
   }
 
@@ -196,6 +200,7 @@ describe("running the worker script over SSH", () => {
 
   it("quotes the work dir: a path with shell syntax in it is a folder name, not a command", async () => {
     const workDir = `agent-work/odd dir; touch pwned-${randomBytes(3).toString("hex")} '$(id)'`;
+    made.push(path.join(sshd.home, workDir));
     const r = await runWorkerOverSsh(conn, { workDir, input: await input(newJob().jobId, "FAKE_AGENT:none"), onEvent: () => {}, signal: never, maxSeconds: 60 });
     expect(r.outcome).toBe("no_changes");
     const listing = await remoteExec(conn, "ls agent-work; ls");
