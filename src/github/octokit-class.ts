@@ -11,10 +11,12 @@ import { countApiCalls, type ApiCallObserver } from "./count-api-calls.js";
  */
 function createLimiters() {
   return {
-    write: new Bottleneck.Group({ maxConcurrent: 8, minTime: 25 }),
+    // GitHub allows up to 100 concurrent requests; the plugin's default of 10 halves throughput
+    // when a burst of deliveries is taken in at once.
+    global: new Bottleneck.Group({ maxConcurrent: 40 }),
+    write: new Bottleneck.Group({ maxConcurrent: 10 }),
     notifications: new Bottleneck.Group({
       maxConcurrent: 4,
-      minTime: 25,
       reservoir: 80,
       reservoirRefreshAmount: 80,
       reservoirRefreshInterval: 60_000,

@@ -165,7 +165,9 @@ export class JobStore {
   async insertReceived(input: NewJob, defaults: { backend: string }): Promise<{ created: boolean; job: Job }> {
     const now = this.now();
     const id = newJobId();
-    const inserted = await this.db
+    // One transaction, one commit (one fsync) per delivery: the row and its first event together.
+    return this.db.transaction().execute(async (trx) => {
+    const inserted = await trx
       .insertInto("jobs")
       .values({
         id,
@@ -198,11 +200,18 @@ export class JobStore {
         context_json: input.context ? JSON.stringify(input.context) : null,
       } as never)
       .onConflict((oc) => oc.column("delivery_id").doNothing())
+      .returningAll()
       .executeTakeFirst();
-    const created = Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 1;
-    const row = await this.db.selectFrom("jobs").selectAll().where("delivery_id", "=", input.deliveryId).executeTakeFirstOrThrow();
-    if (created) await this.appendEvent(row.id, "received", { deliveryId: input.deliveryId, trigger: input.trigger });
-    return { created, job: toJob(row) };
+    if (!inserted) {
+      const existing = await trx.selectFrom("jobs").selectAll().where("delivery_id", "=", input.deliveryId).executeTakeFirstOrThrow();
+      return { created: false, job: toJob(existing) };
+    }
+    await trx
+      .insertInto("job_events")
+      .values({ job_id: inserted.id, at: now, kind: "received", data_json: JSON.stringify({ deliveryId: input.deliveryId, trigger: input.trigger }) })
+      .execute();
+    return { created: true, job: toJob(inserted) };
+    });
   }
 
   async get(id: string): Promise<Job | undefined> {

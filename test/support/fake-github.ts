@@ -7,6 +7,8 @@ export interface RecordedCall {
   route: string;
   body: any;
   authorization: string;
+  /** When the request reached the fake (epoch ms), before its latency. */
+  at: number;
 }
 
 export interface FakeGitHubOptions {
@@ -26,6 +28,8 @@ export interface FakeGitHubOptions {
   /** Raw text of .github/agent-work.yml in the repo, or undefined for none (404). */
   repoConfigYaml?: string;
   baseSha: string;
+  /** Milliseconds every answer takes (benchmarks: GitHub is not instant). */
+  latencyMs?: number;
 }
 
 /**
@@ -34,6 +38,7 @@ export interface FakeGitHubOptions {
  */
 export function fakeGitHub(opts: FakeGitHubOptions) {
   const calls: RecordedCall[] = [];
+  const latency = opts.latencyMs ?? 0;
   const controllerToken = opts.controllerToken ?? "ghs_controllerTokenForTheAppItself0000000";
   let nextId = 1000;
   const comments = new Map<number, string>();
@@ -49,20 +54,20 @@ export function fakeGitHub(opts: FakeGitHubOptions) {
       .replace(/\/collaborators\/[^/]+/, "/collaborators/:user")
       .replace(/\/branches\/[^/]+/, "/branches/:branch");
     const auth = headers.authorization;
-    calls.push({ method, path, route, body: typeof body === "string" && body ? safeJson(body) : body, authorization: Array.isArray(auth) ? auth[0] : auth ?? "" });
+    calls.push({ method, path, route, body: typeof body === "string" && body ? safeJson(body) : body, authorization: Array.isArray(auth) ? auth[0] : auth ?? "", at: Date.now() });
   }
 
   const scope = nock("https://api.github.com").persist();
   scope
     .post(/\/app\/installations\/\d+\/access_tokens/)
-    .reply(function (uri, body: any) {
+    .delay(latency).reply(function (uri, body: any) {
       record("POST", uri, body, this.req.headers);
       const scoped = body && typeof body === "object" && "repository_ids" in body;
       const expires = new Date(Date.now() + 3600_000).toISOString();
       return [201, { token: scoped ? opts.workerToken : controllerToken, expires_at: expires, permissions: scoped ? { contents: "write" } : {}, repository_selection: scoped ? "selected" : "all" }];
     })
     .get(/\/collaborators\/[^/]+\/permission/)
-    .reply(function (uri) {
+    .delay(latency).reply(function (uri) {
       record("GET", uri, null, this.req.headers);
       const user = uri.split("/")[5]!;
       const p = opts.permissions?.[user] ?? opts.permission ?? "write";
@@ -71,7 +76,7 @@ export function fakeGitHub(opts: FakeGitHubOptions) {
       return [200, { permission, role_name: p, user: { login: user } }];
     })
     .get(/\/contents\/\.github(%2F|\/)agent-work\.yml/)
-    .reply(function (uri) {
+    .delay(latency).reply(function (uri) {
       record("GET", uri, null, this.req.headers);
       if (uri.startsWith(repoPath + "/") && opts.repoConfigYaml !== undefined) {
         return [200, opts.repoConfigYaml, { "content-type": "application/vnd.github.raw; charset=utf-8" }];
@@ -79,17 +84,17 @@ export function fakeGitHub(opts: FakeGitHubOptions) {
       return [404, { message: "Not Found" }];
     })
     .post(/\/issues\/\d+\/reactions/)
-    .reply(function (uri, body) {
+    .delay(latency).reply(function (uri, body) {
       record("POST", uri, body, this.req.headers);
       return [201, { id: nextId++, content: "eyes" }];
     })
     .post(/\/issues\/comments\/\d+\/reactions/)
-    .reply(function (uri, body) {
+    .delay(latency).reply(function (uri, body) {
       record("POST", uri, body, this.req.headers);
       return [201, { id: nextId++, content: "eyes" }];
     })
     .get(/\/pulls\/\d+$/)
-    .reply(function (uri) {
+    .delay(latency).reply(function (uri) {
       record("GET", uri, null, this.req.headers);
       if (!opts.pull) return [404, { message: "Not Found" }];
       const number = Number(uri.split("/").pop());
@@ -102,49 +107,49 @@ export function fakeGitHub(opts: FakeGitHubOptions) {
       }];
     })
     .get(/\/branches\//)
-    .reply(function (uri) {
+    .delay(latency).reply(function (uri) {
       record("GET", uri, null, this.req.headers);
       return [200, { name: uri.split("/").pop(), commit: { sha: opts.baseSha } }];
     })
     .post(/\/check-runs$/)
-    .reply(function (uri, body) {
+    .delay(latency).reply(function (uri, body) {
       record("POST", uri, body, this.req.headers);
       return [201, { id: nextId++, ...(body as object) }];
     })
     .patch(/\/check-runs\/\d+/)
-    .reply(function (uri, body) {
+    .delay(latency).reply(function (uri, body) {
       record("PATCH", uri, body, this.req.headers);
       return [200, { id: Number(uri.split("/").pop()), ...(body as object) }];
     })
     .post(/\/issues\/\d+\/comments/)
-    .reply(function (uri, body: any) {
+    .delay(latency).reply(function (uri, body: any) {
       record("POST", uri, body, this.req.headers);
       const id = nextId++;
       comments.set(id, body.body);
       return [201, { id, body: body.body, html_url: `https://github.com/${opts.owner}/${opts.repo}/issues/1#issuecomment-${id}` }];
     })
     .get(/\/issues\/\d+\/comments/)
-    .reply(function (uri) {
+    .delay(latency).reply(function (uri) {
       record("GET", uri, null, this.req.headers);
       const seeded = (opts.discussion ?? []).map((c) => ({ id: c.id, body: c.body, user: { login: c.author, type: c.bot ? "Bot" : "User" }, created_at: "2020-01-01T00:00:00Z" }));
       const ours = [...comments].map(([id, body]) => ({ id, body, user: { login: "agent-work[bot]", type: "Bot" }, created_at: new Date().toISOString() }));
       return [200, [...seeded, ...ours]];
     })
     .patch(/\/issues\/comments\/\d+/)
-    .reply(function (uri, body: any) {
+    .delay(latency).reply(function (uri, body: any) {
       record("PATCH", uri, body, this.req.headers);
       const id = Number(uri.split("/").pop());
       comments.set(id, body.body);
       return [200, { id, body: body.body }];
     })
     .get(/\/pulls\?/)
-    .reply(function (uri) {
+    .delay(latency).reply(function (uri) {
       record("GET", uri, null, this.req.headers);
       const head = new URL(uri, "https://x").searchParams.get("head")?.split(":")[1];
       return [200, pulls.filter((p) => p.head.ref === head)];
     })
     .post(/\/pulls$/)
-    .reply(function (uri, body: any) {
+    .delay(latency).reply(function (uri, body: any) {
       record("POST", uri, body, this.req.headers);
       const number = 100 + pulls.length;
       const pr = { number, html_url: `https://github.com/${opts.owner}/${opts.repo}/pull/${number}`, draft: body.draft, head: { ref: body.head, sha: pullHeadSha(body.head) }, base: { ref: body.base } };
@@ -152,7 +157,7 @@ export function fakeGitHub(opts: FakeGitHubOptions) {
       return [201, pr];
     })
     .delete("/installation/token")
-    .reply(function (uri) {
+    .delay(latency).reply(function (uri) {
       record("DELETE", uri, null, this.req.headers);
       return [204, ""];
     });

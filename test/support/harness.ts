@@ -44,6 +44,7 @@ export interface HarnessOptions {
   permissions?: FakeGitHubOptions["permissions"];
   discussion?: FakeGitHubOptions["discussion"];
   pull?: FakeGitHubOptions["pull"];
+  latencyMs?: number;
   repoConfigYaml?: string;
   env?: Record<string, string>;
   dataDir?: string;
@@ -75,6 +76,7 @@ export async function startHarness(options: HarnessOptions = {}) {
     permissions: options.permissions,
     discussion: options.discussion,
     pull: options.pull,
+    latencyMs: options.latencyMs,
     repoConfigYaml: options.repoConfigYaml ?? FAKE_AGENT_CONFIG(),
     baseSha: seeded.headSha,
   });
