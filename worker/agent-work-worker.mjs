@@ -422,16 +422,10 @@ function tmpfsUsed(p, sizeBytes) {
 
 /**
  * Watches one sandbox from outside: every half second its tasks and memory (anonymous memory of
- * every process in its PID namespace, plus what its /tmp and $HOME tmpfs hold), every few seconds
+ * every process descended from its first one, plus what its /tmp and $HOME tmpfs hold), every few seconds
  * its work dir on disk. Calls `onLimit` once, with the reason, when a limit is passed.
  */
 function watchSandbox(sandboxPid, cwd, home, limits, onLimit) {
-  let ns;
-  try {
-    ns = fs.readlinkSync(`/proc/${sandboxPid}/ns/pid`);
-  } catch {
-    return { stop() {}, peakMb: () => 0 };
-  }
   let fired = false;
   let atProcessLimit = 0;
   let peakMb = 0;
@@ -441,8 +435,9 @@ function watchSandbox(sandboxPid, cwd, home, limits, onLimit) {
     onLimit(limit, message);
   };
   const tick = () => {
-    let tasks = 0;
-    let anonKb = 0;
+    // Everything descended from the sandbox's first process, nested PID namespaces included (an
+    // agent may sandbox its own tools): parents as the host sees them.
+    const children = new Map();
     let entries = [];
     try {
       entries = fs.readdirSync("/proc");
@@ -452,12 +447,26 @@ function watchSandbox(sandboxPid, cwd, home, limits, onLimit) {
     for (const e of entries) {
       if (e.charCodeAt(0) < 48 || e.charCodeAt(0) > 57) continue;
       try {
-        if (fs.readlinkSync(`/proc/${e}/ns/pid`) !== ns) continue;
-        const status = fs.readFileSync(`/proc/${e}/status`, "utf8");
+        const stat = fs.readFileSync(`/proc/${e}/stat`, "latin1");
+        const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+        if (!children.has(ppid)) children.set(ppid, []);
+        children.get(ppid).push(Number(e));
+      } catch {
+        // gone between readdir and read
+      }
+    }
+    let tasks = 0;
+    let anonKb = 0;
+    const queue = [sandboxPid];
+    for (let i = 0; i < queue.length && i < 100_000; i++) {
+      const pid = queue[i];
+      for (const c of children.get(pid) ?? []) queue.push(c);
+      try {
+        const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
         tasks += Number(/^Threads:\s+(\d+)/m.exec(status)?.[1] ?? 1);
         anonKb += Number(/^RssAnon:\s+(\d+)/m.exec(status)?.[1] ?? 0);
       } catch {
-        // gone between readdir and read
+        // gone
       }
     }
     const tmpfsBytes = limits.memoryMb * MB;
