@@ -1,0 +1,143 @@
+/**
+ * The two objects one job makes, as pure functions of the job and the settings, so that a test can
+ * state them exactly: the worker Job and the Secret that carries its input.
+ *
+ * The Job is created suspended: create() runs before the repository token exists, so the pod must
+ * not start until run() has put the input Secret in place and resumes the Job. Resuming also
+ * (re)starts Kubernetes' clock for `activeDeadlineSeconds`, which run() sets to what is left of
+ * the job's limit: the dead-man switch that ends the pod even when the controller is gone.
+ *
+ * The token never sits in the Job or pod spec: the Secret is mounted read-only into the worker
+ * container alone and reaches the worker script through stdin redirection, as on every other
+ * backend. The Secret is owned by the Job, so the garbage collector deletes it with the Job.
+ */
+import type { V1Job, V1Secret } from "@kubernetes/client-node";
+import type { JobSpec, RunSpec } from "../types.js";
+import { ANNOTATION, INPUT_APP, WORKER_APP, inputSecretName, jobLabels, jobName } from "./k8s-names.js";
+import type { PodResources } from "./pod-resources.js";
+
+export interface WorkerPodSettings {
+  namespace: string;
+  image: string;
+  imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
+  resources: PodResources;
+  ephemeralStorage: string;
+  /** Kubernetes deletes a finished Job (and its pods and Secret) this long after it ended. */
+  ttlSecondsAfterFinished: number;
+  /** Non-root; also the group, and the group that may read the mounted input. */
+  runAsUser: number;
+  /** How the container starts node and where the worker script is, inside the image. */
+  nodePath: string;
+  workerScript: string;
+  /** Between SIGTERM and SIGKILL when the pod is deleted; the worker script stops at once on SIGTERM. */
+  terminationGracePeriodSeconds: number;
+}
+
+export const CONTAINER = "worker";
+export const INPUT_DIR = "/run/agent-work";
+export const INPUT_FILE = "input.json";
+export const WORK_DIR = "/work";
+
+/** Characters a path may have to sit unquoted in the container's shell command. */
+const SHELL_SAFE = /^[A-Za-z0-9_./-]+$/;
+
+/** The container's command: the worker script with the mounted input on stdin (never argv, never env). */
+export function workerCommand(nodePath: string, workerScript: string): string[] {
+  for (const p of [nodePath, workerScript]) {
+    if (!SHELL_SAFE.test(p)) throw new Error(`${JSON.stringify(p)} cannot be used in the worker container's command (letters, digits, _ . / - only)`);
+  }
+  // `exec`: node becomes the container's main process, so pod deletion's SIGTERM reaches the
+  // worker script, which stops the agent and reports.
+  return ["/bin/sh", "-c", `exec ${nodePath} ${workerScript} < ${INPUT_DIR}/${INPUT_FILE}`];
+}
+
+export function buildWorkerJob(job: JobSpec, createdAt: number, s: WorkerPodSettings): V1Job {
+  const name = jobName(job.jobId);
+  const labels = jobLabels(job.jobId, job.repoFullName, WORKER_APP);
+  const amounts = { cpu: s.resources.cpu, memory: s.resources.memory, "ephemeral-storage": s.ephemeralStorage };
+  return {
+    apiVersion: "batch/v1",
+    kind: "Job",
+    metadata: {
+      name,
+      namespace: s.namespace,
+      labels,
+      annotations: {
+        [ANNOTATION.repo]: job.repoFullName,
+        [ANNOTATION.createdAt]: String(createdAt),
+        [ANNOTATION.maxSeconds]: String(job.maxSeconds),
+      },
+    },
+    spec: {
+      suspend: true,
+      backoffLimit: 0,
+      activeDeadlineSeconds: Math.max(1, Math.ceil(job.maxSeconds)),
+      ttlSecondsAfterFinished: s.ttlSecondsAfterFinished,
+      template: {
+        metadata: { labels },
+        spec: {
+          restartPolicy: "Never",
+          automountServiceAccountToken: false,
+          enableServiceLinks: false,
+          terminationGracePeriodSeconds: s.terminationGracePeriodSeconds,
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: s.runAsUser,
+            runAsGroup: s.runAsUser,
+            fsGroup: s.runAsUser,
+            seccompProfile: { type: "RuntimeDefault" },
+          },
+          containers: [
+            {
+              name: CONTAINER,
+              image: s.image,
+              ...(s.imagePullPolicy ? { imagePullPolicy: s.imagePullPolicy } : {}),
+              command: workerCommand(s.nodePath, s.workerScript),
+              workingDir: WORK_DIR,
+              env: [
+                { name: "HOME", value: WORK_DIR },
+                { name: "TMPDIR", value: "/tmp" },
+              ],
+              resources: { requests: amounts, limits: amounts },
+              securityContext: {
+                runAsNonRoot: true,
+                allowPrivilegeEscalation: false,
+                privileged: false,
+                readOnlyRootFilesystem: true,
+                capabilities: { drop: ["ALL"] },
+              },
+              volumeMounts: [
+                { name: "input", mountPath: INPUT_DIR, readOnly: true },
+                { name: "work", mountPath: WORK_DIR },
+                { name: "tmp", mountPath: "/tmp" },
+              ],
+            },
+          ],
+          volumes: [
+            // 0440 with the pod's fsGroup: readable by the worker's group, by nobody else.
+            { name: "input", secret: { secretName: inputSecretName(job.jobId), defaultMode: 0o440, optional: false } },
+            { name: "work", emptyDir: { sizeLimit: s.ephemeralStorage } },
+            { name: "tmp", emptyDir: { medium: "Memory", sizeLimit: "64Mi" } },
+          ],
+        },
+      },
+    },
+  };
+}
+
+/** The input Secret, owned by the Job (by uid, so it cannot outlive it or attach to a later one). */
+export function buildInputSecret(owner: { jobId: string; repoFullName: string; jobUid: string; namespace: string }, input: RunSpec): V1Secret {
+  return {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: {
+      name: inputSecretName(owner.jobId),
+      namespace: owner.namespace,
+      labels: jobLabels(owner.jobId, owner.repoFullName, INPUT_APP),
+      ownerReferences: [{ apiVersion: "batch/v1", kind: "Job", name: jobName(owner.jobId), uid: owner.jobUid }],
+    },
+    type: "Opaque",
+    immutable: true,
+    data: { [INPUT_FILE]: Buffer.from(JSON.stringify(input) + "\n", "utf8").toString("base64") },
+  };
+}
