@@ -254,6 +254,17 @@ function under(dir, p) {
   return p === dir || p.startsWith(dir.endsWith("/") ? dir : dir + "/");
 }
 
+const CAP_SYS_ADMIN = 21;
+
+function hasCapability(bit) {
+  try {
+    const hex = /^CapEff:\s*([0-9a-f]+)$/m.exec(fs.readFileSync("/proc/self/status", "utf8"))?.[1];
+    return hex !== undefined && ((BigInt(`0x${hex}`) >> BigInt(bit)) & 1n) === 1n;
+  } catch {
+    return false;
+  }
+}
+
 function findTool(name) {
   for (const dir of (process.env.PATH || DEFAULT_PATH).split(":")) {
     if (!path.isAbsolute(dir)) continue;
@@ -276,6 +287,11 @@ function planSandbox(input, cwd) {
   const sb = input.sandbox;
   if (sb.kind !== "bwrap") return { ok: true, plan: { kind: "none" } };
   const asRoot = process.getuid?.() === 0;
+  // As root, bwrap builds the sandbox with the worker's own CAP_SYS_ADMIN (no user namespace, so
+  // the agent can be dropped to nobody); root in a container usually lacks it.
+  if (asRoot && !hasCapability(CAP_SYS_ADMIN)) {
+    return { ok: false, message: "refused to run the agent: the worker runs as root without CAP_SYS_ADMIN (in a container?), so it cannot build the sandbox that runs the agent as nobody; run the controller (or log in to this host) as an unprivileged user instead" };
+  }
   const tools = {};
   for (const name of ["bwrap", "prlimit", ...(asRoot ? ["setpriv", "unshare"] : [])]) tools[name] = findTool(name);
   if (!tools.bwrap) {

@@ -264,6 +264,17 @@ describe("the sandbox on the local backend (controller as root: the agent runs a
     expect(git.requests.length).toBe(before);
   });
 
+  it("refuses, as root without CAP_SYS_ADMIN (root in a container), rather than run the agent as root", async () => {
+    const bin = await mkdtemp(path.join(os.tmpdir(), "agent-work-nocap-"));
+    scratch.push(bin);
+    const node = path.join(bin, "node");
+    await writeFile(node, `#!/bin/sh\nexec setpriv --bounding-set=-sys_admin --inh-caps=-sys_admin ${process.execPath} "$@"\n`, { mode: 0o755 });
+    const capless = local.create({ rootDir, maxConcurrent: 1, killGraceMs: 1000, nodePath: node });
+    const r = await run(capless, "no-cap", prompt("edit"), bwrap());
+    expect(r.result.outcome).toBe("error");
+    expect(r.result.message).toMatch(/^refused to run the agent: the worker runs as root without CAP_SYS_ADMIN/);
+  });
+
   it("refuses a read-only path that would show the agent its neighbours and the controller's data", async () => {
     const r = await run(backend, "ro-data", prompt("edit"), { kind: "bwrap", roBinds: [dataDir], shareNet: false });
     expect(r.result.outcome).toBe("error");
