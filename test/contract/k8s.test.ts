@@ -365,6 +365,7 @@ describe("the k8s backend, beyond the contract", () => {
       const w = await fromConfig.create(newJob(), never);
       expect((await createKubeApi(loadKubeConfig({ kubeconfig: file })).listJobs(NAMESPACE, `agent-work-job=${w.jobId}`)).map((j) => j.metadata?.name)).toEqual([jobName(w.jobId)]);
       await fromConfig.destroy(w);
+      expect(() => loadKubeConfig({}, {})).toThrow(/K8S_KUBECONFIG is not set and the controller is not running in a Kubernetes pod/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -43,9 +43,11 @@ export interface KubeApi {
 }
 
 /** A kubeconfig file (its current context), or the pod's own service account when none is given. */
-export function loadKubeConfig(options: { kubeconfig?: string }): KubeConfig {
+export function loadKubeConfig(options: { kubeconfig?: string }, env: Record<string, string | undefined> = process.env): KubeConfig {
   const kc = new KubeConfig();
   if (options.kubeconfig !== undefined) kc.loadFromFile(options.kubeconfig);
+  // client-node would otherwise aim at https://undefined:undefined and fail only at the first call.
+  else if (!env.KUBERNETES_SERVICE_HOST) throw new Error("K8S_KUBECONFIG is not set and the controller is not running in a Kubernetes pod (no KUBERNETES_SERVICE_HOST): set K8S_KUBECONFIG to a kubeconfig file for the agent-work-controller account");
   else kc.loadFromCluster();
   if (!kc.getCurrentCluster()) throw new Error(`no current cluster in ${options.kubeconfig ?? "the in-cluster configuration"}`);
   return kc;
