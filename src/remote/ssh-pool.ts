@@ -44,6 +44,20 @@ export function normaliseFingerprint(value: string): string {
   return `SHA256:${bare}`;
 }
 
+/** Connections that reported an error or an end; ssh2 may not have said `close` yet. */
+const broken = new WeakSet<NodeSSH>();
+
+/**
+ * Whether a connection can still carry a command. node-ssh only notices a dead connection on
+ * `end`/`close`, which can come a tick after the socket stopped being usable; ssh2 itself refuses
+ * an exec on a socket that is no longer writable or whose reading side ended, so check the same.
+ */
+export function isConnectionAlive(ssh: NodeSSH): boolean {
+  if (!ssh.isConnected() || broken.has(ssh)) return false;
+  const sock = (ssh.connection as unknown as { _sock?: { writable?: boolean; _readableState?: { ended?: boolean } } } | null)?._sock;
+  return sock === undefined || (sock.writable === true && sock._readableState?.ended !== true);
+}
+
 function keyOf(target: SshTarget): string {
   return `${target.username}@${target.host}:${target.port}`;
 }
@@ -63,19 +77,31 @@ export class SshPool {
     const existing = this.connections.get(key);
     if (existing) {
       return existing.then(
-        (ssh) => (ssh.isConnected() ? ssh : this.reconnect(key, target, existing)),
+        (ssh) => (isConnectionAlive(ssh) ? ssh : this.reconnect(key, target, existing)),
         () => this.reconnect(key, target, existing),
       );
     }
     return this.reconnect(key, target, undefined);
   }
 
-  /** Drops the pooled connection to `target` (after an error that may have broken it). */
-  discard(target: SshTarget): void {
+  /**
+   * Drops the pooled connection to `target` after an error that may have broken it; with `only`,
+   * only if that is still the pooled one (another caller may have reconnected meanwhile, and
+   * disposing theirs would cut every job's channels on it).
+   */
+  discard(target: SshTarget, only?: NodeSSH): void {
     const key = keyOf(target);
     const existing = this.connections.get(key);
-    this.connections.delete(key);
-    void existing?.then((ssh) => ssh.dispose()).catch(() => undefined);
+    if (!existing) return;
+    void existing
+      .then((ssh) => {
+        if (only !== undefined && ssh !== only) return;
+        if (this.connections.get(key) === existing) this.connections.delete(key);
+        ssh.dispose();
+      })
+      .catch(() => {
+        if (only === undefined && this.connections.get(key) === existing) this.connections.delete(key);
+      });
   }
 
   /** The fingerprint this pool pinned for a target that configured none. */
@@ -139,8 +165,15 @@ export class SshPool {
     }
     const client = ssh.connection;
     // ssh2 emits `error` on a broken socket; without a listener that would crash the controller.
-    client?.on("error", (err: Error) => log?.debug({ host: hostPort, err }, "SSH connection error"));
-    client?.on("close", () => log?.debug({ host: hostPort }, "SSH connection closed"));
+    client?.on("error", (err: Error) => {
+      broken.add(ssh);
+      log?.debug({ host: hostPort, err }, "SSH connection error");
+    });
+    client?.on("end", () => broken.add(ssh));
+    client?.on("close", () => {
+      broken.add(ssh);
+      log?.debug({ host: hostPort }, "SSH connection closed");
+    });
     return ssh;
   }
 }

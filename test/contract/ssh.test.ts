@@ -48,8 +48,8 @@ backendContract("ssh", async () => {
 });
 
 /** A TCP port that either drops every connection at once (a host that is down) or forwards to sshd. */
-async function flakyPort(targetPort: number): Promise<{ port: number; attempts: number; healthy: boolean; close(): Promise<void> }> {
-  const state = { port: 0, attempts: 0, healthy: false, close: async () => {} };
+async function flakyPort(targetPort: number): Promise<{ port: number; attempts: number; healthy: boolean; dropAll(): void; close(): Promise<void> }> {
+  const state = { port: 0, attempts: 0, healthy: false, dropAll: () => {}, close: async () => {} };
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     state.attempts += 1;
@@ -67,6 +67,9 @@ async function flakyPort(targetPort: number): Promise<{ port: number; attempts: 
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   state.port = (server.address() as net.AddressInfo).port;
+  state.dropAll = () => {
+    for (const s of sockets) s.destroy();
+  };
   state.close = async () => {
     for (const s of sockets) s.destroy();
     await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -191,6 +194,27 @@ describe("the ssh backend, beyond the contract", () => {
     } finally {
       await backend.close();
       await flaky.close();
+    }
+  });
+
+  it("still destroys a worker on a host whose circuit is open: the breaker keeps new work away, not teardown", async () => {
+    const proxy = await flakyPort(sshd.port);
+    proxy.healthy = true;
+    const backend = backendWith([hostOf(sshd, { name: "h", port: proxy.port })], { failureThreshold: 1 });
+    try {
+      const w = await backend.create({ jobId: "job-teardown", repoFullName: "octo/demo", maxSeconds: 60 }, never);
+      proxy.healthy = false;
+      proxy.dropAll();
+      await expect(backend.list()).rejects.toBeInstanceOf(IncompleteListError);
+      expect(backend.circuits().h).toBe("open");
+      await expect(backend.create({ jobId: "job-new", repoFullName: "octo/demo", maxSeconds: 60 }, never)).rejects.toThrow(/h: skipped for now/);
+      proxy.healthy = true;
+      await backend.destroy(w);
+      expect(backend.circuits().h).toBe("closed");
+      expect(await backend.list()).toEqual([]);
+    } finally {
+      await backend.close();
+      await proxy.close();
     }
   });
 

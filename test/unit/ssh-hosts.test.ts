@@ -160,4 +160,16 @@ describe("a host's circuit breaker", () => {
     expect(b.state).toBe("closed");
     expect(b.consecutiveFailures).toBe(0);
   });
+
+  it("records work that did not ask (teardown of what is on the host) whatever its state", () => {
+    const { b } = breaker(2, 1000);
+    fail(b);
+    fail(b);
+    expect(b.tryAcquire()).toBeNull();
+    b.record({ ok: true });
+    expect(b.state).toBe("closed");
+    b.record({ ok: false, error: "refused" });
+    b.record({ ok: false, error: "refused" });
+    expect(b.state).toBe("open");
+  });
 });

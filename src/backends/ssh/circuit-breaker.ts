@@ -40,6 +40,23 @@ export class CircuitBreaker {
   }
 
   /**
+   * Records the outcome of an operation that did not ask first (work on something already on the
+   * host, which must be tried whatever the circuit says): a success closes the circuit, a failure
+   * counts like any other.
+   */
+  readonly record = (outcome: { ok: true } | { ok: false; error: string }): void => {
+    if (outcome.ok) {
+      this.failures = 0;
+      this.openedAt = null;
+      this.lastError = null;
+      return;
+    }
+    this.failures += 1;
+    this.lastError = outcome.error;
+    if (this.failures >= this.options.failureThreshold) this.openedAt = this.options.now();
+  };
+
+  /**
    * Asks to use the host. Returns a function to call with the outcome, or null when the host must
    * be skipped (open, or half-open with its one trial already under way).
    */

@@ -14,7 +14,7 @@ import { checkRemoteWorkDir, remoteJobDir } from "../../remote/remote-work-dir.j
 import { removeRemoteWorkDir } from "../../remote/remove-remote-work-dir.js";
 import { runWorkerOverSsh } from "../../remote/run-worker-over-ssh.js";
 import { shellQuote } from "../../remote/shell-quote.js";
-import { SshPool, type SshPoolLog, type SshTarget } from "../../remote/ssh-pool.js";
+import { isConnectionAlive, SshPool, type SshPoolLog, type SshTarget } from "../../remote/ssh-pool.js";
 import type { ProgressEvent } from "../../worker/protocol.js";
 import { IncompleteListError } from "../incomplete-list-error.js";
 import type { Backend, BackendModule, JobSpec, RunResult, RunSpec, Worker } from "../types.js";
@@ -115,10 +115,12 @@ export function createSshBackend(options: SshBackendOptions): SshBackend {
 
   /**
    * Runs `fn` on a host's pooled connection through its circuit breaker. A connection that broke
-   * is dropped from the pool so the next call connects afresh.
+   * is dropped from the pool so the next call connects afresh. `existing` work (running or
+   * destroying a worker that is already on the host) is tried even while the circuit is open:
+   * the breaker keeps new work away from a failing host, it must not strand what is there.
    */
-  async function onHost<T>(host: Host, fn: (conn: NodeSSH) => Promise<T>): Promise<T> {
-    const done = host.breaker.tryAcquire();
+  async function onHost<T>(host: Host, fn: (conn: NodeSSH) => Promise<T>, options: { existing?: boolean } = {}): Promise<T> {
+    const done = host.breaker.tryAcquire() ?? (options.existing ? host.breaker.record : null);
     if (!done) throw new HostSkipped(`${host.options.name}: skipped for now after ${host.breaker.consecutiveFailures} failures in a row (${host.breaker.lastFailure ?? "unknown error"})`);
     let conn: NodeSSH | undefined;
     try {
@@ -129,7 +131,7 @@ export function createSshBackend(options: SshBackendOptions): SshBackend {
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       done({ ok: false, error: message });
-      if (!conn?.isConnected()) pool.discard(host.target);
+      if (conn && !isConnectionAlive(conn)) pool.discard(host.target, conn);
       const before = host.breaker.state;
       if (before !== "closed") log?.warn({ host: host.options.name, err: message, circuit: before }, "SSH host failing; skipped until its cool-down has passed");
       throw err;
@@ -252,9 +254,9 @@ export function createSshBackend(options: SshBackendOptions): SshBackend {
         ...(host.options.nodePath ? { nodePath: host.options.nodePath } : {}),
       });
       // The run's own outcome is the job's business; a connection that broke under it is the host's.
-      if (!conn.isConnected()) throw Object.assign(new Error(`lost the SSH connection to ${host.options.name} while the worker ran: ${result.message}`), { result });
+      if (!isConnectionAlive(conn)) throw Object.assign(new Error(`lost the SSH connection to ${host.options.name} while the worker ran: ${result.message}`), { result });
       return result;
-    }).catch((err: Error & { result?: RunResult }) => {
+    }, { existing: true }).catch((err: Error & { result?: RunResult }) => {
       if (err.result) return err.result;
       throw err;
     });
@@ -267,7 +269,7 @@ export function createSshBackend(options: SshBackendOptions): SshBackend {
     const failures: string[] = [];
     await Promise.all(
       targets.map((host) =>
-        onHost(host, (conn) => removeRemoteWorkDir(conn, dir(host), { graceMs })).catch((err: Error) => {
+        onHost(host, (conn) => removeRemoteWorkDir(conn, dir(host), { graceMs }), { existing: worker.meta.host !== undefined }).catch((err: Error) => {
           failures.push(`${host.options.name}: ${err.message}`);
         }),
       ),
