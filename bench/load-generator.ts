@@ -43,7 +43,15 @@ for (let i = 0; i < rate * seconds; i++) {
   const due = t0 + i * interval;
   const wait = due - performance.now();
   if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-  pending.push(one().then((r) => (r.status === 200 ? paced.push(r.ms) : failures++), () => void failures++));
+  pending.push(
+    one().then(
+      (r) => {
+        if (r.status === 200) paced.push(r.ms);
+        else failures++;
+      },
+      () => void failures++,
+    ),
+  );
 }
 await Promise.all(pending);
 

@@ -6,6 +6,8 @@ import type { PipelineDeps } from "./deps.js";
 import { costTexts } from "./cost-texts.js";
 
 const LOG_TAIL_LINES = 40;
+/** Time-only changes to the check run (meter, log tail) are written every this many status intervals. */
+const LIVE_FACTOR = 10;
 
 /**
  * Keeps the status comment and the check run in step with the job, throttled: however fast the
@@ -17,6 +19,7 @@ export class StatusPublisher {
   private lastComment = "";
   private lastCheck = "";
   private lastFlushAt: number;
+  private lastCheckWriteAt = 0;
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
 
@@ -82,8 +85,13 @@ export class StatusPublisher {
       const view = renderCheckRun(job, { ...facts, logTail: this.logTail });
       view.output.summary = this.deps.redactor.redact(view.output.summary);
       if (view.output.text) view.output.text = this.deps.redactor.redact(view.output.text);
-      const key = JSON.stringify(view);
-      if (key !== this.lastCheck) {
+      // What changes the meaning of the check (state, steps, buttons) is written at once; what only
+      // changes with time (elapsed, meter, log tail) at most every LIVE_FACTOR intervals, so a
+      // 10-minute job costs about one such update (see bench/api-calls.ts).
+      const key = JSON.stringify({ status: view.status, conclusion: view.conclusion, steps: job.steps.map((st) => [st.name, st.status]), actions: view.actions });
+      const now = this.deps.now();
+      const liveDue = now - this.lastCheckWriteAt >= LIVE_FACTOR * this.deps.config.statusUpdateIntervalSeconds * 1000;
+      if (key !== this.lastCheck || (liveDue && view.status !== "completed")) {
         await this.octokit.rest.checks.update({
           owner,
           repo,
@@ -94,6 +102,7 @@ export class StatusPublisher {
           actions: view.actions,
         });
         this.lastCheck = key;
+        this.lastCheckWriteAt = now;
       }
     }
   }
@@ -104,7 +113,8 @@ export class StatusPublisher {
     const view = renderCheckRun(job, { ...(await costTexts(this.deps, job)), now: this.deps.now(), logTail: this.logTail });
     view.output.summary = this.deps.redactor.redact(view.output.summary);
     if (view.output.text) view.output.text = this.deps.redactor.redact(view.output.text);
-    this.lastCheck = JSON.stringify(view);
+    this.lastCheck = JSON.stringify({ status: view.status, conclusion: view.conclusion, steps: job.steps.map((st) => [st.name, st.status]), actions: view.actions });
+    this.lastCheckWriteAt = this.deps.now();
     return view;
   }
 }

@@ -54,6 +54,8 @@ export interface HarnessOptions {
   /** Changes to the loaded controller config (e.g. a gce pricing section without GCP). */
   configure?: (config: ControllerConfig) => void;
   extraBackends?: ReadonlyMap<string, Backend>;
+  /** Seconds in a job-limit "minute" (default 1: tests run fast). */
+  secondsPerMinute?: number;
 }
 
 /**
@@ -117,7 +119,7 @@ export async function startHarness(options: HarnessOptions = {}) {
     config: loaded.config,
     logDestination: logs,
     autoSchedule: options.autoSchedule ?? false,
-    secondsPerMinute: 1,
+    secondsPerMinute: options.secondsPerMinute ?? 1,
     octokitDefaults: { retry: { enabled: false } },
     onApiCall: (c) => apiCalls.push(c),
     ...(options.extraBackends ? { extraBackends: options.extraBackends } : {}),
