@@ -13,7 +13,12 @@ export type AppDeps = Omit<PipelineDeps, "github">;
  * The Probot app: wiring only. Handlers record jobs; the scheduler (created here because it needs
  * the app's authenticated Octokits) does the rest. `/healthz` and `/metrics` ride on Probot's server.
  */
-export function agentWorkApp(deps: AppDeps, onScheduler: (scheduler: Scheduler) => void): ApplicationFunction {
+export function agentWorkApp(
+  deps: AppDeps,
+  onScheduler: (scheduler: Scheduler) => void,
+  /** The job pages (src/web/): `/jobs`, `/jobs/<id>`, sign-in at `/auth/*`. */
+  web?: (req: IncomingMessage, res: ServerResponse) => Promise<boolean>,
+): ApplicationFunction {
   return (app: Probot, { addHandler }) => {
     const baseUrl = restBaseUrl(deps.config.gheHost, deps.config.gheProtocol);
     const scheduler = new Scheduler({ ...deps, github: githubAccessFor(app, baseUrl) });
@@ -47,5 +52,6 @@ export function agentWorkApp(deps: AppDeps, onScheduler: (scheduler: Scheduler) 
       }
       return false;
     });
+    if (web) addHandler(web);
   };
 }

@@ -19,6 +19,7 @@ import { restBaseUrl } from "./github/github-access.js";
 import { local } from "./backends/local/local-backend.js";
 import type { Backend } from "./backends/types.js";
 import { agentWorkApp } from "./app.js";
+import { startWeb } from "./web/start-web.js";
 import type { Scheduler } from "./scheduler/scheduler.js";
 
 export interface ControllerOptions {
@@ -77,6 +78,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
   for (const [name, backend] of options.extraBackends ?? []) backends.set(name, backend);
 
   let scheduler: Scheduler | undefined;
+  const web = startWeb({ store, requests, logs, redactor, config, log, now, wake: () => scheduler?.wake() });
   const owner = `${process.pid}-${randomBytes(4).toString("hex")}`;
   const server = new Server({
     host: config.host,
@@ -95,6 +97,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
     agentWorkApp(
       { store, requests, logs, ledger, backends, config, redactor, log, metrics, now, owner, secondsPerMinute: options.secondsPerMinute ?? 60 },
       (s) => (scheduler = s),
+      web.handle,
     ),
   );
   const httpServer = await server.start();
@@ -117,6 +120,8 @@ export async function startController(options: ControllerOptions): Promise<Contr
     url: `http://127.0.0.1:${port}`,
     async close(closeOptions = {}) {
       await scheduler!.stop(closeOptions);
+      // Live log streams hold their connections open; the server cannot close until they end.
+      web.close();
       await server.stop();
       await db.destroy();
     },

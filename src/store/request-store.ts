@@ -15,7 +15,8 @@ export interface AgentRequest {
   repo: string;
   number: number;
   kind: JobKind;
-  source: "comment" | "check_run";
+  /** `web`: the Cancel button on the job page, clicked by `sender` while signed in. */
+  source: "comment" | "check_run" | "web";
   verb: RequestVerb;
   sender: string;
   args: {

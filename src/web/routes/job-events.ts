@@ -1,0 +1,146 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Job } from "../../jobs/types.js";
+import type { LogLine } from "../../logs/job-log.js";
+import { isTerminal } from "../../jobs/state.js";
+import { atLeast } from "../github-user-api.js";
+import { findViewableJob } from "../find-viewable-job.js";
+import { logLineEvent } from "../render/log-lines.js";
+import { renderJobSummary } from "../render/job-summary.js";
+import { jobPageTitle } from "../render/job-page.js";
+import { securityHeaders, type Session, type WebContext } from "../web-context.js";
+import { githubWebUrl } from "./job-page.js";
+
+export interface StreamTimings {
+  /** How often the job row is read for state changes. */
+  pollMs: number;
+  /** Comment lines that keep proxies from closing an idle stream. */
+  heartbeatMs: number;
+  /** A stream ends after this; the browser reconnects and its access is checked again. */
+  maxMs: number;
+  /** After the job ends, how long to wait for its last log lines (the log writes in batches). */
+  settleMs: number;
+}
+
+export const DEFAULT_STREAM_TIMINGS: StreamTimings = { pollMs: 1000, heartbeatMs: 15_000, maxMs: 10 * 60_000, settleMs: 1000 };
+
+/**
+ * GET /jobs/<id>/events?after=<line id>: the job's log as Server-Sent Events, from the line after
+ * the last one the page showed (or the browser's Last-Event-ID on a reconnect), then live from
+ * JobLog.subscribe; plus a `job` event with the re-rendered summary whenever the job changes, and
+ * `end` once it is over and its last lines are out. Returns when the stream has ended.
+ */
+export async function streamJobEvents(
+  ctx: WebContext,
+  session: Session,
+  req: IncomingMessage,
+  res: ServerResponse,
+  jobId: string,
+  url: URL,
+  timings: StreamTimings,
+  track: (stop: () => void) => () => void,
+): Promise<void> {
+  const found = await findViewableJob(ctx, session, jobId);
+  if (!found) {
+    res.writeHead(404, securityHeaders()).end();
+    return;
+  }
+  const { deps } = ctx;
+  const canCancel = atLeast(found.permission, deps.config.requiredPermission);
+  const csrf = ctx.csrfToken(session);
+  const lastEventId = Number(req.headers["last-event-id"]);
+  let lastSent = Math.max(Number(url.searchParams.get("after")) || 0, Number.isFinite(lastEventId) ? lastEventId : 0);
+
+  res.writeHead(200, {
+    ...securityHeaders(),
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-store, no-transform",
+    connection: "keep-alive",
+    "x-accel-buffering": "no",
+  });
+  res.write("retry: 2000\n\n");
+
+  const send = (line: LogLine) => {
+    if (line.id <= lastSent) return;
+    lastSent = line.id;
+    res.write(`event: line\nid: ${line.id}\ndata: ${logLineEvent(line, deps.redactor)}\n\n`);
+  };
+  const sendJob = (job: Job) => {
+    const summary = renderJobSummary(job, { githubUrl: githubWebUrl(ctx), canCancel, csrf, now: deps.now() }).value;
+    res.write(`event: job\ndata: ${JSON.stringify({ state: job.state, title: jobPageTitle(job), summary })}\n\n`);
+  };
+
+  let closed = false;
+  let resolveDone!: () => void;
+  const done = new Promise<void>((resolve) => (resolveDone = resolve));
+  const timers: NodeJS.Timeout[] = [];
+  // Live lines wait in `held` until the backlog is out, so none is lost or sent twice.
+  let held: LogLine[] | undefined = [];
+  const unsubscribe = deps.logs.subscribe(jobId, (line) => {
+    if (held) held.push(line);
+    else if (!closed) send(line);
+  });
+  const stop = () => {
+    if (closed) return;
+    closed = true;
+    unsubscribe();
+    for (const t of timers) clearInterval(t);
+    untrack();
+    res.end();
+    resolveDone();
+  };
+  const untrack = track(stop);
+  res.on("close", stop);
+
+  const drainStored = async () => {
+    for (;;) {
+      const batch = await deps.logs.read(jobId, lastSent, 1000);
+      for (const line of batch) send(line);
+      if (batch.length < 1000 || closed) return;
+    }
+  };
+
+  try {
+    await drainStored();
+    for (const line of held) send(line);
+    held = undefined;
+
+    let seen = `${found.job.state}|${found.job.updatedAt}|${found.job.cancelRequestedBy ?? ""}`;
+    let ending = false;
+    const finish = async () => {
+      ending = true;
+      // The runner flushes the last lines after the final state change: wait for them.
+      await new Promise((r) => setTimeout(r, timings.settleMs));
+      if (closed) return;
+      await drainStored();
+      res.write("event: end\ndata: {}\n\n");
+      stop();
+    };
+    if (isTerminal(found.job.state)) {
+      await finish();
+      return done;
+    }
+    timers.push(
+      setInterval(() => {
+        if (ending || closed) return;
+        void deps.store
+          .get(jobId)
+          .then(async (job) => {
+            if (!job || closed) return;
+            const now = `${job.state}|${job.updatedAt}|${job.cancelRequestedBy ?? ""}`;
+            if (now !== seen) {
+              seen = now;
+              sendJob(job);
+            }
+            if (isTerminal(job.state) && !ending) await finish();
+          })
+          .catch((err) => deps.log.warn({ err, jobId }, "job page stream could not read the job"));
+      }, timings.pollMs),
+      setInterval(() => !closed && res.write(": keep-alive\n\n"), timings.heartbeatMs),
+    );
+    timers.push(setTimeout(stop, timings.maxMs));
+  } catch (err) {
+    deps.log.warn({ err, jobId }, "job page stream failed");
+    stop();
+  }
+  return done;
+}

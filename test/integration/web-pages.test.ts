@@ -1,0 +1,331 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { canaryToken, startHarness, type Harness } from "../support/harness.js";
+import { startFakeGitHubOAuth, type FakeGitHubOAuth } from "../support/fake-github-oauth.js";
+
+/**
+ * The job pages over plain HTTP (no browser): who may see what, the live log stream, Cancel, and
+ * that no token ever reaches a page. The browser test (web-browser.test.ts) walks the same path.
+ */
+let h: Harness | undefined;
+let oauth: FakeGitHubOAuth | undefined;
+afterEach(async () => {
+  await h?.close();
+  await oauth?.close();
+  h = undefined;
+  oauth = undefined;
+});
+
+const CLIENT = { clientId: "Iv23liFakeClientId0001", clientSecret: "fake-client-secret-0123456789abcdef" };
+const USERS = [
+  { login: "maintainer", id: 1, permission: "write" as const },
+  { login: "reader", id: 2, permission: "read" as const },
+  { login: "outsider", id: 3, permission: "none" as const },
+];
+
+async function start(options: Parameters<typeof startHarness>[0] = {}) {
+  oauth = await startFakeGitHubOAuth({ ...CLIENT, users: USERS });
+  h = await startHarness({ ...options, permissions: { maintainer: "write", reader: "read" }, env: { ...oauth.env(), ...options.env } });
+  return { h, oauth };
+}
+
+/** A browser in miniature: a cookie jar and manual redirects, so each hop can be checked. */
+function client(base: string) {
+  const jar = new Map<string, string>();
+  async function request(url: string, init: RequestInit = {}): Promise<Response> {
+    const target = new URL(url, base);
+    const headers = new Headers(init.headers);
+    if (target.origin === new URL(base).origin && jar.size > 0) headers.set("cookie", [...jar].map(([k, v]) => `${k}=${v}`).join("; "));
+    const res = await fetch(target, { ...init, headers, redirect: "manual" });
+    if (target.origin === new URL(base).origin) {
+      for (const cookie of res.headers.getSetCookie()) {
+        const [pair] = cookie.split(";");
+        const [name, value] = [pair!.slice(0, pair!.indexOf("=")), pair!.slice(pair!.indexOf("=") + 1)];
+        if (/Max-Age=0/.test(cookie)) jar.delete(name);
+        else jar.set(name, value);
+      }
+    }
+    return res;
+  }
+  return {
+    jar,
+    request,
+    /** Follows redirects like a browser would, and returns the last response. */
+    async follow(url: string, init: RequestInit = {}): Promise<Response> {
+      let res = await request(url, init);
+      for (let i = 0; i < 10 && res.status >= 300 && res.status < 400; i++) res = await request(res.headers.get("location")!);
+      return res;
+    },
+  };
+}
+
+async function signIn(base: string, fake: FakeGitHubOAuth, login: string, next = "/jobs") {
+  const c = client(base);
+  const first = await c.request(next);
+  expect(first.status).toBe(302);
+  const toLogin = first.headers.get("location")!;
+  expect(toLogin).toBe(`/auth/login?next=${encodeURIComponent(next)}`);
+  const toGitHub = await c.request(toLogin);
+  const authorize = new URL(toGitHub.headers.get("location")!);
+  expect(`${authorize.origin}${authorize.pathname}`).toBe(`${fake.url}/login/oauth/authorize`);
+  expect(authorize.searchParams.get("client_id")).toBe(CLIENT.clientId);
+  expect(authorize.searchParams.get("redirect_uri")).toBe(`${base}/auth/callback`);
+  const page = await (await fetch(authorize)).text();
+  const href = new RegExp(`id="as-${login}" href="([^"]+)"`).exec(page)![1]!.replace(/&amp;/g, "&");
+  const back = await c.request(href);
+  expect(back.status).toBe(302);
+  expect(back.headers.get("location")).toBe(next);
+  const cookie = back.headers.getSetCookie().find((s) => s.startsWith("aw_session="))!;
+  expect(cookie).toMatch(/HttpOnly/);
+  expect(cookie).toMatch(/SameSite=Lax/);
+  return c;
+}
+
+/** Ticks the scheduler until the one job is running (a chatty agent never ends by itself). */
+async function startRunning(h: Harness) {
+  for (let i = 0; i < 20; i++) {
+    await h.controller.scheduler.tick();
+    const job = (await h.controller.store.list())[0]!;
+    if (job && job.state === "running") return job;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error("the job did not start");
+}
+
+/** Waits for a log line, and says where the job stood if it never came. */
+async function waitForLog(h: Harness, jobId: string, pattern: RegExp) {
+  try {
+    await waitFor(async () => (await h.controller.logs.read(jobId)).some((l) => pattern.test(l.line)), `a log line ${pattern}`);
+  } catch (err) {
+    const job = await h.controller.store.get(jobId);
+    const lines = (await h.controller.logs.read(jobId)).map((l) => l.line.slice(0, 120));
+    throw new Error(`${(err as Error).message}; the job is ${job?.state} (${job?.message ?? ""}), its log: ${JSON.stringify(lines.slice(-10))}`);
+  }
+}
+
+async function waitFor<T>(check: () => Promise<T | undefined | false>, what: string, ms = 15_000): Promise<T> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    const value = await check();
+    if (value) return value;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** Reads an SSE response for a while, returning every event as it came. */
+async function readEvents(res: Response, until: (events: { event: string; data: string; id?: string }[]) => boolean, ms = 15_000) {
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  const events: { event: string; data: string; id?: string }[] = [];
+  let buffer = "";
+  let raw = "";
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline && !until(events)) {
+    const { value, done } = await Promise.race([reader.read(), new Promise<{ value: undefined; done: true }>((r) => setTimeout(() => r({ value: undefined, done: true }), deadline - Date.now()))]);
+    if (done) break;
+    const text = decoder.decode(value, { stream: true });
+    raw += text;
+    buffer += text;
+    let cut: number;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      const fields = Object.fromEntries(block.split("\n").filter((l) => !l.startsWith(":")).map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 1).trimStart()]));
+      if (fields.event) events.push({ event: fields.event, data: fields.data ?? "", ...(fields.id ? { id: fields.id } : {}) });
+    }
+  }
+  await reader.cancel().catch(() => undefined);
+  return { events, raw };
+}
+
+describe("the job pages", () => {
+  it("show nothing to someone not signed in: pages send them to GitHub, the stream and Cancel answer 401", async () => {
+    const { h } = await start();
+    await h.deliverLabel({ body: "FAKE_AGENT:edit" });
+    await h.settle();
+    const job = (await h.controller.store.list())[0]!;
+    const c = client(h.controller.url);
+    for (const path of ["/jobs", `/jobs/${job.id}`, "/jobs/jnosuchjob000"]) {
+      const res = await c.request(path);
+      expect(res.status, path).toBe(302);
+      expect(res.headers.get("location")).toBe(`/auth/login?next=${encodeURIComponent(path)}`);
+      expect(await res.text()).toBe("");
+    }
+    expect((await c.request(`/jobs/${job.id}/events`)).status).toBe(401);
+    expect((await c.request(`/jobs/${job.id}/cancel`, { method: "POST" })).status).toBe(401);
+    // A forged or altered session cookie is no session.
+    const forged = await fetch(`${h.controller.url}/jobs`, { headers: { cookie: "aw_session=eyJwIjoic2Vzc2lvbiJ9.AAAA" }, redirect: "manual" });
+    expect(forged.status).toBe(302);
+    // The stylesheet and script hold no data and are public.
+    expect((await c.request("/assets/agent-work.css")).status).toBe(200);
+  });
+
+  it("says how to turn sign-in on when the OAuth client is not configured", async () => {
+    h = await startHarness();
+    const res = await fetch(`${h.controller.url}/jobs`, { redirect: "manual" });
+    expect(res.status).toBe(503);
+    expect(await res.text()).toContain("GITHUB_CLIENT_ID and GITHUB_CLIENT_SECRET");
+  });
+
+  it("refuse a sign-in whose state was not started in this browser", async () => {
+    const { h, oauth } = await start();
+    const attacker = client(h.controller.url);
+    const toGitHub = await attacker.request("/auth/login");
+    const authorize = new URL(toGitHub.headers.get("location")!);
+    const page = await (await fetch(authorize)).text();
+    const href = /id="as-outsider" href="([^"]+)"/.exec(page)![1]!.replace(/&amp;/g, "&");
+    // The victim's browser never went to /auth/login, so it holds no state cookie for this link.
+    const victim = client(h.controller.url);
+    const res = await victim.request(href);
+    expect(res.status).toBe(400);
+    expect(res.headers.getSetCookie().some((s) => s.startsWith("aw_session=") && !/Max-Age=0/.test(s))).toBe(false);
+    expect(await res.text()).toContain("Sign-in expired");
+    expect(oauth.calls.filter((c) => c.path === "/login/oauth/access_token")).toHaveLength(0);
+  });
+
+  it("show a job to people who can read its repository and 404 to everyone else, as for a job that does not exist", async () => {
+    const { h, oauth } = await start();
+    await h.deliverLabel({ body: "FAKE_AGENT:edit" });
+    await h.settle();
+    const job = (await h.controller.store.list())[0]!;
+    expect(job.state).toBe("succeeded");
+
+    const reader = await signIn(h.controller.url, oauth, "reader", `/jobs/${job.id}`);
+    const page = await reader.request(`/jobs/${job.id}`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-security-policy")).toContain("script-src 'self'");
+    const body = await page.text();
+    expect(body).toContain('<meta name="viewport" content="width=device-width, initial-scale=1">');
+    expect(body).toContain("fake agent: edited AGENT_WAS_HERE.md");
+    expect(body).toContain('data-state="succeeded"');
+    expect(body).toContain("https://github.com/Codertocat/Hello-World/issues/1");
+    // Read access sees no Cancel (and the job is over anyway).
+    expect(body).not.toContain("Cancel job");
+
+    const outsider = await signIn(h.controller.url, oauth, "outsider");
+    const hidden = await outsider.request(`/jobs/${job.id}`);
+    const missing = await outsider.request("/jobs/jnosuchjob000");
+    expect(hidden.status).toBe(404);
+    expect(missing.status).toBe(404);
+    const hiddenText = await hidden.text();
+    expect(hiddenText).not.toContain(job.title);
+    expect(hiddenText.replace(job.id, "")).toBe((await missing.text()).replace("jnosuchjob000", ""));
+    expect((await outsider.request(`/jobs/${job.id}/events`)).status).toBe(404);
+    const list = await (await outsider.request("/jobs")).text();
+    expect(list).not.toContain(job.id);
+    expect(list).toContain("No jobs yet in repositories you can read");
+
+    const readerList = await (await reader.request("/jobs")).text();
+    expect(readerList).toContain(`/jobs/${job.id}`);
+    expect(readerList).toContain("Codertocat/Hello-World");
+    // Each person's access was asked of GitHub with their own token, once per repository and minute.
+    const asked = oauth.calls.filter((c) => c.path.startsWith("/api/v3/repositories/"));
+    expect(asked.filter((c) => c.as === "reader")).toHaveLength(1);
+    expect(asked.filter((c) => c.as === "outsider")).toHaveLength(1);
+  });
+
+  it("stream the log live after the lines already shown, and never a token the agent prints", async () => {
+    const canary = canaryToken("jwt");
+    const { h, oauth } = await start({ tokenFormat: "jwt" });
+    await h.deliverLabel({ body: `FAKE_AGENT:chatty FAKE_AGENT_SAY:${canary} FAKE_AGENT_SAY:${h.workerToken}` });
+    const job = await startRunning(h);
+    await waitForLog(h, job.id, /chatty line 3/);
+
+    const maintainer = await signIn(h.controller.url, oauth, "maintainer", `/jobs/${job.id}`);
+    const page = await (await maintainer.request(`/jobs/${job.id}`)).text();
+    const after = Number(/data-after="(\d+)"/.exec(page)![1]);
+    expect(after).toBeGreaterThan(0);
+    expect(page).toContain("I found [REDACTED] lying around");
+    expect(page).toContain("Cancel job");
+
+    const stream = await maintainer.request(`/jobs/${job.id}/events?after=${after}`);
+    expect(stream.headers.get("content-type")).toMatch(/^text\/event-stream/);
+    const { events, raw } = await readEvents(stream, (e) => e.filter((x) => x.event === "line").length >= 10);
+    const lines = events.filter((e) => e.event === "line").map((e) => ({ id: Number(e.id), ...JSON.parse(e.data) }));
+    expect(lines.length).toBeGreaterThanOrEqual(10);
+    // Only lines after the ones the page showed, in order, each once.
+    expect(lines[0]!.id).toBe(after + 1);
+    expect(lines.map((l) => l.id)).toEqual(lines.map((_, i) => after + 1 + i));
+    expect(lines.some((l) => /chatty line \d+/.test(l.line))).toBe(true);
+
+    // The agent printed both tokens; the log kept neither, and neither page nor stream shows them.
+    const stored = await h.controller.logs.read(job.id);
+    expect(stored.filter((l) => l.line.includes("I found [REDACTED] lying around"))).toHaveLength(2);
+    for (const secret of [canary, h.workerToken, canary.slice(0, 40), canary.split(".")[1]!]) {
+      expect(page).not.toContain(secret);
+      expect(raw).not.toContain(secret);
+      expect(JSON.stringify(stored)).not.toContain(secret);
+    }
+
+    // A reconnect resumes after the browser's Last-Event-ID.
+    const last = lines.at(-1)!.id;
+    const again = await maintainer.request(`/jobs/${job.id}/events?after=${after}`, { headers: { "last-event-id": String(last) } });
+    const resumed = await readEvents(again, (e) => e.some((x) => x.event === "line"));
+    expect(Number(resumed.events.find((e) => e.event === "line")!.id)).toBe(last + 1);
+  });
+
+  it("turn Cancel into a stop request from the signed-in person, checked by GitHub, and the stream ends with the job", async () => {
+    const { h, oauth } = await start();
+    await h.deliverLabel({ body: "FAKE_AGENT:chatty" });
+    const job = await startRunning(h);
+    await waitForLog(h, job.id, /chatty line 1/);
+
+    const reader = await signIn(h.controller.url, oauth, "reader");
+    const readerCsrf = /name="csrf" value="([^"]+)"/.exec(await (await reader.request(`/jobs/${job.id}`)).text())![1]!;
+    const refused = await reader.request(`/jobs/${job.id}/cancel`, { method: "POST", body: new URLSearchParams({ csrf: readerCsrf }) });
+    expect(refused.status).toBe(403);
+    expect(await refused.text()).toContain("needs write access");
+
+    const maintainer = await signIn(h.controller.url, oauth, "maintainer");
+    const page = await (await maintainer.request(`/jobs/${job.id}`)).text();
+    const csrf = /<form class="cancel"[^>]*><input type="hidden" name="csrf" value="([^"]+)"/.exec(page)![1]!;
+    // Without the page's token (a form on another site), nothing is recorded.
+    const forged = await maintainer.request(`/jobs/${job.id}/cancel`, { method: "POST", body: new URLSearchParams({ csrf: readerCsrf }) });
+    expect(forged.status).toBe(403);
+    expect(await h.controller.requests.list()).toEqual([]);
+
+    const stream = await maintainer.request(`/jobs/${job.id}/events?after=0`);
+    const ended = readEvents(stream, (e) => e.some((x) => x.event === "end"), 20_000);
+    const res = await maintainer.request(`/jobs/${job.id}/cancel`, { method: "POST", body: new URLSearchParams({ csrf }) });
+    expect(res.status).toBe(303);
+    expect(res.headers.get("location")).toBe(`/jobs/${job.id}?cancel=sent`);
+    const [request] = await h.controller.requests.list();
+    expect(request).toMatchObject({ source: "web", verb: "stop", sender: "maintainer", args: { jobId: job.id } });
+
+    await h.settle();
+    expect((await h.controller.store.get(job.id))!.state).toBe("cancelled");
+    // The pipeline asked GitHub whether the person who clicked may stop work here.
+    expect(h.github.calls.some((c) => c.method === "GET" && c.path.endsWith("/collaborators/maintainer/permission"))).toBe(true);
+    const { events } = await ended;
+    const jobEvents = events.filter((e) => e.event === "job").map((e) => JSON.parse(e.data));
+    expect(jobEvents.at(-1)!.state).toBe("cancelled");
+    expect(jobEvents.at(-1)!.summary).toContain("stopped by @maintainer");
+    expect(jobEvents.at(-1)!.summary).not.toContain("Cancel job");
+    expect(events.at(-1)!.event).toBe("end");
+  });
+
+  it("sign out revokes the person's GitHub token and ends the session", async () => {
+    const { h, oauth } = await start();
+    const c = await signIn(h.controller.url, oauth, "reader");
+    const page = await (await c.request("/jobs")).text();
+    expect(page).toContain("Signed in as <b>reader</b>");
+    expect(oauth.liveTokens()).toHaveLength(1);
+    const csrf = /action="\/auth\/logout"><input type="hidden" name="csrf" value="([^"]+)"/.exec(page)![1]!;
+    const out = await c.request("/auth/logout", { method: "POST", body: new URLSearchParams({ csrf }) });
+    expect(out.status).toBe(200);
+    expect(oauth.liveTokens()).toEqual([]);
+    expect((await c.request("/jobs")).status).toBe(302);
+  });
+
+  it("send someone whose GitHub token expired back through sign-in", async () => {
+    const { h, oauth } = await start();
+    const c = await signIn(h.controller.url, oauth, "reader");
+    oauth.expireAll();
+    await h.deliverLabel({ body: "FAKE_AGENT:none" });
+    await h.settle();
+    const res = await c.request("/jobs");
+    expect(res.status).toBe(302);
+    expect(res.headers.get("location")).toBe("/auth/login?next=%2Fjobs");
+    expect(res.headers.getSetCookie().some((s) => s.startsWith("aw_session=;") && /Max-Age=0/.test(s))).toBe(true);
+  });
+});
