@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { z } from "zod";
 import { AGENT_PRESETS, type AgentPreset } from "../agents/presets.js";
@@ -50,6 +50,8 @@ export interface ControllerConfig {
   gce?: GceConfig;
   /** Absolute path of the ssh backend's hosts file (validated here; read with loadSshHosts()). */
   sshHostsFile?: string;
+  /** A price table written by scripts/refresh-prices.ts, used instead of the bundled one. */
+  pricesFile?: string;
   /** The k8s backend; present when K8S_NAMESPACE is set. */
   k8s?: K8sConfig;
   /** Sign-in to the job pages with GitHub's OAuth web flow; present when GITHUB_CLIENT_ID is set. */
@@ -219,6 +221,7 @@ export const CONTROLLER_ENV_VARS: readonly ControllerEnvVar[] = [
   { name: "BUDGET_JOB_USD", secret: false, default: "1.00", description: "Most one job may cost, in USD; it also caps the job's minutes at its machine's rate. Repositories may set lower." },
   { name: "BUDGET_REPO_MONTHLY_USD", secret: false, default: "20.00", description: "Most one repository may spend a calendar month (UTC), in USD. Repositories may set lower." },
   { name: "BUDGET_GLOBAL_HOURLY_USD", secret: false, default: "5.00", description: "Most the whole controller may spend in one clock hour (UTC), in USD, across all repositories." },
+  { name: "PRICES_FILE", secret: false, description: "A GCE price table refreshed from the Cloud Billing Catalog (npm run prices:refresh -- <file>), used instead of the bundled one; unset uses the bundled table." },
   { name: "LOG_RETENTION_DAYS", secret: false, default: "14", description: "Days each job's full log is kept for its page; older lines are deleted." },
   { name: "GITHUB_OAUTH_URL", secret: false, description: "Base URL of GitHub's sign-in pages (/login/oauth/authorize); set it only to point sign-in at a fake GitHub in tests." },
   { name: "GITHUB_OAUTH_API_URL", secret: false, description: "REST API base URL called with a signed-in person's token (GET /user, GET /repos/...); set it only for tests." },
@@ -527,6 +530,7 @@ const FIELDS = {
     v.length >= 32 ? null : `expected at least 32 random characters (for example \`openssl rand -hex 32\`); a short key lets someone forge a sign-in`,
   ),
   LOG_RETENTION_DAYS: integer("LOG_RETENTION_DAYS", 1, 3650),
+  PRICES_FILE: optionalText((v) => (existsSync(resolve(v)) ? null : "no such file; write one with npm run prices:refresh -- <file>, or unset it to use the bundled prices")),
   BUDGET_JOB_USD: usd("BUDGET_JOB_USD"),
   BUDGET_REPO_MONTHLY_USD: usd("BUDGET_REPO_MONTHLY_USD"),
   BUDGET_GLOBAL_HOURLY_USD: usd("BUDGET_GLOBAL_HOURLY_USD"),
@@ -792,6 +796,7 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
   if (Object.keys(agentEnvSecrets).length > 0) config.agentEnvSecrets = agentEnvSecrets;
   if (gce !== undefined) config.gce = gce;
   if (sshHostsFile !== undefined) config.sshHostsFile = sshHostsFile;
+  if (values.PRICES_FILE !== undefined) config.pricesFile = resolve(values.PRICES_FILE);
   if (k8s !== undefined) config.k8s = k8s;
   if (signIn !== undefined) config.signIn = signIn;
   if (v.SESSION_SECRET !== undefined) config.sessionSecret = v.SESSION_SECRET;
@@ -853,6 +858,7 @@ export function describeControllerConfig(config: ControllerConfig): Record<strin
       ? JSON.stringify({ ...config.gce, sshPrivateKey: mask(config.gce.sshPrivateKey) })
       : "(off: GCE_PROJECT not set)",
     sshHostsFile: config.sshHostsFile ?? "(off: SSH_HOSTS_FILE not set)",
+    pricesFile: config.pricesFile ?? "(bundled price table)",
     k8s: config.k8s ? JSON.stringify(config.k8s) : "(off: K8S_NAMESPACE not set)",
     signIn: config.signIn
       ? JSON.stringify({ ...config.signIn, clientSecret: mask(config.signIn.clientSecret) })
