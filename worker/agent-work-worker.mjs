@@ -23,7 +23,7 @@
 // and memory every half second and its work dir's disk every few seconds, and stops the agent with
 // a clear reason when one is over.
 
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { Buffer } from "node:buffer";
 import fs from "node:fs";
 import os from "node:os";
@@ -297,6 +297,11 @@ function planSandbox(input, cwd) {
   if (!tools.bwrap) {
     return { ok: false, message: `refused to run the agent: bubblewrap (bwrap) is not installed on this host; ${INSTALL_BWRAP}, or start the controller with LOCAL_SANDBOX=none to run agents unsandboxed` };
   }
+  // --perms on --tmpfs and --dir came with 0.5, --size with 0.7 (Ubuntu 22.04 has 0.6: no sizes).
+  const version = /bubblewrap (\d+)\.(\d+)/.exec(spawnSync(tools.bwrap, ["--version"], { encoding: "utf8" }).stdout ?? "");
+  const [major, minor] = version ? [Number(version[1]), Number(version[2])] : [0, 0];
+  if (major === 0 && minor < 5) return { ok: false, message: `refused to run the agent: ${tools.bwrap} is ${version ? `bubblewrap ${major}.${minor}` : "not a bubblewrap this worker understands"}; the sandbox needs 0.5 or later` };
+  const tmpfsSize = major > 0 || minor >= 7;
   const missing = Object.keys(tools).filter((name) => !tools[name]);
   if (missing.length > 0) {
     return { ok: false, message: `refused to run the agent: ${missing.join(", ")} not found on this host; install util-linux (apt-get install -y util-linux), which the sandbox's limits need` };
@@ -312,7 +317,7 @@ function planSandbox(input, cwd) {
   if (exposing) return { ok: false, message: `refused to run the agent: the read-only path ${exposing} (SANDBOX_RO_BINDS) holds the job's work dir, and with it other jobs and the controller's data; name narrower folders` };
   const limits = { ...DEFAULT_LIMITS };
   for (const k of LIMIT_KEYS) if (sb.limits?.[k] !== undefined) limits[k] = sb.limits[k];
-  return { ok: true, plan: { kind: "bwrap", asRoot, tools, limits, shareNet: sb.shareNet, roBinds: sb.roBinds } };
+  return { ok: true, plan: { kind: "bwrap", asRoot, tools, limits, tmpfsSize, shareNet: sb.shareNet, roBinds: sb.roBinds } };
 }
 
 /** Gives a tree to another owner without following a link the agent may have planted in it. */
@@ -383,9 +388,10 @@ function bwrapOptions(plan, cwd, env) {
   }
   opts.push("--ro-bind", "/usr", "/usr");
   for (const p of SYSTEM_DIRS.slice(1)) opts.push("--ro-bind-try", p, p);
-  const tmpfsBytes = String(plan.limits.memoryMb * MB);
+  // Each tmpfs may hold at most the memory limit (the watchdog counts them against it anyway).
+  const size = plan.tmpfsSize ? ["--size", String(plan.limits.memoryMb * MB)] : [];
   // /tmp first: the work dir or a read-only path may live under the host's /tmp.
-  opts.push("--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", tmpfsBytes, "--tmpfs", "/tmp");
+  opts.push("--proc", "/proc", "--dev", "/dev", "--perms", "1777", ...size, "--tmpfs", "/tmp");
   // bwrap would copy the mode of each host folder on the way to a bind (0700 ones included), which
   // nobody could not pass; make them plain folders first.
   const made = new Set(["/tmp"]);
@@ -398,7 +404,7 @@ function bwrapOptions(plan, cwd, env) {
   }
   opts.push("--bind", cwd, cwd);
   // $HOME is memory, not the work dir: what the agent keeps there dies with the sandbox.
-  opts.push("--perms", plan.asRoot ? "0777" : "0700", "--size", tmpfsBytes, "--tmpfs", env.HOME);
+  opts.push("--perms", plan.asRoot ? "0777" : "0700", ...size, "--tmpfs", env.HOME);
   for (const p of plan.roBinds) opts.push("--ro-bind", p, p);
   // The skeleton bwrap built (the folders on the way to the binds) is not somewhere to write.
   opts.push("--remount-ro", "/");
@@ -423,14 +429,15 @@ function innerCommand(plan, argv) {
 const TMPFS_MAGIC = 0x01021994;
 
 /**
- * Bytes in use on one of the sandbox's tmpfs, seen through /proc/<pid>/root; 0 until it is there
- * (until bwrap has built the sandbox, the path still leads to the host's folder).
+ * Bytes in use on one of the sandbox's tmpfs at `inside` (a path seen through /proc/<pid>/root);
+ * 0 until it is mounted: until bwrap has built the sandbox, that path still leads to the host's
+ * own folder `outside` (which may itself be a tmpfs), on the same device.
  */
-function tmpfsUsed(p, sizeBytes) {
+function tmpfsUsed(inside, outside) {
   try {
-    const st = fs.statfsSync(p);
-    if (st.type !== TMPFS_MAGIC || st.blocks * st.bsize !== sizeBytes) return 0;
-    return (st.blocks - st.bfree) * st.bsize;
+    if (fs.statSync(inside).dev === fs.statSync(outside).dev) return 0;
+    const st = fs.statfsSync(inside);
+    return st.type === TMPFS_MAGIC ? (st.blocks - st.bfree) * st.bsize : 0;
   } catch {
     return 0;
   }
@@ -485,8 +492,7 @@ function watchSandbox(sandboxPid, cwd, home, limits, onLimit) {
         // gone
       }
     }
-    const tmpfsBytes = limits.memoryMb * MB;
-    const shared = tmpfsUsed(`/proc/${sandboxPid}/root/tmp`, tmpfsBytes) + tmpfsUsed(`/proc/${sandboxPid}/root${home}`, tmpfsBytes);
+    const shared = tmpfsUsed(`/proc/${sandboxPid}/root/tmp`, "/tmp") + tmpfsUsed(`/proc/${sandboxPid}/root${home}`, home);
     const usedMb = Math.round((anonKb * 1024 + shared) / MB);
     peakMb = Math.max(peakMb, usedMb);
     if (usedMb > limits.memoryMb) fire("memory", `the agent held ${usedMb} MB of memory, over its limit of ${limits.memoryMb} MB, and was stopped`);
