@@ -1,5 +1,4 @@
 import { randomBytes } from "node:crypto";
-import path from "node:path";
 import type { Server as HttpServer } from "node:http";
 import { Probot, Server } from "probot";
 import type { Logger } from "pino";
@@ -12,11 +11,15 @@ import { JobStore } from "./store/job-store.js";
 import { RequestStore } from "./store/request-store.js";
 import { JobLog } from "./logs/job-log.js";
 import { Ledger } from "./cost/ledger.js";
+import { bundledPriceTable, loadPriceTable } from "./cost/price-table.js";
+import { readSecrets } from "./backends/gce/job-secrets.js";
+import { realClock } from "./backends/gce/backoff.js";
+import { buildBackends } from "./build-backends.js";
+import { Reaper } from "./reaper/reaper.js";
 import { createMetrics } from "./metrics/metrics.js";
 import type { ApiCallObserver } from "./github/count-api-calls.js";
 import { createOctokitClass } from "./github/octokit-class.js";
 import { restBaseUrl } from "./github/github-access.js";
-import { local } from "./backends/local/local-backend.js";
 import type { Backend } from "./backends/types.js";
 import { agentWorkApp } from "./app.js";
 import { startWeb } from "./web/start-web.js";
@@ -46,6 +49,7 @@ export interface Controller {
   requests: RequestStore;
   logs: JobLog;
   ledger: Ledger;
+  reaper: Reaper;
   log: Logger;
   redactor: Redactor;
   url: string;
@@ -58,24 +62,25 @@ export async function startController(options: ControllerOptions): Promise<Contr
   if (!config.appId || !config.privateKey || !config.webhookSecret) {
     throw new Error("startController needs APP_ID, a private key and WEBHOOK_SECRET (without them, main.ts serves Probot's setup page)");
   }
-  const redactor = new Redactor(secretValues(config));
+  // Agent keys kept in Secret Manager are read once, at start, and hidden like every other secret.
+  const agentEnv = config.agentEnvSecrets ? { ...config.agentEnv, ...(await readSecrets(config.agentEnvSecrets, { clock: realClock })) } : config.agentEnv;
+  const redactor = new Redactor([...secretValues(config), ...Object.values(agentEnv)]);
+  const priceTable = config.pricesFile ? loadPriceTable(config.pricesFile) : bundledPriceTable;
   const log = createLogger({ level: config.logLevel, redactor, ...(options.logDestination ? { destination: options.logDestination } : {}) });
   const db = await openStore({ dataDir: config.dataDir });
   const now = options.now ?? Date.now;
   const store = new JobStore(db, now);
   const requests = new RequestStore(db, now);
   const logs = new JobLog(db, now);
-  const ledger = new Ledger(db, now);
+  const ledger = new Ledger(db, now, priceTable);
   const metrics = createMetrics(() => store.countByState());
   const onApiCall: ApiCallObserver = (call) => {
     metrics.githubApiCalls.inc(call);
     options.onApiCall?.(call);
   };
   const Octokit = createOctokitClass({ log, onApiCall, overrides: options.octokitDefaults });
-  const backends = new Map<string, Backend>([
-    ["local", local.create({ rootDir: path.join(config.dataDir, "workers"), maxConcurrent: config.maxConcurrentJobs })],
-  ]);
-  for (const [name, backend] of options.extraBackends ?? []) backends.set(name, backend);
+  const built = buildBackends(config, log, options.extraBackends);
+  const backends = built.backends;
 
   let scheduler: Scheduler | undefined;
   const web = startWeb({ store, requests, logs, redactor, config, log, now, wake: () => scheduler?.wake() });
@@ -95,14 +100,19 @@ export async function startController(options: ControllerOptions): Promise<Contr
   });
   await server.load(
     agentWorkApp(
-      { store, requests, logs, ledger, backends, config, redactor, log, metrics, now, owner, secondsPerMinute: options.secondsPerMinute ?? 60 },
+      { store, requests, logs, ledger, priceTable, backends, config: { ...config, agentEnv }, redactor, log, metrics, now, owner, secondsPerMinute: options.secondsPerMinute ?? 60 },
       (s) => (scheduler = s),
       web.handle,
     ),
   );
   const httpServer = await server.start();
   if (!scheduler) throw new Error("the app did not create its scheduler");
-  if (options.autoSchedule !== false) scheduler.start();
+  // The reaper: workers no live job owns, jobs whose worker vanished or ran past their deadline.
+  const reaper = new Reaper({ store, backends, now, log: log.child({ name: "reaper" }), onJobEnded: (job) => scheduler!.publishFinal(job) });
+  if (options.autoSchedule !== false) {
+    scheduler.start();
+    reaper.start();
+  }
   const address = httpServer.address();
   const port = typeof address === "object" && address ? address.port : config.port;
   log.info({ port, dataDir: config.dataDir, owner }, "agent-work controller started");
@@ -115,14 +125,17 @@ export async function startController(options: ControllerOptions): Promise<Contr
     requests,
     logs,
     ledger,
+    reaper,
     log,
     redactor,
     url: `http://127.0.0.1:${port}`,
     async close(closeOptions = {}) {
+      await reaper.stop();
       await scheduler!.stop(closeOptions);
       // Live log streams hold their connections open; the server cannot close until they end.
       web.close();
       await server.stop();
+      await built.close();
       await db.destroy();
     },
   };

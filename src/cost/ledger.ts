@@ -1,6 +1,7 @@
 import { sql, type Kysely, type Selectable } from "kysely";
 import type { Database, LedgerTable } from "../store/schema.js";
 import { costOf, type JobPricing } from "./price-job.js";
+import { bundledPriceTable, type PriceTable } from "./price-table.js";
 import { formatUsd } from "./estimate.js";
 
 /** The three caps, in USD. The controller's config sets them; a repository may lower its own. */
@@ -90,6 +91,7 @@ export class Ledger {
   constructor(
     private readonly db: Kysely<Database>,
     private readonly now: () => number = Date.now,
+    private readonly table: PriceTable = bundledPriceTable,
   ) {}
 
   async reserve(input: { jobId: string; repoId: number; repoFullName: string; pricing: JobPricing; ceilingUsd: number; budgets: Budgets }): Promise<Reservation> {
@@ -140,12 +142,17 @@ export class Ledger {
 
   /** Bills the job's measured seconds at its reserved rate; the reservation stops counting. */
   async finalize(jobId: string, billedSeconds: number, pricing: JobPricing, agentUsage?: AgentUsage | null): Promise<{ totalUsd: number }> {
-    const cost = costOf(pricing, billedSeconds);
+    const cost = costOf(pricing, billedSeconds, this.table);
     await this.db
       .updateTable("ledger")
       .set({
         state: "final",
         ended_at: this.now(),
+        // The placement the worker really got (zone or spot fallback) may differ from the reservation's.
+        machine_type: pricing.machineType ?? null,
+        region: pricing.region ?? null,
+        spot: pricing.spot ? 1 : 0,
+        rate_usd_per_hour: pricing.rateUsdPerHour,
         billed_seconds: billedSeconds,
         compute_usd: cost.computeUsd,
         disk_usd: cost.diskUsd,

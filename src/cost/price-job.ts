@@ -57,6 +57,21 @@ export function priceJob(
   };
 }
 
+/**
+ * The pricing of the placement a worker really got, from what the gce backend records in its meta
+ * (machine type, zone, provisioning model, disk); other backends' workers keep `fallback`.
+ */
+export function pricingOfWorker(worker: { meta: Record<string, string> }, fallback: JobPricing, table: PriceTable = bundledPriceTable): JobPricing {
+  const { machineType, zone, provisioningModel } = worker.meta;
+  if (fallback.kind !== "metered" || !machineType || !zone) return fallback;
+  const region = worker.meta.region ?? regionOf(zone);
+  const spot = provisioningModel ? provisioningModel === "SPOT" : fallback.spot;
+  const diskGb = worker.meta.diskGb ? Number(worker.meta.diskGb) : fallback.diskGb;
+  const diskType = worker.meta.diskType ?? fallback.diskType;
+  const hour = estimate({ machineType, region, spot, seconds: 3600, ...(diskGb ? { diskGb, diskType } : {}) }, table);
+  return { ...fallback, machineType, region, spot, diskGb, diskType, rateUsdPerHour: hour.usd, source: hour.source, label: `${machineType}${spot ? " spot" : ""} in ${region}` };
+}
+
 /** What `seconds` on this pricing costs, split like the bill. */
 export function costOf(pricing: JobPricing, seconds: number, table: PriceTable = bundledPriceTable): { computeUsd: number; diskUsd: number; totalUsd: number } {
   if (pricing.kind === "free") return { computeUsd: 0, diskUsd: 0, totalUsd: 0 };

@@ -5,6 +5,7 @@
  * A static JSON import so `tsc -p tsconfig.build.json` copies the table into dist/cost/ and the same
  * code works from src (vitest, tsx) and from dist.
  */
+import { readFileSync } from "node:fs";
 import table from "./gce-prices.json" with { type: "json" };
 
 export const DISK_TYPES = ["pd-balanced", "pd-ssd", "pd-standard"] as const;
@@ -32,3 +33,19 @@ export interface PriceTable {
 }
 
 export const bundledPriceTable: PriceTable = table;
+
+/**
+ * A price table from a file (PRICES_FILE, written by scripts/refresh-prices.ts), checked for the
+ * parts estimate() reads; a bad file stops the controller at start with the reason.
+ */
+export function loadPriceTable(file: string): PriceTable {
+  let parsed: Partial<PriceTable>;
+  try {
+    parsed = JSON.parse(readFileSync(file, "utf8"));
+  } catch (err) {
+    throw new Error(`PRICES_FILE ${file} is not readable JSON: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const missing = (["source", "machines", "disks"] as const).filter((k) => typeof parsed[k] !== "object" || parsed[k] === null);
+  if (missing.length > 0) throw new Error(`PRICES_FILE ${file} is not a price table: it lacks ${missing.join(", ")} (write one with npm run prices:refresh -- <file>)`);
+  return parsed as PriceTable;
+}

@@ -153,8 +153,8 @@ async function jobCost(deps: PipelineDeps, job: Job, now: number): Promise<strin
   if (entry.state === "final") return `${formatUsd(entry.totalUsd ?? 0)} for ${formatDuration(entry.billedSeconds ?? 0)} of compute`;
   const seconds = (now - entry.startedAt) / 1000;
   try {
-    const pricing = priceJob({ backend: job.backend, machine: job.options.machine }, deps.config.gce);
-    return `${formatUsd(costOf(pricing, seconds).totalUsd)} so far (${formatDuration(seconds)}; at most ${formatUsd(entry.reservedUsd)})`;
+    const pricing = priceJob({ backend: job.backend, machine: job.options.machine }, deps.config.gce, deps.priceTable);
+    return `${formatUsd(costOf(pricing, seconds, deps.priceTable).totalUsd)} so far (${formatDuration(seconds)}; at most ${formatUsd(entry.reservedUsd)})`;
   } catch {
     return `${formatDuration(seconds)} of compute so far`;
   }

@@ -5,21 +5,21 @@ import { costOf, priceJob, type JobPricing } from "../cost/price-job.js";
 import { effectiveBudgets } from "../cost/budgets.js";
 import type { PipelineDeps } from "./deps.js";
 
-function pricingOf(deps: Pick<PipelineDeps, "config">, job: Job): JobPricing | undefined {
+function pricingOf(deps: Pick<PipelineDeps, "config" | "priceTable">, job: Job): JobPricing | undefined {
   try {
-    return priceJob({ backend: job.backend, machine: job.options.machine }, deps.config.gce);
+    return priceJob({ backend: job.backend, machine: job.options.machine }, deps.config.gce, deps.priceTable);
   } catch {
     return undefined;
   }
 }
 
 /** "$0 (local; at most 30 min of compute)" or "at most $0.04 (e2-small spot in us-central1, 30 min)". */
-export function ceilingText(deps: Pick<PipelineDeps, "config">, job: Job): string {
+export function ceilingText(deps: Pick<PipelineDeps, "config" | "priceTable">, job: Job): string {
   const maxMinutes = job.config?.maxMinutes ?? deps.config.defaultMaxMinutes;
   const pricing = pricingOf(deps, job);
   if (!pricing) return `unknown (no price for backend \`${job.backend}\`)`;
   if (pricing.kind === "free") return `$0 (${pricing.label}; at most ${maxMinutes} min of compute)`;
-  return `at most ${formatUsd(costOf(pricing, maxMinutes * 60).totalUsd)} (${pricing.label}, ${maxMinutes} min)`;
+  return `at most ${formatUsd(costOf(pricing, maxMinutes * 60, deps.priceTable).totalUsd)} (${pricing.label}, ${maxMinutes} min)`;
 }
 
 /**
@@ -27,7 +27,7 @@ export function ceilingText(deps: Pick<PipelineDeps, "config">, job: Job): strin
  * ledger with the repository's month so far against its budget.
  */
 export async function costTexts(
-  deps: Pick<PipelineDeps, "config" | "ledger" | "now">,
+  deps: Pick<PipelineDeps, "config" | "ledger" | "now" | "priceTable">,
   job: Job,
 ): Promise<{ ceilingText: string; costText?: string; meterText?: string }> {
   const ceiling = ceilingText(deps, job);
@@ -36,7 +36,7 @@ export async function costTexts(
     const pricing = job.startedAt ? pricingOf(deps, job) : undefined;
     if (!pricing || !job.startedAt) return { ceilingText: ceiling };
     const seconds = Math.max(0, (deps.now() - job.startedAt) / 1000);
-    const meter = pricing.kind === "free" ? `$0 (${pricing.label}) — ${formatDuration(seconds)} so far` : `${formatUsd(costOf(pricing, seconds).totalUsd)} so far (${formatDuration(seconds)} of ${pricing.label})`;
+    const meter = pricing.kind === "free" ? `$0 (${pricing.label}) — ${formatDuration(seconds)} so far` : `${formatUsd(costOf(pricing, seconds, deps.priceTable).totalUsd)} so far (${formatDuration(seconds)} of ${pricing.label})`;
     return { ceilingText: ceiling, meterText: `${meter}; ceiling ${ceiling}` };
   }
   const entry = await deps.ledger.get(job.id);

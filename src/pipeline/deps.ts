@@ -8,6 +8,7 @@ import type { JobStore } from "../store/job-store.js";
 import type { RequestStore } from "../store/request-store.js";
 import type { JobLog } from "../logs/job-log.js";
 import type { Ledger } from "../cost/ledger.js";
+import type { PriceTable } from "../cost/price-table.js";
 
 /** Everything the job pipeline touches, passed in explicitly (tests build their own). */
 export interface PipelineDeps {
@@ -17,6 +18,8 @@ export interface PipelineDeps {
   logs: JobLog;
   /** Cost records and budget reservations. */
   ledger: Ledger;
+  /** GCE prices: the bundled table, or PRICES_FILE's. */
+  priceTable: PriceTable;
   github: GitHubAccess;
   backends: ReadonlyMap<string, Backend>;
   config: ControllerConfig;

@@ -15,7 +15,8 @@ import { cancelledBy } from "./cancel-request.js";
 import { isTerminal } from "../jobs/state.js";
 import { priceJob } from "../cost/price-job.js";
 import { effectiveBudgets, minutesWithinBudget } from "../cost/budgets.js";
-import { costOf } from "../cost/price-job.js";
+import { costOf, pricingOfWorker } from "../cost/price-job.js";
+import type { JobPricing } from "../cost/price-job.js";
 import { parseAgentUsageLine } from "../cost/parse-agent-usage.js";
 import type { AgentUsage } from "../cost/ledger.js";
 
@@ -38,6 +39,15 @@ export function markStep(steps: StepRecord[], name: string, status: StepRecord["
     if (detail !== undefined) next.detail = detail;
     return next;
   });
+}
+
+/**
+ * What the budgets hold for a job: its pricing for the whole limit, at the on-demand rate when a
+ * spot VM may fall back to on-demand (the dearest placement it may get).
+ */
+function ceilingUsd(pricing: JobPricing, seconds: number, deps: PipelineDeps): number {
+  const worst = pricing.spot && deps.config.gce?.onDemandFallback ? { ...pricing, spot: false } : pricing;
+  return costOf(worst, seconds, deps.priceTable).totalUsd;
 }
 
 /** The agent step gets the job's limit; the worker as a whole a little more for clone and push. */
@@ -65,7 +75,7 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
   let reserved = false;
   let tornDown = false;
   let agentUsage: AgentUsage | null = null;
-  const pricing = backend ? priceJob({ backend: job.backend, machine: job.options.machine }, deps.config.gce) : null;
+  const pricing = backend ? priceJob({ backend: job.backend, machine: job.options.machine }, deps.config.gce, deps.priceTable) : null;
 
   /**
    * Destroys the worker and revokes the token as soon as the worker is done (reporting needs
@@ -87,7 +97,8 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     }
     if (reserved && pricing) {
       const billedSeconds = worker ? Math.max(0, (deps.now() - worker.createdAt) / 1000) : 0;
-      const { totalUsd } = await deps.ledger.finalize(job.id, billedSeconds, pricing, agentUsage);
+      const billedAt = worker ? pricingOfWorker(worker, pricing, deps.priceTable) : pricing;
+      const { totalUsd } = await deps.ledger.finalize(job.id, billedSeconds, billedAt, agentUsage);
       job = await deps.store.update(job.id, { costUsd: totalUsd });
       deps.metrics.costUsd.inc({ repo: `${job.owner}/${job.repo}`, backend: job.backend }, totalUsd);
       deps.metrics.workerSeconds.inc({ backend: job.backend }, billedSeconds);
@@ -121,7 +132,7 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
       repoId: job.repoId,
       repoFullName: `${job.owner}/${job.repo}`,
       pricing,
-      ceilingUsd: costOf(pricing, config.maxMinutes * 60).totalUsd,
+      ceilingUsd: ceilingUsd(pricing, config.maxMinutes * 60, deps),
       budgets,
     });
     if (!reservation.ok) {

@@ -3,6 +3,8 @@ import { intakeJob } from "../pipeline/intake-job.js";
 import { runJob } from "../pipeline/run-job.js";
 import { recoverJob } from "../pipeline/recover-job.js";
 import { answerRequest } from "../pipeline/answer-request.js";
+import { StatusPublisher } from "../pipeline/status-publisher.js";
+import type { Job } from "../jobs/types.js";
 import type { CancelRequest } from "../pipeline/cancel-request.js";
 
 /** How many received deliveries one pass takes in; GitHub's secondary limits pace the rest. */
@@ -74,6 +76,12 @@ export class Scheduler {
     if (!controller) return false;
     controller.abort(reason);
     return true;
+  }
+
+  /** Writes a job's final status comment and check run (the reaper ends jobs outside a run). */
+  async publishFinal(job: Job): Promise<void> {
+    const octokit = await this.deps.github.forInstallation(job.installationId);
+    await new StatusPublisher(this.deps, octokit, job.id).flush();
   }
 
   get activeJobs(): number {
