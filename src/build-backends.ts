@@ -19,13 +19,17 @@ export function buildBackends(
   config: ControllerConfig,
   log: Logger,
   extra: ReadonlyMap<string, Backend> = new Map(),
-): { backends: Map<string, Backend>; close(): Promise<void> } {
+): { backends: Map<string, Backend>; secrets: string[]; close(): Promise<void> } {
   const closers: (() => Promise<void>)[] = [];
+  // Keys the backends hold (ssh hosts' private keys), for the redactor.
+  const secrets: string[] = [];
   const backends = new Map<string, Backend>([
     ["local", local.create({ rootDir: path.join(config.dataDir, "workers"), maxConcurrent: config.maxConcurrentJobs })],
   ]);
   if (config.sshHostsFile && !extra.has("ssh")) {
-    const backend = ssh.create({ hosts: loadSshHosts(config.sshHostsFile) });
+    const hosts = loadSshHosts(config.sshHostsFile);
+    secrets.push(...hosts.map((h) => h.privateKey));
+    const backend = ssh.create({ hosts, log: log.child({ name: "ssh-backend" }) });
     backends.set("ssh", backend);
     const closable = backend as Backend & { close?: () => Promise<void> };
     if (closable.close) closers.push(() => closable.close!());
@@ -43,6 +47,7 @@ export function buildBackends(
   log.info({ backends: [...backends.keys()] }, "backends enabled");
   return {
     backends,
+    secrets,
     async close() {
       await Promise.allSettled(closers.map((c) => c()));
     },

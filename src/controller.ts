@@ -80,6 +80,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
   };
   const Octokit = createOctokitClass({ log, onApiCall, overrides: options.octokitDefaults });
   const built = buildBackends(config, log, options.extraBackends);
+  for (const secret of built.secrets) redactor.add(secret);
   const backends = built.backends;
 
   let scheduler: Scheduler | undefined;

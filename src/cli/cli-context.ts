@@ -53,6 +53,10 @@ export async function openCliContext(config: ControllerConfig, io: CliOutput): P
       closers.push(() => backend.close());
       map.set("gce", backend);
     }
+    if (config.k8s) {
+      const { k8sBackendFromConfig } = await import("../backends/k8s/k8s-backend.js");
+      map.set("k8s", k8sBackendFromConfig(config.k8s, { log: quiet }));
+    }
     return map;
   };
   const backends = () => (built ??= build());

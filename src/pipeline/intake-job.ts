@@ -34,6 +34,7 @@ export async function intakeJob(deps: PipelineDeps, job: Job): Promise<Job> {
         defaultAgent: deps.config.defaultAgent,
         defaultMaxMinutes: deps.config.defaultMaxMinutes,
         maxMinutesCeiling: deps.config.maxMinutesCeiling,
+        sandboxCeilings: deps.config.sandboxCeilings,
       })
     : { ok: false as const, errors: [{ key: "(file)", message: read.error }] };
   if (!parsed.ok) {

@@ -84,8 +84,9 @@ export async function reportJob(deps: PipelineDeps, octokit: GitHub, publisher: 
       steps: markStep(job.steps, "pull request", "skipped", now),
     });
   } else {
+    // A sandbox limit is the reason people need to read, not the exit code it caused.
     const message =
-      result.outcome === "agent_failed"
+      result.outcome === "agent_failed" && !result.limit
         ? `the agent exited with code ${result.agentExitCode ?? "?"}`
         : deps.redactor.redact(result.message || "the worker stopped without a result");
     job = await deps.store.transition(job.id, "reporting", "failed", { ...finish, message, steps: markStep(job.steps, "pull request", "skipped", now) });

@@ -5,7 +5,7 @@ import { recoverJob } from "../pipeline/recover-job.js";
 import { answerRequest } from "../pipeline/answer-request.js";
 import { StatusPublisher } from "../pipeline/status-publisher.js";
 import type { Job } from "../jobs/types.js";
-import type { CancelRequest } from "../pipeline/cancel-request.js";
+import { CancelRequest } from "../pipeline/cancel-request.js";
 
 /** How many received deliveries one pass takes in; GitHub's secondary limits pace the rest. */
 const INTAKE_BATCH = 20;
@@ -128,7 +128,16 @@ export class Scheduler {
   private track(id: string, work: () => Promise<unknown>, done?: () => void, isJob = true): Promise<unknown> {
     const { store, owner, config, log } = this.deps;
     const heartbeat = setInterval(() => {
-      if (isJob) void store.renewLease(id, owner, config.leaseSeconds * 1000).catch((err) => log.warn({ err, jobId: id }, "lease renewal failed"));
+      if (!isJob) return;
+      void store.renewLease(id, owner, config.leaseSeconds * 1000).catch((err) => log.warn({ err, jobId: id }, "lease renewal failed"));
+      // A stop asked for somewhere else (another replica's webhook, the ops CLI) is written on
+      // the job; the process running it notices here and stops its worker.
+      const running = this.running.get(id);
+      if (running && !running.signal.aborted) {
+        void store.get(id).then((job) => {
+          if (job?.cancelRequestedBy) running.abort(new CancelRequest(job.cancelRequestedBy));
+        }, () => undefined);
+      }
     }, Math.max(1000, (config.leaseSeconds * 1000) / 3));
     heartbeat.unref?.();
     let ok = false;

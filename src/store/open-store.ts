@@ -40,7 +40,9 @@ export async function openStore(options: OpenStoreOptions): Promise<Kysely<Datab
 }
 
 export async function migrate(db: Kysely<any>): Promise<void> {
-  const migrator = new Migrator({ db, provider: { getMigrations: async () => MIGRATIONS } });
+  // Migrations were numbered by parallel work; a data folder that ran a later number before an
+  // earlier one landed must still open, so order is by name but gaps filled later are allowed.
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => MIGRATIONS }, allowUnorderedMigrations: true });
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === "Error");
   if (error || failed) {

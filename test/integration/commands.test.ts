@@ -174,6 +174,19 @@ describe("/agent stop", () => {
     expect(lastCheck).toMatchObject({ conclusion: "cancelled", actions: [{ identifier: "retry" }] });
   });
 
+  it("stops a job when the stop was asked for elsewhere (another replica, the ops CLI) and written on the job", async () => {
+    h = await startHarness({ repoConfigYaml: FAKE_AGENT_CONFIG("max_minutes: 50\n"), env: { LEASE_SECONDS: "5" } });
+    await h.deliverLabel({ body: "FAKE_AGENT:sleep" });
+    await h.controller.scheduler.tick();
+    await h.controller.scheduler.drain();
+    void h.controller.scheduler.tick();
+    const [job] = await h.controller.store.list();
+    await waitFor(async () => (await h!.controller.store.get(job!.id))!.state === "running", "the job to run");
+    await h.controller.store.update(job!.id, { cancelRequestedBy: "ops" });
+    await waitFor(async () => (await h!.controller.store.get(job!.id))!.state === "cancelled", "the job to stop");
+    expect((await h.controller.store.get(job!.id))!.message).toBe("stopped by @ops");
+  });
+
   it("takes a queued job off the queue without starting anything", async () => {
     h = await startHarness();
     await h.deliverLabel({ body: "FAKE_AGENT:edit" });

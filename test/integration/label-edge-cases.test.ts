@@ -242,3 +242,13 @@ describe("restarts", () => {
     expect(h.github.callsTo("POST", "/issues/:id/comments")).toHaveLength(1);
   });
 });
+
+describe("sandbox limits in the repository config", () => {
+  it("refuses a value above the controller's ceiling with a comment naming the key", async () => {
+    h = await startHarness({ repoConfigYaml: FAKE_AGENT_CONFIG("memory_mb: 999999\n") });
+    await h.deliverLabel();
+    await h.settle();
+    expect((await h.controller.store.list())[0]!.state).toBe("rejected");
+    expect(h.github.callsTo("POST", "/issues/:id/comments")[0]!.body.body).toContain("memory_mb");
+  });
+});
