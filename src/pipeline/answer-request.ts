@@ -57,6 +57,8 @@ export async function answerRequest(deps: AnswerDeps, req: AgentRequest): Promis
       const verdict = await checkSenderPermission(octokit, { owner, repo, username: req.sender }, deps.config.requiredPermission);
       if (!verdict.allowed) {
         log.info({ permission: verdict.permission }, "refused");
+        // The job page offers Cancel only to people with write access; a refusal there is no news.
+        if (req.source === "web") return "refused";
         await reply(`@${req.sender} agent-work did not ${req.verb}: ${verdict.reason}.`);
         return "refused";
       }
@@ -76,7 +78,8 @@ async function targetJob(deps: PipelineDeps, req: AgentRequest): Promise<Job | u
 async function stop(deps: AnswerDeps, octokit: GitHub, req: AgentRequest, reply: (t: string) => Promise<void>): Promise<string> {
   const job = await targetJob(deps, req);
   if (!job || !isActive(job.state)) {
-    await reply(`@${req.sender} there is no running agent-work job here to stop.`);
+    // A click on the job page after the job ended needs no public comment; the page shows the state.
+    if (req.source !== "web") await reply(`@${req.sender} there is no running agent-work job here to stop.`);
     return "nothing to stop";
   }
   const reason = new CancelRequest(req.sender);

@@ -19,6 +19,12 @@ const MIN_SECRET_LENGTH = 8;
 
 const PATTERNS: readonly { name: string; regex: RegExp; replace: string }[] = [
   {
+    // The OAuth sign-in's one-time `code` (and its `state`) in a logged callback URL.
+    name: "oauth-code",
+    regex: /([?&](?:code|state)=)[^&\s"']+/g,
+    replace: `$1${REDACTED}`,
+  },
+  {
     // PEM private keys, including a block cut off before its END line (a truncated log tail).
     name: "pem-private-key",
     regex: /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?:[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY-----|[\s\S]*$)/g,

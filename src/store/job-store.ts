@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { Kysely, Selectable } from "kysely";
 import type { Database, JobsTable } from "./schema.js";
 import type { Job, NewJob, StepRecord } from "../jobs/types.js";
-import { assertTransition, isActive, type JobState } from "../jobs/state.js";
+import { assertTransition, isActive, isTerminal, type JobState } from "../jobs/state.js";
 
 type JobPatch = Partial<
   Pick<
@@ -333,6 +333,10 @@ export class JobStore {
     assertTransition(from, to);
     const now = this.now();
     const current = await this.getOrThrow(id);
+    // A job that ends mid-step (stopped, timed out, failed) must not show that step as running.
+    if (isTerminal(to) && patch.steps === undefined && current.steps.some((st) => st.status === "running")) {
+      patch = { ...patch, steps: current.steps.map((st) => (st.status === "running" ? { ...st, status: "failed", finishedAt: now, detail: st.detail ?? to.replace("_", " ") } : st)) };
+    }
     const res = await this.db
       .updateTable("jobs")
       .set({

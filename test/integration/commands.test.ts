@@ -167,6 +167,8 @@ describe("/agent stop", () => {
     await h.settle();
     const [job] = await h.controller.store.list();
     expect(job).toMatchObject({ state: "cancelled", message: "stopped by @Codertocat" });
+    expect(job!.steps.find((st) => st.name === "agent")).toMatchObject({ status: "failed", detail: "cancelled" });
+    expect(job!.steps.some((st) => st.status === "running")).toBe(false);
     expect(await mine()).toEqual([]);
     expect(replies(h).at(-1)).toContain("stopping job");
     expect(h.github.callsTo("DELETE", "/installation/token")).toHaveLength(1);

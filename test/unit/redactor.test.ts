@@ -234,3 +234,10 @@ describe("forgetting a revoked token", () => {
     expect(r.redact(token)).not.toContain(token);
   });
 });
+
+describe("OAuth callbacks in request logs", () => {
+  it("hides the one-time code and the state", () => {
+    const r = new Redactor();
+    expect(r.redact('"url":"/auth/callback?code=0123abcd&state=xyz"')).toBe('"url":"/auth/callback?code=[REDACTED]&state=[REDACTED]"');
+  });
+});
