@@ -24,6 +24,8 @@ export interface ControllerConfig {
   production: boolean;
   /** Absolute. */
   dataDir: string;
+  /** `postgres://…`: the store is this PostgreSQL database instead of SQLite in `dataDir`. A secret (it may hold a password). */
+  databaseUrl?: string;
   /** Base URL of this controller as GitHub users reach it, without a trailing slash. */
   publicUrl?: string;
   triggerLabel: string;
@@ -166,6 +168,7 @@ export const CONTROLLER_ENV_VARS: readonly ControllerEnvVar[] = [
   { name: "LOG_LEVEL", secret: false, default: "info", description: "Log level: trace, debug, info, warn, error or fatal." },
   { name: "NODE_ENV", secret: false, description: "Set to production in production: then a missing APP_ID is an error instead of the setup page." },
   { name: "DATA_DIR", secret: false, default: "./data", description: "Folder for the embedded database and job logs; relative paths are resolved against the working directory." },
+  { name: "DATABASE_URL", secret: true, description: "PostgreSQL connection URL (postgres://user:password@host:5432/database) to keep the store there instead of SQLite in DATA_DIR; required to run more than one controller replica." },
   { name: "PUBLIC_URL", secret: false, description: "Public base URL of this controller, for the job page and the check run's Details link." },
   { name: "TRIGGER_LABEL", secret: false, default: "agent-work", description: "The issue label that starts a job." },
   { name: "MAX_CONCURRENT_JOBS", secret: false, default: "2", description: "Jobs that may run at the same time on this controller." },
@@ -378,6 +381,15 @@ const FIELDS = {
   LOG_LEVEL: oneOf("LOG_LEVEL", LOG_LEVELS),
   NODE_ENV: optionalText(),
   DATA_DIR: text("DATA_DIR"),
+  DATABASE_URL: optionalText((v) => {
+    try {
+      const url = new URL(v);
+      if (url.protocol !== "postgres:" && url.protocol !== "postgresql:") throw new Error("scheme");
+      return null;
+    } catch {
+      return "expected a PostgreSQL URL such as postgres://agent_work:password@db.example.com:5432/agent_work (unset keeps the embedded SQLite store in DATA_DIR)";
+    }
+  }),
   PUBLIC_URL: optionalText((v) => {
     try {
       const url = new URL(v);
@@ -792,6 +804,7 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
   if (privateKey !== undefined) config.privateKey = privateKey;
   if (v.WEBHOOK_SECRET !== undefined) config.webhookSecret = v.WEBHOOK_SECRET;
   if (v.GHE_HOST !== undefined) config.gheHost = v.GHE_HOST;
+  if (v.DATABASE_URL !== undefined) config.databaseUrl = v.DATABASE_URL;
   if (v.PUBLIC_URL !== undefined) config.publicUrl = v.PUBLIC_URL.replace(/\/+$/, "");
   if (Object.keys(agentEnvSecrets).length > 0) config.agentEnvSecrets = agentEnvSecrets;
   if (gce !== undefined) config.gce = gce;
@@ -811,10 +824,33 @@ export function secretValues(config: ControllerConfig): string[] {
     config.gce?.sshPrivateKey,
     config.signIn?.clientSecret,
     config.sessionSecret,
+    config.databaseUrl,
+    // The password alone too: a driver's error may quote it without the rest of the URL.
+    databasePassword(config.databaseUrl),
     ...Object.values(config.agentEnv),
   ].filter(
     (value): value is string => typeof value === "string" && value !== "",
   );
+}
+
+function databasePassword(databaseUrl: string | undefined): string | undefined {
+  if (databaseUrl === undefined) return undefined;
+  try {
+    return decodeURIComponent(new URL(databaseUrl).password) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Where the store lives, for the start-up log: host, port and database, never the user or password. */
+function describeDatabase(config: ControllerConfig): string {
+  if (config.databaseUrl === undefined) return `(not set: embedded SQLite in ${config.dataDir})`;
+  try {
+    const url = new URL(config.databaseUrl);
+    return `PostgreSQL at ${url.host || "(local socket)"}${url.pathname || ""}`;
+  } catch {
+    return mask(config.databaseUrl);
+  }
 }
 
 /** The configuration as one flat record for the start-up log line, secrets masked. */
@@ -833,6 +869,7 @@ export function describeControllerConfig(config: ControllerConfig): Record<strin
     logLevel: config.logLevel,
     production: String(config.production),
     dataDir: config.dataDir,
+    databaseUrl: describeDatabase(config),
     publicUrl: optional(config.publicUrl),
     triggerLabel: config.triggerLabel,
     maxConcurrentJobs: String(config.maxConcurrentJobs),

@@ -534,6 +534,31 @@ describe("loadControllerConfig", () => {
     });
   });
 
+  describe("the store", () => {
+    it("is PostgreSQL when DATABASE_URL is set, and embedded SQLite in DATA_DIR otherwise", () => {
+      expect(ok(loadControllerConfig({})).config.databaseUrl).toBeUndefined();
+      const url = "postgres://agent_work:s3cret-db-password@db.example.com:5432/agent_work";
+      expect(ok(loadControllerConfig({ DATABASE_URL: url })).config.databaseUrl).toBe(url);
+      expect(ok(loadControllerConfig({ DATABASE_URL: "postgresql:///agent_work?host=/var/run/postgresql" })).config.databaseUrl).toBe("postgresql:///agent_work?host=/var/run/postgresql");
+    });
+
+    it("refuses a URL that is not PostgreSQL without printing it, since it may hold a password", () => {
+      const [error] = errors(loadControllerConfig({ DATABASE_URL: "mysql://root:hunter2-password@db/x" }));
+      expect(error).toBe(
+        "DATABASE_URL=**** (34 chars): expected a PostgreSQL URL such as postgres://agent_work:password@db.example.com:5432/agent_work (unset keeps the embedded SQLite store in DATA_DIR)",
+      );
+    });
+
+    it("hides the URL and its password from every sink, and logs only where the database is", () => {
+      const { config } = ok(loadControllerConfig({ DATABASE_URL: "postgres://agent_work:s3cret%2Fdb-password@db.example.com:5432/agent_work" }));
+      expect(secretValues(config)).toEqual(["postgres://agent_work:s3cret%2Fdb-password@db.example.com:5432/agent_work", "s3cret/db-password"]);
+      const described = describeControllerConfig(config);
+      expect(described.databaseUrl).toBe("PostgreSQL at db.example.com:5432/agent_work");
+      expect(JSON.stringify(described)).not.toContain("s3cret");
+      expect(describeControllerConfig(ok(loadControllerConfig({ DATA_DIR: "/var/lib/aw" })).config).databaseUrl).toBe("(not set: embedded SQLite in /var/lib/aw)");
+    });
+  });
+
   describe("secrets", () => {
     const loaded = ok(
       loadControllerConfig({
