@@ -3,23 +3,21 @@ import type { Logger } from "pino";
 import type { ControllerConfig } from "./config/env.js";
 import type { Backend } from "./backends/types.js";
 import { local } from "./backends/local/local-backend.js";
-import { ssh } from "./backends/ssh/ssh-backend.js";
-import { loadSshHosts } from "./backends/ssh/load-ssh-hosts.js";
-import { gce } from "./backends/gce/gce-backend.js";
-import { gceOptionsFromConfig } from "./backends/gce/options-from-config.js";
-import { k8sBackendFromConfig } from "./backends/k8s/k8s-backend.js";
-import { SshPool } from "./remote/ssh-pool.js";
 
 /**
  * The backends this controller runs, from its configuration: `local` always; `ssh` when
  * SSH_HOSTS_FILE is set; `gce` when GCE_PROJECT is; `k8s` when K8S_NAMESPACE is. `extra` replaces
  * or adds backends by name (tests use fakes). `close()` ends their pooled connections.
+ *
+ * The cloud clients are imported only when their backend is on: @google-cloud/compute alone adds
+ * ~130 MB of protobuf descriptors to the process, @kubernetes/client-node ~70 MB
+ * (bench/footprint.ts), and most controllers use neither.
  */
-export function buildBackends(
+export async function buildBackends(
   config: ControllerConfig,
   log: Logger,
   extra: ReadonlyMap<string, Backend> = new Map(),
-): { backends: Map<string, Backend>; secrets: string[]; close(): Promise<void> } {
+): Promise<{ backends: Map<string, Backend>; secrets: string[]; close(): Promise<void> }> {
   const closers: (() => Promise<void>)[] = [];
   // Keys the backends hold (ssh hosts' private keys), for the redactor.
   const secrets: string[] = [];
@@ -27,20 +25,25 @@ export function buildBackends(
     ["local", local.create({ rootDir: path.join(config.dataDir, "workers"), maxConcurrent: config.maxConcurrentJobs })],
   ]);
   if (config.sshHostsFile && !extra.has("ssh")) {
+    const [{ ssh }, { loadSshHosts }] = await Promise.all([import("./backends/ssh/ssh-backend.js"), import("./backends/ssh/load-ssh-hosts.js")]);
     const hosts = loadSshHosts(config.sshHostsFile);
     secrets.push(...hosts.map((h) => h.privateKey));
     const backend = ssh.create({ hosts, log: log.child({ name: "ssh-backend" }) });
     backends.set("ssh", backend);
-    const closable = backend as Backend & { close?: () => Promise<void> };
-    if (closable.close) closers.push(() => closable.close!());
+    closers.push(() => backend.close());
   }
   if (config.gce && !extra.has("gce")) {
-    const sshPool = new SshPool();
-    const backend = gce.create(gceOptionsFromConfig(config.gce, { log: log.child({ name: "gce-backend" }), sshPool }));
+    const [{ gce }, { gceOptionsFromConfig }, { SshPool }] = await Promise.all([
+      import("./backends/gce/gce-backend.js"),
+      import("./backends/gce/options-from-config.js"),
+      import("./remote/ssh-pool.js"),
+    ]);
+    const backend = gce.create(gceOptionsFromConfig(config.gce, { log: log.child({ name: "gce-backend" }), sshPool: new SshPool() }));
     backends.set("gce", backend);
     closers.push(() => backend.close());
   }
   if (config.k8s && !extra.has("k8s")) {
+    const { k8sBackendFromConfig } = await import("./backends/k8s/k8s-backend.js");
     backends.set("k8s", k8sBackendFromConfig(config.k8s, { log: log.child({ name: "k8s-backend" }) }));
   }
   for (const [name, backend] of extra) backends.set(name, backend);
@@ -52,4 +55,10 @@ export function buildBackends(
       await Promise.allSettled(closers.map((c) => c()));
     },
   };
+}
+
+/** Agent keys kept in Secret Manager (AGENT_ENV_FROM_SECRET_MANAGER), read once at start. */
+export async function readAgentSecrets(resources: Record<string, string>): Promise<Record<string, string>> {
+  const [{ readSecrets }, { realClock }] = await Promise.all([import("./backends/gce/job-secrets.js"), import("./backends/gce/backoff.js")]);
+  return readSecrets(resources, { clock: realClock });
 }

@@ -12,9 +12,7 @@ import { RequestStore } from "./store/request-store.js";
 import { JobLog } from "./logs/job-log.js";
 import { Ledger } from "./cost/ledger.js";
 import { bundledPriceTable, loadPriceTable } from "./cost/price-table.js";
-import { readSecrets } from "./backends/gce/job-secrets.js";
-import { realClock } from "./backends/gce/backoff.js";
-import { buildBackends } from "./build-backends.js";
+import { buildBackends, readAgentSecrets } from "./build-backends.js";
 import { Reaper } from "./reaper/reaper.js";
 import { createMetrics } from "./metrics/metrics.js";
 import type { ApiCallObserver } from "./github/count-api-calls.js";
@@ -63,7 +61,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
     throw new Error("startController needs APP_ID, a private key and WEBHOOK_SECRET (without them, main.ts serves Probot's setup page)");
   }
   // Agent keys kept in Secret Manager are read once, at start, and hidden like every other secret.
-  const agentEnv = config.agentEnvSecrets ? { ...config.agentEnv, ...(await readSecrets(config.agentEnvSecrets, { clock: realClock })) } : config.agentEnv;
+  const agentEnv = config.agentEnvSecrets ? { ...config.agentEnv, ...(await readAgentSecrets(config.agentEnvSecrets)) } : config.agentEnv;
   const redactor = new Redactor([...secretValues(config), ...Object.values(agentEnv)]);
   const priceTable = config.pricesFile ? loadPriceTable(config.pricesFile) : bundledPriceTable;
   const log = createLogger({ level: config.logLevel, redactor, ...(options.logDestination ? { destination: options.logDestination } : {}) });
@@ -79,7 +77,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
     options.onApiCall?.(call);
   };
   const Octokit = createOctokitClass({ log, onApiCall, overrides: options.octokitDefaults });
-  const built = buildBackends(config, log, options.extraBackends);
+  const built = await buildBackends(config, log, options.extraBackends);
   for (const secret of built.secrets) redactor.add(secret);
   const backends = built.backends;
 

@@ -56,6 +56,8 @@ export interface HarnessOptions {
   extraBackends?: ReadonlyMap<string, Backend>;
   /** Seconds in a job-limit "minute" (default 1: tests run fast). */
   secondsPerMinute?: number;
+  /** Octokit options over the harness's (benchmarks turn GitHub's pacing off against the fake). */
+  octokitDefaults?: Record<string, unknown>;
 }
 
 /**
@@ -120,7 +122,7 @@ export async function startHarness(options: HarnessOptions = {}) {
     logDestination: logs,
     autoSchedule: options.autoSchedule ?? false,
     secondsPerMinute: options.secondsPerMinute ?? 1,
-    octokitDefaults: { retry: { enabled: false } },
+    octokitDefaults: { retry: { enabled: false }, ...options.octokitDefaults },
     onApiCall: (c) => apiCalls.push(c),
     ...(options.extraBackends ? { extraBackends: options.extraBackends } : {}),
   });
