@@ -375,4 +375,17 @@ export class JobStore {
     const rows = await this.db.selectFrom("job_events").selectAll().where("job_id", "=", jobId).orderBy("id").execute();
     return rows.map((r) => ({ at: Number(r.at), kind: r.kind, data: r.data_json ? JSON.parse(r.data_json) : null }));
   }
+
+  /**
+   * The job's worker token, sealed (src/secrets/seal.ts), kept while the token may be in use so a
+   * controller restarted after a crash can revoke it; `null` once it is revoked. Never in clear.
+   */
+  async setSealedWorkerToken(id: string, sealed: string | null): Promise<void> {
+    await this.db.updateTable("jobs").set({ worker_token_sealed: sealed }).where("id", "=", id).execute();
+  }
+
+  async sealedWorkerToken(id: string): Promise<string | null> {
+    const row = await this.db.selectFrom("jobs").select("worker_token_sealed").where("id", "=", id).executeTakeFirst();
+    return row?.worker_token_sealed ?? null;
+  }
 }

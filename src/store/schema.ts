@@ -51,6 +51,8 @@ export interface JobsTable {
   pr_head_ref: string | null;
   retry_of: string | null;
   cancel_requested_by: string | null;
+  /** The worker token while it may be in use, sealed (src/secrets/seal.ts), never in clear; NULL once revoked. */
+  worker_token_sealed: string | null;
 }
 
 export interface RequestsTable {
