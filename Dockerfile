@@ -15,6 +15,9 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 ENV NODE_ENV=production DATA_DIR=/data PORT=3000
+# As `npm start`: V8 collects sooner instead of growing the heap (bench/footprint.ts: 500 active
+# jobs in ~130 MB instead of ~240 MB). Raise the old-space size for much larger fleets.
+ENV NODE_OPTIONS="--max-semi-space-size=2 --max-old-space-size=160"
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json app.yml ./
