@@ -54,6 +54,8 @@ export interface ControllerConfig {
   sshHostsFile?: string;
   /** A price table written by scripts/refresh-prices.ts, used instead of the bundled one. */
   pricesFile?: string;
+  /** Where a job goes when its own backend is full or down, in order; empty: it waits instead. */
+  backendOrder: string[];
   /** The k8s backend; present when K8S_NAMESPACE is set. */
   k8s?: K8sConfig;
   /** Sign-in to the job pages with GitHub's OAuth web flow; present when GITHUB_CLIENT_ID is set. */
@@ -224,6 +226,7 @@ export const CONTROLLER_ENV_VARS: readonly ControllerEnvVar[] = [
   { name: "BUDGET_JOB_USD", secret: false, default: "1.00", description: "Most one job may cost, in USD; it also caps the job's minutes at its machine's rate. Repositories may set lower." },
   { name: "BUDGET_REPO_MONTHLY_USD", secret: false, default: "20.00", description: "Most one repository may spend a calendar month (UTC), in USD. Repositories may set lower." },
   { name: "BUDGET_GLOBAL_HOURLY_USD", secret: false, default: "5.00", description: "Most the whole controller may spend in one clock hour (UTC), in USD, across all repositories." },
+  { name: "BACKEND_ORDER", secret: false, description: "Backends to try, in order, when a job's own backend is full or down (e.g. local,ssh,gce); unset means a job waits for its own backend. A job started with --backend never moves." },
   { name: "PRICES_FILE", secret: false, description: "A GCE price table refreshed from the Cloud Billing Catalog (npm run prices:refresh -- <file>), used instead of the bundled one; unset uses the bundled table." },
   { name: "LOG_RETENTION_DAYS", secret: false, default: "14", description: "Days each job's full log is kept for its page; older lines are deleted." },
   { name: "GITHUB_OAUTH_URL", secret: false, description: "Base URL of GitHub's sign-in pages (/login/oauth/authorize); set it only to point sign-in at a fake GitHub in tests." },
@@ -542,6 +545,10 @@ const FIELDS = {
     v.length >= 32 ? null : `expected at least 32 random characters (for example \`openssl rand -hex 32\`); a short key lets someone forge a sign-in`,
   ),
   LOG_RETENTION_DAYS: integer("LOG_RETENTION_DAYS", 1, 3650),
+  BACKEND_ORDER: optionalText((v) => {
+    const bad = commaList(v).filter((b) => !["local", "ssh", "gce", "k8s"].includes(b));
+    return bad.length ? `unknown backend ${bad.join(", ")}; expected names from local, ssh, gce, k8s separated by commas` : null;
+  }),
   PRICES_FILE: optionalText((v) => (existsSync(resolve(v)) ? null : "no such file; write one with npm run prices:refresh -- <file>, or unset it to use the bundled prices")),
   BUDGET_JOB_USD: usd("BUDGET_JOB_USD"),
   BUDGET_REPO_MONTHLY_USD: usd("BUDGET_REPO_MONTHLY_USD"),
@@ -799,6 +806,7 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
     gitAuthor: { name: v.GIT_AUTHOR_NAME, email: v.GIT_AUTHOR_EMAIL },
     logRetentionDays: v.LOG_RETENTION_DAYS,
     budgets: { jobUsd: v.BUDGET_JOB_USD, repoMonthlyUsd: v.BUDGET_REPO_MONTHLY_USD, globalHourlyUsd: v.BUDGET_GLOBAL_HOURLY_USD },
+    backendOrder: commaList(v.BACKEND_ORDER),
   };
   if (appId !== undefined) config.appId = appId;
   if (privateKey !== undefined) config.privateKey = privateKey;
@@ -896,6 +904,7 @@ export function describeControllerConfig(config: ControllerConfig): Record<strin
       : "(off: GCE_PROJECT not set)",
     sshHostsFile: config.sshHostsFile ?? "(off: SSH_HOSTS_FILE not set)",
     pricesFile: config.pricesFile ?? "(bundled price table)",
+    backendOrder: config.backendOrder.length ? config.backendOrder.join(" → ") : "(none: jobs wait for their own backend)",
     k8s: config.k8s ? JSON.stringify(config.k8s) : "(off: K8S_NAMESPACE not set)",
     signIn: config.signIn
       ? JSON.stringify({ ...config.signIn, clientSecret: mask(config.signIn.clientSecret) })

@@ -85,6 +85,7 @@ describe("loadControllerConfig", () => {
       gitAuthor: { name: "agent-work[bot]", email: "agent-work[bot]@users.noreply.github.com" },
       logRetentionDays: 14,
       budgets: { jobUsd: 1, repoMonthlyUsd: 20, globalHourlyUsd: 5 },
+      backendOrder: [],
     });
     expect(warnings).toEqual([]);
     for (const variable of CONTROLLER_ENV_VARS) {
@@ -621,5 +622,14 @@ describe("budgets", () => {
     const errors = bad.ok ? [] : bad.errors;
     expect(errors.some((e) => e.startsWith('BUDGET_JOB_USD="$3"') && e.includes("US dollars"))).toBe(true);
     expect(errors.some((e) => e.startsWith('BUDGET_REPO_MONTHLY_USD="-1"'))).toBe(true);
+  });
+});
+
+describe("BACKEND_ORDER", () => {
+  it("reads the fallback order and names an unknown backend", () => {
+    const ok = loadControllerConfig({ BACKEND_ORDER: "local, ssh,gce" });
+    expect(ok.ok && ok.config.backendOrder).toEqual(["local", "ssh", "gce"]);
+    const bad = loadControllerConfig({ BACKEND_ORDER: "local,cloud" });
+    expect(!bad.ok && bad.errors.join("\n")).toContain('BACKEND_ORDER="local,cloud": unknown backend cloud');
   });
 });
