@@ -35,6 +35,8 @@ export interface JobOptions {
   size?: string;
   /** The command line as typed, quoted back in refusals. */
   commandLine?: string;
+  /** Set when the job moved to another backend because its own was full or down: where and why. */
+  route?: string;
 }
 
 /** Earlier discussion on the issue, kept only from people with write access, at trigger time. */

@@ -50,6 +50,7 @@ export function renderStatusComment(job: Job, facts: StatusFacts): string {
     `### agent-work: ${STATE_WORDS[job.state] ?? job.state}`,
     "",
     `Requested by @${job.requester} (${job.trigger === "label" ? "label" : "command"}) · job \`${job.id}\` · backend \`${job.backend}\``,
+    ...(job.options.route ? [`This job ${job.options.route}.`] : []),
     `Cost ceiling: ${facts.ceilingText}`,
     "",
     ...job.steps.map((s) => stepLine(s)),
