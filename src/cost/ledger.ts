@@ -1,5 +1,7 @@
 import { sql, type Kysely, type Selectable } from "kysely";
 import type { Database, LedgerTable } from "../store/schema.js";
+import { storeDialect } from "../store/dialect.js";
+import { ADVISORY_LOCKS } from "../store/advisory-lock.js";
 import { costOf, type JobPricing } from "./price-job.js";
 import { bundledPriceTable, type PriceTable } from "./price-table.js";
 import { formatUsd } from "./estimate.js";
@@ -85,7 +87,8 @@ const iso = (t: number) => new Date(t).toISOString().replace(".000Z", "Z");
 /**
  * Spend as the budgets see it: billed figures of finished jobs plus the reserved ceilings of jobs
  * that may still spend. Reserve checks the three caps and writes the reservation in one
- * transaction (on SQLite the single connection serialises them; on PostgreSQL an advisory lock).
+ * transaction (on SQLite the single connection serialises them; on PostgreSQL an advisory
+ * transaction lock, across every replica).
  */
 export class Ledger {
   constructor(
@@ -97,9 +100,12 @@ export class Ledger {
   async reserve(input: { jobId: string; repoId: number; repoFullName: string; pricing: JobPricing; ceilingUsd: number; budgets: Budgets }): Promise<Reservation> {
     const { pricing, ceilingUsd, budgets } = input;
     return this.db.transaction().execute(async (trx) => {
+      // Replicas reserve at the same instant: the lock makes check-and-insert one step across them,
+      // and each statement after it reads what the previous holder committed. Taken before the
+      // look for an existing row, so two tries of one job cannot both miss it.
+      if (storeDialect(trx) === "postgres") await sql`select pg_advisory_xact_lock(${ADVISORY_LOCKS.ledgerReserve})`.execute(trx);
       const existing = await trx.selectFrom("ledger").select("reserved_usd").where("job_id", "=", input.jobId).executeTakeFirst();
       if (existing) return { ok: true as const, reservedUsd: existing.reserved_usd };
-      if (isPostgres(trx)) await sql`select pg_advisory_xact_lock(73656)`.execute(trx);
       const now = this.now();
       const refuse = (budget: BudgetName, capUsd: number, spentUsd: number, resetsAt: number | null): Reservation => ({
         ok: false,
@@ -178,10 +184,6 @@ export class Ledger {
     const rows = await this.db.selectFrom("ledger").selectAll().where("repo_id", "=", repoId).where("started_at", ">=", monthStart(this.now())).orderBy("started_at").execute();
     return rows.map(toEntry);
   }
-}
-
-function isPostgres(db: Kysely<any>): boolean {
-  return (db.getExecutor().adapter.constructor.name ?? "").toLowerCase().includes("postgres");
 }
 
 async function spentSince(db: Kysely<Database>, since: number, repoId?: number): Promise<number> {

@@ -12,12 +12,14 @@ export interface LogLine {
 
 const FLUSH_MS = 250;
 const MAX_LINE = 4000;
+/** Rows per insert: 4 parameters each, well under SQLite's and PostgreSQL's parameter limits. */
+const INSERT_CHUNK = 500;
 
 /**
  * Every job's full log, redacted by the caller before it gets here: kept in the store for the log
  * page and pruned after a retention time, and pushed to live subscribers (the page's SSE stream)
  * as it is written. Lines are buffered and written in batches, so a chatty agent costs one insert
- * per quarter second, not one per line.
+ * statement per quarter second, not one per line.
  */
 export class JobLog {
   private readonly pending: Omit<LogLine, "id">[] = [];
@@ -46,13 +48,18 @@ export class JobLog {
     this.timer = undefined;
     const batch = this.pending.splice(0);
     const run = this.writing.then(async () => {
-      for (const entry of batch) {
-        const row = await this.db
+      // One statement per chunk, not per line: against PostgreSQL over a network a round trip per
+      // line would fall behind a chatty agent. Ids come from a sequence (PostgreSQL) or rowid
+      // (SQLite) in the order the rows are listed, so the sorted ids pair with the entries in order.
+      for (let i = 0; i < batch.length; i += INSERT_CHUNK) {
+        const chunk = batch.slice(i, i + INSERT_CHUNK);
+        const rows = await this.db
           .insertInto("job_logs")
-          .values({ job_id: entry.jobId, at: entry.at, stream: entry.stream, line: entry.line })
+          .values(chunk.map((entry) => ({ job_id: entry.jobId, at: entry.at, stream: entry.stream, line: entry.line })))
           .returning("id")
-          .executeTakeFirstOrThrow();
-        this.bus.emit(entry.jobId, { ...entry, id: Number(row.id) });
+          .execute();
+        const ids = rows.map((r) => Number(r.id)).sort((a, b) => a - b);
+        chunk.forEach((entry, k) => this.bus.emit(entry.jobId, { ...entry, id: ids[k]! }));
       }
     });
     this.writing = run.catch(() => undefined);

@@ -23,6 +23,7 @@ import { isTerminal, type JobState } from "../jobs/state.js";
 import type { Job } from "../jobs/types.js";
 import { StaleStateError, type JobStore } from "../store/job-store.js";
 import { ReaperMarkStore, reaperMarkKey, type ReaperMark } from "../store/reaper-marks.js";
+import { ADVISORY_LOCKS, runExclusively } from "../store/advisory-lock.js";
 
 export type ReaperLog = Pick<Logger, "info" | "warn" | "error">;
 
@@ -61,6 +62,8 @@ export interface ReapReport {
   actions: ReapAction[];
   /** Backends whose listing was partial or failed, with why. */
   incomplete: string[];
+  /** Set when the pass did not run because another replica's pass held the lock (nothing was looked at). */
+  skipped?: string;
 }
 
 /** Job states in which a job has (or is getting) a worker the reaper must not take away. */
@@ -97,7 +100,23 @@ async function listAll(backends: ReadonlyMap<string, Backend>, incomplete: strin
   return listings;
 }
 
+/**
+ * One pass, and only one at a time across every replica sharing the store: on PostgreSQL a pass
+ * holds an advisory lock, and a replica that finds it taken skips its pass (the other replica is
+ * doing the work; two would mark and destroy in a race). A dry run changes nothing, so it takes no
+ * lock. On SQLite there is one controller, and Reaper.tick keeps its passes apart.
+ */
 export async function reap(deps: ReapDeps): Promise<ReapReport> {
+  if (deps.dryRun) return reapPass(deps);
+  const outcome = await runExclusively(deps.store.db, ADVISORY_LOCKS.reaperPass, () => reapPass(deps));
+  if (outcome.ran) return outcome.value;
+  const skipped = "another replica's reaper pass is under way";
+  deps.log.info({ skipped }, "reaper pass skipped: another replica's pass is under way");
+  const none = { workers: {}, marks: 0 };
+  return { dryRun: false, startedAt: deps.now(), before: { ...none, liveJobs: 0 }, after: none, actions: [], incomplete: [], skipped };
+}
+
+async function reapPass(deps: ReapDeps): Promise<ReapReport> {
   const { store, backends, log } = deps;
   const dryRun = deps.dryRun ?? false;
   const graceMs = deps.deadlineGraceMs ?? DEFAULT_DEADLINE_GRACE_MS;

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { Kysely, Selectable } from "kysely";
 import type { Database, JobsTable } from "./schema.js";
+import { storeDialect, type StoreDialect } from "./dialect.js";
 import type { Job, NewJob, StepRecord } from "../jobs/types.js";
 import { assertTransition, isActive, isTerminal, type JobState } from "../jobs/state.js";
 
@@ -153,13 +154,17 @@ function patchToRow(patch: JobPatch): Partial<JobsTable> {
 
 /**
  * The jobs table and its event log. Every method is one SQL statement or one short transaction,
- * written in the subset of SQL that SQLite and PostgreSQL share.
+ * written in the subset of SQL that SQLite and PostgreSQL share; only the claim differs.
  */
 export class JobStore {
+  private readonly dialect: StoreDialect;
+
   constructor(
     readonly db: Kysely<Database>,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.dialect = storeDialect(db);
+  }
 
   /** Records a delivery as a `received` job. A delivery id seen before returns `created: false`. */
   async insertReceived(input: NewJob, defaults: { backend: string }): Promise<{ created: boolean; job: Job }> {
@@ -276,10 +281,49 @@ export class JobStore {
 
   /**
    * Claims up to `limit` jobs in `states` whose lease is free or expired, highest priority first,
-   * then oldest. SQLite serialises writers, so the conditional update is the claim.
+   * then oldest. Two replicas never get the same job: see claimPostgres and claimSqlite.
    */
   async claim(states: readonly JobState[], owner: string, leaseMs: number, limit: number): Promise<Job[]> {
     if (limit <= 0) return [];
+    return this.dialect === "postgres" ? this.claimPostgres(states, owner, leaseMs, limit) : this.claimSqlite(states, owner, leaseMs, limit);
+  }
+
+  /**
+   * PostgreSQL: replicas claim at the same moment, so the candidates are locked as they are read
+   * (`FOR UPDATE SKIP LOCKED`: rows another claim holds are passed over rather than waited for)
+   * and leased in the same transaction. A row whose lease was taken after this statement's
+   * snapshot is re-checked against the WHERE under its lock, so it is not claimed twice.
+   */
+  private async claimPostgres(states: readonly JobState[], owner: string, leaseMs: number, limit: number): Promise<Job[]> {
+    const now = this.now();
+    return this.db.transaction().execute(async (trx) => {
+      const ids = (
+        await trx
+          .selectFrom("jobs")
+          .select("id")
+          .where("state", "in", states as JobState[])
+          .where((eb) => eb.or([eb("lease_expires_at", "is", null), eb("lease_expires_at", "<", now)]))
+          .orderBy("priority", "desc")
+          .orderBy("created_at", "asc")
+          .limit(limit)
+          .forUpdate()
+          .skipLocked()
+          .execute()
+      ).map((r) => r.id);
+      if (ids.length === 0) return [];
+      const rows = await trx
+        .updateTable("jobs")
+        .set({ lease_owner: owner, lease_expires_at: now + leaseMs, updated_at: now })
+        .where("id", "in", ids)
+        .returningAll()
+        .execute();
+      const byId = new Map(rows.map((r) => [r.id, toJob(r)]));
+      return ids.flatMap((id) => byId.get(id) ?? []);
+    });
+  }
+
+  /** SQLite serialises writers, so a conditional update per candidate is the claim. */
+  private async claimSqlite(states: readonly JobState[], owner: string, leaseMs: number, limit: number): Promise<Job[]> {
     const now = this.now();
     const candidates = await this.db
       .selectFrom("jobs")

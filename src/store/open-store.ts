@@ -1,7 +1,7 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import Sqlite from "better-sqlite3";
-import { Kysely, Migrator, SqliteDialect, type Migration } from "kysely";
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Migration } from "kysely";
 import type { Database } from "./schema.js";
 import * as m001 from "./migrations/001-jobs.js";
 import * as m002 from "./migrations/002-reaper.js";
@@ -14,16 +14,36 @@ import * as m006 from "./migrations/006-worker-token.js";
 const MIGRATIONS: Record<string, Migration> = { "001-jobs": m001, "002-reaper": m002, "003-commands": m003, "004-job-logs": m004, "005-ledger": m005, "006-worker-token": m006 };
 
 export interface OpenStoreOptions {
-  /** Folder for the embedded SQLite file; `:memory:` for a throwaway store. */
+  /** Folder for the embedded SQLite file; `:memory:` for a throwaway store. Unused with `databaseUrl`. */
   dataDir: string;
+  /** `postgres://…`: the store is this PostgreSQL database (same migrations, same queries). */
+  databaseUrl?: string;
+  /** Connections in the PostgreSQL pool (default 10). */
+  poolSize?: number;
+  /** Where a dropped idle PostgreSQL connection is reported (the pool replaces it by itself). */
+  onPoolError?: (err: Error) => void;
 }
 
-/** Opens the embedded store (SQLite through Kysely) and brings its schema up to date. */
+/**
+ * Opens the store and brings its schema up to date: PostgreSQL when `databaseUrl` is set (what
+ * several replicas share), otherwise the embedded SQLite file in `dataDir`.
+ */
 export async function openStore(options: OpenStoreOptions): Promise<Kysely<Database>> {
+  const db = options.databaseUrl ? await openPostgres(options.databaseUrl, options) : openSqlite(options.dataDir);
+  try {
+    await migrate(db);
+  } catch (err) {
+    await db.destroy().catch(() => undefined);
+    throw err;
+  }
+  return db;
+}
+
+function openSqlite(dataDir: string): Kysely<Database> {
   let file = ":memory:";
-  if (options.dataDir !== ":memory:") {
-    mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
-    file = path.join(options.dataDir, "agent-work.sqlite");
+  if (dataDir !== ":memory:") {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    file = path.join(dataDir, "agent-work.sqlite");
   }
   const sqlite = new Sqlite(file);
   // WAL lets the ops CLI read while the controller writes; busy_timeout rides out short write locks.
@@ -35,14 +55,51 @@ export async function openStore(options: OpenStoreOptions): Promise<Kysely<Datab
   // PostgreSQL where that matters.
   sqlite.pragma("synchronous = NORMAL");
   sqlite.pragma("foreign_keys = ON");
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
-  await migrate(db);
+  return new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+}
+
+const INT8_OID = 20;
+const NUMERIC_OID = 1700;
+
+async function openPostgres(databaseUrl: string, options: OpenStoreOptions): Promise<Kysely<Database>> {
+  const { default: pg } = await import("pg");
+  // pg hands int8 (`bigint` columns, count(*)) and numeric (sums) back as strings, so that values
+  // past 2^53 survive; SQLite hands back numbers. Every bigint here is epoch milliseconds or a
+  // GitHub id, far below 2^53, so both engines give the code the same numbers. Per pool, not
+  // pg.types.setTypeParser: that would change every other pg user in the process.
+  const types = {
+    getTypeParser: ((oid: number, format?: "text" | "binary") =>
+      oid === INT8_OID || oid === NUMERIC_OID ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+  };
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: options.poolSize ?? 10, application_name: "agent-work", types });
+  // An idle connection that the server drops emits `error` on the pool; unheard, it would crash
+  // the controller. The pool discards that connection and opens another on the next query.
+  pool.on("error", (err) => options.onPoolError?.(err));
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  try {
+    await sql`select 1`.execute(db);
+  } catch (err) {
+    await db.destroy().catch(() => undefined);
+    throw new Error(`cannot reach the PostgreSQL database at ${whereIs(databaseUrl)}: ${err instanceof Error ? err.message : String(err)}; check DATABASE_URL (host, port, user, password, database name) and that the server accepts connections from here`);
+  }
   return db;
+}
+
+/** Host, port and database of a URL, never its user or password. */
+function whereIs(databaseUrl: string): string {
+  try {
+    const url = new URL(databaseUrl);
+    return `${url.host || "(local socket)"}${url.pathname}`;
+  } catch {
+    return "DATABASE_URL";
+  }
 }
 
 export async function migrate(db: Kysely<any>): Promise<void> {
   // Migrations were numbered by parallel work; a data folder that ran a later number before an
   // earlier one landed must still open, so order is by name but gaps filled later are allowed.
+  // On PostgreSQL Kysely runs them in one transaction under an advisory lock, so replicas that
+  // start together on a new database migrate it once.
   const migrator = new Migrator({ db, provider: { getMigrations: async () => MIGRATIONS }, allowUnorderedMigrations: true });
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === "Error");

@@ -1,6 +1,7 @@
 import type { Kysely, Selectable } from "kysely";
 import type { Database, RequestsTable } from "./schema.js";
 import { newJobId } from "./job-store.js";
+import { storeDialect, type StoreDialect } from "./dialect.js";
 import type { JobKind } from "../jobs/types.js";
 
 export type RequestVerb = "stop" | "retry" | "status" | "cost" | "help" | "unknown" | "bad_flag" | "fork";
@@ -54,10 +55,14 @@ function toRequest(row: Selectable<RequestsTable>): AgentRequest {
 
 /** The requests table: recorded by handlers, claimed with a lease, answered once. */
 export class RequestStore {
+  private readonly dialect: StoreDialect;
+
   constructor(
     readonly db: Kysely<Database>,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.dialect = storeDialect(db);
+  }
 
   async insert(input: Omit<AgentRequest, "id" | "state" | "createdAt">): Promise<{ created: boolean }> {
     const now = this.now();
@@ -85,8 +90,30 @@ export class RequestStore {
     return { created: Number(res.numInsertedOrUpdatedRows ?? 0n) === 1 };
   }
 
+  /** Claims pending requests whose lease is free or expired, oldest first; as JobStore.claim, per engine. */
   async claim(owner: string, leaseMs: number, limit: number): Promise<AgentRequest[]> {
+    if (limit <= 0) return [];
     const now = this.now();
+    if (this.dialect === "postgres") {
+      return this.db.transaction().execute(async (trx) => {
+        const ids = (
+          await trx
+            .selectFrom("requests")
+            .select("id")
+            .where("state", "=", "pending")
+            .where((eb) => eb.or([eb("lease_expires_at", "is", null), eb("lease_expires_at", "<", now)]))
+            .orderBy("created_at", "asc")
+            .limit(limit)
+            .forUpdate()
+            .skipLocked()
+            .execute()
+        ).map((r) => r.id);
+        if (ids.length === 0) return [];
+        const rows = await trx.updateTable("requests").set({ lease_owner: owner, lease_expires_at: now + leaseMs, updated_at: now }).where("id", "in", ids).returningAll().execute();
+        const byId = new Map(rows.map((r) => [r.id, toRequest(r)]));
+        return ids.flatMap((id) => byId.get(id) ?? []);
+      });
+    }
     const candidates = await this.db
       .selectFrom("requests")
       .select("id")

@@ -1,15 +1,9 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { sql } from "kysely";
+import { describe, expect, it } from "vitest";
 import { openStore } from "../../src/store/open-store.js";
 import { JobStore, StaleStateError, isUniqueViolation } from "../../src/store/job-store.js";
 import type { NewJob } from "../../src/jobs/types.js";
-
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+import { STORE_KINDS, createTestDatabase, useTestStores } from "../support/postgres.js";
 
 function newJob(over: Partial<NewJob> = {}): NewJob {
   return {
@@ -31,13 +25,12 @@ function newJob(over: Partial<NewJob> = {}): NewJob {
   };
 }
 
-async function memoryStore(now?: () => number) {
-  return new JobStore(await openStore({ dataDir: ":memory:" }), now);
-}
+describe.each(STORE_KINDS)("job store on %s", (kind) => {
+  const stores = useTestStores(kind);
+  const freshStore = async (now?: () => number) => new JobStore(await stores.fresh(), now);
 
-describe("job store", () => {
   it("records the same delivery once, however often it arrives", async () => {
-    const store = await memoryStore();
+    const store = await freshStore();
     const input = newJob({ deliveryId: "same" });
     const results = await Promise.all(Array.from({ length: 20 }, () => store.insertReceived(input, { backend: "local" })));
     expect(results.filter((r) => r.created)).toHaveLength(1);
@@ -45,8 +38,18 @@ describe("job store", () => {
     expect((await store.list()).length).toBe(1);
   });
 
+  // Replicas share only PostgreSQL; the embedded store serves one controller process.
+  it.runIf(kind === "postgres")("records a delivery once even when it lands on two replicas at the same time", async () => {
+    const a = await freshStore();
+    const b = new JobStore(await stores.another());
+    const input = newJob({ deliveryId: "redelivered" });
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).insertReceived(input, { backend: "local" })));
+    expect(results.filter((r) => r.created)).toHaveLength(1);
+    expect(new Set(results.map((r) => r.job.id)).size).toBe(1);
+  });
+
   it("admits at most one active job per issue", async () => {
-    const store = await memoryStore();
+    const store = await freshStore();
     const a = (await store.insertReceived(newJob(), { backend: "local" })).job;
     const b = (await store.insertReceived(newJob(), { backend: "local" })).job;
     await store.transition(a.id, "received", "queued");
@@ -60,7 +63,7 @@ describe("job store", () => {
   });
 
   it("refuses a transition the state machine does not allow, and one that lost a race", async () => {
-    const store = await memoryStore();
+    const store = await freshStore();
     const a = (await store.insertReceived(newJob(), { backend: "local" })).job;
     await expect(store.transition(a.id, "received", "running")).rejects.toThrow(/cannot go from received to running/);
     await store.transition(a.id, "received", "queued");
@@ -69,7 +72,7 @@ describe("job store", () => {
 
   it("claims by priority then age, and never hands one job to two owners while the lease holds", async () => {
     let now = 1_000;
-    const store = await memoryStore(() => now);
+    const store = await freshStore(() => now);
     const low = (await store.insertReceived(newJob({ number: 1 }), { backend: "local" })).job;
     now += 1;
     const high = (await store.insertReceived(newJob({ number: 2 }), { backend: "local" })).job;
@@ -77,24 +80,92 @@ describe("job store", () => {
     await store.transition(high.id, "received", "queued", { priority: 5 });
     const first = await store.claim(["queued"], "a", 10_000, 1);
     expect(first.map((j) => j.id)).toEqual([high.id]);
+    expect(first[0]).toMatchObject({ leaseOwner: "a", leaseExpiresAt: now + 10_000 });
     const second = await store.claim(["queued"], "b", 10_000, 5);
     expect(second.map((j) => j.id)).toEqual([low.id]);
     expect(await store.claim(["queued"], "c", 10_000, 5)).toEqual([]);
     now += 20_000; // both leases expired: their owners are presumed dead
-    expect((await store.claim(["queued"], "c", 10_000, 5)).length).toBe(2);
+    expect((await store.claim(["queued"], "c", 10_000, 5)).map((j) => j.id)).toEqual([high.id, low.id]);
+  });
+
+  it("never hands one job to two owners when replicas claim at the same instant", async () => {
+    const a = await freshStore();
+    const b = new JobStore(await stores.another());
+    const ids: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      const { job } = await a.insertReceived(newJob({ number: 1000 + i }), { backend: "local" });
+      await a.transition(job.id, "received", "queued");
+      ids.push(job.id);
+    }
+    const claimedBy = new Map<string, string[]>();
+    // 12 claimers, half on each replica's connection, each taking 7 at a time until none is left.
+    await Promise.all(
+      Array.from({ length: 12 }, async (_, i) => {
+        const owner = `owner-${i}`;
+        for (;;) {
+          const got = await (i % 2 ? a : b).claim(["queued"], owner, 60_000, 7);
+          if (got.length === 0) return;
+          for (const job of got) claimedBy.set(job.id, [...(claimedBy.get(job.id) ?? []), owner]);
+        }
+      }),
+    );
+    expect([...claimedBy.values()].filter((owners) => owners.length > 1)).toEqual([]);
+    expect([...claimedBy.keys()].sort()).toEqual([...ids].sort());
+    for (const job of await a.list({ limit: 200 })) expect(job.leaseOwner).toBe(claimedBy.get(job.id)![0]);
+  });
+
+  it("gives numbers, not strings, for every bigint column and every count", async () => {
+    const store = await freshStore(() => 1_790_000_000_123);
+    const big = 2 ** 40 + 3; // GitHub ids outgrow 32 bits
+    const { job } = await store.insertReceived(newJob({ installationId: big, repoId: big, triggerCommentId: big }), { backend: "local" });
+    const updated = await store.update(job.id, { checkRunId: big, commentId: big, deadlineAt: 1_790_000_060_000, computeSeconds: 1.5 });
+    expect(updated).toMatchObject({ installationId: big, repoId: big, triggerCommentId: big, checkRunId: big, commentId: big, createdAt: 1_790_000_000_123, deadlineAt: 1_790_000_060_000, computeSeconds: 1.5 });
+    const raw = await store.db.selectFrom("jobs").select(["installation_id", "created_at", "check_run_id"]).executeTakeFirstOrThrow();
+    expect(raw).toEqual({ installation_id: big, created_at: 1_790_000_000_123, check_run_id: big });
+    const count = await store.db.selectFrom("jobs").select((eb) => eb.fn.countAll().as("n")).executeTakeFirstOrThrow();
+    expect(count.n).toBe(1);
+    expect(await store.countByState()).toEqual({ received: 1 });
   });
 
   it("keeps jobs and their events across a restart of the process", async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), "aw-store-"));
-    dirs.push(dir);
-    const s1 = new JobStore(await openStore({ dataDir: dir }));
+    const s1 = await freshStore();
     const { job } = await s1.insertReceived(newJob(), { backend: "local" });
     await s1.transition(job.id, "received", "queued");
     await s1.db.destroy();
-    const s2 = new JobStore(await openStore({ dataDir: dir }));
+    const s2 = new JobStore(await stores.another());
     expect((await s2.get(job.id))?.state).toBe("queued");
     expect((await s2.events(job.id)).map((e) => e.kind)).toEqual(["received", "state"]);
     expect(await s2.countByState()).toEqual({ queued: 1 });
-    await s2.db.destroy();
+  });
+
+  it.runIf(kind === "postgres")("passes over a job another replica is claiming instead of waiting for it", async () => {
+    const a = await freshStore();
+    const b = new JobStore(await stores.another());
+    const held = (await a.insertReceived(newJob({ number: 1 }), { backend: "local" })).job;
+    const free = (await a.insertReceived(newJob({ number: 2 }), { backend: "local" })).job;
+    await a.transition(held.id, "received", "queued");
+    await a.transition(free.id, "received", "queued");
+    // Replica A is in the middle of a claim: the row is locked but its lease not yet written.
+    await a.db.transaction().execute(async (trx) => {
+      await sql`select id from jobs where id = ${held.id} for update`.execute(trx);
+      const started = Date.now();
+      const got = await b.claim(["queued"], "b", 60_000, 5);
+      expect(got.map((j) => j.id)).toEqual([free.id]);
+      expect(Date.now() - started).toBeLessThan(1000);
+    });
+  });
+
+  it.runIf(kind === "postgres")("lets replicas that start together on a new database migrate it once", async () => {
+    const database = await createTestDatabase();
+    try {
+      const dbs = await Promise.all(Array.from({ length: 3 }, () => openStore({ dataDir: ":unused:", databaseUrl: database.url })));
+      // Each of them sees the whole schema, whichever ran the migrations.
+      for (const db of dbs) expect(await new JobStore(db).countByState()).toEqual({});
+      const migrations = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(dbs[0]!);
+      expect(migrations.rows[0]?.name).toBe("001-jobs");
+      await Promise.all(dbs.map((db) => db.destroy()));
+    } finally {
+      await database.drop();
+    }
   });
 });

@@ -1,30 +1,40 @@
 import { describe, expect, it } from "vitest";
-import { openStore } from "../../src/store/open-store.js";
 import { Ledger, monthStart, nextMonthStart } from "../../src/cost/ledger.js";
 import { costOf, priceJob } from "../../src/cost/price-job.js";
 import { effectiveBudgets, minutesWithinBudget } from "../../src/cost/budgets.js";
 import { estimate, formatUsd } from "../../src/cost/estimate.js";
 import { parseAgentUsageLine } from "../../src/cost/parse-agent-usage.js";
+import { STORE_KINDS, useTestStores } from "../support/postgres.js";
 
 const gce = { zones: ["us-central1-a"], machineType: "e2-small", spot: true, diskGb: 20, diskType: "pd-balanced" as const };
 const pricing = priceJob({ backend: "gce" }, gce);
 const ceiling = costOf(pricing, 30 * 60).totalUsd;
 
-async function ledgerAt(time: { now: number }) {
-  return new Ledger(await openStore({ dataDir: ":memory:" }), () => time.now);
-}
-
 const roomy = { jobUsd: 100, repoMonthlyUsd: 1000, globalHourlyUsd: 1000 };
 const reserve = (ledger: Ledger, jobId: string, budgets = roomy, repoId = 1) =>
   ledger.reserve({ jobId, repoId, repoFullName: `o/r${repoId}`, pricing, ceilingUsd: ceiling, budgets });
 
-describe("budgets", () => {
+describe.each(STORE_KINDS)("budgets on %s", (kind) => {
+  const stores = useTestStores(kind);
+  const ledgerAt = async (time: { now: number }) => new Ledger(await stores.fresh(), () => time.now);
+
   it("let at most as many jobs start as fit, however many ask at the same instant", async () => {
     const time = { now: Date.UTC(2026, 10, 15, 12) };
     const ledger = await ledgerAt(time);
+    // On PostgreSQL the asks come through two replicas' own connection pools; the embedded store
+    // serves one controller, whose asks share its one connection.
+    const other = kind === "postgres" ? new Ledger(await stores.another(), () => time.now) : ledger;
     const budgets = { ...roomy, repoMonthlyUsd: ceiling * 10.5 };
-    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => reserve(ledger, `j${i}`, budgets)));
+    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => reserve(i % 2 ? ledger : other, `j${i}`, budgets)));
     expect(results.filter((r) => r.ok)).toHaveLength(10);
+    expect(await ledger.monthToDate(1)).toBeCloseTo(ceiling * 10, 10);
+  });
+
+  it("reserve a job once, however often its start is tried", async () => {
+    const ledger = await ledgerAt({ now: Date.UTC(2026, 10, 15, 12) });
+    const results = await Promise.all(Array.from({ length: 5 }, () => reserve(ledger, "same")));
+    expect(results).toEqual(Array.from({ length: 5 }, () => ({ ok: true, reservedUsd: ceiling })));
+    expect(await ledger.monthToDate(1)).toBe(ceiling);
   });
 
   it("refuse a job whose ceiling is over the per-job budget, saying what to change", async () => {
@@ -71,6 +81,26 @@ describe("budgets", () => {
     expect(await ledger.monthToDate(1)).toBe(totalUsd);
   });
 
+  it("keep free jobs out of the caps while still recording them", async () => {
+    const ledger = await ledgerAt({ now: Date.UTC(2026, 10, 15) });
+    const free = priceJob({ backend: "local" }, undefined);
+    const r = await ledger.reserve({ jobId: "l", repoId: 1, repoFullName: "o/r", pricing: free, ceilingUsd: 0, budgets: { jobUsd: 0, repoMonthlyUsd: 0, globalHourlyUsd: 0 } });
+    expect(r.ok).toBe(true);
+    expect((await ledger.entriesThisMonth(1)).map((e) => e.jobId)).toEqual(["l"]);
+  });
+
+  it("bill the price table's figure for the billed seconds, to the cent", async () => {
+    const ledger = await ledgerAt({ now: Date.UTC(2026, 10, 15) });
+    await reserve(ledger, "a");
+    const { totalUsd } = await ledger.finalize("a", 612, pricing);
+    const table = estimate({ machineType: "e2-small", region: "us-central1", spot: true, seconds: 612, diskGb: 20, diskType: "pd-balanced" });
+    expect(totalUsd).toBe(table.usd);
+    expect(formatUsd(totalUsd)).toBe(formatUsd(table.usd));
+    expect(await ledger.get("a")).toMatchObject({ state: "final", billedSeconds: 612, totalUsd, spot: true, repoId: 1, startedAt: Date.UTC(2026, 10, 15) });
+  });
+});
+
+describe("budgets, as figures", () => {
   it("cannot be raised by a repository, only lowered", () => {
     const controller = { jobUsd: 1, repoMonthlyUsd: 20, globalHourlyUsd: 5 };
     expect(effectiveBudgets(controller, { jobUsd: 50, monthlyUsd: 500 })).toEqual(controller);
@@ -81,25 +111,9 @@ describe("budgets", () => {
     expect(minutesWithinBudget(1, 6)).toBe(10);
     expect(minutesWithinBudget(1, 0)).toBe(Infinity);
   });
-
-  it("keep free jobs out of the caps while still recording them", async () => {
-    const ledger = await ledgerAt({ now: Date.UTC(2026, 10, 15) });
-    const free = priceJob({ backend: "local" }, undefined);
-    const r = await ledger.reserve({ jobId: "l", repoId: 1, repoFullName: "o/r", pricing: free, ceilingUsd: 0, budgets: { jobUsd: 0, repoMonthlyUsd: 0, globalHourlyUsd: 0 } });
-    expect(r.ok).toBe(true);
-    expect((await ledger.entriesThisMonth(1)).map((e) => e.jobId)).toEqual(["l"]);
-  });
 });
 
 describe("the billed figure", () => {
-  it("equals the price table's figure for the billed seconds, to the cent", async () => {
-    const ledger = await ledgerAt({ now: Date.UTC(2026, 10, 15) });
-    await reserve(ledger, "a");
-    const { totalUsd } = await ledger.finalize("a", 612, pricing);
-    const table = estimate({ machineType: "e2-small", region: "us-central1", spot: true, seconds: 612, diskGb: 20, diskType: "pd-balanced" });
-    expect(totalUsd).toBe(table.usd);
-    expect(formatUsd(totalUsd)).toBe(formatUsd(table.usd));
-  });
 
   it("months start on the 1st at 00:00 UTC", () => {
     expect(monthStart(Date.UTC(2026, 1, 28, 23))).toBe(Date.UTC(2026, 1, 1));

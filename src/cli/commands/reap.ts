@@ -19,6 +19,10 @@ export async function reapCommand(ctx: CliContext, argv: string[]): Promise<numb
   const log = { info: () => {}, warn: () => {}, error: (obj: object, msg: string) => ctx.io.err(`${msg} ${JSON.stringify(obj)}`) };
   const report = await reap({ store: ctx.store, backends: await ctx.backends(), now: ctx.now, log: log as never, dryRun });
   const out = ctx.io.out;
+  if (report.skipped) {
+    out(`reaper pass skipped: ${report.skipped}`);
+    return 0;
+  }
   const counts = (w: Record<string, number>) => Object.entries(w).map(([name, n]) => `${name} ${n}`).join(", ") || "none";
   out(dryRun ? "reaper dry run: nothing was changed" : "reaper pass");
   out(`  workers   ${counts(report.before.workers)}  →  ${counts(report.after.workers)}`);
