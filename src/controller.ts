@@ -65,7 +65,12 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const redactor = new Redactor([...secretValues(config), ...Object.values(agentEnv)]);
   const priceTable = config.pricesFile ? loadPriceTable(config.pricesFile) : bundledPriceTable;
   const log = createLogger({ level: config.logLevel, redactor, ...(options.logDestination ? { destination: options.logDestination } : {}) });
-  const db = await openStore({ dataDir: config.dataDir });
+  // DATABASE_URL: PostgreSQL, which replicas share; otherwise SQLite in DATA_DIR (one controller).
+  const db = await openStore({
+    dataDir: config.dataDir,
+    databaseUrl: config.databaseUrl,
+    onPoolError: (err) => log.warn({ err }, "a PostgreSQL connection dropped; the pool opens another on the next query"),
+  });
   const now = options.now ?? Date.now;
   const store = new JobStore(db, now);
   const requests = new RequestStore(db, now);
@@ -114,7 +119,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
   }
   const address = httpServer.address();
   const port = typeof address === "object" && address ? address.port : config.port;
-  log.info({ port, dataDir: config.dataDir, owner }, "agent-work controller started");
+  log.info({ port, dataDir: config.dataDir, store: config.databaseUrl ? "postgres" : "sqlite", owner }, "agent-work controller started");
 
   return {
     server,

@@ -24,11 +24,13 @@ export interface CliContext {
 }
 
 /**
- * Opens the same store the controller uses (DATA_DIR) and describes the backends it enables, from
- * the same configuration. SQLite in WAL mode lets this run beside a live controller.
+ * Opens the same store the controller uses (DATABASE_URL, or SQLite in DATA_DIR) and describes the
+ * backends it enables, from the same configuration. SQLite in WAL mode lets this run beside a live
+ * controller; PostgreSQL serves any number of both.
  */
 export async function openCliContext(config: ControllerConfig, io: CliOutput): Promise<{ context: CliContext; close(): Promise<void> }> {
-  const db: Kysely<any> = await openStore({ dataDir: config.dataDir });
+  // A small pool: the CLI runs one command at a time beside the controllers.
+  const db: Kysely<any> = await openStore({ dataDir: config.dataDir, databaseUrl: config.databaseUrl, poolSize: 2 });
   const store = new JobStore(db);
   let built: Promise<Map<string, Backend>> | undefined;
   const closers: (() => Promise<void>)[] = [];
