@@ -223,6 +223,9 @@ async function reapPass(deps: ReapDeps): Promise<ReapReport> {
   const liveIds = new Set(live.map((j) => j.id));
   for (const job of live) {
     if (timedOut.has(job.id) || !job.worker) continue; // no worker recorded yet: create() is under way
+    // A live lease means a controller is running the job and will see its worker fail. This pass
+    // may not see that worker at all: `local` workers are listed only on the reaper's own host.
+    if (job.leaseExpiresAt !== null && job.leaseExpiresAt > startedAt) continue;
     const backendName = job.worker.backend;
     const listing = listings.get(backendName);
     if (!listing?.complete) continue;

@@ -166,6 +166,19 @@ describe("the reaper", () => {
     expect(ended.map((j) => j.id)).toEqual([job.id]);
   });
 
+  it("leaves a running job alone while a live controller holds its lease, even if this pass cannot see its worker", async () => {
+    const { fake, deps, jobIn, advance } = await setup();
+    const job = await jobIn("running");
+    // Another replica runs it: its lease is live, and its local worker is on another host.
+    await deps.store.claim(["running"], "replica-b", 600_000, 10);
+    await fake.backend.destroy(job.worker!);
+    await reap(deps);
+    advance(60_000);
+    const second = await reap(deps);
+    expect(second.actions).toEqual([]);
+    expect((await deps.store.get(job.id))?.state).toBe("running");
+  });
+
   it("leaves a job alone whose worker comes back, and one still being provisioned without a worker", async () => {
     const { fake, deps, jobIn, marks, advance } = await setup();
     const job = await jobIn("running");

@@ -126,6 +126,9 @@ export async function streamJobEvents(
           .get(jobId)
           .then(async (job) => {
             if (!job || closed) return;
+            // Lines written by another replica (the one running the job) reach this page only
+            // through the store; send() drops what the live subscription already delivered.
+            if (!isTerminal(job.state)) await drainStored();
             const now = `${job.state}|${job.updatedAt}|${job.cancelRequestedBy ?? ""}`;
             if (now !== seen) {
               seen = now;
