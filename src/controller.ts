@@ -22,6 +22,8 @@ import type { Backend } from "./backends/types.js";
 import { agentWorkApp } from "./app.js";
 import { startWeb } from "./web/start-web.js";
 import type { Scheduler } from "./scheduler/scheduler.js";
+import type { PipelineDeps } from "./pipeline/deps.js";
+import { workerTokenSealer } from "./secrets/seal.js";
 
 export interface ControllerOptions {
   config: ControllerConfig;
@@ -37,6 +39,8 @@ export interface ControllerOptions {
   autoSchedule?: boolean;
   /** Backends that replace or add to the configured ones, by name (tests use fakes). */
   extraBackends?: ReadonlyMap<string, Backend>;
+  /** Told each step of a job's life (the crash-matrix test's controller stops itself there). */
+  onStep?: PipelineDeps["onStep"];
 }
 
 export interface Controller {
@@ -104,7 +108,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
   });
   await server.load(
     agentWorkApp(
-      { store, requests, logs, ledger, priceTable, backends, config: { ...config, agentEnv }, redactor, log, metrics, now, owner, secondsPerMinute: options.secondsPerMinute ?? 60 },
+      { store, requests, logs, ledger, priceTable, backends, config: { ...config, agentEnv }, redactor, log, metrics, now, owner, secondsPerMinute: options.secondsPerMinute ?? 60, sealer: workerTokenSealer(config.privateKey), ...(options.onStep ? { onStep: options.onStep } : {}) },
       (s) => (scheduler = s),
       web.handle,
     ),

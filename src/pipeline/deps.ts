@@ -9,6 +9,15 @@ import type { RequestStore } from "../store/request-store.js";
 import type { JobLog } from "../logs/job-log.js";
 import type { Ledger } from "../cost/ledger.js";
 import type { PriceTable } from "../cost/price-table.js";
+import type { Sealer } from "../secrets/seal.js";
+import type { Job } from "../jobs/types.js";
+
+/**
+ * Points in a job's life between one effect and the next, where a controller may die: after the
+ * worker exists but before it is recorded, after the token is minted and kept (sealed), while the
+ * agent runs, after the worker pushed, once reporting has started.
+ */
+export type PipelineStep = "worker-created" | "token-minted" | "agent-running" | "pushed" | "reporting";
 
 /** Everything the job pipeline touches, passed in explicitly (tests build their own). */
 export interface PipelineDeps {
@@ -34,4 +43,11 @@ export interface PipelineDeps {
    * 2 minutes times out in 2 seconds instead of sleeping through the real thing.
    */
   secondsPerMinute: number;
+  /** Seals the worker token kept in the store, so a controller restarted after a crash can revoke it. */
+  sealer: Sealer;
+  /**
+   * Told each PipelineStep as the job passes it. Nothing listens in production; the crash-matrix
+   * test's controller (test/support/crash-controller.ts) kills itself here.
+   */
+  onStep?: (step: PipelineStep, job: Job) => void | Promise<void>;
 }

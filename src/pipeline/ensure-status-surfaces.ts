@@ -5,13 +5,17 @@ import { renderCheckRun } from "../status/render-check-run.js";
 import { statusMarker } from "../status/status-marker.js";
 import type { PipelineDeps } from "./deps.js";
 import { costTexts } from "./cost-texts.js";
+import { intendEffect } from "./intend-effect.js";
+import { findCheckRun } from "../github/find-check-run.js";
 
 export const CHECK_NAME = "agent-work";
 
 /**
  * Creates what a job shows itself through — the queued check run on the default branch head and
  * the status comment — unless the job already has them. Safe to call again after a crash: each id
- * is stored as soon as it exists, and a comment created just before a crash is found by its marker.
+ * is stored as soon as it exists, and the intent to create is written before asking GitHub, so a
+ * retry that finds an intent without an id looks first: the check run by its external id (the job
+ * id), the comment by its hidden marker.
  */
 export async function ensureStatusSurfaces(deps: PipelineDeps, octokit: GitHub, job: Job): Promise<Job> {
   const { owner, repo } = job;
@@ -19,6 +23,11 @@ export async function ensureStatusSurfaces(deps: PipelineDeps, octokit: GitHub, 
   if (!job.baseSha) {
     const { data } = await octokit.rest.repos.getBranch({ owner, repo, branch: job.defaultBranch });
     job = await deps.store.update(job.id, { baseSha: data.commit.sha });
+  }
+  if (!job.checkRunId) {
+    const retried = await intendEffect(deps, job.id, "check-run");
+    const found = retried ? await findCheckRun(octokit, { owner, repo, sha: job.baseSha!, name: CHECK_NAME, jobId: job.id }) : undefined;
+    job = found ? await deps.store.update(job.id, { checkRunId: found }) : job;
   }
   if (!job.checkRunId) {
     const view = renderCheckRun(job, { ...facts, logTail: [] });
@@ -37,9 +46,10 @@ export async function ensureStatusSurfaces(deps: PipelineDeps, octokit: GitHub, 
   }
   if (!job.commentId) {
     let commentId: number | undefined;
-    if (job.attempts > 0) {
-      // A retry after a crash: the comment may exist without its id having been saved.
-      const { data } = await octokit.rest.issues.listComments({ owner, repo, issue_number: job.number, per_page: 100 });
+    if (await intendEffect(deps, job.id, "status-comment")) {
+      // Only comments written since the job began can be its own (less ten minutes for clock skew).
+      const since = new Date(job.createdAt - 600_000).toISOString();
+      const { data } = await octokit.rest.issues.listComments({ owner, repo, issue_number: job.number, since, per_page: 100 });
       commentId = data.find((c) => c.body?.includes(statusMarker(job.id)))?.id;
     }
     if (!commentId) {

@@ -5,6 +5,9 @@ import type { PipelineDeps } from "./deps.js";
 import type { StatusPublisher } from "./status-publisher.js";
 import { CHECK_NAME } from "./ensure-status-surfaces.js";
 import { markStep } from "./run-job.js";
+import { intendEffect } from "./intend-effect.js";
+import { findCheckRun } from "../github/find-check-run.js";
+import type { JobState } from "../jobs/state.js";
 
 /**
  * From `reporting` to the end: open (or adopt) the draft PR with the app's own token, move the
@@ -28,33 +31,75 @@ function pullRequestFor(job: Job, branch: string) {
   };
 }
 
+/**
+ * The order is what makes a crash anywhere in here harmless: every GitHub effect first, each
+ * recorded as soon as it exists (the PR's number, the PR check run's id) or adopted when a retry
+ * finds it (GitHub answers a second PR for the branch with 422; the check run is found by its
+ * external id), then the final view published, and only then the job written finished. A
+ * controller that dies before that last write finds the job still `reporting` and runs this again.
+ */
 export async function reportJob(deps: PipelineDeps, octokit: GitHub, publisher: StatusPublisher, job: Job): Promise<Job> {
   const result = job.result!;
   const { owner, repo } = job;
+  // Updates the run queued must not land after the check run has moved to the PR.
+  await publisher.idle();
   const now = deps.now();
   const finish = { finishedAt: now };
+  let to: JobState;
+  let patch: Partial<Job>;
 
   if (result.outcome === "timed_out") {
-    job = await deps.store.transition(job.id, "reporting", "timed_out", { ...finish, steps: markStep(job.steps, "pull request", "skipped", now) });
+    to = "timed_out";
+    patch = { ...finish, steps: markStep(job.steps, "pull request", "skipped", now) };
   } else if (result.outcome === "pushed" && result.branch && result.headSha) {
-    // On a pull request the commit went onto its own branch: the PR is already there.
-    const pr = job.prHeadRef
-      ? { number: job.number, url: `https://github.com/${owner}/${repo}/pull/${job.number}`, headSha: result.headSha }
-      : await openPullRequest(octokit, pullRequestFor(job, result.branch));
-    job = await deps.store.transition(job.id, "reporting", "succeeded", {
-      ...finish,
-      prNumber: pr.number,
-      prUrl: pr.url,
-      headSha: pr.headSha,
-      steps: markStep(job.steps, "pull request", "done", now, job.prHeadRef ? `pushed to #${pr.number}` : `#${pr.number}`),
-    });
-    if (!job.prCheckRunId) {
-      const view = await publisher.currentCheckView();
+    if (!job.prNumber) {
+      // On a pull request the commit went onto its own branch: the PR is already there.
+      const pr = job.prHeadRef
+        ? { number: job.number, url: `https://github.com/${owner}/${repo}/pull/${job.number}`, headSha: result.headSha }
+        : await openPullRequest(octokit, pullRequestFor(job, result.branch));
+      job = await deps.store.update(job.id, { prNumber: pr.number, prUrl: pr.url, headSha: pr.headSha });
+    }
+    to = "succeeded";
+    patch = { ...finish, steps: markStep(job.steps, "pull request", "done", now, job.prHeadRef ? `pushed to #${job.prNumber}` : `#${job.prNumber}`) };
+  } else if (result.outcome === "no_changes") {
+    to = "succeeded";
+    patch = { ...finish, message: "the agent made no changes", steps: markStep(job.steps, "pull request", "skipped", now) };
+  } else {
+    // A sandbox limit is the reason people need to read, not the exit code it caused.
+    const message =
+      result.outcome === "agent_failed" && !result.limit
+        ? `the agent exited with code ${result.agentExitCode ?? "?"}`
+        : deps.redactor.redact(result.message || "the worker stopped without a result");
+    to = "failed";
+    patch = { ...finish, message, steps: markStep(job.steps, "pull request", "skipped", now) };
+  }
+
+  if (to === "succeeded" && job.prNumber && job.headSha) job = await movePrCheck(deps, octokit, publisher, { ...job, ...patch, state: to }, job.headSha);
+  // The final view, then the write that says it is out.
+  await publisher.flush({ ...job, ...patch, state: to });
+  return deps.store.transition(job.id, "reporting", to, patch);
+}
+
+/**
+ * GitHub ties a check run to one commit: the result's check goes on the PR's head, created
+ * completed (once: recorded at once, or found by its external id on a retry), and the first one,
+ * on the default branch, is completed `neutral` with a link.
+ */
+async function movePrCheck(deps: PipelineDeps, octokit: GitHub, publisher: StatusPublisher, final: Job, headSha: string): Promise<Job> {
+  const { owner, repo } = final;
+  const now = deps.now();
+  let job = final;
+  if (!job.prCheckRunId) {
+    const retried = await intendEffect(deps, job.id, "pr-check-run");
+    const found = retried ? await findCheckRun(octokit, { owner, repo, sha: headSha, name: CHECK_NAME, jobId: job.id }) : undefined;
+    let id = found;
+    if (!id) {
+      const view = await publisher.currentCheckView(job);
       const { data } = await octokit.rest.checks.create({
         owner,
         repo,
         name: CHECK_NAME,
-        head_sha: pr.headSha,
+        head_sha: headSha,
         external_id: job.id,
         status: "completed",
         conclusion: view.conclusion ?? "success",
@@ -63,34 +108,22 @@ export async function reportJob(deps: PipelineDeps, octokit: GitHub, publisher: 
         output: view.output,
         actions: view.actions,
       });
-      job = await deps.store.update(job.id, { prCheckRunId: data.id });
+      id = data.id;
     }
-    if (job.checkRunId) {
-      await octokit.rest.checks.update({
-        owner,
-        repo,
-        check_run_id: job.checkRunId,
-        status: "completed",
-        conclusion: "neutral",
-        completed_at: new Date(now).toISOString(),
-        output: { title: `Continued on pull request #${pr.number}`, summary: `The result of job \`${job.id}\` is on ${pr.url}.` },
-        actions: [],
-      });
-    }
-  } else if (result.outcome === "no_changes") {
-    job = await deps.store.transition(job.id, "reporting", "succeeded", {
-      ...finish,
-      message: "the agent made no changes",
-      steps: markStep(job.steps, "pull request", "skipped", now),
-    });
-  } else {
-    // A sandbox limit is the reason people need to read, not the exit code it caused.
-    const message =
-      result.outcome === "agent_failed" && !result.limit
-        ? `the agent exited with code ${result.agentExitCode ?? "?"}`
-        : deps.redactor.redact(result.message || "the worker stopped without a result");
-    job = await deps.store.transition(job.id, "reporting", "failed", { ...finish, message, steps: markStep(job.steps, "pull request", "skipped", now) });
+    const stored = await deps.store.update(job.id, { prCheckRunId: id });
+    job = { ...job, prCheckRunId: stored.prCheckRunId };
   }
-  await publisher.flush();
+  if (job.checkRunId && job.checkRunId !== job.prCheckRunId) {
+    await octokit.rest.checks.update({
+      owner,
+      repo,
+      check_run_id: job.checkRunId,
+      status: "completed",
+      conclusion: "neutral",
+      completed_at: new Date(now).toISOString(),
+      output: { title: `Continued on pull request #${job.prNumber}`, summary: `The result of job \`${job.id}\` is on ${job.prUrl}.` },
+      actions: [],
+    });
+  }
   return job;
 }

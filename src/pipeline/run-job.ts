@@ -6,12 +6,13 @@ import { agentArgv } from "../agents/presets.js";
 import { agentSandbox } from "../worker/agent-sandbox.js";
 import { buildPrompt, branchSlug } from "../jobs/build-prompt.js";
 import { mintWorkerToken } from "../github/mint-worker-token.js";
-import { revokeWorkerToken } from "../github/revoke-worker-token.js";
+import { branchExists } from "../github/branch-exists.js";
 import type { PipelineDeps } from "./deps.js";
 import { StatusPublisher } from "./status-publisher.js";
 import { ensureStatusSurfaces } from "./ensure-status-surfaces.js";
 import { reportJob } from "./report-job.js";
 import { cancelledBy } from "./cancel-request.js";
+import { keepWorkerToken, revokeKeptWorkerToken } from "./worker-token-at-rest.js";
 import { isTerminal } from "../jobs/state.js";
 import { priceJob } from "../cost/price-job.js";
 import { effectiveBudgets, minutesWithinBudget } from "../cost/budgets.js";
@@ -60,7 +61,8 @@ export function jobLimits(deps: PipelineDeps, job: Job): { agentSeconds: number;
 /**
  * Runs one admitted job from `queued` to its end: worker, token, worker script, report, teardown.
  * Each state change is written before the effect it starts; the worker is destroyed and the
- * token revoked on every path out, including errors.
+ * token revoked on every path out, including errors. The token is kept sealed in the store while
+ * it lives, so a controller that dies mid-run leaves the next one able to revoke it.
  */
 export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSignal): Promise<Job> {
   const log = deps.log.child({ jobId: queued.id, deliveryId: queued.deliveryId });
@@ -87,13 +89,7 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     tornDown = true;
     if (worker && backend) await backend.destroy(worker).catch((err) => log.error({ err, workerId: worker?.id }, "could not destroy the worker; the reaper will retry"));
     if (token) {
-      const revoked = token;
-      await revokeWorkerToken(deps.github.baseUrl, revoked)
-        .then((r) => {
-          log.info({ result: r }, "worker token revoked");
-          deps.redactor.forget(revoked);
-        })
-        .catch((err) => log.error({ err }, "could not revoke the worker token; it expires within the hour"));
+      await revokeKeptWorkerToken(deps, job.id, log, token).catch((err) => log.error({ err }, "could not revoke the worker token; it stays sealed in the store and expires within the hour"));
     }
     if (reserved && pricing) {
       const billedSeconds = worker ? Math.max(0, (deps.now() - worker.createdAt) / 1000) : 0;
@@ -154,20 +150,28 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     publisher.poke();
 
     worker = await backend.create({ jobId: job.id, repoFullName: `${job.owner}/${job.repo}`, maxSeconds: hardSeconds + 30 }, signal);
+    await deps.onStep?.("worker-created", job);
     job = await deps.store.update(job.id, { worker });
     const minted = await mintWorkerToken(await deps.github.asApp(), job.installationId, job.repoId);
     token = minted.token;
     deps.redactor.add(token);
+    await keepWorkerToken(deps, job.id, token);
+    await deps.onStep?.("token-minted", job);
 
-    // On a pull request the agent works on the PR's own branch; on an issue, on a new one.
-    const branch = job.prHeadRef ?? `${config.branchPrefix}${job.number}-${branchSlug(job.title)}`;
+    // On a pull request the agent works on the PR's own branch; on an issue, on a new one. A job
+    // that started before (its controller died, or handed it back) may have pushed its branch
+    // already: it goes on from there, as on a pull request, instead of pushing over it.
+    const branch = job.prHeadRef ?? job.branch ?? `${config.branchPrefix}${job.number}-${branchSlug(job.title)}`;
+    const continuing = !job.prHeadRef && job.branch !== null && (await branchExists(octokit, { owner: job.owner, repo: job.repo, branch }));
+    if (continuing) log.info({ branch }, "an earlier start of this job pushed its branch; the agent goes on from it");
     await move("running", { branch, steps: markStep(job.steps, "worker", "done", deps.now(), worker.id) });
     const input: WorkerInput = {
       jobId: job.id,
       cloneUrl: job.cloneUrl,
-      baseBranch: job.prHeadRef ?? job.defaultBranch,
+      baseBranch: job.prHeadRef ?? (continuing ? branch : job.defaultBranch),
       branch,
-      ...(job.prHeadRef ? { steering: { fromBranch: job.defaultBranch, paths: [...AGENT_STEERING_PATHS] } } : {}),
+      // The branch was written by an agent: the files that steer the next one come from the default branch.
+      ...(job.prHeadRef || continuing ? { steering: { fromBranch: job.defaultBranch, paths: [...AGENT_STEERING_PATHS] } } : {}),
       token,
       agentArgv: agentArgv(config.agent, { command: config.command, model: config.model }),
       prompt: buildPrompt({
@@ -206,13 +210,19 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
         const status = e.status === "started" ? "running" : e.status === "finished" ? "done" : e.status === "failed" ? "failed" : "skipped";
         // Serialise step writes so a fast worker's events land in order.
         pending = pending.then(() => step(e.step, status, e.detail));
+        if (e.step === "agent" && status === "running") pending = pending.then(() => deps.onStep?.("agent-running", job));
+        if (e.step === "push" && status === "done") pending = pending.then(() => deps.onStep?.("pushed", job));
         return pending;
       }
       return Promise.resolve();
     };
-    const result: RunResult = await backend.run(worker, input, onEvent, runSignal);
+    let result: RunResult = await backend.run(worker, input, onEvent, runSignal);
     await pending;
     log.info({ outcome: result.outcome, computeSeconds: result.computeSeconds }, "worker finished");
+    if (continuing && result.outcome === "no_changes" && result.baseSha) {
+      // Nothing more to add to what the earlier start pushed: that work is the result.
+      result = { ...result, outcome: "pushed", branch, headSha: result.baseSha, message: `the agent added nothing to the work an earlier start pushed to ${branch}` };
+    }
 
     await teardown();
     const stoppedBy = cancelledBy(signal);
@@ -235,6 +245,7 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
       computeSeconds: result.computeSeconds,
       ...(timedOut ? { message: `the agent ran past the ${config.maxMinutes}-minute limit and was stopped` } : {}),
     });
+    await deps.onStep?.("reporting", job);
     job = await reportJob(deps, octokit, publisher, job);
     state = job.state;
     return job;

@@ -51,13 +51,17 @@ export class StatusPublisher {
     this.timer.unref?.();
   }
 
-  /** Writes the current view now (used at the end of a job, and when throttling allows). */
-  async flush(): Promise<void> {
+  /**
+   * Writes the current view now (used at the end of a job, and when throttling allows). With `as`,
+   * writes that job instead of the stored one: the final view, published before the job is
+   * written finished, so a controller that dies in between publishes it again.
+   */
+  async flush(as?: Job): Promise<void> {
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    const run = this.flushing.then(() => this.write());
+    const run = this.flushing.then(() => this.write(as));
     this.flushing = run.catch(() => undefined);
     return run;
   }
@@ -67,8 +71,17 @@ export class StatusPublisher {
     this.timer = undefined;
   }
 
-  private async write(): Promise<void> {
-    const job = await this.deps.store.getOrThrow(this.jobId);
+  /**
+   * Drops a pending update and waits for one under way, so a write the caller makes next (moving
+   * the check run to the PR) is not overtaken by an older view of the job.
+   */
+  async idle(): Promise<void> {
+    this.stop();
+    await this.flushing;
+  }
+
+  private async write(as?: Job): Promise<void> {
+    const job = as ?? (await this.deps.store.getOrThrow(this.jobId));
     this.lastFlushAt = this.deps.now();
     const facts = { ...(await costTexts(this.deps, job)), now: this.deps.now() };
     const { owner, repo } = job;
@@ -108,8 +121,8 @@ export class StatusPublisher {
   }
 
   /** The check-run body as it would be written now, for creating the PR head's check in one call. */
-  async currentCheckView(): Promise<ReturnType<typeof renderCheckRun>> {
-    const job = await this.deps.store.getOrThrow(this.jobId);
+  async currentCheckView(as?: Job): Promise<ReturnType<typeof renderCheckRun>> {
+    const job = as ?? (await this.deps.store.getOrThrow(this.jobId));
     const view = renderCheckRun(job, { ...(await costTexts(this.deps, job)), now: this.deps.now(), logTail: this.logTail });
     view.output.summary = this.deps.redactor.redact(view.output.summary);
     if (view.output.text) view.output.text = this.deps.redactor.redact(view.output.text);

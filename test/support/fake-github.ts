@@ -30,6 +30,21 @@ export interface FakeGitHubOptions {
   baseSha: string;
   /** Milliseconds every answer takes (benchmarks: GitHub is not instant). */
   latencyMs?: number;
+  /** What an earlier fake (another process, before a crash) had created: comments, PRs, check runs. */
+  initialState?: FakeGitHubState;
+  /**
+   * Called once a call has had its effect and before its answer is sent: a test can persist the
+   * state here, or end the process to lose the answer (the crash-matrix controller does).
+   */
+  onCall?: (call: RecordedCall) => void;
+}
+
+/** What the fake has created, as plain JSON (so another process can carry on from it). */
+export interface FakeGitHubState {
+  nextId: number;
+  comments: [number, string][];
+  pulls: any[];
+  checkRuns: { id: number; head_sha: string; name: string; external_id: string; status: string; conclusion: string | null }[];
 }
 
 /**
@@ -40,9 +55,10 @@ export function fakeGitHub(opts: FakeGitHubOptions) {
   const calls: RecordedCall[] = [];
   const latency = opts.latencyMs ?? 0;
   const controllerToken = opts.controllerToken ?? "ghs_controllerTokenForTheAppItself0000000";
-  let nextId = 1000;
-  const comments = new Map<number, string>();
-  const pulls: any[] = [];
+  let nextId = opts.initialState?.nextId ?? 1000;
+  const comments = new Map<number, string>(opts.initialState?.comments ?? []);
+  const pulls: any[] = [...(opts.initialState?.pulls ?? [])];
+  const checkRuns: FakeGitHubState["checkRuns"] = [...(opts.initialState?.checkRuns ?? [])];
   const repoPath = `/repos/${opts.owner}/${opts.repo}`;
 
   function record(method: string, path: string, body: any, headers: Record<string, any>) {
@@ -52,50 +68,50 @@ export function fakeGitHub(opts: FakeGitHubOptions) {
       .replace(`/repos/${opts.owner}/.github`, "/repos/:owner/.github")
       .replace(/\/\d+(?=\/|$)/g, "/:id")
       .replace(/\/collaborators\/[^/]+/, "/collaborators/:user")
-      .replace(/\/branches\/[^/]+/, "/branches/:branch");
+      .replace(/\/branches\/[^/]+/, "/branches/:branch")
+      .replace(/\/commits\/[^/]+/, "/commits/:ref");
     const auth = headers.authorization;
     calls.push({ method, path, route, body: typeof body === "string" && body ? safeJson(body) : body, authorization: Array.isArray(auth) ? auth[0] : auth ?? "", at: Date.now() });
   }
 
+  /** A handler that records the call, has its effect, then tells `onCall` before answering. */
+  const handle = (method: string, fn: (uri: string, body: any) => any[]) =>
+    function (this: { req: { headers: Record<string, any> } }, uri: string, body: any) {
+      record(method, uri, method === "GET" ? null : body, this.req.headers);
+      const answer = fn(uri, body);
+      opts.onCall?.(calls.at(-1)!);
+      return answer as [number, any];
+    };
+
   const scope = nock("https://api.github.com").persist();
   scope
     .post(/\/app\/installations\/\d+\/access_tokens/)
-    .delay(latency).reply(function (uri, body: any) {
-      record("POST", uri, body, this.req.headers);
+    .delay(latency).reply(handle("POST", (_uri: string, body: any) => {
       const scoped = body && typeof body === "object" && "repository_ids" in body;
       const expires = new Date(Date.now() + 3600_000).toISOString();
       return [201, { token: scoped ? opts.workerToken : controllerToken, expires_at: expires, permissions: scoped ? { contents: "write" } : {}, repository_selection: scoped ? "selected" : "all" }];
-    })
+    }))
     .get(/\/collaborators\/[^/]+\/permission/)
-    .delay(latency).reply(function (uri) {
-      record("GET", uri, null, this.req.headers);
+    .delay(latency).reply(handle("GET", (uri: string) => {
       const user = uri.split("/")[5]!;
       const p = opts.permissions?.[user] ?? opts.permission ?? "write";
       if (typeof p === "object") return [p.status, { message: "boom" }];
       const permission = p === "maintain" ? "write" : p === "triage" ? "read" : p;
       return [200, { permission, role_name: p, user: { login: user } }];
-    })
+    }))
     .get(/\/contents\/\.github(%2F|\/)agent-work\.yml/)
-    .delay(latency).reply(function (uri) {
-      record("GET", uri, null, this.req.headers);
+    .delay(latency).reply(handle("GET", (uri: string) => {
       if (uri.startsWith(repoPath + "/") && opts.repoConfigYaml !== undefined) {
         return [200, opts.repoConfigYaml, { "content-type": "application/vnd.github.raw; charset=utf-8" }];
       }
       return [404, { message: "Not Found" }];
-    })
+    }))
     .post(/\/issues\/\d+\/reactions/)
-    .delay(latency).reply(function (uri, body) {
-      record("POST", uri, body, this.req.headers);
-      return [201, { id: nextId++, content: "eyes" }];
-    })
+    .delay(latency).reply(handle("POST", () => [201, { id: nextId++, content: "eyes" }]))
     .post(/\/issues\/comments\/\d+\/reactions/)
-    .delay(latency).reply(function (uri, body) {
-      record("POST", uri, body, this.req.headers);
-      return [201, { id: nextId++, content: "eyes" }];
-    })
+    .delay(latency).reply(handle("POST", () => [201, { id: nextId++, content: "eyes" }]))
     .get(/\/pulls\/\d+$/)
-    .delay(latency).reply(function (uri) {
-      record("GET", uri, null, this.req.headers);
+    .delay(latency).reply(handle("GET", (uri: string) => {
       if (!opts.pull) return [404, { message: "Not Found" }];
       const number = Number(uri.split("/").pop());
       const base = { full_name: `${opts.owner}/${opts.repo}` };
@@ -105,73 +121,90 @@ export function fakeGitHub(opts: FakeGitHubOptions) {
         head: { ref: opts.pull.headRef, sha: pullHeadSha(opts.pull.headRef), repo: { full_name: opts.pull.fork ? `someone/${opts.repo}` : base.full_name } },
         base: { ref: "master", repo: base },
       }];
-    })
+    }))
     .get(/\/branches\//)
-    .delay(latency).reply(function (uri) {
-      record("GET", uri, null, this.req.headers);
-      return [200, { name: uri.split("/").pop(), commit: { sha: opts.baseSha } }];
-    })
+    .delay(latency).reply(handle("GET", (uri: string) => {
+      const name = decodeURIComponent(uri.split("?")[0]!.split("/branches/")[1]!);
+      const sha = branchSha ? branchSha(name) : opts.baseSha;
+      return sha ? [200, { name, commit: { sha } }] : [404, { message: "Branch not found" }];
+    }))
     .post(/\/check-runs$/)
-    .delay(latency).reply(function (uri, body) {
-      record("POST", uri, body, this.req.headers);
-      return [201, { id: nextId++, ...(body as object) }];
-    })
+    .delay(latency).reply(handle("POST", (_uri: string, body: any) => {
+      const run = { id: nextId++, head_sha: body.head_sha, name: body.name, external_id: body.external_id ?? "", status: body.status ?? "queued", conclusion: body.conclusion ?? null };
+      checkRuns.push(run);
+      return [201, { ...body, ...run }];
+    }))
     .patch(/\/check-runs\/\d+/)
-    .delay(latency).reply(function (uri, body) {
-      record("PATCH", uri, body, this.req.headers);
-      return [200, { id: Number(uri.split("/").pop()), ...(body as object) }];
-    })
+    .delay(latency).reply(handle("PATCH", (uri: string, body: any) => {
+      const id = Number(uri.split("/").pop());
+      const run = checkRuns.find((r) => r.id === id);
+      if (run) Object.assign(run, { status: body.status ?? run.status, conclusion: body.conclusion ?? run.conclusion });
+      return [200, { id, ...(body as object) }];
+    }))
+    .get(/\/commits\/[^/]+\/check-runs/)
+    .delay(latency).reply(handle("GET", (uri: string) => {
+      const ref = decodeURIComponent(uri.split("/commits/")[1]!.split("/")[0]!);
+      const name = new URL(uri, "https://x").searchParams.get("check_name");
+      const found = checkRuns.filter((r) => r.head_sha === ref && (!name || r.name === name));
+      return [200, { total_count: found.length, check_runs: found }];
+    }))
     .post(/\/issues\/\d+\/comments/)
-    .delay(latency).reply(function (uri, body: any) {
-      record("POST", uri, body, this.req.headers);
+    .delay(latency).reply(handle("POST", (_uri: string, body: any) => {
       const id = nextId++;
       comments.set(id, body.body);
       return [201, { id, body: body.body, html_url: `https://github.com/${opts.owner}/${opts.repo}/issues/1#issuecomment-${id}` }];
-    })
+    }))
     .get(/\/issues\/\d+\/comments/)
-    .delay(latency).reply(function (uri) {
-      record("GET", uri, null, this.req.headers);
+    .delay(latency).reply(handle("GET", () => {
       const seeded = (opts.discussion ?? []).map((c) => ({ id: c.id, body: c.body, user: { login: c.author, type: c.bot ? "Bot" : "User" }, created_at: "2020-01-01T00:00:00Z" }));
       const ours = [...comments].map(([id, body]) => ({ id, body, user: { login: "agent-work[bot]", type: "Bot" }, created_at: new Date().toISOString() }));
       return [200, [...seeded, ...ours]];
-    })
+    }))
     .patch(/\/issues\/comments\/\d+/)
-    .delay(latency).reply(function (uri, body: any) {
-      record("PATCH", uri, body, this.req.headers);
+    .delay(latency).reply(handle("PATCH", (uri: string, body: any) => {
       const id = Number(uri.split("/").pop());
       comments.set(id, body.body);
       return [200, { id, body: body.body }];
-    })
+    }))
     .get(/\/pulls\?/)
-    .delay(latency).reply(function (uri) {
-      record("GET", uri, null, this.req.headers);
+    .delay(latency).reply(handle("GET", (uri: string) => {
       const head = new URL(uri, "https://x").searchParams.get("head")?.split(":")[1];
       return [200, pulls.filter((p) => p.head.ref === head)];
-    })
+    }))
     .post(/\/pulls$/)
-    .delay(latency).reply(function (uri, body: any) {
-      record("POST", uri, body, this.req.headers);
+    .delay(latency).reply(handle("POST", (_uri: string, body: any) => {
+      // As GitHub does: one open pull request per head branch.
+      if (pulls.some((p) => p.head.ref === body.head)) {
+        return [422, { message: "Validation Failed", errors: [{ resource: "PullRequest", code: "custom", message: `A pull request already exists for ${opts.owner}:${body.head}.` }] }];
+      }
       const number = 100 + pulls.length;
       const pr = { number, html_url: `https://github.com/${opts.owner}/${opts.repo}/pull/${number}`, draft: body.draft, head: { ref: body.head, sha: pullHeadSha(body.head) }, base: { ref: body.base } };
       pulls.push(pr);
       return [201, pr];
-    })
+    }))
     .delete("/installation/token")
-    .delay(latency).reply(function (uri) {
-      record("DELETE", uri, null, this.req.headers);
-      return [204, ""];
-    });
+    .delay(latency).reply(handle("DELETE", () => [204, ""]));
 
   let pullHeadSha: (branch: string) => string = () => "0".repeat(40);
+  let branchSha: ((branch: string) => string | null) | undefined;
 
   return {
     calls,
     comments,
     pulls,
     controllerToken,
+    checkRuns,
     /** Where the PR head sha comes from (the real git server's branch). */
     setPullHeadSha(fn: (branch: string) => string) {
       pullHeadSha = fn;
+    },
+    /** Where `GET /branches/:branch` looks (null: 404); without it every branch is at `baseSha`. */
+    setBranchSha(fn: (branch: string) => string | null) {
+      branchSha = fn;
+    },
+    /** Everything the fake has created, to hand to another fake (`initialState`). */
+    state(): FakeGitHubState {
+      return { nextId, comments: [...comments], pulls, checkRuns };
     },
     callsTo(method: string, routePart: string) {
       return calls.filter((c) => c.method === method && c.route.includes(routePart));
