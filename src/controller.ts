@@ -56,7 +56,19 @@ export interface Controller {
   redactor: Redactor;
   url: string;
   close(options?: { abort?: boolean }): Promise<void>;
+  /**
+   * Stops for a SIGTERM: no new claims, running jobs handed back to the queue, other phases let
+   * finish, within `graceMs` (see Scheduler.shutdown); then the job logs are flushed and
+   * everything is closed. Webhooks are still recorded while it drains.
+   */
+  shutdown(options?: { graceMs?: number }): Promise<{ handedBack: string[]; unfinished: string[] }>;
 }
+
+/**
+ * How long a SIGTERM lets phases under way finish before their leases are released anyway: inside
+ * the 30 s Kubernetes gives a pod by default, with room left to close.
+ */
+export const DEFAULT_SHUTDOWN_GRACE_MS = 20_000;
 
 /** Builds and starts everything one controller process runs: webhook server, scheduler, store. */
 export async function startController(options: ControllerOptions): Promise<Controller> {
@@ -145,6 +157,16 @@ export async function startController(options: ControllerOptions): Promise<Contr
       await server.stop();
       await built.close();
       await db.destroy();
+    },
+    async shutdown({ graceMs = DEFAULT_SHUTDOWN_GRACE_MS } = {}) {
+      await reaper.stop();
+      const outcome = await scheduler!.shutdown(graceMs);
+      await logs.flush().catch((err) => log.warn({ err }, "could not write the last job log lines"));
+      web.close();
+      await server.stop();
+      await built.close();
+      await db.destroy();
+      return outcome;
     },
   };
 }

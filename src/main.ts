@@ -6,6 +6,7 @@ import { run } from "probot";
 import { loadControllerConfig, describeControllerConfig } from "./config/env.js";
 import { startController } from "./controller.js";
 import { missingHostTools } from "./check-host-tools.js";
+import { stopOnSignals } from "./stop-on-signals.js";
 
 async function main(): Promise<void> {
   // Probot's own convention: a .env file in the working directory (written by the setup page).
@@ -36,21 +37,7 @@ async function main(): Promise<void> {
   }
   const controller = await startController({ config });
   controller.log.info({ config: describeControllerConfig(config) }, "configuration");
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    controller.log.info({ signal }, "stopping: no new jobs are claimed; running jobs finish");
-    controller.close().then(
-      () => process.exit(0),
-      (err) => {
-        controller.log.error({ err }, "error while stopping");
-        process.exit(1);
-      },
-    );
-  };
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("SIGINT", () => stop("SIGINT"));
+  stopOnSignals(controller);
 }
 
 main().catch((err) => {

@@ -12,7 +12,9 @@ import { StatusPublisher } from "./status-publisher.js";
 import { ensureStatusSurfaces } from "./ensure-status-surfaces.js";
 import { reportJob } from "./report-job.js";
 import { cancelledBy } from "./cancel-request.js";
+import { handedBack } from "./hand-back.js";
 import { keepWorkerToken, revokeKeptWorkerToken } from "./worker-token-at-rest.js";
+import { INITIAL_STEPS } from "../store/job-store.js";
 import { isTerminal } from "../jobs/state.js";
 import { priceJob } from "../cost/price-job.js";
 import { effectiveBudgets, minutesWithinBudget } from "../cost/budgets.js";
@@ -62,7 +64,8 @@ export function jobLimits(deps: PipelineDeps, job: Job): { agentSeconds: number;
  * Runs one admitted job from `queued` to its end: worker, token, worker script, report, teardown.
  * Each state change is written before the effect it starts; the worker is destroyed and the
  * token revoked on every path out, including errors. The token is kept sealed in the store while
- * it lives, so a controller that dies mid-run leaves the next one able to revoke it.
+ * it lives, so a controller that dies mid-run leaves the next one able to revoke it. Stopped with
+ * a HandBack (shutdown), the job goes back to the queue instead of ending.
  */
 export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSignal): Promise<Job> {
   const log = deps.log.child({ jobId: queued.id, deliveryId: queued.deliveryId });
@@ -110,6 +113,23 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
   const step = async (name: string, status: StepRecord["status"], detail?: string) => {
     job = await deps.store.update(job.id, { steps: markStep(job.steps, name, status, deps.now(), detail) });
     publisher.poke();
+  };
+
+  /**
+   * Back to the queue after a shutdown stopped the run (worker destroyed, token revoked: torn
+   * down). The start is not counted against the job's attempts: nothing went wrong with it.
+   */
+  const handBack = async (): Promise<Job> => {
+    const fresh = await deps.store.getOrThrow(job.id);
+    if (fresh.state === "provisioning" || fresh.state === "running") {
+      job = await deps.store.transition(job.id, fresh.state, "queued", { worker: null, result: null, steps: INITIAL_STEPS, attempts: Math.max(0, fresh.attempts - 1) }, "controller shutting down; job handed back to the queue");
+      state = "queued";
+      log.info("job handed back to the queue");
+    } else {
+      job = fresh;
+    }
+    await publisher.flush().catch((e) => log.warn({ err: e }, "status update failed"));
+    return job;
   };
 
   try {
@@ -225,6 +245,9 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     }
 
     await teardown();
+    // A shutdown that stopped the worker (or reached it first: a service manager may signal the
+    // whole process tree) is no outcome to report; a result the worker did finish is.
+    if (handedBack(signal) && (result.aborted || result.outcome === "error")) return await handBack();
     const stoppedBy = cancelledBy(signal);
     if (stoppedBy) {
       job = await deps.store.transition(job.id, "running", "cancelled", {
@@ -250,6 +273,11 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     state = job.state;
     return job;
   } catch (err) {
+    if (handedBack(signal)) {
+      log.info({ err }, "stopped while starting, for a shutdown");
+      await teardown().catch((e) => log.error({ err: e }, "teardown failed"));
+      return await handBack();
+    }
     log.error({ err }, "job failed");
     const message = deps.redactor.redact(err instanceof Error ? err.message : String(err));
     const fresh = await deps.store.getOrThrow(job.id);

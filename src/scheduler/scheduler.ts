@@ -6,6 +6,7 @@ import { answerRequest } from "../pipeline/answer-request.js";
 import { StatusPublisher } from "../pipeline/status-publisher.js";
 import type { Job } from "../jobs/types.js";
 import { CancelRequest } from "../pipeline/cancel-request.js";
+import { HandBack } from "../pipeline/hand-back.js";
 
 /** How many received deliveries one pass takes in; GitHub's secondary limits pace the rest. */
 const INTAKE_BATCH = 20;
@@ -23,6 +24,8 @@ export class Scheduler {
   private ticking: Promise<void> | undefined;
   private again = false;
   private stopped = false;
+  /** Set by shutdown(): from then on a pass claims nothing (tests may still tick() after stop()). */
+  private shuttingDown = false;
 
   constructor(private readonly deps: PipelineDeps) {}
 
@@ -60,6 +63,31 @@ export class Scheduler {
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight.values()]);
   }
 
+  /**
+   * The SIGTERM path. Stops claiming; runs are stopped at their next safe point and their jobs go
+   * back to the queue (HandBack: worker destroyed, token revoked, lease released, so another
+   * replica or the next start takes them at once); other phases (intake, answers, reporting,
+   * recovery) finish. After `graceMs`, whatever is still under way has its lease released anyway:
+   * the process is about to exit, and whoever claims the job next recovers it (destroys a worker
+   * left behind, revokes its token) without waiting for the lease to run out.
+   */
+  async shutdown(graceMs: number): Promise<{ handedBack: string[]; unfinished: string[] }> {
+    this.stopped = true;
+    this.shuttingDown = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    // A pass under way returns once what it claimed has started; those runs are handed back too.
+    await this.ticking?.catch(() => undefined);
+    const handedBack = [...this.running.keys()];
+    for (const c of this.running.values()) c.abort(new HandBack());
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.drain(), new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+    clearTimeout(timer);
+    const unfinished = [...this.inFlight.keys()];
+    for (const id of unfinished) await this.deps.store.releaseLease(id, this.deps.owner).catch(() => undefined);
+    return { handedBack, unfinished };
+  }
+
   /** Stops claiming; running jobs go on unless `abort` is set, then waits for them. */
   async stop(options: { abort?: boolean } = {}): Promise<void> {
     this.stopped = true;
@@ -92,14 +120,19 @@ export class Scheduler {
     const { store, owner, config } = this.deps;
     const leaseMs = config.leaseSeconds * 1000;
 
+    // Each claim looks again whether a shutdown began meanwhile: a stopping process takes on
+    // nothing new.
+    if (this.shuttingDown) return;
     for (const job of await store.claim(["provisioning", "running", "reporting"], owner, leaseMs, 10)) {
       this.track(job.id, () => recoverJob(this.deps, job));
     }
+    if (this.shuttingDown) return;
     for (const job of await store.claim(["received"], owner, leaseMs, INTAKE_BATCH)) {
       this.track(job.id, () => intakeJob(this.deps, job));
     }
     // Commands are answered before new work is claimed, so a `stop` that arrives with a queued
     // job takes it off the queue instead of racing its start.
+    if (this.shuttingDown) return;
     const answerDeps = { ...this.deps, cancelRunning: (id: string, reason: CancelRequest) => this.cancel(id, reason) };
     const answering: Promise<unknown>[] = [];
     for (const req of await this.deps.requests.claim(owner, leaseMs, INTAKE_BATCH)) {
@@ -116,6 +149,7 @@ export class Scheduler {
       );
     }
     await Promise.allSettled(answering);
+    if (this.shuttingDown) return;
     const free = config.maxConcurrentJobs - this.running.size;
     for (const job of await store.claim(["queued"], owner, leaseMs, free)) {
       const controller = new AbortController();

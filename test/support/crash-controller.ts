@@ -21,6 +21,7 @@ import path from "node:path";
 import nock from "nock";
 import { loadControllerConfig } from "../../src/config/env.js";
 import { startController } from "../../src/controller.js";
+import { stopOnSignals } from "../../src/stop-on-signals.js";
 import type { PipelineStep } from "../../src/pipeline/deps.js";
 import { fakeGitHub, type FakeGitHubState, type RecordedCall } from "./fake-github.js";
 import { INSTALLATION_ID, OWNER, REPO } from "./payloads.js";
@@ -91,5 +92,5 @@ const controller = await startController({
     if (step === crashAt) die(step);
   },
 });
-process.once("SIGTERM", () => void controller.close().then(() => process.exit(0), () => process.exit(1)));
+stopOnSignals(controller);
 process.stderr.write(`crash-controller: ready ${controller.url}\n`);
