@@ -1,12 +1,17 @@
 import type { PipelineDeps } from "../pipeline/deps.js";
 import { intakeJob } from "../pipeline/intake-job.js";
 import { runJob } from "../pipeline/run-job.js";
+import { routeJob } from "../pipeline/route-job.js";
 import { recoverJob } from "../pipeline/recover-job.js";
 import { answerRequest } from "../pipeline/answer-request.js";
 import { StatusPublisher } from "../pipeline/status-publisher.js";
 import type { Job } from "../jobs/types.js";
 import { CancelRequest } from "../pipeline/cancel-request.js";
 import { HandBack } from "../pipeline/hand-back.js";
+
+/** A job whose every backend is full or down is looked at again after this long. */
+const WAIT_FOR_CAPACITY_MS = 5_000;
+const WAIT = Symbol("wait for capacity");
 
 /** How many received deliveries one pass takes in; GitHub's secondary limits pace the rest. */
 const INTAKE_BATCH = 20;
@@ -154,7 +159,19 @@ export class Scheduler {
     for (const job of await store.claim(["queued"], owner, leaseMs, free)) {
       const controller = new AbortController();
       this.running.set(job.id, controller);
-      this.track(job.id, () => runJob(this.deps, job, controller.signal), () => this.running.delete(job.id));
+      this.track(
+        job.id,
+        async () => {
+          // Where it runs: its own backend, or the next in BACKEND_ORDER when that one is full or down.
+          const routed = await routeJob(this.deps, job);
+          if (!routed) {
+            await store.renewLease(job.id, owner, WAIT_FOR_CAPACITY_MS);
+            return WAIT;
+          }
+          return runJob(this.deps, routed.job, controller.signal);
+        },
+        () => this.running.delete(job.id),
+      );
     }
   }
 
@@ -175,9 +192,11 @@ export class Scheduler {
     }, Math.max(1000, (config.leaseSeconds * 1000) / 3));
     heartbeat.unref?.();
     let ok = false;
+    let waiting = false;
     const p = work()
-      .then(() => {
-        ok = true;
+      .then((result) => {
+        ok = result !== WAIT;
+        waiting = result === WAIT;
       })
       .catch((err) => log.error({ err, id }, "phase failed; it is retried when its lease expires"))
       .finally(async () => {
@@ -186,8 +205,9 @@ export class Scheduler {
         // A failed phase keeps its lease until it expires: that is the retry back-off.
         if (ok && isJob) await store.releaseLease(id, owner).catch(() => undefined);
         this.inFlight.delete(id);
-        // Finishing frees a slot or admits a job: look again at once.
-        if (!this.stopped && this.timer) this.wake();
+        // Finishing frees a slot or admits a job: look again at once (not for a job that waits
+        // for capacity: its short lease is the pause before it is tried again).
+        if (!waiting && !this.stopped && this.timer) this.wake();
       });
     this.inFlight.set(id, p);
     return p;
