@@ -152,6 +152,45 @@ describe("/agent run on a pull request", () => {
   });
 });
 
+describe("every command on a pull request", () => {
+  it("answers help, status, cost, stop and retry on a pull request as on an issue", async () => {
+    h = await startHarness({ pull: { headRef: "feature/y" } });
+    for (const command of ["/agent help", "/agent status", "/agent cost", "/agent stop", "/agent retry"]) {
+      await h.deliverComment(command, { pullRequest: true, number: 9 });
+    }
+    await h.settle();
+    const answers = replies(h);
+    expect(answers).toHaveLength(5);
+    expect(answers[0]).toContain("**agent-work commands**");
+    expect(answers[1]).toContain("there is no agent-work job here yet");
+    expect(answers[2]).toMatch(/no agent-work job has run here yet[\s\S]*0 jobs, \$0\.00 of the \$20\.00 monthly budget/);
+    expect(answers[3]).toContain("there is no running agent-work job here to stop");
+    expect(answers[4]).toContain("there is no earlier agent-work job here to retry");
+    expect(h.github.calls.filter((c) => c.path.includes("/issues/9/comments") && c.method === "POST")).toHaveLength(5);
+    expect(commentReactions(h)).toHaveLength(5);
+  });
+
+  it("stops and retries a job on a pull request", async () => {
+    h = await startHarness({ repoConfigYaml: FAKE_AGENT_CONFIG("max_minutes: 50\n"), pull: { headRef: "feature/z" }, files: { "README.md": "# x\n" } });
+    pushBranch(h.seeded.dir, "master", "feature/z", { "z.txt": "z\n" });
+    await h.deliverComment("/agent run FAKE_AGENT:sleep", { pullRequest: true, number: 11 });
+    await h.controller.scheduler.tick();
+    await h.controller.scheduler.drain();
+    void h.controller.scheduler.tick();
+    const [job] = await h.controller.store.list();
+    await waitFor(async () => (await h!.controller.store.get(job!.id))!.state === "running", "the job to run");
+    await h.deliverComment("/agent stop", { pullRequest: true, number: 11 });
+    await h.settle();
+    expect((await h.controller.store.get(job!.id))!.state).toBe("cancelled");
+    await h.deliverComment("/agent retry", { pullRequest: true, number: 11 });
+    await h.controller.scheduler.stop();
+    await h.controller.scheduler.tick();
+    await h.controller.scheduler.drain();
+    const jobs = await h.controller.store.list();
+    expect(jobs[0]).toMatchObject({ retryOf: job!.id, kind: "pull_request" });
+  });
+});
+
 describe("/agent stop", () => {
   it("kills a running local worker's whole process tree and marks the job cancelled", async () => {
     h = await startHarness({ repoConfigYaml: FAKE_AGENT_CONFIG("max_minutes: 50\n") });
