@@ -12,8 +12,8 @@
 import { readFile } from "node:fs/promises";
 import type { NodeSSH } from "node-ssh";
 import type { RunResult } from "../backends/types.js";
-import { createLineSplitter, createProgressParser } from "../worker/parse-progress.js";
-import type { ProgressEvent, WorkerInput, WorkerResult } from "../worker/protocol.js";
+import { createWorkerOutput } from "../worker/worker-output.js";
+import type { ProgressEvent, WorkerInput } from "../worker/protocol.js";
 import { workerScriptPath } from "../worker/worker-script-path.js";
 import { remoteExecOk } from "./remote-exec.js";
 import { checkRemoteWorkDir, REMOTE_PID_FILE, REMOTE_STOP_FILE, REMOTE_WORK_SUBDIR, REMOTE_WORKER_SCRIPT } from "./remote-work-dir.js";
@@ -38,7 +38,6 @@ export interface RunWorkerOverSshOptions {
   now?: () => number;
 }
 
-const STDERR_TAIL = 20;
 /** The host's own `timeout` fires this long after the controller's timer: a dead man's switch for a controller that died. */
 const REMOTE_TIMEOUT_SLACK_SECONDS = 30;
 
@@ -98,26 +97,9 @@ export async function runWorkerOverSsh(conn: NodeSSH, options: RunWorkerOverSshO
   const script = await readFile(options.workerScript ?? workerScriptPath, "utf8");
   await remoteExecOk(conn, uploadCommand(workDir), "uploading the worker script", { stdin: script });
 
-  const redact = (line: string) => (input.token ? line.split(input.token).join("[REDACTED]") : line);
-  let result: WorkerResult | undefined;
-  const parser = createProgressParser(
-    (e) => {
-      if (e.type === "result") {
-        if (result) return; // the protocol promises one; a second is not forwarded
-        result = e.result;
-      }
-      onEvent(e);
-    },
-    { now, redact },
-  );
-  const stderrTail: string[] = [];
-  // Remote stderr is not protocol (a crash trace, `timeout` or `setsid` complaining): `worker` log lines.
-  const stderrLines = createLineSplitter((raw) => {
-    const line = redact(raw);
-    stderrTail.push(line);
-    if (stderrTail.length > STDERR_TAIL) stderrTail.shift();
-    onEvent({ type: "log", stream: "worker", line, at: now() });
-  });
+  // Remote stderr (a crash trace, `timeout` or `setsid` complaining) becomes `worker` log lines.
+  const output = createWorkerOutput(input.token, onEvent, now);
+  const { redact } = output;
 
   const timeoutSeconds = Math.ceil(options.maxSeconds) + REMOTE_TIMEOUT_SLACK_SECONDS;
   const started = now();
@@ -134,8 +116,8 @@ export async function runWorkerOverSsh(conn: NodeSSH, options: RunWorkerOverSshO
   let gaveUp = false;
   let giveUp: () => void = () => {};
   const released = new Promise<void>((resolve) => (giveUp = resolve));
-  channel.on("data", (chunk: Buffer) => parser.push(chunk));
-  channel.stderr.on("data", (chunk: Buffer) => stderrLines.push(chunk));
+  channel.on("data", (chunk: Buffer) => output.stdout.push(chunk));
+  channel.stderr.on("data", (chunk: Buffer) => output.stderr.push(chunk));
   channel.on("error", () => undefined);
   // One JSON document, then EOF: the worker reads up to the first newline.
   channel.end(JSON.stringify(input) + "\n");
@@ -181,8 +163,9 @@ export async function runWorkerOverSsh(conn: NodeSSH, options: RunWorkerOverSshO
   clearTimeout(timer);
   signal.removeEventListener("abort", onAbort);
   await stopping;
-  parser.end();
-  stderrLines.end();
+  output.stdout.end();
+  output.stderr.end();
+  const result = output.result();
 
   const computeSeconds = Math.max(0, now() - started) / 1000;
   if (deadman && !aborted) {
@@ -198,7 +181,7 @@ export async function runWorkerOverSsh(conn: NodeSSH, options: RunWorkerOverSshO
           : "";
     return { outcome: "error", message: redact(`stopped${why}`), computeSeconds, aborted: true };
   }
-  const tail = stderrTail.slice(-5).join(" | ");
+  const tail = output.stderrTail();
   const how = exit === undefined ? "the SSH connection closed before the worker finished" : `the worker exited (${exit.code === null ? `signal ${exit.signal}` : `code ${exit.code}`}) without reporting a result`;
   return { outcome: "error", message: redact(`${how}${tail ? `: ${tail}` : ""}`), computeSeconds, aborted: false };
 }

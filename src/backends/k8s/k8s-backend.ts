@@ -16,8 +16,8 @@
  * finished Job nobody deleted, and the reaper removes suspended Jobs that never ran.
  */
 import type { V1ContainerStateTerminated, V1Job, V1Pod } from "@kubernetes/client-node";
-import { createProgressParser } from "../../worker/parse-progress.js";
-import type { ProgressEvent, WorkerResult } from "../../worker/protocol.js";
+import { createWorkerOutput } from "../../worker/worker-output.js";
+import type { ProgressEvent } from "../../worker/protocol.js";
 import type { Backend, BackendModule, JobSpec, RunResult, RunSpec, Worker } from "../types.js";
 import { CONTAINER, buildInputSecret, buildWorkerJob, type WorkerPodSettings } from "./build-job.js";
 import { KubeCallError, callKube, type RetryOptions } from "./classify-k8s-error.js";
@@ -308,18 +308,9 @@ export function createK8sBackend(options: K8sBackendOptions): Backend {
     const secret = buildInputSecret({ jobId: worker.jobId, repoFullName: current.meta.repoFullName ?? "", jobUid: job.metadata?.uid ?? "", namespace }, input);
     const deadlineSeconds = Math.max(1, Math.ceil(remainingMs / 1000));
 
-    const redact = (line: string) => (spec.token ? line.split(spec.token).join("[REDACTED]") : line);
-    let result: WorkerResult | undefined;
-    const parser = createProgressParser(
-      (e) => {
-        if (e.type === "result") {
-          if (result) return; // the protocol promises one; a second is not forwarded
-          result = e.result;
-        }
-        onEvent(e);
-      },
-      { now, redact },
-    );
+    // The pod's log is the worker's stdout (Kubernetes merges stderr into it): the progress protocol.
+    const output = createWorkerOutput(spec.token, onEvent, now);
+    const { redact } = output;
     const tail: string[] = [];
 
     // Stopping the run deletes the Job with its pods (Background: the Job object goes at once, the
@@ -363,7 +354,7 @@ export function createK8sBackend(options: K8sBackendOptions): Backend {
         onLine: (line) => {
           tail.push(redact(line));
           if (tail.length > LOG_TAIL) tail.shift();
-          parser.push(line + "\n");
+          output.stdout.push(line + "\n");
         },
         containerRunning: async () => {
           const pods = await call(`list pods of ${name}`, () => api.listPods(namespace, podSelector(worker.jobId)));
@@ -376,7 +367,8 @@ export function createK8sBackend(options: K8sBackendOptions): Backend {
         reconnectDelayMs: Math.min(pollMs, 500),
         onReconnect: (why) => log?.warn({ jobId: worker.jobId, pod: podName, why }, "following the worker's log again"),
       });
-      parser.end();
+      output.stdout.end();
+      const result = output.result();
       if (!followed.complete && !aborted) log?.warn({ jobId: worker.jobId, pod: podName, err: followed.lastError }, "the worker's log could not be read to its end");
 
       // The container's own start and end (one clock, the node's) when Kubernetes reported both.

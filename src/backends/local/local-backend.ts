@@ -9,8 +9,8 @@
 import { mkdir, readdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { execa } from "execa";
-import { createLineSplitter, createProgressParser } from "../../worker/parse-progress.js";
-import type { ProgressEvent, WorkerResult } from "../../worker/protocol.js";
+import { createWorkerOutput } from "../../worker/worker-output.js";
+import type { ProgressEvent } from "../../worker/protocol.js";
 import { workerScriptPath } from "../../worker/worker-script-path.js";
 import type { Backend, BackendModule, JobSpec, RunResult, RunSpec, Worker } from "../types.js";
 import { processesWorkingIn, processStartTicks, stopGroup } from "./process-group.js";
@@ -29,7 +29,6 @@ export interface LocalBackendOptions {
 }
 
 const NAME = "local";
-const STDERR_TAIL = 20;
 
 export function createLocalBackend(options: LocalBackendOptions): Backend {
   const now = options.now ?? Date.now;
@@ -77,27 +76,8 @@ export function createLocalBackend(options: LocalBackendOptions): Backend {
 
     const workDir = path.join(folder, "work");
     await mkdir(workDir, { recursive: true });
-    const redact = (line: string) => (spec.token ? line.split(spec.token).join("[REDACTED]") : line);
-
-    let result: WorkerResult | undefined;
-    const parser = createProgressParser(
-      (e) => {
-        if (e.type === "result") {
-          if (result) return; // the protocol promises one; a second is not forwarded
-          result = e.result;
-        }
-        onEvent(e);
-      },
-      { now, redact },
-    );
-    const stderrTail: string[] = [];
-    // Worker stderr is not protocol (a crash trace, a warning): `worker` log lines, as they are.
-    const stderrLines = createLineSplitter((raw) => {
-      const line = redact(raw);
-      stderrTail.push(line);
-      if (stderrTail.length > STDERR_TAIL) stderrTail.shift();
-      onEvent({ type: "log", stream: "worker", line, at: now() });
-    });
+    const output = createWorkerOutput(spec.token, onEvent, now);
+    const { redact } = output;
 
     const child = execa(nodePath, [workerScript], {
       cwd: workDir,
@@ -109,8 +89,8 @@ export function createLocalBackend(options: LocalBackendOptions): Backend {
       buffer: false,
       reject: false,
     });
-    child.stdout?.on("data", (chunk: Buffer) => parser.push(chunk));
-    child.stderr?.on("data", (chunk: Buffer) => stderrLines.push(chunk));
+    child.stdout?.on("data", (chunk: Buffer) => output.stdout.push(chunk));
+    child.stderr?.on("data", (chunk: Buffer) => output.stderr.push(chunk));
 
     const pid = child.pid;
     let aborted = false;
@@ -140,8 +120,9 @@ export function createLocalBackend(options: LocalBackendOptions): Backend {
     clearTimeout(deadmanTimer);
     signal.removeEventListener("abort", onAbort);
     await stopping;
-    parser.end();
-    stderrLines.end();
+    output.stdout.end();
+    output.stderr.end();
+    const result = output.result();
 
     const computeSeconds = elapsed();
     if (deadman && !aborted) {
@@ -150,7 +131,7 @@ export function createLocalBackend(options: LocalBackendOptions): Backend {
     if (result) return { ...result, computeSeconds, aborted };
     if (aborted) return { outcome: "error", message: "stopped", computeSeconds, aborted: true };
     const how = done.failed && done.exitCode === undefined && !done.signal ? done.shortMessage : done.signal ? `signal ${done.signal}` : `code ${done.exitCode}`;
-    const tail = stderrTail.slice(-5).join(" | ");
+    const tail = output.stderrTail();
     return { outcome: "error", message: redact(`the worker exited (${how}) without reporting a result${tail ? `: ${tail}` : ""}`), computeSeconds, aborted: false };
   }
 
