@@ -13,6 +13,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { renderPriceTable } from "./render-price-table.js";
 import { CloudCatalogClient } from "@google-cloud/billing";
 import { PassThroughClient } from "google-auth-library";
 import { bundledPriceTable, type PriceTable } from "../src/cost/price-table.js";
@@ -143,30 +144,6 @@ function movedSummary(base: PriceTable, table: PriceTable): string[] {
   ];
 }
 
-function sortKeys(value: unknown): unknown {
-  if (value === null || typeof value !== "object" || Array.isArray(value)) return value;
-  return Object.fromEntries(
-    Object.keys(value)
-      .sort()
-      .map((k) => [k, sortKeys((value as Record<string, unknown>)[k])]),
-  );
-}
-
-/** The layout of scripts/build-price-table.ts: one machine type per line, so a refresh diffs readably. */
-function renderPriceTable(table: PriceTable): string {
-  const sorted = sortKeys(table) as PriceTable;
-  const block = (entries: Record<string, unknown>): string =>
-    Object.entries(entries)
-      .map(([k, v]) => `    ${JSON.stringify(k)}: ${JSON.stringify(v)}`)
-      .join(",\n");
-  return (
-    "{\n" +
-    `  "disks": {\n${block(sorted.disks)}\n  },\n` +
-    `  "machines": {\n${block(sorted.machines)}\n  },\n` +
-    `  "source": ${JSON.stringify(sorted.source, null, 2).replace(/\n/g, "\n  ")}\n` +
-    "}\n"
-  );
-}
 
 main().catch((err: unknown) => {
   console.error(err instanceof Error ? err.message : String(err));
