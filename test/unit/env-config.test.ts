@@ -192,7 +192,7 @@ describe("loadControllerConfig", () => {
       PUBLIC_URL: /^PUBLIC_URL="not a url": expected an http\(s\) URL/,
       MAX_CONCURRENT_JOBS: /^MAX_CONCURRENT_JOBS="0": expected a whole number from 1 to 1000/,
       DEFAULT_AGENT: /^DEFAULT_AGENT="copilot": expected one of opencode, claude-code, aider, codex, command/,
-      MAX_MINUTES_CEILING: /^MAX_MINUTES_CEILING="90": expected a whole number from 1 to 60, because the installation token a job pushes with lives one hour/,
+      MAX_MINUTES_CEILING: /^MAX_MINUTES_CEILING="90": expected a whole number from 1 to 55, because the installation token a job pushes with lives one hour/,
       LEASE_SECONDS: /^LEASE_SECONDS="1.5": expected a whole number/,
       LOCAL_SANDBOX: /^LOCAL_SANDBOX="docker": expected one of bwrap, none/,
       SANDBOX_RO_BINDS: /^SANDBOX_RO_BINDS="\/ok,relative\/path": .*not absolute: "relative\/path"/,
@@ -274,8 +274,9 @@ describe("loadControllerConfig", () => {
     expect(warnings.join("\n")).not.toContain("short");
   });
 
-  it("warns when the ceiling leaves no time to push before the token expires", () => {
-    expect(ok(loadControllerConfig({ MAX_MINUTES_CEILING: "60" })).warnings[0]).toMatch(/one-hour installation token/);
+  it("refuses a ceiling that would leave no time to push before the token expires", () => {
+    const bad = loadControllerConfig({ MAX_MINUTES_CEILING: "60" });
+    expect(!bad.ok && bad.errors[0]).toMatch(/^MAX_MINUTES_CEILING="60": expected a whole number from 1 to 55/);
   });
 
   describe("the gce backend", () => {
