@@ -32,7 +32,9 @@ import path from "node:path";
 const KILL_GRACE_MS = 5000;
 const MAX_LOG_LINE = 8000;
 const DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin";
-const OUTCOMES = new Set(["pushed", "no_changes", "agent_failed", "timed_out", "error"]);
+const OUTCOMES = new Set(["pushed", "patch", "no_changes", "agent_failed", "timed_out", "error"]);
+/** A patch returned instead of a push (no-secrets runs) is cut at this size. */
+const MAX_PATCH_CHARS = 200_000;
 // Git config that must hold for every git command the worker runs after the agent has had the
 // repository: no hooks, no fsmonitor command, no credential helper that could keep the token.
 const SAFE_GIT = ["-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "credential.helper="];
@@ -104,8 +106,23 @@ function validateInput(v) {
   const problems = [];
   const str = (k) => typeof v?.[k] === "string" && v[k].length > 0;
   if (typeof v !== "object" || v === null) throw new Error("input is not a JSON object");
-  for (const k of ["jobId", "cloneUrl", "baseBranch", "branch", "token", "prompt", "commitMessage"]) {
+  for (const k of ["jobId", "cloneUrl", "baseBranch", "branch", "prompt", "commitMessage"]) {
     if (!str(k)) problems.push(`${k} must be a non-empty string`);
+  }
+  // A no-secrets run (a fork's pull request) has no token at all: it clones anonymously and
+  // returns its change as a patch instead of pushing.
+  if (v?.noSecrets === true) {
+    if (v.token !== undefined && v.token !== "") problems.push("a noSecrets run must not carry a token");
+  } else if (!str("token")) {
+    problems.push("token must be a non-empty string");
+  }
+  if (v?.steering?.fromUrl !== undefined) {
+    try {
+      const u = new URL(v.steering.fromUrl);
+      if (u.username || u.password) problems.push("steering.fromUrl must not carry credentials");
+    } catch {
+      problems.push("steering.fromUrl is not a URL");
+    }
   }
   if (str("cloneUrl")) {
     let url;
@@ -712,14 +729,14 @@ async function runJob(input, cwd) {
   // clone
   emitStep("clone", "started");
   fs.rmSync(repo, { recursive: true, force: true });
-  armCredentials(input.token);
+  if (input.token) armCredentials(input.token);
   let trustedConfig;
   try {
     await gitOk([...SAFE_GIT, "clone", "--quiet", "--single-branch", "--branch", input.baseBranch, "--", input.cloneUrl, repo], cwd, "clone");
     state.baseSha = await gitOk([...SAFE_GIT, "rev-parse", "HEAD"], repo, "rev-parse");
     trustedConfig = fs.readFileSync(path.join(repo, ".git", "config"), "utf8");
     if (input.steering) {
-      await gitOk([...SAFE_GIT, "fetch", "--quiet", "--depth=1", "--", input.cloneUrl, `refs/heads/${input.steering.fromBranch}`], repo, "fetch");
+      await gitOk([...SAFE_GIT, "fetch", "--quiet", "--depth=1", "--", input.steering.fromUrl ?? input.cloneUrl, `refs/heads/${input.steering.fromBranch}`], repo, "fetch");
       const from = await gitOk([...SAFE_GIT, "rev-parse", "FETCH_HEAD"], repo, "rev-parse");
       await swapSteering(repo, from, input.steering.paths);
       emitLog("worker", `agent-steering files taken from ${input.steering.fromBranch}`);
@@ -802,6 +819,23 @@ async function runJob(input, cwd) {
   }
   emitStep("commit", "finished", headSha);
 
+  if (input.noSecrets) {
+    // No token, no push: the change leaves as a patch the controller shows to the maintainers.
+    let patch = await gitOk([...SAFE_GIT, "format-patch", "--stdout", `${baseSha}..${headSha}`], repo, "format-patch");
+    if (patch.length > MAX_PATCH_CHARS) patch = `${patch.slice(0, MAX_PATCH_CHARS)}\n[… patch cut at ${MAX_PATCH_CHARS} characters]\n`;
+    emitStep("push", "skipped", "no token in this run: the change is returned as a patch");
+    return {
+      outcome: agentOk ? "patch" : failedOutcome,
+      message: agentOk ? `returned a patch of ${filesChanged} changed file${filesChanged === 1 ? "" : "s"}` : `${agentSummary}; its partial work is in the patch`,
+      patch,
+      headSha,
+      baseSha,
+      filesChanged,
+      agentExitCode,
+      ...limitField(),
+    };
+  }
+
   // push: to the URL we were given, not to a remote name the agent could have redirected
   emitStep("push", "started");
   armCredentials(input.token);
@@ -858,7 +892,7 @@ async function main() {
     return;
   }
   const token = input.token;
-  secrets = [token, encodeURIComponent(token), Buffer.from(`x-access-token:${token}`).toString("base64")];
+  secrets = token ? [token, encodeURIComponent(token), Buffer.from(`x-access-token:${token}`).toString("base64")] : [];
   for (const s of ["SIGTERM", "SIGINT", "SIGHUP"]) process.on(s, () => stop(s));
 
   let result;

@@ -35,6 +35,12 @@ export interface RepoConfig {
   /** Lower limits than the controller's, in USD; never higher (the controller's stand). */
   budget: { jobUsd?: number; monthlyUsd?: number };
   /**
+   * Pull requests from forks: `refuse` (default), or `patch` — a maintainer's `/agent run` works on
+   * the fork's branch with no secret at all (no token, no model key) and the change is posted as a
+   * patch to apply, since nothing may be pushed to someone else's fork.
+   */
+  forkPullRequests: "refuse" | "patch";
+  /**
    * The agent's network inside its sandbox: `full` (it must reach its model's API) or `none` (no
    * network at all: the safer choice for an agent that needs none, e.g. one behind a local model).
    */
@@ -88,6 +94,7 @@ const KNOWN_KEYS = [
   "memory_mb",
   "max_processes",
   "max_disk_mb",
+  "fork_pull_requests",
 ] as const;
 
 /** Keys Probot's config loader may leave behind; never an error. */
@@ -334,6 +341,12 @@ function buildSchema(limits: RepoConfigLimits) {
       memory_mb: sandboxLimit("memory_mb", limits.sandboxCeilings?.memoryMb),
       max_processes: sandboxLimit("max_processes", limits.sandboxCeilings?.maxProcesses),
       max_disk_mb: sandboxLimit("max_disk_mb", limits.sandboxCeilings?.maxDiskMb),
+      fork_pull_requests: z.unknown().transform((value, ctx): "refuse" | "patch" => {
+        if (value === undefined || value === null) return "refuse";
+        if (value === "refuse" || value === "patch") return value;
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be \`refuse\` (the default) or \`patch\` (run with no secret and post the change as a patch), not ${describeType(value)}` });
+        return z.NEVER;
+      }),
       priority: z.unknown().transform((value, ctx): number => {
         if (value === undefined || value === null) return 0;
         if (typeof value !== "number" || !Number.isInteger(value) || value < -10 || value > 10) {
@@ -453,6 +466,7 @@ export function parseRepoConfig(raw: unknown, limits: RepoConfigLimits): RepoCon
     priority: data.priority,
     sizes: data.sizes,
     budget: data.budget,
+    forkPullRequests: data.fork_pull_requests,
     network: data.network,
   };
   if (data.memory_mb !== undefined) config.memoryMb = data.memory_mb;

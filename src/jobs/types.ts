@@ -37,6 +37,8 @@ export interface JobOptions {
   commandLine?: string;
   /** Set when the job moved to another backend because its own was full or down: where and why. */
   route?: string;
+  /** A fork's pull request run without secrets: where its branch is cloned from. */
+  forkCloneUrl?: string;
 }
 
 /** Earlier discussion on the issue, kept only from people with write access, at trigger time. */

@@ -47,13 +47,17 @@ export async function intakeJob(deps: PipelineDeps, job: Job): Promise<Job> {
 
   let prHeadRef: string | null = null;
   let headSha: string | null = null;
+  let forkCloneUrl: string | null = null;
   if (job.kind === "pull_request") {
     const { data: pr } = await octokit.rest.pulls.get({ owner, repo, pull_number: job.number });
-    if (pr.head.repo?.full_name !== pr.base.repo.full_name) {
+    const fork = pr.head.repo?.full_name !== pr.base.repo.full_name;
+    if (fork && config.forkPullRequests !== "patch") {
       // A fork's branch cannot be pushed with a token scoped to this repository, and its files
       // were written by someone without write access here.
-      return reject(deps, octokit, job, "this pull request comes from a fork; agent-work only works on branches of this repository, so the agent's token never meets code from outside it");
+      return reject(deps, octokit, job, "this pull request comes from a fork; agent-work only works on branches of this repository, so the agent's token never meets code from outside it (`fork_pull_requests: patch` in `.github/agent-work.yml` allows a run with no secret that posts its change as a patch)");
     }
+    if (fork) forkCloneUrl = pr.head.repo?.clone_url ?? null;
+    if (fork && !forkCloneUrl) return reject(deps, octokit, job, "the fork of this pull request cannot be read (it may have been deleted)");
     if (pr.state !== "open") return reject(deps, octokit, job, "this pull request is closed");
     prHeadRef = pr.head.ref;
     headSha = pr.head.sha;
@@ -67,7 +71,7 @@ export async function intakeJob(deps: PipelineDeps, job: Job): Promise<Job> {
       config,
       priority: config.priority,
       backend: config.backend,
-      options: { ...job.options, ...(resolved.machine ? { machine: resolved.machine } : {}) },
+      options: { ...job.options, ...(resolved.machine ? { machine: resolved.machine } : {}), ...(forkCloneUrl ? { forkCloneUrl } : {}) },
       context,
       prHeadRef,
       ...(headSha ? { baseSha: headSha } : {}),

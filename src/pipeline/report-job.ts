@@ -61,6 +61,10 @@ export async function reportJob(deps: PipelineDeps, octokit: GitHub, publisher: 
     }
     to = "succeeded";
     patch = { ...finish, steps: markStep(job.steps, "pull request", "done", now, job.prHeadRef ? `pushed to #${job.prNumber}` : `#${job.prNumber}`) };
+  } else if (result.outcome === "patch") {
+    // A fork's run: nothing could be pushed; the status comment carries the patch.
+    to = "succeeded";
+    patch = { ...finish, message: "the change is attached as a patch", steps: markStep(job.steps, "pull request", "skipped", now, "a patch, not a push") };
   } else if (result.outcome === "no_changes") {
     to = "succeeded";
     patch = { ...finish, message: "the agent made no changes", steps: markStep(job.steps, "pull request", "skipped", now) };

@@ -172,10 +172,14 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     worker = await backend.create({ jobId: job.id, repoFullName: `${job.owner}/${job.repo}`, maxSeconds: hardSeconds + 30 }, signal);
     await deps.onStep?.("worker-created", job);
     job = await deps.store.update(job.id, { worker });
-    const minted = await mintWorkerToken(await deps.github.asApp(), job.installationId, job.repoId);
-    token = minted.token;
-    deps.redactor.add(token);
-    await keepWorkerToken(deps, job.id, token);
+    // A fork's pull request runs with no secret at all: no token is minted for it.
+    const forkCloneUrl = job.options.forkCloneUrl;
+    if (!forkCloneUrl) {
+      const minted = await mintWorkerToken(await deps.github.asApp(), job.installationId, job.repoId);
+      token = minted.token;
+      deps.redactor.add(token);
+      await keepWorkerToken(deps, job.id, token);
+    }
     await deps.onStep?.("token-minted", job);
 
     // On a pull request the agent works on the PR's own branch; on an issue, on a new one. A job
@@ -187,12 +191,15 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     await move("running", { branch, steps: markStep(job.steps, "worker", "done", deps.now(), worker.id) });
     const input: WorkerInput = {
       jobId: job.id,
-      cloneUrl: job.cloneUrl,
+      cloneUrl: forkCloneUrl ?? job.cloneUrl,
       baseBranch: job.prHeadRef ?? (continuing ? branch : job.defaultBranch),
       branch,
       // The branch was written by an agent: the files that steer the next one come from the default branch.
-      ...(job.prHeadRef || continuing ? { steering: { fromBranch: job.defaultBranch, paths: [...AGENT_STEERING_PATHS] } } : {}),
-      token,
+      ...(job.prHeadRef || continuing
+        ? { steering: { fromBranch: job.defaultBranch, paths: [...AGENT_STEERING_PATHS], ...(forkCloneUrl ? { fromUrl: job.cloneUrl } : {}) } }
+        : {}),
+      token: token ?? "",
+      ...(forkCloneUrl ? { noSecrets: true } : {}),
       agentArgv: agentArgv(config.agent, { command: config.command, model: config.model }),
       prompt: buildPrompt({
         repoFullName: `${job.owner}/${job.repo}`,
@@ -207,7 +214,8 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
       commitMessage: `${job.title}\n\nWritten by agent-work job ${job.id} for #${job.number}.`,
       author: deps.config.gitAuthor,
       agentTimeoutSeconds: agentSeconds,
-      agentEnv: { ...deps.config.agentEnv },
+      // No model key either on a fork's run: nothing the fork's code could steal.
+      agentEnv: forkCloneUrl ? {} : { ...deps.config.agentEnv },
       sandbox: agentSandbox(deps.config, config),
     };
 

@@ -17,6 +17,7 @@ export function describeOutcome(job: Job): Outcome | undefined {
   const partial = job.result?.branch ? ` Partial work was pushed to ${branchLink(job)}.` : "";
   switch (job.state) {
     case "succeeded":
+      if (job.result?.outcome === "patch") return { conclusion: "success", headline: "📝 The agent's change is below as a patch: this pull request comes from a fork, so nothing was pushed and the run held no secret" };
       if (job.prNumber && job.prHeadRef) return { conclusion: "success", headline: `✅ Pushed the agent's commit to pull request #${job.prNumber}` };
       if (job.prNumber) return { conclusion: "success", headline: `✅ Opened draft pull request #${job.prNumber}` };
       // No change is not a failure of the app, but nothing to review either: GitHub's "neutral".

@@ -61,6 +61,12 @@ export function renderStatusComment(job: Job, facts: StatusFacts): string {
     if (job.prUrl) lines.push(`**Pull request:** ${job.prUrl}`);
     if (job.finishedAt) lines.push(`**Duration:** ${formatDuration((job.finishedAt - job.createdAt) / 1000)}`);
     if (facts.costText) lines.push(`**Cost:** ${facts.costText}`);
+    if (job.result?.outcome === "patch" && job.result.patch) {
+      // Written by an agent on a fork's code: shown as data in a fenced block, never as markup.
+      const fence = "`".repeat(Math.max(3, ...(job.result.patch.match(/`+/g) ?? []).map((f) => f.length + 1)));
+      const shown = job.result.patch.length > 50_000 ? `${job.result.patch.slice(0, 50_000)}\n[… cut: ${job.result.patch.length - 50_000} more characters]` : job.result.patch;
+      lines.push("", "<details><summary>The patch (apply with <code>git am</code>)</summary>", "", `${fence}diff`, shown, fence, "", "</details>");
+    }
   }
   return lines.join("\n");
 }

@@ -11,7 +11,7 @@ export interface ProgressParserOptions {
 
 const STEP_STATUSES = new Set(["started", "finished", "failed", "skipped"]);
 const LOG_STREAMS = new Set(["stdout", "stderr", "worker"]);
-const OUTCOMES = new Set<WorkerResult["outcome"]>(["pushed", "no_changes", "agent_failed", "timed_out", "error"]);
+const OUTCOMES = new Set<WorkerResult["outcome"]>(["pushed", "patch", "no_changes", "agent_failed", "timed_out", "error"]);
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);

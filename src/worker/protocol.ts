@@ -13,7 +13,9 @@ export type ProgressEvent =
 
 /** What the worker script reports at the end; `outcome` is the one field callers branch on. */
 export interface WorkerResult {
-  outcome: "pushed" | "no_changes" | "agent_failed" | "timed_out" | "error";
+  outcome: "pushed" | "patch" | "no_changes" | "agent_failed" | "timed_out" | "error";
+  /** A no-secrets run's change, as `git format-patch` output, instead of a push. */
+  patch?: string;
   /** Set when a branch was pushed (also on agent_failed / timed_out when partial work was pushed). */
   branch?: string;
   headSha?: string;
@@ -67,5 +69,10 @@ export interface WorkerInput {
    * `fromBranch` (or removed when that branch lacks them); after it runs they are put back as the
    * PR had them, so the swap never lands in the commit.
    */
-  steering?: { fromBranch: string; paths: string[] };
+  steering?: { fromBranch: string; paths: string[]; /** Where `fromBranch` lives, when not at cloneUrl. */ fromUrl?: string };
+  /**
+   * A run that holds no secret at all (a fork's pull request): `token` is empty, the clone is
+   * anonymous, the agent gets no environment, and the change comes back as a `patch`.
+   */
+  noSecrets?: boolean;
 }

@@ -24,7 +24,7 @@ export interface FakeGitHubOptions {
   /** Comments already on the issue before the trigger (for the discussion snapshot). */
   discussion?: { id: number; author: string; body: string; bot?: boolean }[];
   /** `GET /pulls/:n`: the pull request's head branch, and whether it comes from a fork. */
-  pull?: { headRef: string; fork?: boolean; state?: "open" | "closed" };
+  pull?: { headRef: string; fork?: boolean; state?: "open" | "closed"; /** The fork's clone URL. */ cloneUrl?: string };
   /** Raw text of .github/agent-work.yml in the repo, or undefined for none (404). */
   repoConfigYaml?: string;
   baseSha: string;
@@ -118,7 +118,7 @@ export function fakeGitHub(opts: FakeGitHubOptions) {
       return [200, {
         number,
         state: opts.pull.state ?? "open",
-        head: { ref: opts.pull.headRef, sha: pullHeadSha(opts.pull.headRef), repo: { full_name: opts.pull.fork ? `someone/${opts.repo}` : base.full_name } },
+        head: { ref: opts.pull.headRef, sha: pullHeadSha(opts.pull.headRef), repo: { full_name: opts.pull.fork ? `someone/${opts.repo}` : base.full_name, ...(opts.pull.cloneUrl ? { clone_url: opts.pull.cloneUrl } : {}) } },
         base: { ref: "master", repo: base },
       }];
     }))

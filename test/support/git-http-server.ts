@@ -43,7 +43,7 @@ function basicAuth(header: string | undefined): { user: string; password: string
   return { user: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
 }
 
-export async function startGitServer(options: { acceptToken: string }): Promise<GitServer> {
+export async function startGitServer(options: { acceptToken: string; /** Anyone may clone and fetch, as from a public repository. */ publicRead?: boolean }): Promise<GitServer> {
   let acceptToken = options.acceptToken;
   const root = await mkdtemp(path.join(os.tmpdir(), "agent-work-git-"));
   const requests: GitRequest[] = [];
@@ -53,14 +53,17 @@ export async function startGitServer(options: { acceptToken: string }): Promise<
     const auth = basicAuth(req.headers.authorization);
     const record: GitRequest = { method: req.method ?? "GET", path: url.pathname + url.search, user: null, status: 0 };
     requests.push(record);
-    if (!auth || auth.password !== acceptToken) {
+    const readOnly = url.searchParams.get("service") === "git-upload-pack" || url.pathname.endsWith("/git-upload-pack");
+    if (options.publicRead && readOnly && !auth) {
+      // An anonymous clone of a public repository: served, with no user.
+    } else if (!auth || auth.password !== acceptToken) {
       record.status = 401;
       req.resume();
       res.writeHead(401, { "WWW-Authenticate": 'Basic realm="git"', "Content-Type": "text/plain" });
       res.end("authentication required\n");
       return;
     }
-    record.user = auth.user;
+    record.user = auth?.user ?? null;
 
     const gzip = /gzip/i.test(String(req.headers["content-encoding"] ?? ""));
     const env: NodeJS.ProcessEnv = {
@@ -72,7 +75,7 @@ export async function startGitServer(options: { acceptToken: string }): Promise<
       PATH_INFO: decodeURIComponent(url.pathname),
       QUERY_STRING: url.search.replace(/^\?/, ""),
       CONTENT_TYPE: req.headers["content-type"] ?? "",
-      REMOTE_USER: auth.user,
+      REMOTE_USER: auth?.user ?? "anonymous",
       REMOTE_ADDR: req.socket.remoteAddress ?? "127.0.0.1",
     };
     // After gunzip the length differs; without CONTENT_LENGTH http-backend reads to EOF.

@@ -58,6 +58,8 @@ export interface HarnessOptions {
   secondsPerMinute?: number;
   /** Octokit options over the harness's (benchmarks turn GitHub's pacing off against the fake). */
   octokitDefaults?: Record<string, unknown>;
+  /** The git server lets anyone clone (a public repository and its forks). */
+  gitPublicRead?: boolean;
 }
 
 /**
@@ -69,7 +71,7 @@ export async function startHarness(options: HarnessOptions = {}) {
   nock.disableNetConnect();
   nock.enableNetConnect(/127\.0\.0\.1|localhost/);
   const workerToken = canaryToken(options.tokenFormat ?? "classic");
-  const git = await startGitServer({ acceptToken: workerToken });
+  const git = await startGitServer({ acceptToken: workerToken, publicRead: options.gitPublicRead ?? false });
   const seeded = await git.createRepo(OWNER, REPO, options.files ?? { "README.md": "# Hello World\n" }, DEFAULT_BRANCH);
   const github = fakeGitHub({
     owner: OWNER,

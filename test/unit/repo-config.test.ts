@@ -29,7 +29,7 @@ describe("parseRepoConfig", () => {
     for (const raw of [null, undefined, {}]) {
       expect(parseRepoConfig(raw, limits)).toEqual({
         ok: true,
-        config: { agent: "claude-code", maxMinutes: 30, branchPrefix: "agent/", draft: true, backend: "local", priority: 0, sizes: {}, budget: {}, network: "full" },
+        config: { agent: "claude-code", maxMinutes: 30, branchPrefix: "agent/", draft: true, backend: "local", priority: 0, sizes: {}, budget: {}, network: "full", forkPullRequests: "refuse" },
       });
     }
   });
@@ -60,6 +60,7 @@ priority: -3
         sizes: {},
         budget: {},
         network: "full",
+        forkPullRequests: "refuse",
       },
     });
   });
@@ -132,6 +133,11 @@ command: ["./scripts/agent.sh", "--task={prompt_file}"]
   it("accepts every backend name and says which exist for an unknown one (intake checks which are enabled)", () => {
     expect(fromYaml("backend: gce").ok).toBe(true);
     expect(errorFor(fromYaml("backend: cloud"), "backend")).toBe("`cloud` is not a backend; available: `local`, `ssh`, `gce`, `k8s`");
+  });
+
+  it("reads what to do with forks' pull requests: refuse (default) or a no-secrets patch run", () => {
+    expect(fromYaml("fork_pull_requests: patch")).toMatchObject({ ok: true, config: { forkPullRequests: "patch" } });
+    expect(errorFor(fromYaml("fork_pull_requests: push"), "fork_pull_requests")).toMatch(/`refuse` \(the default\) or `patch`/);
   });
 
   it("reads a repository budget and names a bad key", () => {
