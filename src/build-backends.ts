@@ -1,5 +1,4 @@
 import path from "node:path";
-import type { Logger } from "pino";
 import type { ControllerConfig } from "./config/env.js";
 import type { Backend } from "./backends/types.js";
 import { local } from "./backends/local/local-backend.js";
@@ -13,9 +12,18 @@ import { local } from "./backends/local/local-backend.js";
  * ~130 MB of protobuf descriptors to the process, @kubernetes/client-node ~70 MB
  * (bench/footprint.ts), and most controllers use neither.
  */
+/** What the backends log through: pino's Logger fits, and so does the ops CLI's quiet one. */
+export interface BackendsLog {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+  debug(obj: object, msg: string): void;
+  child(bindings: Record<string, unknown>): BackendsLog;
+}
+
 export async function buildBackends(
   config: ControllerConfig,
-  log: Logger,
+  log: BackendsLog,
   extra: ReadonlyMap<string, Backend> = new Map(),
 ): Promise<{ backends: Map<string, Backend>; secrets: string[]; close(): Promise<void> }> {
   const closers: (() => Promise<void>)[] = [];

@@ -1,9 +1,9 @@
-import path from "node:path";
 import type { Kysely } from "kysely";
 import type { Backend } from "../backends/types.js";
 import type { ControllerConfig } from "../config/env.js";
 import { JobStore } from "../store/job-store.js";
 import { openStore } from "../store/open-store.js";
+import { buildBackends, type BackendsLog } from "../build-backends.js";
 
 export interface CliOutput {
   out(line: string): void;
@@ -32,40 +32,20 @@ export async function openCliContext(config: ControllerConfig, io: CliOutput): P
   // A small pool: the CLI runs one command at a time beside the controllers.
   const db: Kysely<any> = await openStore({ dataDir: config.dataDir, databaseUrl: config.databaseUrl, poolSize: 2 });
   const store = new JobStore(db);
-  let built: Promise<Map<string, Backend>> | undefined;
-  const closers: (() => Promise<void>)[] = [];
-  const quiet = {
+  let built: ReturnType<typeof buildBackends> | undefined;
+  const quiet: BackendsLog = {
     info: () => {},
     debug: () => {},
     warn: (obj: object, msg: string) => io.err(`warning: ${msg} ${JSON.stringify(obj)}`),
     error: (obj: object, msg: string) => io.err(`error: ${msg} ${JSON.stringify(obj)}`),
+    child: () => quiet,
   };
-  const build = async (): Promise<Map<string, Backend>> => {
-    const { local } = await import("../backends/local/local-backend.js");
-    const map = new Map<string, Backend>([["local", local.create({ rootDir: path.join(config.dataDir, "workers"), maxConcurrent: config.maxConcurrentJobs })]]);
-    if (config.sshHostsFile) {
-      const [{ ssh }, { loadSshHosts }] = await Promise.all([import("../backends/ssh/ssh-backend.js"), import("../backends/ssh/load-ssh-hosts.js")]);
-      const backend = ssh.create({ hosts: loadSshHosts(config.sshHostsFile), log: quiet });
-      closers.push(() => backend.close());
-      map.set("ssh", backend);
-    }
-    if (config.gce) {
-      const [{ gce }, { gceOptionsFromConfig }] = await Promise.all([import("../backends/gce/gce-backend.js"), import("../backends/gce/options-from-config.js")]);
-      const backend = gce.create(gceOptionsFromConfig(config.gce, { log: quiet }));
-      closers.push(() => backend.close());
-      map.set("gce", backend);
-    }
-    if (config.k8s) {
-      const { k8sBackendFromConfig } = await import("../backends/k8s/k8s-backend.js");
-      map.set("k8s", k8sBackendFromConfig(config.k8s, { log: quiet }));
-    }
-    return map;
-  };
-  const backends = () => (built ??= build());
+  // The same backends the controller builds from this configuration (cloud clients loaded only when on).
+  const backends = async () => (await (built ??= buildBackends(config, quiet))).backends;
   return {
     context: { config, store, backends, io, now: Date.now },
     async close() {
-      await Promise.all(closers.map((c) => c().catch(() => undefined)));
+      if (built) await (await built).close().catch(() => undefined);
       await db.destroy();
     },
   };

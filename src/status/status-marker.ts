@@ -4,7 +4,3 @@ export const STATUS_MARKER_PREFIX = "<!-- agent-work:job=";
 export function statusMarker(jobId: string): string {
   return `${STATUS_MARKER_PREFIX}${jobId} -->`;
 }
-
-export function jobIdFromMarker(body: string): string | undefined {
-  return /<!-- agent-work:job=([a-z0-9]+) -->/.exec(body)?.[1];
-}
