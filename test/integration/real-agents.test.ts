@@ -168,7 +168,7 @@ describe.each(CASES)("the $preset preset with the real CLI", (c) => {
       expect(job!.costUsd).toBeCloseTo(entry.totalUsd!, 10);
       const comment = h!.github.callsTo("PATCH", "/issues/comments/:id").at(-1)!.body.body as string;
       expect(comment).toMatch(c.usageText);
-      expect(comment).toMatch(/\*\*Cost:\*\* compute \$0 \(local\) — \d+ s of compute \+ model \$[\d.]+ .* = \$[\d.]+ · /);
+      expect(comment).toMatch(/\*\*Cost:\*\* compute \$0 \(local\) — [\dmins ]+ of compute \+ model \$[\d.]+ .* = \$[\d.]+ · /);
 
       // No model key and no GitHub token anywhere people or logs can read.
       const everything = [everythingWrittenToGitHub(h!), h!.logLines.join("\n"), JSON.stringify(logs)].join("\n");
@@ -190,7 +190,7 @@ describe("the per-job budget with a real agent", () => {
       await h!.settle();
       const [job] = await h!.controller.store.list();
       expect(job!.state).toBe("failed");
-      expect(job!.message).toMatch(/^stopped at the per-job budget: model \$(\d+\.\d\d) \+ compute \$0 = \$\d+\.\d\d, over the \$1\.00 one job may cost$/);
+      expect(job!.message).toMatch(/^stopped at the per-job budget: model \$(\d+\.\d\d) \+ compute \$0\.00 = \$\d+\.\d\d, over the \$1\.00 one job may cost$/);
       const modelUsd = Number(/model \$(\d+\.\d\d)/.exec(job!.message!)![1]);
       expect(modelUsd).toBeGreaterThan(1);
       // It stopped soon after the budget: not the endless loop the model asked for.
