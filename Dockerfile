@@ -22,6 +22,11 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json app.yml ./
 COPY worker ./worker
+# The agent CLIs the presets run, from the one list of versions (agent-clis/: package.json + lock),
+# under /usr so the local backend's sandbox sees them (it mounts /usr read-only).
+COPY agent-clis/package.json agent-clis/package-lock.json /usr/local/lib/agent-clis/
+RUN npm ci --prefix /usr/local/lib/agent-clis --omit=dev --no-audit --no-fund \
+ && ln -s /usr/local/lib/agent-clis/node_modules/.bin/claude /usr/local/lib/agent-clis/node_modules/.bin/codex /usr/local/lib/agent-clis/node_modules/.bin/opencode /usr/local/bin/
 RUN mkdir -p /data && chown node:node /data
 USER node
 VOLUME ["/data"]
