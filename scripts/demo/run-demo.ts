@@ -41,6 +41,14 @@ function repoConfig(): string {
   return `agent: command\ncommand: ["node", "${path.join(DEMO_DIR, "demo-agent.mjs")}", "{prompt_file}"]\nmax_minutes: 5\n`;
 }
 
+/** A real agent's settings from your environment: AGENT_ENV_PASSTHROUGH and the variables it names. */
+function passedThrough(): Record<string, string> {
+  const names = (process.env.AGENT_ENV_PASSTHROUGH ?? "").split(",").map((n) => n.trim()).filter(Boolean);
+  const env: Record<string, string> = {};
+  for (const name of ["AGENT_ENV_PASSTHROUGH", ...names]) if (process.env[name] !== undefined) env[name] = process.env[name]!;
+  return env;
+}
+
 async function main(): Promise<void> {
   out(bold("agent-work demo") + dim(" — everything runs on this machine; nothing reaches GitHub"));
   const oauth = await startFakeGitHubOAuth({
@@ -53,7 +61,7 @@ async function main(): Promise<void> {
     secondsPerMinute: 60,
     files: DEMO_FILES,
     repoConfigYaml: repoConfig(),
-    env: { ...oauth.env(), LOG_LEVEL: "warn", SANDBOX_RO_BINDS: DEMO_DIR, ...(process.env.DEMO_SANDBOX_RO_BINDS ? { SANDBOX_RO_BINDS: `${DEMO_DIR},${process.env.DEMO_SANDBOX_RO_BINDS}` } : {}) },
+    env: { ...oauth.env(), LOG_LEVEL: "warn", SANDBOX_RO_BINDS: DEMO_DIR, ...(process.env.DEMO_SANDBOX_RO_BINDS ? { SANDBOX_RO_BINDS: `${DEMO_DIR},${process.env.DEMO_SANDBOX_RO_BINDS}` } : {}), ...passedThrough() },
   });
   let closing = false;
   const close = async (code: number) => {
