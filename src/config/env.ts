@@ -4,6 +4,7 @@ import { z } from "zod";
 import { AGENT_PRESETS, type AgentPreset } from "../agents/presets.js";
 import { readSshHostsFile } from "../backends/ssh/load-ssh-hosts.js";
 import { Redactor } from "../redact/redactor.js";
+import { HOST_PATTERN } from "./repo-config.js";
 
 /**
  * The controller's configuration, loaded once from an `env` argument (never `process.env` directly,
@@ -44,6 +45,10 @@ export interface ControllerConfig {
   sandboxCeilings: { memoryMb: number; maxProcesses: number; maxDiskMb: number };
   /** Environment handed to the agent, name → value. The values are secrets. */
   agentEnv: Record<string, string>;
+  /** Host patterns every agent under `network: allowlist` may reach. */
+  networkAllowDefault: string[];
+  /** Under `network: allowlist`: the credential the worker's proxy adds for the model's host (`value` is a secret). */
+  modelProxy?: { host: string; header: string; variable: string; upstream: string; value: string };
   requiredPermission: "write" | "maintain" | "admin";
   gitAuthor: { name: string; email: string };
   /** Agent environment read from Secret Manager at start: variable name → secret resource. */
@@ -182,6 +187,8 @@ export const CONTROLLER_ENV_VARS: readonly ControllerEnvVar[] = [
   { name: "SCHEDULER_INTERVAL_MS", secret: false, default: "1000", description: "Milliseconds between scheduler passes that claim queued jobs." },
   { name: "LOCAL_SANDBOX", secret: false, default: "bwrap", description: "Sandbox for the agent on the local and ssh backends: bwrap (bubblewrap, required on every host that runs agents) or none, the explicit opt-out that runs agents unsandboxed and says so in every job's log." },
   { name: "SANDBOX_RO_BINDS", secret: false, description: "Comma-separated absolute paths the sandboxed agent may read, e.g. where the agent CLI is installed." },
+  { name: "NETWORK_ALLOW_DEFAULT", secret: false, description: "Comma-separated host patterns every agent under `network: allowlist` may reach besides the repository's `allow` (e.g. registry.npmjs.org,*.pypi.org)." },
+  { name: "MODEL_PROXY", secret: false, description: "host,header,VARIABLE[,upstream URL]: under `network: allowlist` the worker's proxy adds header=$VARIABLE to plain-HTTP requests for host (forwarded to the upstream, default https://host) and the agent gets a placeholder in VARIABLE, so the model key never enters the sandbox; e.g. api.anthropic.com,x-api-key,ANTHROPIC_API_KEY with ANTHROPIC_BASE_URL=http://api.anthropic.com passed through." },
   { name: "SANDBOX_MAX_MEMORY_MB", secret: false, default: "4096", description: "Most memory in MB a sandboxed agent may hold, all its processes together (and no one process may map more); repositories may ask for less with memory_mb." },
   { name: "SANDBOX_MAX_PROCESSES", secret: false, default: "512", description: "Most processes and threads a sandboxed agent may run at once; repositories may ask for fewer with max_processes." },
   { name: "SANDBOX_MAX_DISK_MB", secret: false, default: "10240", description: "Most disk in MB a job's work dir (the clone and what the agent writes) may use; past it the job pushes nothing. Repositories may ask for less with max_disk_mb." },
@@ -423,6 +430,31 @@ const FIELDS = {
   SANDBOX_MAX_MEMORY_MB: integer("SANDBOX_MAX_MEMORY_MB", 64, 1_048_576),
   SANDBOX_MAX_PROCESSES: integer("SANDBOX_MAX_PROCESSES", 16, 65_536),
   SANDBOX_MAX_DISK_MB: integer("SANDBOX_MAX_DISK_MB", 16, 10_485_760),
+  NETWORK_ALLOW_DEFAULT: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      const patterns = commaList(raw);
+      const bad = patterns.filter((p) => !HOST_PATTERN.test(p));
+      if (bad.length > 0) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected comma-separated host patterns such as registry.npmjs.org or *.pypi.org; not: ${bad.map((p) => JSON.stringify(p)).join(", ")}` });
+        return z.NEVER;
+      }
+      return patterns;
+    }),
+  MODEL_PROXY: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined || raw.trim() === "") return undefined;
+      const [host = "", header = "", variable = "", upstream] = raw.split(",").map((p) => p.trim());
+      const ok = HOST_PATTERN.test(host) && !host.startsWith("*.") && /^[A-Za-z0-9-]+$/.test(header) && /^[A-Za-z_][A-Za-z0-9_]*$/.test(variable) && (upstream === undefined || URL.canParse(upstream));
+      if (!ok) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: "expected host,header,VARIABLE[,upstream URL], e.g. api.anthropic.com,x-api-key,ANTHROPIC_API_KEY" });
+        return z.NEVER;
+      }
+      return { host, header, variable, upstream: upstream ?? `https://${host}` };
+    }),
   SANDBOX_RO_BINDS: z
     .string()
     .optional()
@@ -644,6 +676,14 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
     }
   }
 
+  let modelProxy: ControllerConfig["modelProxy"];
+  if (values.MODEL_PROXY) {
+    const value = env[values.MODEL_PROXY.variable];
+    if (value === undefined || value === "") fail("MODEL_PROXY", `${values.MODEL_PROXY.variable} is named but not set in the controller's environment`);
+    else if (NEVER_PASSED_TO_AGENT.includes(values.MODEL_PROXY.variable)) fail("MODEL_PROXY", `${values.MODEL_PROXY.variable} is one of the controller's own secrets`);
+    else modelProxy = { ...values.MODEL_PROXY, value };
+  }
+
   const agentEnvSecrets = values.AGENT_ENV_FROM_SECRET_MANAGER ?? {};
   for (const name of Object.keys(agentEnvSecrets)) {
     if (NEVER_PASSED_TO_AGENT.includes(name)) fail("AGENT_ENV_FROM_SECRET_MANAGER", `${name} must never reach the agent; remove it`);
@@ -800,6 +840,7 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
     sandboxRoBinds: v.SANDBOX_RO_BINDS,
     sandboxCeilings: { memoryMb: v.SANDBOX_MAX_MEMORY_MB, maxProcesses: v.SANDBOX_MAX_PROCESSES, maxDiskMb: v.SANDBOX_MAX_DISK_MB },
     agentEnv,
+    networkAllowDefault: v.NETWORK_ALLOW_DEFAULT,
     requiredPermission: v.REQUIRED_PERMISSION,
     gitAuthor: { name: v.GIT_AUTHOR_NAME, email: v.GIT_AUTHOR_EMAIL },
     logRetentionDays: v.LOG_RETENTION_DAYS,
@@ -813,6 +854,7 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
   if (v.DATABASE_URL !== undefined) config.databaseUrl = v.DATABASE_URL;
   if (v.PUBLIC_URL !== undefined) config.publicUrl = v.PUBLIC_URL.replace(/\/+$/, "");
   if (Object.keys(agentEnvSecrets).length > 0) config.agentEnvSecrets = agentEnvSecrets;
+  if (modelProxy) config.modelProxy = modelProxy;
   if (gce !== undefined) config.gce = gce;
   if (sshHostsFile !== undefined) config.sshHostsFile = sshHostsFile;
   if (values.PRICES_FILE !== undefined) config.pricesFile = resolve(values.PRICES_FILE);
@@ -834,6 +876,7 @@ export function secretValues(config: ControllerConfig): string[] {
     // The password alone too: a driver's error may quote it without the rest of the URL.
     databasePassword(config.databaseUrl),
     ...Object.values(config.agentEnv),
+    config.modelProxy?.value,
   ].filter(
     (value): value is string => typeof value === "string" && value !== "",
   );
@@ -887,6 +930,8 @@ export function describeControllerConfig(config: ControllerConfig): Record<strin
     schedulerIntervalMs: String(config.schedulerIntervalMs),
     localSandbox: config.localSandbox,
     sandboxRoBinds: config.sandboxRoBinds.length > 0 ? config.sandboxRoBinds.join(",") : "(none)",
+    networkAllowDefault: config.networkAllowDefault.length > 0 ? config.networkAllowDefault.join(",") : "(none)",
+    modelProxy: config.modelProxy ? `${config.modelProxy.host}: ${config.modelProxy.header} from ${config.modelProxy.variable} (${mask(config.modelProxy.value)})` : "(none)",
     sandboxCeilings: `memory ${config.sandboxCeilings.memoryMb} MB, ${config.sandboxCeilings.maxProcesses} processes, disk ${config.sandboxCeilings.maxDiskMb} MB`,
     agentEnv:
       agentEnvNames.length > 0

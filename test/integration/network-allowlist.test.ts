@@ -15,7 +15,10 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { local } from "../../src/backends/local/local-backend.js";
 import type { RunSpec } from "../../src/backends/types.js";
 import type { ProgressEvent } from "../../src/worker/protocol.js";
+import { MODEL_KEY_PLACEHOLDER } from "../../src/worker/agent-sandbox.js";
 import { startGitServer, type GitServer } from "../support/git-http-server.js";
+import { startHarness } from "../support/harness.js";
+import { OWNER, REPO } from "../support/payloads.js";
 
 const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url)).replace(/\/$/, "");
 const TOKEN = `ghs_${randomBytes(18).toString("hex")}`;
@@ -117,4 +120,41 @@ it("an agent under network: allowlist reaches only the allowed host, through the
   for (const b of blocked) expect(lines.some((l) => l.startsWith(`network: blocked ${b} (`))).toBe(true);
   // The real key never reached the job's output either.
   expect(JSON.stringify(events)).not.toContain(REAL_KEY);
+}, 120_000);
+
+it("through the controller: `network: allowlist` in the repository's config, MODEL_PROXY adding the key, and the blocked connections in the final status comment", async () => {
+  const forbiddenPort = (forbidden.address() as AddressInfo | null)?.port ?? (await listen(forbidden));
+  const modelPort = (model.address() as AddressInfo | null)?.port ?? (await listen(model));
+  const modelHost = `127.0.0.1:${modelPort}`;
+  modelSaw.length = 0;
+  const h = await startHarness({
+    repoConfigYaml: `agent: command\ncommand: ["node", "${path.join(FIXTURES, "network-agent.mjs")}", "{prompt_file}"]\nnetwork: allowlist\nallow: ["registry.npmjs.org"]\n`,
+    env: {
+      MODEL_API_KEY: REAL_KEY,
+      AGENT_ENV_PASSTHROUGH: "MODEL_API_KEY",
+      MODEL_PROXY: `${modelHost},x-api-key,MODEL_API_KEY,http://${modelHost}`,
+    },
+  });
+  try {
+    const probes = { PROBE_DIRECT: `127.0.0.1:${forbiddenPort}`, PROBE_ALLOWED: modelHost, PROBE_DENIED: "evil.example:80" };
+    expect((await h.deliverLabel({ body: `Probe the network.\nPROBES: ${JSON.stringify(probes)}` })).status).toBe(200);
+    await h.settle();
+    const [job] = await h.controller.store.list();
+    expect(job?.state, JSON.stringify(h.github.calls.filter((c) => c.method !== "GET").map((c) => c.body))).toBe("succeeded");
+    expect(modelSaw).toEqual([{ path: "/v1/echo", key: REAL_KEY }]);
+    const envDump = (await h.git.readFile(OWNER, REPO, job!.branch!, "ENV_DUMP.txt")) ?? "";
+    expect(envDump).toContain(`MODEL_API_KEY=${MODEL_KEY_PLACEHOLDER}`);
+    expect(envDump).not.toContain(REAL_KEY);
+    const final = h.github.callsTo("PATCH", "/issues/comments/:id").at(-1)!.body.body as string;
+    expect(final, final).toMatch(/\*\*Network:\*\* 4 connections blocked by the allow-list: /);
+    for (const hostPort of ["evil.example:80", "169.254.169.254:80", "metadata.google.internal:80", `127.0.0.1:${forbiddenPort}`]) expect(final, final).toContain(`\`${hostPort}\``);
+    const log = (await h.controller.logs.read(job!.id)).map((l) => l.line);
+    expect(log).toContain("network: blocked evil.example:80 (not in the allow-list)");
+    // The key went from the controller to the proxy only: no log, comment or check run holds it.
+    expect(JSON.stringify(h.github.calls)).not.toContain(REAL_KEY);
+    expect(h.logLines.join("\n")).not.toContain(REAL_KEY);
+    expect(JSON.stringify(log)).not.toContain(REAL_KEY);
+  } finally {
+    await h.close();
+  }
 }, 120_000);

@@ -56,7 +56,8 @@ function clearPath(repo, rel) {
  */
 async function swapSteering(git, repo, treeish, paths) {
   for (const rel of paths) {
-    await git.ok(["rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", rel], "git rm");
+    // -f: after the agent the index, the tree and HEAD may all differ (it edited a steering file).
+    await git.ok(["rm", "-r", "-q", "-f", "--cached", "--ignore-unmatch", "--", rel], "git rm");
     clearPath(repo, rel);
     const present = (await git.run(["ls-tree", "--name-only", treeish, "--", rel])).stdout.trim();
     if (present) await git.ok(["checkout", treeish, "--", rel], "checkout");
