@@ -18,7 +18,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect as globalExpect, it, type ExpectStatic } from "vitest";
 import { local } from "../../src/backends/local/local-backend.js";
 import { ssh, type SshBackend } from "../../src/backends/ssh/ssh-backend.js";
 import type { Backend, RunResult, RunSpec } from "../../src/backends/types.js";
@@ -110,7 +110,8 @@ interface Case {
   onSsh?: boolean;
   /** `disk`: the job ends at the disk limit and nothing is pushed. Default: the legitimate change is pushed. */
   ends?: "disk";
-  check?: (r: CaseRun) => void | Promise<void>;
+  /** Soft assertions must use the test's own `expect` (the tests run concurrently). */
+  check?: (r: CaseRun, expect: ExpectStatic) => void | Promise<void>;
 }
 
 interface CaseRun {
@@ -132,19 +133,19 @@ const pathOf = (e: BranchEntry) => e.path.toString("latin1");
 const entryAt = (r: CaseRun, p: string | Buffer) => r.entries?.find((e) => e.path.equals(Buffer.isBuffer(p) ? p : Buffer.from(p)));
 const leftOut = (r: CaseRun, name: string) => r.lines.some((l) => l.startsWith("worker: ") && l.includes("left out") && l.includes(name));
 
-function expectKept(r: CaseRun, file: string, content: string) {
+function expectKept(expect: ExpectStatic, r: CaseRun, file: string, content: string) {
   const e = entryAt(r, file);
   expect(e, `${file} on the branch`).toMatchObject({ mode: "100644" });
   expect(e!.content!.toString("utf8")).toBe(content);
 }
 
-function expectLeftOut(r: CaseRun, name: string) {
+function expectLeftOut(expect: ExpectStatic, r: CaseRun, name: string) {
   expect(leftOut(r, name), `a worker log line says ${JSON.stringify(name)} was left out:\n${r.lines.join("\n")}`).toBe(true);
 }
 
 const LINKS = () => ({ "data-env": dataFile, "data-dir": dataDir, canary: canaryFile, shadow: "/etc/shadow", etc: "/etc", inside: "../LEGIT.md" });
 
-function expectLinks(r: CaseRun) {
+function expectLinks(r: CaseRun, expect: ExpectStatic) {
   for (const [name, target] of Object.entries(LINKS())) {
     const e = entryAt(r, `links/${name}`);
     expect(e, `links/${name} on the branch`).toMatchObject({ mode: "120000", type: "blob" });
@@ -152,7 +153,7 @@ function expectLinks(r: CaseRun) {
   }
 }
 
-function expectDiskLimit(r: CaseRun, file: RegExp) {
+function expectDiskLimit(expect: ExpectStatic, r: CaseRun, file: RegExp) {
   expect(r.result).toMatchObject({ outcome: "agent_failed", limit: "disk" });
   expect(r.result.message, "the message names the file").toMatch(file);
   expect(r.result.message, "and its size").toMatch(/\d+(\.\d+)?\s*(bytes|[KMG]i?B)\b/);
@@ -161,7 +162,7 @@ function expectDiskLimit(r: CaseRun, file: RegExp) {
 const CASES: Case[] = [
   { name: "commondir", onSsh: true },
   { name: "config-worktree" },
-  { name: "config-filter", check: (r) => expectKept(r, ".gitattributes", "filtered.txt filter=hostile diff=hostile merge=hostile\n") },
+  { name: "config-filter", check: (r, expect) => expectKept(expect, r, ".gitattributes", "filtered.txt filter=hostile diff=hostile merge=hostile\n") },
   { name: "config-insteadof" },
   { name: "config-sshcommand" },
   { name: "config-ext-transport" },
@@ -174,41 +175,41 @@ const CASES: Case[] = [
   { name: "hooks", onSsh: true },
   { name: "symlink-objects", onSsh: true },
   { name: "symlink-refs" },
-  { name: "dotgit-file", onSsh: true, check: (r) => expectLeftOut(r, "nest/.git") },
+  { name: "dotgit-file", onSsh: true, check: (r, expect) => expectLeftOut(expect, r, "nest/.git") },
   { name: "dotgit-symlink" },
   {
     name: "nested-repo",
     onSsh: true,
-    check: (r) => {
-      expectKept(r, "vendor/x/lib.txt", "vendored\n");
-      expectLeftOut(r, "vendor/x/.git");
+    check: (r, expect) => {
+      expectKept(expect, r, "vendor/x/lib.txt", "vendored\n");
+      expectLeftOut(expect, r, "vendor/x/.git");
     },
   },
   {
     name: "nested-dotgit-variants",
-    check: (r) => {
+    check: (r, expect) => {
       for (const [dir, dotGit] of [["upper", ".GIT"], ["gitfile", ".git"], ["link", ".Git"]]) {
-        expectKept(r, `vendor/${dir}/kept.txt`, `kept ${dir}\n`);
-        expectLeftOut(r, `vendor/${dir}/${dotGit}`);
+        expectKept(expect, r, `vendor/${dir}/kept.txt`, `kept ${dir}\n`);
+        expectLeftOut(expect, r, `vendor/${dir}/${dotGit}`);
       }
       expect(r.entries!.filter((e) => pathOf(e).endsWith("/kept.txt") && pathOf(e).includes("forged")).map((e) => e.content?.toString())).toEqual(["kept weird\n"]);
-      expectLeftOut(r, "weird");
+      expectLeftOut(expect, r, "weird");
     },
   },
   {
     name: "gitmodules",
     onSsh: true,
-    check: (r) => {
+    check: (r, expect) => {
       expect(entryAt(r, ".gitmodules"), ".gitmodules arrives as the plain file it is").toMatchObject({ mode: "100644" });
-      expectKept(r, "sub/kept.txt", "kept sub\n");
-      expectLeftOut(r, "sub/.git");
+      expectKept(expect, r, "sub/kept.txt", "kept sub\n");
+      expectLeftOut(expect, r, "sub/.git");
     },
   },
-  { name: "gitattributes-lfs", check: (r) => expectKept(r, "data.bin", "binary-ish data\n") },
+  { name: "gitattributes-lfs", check: (r, expect) => expectKept(expect, r, "data.bin", "binary-ish data\n") },
   { name: "host-symlinks", onSsh: true, check: expectLinks },
   {
     name: "odd-names",
-    check: (r) => {
+    check: (r, expect) => {
       for (const name of ODD_NAMES) {
         const e = entryAt(r, Buffer.concat([Buffer.from("names/"), name]));
         expect(e, `names/${JSON.stringify(name.toString("latin1"))} arrives with its name intact`).toMatchObject({ mode: "100644" });
@@ -218,15 +219,15 @@ const CASES: Case[] = [
   },
   {
     name: "special-files",
-    check: (r) => {
-      expectKept(r, "special/kept.txt", "kept special\n");
+    check: (r, expect) => {
+      expectKept(expect, r, "special/kept.txt", "kept special\n");
       expect(entryAt(r, "special/fifo"), "a fifo is left out").toBeUndefined();
       expect(entryAt(r, "special/sock"), "a socket is left out").toBeUndefined();
     },
   },
   // As big as the agent can make one: its own files are capped at maxDiskMb (prlimit).
-  { name: "sparse-file", ends: "disk", check: (r) => expectDiskLimit(r, /big\.bin/) },
-  { name: "sparse-tree", ends: "disk", check: (r) => expect(r.result).toMatchObject({ outcome: "agent_failed", limit: "disk" }) },
+  { name: "sparse-file", ends: "disk", check: (r, expect) => expectDiskLimit(expect, r, /big\.bin/) },
+  { name: "sparse-tree", ends: "disk", check: (r, expect) => expect(r.result).toMatchObject({ outcome: "agent_failed", limit: "disk" }) },
 ];
 
 const SPARSE: Record<string, string> = { "sparse-file": String(LIMITS.maxDiskMb - 1), "sparse-tree": `12x${Math.floor(LIMITS.maxDiskMb / 11)}` };
@@ -325,7 +326,7 @@ function trapped(trap: CredentialTrap): string[] {
  * The promises every case must keep, whatever its trick. Soft: a broken case reports every promise
  * it broke, not just the first.
  */
-async function expectHeld(r: CaseRun, c: Pick<Case, "name" | "ends">) {
+async function expectHeld(expect: ExpectStatic, r: CaseRun, c: Pick<Case, "name" | "ends">) {
   const story = `\n${r.lines.join("\n")}\nresult: ${JSON.stringify(r.result)}`;
   expect(r.lines, `the agent laid its trick${story}`).toContain(`stdout: hostile agent: ${c.name} prepared`);
   expect.soft(await readdir(r.markers), `payloads that ran outside the sandbox`).toEqual([]);
@@ -340,11 +341,11 @@ async function expectHeld(r: CaseRun, c: Pick<Case, "name" | "ends">) {
   expect.soft(r.result.outcome, `the job's outcome${story}`).toBe("pushed");
   expect(r.entries, "the pushed branch").not.toBeNull();
   expect.soft(entryAt(r, "LEGIT.md")?.content?.toString(), "the legitimate change").toMatch(/^the legitimate change of /);
-  expectBranchClean(r.entries!);
+  expectBranchClean(expect, r.entries!);
 }
 
 /** Nothing of a `.git`, no host secret, no gitlink; attribute filters did not run. */
-function expectBranchClean(entries: BranchEntry[]) {
+function expectBranchClean(expect: ExpectStatic, entries: BranchEntry[]) {
   expect.soft(entries.filter((e) => pathOf(e).split("/").some((part) => part.toLowerCase() === ".git")).map(pathOf), "paths through a .git").toEqual([]);
   expect.soft(entries.filter((e) => e.mode === "160000").map(pathOf), "gitlinks").toEqual([]);
   for (const e of entries) {
@@ -366,26 +367,26 @@ describe.concurrent("a hostile work tree on the local backend (the worker as roo
   });
 
   for (const c of CASES) {
-    it(`${c.name}: nothing runs outside the sandbox, no credential leaves, and the job ends clearly`, async () => {
+    it(`${c.name}: nothing runs outside the sandbox, no credential leaves, and the job ends clearly`, async ({ expect }) => {
       const r = await runCase(backend, "local", c.name);
-      await expectHeld(r, c);
-      await c.check?.(r);
+      await expectHeld(expect, r, c);
+      await c.check?.(r, expect);
     }, 180_000);
   }
 
-  it("a pull request's steering file replaced by a link to /etc/shadow: the PR's own file is put back, the link's target never read", async () => {
+  it("a pull request's steering file replaced by a link to /etc/shadow: the PR's own file is put back, the link's target never read", async ({ expect }) => {
     const r = await runCase(backend, "local", "steering-shadow", {
       files: { "README.md": "# demo\n", "AGENTS.md": "base rules\n", "CLAUDE.md": "base claude\n" },
       branches: { "pr-1": { "AGENTS.md": "pr rules\n", "CLAUDE.md": "pr claude\n" } },
       over: async () => ({ baseBranch: "pr-1", branch: "pr-1", steering: { fromBranch: "main", paths: ["AGENTS.md", "CLAUDE.md"] } }),
     });
-    await expectHeld(r, { name: "steering-shadow" });
-    expectKept(r, "AGENTS.md", "pr rules\n");
-    expectKept(r, "CLAUDE.md", "pr claude\n");
+    await expectHeld(expect, r, { name: "steering-shadow" });
+    expectKept(expect, r, "AGENTS.md", "pr rules\n");
+    expectKept(expect, r, "CLAUDE.md", "pr claude\n");
   }, 180_000);
 
   for (const caseName of ["host-symlinks", "commondir"]) {
-    it(`a fork's no-secret run with ${caseName}: the patch holds links as links and no host file, nothing ran, nothing was pushed`, async () => {
+    it(`a fork's no-secret run with ${caseName}: the patch holds links as links and no host file, nothing ran, nothing was pushed`, async ({ expect }) => {
       let fork: { cloneUrl: string; headSha: string; dir: string } | undefined;
       const r = await runCase(backend, "local", caseName, {
         server: publicGit,
@@ -395,14 +396,14 @@ describe.concurrent("a hostile work tree on the local backend (the worker as roo
           return { cloneUrl: fork.cloneUrl, baseBranch: "patch-1", branch: "patch-1", token: "", noSecrets: true, steering: { fromBranch: "main", paths: ["AGENTS.md"], fromUrl: base.cloneUrl } };
         },
       });
-      await expectForkRun(r, caseName);
+      await expectForkRun(expect, r, caseName);
       expect(await publicGit.branchSha("someone", r.id, "patch-1"), "the fork's branch is as it was").toBe(fork!.headSha);
       expect(r.entries, "nothing was pushed to the base repository").toBeNull();
     }, 180_000);
   }
 });
 
-async function expectForkRun(r: CaseRun, caseName: string) {
+async function expectForkRun(expect: ExpectStatic, r: CaseRun, caseName: string) {
   const story = `\n${r.lines.join("\n")}\nresult: ${JSON.stringify({ ...r.result, patch: undefined })}`;
   expect(r.lines, `the agent laid its trick${story}`).toContain(`stdout: hostile agent: ${caseName} prepared`);
   expect.soft(await readdir(r.markers), `payloads that ran outside the sandbox`).toEqual([]);
@@ -449,10 +450,10 @@ describe.concurrent("a hostile work tree on the ssh backend (an unprivileged log
   });
 
   for (const c of CASES.filter((c) => c.onSsh)) {
-    it(`${c.name}: nothing runs outside the sandbox, no credential leaves, and the job ends clearly`, async () => {
+    it(`${c.name}: nothing runs outside the sandbox, no credential leaves, and the job ends clearly`, async ({ expect }) => {
       const r = await runCase(backend, "ssh", c.name);
-      await expectHeld(r, c);
-      await c.check?.(r);
+      await expectHeld(expect, r, c);
+      await c.check?.(r, expect);
     }, 180_000);
   }
 });
@@ -503,7 +504,7 @@ async function naiveRun(caseName: string) {
     const promptFile = path.join(dir, "prompt.md");
     await writeFile(promptFile, `HOSTILE_SETTINGS: ${JSON.stringify(settings)}\n`);
     const agent = await run(process.execPath, [HOSTILE_AGENT, caseName, promptFile]);
-    expect(agent.stdout, String(agent.stderr)).toContain(`hostile agent: ${caseName} prepared`);
+    globalExpect(agent.stdout, String(agent.stderr)).toContain(`hostile agent: ${caseName} prepared`);
     const steps = [await run("git", ["add", "-A"]), await run("git", ["-c", "user.name=naive", "-c", "user.email=naive@example.com", "commit", "-q", "-m", "naive"]), await run("git", ["push", "origin", "HEAD:refs/heads/naive"])];
     return { markers: await readdir(markers, { recursive: true }), trap, entries: await branchContents(repo.dir, "naive"), steps: steps.map((s) => `${s.command}: ${s.exitCode} ${s.stderr}`).join("\n") };
   } finally {
@@ -514,7 +515,7 @@ async function naiveRun(caseName: string) {
 
 describe.concurrent("the corpus has teeth: each .git trick bites a git that trusts the agent's tree", () => {
   for (const [caseName, bite] of Object.entries(BITES)) {
-    it(`${caseName}: ${bite}`, async () => {
+    it(`${caseName}: ${bite}`, async ({ expect }) => {
       const r = await naiveRun(caseName);
       if (bite === "a payload ran") expect(r.markers, r.steps).not.toEqual([]);
       if (bite === "the second server was sent the token") expect(r.trap.credentials().some((q) => q.credential?.password === TOKEN), `${trapped(r.trap).join("\n")}\n${r.steps}`).toBe(true);
