@@ -123,8 +123,6 @@ interface CaseRun {
   rawResults: number;
   markers: string;
   trap: CredentialTrap;
-  bareDir: string;
-  branch: string;
   /** The pushed branch, or null when nothing was pushed. */
   entries: BranchEntry[] | null;
 }
@@ -311,7 +309,7 @@ async function runCase(backend: Backend, backendName: string, caseName: string, 
       }
     }).length;
     const lines = events.flatMap((e) => (e.type === "log" ? [`${e.stream}: ${e.line}`] : e.type === "step" ? [`step ${e.step} ${e.status}${e.detail ? `: ${e.detail}` : ""}`] : []));
-    return { id, result, events, lines, rawResults, markers, trap, bareDir: repo.dir, branch: spec.branch, entries: await branchContents(repo.dir, spec.branch) };
+    return { id, result, events, lines, rawResults, markers, trap, entries: await branchContents(repo.dir, spec.branch) };
   } finally {
     await trap.close();
   }
@@ -336,11 +334,13 @@ async function expectHeld(expect: ExpectStatic, r: CaseRun, c: Pick<Case, "name"
   expect.soft(JSON.stringify(r.events), "the job's log and result").not.toContain(TOKEN);
   if (c.ends === "disk") {
     expect.soft(r.entries, `nothing was pushed${story}`).toBeNull();
+    // Refused before git read a byte of it: nothing was committed, no push was tried.
+    expect.soft(r.lines, "no commit was made and no push tried").not.toContainEqual(expect.stringMatching(/^step (commit finished|push started)/));
     return;
   }
   expect.soft(r.result.outcome, `the job's outcome${story}`).toBe("pushed");
   expect(r.entries, "the pushed branch").not.toBeNull();
-  expect.soft(entryAt(r, "LEGIT.md")?.content?.toString(), "the legitimate change").toMatch(/^the legitimate change of /);
+  expect.soft(entryAt(r, "LEGIT.md")?.content?.toString() ?? "(not on the branch)", "the legitimate change").toMatch(/^the legitimate change of /);
   expectBranchClean(expect, r.entries!);
 }
 
