@@ -919,6 +919,8 @@ export function describeControllerConfig(config: ControllerConfig): Record<strin
       : "(off: GITHUB_CLIENT_ID not set; nobody can sign in to the job pages)",
     sessionSecret: config.sessionSecret ? mask(config.sessionSecret) : "(derived from the App's private key)",
     logRetentionDays: String(config.logRetentionDays),
+    redeliveryIntervalSeconds: config.redeliveryIntervalSeconds === 0 ? "0 (off)" : String(config.redeliveryIntervalSeconds),
+    labelScanMaxAgeDays: String(config.labelScanMaxAgeDays),
     budgets: `job $${config.budgets.jobUsd}, repository $${config.budgets.repoMonthlyUsd}/month, controller $${config.budgets.globalHourlyUsd}/hour`,
   };
 }

@@ -122,9 +122,14 @@ describe("missed deliveries come back", () => {
     const never = (await gh.label(repo, 8, "agent-work", { login: "Codertocat" }, { payload: labelled(8) }))!;
     await h.start();
 
-    // Both redeliveries are refused by something in front of the controller.
+    // Both redeliveries are refused by something in front of the controller, and GitHub takes
+    // its time: a pass before it has made the attempt asks nothing again.
     gh.refuse(2, 503);
+    const release = gh.holdRedeliveries();
     expect(ran(await h.controller.deliveries.tick()).redeliver.redelivered).toBe(2);
+    expect(ran(await h.controller.deliveries.tick()).redeliver).toMatchObject({ redelivered: 0, pending: 2 });
+    expect(asked()).toEqual({ [once]: 1, [never]: 1 });
+    release();
     await gh.settled();
     // Each failed again (a newer attempt): asked again; #8 is refused once more.
     gh.refuse(1, 502, never);

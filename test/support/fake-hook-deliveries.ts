@@ -81,6 +81,7 @@ export function fakeHookDeliveries(opts: FakeHookDeliveriesOptions) {
   const refusals: { guid?: string; count: number; status: number }[] = [];
   let pageSize = opts.pageSize ?? 100;
   let listGate: Promise<void> | undefined;
+  let redeliveryGate: Promise<void> | undefined;
   let onList: (() => void) | undefined;
 
   const key = (repoId: number, number: number) => `${repoId}#${number}`;
@@ -213,7 +214,8 @@ export function fakeHookDeliveries(opts: FakeHookDeliveriesOptions) {
       if (!found) return [404, { message: "Not Found" }];
       asked.set(found.guid, (asked.get(found.guid) ?? 0) + 1);
       // Accepted now, delivered a moment later, as GitHub does.
-      track(new Promise((resolve) => setImmediate(resolve)).then(() => attempt(found.guid, found.event, found.payload, true)));
+      const gate = redeliveryGate ?? new Promise((resolve) => setImmediate(resolve));
+      track(gate.then(() => attempt(found.guid, found.event, found.payload, true)));
       return [202, {}];
     })
     .get(/^\/app\/installations(\?.*)?$/)
@@ -348,6 +350,15 @@ export function fakeHookDeliveries(opts: FakeHookDeliveriesOptions) {
           onList = undefined;
           release();
         },
+      };
+    },
+    /** Accepts redelivery requests but makes no attempt until the returned function is called. */
+    holdRedeliveries(): () => void {
+      let release!: () => void;
+      redeliveryGate = new Promise<void>((resolve) => (release = resolve));
+      return () => {
+        redeliveryGate = undefined;
+        release();
       };
     },
     /** Resolves once every delivery and redelivery under way has been attempted. */
