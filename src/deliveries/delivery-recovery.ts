@@ -5,7 +5,7 @@ import type { JobStore } from "../store/job-store.js";
 import { DeliveryAskStore } from "../store/delivery-asks.js";
 import { ADVISORY_LOCKS, runExclusively } from "../store/advisory-lock.js";
 import { listAppDeliveries } from "./list-app-deliveries.js";
-import { DEFAULT_REDELIVER_LIMITS, redeliverMissed, type RedeliverLimits, type RedeliverReport } from "./redeliver-missed.js";
+import { DEFAULT_REDELIVER_LIMITS, errorSummary, redeliverMissed, type RedeliverLimits, type RedeliverReport } from "./redeliver-missed.js";
 import { DEFAULT_SCAN_LIMITS, scanLabelledIssues, type ScanLimits, type ScanReport } from "./scan-labelled-issues.js";
 
 /**
@@ -92,7 +92,8 @@ export class DeliveryRecovery {
   /** Runs a pass now (a restart is when deliveries were most likely missed), then every `intervalMs`. */
   start(): void {
     if (this.timer || this.options.intervalMs <= 0) return;
-    const run = () => void this.tick().catch((err: unknown) => this.options.log.error({ err }, "delivery recovery pass failed; the next one tries again"));
+    // The summary, not the error: an Octokit error carries its request, which was signed with the App's JWT.
+    const run = () => void this.tick().catch((err: unknown) => this.options.log.error({ err: errorSummary(err) }, "delivery recovery pass failed; the next one tries again"));
     run();
     this.timer = setInterval(run, this.options.intervalMs);
     this.timer.unref?.();

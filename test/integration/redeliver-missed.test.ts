@@ -112,7 +112,8 @@ describe("missed deliveries come back", () => {
 
     const passLine = h.logLines.map((l) => JSON.parse(l)).find((l) => l.msg === "delivery recovery pass" && l.redelivered === 3);
     expect(passLine).toMatchObject({ listed: 6, redelivered: 3, scanned: 3, recorded: 0 });
-  });
+    // Four real jobs run here (clone, sandboxed agent, push): room for a loaded machine.
+  }, 180_000);
 
   it("asks again when a redelivery fails too, and gives a delivery up after three failed redeliveries", async () => {
     await h.stop();
@@ -243,5 +244,5 @@ describe("missed deliveries come back", () => {
     // The job goes through intake like any label's job.
     await h.settle();
     expect((await h.controller.store.list({ limit: 100 })).every((j) => j.state === "succeeded")).toBe(true);
-  });
+  }, 120_000);
 });
