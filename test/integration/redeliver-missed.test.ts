@@ -112,6 +112,8 @@ describe("missed deliveries come back", () => {
 
     const passLine = h.logLines.map((l) => JSON.parse(l)).find((l) => l.msg === "delivery recovery pass" && l.redelivered === 3);
     expect(passLine).toMatchObject({ listed: 6, redelivered: 3, scanned: 3, recorded: 0 });
+    // The App's JWT and the installation token never reach the log.
+    expect(h.logLines.filter((l) => /bearer|eyJhbGci|ghs_controllerToken/i.test(l))).toEqual([]);
     // Four real jobs run here (clone, sandboxed agent, push): room for a loaded machine.
   }, 180_000);
 
