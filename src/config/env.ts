@@ -69,6 +69,10 @@ export interface ControllerConfig {
   sessionSecret?: string;
   /** Days a job's full log is kept for its page; older lines are deleted. */
   logRetentionDays: number;
+  /** Seconds between delivery recovery passes (src/deliveries/); 0: none, not even at start. */
+  redeliveryIntervalSeconds: number;
+  /** The label scan turns no label older than this into a job. */
+  labelScanMaxAgeDays: number;
   /** The most any job, any repository a month, and the whole controller an hour may spend (USD). */
   budgets: { jobUsd: number; repoMonthlyUsd: number; globalHourlyUsd: number };
 }
@@ -236,6 +240,8 @@ export const CONTROLLER_ENV_VARS: readonly ControllerEnvVar[] = [
   { name: "BACKEND_ORDER", secret: false, description: "Backends to try, in order, when a job's own backend is full or down (e.g. local,ssh,gce); unset means a job waits for its own backend. A job started with --backend never moves." },
   { name: "PRICES_FILE", secret: false, description: "A GCE price table refreshed from the Cloud Billing Catalog (npm run prices:refresh -- <file>), used instead of the bundled one; unset uses the bundled table." },
   { name: "LOG_RETENTION_DAYS", secret: false, default: "14", description: "Days each job's full log is kept for its page; older lines are deleted." },
+  { name: "REDELIVERY_INTERVAL_SECONDS", secret: false, default: "300", description: "Seconds between passes that ask GitHub to redeliver webhook deliveries this controller missed (one pass also runs at start); 0 turns the recovery off." },
+  { name: "LABEL_SCAN_MAX_AGE_DAYS", secret: false, default: "30", description: "Oldest label, in days, that the scan for labelled issues without a job (labels whose delivery GitHub no longer lists) turns into a job." },
   { name: "GITHUB_OAUTH_URL", secret: false, description: "Base URL of GitHub's sign-in pages (/login/oauth/authorize); set it only to point sign-in at a fake GitHub in tests." },
   { name: "GITHUB_OAUTH_API_URL", secret: false, description: "REST API base URL called with a signed-in person's token (GET /user, GET /repos/...); set it only for tests." },
 ];
@@ -579,6 +585,8 @@ const FIELDS = {
     v.length >= 32 ? null : `expected at least 32 random characters (for example \`openssl rand -hex 32\`); a short key lets someone forge a sign-in`,
   ),
   LOG_RETENTION_DAYS: integer("LOG_RETENTION_DAYS", 1, 3650),
+  REDELIVERY_INTERVAL_SECONDS: integer("REDELIVERY_INTERVAL_SECONDS", 0, 86_400),
+  LABEL_SCAN_MAX_AGE_DAYS: integer("LABEL_SCAN_MAX_AGE_DAYS", 1, 3650),
   BACKEND_ORDER: optionalText((v) => {
     const bad = commaList(v).filter((b) => !["local", "ssh", "gce", "k8s"].includes(b));
     return bad.length ? `unknown backend ${bad.join(", ")}; expected names from local, ssh, gce, k8s separated by commas` : null;
@@ -844,6 +852,8 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
     requiredPermission: v.REQUIRED_PERMISSION,
     gitAuthor: { name: v.GIT_AUTHOR_NAME, email: v.GIT_AUTHOR_EMAIL },
     logRetentionDays: v.LOG_RETENTION_DAYS,
+    redeliveryIntervalSeconds: v.REDELIVERY_INTERVAL_SECONDS,
+    labelScanMaxAgeDays: v.LABEL_SCAN_MAX_AGE_DAYS,
     budgets: { jobUsd: v.BUDGET_JOB_USD, repoMonthlyUsd: v.BUDGET_REPO_MONTHLY_USD, globalHourlyUsd: v.BUDGET_GLOBAL_HOURLY_USD },
     backendOrder: commaList(v.BACKEND_ORDER),
   };
@@ -954,6 +964,8 @@ export function describeControllerConfig(config: ControllerConfig): Record<strin
       : "(off: GITHUB_CLIENT_ID not set; nobody can sign in to the job pages)",
     sessionSecret: config.sessionSecret ? mask(config.sessionSecret) : "(derived from the App's private key)",
     logRetentionDays: String(config.logRetentionDays),
+    redeliveryIntervalSeconds: config.redeliveryIntervalSeconds === 0 ? "0 (off)" : String(config.redeliveryIntervalSeconds),
+    labelScanMaxAgeDays: String(config.labelScanMaxAgeDays),
     budgets: `job $${config.budgets.jobUsd}, repository $${config.budgets.repoMonthlyUsd}/month, controller $${config.budgets.globalHourlyUsd}/hour`,
   };
 }
