@@ -6,6 +6,7 @@ import { recordLabeledIssue } from "./handlers/record-labeled-issue.js";
 import { recordCommentCommand } from "./handlers/record-comment-command.js";
 import { recordCheckRunAction } from "./handlers/record-check-run-action.js";
 import { githubAccessFor, restBaseUrl } from "./github/github-access.js";
+import type { GitHubAccess } from "./github/types.js";
 
 export type AppDeps = Omit<PipelineDeps, "github">;
 
@@ -15,14 +16,16 @@ export type AppDeps = Omit<PipelineDeps, "github">;
  */
 export function agentWorkApp(
   deps: AppDeps,
-  onScheduler: (scheduler: Scheduler) => void,
+  /** Told the scheduler, and the app's GitHub clients (delivery recovery calls GitHub with them too). */
+  onScheduler: (scheduler: Scheduler, github: GitHubAccess) => void,
   /** The job pages (src/web/): `/jobs`, `/jobs/<id>`, sign-in at `/auth/*`. */
   web?: (req: IncomingMessage, res: ServerResponse) => Promise<boolean>,
 ): ApplicationFunction {
   return (app: Probot, { addHandler }) => {
     const baseUrl = restBaseUrl(deps.config.gheHost, deps.config.gheProtocol);
-    const scheduler = new Scheduler({ ...deps, github: githubAccessFor(app, baseUrl) });
-    onScheduler(scheduler);
+    const github = githubAccessFor(app, baseUrl);
+    const scheduler = new Scheduler({ ...deps, github });
+    onScheduler(scheduler, github);
 
     const recordDeps = {
       store: deps.store,

@@ -24,6 +24,8 @@ import { startWeb } from "./web/start-web.js";
 import type { Scheduler } from "./scheduler/scheduler.js";
 import type { PipelineDeps } from "./pipeline/deps.js";
 import { workerTokenSealer } from "./secrets/seal.js";
+import type { GitHubAccess } from "./github/types.js";
+import { DeliveryRecovery } from "./deliveries/delivery-recovery.js";
 
 export interface ControllerOptions {
   config: ControllerConfig;
@@ -52,6 +54,8 @@ export interface Controller {
   logs: JobLog;
   ledger: Ledger;
   reaper: Reaper;
+  /** Asks GitHub to redeliver what this controller missed; scans labelled issues beyond that. */
+  deliveries: DeliveryRecovery;
   log: Logger;
   redactor: Redactor;
   url: string;
@@ -103,6 +107,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const backends = built.backends;
 
   let scheduler: Scheduler | undefined;
+  let github: GitHubAccess | undefined;
   const web = startWeb({ store, requests, logs, redactor, config, log, now, wake: () => scheduler?.wake() });
   const owner = `${process.pid}-${randomBytes(4).toString("hex")}`;
   const server = new Server({
@@ -121,17 +126,35 @@ export async function startController(options: ControllerOptions): Promise<Contr
   await server.load(
     agentWorkApp(
       { store, requests, logs, ledger, priceTable, backends, config: { ...config, agentEnv }, redactor, log, metrics, now, owner, secondsPerMinute: options.secondsPerMinute ?? 60, sealer: workerTokenSealer(config.privateKey), ...(options.onStep ? { onStep: options.onStep } : {}) },
-      (s) => (scheduler = s),
+      (s, g) => {
+        scheduler = s;
+        github = g;
+      },
       web.handle,
     ),
   );
   const httpServer = await server.start();
-  if (!scheduler) throw new Error("the app did not create its scheduler");
+  if (!scheduler || !github) throw new Error("the app did not create its scheduler");
   // The reaper: workers no live job owns, jobs whose worker vanished or ran past their deadline.
   const reaper = new Reaper({ store, backends, now, log: log.child({ name: "reaper" }), onJobEnded: (job) => scheduler!.publishFinal(job) });
+  // Lost deliveries: GitHub never redelivers by itself (src/deliveries/delivery-recovery.ts).
+  const deliveries = new DeliveryRecovery({
+    db,
+    store,
+    github,
+    triggerLabel: config.triggerLabel,
+    appId: config.appId,
+    defaultBackend: "local",
+    log: log.child({ name: "deliveries" }),
+    now,
+    wake: () => scheduler!.wake(),
+    intervalMs: config.redeliveryIntervalSeconds * 1000,
+    labelScanMaxAgeMs: config.labelScanMaxAgeDays * 86_400_000,
+  });
   if (options.autoSchedule !== false) {
     scheduler.start();
     reaper.start();
+    deliveries.start();
   }
   const address = httpServer.address();
   const port = typeof address === "object" && address ? address.port : config.port;
@@ -146,10 +169,12 @@ export async function startController(options: ControllerOptions): Promise<Contr
     logs,
     ledger,
     reaper,
+    deliveries,
     log,
     redactor,
     url: `http://127.0.0.1:${port}`,
     async close(closeOptions = {}) {
+      await deliveries.stop();
       await reaper.stop();
       await scheduler!.stop(closeOptions);
       // Live log streams hold their connections open; the server cannot close until they end.
@@ -159,6 +184,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
       await db.destroy();
     },
     async shutdown({ graceMs = DEFAULT_SHUTDOWN_GRACE_MS } = {}) {
+      await deliveries.stop();
       await reaper.stop();
       const outcome = await scheduler!.shutdown(graceMs);
       await logs.flush().catch((err) => log.warn({ err }, "could not write the last job log lines"));

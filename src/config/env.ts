@@ -4,6 +4,7 @@ import { z } from "zod";
 import { AGENT_PRESETS, isAgentPreset, type AgentPreset } from "../agents/presets.js";
 import { readSshHostsFile } from "../backends/ssh/load-ssh-hosts.js";
 import { Redactor } from "../redact/redactor.js";
+import { HOST_PATTERN } from "./repo-config.js";
 
 /**
  * The controller's configuration, loaded once from an `env` argument (never `process.env` directly,
@@ -44,6 +45,10 @@ export interface ControllerConfig {
   sandboxCeilings: { memoryMb: number; maxProcesses: number; maxDiskMb: number };
   /** Environment handed to the agent, name → value. The values are secrets. */
   agentEnv: Record<string, string>;
+  /** Host patterns every agent under `network: allowlist` may reach. */
+  networkAllowDefault: string[];
+  /** Under `network: allowlist`: the credential the worker's proxy adds for the model's host (`value` is a secret). */
+  modelProxy?: { host: string; header: string; variable: string; upstream: string; value: string };
   requiredPermission: "write" | "maintain" | "admin";
   gitAuthor: { name: string; email: string };
   /** Agent environment read from Secret Manager at start: variable name → secret resource. */
@@ -66,6 +71,10 @@ export interface ControllerConfig {
   sessionSecret?: string;
   /** Days a job's full log is kept for its page; older lines are deleted. */
   logRetentionDays: number;
+  /** Seconds between delivery recovery passes (src/deliveries/); 0: none, not even at start. */
+  redeliveryIntervalSeconds: number;
+  /** The label scan turns no label older than this into a job. */
+  labelScanMaxAgeDays: number;
   /** The most any job, any repository a month, and the whole controller an hour may spend (USD). */
   budgets: { jobUsd: number; repoMonthlyUsd: number; globalHourlyUsd: number };
 }
@@ -184,6 +193,8 @@ export const CONTROLLER_ENV_VARS: readonly ControllerEnvVar[] = [
   { name: "SCHEDULER_INTERVAL_MS", secret: false, default: "1000", description: "Milliseconds between scheduler passes that claim queued jobs." },
   { name: "LOCAL_SANDBOX", secret: false, default: "bwrap", description: "Sandbox for the agent on the local and ssh backends: bwrap (bubblewrap, required on every host that runs agents) or none, the explicit opt-out that runs agents unsandboxed and says so in every job's log." },
   { name: "SANDBOX_RO_BINDS", secret: false, description: "Comma-separated absolute paths the sandboxed agent may read, e.g. where the agent CLI is installed." },
+  { name: "NETWORK_ALLOW_DEFAULT", secret: false, description: "Comma-separated host patterns every agent under `network: allowlist` may reach besides the repository's `allow` (e.g. registry.npmjs.org,*.pypi.org)." },
+  { name: "MODEL_PROXY", secret: false, description: "host,header,VARIABLE[,upstream URL]: under `network: allowlist` the worker's proxy adds header=$VARIABLE to plain-HTTP requests for host (forwarded to the upstream, default https://host) and the agent gets a placeholder in VARIABLE, so the model key never enters the sandbox; e.g. api.anthropic.com,x-api-key,ANTHROPIC_API_KEY with ANTHROPIC_BASE_URL=http://api.anthropic.com passed through." },
   { name: "SANDBOX_MAX_MEMORY_MB", secret: false, default: "4096", description: "Most memory in MB a sandboxed agent may hold, all its processes together (and no one process may map more); repositories may ask for less with memory_mb." },
   { name: "SANDBOX_MAX_PROCESSES", secret: false, default: "512", description: "Most processes and threads a sandboxed agent may run at once; repositories may ask for fewer with max_processes." },
   { name: "SANDBOX_MAX_DISK_MB", secret: false, default: "10240", description: "Most disk in MB a job's work dir (the clone and what the agent writes) may use; past it the job pushes nothing. Repositories may ask for less with max_disk_mb." },
@@ -232,6 +243,8 @@ export const CONTROLLER_ENV_VARS: readonly ControllerEnvVar[] = [
   { name: "BACKEND_ORDER", secret: false, description: "Backends to try, in order, when a job's own backend is full or down (e.g. local,ssh,gce); unset means a job waits for its own backend. A job started with --backend never moves." },
   { name: "PRICES_FILE", secret: false, description: "A GCE price table refreshed from the Cloud Billing Catalog (npm run prices:refresh -- <file>), used instead of the bundled one; unset uses the bundled table." },
   { name: "LOG_RETENTION_DAYS", secret: false, default: "14", description: "Days each job's full log is kept for its page; older lines are deleted." },
+  { name: "REDELIVERY_INTERVAL_SECONDS", secret: false, default: "300", description: "Seconds between passes that ask GitHub to redeliver webhook deliveries this controller missed (one pass also runs at start); 0 turns the recovery off." },
+  { name: "LABEL_SCAN_MAX_AGE_DAYS", secret: false, default: "30", description: "Oldest label, in days, that the scan for labelled issues without a job (labels whose delivery GitHub no longer lists) turns into a job." },
   { name: "GITHUB_OAUTH_URL", secret: false, description: "Base URL of GitHub's sign-in pages (/login/oauth/authorize); set it only to point sign-in at a fake GitHub in tests." },
   { name: "GITHUB_OAUTH_API_URL", secret: false, description: "REST API base URL called with a signed-in person's token (GET /user, GET /repos/...); set it only for tests." },
 ];
@@ -426,6 +439,31 @@ const FIELDS = {
   SANDBOX_MAX_MEMORY_MB: integer("SANDBOX_MAX_MEMORY_MB", 64, 1_048_576),
   SANDBOX_MAX_PROCESSES: integer("SANDBOX_MAX_PROCESSES", 16, 65_536),
   SANDBOX_MAX_DISK_MB: integer("SANDBOX_MAX_DISK_MB", 16, 10_485_760),
+  NETWORK_ALLOW_DEFAULT: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      const patterns = commaList(raw);
+      const bad = patterns.filter((p) => !HOST_PATTERN.test(p));
+      if (bad.length > 0) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected comma-separated host patterns such as registry.npmjs.org or *.pypi.org; not: ${bad.map((p) => JSON.stringify(p)).join(", ")}` });
+        return z.NEVER;
+      }
+      return patterns;
+    }),
+  MODEL_PROXY: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined || raw.trim() === "") return undefined;
+      const [host = "", header = "", variable = "", upstream] = raw.split(",").map((p) => p.trim());
+      const ok = HOST_PATTERN.test(host) && !host.startsWith("*.") && /^[A-Za-z0-9-]+$/.test(header) && /^[A-Za-z_][A-Za-z0-9_]*$/.test(variable) && (upstream === undefined || URL.canParse(upstream));
+      if (!ok) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: "expected host,header,VARIABLE[,upstream URL], e.g. api.anthropic.com,x-api-key,ANTHROPIC_API_KEY" });
+        return z.NEVER;
+      }
+      return { host, header, variable, upstream: upstream ?? `https://${host}` };
+    }),
   SANDBOX_RO_BINDS: z
     .string()
     .optional()
@@ -574,6 +612,8 @@ const FIELDS = {
     v.length >= 32 ? null : `expected at least 32 random characters (for example \`openssl rand -hex 32\`); a short key lets someone forge a sign-in`,
   ),
   LOG_RETENTION_DAYS: integer("LOG_RETENTION_DAYS", 1, 3650),
+  REDELIVERY_INTERVAL_SECONDS: integer("REDELIVERY_INTERVAL_SECONDS", 0, 86_400),
+  LABEL_SCAN_MAX_AGE_DAYS: integer("LABEL_SCAN_MAX_AGE_DAYS", 1, 3650),
   BACKEND_ORDER: optionalText((v) => {
     const bad = commaList(v).filter((b) => !["local", "ssh", "gce", "k8s"].includes(b));
     return bad.length ? `unknown backend ${bad.join(", ")}; expected names from local, ssh, gce, k8s separated by commas` : null;
@@ -669,6 +709,14 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
     } else {
       agentEnv[name] = env[name];
     }
+  }
+
+  let modelProxy: ControllerConfig["modelProxy"];
+  if (values.MODEL_PROXY) {
+    const value = env[values.MODEL_PROXY.variable];
+    if (value === undefined || value === "") fail("MODEL_PROXY", `${values.MODEL_PROXY.variable} is named but not set in the controller's environment`);
+    else if (NEVER_PASSED_TO_AGENT.includes(values.MODEL_PROXY.variable)) fail("MODEL_PROXY", `${values.MODEL_PROXY.variable} is one of the controller's own secrets`);
+    else modelProxy = { ...values.MODEL_PROXY, value };
   }
 
   const agentEnvSecrets = values.AGENT_ENV_FROM_SECRET_MANAGER ?? {};
@@ -827,9 +875,12 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
     sandboxRoBinds: v.SANDBOX_RO_BINDS,
     sandboxCeilings: { memoryMb: v.SANDBOX_MAX_MEMORY_MB, maxProcesses: v.SANDBOX_MAX_PROCESSES, maxDiskMb: v.SANDBOX_MAX_DISK_MB },
     agentEnv,
+    networkAllowDefault: v.NETWORK_ALLOW_DEFAULT,
     requiredPermission: v.REQUIRED_PERMISSION,
     gitAuthor: { name: v.GIT_AUTHOR_NAME, email: v.GIT_AUTHOR_EMAIL },
     logRetentionDays: v.LOG_RETENTION_DAYS,
+    redeliveryIntervalSeconds: v.REDELIVERY_INTERVAL_SECONDS,
+    labelScanMaxAgeDays: v.LABEL_SCAN_MAX_AGE_DAYS,
     budgets: { jobUsd: v.BUDGET_JOB_USD, repoMonthlyUsd: v.BUDGET_REPO_MONTHLY_USD, globalHourlyUsd: v.BUDGET_GLOBAL_HOURLY_USD },
     backendOrder: commaList(v.BACKEND_ORDER),
   };
@@ -841,6 +892,7 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
   if (v.PUBLIC_URL !== undefined) config.publicUrl = v.PUBLIC_URL.replace(/\/+$/, "");
   if (Object.keys(agentEnvSecrets).length > 0) config.agentEnvSecrets = agentEnvSecrets;
   if (v.AGENT_EXTRA_ARGS !== undefined) config.agentExtraArgs = v.AGENT_EXTRA_ARGS;
+  if (modelProxy) config.modelProxy = modelProxy;
   if (gce !== undefined) config.gce = gce;
   if (sshHostsFile !== undefined) config.sshHostsFile = sshHostsFile;
   if (values.PRICES_FILE !== undefined) config.pricesFile = resolve(values.PRICES_FILE);
@@ -862,6 +914,7 @@ export function secretValues(config: ControllerConfig): string[] {
     // The password alone too: a driver's error may quote it without the rest of the URL.
     databasePassword(config.databaseUrl),
     ...Object.values(config.agentEnv),
+    config.modelProxy?.value,
   ].filter(
     (value): value is string => typeof value === "string" && value !== "",
   );
@@ -915,6 +968,8 @@ export function describeControllerConfig(config: ControllerConfig): Record<strin
     schedulerIntervalMs: String(config.schedulerIntervalMs),
     localSandbox: config.localSandbox,
     sandboxRoBinds: config.sandboxRoBinds.length > 0 ? config.sandboxRoBinds.join(",") : "(none)",
+    networkAllowDefault: config.networkAllowDefault.length > 0 ? config.networkAllowDefault.join(",") : "(none)",
+    modelProxy: config.modelProxy ? `${config.modelProxy.host}: ${config.modelProxy.header} from ${config.modelProxy.variable} (${mask(config.modelProxy.value)})` : "(none)",
     sandboxCeilings: `memory ${config.sandboxCeilings.memoryMb} MB, ${config.sandboxCeilings.maxProcesses} processes, disk ${config.sandboxCeilings.maxDiskMb} MB`,
     agentEnv:
       agentEnvNames.length > 0
@@ -937,6 +992,8 @@ export function describeControllerConfig(config: ControllerConfig): Record<strin
       : "(off: GITHUB_CLIENT_ID not set; nobody can sign in to the job pages)",
     sessionSecret: config.sessionSecret ? mask(config.sessionSecret) : "(derived from the App's private key)",
     logRetentionDays: String(config.logRetentionDays),
+    redeliveryIntervalSeconds: config.redeliveryIntervalSeconds === 0 ? "0 (off)" : String(config.redeliveryIntervalSeconds),
+    labelScanMaxAgeDays: String(config.labelScanMaxAgeDays),
     budgets: `job $${config.budgets.jobUsd}, repository $${config.budgets.repoMonthlyUsd}/month, controller $${config.budgets.globalHourlyUsd}/hour`,
   };
 }

@@ -162,7 +162,15 @@ export async function startHarness(options: HarnessOptions = {}) {
       }
     },
     async restart(extraEnv: Record<string, string> = {}) {
+      await h.stop();
+      await h.start(extraEnv);
+    },
+    /** Stops the controller (the port closes: GitHub's deliveries fail until `start()`). */
+    async stop() {
       await controller.close();
+    },
+    /** Starts the controller again on the same data folder, on a new port. */
+    async start(extraEnv: Record<string, string> = {}) {
       const again = loadControllerConfig({ ...env, ...extraEnv, PORT: String(await freePort()) });
       if (!again.ok) throw new Error(again.errors.join("\n"));
       controller = await startController({

@@ -84,6 +84,8 @@ describe("loadControllerConfig", () => {
       requiredPermission: "write",
       gitAuthor: { name: "agent-work[bot]", email: "agent-work[bot]@users.noreply.github.com" },
       logRetentionDays: 14,
+      redeliveryIntervalSeconds: 300,
+      labelScanMaxAgeDays: 30,
       budgets: { jobUsd: 1, repoMonthlyUsd: 20, globalHourlyUsd: 5 },
       backendOrder: [],
     });
@@ -127,6 +129,8 @@ describe("loadControllerConfig", () => {
         GITHUB_CLIENT_ID: "Iv23liAbCdEf0123456789",
         GITHUB_CLIENT_SECRET: "0123456789abcdef0123456789abcdef01234567",
         LOG_RETENTION_DAYS: "30",
+        REDELIVERY_INTERVAL_SECONDS: "0",
+        LABEL_SCAN_MAX_AGE_DAYS: "7",
       }),
     );
     expect(warnings).toEqual([]);
@@ -160,6 +164,8 @@ describe("loadControllerConfig", () => {
         apiUrl: "http://github.example.com/api/v3",
       },
       logRetentionDays: 30,
+      redeliveryIntervalSeconds: 0,
+      labelScanMaxAgeDays: 7,
     });
   });
 
