@@ -336,7 +336,7 @@ describe("/agent retry, status, cost and help", () => {
     expect(status).toMatch(/cost: \$0\.00 for \d+ s of compute/);
     expect(status).toContain("pull request: https://github.com/Codertocat/Hello-World/pull/100");
     expect(cost).toMatch(/Codertocat\/Hello-World in \w+ \d{4} \(UTC\): 1 job, \$0\.00 of the \$20\.00 monthly budget \(resets \d{4}-\d\d-01\)/);
-    expect(cost).toMatch(/\| `j[a-z0-9]+` \| local \| - \| \d+ s \| \$0\.00 \|/);
+    expect(cost).toMatch(/\| `j[a-z0-9]+` \| local \| - \| \d+ s \| - \| \$0\.00 \|/);
   });
 
   it("answers help and an unknown command with the generated list (and a guess)", async () => {

@@ -170,6 +170,13 @@ describe.each(CASES)("the $preset preset with the real CLI", (c) => {
       expect(comment).toMatch(c.usageText);
       expect(comment).toMatch(/\*\*Cost:\*\* compute \$0 \(local\) — [\dmins ]+ of compute \+ model \$[\d.]+ .* = \$[\d.]+ · /);
 
+      // `/agent cost` itemises it too.
+      await h!.deliverComment("/agent cost", { commentId: 11 });
+      await h!.settle();
+      const costReply = h!.github.callsTo("POST", "/issues/:id/comments").at(-1)!.body.body as string;
+      expect(costReply).toMatch(/cost \$[\d.]+: compute \$0\.00 for .* of compute \+ model \$[\d.]+ \(/);
+      expect(costReply).toMatch(/\| local \| - \| [\dmins ]+ \| \$[\d.]+ \(2,200 tokens\) \| \$[\d.]+ \|/);
+
       // No model key and no GitHub token anywhere people or logs can read.
       const everything = [everythingWrittenToGitHub(h!), h!.logLines.join("\n"), JSON.stringify(logs)].join("\n");
       expect(everything).not.toContain(key);
