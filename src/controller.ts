@@ -15,6 +15,7 @@ import { bundledPriceTable, loadPriceTable } from "./cost/price-table.js";
 import { buildBackends, readAgentSecrets } from "./build-backends.js";
 import { Reaper } from "./reaper/reaper.js";
 import { createMetrics } from "./metrics/metrics.js";
+import { startMetricsServer, type MetricsServer } from "./metrics/start-metrics-server.js";
 import type { ApiCallObserver } from "./github/count-api-calls.js";
 import { createOctokitClass } from "./github/octokit-class.js";
 import { restBaseUrl } from "./github/github-access.js";
@@ -55,6 +56,8 @@ export interface Controller {
   log: Logger;
   redactor: Redactor;
   url: string;
+  /** Where `/metrics` is served (METRICS_HOST:METRICS_PORT); absent when METRICS_PORT=0. */
+  metricsUrl?: string;
   close(options?: { abort?: boolean }): Promise<void>;
   /**
    * Stops for a SIGTERM: no new claims, running jobs handed back to the queue, other phases let
@@ -92,7 +95,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const requests = new RequestStore(db, now);
   const logs = new JobLog(db, now);
   const ledger = new Ledger(db, now, priceTable);
-  const metrics = createMetrics(() => store.countByState());
+  const metrics = createMetrics(() => store.countByState(), { repoLabels: config.metrics?.repoLabels ?? false });
   const onApiCall: ApiCallObserver = (call) => {
     metrics.githubApiCalls.inc(call);
     options.onApiCall?.(call);
@@ -125,7 +128,26 @@ export async function startController(options: ControllerOptions): Promise<Contr
       web.handle,
     ),
   );
-  const httpServer = await server.start();
+  // Before the webhook server: a metrics port that is taken fails the start while nothing else runs yet.
+  let metricsServer: MetricsServer | undefined;
+  if (config.metrics) {
+    metricsServer = await startMetricsServer({
+      host: config.metrics.host,
+      port: config.metrics.port,
+      registry: metrics.registry,
+      log: log.child({ name: "metrics" }),
+      ...(config.metrics.token ? { token: config.metrics.token } : {}),
+    }).catch(async (err: unknown) => {
+      web.close();
+      await built.close();
+      await db.destroy();
+      throw err;
+    });
+  }
+  const httpServer = await server.start().catch(async (err: unknown) => {
+    await metricsServer?.close();
+    throw err;
+  });
   if (!scheduler) throw new Error("the app did not create its scheduler");
   // The reaper: workers no live job owns, jobs whose worker vanished or ran past their deadline.
   const reaper = new Reaper({ store, backends, now, log: log.child({ name: "reaper" }), onJobEnded: (job) => scheduler!.publishFinal(job) });
@@ -135,7 +157,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
   }
   const address = httpServer.address();
   const port = typeof address === "object" && address ? address.port : config.port;
-  log.info({ port, dataDir: config.dataDir, store: config.databaseUrl ? "postgres" : "sqlite", owner }, "agent-work controller started");
+  log.info({ port, metrics: metricsServer?.url ?? "off", dataDir: config.dataDir, store: config.databaseUrl ? "postgres" : "sqlite", owner }, "agent-work controller started");
 
   return {
     server,
@@ -149,12 +171,14 @@ export async function startController(options: ControllerOptions): Promise<Contr
     log,
     redactor,
     url: `http://127.0.0.1:${port}`,
+    ...(metricsServer ? { metricsUrl: metricsServer.url } : {}),
     async close(closeOptions = {}) {
       await reaper.stop();
       await scheduler!.stop(closeOptions);
       // Live log streams hold their connections open; the server cannot close until they end.
       web.close();
       await server.stop();
+      await metricsServer?.close();
       await built.close();
       await db.destroy();
     },
@@ -164,6 +188,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
       await logs.flush().catch((err) => log.warn({ err }, "could not write the last job log lines"));
       web.close();
       await server.stop();
+      await metricsServer?.close();
       await built.close();
       await db.destroy();
       return outcome;

@@ -108,6 +108,8 @@ export async function startHarness(options: HarnessOptions = {}) {
     WEBHOOK_SECRET: webhookSecret,
     HOST: "127.0.0.1",
     PORT: String(await freePort()),
+    // A port of its own per controller: tests run side by side, and the default one would clash.
+    METRICS_PORT: String(await freePort()),
     DATA_DIR: dataDir,
     LOG_LEVEL: "debug",
     SANDBOX_RO_BINDS: FIXTURES.replace(/\/$/, ""),
@@ -163,7 +165,7 @@ export async function startHarness(options: HarnessOptions = {}) {
     },
     async restart(extraEnv: Record<string, string> = {}) {
       await controller.close();
-      const again = loadControllerConfig({ ...env, ...extraEnv, PORT: String(await freePort()) });
+      const again = loadControllerConfig({ ...env, ...extraEnv, PORT: String(await freePort()), METRICS_PORT: String(await freePort()) });
       if (!again.ok) throw new Error(again.errors.join("\n"));
       controller = await startController({
         config: again.config,
