@@ -81,15 +81,20 @@ async function signIn(base: string, fake: FakeGitHubOAuth, login: string, next =
   return c;
 }
 
-/** Ticks the scheduler until the one job is running (a chatty agent never ends by itself). */
+/**
+ * Ticks the scheduler until the one job is running (a chatty agent never ends by itself). A
+ * generous deadline, not a count of passes: on a loaded machine the clone alone can take seconds.
+ */
 async function startRunning(h: Harness) {
-  for (let i = 0; i < 20; i++) {
+  const until = Date.now() + 60_000;
+  while (Date.now() < until) {
     await h.controller.scheduler.tick();
     const job = (await h.controller.store.list())[0]!;
     if (job && job.state === "running") return job;
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error("the job did not start");
+  const job = (await h.controller.store.list())[0];
+  throw new Error(`the job did not start: ${job?.state} (${job?.message ?? ""})`);
 }
 
 /** Waits for a log line, and says where the job stood if it never came. */
@@ -263,6 +268,49 @@ describe("the job pages", () => {
     const again = await maintainer.request(`/jobs/${job.id}/events?after=${after}`, { headers: { "last-event-id": String(last) } });
     const resumed = await readEvents(again, (e) => e.some((x) => x.event === "line"));
     expect(Number(resumed.events.find((e) => e.event === "line")!.id)).toBe(last + 1);
+  });
+
+  it("stop streaming the log to someone whose access was removed, at the next re-check, and keep streaming to those who still have it", async () => {
+    const { h, oauth } = await start({ env: { LOG_STREAM_RECHECK_SECONDS: "1" } });
+    await h.deliverLabel({ body: "FAKE_AGENT:chatty" });
+    const job = await startRunning(h);
+    await waitForLog(h, job.id, /chatty line 1/);
+    const checksBy = (login: string) => oauth.calls.filter((c) => c.as === login && c.path.startsWith("/api/v3/repositories/")).length;
+
+    const reader = await signIn(h.controller.url, oauth, "reader");
+    const maintainer = await signIn(h.controller.url, oauth, "maintainer");
+    const readerStream = await reader.request(`/jobs/${job.id}/events?after=0`);
+    const maintainerStream = await maintainer.request(`/jobs/${job.id}/events?after=0`);
+    expect(readerStream.status).toBe(200);
+    expect(maintainerStream.status).toBe(200);
+    let readerEnded = false;
+    const readerEvents = readEvents(readerStream, (e) => e.some((x) => x.event === "end"), 60_000).finally(() => (readerEnded = true));
+
+    // The stream asks GitHub again while it is open (not from the minute's cache) and, while access
+    // holds, goes on: the reader's stream is still open after two re-checks.
+    await waitFor(async () => checksBy("reader") >= 3, "two re-checks of the reader's access");
+    expect(readerEnded).toBe(false);
+
+    oauth.setPermission("reader", "none");
+    const { events } = await readerEvents;
+    expect(events.at(-1)).toEqual({ event: "end", data: JSON.stringify({ reason: "access" }) });
+    expect(events.filter((e) => e.event === "line").length).toBeGreaterThan(0);
+    const readerLast = Math.max(...events.filter((e) => e.event === "line").map((e) => Number(e.id)));
+    expect(h.logLines.some((l) => l.includes("the viewer may no longer read the repository") && l.includes('"login":"reader"'))).toBe(true);
+    // The job is still running: the stream ended for the person, not because the job did.
+    expect((await h.controller.store.get(job.id))!.state).toBe("running");
+
+    // The maintainer's stream, re-checked all along, still carries lines the reader never got.
+    const checked = checksBy("maintainer");
+    const more = await readEvents(
+      maintainerStream,
+      (e) => e.filter((x) => x.event === "line" && Number(x.id) > readerLast).length >= 5 && checksBy("maintainer") >= checked + 2,
+      60_000,
+    );
+    expect(more.events.filter((e) => e.event === "line" && Number(e.id) > readerLast).length).toBeGreaterThanOrEqual(5);
+    expect(more.events.some((e) => e.event === "end")).toBe(false);
+    // And the reader, reconnecting, is turned away like anyone who cannot see the job.
+    expect((await reader.request(`/jobs/${job.id}/events?after=${readerLast}`)).status).toBe(404);
   });
 
   it("turn Cancel into a stop request from the signed-in person, checked by GitHub, and the stream ends with the job", async () => {

@@ -85,6 +85,7 @@ describe("loadControllerConfig", () => {
       requiredPermission: "write",
       gitAuthor: { name: "agent-work[bot]", email: "agent-work[bot]@users.noreply.github.com" },
       logRetentionDays: 14,
+      logStreamRecheckSeconds: 120,
       budgets: { jobUsd: 1, repoMonthlyUsd: 20, globalHourlyUsd: 5 },
       backendOrder: [],
     });
