@@ -9,6 +9,7 @@ import { createLogger } from "./redact/redacting-logger.js";
 import { openStore } from "./store/open-store.js";
 import { JobStore } from "./store/job-store.js";
 import { RequestStore } from "./store/request-store.js";
+import { SshHostKeyStore } from "./store/ssh-host-keys.js";
 import { JobLog } from "./logs/job-log.js";
 import { Ledger } from "./cost/ledger.js";
 import { bundledPriceTable, loadPriceTable } from "./cost/price-table.js";
@@ -101,7 +102,8 @@ export async function startController(options: ControllerOptions): Promise<Contr
     options.onApiCall?.(call);
   };
   const Octokit = createOctokitClass({ log, onApiCall, overrides: options.octokitDefaults });
-  const built = await buildBackends(config, log, options.extraBackends);
+  // ssh host keys seen on first use are remembered in the store: every restart and replica refuses a changed one.
+  const built = await buildBackends(config, log, options.extraBackends, new SshHostKeyStore(db, now));
   for (const secret of built.secrets) redactor.add(secret);
   const backends = built.backends;
 
