@@ -89,7 +89,7 @@ describe("the metrics server", () => {
     expect(h.logLines.join("\n")).not.toContain(token);
   });
 
-  it("labels costs by backend only, unless METRICS_REPO_LABELS=true asks for repository names", async () => {
+  it("labels costs by backend only: no repository name reaches the metrics by default", async () => {
     h = await startHarness();
     await h.deliverLabel({ body: "FAKE_AGENT:edit" });
     await h.settle();
@@ -98,8 +98,9 @@ describe("the metrics server", () => {
     expect(plain).toContain('agent_work_cost_usd_total{backend="local"} 0');
     expect(plain).not.toContain(`${OWNER}/${REPO}`);
     expect(plain).not.toMatch(/repo="/);
-    await h.close();
+  });
 
+  it("labels costs with the repository when METRICS_REPO_LABELS=true asks for it", async () => {
     h = await startHarness({ env: { METRICS_REPO_LABELS: "true" } });
     await h.deliverLabel({ body: "FAKE_AGENT:edit" });
     await h.settle();
