@@ -112,7 +112,7 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
   };
   const step = async (name: string, status: StepRecord["status"], detail?: string) => {
     job = await deps.store.update(job.id, { steps: markStep(job.steps, name, status, deps.now(), detail) });
-    publisher.poke();
+    publisher.poke(true);
   };
 
   /**
@@ -167,7 +167,7 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
       attempts: job.attempts + 1,
       steps: markStep(markStep(job.steps, "queued", "done", now), "worker", "running", now),
     });
-    publisher.poke();
+    publisher.poke(true);
 
     worker = await backend.create({ jobId: job.id, repoFullName: `${job.owner}/${job.repo}`, maxSeconds: hardSeconds + 30 }, signal);
     await deps.onStep?.("worker-created", job);
@@ -189,6 +189,7 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     const continuing = !job.prHeadRef && job.branch !== null && (await branchExists(octokit, { owner: job.owner, repo: job.repo, branch }));
     if (continuing) log.info({ branch }, "an earlier start of this job pushed its branch; the agent goes on from it");
     await move("running", { branch, steps: markStep(job.steps, "worker", "done", deps.now(), worker.id) });
+    publisher.poke(true);
     const input: WorkerInput = {
       jobId: job.id,
       cloneUrl: forkCloneUrl ?? job.cloneUrl,
