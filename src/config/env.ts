@@ -31,6 +31,8 @@ export interface ControllerConfig {
   databaseUrl?: string;
   /** Base URL of this controller as GitHub users reach it, without a trailing slash. */
   publicUrl?: string;
+  /** A smee.io channel GitHub delivers webhooks to, forwarded from there to this controller (development). A secret: whoever knows it reads every delivery. */
+  webhookProxyUrl?: string;
   triggerLabel: string;
   maxConcurrentJobs: number;
   defaultAgent: AgentPreset;
@@ -198,7 +200,8 @@ export const CONTROLLER_ENV_VARS: readonly ControllerEnvVar[] = [
   { name: "NODE_ENV", secret: false, description: "Set to production in production: then a missing APP_ID is an error instead of the setup page." },
   { name: "DATA_DIR", secret: false, default: "./data", description: "Folder for the embedded database and job logs; relative paths are resolved against the working directory." },
   { name: "DATABASE_URL", secret: true, description: "PostgreSQL connection URL (postgres://user:password@host:5432/database) to keep the store there instead of SQLite in DATA_DIR; required to run more than one controller replica." },
-  { name: "PUBLIC_URL", secret: false, description: "Public base URL of this controller, for the job page and the check run's Details link." },
+  { name: "PUBLIC_URL", secret: false, description: "Public base URL of this controller, for the job page and the check run's Details link; the setup page registers <PUBLIC_URL>/api/github/webhooks as the app's webhook URL." },
+  { name: "WEBHOOK_PROXY_URL", secret: true, description: "A smee.io channel (https://smee.io/...) that GitHub delivers webhooks to and the controller forwards from, for a machine GitHub cannot reach; the setup page creates one when PUBLIC_URL is unset." },
   { name: "TRIGGER_LABEL", secret: false, default: "agent-work", description: "The issue label that starts a job." },
   { name: "MAX_CONCURRENT_JOBS", secret: false, default: "2", description: "Jobs that may run at the same time on this controller." },
   { name: "DEFAULT_AGENT", secret: false, default: "claude-code", description: "Agent for repositories that do not choose one: opencode, claude-code, aider, codex or command." },
@@ -444,6 +447,15 @@ const FIELDS = {
       return null;
     } catch {
       return "expected an http(s) URL such as https://agent-work.example.com";
+    }
+  }),
+  WEBHOOK_PROXY_URL: optionalText((v) => {
+    try {
+      const url = new URL(v);
+      if (url.protocol !== "https:" && url.protocol !== "http:") throw new Error("scheme");
+      return url.pathname.length > 1 ? null : "expected a channel URL such as https://smee.io/AbCdEf123 (https://smee.io/new makes one)";
+    } catch {
+      return "expected a channel URL such as https://smee.io/AbCdEf123 (https://smee.io/new makes one)";
     }
   }),
   TRIGGER_LABEL: text("TRIGGER_LABEL", (v) => (v.length > 50 ? "expected a GitHub label name of at most 50 characters" : null)),
@@ -913,6 +925,7 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
   if (v.GHE_HOST !== undefined) config.gheHost = v.GHE_HOST;
   if (v.DATABASE_URL !== undefined) config.databaseUrl = v.DATABASE_URL;
   if (v.PUBLIC_URL !== undefined) config.publicUrl = v.PUBLIC_URL.replace(/\/+$/, "");
+  if (v.WEBHOOK_PROXY_URL !== undefined) config.webhookProxyUrl = v.WEBHOOK_PROXY_URL;
   if (Object.keys(agentEnvSecrets).length > 0) config.agentEnvSecrets = agentEnvSecrets;
   if (modelProxy) config.modelProxy = modelProxy;
   if (gce !== undefined) config.gce = gce;
@@ -934,6 +947,7 @@ export function secretValues(config: ControllerConfig): string[] {
     config.sessionSecret,
     config.metrics?.token,
     config.databaseUrl,
+    config.webhookProxyUrl,
     // The password alone too: a driver's error may quote it without the rest of the URL.
     databasePassword(config.databaseUrl),
     ...Object.values(config.agentEnv),
@@ -984,6 +998,7 @@ export function describeControllerConfig(config: ControllerConfig): Record<strin
     dataDir: config.dataDir,
     databaseUrl: describeDatabase(config),
     publicUrl: optional(config.publicUrl),
+    webhookProxyUrl: secret(config.webhookProxyUrl),
     triggerLabel: config.triggerLabel,
     maxConcurrentJobs: String(config.maxConcurrentJobs),
     defaultAgent: config.defaultAgent,
