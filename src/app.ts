@@ -12,7 +12,8 @@ export type AppDeps = Omit<PipelineDeps, "github">;
 
 /**
  * The Probot app: wiring only. Handlers record jobs; the scheduler (created here because it needs
- * the app's authenticated Octokits) does the rest. `/healthz` and `/metrics` ride on Probot's server.
+ * the app's authenticated Octokits) does the rest. `/healthz` rides on Probot's server; `/metrics`
+ * does not (it has a server of its own, src/metrics/start-metrics-server.ts), so it answers 404 here.
  */
 export function agentWorkApp(
   deps: AppDeps,
@@ -46,11 +47,6 @@ export function agentWorkApp(
       if (req.method === "GET" && url === "/healthz") {
         await deps.store.countByState();
         res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ ok: true, activeJobs: scheduler.activeJobs }));
-        return true;
-      }
-      if (req.method === "GET" && url === "/metrics") {
-        const body = await deps.metrics.registry.metrics();
-        res.writeHead(200, { "content-type": deps.metrics.registry.contentType }).end(body);
         return true;
       }
       return false;

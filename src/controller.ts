@@ -9,12 +9,14 @@ import { createLogger } from "./redact/redacting-logger.js";
 import { openStore } from "./store/open-store.js";
 import { JobStore } from "./store/job-store.js";
 import { RequestStore } from "./store/request-store.js";
+import { SshHostKeyStore } from "./store/ssh-host-keys.js";
 import { JobLog } from "./logs/job-log.js";
 import { Ledger } from "./cost/ledger.js";
 import { bundledPriceTable, loadPriceTable } from "./cost/price-table.js";
 import { buildBackends, readAgentSecrets } from "./build-backends.js";
 import { Reaper } from "./reaper/reaper.js";
 import { createMetrics } from "./metrics/metrics.js";
+import { startMetricsServer, type MetricsServer } from "./metrics/start-metrics-server.js";
 import type { ApiCallObserver } from "./github/count-api-calls.js";
 import { createOctokitClass } from "./github/octokit-class.js";
 import { restBaseUrl } from "./github/github-access.js";
@@ -59,6 +61,8 @@ export interface Controller {
   log: Logger;
   redactor: Redactor;
   url: string;
+  /** Where `/metrics` is served (METRICS_HOST:METRICS_PORT); absent when METRICS_PORT=0. */
+  metricsUrl?: string;
   close(options?: { abort?: boolean }): Promise<void>;
   /**
    * Stops for a SIGTERM: no new claims, running jobs handed back to the queue, other phases let
@@ -96,13 +100,14 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const requests = new RequestStore(db, now);
   const logs = new JobLog(db, now);
   const ledger = new Ledger(db, now, priceTable);
-  const metrics = createMetrics(() => store.countByState());
+  const metrics = createMetrics(() => store.countByState(), { repoLabels: config.metrics?.repoLabels ?? false });
   const onApiCall: ApiCallObserver = (call) => {
     metrics.githubApiCalls.inc(call);
     options.onApiCall?.(call);
   };
   const Octokit = createOctokitClass({ log, onApiCall, overrides: options.octokitDefaults });
-  const built = await buildBackends(config, log, options.extraBackends);
+  // ssh host keys seen on first use are remembered in the store: every restart and replica refuses a changed one.
+  const built = await buildBackends(config, log, options.extraBackends, new SshHostKeyStore(db, now));
   for (const secret of built.secrets) redactor.add(secret);
   const backends = built.backends;
 
@@ -133,7 +138,26 @@ export async function startController(options: ControllerOptions): Promise<Contr
       web.handle,
     ),
   );
-  const httpServer = await server.start();
+  // Before the webhook server: a metrics port that is taken fails the start while nothing else runs yet.
+  let metricsServer: MetricsServer | undefined;
+  if (config.metrics) {
+    metricsServer = await startMetricsServer({
+      host: config.metrics.host,
+      port: config.metrics.port,
+      registry: metrics.registry,
+      log: log.child({ name: "metrics" }),
+      ...(config.metrics.token ? { token: config.metrics.token } : {}),
+    }).catch(async (err: unknown) => {
+      web.close();
+      await built.close();
+      await db.destroy();
+      throw err;
+    });
+  }
+  const httpServer = await server.start().catch(async (err: unknown) => {
+    await metricsServer?.close();
+    throw err;
+  });
   if (!scheduler || !github) throw new Error("the app did not create its scheduler");
   // The reaper: workers no live job owns, jobs whose worker vanished or ran past their deadline.
   const reaper = new Reaper({ store, backends, now, log: log.child({ name: "reaper" }), onJobEnded: (job) => scheduler!.publishFinal(job) });
@@ -158,7 +182,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
   }
   const address = httpServer.address();
   const port = typeof address === "object" && address ? address.port : config.port;
-  log.info({ port, dataDir: config.dataDir, store: config.databaseUrl ? "postgres" : "sqlite", owner }, "agent-work controller started");
+  log.info({ port, metrics: metricsServer?.url ?? "off", dataDir: config.dataDir, store: config.databaseUrl ? "postgres" : "sqlite", owner }, "agent-work controller started");
 
   return {
     server,
@@ -173,6 +197,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
     log,
     redactor,
     url: `http://127.0.0.1:${port}`,
+    ...(metricsServer ? { metricsUrl: metricsServer.url } : {}),
     async close(closeOptions = {}) {
       await deliveries.stop();
       await reaper.stop();
@@ -180,6 +205,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
       // Live log streams hold their connections open; the server cannot close until they end.
       web.close();
       await server.stop();
+      await metricsServer?.close();
       await built.close();
       await db.destroy();
     },
@@ -190,6 +216,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
       await logs.flush().catch((err) => log.warn({ err }, "could not write the last job log lines"));
       web.close();
       await server.stop();
+      await metricsServer?.close();
       await built.close();
       await db.destroy();
       return outcome;

@@ -21,6 +21,8 @@ export interface ControllerConfig {
   gheProtocol: "https" | "http";
   port: number;
   host: string;
+  /** Where Prometheus scrapes `/metrics`: never the webhook port. Absent when METRICS_PORT=0. */
+  metrics?: MetricsConfig;
   logLevel: LogLevel;
   production: boolean;
   /** Absolute. */
@@ -29,6 +31,8 @@ export interface ControllerConfig {
   databaseUrl?: string;
   /** Base URL of this controller as GitHub users reach it, without a trailing slash. */
   publicUrl?: string;
+  /** A smee.io channel GitHub delivers webhooks to, forwarded from there to this controller (development). A secret: whoever knows it reads every delivery. */
+  webhookProxyUrl?: string;
   triggerLabel: string;
   maxConcurrentJobs: number;
   defaultAgent: AgentPreset;
@@ -75,8 +79,20 @@ export interface ControllerConfig {
   redeliveryIntervalSeconds: number;
   /** The label scan turns no label older than this into a job. */
   labelScanMaxAgeDays: number;
+  /** How often an open live log stream asks GitHub again whether its viewer may still read the repository. */
+  logStreamRecheckSeconds: number;
   /** The most any job, any repository a month, and the whole controller an hour may spend (USD). */
   budgets: { jobUsd: number; repoMonthlyUsd: number; globalHourlyUsd: number };
+}
+
+/** The metrics server: its own address, loopback by default, optionally behind a bearer token. */
+export interface MetricsConfig {
+  host: string;
+  port: number;
+  /** Scrapers must send `Authorization: Bearer <token>`; a secret. Unset: none is asked for. */
+  token?: string;
+  /** Label costs with `owner/repo`; off by default, since repository names may be private. */
+  repoLabels: boolean;
 }
 
 /** The GitHub App's OAuth client (Probot's setup page writes both values to .env). */
@@ -176,13 +192,18 @@ export const CONTROLLER_ENV_VARS: readonly ControllerEnvVar[] = [
   { name: "WEBHOOK_SECRET", secret: true, description: "The GitHub App's webhook secret; required with APP_ID; use at least 32 random characters." },
   { name: "GHE_HOST", secret: false, description: "GitHub Enterprise Server host name (e.g. github.example.com); unset for github.com." },
   { name: "GHE_PROTOCOL", secret: false, default: "https", description: "Protocol for GHE_HOST: https or http." },
-  { name: "PORT", secret: false, default: "3000", description: "Port the webhook server, job pages and /metrics listen on." },
-  { name: "HOST", secret: false, default: "0.0.0.0", description: "Address the server binds to." },
+  { name: "PORT", secret: false, default: "3000", description: "Port the webhook server and job pages listen on (/metrics is not served there: see METRICS_PORT)." },
+  { name: "HOST", secret: false, default: "0.0.0.0", description: "Address the webhook server and job pages bind to." },
+  { name: "METRICS_HOST", secret: false, default: "127.0.0.1", description: "Address the Prometheus /metrics server binds to; loopback by default, so only this machine can scrape it. Set METRICS_TOKEN before binding it anywhere else." },
+  { name: "METRICS_PORT", secret: false, default: "9464", description: "Port of the Prometheus /metrics server, which serves nothing else; 0 turns it off. It must differ from PORT." },
+  { name: "METRICS_TOKEN", secret: true, description: "Bearer token Prometheus must send (Authorization: Bearer <token>) to read /metrics; at least 16 characters, no spaces. Unset: anyone who can reach METRICS_HOST:METRICS_PORT may read it." },
+  { name: "METRICS_REPO_LABELS", secret: false, default: "false", description: "Label cost metrics with repository names (owner/repo): true or false. Off by default, because names of private repositories would reach whoever reads the metrics." },
   { name: "LOG_LEVEL", secret: false, default: "info", description: "Log level: trace, debug, info, warn, error or fatal." },
   { name: "NODE_ENV", secret: false, description: "Set to production in production: then a missing APP_ID is an error instead of the setup page." },
   { name: "DATA_DIR", secret: false, default: "./data", description: "Folder for the embedded database and job logs; relative paths are resolved against the working directory." },
   { name: "DATABASE_URL", secret: true, description: "PostgreSQL connection URL (postgres://user:password@host:5432/database) to keep the store there instead of SQLite in DATA_DIR; required to run more than one controller replica." },
-  { name: "PUBLIC_URL", secret: false, description: "Public base URL of this controller, for the job page and the check run's Details link." },
+  { name: "PUBLIC_URL", secret: false, description: "Public base URL of this controller, for the job page and the check run's Details link; the setup page registers <PUBLIC_URL>/api/github/webhooks as the app's webhook URL." },
+  { name: "WEBHOOK_PROXY_URL", secret: true, description: "A smee.io channel (https://smee.io/...) that GitHub delivers webhooks to and the controller forwards from, for a machine GitHub cannot reach; the setup page creates one when PUBLIC_URL is unset." },
   { name: "TRIGGER_LABEL", secret: false, default: "agent-work", description: "The issue label that starts a job." },
   { name: "MAX_CONCURRENT_JOBS", secret: false, default: "2", description: "Jobs that may run at the same time on this controller." },
   { name: "DEFAULT_AGENT", secret: false, default: "claude-code", description: "Agent for repositories that do not choose one: opencode, claude-code, aider, codex or command." },
@@ -245,6 +266,7 @@ export const CONTROLLER_ENV_VARS: readonly ControllerEnvVar[] = [
   { name: "LOG_RETENTION_DAYS", secret: false, default: "14", description: "Days each job's full log is kept for its page; older lines are deleted." },
   { name: "REDELIVERY_INTERVAL_SECONDS", secret: false, default: "300", description: "Seconds between passes that ask GitHub to redeliver webhook deliveries this controller missed (one pass also runs at start); 0 turns the recovery off." },
   { name: "LABEL_SCAN_MAX_AGE_DAYS", secret: false, default: "30", description: "Oldest label, in days, that the scan for labelled issues without a job (labels whose delivery GitHub no longer lists) turns into a job." },
+  { name: "LOG_STREAM_RECHECK_SECONDS", secret: false, default: "120", description: "Seconds between checks, while a job page streams its live log, that the viewer may still read the repository (asked of GitHub with their token); a viewer whose access was removed stops receiving lines." },
   { name: "GITHUB_OAUTH_URL", secret: false, description: "Base URL of GitHub's sign-in pages (/login/oauth/authorize); set it only to point sign-in at a fake GitHub in tests." },
   { name: "GITHUB_OAUTH_API_URL", secret: false, description: "REST API base URL called with a signed-in person's token (GET /user, GET /repos/...); set it only for tests." },
 ];
@@ -341,6 +363,11 @@ function optionalText(check?: (value: string) => string | null) {
   });
 }
 
+/** 127.0.0.0/8, ::1 and localhost: reachable from this machine only. */
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || host === "[::1]" || /^127(\.\d{1,3}){3}$/.test(host);
+}
+
 function commaList(raw: string | undefined): string[] {
   const value = blankToUndefined(raw);
   if (value === undefined) return [];
@@ -397,6 +424,11 @@ const FIELDS = {
   GHE_PROTOCOL: oneOf("GHE_PROTOCOL", ["https", "http"] as const),
   PORT: integer("PORT", 1, 65535),
   HOST: text("HOST", (v) => (/\s/.test(v) ? "expected an address to bind to, such as 0.0.0.0, 127.0.0.1 or ::" : null)),
+  METRICS_HOST: text("METRICS_HOST", (v) => (/\s/.test(v) ? "expected an address to bind to, such as 127.0.0.1, :: or 0.0.0.0" : null)),
+  METRICS_PORT: integer("METRICS_PORT", 0, 65535, " (0 turns the metrics server off)"),
+  // Sent in a header by every scrape: printable ASCII only, and long enough not to be guessed.
+  METRICS_TOKEN: optionalText((v) => (/^[\x21-\x7e]{16,}$/.test(v) ? null : "expected at least 16 printable characters without spaces (for example `openssl rand -hex 32`)")),
+  METRICS_REPO_LABELS: bool("METRICS_REPO_LABELS"),
   LOG_LEVEL: oneOf("LOG_LEVEL", LOG_LEVELS),
   NODE_ENV: optionalText(),
   DATA_DIR: text("DATA_DIR"),
@@ -418,6 +450,15 @@ const FIELDS = {
       return null;
     } catch {
       return "expected an http(s) URL such as https://agent-work.example.com";
+    }
+  }),
+  WEBHOOK_PROXY_URL: optionalText((v) => {
+    try {
+      const url = new URL(v);
+      if (url.protocol !== "https:" && url.protocol !== "http:") throw new Error("scheme");
+      return url.pathname.length > 1 ? null : "expected a channel URL such as https://smee.io/AbCdEf123 (https://smee.io/new makes one)";
+    } catch {
+      return "expected a channel URL such as https://smee.io/AbCdEf123 (https://smee.io/new makes one)";
     }
   }),
   TRIGGER_LABEL: text("TRIGGER_LABEL", (v) => (v.length > 50 ? "expected a GitHub label name of at most 50 characters" : null)),
@@ -614,6 +655,7 @@ const FIELDS = {
   LOG_RETENTION_DAYS: integer("LOG_RETENTION_DAYS", 1, 3650),
   REDELIVERY_INTERVAL_SECONDS: integer("REDELIVERY_INTERVAL_SECONDS", 0, 86_400),
   LABEL_SCAN_MAX_AGE_DAYS: integer("LABEL_SCAN_MAX_AGE_DAYS", 1, 3650),
+  LOG_STREAM_RECHECK_SECONDS: integer("LOG_STREAM_RECHECK_SECONDS", 1, 600, " (a stream lasts ten minutes at most, and its reconnect checks again)"),
   BACKEND_ORDER: optionalText((v) => {
     const bad = commaList(v).filter((b) => !["local", "ssh", "gce", "k8s"].includes(b));
     return bad.length ? `unknown backend ${bad.join(", ")}; expected names from local, ssh, gce, k8s separated by commas` : null;
@@ -680,6 +722,24 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
     warnings.push(
       `WEBHOOK_SECRET is ${values.WEBHOOK_SECRET.length} characters long; use at least 32 random characters (for example \`openssl rand -hex 32\`) and set the same value in the GitHub App's settings`,
     );
+  }
+  // /metrics has a server of its own: the webhook port faces GitHub (often the internet), and the
+  // metrics describe the whole controller.
+  let metrics: MetricsConfig | undefined;
+  if (values.METRICS_PORT !== undefined && values.METRICS_HOST !== undefined && values.METRICS_REPO_LABELS !== undefined) {
+    if (values.METRICS_PORT === 0) {
+      if (values.METRICS_TOKEN !== undefined) warnings.push("METRICS_TOKEN is set but METRICS_PORT=0 turns the metrics server off, so it is unused");
+    } else if (values.PORT !== undefined && values.METRICS_PORT === values.PORT) {
+      fail("METRICS_PORT", `the webhook server already listens on ${values.PORT} (PORT); choose another port for /metrics, or 0 to turn it off`);
+    } else {
+      metrics = { host: values.METRICS_HOST, port: values.METRICS_PORT, repoLabels: values.METRICS_REPO_LABELS };
+      if (values.METRICS_TOKEN !== undefined) metrics.token = values.METRICS_TOKEN;
+      else if (!isLoopback(values.METRICS_HOST)) {
+        warnings.push(
+          `METRICS_HOST=${values.METRICS_HOST} lets anyone who can reach port ${values.METRICS_PORT} read /metrics without a token; set METRICS_TOKEN (and the same bearer token in Prometheus' scrape config) or bind it to 127.0.0.1`,
+        );
+      }
+    }
   }
   if (appId === undefined && (privateKey !== undefined || values.WEBHOOK_SECRET !== undefined)) {
     warnings.push("PRIVATE_KEY / WEBHOOK_SECRET are set but APP_ID is not, so they are unused and the setup page runs instead");
@@ -860,6 +920,7 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
     gheProtocol: v.GHE_PROTOCOL,
     port: v.PORT,
     host: v.HOST,
+    ...(metrics ? { metrics } : {}),
     logLevel: v.LOG_LEVEL,
     production,
     dataDir: resolve(v.DATA_DIR),
@@ -881,6 +942,7 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
     logRetentionDays: v.LOG_RETENTION_DAYS,
     redeliveryIntervalSeconds: v.REDELIVERY_INTERVAL_SECONDS,
     labelScanMaxAgeDays: v.LABEL_SCAN_MAX_AGE_DAYS,
+    logStreamRecheckSeconds: v.LOG_STREAM_RECHECK_SECONDS,
     budgets: { jobUsd: v.BUDGET_JOB_USD, repoMonthlyUsd: v.BUDGET_REPO_MONTHLY_USD, globalHourlyUsd: v.BUDGET_GLOBAL_HOURLY_USD },
     backendOrder: commaList(v.BACKEND_ORDER),
   };
@@ -890,6 +952,7 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
   if (v.GHE_HOST !== undefined) config.gheHost = v.GHE_HOST;
   if (v.DATABASE_URL !== undefined) config.databaseUrl = v.DATABASE_URL;
   if (v.PUBLIC_URL !== undefined) config.publicUrl = v.PUBLIC_URL.replace(/\/+$/, "");
+  if (v.WEBHOOK_PROXY_URL !== undefined) config.webhookProxyUrl = v.WEBHOOK_PROXY_URL;
   if (Object.keys(agentEnvSecrets).length > 0) config.agentEnvSecrets = agentEnvSecrets;
   if (v.AGENT_EXTRA_ARGS !== undefined) config.agentExtraArgs = v.AGENT_EXTRA_ARGS;
   if (modelProxy) config.modelProxy = modelProxy;
@@ -910,7 +973,9 @@ export function secretValues(config: ControllerConfig): string[] {
     config.gce?.sshPrivateKey,
     config.signIn?.clientSecret,
     config.sessionSecret,
+    config.metrics?.token,
     config.databaseUrl,
+    config.webhookProxyUrl,
     // The password alone too: a driver's error may quote it without the rest of the URL.
     databasePassword(config.databaseUrl),
     ...Object.values(config.agentEnv),
@@ -953,11 +1018,15 @@ export function describeControllerConfig(config: ControllerConfig): Record<strin
     gheProtocol: config.gheProtocol,
     port: String(config.port),
     host: config.host,
+    metrics: config.metrics
+      ? `${config.metrics.host}:${config.metrics.port}, ${config.metrics.token ? `bearer token ${mask(config.metrics.token)}` : "no token"}, ${config.metrics.repoLabels ? "with" : "without"} repository labels`
+      : "(off: METRICS_PORT=0)",
     logLevel: config.logLevel,
     production: String(config.production),
     dataDir: config.dataDir,
     databaseUrl: describeDatabase(config),
     publicUrl: optional(config.publicUrl),
+    webhookProxyUrl: secret(config.webhookProxyUrl),
     triggerLabel: config.triggerLabel,
     maxConcurrentJobs: String(config.maxConcurrentJobs),
     defaultAgent: config.defaultAgent,
@@ -994,6 +1063,7 @@ export function describeControllerConfig(config: ControllerConfig): Record<strin
     logRetentionDays: String(config.logRetentionDays),
     redeliveryIntervalSeconds: config.redeliveryIntervalSeconds === 0 ? "0 (off)" : String(config.redeliveryIntervalSeconds),
     labelScanMaxAgeDays: String(config.labelScanMaxAgeDays),
+    logStreamRecheckSeconds: String(config.logStreamRecheckSeconds),
     budgets: `job $${config.budgets.jobUsd}, repository $${config.budgets.repoMonthlyUsd}/month, controller $${config.budgets.globalHourlyUsd}/hour`,
   };
 }

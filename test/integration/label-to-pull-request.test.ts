@@ -151,7 +151,9 @@ describe("operations endpoints", () => {
     const health = await fetch(`${h.controller.url}/healthz`);
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({ ok: true });
-    const metrics = await (await fetch(`${h.controller.url}/metrics`)).text();
+    // Metrics have a server of their own (test/integration/metrics-server.test.ts); the webhook port has none.
+    expect((await fetch(`${h.controller.url}/metrics`)).status).toBe(404);
+    const metrics = await (await fetch(`${h.controller.metricsUrl}/metrics`)).text();
     expect(metrics).toContain('agent_work_jobs{state="succeeded"} 1');
     expect(metrics).toMatch(/agent_work_github_api_calls_total\{method="POST",route="\/repos\/\{owner\}\/\{repo\}\/pulls"\} 1/);
     expect(metrics).toContain('agent_work_job_duration_seconds_count{outcome="succeeded"} 1');
