@@ -170,7 +170,7 @@ describe("terraform/", () => {
       return new RegExp(JSON.parse(`"${m![1]}"`));
     };
     const cases: Record<string, [string[], string[]]> = {
-      project_id: [["my-project-123", "agent-work-prod"], ["My Project", "123456789012", "ab", "my-project-", "x".repeat(31)]],
+      project_id: [["my-project-123", "agent-work-prod"], ["My Project", "my_project_1", "123456789012", "ab", "my-project-", "x".repeat(31)]],
       region: [["us-central1", "europe-west1", "asia-northeast3"], ["us-central1-a", "US-CENTRAL1", "central"]],
       worker_regions: [["us-central1", "europe-west4"], ["us-central1-a"]],
       billing_account: [["012345-6789AB-CDEF01"], ["012345-6789ab-cdef01", "billingAccounts/012345-6789AB-CDEF01", "abc"]],
