@@ -3,6 +3,9 @@
 // missing is installed with apt-get when this user may (root, or sudo without a password), saying
 // what it installs; otherwise it prints the one line that does, and stops.
 import { spawnSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 
 const NEEDS = [
   { bin: "git", args: ["--version"], pkg: "git", why: "real repositories" },
@@ -77,4 +80,26 @@ try {
   process.exit(1);
 } finally {
   await client.end().catch(() => undefined);
+}
+
+// The real agent CLIs the preset tests run (test/integration/real-agents.test.ts), at the versions
+// pinned in agent-clis/ — installed here, not by the app's `npm ci`: they are about 1.2 GB of
+// native binaries that only these tests and the worker images need. AGENT_CLIS_DIR points the tests
+// at an install elsewhere.
+
+const clis = fileURLToPath(new URL("../agent-clis/", import.meta.url));
+const pinned = JSON.parse(readFileSync(path.join(clis, "package.json"), "utf8")).dependencies;
+const modules = process.env.AGENT_CLIS_DIR ?? path.join(clis, "node_modules");
+const stale = Object.entries(pinned).filter(([pkg, version]) => {
+  const file = path.join(modules, pkg, "package.json");
+  return !existsSync(file) || JSON.parse(readFileSync(file, "utf8")).version !== version;
+});
+if (stale.length > 0) {
+  if (process.env.AGENT_CLIS_DIR) {
+    console.error(`AGENT_CLIS_DIR=${modules} lacks ${stale.map(([p, v]) => `${p}@${v}`).join(", ")}; unset it or install them there`);
+    process.exit(1);
+  }
+  console.error(`Installing the agent CLIs the tests run (${stale.map(([p, v]) => `${p}@${v}`).join(", ")}): npm ci --prefix agent-clis`);
+  const r = spawnSync("npm", ["ci", "--prefix", clis, "--no-audit", "--no-fund"], { stdio: "inherit" });
+  if (r.status !== 0) process.exit(r.status ?? 1);
 }

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { z } from "zod";
-import { AGENT_PRESETS, type AgentPreset } from "../agents/presets.js";
+import { AGENT_PRESETS, isAgentPreset, type AgentPreset } from "../agents/presets.js";
 import { readSshHostsFile } from "../backends/ssh/load-ssh-hosts.js";
 import { Redactor } from "../redact/redactor.js";
 import { HOST_PATTERN } from "./repo-config.js";
@@ -57,6 +57,8 @@ export interface ControllerConfig {
   gitAuthor: { name: string; email: string };
   /** Agent environment read from Secret Manager at start: variable name → secret resource. */
   agentEnvSecrets?: Record<string, string>;
+  /** The operator's extra flags per agent preset (AGENT_EXTRA_ARGS), placed before the prompt. */
+  agentExtraArgs?: Partial<Record<string, string[]>>;
   /** The gce backend; present when GCE_PROJECT is set. */
   gce?: GceConfig;
   /** Absolute path of the ssh backend's hosts file (validated here; read with loadSshHosts()). */
@@ -218,6 +220,7 @@ export const CONTROLLER_ENV_VARS: readonly ControllerEnvVar[] = [
   { name: "SANDBOX_MAX_PROCESSES", secret: false, default: "512", description: "Most processes and threads a sandboxed agent may run at once; repositories may ask for fewer with max_processes." },
   { name: "SANDBOX_MAX_DISK_MB", secret: false, default: "10240", description: "Most disk in MB a job's work dir (the clone and what the agent writes) may use; past it the job pushes nothing. Repositories may ask for less with max_disk_mb." },
   { name: "AGENT_ENV_PASSTHROUGH", secret: false, description: "Comma-separated names of controller environment variables handed to the agent, e.g. ANTHROPIC_API_KEY." },
+  { name: "AGENT_EXTRA_ARGS", secret: false, description: "Extra command-line flags per agent preset as JSON, e.g. {\"codex\":[\"-c\",\"model_provider=proxy\"]} (a provider or proxy a CLI takes no environment variable for); never secrets, argv is readable on the host." },
   { name: "REQUIRED_PERMISSION", secret: false, default: "write", description: "Least repository permission a person needs to start or stop work: write, maintain or admin." },
   { name: "GIT_AUTHOR_NAME", secret: false, default: "agent-work[bot]", description: "Author name of the agent's commits." },
   { name: "GIT_AUTHOR_EMAIL", secret: false, default: "agent-work[bot]@users.noreply.github.com", description: "Author email of the agent's commits (GitHub links <app-user-id>+<slug>[bot]@users.noreply.github.com to the app)." },
@@ -531,6 +534,30 @@ const FIELDS = {
         return z.NEVER;
       }
       return names;
+    }),
+  AGENT_EXTRA_ARGS: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined || raw.trim() === "") return undefined;
+      const problem = (message: string) => {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message });
+        return z.NEVER;
+      };
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(raw);
+      } catch {
+        return problem('expected JSON such as {"codex":["-c","model_provider=proxy"]}');
+      }
+      if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return problem('expected a JSON object of preset names to lists of flags, such as {"codex":["-c","model_provider=proxy"]}');
+      const out: Record<string, string[]> = {};
+      for (const [preset, flags] of Object.entries(parsed)) {
+        if (!isAgentPreset(preset) || preset === "command") return problem(`${JSON.stringify(preset)} is not an agent preset with flags of its own; use ${AGENT_PRESETS.filter((p) => p !== "command").join(", ")}`);
+        if (!Array.isArray(flags) || !flags.every((f) => typeof f === "string" && f.length > 0 && !f.includes("\0"))) return problem(`${preset}: expected a list of non-empty strings`);
+        out[preset] = flags;
+      }
+      return out;
     }),
   REQUIRED_PERMISSION: oneOf("REQUIRED_PERMISSION", ["write", "maintain", "admin"] as const),
   GIT_AUTHOR_NAME: text("GIT_AUTHOR_NAME", (v) => (/[<>\n\r\0]/.test(v) ? "expected a name without <, > or line breaks" : null)),
@@ -927,6 +954,7 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
   if (v.PUBLIC_URL !== undefined) config.publicUrl = v.PUBLIC_URL.replace(/\/+$/, "");
   if (v.WEBHOOK_PROXY_URL !== undefined) config.webhookProxyUrl = v.WEBHOOK_PROXY_URL;
   if (Object.keys(agentEnvSecrets).length > 0) config.agentEnvSecrets = agentEnvSecrets;
+  if (v.AGENT_EXTRA_ARGS !== undefined) config.agentExtraArgs = v.AGENT_EXTRA_ARGS;
   if (modelProxy) config.modelProxy = modelProxy;
   if (gce !== undefined) config.gce = gce;
   if (sshHostsFile !== undefined) config.sshHostsFile = sshHostsFile;

@@ -26,6 +26,8 @@ export interface RepoConfig {
   /** argv for `agent: command`; contains `{prompt}` or `{prompt_file}`. */
   command?: string[];
   model?: string;
+  /** Models people may pick per run with `/agent run --model <name>`. */
+  models?: string[];
   /** Prepended to the prompt. */
   instructions?: string;
   maxMinutes: number;
@@ -84,10 +86,14 @@ export interface RepoConfigError {
 
 export type RepoConfigResult = { ok: true; config: RepoConfig } | { ok: false; errors: RepoConfigError[] };
 
+/** A model name as the CLIs take it; it lands in argv after `--model`, so no leading dash. */
+const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$/;
+
 const KNOWN_KEYS = [
   "agent",
   "command",
   "model",
+  "models",
   "instructions",
   "max_minutes",
   "branch_prefix",
@@ -206,7 +212,7 @@ function buildSchema(limits: RepoConfigLimits) {
       model: z.unknown().transform((value, ctx): string | undefined => {
         if (value === undefined || value === null) return undefined;
         // The model lands in argv after `--model`: a leading dash would read as another flag.
-        if (typeof value !== "string" || !/^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$/.test(value)) {
+        if (typeof value !== "string" || !MODEL_NAME.test(value)) {
           ctx.addIssue({
             code: z.ZodIssueCode.custom,
             message: `${describeType(value)} is not a model name; use letters, digits and \`. _ : / @ + -\`, starting with a letter or digit (for example \`claude-sonnet-4-5\` or \`anthropic/claude-sonnet-4-5\`)`,
@@ -214,6 +220,18 @@ function buildSchema(limits: RepoConfigLimits) {
           return z.NEVER;
         }
         return value;
+      }),
+      models: z.unknown().transform((value, ctx): string[] | undefined => {
+        if (value === undefined || value === null) return undefined;
+        const bad = Array.isArray(value) ? value.filter((m) => typeof m !== "string" || !MODEL_NAME.test(m)) : [value];
+        if (!Array.isArray(value) || bad.length > 0 || value.length > 50) {
+          ctx.addIssue({
+            code: z.ZodIssueCode.custom,
+            message: Array.isArray(value) && value.length > 50 ? "lists more than 50 models" : `must be a list of model names people may pick with \`/agent run --model <name>\` (for example \`[claude-sonnet-4-5, claude-opus-4-5]\`); not a model name: ${bad.slice(0, 3).map(describeType).join(", ")}`,
+          });
+          return z.NEVER;
+        }
+        return [...new Set(value as string[])];
       }),
       instructions: z.unknown().transform((value, ctx): string | undefined => {
         if (value === undefined || value === null) return undefined;
@@ -494,6 +512,7 @@ export function parseRepoConfig(raw: unknown, limits: RepoConfigLimits): RepoCon
   if (data.max_disk_mb !== undefined) config.maxDiskMb = data.max_disk_mb;
   if (data.command !== undefined) config.command = data.command;
   if (data.model !== undefined) config.model = data.model;
+  if (data.models !== undefined) config.models = data.models;
   if (data.instructions !== undefined) config.instructions = data.instructions;
   return { ok: true, config };
 }

@@ -38,13 +38,20 @@ export interface LedgerEntry {
   agentUsage: AgentUsage | null;
 }
 
-/** What an agent reported about its own model use, when it prints that; never guessed. */
+/**
+ * The agent's model use, read from its own output (AgentUsageMeter); never guessed. `costUsd` is
+ * absent when neither the CLI nor the model price table gives dollars.
+ */
 export interface AgentUsage {
+  /** The CLI whose output it was read from: `claude-code`, `codex`, `opencode`, `aider`. */
+  source: string;
+  model?: string;
   costUsd?: number;
+  /** `reported by <cli>`, or the price table entry the tokens were priced at. */
+  costSource?: string;
   inputTokens?: number;
   outputTokens?: number;
   totalTokens?: number;
-  source: string;
 }
 
 export function monthStart(now: number): number {
@@ -149,6 +156,9 @@ export class Ledger {
   /** Bills the job's measured seconds at its reserved rate; the reservation stops counting. */
   async finalize(jobId: string, billedSeconds: number, pricing: JobPricing, agentUsage?: AgentUsage | null): Promise<{ totalUsd: number }> {
     const cost = costOf(pricing, billedSeconds, this.table);
+    // The model's spend, as the agent reported it (or its tokens at list price), is on the same
+    // bill: the budgets count compute and model together. It stays itemised in agent_usage_json.
+    const totalUsd = cost.totalUsd + (agentUsage?.costUsd ?? 0);
     await this.db
       .updateTable("ledger")
       .set({
@@ -162,12 +172,12 @@ export class Ledger {
         billed_seconds: billedSeconds,
         compute_usd: cost.computeUsd,
         disk_usd: cost.diskUsd,
-        total_usd: cost.totalUsd,
+        total_usd: totalUsd,
         agent_usage_json: agentUsage ? JSON.stringify(agentUsage) : null,
       })
       .where("job_id", "=", jobId)
       .execute();
-    return { totalUsd: cost.totalUsd };
+    return { totalUsd };
   }
 
   async get(jobId: string): Promise<LedgerEntry | undefined> {

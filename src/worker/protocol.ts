@@ -66,6 +66,8 @@ export interface WorkerInput {
   /** The agent's argv after placeholders ({prompt}, {prompt_file}) are filled in by the worker. */
   agentArgv: string[];
   prompt: string;
+  /** The agent reads the prompt on its standard input (the presets: no argv limit for a long discussion). */
+  promptOnStdin?: boolean;
   commitMessage: string;
   author: { name: string; email: string };
   /** Seconds the agent step may run before it is killed and the outcome is `timed_out`. */

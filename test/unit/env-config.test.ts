@@ -80,6 +80,7 @@ describe("loadControllerConfig", () => {
       schedulerIntervalMs: 1000,
       localSandbox: "bwrap",
       sandboxRoBinds: [],
+      networkAllowDefault: [],
       sandboxCeilings: { memoryMb: 4096, maxProcesses: 512, maxDiskMb: 10240 },
       agentEnv: {},
       requiredPermission: "write",
