@@ -1,5 +1,6 @@
 import type { Job } from "../jobs/types.js";
 import { checkSenderPermission } from "../github/check-sender-permission.js";
+import { checkPullRequestHead } from "../github/check-pull-request-head.js";
 import { readRepoConfig } from "../github/read-repo-config.js";
 import { parseRepoConfig, formatRepoConfigErrors } from "../config/repo-config.js";
 import { isUniqueViolation } from "../store/job-store.js";
@@ -12,7 +13,8 @@ import { snapshotDiscussion } from "./snapshot-discussion.js";
 /**
  * The first pass over a recorded trigger (label or `/agent run`), off the webhook's request path:
  * authorise the sender (fail closed), read and validate the repo config and the command's flags,
- * look at the pull request (same repository only), snapshot the discussion, admit the job (one
+ * look at the pull request (same repository only, and never one whose head is the default or a
+ * protected branch), snapshot the discussion, admit the job (one
  * active job per issue), then acknowledge with a 👀, the queued check run and the status comment.
  * A refusal is written first, then answered with one comment that quotes the command and says
  * why; nothing starts.
@@ -59,6 +61,14 @@ export async function intakeJob(deps: PipelineDeps, job: Job): Promise<Job> {
     if (fork) forkCloneUrl = pr.head.repo?.clone_url ?? null;
     if (fork && !forkCloneUrl) return reject(deps, octokit, job, "the fork of this pull request cannot be read (it may have been deleted)");
     if (pr.state !== "open") return reject(deps, octokit, job, "this pull request is closed");
+    // A fork's head lives in the fork: nothing is pushed there, so only our own branches are checked.
+    if (!fork) {
+      const head = await checkPullRequestHead(octokit, { owner, repo, head: pr.head.ref, defaultBranches: [job.defaultBranch, pr.base.repo.default_branch] });
+      if (!head.allowed) {
+        log.info({ head: pr.head.ref }, "pull request head is the default or a protected branch; refused");
+        return reject(deps, octokit, job, head.reason);
+      }
+    }
     prHeadRef = pr.head.ref;
     headSha = pr.head.sha;
   }

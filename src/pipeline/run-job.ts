@@ -6,6 +6,7 @@ import { agentArgv } from "../agents/presets.js";
 import { agentSandbox } from "../worker/agent-sandbox.js";
 import { buildPrompt, branchSlug } from "../jobs/build-prompt.js";
 import { mintWorkerToken } from "../github/mint-worker-token.js";
+import { checkSenderPermission } from "../github/check-sender-permission.js";
 import { branchExists } from "../github/branch-exists.js";
 import type { PipelineDeps } from "./deps.js";
 import { StatusPublisher } from "./status-publisher.js";
@@ -61,7 +62,8 @@ export function jobLimits(deps: PipelineDeps, job: Job): { agentSeconds: number;
 }
 
 /**
- * Runs one admitted job from `queued` to its end: worker, token, worker script, report, teardown.
+ * Runs one admitted job from `queued` to its end: the requester's permission checked again,
+ * worker, token, worker script, report, teardown.
  * Each state change is written before the effect it starts; the worker is destroyed and the
  * token revoked on every path out, including errors. The token is kept sealed in the store while
  * it lives, so a controller that dies mid-run leaves the next one able to revoke it. Stopped with
@@ -133,6 +135,17 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
   };
 
   try {
+    // Asked again here, not only at intake: a job may wait in the queue (or be requeued after a
+    // crash) long after it was admitted, and someone whose write access was taken away meanwhile
+    // must not get a worker, a token or a bill. Same rule as intake, failing closed the same way.
+    const verdict = await checkSenderPermission(octokit, { owner: job.owner, repo: job.repo, username: job.requester }, deps.config.requiredPermission);
+    if (!verdict.allowed) {
+      log.warn({ permission: verdict.permission, requester: job.requester }, "the requester may no longer start agent work; nothing started");
+      job = await deps.store.transition(job.id, "queued", "failed", { message: `the requester's access was checked again at start: ${verdict.reason}`, finishedAt: deps.now(), costUsd: 0 });
+      state = "failed";
+      await publisher.flush();
+      return job;
+    }
     if (!backend || !pricing) throw new Error(`backend ${job.backend} is not enabled on this controller`);
     // Budgets before any worker: the per-job budget may shorten the job, and the reservation of
     // its ceiling is what keeps simultaneous jobs under the monthly and hourly caps.

@@ -21,6 +21,8 @@ export interface FakeGitHubOptions {
   permission?: string | { status: number };
   /** Per-user permission, over `permission`. */
   permissions?: Record<string, string>;
+  /** Branches `GET /branches/:branch` answers with `protected: true`. */
+  protectedBranches?: string[];
   /** Comments already on the issue before the trigger (for the discussion snapshot). */
   discussion?: { id: number; author: string; body: string; bot?: boolean }[];
   /** `GET /pulls/:n`: the pull request's head branch, and whether it comes from a fork. */
@@ -94,7 +96,7 @@ export function fakeGitHub(opts: FakeGitHubOptions) {
     .get(/\/collaborators\/[^/]+\/permission/)
     .delay(latency).reply(handle("GET", (uri: string) => {
       const user = uri.split("/")[5]!;
-      const p = opts.permissions?.[user] ?? opts.permission ?? "write";
+      const p = permissionsNow[user] ?? opts.permissions?.[user] ?? opts.permission ?? "write";
       if (typeof p === "object") return [p.status, { message: "boom" }];
       const permission = p === "maintain" ? "write" : p === "triage" ? "read" : p;
       return [200, { permission, role_name: p, user: { login: user } }];
@@ -114,7 +116,7 @@ export function fakeGitHub(opts: FakeGitHubOptions) {
     .delay(latency).reply(handle("GET", (uri: string) => {
       if (!opts.pull) return [404, { message: "Not Found" }];
       const number = Number(uri.split("/").pop());
-      const base = { full_name: `${opts.owner}/${opts.repo}` };
+      const base = { full_name: `${opts.owner}/${opts.repo}`, default_branch: "master" };
       return [200, {
         number,
         state: opts.pull.state ?? "open",
@@ -126,7 +128,7 @@ export function fakeGitHub(opts: FakeGitHubOptions) {
     .delay(latency).reply(handle("GET", (uri: string) => {
       const name = decodeURIComponent(uri.split("?")[0]!.split("/branches/")[1]!);
       const sha = branchSha ? branchSha(name) : opts.baseSha;
-      return sha ? [200, { name, commit: { sha } }] : [404, { message: "Branch not found" }];
+      return sha ? [200, { name, commit: { sha }, protected: opts.protectedBranches?.includes(name) ?? false }] : [404, { message: "Branch not found" }];
     }))
     .post(/\/check-runs$/)
     .delay(latency).reply(handle("POST", (_uri: string, body: any) => {
@@ -186,6 +188,7 @@ export function fakeGitHub(opts: FakeGitHubOptions) {
     .delay(latency).reply(handle("DELETE", () => [204, ""]));
 
   let pullHeadSha: (branch: string) => string = () => "0".repeat(40);
+  const permissionsNow: Record<string, FakeGitHubOptions["permission"]> = {};
   let branchSha: ((branch: string) => string | null) | undefined;
 
   return {
@@ -194,6 +197,10 @@ export function fakeGitHub(opts: FakeGitHubOptions) {
     pulls,
     controllerToken,
     checkRuns,
+    /** Changes what the permission API answers for `user` from now on (access taken away mid-job). */
+    setPermission(user: string, permission: NonNullable<FakeGitHubOptions["permission"]>) {
+      permissionsNow[user] = permission;
+    },
     /** Where the PR head sha comes from (the real git server's branch). */
     setPullHeadSha(fn: (branch: string) => string) {
       pullHeadSha = fn;
