@@ -9,6 +9,7 @@ import { createLogger } from "./redact/redacting-logger.js";
 import { openStore } from "./store/open-store.js";
 import { JobStore } from "./store/job-store.js";
 import { RequestStore } from "./store/request-store.js";
+import { OutboxStore } from "./store/outbox-store.js";
 import { JobLog } from "./logs/job-log.js";
 import { Ledger } from "./cost/ledger.js";
 import { bundledPriceTable, loadPriceTable } from "./cost/price-table.js";
@@ -49,6 +50,7 @@ export interface Controller {
   scheduler: Scheduler;
   store: JobStore;
   requests: RequestStore;
+  outbox: OutboxStore;
   logs: JobLog;
   ledger: Ledger;
   reaper: Reaper;
@@ -90,6 +92,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const now = options.now ?? Date.now;
   const store = new JobStore(db, now);
   const requests = new RequestStore(db, now);
+  const outbox = new OutboxStore(db, now);
   const logs = new JobLog(db, now);
   const ledger = new Ledger(db, now, priceTable);
   const metrics = createMetrics(() => store.countByState());
@@ -120,7 +123,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
   });
   await server.load(
     agentWorkApp(
-      { store, requests, logs, ledger, priceTable, backends, config: { ...config, agentEnv }, redactor, log, metrics, now, owner, secondsPerMinute: options.secondsPerMinute ?? 60, sealer: workerTokenSealer(config.privateKey), ...(options.onStep ? { onStep: options.onStep } : {}) },
+      { store, requests, outbox, logs, ledger, priceTable, backends, config: { ...config, agentEnv }, redactor, log, metrics, now, owner, secondsPerMinute: options.secondsPerMinute ?? 60, sealer: workerTokenSealer(config.privateKey), ...(options.onStep ? { onStep: options.onStep } : {}) },
       (s) => (scheduler = s),
       web.handle,
     ),
@@ -143,6 +146,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
     scheduler,
     store,
     requests,
+    outbox,
     logs,
     ledger,
     reaper,

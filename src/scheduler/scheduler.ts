@@ -3,8 +3,9 @@ import { intakeJob } from "../pipeline/intake-job.js";
 import { runJob } from "../pipeline/run-job.js";
 import { routeJob } from "../pipeline/route-job.js";
 import { recoverJob } from "../pipeline/recover-job.js";
-import { answerRequest } from "../pipeline/answer-request.js";
-import { StatusPublisher } from "../pipeline/status-publisher.js";
+import { answerAndFinish } from "../pipeline/answer-request.js";
+import { deliverOutbox } from "../pipeline/deliver-outbox.js";
+import { jobEndedEffects } from "../store/outbox-store.js";
 import type { Job } from "../jobs/types.js";
 import { CancelRequest } from "../pipeline/cancel-request.js";
 import { HandBack } from "../pipeline/hand-back.js";
@@ -111,10 +112,12 @@ export class Scheduler {
     return true;
   }
 
-  /** Writes a job's final status comment and check run (the reaper ends jobs outside a run). */
+  /**
+   * Delivers now what ending a job outside a run wrote to the outbox (the reaper ends jobs): its
+   * token revoked, its final status comment and check run. The sweep would, a pass later.
+   */
   async publishFinal(job: Job): Promise<void> {
-    const octokit = await this.deps.github.forInstallation(job.installationId);
-    await new StatusPublisher(this.deps, octokit, job.id).flush();
+    await deliverOutbox(this.deps, jobEndedEffects(job).map((e) => e.key));
   }
 
   get activeJobs(): number {
@@ -127,6 +130,10 @@ export class Scheduler {
 
     // Each claim looks again whether a shutdown began meanwhile: a stopping process takes on
     // nothing new.
+    if (this.shuttingDown) return;
+    // What a process that died (this one before a restart, or another replica) left in the
+    // outbox: the 👀, refusals, replies and final statuses it had written and not delivered.
+    await deliverOutbox(this.deps, "sweep");
     if (this.shuttingDown) return;
     for (const job of await store.claim(["provisioning", "running", "reporting"], owner, leaseMs, 10)) {
       this.track(job.id, () => recoverJob(this.deps, job));
@@ -144,10 +151,7 @@ export class Scheduler {
       answering.push(
         this.track(
           req.id,
-          async () => {
-            const outcome = await answerRequest(answerDeps, req);
-            await this.deps.requests.finish(req.id, outcome);
-          },
+          () => answerAndFinish(answerDeps, req),
           undefined,
           false,
         ),

@@ -4,6 +4,7 @@ import type { Database, JobsTable } from "./schema.js";
 import { storeDialect, type StoreDialect } from "./dialect.js";
 import type { Job, NewJob, StepRecord } from "../jobs/types.js";
 import { assertTransition, isActive, isTerminal, type JobState } from "../jobs/state.js";
+import { addToOutbox, type NewOutboxEntry, type OutboxDeliverer } from "./outbox-store.js";
 
 type JobPatch = Partial<
   Pick<
@@ -35,6 +36,14 @@ type JobPatch = Partial<
     | "cancelRequestedBy"
   >
 >;
+
+/** What a state change may carry besides its patch. */
+export interface TransitionExtras {
+  /** Outbox rows written in the same transaction: effects the new state calls for (src/store/outbox-store.ts). */
+  effects?: readonly NewOutboxEntry[];
+  /** The process that delivers them at once (it holds their lease); without it, the next sweep does. */
+  deliverer?: OutboxDeliverer;
+}
 
 /** A state change lost a race (another process moved the job first); callers re-read and move on. */
 export class StaleStateError extends Error {}
@@ -373,7 +382,7 @@ export class JobStore {
    * logs the change. Entering an active state takes the issue's one active slot: a second job on the
    * same issue fails with a unique violation (see isUniqueViolation).
    */
-  async transition(id: string, from: JobState, to: JobState, patch: JobPatch = {}, note?: string): Promise<Job> {
+  async transition(id: string, from: JobState, to: JobState, patch: JobPatch = {}, note?: string, extras: TransitionExtras = {}): Promise<Job> {
     assertTransition(from, to);
     const now = this.now();
     const current = await this.getOrThrow(id);
@@ -381,21 +390,27 @@ export class JobStore {
     if (isTerminal(to) && patch.steps === undefined && current.steps.some((st) => st.status === "running")) {
       patch = { ...patch, steps: current.steps.map((st) => (st.status === "running" ? { ...st, status: "failed", finishedAt: now, detail: st.detail ?? to.replace("_", " ") } : st)) };
     }
-    const res = await this.db
-      .updateTable("jobs")
-      .set({
-        ...patchToRow(patch),
-        state: to,
-        active_key: isActive(to) ? activeKey(current.repoId, current.number) : null,
-        updated_at: now,
-      })
-      .where("id", "=", id)
-      .where("state", "=", from)
-      .executeTakeFirst();
-    if (Number(res.numUpdatedRows) !== 1) {
-      throw new StaleStateError(`job ${id} is no longer ${from}`);
-    }
-    await this.appendEvent(id, "state", { from, to, ...(note ? { note } : {}) });
+    const write = async (db: Kysely<Database>) => {
+      const res = await db
+        .updateTable("jobs")
+        .set({
+          ...patchToRow(patch),
+          state: to,
+          active_key: isActive(to) ? activeKey(current.repoId, current.number) : null,
+          updated_at: now,
+        })
+        .where("id", "=", id)
+        .where("state", "=", from)
+        .executeTakeFirst();
+      if (Number(res.numUpdatedRows) !== 1) {
+        throw new StaleStateError(`job ${id} is no longer ${from}`);
+      }
+      await db.insertInto("job_events").values({ job_id: id, at: now, kind: "state", data_json: JSON.stringify({ from, to, ...(note ? { note } : {}) }) }).execute();
+      if (extras.effects?.length) await addToOutbox(db, extras.effects, now, extras.deliverer);
+    };
+    // With effects, one transaction: the new state and what it calls for commit together.
+    if (extras.effects?.length) await this.db.transaction().execute((trx) => write(trx));
+    else await write(this.db);
     return this.getOrThrow(id);
   }
 

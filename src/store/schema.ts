@@ -120,10 +120,29 @@ export interface LedgerTable {
   agent_usage_json: string | null;
 }
 
+export interface OutboxTable {
+  /** What the effect is for, unique: `eyes:<job id>`, `refusal:<job id>`, `reply:<request id>`, … */
+  key: string;
+  job_id: string | null;
+  installation_id: number;
+  kind: string;
+  payload_json: string;
+  /** `pending` until delivered, then `done`. */
+  state: string;
+  /** Deliveries begun; above 1, an earlier one may have reached GitHub. */
+  tries: number;
+  lease_owner: string | null;
+  lease_expires_at: number | null;
+  created_at: number;
+  updated_at: number;
+  last_error: string | null;
+}
+
 export interface Database {
   jobs: JobsTable;
   job_events: JobEventsTable;
   requests: RequestsTable;
   job_logs: JobLogsTable;
   ledger: LedgerTable;
+  outbox: OutboxTable;
 }

@@ -47,6 +47,8 @@ export interface FakeGitHubState {
   comments: [number, string][];
   pulls: any[];
   checkRuns: { id: number; head_sha: string; name: string; external_id: string; status: string; conclusion: string | null }[];
+  /** `issue:<n>:eyes` or `comment:<id>:eyes` → reaction id (older state files have none). */
+  reactions?: [string, number][];
 }
 
 /**
@@ -61,6 +63,15 @@ export function fakeGitHub(opts: FakeGitHubOptions) {
   const comments = new Map<number, string>(opts.initialState?.comments ?? []);
   const pulls: any[] = [...(opts.initialState?.pulls ?? [])];
   const checkRuns: FakeGitHubState["checkRuns"] = [...(opts.initialState?.checkRuns ?? [])];
+  const reactions = new Map<string, number>(opts.initialState?.reactions ?? []);
+  const react = (target: string, content: string): any[] => {
+    const key = `${target}:${content}`;
+    const existing = reactions.get(key);
+    if (existing !== undefined) return [200, { id: existing, content }];
+    const id = nextId++;
+    reactions.set(key, id);
+    return [201, { id, content }];
+  };
   const repoPath = `/repos/${opts.owner}/${opts.repo}`;
 
   function record(method: string, path: string, body: any, headers: Record<string, any>) {
@@ -108,10 +119,11 @@ export function fakeGitHub(opts: FakeGitHubOptions) {
       }
       return [404, { message: "Not Found" }];
     }))
+    // As GitHub does: one reaction per person, target and content; a repeat answers 200 with it.
     .post(/\/issues\/\d+\/reactions/)
-    .delay(latency).reply(handle("POST", () => [201, { id: nextId++, content: "eyes" }]))
+    .delay(latency).reply(handle("POST", (uri: string, body: any) => react(`issue:${uri.split("/issues/")[1]!.split("/")[0]}`, body?.content)))
     .post(/\/issues\/comments\/\d+\/reactions/)
-    .delay(latency).reply(handle("POST", () => [201, { id: nextId++, content: "eyes" }]))
+    .delay(latency).reply(handle("POST", (uri: string, body: any) => react(`comment:${uri.split("/comments/")[1]!.split("/")[0]}`, body?.content)))
     .get(/\/pulls\/\d+$/)
     .delay(latency).reply(handle("GET", (uri: string) => {
       if (!opts.pull) return [404, { message: "Not Found" }];
@@ -211,7 +223,7 @@ export function fakeGitHub(opts: FakeGitHubOptions) {
     },
     /** Everything the fake has created, to hand to another fake (`initialState`). */
     state(): FakeGitHubState {
-      return { nextId, comments: [...comments], pulls, checkRuns };
+      return { nextId, comments: [...comments], pulls, checkRuns, reactions: [...reactions] };
     },
     callsTo(method: string, routePart: string) {
       return calls.filter((c) => c.method === method && c.route.includes(routePart));
