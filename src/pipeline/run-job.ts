@@ -15,7 +15,7 @@ import { reportJob } from "./report-job.js";
 import { cancelledBy } from "./cancel-request.js";
 import { handedBack } from "./hand-back.js";
 import { keepWorkerToken, revokeKeptWorkerToken } from "./worker-token-at-rest.js";
-import { INITIAL_STEPS } from "../store/job-store.js";
+import { INITIAL_STEPS, LeaseLostError } from "../store/job-store.js";
 import { isTerminal } from "../jobs/state.js";
 import { priceJob } from "../cost/price-job.js";
 import { effectiveBudgets, minutesWithinBudget } from "../cost/budgets.js";
@@ -92,6 +92,12 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
   const teardown = async (): Promise<void> => {
     if (tornDown) return;
     tornDown = true;
+    // A process whose lease was taken over leaves the worker and the token to the new holder:
+    // create() adopts a worker by the job's id, so destroying "ours" could end the new run.
+    if (!(await deps.store.holdsLease().catch(() => true))) {
+      log.error("the lease on this job was taken over; its worker and token are left to the new holder");
+      return;
+    }
     if (worker && backend) await backend.destroy(worker).catch((err) => log.error({ err, workerId: worker?.id }, "could not destroy the worker; the reaper will retry"));
     if (token) {
       await revokeKeptWorkerToken(deps, job.id, log, token).catch((err) => log.error({ err }, "could not revoke the worker token; it stays sealed in the store and expires within the hour"));
@@ -294,6 +300,11 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     state = job.state;
     return job;
   } catch (err) {
+    if (err instanceof LeaseLostError || signal.reason instanceof LeaseLostError) {
+      // Someone else holds the job now: nothing of this run may be written or torn down.
+      log.error({ err }, "stopped: the lease on this job was taken over");
+      return job;
+    }
     if (handedBack(signal)) {
       log.info({ err }, "stopped while starting, for a shutdown");
       await teardown().catch((e) => log.error({ err: e }, "teardown failed"));

@@ -37,6 +37,8 @@ export interface JobsTable {
   attempts: number;
   lease_owner: string | null;
   lease_expires_at: number | null;
+  /** Bumped by every claim; with lease_owner it fences the holder's writes (JobStore.fencedTo). */
+  lease_epoch: number;
   deadline_at: number | null;
   created_at: number;
   updated_at: number;
