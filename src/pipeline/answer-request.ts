@@ -109,7 +109,7 @@ async function stop(deps: AnswerDeps, req: AgentRequest, reply: (t: string) => P
   if (job.state === "queued") {
     try {
       // The final status goes with the state change, through the outbox: ended and not yet shown is no state to die in.
-      const effects = jobEndedEffects(job);
+      const effects = jobEndedEffects(job, deps.now());
       await deps.store.transition(job.id, "queued", "cancelled", { finishedAt: deps.now(), message: `stopped by @${req.sender} before it started` }, undefined, {
         effects,
         deliverer: { owner: deps.owner, leaseMs: deps.config.leaseSeconds * 1000 },

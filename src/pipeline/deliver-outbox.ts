@@ -2,6 +2,7 @@ import type { PipelineDeps } from "./deps.js";
 import type { OutboxEntry } from "../store/outbox-store.js";
 import { StatusPublisher } from "./status-publisher.js";
 import { revokeKeptWorkerToken } from "./worker-token-at-rest.js";
+import { billWorker } from "./bill-worker.js";
 
 /** Rows one sweep takes; the next pass takes the rest. */
 const SWEEP_BATCH = 20;
@@ -68,6 +69,15 @@ async function deliverEffect(deps: PipelineDeps, entry: OutboxEntry): Promise<vo
         if (comments.some((c) => c.body?.includes(marker))) return;
       }
       await octokit.rest.issues.createComment({ owner, repo, issue_number: issueNumber, body: deps.redactor.redact(`${effect.body}\n\n${marker}`) });
+      return;
+    }
+    case "bill": {
+      const job = await deps.store.get(effect.jobId);
+      const entry = job ? await deps.ledger.get(job.id) : undefined;
+      // Only a reservation still open: a job its runner finished billing has nothing left here.
+      if (!job || entry?.state !== "reserved") return;
+      if (effect.worker) await billWorker(deps, job, effect.worker, effect.endedAt);
+      await deps.ledger.finalize(job.id);
       return;
     }
     case "revoke-token":

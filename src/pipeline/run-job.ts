@@ -19,7 +19,8 @@ import { INITIAL_STEPS, LeaseLostError } from "../store/job-store.js";
 import { isTerminal } from "../jobs/state.js";
 import { priceJob } from "../cost/price-job.js";
 import { effectiveBudgets, minutesWithinBudget } from "../cost/budgets.js";
-import { costOf, pricingOfWorker } from "../cost/price-job.js";
+import { costOf } from "../cost/price-job.js";
+import { billWorker } from "./bill-worker.js";
 import type { JobPricing } from "../cost/price-job.js";
 import { parseAgentUsageLine } from "../cost/parse-agent-usage.js";
 import type { AgentUsage } from "../cost/ledger.js";
@@ -103,13 +104,14 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
       await revokeKeptWorkerToken(deps, job.id, log, token).catch((err) => log.error({ err }, "could not revoke the worker token; it stays sealed in the store and expires within the hour"));
     }
     if (reserved && pricing) {
-      const billedSeconds = worker ? Math.max(0, (deps.now() - worker.createdAt) / 1000) : 0;
-      const billedAt = worker ? pricingOfWorker(worker, pricing, deps.priceTable) : pricing;
-      const { totalUsd } = await deps.ledger.finalize(job.id, billedSeconds, billedAt, agentUsage);
+      // This worker's bill, then the job's: the sum of every worker it had (an earlier start's
+      // worker was billed by the recovery that destroyed it).
+      const bill = worker ? await billWorker(deps, job, worker, deps.now()) : null;
+      const { totalUsd, billedSeconds } = await deps.ledger.finalize(job.id, agentUsage);
       job = await deps.store.update(job.id, { costUsd: totalUsd });
-      deps.metrics.costUsd.inc({ repo: `${job.owner}/${job.repo}`, backend: job.backend }, totalUsd);
-      deps.metrics.workerSeconds.inc({ backend: job.backend }, billedSeconds);
-      log.info({ billedSeconds, totalUsd }, "job billed");
+      deps.metrics.costUsd.inc({ repo: `${job.owner}/${job.repo}`, backend: job.backend }, bill?.totalUsd ?? 0);
+      deps.metrics.workerSeconds.inc({ backend: job.backend }, bill?.billedSeconds ?? 0);
+      log.info({ workerSeconds: bill?.billedSeconds ?? 0, billedSeconds, totalUsd }, "job billed");
     }
   };
 

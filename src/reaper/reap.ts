@@ -168,7 +168,7 @@ async function reapPass(deps: ReapDeps): Promise<ReapReport> {
     try {
       // The token revoke and the final status are written with the end (the outbox): whoever
       // runs the next sweep delivers them if onJobEnded cannot, or this process dies first.
-      const ended = await store.transition(job.id, job.state, to, { message, finishedAt: deps.now() }, `reaper: ${message}`, { effects: jobEndedEffects(job) });
+      const ended = await store.transition(job.id, job.state, to, { message, finishedAt: deps.now() }, `reaper: ${message}`, { effects: jobEndedEffects(job, deps.now()) });
       await deps.onJobEnded?.(ended).catch((err: unknown) => log.warn({ jobId: job.id, err }, "could not publish the status of a job the reaper ended"));
       return ended;
     } catch (err) {

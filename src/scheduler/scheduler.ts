@@ -5,7 +5,7 @@ import { routeJob } from "../pipeline/route-job.js";
 import { recoverJob } from "../pipeline/recover-job.js";
 import { answerAndFinish } from "../pipeline/answer-request.js";
 import { deliverOutbox } from "../pipeline/deliver-outbox.js";
-import { jobEndedEffects } from "../store/outbox-store.js";
+import { jobEndedKeys } from "../store/outbox-store.js";
 import type { Job } from "../jobs/types.js";
 import { CancelRequest } from "../pipeline/cancel-request.js";
 import { HandBack } from "../pipeline/hand-back.js";
@@ -115,10 +115,10 @@ export class Scheduler {
 
   /**
    * Delivers now what ending a job outside a run wrote to the outbox (the reaper ends jobs): its
-   * token revoked, its final status comment and check run. The sweep would, a pass later.
+   * worker billed, its final status comment and check run, its token revoked. The sweep would, a pass later.
    */
   async publishFinal(job: Job): Promise<void> {
-    await deliverOutbox(this.deps, jobEndedEffects(job).map((e) => e.key));
+    await deliverOutbox(this.deps, jobEndedKeys(job.id));
   }
 
   get activeJobs(): number {

@@ -14,7 +14,9 @@ export type OutboxEffect =
   /** Revoke the job's kept (sealed) worker token, if there still is one. */
   | { kind: "revoke-token"; jobId: string }
   /** Publish the job's status comment and check run as the job row says now. */
-  | { kind: "final-status"; jobId: string };
+  | { kind: "final-status"; jobId: string }
+  /** Bill the worker the job had when it was ended (until `endedAt`), and close its reservation. */
+  | { kind: "bill"; jobId: string; worker: { id: string; createdAt: number; meta: Record<string, string> } | null; endedAt: number };
 
 export interface NewOutboxEntry {
   /** Unique per effect: the same key written twice is one effect. */
@@ -149,11 +151,20 @@ export class OutboxStore {
 
 /**
  * What ending a job outside its run (a person's stop, the reaper, the ops CLI) leaves to do on
- * GitHub and with the token: revoke the token it may still hold, publish its final status.
+ * GitHub, with the token and in the ledger: revoke the token it may still hold, bill the worker it
+ * had until `endedAt` (whoever ends it destroys that worker right after), publish its final status.
+ * In this order: a sweep takes rows by time, then by key, and the status shows the bill.
  */
-export function jobEndedEffects(job: { id: string; installationId: number }): NewOutboxEntry[] {
+export function jobEndedEffects(job: { id: string; installationId: number; worker?: { id: string; createdAt: number; meta: Record<string, string> } | null }, endedAt: number): NewOutboxEntry[] {
+  const worker = job.worker ? { id: job.worker.id, createdAt: job.worker.createdAt, meta: job.worker.meta } : null;
   return [
-    { key: `revoke-token:${job.id}`, installationId: job.installationId, jobId: job.id, effect: { kind: "revoke-token", jobId: job.id } },
+    { key: `bill:${job.id}`, installationId: job.installationId, jobId: job.id, effect: { kind: "bill", jobId: job.id, worker, endedAt } },
     { key: `final-status:${job.id}`, installationId: job.installationId, jobId: job.id, effect: { kind: "final-status", jobId: job.id } },
+    { key: `revoke-token:${job.id}`, installationId: job.installationId, jobId: job.id, effect: { kind: "revoke-token", jobId: job.id } },
   ];
+}
+
+/** The keys jobEndedEffects writes for a job, to deliver them at once. */
+export function jobEndedKeys(jobId: string): string[] {
+  return [`bill:${jobId}`, `final-status:${jobId}`, `revoke-token:${jobId}`];
 }

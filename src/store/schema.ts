@@ -122,6 +122,22 @@ export interface LedgerTable {
   agent_usage_json: string | null;
 }
 
+/** One worker's bill: what it cost from create to delete (a job has one per start). */
+export interface LedgerWorkersTable {
+  job_id: string;
+  worker_id: string;
+  started_at: number;
+  ended_at: number;
+  billed_seconds: number;
+  machine_type: string | null;
+  region: string | null;
+  spot: number;
+  rate_usd_per_hour: number;
+  compute_usd: number;
+  disk_usd: number;
+  total_usd: number;
+}
+
 export interface OutboxTable {
   /** What the effect is for, unique: `eyes:<job id>`, `refusal:<job id>`, `reply:<request id>`, … */
   key: string;
@@ -146,5 +162,6 @@ export interface Database {
   requests: RequestsTable;
   job_logs: JobLogsTable;
   ledger: LedgerTable;
+  ledger_workers: LedgerWorkersTable;
   outbox: OutboxTable;
 }

@@ -10,7 +10,7 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { afterAll, beforeAll, describe, it } from "vitest";
+import { afterAll, beforeAll, describe, it, type ExpectStatic } from "vitest";
 import { startGitServer, type GitServer } from "../support/git-http-server.js";
 import { canaryToken, FAKE_AGENT_CONFIG } from "../support/harness.js";
 import { DEFAULT_BRANCH, REPO } from "../support/payloads.js";
@@ -24,6 +24,7 @@ import {
   githubState,
   processesUsing,
   readJobs,
+  readLedger,
   readOutbox,
   readRequests,
   removeSite,
@@ -34,6 +35,7 @@ import {
   startControllerProcess,
   waitFor,
   type ControllerSite,
+  type LedgerView,
 } from "../support/controller-site.js";
 
 /** In the order a job meets them. */
@@ -74,6 +76,7 @@ describe.concurrent("a controller killed with SIGKILL at a step of a job, then s
     const first = await startControllerProcess(site, step);
     expect((await sendLabel(site, first.url, "FAKE_AGENT:edit")).status).toBe(200);
     expect(await exitOf(first, 60_000)).toEqual({ code: null, signal: "SIGKILL" });
+    const killedAt = Date.now();
 
     const second = await startControllerProcess(site);
     const [job] = await waitFor(
@@ -105,6 +108,10 @@ describe.concurrent("a controller killed with SIGKILL at a step of a job, then s
     expect(github.reactions).toEqual([[`issue:1:eyes`, expect.any(Number)]]);
     expect(readOutbox(site).filter((r) => r.state !== "done")).toEqual([]);
 
+    // Every worker the job had is billed, create to delete: one bill per start, the job's figure
+    // their sum, and a worker that outlived its controller billed until the recovery destroyed it.
+    expectEveryWorkerBilled(expect, readLedger(site, job!.id), killedAt);
+
     // One check run per commit: the first one handed on to the PR, the PR's one successful.
     const checks = github.checkRuns.filter((c) => c.external_id === job!.id);
     expect(checks.map((c) => [c.head_sha === seeded.headSha ? "base" : "pr", c.status, c.conclusion]).sort()).toEqual([
@@ -128,6 +135,19 @@ describe.concurrent("a controller killed with SIGKILL at a step of a job, then s
     expect(readFileSync(site.logFile, "utf8")).not.toContain(token);
   });
 });
+
+function expectEveryWorkerBilled(expect: ExpectStatic, ledger: LedgerView, killedAt: number) {
+  expect(ledger.entry?.state).toBe("final");
+  expect(ledger.starts).toBeGreaterThanOrEqual(1);
+  expect(ledger.bills).toHaveLength(ledger.starts);
+  for (const b of ledger.bills) {
+    expect(b.ended_at).toBeGreaterThanOrEqual(b.started_at);
+    expect(b.billed_seconds).toBeCloseTo((b.ended_at - b.started_at) / 1000, 3);
+  }
+  expect(ledger.entry!.billed_seconds).toBeCloseTo(ledger.bills.reduce((sum, b) => sum + b.billed_seconds, 0), 3);
+  // A first worker the dead controller left running was billed through the time it was down.
+  if (ledger.bills.length > 1) expect(ledger.bills[0]!.ended_at).toBeGreaterThanOrEqual(killedAt);
+}
 
 /** Calls that created a comment whose body matches. */
 const commentPosts = (site: ControllerSite, pattern: RegExp) => githubCalls(site).filter((c) => c.method === "POST" && c.route.endsWith("/issues/:id/comments") && pattern.test(c.body?.body ?? ""));
@@ -189,6 +209,7 @@ describe.concurrent("effects outside a job's run, after a SIGKILL (or with no co
     const first = await startControllerProcess(site, "agent-running");
     expect((await sendLabel(site, first.url, "FAKE_AGENT:edit")).status).toBe(200);
     expect(await exitOf(first, 60_000)).toEqual({ code: null, signal: "SIGKILL" });
+    const killedAt = Date.now();
     const [running] = readJobs(site);
     if (command === "agent-work reap") {
       // Past its deadline and the reaper's grace, as if the controller had stayed down for long.
@@ -211,6 +232,11 @@ describe.concurrent("effects outside a job's run, after a SIGKILL (or with no co
     expect(status[0]![1]).toContain(`### agent-work: ${words}`);
     expect(github.checkRuns.filter((c) => c.external_id === job!.id).map((c) => [c.status, c.conclusion])).toEqual([["completed", state]]);
     expect(github.pulls).toEqual([]);
+    // Its one worker is billed until the CLI ended the job, through the time its controller was down.
+    const ledger = readLedger(site, job!.id);
+    expectEveryWorkerBilled(expect, ledger, killedAt);
+    expect(ledger.bills[0]!.ended_at).toBeGreaterThanOrEqual(killedAt);
+    expect(status[0]![1]).toMatch(/\*\*Cost:\*\* \$0 \(local\) — \d+ s of compute/);
     // The worker is gone and the token it held revoked by the controller that came back.
     expect(readdirSync(path.join(site.dataDir, "workers"))).toEqual([]);
     expect(processesUsing(site.dataDir)).toEqual([]);

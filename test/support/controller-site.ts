@@ -141,6 +141,22 @@ export function readOutbox(site: ControllerSite): OutboxRow[] {
   return readRows(site, "select key, state, tries from outbox order by created_at, key") as OutboxRow[];
 }
 
+export interface LedgerView {
+  entry: { state: string; billed_seconds: number | null; total_usd: number | null } | undefined;
+  bills: { worker_id: string; started_at: number; ended_at: number; billed_seconds: number }[];
+  /** How many times the job entered `provisioning`: each such start made (at most) one worker. */
+  starts: number;
+}
+
+/** A job's ledger row, its worker bills, and how many starts it had. */
+export function readLedger(site: ControllerSite, jobId: string): LedgerView {
+  const [entry] = readRows(site, `select state, billed_seconds, total_usd from ledger where job_id = '${jobId}'`) as LedgerView["entry"][];
+  const bills = readRows(site, `select worker_id, started_at, ended_at, billed_seconds from ledger_workers where job_id = '${jobId}' order by started_at`) as LedgerView["bills"];
+  const events = readRows(site, `select data_json from job_events where job_id = '${jobId}' and kind = 'state'`) as { data_json: string }[];
+  const starts = events.filter((e) => JSON.parse(e.data_json).to === "provisioning").length;
+  return { entry, bills, starts };
+}
+
 export function readRequests(site: ControllerSite): { id: string; state: string; outcome: string | null }[] {
   return readRows(site, "select id, state, outcome from requests order by created_at") as { id: string; state: string; outcome: string | null }[];
 }

@@ -36,7 +36,7 @@ export async function cancelCommand(ctx: CliContext, argv: string[]): Promise<nu
   try {
     // The final status and the token revoke are left to the controller, written with the end
     // (its outbox sweep delivers them): this command holds no GitHub credentials of its own.
-    cancelled = await ctx.store.transition(id, job.state, "cancelled", { finishedAt: ctx.now(), message: `cancelled from the ops CLI by ${who}` }, `cancelled by ${who}`, { effects: jobEndedEffects(job) });
+    cancelled = await ctx.store.transition(id, job.state, "cancelled", { finishedAt: ctx.now(), message: `cancelled from the ops CLI by ${who}` }, `cancelled by ${who}`, { effects: jobEndedEffects(job, ctx.now()) });
   } catch (err) {
     if (!(err instanceof StaleStateError)) throw err;
     const now = await ctx.store.get(id);
