@@ -5,7 +5,6 @@ import type { ProgressEvent, WorkerInput } from "../worker/protocol.js";
 import { agentArgv } from "../agents/presets.js";
 import { agentSandbox } from "../worker/agent-sandbox.js";
 import { buildPrompt, branchSlug } from "../jobs/build-prompt.js";
-import { mintWorkerToken } from "../github/mint-worker-token.js";
 import { checkSenderPermission } from "../github/check-sender-permission.js";
 import { branchExists } from "../github/branch-exists.js";
 import type { PipelineDeps } from "./deps.js";
@@ -14,7 +13,7 @@ import { ensureStatusSurfaces } from "./ensure-status-surfaces.js";
 import { reportJob } from "./report-job.js";
 import { cancelledBy } from "./cancel-request.js";
 import { handedBack } from "./hand-back.js";
-import { keepWorkerToken, revokeKeptWorkerToken } from "./worker-token-at-rest.js";
+import { mintKeptWorkerToken, revokeKeptWorkerToken } from "./worker-token-at-rest.js";
 import { INITIAL_STEPS, LeaseLostError } from "../store/job-store.js";
 import { isTerminal } from "../jobs/state.js";
 import { priceJob } from "../cost/price-job.js";
@@ -79,6 +78,7 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
   let config = job.config!;
   let worker: Worker | null = null;
   let token: string | null = null;
+  let minting = false;
   let state: JobState = job.state;
   let reserved = false;
   let tornDown = false;
@@ -100,8 +100,9 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
       return;
     }
     if (worker && backend) await backend.destroy(worker).catch((err) => log.error({ err, workerId: worker?.id }, "could not destroy the worker; the reaper will retry"));
-    if (token) {
-      await revokeKeptWorkerToken(deps, job.id, log, token).catch((err) => log.error({ err }, "could not revoke the worker token; it stays sealed in the store and expires within the hour"));
+    // Also when the mint itself failed: its answer may have been lost after GitHub minted it.
+    if (token || minting) {
+      await revokeKeptWorkerToken(deps, job.id, log, token ?? undefined).catch((err) => log.error({ err }, "could not revoke the worker token; it stays sealed in the store and expires within the hour"));
     }
     if (reserved && pricing) {
       // This worker's bill, then the job's: the sum of every worker it had (an earlier start's
@@ -196,10 +197,8 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     // A fork's pull request runs with no secret at all: no token is minted for it.
     const forkCloneUrl = job.options.forkCloneUrl;
     if (!forkCloneUrl) {
-      const minted = await mintWorkerToken(await deps.github.asApp(), job.installationId, job.repoId);
-      token = minted.token;
-      deps.redactor.add(token);
-      await keepWorkerToken(deps, job.id, token);
+      minting = true;
+      token = await mintKeptWorkerToken(deps, job);
     }
     await deps.onStep?.("token-minted", job);
 

@@ -157,6 +157,14 @@ export function readLedger(site: ControllerSite, jobId: string): LedgerView {
   return { entry, bills, starts };
 }
 
+/** A job's event log (kind and data), oldest first. */
+export function readEvents(site: ControllerSite, jobId: string): { kind: string; data: any }[] {
+  return (readRows(site, `select kind, data_json from job_events where job_id = '${jobId}' order by id`) as { kind: string; data_json: string | null }[]).map((e) => ({
+    kind: e.kind,
+    data: e.data_json ? JSON.parse(e.data_json) : null,
+  }));
+}
+
 export function readRequests(site: ControllerSite): { id: string; state: string; outcome: string | null }[] {
   return readRows(site, "select id, state, outcome from requests order by created_at") as { id: string; state: string; outcome: string | null }[];
 }

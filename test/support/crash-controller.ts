@@ -37,6 +37,8 @@ export const CRASH_ON_CALL = {
   "reply-posted": (c: RecordedCall) => c.method === "POST" && c.route.endsWith("/issues/:id/comments") && /agent-work commands/.test(c.body?.body ?? ""),
   "check-run-created": (c: RecordedCall) => c.method === "POST" && c.route.endsWith("/check-runs") && c.body?.status === "queued",
   "comment-created": (c: RecordedCall) => c.method === "POST" && c.route.endsWith("/issues/:id/comments") && /agent-work:job=/.test(c.body?.body ?? ""),
+  /** GitHub minted the worker's token; the controller never hears the answer (the token is seen by no one). */
+  "token-mint-answered": (c: RecordedCall) => c.method === "POST" && c.route.endsWith("/access_tokens") && Boolean(c.body?.repository_ids),
   "pr-opened": (c: RecordedCall) => c.method === "POST" && c.route.endsWith("/pulls"),
   "pr-check-created": (c: RecordedCall) => c.method === "POST" && c.route.endsWith("/check-runs") && c.body?.status === "completed",
   "final-status-written": (c: RecordedCall) => c.method === "PATCH" && c.route.endsWith("/issues/comments/:id") && /agent-work: done/.test(c.body?.body ?? ""),
