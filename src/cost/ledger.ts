@@ -38,13 +38,20 @@ export interface LedgerEntry {
   agentUsage: AgentUsage | null;
 }
 
-/** What an agent reported about its own model use, when it prints that; never guessed. */
+/**
+ * The agent's model use, read from its own output (AgentUsageMeter); never guessed. `costUsd` is
+ * absent when neither the CLI nor the model price table gives dollars.
+ */
 export interface AgentUsage {
+  /** The CLI whose output it was read from: `claude-code`, `codex`, `opencode`, `aider`. */
+  source: string;
+  model?: string;
   costUsd?: number;
+  /** `reported by <cli>`, or the price table entry the tokens were priced at. */
+  costSource?: string;
   inputTokens?: number;
   outputTokens?: number;
   totalTokens?: number;
-  source: string;
 }
 
 export function monthStart(now: number): number {
@@ -193,6 +200,12 @@ export class Ledger {
     const bills = await this.db.selectFrom("ledger_workers").selectAll().where("job_id", "=", jobId).orderBy("started_at").execute();
     const sum = (k: "billed_seconds" | "compute_usd" | "disk_usd" | "total_usd") => bills.reduce((acc, b) => acc + Number(b[k]), 0);
     const last = bills.at(-1);
+    // The model's spend, as the agent reported it (or its tokens at list price), is on the same
+    // bill: the budgets count compute and model together. It stays itemised in agent_usage_json.
+    // Closed again without a usage (a recovery, a job ended outside its run): what was recorded stands.
+    const stored = agentUsage ? undefined : await this.db.selectFrom("ledger").select("agent_usage_json").where("job_id", "=", jobId).executeTakeFirst();
+    const usage: AgentUsage | null = agentUsage ?? (stored?.agent_usage_json ? JSON.parse(stored.agent_usage_json) : null);
+    const totalUsd = sum("total_usd") + (usage?.costUsd ?? 0);
     await this.db
       .updateTable("ledger")
       .set({
@@ -203,12 +216,12 @@ export class Ledger {
         billed_seconds: sum("billed_seconds"),
         compute_usd: sum("compute_usd"),
         disk_usd: sum("disk_usd"),
-        total_usd: sum("total_usd"),
-        ...(agentUsage ? { agent_usage_json: JSON.stringify(agentUsage) } : {}),
+        total_usd: totalUsd,
+        agent_usage_json: usage ? JSON.stringify(usage) : null,
       })
       .where("job_id", "=", jobId)
       .execute();
-    return { totalUsd: sum("total_usd"), billedSeconds: sum("billed_seconds") };
+    return { totalUsd, billedSeconds: sum("billed_seconds") };
   }
 
   async get(jobId: string): Promise<LedgerEntry | undefined> {

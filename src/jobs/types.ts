@@ -32,6 +32,8 @@ export interface JobOptions {
   backend?: string;
   machine?: string;
   maxMinutes?: number;
+  /** `--model`: one of the repository's `models`. */
+  model?: string;
   /** `large` from the label `agent-work:large`. */
   size?: string;
   /** The command line as typed, quoted back in refusals. */

@@ -8,7 +8,8 @@ import { formatDuration } from "../jobs/format-duration.js";
 import { formatUsd } from "../cost/estimate.js";
 import { costOf, priceJob } from "../cost/price-job.js";
 import { effectiveBudgets } from "../cost/budgets.js";
-import { nextMonthStart } from "../cost/ledger.js";
+import { nextMonthStart, type AgentUsage } from "../cost/ledger.js";
+import { modelUsageText } from "./cost-texts.js";
 import type { PipelineDeps } from "./deps.js";
 import { CancelRequest } from "./cancel-request.js";
 import { deliverOutbox } from "./deliver-outbox.js";
@@ -179,7 +180,13 @@ function stepNow(job: Job): string {
 async function jobCost(deps: PipelineDeps, job: Job, now: number): Promise<string> {
   const entry = await deps.ledger.get(job.id);
   if (!entry) return "nothing (no worker was started)";
-  if (entry.state === "final") return `${formatUsd(entry.totalUsd ?? 0)} for ${formatDuration(entry.billedSeconds ?? 0)} of compute`;
+  if (entry.state === "final") {
+    const compute = `${formatDuration(entry.billedSeconds ?? 0)} of compute`;
+    if (!entry.agentUsage) return `${formatUsd(entry.totalUsd ?? 0)} for ${compute}`;
+    // compute + model = total, as the bill shows it.
+    const modelUsd = entry.agentUsage.costUsd ?? 0;
+    return `${formatUsd(entry.totalUsd ?? 0)}: compute ${formatUsd((entry.totalUsd ?? 0) - modelUsd)} for ${compute} + ${modelUsageText(entry.agentUsage)}`;
+  }
   const seconds = (now - entry.startedAt) / 1000;
   try {
     const pricing = priceJob({ backend: job.backend, machine: job.options.machine }, deps.config.gce, deps.priceTable);
@@ -206,6 +213,13 @@ async function statusText(deps: PipelineDeps, req: AgentRequest): Promise<string
   ].join("\n");
 }
 
+/** The model's share in the month's table: dollars, or tokens when nothing priced them. */
+function modelCell(usage: AgentUsage | null): string {
+  if (!usage) return "-";
+  const tokens = `${((usage.inputTokens ?? 0) + (usage.outputTokens ?? 0)).toLocaleString("en-US")} tokens`;
+  return usage.costUsd === undefined ? `${tokens}, unpriced` : `${formatUsd(usage.costUsd)} (${tokens})`;
+}
+
 async function costText(deps: PipelineDeps, req: AgentRequest): Promise<string> {
   const now = deps.now();
   const entries = await deps.ledger.entriesThisMonth(req.repoId);
@@ -220,13 +234,13 @@ async function costText(deps: PipelineDeps, req: AgentRequest): Promise<string> 
     "",
     `${req.owner}/${req.repo} in ${month} (UTC): ${entries.length} job${entries.length === 1 ? "" : "s"}, ${formatUsd(spent)} of the ${formatUsd(budget)} monthly budget (resets ${resets}), ${formatDuration(seconds)} of compute.`,
     "",
-    "| job | backend | machine | compute | cost |",
-    "| --- | --- | --- | --- | --- |",
+    "| job | backend | machine | compute | model | cost |",
+    "| --- | --- | --- | --- | --- | --- |",
     ...entries
       .slice(-20)
       .map(
         (e) =>
-          `| \`${e.jobId}\` | ${e.backend} | ${e.machineType ? `${e.machineType}${e.spot ? " spot" : ""}` : "-"} | ${e.billedSeconds === null ? "running" : formatDuration(e.billedSeconds)} | ${formatUsd(e.totalUsd ?? e.reservedUsd)}${e.state === "reserved" ? " (reserved)" : ""} |`,
+          `| \`${e.jobId}\` | ${e.backend} | ${e.machineType ? `${e.machineType}${e.spot ? " spot" : ""}` : "-"} | ${e.billedSeconds === null ? "running" : formatDuration(e.billedSeconds)} | ${modelCell(e.agentUsage)} | ${formatUsd(e.totalUsd ?? e.reservedUsd)}${e.state === "reserved" ? " (reserved)" : ""} |`,
       ),
   ].join("\n");
 }

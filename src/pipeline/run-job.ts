@@ -2,8 +2,8 @@ import type { Job, StepRecord } from "../jobs/types.js";
 import type { JobState } from "../jobs/state.js";
 import type { Worker, RunResult } from "../backends/types.js";
 import type { ProgressEvent, WorkerInput } from "../worker/protocol.js";
-import { agentArgv } from "../agents/presets.js";
-import { agentSandbox } from "../worker/agent-sandbox.js";
+import { agentCommand } from "../agents/presets.js";
+import { agentEnvironment, agentSandbox } from "../worker/agent-sandbox.js";
 import { buildPrompt, branchSlug } from "../jobs/build-prompt.js";
 import { checkSenderPermission } from "../github/check-sender-permission.js";
 import { branchExists } from "../github/branch-exists.js";
@@ -18,17 +18,17 @@ import { INITIAL_STEPS, LeaseLostError } from "../store/job-store.js";
 import { isTerminal } from "../jobs/state.js";
 import { priceJob } from "../cost/price-job.js";
 import { effectiveBudgets, minutesWithinBudget } from "../cost/budgets.js";
-import { costOf } from "../cost/price-job.js";
+import { costOf, pricingOfWorker } from "../cost/price-job.js";
 import { billWorker } from "./bill-worker.js";
 import type { JobPricing } from "../cost/price-job.js";
-import { parseAgentUsageLine } from "../cost/parse-agent-usage.js";
-import type { AgentUsage } from "../cost/ledger.js";
+import { AgentUsageMeter } from "../cost/agent-usage-meter.js";
+import { modelAllowanceUsd, overJobBudget } from "../cost/model-budget.js";
 
 /**
  * Files that steer an agent. On a pull request they are taken from the base branch, not the PR
  * head: the PR's author may not be someone the maintainers trust to instruct the agent.
  */
-export const AGENT_STEERING_PATHS = ["AGENTS.md", "CLAUDE.md", ".claude", ".opencode", "opencode.json", ".aider.conf.yml", ".github/agent-work.yml", ".github/copilot-instructions.md"] as const;
+export const AGENT_STEERING_PATHS = ["AGENTS.md", "CLAUDE.md", ".claude", ".opencode", "opencode.json", ".codex", ".aider.conf.yml", ".github/agent-work.yml", ".github/copilot-instructions.md"] as const;
 
 /** Marks one step in the job's step list; steps are what the comment and the check show. */
 export function markStep(steps: StepRecord[], name: string, status: StepRecord["status"], at: number, detail?: string): StepRecord[] {
@@ -82,7 +82,10 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
   let state: JobState = job.state;
   let reserved = false;
   let tornDown = false;
-  let agentUsage: AgentUsage | null = null;
+  // The agent's model use, read from its output as it runs: the live meter, the job budget's stop, the bill.
+  const meter = new AgentUsageMeter(config.model);
+  publisher.modelUsage = () => meter.usage();
+  let budgetStop: string | null = null;
   const pricing = backend ? priceJob({ backend: job.backend, machine: job.options.machine }, deps.config.gce, deps.priceTable) : null;
 
   /**
@@ -108,7 +111,7 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
       // This worker's bill, then the job's: the sum of every worker it had (an earlier start's
       // worker was billed by the recovery that destroyed it).
       const bill = worker ? await billWorker(deps, job, worker, deps.now()) : null;
-      const { totalUsd, billedSeconds } = await deps.ledger.finalize(job.id, agentUsage);
+      const { totalUsd, billedSeconds } = await deps.ledger.finalize(job.id, meter.usage());
       job = await deps.store.update(job.id, { costUsd: totalUsd });
       deps.metrics.costUsd.inc({ repo: `${job.owner}/${job.repo}`, backend: job.backend }, bill?.totalUsd ?? 0);
       deps.metrics.workerSeconds.inc({ backend: job.backend }, bill?.billedSeconds ?? 0);
@@ -123,7 +126,7 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
   };
   const step = async (name: string, status: StepRecord["status"], detail?: string) => {
     job = await deps.store.update(job.id, { steps: markStep(job.steps, name, status, deps.now(), detail) });
-    publisher.poke();
+    publisher.poke(true);
   };
 
   /**
@@ -165,12 +168,16 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
       job = await deps.store.update(job.id, { config });
       log.info({ maxMinutes: affordable }, "the per-job budget shortens this job");
     }
+    // An agent with a model may spend up to what the job budget leaves after its compute: that is
+    // held too, so the monthly and hourly caps count it while the job runs.
+    const computeCeiling = ceilingUsd(pricing, config.maxMinutes * 60, deps);
+    const modelAllowance = modelAllowanceUsd(config.agent, budgets.jobUsd, computeCeiling);
     const reservation = await deps.ledger.reserve({
       jobId: job.id,
       repoId: job.repoId,
       repoFullName: `${job.owner}/${job.repo}`,
       pricing,
-      ceilingUsd: ceilingUsd(pricing, config.maxMinutes * 60, deps),
+      ceilingUsd: computeCeiling + modelAllowance,
       budgets,
     });
     if (!reservation.ok) {
@@ -189,7 +196,7 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
       attempts: job.attempts + 1,
       steps: markStep(markStep(job.steps, "queued", "done", now), "worker", "running", now),
     });
-    publisher.poke();
+    publisher.poke(true);
 
     worker = await backend.create({ jobId: job.id, repoFullName: `${job.owner}/${job.repo}`, maxSeconds: hardSeconds + 30 }, signal);
     await deps.onStep?.("worker-created", job);
@@ -209,6 +216,9 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     const continuing = !job.prHeadRef && job.branch !== null && (await branchExists(octokit, { owner: job.owner, repo: job.repo, branch }));
     if (continuing) log.info({ branch }, "an earlier start of this job pushed its branch; the agent goes on from it");
     await move("running", { branch, steps: markStep(job.steps, "worker", "done", deps.now(), worker.id) });
+    publisher.poke(true);
+    // A fork's run holds no secret: not even the proxy's model key.
+    const sandbox = agentSandbox(forkCloneUrl ? { ...deps.config, modelProxy: undefined } : deps.config, config);
     const input: WorkerInput = {
       jobId: job.id,
       cloneUrl: forkCloneUrl ?? job.cloneUrl,
@@ -220,7 +230,16 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
         : {}),
       token: token ?? "",
       ...(forkCloneUrl ? { noSecrets: true } : {}),
-      agentArgv: agentArgv(config.agent, { command: config.command, model: config.model }),
+      ...(() => {
+        const command = agentCommand(config.agent, {
+          command: config.command,
+          model: config.model,
+          // A CLI that can stop itself at a dollar figure gets the model's share of the job budget.
+          ...(modelAllowance > 0 ? { maxBudgetUsd: modelAllowance } : {}),
+          extraArgs: deps.config.agentExtraArgs?.[config.agent],
+        });
+        return { agentArgv: command.argv, ...(command.promptOnStdin ? { promptOnStdin: true } : {}) };
+      })(),
       prompt: buildPrompt({
         repoFullName: `${job.owner}/${job.repo}`,
         number: job.number,
@@ -235,19 +254,32 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
       author: deps.config.gitAuthor,
       agentTimeoutSeconds: agentSeconds,
       // No model key either on a fork's run: nothing the fork's code could steal.
-      agentEnv: forkCloneUrl ? {} : { ...deps.config.agentEnv },
-      sandbox: agentSandbox(deps.config, config),
+      agentEnv: forkCloneUrl ? {} : agentEnvironment(deps.config, sandbox),
+      sandbox,
     };
 
     // The hard deadline aborts the worker even if the worker script's own agent timeout fails.
     const deadline = AbortSignal.timeout(hardSeconds * 1000);
-    const runSignal = AbortSignal.any([signal, deadline]);
+    const overBudget = new AbortController();
+    const runSignal = AbortSignal.any([signal, deadline, overBudget.signal]);
+    const runningWorker = worker;
+    // The streamed model use plus the worker's time so far, against the job budget: past it the
+    // worker is stopped (the CLI's own limit, where it has one, usually stops it first).
+    const checkBudget = () => {
+      if (budgetStop !== null) return;
+      const computeUsd = costOf(pricingOfWorker(runningWorker, pricing, deps.priceTable), Math.max(0, (deps.now() - runningWorker.createdAt) / 1000), deps.priceTable).totalUsd;
+      const over = overJobBudget(budgets.jobUsd, computeUsd, meter.usage());
+      if (!over) return;
+      budgetStop = over;
+      log.warn({ jobUsd: budgets.jobUsd }, over);
+      overBudget.abort(new Error(over));
+    };
     const onEvent = (e: ProgressEvent) => void onProgress(e).catch((err) => log.warn({ err }, "could not record progress"));
     let pending = Promise.resolve();
     const onProgress = (e: ProgressEvent): Promise<void> => {
       if (e.type === "log") {
         const line = deps.redactor.redact(e.line);
-        if (e.stream !== "worker") agentUsage = parseAgentUsageLine(line, agentUsage);
+        if (e.stream !== "worker" && meter.read(line)) checkBudget();
         publisher.log(line);
         deps.logs.append(job.id, e.stream, line);
         publisher.poke();
@@ -288,7 +320,10 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
       await publisher.flush();
       return job;
     }
-    const timedOut = result.outcome === "timed_out" || (result.aborted && deadline.aborted);
+    // A run the budget stopped, or whose agent stopped itself at its budget, fails with the figures.
+    if (!budgetStop && result.outcome !== "pushed" && result.outcome !== "no_changes") checkBudget();
+    if (budgetStop && result.outcome !== "pushed") result = { ...result, outcome: "error", message: budgetStop };
+    const timedOut = !budgetStop && (result.outcome === "timed_out" || (result.aborted && deadline.aborted));
     await move("reporting", {
       // Stored before reporting starts, so a controller that dies while reporting can finish it.
       result: timedOut ? { ...result, outcome: "timed_out" } : result,

@@ -4,15 +4,22 @@ import { renderStatusComment } from "../status/render-status-comment.js";
 import { renderCheckRun } from "../status/render-check-run.js";
 import type { PipelineDeps } from "./deps.js";
 import { costTexts } from "./cost-texts.js";
+import type { AgentUsage } from "../cost/ledger.js";
 
 const LOG_TAIL_LINES = 40;
 /** Time-only changes to the check run (meter, log tail) are written every this many status intervals. */
 const LIVE_FACTOR = 10;
+/**
+ * A change of state or step reaches GitHub this soon, whatever the interval: long enough to fold a
+ * burst of steps (commit, push) into one write, short enough that people see it as it happens.
+ */
+const URGENT_DELAY_MS = 250;
 
 /**
- * Keeps the status comment and the check run in step with the job, throttled: however fast the
- * worker reports, GitHub sees at most one update of each per interval (plus the final one), and
- * none when nothing visible changed. That keeps a whole job to a handful of API calls.
+ * Keeps the status comment and the check run in step with the job. A change of state or step is
+ * written within a quarter of a second (bursts folded into one write); what only changes with time
+ * (log lines, the meter) is throttled to one update per interval, and nothing is written when
+ * nothing visible changed. That keeps a whole job to a handful of API calls.
  */
 export class StatusPublisher {
   private readonly logTail: string[] = [];
@@ -21,15 +28,17 @@ export class StatusPublisher {
   private lastFlushAt: number;
   private lastCheckWriteAt = 0;
   private timer: NodeJS.Timeout | undefined;
+  private urgentPending = false;
   private flushing: Promise<void> = Promise.resolve();
+  /** The agent's model use so far, while it runs (the job runner's meter); shown in the live meter. */
+  modelUsage: () => AgentUsage | null = () => null;
 
   constructor(
     private readonly deps: PipelineDeps,
     private readonly octokit: GitHub,
     private readonly jobId: string,
   ) {
-    // The surfaces were just created or written: the first update waits a whole interval, so a
-    // job shorter than the interval costs no intermediate update at all.
+    // The surfaces were just created or written: the first time-only update waits a whole interval.
     this.lastFlushAt = deps.now();
   }
 
@@ -39,12 +48,20 @@ export class StatusPublisher {
     if (this.logTail.length > LOG_TAIL_LINES) this.logTail.shift();
   }
 
-  /** Asks for an update soon; coalesces with any update already pending. */
-  poke(): void {
-    if (this.timer) return;
+  /**
+   * Asks for an update; coalesces with any update already pending. `urgent` (a state or step
+   * changed) brings a pending time-only update forward to within URGENT_DELAY_MS.
+   */
+  poke(urgent = false): void {
     const interval = this.deps.config.statusUpdateIntervalSeconds * 1000;
-    const wait = Math.max(0, this.lastFlushAt + interval - this.deps.now());
+    const wait = urgent ? URGENT_DELAY_MS : Math.max(0, this.lastFlushAt + interval - this.deps.now());
+    if (this.timer) {
+      if (!urgent || this.urgentPending) return;
+      clearTimeout(this.timer);
+    }
+    this.urgentPending = urgent;
     this.timer = setTimeout(() => {
+      this.urgentPending = false;
       this.timer = undefined;
       void this.flush().catch((err) => this.deps.log.warn({ err, jobId: this.jobId }, "status update failed; the next one will carry it"));
     }, wait);
@@ -83,7 +100,7 @@ export class StatusPublisher {
   private async write(as?: Job): Promise<void> {
     const job = as ?? (await this.deps.store.getOrThrow(this.jobId));
     this.lastFlushAt = this.deps.now();
-    const facts = { ...(await costTexts(this.deps, job)), now: this.deps.now() };
+    const facts = { ...(await costTexts(this.deps, job, this.modelUsage())), now: this.deps.now() };
     const { owner, repo } = job;
     if (job.commentId) {
       const body = this.deps.redactor.redact(renderStatusComment(job, facts));
@@ -123,7 +140,7 @@ export class StatusPublisher {
   /** The check-run body as it would be written now, for creating the PR head's check in one call. */
   async currentCheckView(as?: Job): Promise<ReturnType<typeof renderCheckRun>> {
     const job = as ?? (await this.deps.store.getOrThrow(this.jobId));
-    const view = renderCheckRun(job, { ...(await costTexts(this.deps, job)), now: this.deps.now(), logTail: this.logTail });
+    const view = renderCheckRun(job, { ...(await costTexts(this.deps, job, this.modelUsage())), now: this.deps.now(), logTail: this.logTail });
     view.output.summary = this.deps.redactor.redact(view.output.summary);
     if (view.output.text) view.output.text = this.deps.redactor.redact(view.output.text);
     this.lastCheck = JSON.stringify({ status: view.status, conclusion: view.conclusion, steps: job.steps.map((st) => [st.name, st.status]), actions: view.actions });
