@@ -9,6 +9,7 @@ import { createLogger } from "./redact/redacting-logger.js";
 import { openStore } from "./store/open-store.js";
 import { JobStore } from "./store/job-store.js";
 import { RequestStore } from "./store/request-store.js";
+import { OutboxStore } from "./store/outbox-store.js";
 import { SshHostKeyStore } from "./store/ssh-host-keys.js";
 import { JobLog } from "./logs/job-log.js";
 import { Ledger } from "./cost/ledger.js";
@@ -53,6 +54,7 @@ export interface Controller {
   scheduler: Scheduler;
   store: JobStore;
   requests: RequestStore;
+  outbox: OutboxStore;
   logs: JobLog;
   ledger: Ledger;
   reaper: Reaper;
@@ -98,6 +100,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const now = options.now ?? Date.now;
   const store = new JobStore(db, now);
   const requests = new RequestStore(db, now);
+  const outbox = new OutboxStore(db, now);
   const logs = new JobLog(db, now);
   const ledger = new Ledger(db, now, priceTable);
   const metrics = createMetrics(() => store.countByState(), { repoLabels: config.metrics?.repoLabels ?? false });
@@ -130,7 +133,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
   });
   await server.load(
     agentWorkApp(
-      { store, requests, logs, ledger, priceTable, backends, config: { ...config, agentEnv }, redactor, log, metrics, now, owner, secondsPerMinute: options.secondsPerMinute ?? 60, sealer: workerTokenSealer(config.privateKey), ...(options.onStep ? { onStep: options.onStep } : {}) },
+      { store, requests, outbox, logs, ledger, priceTable, backends, config: { ...config, agentEnv }, redactor, log, metrics, now, owner, secondsPerMinute: options.secondsPerMinute ?? 60, sealer: workerTokenSealer(config.privateKey), ...(options.onStep ? { onStep: options.onStep } : {}) },
       (s, g) => {
         scheduler = s;
         github = g;
@@ -190,6 +193,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
     scheduler,
     store,
     requests,
+    outbox,
     logs,
     ledger,
     reaper,

@@ -5,7 +5,7 @@ import type { ProgressEvent, WorkerInput } from "../worker/protocol.js";
 import { agentCommand } from "../agents/presets.js";
 import { agentEnvironment, agentSandbox } from "../worker/agent-sandbox.js";
 import { buildPrompt, branchSlug } from "../jobs/build-prompt.js";
-import { mintWorkerToken } from "../github/mint-worker-token.js";
+import { checkSenderPermission } from "../github/check-sender-permission.js";
 import { branchExists } from "../github/branch-exists.js";
 import type { PipelineDeps } from "./deps.js";
 import { StatusPublisher } from "./status-publisher.js";
@@ -13,12 +13,13 @@ import { ensureStatusSurfaces } from "./ensure-status-surfaces.js";
 import { reportJob } from "./report-job.js";
 import { cancelledBy } from "./cancel-request.js";
 import { handedBack } from "./hand-back.js";
-import { keepWorkerToken, revokeKeptWorkerToken } from "./worker-token-at-rest.js";
-import { INITIAL_STEPS } from "../store/job-store.js";
+import { mintKeptWorkerToken, revokeKeptWorkerToken } from "./worker-token-at-rest.js";
+import { INITIAL_STEPS, LeaseLostError } from "../store/job-store.js";
 import { isTerminal } from "../jobs/state.js";
 import { priceJob } from "../cost/price-job.js";
 import { effectiveBudgets, minutesWithinBudget } from "../cost/budgets.js";
 import { costOf, pricingOfWorker } from "../cost/price-job.js";
+import { billWorker } from "./bill-worker.js";
 import type { JobPricing } from "../cost/price-job.js";
 import { AgentUsageMeter } from "../cost/agent-usage-meter.js";
 import { modelAllowanceUsd, overJobBudget } from "../cost/model-budget.js";
@@ -61,7 +62,8 @@ export function jobLimits(deps: PipelineDeps, job: Job): { agentSeconds: number;
 }
 
 /**
- * Runs one admitted job from `queued` to its end: worker, token, worker script, report, teardown.
+ * Runs one admitted job from `queued` to its end: the requester's permission checked again,
+ * worker, token, worker script, report, teardown.
  * Each state change is written before the effect it starts; the worker is destroyed and the
  * token revoked on every path out, including errors. The token is kept sealed in the store while
  * it lives, so a controller that dies mid-run leaves the next one able to revoke it. Stopped with
@@ -76,6 +78,7 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
   let config = job.config!;
   let worker: Worker | null = null;
   let token: string | null = null;
+  let minting = false;
   let state: JobState = job.state;
   let reserved = false;
   let tornDown = false;
@@ -93,18 +96,26 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
   const teardown = async (): Promise<void> => {
     if (tornDown) return;
     tornDown = true;
+    // A process whose lease was taken over leaves the worker and the token to the new holder:
+    // create() adopts a worker by the job's id, so destroying "ours" could end the new run.
+    if (!(await deps.store.holdsLease().catch(() => true))) {
+      log.error("the lease on this job was taken over; its worker and token are left to the new holder");
+      return;
+    }
     if (worker && backend) await backend.destroy(worker).catch((err) => log.error({ err, workerId: worker?.id }, "could not destroy the worker; the reaper will retry"));
-    if (token) {
-      await revokeKeptWorkerToken(deps, job.id, log, token).catch((err) => log.error({ err }, "could not revoke the worker token; it stays sealed in the store and expires within the hour"));
+    // Also when the mint itself failed: its answer may have been lost after GitHub minted it.
+    if (token || minting) {
+      await revokeKeptWorkerToken(deps, job.id, log, token ?? undefined).catch((err) => log.error({ err }, "could not revoke the worker token; it stays sealed in the store and expires within the hour"));
     }
     if (reserved && pricing) {
-      const billedSeconds = worker ? Math.max(0, (deps.now() - worker.createdAt) / 1000) : 0;
-      const billedAt = worker ? pricingOfWorker(worker, pricing, deps.priceTable) : pricing;
-      const { totalUsd } = await deps.ledger.finalize(job.id, billedSeconds, billedAt, meter.usage());
+      // This worker's bill, then the job's: the sum of every worker it had (an earlier start's
+      // worker was billed by the recovery that destroyed it).
+      const bill = worker ? await billWorker(deps, job, worker, deps.now()) : null;
+      const { totalUsd, billedSeconds } = await deps.ledger.finalize(job.id, meter.usage());
       job = await deps.store.update(job.id, { costUsd: totalUsd });
-      deps.metrics.costUsd.inc({ repo: `${job.owner}/${job.repo}`, backend: job.backend }, totalUsd);
-      deps.metrics.workerSeconds.inc({ backend: job.backend }, billedSeconds);
-      log.info({ billedSeconds, totalUsd }, "job billed");
+      deps.metrics.costUsd.inc({ repo: `${job.owner}/${job.repo}`, backend: job.backend }, bill?.totalUsd ?? 0);
+      deps.metrics.workerSeconds.inc({ backend: job.backend }, bill?.billedSeconds ?? 0);
+      log.info({ workerSeconds: bill?.billedSeconds ?? 0, billedSeconds, totalUsd }, "job billed");
     }
   };
 
@@ -136,6 +147,17 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
   };
 
   try {
+    // Asked again here, not only at intake: a job may wait in the queue (or be requeued after a
+    // crash) long after it was admitted, and someone whose write access was taken away meanwhile
+    // must not get a worker, a token or a bill. Same rule as intake, failing closed the same way.
+    const verdict = await checkSenderPermission(octokit, { owner: job.owner, repo: job.repo, username: job.requester }, deps.config.requiredPermission);
+    if (!verdict.allowed) {
+      log.warn({ permission: verdict.permission, requester: job.requester }, "the requester may no longer start agent work; nothing started");
+      job = await deps.store.transition(job.id, "queued", "failed", { message: `the requester's access was checked again at start: ${verdict.reason}`, finishedAt: deps.now(), costUsd: 0 });
+      state = "failed";
+      await publisher.flush();
+      return job;
+    }
     if (!backend || !pricing) throw new Error(`backend ${job.backend} is not enabled on this controller`);
     // Budgets before any worker: the per-job budget may shorten the job, and the reservation of
     // its ceiling is what keeps simultaneous jobs under the monthly and hourly caps.
@@ -182,10 +204,8 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     // A fork's pull request runs with no secret at all: no token is minted for it.
     const forkCloneUrl = job.options.forkCloneUrl;
     if (!forkCloneUrl) {
-      const minted = await mintWorkerToken(await deps.github.asApp(), job.installationId, job.repoId);
-      token = minted.token;
-      deps.redactor.add(token);
-      await keepWorkerToken(deps, job.id, token);
+      minting = true;
+      token = await mintKeptWorkerToken(deps, job);
     }
     await deps.onStep?.("token-minted", job);
 
@@ -316,6 +336,11 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     state = job.state;
     return job;
   } catch (err) {
+    if (err instanceof LeaseLostError || signal.reason instanceof LeaseLostError) {
+      // Someone else holds the job now: nothing of this run may be written or torn down.
+      log.error({ err }, "stopped: the lease on this job was taken over");
+      return job;
+    }
     if (handedBack(signal)) {
       log.info({ err }, "stopped while starting, for a shutdown");
       await teardown().catch((e) => log.error({ err: e }, "teardown failed"));

@@ -195,6 +195,32 @@ describe("/agent run on a pull request", () => {
     expect(job!.result!.patch).not.toContain("MODEL_KEY");
   });
 
+  it.each([
+    ["the default branch", { headRef: "master" }, [], "is the repository's default branch"],
+    ["a protected branch", { headRef: "release/1.x" }, ["release/1.x"], "`release/1.x` is protected"],
+  ])("refuses a pull request whose head is %s, says why, and starts nothing", async (_what, pull, protectedBranches, why) => {
+    h = await startHarness({ pull, protectedBranches });
+    await h.deliverComment("/agent run FAKE_AGENT:edit", { pullRequest: true, number: 14 });
+    await h.settle();
+    const [job] = await h.controller.store.list();
+    expect(job!.state).toBe("rejected");
+    expect(replies(h)).toHaveLength(1);
+    expect(replies(h)[0]).toContain(`did not start: this pull request's branch`);
+    expect(replies(h)[0]).toContain(why);
+    expect(workerTokens(h)).toEqual([]);
+    expect(h.github.callsTo("POST", "/check-runs")).toEqual([]);
+  });
+
+  it("runs on a pull request from an ordinary branch while other branches are protected", async () => {
+    h = await startHarness({ pull: { headRef: "feature/ok" }, protectedBranches: ["master", "release/1.x"], files: { "README.md": "# x\n" } });
+    pushBranch(h.seeded.dir, "master", "feature/ok", { "ok.txt": "ok\n" });
+    await h.deliverComment("/agent run FAKE_AGENT:edit", { pullRequest: true, number: 15 });
+    await h.settle();
+    const [job] = await h.controller.store.list();
+    expect(job).toMatchObject({ state: "succeeded", prHeadRef: "feature/ok", prNumber: 15 });
+    expect(h.github.calls.some((c) => c.method === "GET" && decodeURIComponent(c.path).includes("/branches/feature/ok"))).toBe(true);
+  });
+
   it("refuses a pull request from a fork and says why", async () => {
     h = await startHarness({ pull: { headRef: "patch-1", fork: true } });
     await h.deliverComment("/agent run", { pullRequest: true, number: 8 });

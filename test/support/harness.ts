@@ -44,6 +44,7 @@ export interface HarnessOptions {
   permissions?: FakeGitHubOptions["permissions"];
   discussion?: FakeGitHubOptions["discussion"];
   pull?: FakeGitHubOptions["pull"];
+  protectedBranches?: FakeGitHubOptions["protectedBranches"];
   latencyMs?: number;
   repoConfigYaml?: string;
   env?: Record<string, string>;
@@ -82,6 +83,7 @@ export async function startHarness(options: HarnessOptions = {}) {
     permissions: options.permissions,
     discussion: options.discussion,
     pull: options.pull,
+    protectedBranches: options.protectedBranches,
     latencyMs: options.latencyMs,
     repoConfigYaml: options.repoConfigYaml ?? FAKE_AGENT_CONFIG(),
     baseSha: seeded.headSha,

@@ -77,8 +77,37 @@ describe.each(STORE_KINDS)("budgets on %s", (kind) => {
     const ledger = await ledgerAt(time);
     await reserve(ledger, "a");
     expect(await ledger.monthToDate(1)).toBe(ceiling);
-    const { totalUsd } = await ledger.finalize("a", 600, pricing);
+    await ledger.billWorker("a", { id: "w", createdAt: time.now }, time.now + 600_000, pricing);
+    const { totalUsd } = await ledger.finalize("a");
     expect(await ledger.monthToDate(1)).toBe(totalUsd);
+  });
+
+  it("bill every worker a job had: a requeued job's first worker too, each once however often it is billed", async () => {
+    const time = { now: Date.UTC(2026, 10, 15) };
+    const ledger = await ledgerAt(time);
+    await reserve(ledger, "a");
+    // The first start's worker lived 300 s until a recovery destroyed it (billed twice: a retried recovery).
+    await ledger.billWorker("a", { id: "w1", createdAt: time.now }, time.now + 300_000, pricing);
+    await ledger.billWorker("a", { id: "w1", createdAt: time.now }, time.now + 300_000, pricing);
+    // The second start's worker (same id, as a backend that names workers by the job makes it) 612 s.
+    await ledger.billWorker("a", { id: "w1", createdAt: time.now + 400_000 }, time.now + 1_012_000, pricing);
+    const { billedSeconds, totalUsd } = await ledger.finalize("a");
+    expect(billedSeconds).toBe(912);
+    expect((await ledger.workerBills("a")).map((b) => b.billedSeconds)).toEqual([300, 612]);
+    const one = (s: number) => estimate({ machineType: "e2-small", region: "us-central1", spot: true, seconds: s, diskGb: 20, diskType: "pd-balanced" }).usd;
+    expect(totalUsd).toBeCloseTo(one(300) + one(612), 10);
+    expect(await ledger.get("a")).toMatchObject({ state: "final", billedSeconds: 912 });
+  });
+
+  it("hold a job's ceiling again when it starts again after it was billed (handed back at a shutdown)", async () => {
+    const time = { now: Date.UTC(2026, 10, 15) };
+    const ledger = await ledgerAt(time);
+    await reserve(ledger, "a");
+    await ledger.billWorker("a", { id: "w1", createdAt: time.now }, time.now + 60_000, pricing);
+    await ledger.finalize("a");
+    expect((await reserve(ledger, "a")).ok).toBe(true);
+    expect(await ledger.get("a")).toMatchObject({ state: "reserved", totalUsd: null });
+    expect(await ledger.monthToDate(1)).toBe(ceiling);
   });
 
   it("keep free jobs out of the caps while still recording them", async () => {
@@ -92,7 +121,8 @@ describe.each(STORE_KINDS)("budgets on %s", (kind) => {
   it("bill the price table's figure for the billed seconds, to the cent", async () => {
     const ledger = await ledgerAt({ now: Date.UTC(2026, 10, 15) });
     await reserve(ledger, "a");
-    const { totalUsd } = await ledger.finalize("a", 612, pricing);
+    await ledger.billWorker("a", { id: "w", createdAt: Date.UTC(2026, 10, 15) }, Date.UTC(2026, 10, 15) + 612_000, pricing);
+    const { totalUsd } = await ledger.finalize("a");
     const table = estimate({ machineType: "e2-small", region: "us-central1", spot: true, seconds: 612, diskGb: 20, diskType: "pd-balanced" });
     expect(totalUsd).toBe(table.usd);
     expect(formatUsd(totalUsd)).toBe(formatUsd(table.usd));
