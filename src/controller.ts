@@ -103,7 +103,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const backends = built.backends;
 
   let scheduler: Scheduler | undefined;
-  const web = startWeb({ store, requests, logs, redactor, config, log, now, wake: () => scheduler?.wake() });
+  const web = startWeb({ store, requests, logs, config, log, now, wake: () => scheduler?.wake() });
   const owner = `${process.pid}-${randomBytes(4).toString("hex")}`;
   const server = new Server({
     host: config.host,
