@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { Server as HttpServer } from "node:http";
-import { Probot, Server } from "probot";
+import { Probot } from "probot";
 import type { Logger } from "pino";
 import type { ControllerConfig } from "./config/env.js";
 import { secretValues } from "./config/env.js";
@@ -24,6 +24,12 @@ import { startWeb } from "./web/start-web.js";
 import type { Scheduler } from "./scheduler/scheduler.js";
 import type { PipelineDeps } from "./pipeline/deps.js";
 import { workerTokenSealer } from "./secrets/seal.js";
+import { startHttpServer, type RequestHandler } from "./ingress/start-http-server.js";
+import { webhookIngress } from "./ingress/webhook-ingress.js";
+import { checkHandledPayload } from "./handlers/handled-payloads.js";
+
+/** Where GitHub delivers webhooks (Probot's path, which app.yml's setup registers). */
+const WEBHOOK_PATH = "/api/github/webhooks";
 
 export interface ControllerOptions {
   config: ControllerConfig;
@@ -44,7 +50,7 @@ export interface ControllerOptions {
 }
 
 export interface Controller {
-  server: Server;
+  probot: Probot;
   httpServer: HttpServer;
   scheduler: Scheduler;
   store: JobStore;
@@ -105,27 +111,39 @@ export async function startController(options: ControllerOptions): Promise<Contr
   let scheduler: Scheduler | undefined;
   const web = startWeb({ store, requests, logs, config, log, now, wake: () => scheduler?.wake() });
   const owner = `${process.pid}-${randomBytes(4).toString("hex")}`;
-  const server = new Server({
-    host: config.host,
-    port: config.port,
-    log: log.child({ name: "server" }),
-    Probot: Probot.defaults({
-      appId: config.appId,
-      privateKey: config.privateKey,
-      secret: config.webhookSecret,
-      baseUrl: restBaseUrl(config.gheHost, config.gheProtocol),
-      log,
-      Octokit,
-    }),
+  const probot = new Probot({
+    appId: config.appId,
+    privateKey: config.privateKey,
+    secret: config.webhookSecret,
+    baseUrl: restBaseUrl(config.gheHost, config.gheProtocol),
+    log,
+    Octokit,
   });
-  await server.load(
+  const appHandlers: RequestHandler[] = [];
+  await probot.load(
     agentWorkApp(
       { store, requests, logs, ledger, priceTable, backends, config: { ...config, agentEnv }, redactor, log, metrics, now, owner, secondsPerMinute: options.secondsPerMinute ?? 60, sealer: workerTokenSealer(config.privateKey), ...(options.onStep ? { onStep: options.onStep } : {}) },
       (s) => (scheduler = s),
       web.handle,
     ),
+    { cwd: process.cwd(), addHandler: (handler) => void appHandlers.push(handler) },
   );
-  const httpServer = await server.start();
+  // Webhooks first: a stranger's request is refused there before anything else reads it.
+  const ingress = webhookIngress({
+    path: WEBHOOK_PATH,
+    secret: config.webhookSecret,
+    receive: (event) => probot.webhooks.receive(event as Parameters<typeof probot.webhooks.receive>[0]),
+    checkPayload: checkHandledPayload,
+    log: log.child({ name: "webhooks" }),
+  });
+  const http = await startHttpServer({
+    host: config.host,
+    port: config.port,
+    handlers: [ingress, ...appHandlers],
+    requestTimeoutMs: config.requestTimeoutSeconds * 1000,
+    log: log.child({ name: "http" }),
+  });
+  const httpServer = http.server;
   if (!scheduler) throw new Error("the app did not create its scheduler");
   // The reaper: workers no live job owns, jobs whose worker vanished or ran past their deadline.
   const reaper = new Reaper({ store, backends, now, log: log.child({ name: "reaper" }), onJobEnded: (job) => scheduler!.publishFinal(job) });
@@ -138,7 +156,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
   log.info({ port, dataDir: config.dataDir, store: config.databaseUrl ? "postgres" : "sqlite", owner }, "agent-work controller started");
 
   return {
-    server,
+    probot,
     httpServer,
     scheduler,
     store,
@@ -154,7 +172,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
       await scheduler!.stop(closeOptions);
       // Live log streams hold their connections open; the server cannot close until they end.
       web.close();
-      await server.stop();
+      await http.stop();
       await built.close();
       await db.destroy();
     },
@@ -163,7 +181,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
       const outcome = await scheduler!.shutdown(graceMs);
       await logs.flush().catch((err) => log.warn({ err }, "could not write the last job log lines"));
       web.close();
-      await server.stop();
+      await http.stop();
       await built.close();
       await db.destroy();
       return outcome;

@@ -20,6 +20,8 @@ export interface ControllerConfig {
   gheProtocol: "https" | "http";
   port: number;
   host: string;
+  /** How long a client may take to send a whole request (webhook body included) before it is closed. */
+  requestTimeoutSeconds: number;
   logLevel: LogLevel;
   production: boolean;
   /** Absolute. */
@@ -167,6 +169,7 @@ export const CONTROLLER_ENV_VARS: readonly ControllerEnvVar[] = [
   { name: "GHE_PROTOCOL", secret: false, default: "https", description: "Protocol for GHE_HOST: https or http." },
   { name: "PORT", secret: false, default: "3000", description: "Port the webhook server, job pages and /metrics listen on." },
   { name: "HOST", secret: false, default: "0.0.0.0", description: "Address the server binds to." },
+  { name: "REQUEST_TIMEOUT_SECONDS", secret: false, default: "15", description: "Seconds a client may take to send a whole request, body included, before the server answers 408 and closes the connection (GitHub sends a delivery in well under its own 10 s)." },
   { name: "LOG_LEVEL", secret: false, default: "info", description: "Log level: trace, debug, info, warn, error or fatal." },
   { name: "NODE_ENV", secret: false, description: "Set to production in production: then a missing APP_ID is an error instead of the setup page." },
   { name: "DATA_DIR", secret: false, default: "./data", description: "Folder for the embedded database and job logs; relative paths are resolved against the working directory." },
@@ -381,6 +384,7 @@ const FIELDS = {
   GHE_PROTOCOL: oneOf("GHE_PROTOCOL", ["https", "http"] as const),
   PORT: integer("PORT", 1, 65535),
   HOST: text("HOST", (v) => (/\s/.test(v) ? "expected an address to bind to, such as 0.0.0.0, 127.0.0.1 or ::" : null)),
+  REQUEST_TIMEOUT_SECONDS: integer("REQUEST_TIMEOUT_SECONDS", 1, 300),
   LOG_LEVEL: oneOf("LOG_LEVEL", LOG_LEVELS),
   NODE_ENV: optionalText(),
   DATA_DIR: text("DATA_DIR"),
@@ -785,6 +789,7 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
     gheProtocol: v.GHE_PROTOCOL,
     port: v.PORT,
     host: v.HOST,
+    requestTimeoutSeconds: v.REQUEST_TIMEOUT_SECONDS,
     logLevel: v.LOG_LEVEL,
     production,
     dataDir: resolve(v.DATA_DIR),
@@ -872,6 +877,7 @@ export function describeControllerConfig(config: ControllerConfig): Record<strin
     gheProtocol: config.gheProtocol,
     port: String(config.port),
     host: config.host,
+    requestTimeoutSeconds: String(config.requestTimeoutSeconds),
     logLevel: config.logLevel,
     production: String(config.production),
     dataDir: config.dataDir,

@@ -66,6 +66,7 @@ describe("loadControllerConfig", () => {
       gheProtocol: "https",
       port: 3000,
       host: "0.0.0.0",
+      requestTimeoutSeconds: 15,
       logLevel: "info",
       production: false,
       dataDir: resolve("./data"),
