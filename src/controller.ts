@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import path from "node:path";
 import type { Server as HttpServer } from "node:http";
 import { Probot } from "probot";
 import type { Logger } from "pino";
@@ -132,6 +133,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const ingress = webhookIngress({
     path: WEBHOOK_PATH,
     secret: config.webhookSecret,
+    spillDir: path.join(config.dataDir, "incoming-webhooks"),
     receive: (event) => probot.webhooks.receive(event as Parameters<typeof probot.webhooks.receive>[0]),
     checkPayload: checkHandledPayload,
     log: log.child({ name: "webhooks" }),
