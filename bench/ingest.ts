@@ -57,6 +57,7 @@ async function ours(): Promise<LoadResult & { jobs: number }> {
     WEBHOOK_SECRET: creds.secret,
     HOST: "127.0.0.1",
     PORT: String(await freePort()),
+    METRICS_PORT: "0",
     DATA_DIR: tempDataDir(),
     LOG_LEVEL: "info",
   });

@@ -1,7 +1,7 @@
 # An example worker image for the k8s backend (K8S_IMAGE). Build it from the repository root:
 #   docker build -f k8s/worker.Dockerfile -t ghcr.io/acme/agent-work-worker:1.0 .
-# What the backend needs in it: node 20+ on PATH, git, CA certificates, the worker script at
-# /app/worker/agent-work-worker.mjs readable by K8S_RUN_AS_USER (1000 here, the image's `node`
+# What the backend needs in it: node 20+ on PATH, git, CA certificates, the worker script's folder
+# at /app/worker (agent-work-worker.mjs and lib/) readable by K8S_RUN_AS_USER (1000 here, the image's `node`
 # user), bubblewrap for K8S_AGENT_SANDBOX=bwrap, util-linux (prlimit), and your agent's CLI.
 FROM node:20-bookworm-slim
 RUN apt-get update \
@@ -9,6 +9,6 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 # Your agent, for example:
 # RUN npm install -g @anthropic-ai/claude-code
-COPY worker/agent-work-worker.mjs /app/worker/agent-work-worker.mjs
+COPY worker/ /app/worker/
 USER 1000:1000
 WORKDIR /work

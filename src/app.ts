@@ -7,23 +7,27 @@ import { recordCommentCommand } from "./handlers/record-comment-command.js";
 import { recordCheckRunAction } from "./handlers/record-check-run-action.js";
 import { handledDelivery } from "./handlers/handled-payloads.js";
 import { githubAccessFor, restBaseUrl } from "./github/github-access.js";
+import type { GitHubAccess } from "./github/types.js";
 
 export type AppDeps = Omit<PipelineDeps, "github">;
 
 /**
  * The Probot app: wiring only. Handlers record jobs; the scheduler (created here because it needs
- * the app's authenticated Octokits) does the rest. `/healthz` and `/metrics` ride on Probot's server.
+ * the app's authenticated Octokits) does the rest. `/healthz` rides on Probot's server; `/metrics`
+ * does not (it has a server of its own, src/metrics/start-metrics-server.ts), so it answers 404 here.
  */
 export function agentWorkApp(
   deps: AppDeps,
-  onScheduler: (scheduler: Scheduler) => void,
+  /** Told the scheduler, and the app's GitHub clients (delivery recovery calls GitHub with them too). */
+  onScheduler: (scheduler: Scheduler, github: GitHubAccess) => void,
   /** The job pages (src/web/): `/jobs`, `/jobs/<id>`, sign-in at `/auth/*`. */
   web?: (req: IncomingMessage, res: ServerResponse) => Promise<boolean>,
 ): ApplicationFunction {
   return (app: Probot, { addHandler }) => {
     const baseUrl = restBaseUrl(deps.config.gheHost, deps.config.gheProtocol);
-    const scheduler = new Scheduler({ ...deps, github: githubAccessFor(app, baseUrl) });
-    onScheduler(scheduler);
+    const github = githubAccessFor(app, baseUrl);
+    const scheduler = new Scheduler({ ...deps, github });
+    onScheduler(scheduler, github);
 
     const recordDeps = {
       store: deps.store,
@@ -45,11 +49,6 @@ export function agentWorkApp(
       if (req.method === "GET" && url === "/healthz") {
         await deps.store.countByState();
         res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ ok: true, activeJobs: scheduler.activeJobs }));
-        return true;
-      }
-      if (req.method === "GET" && url === "/metrics") {
-        const body = await deps.metrics.registry.metrics();
-        res.writeHead(200, { "content-type": deps.metrics.registry.contentType }).end(body);
         return true;
       }
       return false;

@@ -10,12 +10,14 @@ import { createLogger } from "./redact/redacting-logger.js";
 import { openStore } from "./store/open-store.js";
 import { JobStore } from "./store/job-store.js";
 import { RequestStore } from "./store/request-store.js";
+import { SshHostKeyStore } from "./store/ssh-host-keys.js";
 import { JobLog } from "./logs/job-log.js";
 import { Ledger } from "./cost/ledger.js";
 import { bundledPriceTable, loadPriceTable } from "./cost/price-table.js";
 import { buildBackends, readAgentSecrets } from "./build-backends.js";
 import { Reaper } from "./reaper/reaper.js";
 import { createMetrics } from "./metrics/metrics.js";
+import { startMetricsServer, type MetricsServer } from "./metrics/start-metrics-server.js";
 import type { ApiCallObserver } from "./github/count-api-calls.js";
 import { createOctokitClass } from "./github/octokit-class.js";
 import { restBaseUrl } from "./github/github-access.js";
@@ -25,6 +27,8 @@ import { startWeb } from "./web/start-web.js";
 import type { Scheduler } from "./scheduler/scheduler.js";
 import type { PipelineDeps } from "./pipeline/deps.js";
 import { workerTokenSealer } from "./secrets/seal.js";
+import type { GitHubAccess } from "./github/types.js";
+import { DeliveryRecovery } from "./deliveries/delivery-recovery.js";
 import { startHttpServer, type RequestHandler } from "./ingress/start-http-server.js";
 import { webhookIngress } from "./ingress/webhook-ingress.js";
 import { checkHandledPayload } from "./handlers/handled-payloads.js";
@@ -59,9 +63,13 @@ export interface Controller {
   logs: JobLog;
   ledger: Ledger;
   reaper: Reaper;
+  /** Asks GitHub to redeliver what this controller missed; scans labelled issues beyond that. */
+  deliveries: DeliveryRecovery;
   log: Logger;
   redactor: Redactor;
   url: string;
+  /** Where `/metrics` is served (METRICS_HOST:METRICS_PORT); absent when METRICS_PORT=0. */
+  metricsUrl?: string;
   close(options?: { abort?: boolean }): Promise<void>;
   /**
    * Stops for a SIGTERM: no new claims, running jobs handed back to the queue, other phases let
@@ -99,17 +107,19 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const requests = new RequestStore(db, now);
   const logs = new JobLog(db, now);
   const ledger = new Ledger(db, now, priceTable);
-  const metrics = createMetrics(() => store.countByState());
+  const metrics = createMetrics(() => store.countByState(), { repoLabels: config.metrics?.repoLabels ?? false });
   const onApiCall: ApiCallObserver = (call) => {
     metrics.githubApiCalls.inc(call);
     options.onApiCall?.(call);
   };
   const Octokit = createOctokitClass({ log, onApiCall, overrides: options.octokitDefaults });
-  const built = await buildBackends(config, log, options.extraBackends);
+  // ssh host keys seen on first use are remembered in the store: every restart and replica refuses a changed one.
+  const built = await buildBackends(config, log, options.extraBackends, new SshHostKeyStore(db, now));
   for (const secret of built.secrets) redactor.add(secret);
   const backends = built.backends;
 
   let scheduler: Scheduler | undefined;
+  let github: GitHubAccess | undefined;
   const web = startWeb({ store, requests, logs, config, log, now, wake: () => scheduler?.wake() });
   const owner = `${process.pid}-${randomBytes(4).toString("hex")}`;
   const probot = new Probot({
@@ -124,7 +134,10 @@ export async function startController(options: ControllerOptions): Promise<Contr
   await probot.load(
     agentWorkApp(
       { store, requests, logs, ledger, priceTable, backends, config: { ...config, agentEnv }, redactor, log, metrics, now, owner, secondsPerMinute: options.secondsPerMinute ?? 60, sealer: workerTokenSealer(config.privateKey), ...(options.onStep ? { onStep: options.onStep } : {}) },
-      (s) => (scheduler = s),
+      (s, g) => {
+        scheduler = s;
+        github = g;
+      },
       web.handle,
     ),
     { cwd: process.cwd(), addHandler: (handler) => void appHandlers.push(handler) },
@@ -138,24 +151,58 @@ export async function startController(options: ControllerOptions): Promise<Contr
     checkPayload: checkHandledPayload,
     log: log.child({ name: "webhooks" }),
   });
+  // Before the webhook server: a metrics port that is taken fails the start while nothing else runs yet.
+  let metricsServer: MetricsServer | undefined;
+  if (config.metrics) {
+    metricsServer = await startMetricsServer({
+      host: config.metrics.host,
+      port: config.metrics.port,
+      registry: metrics.registry,
+      log: log.child({ name: "metrics" }),
+      ...(config.metrics.token ? { token: config.metrics.token } : {}),
+    }).catch(async (err: unknown) => {
+      web.close();
+      await built.close();
+      await db.destroy();
+      throw err;
+    });
+  }
   const http = await startHttpServer({
     host: config.host,
     port: config.port,
     handlers: [ingress, ...appHandlers],
     requestTimeoutMs: config.requestTimeoutSeconds * 1000,
     log: log.child({ name: "http" }),
+  }).catch(async (err: unknown) => {
+    await metricsServer?.close();
+    throw err;
   });
   const httpServer = http.server;
-  if (!scheduler) throw new Error("the app did not create its scheduler");
+  if (!scheduler || !github) throw new Error("the app did not create its scheduler");
   // The reaper: workers no live job owns, jobs whose worker vanished or ran past their deadline.
   const reaper = new Reaper({ store, backends, now, log: log.child({ name: "reaper" }), onJobEnded: (job) => scheduler!.publishFinal(job) });
+  // Lost deliveries: GitHub never redelivers by itself (src/deliveries/delivery-recovery.ts).
+  const deliveries = new DeliveryRecovery({
+    db,
+    store,
+    github,
+    triggerLabel: config.triggerLabel,
+    appId: config.appId,
+    defaultBackend: "local",
+    log: log.child({ name: "deliveries" }),
+    now,
+    wake: () => scheduler!.wake(),
+    intervalMs: config.redeliveryIntervalSeconds * 1000,
+    labelScanMaxAgeMs: config.labelScanMaxAgeDays * 86_400_000,
+  });
   if (options.autoSchedule !== false) {
     scheduler.start();
     reaper.start();
+    deliveries.start();
   }
   const address = httpServer.address();
   const port = typeof address === "object" && address ? address.port : config.port;
-  log.info({ port, dataDir: config.dataDir, store: config.databaseUrl ? "postgres" : "sqlite", owner }, "agent-work controller started");
+  log.info({ port, metrics: metricsServer?.url ?? "off", dataDir: config.dataDir, store: config.databaseUrl ? "postgres" : "sqlite", owner }, "agent-work controller started");
 
   return {
     probot,
@@ -166,24 +213,30 @@ export async function startController(options: ControllerOptions): Promise<Contr
     logs,
     ledger,
     reaper,
+    deliveries,
     log,
     redactor,
     url: `http://127.0.0.1:${port}`,
+    ...(metricsServer ? { metricsUrl: metricsServer.url } : {}),
     async close(closeOptions = {}) {
+      await deliveries.stop();
       await reaper.stop();
       await scheduler!.stop(closeOptions);
       // Live log streams hold their connections open; the server cannot close until they end.
       web.close();
       await http.stop();
+      await metricsServer?.close();
       await built.close();
       await db.destroy();
     },
     async shutdown({ graceMs = DEFAULT_SHUTDOWN_GRACE_MS } = {}) {
+      await deliveries.stop();
       await reaper.stop();
       const outcome = await scheduler!.shutdown(graceMs);
       await logs.flush().catch((err) => log.warn({ err }, "could not write the last job log lines"));
       web.close();
       await http.stop();
+      await metricsServer?.close();
       await built.close();
       await db.destroy();
       return outcome;

@@ -3,7 +3,7 @@ import type { JobState } from "../jobs/state.js";
 import type { Worker, RunResult } from "../backends/types.js";
 import type { ProgressEvent, WorkerInput } from "../worker/protocol.js";
 import { agentArgv } from "../agents/presets.js";
-import { agentSandbox } from "../worker/agent-sandbox.js";
+import { agentEnvironment, agentSandbox } from "../worker/agent-sandbox.js";
 import { buildPrompt, branchSlug } from "../jobs/build-prompt.js";
 import { mintWorkerToken } from "../github/mint-worker-token.js";
 import { branchExists } from "../github/branch-exists.js";
@@ -112,7 +112,7 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
   };
   const step = async (name: string, status: StepRecord["status"], detail?: string) => {
     job = await deps.store.update(job.id, { steps: markStep(job.steps, name, status, deps.now(), detail) });
-    publisher.poke();
+    publisher.poke(true);
   };
 
   /**
@@ -167,7 +167,7 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
       attempts: job.attempts + 1,
       steps: markStep(markStep(job.steps, "queued", "done", now), "worker", "running", now),
     });
-    publisher.poke();
+    publisher.poke(true);
 
     worker = await backend.create({ jobId: job.id, repoFullName: `${job.owner}/${job.repo}`, maxSeconds: hardSeconds + 30 }, signal);
     await deps.onStep?.("worker-created", job);
@@ -189,6 +189,9 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     const continuing = !job.prHeadRef && job.branch !== null && (await branchExists(octokit, { owner: job.owner, repo: job.repo, branch }));
     if (continuing) log.info({ branch }, "an earlier start of this job pushed its branch; the agent goes on from it");
     await move("running", { branch, steps: markStep(job.steps, "worker", "done", deps.now(), worker.id) });
+    publisher.poke(true);
+    // A fork's run holds no secret: not even the proxy's model key.
+    const sandbox = agentSandbox(forkCloneUrl ? { ...deps.config, modelProxy: undefined } : deps.config, config);
     const input: WorkerInput = {
       jobId: job.id,
       cloneUrl: forkCloneUrl ?? job.cloneUrl,
@@ -215,8 +218,8 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
       author: deps.config.gitAuthor,
       agentTimeoutSeconds: agentSeconds,
       // No model key either on a fork's run: nothing the fork's code could steal.
-      agentEnv: forkCloneUrl ? {} : { ...deps.config.agentEnv },
-      sandbox: agentSandbox(deps.config, config),
+      agentEnv: forkCloneUrl ? {} : agentEnvironment(deps.config, sandbox),
+      sandbox,
     };
 
     // The hard deadline aborts the worker even if the worker script's own agent timeout fails.

@@ -8,11 +8,17 @@ import { costTexts } from "./cost-texts.js";
 const LOG_TAIL_LINES = 40;
 /** Time-only changes to the check run (meter, log tail) are written every this many status intervals. */
 const LIVE_FACTOR = 10;
+/**
+ * A change of state or step reaches GitHub this soon, whatever the interval: long enough to fold a
+ * burst of steps (commit, push) into one write, short enough that people see it as it happens.
+ */
+const URGENT_DELAY_MS = 250;
 
 /**
- * Keeps the status comment and the check run in step with the job, throttled: however fast the
- * worker reports, GitHub sees at most one update of each per interval (plus the final one), and
- * none when nothing visible changed. That keeps a whole job to a handful of API calls.
+ * Keeps the status comment and the check run in step with the job. A change of state or step is
+ * written within a quarter of a second (bursts folded into one write); what only changes with time
+ * (log lines, the meter) is throttled to one update per interval, and nothing is written when
+ * nothing visible changed. That keeps a whole job to a handful of API calls.
  */
 export class StatusPublisher {
   private readonly logTail: string[] = [];
@@ -21,6 +27,7 @@ export class StatusPublisher {
   private lastFlushAt: number;
   private lastCheckWriteAt = 0;
   private timer: NodeJS.Timeout | undefined;
+  private urgentPending = false;
   private flushing: Promise<void> = Promise.resolve();
 
   constructor(
@@ -28,8 +35,7 @@ export class StatusPublisher {
     private readonly octokit: GitHub,
     private readonly jobId: string,
   ) {
-    // The surfaces were just created or written: the first update waits a whole interval, so a
-    // job shorter than the interval costs no intermediate update at all.
+    // The surfaces were just created or written: the first time-only update waits a whole interval.
     this.lastFlushAt = deps.now();
   }
 
@@ -39,12 +45,20 @@ export class StatusPublisher {
     if (this.logTail.length > LOG_TAIL_LINES) this.logTail.shift();
   }
 
-  /** Asks for an update soon; coalesces with any update already pending. */
-  poke(): void {
-    if (this.timer) return;
+  /**
+   * Asks for an update; coalesces with any update already pending. `urgent` (a state or step
+   * changed) brings a pending time-only update forward to within URGENT_DELAY_MS.
+   */
+  poke(urgent = false): void {
     const interval = this.deps.config.statusUpdateIntervalSeconds * 1000;
-    const wait = Math.max(0, this.lastFlushAt + interval - this.deps.now());
+    const wait = urgent ? URGENT_DELAY_MS : Math.max(0, this.lastFlushAt + interval - this.deps.now());
+    if (this.timer) {
+      if (!urgent || this.urgentPending) return;
+      clearTimeout(this.timer);
+    }
+    this.urgentPending = urgent;
     this.timer = setTimeout(() => {
+      this.urgentPending = false;
       this.timer = undefined;
       void this.flush().catch((err) => this.deps.log.warn({ err, jobId: this.jobId }, "status update failed; the next one will carry it"));
     }, wait);

@@ -4,13 +4,14 @@ import path from "node:path";
  * The layout of one job's folder on a worker host reached over SSH (the `ssh` and `gce` backends):
  *
  *   <workDir>/            0700, made by the backend
- *     worker.mjs          the worker script, uploaded before each run
+ *     worker/             the worker script (agent-work-worker.mjs and lib/), uploaded before each run
  *     worker.pid          the worker's process group id, written by the start command
  *     stop                present once a stop was asked for: a worker not yet started never starts
  *     work/               the worker script's cwd; the sandboxed agent may write here, so nothing
  *                         the controller trusts (pidfile, backend records) lives inside it
  */
-export const REMOTE_WORKER_SCRIPT = "worker.mjs";
+export const REMOTE_WORKER_DIR = "worker";
+export const REMOTE_WORKER_SCRIPT = "worker/agent-work-worker.mjs";
 export const REMOTE_PID_FILE = "worker.pid";
 export const REMOTE_STOP_FILE = "stop";
 export const REMOTE_WORK_SUBDIR = "work";

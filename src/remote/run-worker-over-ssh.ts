@@ -9,14 +9,13 @@
  * id is recorded in a pidfile; a stop kills that group and everything working in the folder, since
  * closing a channel without a PTY leaves the remote command running.
  */
-import { readFile } from "node:fs/promises";
 import type { NodeSSH } from "node-ssh";
 import type { RunResult } from "../backends/types.js";
 import { createWorkerOutput } from "../worker/worker-output.js";
 import type { ProgressEvent, WorkerInput } from "../worker/protocol.js";
-import { workerScriptPath } from "../worker/worker-script-path.js";
+import { readWorkerFiles } from "../worker/worker-script-path.js";
 import { remoteExecOk } from "./remote-exec.js";
-import { checkRemoteWorkDir, REMOTE_PID_FILE, REMOTE_STOP_FILE, REMOTE_WORK_SUBDIR, REMOTE_WORKER_SCRIPT } from "./remote-work-dir.js";
+import { checkRemoteWorkDir, REMOTE_PID_FILE, REMOTE_STOP_FILE, REMOTE_WORK_SUBDIR, REMOTE_WORKER_DIR, REMOTE_WORKER_SCRIPT } from "./remote-work-dir.js";
 import { shellQuote } from "./shell-quote.js";
 import { stopRemoteWorker } from "./stop-remote-worker.js";
 
@@ -31,8 +30,8 @@ export interface RunWorkerOverSshOptions {
   maxSeconds: number;
   /** Node on the host (default `node`, found on the login PATH). */
   nodePath?: string;
-  /** The worker script to upload (default: worker/agent-work-worker.mjs of this build). */
-  workerScript?: string;
+  /** The worker script's folder to upload (default: worker/ of this build). */
+  workerDir?: string;
   /** Between SIGTERM and SIGKILL when the worker is stopped (default 5000). */
   killGraceMs?: number;
   now?: () => number;
@@ -50,7 +49,29 @@ const START_SCRIPT =
   `echo $$ > ../${REMOTE_PID_FILE} && [ ! -e ../${REMOTE_STOP_FILE} ] && ` +
   `exec env -i PATH="$PATH" HOME="$HOME" LANG=C.UTF-8 timeout -k 10 "$1" "$2" ../${REMOTE_WORKER_SCRIPT}`;
 
-function uploadCommand(workDir: string): string {
+/**
+ * Unpacks the worker script's files, sent as one JSON object `{ "<relative path>": "<text>" }` on
+ * stdin, into a fresh folder beside `work/`. Fixed text: nothing of the job reaches it but the data
+ * on stdin, whose names it checks.
+ */
+const UNPACK_SCRIPT = [
+  `const fs = require("fs"), path = require("path");`,
+  `let text = ""; process.stdin.setEncoding("utf8");`,
+  `process.stdin.on("data", (d) => (text += d));`,
+  `process.stdin.on("end", () => {`,
+  `  const files = JSON.parse(text), dir = ${JSON.stringify(REMOTE_WORKER_DIR)}, fresh = dir + ".new";`,
+  `  fs.rmSync(fresh, { recursive: true, force: true });`,
+  `  for (const [rel, body] of Object.entries(files)) {`,
+  `    if (!/^[a-z0-9-]+(\\/[a-z0-9-]+)*\\.mjs$/.test(rel)) throw new Error("refused worker file name " + JSON.stringify(rel));`,
+  `    fs.mkdirSync(path.dirname(path.join(fresh, rel)), { recursive: true });`,
+  `    fs.writeFileSync(path.join(fresh, rel), body, { mode: 0o600 });`,
+  `  }`,
+  `  fs.rmSync(dir, { recursive: true, force: true });`,
+  `  fs.renameSync(fresh, dir);`,
+  `});`,
+].join("\n");
+
+function uploadCommand(workDir: string, nodePath: string): string {
   const dir = shellQuote(workDir);
   const at = (name: string) => shellQuote(`${workDir}/${name}`);
   return [
@@ -58,8 +79,8 @@ function uploadCommand(workDir: string): string {
     `mkdir -p -- ${shellQuote(`${workDir}/${REMOTE_WORK_SUBDIR}`)}`,
     `chmod 700 -- ${dir}`,
     `rm -f -- ${at(REMOTE_STOP_FILE)} ${at(REMOTE_PID_FILE)}`,
-    `cat > ${at(`${REMOTE_WORKER_SCRIPT}.tmp`)}`,
-    `mv -f -- ${at(`${REMOTE_WORKER_SCRIPT}.tmp`)} ${at(REMOTE_WORKER_SCRIPT)}`,
+    `cd ${dir}`,
+    `${shellQuote(nodePath)} -e ${shellQuote(UNPACK_SCRIPT)}`,
   ].join(" && ");
 }
 
@@ -94,8 +115,8 @@ export async function runWorkerOverSsh(conn: NodeSSH, options: RunWorkerOverSshO
   if (signal.aborted) return { outcome: "error", message: "stopped before the worker started", computeSeconds: 0, aborted: true };
   if (!(options.maxSeconds > 0)) return { outcome: "timed_out", message: "the worker had no time left to run", computeSeconds: 0, aborted: false };
 
-  const script = await readFile(options.workerScript ?? workerScriptPath, "utf8");
-  await remoteExecOk(conn, uploadCommand(workDir), "uploading the worker script", { stdin: script });
+  const files = await readWorkerFiles(options.workerDir);
+  await remoteExecOk(conn, uploadCommand(workDir, options.nodePath ?? "node"), "uploading the worker script", { stdin: JSON.stringify(files) });
 
   // Remote stderr (a crash trace, `timeout` or `setsid` complaining) becomes `worker` log lines.
   const output = createWorkerOutput(input.token, onEvent, now);

@@ -12,19 +12,19 @@ import { createKubeApi, loadKubeConfig } from "../../src/backends/k8s/kube-api.j
 import { findBackendModule } from "../../src/backends/registry.js";
 import type { Backend, JobSpec, RunSpec } from "../../src/backends/types.js";
 import type { ProgressEvent } from "../../src/worker/protocol.js";
-import { workerScriptPath } from "../../src/worker/worker-script-path.js";
+import { workerDir } from "../../src/worker/worker-script-path.js";
 import { startFakeK8s, type FakeK8s } from "../support/fake-k8s.js";
 import { startGitServer, type GitServer } from "../support/git-http-server.js";
 import { backendContract } from "./backend.js";
 import { eventually, processesUnder, type HostProcess } from "./live-processes.js";
 
 const FAKE_AGENT = fileURLToPath(new URL("../fixtures/fake-agent.mjs", import.meta.url));
-/** The worker script, as the image would hold it at /app/worker/agent-work-worker.mjs. */
-const WORKER = workerScriptPath;
+/** The worker script's folder, as the image holds it at /app/worker (the entry file and lib/). */
+const WORKER_DIR = workerDir;
 const NAMESPACE = "agent-work";
 
 backendContract("k8s", async () => {
-  const fake = await startFakeK8s({ imageFiles: { "/app/worker/agent-work-worker.mjs": WORKER } });
+  const fake = await startFakeK8s({ imageFiles: { "/app/worker": WORKER_DIR } });
   const backend = k8s.create({
     api: createKubeApi(fake.kubeConfig()),
     namespace: NAMESPACE,
@@ -65,7 +65,7 @@ describe("the k8s backend, beyond the contract", () => {
 
   beforeAll(async () => {
     // A Kubernetes second is a quarter of a real one here: deadlines and grace periods pass quickly.
-    fake = await startFakeK8s({ imageFiles: { "/app/worker/agent-work-worker.mjs": WORKER }, pullable: (image) => !image.includes("missing"), msPerSecond: 250 });
+    fake = await startFakeK8s({ imageFiles: { "/app/worker": WORKER_DIR }, pullable: (image) => !image.includes("missing"), msPerSecond: 250 });
     git = await startGitServer({ acceptToken: token });
     backend = k8s.create(options());
   });

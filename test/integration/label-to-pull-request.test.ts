@@ -97,11 +97,26 @@ describe.each(["classic", "jwt"] as const)("labelling an issue `agent-work` (wor
     expect(h.logLines.join("\n")).not.toContain(h.workerToken);
     expect(h.logLines.length).toBeGreaterThan(10);
 
-    // GitHub API calls for the whole job, by route: printed, and kept low.
+    // Every change of state or step reached GitHub while it was true, although the status interval
+    // (600 s here) is far longer than the job: the check run showed the agent running, and so did
+    // the comment, before either showed it done.
+    const checkUpdates = gh.callsTo("PATCH", "/check-runs/:id").map((c) => c.body);
+    const agentRunning = checkUpdates.findIndex((b) => b.status === "in_progress" && /- \[ \] agent ⏳/.test(b.output?.summary ?? ""));
+    expect(agentRunning, JSON.stringify(checkUpdates.map((b) => [b.status, b.output?.summary]), null, 1)).toBeGreaterThanOrEqual(0);
+    expect(checkUpdates.slice(0, agentRunning).some((b) => b.status === "completed")).toBe(false);
+    const commentBodies = gh.callsTo("PATCH", "/issues/comments/:id").map((c) => c.body.body as string);
+    expect(commentBodies.some((b) => /- \[ \] agent ⏳/.test(b) && !b.includes("agent-work: done"))).toBe(true);
+
+    // GitHub API calls for the whole job, by route: printed, and kept low. Each surface is written at
+    // most once per change of state or step (a burst within 250 ms folds into one write), and never
+    // for time alone in a job shorter than the status interval.
     const byRoute = new Map<string, number>();
     for (const c of gh.calls) byRoute.set(`${c.method} ${c.route}`, (byRoute.get(`${c.method} ${c.route}`) ?? 0) + 1);
     console.info(`GitHub API calls for one job (${tokenFormat}): ${gh.calls.length}\n` + [...byRoute].map(([r, n]) => `  ${n} × ${r}`).join("\n"));
-    expect(gh.calls.length).toBeLessThanOrEqual(13);
+    const changes = job!.steps.length * 2 + 2;
+    expect(gh.callsTo("PATCH", "/check-runs/:id").length).toBeLessThanOrEqual(changes);
+    expect(gh.callsTo("PATCH", "/issues/comments/:id").length).toBeLessThanOrEqual(changes);
+    expect(gh.calls.length - gh.callsTo("PATCH", "/check-runs/:id").length - gh.callsTo("PATCH", "/issues/comments/:id").length).toBeLessThanOrEqual(11);
   });
 });
 
@@ -136,7 +151,9 @@ describe("operations endpoints", () => {
     const health = await fetch(`${h.controller.url}/healthz`);
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({ ok: true });
-    const metrics = await (await fetch(`${h.controller.url}/metrics`)).text();
+    // Metrics have a server of their own (test/integration/metrics-server.test.ts); the webhook port has none.
+    expect((await fetch(`${h.controller.url}/metrics`)).status).toBe(404);
+    const metrics = await (await fetch(`${h.controller.metricsUrl}/metrics`)).text();
     expect(metrics).toContain('agent_work_jobs{state="succeeded"} 1');
     expect(metrics).toMatch(/agent_work_github_api_calls_total\{method="POST",route="\/repos\/\{owner\}\/\{repo\}\/pulls"\} 1/);
     expect(metrics).toContain('agent_work_job_duration_seconds_count{outcome="succeeded"} 1');

@@ -154,7 +154,8 @@ describe.each([
     expect(await server.readFile(repo.owner, repo.name, "agent-work/job-1", "AGENT_WAS_HERE.md")).toContain("the fake agent was here");
     expect(run.events).toContainEqual(expect.objectContaining({ type: "log", stream: "stdout", line: "fake agent: edited AGENT_WAS_HERE.md" }));
 
-    const gitConfig = await readFile(path.join(run.workDir, "repo", ".git", "config"), "utf8");
+    // The worker's own git directory, beside the work tree (the agent never sees it).
+    const gitConfig = await readFile(path.join(run.workDir, "git", "config"), "utf8");
     expect(gitConfig).toContain(repo.cloneUrl);
     expect(gitConfig).not.toContain(token);
     expect(await filesContaining(run.workDir, token)).toEqual([]);

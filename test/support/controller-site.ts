@@ -45,6 +45,8 @@ export function controllerSite(options: { workerToken: string; cloneUrl: string;
     PRIVATE_KEY: privateKey,
     WEBHOOK_SECRET: webhookSecret,
     HOST: "127.0.0.1",
+    // Off: these controllers are started and killed many times side by side, and nothing scrapes them.
+    METRICS_PORT: "0",
     DATA_DIR: dataDir,
     LOG_LEVEL: "info",
     SANDBOX_RO_BINDS: FIXTURES.replace(/\/$/, ""),

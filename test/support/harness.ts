@@ -108,6 +108,8 @@ export async function startHarness(options: HarnessOptions = {}) {
     WEBHOOK_SECRET: webhookSecret,
     HOST: "127.0.0.1",
     PORT: String(await freePort()),
+    // A port of its own per controller: tests run side by side, and the default one would clash.
+    METRICS_PORT: String(await freePort()),
     DATA_DIR: dataDir,
     LOG_LEVEL: "debug",
     SANDBOX_RO_BINDS: FIXTURES.replace(/\/$/, ""),
@@ -162,8 +164,16 @@ export async function startHarness(options: HarnessOptions = {}) {
       }
     },
     async restart(extraEnv: Record<string, string> = {}) {
+      await h.stop();
+      await h.start(extraEnv);
+    },
+    /** Stops the controller (the port closes: GitHub's deliveries fail until `start()`). */
+    async stop() {
       await controller.close();
-      const again = loadControllerConfig({ ...env, ...extraEnv, PORT: String(await freePort()) });
+    },
+    /** Starts the controller again on the same data folder, on a new port. */
+    async start(extraEnv: Record<string, string> = {}) {
+      const again = loadControllerConfig({ ...env, ...extraEnv, PORT: String(await freePort()), METRICS_PORT: String(await freePort()) });
       if (!again.ok) throw new Error(again.errors.join("\n"));
       controller = await startController({
         config: again.config,

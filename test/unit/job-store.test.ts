@@ -148,10 +148,9 @@ describe.each(STORE_KINDS)("job store on %s", (kind) => {
     // Replica A is in the middle of a claim: the row is locked but its lease not yet written.
     await a.db.transaction().execute(async (trx) => {
       await sql`select id from jobs where id = ${held.id} for update`.execute(trx);
-      const started = Date.now();
+      // Were B to wait for the locked row, it would wait for this very transaction: the test would hang, not pass.
       const got = await b.claim(["queued"], "b", 60_000, 5);
       expect(got.map((j) => j.id)).toEqual([free.id]);
-      expect(Date.now() - started).toBeLessThan(1000);
     });
   });
 

@@ -1,0 +1,274 @@
+// One job on the worker, step by step: clone, agent, commit, push (or, with no secret, a patch).
+//
+// The job's folder (the worker's cwd):
+//   repo/        the work tree: the only folder of the job the sandbox mounts, read-write
+//   repo/.git    the agent's own repository (made here, removed unread before the commit)
+//   git/         the worker's git directory: never mounted in the sandbox (its objects read-only)
+//   prompt.md    the prompt, mounted read-only
+//   home/        the agent's $HOME: a tmpfs inside the sandbox
+//   net/         under `network: allowlist`: the egress proxy's socket and the forwarder, read-only
+import fs from "node:fs";
+import path from "node:path";
+import { runAgent, fillPlaceholders } from "./agent.mjs";
+import { FORWARDER_SOURCE, startEgressProxy } from "./egress-proxy.mjs";
+import { armCredentials, createGit, disarmCredentials, prepareAgentRepository, shareObjectsReadOnly } from "./git.mjs";
+import { DEFAULT_LIMITS } from "./input.mjs";
+import { emitLog, emitStep } from "./output.mjs";
+import { makePrivateDir, runtime } from "./processes.mjs";
+import { MB, planSandbox } from "./sandbox-plan.mjs";
+import { diskUsageKb, megabytes } from "./watchdog.mjs";
+import { prepareTreeForCommit } from "./work-tree.mjs";
+
+/** A patch returned instead of a push (no-secrets runs) is cut at this size. */
+const MAX_PATCH_CHARS = 200_000;
+const MAX_LISTED = 5;
+/** Where the agent's HTTP(S)_PROXY points inside its own network namespace. */
+const FORWARDER_PORT = 3128;
+
+function countLines(text) {
+  return text.split("\0").filter((s) => s.length > 0).length;
+}
+
+/**
+ * Removes whatever stands in the way of `rel` inside `repo` without following it: a symlink or a
+ * file where a folder on the way should be, and `rel` itself. Nothing outside `repo` is touched.
+ */
+function clearPath(repo, rel) {
+  const parts = rel.split("/");
+  let p = repo;
+  for (let i = 0; i < parts.length; i++) {
+    p = path.join(p, parts[i]);
+    const st = fs.lstatSync(p, { throwIfNoEntry: false });
+    if (!st) return;
+    const last = i === parts.length - 1;
+    if (last || !st.isDirectory()) {
+      fs.rmSync(p, { recursive: true, force: true });
+      return;
+    }
+  }
+}
+
+/**
+ * Makes `paths` in the working tree and index exactly what `treeish` has (absent where it has
+ * none). Used on pull requests: the agent reads the base branch's steering files (AGENTS.md and
+ * the like), not the PR author's, and afterwards the PR's own versions are put back so the swap
+ * never lands in the commit.
+ */
+async function swapSteering(git, repo, treeish, paths) {
+  for (const rel of paths) {
+    // -f: after the agent the index, the tree and HEAD may all differ (it edited a steering file).
+    await git.ok(["rm", "-r", "-q", "-f", "--cached", "--ignore-unmatch", "--", rel], "git rm");
+    clearPath(repo, rel);
+    const present = (await git.run(["ls-tree", "--name-only", treeish, "--", rel])).stdout.trim();
+    if (present) await git.ok(["checkout", treeish, "--", rel], "checkout");
+  }
+}
+
+function listed(items) {
+  const shown = items.slice(0, MAX_LISTED).join(", ");
+  return items.length > MAX_LISTED ? `${shown} and ${items.length - MAX_LISTED} more` : shown;
+}
+
+export async function runJob(input, cwd) {
+  const layout = {
+    cwd,
+    repo: path.join(cwd, "repo"),
+    prompt: path.join(cwd, "prompt.md"),
+    home: path.join(cwd, "home"),
+    gitDir: path.join(cwd, "git"),
+    objects: path.join(cwd, "git", "objects"),
+  };
+  const { repo } = layout;
+  // Refuse before the token is used at all when the agent could not be sandboxed as asked.
+  const planned = planSandbox(input, cwd);
+  if (!planned.ok) {
+    emitLog("worker", planned.message);
+    return { outcome: "error", message: planned.message };
+  }
+  const plan = planned.plan;
+  const limits = plan.limits ?? DEFAULT_LIMITS;
+  const privateDir = makePrivateDir();
+  runtime.privateDir = privateDir;
+  emitLog("worker", `private dir ${privateDir} (mode 0700)`);
+  const git = createGit({ gitDir: layout.gitDir, workTree: repo, remoteUrl: input.cloneUrl, privateDir });
+
+  // clone
+  emitStep("clone", "started");
+  for (const p of [repo, layout.gitDir]) fs.rmSync(p, { recursive: true, force: true });
+  if (input.token) armCredentials(privateDir, input.token, input.cloneUrl);
+  try {
+    await git.ok(
+      ["clone", "--quiet", "--no-recurse-submodules", "--single-branch", "--branch", input.baseBranch, "--separate-git-dir", layout.gitDir, "--", input.cloneUrl, repo],
+      "clone",
+      { cwd, dirs: {} },
+    );
+    runtime.baseSha = await git.ok(["rev-parse", "HEAD"], "rev-parse");
+    if (input.steering) {
+      await git.ok(["fetch", "--quiet", "--no-tags", "--depth=1", "--", input.steering.fromUrl ?? input.cloneUrl, `refs/heads/${input.steering.fromBranch}`], "fetch");
+      const from = await git.ok(["rev-parse", "FETCH_HEAD"], "rev-parse");
+      await swapSteering(git, repo, from, input.steering.paths);
+      emitLog("worker", `agent-steering files taken from ${input.steering.fromBranch}`);
+    }
+    await prepareAgentRepository(git, { repo, baseSha: runtime.baseSha, baseBranch: input.baseBranch, cloneUrl: input.cloneUrl, author: input.author });
+    if (plan.kind === "bwrap" && plan.asRoot) shareObjectsReadOnly(layout.gitDir);
+  } catch (err) {
+    emitStep("clone", "failed", err.message);
+    return { outcome: "error", message: err.message, baseSha: runtime.baseSha };
+  } finally {
+    disarmCredentials(privateDir);
+  }
+  emitStep("clone", "finished", runtime.baseSha);
+  const baseSha = runtime.baseSha;
+
+  // agent
+  fs.writeFileSync(layout.prompt, input.prompt, { mode: 0o644 });
+  let argv = fillPlaceholders(input.agentArgv, input.prompt, layout.prompt);
+  let agentInput = input;
+  let proxy = null;
+  if (plan.egress) {
+    layout.net = path.join(cwd, "net");
+    fs.rmSync(layout.net, { recursive: true, force: true });
+    fs.mkdirSync(layout.net, { mode: 0o755 });
+    fs.chmodSync(layout.net, 0o755);
+    const forwarder = path.join(layout.net, "forwarder.mjs");
+    fs.writeFileSync(forwarder, FORWARDER_SOURCE, { mode: 0o644 });
+    const socketPath = path.join(layout.net, "proxy.sock");
+    proxy = await startEgressProxy({
+      socketPath,
+      allow: plan.egress.allow,
+      credentials: plan.egress.credentials,
+      onDenied: (d) => emitLog("worker", `network: blocked ${d.host}:${d.port} (${d.why})`),
+    });
+    const via = `http://127.0.0.1:${FORWARDER_PORT}`;
+    const proxyEnv = { HTTP_PROXY: via, HTTPS_PROXY: via, http_proxy: via, https_proxy: via, ALL_PROXY: via, NO_PROXY: "", no_proxy: "", NODE_USE_ENV_PROXY: "1" };
+    agentInput = { ...input, agentEnv: { ...input.agentEnv, ...proxyEnv } };
+    argv = [plan.egress.node, forwarder, socketPath, String(FORWARDER_PORT), "--", ...argv];
+    emitLog("worker", `network: allow-list (${plan.egress.allow.join(", ") || "nothing"}) through the worker's proxy; no other way out`);
+  }
+  emitStep("agent", "started");
+  const agent = await runAgent(agentInput, plan, layout, argv).finally(() => proxy?.close());
+  const blocked = proxy ? proxy.denied().map(({ host, port, count, firstAt }) => ({ host, port, count, firstAt })) : [];
+  const blockedField = blocked.length > 0 ? { blocked } : {};
+  const result = await commitAndDeliver();
+  return { ...result, ...blockedField };
+
+  /** After the agent: the work tree checked, committed, and pushed (or returned as a patch). */
+  async function commitAndDeliver() {
+    let limitHit = agent.limitHit;
+    const agentOk = !agent.timedOut && !agent.spawnError && !limitHit && agent.exitCode === 0;
+    const agentExitCode = agent.exitCode ?? null;
+    let agentSummary;
+    if (limitHit) agentSummary = limitHit.message;
+    else if (agent.timedOut) agentSummary = `the agent ran past ${input.agentTimeoutSeconds}s and was stopped`;
+    else if (agent.spawnError) agentSummary = `the agent could not start: ${agent.spawnError.message}`;
+    else if (agent.exitCode === 0) agentSummary = "the agent finished";
+    else agentSummary = `the agent exited with ${agent.exitCode === null ? `signal ${agent.signal}` : `code ${agent.exitCode}`}`;
+    // SIGXFSZ (25) is the file-size limit; bwrap passes a signal death on as 128 + its number.
+    if (plan.kind === "bwrap" && (agent.signal === "SIGXFSZ" || agent.exitCode === 153)) agentSummary += ` (it wrote a file larger than its disk limit of ${plan.limits.maxDiskMb} MB)`;
+    emitStep("agent", agentOk ? "finished" : "failed", agentOk ? "exit 0" : agentSummary);
+    const failedOutcome = agent.timedOut && !limitHit ? "timed_out" : "agent_failed";
+    const limitField = () => (limitHit ? { limit: limitHit.limit } : {});
+
+    // The work tree as the agent left it, measured before anything of it is committed.
+    if (plan.kind === "bwrap" && limitHit?.limit !== "disk") {
+      const kb = await diskUsageKb(repo);
+      if (kb !== null && kb > plan.limits.maxDiskMb * 1024) {
+        limitHit = { limit: "disk", message: `the agent's work dir holds ${megabytes(kb)} MB, over its limit of ${plan.limits.maxDiskMb} MB; nothing was pushed` };
+        emitLog("worker", limitHit.message);
+      }
+    }
+    // Whatever git would take for its own metadata goes, unread; what git would read without end
+    // (a sparse file of many gigabytes) stops the job here.
+    let leftOut = [];
+    if (limitHit?.limit !== "disk") {
+      const prepared = prepareTreeForCommit(repo, { maxTotalBytes: limits.maxDiskMb * MB });
+      if (!prepared.ok) {
+        emitLog("worker", prepared.message);
+        if (prepared.limit === "disk") limitHit = { limit: "disk", message: prepared.message };
+        else {
+          emitStep("commit", "failed", prepared.message);
+          return { outcome: "error", message: `${agentSummary}; ${prepared.message}`, baseSha, agentExitCode };
+        }
+      } else {
+        leftOut = prepared.leftOut;
+        for (const item of leftOut) emitLog("worker", `left out of the commit: ${item}`);
+      }
+    }
+    if (limitHit?.limit === "disk") {
+      emitStep("commit", "skipped", limitHit.message);
+      emitStep("push", "skipped", limitHit.message);
+      return { outcome: "agent_failed", limit: "disk", message: limitHit.message, baseSha, agentExitCode };
+    }
+    const leftOutNote = leftOut.length > 0 ? `; left out of the commit: ${listed(leftOut)}` : "";
+
+    // commit
+    emitStep("commit", "started");
+    let headSha;
+    let filesChanged;
+    try {
+      if (input.steering) await swapSteering(git, repo, "HEAD", input.steering.paths);
+      await git.ok(["add", "-A", "--", "."], "git add");
+      const staged = (await git.run(["diff", "--cached", "--quiet", "--no-ext-diff"])).code === 1;
+      if (!staged) {
+        emitStep("commit", "skipped", "no changes");
+        emitStep("push", "skipped", "no changes");
+        return agentOk
+          ? { outcome: "no_changes", message: `the agent finished without changing any file${leftOutNote}`, baseSha, agentExitCode, filesChanged: 0 }
+          : { outcome: failedOutcome, message: `${agentSummary} and changed nothing${leftOutNote}`, baseSha, agentExitCode, filesChanged: 0, ...limitField() };
+      }
+      const { name, email } = input.author;
+      await git.ok(["-c", `user.name=${name}`, "-c", `user.email=${email}`, "commit", "--quiet", "--no-verify", "-m", input.commitMessage], "commit");
+      headSha = await git.ok(["rev-parse", "HEAD"], "rev-parse");
+      filesChanged = countLines(await git.ok(["diff", "--no-ext-diff", "--name-only", "-z", baseSha, headSha], "diff"));
+    } catch (err) {
+      emitStep("commit", "failed", err.message);
+      return { outcome: "error", message: `${agentSummary}; ${err.message}`, baseSha, agentExitCode };
+    }
+    emitStep("commit", "finished", headSha);
+    const files = `${filesChanged} changed file${filesChanged === 1 ? "" : "s"}`;
+
+    if (input.noSecrets) {
+      // No token, no push: the change leaves as a patch the controller shows to the maintainers.
+      const r = await git.run(["format-patch", "--stdout", "--no-ext-diff", "--no-textconv", `${baseSha}..${headSha}`], { maxStdout: MAX_PATCH_CHARS });
+      if (r.code !== 0) {
+        emitStep("push", "failed", "format-patch failed");
+        return { outcome: "error", message: `${agentSummary}; format-patch failed`, baseSha, headSha, agentExitCode, filesChanged };
+      }
+      const patch = r.truncated ? `${r.stdout}\n[… patch cut at ${MAX_PATCH_CHARS} characters]\n` : r.stdout;
+      emitStep("push", "skipped", "no token in this run: the change is returned as a patch");
+      return {
+        outcome: agentOk ? "patch" : failedOutcome,
+        message: agentOk ? `returned a patch of ${files}${leftOutNote}` : `${agentSummary}; its partial work is in the patch${leftOutNote}`,
+        patch,
+        headSha,
+        baseSha,
+        filesChanged,
+        agentExitCode,
+        ...limitField(),
+      };
+    }
+
+    // push: to the URL the job names, never to a remote read back from any config
+    emitStep("push", "started");
+    armCredentials(privateDir, input.token, input.cloneUrl);
+    try {
+      await git.ok(["push", "--quiet", "--no-verify", "--", input.cloneUrl, `${headSha}:refs/heads/${input.branch}`], "push");
+    } catch (err) {
+      emitStep("push", "failed", err.message);
+      return { outcome: "error", message: `${agentSummary}; ${err.message}`, baseSha, headSha, agentExitCode, filesChanged };
+    } finally {
+      disarmCredentials(privateDir);
+    }
+    emitStep("push", "finished", input.branch);
+    return {
+      outcome: agentOk ? "pushed" : failedOutcome,
+      message: agentOk ? `pushed ${files} to ${input.branch}${leftOutNote}` : `${agentSummary}; its partial work (${files}) is on ${input.branch}${leftOutNote}`,
+      branch: input.branch,
+      headSha,
+      baseSha,
+      filesChanged,
+      agentExitCode,
+      ...limitField(),
+    };
+  }
+}
