@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
+import path from "node:path";
 import type { Server as HttpServer } from "node:http";
-import { Probot, Server } from "probot";
+import { Probot } from "probot";
 import type { Logger } from "pino";
 import type { ControllerConfig } from "./config/env.js";
 import { secretValues } from "./config/env.js";
@@ -29,6 +30,12 @@ import type { PipelineDeps } from "./pipeline/deps.js";
 import { workerTokenSealer } from "./secrets/seal.js";
 import type { GitHubAccess } from "./github/types.js";
 import { DeliveryRecovery } from "./deliveries/delivery-recovery.js";
+import { startHttpServer, type RequestHandler } from "./ingress/start-http-server.js";
+import { webhookIngress } from "./ingress/webhook-ingress.js";
+import { checkHandledPayload } from "./handlers/handled-payloads.js";
+
+/** Where GitHub delivers webhooks (Probot's path, which app.yml's setup registers). */
+const WEBHOOK_PATH = "/api/github/webhooks";
 
 export interface ControllerOptions {
   config: ControllerConfig;
@@ -49,7 +56,7 @@ export interface ControllerOptions {
 }
 
 export interface Controller {
-  server: Server;
+  probot: Probot;
   httpServer: HttpServer;
   scheduler: Scheduler;
   store: JobStore;
@@ -116,22 +123,18 @@ export async function startController(options: ControllerOptions): Promise<Contr
 
   let scheduler: Scheduler | undefined;
   let github: GitHubAccess | undefined;
-  const web = startWeb({ store, requests, logs, redactor, config, log, now, wake: () => scheduler?.wake() });
+  const web = startWeb({ store, requests, logs, config, log, now, wake: () => scheduler?.wake() });
   const owner = `${process.pid}-${randomBytes(4).toString("hex")}`;
-  const server = new Server({
-    host: config.host,
-    port: config.port,
-    log: log.child({ name: "server" }),
-    Probot: Probot.defaults({
-      appId: config.appId,
-      privateKey: config.privateKey,
-      secret: config.webhookSecret,
-      baseUrl: restBaseUrl(config.gheHost, config.gheProtocol),
-      log,
-      Octokit,
-    }),
+  const probot = new Probot({
+    appId: config.appId,
+    privateKey: config.privateKey,
+    secret: config.webhookSecret,
+    baseUrl: restBaseUrl(config.gheHost, config.gheProtocol),
+    log,
+    Octokit,
   });
-  await server.load(
+  const appHandlers: RequestHandler[] = [];
+  await probot.load(
     agentWorkApp(
       { store, requests, outbox, logs, ledger, priceTable, backends, config: { ...config, agentEnv }, redactor, log, metrics, now, owner, secondsPerMinute: options.secondsPerMinute ?? 60, sealer: workerTokenSealer(config.privateKey), ...(options.onStep ? { onStep: options.onStep } : {}) },
       (s, g) => {
@@ -140,7 +143,17 @@ export async function startController(options: ControllerOptions): Promise<Contr
       },
       web.handle,
     ),
+    { cwd: process.cwd(), addHandler: (handler) => void appHandlers.push(handler) },
   );
+  // Webhooks first: a stranger's request is refused there before anything else reads it.
+  const ingress = webhookIngress({
+    path: WEBHOOK_PATH,
+    secret: config.webhookSecret,
+    spillDir: path.join(config.dataDir, "incoming-webhooks"),
+    receive: (event) => probot.webhooks.receive(event as Parameters<typeof probot.webhooks.receive>[0]),
+    checkPayload: checkHandledPayload,
+    log: log.child({ name: "webhooks" }),
+  });
   // Before the webhook server: a metrics port that is taken fails the start while nothing else runs yet.
   let metricsServer: MetricsServer | undefined;
   if (config.metrics) {
@@ -157,10 +170,17 @@ export async function startController(options: ControllerOptions): Promise<Contr
       throw err;
     });
   }
-  const httpServer = await server.start().catch(async (err: unknown) => {
+  const http = await startHttpServer({
+    host: config.host,
+    port: config.port,
+    handlers: [ingress, ...appHandlers],
+    requestTimeoutMs: config.requestTimeoutSeconds * 1000,
+    log: log.child({ name: "http" }),
+  }).catch(async (err: unknown) => {
     await metricsServer?.close();
     throw err;
   });
+  const httpServer = http.server;
   if (!scheduler || !github) throw new Error("the app did not create its scheduler");
   // The reaper: workers no live job owns, jobs whose worker vanished or ran past their deadline.
   const reaper = new Reaper({ store, backends, now, log: log.child({ name: "reaper" }), onJobEnded: (job) => scheduler!.publishFinal(job) });
@@ -188,7 +208,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
   log.info({ port, metrics: metricsServer?.url ?? "off", dataDir: config.dataDir, store: config.databaseUrl ? "postgres" : "sqlite", owner }, "agent-work controller started");
 
   return {
-    server,
+    probot,
     httpServer,
     scheduler,
     store,
@@ -208,7 +228,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
       await scheduler!.stop(closeOptions);
       // Live log streams hold their connections open; the server cannot close until they end.
       web.close();
-      await server.stop();
+      await http.stop();
       await metricsServer?.close();
       await built.close();
       await db.destroy();
@@ -219,7 +239,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
       const outcome = await scheduler!.shutdown(graceMs);
       await logs.flush().catch((err) => log.warn({ err }, "could not write the last job log lines"));
       web.close();
-      await server.stop();
+      await http.stop();
       await metricsServer?.close();
       await built.close();
       await db.destroy();
