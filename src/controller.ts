@@ -17,6 +17,7 @@ import { Reaper } from "./reaper/reaper.js";
 import { createMetrics } from "./metrics/metrics.js";
 import type { ApiCallObserver } from "./github/count-api-calls.js";
 import { createOctokitClass } from "./github/octokit-class.js";
+import { createNodeHttpFetch } from "./github/node-http-fetch.js";
 import { restBaseUrl } from "./github/github-access.js";
 import type { Backend } from "./backends/types.js";
 import { agentWorkApp } from "./app.js";
@@ -97,7 +98,9 @@ export async function startController(options: ControllerOptions): Promise<Contr
     metrics.githubApiCalls.inc(call);
     options.onApiCall?.(call);
   };
-  const Octokit = createOctokitClass({ log, onApiCall, overrides: options.octokitDefaults });
+  // One connection pool to GitHub for every client, the app's token requests included.
+  const githubFetch = createNodeHttpFetch();
+  const Octokit = createOctokitClass({ log, onApiCall, fetch: githubFetch, overrides: options.octokitDefaults });
   const built = await buildBackends(config, log, options.extraBackends);
   for (const secret of built.secrets) redactor.add(secret);
   const backends = built.backends;
@@ -116,6 +119,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
       baseUrl: restBaseUrl(config.gheHost, config.gheProtocol),
       log,
       Octokit,
+      request: { fetch: githubFetch as unknown as typeof fetch },
     }),
   });
   await server.load(
@@ -157,6 +161,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
       await server.stop();
       await built.close();
       await db.destroy();
+      githubFetch.close();
     },
     async shutdown({ graceMs = DEFAULT_SHUTDOWN_GRACE_MS } = {}) {
       await reaper.stop();
@@ -166,6 +171,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
       await server.stop();
       await built.close();
       await db.destroy();
+      githubFetch.close();
       return outcome;
     },
   };

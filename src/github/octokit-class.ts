@@ -2,6 +2,7 @@ import Bottleneck from "bottleneck";
 import { ProbotOctokit } from "probot";
 import type { Logger } from "pino";
 import { countApiCalls, type ApiCallObserver } from "./count-api-calls.js";
+import type { FetchLike } from "./node-http-fetch.js";
 
 /**
  * GitHub asks for at most ~80 content-creating requests a minute (secondary rate limits). The
@@ -27,6 +28,8 @@ function createLimiters() {
 export interface OctokitClassOptions {
   log: Logger;
   onApiCall: ApiCallObserver;
+  /** How requests reach GitHub (createNodeHttpFetch); Node's built-in fetch when omitted. */
+  fetch?: FetchLike;
   /**
    * Merged last (tests turn retries off). `throttle` is merged into the throttle options above
    * rather than replacing them, so a benchmark can lift one limiter and keep the others.
@@ -51,6 +54,7 @@ export function createOctokitClass(options: OctokitClassOptions): typeof ProbotO
   return ProbotOctokit.plugin(countApiCalls).defaults((computed: Record<string, any>) => ({
     ...computed,
     onApiCall: options.onApiCall,
+    ...(options.fetch ? { request: { ...computed.request, fetch: options.fetch } } : {}),
     throttle: {
       ...computed.throttle,
       ...limiters,
