@@ -74,7 +74,7 @@ const instance = autocannon(
         answered,
         errors: result.errors,
         timeouts: result.timeouts,
-        sent: issue - opts.firstIssue,
+        sent: result.requests.sent,
         seconds: (performance.now() - started) / 1000,
       }),
     );
