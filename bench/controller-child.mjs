@@ -12,9 +12,9 @@ import { writeFileSync } from "node:fs";
 import { Session } from "node:inspector";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { Writable } from "node:stream";
-import Bottleneck from "bottleneck";
 import { loadControllerConfig } from "../dist/config/env.js";
 import { startController } from "../dist/controller.js";
+import { perMinuteBudget } from "../dist/github/request-limiters.js";
 
 const mode = process.env.BENCH_WORKER ?? "busy";
 let running = 0;
@@ -64,7 +64,7 @@ const controller = await startController({
   // The throttling plugin stays on, as users run it, but without the ~80 a minute budget for
   // content-creating calls: at that pace alone (github.com's secondary limit) 1,000 status
   // comments take 12.5 minutes, and the fake GitHub has no such limit to respect.
-  octokitDefaults: { throttle: { notifications: new Bottleneck.Group({ maxConcurrent: 4 }) } },
+  octokitDefaults: { throttle: { notifications: perMinuteBudget(Number.MAX_SAFE_INTEGER) } },
 });
 const delay = monitorEventLoopDelay({ resolution: 10 });
 delay.enable();
