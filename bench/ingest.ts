@@ -19,6 +19,7 @@ const flat = arg("flat", 3);
 const connections = arg("connections", 4);
 
 interface Side {
+  warm: LoadResult;
   paced: LoadResult;
   flat: LoadResult;
   cpuMs: number;
@@ -26,11 +27,11 @@ interface Side {
 
 /** A short warm-up (JIT, connections), then the paced phase, then flat out. */
 async function drive(target: Target, secret: string): Promise<Side> {
-  await load({ url: target.url, secret, firstIssue: 1, connections, amount: 200 });
+  const warm = await load({ url: target.url, secret, firstIssue: 1, connections, amount: 200 });
   const cpu0 = cpuMs(target.pid);
   const paced = await load({ url: target.url, secret, firstIssue: 100_000, connections, rate, seconds });
   const flatOut = await load({ url: target.url, secret, firstIssue: 200_000, connections, seconds: flat });
-  return { paced, flat: flatOut, cpuMs: cpuMs(target.pid) - cpu0 };
+  return { warm, paced, flat: flatOut, cpuMs: cpuMs(target.pid) - cpu0 };
 }
 
 const perSecond = (r: LoadResult) => r.answered / r.seconds;
@@ -63,8 +64,8 @@ export async function ingestBench(): Promise<BenchRow[]> {
 
   const p99Bare = percentile(b.paced.latencies, 99);
   const p99Ours = percentile(o.paced.latencies, 99);
-  const delivered = 200 + o.paced.sent + o.flat.sent;
-  const answered = 200 + o.paced.answered + o.flat.answered;
+  const delivered = o.warm.sent + o.paced.sent + o.flat.sent;
+  const answered = o.warm.answered + o.paced.answered + o.flat.answered;
   return [
     {
       bench: `ingest p99 at ${rate}/s, whole controller`,
@@ -85,6 +86,7 @@ export async function ingestBench(): Promise<BenchRow[]> {
       figure: `${answered}/${delivered} answered → ${o.jobs} jobs, ${o.finished} finished`,
       reference: `bare: ${b.paced.answered + b.flat.answered} answered, ${lost(b.paced) + lost(b.flat)} not`,
       goal: "each delivery exactly one job",
+      // A delivery the client gave up on (10 s, as GitHub does) may still have been recorded.
       met: answered === delivered && o.jobs === delivered && o.finished === o.jobs,
     },
     {

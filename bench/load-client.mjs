@@ -74,7 +74,8 @@ const instance = autocannon(
         answered,
         errors: result.errors,
         timeouts: result.timeouts,
-        sent: result.requests.sent,
+        // autocannon's own count of requests sent is an estimate when a rate is set.
+        sent: Object.values(statuses).reduce((a, b) => a + b, 0) + result.errors,
         seconds: (performance.now() - started) / 1000,
       }),
     );
