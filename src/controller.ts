@@ -21,6 +21,7 @@ import { createMetrics } from "./metrics/metrics.js";
 import { startMetricsServer, type MetricsServer } from "./metrics/start-metrics-server.js";
 import type { ApiCallObserver } from "./github/count-api-calls.js";
 import { createOctokitClass } from "./github/octokit-class.js";
+import { createNodeHttpFetch } from "./github/node-http-fetch.js";
 import { restBaseUrl } from "./github/github-access.js";
 import type { Backend } from "./backends/types.js";
 import { agentWorkApp } from "./app.js";
@@ -115,7 +116,9 @@ export async function startController(options: ControllerOptions): Promise<Contr
     metrics.githubApiCalls.inc(call);
     options.onApiCall?.(call);
   };
-  const Octokit = createOctokitClass({ log, onApiCall, overrides: options.octokitDefaults });
+  // One connection pool to GitHub for every client, the app's token requests included.
+  const githubFetch = createNodeHttpFetch();
+  const Octokit = createOctokitClass({ log, onApiCall, fetch: githubFetch, overrides: options.octokitDefaults });
   // ssh host keys seen on first use are remembered in the store: every restart and replica refuses a changed one.
   const built = await buildBackends(config, log, options.extraBackends, new SshHostKeyStore(db, now));
   for (const secret of built.secrets) redactor.add(secret);
@@ -132,6 +135,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
     baseUrl: restBaseUrl(config.gheHost, config.gheProtocol),
     log,
     Octokit,
+    request: { fetch: githubFetch as unknown as typeof fetch },
   });
   const appHandlers: RequestHandler[] = [];
   await probot.load(
@@ -232,6 +236,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
       await metricsServer?.close();
       await built.close();
       await db.destroy();
+      githubFetch.close();
     },
     async shutdown({ graceMs = DEFAULT_SHUTDOWN_GRACE_MS } = {}) {
       await deliveries.stop();
@@ -243,6 +248,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
       await metricsServer?.close();
       await built.close();
       await db.destroy();
+      githubFetch.close();
       return outcome;
     },
   };
