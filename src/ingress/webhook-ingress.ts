@@ -35,21 +35,24 @@ export interface WebhookIngressOptions {
   log: Logger;
 }
 
-/**
- * After a 413, reads what the client still sends and throws it away, up to a megabyte more, then
- * cuts the connection. Closing at once (with unread bytes waiting) makes the kernel reset the
- * connection, and a client still uploading often loses the 413 it was sent. Reading a little on
- * lets the answer reach it; reading all of it would cost the time and the garbage of the whole upload.
- */
-const DISCARD_AFTER_REFUSAL_BYTES = 1024 * 1024;
+/** How long a refused upload's connection stays half-open after the answer, so the client reads it. */
+const LINGER_MS = 1000;
 
-function discardRest(req: IncomingMessage, limit = DISCARD_AFTER_REFUSAL_BYTES): void {
-  let discarded = 0;
-  req.on("data", (chunk: Buffer) => {
-    discarded += chunk.length;
-    if (discarded > limit) req.socket.destroy();
+/**
+ * After a 413 the rest of the upload is not read: it waits in the kernel's buffers and the
+ * client's, costing this process nothing, until the connection is cut. Cutting it right after the
+ * answer, with unread bytes waiting, makes the kernel send a reset, and a client still uploading
+ * then often loses the 413 it was sent; so our side is closed first (the client sees the answer
+ * and the end of it) and the connection is cut a moment later.
+ */
+function closeAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
+  // A listener on a paused stream: Node then does not read and drop the rest itself after the answer.
+  req.pause();
+  req.on("data", () => undefined);
+  res.once("finish", () => {
+    req.socket.end();
+    setTimeout(() => req.socket.destroy(), LINGER_MS).unref();
   });
-  req.resume();
 }
 
 /** A header value as it may be logged: it came from anyone, so it is cut short. */
@@ -101,9 +104,8 @@ export function webhookIngress(options: WebhookIngressOptions): (req: IncomingMe
     if (missing.length > 0) return refuse(400, `required headers missing: ${missing.join(", ")}`);
 
     const tooLarge = () => {
-      refuse(413, `the body is larger than GitHub's ${maxBytes} bytes`);
-      discardRest(req);
-      return true;
+      closeAfterAnswer(req, res);
+      return refuse(413, `the body is larger than GitHub's ${maxBytes} bytes`);
     };
     const declared = Number(req.headers["content-length"]);
     if (Number.isFinite(declared) && declared > maxBytes) {

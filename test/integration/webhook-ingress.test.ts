@@ -53,10 +53,12 @@ function post(url: string, headers: Record<string, string>, body: Buffer | Reada
       res.on("end", done);
       res.on("error", done);
     });
-    // Once the server has answered and cut the connection, the rest of the upload fails: expected.
+    // Once the server has answered and cut the connection, the rest of the upload fails: expected
+    // (also on the socket itself, which the request lets go of once the answer has ended).
     req.on("error", (err) => {
       if (!answered) reject(err);
     });
+    req.on("socket", (socket) => socket.on("error", () => undefined));
     if (Buffer.isBuffer(body)) req.end(body);
     else pipeline(body, req).catch(() => undefined);
   });
