@@ -36,8 +36,9 @@ export async function apiCallsBench(): Promise<BenchRow[]> {
         bench: `api-calls: one ${minutes}-minute job`,
         figure: `${total} calls (job ${job?.state})`,
         reference: `${Math.floor(5000 / total)} jobs per installation-hour of 5,000`,
-        goal: "≤ 15",
-        met: total <= 15 && job?.state === "succeeded",
+        // 16: the requester's permission is asked again when the job starts (architecture: "Permission is asked twice").
+        goal: "≤ 16",
+        met: total <= 16 && job?.state === "succeeded",
       },
     ];
   } finally {

@@ -129,6 +129,7 @@ export async function startController(options: StartOptions & { worker: "instant
       GHE_PROTOCOL: "http",
       HOST: "127.0.0.1",
       PORT: String(await freePort()),
+      METRICS_PORT: "0",
       DATA_DIR: tempDataDir(),
       LOG_LEVEL: "info",
       BENCH_WORKER: options.worker,

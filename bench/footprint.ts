@@ -36,6 +36,7 @@ export async function footprintBench(): Promise<BenchRow[]> {
       GHE_PROTOCOL: "http",
       HOST: "127.0.0.1",
       PORT: String(await freePort()),
+      METRICS_PORT: "0",
       DATA_DIR: tempDataDir(),
       MAX_CONCURRENT_JOBS: String(jobs),
       LOG_LEVEL: "info",

@@ -175,7 +175,8 @@ async function perJobOverhead(kind: Kind): Promise<{ mean: number; p95: number }
       await store.renewLease(job.id, "me", 60_000);
       await logs.flush();
       await store.transition(job.id, "running", "reporting", { result: { outcome: "no_changes", message: "nothing to change", computeSeconds: 60, aborted: false } });
-      await ledger.finalize(job.id, 60, pricing);
+      await ledger.billWorker(job.id, { id: `w-${job.id}`, createdAt: Date.now() - 60_000 }, Date.now(), pricing);
+      await ledger.finalize(job.id);
       await store.transition(job.id, "reporting", "succeeded", { finishedAt: Date.now(), computeSeconds: 60 });
       await store.releaseLease(job.id, "me");
       times.push(performance.now() - t);

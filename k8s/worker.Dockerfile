@@ -7,8 +7,10 @@ FROM node:20-bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends git ca-certificates bubblewrap util-linux \
  && rm -rf /var/lib/apt/lists/*
-# Your agent, for example:
-# RUN npm install -g @anthropic-ai/claude-code
+# The agent CLIs the presets run, from the one list of versions (agent-clis/: package.json + lock).
+COPY agent-clis/package.json agent-clis/package-lock.json /usr/local/lib/agent-clis/
+RUN npm install --no-save --prefix /usr/local/lib/agent-clis --omit=dev --no-audit --no-fund \
+ && ln -s /usr/local/lib/agent-clis/node_modules/.bin/claude /usr/local/lib/agent-clis/node_modules/.bin/codex /usr/local/lib/agent-clis/node_modules/.bin/opencode /usr/local/bin/
 COPY worker/ /app/worker/
 USER 1000:1000
 WORKDIR /work

@@ -5,24 +5,29 @@ import { Scheduler } from "./scheduler/scheduler.js";
 import { recordLabeledIssue } from "./handlers/record-labeled-issue.js";
 import { recordCommentCommand } from "./handlers/record-comment-command.js";
 import { recordCheckRunAction } from "./handlers/record-check-run-action.js";
+import { handledDelivery } from "./handlers/handled-payloads.js";
 import { githubAccessFor, restBaseUrl } from "./github/github-access.js";
+import type { GitHubAccess } from "./github/types.js";
 
 export type AppDeps = Omit<PipelineDeps, "github">;
 
 /**
  * The Probot app: wiring only. Handlers record jobs; the scheduler (created here because it needs
- * the app's authenticated Octokits) does the rest. `/healthz` and `/metrics` ride on Probot's server.
+ * the app's authenticated Octokits) does the rest. `/healthz` rides on Probot's server; `/metrics`
+ * does not (it has a server of its own, src/metrics/start-metrics-server.ts), so it answers 404 here.
  */
 export function agentWorkApp(
   deps: AppDeps,
-  onScheduler: (scheduler: Scheduler) => void,
+  /** Told the scheduler, and the app's GitHub clients (delivery recovery calls GitHub with them too). */
+  onScheduler: (scheduler: Scheduler, github: GitHubAccess) => void,
   /** The job pages (src/web/): `/jobs`, `/jobs/<id>`, sign-in at `/auth/*`. */
   web?: (req: IncomingMessage, res: ServerResponse) => Promise<boolean>,
 ): ApplicationFunction {
   return (app: Probot, { addHandler }) => {
     const baseUrl = restBaseUrl(deps.config.gheHost, deps.config.gheProtocol);
-    const scheduler = new Scheduler({ ...deps, github: githubAccessFor(app, baseUrl) });
-    onScheduler(scheduler);
+    const github = githubAccessFor(app, baseUrl);
+    const scheduler = new Scheduler({ ...deps, github });
+    onScheduler(scheduler, github);
 
     const recordDeps = {
       store: deps.store,
@@ -32,22 +37,18 @@ export function agentWorkApp(
       log: deps.log,
       wake: () => scheduler.wake(),
     };
-    app.on("issues.labeled", (context) => recordLabeledIssue(recordDeps, context));
-    app.on("issue_comment.created", (context) => recordCommentCommand({ ...recordDeps, requests: deps.requests }, context));
+    // Each handler reads its delivery through the schema the ingress checked (src/handlers/handled-payloads.ts).
+    app.on("issues.labeled", (context) => recordLabeledIssue(recordDeps, handledDelivery("issues.labeled", context)));
+    app.on("issue_comment.created", (context) => recordCommentCommand({ ...recordDeps, requests: deps.requests }, handledDelivery("issue_comment.created", context)));
     const actionDeps = { ...recordDeps, requests: deps.requests, appId: deps.config.appId ?? 0 };
-    app.on("check_run.requested_action", (context) => recordCheckRunAction(actionDeps, context));
-    app.on("check_run.rerequested", (context) => recordCheckRunAction(actionDeps, context));
+    app.on("check_run.requested_action", (context) => recordCheckRunAction(actionDeps, handledDelivery("check_run.requested_action", context)));
+    app.on("check_run.rerequested", (context) => recordCheckRunAction(actionDeps, handledDelivery("check_run.rerequested", context)));
 
     addHandler(async (req: IncomingMessage, res: ServerResponse) => {
       const url = req.url?.split("?")[0];
       if (req.method === "GET" && url === "/healthz") {
         await deps.store.countByState();
         res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ ok: true, activeJobs: scheduler.activeJobs }));
-        return true;
-      }
-      if (req.method === "GET" && url === "/metrics") {
-        const body = await deps.metrics.registry.metrics();
-        res.writeHead(200, { "content-type": deps.metrics.registry.contentType }).end(body);
         return true;
       }
       return false;

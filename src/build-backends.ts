@@ -2,6 +2,7 @@ import path from "node:path";
 import type { ControllerConfig } from "./config/env.js";
 import type { Backend } from "./backends/types.js";
 import { local } from "./backends/local/local-backend.js";
+import type { HostKeyMemory } from "./remote/host-key-memory.js";
 
 /**
  * The backends this controller runs, from its configuration: `local` always; `ssh` when
@@ -25,6 +26,8 @@ export async function buildBackends(
   config: ControllerConfig,
   log: BackendsLog,
   extra: ReadonlyMap<string, Backend> = new Map(),
+  /** Where the ssh backend remembers host keys seen on first use (the store); this process's memory if absent. */
+  hostKeys?: HostKeyMemory,
 ): Promise<{ backends: Map<string, Backend>; secrets: string[]; close(): Promise<void> }> {
   const closers: (() => Promise<void>)[] = [];
   // Keys the backends hold (ssh hosts' private keys), for the redactor.
@@ -36,7 +39,7 @@ export async function buildBackends(
     const [{ ssh }, { loadSshHosts }] = await Promise.all([import("./backends/ssh/ssh-backend.js"), import("./backends/ssh/load-ssh-hosts.js")]);
     const hosts = loadSshHosts(config.sshHostsFile);
     secrets.push(...hosts.map((h) => h.privateKey));
-    const backend = ssh.create({ hosts, log: log.child({ name: "ssh-backend" }) });
+    const backend = ssh.create({ hosts, log: log.child({ name: "ssh-backend" }), ...(hostKeys ? { hostKeys } : {}) });
     backends.set("ssh", backend);
     closers.push(() => backend.close());
   }

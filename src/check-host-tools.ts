@@ -1,14 +1,17 @@
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import type { ControllerConfig } from "./config/env.js";
+import { probeSandbox } from "./probe-sandbox.js";
 
 /**
  * The local backend needs git (the worker clones and pushes) and, with the default sandbox,
  * bubblewrap and util-linux's prlimit (and, when the controller runs as root, setpriv and unshare,
  * with which the agent drops to nobody). Missing ones are named with the command that installs
- * them, before any job fails; LOCAL_SANDBOX=none is the only way past a missing bubblewrap.
+ * them, before any job fails; LOCAL_SANDBOX=none is the only way past a missing bubblewrap. When
+ * everything is there, a trivial sandbox is built for real (probe-sandbox.ts): an installed
+ * bubblewrap that cannot make namespaces here fails the start, not every job.
  */
-export function missingHostTools(config: Pick<ControllerConfig, "localSandbox">, asRoot = process.getuid?.() === 0, sysAdmin = hasSysAdmin()): string[] {
+export function missingHostTools(config: Pick<ControllerConfig, "localSandbox">, asRoot = process.getuid?.() === 0, sysAdmin = hasSysAdmin(), probe = probeSandbox): string[] {
   const missing: string[] = [];
   const has = (bin: string) => !spawnSync(bin, ["--version"], { stdio: "ignore" }).error;
   if (!has("git")) missing.push("git is not installed (apt-get install -y git); the worker clones and pushes with it");
@@ -28,6 +31,10 @@ export function missingHostTools(config: Pick<ControllerConfig, "localSandbox">,
   const utils = ["prlimit", ...(asRoot ? ["setpriv", "unshare"] : [])].filter((bin) => !has(bin));
   if (utils.length > 0) {
     missing.push(`${utils.join(", ")} not found (apt-get install -y util-linux); the sandbox limits the agent's memory and processes with ${utils.length === 1 ? "it" : "them"}`);
+  }
+  if (missing.length === 0) {
+    const failed = probe(asRoot);
+    if (failed) missing.push(failed);
   }
   return missing;
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
+import path from "node:path";
 import type { Server as HttpServer } from "node:http";
-import { Probot, Server } from "probot";
+import { Probot } from "probot";
 import type { Logger } from "pino";
 import type { ControllerConfig } from "./config/env.js";
 import { secretValues } from "./config/env.js";
@@ -9,12 +10,15 @@ import { createLogger } from "./redact/redacting-logger.js";
 import { openStore } from "./store/open-store.js";
 import { JobStore } from "./store/job-store.js";
 import { RequestStore } from "./store/request-store.js";
+import { OutboxStore } from "./store/outbox-store.js";
+import { SshHostKeyStore } from "./store/ssh-host-keys.js";
 import { JobLog } from "./logs/job-log.js";
 import { Ledger } from "./cost/ledger.js";
 import { bundledPriceTable, loadPriceTable } from "./cost/price-table.js";
 import { buildBackends, readAgentSecrets } from "./build-backends.js";
 import { Reaper } from "./reaper/reaper.js";
 import { createMetrics } from "./metrics/metrics.js";
+import { startMetricsServer, type MetricsServer } from "./metrics/start-metrics-server.js";
 import type { ApiCallObserver } from "./github/count-api-calls.js";
 import { createOctokitClass } from "./github/octokit-class.js";
 import { createNodeHttpFetch } from "./github/node-http-fetch.js";
@@ -25,6 +29,14 @@ import { startWeb } from "./web/start-web.js";
 import type { Scheduler } from "./scheduler/scheduler.js";
 import type { PipelineDeps } from "./pipeline/deps.js";
 import { workerTokenSealer } from "./secrets/seal.js";
+import type { GitHubAccess } from "./github/types.js";
+import { DeliveryRecovery } from "./deliveries/delivery-recovery.js";
+import { startHttpServer, type RequestHandler } from "./ingress/start-http-server.js";
+import { webhookIngress } from "./ingress/webhook-ingress.js";
+import { checkHandledPayload } from "./handlers/handled-payloads.js";
+
+/** Where GitHub delivers webhooks (Probot's path, which app.yml's setup registers). */
+const WEBHOOK_PATH = "/api/github/webhooks";
 
 export interface ControllerOptions {
   config: ControllerConfig;
@@ -45,17 +57,22 @@ export interface ControllerOptions {
 }
 
 export interface Controller {
-  server: Server;
+  probot: Probot;
   httpServer: HttpServer;
   scheduler: Scheduler;
   store: JobStore;
   requests: RequestStore;
+  outbox: OutboxStore;
   logs: JobLog;
   ledger: Ledger;
   reaper: Reaper;
+  /** Asks GitHub to redeliver what this controller missed; scans labelled issues beyond that. */
+  deliveries: DeliveryRecovery;
   log: Logger;
   redactor: Redactor;
   url: string;
+  /** Where `/metrics` is served (METRICS_HOST:METRICS_PORT); absent when METRICS_PORT=0. */
+  metricsUrl?: string;
   close(options?: { abort?: boolean }): Promise<void>;
   /**
    * Stops for a SIGTERM: no new claims, running jobs handed back to the queue, other phases let
@@ -91,9 +108,10 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const now = options.now ?? Date.now;
   const store = new JobStore(db, now);
   const requests = new RequestStore(db, now);
+  const outbox = new OutboxStore(db, now);
   const logs = new JobLog(db, now);
   const ledger = new Ledger(db, now, priceTable);
-  const metrics = createMetrics(() => store.countByState());
+  const metrics = createMetrics(() => store.countByState(), { repoLabels: config.metrics?.repoLabels ?? false });
   const onApiCall: ApiCallObserver = (call) => {
     metrics.githubApiCalls.inc(call);
     options.onApiCall?.(call);
@@ -101,74 +119,133 @@ export async function startController(options: ControllerOptions): Promise<Contr
   // One connection pool to GitHub for every client, the app's token requests included.
   const githubFetch = createNodeHttpFetch();
   const Octokit = createOctokitClass({ log, onApiCall, fetch: githubFetch, overrides: options.octokitDefaults });
-  const built = await buildBackends(config, log, options.extraBackends);
+  // ssh host keys seen on first use are remembered in the store: every restart and replica refuses a changed one.
+  const built = await buildBackends(config, log, options.extraBackends, new SshHostKeyStore(db, now));
   for (const secret of built.secrets) redactor.add(secret);
   const backends = built.backends;
 
   let scheduler: Scheduler | undefined;
-  const web = startWeb({ store, requests, logs, redactor, config, log, now, wake: () => scheduler?.wake() });
+  let github: GitHubAccess | undefined;
+  const web = startWeb({ store, requests, logs, config, log, now, wake: () => scheduler?.wake() });
   const owner = `${process.pid}-${randomBytes(4).toString("hex")}`;
-  const server = new Server({
-    host: config.host,
-    port: config.port,
-    log: log.child({ name: "server" }),
-    Probot: Probot.defaults({
-      appId: config.appId,
-      privateKey: config.privateKey,
-      secret: config.webhookSecret,
-      baseUrl: restBaseUrl(config.gheHost, config.gheProtocol),
-      log,
-      Octokit,
-      request: { fetch: githubFetch as unknown as typeof fetch },
-    }),
+  const probot = new Probot({
+    appId: config.appId,
+    privateKey: config.privateKey,
+    secret: config.webhookSecret,
+    baseUrl: restBaseUrl(config.gheHost, config.gheProtocol),
+    log,
+    Octokit,
+    request: { fetch: githubFetch as unknown as typeof fetch },
   });
-  await server.load(
+  const appHandlers: RequestHandler[] = [];
+  await probot.load(
     agentWorkApp(
-      { store, requests, logs, ledger, priceTable, backends, config: { ...config, agentEnv }, redactor, log, metrics, now, owner, secondsPerMinute: options.secondsPerMinute ?? 60, sealer: workerTokenSealer(config.privateKey), ...(options.onStep ? { onStep: options.onStep } : {}) },
-      (s) => (scheduler = s),
+      { store, requests, outbox, logs, ledger, priceTable, backends, config: { ...config, agentEnv }, redactor, log, metrics, now, owner, secondsPerMinute: options.secondsPerMinute ?? 60, sealer: workerTokenSealer(config.privateKey), ...(options.onStep ? { onStep: options.onStep } : {}) },
+      (s, g) => {
+        scheduler = s;
+        github = g;
+      },
       web.handle,
     ),
+    { cwd: process.cwd(), addHandler: (handler) => void appHandlers.push(handler) },
   );
-  const httpServer = await server.start();
-  if (!scheduler) throw new Error("the app did not create its scheduler");
+  // Webhooks first: a stranger's request is refused there before anything else reads it.
+  const ingress = webhookIngress({
+    path: WEBHOOK_PATH,
+    secret: config.webhookSecret,
+    spillDir: path.join(config.dataDir, "incoming-webhooks"),
+    receive: (event) => probot.webhooks.receive(event as Parameters<typeof probot.webhooks.receive>[0]),
+    checkPayload: checkHandledPayload,
+    log: log.child({ name: "webhooks" }),
+  });
+  // Before the webhook server: a metrics port that is taken fails the start while nothing else runs yet.
+  let metricsServer: MetricsServer | undefined;
+  if (config.metrics) {
+    metricsServer = await startMetricsServer({
+      host: config.metrics.host,
+      port: config.metrics.port,
+      registry: metrics.registry,
+      log: log.child({ name: "metrics" }),
+      ...(config.metrics.token ? { token: config.metrics.token } : {}),
+    }).catch(async (err: unknown) => {
+      web.close();
+      await built.close();
+      await db.destroy();
+      throw err;
+    });
+  }
+  const http = await startHttpServer({
+    host: config.host,
+    port: config.port,
+    handlers: [ingress, ...appHandlers],
+    requestTimeoutMs: config.requestTimeoutSeconds * 1000,
+    log: log.child({ name: "http" }),
+  }).catch(async (err: unknown) => {
+    await metricsServer?.close();
+    throw err;
+  });
+  const httpServer = http.server;
+  if (!scheduler || !github) throw new Error("the app did not create its scheduler");
   // The reaper: workers no live job owns, jobs whose worker vanished or ran past their deadline.
   const reaper = new Reaper({ store, backends, now, log: log.child({ name: "reaper" }), onJobEnded: (job) => scheduler!.publishFinal(job) });
+  // Lost deliveries: GitHub never redelivers by itself (src/deliveries/delivery-recovery.ts).
+  const deliveries = new DeliveryRecovery({
+    db,
+    store,
+    github,
+    triggerLabel: config.triggerLabel,
+    appId: config.appId,
+    defaultBackend: "local",
+    log: log.child({ name: "deliveries" }),
+    now,
+    wake: () => scheduler!.wake(),
+    intervalMs: config.redeliveryIntervalSeconds * 1000,
+    labelScanMaxAgeMs: config.labelScanMaxAgeDays * 86_400_000,
+  });
   if (options.autoSchedule !== false) {
     scheduler.start();
     reaper.start();
+    deliveries.start();
   }
   const address = httpServer.address();
   const port = typeof address === "object" && address ? address.port : config.port;
-  log.info({ port, dataDir: config.dataDir, store: config.databaseUrl ? "postgres" : "sqlite", owner }, "agent-work controller started");
+  log.info({ port, metrics: metricsServer?.url ?? "off", dataDir: config.dataDir, store: config.databaseUrl ? "postgres" : "sqlite", owner }, "agent-work controller started");
 
   return {
-    server,
+    probot,
     httpServer,
     scheduler,
     store,
     requests,
+    outbox,
     logs,
     ledger,
     reaper,
+    deliveries,
     log,
     redactor,
     url: `http://127.0.0.1:${port}`,
+    ...(metricsServer ? { metricsUrl: metricsServer.url } : {}),
     async close(closeOptions = {}) {
+      await deliveries.stop();
       await reaper.stop();
       await scheduler!.stop(closeOptions);
       // Live log streams hold their connections open; the server cannot close until they end.
       web.close();
-      await server.stop();
+      await http.stop();
+      await metricsServer?.close();
       await built.close();
       await db.destroy();
       githubFetch.close();
     },
     async shutdown({ graceMs = DEFAULT_SHUTDOWN_GRACE_MS } = {}) {
+      await deliveries.stop();
       await reaper.stop();
       const outcome = await scheduler!.shutdown(graceMs);
       await logs.flush().catch((err) => log.warn({ err }, "could not write the last job log lines"));
       web.close();
-      await server.stop();
+      await http.stop();
+      await metricsServer?.close();
       await built.close();
       await db.destroy();
       githubFetch.close();

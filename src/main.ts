@@ -2,11 +2,13 @@
  * The process: load the configuration from the environment, then either serve Probot's setup page
  * (no app registered yet) or start the controller. Everything else lives in controller.ts.
  */
-import { run } from "probot";
 import { loadControllerConfig, describeControllerConfig } from "./config/env.js";
 import { startController } from "./controller.js";
 import { missingHostTools } from "./check-host-tools.js";
 import { stopOnSignals } from "./stop-on-signals.js";
+import { serveSetupPage, WEBHOOK_PATH } from "./setup/serve-setup-page.js";
+import { createSmeeChannel } from "./webhook-proxy/create-smee-channel.js";
+import { forwardSmeeChannel } from "./webhook-proxy/forward-smee-channel.js";
 
 async function main(): Promise<void> {
   // Probot's own convention: a .env file in the working directory (written by the setup page).
@@ -25,8 +27,7 @@ async function main(): Promise<void> {
 
   if (!config.appId || !config.privateKey) {
     // No GitHub App yet: Probot's setup page registers one from app.yml and writes .env.
-    console.info(`No APP_ID yet: open http://localhost:${config.port} to register the GitHub App from app.yml, then restart.`);
-    await run(() => undefined, { env: { ...process.env, NO_SMEE_SETUP: process.env.NO_SMEE_SETUP ?? "true" } });
+    await serveSetupPage({ config, env: process.env, createChannel: () => createSmeeChannel(), say: (line) => console.info(line) });
     return;
   }
 
@@ -37,6 +38,10 @@ async function main(): Promise<void> {
   }
   const controller = await startController({ config });
   controller.log.info({ config: describeControllerConfig(config) }, "configuration");
+  if (config.webhookProxyUrl) {
+    // GitHub cannot reach this machine: it delivers to the smee.io channel, and we fetch from there.
+    forwardSmeeChannel({ source: config.webhookProxyUrl, target: `${controller.url}${WEBHOOK_PATH}`, log: controller.log.child({ name: "webhook-proxy" }) });
+  }
   stopOnSignals(controller);
 }
 

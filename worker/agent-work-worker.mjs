@@ -23,6 +23,7 @@
 //   lib/work-tree.mjs     the work tree after the agent, walked without following links
 //   lib/job.mjs           the steps of one job
 //   lib/processes.mjs     the worker's children and private folder
+//   lib/egress-proxy.mjs  the agent's only way out under network: allowlist
 
 import { Buffer } from "node:buffer";
 import { readFirstDocument, validateInput } from "./lib/input.mjs";
@@ -59,7 +60,9 @@ async function main() {
     return;
   }
   const token = input.token;
-  setSecrets(token ? [token, encodeURIComponent(token), Buffer.from(`x-access-token:${token}`).toString("base64")] : []);
+  // The model key the egress proxy adds for the agent is a secret too: it never reaches stdout.
+  const proxyKeys = input.sandbox.kind === "bwrap" ? (input.sandbox.egress?.credentials ?? []).map((c) => c.value) : [];
+  setSecrets([...(token ? [token, encodeURIComponent(token), Buffer.from(`x-access-token:${token}`).toString("base64")] : []), ...proxyKeys]);
   for (const s of ["SIGTERM", "SIGINT", "SIGHUP"]) process.on(s, () => stop(s));
 
   let result;

@@ -3,6 +3,7 @@ import type { Backend } from "../backends/types.js";
 import type { ControllerConfig } from "../config/env.js";
 import { JobStore } from "../store/job-store.js";
 import { openStore } from "../store/open-store.js";
+import { SshHostKeyStore } from "../store/ssh-host-keys.js";
 import { buildBackends, type BackendsLog } from "../build-backends.js";
 
 export interface CliOutput {
@@ -41,7 +42,8 @@ export async function openCliContext(config: ControllerConfig, io: CliOutput): P
     child: () => quiet,
   };
   // The same backends the controller builds from this configuration (cloud clients loaded only when on).
-  const backends = async () => (await (built ??= buildBackends(config, quiet))).backends;
+  // The same host keys too: the CLI refuses an ssh host whose key changed, as the controller does.
+  const backends = async () => (await (built ??= buildBackends(config, quiet, new Map(), new SshHostKeyStore(db)))).backends;
   return {
     context: { config, store, backends, io, now: Date.now },
     async close() {

@@ -15,16 +15,17 @@ export interface CommandSpec {
   flags: readonly FlagName[];
 }
 
-export type FlagName = "backend" | "machine" | "max-minutes";
+export type FlagName = "backend" | "machine" | "max-minutes" | "model";
 
 export const FLAG_HELP: Record<FlagName, string> = {
   backend: "`--backend <name>`: where to run (a backend enabled on this controller)",
   machine: "`--machine <size>`: a size from `sizes` in `.github/agent-work.yml`",
   "max-minutes": "`--max-minutes <n>`: stop the agent sooner (at most the repository's `max_minutes`)",
+  model: "`--model <name>`: a model from `models` in `.github/agent-work.yml`",
 };
 
 export const COMMANDS: readonly CommandSpec[] = [
-  { verb: "run", aliases: [], usage: "/agent run [flags] [instructions…]", does: "starts the agent on this issue or pull request, with your instructions added to the prompt", who: "write", flags: ["backend", "machine", "max-minutes"] },
+  { verb: "run", aliases: [], usage: "/agent run [flags] [instructions…]", does: "starts the agent on this issue or pull request, with your instructions added to the prompt", who: "write", flags: ["backend", "machine", "max-minutes", "model"] },
   { verb: "stop", aliases: ["cancel"], usage: "/agent stop", does: "stops the running job (its worker is destroyed) or takes a queued one off the queue", who: "write", flags: [] },
   { verb: "retry", aliases: [], usage: "/agent retry", does: "starts a new job with the inputs of the last one", who: "write", flags: [] },
   { verb: "status", aliases: [], usage: "/agent status", does: "answers with the job's state, current step and cost so far", who: "anyone", flags: [] },

@@ -4,6 +4,7 @@ export interface CommandFlags {
   backend?: string;
   machine?: string;
   maxMinutes?: number;
+  model?: string;
 }
 
 export type ParsedCommand =
@@ -66,6 +67,13 @@ export function parseCommand(body: string | null | undefined): ParsedCommand | n
         return { ok: false, error: "bad_flag", message: `\`--max-minutes\` takes a whole number of minutes, not \`${value.slice(0, 20)}\``, line };
       }
       flags.maxMinutes = Number(value);
+    } else if (name === "model") {
+      // A model name may name its provider (`anthropic/claude-sonnet-4-5`); it lands in argv after
+      // `--model`, so no leading dash. Whether the repository allows it is the config's to say.
+      if (!/^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,99}$/.test(value)) {
+        return { ok: false, error: "bad_flag", message: `\`--model\` takes a model name of letters, digits and \`. _ : / @ + -\`, not \`${value.slice(0, 20)}\``, line };
+      }
+      flags.model = value;
     } else if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(value)) {
       return { ok: false, error: "bad_flag", message: `\`--${name}\` takes a name of letters, digits, \`.\`, \`_\` and \`-\`, not \`${value.slice(0, 20)}\``, line };
     } else if (name === "backend") {

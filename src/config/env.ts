@@ -1,9 +1,10 @@
 import { existsSync, readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { z } from "zod";
-import { AGENT_PRESETS, type AgentPreset } from "../agents/presets.js";
+import { AGENT_PRESETS, isAgentPreset, type AgentPreset } from "../agents/presets.js";
 import { readSshHostsFile } from "../backends/ssh/load-ssh-hosts.js";
 import { Redactor } from "../redact/redactor.js";
+import { HOST_PATTERN } from "./repo-config.js";
 
 /**
  * The controller's configuration, loaded once from an `env` argument (never `process.env` directly,
@@ -20,6 +21,10 @@ export interface ControllerConfig {
   gheProtocol: "https" | "http";
   port: number;
   host: string;
+  /** How long a client may take to send a whole request (webhook body included) before it is closed. */
+  requestTimeoutSeconds: number;
+  /** Where Prometheus scrapes `/metrics`: never the webhook port. Absent when METRICS_PORT=0. */
+  metrics?: MetricsConfig;
   logLevel: LogLevel;
   production: boolean;
   /** Absolute. */
@@ -28,6 +33,8 @@ export interface ControllerConfig {
   databaseUrl?: string;
   /** Base URL of this controller as GitHub users reach it, without a trailing slash. */
   publicUrl?: string;
+  /** A smee.io channel GitHub delivers webhooks to, forwarded from there to this controller (development). A secret: whoever knows it reads every delivery. */
+  webhookProxyUrl?: string;
   triggerLabel: string;
   maxConcurrentJobs: number;
   defaultAgent: AgentPreset;
@@ -44,10 +51,16 @@ export interface ControllerConfig {
   sandboxCeilings: { memoryMb: number; maxProcesses: number; maxDiskMb: number };
   /** Environment handed to the agent, name → value. The values are secrets. */
   agentEnv: Record<string, string>;
+  /** Host patterns every agent under `network: allowlist` may reach. */
+  networkAllowDefault: string[];
+  /** Under `network: allowlist`: the credential the worker's proxy adds for the model's host (`value` is a secret). */
+  modelProxy?: { host: string; header: string; variable: string; upstream: string; value: string };
   requiredPermission: "write" | "maintain" | "admin";
   gitAuthor: { name: string; email: string };
   /** Agent environment read from Secret Manager at start: variable name → secret resource. */
   agentEnvSecrets?: Record<string, string>;
+  /** The operator's extra flags per agent preset (AGENT_EXTRA_ARGS), placed before the prompt. */
+  agentExtraArgs?: Partial<Record<string, string[]>>;
   /** The gce backend; present when GCE_PROJECT is set. */
   gce?: GceConfig;
   /** Absolute path of the ssh backend's hosts file (validated here; read with loadSshHosts()). */
@@ -64,8 +77,24 @@ export interface ControllerConfig {
   sessionSecret?: string;
   /** Days a job's full log is kept for its page; older lines are deleted. */
   logRetentionDays: number;
+  /** Seconds between delivery recovery passes (src/deliveries/); 0: none, not even at start. */
+  redeliveryIntervalSeconds: number;
+  /** The label scan turns no label older than this into a job. */
+  labelScanMaxAgeDays: number;
+  /** How often an open live log stream asks GitHub again whether its viewer may still read the repository. */
+  logStreamRecheckSeconds: number;
   /** The most any job, any repository a month, and the whole controller an hour may spend (USD). */
   budgets: { jobUsd: number; repoMonthlyUsd: number; globalHourlyUsd: number };
+}
+
+/** The metrics server: its own address, loopback by default, optionally behind a bearer token. */
+export interface MetricsConfig {
+  host: string;
+  port: number;
+  /** Scrapers must send `Authorization: Bearer <token>`; a secret. Unset: none is asked for. */
+  token?: string;
+  /** Label costs with `owner/repo`; off by default, since repository names may be private. */
+  repoLabels: boolean;
 }
 
 /** The GitHub App's OAuth client (Probot's setup page writes both values to .env). */
@@ -165,13 +194,19 @@ export const CONTROLLER_ENV_VARS: readonly ControllerEnvVar[] = [
   { name: "WEBHOOK_SECRET", secret: true, description: "The GitHub App's webhook secret; required with APP_ID; use at least 32 random characters." },
   { name: "GHE_HOST", secret: false, description: "GitHub Enterprise Server host name (e.g. github.example.com); unset for github.com." },
   { name: "GHE_PROTOCOL", secret: false, default: "https", description: "Protocol for GHE_HOST: https or http." },
-  { name: "PORT", secret: false, default: "3000", description: "Port the webhook server, job pages and /metrics listen on." },
-  { name: "HOST", secret: false, default: "0.0.0.0", description: "Address the server binds to." },
+  { name: "PORT", secret: false, default: "3000", description: "Port the webhook server and job pages listen on (/metrics is not served there: see METRICS_PORT)." },
+  { name: "HOST", secret: false, default: "0.0.0.0", description: "Address the webhook server and job pages bind to." },
+  { name: "REQUEST_TIMEOUT_SECONDS", secret: false, default: "15", description: "Seconds a client may take to send a whole request, body included, before the server answers 408 and closes the connection (GitHub sends a delivery in well under its own 10 s)." },
+  { name: "METRICS_HOST", secret: false, default: "127.0.0.1", description: "Address the Prometheus /metrics server binds to; loopback by default, so only this machine can scrape it. Set METRICS_TOKEN before binding it anywhere else." },
+  { name: "METRICS_PORT", secret: false, default: "9464", description: "Port of the Prometheus /metrics server, which serves nothing else; 0 turns it off. It must differ from PORT." },
+  { name: "METRICS_TOKEN", secret: true, description: "Bearer token Prometheus must send (Authorization: Bearer <token>) to read /metrics; at least 16 characters, no spaces. Unset: anyone who can reach METRICS_HOST:METRICS_PORT may read it." },
+  { name: "METRICS_REPO_LABELS", secret: false, default: "false", description: "Label cost metrics with repository names (owner/repo): true or false. Off by default, because names of private repositories would reach whoever reads the metrics." },
   { name: "LOG_LEVEL", secret: false, default: "info", description: "Log level: trace, debug, info, warn, error or fatal." },
   { name: "NODE_ENV", secret: false, description: "Set to production in production: then a missing APP_ID is an error instead of the setup page." },
   { name: "DATA_DIR", secret: false, default: "./data", description: "Folder for the embedded database and job logs; relative paths are resolved against the working directory." },
   { name: "DATABASE_URL", secret: true, description: "PostgreSQL connection URL (postgres://user:password@host:5432/database) to keep the store there instead of SQLite in DATA_DIR; required to run more than one controller replica." },
-  { name: "PUBLIC_URL", secret: false, description: "Public base URL of this controller, for the job page and the check run's Details link." },
+  { name: "PUBLIC_URL", secret: false, description: "Public base URL of this controller, for the job page and the check run's Details link; the setup page registers <PUBLIC_URL>/api/github/webhooks as the app's webhook URL." },
+  { name: "WEBHOOK_PROXY_URL", secret: true, description: "A smee.io channel (https://smee.io/...) that GitHub delivers webhooks to and the controller forwards from, for a machine GitHub cannot reach; the setup page creates one when PUBLIC_URL is unset." },
   { name: "TRIGGER_LABEL", secret: false, default: "agent-work", description: "The issue label that starts a job." },
   { name: "MAX_CONCURRENT_JOBS", secret: false, default: "2", description: "Jobs that may run at the same time on this controller." },
   { name: "DEFAULT_AGENT", secret: false, default: "claude-code", description: "Agent for repositories that do not choose one: opencode, claude-code, aider, codex or command." },
@@ -182,10 +217,13 @@ export const CONTROLLER_ENV_VARS: readonly ControllerEnvVar[] = [
   { name: "SCHEDULER_INTERVAL_MS", secret: false, default: "1000", description: "Milliseconds between scheduler passes that claim queued jobs." },
   { name: "LOCAL_SANDBOX", secret: false, default: "bwrap", description: "Sandbox for the agent on the local and ssh backends: bwrap (bubblewrap, required on every host that runs agents) or none, the explicit opt-out that runs agents unsandboxed and says so in every job's log." },
   { name: "SANDBOX_RO_BINDS", secret: false, description: "Comma-separated absolute paths the sandboxed agent may read, e.g. where the agent CLI is installed." },
+  { name: "NETWORK_ALLOW_DEFAULT", secret: false, description: "Comma-separated host patterns every agent under `network: allowlist` may reach besides the repository's `allow` (e.g. registry.npmjs.org,*.pypi.org)." },
+  { name: "MODEL_PROXY", secret: false, description: "host,header,VARIABLE[,upstream URL]: under `network: allowlist` the worker's proxy adds header=$VARIABLE to plain-HTTP requests for host (forwarded to the upstream, default https://host) and the agent gets a placeholder in VARIABLE, so the model key never enters the sandbox; e.g. api.anthropic.com,x-api-key,ANTHROPIC_API_KEY with ANTHROPIC_BASE_URL=http://api.anthropic.com passed through." },
   { name: "SANDBOX_MAX_MEMORY_MB", secret: false, default: "4096", description: "Most memory in MB a sandboxed agent may hold, all its processes together (and no one process may map more); repositories may ask for less with memory_mb." },
   { name: "SANDBOX_MAX_PROCESSES", secret: false, default: "512", description: "Most processes and threads a sandboxed agent may run at once; repositories may ask for fewer with max_processes." },
   { name: "SANDBOX_MAX_DISK_MB", secret: false, default: "10240", description: "Most disk in MB a job's work dir (the clone and what the agent writes) may use; past it the job pushes nothing. Repositories may ask for less with max_disk_mb." },
   { name: "AGENT_ENV_PASSTHROUGH", secret: false, description: "Comma-separated names of controller environment variables handed to the agent, e.g. ANTHROPIC_API_KEY." },
+  { name: "AGENT_EXTRA_ARGS", secret: false, description: "Extra command-line flags per agent preset as JSON, e.g. {\"codex\":[\"-c\",\"model_provider=proxy\"]} (a provider or proxy a CLI takes no environment variable for); never secrets, argv is readable on the host." },
   { name: "REQUIRED_PERMISSION", secret: false, default: "write", description: "Least repository permission a person needs to start or stop work: write, maintain or admin." },
   { name: "GIT_AUTHOR_NAME", secret: false, default: "agent-work[bot]", description: "Author name of the agent's commits." },
   { name: "GIT_AUTHOR_EMAIL", secret: false, default: "agent-work[bot]@users.noreply.github.com", description: "Author email of the agent's commits (GitHub links <app-user-id>+<slug>[bot]@users.noreply.github.com to the app)." },
@@ -229,6 +267,9 @@ export const CONTROLLER_ENV_VARS: readonly ControllerEnvVar[] = [
   { name: "BACKEND_ORDER", secret: false, description: "Backends to try, in order, when a job's own backend is full or down (e.g. local,ssh,gce); unset means a job waits for its own backend. A job started with --backend never moves." },
   { name: "PRICES_FILE", secret: false, description: "A GCE price table refreshed from the Cloud Billing Catalog (npm run prices:refresh -- <file>), used instead of the bundled one; unset uses the bundled table." },
   { name: "LOG_RETENTION_DAYS", secret: false, default: "14", description: "Days each job's full log is kept for its page; older lines are deleted." },
+  { name: "REDELIVERY_INTERVAL_SECONDS", secret: false, default: "300", description: "Seconds between passes that ask GitHub to redeliver webhook deliveries this controller missed (one pass also runs at start); 0 turns the recovery off." },
+  { name: "LABEL_SCAN_MAX_AGE_DAYS", secret: false, default: "30", description: "Oldest label, in days, that the scan for labelled issues without a job (labels whose delivery GitHub no longer lists) turns into a job." },
+  { name: "LOG_STREAM_RECHECK_SECONDS", secret: false, default: "120", description: "Seconds between checks, while a job page streams its live log, that the viewer may still read the repository (asked of GitHub with their token); a viewer whose access was removed stops receiving lines." },
   { name: "GITHUB_OAUTH_URL", secret: false, description: "Base URL of GitHub's sign-in pages (/login/oauth/authorize); set it only to point sign-in at a fake GitHub in tests." },
   { name: "GITHUB_OAUTH_API_URL", secret: false, description: "REST API base URL called with a signed-in person's token (GET /user, GET /repos/...); set it only for tests." },
 ];
@@ -325,6 +366,11 @@ function optionalText(check?: (value: string) => string | null) {
   });
 }
 
+/** 127.0.0.0/8, ::1 and localhost: reachable from this machine only. */
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || host === "[::1]" || /^127(\.\d{1,3}){3}$/.test(host);
+}
+
 function commaList(raw: string | undefined): string[] {
   const value = blankToUndefined(raw);
   if (value === undefined) return [];
@@ -381,6 +427,12 @@ const FIELDS = {
   GHE_PROTOCOL: oneOf("GHE_PROTOCOL", ["https", "http"] as const),
   PORT: integer("PORT", 1, 65535),
   HOST: text("HOST", (v) => (/\s/.test(v) ? "expected an address to bind to, such as 0.0.0.0, 127.0.0.1 or ::" : null)),
+  REQUEST_TIMEOUT_SECONDS: integer("REQUEST_TIMEOUT_SECONDS", 1, 300),
+  METRICS_HOST: text("METRICS_HOST", (v) => (/\s/.test(v) ? "expected an address to bind to, such as 127.0.0.1, :: or 0.0.0.0" : null)),
+  METRICS_PORT: integer("METRICS_PORT", 0, 65535, " (0 turns the metrics server off)"),
+  // Sent in a header by every scrape: printable ASCII only, and long enough not to be guessed.
+  METRICS_TOKEN: optionalText((v) => (/^[\x21-\x7e]{16,}$/.test(v) ? null : "expected at least 16 printable characters without spaces (for example `openssl rand -hex 32`)")),
+  METRICS_REPO_LABELS: bool("METRICS_REPO_LABELS"),
   LOG_LEVEL: oneOf("LOG_LEVEL", LOG_LEVELS),
   NODE_ENV: optionalText(),
   DATA_DIR: text("DATA_DIR"),
@@ -404,6 +456,15 @@ const FIELDS = {
       return "expected an http(s) URL such as https://agent-work.example.com";
     }
   }),
+  WEBHOOK_PROXY_URL: optionalText((v) => {
+    try {
+      const url = new URL(v);
+      if (url.protocol !== "https:" && url.protocol !== "http:") throw new Error("scheme");
+      return url.pathname.length > 1 ? null : "expected a channel URL such as https://smee.io/AbCdEf123 (https://smee.io/new makes one)";
+    } catch {
+      return "expected a channel URL such as https://smee.io/AbCdEf123 (https://smee.io/new makes one)";
+    }
+  }),
   TRIGGER_LABEL: text("TRIGGER_LABEL", (v) => (v.length > 50 ? "expected a GitHub label name of at most 50 characters" : null)),
   MAX_CONCURRENT_JOBS: integer("MAX_CONCURRENT_JOBS", 1, 1000),
   DEFAULT_AGENT: oneOf("DEFAULT_AGENT", AGENT_PRESETS),
@@ -423,6 +484,31 @@ const FIELDS = {
   SANDBOX_MAX_MEMORY_MB: integer("SANDBOX_MAX_MEMORY_MB", 64, 1_048_576),
   SANDBOX_MAX_PROCESSES: integer("SANDBOX_MAX_PROCESSES", 16, 65_536),
   SANDBOX_MAX_DISK_MB: integer("SANDBOX_MAX_DISK_MB", 16, 10_485_760),
+  NETWORK_ALLOW_DEFAULT: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      const patterns = commaList(raw);
+      const bad = patterns.filter((p) => !HOST_PATTERN.test(p));
+      if (bad.length > 0) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected comma-separated host patterns such as registry.npmjs.org or *.pypi.org; not: ${bad.map((p) => JSON.stringify(p)).join(", ")}` });
+        return z.NEVER;
+      }
+      return patterns;
+    }),
+  MODEL_PROXY: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined || raw.trim() === "") return undefined;
+      const [host = "", header = "", variable = "", upstream] = raw.split(",").map((p) => p.trim());
+      const ok = HOST_PATTERN.test(host) && !host.startsWith("*.") && /^[A-Za-z0-9-]+$/.test(header) && /^[A-Za-z_][A-Za-z0-9_]*$/.test(variable) && (upstream === undefined || URL.canParse(upstream));
+      if (!ok) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: "expected host,header,VARIABLE[,upstream URL], e.g. api.anthropic.com,x-api-key,ANTHROPIC_API_KEY" });
+        return z.NEVER;
+      }
+      return { host, header, variable, upstream: upstream ?? `https://${host}` };
+    }),
   SANDBOX_RO_BINDS: z
     .string()
     .optional()
@@ -452,6 +538,30 @@ const FIELDS = {
         return z.NEVER;
       }
       return names;
+    }),
+  AGENT_EXTRA_ARGS: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined || raw.trim() === "") return undefined;
+      const problem = (message: string) => {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message });
+        return z.NEVER;
+      };
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(raw);
+      } catch {
+        return problem('expected JSON such as {"codex":["-c","model_provider=proxy"]}');
+      }
+      if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return problem('expected a JSON object of preset names to lists of flags, such as {"codex":["-c","model_provider=proxy"]}');
+      const out: Record<string, string[]> = {};
+      for (const [preset, flags] of Object.entries(parsed)) {
+        if (!isAgentPreset(preset) || preset === "command") return problem(`${JSON.stringify(preset)} is not an agent preset with flags of its own; use ${AGENT_PRESETS.filter((p) => p !== "command").join(", ")}`);
+        if (!Array.isArray(flags) || !flags.every((f) => typeof f === "string" && f.length > 0 && !f.includes("\0"))) return problem(`${preset}: expected a list of non-empty strings`);
+        out[preset] = flags;
+      }
+      return out;
     }),
   REQUIRED_PERMISSION: oneOf("REQUIRED_PERMISSION", ["write", "maintain", "admin"] as const),
   GIT_AUTHOR_NAME: text("GIT_AUTHOR_NAME", (v) => (/[<>\n\r\0]/.test(v) ? "expected a name without <, > or line breaks" : null)),
@@ -547,6 +657,9 @@ const FIELDS = {
     v.length >= 32 ? null : `expected at least 32 random characters (for example \`openssl rand -hex 32\`); a short key lets someone forge a sign-in`,
   ),
   LOG_RETENTION_DAYS: integer("LOG_RETENTION_DAYS", 1, 3650),
+  REDELIVERY_INTERVAL_SECONDS: integer("REDELIVERY_INTERVAL_SECONDS", 0, 86_400),
+  LABEL_SCAN_MAX_AGE_DAYS: integer("LABEL_SCAN_MAX_AGE_DAYS", 1, 3650),
+  LOG_STREAM_RECHECK_SECONDS: integer("LOG_STREAM_RECHECK_SECONDS", 1, 600, " (a stream lasts ten minutes at most, and its reconnect checks again)"),
   BACKEND_ORDER: optionalText((v) => {
     const bad = commaList(v).filter((b) => !["local", "ssh", "gce", "k8s"].includes(b));
     return bad.length ? `unknown backend ${bad.join(", ")}; expected names from local, ssh, gce, k8s separated by commas` : null;
@@ -614,6 +727,24 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
       `WEBHOOK_SECRET is ${values.WEBHOOK_SECRET.length} characters long; use at least 32 random characters (for example \`openssl rand -hex 32\`) and set the same value in the GitHub App's settings`,
     );
   }
+  // /metrics has a server of its own: the webhook port faces GitHub (often the internet), and the
+  // metrics describe the whole controller.
+  let metrics: MetricsConfig | undefined;
+  if (values.METRICS_PORT !== undefined && values.METRICS_HOST !== undefined && values.METRICS_REPO_LABELS !== undefined) {
+    if (values.METRICS_PORT === 0) {
+      if (values.METRICS_TOKEN !== undefined) warnings.push("METRICS_TOKEN is set but METRICS_PORT=0 turns the metrics server off, so it is unused");
+    } else if (values.PORT !== undefined && values.METRICS_PORT === values.PORT) {
+      fail("METRICS_PORT", `the webhook server already listens on ${values.PORT} (PORT); choose another port for /metrics, or 0 to turn it off`);
+    } else {
+      metrics = { host: values.METRICS_HOST, port: values.METRICS_PORT, repoLabels: values.METRICS_REPO_LABELS };
+      if (values.METRICS_TOKEN !== undefined) metrics.token = values.METRICS_TOKEN;
+      else if (!isLoopback(values.METRICS_HOST)) {
+        warnings.push(
+          `METRICS_HOST=${values.METRICS_HOST} lets anyone who can reach port ${values.METRICS_PORT} read /metrics without a token; set METRICS_TOKEN (and the same bearer token in Prometheus' scrape config) or bind it to 127.0.0.1`,
+        );
+      }
+    }
+  }
   if (appId === undefined && (privateKey !== undefined || values.WEBHOOK_SECRET !== undefined)) {
     warnings.push("PRIVATE_KEY / WEBHOOK_SECRET are set but APP_ID is not, so they are unused and the setup page runs instead");
   }
@@ -642,6 +773,14 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
     } else {
       agentEnv[name] = env[name];
     }
+  }
+
+  let modelProxy: ControllerConfig["modelProxy"];
+  if (values.MODEL_PROXY) {
+    const value = env[values.MODEL_PROXY.variable];
+    if (value === undefined || value === "") fail("MODEL_PROXY", `${values.MODEL_PROXY.variable} is named but not set in the controller's environment`);
+    else if (NEVER_PASSED_TO_AGENT.includes(values.MODEL_PROXY.variable)) fail("MODEL_PROXY", `${values.MODEL_PROXY.variable} is one of the controller's own secrets`);
+    else modelProxy = { ...values.MODEL_PROXY, value };
   }
 
   const agentEnvSecrets = values.AGENT_ENV_FROM_SECRET_MANAGER ?? {};
@@ -785,6 +924,8 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
     gheProtocol: v.GHE_PROTOCOL,
     port: v.PORT,
     host: v.HOST,
+    requestTimeoutSeconds: v.REQUEST_TIMEOUT_SECONDS,
+    ...(metrics ? { metrics } : {}),
     logLevel: v.LOG_LEVEL,
     production,
     dataDir: resolve(v.DATA_DIR),
@@ -800,9 +941,13 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
     sandboxRoBinds: v.SANDBOX_RO_BINDS,
     sandboxCeilings: { memoryMb: v.SANDBOX_MAX_MEMORY_MB, maxProcesses: v.SANDBOX_MAX_PROCESSES, maxDiskMb: v.SANDBOX_MAX_DISK_MB },
     agentEnv,
+    networkAllowDefault: v.NETWORK_ALLOW_DEFAULT,
     requiredPermission: v.REQUIRED_PERMISSION,
     gitAuthor: { name: v.GIT_AUTHOR_NAME, email: v.GIT_AUTHOR_EMAIL },
     logRetentionDays: v.LOG_RETENTION_DAYS,
+    redeliveryIntervalSeconds: v.REDELIVERY_INTERVAL_SECONDS,
+    labelScanMaxAgeDays: v.LABEL_SCAN_MAX_AGE_DAYS,
+    logStreamRecheckSeconds: v.LOG_STREAM_RECHECK_SECONDS,
     budgets: { jobUsd: v.BUDGET_JOB_USD, repoMonthlyUsd: v.BUDGET_REPO_MONTHLY_USD, globalHourlyUsd: v.BUDGET_GLOBAL_HOURLY_USD },
     backendOrder: commaList(v.BACKEND_ORDER),
   };
@@ -812,7 +957,10 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
   if (v.GHE_HOST !== undefined) config.gheHost = v.GHE_HOST;
   if (v.DATABASE_URL !== undefined) config.databaseUrl = v.DATABASE_URL;
   if (v.PUBLIC_URL !== undefined) config.publicUrl = v.PUBLIC_URL.replace(/\/+$/, "");
+  if (v.WEBHOOK_PROXY_URL !== undefined) config.webhookProxyUrl = v.WEBHOOK_PROXY_URL;
   if (Object.keys(agentEnvSecrets).length > 0) config.agentEnvSecrets = agentEnvSecrets;
+  if (v.AGENT_EXTRA_ARGS !== undefined) config.agentExtraArgs = v.AGENT_EXTRA_ARGS;
+  if (modelProxy) config.modelProxy = modelProxy;
   if (gce !== undefined) config.gce = gce;
   if (sshHostsFile !== undefined) config.sshHostsFile = sshHostsFile;
   if (values.PRICES_FILE !== undefined) config.pricesFile = resolve(values.PRICES_FILE);
@@ -830,10 +978,13 @@ export function secretValues(config: ControllerConfig): string[] {
     config.gce?.sshPrivateKey,
     config.signIn?.clientSecret,
     config.sessionSecret,
+    config.metrics?.token,
     config.databaseUrl,
+    config.webhookProxyUrl,
     // The password alone too: a driver's error may quote it without the rest of the URL.
     databasePassword(config.databaseUrl),
     ...Object.values(config.agentEnv),
+    config.modelProxy?.value,
   ].filter(
     (value): value is string => typeof value === "string" && value !== "",
   );
@@ -872,11 +1023,16 @@ export function describeControllerConfig(config: ControllerConfig): Record<strin
     gheProtocol: config.gheProtocol,
     port: String(config.port),
     host: config.host,
+    requestTimeoutSeconds: String(config.requestTimeoutSeconds),
+    metrics: config.metrics
+      ? `${config.metrics.host}:${config.metrics.port}, ${config.metrics.token ? `bearer token ${mask(config.metrics.token)}` : "no token"}, ${config.metrics.repoLabels ? "with" : "without"} repository labels`
+      : "(off: METRICS_PORT=0)",
     logLevel: config.logLevel,
     production: String(config.production),
     dataDir: config.dataDir,
     databaseUrl: describeDatabase(config),
     publicUrl: optional(config.publicUrl),
+    webhookProxyUrl: secret(config.webhookProxyUrl),
     triggerLabel: config.triggerLabel,
     maxConcurrentJobs: String(config.maxConcurrentJobs),
     defaultAgent: config.defaultAgent,
@@ -887,6 +1043,8 @@ export function describeControllerConfig(config: ControllerConfig): Record<strin
     schedulerIntervalMs: String(config.schedulerIntervalMs),
     localSandbox: config.localSandbox,
     sandboxRoBinds: config.sandboxRoBinds.length > 0 ? config.sandboxRoBinds.join(",") : "(none)",
+    networkAllowDefault: config.networkAllowDefault.length > 0 ? config.networkAllowDefault.join(",") : "(none)",
+    modelProxy: config.modelProxy ? `${config.modelProxy.host}: ${config.modelProxy.header} from ${config.modelProxy.variable} (${mask(config.modelProxy.value)})` : "(none)",
     sandboxCeilings: `memory ${config.sandboxCeilings.memoryMb} MB, ${config.sandboxCeilings.maxProcesses} processes, disk ${config.sandboxCeilings.maxDiskMb} MB`,
     agentEnv:
       agentEnvNames.length > 0
@@ -909,6 +1067,9 @@ export function describeControllerConfig(config: ControllerConfig): Record<strin
       : "(off: GITHUB_CLIENT_ID not set; nobody can sign in to the job pages)",
     sessionSecret: config.sessionSecret ? mask(config.sessionSecret) : "(derived from the App's private key)",
     logRetentionDays: String(config.logRetentionDays),
+    redeliveryIntervalSeconds: config.redeliveryIntervalSeconds === 0 ? "0 (off)" : String(config.redeliveryIntervalSeconds),
+    labelScanMaxAgeDays: String(config.labelScanMaxAgeDays),
+    logStreamRecheckSeconds: String(config.logStreamRecheckSeconds),
     budgets: `job $${config.budgets.jobUsd}, repository $${config.budgets.repoMonthlyUsd}/month, controller $${config.budgets.globalHourlyUsd}/hour`,
   };
 }

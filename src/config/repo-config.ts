@@ -1,6 +1,9 @@
 import { z } from "zod";
 import { AGENT_PRESETS, type AgentPreset } from "../agents/presets.js";
 
+
+/** A host name or `*.` pattern, with an optional port: what the egress proxy matches. */
+export const HOST_PATTERN = /^(\*\.)?[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::\d{1,5})?$/;
 /**
  * A repository's `.github/agent-work.yml`, as Probot's `context.config` returns it (already parsed,
  * `_extends` from the org's `.github` repository already merged; null when there is no file).
@@ -23,6 +26,8 @@ export interface RepoConfig {
   /** argv for `agent: command`; contains `{prompt}` or `{prompt_file}`. */
   command?: string[];
   model?: string;
+  /** Models people may pick per run with `/agent run --model <name>`. */
+  models?: string[];
   /** Prepended to the prompt. */
   instructions?: string;
   maxMinutes: number;
@@ -41,10 +46,13 @@ export interface RepoConfig {
    */
   forkPullRequests: "refuse" | "patch";
   /**
-   * The agent's network inside its sandbox: `full` (it must reach its model's API) or `none` (no
-   * network at all: the safer choice for an agent that needs none, e.g. one behind a local model).
+   * The agent's network inside its sandbox: `full` (whatever the host reaches), `none` (no network
+   * at all), or `allowlist` (only the hosts in `allow` and the controller's NETWORK_ALLOW_DEFAULT,
+   * through the worker's proxy).
    */
-  network: "full" | "none";
+  network: "full" | "none" | "allowlist";
+  /** Host patterns the agent may reach with `network: allowlist` (`api.example.com`, `*.npmjs.org`). */
+  allow?: string[];
   /** Lower sandbox limits than the controller's ceilings; unset means the ceiling. */
   memoryMb?: number;
   maxProcesses?: number;
@@ -78,10 +86,14 @@ export interface RepoConfigError {
 
 export type RepoConfigResult = { ok: true; config: RepoConfig } | { ok: false; errors: RepoConfigError[] };
 
+/** A model name as the CLIs take it; it lands in argv after `--model`, so no leading dash. */
+const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$/;
+
 const KNOWN_KEYS = [
   "agent",
   "command",
   "model",
+  "models",
   "instructions",
   "max_minutes",
   "branch_prefix",
@@ -91,6 +103,7 @@ const KNOWN_KEYS = [
   "sizes",
   "budget",
   "network",
+  "allow",
   "memory_mb",
   "max_processes",
   "max_disk_mb",
@@ -199,7 +212,7 @@ function buildSchema(limits: RepoConfigLimits) {
       model: z.unknown().transform((value, ctx): string | undefined => {
         if (value === undefined || value === null) return undefined;
         // The model lands in argv after `--model`: a leading dash would read as another flag.
-        if (typeof value !== "string" || !/^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$/.test(value)) {
+        if (typeof value !== "string" || !MODEL_NAME.test(value)) {
           ctx.addIssue({
             code: z.ZodIssueCode.custom,
             message: `${describeType(value)} is not a model name; use letters, digits and \`. _ : / @ + -\`, starting with a letter or digit (for example \`claude-sonnet-4-5\` or \`anthropic/claude-sonnet-4-5\`)`,
@@ -207,6 +220,18 @@ function buildSchema(limits: RepoConfigLimits) {
           return z.NEVER;
         }
         return value;
+      }),
+      models: z.unknown().transform((value, ctx): string[] | undefined => {
+        if (value === undefined || value === null) return undefined;
+        const bad = Array.isArray(value) ? value.filter((m) => typeof m !== "string" || !MODEL_NAME.test(m)) : [value];
+        if (!Array.isArray(value) || bad.length > 0 || value.length > 50) {
+          ctx.addIssue({
+            code: z.ZodIssueCode.custom,
+            message: Array.isArray(value) && value.length > 50 ? "lists more than 50 models" : `must be a list of model names people may pick with \`/agent run --model <name>\` (for example \`[claude-sonnet-4-5, claude-opus-4-5]\`); not a model name: ${bad.slice(0, 3).map(describeType).join(", ")}`,
+          });
+          return z.NEVER;
+        }
+        return [...new Set(value as string[])];
       }),
       instructions: z.unknown().transform((value, ctx): string | undefined => {
         if (value === undefined || value === null) return undefined;
@@ -329,14 +354,26 @@ function buildSchema(limits: RepoConfigLimits) {
         }
         return budget;
       }),
-      network: z.unknown().transform((value, ctx): "full" | "none" => {
+      network: z.unknown().transform((value, ctx): "full" | "none" | "allowlist" => {
         if (value === undefined || value === null) return "full";
-        if (value === "full" || value === "none") return value;
+        if (value === "full" || value === "none" || value === "allowlist") return value;
         ctx.addIssue({
           code: z.ZodIssueCode.custom,
-          message: `${describeType(value)} is not a network setting; use \`full\` (the agent reaches the internet, e.g. its model's API) or \`none\` (no network at all, the safer choice when the agent needs none)`,
+          message: `${describeType(value)} is not a network setting; use \`full\` (the agent reaches the internet, e.g. its model's API), \`allowlist\` (only the hosts in \`allow\`, through a proxy) or \`none\` (no network at all, the safer choice when the agent needs none)`,
         });
         return z.NEVER;
+      }),
+      allow: z.unknown().transform((value, ctx): string[] | undefined => {
+        if (value === undefined || value === null) return undefined;
+        const bad = !Array.isArray(value) ? [value] : value.filter((h) => typeof h !== "string" || !HOST_PATTERN.test(h));
+        if (bad.length > 0 || !Array.isArray(value)) {
+          ctx.addIssue({
+            code: z.ZodIssueCode.custom,
+            message: `\`allow\` takes a list of host names or patterns such as \`api.example.com\`, \`*.npmjs.org\` or \`registry.example.com:8443\`; not ${bad.map((b) => JSON.stringify(b)).join(", ").slice(0, 200)}`,
+          });
+          return z.NEVER;
+        }
+        return value as string[];
       }),
       memory_mb: sandboxLimit("memory_mb", limits.sandboxCeilings?.memoryMb),
       max_processes: sandboxLimit("max_processes", limits.sandboxCeilings?.maxProcesses),
@@ -469,11 +506,13 @@ export function parseRepoConfig(raw: unknown, limits: RepoConfigLimits): RepoCon
     forkPullRequests: data.fork_pull_requests,
     network: data.network,
   };
+  if (data.allow !== undefined) config.allow = data.allow;
   if (data.memory_mb !== undefined) config.memoryMb = data.memory_mb;
   if (data.max_processes !== undefined) config.maxProcesses = data.max_processes;
   if (data.max_disk_mb !== undefined) config.maxDiskMb = data.max_disk_mb;
   if (data.command !== undefined) config.command = data.command;
   if (data.model !== undefined) config.model = data.model;
+  if (data.models !== undefined) config.models = data.models;
   if (data.instructions !== undefined) config.instructions = data.instructions;
   return { ok: true, config };
 }

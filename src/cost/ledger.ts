@@ -38,13 +38,20 @@ export interface LedgerEntry {
   agentUsage: AgentUsage | null;
 }
 
-/** What an agent reported about its own model use, when it prints that; never guessed. */
+/**
+ * The agent's model use, read from its own output (AgentUsageMeter); never guessed. `costUsd` is
+ * absent when neither the CLI nor the model price table gives dollars.
+ */
 export interface AgentUsage {
+  /** The CLI whose output it was read from: `claude-code`, `codex`, `opencode`, `aider`. */
+  source: string;
+  model?: string;
   costUsd?: number;
+  /** `reported by <cli>`, or the price table entry the tokens were priced at. */
+  costSource?: string;
   inputTokens?: number;
   outputTokens?: number;
   totalTokens?: number;
-  source: string;
 }
 
 export function monthStart(now: number): number {
@@ -104,8 +111,13 @@ export class Ledger {
       // and each statement after it reads what the previous holder committed. Taken before the
       // look for an existing row, so two tries of one job cannot both miss it.
       if (storeDialect(trx) === "postgres") await sql`select pg_advisory_xact_lock(${ADVISORY_LOCKS.ledgerReserve})`.execute(trx);
-      const existing = await trx.selectFrom("ledger").select("reserved_usd").where("job_id", "=", input.jobId).executeTakeFirst();
-      if (existing) return { ok: true as const, reservedUsd: existing.reserved_usd };
+      const existing = await trx.selectFrom("ledger").select(["reserved_usd", "state"]).where("job_id", "=", input.jobId).executeTakeFirst();
+      if (existing) {
+        // A job started again (handed back at a shutdown, then run anew) may spend again: its
+        // ceiling counts against the caps once more until it is billed, earlier workers included.
+        if (existing.state === "final") await trx.updateTable("ledger").set({ state: "reserved", total_usd: null, ended_at: null }).where("job_id", "=", input.jobId).execute();
+        return { ok: true as const, reservedUsd: existing.reserved_usd };
+      }
       const now = this.now();
       const refuse = (budget: BudgetName, capUsd: number, spentUsd: number, resetsAt: number | null): Reservation => ({
         ok: false,
@@ -146,28 +158,70 @@ export class Ledger {
     });
   }
 
-  /** Bills the job's measured seconds at its reserved rate; the reservation stops counting. */
-  async finalize(jobId: string, billedSeconds: number, pricing: JobPricing, agentUsage?: AgentUsage | null): Promise<{ totalUsd: number }> {
+  /**
+   * Bills one worker of a job, from its creation to `endedAt`, at the price it really ran at. A
+   * worker billed before (same id and creation time) is not billed again.
+   */
+  async billWorker(jobId: string, worker: { id: string; createdAt: number }, endedAt: number, pricing: JobPricing): Promise<{ billedSeconds: number; totalUsd: number }> {
+    const billedSeconds = Math.max(0, (endedAt - worker.createdAt) / 1000);
     const cost = costOf(pricing, billedSeconds, this.table);
+    await this.db
+      .insertInto("ledger_workers")
+      .values({
+        job_id: jobId,
+        worker_id: worker.id,
+        started_at: worker.createdAt,
+        ended_at: endedAt,
+        billed_seconds: billedSeconds,
+        machine_type: pricing.machineType ?? null,
+        region: pricing.region ?? null,
+        spot: pricing.spot ? 1 : 0,
+        rate_usd_per_hour: pricing.rateUsdPerHour,
+        compute_usd: cost.computeUsd,
+        disk_usd: cost.diskUsd,
+        total_usd: cost.totalUsd,
+      })
+      .onConflict((oc) => oc.columns(["job_id", "worker_id", "started_at"]).doNothing())
+      .execute();
+    return { billedSeconds, totalUsd: cost.totalUsd };
+  }
+
+  /** The job's worker bills, oldest first. */
+  async workerBills(jobId: string): Promise<{ workerId: string; startedAt: number; endedAt: number; billedSeconds: number; totalUsd: number }[]> {
+    const rows = await this.db.selectFrom("ledger_workers").selectAll().where("job_id", "=", jobId).orderBy("started_at").execute();
+    return rows.map((r) => ({ workerId: r.worker_id, startedAt: Number(r.started_at), endedAt: Number(r.ended_at), billedSeconds: r.billed_seconds, totalUsd: r.total_usd }));
+  }
+
+  /**
+   * Closes the job's reservation with the sum of its worker bills (every worker it had, not only
+   * the last); the reservation stops counting. The placement shown is the last worker's.
+   */
+  async finalize(jobId: string, agentUsage?: AgentUsage | null): Promise<{ totalUsd: number; billedSeconds: number }> {
+    const bills = await this.db.selectFrom("ledger_workers").selectAll().where("job_id", "=", jobId).orderBy("started_at").execute();
+    const sum = (k: "billed_seconds" | "compute_usd" | "disk_usd" | "total_usd") => bills.reduce((acc, b) => acc + Number(b[k]), 0);
+    const last = bills.at(-1);
+    // The model's spend, as the agent reported it (or its tokens at list price), is on the same
+    // bill: the budgets count compute and model together. It stays itemised in agent_usage_json.
+    // Closed again without a usage (a recovery, a job ended outside its run): what was recorded stands.
+    const stored = agentUsage ? undefined : await this.db.selectFrom("ledger").select("agent_usage_json").where("job_id", "=", jobId).executeTakeFirst();
+    const usage: AgentUsage | null = agentUsage ?? (stored?.agent_usage_json ? JSON.parse(stored.agent_usage_json) : null);
+    const totalUsd = sum("total_usd") + (usage?.costUsd ?? 0);
     await this.db
       .updateTable("ledger")
       .set({
         state: "final",
         ended_at: this.now(),
         // The placement the worker really got (zone or spot fallback) may differ from the reservation's.
-        machine_type: pricing.machineType ?? null,
-        region: pricing.region ?? null,
-        spot: pricing.spot ? 1 : 0,
-        rate_usd_per_hour: pricing.rateUsdPerHour,
-        billed_seconds: billedSeconds,
-        compute_usd: cost.computeUsd,
-        disk_usd: cost.diskUsd,
-        total_usd: cost.totalUsd,
-        agent_usage_json: agentUsage ? JSON.stringify(agentUsage) : null,
+        ...(last ? { machine_type: last.machine_type, region: last.region, spot: last.spot, rate_usd_per_hour: last.rate_usd_per_hour } : {}),
+        billed_seconds: sum("billed_seconds"),
+        compute_usd: sum("compute_usd"),
+        disk_usd: sum("disk_usd"),
+        total_usd: totalUsd,
+        agent_usage_json: usage ? JSON.stringify(usage) : null,
       })
       .where("job_id", "=", jobId)
       .execute();
-    return { totalUsd: cost.totalUsd };
+    return { totalUsd, billedSeconds: sum("billed_seconds") };
   }
 
   async get(jobId: string): Promise<LedgerEntry | undefined> {

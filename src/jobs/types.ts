@@ -6,7 +6,8 @@
  * - intake: the first pipeline step after a delivery is recorded: authorise the sender, read the
  *   repo config, react, create the queued check run and the status comment.
  * - lease: a claim on a job by one controller process until `leaseExpiresAt`; an expired lease
- *   means the holder died and another pass may recover the job.
+ *   means the holder died and another pass may recover the job. Each claim bumps `leaseEpoch`,
+ *   which with the owner fences the holder's writes.
  * - steps: what the status comment and the check run list (queued, worker, clone, agent, commit,
  *   push, pull request), each with start/finish times.
  */
@@ -31,6 +32,8 @@ export interface JobOptions {
   backend?: string;
   machine?: string;
   maxMinutes?: number;
+  /** `--model`: one of the repository's `models`. */
+  model?: string;
   /** `large` from the label `agent-work:large`. */
   size?: string;
   /** The command line as typed, quoted back in refusals. */
@@ -81,6 +84,7 @@ export interface Job {
   attempts: number;
   leaseOwner: string | null;
   leaseExpiresAt: number | null;
+  leaseEpoch: number;
   deadlineAt: number | null;
   createdAt: number;
   updatedAt: number;

@@ -6,15 +6,25 @@ export interface Metrics {
   jobDuration: Histogram<"outcome">;
   githubApiCalls: Counter<"method" | "route">;
   deliveries: Counter<"event" | "outcome">;
-  costUsd: Counter<"repo" | "backend">;
+  /** Labelled by backend, and by repository only when the operator asked (METRICS_REPO_LABELS). */
+  costUsd: { inc(labels: { repo: string; backend: string }, usd: number): void };
   workerSeconds: Counter<"backend">;
+}
+
+export interface MetricsOptions {
+  /**
+   * Label costs with `owner/repo`. Off by default: whoever reads the metrics would learn the names
+   * of private repositories, and one series per repository grows without bound.
+   */
+  repoLabels?: boolean;
 }
 
 /**
  * One registry per controller (never prom-client's global), so tests and several controllers in
  * one process do not share counters. `countJobs` is read at scrape time from the store.
  */
-export function createMetrics(countJobs: () => Promise<Record<string, number>>): Metrics {
+export function createMetrics(countJobs: () => Promise<Record<string, number>>, options: MetricsOptions = {}): Metrics {
+  const repoLabels = options.repoLabels ?? false;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "agent_work_" });
   new Gauge({
@@ -42,12 +52,15 @@ export function createMetrics(countJobs: () => Promise<Record<string, number>>):
       labelNames: ["method", "route"],
       registers: [registry],
     }),
-    costUsd: new Counter({
-      name: "agent_work_cost_usd_total",
-      help: "Billed cost of finished jobs in USD (list prices), by repository and backend",
-      labelNames: ["repo", "backend"],
-      registers: [registry],
-    }),
+    costUsd: labelRepoOptionally(
+      new Counter({
+        name: "agent_work_cost_usd_total",
+        help: `Billed cost of finished jobs in USD (list prices), by ${repoLabels ? "repository and " : ""}backend`,
+        labelNames: repoLabels ? ["repo", "backend"] : ["backend"],
+        registers: [registry],
+      }),
+      repoLabels,
+    ),
     workerSeconds: new Counter({
       name: "agent_work_worker_seconds_total",
       help: "Seconds workers existed (VM-seconds on gce), create to delete, by backend",
@@ -60,5 +73,12 @@ export function createMetrics(countJobs: () => Promise<Record<string, number>>):
       labelNames: ["event", "outcome"],
       registers: [registry],
     }),
+  };
+}
+
+/** Drops the repository label unless it was asked for (prom-client refuses labels it was not given). */
+function labelRepoOptionally(counter: Counter<"repo" | "backend">, repoLabels: boolean): Metrics["costUsd"] {
+  return {
+    inc: ({ repo, backend }, usd) => counter.inc(repoLabels ? { repo, backend } : { backend }, usd),
   };
 }

@@ -1,6 +1,5 @@
 import type { Job } from "../jobs/types.js";
 import type { AgentRequest } from "../store/request-store.js";
-import type { GitHub } from "../github/types.js";
 import { checkSenderPermission } from "../github/check-sender-permission.js";
 import { renderHelp } from "../commands/render-help.js";
 import { isActive, isTerminal } from "../jobs/state.js";
@@ -9,10 +8,12 @@ import { formatDuration } from "../jobs/format-duration.js";
 import { formatUsd } from "../cost/estimate.js";
 import { costOf, priceJob } from "../cost/price-job.js";
 import { effectiveBudgets } from "../cost/budgets.js";
-import { nextMonthStart } from "../cost/ledger.js";
+import { nextMonthStart, type AgentUsage } from "../cost/ledger.js";
+import { modelUsageText } from "./cost-texts.js";
 import type { PipelineDeps } from "./deps.js";
-import { StatusPublisher } from "./status-publisher.js";
 import { CancelRequest } from "./cancel-request.js";
+import { deliverOutbox } from "./deliver-outbox.js";
+import { jobEndedEffects, type NewOutboxEntry } from "../store/outbox-store.js";
 
 export interface AnswerDeps extends PipelineDeps {
   /** Aborts a job this process is running; false when it runs nowhere here. */
@@ -20,17 +21,38 @@ export interface AnswerDeps extends PipelineDeps {
 }
 
 /**
- * Answers one recorded command or button click. Every answer is one short comment (or, for a
- * button that did its work, only the status surfaces changing), and a 👀 on the comment that asked.
+ * Answers one recorded request and marks it done, its reply written to the outbox in the same
+ * transaction, then delivers the reply. A process that dies before the request is marked done
+ * answers it again having posted nothing; one that dies after leaves the reply to the sweep. The
+ * reply's comment carries a marker, so a delivery whose answer was lost is found, not repeated.
  */
-export async function answerRequest(deps: AnswerDeps, req: AgentRequest): Promise<string> {
+export async function answerAndFinish(deps: AnswerDeps, req: AgentRequest): Promise<string> {
+  const { outcome, reply } = await answerRequest(deps, req);
+  const effects: NewOutboxEntry[] = reply
+    ? [{ key: `reply:${req.id}`, installationId: req.installationId, jobId: null, effect: { kind: "comment", owner: req.owner, repo: req.repo, issueNumber: req.number, body: reply } }]
+    : [];
+  await deps.requests.finish(req.id, outcome, effects, { owner: deps.owner, leaseMs: deps.config.leaseSeconds * 1000 });
+  await deps.onStep?.("answered", null);
+  if (effects.length) await deliverOutbox(deps, effects.map((e) => e.key));
+  return outcome;
+}
+
+/**
+ * Works out one recorded command or button click: does what it asks and returns the one short
+ * reply it gets (none for a button that did its work: the status surfaces change). The 👀 on the
+ * comment that asked is added at once: GitHub keeps one reaction per person and content, so doing
+ * it again after a crash adds nothing.
+ */
+export async function answerRequest(deps: AnswerDeps, req: AgentRequest): Promise<{ outcome: string; reply?: string }> {
   const octokit = await deps.github.forInstallation(req.installationId);
   const log = deps.log.child({ requestId: req.id, deliveryId: req.deliveryId, verb: req.verb });
-  const { owner, repo, number } = req;
+  const { owner, repo } = req;
   const quote = req.args.line ? `> ${req.args.line}\n\n` : "";
+  let replyText: string | undefined;
   const reply = async (text: string) => {
-    await octokit.rest.issues.createComment({ owner, repo, issue_number: number, body: deps.redactor.redact(`${quote}${text}`) });
+    replyText = deps.redactor.redact(`${quote}${text}`);
   };
+  const answered = (outcome: string) => ({ outcome, ...(replyText !== undefined ? { reply: replyText } : {}) });
   if (req.args.commentId) {
     await octokit.rest.reactions.createForIssueComment({ owner, repo, comment_id: req.args.commentId, content: "eyes" });
   }
@@ -39,34 +61,34 @@ export async function answerRequest(deps: AnswerDeps, req: AgentRequest): Promis
   switch (req.verb) {
     case "help":
       await reply(help());
-      return "help";
+      return answered("help");
     case "unknown":
       await reply(`@${req.sender} \`/agent ${req.args.word ?? ""}\` is not a command.${req.args.suggestion ? ` Did you mean \`/agent ${req.args.suggestion}\`?` : ""}\n\n${help()}`);
-      return "unknown";
+      return answered("unknown");
     case "bad_flag":
       await reply(`@${req.sender} agent-work did not start: ${req.args.message ?? "a flag is wrong"}. \`/agent help\` lists the flags.`);
-      return "bad flag";
+      return answered("bad flag");
     case "status":
       await reply(await statusText(deps, req));
-      return "status";
+      return answered("status");
     case "cost":
       await reply(await costText(deps, req));
-      return "cost";
+      return answered("cost");
     case "stop":
     case "retry": {
       const verdict = await checkSenderPermission(octokit, { owner, repo, username: req.sender }, deps.config.requiredPermission);
       if (!verdict.allowed) {
         log.info({ permission: verdict.permission }, "refused");
         // The job page offers Cancel only to people with write access; a refusal there is no news.
-        if (req.source === "web") return "refused";
+        if (req.source === "web") return answered("refused");
         await reply(`@${req.sender} agent-work did not ${req.verb}: ${verdict.reason}.`);
-        return "refused";
+        return answered("refused");
       }
-      return req.verb === "stop" ? stop(deps, octokit, req, reply) : retry(deps, req, reply);
+      return answered(req.verb === "stop" ? await stop(deps, req, reply) : await retry(deps, req, reply));
     }
     default:
       log.warn("unknown request verb; ignored");
-      return "ignored";
+      return answered("ignored");
   }
 }
 
@@ -75,7 +97,7 @@ async function targetJob(deps: PipelineDeps, req: AgentRequest): Promise<Job | u
   return (await deps.store.activeFor(req.repoId, req.number)) ?? (await deps.store.lastFor(req.repoId, req.number));
 }
 
-async function stop(deps: AnswerDeps, octokit: GitHub, req: AgentRequest, reply: (t: string) => Promise<void>): Promise<string> {
+async function stop(deps: AnswerDeps, req: AgentRequest, reply: (t: string) => Promise<void>): Promise<string> {
   const job = await targetJob(deps, req);
   if (!job || !isActive(job.state)) {
     // A click on the job page after the job ended needs no public comment; the page shows the state.
@@ -87,8 +109,13 @@ async function stop(deps: AnswerDeps, octokit: GitHub, req: AgentRequest, reply:
   await deps.store.update(job.id, { cancelRequestedBy: req.sender });
   if (job.state === "queued") {
     try {
-      await deps.store.transition(job.id, "queued", "cancelled", { finishedAt: deps.now(), message: `stopped by @${req.sender} before it started` });
-      await new StatusPublisher(deps, octokit, job.id).flush();
+      // The final status goes with the state change, through the outbox: ended and not yet shown is no state to die in.
+      const effects = jobEndedEffects(job, deps.now());
+      await deps.store.transition(job.id, "queued", "cancelled", { finishedAt: deps.now(), message: `stopped by @${req.sender} before it started` }, undefined, {
+        effects,
+        deliverer: { owner: deps.owner, leaseMs: deps.config.leaseSeconds * 1000 },
+      });
+      await deliverOutbox(deps, effects.map((e) => e.key));
       if (req.source === "comment") await reply(`@${req.sender} job \`${job.id}\` was taken off the queue; nothing ran.`);
       return "dequeued";
     } catch (err) {
@@ -153,7 +180,13 @@ function stepNow(job: Job): string {
 async function jobCost(deps: PipelineDeps, job: Job, now: number): Promise<string> {
   const entry = await deps.ledger.get(job.id);
   if (!entry) return "nothing (no worker was started)";
-  if (entry.state === "final") return `${formatUsd(entry.totalUsd ?? 0)} for ${formatDuration(entry.billedSeconds ?? 0)} of compute`;
+  if (entry.state === "final") {
+    const compute = `${formatDuration(entry.billedSeconds ?? 0)} of compute`;
+    if (!entry.agentUsage) return `${formatUsd(entry.totalUsd ?? 0)} for ${compute}`;
+    // compute + model = total, as the bill shows it.
+    const modelUsd = entry.agentUsage.costUsd ?? 0;
+    return `${formatUsd(entry.totalUsd ?? 0)}: compute ${formatUsd((entry.totalUsd ?? 0) - modelUsd)} for ${compute} + ${modelUsageText(entry.agentUsage)}`;
+  }
   const seconds = (now - entry.startedAt) / 1000;
   try {
     const pricing = priceJob({ backend: job.backend, machine: job.options.machine }, deps.config.gce, deps.priceTable);
@@ -180,6 +213,13 @@ async function statusText(deps: PipelineDeps, req: AgentRequest): Promise<string
   ].join("\n");
 }
 
+/** The model's share in the month's table: dollars, or tokens when nothing priced them. */
+function modelCell(usage: AgentUsage | null): string {
+  if (!usage) return "-";
+  const tokens = `${((usage.inputTokens ?? 0) + (usage.outputTokens ?? 0)).toLocaleString("en-US")} tokens`;
+  return usage.costUsd === undefined ? `${tokens}, unpriced` : `${formatUsd(usage.costUsd)} (${tokens})`;
+}
+
 async function costText(deps: PipelineDeps, req: AgentRequest): Promise<string> {
   const now = deps.now();
   const entries = await deps.ledger.entriesThisMonth(req.repoId);
@@ -194,13 +234,13 @@ async function costText(deps: PipelineDeps, req: AgentRequest): Promise<string> 
     "",
     `${req.owner}/${req.repo} in ${month} (UTC): ${entries.length} job${entries.length === 1 ? "" : "s"}, ${formatUsd(spent)} of the ${formatUsd(budget)} monthly budget (resets ${resets}), ${formatDuration(seconds)} of compute.`,
     "",
-    "| job | backend | machine | compute | cost |",
-    "| --- | --- | --- | --- | --- |",
+    "| job | backend | machine | compute | model | cost |",
+    "| --- | --- | --- | --- | --- | --- |",
     ...entries
       .slice(-20)
       .map(
         (e) =>
-          `| \`${e.jobId}\` | ${e.backend} | ${e.machineType ? `${e.machineType}${e.spot ? " spot" : ""}` : "-"} | ${e.billedSeconds === null ? "running" : formatDuration(e.billedSeconds)} | ${formatUsd(e.totalUsd ?? e.reservedUsd)}${e.state === "reserved" ? " (reserved)" : ""} |`,
+          `| \`${e.jobId}\` | ${e.backend} | ${e.machineType ? `${e.machineType}${e.spot ? " spot" : ""}` : "-"} | ${e.billedSeconds === null ? "running" : formatDuration(e.billedSeconds)} | ${modelCell(e.agentUsage)} | ${formatUsd(e.totalUsd ?? e.reservedUsd)}${e.state === "reserved" ? " (reserved)" : ""} |`,
       ),
   ].join("\n");
 }

@@ -4,6 +4,7 @@ import { formatUsd } from "../cost/estimate.js";
 import { costOf, priceJob, type JobPricing } from "../cost/price-job.js";
 import { effectiveBudgets } from "../cost/budgets.js";
 import type { PipelineDeps } from "./deps.js";
+import type { AgentUsage } from "../cost/ledger.js";
 
 function pricingOf(deps: Pick<PipelineDeps, "config" | "priceTable">, job: Job): JobPricing | undefined {
   try {
@@ -26,9 +27,19 @@ export function ceilingText(deps: Pick<PipelineDeps, "config" | "priceTable">, j
  * The ceiling shown while a job waits or runs, and once it is over the billed figure from the
  * ledger with the repository's month so far against its budget.
  */
+/** "model $0.0120 (claude-opus-5-5: 2,000 tokens in, 200 out; reported by claude-code)". */
+export function modelUsageText(usage: AgentUsage): string {
+  const tokens = `${(usage.inputTokens ?? 0).toLocaleString("en-US")} tokens in, ${(usage.outputTokens ?? 0).toLocaleString("en-US")} out`;
+  const what = `${usage.model ? `${usage.model}: ` : ""}${tokens}`;
+  if (usage.costUsd === undefined) return `model: ${what}; no price known for it (set \`model:\` to one in the price table)`;
+  return `model ${formatUsd(usage.costUsd)} (${what}; ${usage.costSource ?? `reported by ${usage.source}`})`;
+}
+
 export async function costTexts(
   deps: Pick<PipelineDeps, "config" | "ledger" | "now" | "priceTable">,
   job: Job,
+  /** The running agent's model use so far, while the job runs. */
+  running?: AgentUsage | null,
 ): Promise<{ ceilingText: string; costText?: string; meterText?: string }> {
   const ceiling = ceilingText(deps, job);
   if (job.finishedAt === null) {
@@ -36,8 +47,11 @@ export async function costTexts(
     const pricing = job.startedAt ? pricingOf(deps, job) : undefined;
     if (!pricing || !job.startedAt) return { ceilingText: ceiling };
     const seconds = Math.max(0, (deps.now() - job.startedAt) / 1000);
-    const meter = pricing.kind === "free" ? `$0 (${pricing.label}) — ${formatDuration(seconds)} so far` : `${formatUsd(costOf(pricing, seconds, deps.priceTable).totalUsd)} so far (${formatDuration(seconds)} of ${pricing.label})`;
-    return { ceilingText: ceiling, meterText: `${meter}; ceiling ${ceiling}` };
+    const computeUsd = costOf(pricing, seconds, deps.priceTable).totalUsd;
+    const meter = pricing.kind === "free" ? `$0 (${pricing.label}) — ${formatDuration(seconds)} so far` : `${formatUsd(computeUsd)} so far (${formatDuration(seconds)} of ${pricing.label})`;
+    if (!running) return { ceilingText: ceiling, meterText: `${meter}; ceiling ${ceiling}` };
+    const total = computeUsd + (running.costUsd ?? 0);
+    return { ceilingText: ceiling, meterText: `compute ${meter} + ${modelUsageText(running)} = ${formatUsd(total)} so far; ceiling ${ceiling}` };
   }
   const entry = await deps.ledger.get(job.id);
   if (!entry || entry.state !== "final") return { ceilingText: ceiling, costText: "$0 (no worker was started)" };
@@ -49,6 +63,9 @@ export async function costTexts(
       : `${formatUsd(entry.totalUsd ?? 0)} (${label}, ${formatDuration(seconds)} at $${entry.rateUsdPerHour.toFixed(4)}/h with disk; ${entry.rateSource})`;
   const month = await deps.ledger.monthToDate(job.repoId);
   const budget = effectiveBudgets(deps.config.budgets, job.config?.budget).repoMonthlyUsd;
-  const usage = entry.agentUsage?.costUsd !== undefined ? ` · the agent reported ${formatUsd(entry.agentUsage.costUsd)} of model use` : "";
-  return { ceilingText: ceiling, costText: `${figure}${usage} · ${job.owner}/${job.repo} this month: ${formatUsd(month)} of ${formatUsd(budget)}` };
+  const repoMonth = `${job.owner}/${job.repo} this month: ${formatUsd(month)} of ${formatUsd(budget)}`;
+  if (!entry.agentUsage) return { ceilingText: ceiling, costText: `${figure} · ${repoMonth}` };
+  // compute + model = total, each as the bill shows it.
+  const computeFigure = entry.rateUsdPerHour === 0 ? figure : `${formatUsd((entry.totalUsd ?? 0) - (entry.agentUsage.costUsd ?? 0))} (${label}, ${formatDuration(seconds)}; ${entry.rateSource})`;
+  return { ceilingText: ceiling, costText: `compute ${computeFigure} + ${modelUsageText(entry.agentUsage)} = ${formatUsd(entry.totalUsd ?? 0)} · ${repoMonth}` };
 }

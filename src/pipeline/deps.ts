@@ -6,6 +6,7 @@ import type { Metrics } from "../metrics/metrics.js";
 import type { Redactor } from "../redact/redactor.js";
 import type { JobStore } from "../store/job-store.js";
 import type { RequestStore } from "../store/request-store.js";
+import type { OutboxStore } from "../store/outbox-store.js";
 import type { JobLog } from "../logs/job-log.js";
 import type { Ledger } from "../cost/ledger.js";
 import type { PriceTable } from "../cost/price-table.js";
@@ -14,15 +15,19 @@ import type { Job } from "../jobs/types.js";
 
 /**
  * Points in a job's life between one effect and the next, where a controller may die: after the
- * worker exists but before it is recorded, after the token is minted and kept (sealed), while the
- * agent runs, after the worker pushed, once reporting has started.
+ * admission is written but before its 👀, after a refusal is written but before its comment, after
+ * a command's answer is written but before its reply, after the worker exists but before it is
+ * recorded, after the token is minted and kept (sealed), while the agent runs, after the worker
+ * pushed, once reporting has started.
  */
-export type PipelineStep = "worker-created" | "token-minted" | "agent-running" | "pushed" | "reporting";
+export type PipelineStep = "admitted" | "refused" | "answered" | "worker-created" | "token-minted" | "agent-running" | "pushed" | "reporting";
 
 /** Everything the job pipeline touches, passed in explicitly (tests build their own). */
 export interface PipelineDeps {
   store: JobStore;
   requests: RequestStore;
+  /** GitHub effects to deliver exactly once, whoever dies when (src/pipeline/deliver-outbox.ts). */
+  outbox: OutboxStore;
   /** The full redacted log of every job (the log page reads it; the check run shows a tail). */
   logs: JobLog;
   /** Cost records and budget reservations. */
@@ -49,5 +54,5 @@ export interface PipelineDeps {
    * Told each PipelineStep as the job passes it. Nothing listens in production; the crash-matrix
    * test's controller (test/support/crash-controller.ts) kills itself here.
    */
-  onStep?: (step: PipelineStep, job: Job) => void | Promise<void>;
+  onStep?: (step: PipelineStep, job: Job | null) => void | Promise<void>;
 }

@@ -1,21 +1,25 @@
 import type { Job } from "../jobs/types.js";
 import { checkSenderPermission } from "../github/check-sender-permission.js";
+import { checkPullRequestHead } from "../github/check-pull-request-head.js";
 import { readRepoConfig } from "../github/read-repo-config.js";
 import { parseRepoConfig, formatRepoConfigErrors } from "../config/repo-config.js";
 import { isUniqueViolation } from "../store/job-store.js";
-import type { GitHub } from "../github/types.js";
 import type { PipelineDeps } from "./deps.js";
 import { ensureStatusSurfaces } from "./ensure-status-surfaces.js";
 import { resolveJobOptions } from "./resolve-job-options.js";
 import { snapshotDiscussion } from "./snapshot-discussion.js";
+import { deliverOutbox } from "./deliver-outbox.js";
+import type { NewOutboxEntry, OutboxDeliverer } from "../store/outbox-store.js";
 
 /**
  * The first pass over a recorded trigger (label or `/agent run`), off the webhook's request path:
  * authorise the sender (fail closed), read and validate the repo config and the command's flags,
- * look at the pull request (same repository only), snapshot the discussion, admit the job (one
+ * look at the pull request (same repository only, and never one whose head is the default or a
+ * protected branch), snapshot the discussion, admit the job (one
  * active job per issue), then acknowledge with a 👀, the queued check run and the status comment.
- * A refusal is written first, then answered with one comment that quotes the command and says
- * why; nothing starts.
+ * A refusal is answered with one comment that quotes the command and says why; nothing starts.
+ * The 👀 and the refusal are outbox rows written with the state change (the admission, the
+ * rejection), so a process that dies right after it still leaves them to be delivered, once.
  */
 export async function intakeJob(deps: PipelineDeps, job: Job): Promise<Job> {
   const log = deps.log.child({ jobId: job.id, deliveryId: job.deliveryId });
@@ -25,7 +29,7 @@ export async function intakeJob(deps: PipelineDeps, job: Job): Promise<Job> {
   const verdict = await checkSenderPermission(octokit, { owner, repo, username: job.requester }, deps.config.requiredPermission);
   if (!verdict.allowed) {
     log.info({ permission: verdict.permission }, "sender may not start agent work; refused");
-    return reject(deps, octokit, job, verdict.reason);
+    return reject(deps, job, verdict.reason);
   }
 
   const read = await readRepoConfig(octokit, { owner, repo });
@@ -39,10 +43,10 @@ export async function intakeJob(deps: PipelineDeps, job: Job): Promise<Job> {
     : { ok: false as const, errors: [{ key: "(file)", message: read.error }] };
   if (!parsed.ok) {
     log.info({ errors: parsed.errors }, "repository config is invalid; refused");
-    return reject(deps, octokit, job, "invalid repository config", `\n\n${formatRepoConfigErrors(parsed.errors)}`);
+    return reject(deps, job, "invalid repository config", `\n\n${formatRepoConfigErrors(parsed.errors)}`);
   }
   const resolved = resolveJobOptions(parsed.config, job.options, [...deps.backends.keys()]);
-  if (!resolved.ok) return reject(deps, octokit, job, resolved.reason);
+  if (!resolved.ok) return reject(deps, job, resolved.reason);
   const config = resolved.config;
 
   let prHeadRef: string | null = null;
@@ -54,11 +58,19 @@ export async function intakeJob(deps: PipelineDeps, job: Job): Promise<Job> {
     if (fork && config.forkPullRequests !== "patch") {
       // A fork's branch cannot be pushed with a token scoped to this repository, and its files
       // were written by someone without write access here.
-      return reject(deps, octokit, job, "this pull request comes from a fork; agent-work only works on branches of this repository, so the agent's token never meets code from outside it (`fork_pull_requests: patch` in `.github/agent-work.yml` allows a run with no secret that posts its change as a patch)");
+      return reject(deps, job, "this pull request comes from a fork; agent-work only works on branches of this repository, so the agent's token never meets code from outside it (`fork_pull_requests: patch` in `.github/agent-work.yml` allows a run with no secret that posts its change as a patch)");
     }
     if (fork) forkCloneUrl = pr.head.repo?.clone_url ?? null;
-    if (fork && !forkCloneUrl) return reject(deps, octokit, job, "the fork of this pull request cannot be read (it may have been deleted)");
-    if (pr.state !== "open") return reject(deps, octokit, job, "this pull request is closed");
+    if (fork && !forkCloneUrl) return reject(deps, job, "the fork of this pull request cannot be read (it may have been deleted)");
+    if (pr.state !== "open") return reject(deps, job, "this pull request is closed");
+    // A fork's head lives in the fork: nothing is pushed there, so only our own branches are checked.
+    if (!fork) {
+      const head = await checkPullRequestHead(octokit, { owner, repo, head: pr.head.ref, defaultBranches: [job.defaultBranch, pr.base.repo.default_branch] });
+      if (!head.allowed) {
+        log.info({ head: pr.head.ref }, "pull request head is the default or a protected branch; refused");
+        return reject(deps, job, head.reason);
+      }
+    }
     prHeadRef = pr.head.ref;
     headSha = pr.head.sha;
   }
@@ -67,36 +79,49 @@ export async function intakeJob(deps: PipelineDeps, job: Job): Promise<Job> {
 
   let admitted: Job;
   try {
-    admitted = await deps.store.transition(job.id, "received", "queued", {
-      config,
-      priority: config.priority,
-      backend: config.backend,
-      options: { ...job.options, ...(resolved.machine ? { machine: resolved.machine } : {}), ...(forkCloneUrl ? { forkCloneUrl } : {}) },
-      context,
-      prHeadRef,
-      ...(headSha ? { baseSha: headSha } : {}),
-    });
+    admitted = await deps.store.transition(
+      job.id,
+      "received",
+      "queued",
+      {
+        config,
+        priority: config.priority,
+        backend: config.backend,
+        options: { ...job.options, ...(resolved.machine ? { machine: resolved.machine } : {}), ...(forkCloneUrl ? { forkCloneUrl } : {}) },
+        context,
+        prHeadRef,
+        ...(headSha ? { baseSha: headSha } : {}),
+      },
+      undefined,
+      { effects: [acknowledgement(job)], deliverer: deliverer(deps) },
+    );
   } catch (err) {
     if (!isUniqueViolation(err)) throw err;
     const active = await deps.store.activeFor(job.repoId, job.number);
     log.info({ activeJob: active?.id }, "a job is already active on this issue; refused");
     const where = active?.commentId ? ` (see the [status comment](https://github.com/${owner}/${repo}/issues/${job.number}#issuecomment-${active.commentId}))` : "";
-    return reject(deps, octokit, job, `agent-work is already running on this ${job.kind === "pull_request" ? "pull request" : "issue"}: job \`${active?.id ?? "?"}\`${where}; \`/agent stop\` stops it`);
+    return reject(deps, job, `agent-work is already running on this ${job.kind === "pull_request" ? "pull request" : "issue"}: job \`${active?.id ?? "?"}\`${where}; \`/agent stop\` stops it`);
   }
   log.info({ backend: config.backend, maxMinutes: config.maxMinutes, comments: context.comments.length }, "job admitted");
 
-  await acknowledge(octokit, job);
+  await deps.onStep?.("admitted", admitted);
+  await deliverOutbox(deps, [acknowledgement(job).key]);
   return ensureStatusSurfaces(deps, octokit, admitted);
 }
 
+/** This process delivers what it just wrote; the sweep takes it only if this process dies first. */
+function deliverer(deps: PipelineDeps): OutboxDeliverer {
+  return { owner: deps.owner, leaseMs: deps.config.leaseSeconds * 1000 };
+}
+
 /** 👀 on the comment that asked, or on the issue for a label. */
-export async function acknowledge(octokit: GitHub, target: { owner: string; repo: string; number: number; triggerCommentId: number | null }): Promise<void> {
-  const { owner, repo } = target;
-  if (target.triggerCommentId) {
-    await octokit.rest.reactions.createForIssueComment({ owner, repo, comment_id: target.triggerCommentId, content: "eyes" });
-  } else {
-    await octokit.rest.reactions.createForIssue({ owner, repo, issue_number: target.number, content: "eyes" });
-  }
+function acknowledgement(job: Job): NewOutboxEntry {
+  return {
+    key: `eyes:${job.id}`,
+    installationId: job.installationId,
+    jobId: job.id,
+    effect: { kind: "reaction", owner: job.owner, repo: job.repo, issueNumber: job.number, commentId: job.triggerCommentId },
+  };
 }
 
 /** The one reply to a refused trigger: the command quoted (if any), who, and why. */
@@ -106,9 +131,15 @@ export function refusalText(job: Pick<Job, "requester" | "options">, reason: str
   return `${quote}@${job.requester} agent-work did not start:${why}`;
 }
 
-async function reject(deps: PipelineDeps, octokit: GitHub, job: Job, reason: string, details?: string): Promise<Job> {
-  const rejected = await deps.store.transition(job.id, "received", "rejected", { message: reason.trim().split("\n")[0]!, finishedAt: deps.now() });
-  const body = refusalText(job, details ?? reason);
-  await octokit.rest.issues.createComment({ owner: job.owner, repo: job.repo, issue_number: job.number, body: deps.redactor.redact(body) });
+async function reject(deps: PipelineDeps, job: Job, reason: string, details?: string): Promise<Job> {
+  const refusal: NewOutboxEntry = {
+    key: `refusal:${job.id}`,
+    installationId: job.installationId,
+    jobId: job.id,
+    effect: { kind: "comment", owner: job.owner, repo: job.repo, issueNumber: job.number, body: deps.redactor.redact(refusalText(job, details ?? reason)) },
+  };
+  const rejected = await deps.store.transition(job.id, "received", "rejected", { message: reason.trim().split("\n")[0]!, finishedAt: deps.now() }, undefined, { effects: [refusal], deliverer: deliverer(deps) });
+  await deps.onStep?.("refused", rejected);
+  await deliverOutbox(deps, [refusal.key]);
   return rejected;
 }

@@ -6,6 +6,7 @@ import type { PipelineDeps } from "./deps.js";
 import { StatusPublisher } from "./status-publisher.js";
 import { reportJob } from "./report-job.js";
 import { revokeKeptWorkerToken } from "./worker-token-at-rest.js";
+import { billWorker } from "./bill-worker.js";
 
 /** A job may be started this many times before a crash loop is called a failure. */
 export const MAX_ATTEMPTS = 3;
@@ -38,6 +39,8 @@ export async function recoverJob(deps: PipelineDeps, job: Job): Promise<Job> {
     const now = deps.now();
     const steps = job.steps.map((st) => (st.status === "running" ? { ...st, status: "failed" as const, finishedAt: now, detail: st.detail ?? end.to } : st));
     const patch = { worker: null, finishedAt: now, message: end.message, steps };
+    // Its bill is every worker it had (each billed as recovery destroyed it).
+    if (await deps.ledger.get(job.id)) await deps.ledger.finalize(job.id);
     // Published first, then written: dying in between leaves the job to be recovered again.
     const octokit = await deps.github.forInstallation(job.installationId);
     await new StatusPublisher(deps, octokit, job.id).flush({ ...job, ...patch, state: end.to });
@@ -47,13 +50,20 @@ export async function recoverJob(deps: PipelineDeps, job: Job): Promise<Job> {
   return deps.store.transition(job.id, job.state, "queued", { worker: null, result: null, steps: INITIAL_STEPS }, "controller restarted; job requeued");
 }
 
+/**
+ * Destroys the job's workers, and bills each one until now: it lived on after its controller died,
+ * and the start that follows gets a worker (and a bill) of its own.
+ */
 async function destroyWorkersOf(deps: PipelineDeps, job: Job): Promise<void> {
   const backend = deps.backends.get(job.worker?.backend ?? job.backend);
   if (!backend) return;
   const workers: Worker[] = job.worker ? [job.worker] : [];
   // Only while provisioning can a worker exist that was never recorded: running means recorded.
   if (job.state === "provisioning") for (const w of await listedFor(backend, job.id)) if (!workers.some((k) => k.id === w.id)) workers.push(w);
-  for (const worker of workers) await backend.destroy(worker);
+  for (const worker of workers) {
+    await backend.destroy(worker);
+    await billWorker(deps, job, worker, deps.now());
+  }
 }
 
 async function listedFor(backend: Backend, jobId: string): Promise<Worker[]> {

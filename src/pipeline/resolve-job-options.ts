@@ -30,13 +30,21 @@ export function resolveJobOptions(
   if (!enabledBackends.includes(backend)) {
     return { ok: false, reason: `the backend \`${backend}\` is not enabled on this controller (enabled: ${enabledBackends.map((b) => `\`${b}\``).join(", ")})` };
   }
+  // A model picked per run must be one the repository lists: the maintainers decide what it may cost.
+  if (options.model !== undefined && !(config.models ?? []).includes(options.model)) {
+    const listed = config.models ?? [];
+    return {
+      ok: false,
+      reason: `the model \`${options.model}\` is not in \`models\` of \`.github/agent-work.yml\`${listed.length ? ` (models: ${listed.map((m) => `\`${m}\``).join(", ")})` : " (it lists none, so `--model` cannot pick one)"}`,
+    };
+  }
   const limit = sizeMinutes ?? config.maxMinutes;
   if (options.maxMinutes !== undefined && options.maxMinutes > limit) {
     return { ok: false, reason: `\`--max-minutes ${options.maxMinutes}\` is more than this repository allows (${limit})` };
   }
   return {
     ok: true,
-    config: { ...config, backend: backend as RepoConfig["backend"], maxMinutes: options.maxMinutes ?? limit },
+    config: { ...config, backend: backend as RepoConfig["backend"], maxMinutes: options.maxMinutes ?? limit, ...(options.model !== undefined ? { model: options.model } : {}) },
     ...(machine ? { machine } : {}),
   };
 }

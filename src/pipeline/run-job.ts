@@ -2,10 +2,10 @@ import type { Job, StepRecord } from "../jobs/types.js";
 import type { JobState } from "../jobs/state.js";
 import type { Worker, RunResult } from "../backends/types.js";
 import type { ProgressEvent, WorkerInput } from "../worker/protocol.js";
-import { agentArgv } from "../agents/presets.js";
-import { agentSandbox } from "../worker/agent-sandbox.js";
+import { agentCommand } from "../agents/presets.js";
+import { agentEnvironment, agentSandbox } from "../worker/agent-sandbox.js";
 import { buildPrompt, branchSlug } from "../jobs/build-prompt.js";
-import { mintWorkerToken } from "../github/mint-worker-token.js";
+import { checkSenderPermission } from "../github/check-sender-permission.js";
 import { branchExists } from "../github/branch-exists.js";
 import type { PipelineDeps } from "./deps.js";
 import { StatusPublisher } from "./status-publisher.js";
@@ -13,21 +13,22 @@ import { ensureStatusSurfaces } from "./ensure-status-surfaces.js";
 import { reportJob } from "./report-job.js";
 import { cancelledBy } from "./cancel-request.js";
 import { handedBack } from "./hand-back.js";
-import { keepWorkerToken, revokeKeptWorkerToken } from "./worker-token-at-rest.js";
-import { INITIAL_STEPS } from "../store/job-store.js";
+import { mintKeptWorkerToken, revokeKeptWorkerToken } from "./worker-token-at-rest.js";
+import { INITIAL_STEPS, LeaseLostError } from "../store/job-store.js";
 import { isTerminal } from "../jobs/state.js";
 import { priceJob } from "../cost/price-job.js";
 import { effectiveBudgets, minutesWithinBudget } from "../cost/budgets.js";
 import { costOf, pricingOfWorker } from "../cost/price-job.js";
+import { billWorker } from "./bill-worker.js";
 import type { JobPricing } from "../cost/price-job.js";
-import { parseAgentUsageLine } from "../cost/parse-agent-usage.js";
-import type { AgentUsage } from "../cost/ledger.js";
+import { AgentUsageMeter } from "../cost/agent-usage-meter.js";
+import { modelAllowanceUsd, overJobBudget } from "../cost/model-budget.js";
 
 /**
  * Files that steer an agent. On a pull request they are taken from the base branch, not the PR
  * head: the PR's author may not be someone the maintainers trust to instruct the agent.
  */
-export const AGENT_STEERING_PATHS = ["AGENTS.md", "CLAUDE.md", ".claude", ".opencode", "opencode.json", ".aider.conf.yml", ".github/agent-work.yml", ".github/copilot-instructions.md"] as const;
+export const AGENT_STEERING_PATHS = ["AGENTS.md", "CLAUDE.md", ".claude", ".opencode", "opencode.json", ".codex", ".aider.conf.yml", ".github/agent-work.yml", ".github/copilot-instructions.md"] as const;
 
 /** Marks one step in the job's step list; steps are what the comment and the check show. */
 export function markStep(steps: StepRecord[], name: string, status: StepRecord["status"], at: number, detail?: string): StepRecord[] {
@@ -61,7 +62,8 @@ export function jobLimits(deps: PipelineDeps, job: Job): { agentSeconds: number;
 }
 
 /**
- * Runs one admitted job from `queued` to its end: worker, token, worker script, report, teardown.
+ * Runs one admitted job from `queued` to its end: the requester's permission checked again,
+ * worker, token, worker script, report, teardown.
  * Each state change is written before the effect it starts; the worker is destroyed and the
  * token revoked on every path out, including errors. The token is kept sealed in the store while
  * it lives, so a controller that dies mid-run leaves the next one able to revoke it. Stopped with
@@ -76,10 +78,14 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
   let config = job.config!;
   let worker: Worker | null = null;
   let token: string | null = null;
+  let minting = false;
   let state: JobState = job.state;
   let reserved = false;
   let tornDown = false;
-  let agentUsage: AgentUsage | null = null;
+  // The agent's model use, read from its output as it runs: the live meter, the job budget's stop, the bill.
+  const meter = new AgentUsageMeter(config.model);
+  publisher.modelUsage = () => meter.usage();
+  let budgetStop: string | null = null;
   const pricing = backend ? priceJob({ backend: job.backend, machine: job.options.machine }, deps.config.gce, deps.priceTable) : null;
 
   /**
@@ -90,18 +96,26 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
   const teardown = async (): Promise<void> => {
     if (tornDown) return;
     tornDown = true;
+    // A process whose lease was taken over leaves the worker and the token to the new holder:
+    // create() adopts a worker by the job's id, so destroying "ours" could end the new run.
+    if (!(await deps.store.holdsLease().catch(() => true))) {
+      log.error("the lease on this job was taken over; its worker and token are left to the new holder");
+      return;
+    }
     if (worker && backend) await backend.destroy(worker).catch((err) => log.error({ err, workerId: worker?.id }, "could not destroy the worker; the reaper will retry"));
-    if (token) {
-      await revokeKeptWorkerToken(deps, job.id, log, token).catch((err) => log.error({ err }, "could not revoke the worker token; it stays sealed in the store and expires within the hour"));
+    // Also when the mint itself failed: its answer may have been lost after GitHub minted it.
+    if (token || minting) {
+      await revokeKeptWorkerToken(deps, job.id, log, token ?? undefined).catch((err) => log.error({ err }, "could not revoke the worker token; it stays sealed in the store and expires within the hour"));
     }
     if (reserved && pricing) {
-      const billedSeconds = worker ? Math.max(0, (deps.now() - worker.createdAt) / 1000) : 0;
-      const billedAt = worker ? pricingOfWorker(worker, pricing, deps.priceTable) : pricing;
-      const { totalUsd } = await deps.ledger.finalize(job.id, billedSeconds, billedAt, agentUsage);
+      // This worker's bill, then the job's: the sum of every worker it had (an earlier start's
+      // worker was billed by the recovery that destroyed it).
+      const bill = worker ? await billWorker(deps, job, worker, deps.now()) : null;
+      const { totalUsd, billedSeconds } = await deps.ledger.finalize(job.id, meter.usage());
       job = await deps.store.update(job.id, { costUsd: totalUsd });
-      deps.metrics.costUsd.inc({ repo: `${job.owner}/${job.repo}`, backend: job.backend }, totalUsd);
-      deps.metrics.workerSeconds.inc({ backend: job.backend }, billedSeconds);
-      log.info({ billedSeconds, totalUsd }, "job billed");
+      deps.metrics.costUsd.inc({ repo: `${job.owner}/${job.repo}`, backend: job.backend }, bill?.totalUsd ?? 0);
+      deps.metrics.workerSeconds.inc({ backend: job.backend }, bill?.billedSeconds ?? 0);
+      log.info({ workerSeconds: bill?.billedSeconds ?? 0, billedSeconds, totalUsd }, "job billed");
     }
   };
 
@@ -133,6 +147,17 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
   };
 
   try {
+    // Asked again here, not only at intake: a job may wait in the queue (or be requeued after a
+    // crash) long after it was admitted, and someone whose write access was taken away meanwhile
+    // must not get a worker, a token or a bill. Same rule as intake, failing closed the same way.
+    const verdict = await checkSenderPermission(octokit, { owner: job.owner, repo: job.repo, username: job.requester }, deps.config.requiredPermission);
+    if (!verdict.allowed) {
+      log.warn({ permission: verdict.permission, requester: job.requester }, "the requester may no longer start agent work; nothing started");
+      job = await deps.store.transition(job.id, "queued", "failed", { message: `the requester's access was checked again at start: ${verdict.reason}`, finishedAt: deps.now(), costUsd: 0 });
+      state = "failed";
+      await publisher.flush();
+      return job;
+    }
     if (!backend || !pricing) throw new Error(`backend ${job.backend} is not enabled on this controller`);
     // Budgets before any worker: the per-job budget may shorten the job, and the reservation of
     // its ceiling is what keeps simultaneous jobs under the monthly and hourly caps.
@@ -143,12 +168,16 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
       job = await deps.store.update(job.id, { config });
       log.info({ maxMinutes: affordable }, "the per-job budget shortens this job");
     }
+    // An agent with a model may spend up to what the job budget leaves after its compute: that is
+    // held too, so the monthly and hourly caps count it while the job runs.
+    const computeCeiling = ceilingUsd(pricing, config.maxMinutes * 60, deps);
+    const modelAllowance = modelAllowanceUsd(config.agent, budgets.jobUsd, computeCeiling);
     const reservation = await deps.ledger.reserve({
       jobId: job.id,
       repoId: job.repoId,
       repoFullName: `${job.owner}/${job.repo}`,
       pricing,
-      ceilingUsd: ceilingUsd(pricing, config.maxMinutes * 60, deps),
+      ceilingUsd: computeCeiling + modelAllowance,
       budgets,
     });
     if (!reservation.ok) {
@@ -175,10 +204,8 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     // A fork's pull request runs with no secret at all: no token is minted for it.
     const forkCloneUrl = job.options.forkCloneUrl;
     if (!forkCloneUrl) {
-      const minted = await mintWorkerToken(await deps.github.asApp(), job.installationId, job.repoId);
-      token = minted.token;
-      deps.redactor.add(token);
-      await keepWorkerToken(deps, job.id, token);
+      minting = true;
+      token = await mintKeptWorkerToken(deps, job);
     }
     await deps.onStep?.("token-minted", job);
 
@@ -190,6 +217,8 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     if (continuing) log.info({ branch }, "an earlier start of this job pushed its branch; the agent goes on from it");
     await move("running", { branch, steps: markStep(job.steps, "worker", "done", deps.now(), worker.id) });
     publisher.poke(true);
+    // A fork's run holds no secret: not even the proxy's model key.
+    const sandbox = agentSandbox(forkCloneUrl ? { ...deps.config, modelProxy: undefined } : deps.config, config);
     const input: WorkerInput = {
       jobId: job.id,
       cloneUrl: forkCloneUrl ?? job.cloneUrl,
@@ -201,7 +230,16 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
         : {}),
       token: token ?? "",
       ...(forkCloneUrl ? { noSecrets: true } : {}),
-      agentArgv: agentArgv(config.agent, { command: config.command, model: config.model }),
+      ...(() => {
+        const command = agentCommand(config.agent, {
+          command: config.command,
+          model: config.model,
+          // A CLI that can stop itself at a dollar figure gets the model's share of the job budget.
+          ...(modelAllowance > 0 ? { maxBudgetUsd: modelAllowance } : {}),
+          extraArgs: deps.config.agentExtraArgs?.[config.agent],
+        });
+        return { agentArgv: command.argv, ...(command.promptOnStdin ? { promptOnStdin: true } : {}) };
+      })(),
       prompt: buildPrompt({
         repoFullName: `${job.owner}/${job.repo}`,
         number: job.number,
@@ -216,19 +254,32 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
       author: deps.config.gitAuthor,
       agentTimeoutSeconds: agentSeconds,
       // No model key either on a fork's run: nothing the fork's code could steal.
-      agentEnv: forkCloneUrl ? {} : { ...deps.config.agentEnv },
-      sandbox: agentSandbox(deps.config, config),
+      agentEnv: forkCloneUrl ? {} : agentEnvironment(deps.config, sandbox),
+      sandbox,
     };
 
     // The hard deadline aborts the worker even if the worker script's own agent timeout fails.
     const deadline = AbortSignal.timeout(hardSeconds * 1000);
-    const runSignal = AbortSignal.any([signal, deadline]);
+    const overBudget = new AbortController();
+    const runSignal = AbortSignal.any([signal, deadline, overBudget.signal]);
+    const runningWorker = worker;
+    // The streamed model use plus the worker's time so far, against the job budget: past it the
+    // worker is stopped (the CLI's own limit, where it has one, usually stops it first).
+    const checkBudget = () => {
+      if (budgetStop !== null) return;
+      const computeUsd = costOf(pricingOfWorker(runningWorker, pricing, deps.priceTable), Math.max(0, (deps.now() - runningWorker.createdAt) / 1000), deps.priceTable).totalUsd;
+      const over = overJobBudget(budgets.jobUsd, computeUsd, meter.usage());
+      if (!over) return;
+      budgetStop = over;
+      log.warn({ jobUsd: budgets.jobUsd }, over);
+      overBudget.abort(new Error(over));
+    };
     const onEvent = (e: ProgressEvent) => void onProgress(e).catch((err) => log.warn({ err }, "could not record progress"));
     let pending = Promise.resolve();
     const onProgress = (e: ProgressEvent): Promise<void> => {
       if (e.type === "log") {
         const line = deps.redactor.redact(e.line);
-        if (e.stream !== "worker") agentUsage = parseAgentUsageLine(line, agentUsage);
+        if (e.stream !== "worker" && meter.read(line)) checkBudget();
         publisher.log(line);
         deps.logs.append(job.id, e.stream, line);
         publisher.poke();
@@ -269,7 +320,10 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
       await publisher.flush();
       return job;
     }
-    const timedOut = result.outcome === "timed_out" || (result.aborted && deadline.aborted);
+    // A run the budget stopped, or whose agent stopped itself at its budget, fails with the figures.
+    if (!budgetStop && result.outcome !== "pushed" && result.outcome !== "no_changes") checkBudget();
+    if (budgetStop && result.outcome !== "pushed") result = { ...result, outcome: "error", message: budgetStop };
+    const timedOut = !budgetStop && (result.outcome === "timed_out" || (result.aborted && deadline.aborted));
     await move("reporting", {
       // Stored before reporting starts, so a controller that dies while reporting can finish it.
       result: timedOut ? { ...result, outcome: "timed_out" } : result,
@@ -282,6 +336,11 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     state = job.state;
     return job;
   } catch (err) {
+    if (err instanceof LeaseLostError || signal.reason instanceof LeaseLostError) {
+      // Someone else holds the job now: nothing of this run may be written or torn down.
+      log.error({ err }, "stopped: the lease on this job was taken over");
+      return job;
+    }
     if (handedBack(signal)) {
       log.info({ err }, "stopped while starting, for a shutdown");
       await teardown().catch((e) => log.error({ err: e }, "teardown failed"));

@@ -4,6 +4,7 @@ import { renderStatusComment } from "../status/render-status-comment.js";
 import { renderCheckRun } from "../status/render-check-run.js";
 import type { PipelineDeps } from "./deps.js";
 import { costTexts } from "./cost-texts.js";
+import type { AgentUsage } from "../cost/ledger.js";
 
 const LOG_TAIL_LINES = 40;
 /** Time-only changes to the check run (meter, log tail) are written every this many status intervals. */
@@ -29,6 +30,8 @@ export class StatusPublisher {
   private timer: NodeJS.Timeout | undefined;
   private urgentPending = false;
   private flushing: Promise<void> = Promise.resolve();
+  /** The agent's model use so far, while it runs (the job runner's meter); shown in the live meter. */
+  modelUsage: () => AgentUsage | null = () => null;
 
   constructor(
     private readonly deps: PipelineDeps,
@@ -97,7 +100,7 @@ export class StatusPublisher {
   private async write(as?: Job): Promise<void> {
     const job = as ?? (await this.deps.store.getOrThrow(this.jobId));
     this.lastFlushAt = this.deps.now();
-    const facts = { ...(await costTexts(this.deps, job)), now: this.deps.now() };
+    const facts = { ...(await costTexts(this.deps, job, this.modelUsage())), now: this.deps.now() };
     const { owner, repo } = job;
     if (job.commentId) {
       const body = this.deps.redactor.redact(renderStatusComment(job, facts));
@@ -137,7 +140,7 @@ export class StatusPublisher {
   /** The check-run body as it would be written now, for creating the PR head's check in one call. */
   async currentCheckView(as?: Job): Promise<ReturnType<typeof renderCheckRun>> {
     const job = as ?? (await this.deps.store.getOrThrow(this.jobId));
-    const view = renderCheckRun(job, { ...(await costTexts(this.deps, job)), now: this.deps.now(), logTail: this.logTail });
+    const view = renderCheckRun(job, { ...(await costTexts(this.deps, job, this.modelUsage())), now: this.deps.now(), logTail: this.logTail });
     view.output.summary = this.deps.redactor.redact(view.output.summary);
     if (view.output.text) view.output.text = this.deps.redactor.redact(view.output.text);
     this.lastCheck = JSON.stringify({ status: view.status, conclusion: view.conclusion, steps: job.steps.map((st) => [st.name, st.status]), actions: view.actions });

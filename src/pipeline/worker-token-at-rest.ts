@@ -1,14 +1,31 @@
 import type { Logger } from "pino";
 import { revokeWorkerToken } from "../github/revoke-worker-token.js";
+import { mintWorkerToken } from "../github/mint-worker-token.js";
 import type { PipelineDeps } from "./deps.js";
 
 /**
- * The worker token between mint and revoke, kept in the job's row sealed (src/secrets/seal.ts):
- * a controller that dies while a worker holds the token leaves it where the next one can open it
- * and revoke it. The token in clear is never written anywhere.
+ * What the kept-token column holds while a mint is under way: the intent, with its time. A process
+ * that dies between GitHub's answer and the sealed write leaves this, not a token: the answer
+ * (the token) was never seen by anyone, and it expires an hour after the mint.
  */
-export async function keepWorkerToken(deps: PipelineDeps, jobId: string, token: string): Promise<void> {
-  await deps.store.setSealedWorkerToken(jobId, deps.sealer.seal(token, jobId));
+const MINTING = "minting:";
+
+/** GitHub's installation tokens live an hour from their mint. */
+const TOKEN_LIFETIME_MS = 3_600_000;
+
+/**
+ * Mints the worker's token and keeps it sealed in the job's row (src/secrets/seal.ts) before it
+ * leaves this function: no caller ever holds the token unsealed, so a controller that dies while
+ * a worker holds it leaves it where the next one can open and revoke it. The intent is written
+ * before the mint; a crash between GitHub's answer and the sealed write is the one window left,
+ * and what it leaves is a token nobody saw (see revokeKeptWorkerToken). Never written in clear.
+ */
+export async function mintKeptWorkerToken(deps: PipelineDeps, job: { id: string; installationId: number; repoId: number }): Promise<string> {
+  await deps.store.setSealedWorkerToken(job.id, `${MINTING}${deps.now()}`);
+  const { token } = await mintWorkerToken(await deps.github.asApp(), job.installationId, job.repoId);
+  deps.redactor.add(token);
+  await deps.store.setSealedWorkerToken(job.id, deps.sealer.seal(token, job.id));
+  return token;
 }
 
 /**
@@ -16,10 +33,21 @@ export async function keepWorkerToken(deps: PipelineDeps, jobId: string, token: 
  * holds in memory (the runner's own); without it the kept one is opened. A token that is already
  * invalid counts as revoked. A failed revoke keeps the sealed token and throws.
  */
-export async function revokeKeptWorkerToken(deps: PipelineDeps, jobId: string, log: Pick<Logger, "info" | "warn">, token?: string): Promise<"revoked" | "already-invalid" | "none"> {
+export async function revokeKeptWorkerToken(deps: PipelineDeps, jobId: string, log: Pick<Logger, "info" | "warn">, token?: string): Promise<"revoked" | "already-invalid" | "none" | "lost"> {
   const sealed = await deps.store.sealedWorkerToken(jobId);
+  if (sealed?.startsWith(MINTING) && !token) {
+    // A mint whose answer no one heard. GitHub revokes a token only when shown it and lists none,
+    // so it cannot be revoked; but no worker got it (the worker is handed a token only after it is
+    // sealed), it was never written or logged, and it dies with the hour.
+    const mintedBefore = Number(sealed.slice(MINTING.length)) || deps.now();
+    const expiresBy = new Date(mintedBefore + TOKEN_LIFETIME_MS + 60_000).toISOString();
+    log.warn({ expiresBy }, "a worker token may have been minted whose answer was lost; no worker ever received it, and it expires by itself");
+    await deps.store.appendEvent(jobId, "worker-token-lost", { mintAsked: mintedBefore, expiresBy, handedToWorker: false });
+    await deps.store.setSealedWorkerToken(jobId, null);
+    return "lost";
+  }
   let clear = token;
-  if (!clear && sealed) {
+  if (!clear && sealed && !sealed.startsWith(MINTING)) {
     clear = deps.sealer.open(sealed, jobId);
     // Sealed under another private key (rotated since) or damaged: nothing can revoke it now; it
     // expires within the hour of its minting.

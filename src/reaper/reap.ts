@@ -24,6 +24,7 @@ import type { Job } from "../jobs/types.js";
 import { StaleStateError, type JobStore } from "../store/job-store.js";
 import { ReaperMarkStore, reaperMarkKey, type ReaperMark } from "../store/reaper-marks.js";
 import { ADVISORY_LOCKS, runExclusively } from "../store/advisory-lock.js";
+import { jobEndedEffects } from "../store/outbox-store.js";
 
 export type ReaperLog = Pick<Logger, "info" | "warn" | "error">;
 
@@ -36,7 +37,10 @@ export interface ReapDeps {
   dryRun?: boolean;
   /** How long past its `deadlineAt` a job may still be provisioning or running (default 120 000 ms). */
   deadlineGraceMs?: number;
-  /** Called after the reaper ended a job (failed or timed out): e.g. publish its final status on GitHub. */
+  /**
+   * Called after the reaper ended a job (failed or timed out): e.g. deliver at once the effects
+   * the end wrote to the outbox (its final status). Without it (the ops CLI), a controller's sweep does.
+   */
   onJobEnded?: (job: Job) => Promise<void>;
   /** The marks table; by default the one in `store`'s database. */
   marks?: ReaperMarkStore;
@@ -162,7 +166,9 @@ async function reapPass(deps: ReapDeps): Promise<ReapReport> {
   };
   const endJob = async (job: Job, to: JobState, message: string): Promise<Job | null> => {
     try {
-      const ended = await store.transition(job.id, job.state, to, { message, finishedAt: deps.now() }, `reaper: ${message}`);
+      // The token revoke and the final status are written with the end (the outbox): whoever
+      // runs the next sweep delivers them if onJobEnded cannot, or this process dies first.
+      const ended = await store.transition(job.id, job.state, to, { message, finishedAt: deps.now() }, `reaper: ${message}`, { effects: jobEndedEffects(job, deps.now()) });
       await deps.onJobEnded?.(ended).catch((err: unknown) => log.warn({ jobId: job.id, err }, "could not publish the status of a job the reaper ended"));
       return ended;
     } catch (err) {

@@ -5,6 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import { NodeSSH } from "node-ssh";
+import { inMemoryHostKeys, type HostKeyMemory, type RememberedHostKey } from "./host-key-memory.js";
 
 export interface SshTarget {
   host: string;
@@ -14,14 +15,15 @@ export interface SshTarget {
   privateKey: string;
   /**
    * The host key's fingerprint as `ssh-keygen -lf <key>.pub` prints it (`SHA256:…`). Unset: the
-   * first key seen is recorded and pinned for the life of this pool (trust on first use), and a
-   * warning says which fingerprint to configure.
+   * first key seen is remembered in the pool's HostKeyMemory (the store, for the ssh backend) and
+   * required from then on (trust on first use), and a warning says which fingerprint to configure.
    */
   hostKeySha256?: string;
 }
 
 export interface SshPoolLog {
   warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
   debug(obj: object, msg: string): void;
 }
 
@@ -31,6 +33,13 @@ export interface SshPoolOptions {
   /** Keepalive interval; a dead peer is noticed after 3 missed replies (default 10 000 ms). */
   keepaliveIntervalMs?: number;
   log?: SshPoolLog;
+  /** Where keys seen on first use are remembered; one process's memory by default. */
+  hostKeys?: HostKeyMemory;
+  /**
+   * Where pinned keys come from and how an operator changes one, for the message that refuses a
+   * host whose key changed (default: "the configuration").
+   */
+  pins?: { source: string; advice(presented: string): string };
 }
 
 /** `SHA256:<base64 without padding>` of a raw SSH public key blob, the way OpenSSH shows it. */
@@ -65,10 +74,12 @@ function keyOf(target: SshTarget): string {
 export class SshPool {
   private readonly connections = new Map<string, Promise<NodeSSH>>();
   /** Fingerprints seen on first use, by `host:port`, for targets that configure none. */
-  private readonly recorded = new Map<string, string>();
+  private readonly hostKeys: HostKeyMemory;
   private closed = false;
 
-  constructor(private readonly options: SshPoolOptions = {}) {}
+  constructor(private readonly options: SshPoolOptions = {}) {
+    this.hostKeys = options.hostKeys ?? inMemoryHostKeys();
+  }
 
   /** The pooled connection to `target`, connecting (again) if there is none or it broke. */
   connection(target: SshTarget): Promise<NodeSSH> {
@@ -104,9 +115,9 @@ export class SshPool {
       });
   }
 
-  /** The fingerprint this pool pinned for a target that configured none. */
-  recordedHostKey(target: Pick<SshTarget, "host" | "port">): string | undefined {
-    return this.recorded.get(`${target.host}:${target.port}`);
+  /** The fingerprint remembered for a target that configured none. */
+  async recordedHostKey(target: Pick<SshTarget, "host" | "port">): Promise<string | undefined> {
+    return (await this.hostKeys.recall(`${target.host}:${target.port}`))?.fingerprint;
   }
 
   async close(): Promise<void> {
@@ -131,7 +142,17 @@ export class SshPool {
   private async connect(target: SshTarget): Promise<NodeSSH> {
     const log = this.options.log;
     const hostPort = `${target.host}:${target.port}`;
-    const expected = target.hostKeySha256 ? normaliseFingerprint(target.hostKeySha256) : this.recorded.get(hostPort);
+    const pinned = target.hostKeySha256 ? normaliseFingerprint(target.hostKeySha256) : undefined;
+    let remembered: RememberedHostKey | undefined;
+    if (pinned === undefined) {
+      try {
+        remembered = await this.hostKeys.recall(hostPort);
+      } catch (err) {
+        // Without the remembered key there is nothing to check the host against: do not connect.
+        throw new Error(`cannot read the SSH host key remembered for ${hostPort}, so it is not connected to: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    const expected = pinned ?? remembered?.fingerprint;
     let seen: string | undefined;
     const ssh = new NodeSSH();
     try {
@@ -151,17 +172,32 @@ export class SshPool {
     } catch (err) {
       ssh.dispose();
       if (expected !== undefined && seen !== undefined && seen !== expected) {
-        throw new Error(
-          `the SSH host key of ${hostPort} is ${seen}, not the pinned ${expected}; refusing to connect (if the host was rebuilt, check it and configure the new fingerprint)`,
-        );
+        throw this.hostKeyChanged(target, seen, pinned !== undefined ? { pinned } : { remembered: remembered! });
       }
       const message = err instanceof Error ? err.message : String(err);
       const code = (err as { code?: string }).code;
       throw Object.assign(new Error(`cannot connect to ${target.username}@${hostPort}: ${message}`), { code, cause: err });
     }
     if (expected === undefined && seen !== undefined) {
-      this.recorded.set(hostPort, seen);
-      log?.warn({ host: hostPort, hostKeySha256: seen }, "SSH host key not configured; pinned the key seen on first connection (configure hostKeySha256 to pin it across restarts)");
+      let stands: RememberedHostKey;
+      try {
+        stands = await this.hostKeys.remember(hostPort, seen);
+      } catch (err) {
+        ssh.dispose();
+        throw new Error(`cannot remember the SSH host key of ${hostPort} (${seen}), so it is not used: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      // Another process met this host at the same moment and remembered a different key.
+      if (stands.fingerprint !== seen) {
+        ssh.dispose();
+        throw this.hostKeyChanged(target, seen, { remembered: stands });
+      }
+      log?.warn(
+        { host: hostPort, hostKeySha256: seen },
+        `SSH host key of ${hostPort} not pinned: remembered ${seen} on first use, and any other key will be refused; check it on the host (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub) and pin it (${this.options.pins?.source ?? "the configuration"})`,
+      );
+    } else if (pinned !== undefined) {
+      // A pin is the operator's word: what was remembered follows it, so removing the pin later keeps trusting this key.
+      await this.hostKeys.pin(hostPort, pinned).catch((err: unknown) => log?.warn({ host: hostPort, err }, "could not record the pinned SSH host key in the store"));
     }
     const client = ssh.connection;
     // ssh2 emits `error` on a broken socket; without a listener that would crash the controller.
@@ -175,5 +211,25 @@ export class SshPool {
       log?.debug({ host: hostPort }, "SSH connection closed");
     });
     return ssh;
+  }
+
+  /**
+   * The host answered with another key than the one pinned or remembered: refuse it, loudly. It may
+   * be a rebuilt machine, or someone in the middle; only a person who checks the host can tell.
+   */
+  private hostKeyChanged(target: SshTarget, seen: string, was: { pinned: string } | { remembered: RememberedHostKey }): Error {
+    const hostPort = `${target.host}:${target.port}`;
+    const expected = "pinned" in was ? was.pinned : was.remembered.fingerprint;
+    const pins = this.options.pins ?? { source: "the configuration", advice: (presented: string) => `configure ${presented} as its host key` };
+    const source =
+      "pinned" in was
+        ? `the key pinned for it in ${pins.source} is ${expected}`
+        : `${expected} was remembered on first use (${new Date(was.remembered.since).toISOString()})`;
+    const message =
+      `SSH host key of ${hostPort} changed: it presented ${seen}, but ${source}; refusing the host, no job runs there. ` +
+      `Someone may be intercepting the connection, or the host was rebuilt: check the key on the host itself (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub) ` +
+      `and, if ${seen} is what it prints, ${pins.advice(seen)}.`;
+    this.options.log?.error({ host: hostPort, presented: seen, expected, source: "pinned" in was ? pins.source : "remembered on first use" }, message);
+    return new Error(message);
   }
 }

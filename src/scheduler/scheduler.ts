@@ -3,11 +3,13 @@ import { intakeJob } from "../pipeline/intake-job.js";
 import { runJob } from "../pipeline/run-job.js";
 import { routeJob } from "../pipeline/route-job.js";
 import { recoverJob } from "../pipeline/recover-job.js";
-import { answerRequest } from "../pipeline/answer-request.js";
-import { StatusPublisher } from "../pipeline/status-publisher.js";
+import { answerAndFinish } from "../pipeline/answer-request.js";
+import { deliverOutbox } from "../pipeline/deliver-outbox.js";
+import { jobEndedKeys } from "../store/outbox-store.js";
 import type { Job } from "../jobs/types.js";
 import { CancelRequest } from "../pipeline/cancel-request.js";
 import { HandBack } from "../pipeline/hand-back.js";
+import { LeaseLostError } from "../store/job-store.js";
 
 /** A job whose every backend is full or down is looked at again after this long. */
 const WAIT_FOR_CAPACITY_MS = 5_000;
@@ -136,10 +138,12 @@ export class Scheduler {
     return true;
   }
 
-  /** Writes a job's final status comment and check run (the reaper ends jobs outside a run). */
+  /**
+   * Delivers now what ending a job outside a run wrote to the outbox (the reaper ends jobs): its
+   * worker billed, its final status comment and check run, its token revoked. The sweep would, a pass later.
+   */
   async publishFinal(job: Job): Promise<void> {
-    const octokit = await this.deps.github.forInstallation(job.installationId);
-    await new StatusPublisher(this.deps, octokit, job.id).flush();
+    await deliverOutbox(this.deps, jobEndedKeys(job.id));
   }
 
   get activeJobs(): number {
@@ -154,15 +158,19 @@ export class Scheduler {
     // nothing new.
     if (this.shuttingDown) return;
     if (full) {
+      // What a process that died (this one before a restart, or another replica) left in the
+      // outbox: the 👀, refusals, replies and final statuses it had written and not delivered.
+      await deliverOutbox(this.deps, "sweep");
+      if (this.shuttingDown) return;
       for (const job of await store.claim(["provisioning", "running", "reporting"], owner, leaseMs, 10)) {
-        this.track(job.id, () => recoverJob(this.deps, job));
+        this.track(job.id, () => recoverJob(this.fenced(job), job), undefined, job.leaseEpoch);
       }
     }
     if (this.shuttingDown) return;
     const room = INTAKE_BATCH - this.intaking.size;
     for (const job of room > 0 ? await store.claim(["received"], owner, leaseMs, room) : []) {
       this.intaking.add(job.id);
-      this.track(job.id, () => intakeJob(this.deps, job), () => this.intaking.delete(job.id));
+      this.track(job.id, () => intakeJob(this.fenced(job), job), () => this.intaking.delete(job.id), job.leaseEpoch);
     }
     // Commands are answered before new work is claimed, so a `stop` that arrives with a queued
     // job takes it off the queue instead of racing its start.
@@ -178,12 +186,9 @@ export class Scheduler {
       answering.push(
         this.track(
           req.id,
-          async () => {
-            const outcome = await answerRequest(answerDeps, req);
-            await this.deps.requests.finish(req.id, outcome);
-          },
+          () => answerAndFinish(answerDeps, req),
           undefined,
-          false,
+          null,
         ),
       );
     }
@@ -196,28 +201,52 @@ export class Scheduler {
       this.track(
         job.id,
         async () => {
+          const deps = this.fenced(job);
           // Where it runs: its own backend, or the next in BACKEND_ORDER when that one is full or down.
-          const routed = await routeJob(this.deps, job);
+          const routed = await routeJob(deps, job);
           if (!routed) {
-            await store.renewLease(job.id, owner, WAIT_FOR_CAPACITY_MS);
+            await store.renewLease(job.id, owner, WAIT_FOR_CAPACITY_MS, job.leaseEpoch);
             return WAIT;
           }
-          return runJob(this.deps, routed.job, controller.signal);
+          return runJob(deps, routed.job, controller.signal);
         },
         () => this.running.delete(job.id),
+        job.leaseEpoch,
       );
     }
   }
 
-  /** Runs one claimed phase; `isJob` false for requests, whose lease ends when they are answered. */
-  private track(id: string, work: () => Promise<unknown>, done?: () => void, isJob = true): Promise<unknown> {
+  /**
+   * The pipeline's dependencies for one claimed job: its store view fenced on this claim's lease,
+   * so a phase that outlived its lease (a stalled process whose job another pass took) writes
+   * nothing over the new holder's work.
+   */
+  private fenced(job: Job): PipelineDeps {
+    return { ...this.deps, store: this.deps.store.fencedTo(job) };
+  }
+
+  /**
+   * Runs one claimed phase. `epoch` is the job's lease epoch of this claim; null for requests,
+   * whose lease ends when they are answered.
+   */
+  private track(id: string, work: () => Promise<unknown>, done?: () => void, epoch: number | null = null): Promise<unknown> {
     const { store, owner, config, log } = this.deps;
+    const isJob = epoch !== null;
     const heartbeat = setInterval(() => {
       if (!isJob) return;
-      void store.renewLease(id, owner, config.leaseSeconds * 1000).catch((err) => log.warn({ err, jobId: id }, "lease renewal failed"));
+      const running = this.running.get(id);
+      void store.renewLease(id, owner, config.leaseSeconds * 1000, epoch).then(
+        (held) => {
+          // Taken over (this process stalled past its lease): stop the run; its writes are refused anyway.
+          if (!held && running && !running.signal.aborted) {
+            log.error({ jobId: id }, "lost the lease on a running job; stopping it and leaving the job to its new holder");
+            running.abort(new LeaseLostError(`job ${id}: the lease was taken over`));
+          }
+        },
+        (err) => log.warn({ err, jobId: id }, "lease renewal failed"),
+      );
       // A stop asked for somewhere else (another replica's webhook, the ops CLI) is written on
       // the job; the process running it notices here and stops its worker.
-      const running = this.running.get(id);
       if (running && !running.signal.aborted) {
         void store.get(id).then((job) => {
           if (job?.cancelRequestedBy) running.abort(new CancelRequest(job.cancelRequestedBy));
@@ -237,7 +266,7 @@ export class Scheduler {
         clearInterval(heartbeat);
         done?.();
         // A failed phase keeps its lease until it expires: that is the retry back-off.
-        if (ok && isJob) await store.releaseLease(id, owner).catch(() => undefined);
+        if (ok && isJob) await store.releaseLease(id, owner, epoch).catch(() => undefined);
         this.inFlight.delete(id);
         // Finishing frees a slot or admits a job: look again at once (not for a job that waits
         // for capacity: its short lease is the pause before it is tried again).

@@ -61,6 +61,8 @@ export function renderStatusComment(job: Job, facts: StatusFacts): string {
     if (job.prUrl) lines.push(`**Pull request:** ${job.prUrl}`);
     if (job.finishedAt) lines.push(`**Duration:** ${formatDuration((job.finishedAt - job.createdAt) / 1000)}`);
     if (facts.costText) lines.push(`**Cost:** ${facts.costText}`);
+    const blocked = blockedLine(job.result?.blocked);
+    if (blocked) lines.push(`**Network:** ${blocked}`);
     if (job.result?.outcome === "patch" && job.result.patch) {
       // Written by an agent on a fork's code: shown as data in a fenced block, never as markup.
       const fence = "`".repeat(Math.max(3, ...(job.result.patch.match(/`+/g) ?? []).map((f) => f.length + 1)));
@@ -69,4 +71,19 @@ export function renderStatusComment(job: Job, facts: StatusFacts): string {
     }
   }
   return lines.join("\n");
+}
+
+/**
+ * "3 connections blocked: `evil.example:443` (2×), …" from the proxy's record. The host names were
+ * chosen by the agent: only plain host names are shown, in code spans, and at most five of them.
+ */
+export function blockedLine(blocked: { host: string; port: number; count: number }[] | undefined): string | null {
+  if (!blocked || blocked.length === 0) return null;
+  const total = blocked.reduce((n, b) => n + b.count, 0);
+  const shown = blocked.slice(0, 5).map((b) => {
+    const name = /^[A-Za-z0-9.-]{1,100}$/.test(b.host) ? `\`${b.host}:${b.port}\`` : "(a host with an unprintable name)";
+    return b.count > 1 ? `${name} (${b.count}×)` : name;
+  });
+  const more = blocked.length > 5 ? `, and ${blocked.length - 5} more hosts` : "";
+  return `${total} connection${total === 1 ? "" : "s"} blocked by the allow-list: ${shown.join(", ")}${more} (the job log lists each)`;
 }

@@ -7,6 +7,8 @@ export const ADVISORY_LOCKS = {
   ledgerReserve: 73656,
   /** Held for one reaper pass (a session lock): src/reaper/reap.ts. */
   reaperPass: 73657,
+  /** Held for one delivery recovery pass (a session lock): src/deliveries/delivery-recovery.ts. */
+  deliveryRecovery: 73658,
 } as const;
 
 export type Exclusive<T> = { ran: true; value: T } | { ran: false };

@@ -4,6 +4,7 @@ import type { Database, JobsTable } from "./schema.js";
 import { storeDialect, type StoreDialect } from "./dialect.js";
 import type { Job, NewJob, StepRecord } from "../jobs/types.js";
 import { assertTransition, isActive, isTerminal, type JobState } from "../jobs/state.js";
+import { addToOutbox, type NewOutboxEntry, type OutboxDeliverer } from "./outbox-store.js";
 
 type JobPatch = Partial<
   Pick<
@@ -36,8 +37,30 @@ type JobPatch = Partial<
   >
 >;
 
+/** What a state change may carry besides its patch. */
+export interface TransitionExtras {
+  /** Outbox rows written in the same transaction: effects the new state calls for (src/store/outbox-store.ts). */
+  effects?: readonly NewOutboxEntry[];
+  /** The process that delivers them at once (it holds their lease); without it, the next sweep does. */
+  deliverer?: OutboxDeliverer;
+}
+
 /** A state change lost a race (another process moved the job first); callers re-read and move on. */
 export class StaleStateError extends Error {}
+
+/**
+ * A write by a process whose lease on the job is gone (expired and claimed again). A kind of
+ * stale state, so callers that move on after a lost race do the same here; the runner branches on
+ * it to leave the worker and the token to the new holder.
+ */
+export class LeaseLostError extends StaleStateError {}
+
+/** The claim a process holds on a job: its writes to the job are refused once it no longer holds it. */
+export interface JobLease {
+  jobId: string;
+  owner: string;
+  epoch: number;
+}
 
 /** Job ids name VMs and folders: lowercase, starts with a letter, 12 characters. */
 export function newJobId(): string {
@@ -102,6 +125,7 @@ function toJob(row: Selectable<JobsTable>): Job {
     attempts: row.attempts,
     leaseOwner: row.lease_owner,
     leaseExpiresAt: row.lease_expires_at === null ? null : Number(row.lease_expires_at),
+    leaseEpoch: Number(row.lease_epoch ?? 0),
     deadlineAt: row.deadline_at === null ? null : Number(row.deadline_at),
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),
@@ -162,8 +186,42 @@ export class JobStore {
   constructor(
     readonly db: Kysely<Database>,
     private readonly now: () => number = Date.now,
+    /** Set on the view fencedTo() returns: writes to that job check the lease first. */
+    private readonly fence?: JobLease,
   ) {
     this.dialect = storeDialect(db);
+  }
+
+  /**
+   * The same store, with every update and state change of `job` fenced on the lease this process
+   * claimed it with (owner and epoch): once the lease was taken by someone else, they throw
+   * LeaseLostError and change nothing. The scheduler hands each claimed phase such a view.
+   */
+  fencedTo(job: Pick<Job, "id" | "leaseOwner" | "leaseEpoch">): JobStore {
+    if (!job.leaseOwner) throw new Error(`job ${job.id} is not claimed; there is no lease to fence on`);
+    return new JobStore(this.db, this.now, { jobId: job.id, owner: job.leaseOwner, epoch: job.leaseEpoch });
+  }
+
+  /** The lease this view is fenced on, if any. */
+  get lease(): JobLease | undefined {
+    return this.fence;
+  }
+
+  /** Whether this view's lease is still the job's (always true for an unfenced store). */
+  async holdsLease(): Promise<boolean> {
+    if (!this.fence) return true;
+    const row = await this.db.selectFrom("jobs").select(["lease_owner", "lease_epoch"]).where("id", "=", this.fence.jobId).executeTakeFirst();
+    return row?.lease_owner === this.fence.owner && Number(row.lease_epoch) === this.fence.epoch;
+  }
+
+  private fenceOf(id: string): JobLease | undefined {
+    return this.fence?.jobId === id ? this.fence : undefined;
+  }
+
+  private async leaseLost(id: string): Promise<LeaseLostError | undefined> {
+    const fence = this.fenceOf(id);
+    if (!fence || (await this.holdsLease())) return undefined;
+    return new LeaseLostError(`job ${id}: this process's lease (${fence.owner}, epoch ${fence.epoch}) was taken over; the write was refused`);
   }
 
   /** Records a delivery as a `received` job. A delivery id seen before returns `created: false`. */
@@ -313,7 +371,7 @@ export class JobStore {
       if (ids.length === 0) return [];
       const rows = await trx
         .updateTable("jobs")
-        .set({ lease_owner: owner, lease_expires_at: now + leaseMs, updated_at: now })
+        .set((eb) => ({ lease_owner: owner, lease_expires_at: now + leaseMs, lease_epoch: eb("lease_epoch", "+", 1), updated_at: now }))
         .where("id", "in", ids)
         .returningAll()
         .execute();
@@ -338,7 +396,7 @@ export class JobStore {
     for (const { id } of candidates) {
       const res = await this.db
         .updateTable("jobs")
-        .set({ lease_owner: owner, lease_expires_at: now + leaseMs, updated_at: now })
+        .set((eb) => ({ lease_owner: owner, lease_expires_at: now + leaseMs, lease_epoch: eb("lease_epoch", "+", 1), updated_at: now }))
         .where("id", "=", id)
         .where("state", "in", states as JobState[])
         .where((eb) => eb.or([eb("lease_expires_at", "is", null), eb("lease_expires_at", "<", now)]))
@@ -348,24 +406,19 @@ export class JobStore {
     return claimed;
   }
 
-  async renewLease(id: string, owner: string, leaseMs: number): Promise<boolean> {
+  /** Extends the lease; false when it is no longer this owner's (with `epoch`: this claim's). */
+  async renewLease(id: string, owner: string, leaseMs: number, epoch?: number): Promise<boolean> {
     const now = this.now();
-    const res = await this.db
-      .updateTable("jobs")
-      .set({ lease_expires_at: now + leaseMs })
-      .where("id", "=", id)
-      .where("lease_owner", "=", owner)
-      .executeTakeFirst();
+    let q = this.db.updateTable("jobs").set({ lease_expires_at: now + leaseMs }).where("id", "=", id).where("lease_owner", "=", owner);
+    if (epoch !== undefined) q = q.where("lease_epoch", "=", epoch);
+    const res = await q.executeTakeFirst();
     return Number(res.numUpdatedRows) === 1;
   }
 
-  async releaseLease(id: string, owner: string): Promise<void> {
-    await this.db
-      .updateTable("jobs")
-      .set({ lease_owner: null, lease_expires_at: null })
-      .where("id", "=", id)
-      .where("lease_owner", "=", owner)
-      .execute();
+  async releaseLease(id: string, owner: string, epoch?: number): Promise<void> {
+    let q = this.db.updateTable("jobs").set({ lease_owner: null, lease_expires_at: null }).where("id", "=", id).where("lease_owner", "=", owner);
+    if (epoch !== undefined) q = q.where("lease_epoch", "=", epoch);
+    await q.execute();
   }
 
   /**
@@ -373,7 +426,7 @@ export class JobStore {
    * logs the change. Entering an active state takes the issue's one active slot: a second job on the
    * same issue fails with a unique violation (see isUniqueViolation).
    */
-  async transition(id: string, from: JobState, to: JobState, patch: JobPatch = {}, note?: string): Promise<Job> {
+  async transition(id: string, from: JobState, to: JobState, patch: JobPatch = {}, note?: string, extras: TransitionExtras = {}): Promise<Job> {
     assertTransition(from, to);
     const now = this.now();
     const current = await this.getOrThrow(id);
@@ -381,30 +434,42 @@ export class JobStore {
     if (isTerminal(to) && patch.steps === undefined && current.steps.some((st) => st.status === "running")) {
       patch = { ...patch, steps: current.steps.map((st) => (st.status === "running" ? { ...st, status: "failed", finishedAt: now, detail: st.detail ?? to.replace("_", " ") } : st)) };
     }
-    const res = await this.db
-      .updateTable("jobs")
-      .set({
-        ...patchToRow(patch),
-        state: to,
-        active_key: isActive(to) ? activeKey(current.repoId, current.number) : null,
-        updated_at: now,
-      })
-      .where("id", "=", id)
-      .where("state", "=", from)
-      .executeTakeFirst();
-    if (Number(res.numUpdatedRows) !== 1) {
-      throw new StaleStateError(`job ${id} is no longer ${from}`);
-    }
-    await this.appendEvent(id, "state", { from, to, ...(note ? { note } : {}) });
+    const fence = this.fenceOf(id);
+    const write = async (db: Kysely<Database>) => {
+      const res = await db
+        .updateTable("jobs")
+        .set({
+          ...patchToRow(patch),
+          state: to,
+          active_key: isActive(to) ? activeKey(current.repoId, current.number) : null,
+          updated_at: now,
+        })
+        .where("id", "=", id)
+        .where("state", "=", from)
+        .$call((q) => (fence ? q.where("lease_owner", "=", fence.owner).where("lease_epoch", "=", fence.epoch) : q))
+        .executeTakeFirst();
+      if (Number(res.numUpdatedRows) !== 1) {
+        throw (await this.leaseLost(id)) ?? new StaleStateError(`job ${id} is no longer ${from}`);
+      }
+      await db.insertInto("job_events").values({ job_id: id, at: now, kind: "state", data_json: JSON.stringify({ from, to, ...(note ? { note } : {}) }) }).execute();
+      if (extras.effects?.length) await addToOutbox(db, extras.effects, now, extras.deliverer);
+    };
+    // With effects, one transaction: the new state and what it calls for commit together.
+    if (extras.effects?.length) await this.db.transaction().execute((trx) => write(trx));
+    else await write(this.db);
     return this.getOrThrow(id);
   }
 
+  /** Writes a patch; on a fenced view, only while its lease holds (else LeaseLostError, nothing written). */
   async update(id: string, patch: JobPatch): Promise<Job> {
-    await this.db
+    const fence = this.fenceOf(id);
+    const res = await this.db
       .updateTable("jobs")
       .set({ ...patchToRow(patch), updated_at: this.now() })
       .where("id", "=", id)
-      .execute();
+      .$call((q) => (fence ? q.where("lease_owner", "=", fence.owner).where("lease_epoch", "=", fence.epoch) : q))
+      .executeTakeFirst();
+    if (fence && Number(res.numUpdatedRows) !== 1) throw (await this.leaseLost(id)) ?? new Error(`job ${id} not found`);
     return this.getOrThrow(id);
   }
 

@@ -9,9 +9,26 @@ import * as m003 from "./migrations/003-commands.js";
 import * as m004 from "./migrations/004-job-logs.js";
 import * as m005 from "./migrations/005-ledger.js";
 import * as m006 from "./migrations/006-worker-token.js";
+import * as m007deliveries from "./migrations/007-deliveries-recovery.js";
+import * as m008 from "./migrations/008-ssh-host-keys.js";
+import * as m009 from "./migrations/009-outbox.js";
+import * as m010 from "./migrations/010-lease-epoch.js";
+import * as m011 from "./migrations/011-ledger-workers.js";
 
 /** Numbered migrations, in order; never edit a released one, add the next number. */
-const MIGRATIONS: Record<string, Migration> = { "001-jobs": m001, "002-reaper": m002, "003-commands": m003, "004-job-logs": m004, "005-ledger": m005, "006-worker-token": m006 };
+const MIGRATIONS: Record<string, Migration> = {
+  "001-jobs": m001,
+  "002-reaper": m002,
+  "003-commands": m003,
+  "004-job-logs": m004,
+  "005-ledger": m005,
+  "006-worker-token": m006,
+  "007-deliveries-recovery": m007deliveries,
+  "008-ssh-host-keys": m008,
+  "009-outbox": m009,
+  "010-lease-epoch": m010,
+  "011-ledger-workers": m011,
+};
 
 export interface OpenStoreOptions {
   /** Folder for the embedded SQLite file; `:memory:` for a throwaway store. Unused with `databaseUrl`. */

@@ -3,6 +3,7 @@ import type { Database, RequestsTable } from "./schema.js";
 import { newJobId } from "./job-store.js";
 import { storeDialect, type StoreDialect } from "./dialect.js";
 import type { JobKind } from "../jobs/types.js";
+import { addToOutbox, type NewOutboxEntry, type OutboxDeliverer } from "./outbox-store.js";
 
 export type RequestVerb = "stop" | "retry" | "status" | "cost" | "help" | "unknown" | "bad_flag" | "fork";
 
@@ -138,12 +139,17 @@ export class RequestStore {
     return claimed;
   }
 
-  async finish(id: string, outcome: string): Promise<void> {
-    await this.db
-      .updateTable("requests")
-      .set({ state: "done", outcome, lease_owner: null, lease_expires_at: null, updated_at: this.now() })
-      .where("id", "=", id)
-      .execute();
+  /**
+   * Marks a request answered, and writes its reply to the outbox in the same transaction: a
+   * process that dies after this has its reply delivered by the sweep, and one that dies before
+   * it answers the request again without having posted anything.
+   */
+  async finish(id: string, outcome: string, effects: readonly NewOutboxEntry[] = [], deliverer?: OutboxDeliverer): Promise<void> {
+    const now = this.now();
+    await this.db.transaction().execute(async (trx) => {
+      await trx.updateTable("requests").set({ state: "done", outcome, lease_owner: null, lease_expires_at: null, updated_at: now }).where("id", "=", id).execute();
+      if (effects.length) await addToOutbox(trx, effects, now, deliverer);
+    });
   }
 
   async list(): Promise<AgentRequest[]> {

@@ -37,6 +37,8 @@ export interface JobsTable {
   attempts: number;
   lease_owner: string | null;
   lease_expires_at: number | null;
+  /** Bumped by every claim; with lease_owner it fences the holder's writes (JobStore.fencedTo). */
+  lease_epoch: number;
   deadline_at: number | null;
   created_at: number;
   updated_at: number;
@@ -120,10 +122,46 @@ export interface LedgerTable {
   agent_usage_json: string | null;
 }
 
+/** One worker's bill: what it cost from create to delete (a job has one per start). */
+export interface LedgerWorkersTable {
+  job_id: string;
+  worker_id: string;
+  started_at: number;
+  ended_at: number;
+  billed_seconds: number;
+  machine_type: string | null;
+  region: string | null;
+  spot: number;
+  rate_usd_per_hour: number;
+  compute_usd: number;
+  disk_usd: number;
+  total_usd: number;
+}
+
+export interface OutboxTable {
+  /** What the effect is for, unique: `eyes:<job id>`, `refusal:<job id>`, `reply:<request id>`, … */
+  key: string;
+  job_id: string | null;
+  installation_id: number;
+  kind: string;
+  payload_json: string;
+  /** `pending` until delivered, then `done`. */
+  state: string;
+  /** Deliveries begun; above 1, an earlier one may have reached GitHub. */
+  tries: number;
+  lease_owner: string | null;
+  lease_expires_at: number | null;
+  created_at: number;
+  updated_at: number;
+  last_error: string | null;
+}
+
 export interface Database {
   jobs: JobsTable;
   job_events: JobEventsTable;
   requests: RequestsTable;
   job_logs: JobLogsTable;
   ledger: LedgerTable;
+  ledger_workers: LedgerWorkersTable;
+  outbox: OutboxTable;
 }

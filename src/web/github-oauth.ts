@@ -15,8 +15,19 @@ export function authorizeUrl(signIn: SignInConfig, options: { redirectUri: strin
   return url.toString();
 }
 
-/** The sign-in failed in a way the person can retry (a stale or reused code, GitHub down). */
-export class SignInFailed extends Error {}
+/**
+ * The sign-in failed in a way the person can retry (a stale or reused code, GitHub down).
+ * `refusedByGitHub`: GitHub answered and said no to the code (the link was bad, 400), rather than
+ * not answering (502).
+ */
+export class SignInFailed extends Error {
+  constructor(
+    message: string,
+    readonly refusedByGitHub = false,
+  ) {
+    super(message);
+  }
+}
 
 export async function exchangeCode(
   signIn: SignInConfig,
@@ -38,7 +49,8 @@ export async function exchangeCode(
   }
   // GitHub answers 200 with `error` for a bad or expired code.
   if (typeof data.access_token !== "string" || data.access_token === "") {
-    throw new SignInFailed(typeof data.error === "string" ? `GitHub said ${data.error}` : "GitHub gave no token");
+    if (typeof data.error === "string") throw new SignInFailed(`GitHub said ${data.error.slice(0, 100)}`, true);
+    throw new SignInFailed("GitHub gave no token");
   }
   const expires = Number(data.expires_in);
   return { token: data.access_token, ...(Number.isFinite(expires) && expires > 0 ? { expiresInSeconds: expires } : {}) };

@@ -27,7 +27,7 @@ const CANCEL = /^\/jobs\/([^/]+)\/cancel$/;
  */
 export function createJobPages(deps: WebDeps, options: { streamTimings?: Partial<StreamTimings> } = {}): JobPages {
   const ctx = new WebContext(deps);
-  const timings = { ...DEFAULT_STREAM_TIMINGS, ...options.streamTimings };
+  const timings = { ...DEFAULT_STREAM_TIMINGS, recheckMs: deps.config.logStreamRecheckSeconds * 1000, ...options.streamTimings };
   const streams = new Set<() => void>();
   const track = (stop: () => void) => {
     streams.add(stop);

@@ -3,7 +3,6 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import type { ControllerConfig, SignInConfig } from "../config/env.js";
 import type { JobLog } from "../logs/job-log.js";
-import type { Redactor } from "../redact/redactor.js";
 import type { JobStore } from "../store/job-store.js";
 import type { RequestStore } from "../store/request-store.js";
 import type { Html } from "./html.js";
@@ -14,7 +13,6 @@ export interface WebDeps {
   store: JobStore;
   requests: RequestStore;
   logs: JobLog;
-  redactor: Redactor;
   config: ControllerConfig;
   log: Logger;
   now: () => number;
@@ -95,12 +93,15 @@ export class WebContext {
     return this.deps.cookies.tokenFor(session.nonce);
   }
 
-  /** What the signed-in person may do on a repository, asked with their own token and cached a minute. */
-  async permission(session: Session, repoId: number): Promise<RepoPermission> {
+  /**
+   * What the signed-in person may do on a repository, asked with their own token and cached a
+   * minute; `fresh` asks GitHub whatever the cache holds (a long-lived stream re-checking access).
+   */
+  async permission(session: Session, repoId: number, options: { fresh?: boolean } = {}): Promise<RepoPermission> {
     const key = `${session.nonce}:${repoId}`;
     const now = this.deps.now();
     const cached = this.permissions.get(key);
-    if (cached && cached.until > now) return cached.permission;
+    if (cached && cached.until > now && !options.fresh) return cached.permission;
     const permission = await repoPermission(this.signIn!.apiUrl, session.token, repoId);
     if (this.permissions.size > 10_000) this.permissions.clear();
     this.permissions.set(key, { permission, until: now + PERMISSION_TTL_MS });

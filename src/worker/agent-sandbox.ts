@@ -2,26 +2,46 @@ import type { ControllerConfig } from "../config/env.js";
 import type { RepoConfig } from "../config/repo-config.js";
 import type { WorkerInput } from "./protocol.js";
 
+/** What the agent is given in place of the model key when the worker's proxy adds the real one. */
+export const MODEL_KEY_PLACEHOLDER = "agent-work-proxy-adds-the-real-key";
+
 /**
  * The sandbox a job's agent runs in, from the controller's settings and the repository's: the
- * repository may ask for no network and for lower limits, never for more than the controller's
- * ceilings (a job recorded before a ceiling was lowered is clamped here too).
+ * repository may ask for no network, an allow-list, and lower limits, never for more than the
+ * controller's ceilings (a job recorded before a ceiling was lowered is clamped here too).
  */
 export function agentSandbox(
-  controller: Pick<ControllerConfig, "localSandbox" | "sandboxRoBinds" | "sandboxCeilings">,
-  repo: Partial<Pick<RepoConfig, "network" | "memoryMb" | "maxProcesses" | "maxDiskMb">>,
+  controller: Pick<ControllerConfig, "localSandbox" | "sandboxRoBinds" | "sandboxCeilings"> & Partial<Pick<ControllerConfig, "networkAllowDefault" | "modelProxy">>,
+  repo: Partial<Pick<RepoConfig, "network" | "allow" | "memoryMb" | "maxProcesses" | "maxDiskMb">>,
 ): WorkerInput["sandbox"] {
   if (controller.localSandbox === "none") return { kind: "none" };
   const ceilings = controller.sandboxCeilings;
   const lower = (asked: number | undefined, ceiling: number) => Math.min(asked ?? ceiling, ceiling);
-  return {
+  const sandbox: WorkerInput["sandbox"] = {
     kind: "bwrap",
     roBinds: controller.sandboxRoBinds,
-    shareNet: repo.network !== "none",
+    shareNet: repo.network === "full" || repo.network === undefined,
     limits: {
       memoryMb: lower(repo.memoryMb, ceilings.memoryMb),
       maxProcesses: lower(repo.maxProcesses, ceilings.maxProcesses),
       maxDiskMb: lower(repo.maxDiskMb, ceilings.maxDiskMb),
     },
   };
+  if (repo.network === "allowlist") {
+    const proxy = controller.modelProxy;
+    const allow = [...new Set([...(controller.networkAllowDefault ?? []), ...(repo.allow ?? []), ...(proxy ? [proxy.host] : [])])];
+    sandbox.egress = { allow, ...(proxy ? { credentials: [{ host: proxy.host, upstream: proxy.upstream, header: proxy.header, value: proxy.value }] } : {}) };
+  }
+  return sandbox;
+}
+
+/**
+ * The agent's environment: the controller's pass-through list, except that under an allow-list
+ * with MODEL_PROXY the model key's variable holds a placeholder (the proxy adds the real key).
+ */
+export function agentEnvironment(controller: Pick<ControllerConfig, "agentEnv"> & Partial<Pick<ControllerConfig, "modelProxy">>, sandbox: WorkerInput["sandbox"]): Record<string, string> {
+  const env = { ...controller.agentEnv };
+  const proxy = controller.modelProxy;
+  if (sandbox.kind === "bwrap" && sandbox.egress && proxy) env[proxy.variable] = MODEL_KEY_PLACEHOLDER;
+  return env;
 }

@@ -25,6 +25,8 @@ export interface WorkerResult {
   agentExitCode?: number | null;
   /** Set when a sandbox limit stopped the agent (or, for `disk`, kept its work from being pushed). */
   limit?: "memory" | "processes" | "disk";
+  /** Under `network: allowlist`: the connections the proxy refused, by host and port. */
+  blocked?: { host: string; port: number; count: number; firstAt: number }[];
   message: string;
 }
 
@@ -41,6 +43,17 @@ export interface SandboxLimits {
   maxDiskMb: number;
 }
 
+/**
+ * `network: allowlist`: the agent's sandbox has no network of its own; its only way out is the
+ * worker's proxy, which lets it reach the `allow` host patterns (`*.npmjs.org`, `api.example.com`,
+ * `127.0.0.1:8080`) and adds each credential rule's header itself when forwarding plain-HTTP
+ * requests for that host to `upstream`, so the key never enters the sandbox.
+ */
+export interface EgressPolicy {
+  allow: string[];
+  credentials?: { host: string; upstream: string; header: string; value: string }[];
+}
+
 /** Everything the worker script needs, sent as one JSON document on its stdin (never argv, never env). */
 export interface WorkerInput {
   jobId: string;
@@ -53,6 +66,8 @@ export interface WorkerInput {
   /** The agent's argv after placeholders ({prompt}, {prompt_file}) are filled in by the worker. */
   agentArgv: string[];
   prompt: string;
+  /** The agent reads the prompt on its standard input (the presets: no argv limit for a long discussion). */
+  promptOnStdin?: boolean;
   commitMessage: string;
   author: { name: string; email: string };
   /** Seconds the agent step may run before it is killed and the outcome is `timed_out`. */
@@ -63,7 +78,7 @@ export interface WorkerInput {
    * `bwrap`: the agent runs under bubblewrap (see the worker script); `shareNet` false gives it no
    * network at all. `none`: unsandboxed, the controller's explicit opt-out (LOCAL_SANDBOX=none).
    */
-  sandbox: { kind: "bwrap"; roBinds: string[]; shareNet: boolean; limits?: SandboxLimits } | { kind: "none" };
+  sandbox: { kind: "bwrap"; roBinds: string[]; shareNet: boolean; limits?: SandboxLimits; egress?: EgressPolicy } | { kind: "none" };
   /**
    * For a pull request: before the agent runs, these paths are replaced with their versions on
    * `fromBranch` (or removed when that branch lacks them); after it runs they are put back as the

@@ -3,7 +3,7 @@
  * and local backend share, the way an operator runs it beside a live controller.
  */
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -25,7 +25,8 @@ const TSX = path.join(ROOT, "node_modules", ".bin", "tsx");
 const CLI = path.join(ROOT, "src", "cli", "main.ts");
 const FAKE_AGENT = fileURLToPath(new URL("../fixtures/fake-agent.mjs", import.meta.url));
 
-describe("the agent-work CLI", () => {
+// Each command is a tsx process (~2 s of CPU to start): on a loaded machine that is a long wait.
+describe("the agent-work CLI", { timeout: 180_000 }, () => {
   let dataDir: string;
   let store: JobStore;
   let backend: Backend;
@@ -131,10 +132,53 @@ describe("the agent-work CLI", () => {
     expect(r.stderr).toContain("reap [--dry-run]");
   });
 
-  it("runs doctor, which says what the gce backend still needs", async () => {
+  it("runs doctor on what this configuration uses: no gce verdict for a controller without gce", async () => {
     const r = await cli("doctor");
+    // No App registered in this folder: that is the failure, named with its fix.
     expect(r.exitCode).toBe(1);
-    expect(r.stdout).toContain("FAIL  gce backend: GCE_PROJECT is not set");
+    expect(r.stdout).toMatch(/^checking the configuration…\nok {4}configuration: valid; backends local; store SQLite in /);
+    expect(r.stdout).toMatch(/checking the store…\nok {4}store: SQLite .*agent-work\.sqlite opens; \d+ jobs?/);
+    expect(r.stdout).toContain("FAIL  github app: APP_ID and a private key are not set\n      → run `npm start` and register the app");
+    expect(r.stdout).toContain("ok    local backend: git found; bubblewrap built a trivial sandbox here");
+    expect(r.stdout).not.toMatch(/gce|GCE_PROJECT/);
+  });
+
+  it("answers --help for every command, and help <command>, with that command's options and nothing run", async () => {
+    const names = ["jobs", "show", "cancel", "reap", "doctor"];
+    const [helps, reap, all] = await Promise.all([Promise.all(names.map((name) => cli(name, "--help"))), cli("help", "reap"), cli("--help")]);
+    helps.forEach((r, i) => {
+      expect(r.exitCode, names[i]).toBe(0);
+      expect(r.stdout, names[i]).toMatch(new RegExp(`^usage: agent-work ${names[i]}\\b`));
+      expect(r.stderr, names[i]).toBe("");
+    });
+    expect(helps[0]!.stdout).toContain("--state S");
+    expect(reap.stdout).toContain("--dry-run  print what the pass would");
+    expect(all.exitCode).toBe(0);
+    expect(all.stdout).toMatch(/^usage: agent-work <command>/);
+  });
+
+  it("says its version", async () => {
+    const { version } = JSON.parse(readFileSync(path.join(ROOT, "package.json"), "utf8")) as { version: string };
+    for (const r of await Promise.all([cli("--version"), cli("-V")])) {
+      expect(r.exitCode).toBe(0);
+      expect(r.stdout).toBe(`agent-work ${version}`);
+    }
+  });
+
+  it("refuses to read a store that is not there, and creates none (the wrong folder)", async () => {
+    const elsewhere = await mkdtemp(path.join(os.tmpdir(), "agent-work-cli-empty-"));
+    try {
+      const commands = [["jobs"], ["show", "jabc"], ["cancel", "jabc"], ["reap", "--dry-run"]];
+      const runs = await Promise.all(commands.map((args) => execa(TSX, [CLI, ...args], { cwd: elsewhere, env: { PATH: process.env.PATH, HOME: process.env.HOME }, extendEnv: false, reject: false })));
+      for (const [i, args] of commands.entries()) {
+        const r = runs[i]!;
+        expect(r.exitCode, args.join(" ")).toBe(2);
+        expect(r.stderr, args.join(" ")).toBe(`${args[0]}: no agent-work store at ${path.join(elsewhere, "data", "agent-work.sqlite")}: run this where the controller runs (the folder with its .env and data/), or set DATA_DIR (or DATABASE_URL) to the controller's`);
+      }
+      expect(readdirSync(elsewhere)).toEqual([]);
+    } finally {
+      await rm(elsewhere, { recursive: true, force: true });
+    }
   });
 
   it("cancels a queued job, and refuses one that has already finished", async () => {

@@ -76,6 +76,8 @@ describe("/agent run on an issue", () => {
     ["/agent run --machine huge", "there is no size `huge`"],
     ["/agent run --backend gce", "the backend `gce` is not enabled on this controller"],
     ["/agent run --max-minutes 500", "is more than this repository allows (30)"],
+    ["/agent run --model gpt-5", "the model `gpt-5` is not in `models` of `.github/agent-work.yml` (it lists none"],
+    ["/agent run --model -rf", "`--model` takes a model name of letters"],
   ])("refuses %j, quoting the command and saying why", async (command, why) => {
     h = await startHarness();
     await h.deliverComment(command);
@@ -118,6 +120,19 @@ describe("/agent run on an issue", () => {
     expect(large.config!.maxMinutes).toBe(40);
     expect(jobs.find((j) => j.number === 2)!.state).toBe("rejected");
     expect(replies(h).some((r) => r.includes("there is no size `huge`"))).toBe(true);
+  });
+});
+
+describe("/agent run --model", () => {
+  it("runs with a model the repository lists, and refuses one it does not, naming the list", async () => {
+    h = await startHarness({ repoConfigYaml: FAKE_AGENT_CONFIG("model: claude-sonnet-4-5\nmodels: [claude-haiku-4-5, anthropic/claude-opus-4-5]\n") });
+    await h.deliverComment("/agent run --model anthropic/claude-opus-4-5 FAKE_AGENT:edit", { number: 1 });
+    await h.deliverComment("/agent run --model claude-fable-5-1", { number: 2 });
+    await h.settle();
+    const jobs = await h.controller.store.list();
+    expect(jobs.find((j) => j.number === 1)).toMatchObject({ state: "succeeded", options: { model: "anthropic/claude-opus-4-5" }, config: { model: "anthropic/claude-opus-4-5" } });
+    expect(jobs.find((j) => j.number === 2)!.state).toBe("rejected");
+    expect(replies(h).some((r) => r.includes("the model `claude-fable-5-1` is not in `models` of `.github/agent-work.yml` (models: `claude-haiku-4-5`, `anthropic/claude-opus-4-5`)"))).toBe(true);
   });
 });
 
@@ -178,6 +193,32 @@ describe("/agent run on a pull request", () => {
     expect(job!.result!.patch).toContain("SEEN_ENV.txt");
     expect(job!.result!.patch).not.toContain("sk-canary-model-key");
     expect(job!.result!.patch).not.toContain("MODEL_KEY");
+  });
+
+  it.each([
+    ["the default branch", { headRef: "master" }, [], "is the repository's default branch"],
+    ["a protected branch", { headRef: "release/1.x" }, ["release/1.x"], "`release/1.x` is protected"],
+  ])("refuses a pull request whose head is %s, says why, and starts nothing", async (_what, pull, protectedBranches, why) => {
+    h = await startHarness({ pull, protectedBranches });
+    await h.deliverComment("/agent run FAKE_AGENT:edit", { pullRequest: true, number: 14 });
+    await h.settle();
+    const [job] = await h.controller.store.list();
+    expect(job!.state).toBe("rejected");
+    expect(replies(h)).toHaveLength(1);
+    expect(replies(h)[0]).toContain(`did not start: this pull request's branch`);
+    expect(replies(h)[0]).toContain(why);
+    expect(workerTokens(h)).toEqual([]);
+    expect(h.github.callsTo("POST", "/check-runs")).toEqual([]);
+  });
+
+  it("runs on a pull request from an ordinary branch while other branches are protected", async () => {
+    h = await startHarness({ pull: { headRef: "feature/ok" }, protectedBranches: ["master", "release/1.x"], files: { "README.md": "# x\n" } });
+    pushBranch(h.seeded.dir, "master", "feature/ok", { "ok.txt": "ok\n" });
+    await h.deliverComment("/agent run FAKE_AGENT:edit", { pullRequest: true, number: 15 });
+    await h.settle();
+    const [job] = await h.controller.store.list();
+    expect(job).toMatchObject({ state: "succeeded", prHeadRef: "feature/ok", prNumber: 15 });
+    expect(h.github.calls.some((c) => c.method === "GET" && decodeURIComponent(c.path).includes("/branches/feature/ok"))).toBe(true);
   });
 
   it("refuses a pull request from a fork and says why", async () => {
@@ -321,7 +362,7 @@ describe("/agent retry, status, cost and help", () => {
     expect(status).toMatch(/cost: \$0\.00 for \d+ s of compute/);
     expect(status).toContain("pull request: https://github.com/Codertocat/Hello-World/pull/100");
     expect(cost).toMatch(/Codertocat\/Hello-World in \w+ \d{4} \(UTC\): 1 job, \$0\.00 of the \$20\.00 monthly budget \(resets \d{4}-\d\d-01\)/);
-    expect(cost).toMatch(/\| `j[a-z0-9]+` \| local \| - \| \d+ s \| \$0\.00 \|/);
+    expect(cost).toMatch(/\| `j[a-z0-9]+` \| local \| - \| \d+ s \| - \| \$0\.00 \|/);
   });
 
   it("answers help and an unknown command with the generated list (and a guess)", async () => {

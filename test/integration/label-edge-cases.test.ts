@@ -40,6 +40,43 @@ describe("who may start agent work", () => {
     expect(mintedWorkerTokens(h)).toEqual([]);
   });
 
+  it("checks the requester again when the job starts: one who lost write access since intake gets no worker and no token, and is told why", async () => {
+    h = await startHarness();
+    await h.deliverLabel({ body: "FAKE_AGENT:edit" });
+    await h.controller.scheduler.tick(); // intake: admitted while the requester still had write access
+    await h.controller.scheduler.drain();
+    expect((await h.controller.store.list())[0]!.state).toBe("queued");
+    h.github.setPermission("Codertocat", "read");
+    const callsBefore = h.github.calls.length;
+    await h.settle();
+
+    const [job] = await h.controller.store.list();
+    expect(job!.state).toBe("failed");
+    expect(job!.message).toContain("has `read` access; starting agent work needs `write`");
+    expect(job!.worker).toBeNull();
+    // No token of any kind was asked for after the permission changed, and no worker was made.
+    expect(h.github.calls.slice(callsBefore).filter((c) => c.route.endsWith("/access_tokens"))).toEqual([]);
+    expect(mintedWorkerTokens(h)).toEqual([]);
+    expect((await h.controller.store.events(job!.id)).some((e) => e.kind === "state" && (e.data as { to: string }).to === "provisioning")).toBe(false);
+    expect(await h.controller.ledger.get(job!.id)).toBeUndefined();
+    expect(lastStatus(h)).toContain("Failed: the requester's access was checked again at start: @Codertocat has `read` access");
+    expect(h.github.callsTo("PATCH", "/check-runs/:id").at(-1)!.body).toMatchObject({ conclusion: "failure" });
+    expect(h.github.callsTo("PATCH", "/check-runs/:id").at(-1)!.body.output.title).toContain("has `read` access");
+  });
+
+  it("fails closed at start too: a permission API error when the job starts ends it without a worker", async () => {
+    h = await startHarness();
+    await h.deliverLabel({ body: "FAKE_AGENT:edit" });
+    await h.controller.scheduler.tick();
+    await h.controller.scheduler.drain();
+    h.github.setPermission("Codertocat", { status: 502 });
+    await h.settle();
+    const [job] = await h.controller.store.list();
+    expect(job!.state).toBe("failed");
+    expect(job!.message).toContain("the permission check failed (GitHub answered 502)");
+    expect(mintedWorkerTokens(h)).toEqual([]);
+  });
+
   it("lets a maintainer start work", async () => {
     h = await startHarness({ permission: "maintain", repoConfigYaml: FAKE_AGENT_CONFIG() });
     await h.deliverLabel({ body: "FAKE_AGENT:edit" });

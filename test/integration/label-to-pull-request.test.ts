@@ -114,9 +114,10 @@ describe.each(["classic", "jwt"] as const)("labelling an issue `agent-work` (wor
     for (const c of gh.calls) byRoute.set(`${c.method} ${c.route}`, (byRoute.get(`${c.method} ${c.route}`) ?? 0) + 1);
     console.info(`GitHub API calls for one job (${tokenFormat}): ${gh.calls.length}\n` + [...byRoute].map(([r, n]) => `  ${n} × ${r}`).join("\n"));
     const changes = job!.steps.length * 2 + 2;
+    // 12: the requester's permission is asked at intake and again when the job starts.
     expect(gh.callsTo("PATCH", "/check-runs/:id").length).toBeLessThanOrEqual(changes);
     expect(gh.callsTo("PATCH", "/issues/comments/:id").length).toBeLessThanOrEqual(changes);
-    expect(gh.calls.length - gh.callsTo("PATCH", "/check-runs/:id").length - gh.callsTo("PATCH", "/issues/comments/:id").length).toBeLessThanOrEqual(11);
+    expect(gh.calls.length - gh.callsTo("PATCH", "/check-runs/:id").length - gh.callsTo("PATCH", "/issues/comments/:id").length).toBeLessThanOrEqual(12);
   });
 });
 
@@ -151,7 +152,9 @@ describe("operations endpoints", () => {
     const health = await fetch(`${h.controller.url}/healthz`);
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({ ok: true });
-    const metrics = await (await fetch(`${h.controller.url}/metrics`)).text();
+    // Metrics have a server of their own (test/integration/metrics-server.test.ts); the webhook port has none.
+    expect((await fetch(`${h.controller.url}/metrics`)).status).toBe(404);
+    const metrics = await (await fetch(`${h.controller.metricsUrl}/metrics`)).text();
     expect(metrics).toContain('agent_work_jobs{state="succeeded"} 1');
     expect(metrics).toMatch(/agent_work_github_api_calls_total\{method="POST",route="\/repos\/\{owner\}\/\{repo\}\/pulls"\} 1/);
     expect(metrics).toContain('agent_work_job_duration_seconds_count{outcome="succeeded"} 1');

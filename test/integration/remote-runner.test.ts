@@ -240,7 +240,9 @@ describe("the SSH pool", () => {
     const pool = new SshPool();
     try {
       const wrong = "SHA256:" + Buffer.alloc(32, 7).toString("base64").replace(/=+$/, "");
-      await expect(pool.connection(targetOf(sshd, { hostKeySha256: wrong }))).rejects.toThrow(new RegExp(`host key of 127.0.0.1:${sshd.port} is ${sshd.hostKeySha256.replace(/[+/]/g, "\\$&")}, not the pinned`));
+      await expect(pool.connection(targetOf(sshd, { hostKeySha256: wrong }))).rejects.toThrow(
+        new RegExp(`host key of 127.0.0.1:${sshd.port} changed: it presented ${sshd.hostKeySha256.replace(/[+/]/g, "\\$&")}, but the key pinned for it in the configuration is ${wrong.replace(/[+/]/g, "\\$&")}; refusing the host`),
+      );
       await expect(pool.connection(targetOf(sshd, { hostKeySha256: sshd.hostKeySha256 }))).resolves.toBeDefined();
     } finally {
       await pool.close();
@@ -249,10 +251,10 @@ describe("the SSH pool", () => {
 
   it("pins the first key it sees when none is configured", async () => {
     const warnings: object[] = [];
-    const pool = new SshPool({ log: { warn: (o) => warnings.push(o), debug: () => {} } });
+    const pool = new SshPool({ log: { warn: (o) => warnings.push(o), error: () => {}, debug: () => {} } });
     try {
       await pool.connection(targetOf(sshd));
-      expect(pool.recordedHostKey(sshd)).toBe(sshd.hostKeySha256);
+      expect(await pool.recordedHostKey(sshd)).toBe(sshd.hostKeySha256);
       expect(warnings).toEqual([expect.objectContaining({ hostKeySha256: sshd.hostKeySha256 })]);
     } finally {
       await pool.close();

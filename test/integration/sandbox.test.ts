@@ -211,7 +211,8 @@ describe("the sandbox on the local backend (controller as root: the agent runs a
     expect(r.result).toMatchObject({ outcome: "agent_failed", limit: "processes" });
     expect(r.result.message).toMatch(/^the agent reached its limit of 48 processes and threads \(a fork bomb/);
     expect(r.lines).toContainEqual(expect.stringMatching(/^step agent failed: the agent reached its limit of 48 processes/));
-    expect(r.seconds).toBeLessThan(20);
+    // Ended by the limit, not by the agent's 30 s timeout ("ran past 30s"): shown without a clock.
+    expect(r.result.message).not.toMatch(/ran past \d+s/);
     expect(await eventually(async () => (await processesUnder(path.join(rootDir, "forkbomb-local"))).length === 0)).toBe(true);
     // The controller is unharmed: it still starts processes at once.
     expect((await execa("true")).exitCode).toBe(0);

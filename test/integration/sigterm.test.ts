@@ -1,8 +1,11 @@
 /**
  * SIGTERM to a real controller process (test/support/crash-controller.ts, the same signal
  * handling as src/main.ts): it stops claiming, hands a running job back to the queue (worker
- * destroyed, token revoked, lease released), writes out its logs and exits 0 within a bound; the
- * next start takes the job at once, without waiting for a lease to run out, and finishes it.
+ * destroyed, token revoked, lease released), writes out its logs and exits 0; the next start takes
+ * the job at once, without waiting for a lease to run out, and finishes it. No assertion here is on
+ * how long anything took (this runs on loaded machines): "at once" is shown by effect — the job is
+ * handed back with no lease, so nothing waits for the 300 s lease — and the timeouts below only keep
+ * a hung process from hanging the suite (the controller's own overrun bound is 30 s).
  */
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
@@ -39,7 +42,7 @@ afterAll(async () => {
 });
 
 describe("SIGTERM", () => {
-  it("hands a running job back to the queue, leaves nothing running, exits 0 quickly, and the next start finishes the job at once", { timeout: 60_000 }, async () => {
+  it("hands a running job back to the queue, leaves nothing running, exits 0, and the next start finishes the job without waiting for its lease", { timeout: 180_000 }, async () => {
     const seeded = await git.createRepo("sigterm", REPO, { "README.md": "# Hello World\n" }, DEFAULT_BRANCH);
     // A lease far longer than the test: only a lease handed back lets the next start take the job.
     const site = controllerSite({ workerToken: token, cloneUrl: seeded.cloneUrl, baseSha: seeded.headSha, bareRepo: seeded.dir, repoConfigYaml: FAKE_AGENT_CONFIG(), env: { LEASE_SECONDS: "300" } });
@@ -50,14 +53,14 @@ describe("SIGTERM", () => {
     const [running] = await waitFor("the agent to be at work", () => {
       const jobs = readJobs(site);
       return jobs[0]?.state === "running" && /"name":"agent","status":"running"/.test(jobs[0].steps_json) && jobs;
-    }, 30_000);
+    }, 60_000);
     expect(readdirSync(path.join(site.dataDir, "workers"))).toEqual([running!.id]);
 
     const signalled = Date.now();
     first.child.kill("SIGTERM");
-    expect(await exitOf(first, 15_000)).toEqual({ code: 0, signal: null });
+    // Not the overrun exit (1, after the grace and 10 s more): a clean stop that did not wait for the agent.
+    expect(await exitOf(first, 45_000)).toEqual({ code: 0, signal: null });
     const stopSeconds = (Date.now() - signalled) / 1000;
-    expect(stopSeconds).toBeLessThan(10);
 
     // Recoverable and clean: back in the queue with no lease and no attempt spent, no worker, token revoked.
     const [handed] = readJobs(site);
@@ -73,21 +76,20 @@ describe("SIGTERM", () => {
     expect(log).toContain('"msg":"stopped"');
     expect(filesContaining(site.dataDir, token)).toEqual([]);
 
-    // The next start claims it at once (the lease was 300 s) and finishes it.
-    const restarted = Date.now();
+    // The next start claims it although the lease it had was 300 s (handed back above: no lease
+    // left to wait for), and finishes it.
     const second = await startControllerProcess(site);
     const [claimed] = await waitFor("the job to be claimed again", () => {
       const jobs = readJobs(site);
       return jobs[0]?.state !== "queued" && jobs;
-    }, 20_000);
+    }, 60_000);
     expect(claimed!.state).not.toBe("queued");
-    expect((Date.now() - restarted) / 1000).toBeLessThan(15);
     const [done] = await waitFor("the job to finish", () => {
       const jobs = readJobs(site);
       return jobs[0]?.state === "succeeded" && jobs[0].lease_owner === null && jobs;
-    }, 30_000);
+    }, 60_000);
     second.child.kill("SIGTERM");
-    expect(await exitOf(second, 15_000)).toEqual({ code: 0, signal: null });
+    expect(await exitOf(second, 45_000)).toEqual({ code: 0, signal: null });
 
     expect(done!.pr_number).toBe(100);
     const github = githubState(site);
@@ -99,14 +101,15 @@ describe("SIGTERM", () => {
     console.log(`SIGTERM with an agent at work: exited 0 after ${stopSeconds.toFixed(1)} s`);
   });
 
-  it("exits 0 at once when nothing is running", { timeout: 30_000 }, async () => {
+  it("exits 0 when nothing is running, with nothing to hand back", { timeout: 90_000 }, async () => {
     const seeded = await git.createRepo("sigterm-idle", REPO, { "README.md": "# Hello World\n" }, DEFAULT_BRANCH);
     const site = controllerSite({ workerToken: token, cloneUrl: seeded.cloneUrl, baseSha: seeded.headSha, bareRepo: seeded.dir, repoConfigYaml: FAKE_AGENT_CONFIG() });
     sites.push(site);
     const run = await startControllerProcess(site);
-    const signalled = Date.now();
     run.child.kill("SIGTERM");
-    expect(await exitOf(run, 10_000)).toEqual({ code: 0, signal: null });
-    expect(Date.now() - signalled).toBeLessThan(5_000);
+    expect(await exitOf(run, 45_000)).toEqual({ code: 0, signal: null });
+    const log = readFileSync(site.logFile, "utf8");
+    expect(log).toMatch(/"handedBack":\[\],"unfinished":\[\],"msg":"stopped"/);
+    expect(log).not.toContain("job handed back to the queue");
   });
 });

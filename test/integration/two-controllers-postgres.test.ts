@@ -80,6 +80,8 @@ describe("two controllers on one PostgreSQL database", () => {
         WEBHOOK_SECRET: secret,
         HOST: "127.0.0.1",
         PORT: String(await freePort()),
+        // Two replicas on one machine: the default metrics port would clash, and nothing scrapes them here.
+        METRICS_PORT: "0",
         DATA_DIR: dataDir,
         DATABASE_URL: database.url,
         LOG_LEVEL: "warn",

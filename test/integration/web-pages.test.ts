@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
 import { canaryToken, startHarness, type Harness } from "../support/harness.js";
 import { startFakeGitHubOAuth, type FakeGitHubOAuth } from "../support/fake-github-oauth.js";
@@ -80,15 +81,20 @@ async function signIn(base: string, fake: FakeGitHubOAuth, login: string, next =
   return c;
 }
 
-/** Ticks the scheduler until the one job is running (a chatty agent never ends by itself). */
+/**
+ * Ticks the scheduler until the one job is running (a chatty agent never ends by itself). A
+ * generous deadline, not a count of passes: on a loaded machine the clone alone can take seconds.
+ */
 async function startRunning(h: Harness) {
-  for (let i = 0; i < 20; i++) {
+  const until = Date.now() + 60_000;
+  while (Date.now() < until) {
     await h.controller.scheduler.tick();
     const job = (await h.controller.store.list())[0]!;
     if (job && job.state === "running") return job;
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error("the job did not start");
+  const job = (await h.controller.store.list())[0];
+  throw new Error(`the job did not start: ${job?.state} (${job?.message ?? ""})`);
 }
 
 /** Waits for a log line, and says where the job stood if it never came. */
@@ -264,6 +270,49 @@ describe("the job pages", () => {
     expect(Number(resumed.events.find((e) => e.event === "line")!.id)).toBe(last + 1);
   });
 
+  it("stop streaming the log to someone whose access was removed, at the next re-check, and keep streaming to those who still have it", async () => {
+    const { h, oauth } = await start({ env: { LOG_STREAM_RECHECK_SECONDS: "1" } });
+    await h.deliverLabel({ body: "FAKE_AGENT:chatty" });
+    const job = await startRunning(h);
+    await waitForLog(h, job.id, /chatty line 1/);
+    const checksBy = (login: string) => oauth.calls.filter((c) => c.as === login && c.path.startsWith("/api/v3/repositories/")).length;
+
+    const reader = await signIn(h.controller.url, oauth, "reader");
+    const maintainer = await signIn(h.controller.url, oauth, "maintainer");
+    const readerStream = await reader.request(`/jobs/${job.id}/events?after=0`);
+    const maintainerStream = await maintainer.request(`/jobs/${job.id}/events?after=0`);
+    expect(readerStream.status).toBe(200);
+    expect(maintainerStream.status).toBe(200);
+    let readerEnded = false;
+    const readerEvents = readEvents(readerStream, (e) => e.some((x) => x.event === "end"), 60_000).finally(() => (readerEnded = true));
+
+    // The stream asks GitHub again while it is open (not from the minute's cache) and, while access
+    // holds, goes on: the reader's stream is still open after two re-checks.
+    await waitFor(async () => checksBy("reader") >= 3, "two re-checks of the reader's access");
+    expect(readerEnded).toBe(false);
+
+    oauth.setPermission("reader", "none");
+    const { events } = await readerEvents;
+    expect(events.at(-1)).toEqual({ event: "end", data: JSON.stringify({ reason: "access" }) });
+    expect(events.filter((e) => e.event === "line").length).toBeGreaterThan(0);
+    const readerLast = Math.max(...events.filter((e) => e.event === "line").map((e) => Number(e.id)));
+    expect(h.logLines.some((l) => l.includes("the viewer may no longer read the repository") && l.includes('"login":"reader"'))).toBe(true);
+    // The job is still running: the stream ended for the person, not because the job did.
+    expect((await h.controller.store.get(job.id))!.state).toBe("running");
+
+    // The maintainer's stream, re-checked all along, still carries lines the reader never got.
+    const checked = checksBy("maintainer");
+    const more = await readEvents(
+      maintainerStream,
+      (e) => e.filter((x) => x.event === "line" && Number(x.id) > readerLast).length >= 5 && checksBy("maintainer") >= checked + 2,
+      60_000,
+    );
+    expect(more.events.filter((e) => e.event === "line" && Number(e.id) > readerLast).length).toBeGreaterThanOrEqual(5);
+    expect(more.events.some((e) => e.event === "end")).toBe(false);
+    // And the reader, reconnecting, is turned away like anyone who cannot see the job.
+    expect((await reader.request(`/jobs/${job.id}/events?after=${readerLast}`)).status).toBe(404);
+  });
+
   it("turn Cancel into a stop request from the signed-in person, checked by GitHub, and the stream ends with the job", async () => {
     const { h, oauth } = await start();
     await h.deliverLabel({ body: "FAKE_AGENT:chatty" });
@@ -326,5 +375,82 @@ describe("the job pages", () => {
     expect(res.status).toBe(302);
     expect(res.headers.get("location")).toBe("/auth/login?next=%2Fjobs");
     expect(res.headers.getSetCookie().some((s) => s.startsWith("aw_session=;") && /Max-Age=0/.test(s))).toBe(true);
+  });
+});
+
+describe("the sign-in callback", () => {
+  /** Starts a sign-in at /auth/login with `next`, and returns the link GitHub sends `login` back with. */
+  async function startSignIn(c: ReturnType<typeof client>, fake: FakeGitHubOAuth, login: string, next?: string): Promise<URL> {
+    const toGitHub = await c.request(next === undefined ? "/auth/login" : `/auth/login?next=${encodeURIComponent(next)}`);
+    expect(toGitHub.status).toBe(302);
+    const page = await (await fetch(toGitHub.headers.get("location")!)).text();
+    expect(page).toContain("Fake GitHub");
+    return new URL(new RegExp(`id="as-${login}" href="([^"]+)"`).exec(page)![1]!.replace(/&amp;/g, "&"));
+  }
+
+  it("lands on a path of this server whatever `next` was, even text a Location header cannot carry", async () => {
+    const { h, oauth } = await start();
+    const odd = ["/\u0100", "/jobs/\u00fc?x=\u00e9&y=\u{1F600}", "/\u2028", "/%ZZ", "/jobs#frag", "/jobs/../auth/logout", "/\x7f", "/a\u00a0b", "/" + "\u0100".repeat(400), "/\\evil.example", "//evil.example", "https://evil.example/"];
+    const next = fc.oneof(
+      fc.constantFrom(...odd),
+      fc.string({ unit: "grapheme", maxLength: 30 }).map((s) => `/${s}`),
+      fc.string({ unit: "binary-ascii", maxLength: 30 }).map((s) => `/${s}`),
+    );
+    await fc.assert(
+      fc.asyncProperty(next, async (value) => {
+        const c = client(h.controller.url);
+        const back = await c.request((await startSignIn(c, oauth, "reader", value)).toString());
+        expect(back.status, JSON.stringify(value)).toBe(302);
+        const location = back.headers.get("location")!;
+        // A path here, in plain ASCII: never another site, never a header Node refuses to send.
+        expect(location, JSON.stringify(value)).toMatch(/^\/(?![/\\])[\x21-\x7e]*$/);
+        expect(new URL(location, h.controller.url).origin).toBe(new URL(h.controller.url).origin);
+      }),
+      { numRuns: 25 },
+    );
+    // The one from the report: signed in, sent to the (percent-encoded) path.
+    const c = client(h.controller.url);
+    const back = await c.request((await startSignIn(c, oauth, "reader", "/\u0100")).toString());
+    expect(back.headers.get("location")).toBe("/%C4%80");
+  });
+
+  it("answers a malformed or tampered callback with 400 and says why, without asking GitHub", async () => {
+    const { h, oauth } = await start();
+    const c = client(h.controller.url);
+    const link = await startSignIn(c, oauth, "reader");
+    const state = link.searchParams.get("state")!;
+    const code = link.searchParams.get("code")!;
+    const exchanges = () => oauth.calls.filter((x) => x.path === "/login/oauth/access_token").length;
+
+    const codes = fc.oneof(
+      fc.constantFrom("", " ", "\u0100", "\0", "a b", "x".repeat(10_000), `${code}\n`, "%", "<script>"),
+      fc.string({ unit: "grapheme", minLength: 1, maxLength: 40 }).filter((s) => !/^[A-Za-z0-9._~-]+$/.test(s)),
+    );
+    await fc.assert(
+      fc.asyncProperty(codes, fc.option(fc.string({ unit: "grapheme", maxLength: 20 })), async (badCode, next) => {
+        const q = new URLSearchParams({ code: badCode, state });
+        if (next !== null) q.set("next", next);
+        const res = await c.request(`/auth/callback?${q}`);
+        expect(res.status, JSON.stringify(badCode)).toBe(400);
+        expect(await res.text()).toContain("The sign-in link GitHub sent back is malformed");
+      }),
+      { numRuns: 25 },
+    );
+    for (const query of [`code=${code}`, `code=${code}&state=`, `code=${code}&state=${encodeURIComponent("\u0100")}`, `code=${code}&state=${state}x`, `state=${state}`, `code=${code}&state=${"s".repeat(5000)}`]) {
+      const res = await c.request(`/auth/callback?${query}&next=${encodeURIComponent("/\u0100")}`);
+      expect(res.status, query).toBe(400);
+      expect(await res.text(), query).toMatch(/Sign-in expired|malformed/);
+    }
+    expect(exchanges()).toBe(0);
+    expect(c.jar.has("aw_session")).toBe(false);
+
+    // A well-formed code GitHub does not know is refused by GitHub: still the person's bad link, so 400.
+    const fresh = client(h.controller.url);
+    const other = await startSignIn(fresh, oauth, "reader");
+    other.searchParams.set("code", "0123456789abcdef0123");
+    const refused = await fresh.request(other.toString());
+    expect(refused.status).toBe(400);
+    expect(await refused.text()).toContain("GitHub said bad_verification_code");
+    expect(fresh.jar.has("aw_session")).toBe(false);
   });
 });

@@ -71,7 +71,10 @@ describe("html", () => {
 describe("after sign-in", () => {
   it("goes only to a path on this server", () => {
     expect(safeNext("/jobs/jabc?cancel=sent")).toBe("/jobs/jabc?cancel=sent");
-    for (const evil of ["//evil.example", "/\\evil.example", "https://evil.example/jobs", "jobs", "/jobs\nx", null, ""]) {
+    // Percent-encoded, so it fits the Location header it goes into.
+    expect(safeNext("/\u0100")).toBe("/%C4%80");
+    expect(safeNext("/jobs?q=\u00e9#top")).toBe("/jobs?q=%C3%A9");
+    for (const evil of ["//evil.example", "/\\evil.example", "/\t/evil.example", "https://evil.example/jobs", "jobs", "/jobs\nx", null, ""]) {
       expect(safeNext(evil), String(evil)).toBe("/jobs");
     }
   });

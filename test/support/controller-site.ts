@@ -11,12 +11,13 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import Sqlite from "better-sqlite3";
 import type { FakeGitHubState, RecordedCall } from "./fake-github.js";
-import { deliver, labeledPayload } from "./payloads.js";
+import { commentPayload, deliver, labeledPayload } from "./payloads.js";
 import { FIXTURES, freePort } from "./harness.js";
 import type { CrashPoint } from "./crash-controller.js";
 
 const ENTRY = fileURLToPath(new URL("./crash-controller.ts", import.meta.url));
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const CLI = path.join(ROOT, "src", "cli", "main.ts");
 
 export interface ControllerSite {
   dataDir: string;
@@ -45,6 +46,8 @@ export function controllerSite(options: { workerToken: string; cloneUrl: string;
     PRIVATE_KEY: privateKey,
     WEBHOOK_SECRET: webhookSecret,
     HOST: "127.0.0.1",
+    // Off: these controllers are started and killed many times side by side, and nothing scrapes them.
+    METRICS_PORT: "0",
     DATA_DIR: dataDir,
     LOG_LEVEL: "info",
     SANDBOX_RO_BINDS: FIXTURES.replace(/\/$/, ""),
@@ -101,6 +104,86 @@ async function startOnce(site: ControllerSite, crashAt?: CrashPoint): Promise<Co
 
 export function sendLabel(site: ControllerSite, url: string, body: string) {
   return deliver(url, site.webhookSecret, "issues", labeledPayload({ cloneUrl: site.cloneUrl, body }));
+}
+
+export function sendComment(site: ControllerSite, url: string, body: string) {
+  return deliver(url, site.webhookSecret, "issue_comment", commentPayload({ cloneUrl: site.cloneUrl, body }));
+}
+
+/** Runs the ops CLI (`agent-work …`) as its own process on the site's configuration. */
+export function runCliProcess(site: ControllerSite, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], { cwd: ROOT, env: site.env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("error", reject);
+    child.on("exit", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Runs SQL against the site's SQLite file while no controller is running (a test moving time on). */
+export function writeSite(site: ControllerSite, sql: string, ...params: unknown[]): void {
+  const db = new Sqlite(path.join(site.dataDir, "agent-work.sqlite"), { fileMustExist: true });
+  try {
+    db.prepare(sql).run(...params);
+  } finally {
+    db.close();
+  }
+}
+
+export interface OutboxRow {
+  key: string;
+  state: string;
+  tries: number;
+}
+
+export function readOutbox(site: ControllerSite): OutboxRow[] {
+  return readRows(site, "select key, state, tries from outbox order by created_at, key") as OutboxRow[];
+}
+
+export interface LedgerView {
+  entry: { state: string; billed_seconds: number | null; total_usd: number | null } | undefined;
+  bills: { worker_id: string; started_at: number; ended_at: number; billed_seconds: number }[];
+  /** How many times the job entered `provisioning`: each such start made (at most) one worker. */
+  starts: number;
+}
+
+/** A job's ledger row, its worker bills, and how many starts it had. */
+export function readLedger(site: ControllerSite, jobId: string): LedgerView {
+  const [entry] = readRows(site, `select state, billed_seconds, total_usd from ledger where job_id = '${jobId}'`) as LedgerView["entry"][];
+  const bills = readRows(site, `select worker_id, started_at, ended_at, billed_seconds from ledger_workers where job_id = '${jobId}' order by started_at`) as LedgerView["bills"];
+  const events = readRows(site, `select data_json from job_events where job_id = '${jobId}' and kind = 'state'`) as { data_json: string }[];
+  const starts = events.filter((e) => JSON.parse(e.data_json).to === "provisioning").length;
+  return { entry, bills, starts };
+}
+
+/** A job's event log (kind and data), oldest first. */
+export function readEvents(site: ControllerSite, jobId: string): { kind: string; data: any }[] {
+  return (readRows(site, `select kind, data_json from job_events where job_id = '${jobId}' order by id`) as { kind: string; data_json: string | null }[]).map((e) => ({
+    kind: e.kind,
+    data: e.data_json ? JSON.parse(e.data_json) : null,
+  }));
+}
+
+export function readRequests(site: ControllerSite): { id: string; state: string; outcome: string | null }[] {
+  return readRows(site, "select id, state, outcome from requests order by created_at") as { id: string; state: string; outcome: string | null }[];
+}
+
+function readRows(site: ControllerSite, query: string): unknown[] {
+  const file = path.join(site.dataDir, "agent-work.sqlite");
+  if (!existsSync(file)) return [];
+  const db = new Sqlite(file, { readonly: true, fileMustExist: true });
+  try {
+    db.pragma("busy_timeout = 5000");
+    return db.prepare(query).all();
+  } catch (err) {
+    if (/no such table/.test(String(err))) return [];
+    throw err;
+  } finally {
+    db.close();
+  }
 }
 
 export interface JobRow {

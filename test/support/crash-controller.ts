@@ -13,6 +13,7 @@
  *   AGENT_WORK_TEST_GITHUB_DIR    where calls.jsonl and state.json live
  *   AGENT_WORK_TEST_WORKER_TOKEN  the canary token the fake mints for the worker
  *   AGENT_WORK_TEST_BARE_REPO     the git server's bare repository (branch and PR head shas)
+ *   AGENT_WORK_TEST_PERMISSION    what the permission API answers for everyone (default write)
  *   AGENT_WORK_TEST_BASE_SHA, AGENT_WORK_TEST_REPO_CONFIG, AGENT_WORK_TEST_SECONDS_PER_MINUTE
  */
 import { execFileSync } from "node:child_process";
@@ -28,10 +29,16 @@ import { INSTALLATION_ID, OWNER, REPO } from "./payloads.js";
 
 /** GitHub calls this process can die in: the object exists on GitHub, its id is not recorded. */
 export const CRASH_ON_CALL = {
-  /** The job was just admitted (received → queued); its 👀 is the next thing intake does. */
-  admitted: (c: RecordedCall) => c.method === "POST" && c.route.endsWith("/reactions"),
+  /** GitHub added the 👀 of the job just admitted; the outbox row is not yet marked delivered. */
+  "eyes-added": (c: RecordedCall) => c.method === "POST" && c.route.endsWith("/reactions"),
+  /** GitHub posted a refusal; the outbox row is not yet marked delivered. */
+  "refusal-posted": (c: RecordedCall) => c.method === "POST" && c.route.endsWith("/issues/:id/comments") && /did not start/.test(c.body?.body ?? ""),
+  /** GitHub posted a command's reply (help); the outbox row is not yet marked delivered. */
+  "reply-posted": (c: RecordedCall) => c.method === "POST" && c.route.endsWith("/issues/:id/comments") && /agent-work commands/.test(c.body?.body ?? ""),
   "check-run-created": (c: RecordedCall) => c.method === "POST" && c.route.endsWith("/check-runs") && c.body?.status === "queued",
-  "comment-created": (c: RecordedCall) => c.method === "POST" && c.route.endsWith("/issues/:id/comments"),
+  "comment-created": (c: RecordedCall) => c.method === "POST" && c.route.endsWith("/issues/:id/comments") && /agent-work:job=/.test(c.body?.body ?? ""),
+  /** GitHub minted the worker's token; the controller never hears the answer (the token is seen by no one). */
+  "token-mint-answered": (c: RecordedCall) => c.method === "POST" && c.route.endsWith("/access_tokens") && Boolean(c.body?.repository_ids),
   "pr-opened": (c: RecordedCall) => c.method === "POST" && c.route.endsWith("/pulls"),
   "pr-check-created": (c: RecordedCall) => c.method === "POST" && c.route.endsWith("/check-runs") && c.body?.status === "completed",
   "final-status-written": (c: RecordedCall) => c.method === "PATCH" && c.route.endsWith("/issues/comments/:id") && /agent-work: done/.test(c.body?.body ?? ""),
@@ -66,6 +73,7 @@ const github = fakeGitHub({
   repo: REPO,
   installationId: INSTALLATION_ID,
   workerToken: env.AGENT_WORK_TEST_WORKER_TOKEN!,
+  ...(env.AGENT_WORK_TEST_PERMISSION ? { permission: env.AGENT_WORK_TEST_PERMISSION } : {}),
   repoConfigYaml: env.AGENT_WORK_TEST_REPO_CONFIG!,
   baseSha: env.AGENT_WORK_TEST_BASE_SHA!,
   ...(existsSync(statePath) ? { initialState: JSON.parse(readFileSync(statePath, "utf8")) as FakeGitHubState } : {}),

@@ -25,6 +25,8 @@ export async function startFakeGitHubOAuth(options: { clientId: string; clientSe
   const codes = new Map<string, { login: string; redirectUri: string }>();
   const tokens = new Map<string, string>();
   const calls: OAuthCall[] = [];
+  // A copy: setPermission() changes this server's users, never the caller's list.
+  const users = options.users.map((u) => ({ ...u }));
 
   const send = (res: ServerResponse, status: number, body: unknown, type = "application/json") =>
     res.writeHead(status, { "content-type": type }).end(typeof body === "string" ? body : JSON.stringify(body));
@@ -36,7 +38,7 @@ export async function startFakeGitHubOAuth(options: { clientId: string; clientSe
   const userFor = (req: IncomingMessage) => {
     const token = /^(?:Bearer|token) (.+)$/i.exec(req.headers.authorization ?? "")?.[1];
     const login = token ? tokens.get(token) : undefined;
-    return options.users.find((u) => u.login === login);
+    return users.find((u) => u.login === login);
   };
 
   const server = createServer(async (req, res) => {
@@ -49,7 +51,7 @@ export async function startFakeGitHubOAuth(options: { clientId: string; clientSe
       if (url.searchParams.get("client_id") !== options.clientId) return send(res, 404, "unknown client", "text/plain");
       const redirectUri = url.searchParams.get("redirect_uri") ?? "";
       const state = url.searchParams.get("state") ?? "";
-      const buttons = options.users
+      const buttons = users
         .map((u) => {
           const code = randomBytes(10).toString("hex");
           codes.set(code, { login: u.login, redirectUri });
@@ -112,6 +114,12 @@ export async function startFakeGitHubOAuth(options: { clientId: string; clientSe
     calls,
     /** Tokens GitHub still honours (a revoked one is gone). */
     liveTokens: () => [...tokens.keys()],
+    /** Changes what a person may do on every repository from now on (`none`: access removed). */
+    setPermission: (login: string, permission: FakeOAuthUser["permission"]) => {
+      const user = users.find((u) => u.login === login);
+      if (!user) throw new Error(`no fake user ${login}`);
+      user.permission = permission;
+    },
     /** Makes GitHub forget every token, as when they expire. */
     expireAll: () => tokens.clear(),
     env: () => ({

@@ -21,6 +21,8 @@ export interface FakeGitHubOptions {
   permission?: string | { status: number };
   /** Per-user permission, over `permission`. */
   permissions?: Record<string, string>;
+  /** Branches `GET /branches/:branch` answers with `protected: true`. */
+  protectedBranches?: string[];
   /** Comments already on the issue before the trigger (for the discussion snapshot). */
   discussion?: { id: number; author: string; body: string; bot?: boolean }[];
   /** `GET /pulls/:n`: the pull request's head branch, and whether it comes from a fork. */
@@ -45,6 +47,8 @@ export interface FakeGitHubState {
   comments: [number, string][];
   pulls: any[];
   checkRuns: { id: number; head_sha: string; name: string; external_id: string; status: string; conclusion: string | null }[];
+  /** `issue:<n>:eyes` or `comment:<id>:eyes` → reaction id (older state files have none). */
+  reactions?: [string, number][];
 }
 
 /**
@@ -59,6 +63,15 @@ export function fakeGitHub(opts: FakeGitHubOptions) {
   const comments = new Map<number, string>(opts.initialState?.comments ?? []);
   const pulls: any[] = [...(opts.initialState?.pulls ?? [])];
   const checkRuns: FakeGitHubState["checkRuns"] = [...(opts.initialState?.checkRuns ?? [])];
+  const reactions = new Map<string, number>(opts.initialState?.reactions ?? []);
+  const react = (target: string, content: string): any[] => {
+    const key = `${target}:${content}`;
+    const existing = reactions.get(key);
+    if (existing !== undefined) return [200, { id: existing, content }];
+    const id = nextId++;
+    reactions.set(key, id);
+    return [201, { id, content }];
+  };
   const repoPath = `/repos/${opts.owner}/${opts.repo}`;
 
   function record(method: string, path: string, body: any, headers: Record<string, any>) {
@@ -94,7 +107,7 @@ export function fakeGitHub(opts: FakeGitHubOptions) {
     .get(/\/collaborators\/[^/]+\/permission/)
     .delay(latency).reply(handle("GET", (uri: string) => {
       const user = uri.split("/")[5]!;
-      const p = opts.permissions?.[user] ?? opts.permission ?? "write";
+      const p = permissionsNow[user] ?? opts.permissions?.[user] ?? opts.permission ?? "write";
       if (typeof p === "object") return [p.status, { message: "boom" }];
       const permission = p === "maintain" ? "write" : p === "triage" ? "read" : p;
       return [200, { permission, role_name: p, user: { login: user } }];
@@ -106,15 +119,16 @@ export function fakeGitHub(opts: FakeGitHubOptions) {
       }
       return [404, { message: "Not Found" }];
     }))
+    // As GitHub does: one reaction per person, target and content; a repeat answers 200 with it.
     .post(/\/issues\/\d+\/reactions/)
-    .delay(latency).reply(handle("POST", () => [201, { id: nextId++, content: "eyes" }]))
+    .delay(latency).reply(handle("POST", (uri: string, body: any) => react(`issue:${uri.split("/issues/")[1]!.split("/")[0]}`, body?.content)))
     .post(/\/issues\/comments\/\d+\/reactions/)
-    .delay(latency).reply(handle("POST", () => [201, { id: nextId++, content: "eyes" }]))
+    .delay(latency).reply(handle("POST", (uri: string, body: any) => react(`comment:${uri.split("/comments/")[1]!.split("/")[0]}`, body?.content)))
     .get(/\/pulls\/\d+$/)
     .delay(latency).reply(handle("GET", (uri: string) => {
       if (!opts.pull) return [404, { message: "Not Found" }];
       const number = Number(uri.split("/").pop());
-      const base = { full_name: `${opts.owner}/${opts.repo}` };
+      const base = { full_name: `${opts.owner}/${opts.repo}`, default_branch: "master" };
       return [200, {
         number,
         state: opts.pull.state ?? "open",
@@ -126,7 +140,7 @@ export function fakeGitHub(opts: FakeGitHubOptions) {
     .delay(latency).reply(handle("GET", (uri: string) => {
       const name = decodeURIComponent(uri.split("?")[0]!.split("/branches/")[1]!);
       const sha = branchSha ? branchSha(name) : opts.baseSha;
-      return sha ? [200, { name, commit: { sha } }] : [404, { message: "Branch not found" }];
+      return sha ? [200, { name, commit: { sha }, protected: opts.protectedBranches?.includes(name) ?? false }] : [404, { message: "Branch not found" }];
     }))
     .post(/\/check-runs$/)
     .delay(latency).reply(handle("POST", (_uri: string, body: any) => {
@@ -186,6 +200,7 @@ export function fakeGitHub(opts: FakeGitHubOptions) {
     .delay(latency).reply(handle("DELETE", () => [204, ""]));
 
   let pullHeadSha: (branch: string) => string = () => "0".repeat(40);
+  const permissionsNow: Record<string, FakeGitHubOptions["permission"]> = {};
   let branchSha: ((branch: string) => string | null) | undefined;
 
   return {
@@ -194,6 +209,10 @@ export function fakeGitHub(opts: FakeGitHubOptions) {
     pulls,
     controllerToken,
     checkRuns,
+    /** Changes what the permission API answers for `user` from now on (access taken away mid-job). */
+    setPermission(user: string, permission: NonNullable<FakeGitHubOptions["permission"]>) {
+      permissionsNow[user] = permission;
+    },
     /** Where the PR head sha comes from (the real git server's branch). */
     setPullHeadSha(fn: (branch: string) => string) {
       pullHeadSha = fn;
@@ -204,7 +223,7 @@ export function fakeGitHub(opts: FakeGitHubOptions) {
     },
     /** Everything the fake has created, to hand to another fake (`initialState`). */
     state(): FakeGitHubState {
-      return { nextId, comments: [...comments], pulls, checkRuns };
+      return { nextId, comments: [...comments], pulls, checkRuns, reactions: [...reactions] };
     },
     callsTo(method: string, routePart: string) {
       return calls.filter((c) => c.method === method && c.route.includes(routePart));

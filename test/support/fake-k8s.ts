@@ -61,6 +61,8 @@ export interface FakeK8sOptions {
   msPerSecond?: number;
   /** The bearer token the server accepts (default: a random one, in `kubeConfig()`). */
   token?: string;
+  /** What SelfSubjectAccessReview answers for the token's account, e.g. `delete batch/jobs` → false. Default: everything allowed. */
+  allows?: (attributes: { namespace?: string; verb: string; group: string; resource: string; subresource: string }) => boolean;
 }
 
 export interface Failure {
@@ -730,6 +732,12 @@ export async function startFakeK8s(options: FakeK8sOptions = {}): Promise<FakeK8
     const method = record.method;
     let m: RegExpExecArray | null;
 
+    if (url.pathname === "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews" && method === "POST") {
+      const spec = (b.spec ?? {}) as { resourceAttributes?: { namespace?: string; verb?: string; group?: string; resource?: string; subresource?: string } };
+      const ra = spec.resourceAttributes ?? {};
+      const allowed = (options.allows ?? (() => true))({ namespace: ra.namespace, verb: ra.verb ?? "", group: ra.group ?? "", resource: ra.resource ?? "", subresource: ra.subresource ?? "" });
+      return send(res, 201, { apiVersion: "authorization.k8s.io/v1", kind: "SelfSubjectAccessReview", metadata: {}, spec, status: { allowed, ...(allowed ? {} : { reason: "" }) } });
+    }
     if ((m = /^\/apis\/batch\/v1\/namespaces\/([^/]+)\/jobs$/.exec(url.pathname))) {
       const ns = m[1]!;
       if (method === "GET") return list(res, "JobList", "batch/v1", [...jobs.values()].filter((j) => j.metadata.namespace === ns), q.labelSelector);

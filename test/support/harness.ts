@@ -44,6 +44,7 @@ export interface HarnessOptions {
   permissions?: FakeGitHubOptions["permissions"];
   discussion?: FakeGitHubOptions["discussion"];
   pull?: FakeGitHubOptions["pull"];
+  protectedBranches?: FakeGitHubOptions["protectedBranches"];
   latencyMs?: number;
   repoConfigYaml?: string;
   env?: Record<string, string>;
@@ -82,6 +83,7 @@ export async function startHarness(options: HarnessOptions = {}) {
     permissions: options.permissions,
     discussion: options.discussion,
     pull: options.pull,
+    protectedBranches: options.protectedBranches,
     latencyMs: options.latencyMs,
     repoConfigYaml: options.repoConfigYaml ?? FAKE_AGENT_CONFIG(),
     baseSha: seeded.headSha,
@@ -108,6 +110,8 @@ export async function startHarness(options: HarnessOptions = {}) {
     WEBHOOK_SECRET: webhookSecret,
     HOST: "127.0.0.1",
     PORT: String(await freePort()),
+    // A port of its own per controller: tests run side by side, and the default one would clash.
+    METRICS_PORT: String(await freePort()),
     DATA_DIR: dataDir,
     LOG_LEVEL: "debug",
     SANDBOX_RO_BINDS: FIXTURES.replace(/\/$/, ""),
@@ -162,8 +166,16 @@ export async function startHarness(options: HarnessOptions = {}) {
       }
     },
     async restart(extraEnv: Record<string, string> = {}) {
+      await h.stop();
+      await h.start(extraEnv);
+    },
+    /** Stops the controller (the port closes: GitHub's deliveries fail until `start()`). */
+    async stop() {
       await controller.close();
-      const again = loadControllerConfig({ ...env, ...extraEnv, PORT: String(await freePort()) });
+    },
+    /** Starts the controller again on the same data folder, on a new port. */
+    async start(extraEnv: Record<string, string> = {}) {
+      const again = loadControllerConfig({ ...env, ...extraEnv, PORT: String(await freePort()), METRICS_PORT: String(await freePort()) });
       if (!again.ok) throw new Error(again.errors.join("\n"));
       controller = await startController({
         config: again.config,

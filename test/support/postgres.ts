@@ -53,7 +53,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   };
 }
 
-const TABLES = ["job_events", "job_logs", "requests", "ledger", "reaper_marks", "jobs"] as const;
+const TABLES = ["job_events", "job_logs", "requests", "ledger", "ledger_workers", "reaper_marks", "ssh_host_keys", "outbox", "jobs"] as const;
 
 export interface TestStores {
   kind: StoreKind;

@@ -66,6 +66,8 @@ describe("loadControllerConfig", () => {
       gheProtocol: "https",
       port: 3000,
       host: "0.0.0.0",
+      requestTimeoutSeconds: 15,
+      metrics: { host: "127.0.0.1", port: 9464, repoLabels: false },
       logLevel: "info",
       production: false,
       dataDir: resolve("./data"),
@@ -79,11 +81,15 @@ describe("loadControllerConfig", () => {
       schedulerIntervalMs: 1000,
       localSandbox: "bwrap",
       sandboxRoBinds: [],
+      networkAllowDefault: [],
       sandboxCeilings: { memoryMb: 4096, maxProcesses: 512, maxDiskMb: 10240 },
       agentEnv: {},
       requiredPermission: "write",
       gitAuthor: { name: "agent-work[bot]", email: "agent-work[bot]@users.noreply.github.com" },
       logRetentionDays: 14,
+      redeliveryIntervalSeconds: 300,
+      labelScanMaxAgeDays: 30,
+      logStreamRecheckSeconds: 120,
       budgets: { jobUsd: 1, repoMonthlyUsd: 20, globalHourlyUsd: 5 },
       backendOrder: [],
     });
@@ -127,6 +133,8 @@ describe("loadControllerConfig", () => {
         GITHUB_CLIENT_ID: "Iv23liAbCdEf0123456789",
         GITHUB_CLIENT_SECRET: "0123456789abcdef0123456789abcdef01234567",
         LOG_RETENTION_DAYS: "30",
+        REDELIVERY_INTERVAL_SECONDS: "0",
+        LABEL_SCAN_MAX_AGE_DAYS: "7",
       }),
     );
     expect(warnings).toEqual([]);
@@ -160,6 +168,8 @@ describe("loadControllerConfig", () => {
         apiUrl: "http://github.example.com/api/v3",
       },
       logRetentionDays: 30,
+      redeliveryIntervalSeconds: 0,
+      labelScanMaxAgeDays: 7,
     });
   });
 
@@ -590,6 +600,42 @@ describe("loadControllerConfig", () => {
       expect(described.publicUrl).toBe("(not set)");
       expect(Object.keys(described)).toEqual(expect.arrayContaining(Object.keys(loaded)));
     });
+  });
+});
+
+describe("the metrics server", () => {
+  it("listens on loopback by default, apart from the webhook port, with no token and no repository labels", () => {
+    const { config, warnings } = ok(loadControllerConfig({}));
+    expect(config.metrics).toEqual({ host: "127.0.0.1", port: 9464, repoLabels: false });
+    expect(warnings).toEqual([]);
+    expect(describeControllerConfig(config).metrics).toBe("127.0.0.1:9464, no token, without repository labels");
+  });
+
+  it("is off with METRICS_PORT=0, and says so if a token was set for it", () => {
+    const { config, warnings } = ok(loadControllerConfig({ METRICS_PORT: "0", METRICS_TOKEN: "0123456789abcdef0123" }));
+    expect(config.metrics).toBeUndefined();
+    expect(warnings).toEqual([expect.stringContaining("METRICS_TOKEN is set but METRICS_PORT=0")]);
+    expect(describeControllerConfig(config).metrics).toBe("(off: METRICS_PORT=0)");
+  });
+
+  it("keeps the token secret: for the redactor, masked when printed and in errors", () => {
+    const token = "metrics-canary-0123456789abcdef";
+    const { config } = ok(loadControllerConfig({ METRICS_TOKEN: token, METRICS_REPO_LABELS: "true", METRICS_PORT: "9100" }));
+    expect(config.metrics).toEqual({ host: "127.0.0.1", port: 9100, token, repoLabels: true });
+    expect(secretValues(config)).toContain(token);
+    const described = describeControllerConfig(config).metrics!;
+    expect(described).toBe(`127.0.0.1:9100, bearer token **** (${token.length} chars), with repository labels`);
+    const short = errors(loadControllerConfig({ METRICS_TOKEN: "short secret" }));
+    expect(short).toEqual([expect.stringMatching(/^METRICS_TOKEN=\*\*\*\* \(12 chars\): expected at least 16 printable characters without spaces/)]);
+    expect(short.join()).not.toContain("short secret");
+  });
+
+  it("refuses the webhook port, and warns when it is reachable from elsewhere without a token", () => {
+    expect(errors(loadControllerConfig({ PORT: "8080", METRICS_PORT: "8080" }))).toEqual([expect.stringMatching(/^METRICS_PORT="8080": the webhook server already listens on 8080 \(PORT\)/)]);
+    expect(errors(loadControllerConfig({ METRICS_PORT: "70000" }))).toEqual([expect.stringMatching(/^METRICS_PORT="70000": expected a whole number from 0 to 65535 \(0 turns the metrics server off\)/)]);
+    expect(ok(loadControllerConfig({ METRICS_HOST: "0.0.0.0" })).warnings).toEqual([expect.stringMatching(/^METRICS_HOST=0\.0\.0\.0 lets anyone who can reach port 9464 read \/metrics without a token; set METRICS_TOKEN/)]);
+    expect(ok(loadControllerConfig({ METRICS_HOST: "0.0.0.0", METRICS_TOKEN: "0123456789abcdef0123" })).warnings).toEqual([]);
+    expect(ok(loadControllerConfig({ METRICS_HOST: "::1" })).warnings).toEqual([]);
   });
 });
 

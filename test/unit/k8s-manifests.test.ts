@@ -67,9 +67,10 @@ describe("the manifests a cluster admin applies", () => {
 
   it("come with an example worker image that copies the worker script where the backend runs it", () => {
     const dockerfile = readFileSync(path.join(ROOT, "k8s/worker.Dockerfile"), "utf8");
-    const copies = [...dockerfile.matchAll(/^COPY\s+(\S+)\s+(\S+)$/gm)];
-    expect(copies.map((m) => m[2])).toEqual(["/app/worker/agent-work-worker.mjs"]);
-    for (const m of copies) expect(existsSync(path.join(ROOT, m[1]!)), m[1]).toBe(true);
+    // COPY <source…> <destination>: the agent CLIs' list, then the worker script's folder.
+    const copies = [...dockerfile.matchAll(/^COPY\s+(.+)$/gm)].map((m) => m[1]!.split(/\s+/));
+    expect(copies.map((words) => words.at(-1))).toEqual(["/usr/local/lib/agent-clis/", "/app/worker/"]);
+    for (const words of copies) for (const src of words.slice(0, -1)) expect(existsSync(path.join(ROOT, src)), src).toBe(true);
     expect(dockerfile).toMatch(/^USER 1000:1000$/m);
   });
 });

@@ -3,7 +3,7 @@ import { Ledger, monthStart, nextMonthStart } from "../../src/cost/ledger.js";
 import { costOf, priceJob } from "../../src/cost/price-job.js";
 import { effectiveBudgets, minutesWithinBudget } from "../../src/cost/budgets.js";
 import { estimate, formatUsd } from "../../src/cost/estimate.js";
-import { parseAgentUsageLine } from "../../src/cost/parse-agent-usage.js";
+import { AgentUsageMeter } from "../../src/cost/agent-usage-meter.js";
 import { STORE_KINDS, useTestStores } from "../support/postgres.js";
 
 const gce = { zones: ["us-central1-a"], machineType: "e2-small", spot: true, diskGb: 20, diskType: "pd-balanced" as const };
@@ -77,8 +77,37 @@ describe.each(STORE_KINDS)("budgets on %s", (kind) => {
     const ledger = await ledgerAt(time);
     await reserve(ledger, "a");
     expect(await ledger.monthToDate(1)).toBe(ceiling);
-    const { totalUsd } = await ledger.finalize("a", 600, pricing);
+    await ledger.billWorker("a", { id: "w", createdAt: time.now }, time.now + 600_000, pricing);
+    const { totalUsd } = await ledger.finalize("a");
     expect(await ledger.monthToDate(1)).toBe(totalUsd);
+  });
+
+  it("bill every worker a job had: a requeued job's first worker too, each once however often it is billed", async () => {
+    const time = { now: Date.UTC(2026, 10, 15) };
+    const ledger = await ledgerAt(time);
+    await reserve(ledger, "a");
+    // The first start's worker lived 300 s until a recovery destroyed it (billed twice: a retried recovery).
+    await ledger.billWorker("a", { id: "w1", createdAt: time.now }, time.now + 300_000, pricing);
+    await ledger.billWorker("a", { id: "w1", createdAt: time.now }, time.now + 300_000, pricing);
+    // The second start's worker (same id, as a backend that names workers by the job makes it) 612 s.
+    await ledger.billWorker("a", { id: "w1", createdAt: time.now + 400_000 }, time.now + 1_012_000, pricing);
+    const { billedSeconds, totalUsd } = await ledger.finalize("a");
+    expect(billedSeconds).toBe(912);
+    expect((await ledger.workerBills("a")).map((b) => b.billedSeconds)).toEqual([300, 612]);
+    const one = (s: number) => estimate({ machineType: "e2-small", region: "us-central1", spot: true, seconds: s, diskGb: 20, diskType: "pd-balanced" }).usd;
+    expect(totalUsd).toBeCloseTo(one(300) + one(612), 10);
+    expect(await ledger.get("a")).toMatchObject({ state: "final", billedSeconds: 912 });
+  });
+
+  it("hold a job's ceiling again when it starts again after it was billed (handed back at a shutdown)", async () => {
+    const time = { now: Date.UTC(2026, 10, 15) };
+    const ledger = await ledgerAt(time);
+    await reserve(ledger, "a");
+    await ledger.billWorker("a", { id: "w1", createdAt: time.now }, time.now + 60_000, pricing);
+    await ledger.finalize("a");
+    expect((await reserve(ledger, "a")).ok).toBe(true);
+    expect(await ledger.get("a")).toMatchObject({ state: "reserved", totalUsd: null });
+    expect(await ledger.monthToDate(1)).toBe(ceiling);
   });
 
   it("keep free jobs out of the caps while still recording them", async () => {
@@ -92,7 +121,8 @@ describe.each(STORE_KINDS)("budgets on %s", (kind) => {
   it("bill the price table's figure for the billed seconds, to the cent", async () => {
     const ledger = await ledgerAt({ now: Date.UTC(2026, 10, 15) });
     await reserve(ledger, "a");
-    const { totalUsd } = await ledger.finalize("a", 612, pricing);
+    await ledger.billWorker("a", { id: "w", createdAt: Date.UTC(2026, 10, 15) }, Date.UTC(2026, 10, 15) + 612_000, pricing);
+    const { totalUsd } = await ledger.finalize("a");
     const table = estimate({ machineType: "e2-small", region: "us-central1", spot: true, seconds: 612, diskGb: 20, diskType: "pd-balanced" });
     expect(totalUsd).toBe(table.usd);
     expect(formatUsd(totalUsd)).toBe(formatUsd(table.usd));
@@ -122,26 +152,60 @@ describe("the billed figure", () => {
 });
 
 describe("the agent's own usage report", () => {
-  it("is read from claude-code's result line, aider's session cost and codex's token count", () => {
-    expect(parseAgentUsageLine('{"type":"result","total_cost_usd":0.0421,"usage":{"input_tokens":1200,"output_tokens":300}}', null)).toEqual({
-      source: "claude-code result",
+  const meterOf = (lines: string[], model?: string) => {
+    const m = new AgentUsageMeter(model);
+    for (const l of lines) m.read(l);
+    return m.usage();
+  };
+
+  it("takes claude-code's result line: its tokens and its own dollars", () => {
+    expect(meterOf(['{"type":"result","total_cost_usd":0.0421,"usage":{"input_tokens":1200,"cache_read_input_tokens":100,"output_tokens":300}}'])).toEqual({
+      source: "claude-code",
       costUsd: 0.0421,
-      inputTokens: 1200,
+      costSource: "reported by claude-code",
+      inputTokens: 1300,
       outputTokens: 300,
     });
-    expect(parseAgentUsageLine("Tokens: 2.1k sent, 150 received. Cost: $0.01 message, $0.03 session.", null)).toEqual({
-      source: "aider",
-      costUsd: 0.03,
-      inputTokens: 2100,
-      outputTokens: 150,
-    });
-    expect(parseAgentUsageLine("tokens used: 12,345", null)).toEqual({ source: "codex", totalTokens: 12345 });
+  });
+
+  it("reads a result line the worker cut at 8000 characters by its fields", () => {
+    const line = '{"type":"result","total_cost_usd":1.26,"usage":{"input_tokens":300000,"output_tokens":3000},"result":"' + "x".repeat(9000);
+    expect(meterOf([line.slice(0, 8000) + "…"])).toMatchObject({ costUsd: 1.26, inputTokens: 300000, outputTokens: 3000 });
+  });
+
+  it("prices claude-code's messages while it runs, once per message, from the model in each", () => {
+    const msg = (id: string, output: number) => JSON.stringify({ type: "assistant", message: { id, model: "claude-sonnet-4-5", usage: { input_tokens: 1_000_000, output_tokens: output } } });
+    const usage = meterOf([msg("m1", 0), msg("m1", 0), msg("m2", 1_000_000)]);
+    // 2 M input at $3 and 1 M output at $15.
+    expect(usage).toMatchObject({ source: "claude-code", model: "claude-sonnet-4-5", inputTokens: 2_000_000, outputTokens: 1_000_000, costUsd: 21 });
+    expect(usage!.costSource).toMatch(/claude-sonnet-4-5 list price \(checked \d{4}-\d{2}-\d{2}\)/);
+  });
+
+  it("adds up codex's turns and prices their tokens at the job's model, cached input cheaper", () => {
+    const turn = JSON.stringify({ type: "turn.completed", usage: { input_tokens: 1_000_000, cached_input_tokens: 1_000_000, output_tokens: 100_000 } });
+    expect(meterOf([turn, turn], "gpt-5-codex")).toMatchObject({ source: "codex", model: "gpt-5-codex", inputTokens: 2_000_000, outputTokens: 200_000, costUsd: 2 * (0.125 + 1) });
+    // No model named, or one the table lacks: tokens, and no dollars made up.
+    const unpriced = meterOf([turn], "some-private-model");
+    expect(unpriced).toMatchObject({ inputTokens: 1_000_000, outputTokens: 100_000 });
+    expect(unpriced!.costUsd).toBeUndefined();
+  });
+
+  it("adds up opencode's steps with the cost it reports", () => {
+    const step = JSON.stringify({ type: "step_finish", part: { type: "step-finish", tokens: { input: 1000, output: 100, reasoning: 0, cache: { read: 0, write: 0 } }, cost: 0.0045 } });
+    expect(meterOf([step, step])).toMatchObject({ source: "opencode", inputTokens: 2000, outputTokens: 200, costUsd: 0.009, costSource: "reported by opencode" });
+  });
+
+  it("reads aider's session line", () => {
+    expect(meterOf(["Tokens: 2.1k sent, 150 received. Cost: $0.01 message, $0.03 session."])).toMatchObject({ source: "aider", costUsd: 0.03, inputTokens: 2100, outputTokens: 150 });
+  });
+
+  it("never lowers a figure: a later, smaller result line does not erase spend", () => {
+    expect(meterOf(['{"type":"result","total_cost_usd":0.9,"usage":{"input_tokens":10,"output_tokens":1}}', '{"type":"result","total_cost_usd":0,"usage":{"input_tokens":0,"output_tokens":0}}'])).toMatchObject({ costUsd: 0.9, inputTokens: 10 });
   });
 
   it("is left empty when the agent says nothing about it, never guessed", () => {
-    expect(parseAgentUsageLine("I spent about $5 on this", null)).toBeNull();
-    const before = { source: "aider", costUsd: 0.01 };
-    expect(parseAgentUsageLine("done", before)).toBe(before);
+    expect(meterOf(["I spent about $5 on this", "tokens used: 12", "{not json", '{"type":"result"}'])).toMatchObject({ source: "claude-code", inputTokens: 0, outputTokens: 0 });
+    expect(meterOf(["I spent about $5 on this"])).toBeNull();
   });
 });
 

@@ -66,6 +66,9 @@ export function runAgent(input, plan, layout, argv) {
   const { repo } = layout;
   const env = agentEnvironment(input, layout);
   fs.mkdirSync(env.HOME, { recursive: true });
+  // A CLI that reads its prompt from stdin gets the prompt file there: no argv limit (128 KiB an
+  // argument) for a long discussion, and the file is the one the sandbox mounts read-only anyway.
+  const stdin = input.promptOnStdin ? fs.openSync(layout.prompt, "r") : "ignore";
   let child;
   let watch = { stop() {}, peakMb: () => 0 };
   let sandboxPid = null;
@@ -79,7 +82,7 @@ export function runAgent(input, plan, layout, argv) {
     child = spawn(plan.tools.bwrap, ["--args", "3", "--", ...innerCommand(plan, argv)], {
       cwd: repo,
       env: { PATH: DEFAULT_PATH },
-      stdio: ["ignore", "pipe", "pipe", "pipe", "pipe"],
+      stdio: [stdin, "pipe", "pipe", "pipe", "pipe"],
       detached: true,
     });
     const args = bwrapOptions(plan, layout, env);
@@ -96,8 +99,10 @@ export function runAgent(input, plan, layout, argv) {
     });
   } else {
     emitLog("worker", "WARNING: the agent runs WITHOUT a sandbox (LOCAL_SANDBOX=none): it can read and change everything this host's user can, and signal its processes");
-    child = spawn(argv[0], argv.slice(1), { cwd: repo, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
+    child = spawn(argv[0], argv.slice(1), { cwd: repo, env, stdio: [stdin, "pipe", "pipe"], detached: true });
   }
+  // The child holds its own copy of the descriptor now.
+  if (typeof stdin === "number") fs.closeSync(stdin);
   runtime.agentPid = child.pid ?? null;
   const killSandbox = () => {
     if (sandboxPid !== null) {

@@ -75,6 +75,7 @@ export function validateInput(v) {
   if (!Array.isArray(v.agentArgv) || v.agentArgv.length === 0 || !v.agentArgv.every((a) => typeof a === "string")) {
     problems.push("agentArgv must be a non-empty array of strings");
   }
+  if (v.promptOnStdin !== undefined && typeof v.promptOnStdin !== "boolean") problems.push("promptOnStdin must be a boolean");
   if (typeof v.author?.name !== "string" || typeof v.author?.email !== "string") problems.push("author needs name and email");
   if (typeof v.agentTimeoutSeconds !== "number" || !(v.agentTimeoutSeconds > 0)) problems.push("agentTimeoutSeconds must be > 0");
   if (typeof v.agentEnv !== "object" || v.agentEnv === null || Object.values(v.agentEnv).some((x) => typeof x !== "string")) {
@@ -86,6 +87,15 @@ export function validateInput(v) {
       problems.push("sandbox.roBinds must be absolute paths");
     }
     if (typeof sb.shareNet !== "boolean") problems.push("sandbox.shareNet must be a boolean");
+    if (sb.egress !== undefined) {
+      const e = sb.egress;
+      if (sb.shareNet) problems.push("sandbox.egress needs shareNet false: the proxy is the sandbox's only way out");
+      if (!Array.isArray(e?.allow) || !e.allow.every((h) => typeof h === "string" && /^(\*\.)?[A-Za-z0-9.-]+(:\d{1,5})?$/.test(h))) problems.push("sandbox.egress.allow must be host patterns");
+      const rules = e?.credentials ?? [];
+      if (!Array.isArray(rules) || !rules.every((c) => typeof c?.host === "string" && typeof c?.header === "string" && /^[A-Za-z0-9-]+$/.test(c.header) && typeof c?.value === "string" && URL.canParse(c?.upstream ?? ""))) {
+        problems.push("sandbox.egress.credentials must be { host, upstream, header, value } rules");
+      }
+    }
     if (sb.limits !== undefined) {
       if (typeof sb.limits !== "object" || sb.limits === null) problems.push("sandbox.limits must be an object");
       else for (const k of LIMIT_KEYS) if (sb.limits[k] !== undefined && !(Number.isInteger(sb.limits[k]) && sb.limits[k] > 0)) problems.push(`sandbox.limits.${k} must be a whole number > 0`);

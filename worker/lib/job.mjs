@@ -6,9 +6,11 @@
 //   git/         the worker's git directory: never mounted in the sandbox (its objects read-only)
 //   prompt.md    the prompt, mounted read-only
 //   home/        the agent's $HOME: a tmpfs inside the sandbox
+//   net/         under `network: allowlist`: the egress proxy's socket and the forwarder, read-only
 import fs from "node:fs";
 import path from "node:path";
 import { runAgent, fillPlaceholders } from "./agent.mjs";
+import { FORWARDER_SOURCE, startEgressProxy } from "./egress-proxy.mjs";
 import { armCredentials, createGit, disarmCredentials, prepareAgentRepository, shareObjectsReadOnly } from "./git.mjs";
 import { DEFAULT_LIMITS } from "./input.mjs";
 import { emitLog, emitStep } from "./output.mjs";
@@ -20,6 +22,8 @@ import { prepareTreeForCommit } from "./work-tree.mjs";
 /** A patch returned instead of a push (no-secrets runs) is cut at this size. */
 const MAX_PATCH_CHARS = 200_000;
 const MAX_LISTED = 5;
+/** Where the agent's HTTP(S)_PROXY points inside its own network namespace. */
+const FORWARDER_PORT = 3128;
 
 function countLines(text) {
   return text.split("\0").filter((s) => s.length > 0).length;
@@ -52,7 +56,8 @@ function clearPath(repo, rel) {
  */
 async function swapSteering(git, repo, treeish, paths) {
   for (const rel of paths) {
-    await git.ok(["rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", rel], "git rm");
+    // -f: after the agent the index, the tree and HEAD may all differ (it edited a steering file).
+    await git.ok(["rm", "-r", "-q", "-f", "--cached", "--ignore-unmatch", "--", rel], "git rm");
     clearPath(repo, rel);
     const present = (await git.run(["ls-tree", "--name-only", treeish, "--", rel])).stdout.trim();
     if (present) await git.ok(["checkout", treeish, "--", rel], "checkout");
@@ -117,95 +122,148 @@ export async function runJob(input, cwd) {
 
   // agent
   fs.writeFileSync(layout.prompt, input.prompt, { mode: 0o644 });
-  const argv = fillPlaceholders(input.agentArgv, input.prompt, layout.prompt);
+  let argv = fillPlaceholders(input.agentArgv, input.prompt, layout.prompt);
+  let agentInput = input;
+  let proxy = null;
+  if (plan.egress) {
+    layout.net = path.join(cwd, "net");
+    fs.rmSync(layout.net, { recursive: true, force: true });
+    fs.mkdirSync(layout.net, { mode: 0o755 });
+    fs.chmodSync(layout.net, 0o755);
+    const forwarder = path.join(layout.net, "forwarder.mjs");
+    fs.writeFileSync(forwarder, FORWARDER_SOURCE, { mode: 0o644 });
+    const socketPath = path.join(layout.net, "proxy.sock");
+    proxy = await startEgressProxy({
+      socketPath,
+      allow: plan.egress.allow,
+      credentials: plan.egress.credentials,
+      onDenied: (d) => emitLog("worker", `network: blocked ${d.host}:${d.port} (${d.why})`),
+    });
+    const via = `http://127.0.0.1:${FORWARDER_PORT}`;
+    const proxyEnv = { HTTP_PROXY: via, HTTPS_PROXY: via, http_proxy: via, https_proxy: via, ALL_PROXY: via, NO_PROXY: "", no_proxy: "", NODE_USE_ENV_PROXY: "1" };
+    agentInput = { ...input, agentEnv: { ...input.agentEnv, ...proxyEnv } };
+    argv = [plan.egress.node, forwarder, socketPath, String(FORWARDER_PORT), "--", ...argv];
+    emitLog("worker", `network: allow-list (${plan.egress.allow.join(", ") || "nothing"}) through the worker's proxy; no other way out`);
+  }
   emitStep("agent", "started");
-  const agent = await runAgent(input, plan, layout, argv);
-  let limitHit = agent.limitHit;
-  const agentOk = !agent.timedOut && !agent.spawnError && !limitHit && agent.exitCode === 0;
-  const agentExitCode = agent.exitCode ?? null;
-  let agentSummary;
-  if (limitHit) agentSummary = limitHit.message;
-  else if (agent.timedOut) agentSummary = `the agent ran past ${input.agentTimeoutSeconds}s and was stopped`;
-  else if (agent.spawnError) agentSummary = `the agent could not start: ${agent.spawnError.message}`;
-  else if (agent.exitCode === 0) agentSummary = "the agent finished";
-  else agentSummary = `the agent exited with ${agent.exitCode === null ? `signal ${agent.signal}` : `code ${agent.exitCode}`}`;
-  // SIGXFSZ (25) is the file-size limit; bwrap passes a signal death on as 128 + its number.
-  if (plan.kind === "bwrap" && (agent.signal === "SIGXFSZ" || agent.exitCode === 153)) agentSummary += ` (it wrote a file larger than its disk limit of ${plan.limits.maxDiskMb} MB)`;
-  emitStep("agent", agentOk ? "finished" : "failed", agentOk ? "exit 0" : agentSummary);
-  const failedOutcome = agent.timedOut && !limitHit ? "timed_out" : "agent_failed";
-  const limitField = () => (limitHit ? { limit: limitHit.limit } : {});
+  const agent = await runAgent(agentInput, plan, layout, argv).finally(() => proxy?.close());
+  const blocked = proxy ? proxy.denied().map(({ host, port, count, firstAt }) => ({ host, port, count, firstAt })) : [];
+  const blockedField = blocked.length > 0 ? { blocked } : {};
+  const result = await commitAndDeliver();
+  return { ...result, ...blockedField };
 
-  // The work tree as the agent left it, measured before anything of it is committed.
-  if (plan.kind === "bwrap" && limitHit?.limit !== "disk") {
-    const kb = await diskUsageKb(repo);
-    if (kb !== null && kb > plan.limits.maxDiskMb * 1024) {
-      limitHit = { limit: "disk", message: `the agent's work dir holds ${megabytes(kb)} MB, over its limit of ${plan.limits.maxDiskMb} MB; nothing was pushed` };
-      emitLog("worker", limitHit.message);
-    }
-  }
-  // Whatever git would take for its own metadata goes, unread; what git would read without end
-  // (a sparse file of many gigabytes) stops the job here.
-  let leftOut = [];
-  if (limitHit?.limit !== "disk") {
-    const prepared = prepareTreeForCommit(repo, { maxTotalBytes: limits.maxDiskMb * MB });
-    if (!prepared.ok) {
-      emitLog("worker", prepared.message);
-      if (prepared.limit === "disk") limitHit = { limit: "disk", message: prepared.message };
-      else {
-        emitStep("commit", "failed", prepared.message);
-        return { outcome: "error", message: `${agentSummary}; ${prepared.message}`, baseSha, agentExitCode };
+  /** After the agent: the work tree checked, committed, and pushed (or returned as a patch). */
+  async function commitAndDeliver() {
+    let limitHit = agent.limitHit;
+    const agentOk = !agent.timedOut && !agent.spawnError && !limitHit && agent.exitCode === 0;
+    const agentExitCode = agent.exitCode ?? null;
+    let agentSummary;
+    if (limitHit) agentSummary = limitHit.message;
+    else if (agent.timedOut) agentSummary = `the agent ran past ${input.agentTimeoutSeconds}s and was stopped`;
+    else if (agent.spawnError) agentSummary = `the agent could not start: ${agent.spawnError.message}`;
+    else if (agent.exitCode === 0) agentSummary = "the agent finished";
+    else agentSummary = `the agent exited with ${agent.exitCode === null ? `signal ${agent.signal}` : `code ${agent.exitCode}`}`;
+    // SIGXFSZ (25) is the file-size limit; bwrap passes a signal death on as 128 + its number.
+    if (plan.kind === "bwrap" && (agent.signal === "SIGXFSZ" || agent.exitCode === 153)) agentSummary += ` (it wrote a file larger than its disk limit of ${plan.limits.maxDiskMb} MB)`;
+    emitStep("agent", agentOk ? "finished" : "failed", agentOk ? "exit 0" : agentSummary);
+    const failedOutcome = agent.timedOut && !limitHit ? "timed_out" : "agent_failed";
+    const limitField = () => (limitHit ? { limit: limitHit.limit } : {});
+
+    // The work tree as the agent left it, measured before anything of it is committed.
+    if (plan.kind === "bwrap" && limitHit?.limit !== "disk") {
+      const kb = await diskUsageKb(repo);
+      if (kb !== null && kb > plan.limits.maxDiskMb * 1024) {
+        limitHit = { limit: "disk", message: `the agent's work dir holds ${megabytes(kb)} MB, over its limit of ${plan.limits.maxDiskMb} MB; nothing was pushed` };
+        emitLog("worker", limitHit.message);
       }
-    } else {
-      leftOut = prepared.leftOut;
-      for (const item of leftOut) emitLog("worker", `left out of the commit: ${item}`);
     }
-  }
-  if (limitHit?.limit === "disk") {
-    emitStep("commit", "skipped", limitHit.message);
-    emitStep("push", "skipped", limitHit.message);
-    return { outcome: "agent_failed", limit: "disk", message: limitHit.message, baseSha, agentExitCode };
-  }
-  const leftOutNote = leftOut.length > 0 ? `; left out of the commit: ${listed(leftOut)}` : "";
+    // Whatever git would take for its own metadata goes, unread; what git would read without end
+    // (a sparse file of many gigabytes) stops the job here.
+    let leftOut = [];
+    if (limitHit?.limit !== "disk") {
+      const prepared = prepareTreeForCommit(repo, { maxTotalBytes: limits.maxDiskMb * MB });
+      if (!prepared.ok) {
+        emitLog("worker", prepared.message);
+        if (prepared.limit === "disk") limitHit = { limit: "disk", message: prepared.message };
+        else {
+          emitStep("commit", "failed", prepared.message);
+          return { outcome: "error", message: `${agentSummary}; ${prepared.message}`, baseSha, agentExitCode };
+        }
+      } else {
+        leftOut = prepared.leftOut;
+        for (const item of leftOut) emitLog("worker", `left out of the commit: ${item}`);
+      }
+    }
+    if (limitHit?.limit === "disk") {
+      emitStep("commit", "skipped", limitHit.message);
+      emitStep("push", "skipped", limitHit.message);
+      return { outcome: "agent_failed", limit: "disk", message: limitHit.message, baseSha, agentExitCode };
+    }
+    const leftOutNote = leftOut.length > 0 ? `; left out of the commit: ${listed(leftOut)}` : "";
 
-  // commit
-  emitStep("commit", "started");
-  let headSha;
-  let filesChanged;
-  try {
-    if (input.steering) await swapSteering(git, repo, "HEAD", input.steering.paths);
-    await git.ok(["add", "-A", "--", "."], "git add");
-    const staged = (await git.run(["diff", "--cached", "--quiet", "--no-ext-diff"])).code === 1;
-    if (!staged) {
-      emitStep("commit", "skipped", "no changes");
-      emitStep("push", "skipped", "no changes");
-      return agentOk
-        ? { outcome: "no_changes", message: `the agent finished without changing any file${leftOutNote}`, baseSha, agentExitCode, filesChanged: 0 }
-        : { outcome: failedOutcome, message: `${agentSummary} and changed nothing${leftOutNote}`, baseSha, agentExitCode, filesChanged: 0, ...limitField() };
+    // commit
+    emitStep("commit", "started");
+    let headSha;
+    let filesChanged;
+    try {
+      if (input.steering) await swapSteering(git, repo, "HEAD", input.steering.paths);
+      await git.ok(["add", "-A", "--", "."], "git add");
+      const staged = (await git.run(["diff", "--cached", "--quiet", "--no-ext-diff"])).code === 1;
+      if (!staged) {
+        emitStep("commit", "skipped", "no changes");
+        emitStep("push", "skipped", "no changes");
+        return agentOk
+          ? { outcome: "no_changes", message: `the agent finished without changing any file${leftOutNote}`, baseSha, agentExitCode, filesChanged: 0 }
+          : { outcome: failedOutcome, message: `${agentSummary} and changed nothing${leftOutNote}`, baseSha, agentExitCode, filesChanged: 0, ...limitField() };
+      }
+      const { name, email } = input.author;
+      await git.ok(["-c", `user.name=${name}`, "-c", `user.email=${email}`, "commit", "--quiet", "--no-verify", "-m", input.commitMessage], "commit");
+      headSha = await git.ok(["rev-parse", "HEAD"], "rev-parse");
+      filesChanged = countLines(await git.ok(["diff", "--no-ext-diff", "--name-only", "-z", baseSha, headSha], "diff"));
+    } catch (err) {
+      emitStep("commit", "failed", err.message);
+      return { outcome: "error", message: `${agentSummary}; ${err.message}`, baseSha, agentExitCode };
     }
-    const { name, email } = input.author;
-    await git.ok(["-c", `user.name=${name}`, "-c", `user.email=${email}`, "commit", "--quiet", "--no-verify", "-m", input.commitMessage], "commit");
-    headSha = await git.ok(["rev-parse", "HEAD"], "rev-parse");
-    filesChanged = countLines(await git.ok(["diff", "--no-ext-diff", "--name-only", "-z", baseSha, headSha], "diff"));
-  } catch (err) {
-    emitStep("commit", "failed", err.message);
-    return { outcome: "error", message: `${agentSummary}; ${err.message}`, baseSha, agentExitCode };
-  }
-  emitStep("commit", "finished", headSha);
-  const files = `${filesChanged} changed file${filesChanged === 1 ? "" : "s"}`;
+    emitStep("commit", "finished", headSha);
+    const files = `${filesChanged} changed file${filesChanged === 1 ? "" : "s"}`;
 
-  if (input.noSecrets) {
-    // No token, no push: the change leaves as a patch the controller shows to the maintainers.
-    const r = await git.run(["format-patch", "--stdout", "--no-ext-diff", "--no-textconv", `${baseSha}..${headSha}`], { maxStdout: MAX_PATCH_CHARS });
-    if (r.code !== 0) {
-      emitStep("push", "failed", "format-patch failed");
-      return { outcome: "error", message: `${agentSummary}; format-patch failed`, baseSha, headSha, agentExitCode, filesChanged };
+    if (input.noSecrets) {
+      // No token, no push: the change leaves as a patch the controller shows to the maintainers.
+      const r = await git.run(["format-patch", "--stdout", "--no-ext-diff", "--no-textconv", `${baseSha}..${headSha}`], { maxStdout: MAX_PATCH_CHARS });
+      if (r.code !== 0) {
+        emitStep("push", "failed", "format-patch failed");
+        return { outcome: "error", message: `${agentSummary}; format-patch failed`, baseSha, headSha, agentExitCode, filesChanged };
+      }
+      const patch = r.truncated ? `${r.stdout}\n[… patch cut at ${MAX_PATCH_CHARS} characters]\n` : r.stdout;
+      emitStep("push", "skipped", "no token in this run: the change is returned as a patch");
+      return {
+        outcome: agentOk ? "patch" : failedOutcome,
+        message: agentOk ? `returned a patch of ${files}${leftOutNote}` : `${agentSummary}; its partial work is in the patch${leftOutNote}`,
+        patch,
+        headSha,
+        baseSha,
+        filesChanged,
+        agentExitCode,
+        ...limitField(),
+      };
     }
-    const patch = r.truncated ? `${r.stdout}\n[… patch cut at ${MAX_PATCH_CHARS} characters]\n` : r.stdout;
-    emitStep("push", "skipped", "no token in this run: the change is returned as a patch");
+
+    // push: to the URL the job names, never to a remote read back from any config
+    emitStep("push", "started");
+    armCredentials(privateDir, input.token, input.cloneUrl);
+    try {
+      await git.ok(["push", "--quiet", "--no-verify", "--", input.cloneUrl, `${headSha}:refs/heads/${input.branch}`], "push");
+    } catch (err) {
+      emitStep("push", "failed", err.message);
+      return { outcome: "error", message: `${agentSummary}; ${err.message}`, baseSha, headSha, agentExitCode, filesChanged };
+    } finally {
+      disarmCredentials(privateDir);
+    }
+    emitStep("push", "finished", input.branch);
     return {
-      outcome: agentOk ? "patch" : failedOutcome,
-      message: agentOk ? `returned a patch of ${files}${leftOutNote}` : `${agentSummary}; its partial work is in the patch${leftOutNote}`,
-      patch,
+      outcome: agentOk ? "pushed" : failedOutcome,
+      message: agentOk ? `pushed ${files} to ${input.branch}${leftOutNote}` : `${agentSummary}; its partial work (${files}) is on ${input.branch}${leftOutNote}`,
+      branch: input.branch,
       headSha,
       baseSha,
       filesChanged,
@@ -213,27 +271,4 @@ export async function runJob(input, cwd) {
       ...limitField(),
     };
   }
-
-  // push: to the URL the job names, never to a remote read back from any config
-  emitStep("push", "started");
-  armCredentials(privateDir, input.token, input.cloneUrl);
-  try {
-    await git.ok(["push", "--quiet", "--no-verify", "--", input.cloneUrl, `${headSha}:refs/heads/${input.branch}`], "push");
-  } catch (err) {
-    emitStep("push", "failed", err.message);
-    return { outcome: "error", message: `${agentSummary}; ${err.message}`, baseSha, headSha, agentExitCode, filesChanged };
-  } finally {
-    disarmCredentials(privateDir);
-  }
-  emitStep("push", "finished", input.branch);
-  return {
-    outcome: agentOk ? "pushed" : failedOutcome,
-    message: agentOk ? `pushed ${files} to ${input.branch}${leftOutNote}` : `${agentSummary}; its partial work (${files}) is on ${input.branch}${leftOutNote}`,
-    branch: input.branch,
-    headSha,
-    baseSha,
-    filesChanged,
-    agentExitCode,
-    ...limitField(),
-  };
 }

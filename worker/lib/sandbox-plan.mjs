@@ -71,9 +71,17 @@ export function planSandbox(input, cwd) {
   // controller's data folder and .env.
   const exposing = sb.roBinds.find((p) => under(p, cwd));
   if (exposing) return { ok: false, message: `refused to run the agent: the read-only path ${exposing} (SANDBOX_RO_BINDS) holds the job's work dir, and with it other jobs and the controller's data; name narrower folders` };
+  // Under an allow-list the agent's only way out is a forwarder in front of it, run by node inside
+  // the sandbox: node must be in the system folders the sandbox mounts.
+  let egress = null;
+  if (sb.egress) {
+    const node = [process.execPath, findTool("node")].find((p) => p && SYSTEM_DIRS.some((d) => under(d, fs.realpathSync(p))));
+    if (!node) return { ok: false, message: `refused to run the agent: network: allowlist needs node inside the sandbox, and ${process.execPath} is outside the system folders it mounts (${SYSTEM_DIRS.join(", ")})` };
+    egress = { ...sb.egress, node };
+  }
   const limits = { ...DEFAULT_LIMITS };
   for (const k of LIMIT_KEYS) if (sb.limits?.[k] !== undefined) limits[k] = sb.limits[k];
-  return { ok: true, plan: { kind: "bwrap", asRoot, tools, limits, tmpfsSize, shareNet: sb.shareNet, roBinds: sb.roBinds } };
+  return { ok: true, plan: { kind: "bwrap", asRoot, tools, limits, tmpfsSize, shareNet: sb.shareNet && !egress, roBinds: sb.roBinds, egress } };
 }
 
 
@@ -111,7 +119,7 @@ export function bwrapOptions(plan, layout, env) {
   // bwrap would copy the mode of each host folder on the way to a bind (0700 ones included), which
   // nobody could not pass; make them plain folders first.
   const made = new Set(["/tmp"]);
-  for (const target of [layout.repo, layout.prompt, layout.objects, layout.home, ...plan.roBinds]) {
+  for (const target of [layout.repo, layout.prompt, layout.objects, layout.home, ...(layout.net ? [layout.net] : []), ...plan.roBinds]) {
     for (const dir of ancestors(target)) {
       if (made.has(dir) || SYSTEM_DIRS.some((d) => under(d, dir)) || under("/proc", dir) || under("/dev", dir)) continue;
       made.add(dir);
@@ -121,6 +129,8 @@ export function bwrapOptions(plan, layout, env) {
   opts.push("--bind", layout.repo, layout.repo);
   opts.push("--ro-bind", layout.prompt, layout.prompt);
   opts.push("--ro-bind", layout.objects, layout.objects);
+  // The proxy's socket and the forwarder: the sandbox's only way out under an allow-list.
+  if (layout.net) opts.push("--ro-bind", layout.net, layout.net);
   // $HOME is memory, not the work dir: what the agent keeps there dies with the sandbox.
   opts.push("--perms", plan.asRoot ? "0777" : "0700", ...size, "--tmpfs", env.HOME);
   for (const p of plan.roBinds) opts.push("--ro-bind", p, p);

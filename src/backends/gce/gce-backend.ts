@@ -143,7 +143,7 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
   const operationTimeoutMs = (options.operationTimeoutSeconds ?? 300) * 1000;
   const remoteWorkRoot = options.remoteWorkRoot ?? "jobs";
   const ownPool = options.sshPool === undefined;
-  const pool = options.sshPool ?? new SshPool(log ? { log: { warn: (o, m) => log.warn(o, m), debug: () => undefined } } : {});
+  const pool = options.sshPool ?? new SshPool(log ? { log: { warn: (o, m) => log.warn(o, m), error: (o, m) => log.error(o, m), debug: () => undefined } } : {});
   const runOnVm =
     options.runOnVm ??
     runOnVmOverSsh(pool, { ...(options.nodePath ? { nodePath: options.nodePath } : {}), ...(options.killGraceMs !== undefined ? { killGraceMs: options.killGraceMs } : {}) });

@@ -15,6 +15,7 @@ import { removeRemoteWorkDir } from "../../remote/remove-remote-work-dir.js";
 import { runWorkerOverSsh } from "../../remote/run-worker-over-ssh.js";
 import { shellQuote } from "../../remote/shell-quote.js";
 import { isConnectionAlive, SshPool, type SshPoolLog, type SshTarget } from "../../remote/ssh-pool.js";
+import type { HostKeyMemory } from "../../remote/host-key-memory.js";
 import type { ProgressEvent } from "../../worker/protocol.js";
 import { IncompleteListError } from "../incomplete-list-error.js";
 import type { Backend, BackendModule, JobSpec, RunResult, RunSpec, Worker } from "../types.js";
@@ -32,7 +33,7 @@ export interface SshHostOptions {
   /** Jobs that may run on the host at once. */
   slots: number;
   labels: string[];
-  /** `SHA256:…` as `ssh-keygen -lf` prints it; unset pins the first key seen (and warns). */
+  /** `SHA256:…` as `ssh-keygen -lf` prints it; unset: the first key seen is remembered (`hostKeys`) and required from then on. */
   hostKeySha256?: string;
   /** Node on the host (default `node` on the login PATH). */
   nodePath?: string;
@@ -53,6 +54,12 @@ export interface SshBackendOptions {
   log?: SshPoolLog & { info(obj: object, msg: string): void };
   /** A pool to share (the gce backend has its own); the backend makes one by default. */
   pool?: SshPool;
+  /**
+   * Where host keys seen on first use are remembered, for hosts the file pins none for: the store
+   * in the controller and the CLI (so every process and restart refuses a changed key); this
+   * process's memory by default. Used by the pool the backend makes.
+   */
+  hostKeys?: HostKeyMemory;
 }
 
 export interface SshHostHealth {
@@ -97,7 +104,14 @@ export function createSshBackend(options: SshBackendOptions): SshBackend {
   const graceMs = options.killGraceMs ?? 5000;
   const log = options.log;
   const ownPool = options.pool === undefined;
-  const pool = options.pool ?? new SshPool({ ...(options.connectTimeoutMs ? { connectTimeoutMs: options.connectTimeoutMs } : {}), ...(log ? { log } : {}) });
+  const pool =
+    options.pool ??
+    new SshPool({
+      ...(options.connectTimeoutMs ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
+      ...(log ? { log } : {}),
+      ...(options.hostKeys ? { hostKeys: options.hostKeys } : {}),
+      pins: { source: "SSH_HOSTS_FILE", advice: (presented) => `set hostKeySha256: ${presented} for it in SSH_HOSTS_FILE and restart (a pin replaces what was remembered)` },
+    });
   const names = new Set<string>();
   const hosts: Host[] = options.hosts.map((h) => {
     if (names.has(h.name)) throw new Error(`two SSH hosts are named ${JSON.stringify(h.name)}; names must be unique`);

@@ -2,6 +2,7 @@ import os from "node:os";
 import { parseArgs } from "node:util";
 import { isTerminal } from "../../jobs/state.js";
 import { StaleStateError } from "../../store/job-store.js";
+import { jobEndedEffects } from "../../store/outbox-store.js";
 import type { CliContext } from "../cli-context.js";
 import { UsageError } from "../format.js";
 
@@ -9,7 +10,8 @@ import { UsageError } from "../format.js";
  * `agent-work cancel <id>`: a queued job leaves the queue; a job that is starting or running is
  * marked cancelled first (the intent, written before the effect) and then its worker is destroyed
  * through its backend, which stops every process it runs. The controller running it sees its
- * worker end; its GitHub status is brought up to date by the controller, not from here.
+ * worker end. Its GitHub status and the token revoke are written to the outbox with the end, and
+ * delivered by the controller's next sweep, not from here.
  */
 export async function cancelCommand(ctx: CliContext, argv: string[]): Promise<number> {
   const { positionals } = parseArgs({ args: argv, options: {}, strict: true, allowPositionals: true });
@@ -32,7 +34,9 @@ export async function cancelCommand(ctx: CliContext, argv: string[]): Promise<nu
   await ctx.store.update(id, { cancelRequestedBy: who });
   let cancelled;
   try {
-    cancelled = await ctx.store.transition(id, job.state, "cancelled", { finishedAt: ctx.now(), message: `cancelled from the ops CLI by ${who}` }, `cancelled by ${who}`);
+    // The final status and the token revoke are left to the controller, written with the end
+    // (its outbox sweep delivers them): this command holds no GitHub credentials of its own.
+    cancelled = await ctx.store.transition(id, job.state, "cancelled", { finishedAt: ctx.now(), message: `cancelled from the ops CLI by ${who}` }, `cancelled by ${who}`, { effects: jobEndedEffects(job, ctx.now()) });
   } catch (err) {
     if (!(err instanceof StaleStateError)) throw err;
     const now = await ctx.store.get(id);

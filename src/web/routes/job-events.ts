@@ -17,11 +17,16 @@ export interface StreamTimings {
   heartbeatMs: number;
   /** A stream ends after this; the browser reconnects and its access is checked again. */
   maxMs: number;
+  /**
+   * How often an open stream asks GitHub again, with the viewer's token, whether they may still
+   * read the repository; when they may not (or GitHub cannot say), the stream ends.
+   */
+  recheckMs: number;
   /** After the job ends, how long to wait for its last log lines (the log writes in batches). */
   settleMs: number;
 }
 
-export const DEFAULT_STREAM_TIMINGS: StreamTimings = { pollMs: 1000, heartbeatMs: 15_000, maxMs: 10 * 60_000, settleMs: 1000 };
+export const DEFAULT_STREAM_TIMINGS: StreamTimings = { pollMs: 1000, heartbeatMs: 15_000, maxMs: 10 * 60_000, settleMs: 1000, recheckMs: 120_000 };
 
 /**
  * GET /jobs/<id>/events?after=<line id>: the job's log as Server-Sent Events, from the line after
@@ -45,7 +50,7 @@ export async function streamJobEvents(
     return;
   }
   const { deps } = ctx;
-  const canCancel = atLeast(found.permission, deps.config.requiredPermission);
+  let canCancel = atLeast(found.permission, deps.config.requiredPermission);
   const csrf = ctx.csrfToken(session);
   const lastEventId = Number(req.headers["last-event-id"]);
   let lastSent = Math.max(Number(url.searchParams.get("after")) || 0, Number.isFinite(lastEventId) ? lastEventId : 0);
@@ -62,7 +67,7 @@ export async function streamJobEvents(
   const send = (line: LogLine) => {
     if (line.id <= lastSent) return;
     lastSent = line.id;
-    res.write(`event: line\nid: ${line.id}\ndata: ${logLineEvent(line, deps.redactor)}\n\n`);
+    res.write(`event: line\nid: ${line.id}\ndata: ${logLineEvent(line)}\n\n`);
   };
   const sendJob = (job: Job) => {
     const summary = renderJobSummary(job, { githubUrl: githubWebUrl(ctx), canCancel, csrf, now: deps.now() }).value;
@@ -90,6 +95,35 @@ export async function streamJobEvents(
   };
   const untrack = track(stop);
   res.on("close", stop);
+
+  /**
+   * Access was checked when the stream opened; a stream lasts minutes, and a person removed from
+   * the repository meanwhile must stop receiving its log. Asked fresh (not from the minute's
+   * cache), with their own token. Fails closed: if GitHub cannot answer, the stream ends and the
+   * browser's reconnect goes through the full check, which shows what went wrong.
+   */
+  let checking = false;
+  const recheckAccess = async () => {
+    if (checking || closed) return;
+    checking = true;
+    try {
+      const permission = session.expiresAt > deps.now() ? await ctx.permission(session, found.job.repoId, { fresh: true }) : "none";
+      if (closed) return;
+      if (permission === "none") {
+        deps.log.info({ jobId, login: session.login }, "job page stream ended: the viewer may no longer read the repository");
+        res.write(`event: end\ndata: ${JSON.stringify({ reason: "access" })}\n\n`);
+        stop();
+        return;
+      }
+      canCancel = atLeast(permission, deps.config.requiredPermission);
+    } catch (err) {
+      if (closed) return;
+      deps.log.warn({ jobId, login: session.login, reason: err instanceof Error ? err.message : String(err) }, "job page stream ended: could not re-check the viewer's access");
+      stop();
+    } finally {
+      checking = false;
+    }
+  };
 
   const drainStored = async () => {
     for (;;) {
@@ -139,6 +173,7 @@ export async function streamJobEvents(
           .catch((err) => deps.log.warn({ err, jobId }, "job page stream could not read the job"));
       }, timings.pollMs),
       setInterval(() => !closed && res.write(": keep-alive\n\n"), timings.heartbeatMs),
+      setInterval(() => void recheckAccess(), timings.recheckMs),
     );
     timers.push(setTimeout(stop, timings.maxMs));
   } catch (err) {

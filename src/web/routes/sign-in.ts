@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { authorizeUrl, exchangeCode, revokeUserToken, SignInFailed } from "../github-oauth.js";
-import { fetchUser, GitHubUnavailable } from "../github-user-api.js";
+import { fetchUser, GitHubUnavailable, TokenRejected } from "../github-user-api.js";
 import { cookieHeader, readCookie } from "../signed-cookies.js";
 import { renderMessage } from "../render/layout.js";
 import { readForm, type WebContext } from "../web-context.js";
@@ -9,11 +9,28 @@ import { readForm, type WebContext } from "../web-context.js";
 const STATE_COOKIE = "aw_oauth";
 const STATE_MS = 10 * 60_000;
 
-/** Only a path on this server may follow sign-in: never another site (no open redirect). */
+const HERE = "http://agent-work.invalid";
+
+/**
+ * Only a path on this server may follow sign-in: never another site (no open redirect). The path is
+ * returned as the URL parser serialises it, percent-encoded and so plain ASCII: it goes into a
+ * Location header, where Node refuses anything else (`next=/Ā` once made the callback a 500).
+ */
 export function safeNext(next: string | null | undefined): string {
   if (!next || next.length > 500 || !next.startsWith("/") || next.startsWith("//") || next.startsWith("/\\") || /[\s\0]/.test(next)) return "/jobs";
-  return next;
+  let url: URL;
+  try {
+    url = new URL(next, HERE);
+  } catch {
+    return "/jobs";
+  }
+  if (url.origin !== HERE) return "/jobs";
+  const path = url.pathname + url.search;
+  return /^\/(?![/\\])[\x21-\x7e]{0,2000}$/.test(path) ? path : "/jobs";
 }
+
+/** GitHub's codes are 20 hex characters; anything outside URL-safe characters is not one. */
+const CODE = /^[A-Za-z0-9._~-]{1,256}$/;
 
 /** GET /auth/login?next=/jobs/<id>: off to GitHub, with a state bound to this browser. */
 export function startSignIn(ctx: WebContext, req: IncomingMessage, res: ServerResponse, url: URL): void {
@@ -37,6 +54,10 @@ export async function finishSignIn(ctx: WebContext, req: IncomingMessage, res: S
     return;
   }
   const code = url.searchParams.get("code");
+  if (code !== null && !CODE.test(code)) {
+    ctx.sendHtml(res, 400, renderMessage({ title: "Sign-in failed", text: "The sign-in link GitHub sent back is malformed (its code is not one GitHub issues), so nobody was signed in.", link: retry }), { "set-cookie": clearState });
+    return;
+  }
   // The state must be the one this browser was sent off with: a link someone else made cannot sign you in as them.
   if (!pending || !code || url.searchParams.get("state") !== pending.state) {
     ctx.sendHtml(res, 400, renderMessage({ title: "Sign-in expired", text: "That sign-in link is stale or was not started in this browser.", link: retry }), { "set-cookie": clearState });
@@ -46,11 +67,14 @@ export async function finishSignIn(ctx: WebContext, req: IncomingMessage, res: S
     const { token, expiresInSeconds } = await exchangeCode(signIn, { code, redirectUri: `${ctx.origin(req)}/auth/callback` });
     const user = await fetchUser(signIn.apiUrl, token);
     ctx.deps.log.info({ login: user.login }, "signed in to the job pages");
-    ctx.redirect(res, pending.next, { "set-cookie": [clearState, ctx.startSession(req, user, token, expiresInSeconds)] });
+    // Checked again: a state cookie signed before safeNext encoded paths may still be in a browser.
+    ctx.redirect(res, safeNext(pending.next), { "set-cookie": [clearState, ctx.startSession(req, user, token, expiresInSeconds)] });
   } catch (err) {
-    if (!(err instanceof SignInFailed) && !(err instanceof GitHubUnavailable)) throw err;
+    if (!(err instanceof SignInFailed) && !(err instanceof GitHubUnavailable) && !(err instanceof TokenRejected)) throw err;
     ctx.deps.log.warn({ reason: err.message }, "sign-in to the job pages failed");
-    ctx.sendHtml(res, 502, renderMessage({ title: "Sign-in failed", text: `${err.message}. Try again.`, link: retry }), { "set-cookie": clearState });
+    // GitHub refusing the code is a bad link (400); GitHub not answering is a bad gateway (502).
+    const status = err instanceof SignInFailed && err.refusedByGitHub ? 400 : 502;
+    ctx.sendHtml(res, status, renderMessage({ title: "Sign-in failed", text: `${err.message}. Try again.`, link: retry }), { "set-cookie": clearState });
   }
 }
 

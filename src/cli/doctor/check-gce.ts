@@ -1,38 +1,21 @@
 /**
- * `agent-work doctor`: checks, before any job needs them, everything the gce backend relies on —
- * configuration, credentials, project, zones, machine type, image, prices, Secret Manager — and
- * says for each what is missing and the command or setting that fixes it. Read-only: it creates
- * nothing and never prints a secret.
+ * `agent-work doctor`'s gce section: checks, before any job needs them, everything the gce backend
+ * relies on — credentials, project, zones, machine type, image, prices, Secret Manager — and says
+ * for each what is missing and the command or setting that fixes it. Read-only: it creates nothing
+ * and never prints a secret.
  */
 import { ImagesClient, MachineTypesClient, ProjectsClient, ZonesClient } from "@google-cloud/compute";
 import { SecretManagerServiceClient } from "@google-cloud/secret-manager";
 import { GoogleAuth } from "google-auth-library";
-import { classifyGceError } from "../backends/gce/classify-gce-error.js";
-import type { GcpClientOptions } from "../backends/gce/compute-api.js";
-import { regionOfZone } from "../backends/gce/gce-names.js";
-import { loadControllerConfig, type GceConfig } from "../config/env.js";
-import { estimate } from "../cost/estimate.js";
-import { bundledPriceTable, type PriceTable } from "../cost/price-table.js";
+import { classifyGceError } from "../../backends/gce/classify-gce-error.js";
+import type { GcpClientOptions } from "../../backends/gce/compute-api.js";
+import { regionOfZone } from "../../backends/gce/gce-names.js";
+import type { ControllerConfig, GceConfig } from "../../config/env.js";
+import type { DoctorCheck } from "./doctor-check.js";
+import { estimate } from "../../cost/estimate.js";
+import { bundledPriceTable, type PriceTable } from "../../cost/price-table.js";
 
-export type DoctorStatus = "ok" | "warn" | "fail" | "skip";
-
-export interface DoctorCheck {
-  /** What was checked, e.g. `zone us-central1-a`. */
-  name: string;
-  status: DoctorStatus;
-  /** What was found. */
-  detail: string;
-  /** What to do about it, when something is missing. */
-  fix?: string;
-}
-
-export interface DoctorReport {
-  /** No check failed (warnings allowed). */
-  ok: boolean;
-  checks: DoctorCheck[];
-}
-
-export interface DoctorDeps {
+export interface GceDoctorDeps {
   /** Client options for every Google client; empty in production (ADC, the real endpoints). */
   clientOptions?: GcpClientOptions;
   /** Who the controller is to Google Cloud; the default asks Application Default Credentials. */
@@ -53,30 +36,10 @@ function describe(err: unknown): { kind: string; text: string } {
   return { kind: c.kind, text: `${c.code}: ${c.message}` };
 }
 
-/** Runs every check it can; a failed prerequisite (no config, no credentials) skips what depends on it. */
-export async function runDoctor(env: Record<string, string | undefined>, deps: DoctorDeps = {}): Promise<DoctorReport> {
-  const checks: DoctorCheck[] = [];
-  const add = (check: DoctorCheck) => checks.push(check);
-  const done = (): DoctorReport => ({ ok: checks.every((c) => c.status !== "fail"), checks });
-
-  const loaded = loadControllerConfig(env);
-  if (!loaded.ok) {
-    for (const error of loaded.errors) add({ name: "configuration", status: "fail", detail: error, fix: "fix the variable as the message says (see .env.example)" });
-    return done();
-  }
-  const { config } = loaded;
+/** Runs every gce check it can; a failed prerequisite (no credentials, no project) skips what depends on it. */
+export async function checkGce(config: Pick<ControllerConfig, "agentEnvSecrets"> & { gce: GceConfig }, deps: GceDoctorDeps, add: (check: DoctorCheck) => void): Promise<void> {
   const gce = config.gce;
-  if (!gce) {
-    add({
-      name: "gce backend",
-      status: "fail",
-      detail: "GCE_PROJECT is not set, so the gce backend is off",
-      fix: "set GCE_PROJECT (and GCE_SSH_PRIVATE_KEY_PATH); README.md, \"Run on Google Cloud\", walks through it",
-    });
-    return done();
-  }
-  add({ name: "configuration", status: "ok", detail: `project ${gce.project}, zones ${gce.zones.join(", ")}, ${gce.machineType}${gce.spot ? " spot" : ""}, image ${gce.image}` });
-  for (const warning of loaded.warnings) add({ name: "configuration", status: "warn", detail: warning });
+  add({ name: "gce configuration", status: "ok", detail: `project ${gce.project}, zones ${gce.zones.join(", ")}, ${gce.machineType}${gce.spot ? " spot" : ""}, image ${gce.image}` });
 
   try {
     const { principal } = await (deps.credentials ?? adcPrincipal)();
@@ -88,18 +51,17 @@ export async function runDoctor(env: Record<string, string | undefined>, deps: D
       detail: `no usable Google Cloud credentials: ${err instanceof Error ? err.message : String(err)}`,
       fix: "on a GCE VM or Cloud Run, attach the controller service account terraform/ creates; elsewhere run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS to a key file of that account",
     });
-    return done();
+    return;
   }
 
   const options = deps.clientOptions ?? {};
   const projectOk = await checkProject(gce, options, add);
-  if (!projectOk) return done();
+  if (!projectOk) return;
   await checkZonesAndMachineType(gce, options, add);
   await checkImage(gce, options, add);
   checkPrices(gce, deps.priceTable ?? bundledPriceTable, add);
   checkServiceAccount(gce, add);
   if (config.agentEnvSecrets) await checkSecrets(config.agentEnvSecrets, options, add);
-  return done();
 }
 
 async function checkProject(gce: GceConfig, options: GcpClientOptions, add: (c: DoctorCheck) => void): Promise<boolean> {
@@ -238,14 +200,4 @@ async function checkSecrets(resources: Record<string, string>, options: GcpClien
       });
     }
   }
-}
-
-const MARK: Record<DoctorStatus, string> = { ok: "ok  ", warn: "warn", fail: "FAIL", skip: "skip" };
-
-/** The report as lines for a terminal, failures with their fix, and a last line that sums up. */
-export function formatDoctorReport(report: DoctorReport): string {
-  const lines = report.checks.flatMap((c) => [`${MARK[c.status]}  ${c.name}: ${c.detail}`, ...(c.fix && c.status !== "ok" ? [`      → ${c.fix}`] : [])]);
-  const failed = report.checks.filter((c) => c.status === "fail").length;
-  lines.push(failed === 0 ? "agent-work doctor: everything the gce backend needs is in place." : `agent-work doctor: ${failed} problem${failed === 1 ? "" : "s"} to fix before gce jobs can run.`);
-  return lines.join("\n");
 }

@@ -1,0 +1,160 @@
+/**
+ * `network: allowlist` through the real worker script and the real local backend (root here: the
+ * agent runs as nobody in bubblewrap with a network namespace of its own): a hostile agent tries
+ * every way out; only the allowed host answers, through the worker's proxy, which adds the model
+ * key itself; every refusal is recorded with its host and port.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { local } from "../../src/backends/local/local-backend.js";
+import type { RunSpec } from "../../src/backends/types.js";
+import type { ProgressEvent } from "../../src/worker/protocol.js";
+import { MODEL_KEY_PLACEHOLDER } from "../../src/worker/agent-sandbox.js";
+import { startGitServer, type GitServer } from "../support/git-http-server.js";
+import { startHarness } from "../support/harness.js";
+import { OWNER, REPO } from "../support/payloads.js";
+
+const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url)).replace(/\/$/, "");
+const TOKEN = `ghs_${randomBytes(18).toString("hex")}`;
+const REAL_KEY = `sk-real-${randomBytes(16).toString("hex")}`;
+const PLACEHOLDER = "sk-placeholder-the-proxy-replaces-it";
+const never = new AbortController().signal;
+
+let git: GitServer;
+let root: string;
+/** A server the agent must not reach (stands for the controller's own port, or anything on the LAN). */
+let forbidden: http.Server;
+/** The model API: the one allowed host, which records the key it is sent. */
+let model: http.Server;
+const modelSaw: { path: string; key: string | undefined }[] = [];
+
+const listen = async (server: http.Server) => {
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return (server.address() as AddressInfo).port;
+};
+
+beforeAll(async () => {
+  git = await startGitServer({ acceptToken: TOKEN });
+  root = await mkdtemp(path.join(os.tmpdir(), "agent-work-egress-"));
+  forbidden = http.createServer((_req, res) => res.end("you should not be here\n"));
+  model = http.createServer((req, res) => {
+    modelSaw.push({ path: req.url ?? "", key: req.headers["x-api-key"] as string | undefined });
+    req.resume();
+    res.writeHead(200, { "content-type": "application/json" }).end('{"ok":true}\n');
+  });
+});
+
+afterAll(async () => {
+  await git?.close();
+  forbidden?.close();
+  model?.close();
+  await rm(root, { recursive: true, force: true });
+});
+
+it("an agent under network: allowlist reaches only the allowed host, through the proxy that adds the real key, and every refused attempt is recorded", async () => {
+  const forbiddenPort = await listen(forbidden);
+  const modelPort = await listen(model);
+  const modelHost = `127.0.0.1:${modelPort}`;
+  const { cloneUrl } = await git.createRepo("octo", "egress", { "README.md": "# egress\n" });
+  const backend = local.create({ rootDir: root, maxConcurrent: 1, killGraceMs: 1000 });
+  const spec: RunSpec = {
+    jobId: "egress-1",
+    cloneUrl,
+    baseBranch: "main",
+    branch: "agent-work/egress-1",
+    token: TOKEN,
+    agentArgv: ["node", path.join(FIXTURES, "network-agent.mjs")],
+    prompt: "probe the network",
+    commitMessage: "agent-work: egress-1",
+    author: { name: "agent-work[bot]", email: "bot@example.com" },
+    agentTimeoutSeconds: 60,
+    agentEnv: {
+      MODEL_API_KEY: PLACEHOLDER,
+      PROBE_DIRECT: `127.0.0.1:${forbiddenPort}`,
+      PROBE_ALLOWED: modelHost,
+      PROBE_DENIED: "evil.example:80",
+    },
+    sandbox: {
+      kind: "bwrap",
+      roBinds: [FIXTURES],
+      shareNet: false,
+      limits: { memoryMb: 1024, maxProcesses: 128, maxDiskMb: 256 },
+      egress: { allow: [modelHost], credentials: [{ host: modelHost, upstream: `http://${modelHost}`, header: "x-api-key", value: REAL_KEY }] },
+    },
+  };
+  const w = await backend.create({ jobId: spec.jobId, repoFullName: "octo/egress", maxSeconds: 120 }, never);
+  const events: ProgressEvent[] = [];
+  const result = await backend.run(w, spec, (e) => events.push(e), never).finally(() => backend.destroy(w));
+  const lines = events.flatMap((e) => (e.type === "log" ? [e.line] : []));
+  const probes = Object.fromEntries(
+    lines.filter((l) => l.startsWith("probe: ")).map((l) => {
+      const p = JSON.parse(l.slice("probe: ".length)) as { name: string; ok: boolean; detail: string };
+      return [p.name, p];
+    }),
+  );
+
+  expect(result.outcome, JSON.stringify(result)).toBe("pushed");
+  expect(Object.keys(probes)).toHaveLength(10);
+  // Every way out but one failed...
+  for (const [name, p] of Object.entries(probes)) {
+    if (name === "the allowed host through the proxy") continue;
+    expect(p.ok, `${name}: ${p.detail}`).toBe(false);
+  }
+  // ...and that one worked, with the real key added by the proxy, never the agent's placeholder.
+  expect(probes["the allowed host through the proxy"]).toMatchObject({ ok: true });
+  expect(modelSaw).toEqual([{ path: "/v1/echo", key: REAL_KEY }]);
+  // The agent's own environment never held the real key.
+  const envDump = (await git.readFile("octo", "egress", spec.branch, "ENV_DUMP.txt")) ?? "";
+  expect(envDump).toContain(`MODEL_API_KEY=${PLACEHOLDER}`);
+  expect(envDump).toContain("HTTPS_PROXY=http://127.0.0.1:3128");
+  expect(envDump).not.toContain(REAL_KEY);
+  // Each refusal is recorded once per host and port, in the result and as a log line.
+  const blocked = (result.blocked ?? []).map((b) => `${b.host}:${b.port}`).sort();
+  expect(blocked).toEqual(["127.0.0.1:" + forbiddenPort, "169.254.169.254:80", "evil.example:80", "metadata.google.internal:80"].sort());
+  for (const b of blocked) expect(lines.some((l) => l.startsWith(`network: blocked ${b} (`))).toBe(true);
+  // The real key never reached the job's output either.
+  expect(JSON.stringify(events)).not.toContain(REAL_KEY);
+}, 120_000);
+
+it("through the controller: `network: allowlist` in the repository's config, MODEL_PROXY adding the key, and the blocked connections in the final status comment", async () => {
+  const forbiddenPort = (forbidden.address() as AddressInfo | null)?.port ?? (await listen(forbidden));
+  const modelPort = (model.address() as AddressInfo | null)?.port ?? (await listen(model));
+  const modelHost = `127.0.0.1:${modelPort}`;
+  modelSaw.length = 0;
+  const h = await startHarness({
+    repoConfigYaml: `agent: command\ncommand: ["node", "${path.join(FIXTURES, "network-agent.mjs")}", "{prompt_file}"]\nnetwork: allowlist\nallow: ["registry.npmjs.org"]\n`,
+    env: {
+      MODEL_API_KEY: REAL_KEY,
+      AGENT_ENV_PASSTHROUGH: "MODEL_API_KEY",
+      MODEL_PROXY: `${modelHost},x-api-key,MODEL_API_KEY,http://${modelHost}`,
+    },
+  });
+  try {
+    const probes = { PROBE_DIRECT: `127.0.0.1:${forbiddenPort}`, PROBE_ALLOWED: modelHost, PROBE_DENIED: "evil.example:80" };
+    expect((await h.deliverLabel({ body: `Probe the network.\nPROBES: ${JSON.stringify(probes)}` })).status).toBe(200);
+    await h.settle();
+    const [job] = await h.controller.store.list();
+    expect(job?.state, JSON.stringify(h.github.calls.filter((c) => c.method !== "GET").map((c) => c.body))).toBe("succeeded");
+    expect(modelSaw).toEqual([{ path: "/v1/echo", key: REAL_KEY }]);
+    const envDump = (await h.git.readFile(OWNER, REPO, job!.branch!, "ENV_DUMP.txt")) ?? "";
+    expect(envDump).toContain(`MODEL_API_KEY=${MODEL_KEY_PLACEHOLDER}`);
+    expect(envDump).not.toContain(REAL_KEY);
+    const final = h.github.callsTo("PATCH", "/issues/comments/:id").at(-1)!.body.body as string;
+    expect(final, final).toMatch(/\*\*Network:\*\* 4 connections blocked by the allow-list: /);
+    for (const hostPort of ["evil.example:80", "169.254.169.254:80", "metadata.google.internal:80", `127.0.0.1:${forbiddenPort}`]) expect(final, final).toContain(`\`${hostPort}\``);
+    const log = (await h.controller.logs.read(job!.id)).map((l) => l.line);
+    expect(log).toContain("network: blocked evil.example:80 (not in the allow-list)");
+    // The key went from the controller to the proxy only: no log, comment or check run holds it.
+    expect(JSON.stringify(h.github.calls)).not.toContain(REAL_KEY);
+    expect(h.logLines.join("\n")).not.toContain(REAL_KEY);
+    expect(JSON.stringify(log)).not.toContain(REAL_KEY);
+  } finally {
+    await h.close();
+  }
+}, 120_000);
