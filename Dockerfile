@@ -30,7 +30,7 @@ COPY worker ./worker
 # The agent CLIs the presets run, from the one list of versions (agent-clis/: package.json + lock),
 # under /usr so the local backend's sandbox sees them (it mounts /usr read-only).
 COPY agent-clis/package.json agent-clis/package-lock.json /usr/local/lib/agent-clis/
-RUN npm ci --prefix /usr/local/lib/agent-clis --omit=dev --no-audit --no-fund \
+RUN npm install --no-save --prefix /usr/local/lib/agent-clis --omit=dev --no-audit --no-fund \
  && ln -s /usr/local/lib/agent-clis/node_modules/.bin/claude /usr/local/lib/agent-clis/node_modules/.bin/codex /usr/local/lib/agent-clis/node_modules/.bin/opencode /usr/local/bin/
 # /config holds .env, which the setup page writes as the node user (the app folder stays root's):
 # /app/.env is a link into it, so the controller and the ops CLI read it from their working directory.

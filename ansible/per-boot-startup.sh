@@ -8,10 +8,13 @@
 # three lines below before use; the controller's public key is not a secret.
 set -euo pipefail
 REPO=https://github.com/OWNER/agent-work.git
-REF=main
+# A release tag (vX.Y.Z) or a full 40-character commit id of REPO, never a branch such as main: every
+# VM then runs the role you reviewed, not whatever was pushed last.
+REF=EDIT-ME
 CONTROLLER_KEY="ssh-ed25519 AAAA... agent-work-controller"
 
 [[ "$CONTROLLER_KEY" == *AAAA...* ]] && { echo "agent-work: edit CONTROLLER_KEY in the startup script; not provisioning" >&2; exit 1; }
+[[ "$REF" =~ ^(v[0-9]+\.[0-9]+\.[0-9]+|[0-9a-f]{40})$ ]] || { echo "agent-work: set REF in the startup script to a release tag or a commit id (not a branch); not provisioning" >&2; exit 1; }
 [[ -e /var/lib/agent-work-provisioned ]] && exit 0
 
 export DEBIAN_FRONTEND=noninteractive

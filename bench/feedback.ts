@@ -1,51 +1,51 @@
 /**
- * feedback: delivery → first visible answer on GitHub (the 👀, the queued check run, the status
- * comment), with a fake GitHub that takes 50 ms to answer every call and 20 labels at once.
+ * feedback: delivery → each first visible answer on GitHub (the 👀, the queued check run, the
+ * status comment), for 20 labels at once, with GitHub answering every call 50 ms late. The
+ * controller runs as users run it, in its own process (see bench-processes.ts); an answer counts
+ * from the moment GitHub answered the call that made it.
  *   npm run bench:feedback -- --labels 20 --latency 50
  */
-import { startHarness } from "../test/support/harness.js";
+import { startFakeGitHubServer } from "./fake-github-server.js";
+import { appCredentials } from "./support.js";
+import { settle, startController } from "./bench-processes.js";
+import { deliver, labeledPayload } from "../test/support/payloads.js";
 import { arg, ms, percentile, report, type BenchRow } from "./lib.js";
 
 const labels = arg("labels", 20);
 const latency = arg("latency", 50);
 
 export async function feedbackBench(): Promise<BenchRow[]> {
-  const h = await startHarness({ autoSchedule: true, latencyMs: latency, env: { LOG_LEVEL: "info" } });
+  const github = await startFakeGitHubServer({ latencyMs: latency });
+  const creds = appCredentials();
+  const controller = await startController({ creds, githubHost: github.host, worker: "instant" });
   try {
     const sent = new Map<number, number>();
-    const firstAnswer = new Map<number, number>();
-    const commented = new Map<number, number>();
-    const started = performance.now();
     await Promise.all(
       Array.from({ length: labels }, async (_, i) => {
-        sent.set(i + 1, performance.now());
-        await h.deliverLabel({ number: i + 1, body: "FAKE_AGENT:none" });
+        const number = i + 1;
+        sent.set(number, performance.timeOrigin + performance.now());
+        const { status } = await deliver(controller.url, creds.secret, "issues", labeledPayload({ number, cloneUrl: "https://github.com/o/r.git" }));
+        if (status !== 200) throw new Error(`delivery for issue ${number} answered ${status}`);
       }),
     );
-    // Poll the fake's record: when did each issue get its reaction and its status comment?
-    while (commented.size < labels && performance.now() - started < 60_000) {
-      for (const c of h.github.calls) {
-        const n = Number(/\/issues\/(\d+)\//.exec(c.path)?.[1]);
-        if (!n || !sent.has(n)) continue;
-        if (c.method === "POST" && c.route.endsWith("/reactions") && !firstAnswer.has(n)) firstAnswer.set(n, performance.now());
-        if (c.method === "POST" && c.route.endsWith("/comments") && !commented.has(n)) commented.set(n, performance.now());
-      }
-      await new Promise((r) => setTimeout(r, 5));
-    }
-    const toFirst = [...firstAnswer].map(([n, t]) => t - sent.get(n)!);
-    const toComment = [...commented].map(([n, t]) => t - sent.get(n)!);
-    const p95 = percentile(toFirst, 95);
+    await settle(controller, 120_000);
+    const after = (m: Map<number, number>) => [...m].filter(([n]) => sent.has(n)).map(([n, at]) => at - sent.get(n)!);
+    const eyes = after(github.first.reaction);
+    const checks = after(github.first.checkRun);
+    const comments = after(github.first.comment);
+    const p95 = (v: number[]) => percentile(v, 95);
     return [
       {
         bench: `feedback: ${labels} labels, GitHub +${latency} ms/call`,
-        figure: `p95 ${ms(p95)} to the 👀`,
-        reference: `p95 ${ms(percentile(toComment, 95))} to the status comment (${toComment.length}/${labels})`,
-        goal: "p95 ≤ 1 s",
-        met: p95 <= 1000 && toFirst.length === labels,
+        figure: `p95 ${ms(p95(comments))} to the status comment`,
+        reference: `p95 ${ms(p95(eyes))} to the 👀, ${ms(p95(checks))} to the queued check run; ${comments.length}/${labels} commented`,
+        goal: "each p95 ≤ 1 s",
+        met: [eyes, checks, comments].every((v) => v.length === labels && p95(v) <= 1000),
       },
     ];
   } finally {
-    await h.close();
+    await controller.stop();
+    await github.close();
   }
 }
 

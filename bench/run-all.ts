@@ -6,6 +6,7 @@ import { existsSync } from "node:fs";
 import os from "node:os";
 import { printRows, type BenchRow } from "./lib.js";
 import { ingestBench } from "./ingest.js";
+import { burstBench } from "./burst.js";
 import { feedbackBench } from "./feedback.js";
 import { apiCallsBench } from "./api-calls.js";
 import { footprintBench } from "./footprint.js";
@@ -14,6 +15,7 @@ import { startBench } from "./start.js";
 const benches: [string, () => Promise<BenchRow[]>][] = [
   ["ingest", ingestBench],
   ["feedback", feedbackBench],
+  ["burst", burstBench],
   ["api-calls", apiCallsBench],
   ["footprint", footprintBench],
   ["start", startBench],

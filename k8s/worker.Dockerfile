@@ -9,7 +9,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 # The agent CLIs the presets run, from the one list of versions (agent-clis/: package.json + lock).
 COPY agent-clis/package.json agent-clis/package-lock.json /usr/local/lib/agent-clis/
-RUN npm ci --prefix /usr/local/lib/agent-clis --omit=dev --no-audit --no-fund \
+RUN npm install --no-save --prefix /usr/local/lib/agent-clis --omit=dev --no-audit --no-fund \
  && ln -s /usr/local/lib/agent-clis/node_modules/.bin/claude /usr/local/lib/agent-clis/node_modules/.bin/codex /usr/local/lib/agent-clis/node_modules/.bin/opencode /usr/local/bin/
 COPY worker/ /app/worker/
 USER 1000:1000

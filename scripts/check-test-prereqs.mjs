@@ -99,7 +99,10 @@ if (stale.length > 0) {
     console.error(`AGENT_CLIS_DIR=${modules} lacks ${stale.map(([p, v]) => `${p}@${v}`).join(", ")}; unset it or install them there`);
     process.exit(1);
   }
-  console.error(`Installing the agent CLIs the tests run (${stale.map(([p, v]) => `${p}@${v}`).join(", ")}): npm ci --prefix agent-clis`);
-  const r = spawnSync("npm", ["ci", "--prefix", clis, "--no-audit", "--no-fund"], { stdio: "inherit" });
+  // `npm install --no-save`, not `npm ci`: npm writes a lock with only this platform's optional
+  // binaries (opencode ships one package per platform), which `npm ci` then refuses as out of sync.
+  // The versions are pinned exactly in package.json either way.
+  console.error(`Installing the agent CLIs the tests run (${stale.map(([p, v]) => `${p}@${v}`).join(", ")}): npm install --no-save --prefix agent-clis`);
+  const r = spawnSync("npm", ["install", "--no-save", "--prefix", clis, "--no-audit", "--no-fund"], { stdio: "inherit" });
   if (r.status !== 0) process.exit(r.status ?? 1);
 }

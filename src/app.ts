@@ -5,6 +5,7 @@ import { Scheduler } from "./scheduler/scheduler.js";
 import { recordLabeledIssue } from "./handlers/record-labeled-issue.js";
 import { recordCommentCommand } from "./handlers/record-comment-command.js";
 import { recordCheckRunAction } from "./handlers/record-check-run-action.js";
+import { handledDelivery } from "./handlers/handled-payloads.js";
 import { githubAccessFor, restBaseUrl } from "./github/github-access.js";
 import type { GitHubAccess } from "./github/types.js";
 
@@ -36,11 +37,12 @@ export function agentWorkApp(
       log: deps.log,
       wake: () => scheduler.wake(),
     };
-    app.on("issues.labeled", (context) => recordLabeledIssue(recordDeps, context));
-    app.on("issue_comment.created", (context) => recordCommentCommand({ ...recordDeps, requests: deps.requests }, context));
+    // Each handler reads its delivery through the schema the ingress checked (src/handlers/handled-payloads.ts).
+    app.on("issues.labeled", (context) => recordLabeledIssue(recordDeps, handledDelivery("issues.labeled", context)));
+    app.on("issue_comment.created", (context) => recordCommentCommand({ ...recordDeps, requests: deps.requests }, handledDelivery("issue_comment.created", context)));
     const actionDeps = { ...recordDeps, requests: deps.requests, appId: deps.config.appId ?? 0 };
-    app.on("check_run.requested_action", (context) => recordCheckRunAction(actionDeps, context));
-    app.on("check_run.rerequested", (context) => recordCheckRunAction(actionDeps, context));
+    app.on("check_run.requested_action", (context) => recordCheckRunAction(actionDeps, handledDelivery("check_run.requested_action", context)));
+    app.on("check_run.rerequested", (context) => recordCheckRunAction(actionDeps, handledDelivery("check_run.rerequested", context)));
 
     addHandler(async (req: IncomingMessage, res: ServerResponse) => {
       const url = req.url?.split("?")[0];

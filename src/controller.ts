@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
+import path from "node:path";
 import type { Server as HttpServer } from "node:http";
-import { Probot, Server } from "probot";
+import { Probot } from "probot";
 import type { Logger } from "pino";
 import type { ControllerConfig } from "./config/env.js";
 import { secretValues } from "./config/env.js";
@@ -20,6 +21,7 @@ import { createMetrics } from "./metrics/metrics.js";
 import { startMetricsServer, type MetricsServer } from "./metrics/start-metrics-server.js";
 import type { ApiCallObserver } from "./github/count-api-calls.js";
 import { createOctokitClass } from "./github/octokit-class.js";
+import { createNodeHttpFetch } from "./github/node-http-fetch.js";
 import { restBaseUrl } from "./github/github-access.js";
 import type { Backend } from "./backends/types.js";
 import { agentWorkApp } from "./app.js";
@@ -29,6 +31,12 @@ import type { PipelineDeps } from "./pipeline/deps.js";
 import { workerTokenSealer } from "./secrets/seal.js";
 import type { GitHubAccess } from "./github/types.js";
 import { DeliveryRecovery } from "./deliveries/delivery-recovery.js";
+import { startHttpServer, type RequestHandler } from "./ingress/start-http-server.js";
+import { webhookIngress } from "./ingress/webhook-ingress.js";
+import { checkHandledPayload } from "./handlers/handled-payloads.js";
+
+/** Where GitHub delivers webhooks (Probot's path, which app.yml's setup registers). */
+const WEBHOOK_PATH = "/api/github/webhooks";
 
 export interface ControllerOptions {
   config: ControllerConfig;
@@ -49,7 +57,7 @@ export interface ControllerOptions {
 }
 
 export interface Controller {
-  server: Server;
+  probot: Probot;
   httpServer: HttpServer;
   scheduler: Scheduler;
   store: JobStore;
@@ -108,7 +116,9 @@ export async function startController(options: ControllerOptions): Promise<Contr
     metrics.githubApiCalls.inc(call);
     options.onApiCall?.(call);
   };
-  const Octokit = createOctokitClass({ log, onApiCall, overrides: options.octokitDefaults });
+  // One connection pool to GitHub for every client, the app's token requests included.
+  const githubFetch = createNodeHttpFetch();
+  const Octokit = createOctokitClass({ log, onApiCall, fetch: githubFetch, overrides: options.octokitDefaults });
   // ssh host keys seen on first use are remembered in the store: every restart and replica refuses a changed one.
   const built = await buildBackends(config, log, options.extraBackends, new SshHostKeyStore(db, now));
   for (const secret of built.secrets) redactor.add(secret);
@@ -116,22 +126,19 @@ export async function startController(options: ControllerOptions): Promise<Contr
 
   let scheduler: Scheduler | undefined;
   let github: GitHubAccess | undefined;
-  const web = startWeb({ store, requests, logs, redactor, config, log, now, wake: () => scheduler?.wake() });
+  const web = startWeb({ store, requests, logs, config, log, now, wake: () => scheduler?.wake() });
   const owner = `${process.pid}-${randomBytes(4).toString("hex")}`;
-  const server = new Server({
-    host: config.host,
-    port: config.port,
-    log: log.child({ name: "server" }),
-    Probot: Probot.defaults({
-      appId: config.appId,
-      privateKey: config.privateKey,
-      secret: config.webhookSecret,
-      baseUrl: restBaseUrl(config.gheHost, config.gheProtocol),
-      log,
-      Octokit,
-    }),
+  const probot = new Probot({
+    appId: config.appId,
+    privateKey: config.privateKey,
+    secret: config.webhookSecret,
+    baseUrl: restBaseUrl(config.gheHost, config.gheProtocol),
+    log,
+    Octokit,
+    request: { fetch: githubFetch as unknown as typeof fetch },
   });
-  await server.load(
+  const appHandlers: RequestHandler[] = [];
+  await probot.load(
     agentWorkApp(
       { store, requests, outbox, logs, ledger, priceTable, backends, config: { ...config, agentEnv }, redactor, log, metrics, now, owner, secondsPerMinute: options.secondsPerMinute ?? 60, sealer: workerTokenSealer(config.privateKey), ...(options.onStep ? { onStep: options.onStep } : {}) },
       (s, g) => {
@@ -140,7 +147,17 @@ export async function startController(options: ControllerOptions): Promise<Contr
       },
       web.handle,
     ),
+    { cwd: process.cwd(), addHandler: (handler) => void appHandlers.push(handler) },
   );
+  // Webhooks first: a stranger's request is refused there before anything else reads it.
+  const ingress = webhookIngress({
+    path: WEBHOOK_PATH,
+    secret: config.webhookSecret,
+    spillDir: path.join(config.dataDir, "incoming-webhooks"),
+    receive: (event) => probot.webhooks.receive(event as Parameters<typeof probot.webhooks.receive>[0]),
+    checkPayload: checkHandledPayload,
+    log: log.child({ name: "webhooks" }),
+  });
   // Before the webhook server: a metrics port that is taken fails the start while nothing else runs yet.
   let metricsServer: MetricsServer | undefined;
   if (config.metrics) {
@@ -157,10 +174,17 @@ export async function startController(options: ControllerOptions): Promise<Contr
       throw err;
     });
   }
-  const httpServer = await server.start().catch(async (err: unknown) => {
+  const http = await startHttpServer({
+    host: config.host,
+    port: config.port,
+    handlers: [ingress, ...appHandlers],
+    requestTimeoutMs: config.requestTimeoutSeconds * 1000,
+    log: log.child({ name: "http" }),
+  }).catch(async (err: unknown) => {
     await metricsServer?.close();
     throw err;
   });
+  const httpServer = http.server;
   if (!scheduler || !github) throw new Error("the app did not create its scheduler");
   // The reaper: workers no live job owns, jobs whose worker vanished or ran past their deadline.
   const reaper = new Reaper({ store, backends, now, log: log.child({ name: "reaper" }), onJobEnded: (job) => scheduler!.publishFinal(job) });
@@ -188,7 +212,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
   log.info({ port, metrics: metricsServer?.url ?? "off", dataDir: config.dataDir, store: config.databaseUrl ? "postgres" : "sqlite", owner }, "agent-work controller started");
 
   return {
-    server,
+    probot,
     httpServer,
     scheduler,
     store,
@@ -208,10 +232,11 @@ export async function startController(options: ControllerOptions): Promise<Contr
       await scheduler!.stop(closeOptions);
       // Live log streams hold their connections open; the server cannot close until they end.
       web.close();
-      await server.stop();
+      await http.stop();
       await metricsServer?.close();
       await built.close();
       await db.destroy();
+      githubFetch.close();
     },
     async shutdown({ graceMs = DEFAULT_SHUTDOWN_GRACE_MS } = {}) {
       await deliveries.stop();
@@ -219,10 +244,11 @@ export async function startController(options: ControllerOptions): Promise<Contr
       const outcome = await scheduler!.shutdown(graceMs);
       await logs.flush().catch((err) => log.warn({ err }, "could not write the last job log lines"));
       web.close();
-      await server.stop();
+      await http.stop();
       await metricsServer?.close();
       await built.close();
       await db.destroy();
+      githubFetch.close();
       return outcome;
     },
   };

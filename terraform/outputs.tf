@@ -14,7 +14,7 @@ output "worker_image" {
 }
 
 output "app_secrets" {
-  description = "Secret Manager secrets to fill with gcloud secrets versions add (webhook secret, App private key, model key)."
+  description = "Secret Manager secrets to fill with gcloud secrets versions add (the model key, read by the controller through AGENT_ENV_FROM_SECRET_MANAGER)."
   value       = { for k, s in google_secret_manager_secret.app : k => s.id }
 }
 

@@ -1,12 +1,33 @@
 variable "project_id" {
-  description = "Project the workers run in (GCE_PROJECT)."
+  description = "Project the workers run in (GCE_PROJECT): its id, not its name or number."
   type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "project_id is a project id such as my-project-123: 6 to 30 lowercase letters, digits and dashes, starting with a letter (not the project's display name or number)."
+  }
 }
 
 variable "region" {
-  description = "Region of the Cloud NAT that lets workers without an external IP reach GitHub and the model API; use the region of GCE_ZONES."
+  description = "Default region for the provider (regional calls); the NAT regions are worker_regions."
   type        = string
   default     = "us-central1"
+
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]+$", var.region))
+    error_message = "region is a region such as us-central1 (not a zone such as us-central1-a)."
+  }
+}
+
+variable "worker_regions" {
+  description = "Every region GCE_ZONES spans (us-central1-a -> us-central1): each gets a Cloud NAT, so a worker without an external IP reaches GitHub and the model API in whichever zone it starts."
+  type        = list(string)
+  default     = ["us-central1"]
+
+  validation {
+    condition     = length(var.worker_regions) > 0 && alltrue([for r in var.worker_regions : can(regex("^[a-z]+-[a-z]+[0-9]+$", r))])
+    error_message = "worker_regions lists regions such as [\"us-central1\", \"europe-west1\"] (not zones), at least one."
+  }
 }
 
 variable "network" {
@@ -48,12 +69,23 @@ variable "billing_account" {
   description = "Billing account id (XXXXXX-XXXXXX-XXXXXX) for the budget alert; null to skip the budget."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.billing_account == null || can(regex("^[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}$", var.billing_account))
+    error_message = "billing_account is an id such as 012345-6789AB-CDEF01 (gcloud billing accounts list), or null to skip the budget."
+  }
 }
 
 variable "budget_usd" {
   description = "Monthly budget for the project in USD; alerts at 50%, 90% and 100%. A lagging backstop: agent-work enforces its own caps before a VM starts."
   type        = number
   default     = 5
+
+  validation {
+    # The budget API takes whole units here (units is a string of an integer).
+    condition     = var.budget_usd >= 1 && floor(var.budget_usd) == var.budget_usd
+    error_message = "budget_usd is a whole number of dollars, at least 1 (e.g. 5)."
+  }
 }
 
 variable "budget_alert_emails" {

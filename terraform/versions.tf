@@ -1,9 +1,11 @@
 terraform {
   required_version = ">= 1.5"
   required_providers {
+    # 6.x and 7.x both carry every resource and argument used here; 8 may not. No lock file is
+    # committed: see "Provider lock" in README.md.
     google = {
       source  = "hashicorp/google"
-      version = ">= 5.30, < 7.0"
+      version = ">= 6.0, < 8.0"
     }
   }
 }

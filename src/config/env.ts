@@ -21,6 +21,8 @@ export interface ControllerConfig {
   gheProtocol: "https" | "http";
   port: number;
   host: string;
+  /** How long a client may take to send a whole request (webhook body included) before it is closed. */
+  requestTimeoutSeconds: number;
   /** Where Prometheus scrapes `/metrics`: never the webhook port. Absent when METRICS_PORT=0. */
   metrics?: MetricsConfig;
   logLevel: LogLevel;
@@ -194,6 +196,7 @@ export const CONTROLLER_ENV_VARS: readonly ControllerEnvVar[] = [
   { name: "GHE_PROTOCOL", secret: false, default: "https", description: "Protocol for GHE_HOST: https or http." },
   { name: "PORT", secret: false, default: "3000", description: "Port the webhook server and job pages listen on (/metrics is not served there: see METRICS_PORT)." },
   { name: "HOST", secret: false, default: "0.0.0.0", description: "Address the webhook server and job pages bind to." },
+  { name: "REQUEST_TIMEOUT_SECONDS", secret: false, default: "15", description: "Seconds a client may take to send a whole request, body included, before the server answers 408 and closes the connection (GitHub sends a delivery in well under its own 10 s)." },
   { name: "METRICS_HOST", secret: false, default: "127.0.0.1", description: "Address the Prometheus /metrics server binds to; loopback by default, so only this machine can scrape it. Set METRICS_TOKEN before binding it anywhere else." },
   { name: "METRICS_PORT", secret: false, default: "9464", description: "Port of the Prometheus /metrics server, which serves nothing else; 0 turns it off. It must differ from PORT." },
   { name: "METRICS_TOKEN", secret: true, description: "Bearer token Prometheus must send (Authorization: Bearer <token>) to read /metrics; at least 16 characters, no spaces. Unset: anyone who can reach METRICS_HOST:METRICS_PORT may read it." },
@@ -424,6 +427,7 @@ const FIELDS = {
   GHE_PROTOCOL: oneOf("GHE_PROTOCOL", ["https", "http"] as const),
   PORT: integer("PORT", 1, 65535),
   HOST: text("HOST", (v) => (/\s/.test(v) ? "expected an address to bind to, such as 0.0.0.0, 127.0.0.1 or ::" : null)),
+  REQUEST_TIMEOUT_SECONDS: integer("REQUEST_TIMEOUT_SECONDS", 1, 300),
   METRICS_HOST: text("METRICS_HOST", (v) => (/\s/.test(v) ? "expected an address to bind to, such as 127.0.0.1, :: or 0.0.0.0" : null)),
   METRICS_PORT: integer("METRICS_PORT", 0, 65535, " (0 turns the metrics server off)"),
   // Sent in a header by every scrape: printable ASCII only, and long enough not to be guessed.
@@ -920,6 +924,7 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
     gheProtocol: v.GHE_PROTOCOL,
     port: v.PORT,
     host: v.HOST,
+    requestTimeoutSeconds: v.REQUEST_TIMEOUT_SECONDS,
     ...(metrics ? { metrics } : {}),
     logLevel: v.LOG_LEVEL,
     production,
@@ -1018,6 +1023,7 @@ export function describeControllerConfig(config: ControllerConfig): Record<strin
     gheProtocol: config.gheProtocol,
     port: String(config.port),
     host: config.host,
+    requestTimeoutSeconds: String(config.requestTimeoutSeconds),
     metrics: config.metrics
       ? `${config.metrics.host}:${config.metrics.port}, ${config.metrics.token ? `bearer token ${mask(config.metrics.token)}` : "no token"}, ${config.metrics.repoLabels ? "with" : "without"} repository labels`
       : "(off: METRICS_PORT=0)",

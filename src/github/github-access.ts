@@ -16,6 +16,7 @@ const INSTALLATION_CLIENT_TTL_MS = 30 * 60_000;
  */
 export function githubAccessFor(app: Probot, baseUrl: string, now: () => number = Date.now): GitHubAccess {
   const clients = new Map<number, { at: number; client: Promise<GitHub> }>();
+  let appClient: Promise<GitHub> | undefined;
   return {
     forInstallation(installationId) {
       const cached = clients.get(installationId);
@@ -26,7 +27,12 @@ export function githubAccessFor(app: Probot, baseUrl: string, now: () => number 
       client.catch(() => clients.delete(installationId));
       return client;
     },
-    asApp: () => app.auth() as Promise<GitHub>,
+    // One app client, like one per installation: its auth signs a fresh JWT for every call anyway.
+    asApp() {
+      appClient ??= app.auth() as Promise<GitHub>;
+      appClient.catch(() => (appClient = undefined));
+      return appClient;
+    },
     baseUrl,
   };
 }

@@ -1,33 +1,40 @@
-import Bottleneck from "bottleneck";
 import { ProbotOctokit } from "probot";
 import type { Logger } from "pino";
 import { countApiCalls, type ApiCallObserver } from "./count-api-calls.js";
+import type { FetchLike } from "./node-http-fetch.js";
+import { concurrencyLimit, perMinuteBudget } from "./request-limiters.js";
 
 /**
  * GitHub asks for at most ~80 content-creating requests a minute (secondary rate limits). The
  * throttling plugin's default instead spaces every write 1 s and every comment 3 s apart, which
  * would make the first answer to a burst of 20 labels arrive a minute late. These limiters allow
  * bursts and keep the per-minute budget; one set per controller, shared by all its Octokits.
+ * They replace the plugin's Bottleneck groups (see request-limiters.ts for why). The plugin
+ * schedules a no-op through `write` and `notifications` before the call itself, so those two gate
+ * when a write starts, not how many run; `global` and `auth` wrap the call.
  */
 function createLimiters() {
   return {
     // GitHub allows up to 100 concurrent requests; the plugin's default of 10 halves throughput
     // when a burst of deliveries is taken in at once.
-    global: new Bottleneck.Group({ maxConcurrent: 40 }),
-    write: new Bottleneck.Group({ maxConcurrent: 10 }),
-    notifications: new Bottleneck.Group({
-      maxConcurrent: 4,
-      reservoir: 80,
-      reservoirRefreshAmount: 80,
-      reservoirRefreshInterval: 60_000,
-    }),
+    global: concurrencyLimit(40),
+    write: concurrencyLimit(10),
+    notifications: perMinuteBudget(80),
+    // Token requests (a worker token per job): the plugin's default of one at a time made a burst's
+    // jobs start no faster than one per GitHub round trip.
+    auth: concurrencyLimit(4),
   };
 }
 
 export interface OctokitClassOptions {
   log: Logger;
   onApiCall: ApiCallObserver;
-  /** Merged last (tests turn retries off). */
+  /** How requests reach GitHub (createNodeHttpFetch); Node's built-in fetch when omitted. */
+  fetch?: FetchLike;
+  /**
+   * Merged last (tests turn retries off). `throttle` is merged into the throttle options above
+   * rather than replacing them, so a benchmark can lift one limiter and keep the others.
+   */
   overrides?: Record<string, unknown>;
 }
 
@@ -44,15 +51,18 @@ export function createOctokitClass(options: OctokitClassOptions): typeof ProbotO
     return again;
   };
   // A function default runs on the options Probot computed, so what is set here wins over them.
+  const { throttle, ...overrides } = (options.overrides ?? {}) as { throttle?: Record<string, unknown> };
   return ProbotOctokit.plugin(countApiCalls).defaults((computed: Record<string, any>) => ({
     ...computed,
     onApiCall: options.onApiCall,
+    ...(options.fetch ? { request: { ...computed.request, fetch: options.fetch } } : {}),
     throttle: {
       ...computed.throttle,
       ...limiters,
       onRateLimit: retryTwice("primary"),
       onSecondaryRateLimit: retryTwice("secondary"),
+      ...throttle,
     },
-    ...options.overrides,
+    ...overrides,
   })) as typeof ProbotOctokit;
 }

@@ -1,7 +1,7 @@
-import type { Context } from "probot";
 import type { RequestStore } from "../store/request-store.js";
 import type { RecordDeps } from "./record-labeled-issue.js";
 import { CHECK_NAME } from "../pipeline/ensure-status-surfaces.js";
+import type { CheckRunActionPayload, Delivery } from "./handled-payloads.js";
 
 /**
  * The check run's buttons (`requested_action`: cancel / retry) and "Re-run" (`rerequested`):
@@ -10,7 +10,7 @@ import { CHECK_NAME } from "../pipeline/ensure-status-surfaces.js";
  */
 export async function recordCheckRunAction(
   deps: RecordDeps & { requests: RequestStore; appId: number },
-  context: Context<"check_run.requested_action"> | Context<"check_run.rerequested">,
+  context: Delivery<CheckRunActionPayload>,
 ): Promise<void> {
   const { payload } = context;
   const event = `check_run.${payload.action}`;
@@ -25,7 +25,7 @@ export async function recordCheckRunAction(
     log.info({ externalId: run.external_id }, "check run of an unknown job; ignored");
     return count("unknown-job");
   }
-  const identifier = payload.action === "requested_action" ? (payload as Context<"check_run.requested_action">["payload"]).requested_action?.identifier : "retry";
+  const identifier = payload.action === "requested_action" ? payload.requested_action?.identifier : "retry";
   if (identifier !== "cancel" && identifier !== "retry") return count("unknown-action");
   await deps.requests.insert({
     deliveryId: context.id,

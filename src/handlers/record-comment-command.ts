@@ -1,14 +1,14 @@
-import type { Context } from "probot";
 import { parseCommand } from "../commands/parse-command.js";
 import type { RequestStore, RequestVerb } from "../store/request-store.js";
 import type { RecordDeps } from "./record-labeled-issue.js";
+import type { CommentCreatedPayload, Delivery } from "./handled-payloads.js";
 
 /**
  * `issue_comment.created` (edits are not subscribed to: an edited comment never triggers): if its
  * first line is an `/agent` command from a person, record it — `run` as a job, everything else as
  * a request — and return. Like every handler, no GitHub call on the request path.
  */
-export async function recordCommentCommand(deps: RecordDeps & { requests: RequestStore }, context: Context<"issue_comment.created">): Promise<void> {
+export async function recordCommentCommand(deps: RecordDeps & { requests: RequestStore }, context: Delivery<CommentCreatedPayload>): Promise<void> {
   const { payload } = context;
   const log = deps.log.child({ deliveryId: context.id, event: "issue_comment.created" });
   const count = (outcome: string) => deps.metrics.deliveries.inc({ event: "issue_comment.created", outcome });

@@ -1,7 +1,7 @@
-import type { Context } from "probot";
 import type { Logger } from "pino";
 import type { JobStore } from "../store/job-store.js";
 import type { Metrics } from "../metrics/metrics.js";
+import type { Delivery, LabeledIssuePayload } from "./handled-payloads.js";
 
 export interface RecordDeps {
   store: JobStore;
@@ -20,7 +20,7 @@ export interface RecordDeps {
  * redelivers by itself). A failed write throws, so Probot answers 500 and the delivery shows as
  * failed and can be redelivered.
  */
-export async function recordLabeledIssue(deps: RecordDeps, context: Context<"issues.labeled">): Promise<void> {
+export async function recordLabeledIssue(deps: RecordDeps, context: Delivery<LabeledIssuePayload>): Promise<void> {
   const { payload } = context;
   const log = deps.log.child({ deliveryId: context.id, event: "issues.labeled" });
   const count = (outcome: string) => deps.metrics.deliveries.inc({ event: "issues.labeled", outcome });

@@ -23,15 +23,35 @@ export interface RedactingLoggerOptions {
   name?: string;
 }
 
+/** The `level` and `time` pino writes first on every line, read from a bounded prefix. */
+const LINE_HEAD = /^\{"level":(\d{1,3}),"time":(\d{1,16})/;
+
+/**
+ * A line the redactor had to cut is no longer JSON; this wraps what is left of it in a line that
+ * is, so a log shipper still parses it and an operator sees that something was cut.
+ */
+function cutLineRecord(original: string, redacted: string): string {
+  const head = LINE_HEAD.exec(original.slice(0, 64));
+  return `${JSON.stringify({
+    level: head ? Number(head[1]) : 40,
+    time: head ? Number(head[2]) : Date.now(),
+    msg: `log line of ${original.length} characters cut`,
+    cut: redacted.trimEnd(),
+  })}\n`;
+}
+
 /**
  * A pino logger whose every line passes the redactor before it reaches the destination (R14).
  * pino hands its stream one complete line per `write`, so a secret is never split across calls.
+ * A line longer than the redactor's cap is cut before redaction (bounded work whatever is logged)
+ * and written as a JSON line that says so.
  */
 export function createLogger(options: RedactingLoggerOptions): pino.Logger {
   const destination = options.destination ?? process.stdout;
   const redactedStream: pino.DestinationStream = {
     write(line: string): void {
-      destination.write(options.redactor.redact(line));
+      const redacted = options.redactor.redact(line);
+      destination.write(line.length > options.redactor.maxLineChars ? cutLineRecord(line, redacted) : redacted);
     },
   };
   return pino(

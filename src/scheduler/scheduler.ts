@@ -15,7 +15,13 @@ import { LeaseLostError } from "../store/job-store.js";
 const WAIT_FOR_CAPACITY_MS = 5_000;
 const WAIT = Symbol("wait for capacity");
 
-/** How many received deliveries one pass takes in; GitHub's secondary limits pace the rest. */
+/**
+ * How many received deliveries are taken in at once, over all passes; GitHub's secondary limits
+ * pace the rest. A bound on what is in flight, not on what one pass claims: under a burst, an
+ * unbounded intake stage filled the event loop with thousands of pending GitHub calls and the
+ * webhook path waited behind them (seconds per delivery); bounded, it keeps pace with GitHub
+ * and leaves the event loop to the deliveries.
+ */
 const INTAKE_BATCH = 20;
 
 /**
@@ -30,6 +36,9 @@ export class Scheduler {
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
   private again = false;
+  private againFull = false;
+  /** Jobs whose intake is under way in this process (bounded by INTAKE_BATCH). */
+  private readonly intaking = new Set<string>();
   private stopped = false;
   /** Set by shutdown(): from then on a pass claims nothing (tests may still tick() after stop()). */
   private shuttingDown = false;
@@ -39,29 +48,37 @@ export class Scheduler {
   /** Starts ticking every `schedulerIntervalMs`, and immediately whenever `wake()` is called. */
   start(): void {
     this.stopped = false;
-    this.timer = setInterval(() => this.wake(), this.deps.config.schedulerIntervalMs);
+    this.timer = setInterval(() => this.wake(true), this.deps.config.schedulerIntervalMs);
     this.timer.unref?.();
-    this.wake();
+    this.wake(true);
   }
 
-  /** Asks for a pass as soon as possible (a webhook just recorded a job). */
-  wake(): void {
+  /**
+   * Asks for a pass as soon as possible (a webhook just recorded a job, a phase finished). Such a
+   * pass leaves out the look for expired leases, which only the timer's passes (`full`) make:
+   * under a burst wakes come hundreds a second, and a lease expires on the scale of a minute.
+   */
+  wake(full = false): void {
     if (this.stopped || !this.timer) return;
-    void this.tick().catch((err) => this.deps.log.error({ err }, "scheduler pass failed"));
+    void this.tick(full).catch((err) => this.deps.log.error({ err }, "scheduler pass failed"));
   }
 
-  async tick(): Promise<void> {
+  /** One pass (tests call it directly; `full` by default, so it also recovers expired leases). */
+  async tick(full = true): Promise<void> {
     if (this.ticking) {
       this.again = true;
+      this.againFull ||= full;
       return this.ticking;
     }
-    this.ticking = this.pass().finally(() => {
+    this.ticking = this.pass(full).finally(() => {
       this.ticking = undefined;
     });
     await this.ticking;
     if (this.again) {
+      const nextFull = this.againFull;
       this.again = false;
-      await this.tick();
+      this.againFull = false;
+      await this.tick(nextFull);
     }
   }
 
@@ -125,23 +142,27 @@ export class Scheduler {
     return this.running.size;
   }
 
-  private async pass(): Promise<void> {
+  private async pass(full: boolean): Promise<void> {
     const { store, owner, config } = this.deps;
     const leaseMs = config.leaseSeconds * 1000;
 
     // Each claim looks again whether a shutdown began meanwhile: a stopping process takes on
     // nothing new.
     if (this.shuttingDown) return;
-    // What a process that died (this one before a restart, or another replica) left in the
-    // outbox: the 👀, refusals, replies and final statuses it had written and not delivered.
-    await deliverOutbox(this.deps, "sweep");
-    if (this.shuttingDown) return;
-    for (const job of await store.claim(["provisioning", "running", "reporting"], owner, leaseMs, 10)) {
-      this.track(job.id, () => recoverJob(this.fenced(job), job), undefined, job.leaseEpoch);
+    if (full) {
+      // What a process that died (this one before a restart, or another replica) left in the
+      // outbox: the 👀, refusals, replies and final statuses it had written and not delivered.
+      await deliverOutbox(this.deps, "sweep");
+      if (this.shuttingDown) return;
+      for (const job of await store.claim(["provisioning", "running", "reporting"], owner, leaseMs, 10)) {
+        this.track(job.id, () => recoverJob(this.fenced(job), job), undefined, job.leaseEpoch);
+      }
     }
     if (this.shuttingDown) return;
-    for (const job of await store.claim(["received"], owner, leaseMs, INTAKE_BATCH)) {
-      this.track(job.id, () => intakeJob(this.fenced(job), job), undefined, job.leaseEpoch);
+    const room = INTAKE_BATCH - this.intaking.size;
+    for (const job of room > 0 ? await store.claim(["received"], owner, leaseMs, room) : []) {
+      this.intaking.add(job.id);
+      this.track(job.id, () => intakeJob(this.fenced(job), job), () => this.intaking.delete(job.id), job.leaseEpoch);
     }
     // Commands are answered before new work is claimed, so a `stop` that arrives with a queued
     // job takes it off the queue instead of racing its start.

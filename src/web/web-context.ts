@@ -3,7 +3,6 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import type { ControllerConfig, SignInConfig } from "../config/env.js";
 import type { JobLog } from "../logs/job-log.js";
-import type { Redactor } from "../redact/redactor.js";
 import type { JobStore } from "../store/job-store.js";
 import type { RequestStore } from "../store/request-store.js";
 import type { Html } from "./html.js";
@@ -14,7 +13,6 @@ export interface WebDeps {
   store: JobStore;
   requests: RequestStore;
   logs: JobLog;
-  redactor: Redactor;
   config: ControllerConfig;
   log: Logger;
   now: () => number;

@@ -1,10 +1,15 @@
 /**
  * ansible/: the playbook parses, and runs in --check mode over SSH against a real sshd on
  * 127.0.0.1 (as its unprivileged user, so without become, and without the package tasks, which
- * need root and the network), rendering every template without changing the host.
+ * need root and the network), rendering every template without changing the host. Then it really
+ * runs, twice, as root over SSH into a bubblewrap sandbox whose /etc, /home, /root and
+ * /usr/local/sbin are throwaway copies (so the host is untouched): the second run changes nothing.
+ * Ansible is slow on a loaded machine: these tests get minutes, and assert no durations.
  */
-import { existsSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, lstatSync, readlinkSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { execa } from "execa";
@@ -27,6 +32,8 @@ async function hostKeyLine(s: TestSshd): Promise<string> {
   return `[${s.host}]:${s.port} ${line}\n`;
 }
 
+const PLAYBOOK_TIMEOUT = 600_000;
+
 function playbook(args: string[], extraVars: Record<string, string> = {}) {
   const vars = { ansible_port: String(sshd.port), ansible_user: sshd.username, ansible_ssh_private_key_file: path.join(dir, "key"), agent_work_become: "false", ...extraVars };
   return execa("ansible-playbook", [...args, "-i", `${sshd.host},`, "-e", JSON.stringify(vars), path.join(ANSIBLE, "provision.yml")], {
@@ -43,12 +50,84 @@ function playbook(args: string[], extraVars: Record<string, string> = {}) {
   });
 }
 
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * A root sshd inside bubblewrap: the host's filesystem, except /etc (a copy), /home, /root,
+ * /usr/local/sbin, /var/log and /var/mail (empty), so the role can really run as root and the
+ * host keeps none of it. Its own pid namespace: killing bwrap ends sshd and every session.
+ */
+async function startSandboxedRootSshd(base: string): Promise<{ port: number; root: string; known: string; key: string; close: () => void }> {
+  const root = path.join(base, "sandbox");
+  const binds: Array<[string, string]> = [["etc", "/etc"], ["home", "/home"], ["root", "/root"], ["usr-local-sbin", "/usr/local/sbin"], ["var-log", "/var/log"], ["var-mail", "/var/mail"]];
+  for (const [name, target] of binds) if (name !== "etc" && existsSync(target)) await mkdir(path.join(root, name), { recursive: true, mode: 0o755 });
+  await execa("cp", ["-a", "/etc", path.join(root, "etc")]);
+  // The role validates sshd's config, which needs host keys: a real VM has them, a bare copy may not.
+  await mkdir(path.join(root, "etc/ssh"), { recursive: true });
+  await execa("ssh-keygen", ["-A", "-f", root]);
+  const hostKey = path.join(base, "sandbox_host_key");
+  const key = path.join(base, "sandbox_client_key");
+  await execa("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", hostKey]);
+  await execa("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", key]);
+  await writeFile(path.join(base, "sandbox_authorized_keys"), await readFile(`${key}.pub`, "utf8"), { mode: 0o644 });
+  let lastError = "";
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const port = await freePort();
+    const config = path.join(base, "sandbox_sshd_config");
+    await writeFile(
+      config,
+      [
+        "ListenAddress 127.0.0.1",
+        `Port ${port}`,
+        `HostKey ${hostKey}`,
+        `PidFile ${path.join(base, "sandbox_sshd.pid")}`,
+        `AuthorizedKeysFile ${path.join(base, "sandbox_authorized_keys")}`,
+        "AllowUsers root",
+        "PermitRootLogin prohibit-password",
+        "UsePAM no",
+        "StrictModes no",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "Subsystem sftp internal-sftp",
+        "",
+      ].join("\n"),
+    );
+    const bindArgs = binds.filter(([name]) => existsSync(path.join(root, name))).flatMap(([name, target]) => ["--bind", path.join(root, name), target]);
+    const child: ChildProcess = spawn("bwrap", ["--dev-bind", "/", "/", ...bindArgs, "--proc", "/proc", "--unshare-pid", "--die-with-parent", "/usr/sbin/sshd", "-D", "-e", "-f", config], { stdio: ["ignore", "ignore", "pipe"] });
+    let log = "";
+    const listening = await new Promise<boolean>((resolve) => {
+      child.stderr!.setEncoding("utf8");
+      child.stderr!.on("data", (chunk: string) => {
+        log += chunk;
+        if (log.includes("Server listening")) resolve(true);
+      });
+      child.once("exit", () => resolve(false));
+    });
+    if (listening) {
+      const hostLine = (await readFile(`${hostKey}.pub`, "utf8")).split(" ").slice(0, 2).join(" ");
+      return { port, root, key, known: `[127.0.0.1]:${port} ${hostLine}\n`, close: () => void child.kill("SIGKILL") };
+    }
+    lastError = log;
+    if (!/Address already in use/.test(log)) break;
+  }
+  throw new Error(`the sandboxed sshd did not start: ${lastError}`);
+}
+
 beforeAll(async () => {
   sshd = await startSshd();
   dir = await mkdtemp(path.join(os.tmpdir(), "agent-work-ansible-"));
   await writeFile(path.join(dir, "key"), sshd.privateKey, { mode: 0o600 });
   await writeFile(path.join(dir, "known_hosts"), await hostKeyLine(sshd));
-}, 30_000);
+}, 120_000);
 afterAll(async () => {
   await sshd?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
@@ -60,7 +139,7 @@ describe("ansible/", () => {
     expect(r.exitCode, r.stderr).toBe(0);
   });
 
-  it("runs in --check mode against a real sshd: the hardened sshd, the key-only login, /dev/shm as tmpfs, no changes", async () => {
+  it("runs in --check mode against a real sshd: the hardened sshd, the key-only login, /dev/shm as tmpfs, no changes", { timeout: PLAYBOOK_TIMEOUT }, async () => {
     const r = await playbook(["--check", "--diff", "--skip-tags", "packages"], { controller_ssh_public_key: CONTROLLER_KEY });
     expect(r.exitCode, `${r.stdout}\n${r.stderr}`).toBe(0);
     expect(r.stdout).toMatch(/127\.0\.0\.1\s+: ok=\d+\s+changed=\d+\s+unreachable=0\s+failed=0/);
@@ -70,12 +149,77 @@ describe("ansible/", () => {
     // --check changed nothing on the host.
     expect(existsSync("/etc/ssh/sshd_config.d/50-agent-work.conf")).toBe(false);
     expect(existsSync("/home/agent-work")).toBe(false);
+    // Swap is set up for boot whatever this machine's memory: the script and its unit are rendered.
+    expect(r.stdout).toContain("agent-work: swap when memory is below 2048 MB");
+    expect(r.stdout).toMatch(/TASK \[worker : Swap unit runs at every boot \(systemd\)\]/);
   });
 
-  it("refuses to provision a worker nobody can log in to", async () => {
+  it("really runs as root in a sandbox, then a second --check run reports no change", { timeout: PLAYBOOK_TIMEOUT * 2 }, async () => {
+    const box = await startSandboxedRootSshd(dir);
+    try {
+      await writeFile(path.join(dir, "sandbox_known_hosts"), box.known);
+      const run = (args: string[]) =>
+        execa("ansible-playbook", [...args, "--skip-tags", "packages", "-i", "127.0.0.1,", "-e", JSON.stringify({ ansible_port: String(box.port), ansible_user: "root", ansible_ssh_private_key_file: box.key, agent_work_become: "false", controller_ssh_public_key: CONTROLLER_KEY }), path.join(ANSIBLE, "provision.yml")], {
+          reject: false,
+          env: {
+            ANSIBLE_NOCOLOR: "1",
+            ANSIBLE_LOCAL_TEMP: dir,
+            ANSIBLE_SSH_CONTROL_PATH_DIR: dir,
+            ANSIBLE_SSH_TRANSFER_METHOD: "piped",
+            ANSIBLE_RETRY_FILES_ENABLED: "0",
+            ANSIBLE_SSH_ARGS: `-o UserKnownHostsFile=${path.join(dir, "sandbox_known_hosts")} -o StrictHostKeyChecking=yes -o ControlMaster=no`,
+          },
+        });
+      const first = await run([]);
+      expect(first.exitCode, `${first.stdout}\n${first.stderr}`).toBe(0);
+      expect(first.stdout).toMatch(/127\.0\.0\.1\s+: ok=\d+\s+changed=[1-9]\d*\s+unreachable=0\s+failed=0/);
+      // What the run made, inside the sandbox only.
+      const etc = path.join(box.root, "etc");
+      expect(await readFile(path.join(etc, "ssh/sshd_config.d/50-agent-work.conf"), "utf8")).toContain("AllowUsers agent-work");
+      expect(readlinkSync(path.join(etc, "systemd/system/multi-user.target.wants/agent-work-swap.service"))).toBe("/etc/systemd/system/agent-work-swap.service");
+      expect(await readFile(path.join(etc, "systemd/system/agent-work-swap.service"), "utf8")).toContain("ExecStart=/usr/local/sbin/agent-work-swap");
+      const swapScript = path.join(box.root, "usr-local-sbin/agent-work-swap");
+      expect(lstatSync(swapScript).mode & 0o777).toBe(0o755);
+      expect((await execa("sh", ["-n", swapScript], { reject: false })).exitCode).toBe(0);
+      expect(await readFile(path.join(etc, "passwd"), "utf8")).toMatch(/^agent-work:/m);
+      expect(await readFile(path.join(box.root, "home/agent-work/.ssh/authorized_keys"), "utf8")).toBe(`restrict ${CONTROLLER_KEY}\n`);
+      expect(await readFile(path.join(etc, "fstab"), "utf8")).toContain("tmpfs /dev/shm tmpfs rw,nosuid,nodev");
+      // The host kept none of it.
+      expect(existsSync("/etc/ssh/sshd_config.d/50-agent-work.conf")).toBe(false);
+      expect(existsSync("/etc/systemd/system/agent-work-swap.service")).toBe(false);
+      expect((await execa("id", ["agent-work"], { reject: false })).exitCode).not.toBe(0);
+
+      const second = await run(["--check", "--diff"]);
+      expect(second.exitCode, `${second.stdout}\n${second.stderr}`).toBe(0);
+      expect(second.stdout, second.stdout).toMatch(/127\.0\.0\.1\s+: ok=\d+\s+changed=0\s+unreachable=0\s+failed=0/);
+    } finally {
+      box.close();
+    }
+  });
+
+  it("refuses an option of the wrong type before changing anything (meta/argument_specs.yml)", { timeout: PLAYBOOK_TIMEOUT }, async () => {
+    const r = await playbook(["--check", "--skip-tags", "packages"], { controller_ssh_public_key: CONTROLLER_KEY, swap_size_mb: "lots" });
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stdout).toMatch(/argument spec|argument_spec/i);
+    expect(r.stdout).toContain("swap_size_mb");
+  });
+
+  it("refuses to provision a worker nobody can log in to", { timeout: PLAYBOOK_TIMEOUT }, async () => {
     const r = await playbook(["--check", "--skip-tags", "packages"]);
     expect(r.exitCode).not.toBe(0);
     expect(r.stdout).toContain("set controller_ssh_public_key to the public half of GCE_SSH_PRIVATE_KEY_PATH");
+  });
+
+  it("ships a per-boot fallback that refuses a branch: it runs a pinned tag or commit", async () => {
+    const script = await readFile(path.join(ANSIBLE, "per-boot-startup.sh"), "utf8");
+    expect(script).not.toMatch(/^REF=main$/m);
+    const ref = /^REF=(.*)$/m.exec(script)![1]!;
+    // The same check the script makes, run by bash on the values an operator might write.
+    const check = /^\[\[ "\$REF" =~ .*$/m.exec(script)![0];
+    for (const [value, ok] of [["main", false], [ref, false], ["v1.2.3", true], ["0123456789abcdef0123456789abcdef01234567", true], ["v1.2", false]] as const) {
+      const r = await execa("bash", ["-c", `REF='${value}'; ${check}; echo pinned`], { reject: false });
+      expect(r.stdout.includes("pinned"), value).toBe(ok);
+    }
   });
 
   it("ships a bake script and a per-boot fallback that parse, and the bake script explains itself", async () => {

@@ -166,7 +166,8 @@ describe("a controller with WEBHOOK_PROXY_URL", () => {
     expect(jobFor(good)).toBeDefined();
 
     const forged = await viaSmee("not-the-secret");
-    expect((await forwarded(forged)).status).toBe(400);
+    // 401: the signature does not match (src/ingress/webhook-ingress.ts).
+    expect((await forwarded(forged)).status).toBe(401);
     expect(jobFor(forged)).toBeUndefined();
 
     // smee.io ends streams now and then: the controller reconnects and keeps forwarding.

@@ -1,6 +1,6 @@
 /**
  * Where the real agent CLIs are installed for the tests: `agent-clis/node_modules` of this checkout
- * (`npm ci --prefix agent-clis`, which `npm test` runs first when they are missing), or
+ * (`npm install --no-save --prefix agent-clis`, which `npm test` runs first when they are missing), or
  * AGENT_CLIS_DIR. A missing CLI fails the test with the command that installs it: never a skip.
  */
 import { existsSync, readFileSync } from "node:fs";
@@ -23,7 +23,7 @@ export function agentCliBin(pkg: string, bin: string): string {
   const want = PINNED_CLI_VERSIONS[pkg];
   const have = existsSync(installed) ? (JSON.parse(readFileSync(installed, "utf8")) as { version?: string }).version : undefined;
   if (!existsSync(path.join(dir, ".bin", bin)) || have !== want) {
-    throw new Error(`${pkg}@${want} is not installed in ${dir} (found ${have ?? "nothing"}); run: npm ci --prefix agent-clis (npm test does it)`);
+    throw new Error(`${pkg}@${want} is not installed in ${dir} (found ${have ?? "nothing"}); run: npm install --no-save --prefix agent-clis (npm test does it)`);
   }
   return path.join(dir, ".bin");
 }

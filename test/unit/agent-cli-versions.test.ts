@@ -23,13 +23,13 @@ describe("the agent CLIs' versions", () => {
     for (const file of ["Dockerfile", "k8s/worker.Dockerfile"]) {
       const text = read(file);
       expect(text, file).toMatch(/^COPY agent-clis\/package\.json agent-clis\/package-lock\.json \/usr\/local\/lib\/agent-clis\/$/m);
-      expect(text, file).toContain("npm ci --prefix /usr/local/lib/agent-clis");
+      expect(text, file).toContain("npm install --no-save --prefix /usr/local/lib/agent-clis");
       expect(text, file).not.toMatch(/npm (i|install) (-g|--global)/);
     }
     const tasks = YAML.parse(read("ansible/roles/worker/tasks/main.yml")) as Array<Record<string, any>>;
     const copy = tasks.find((t) => t.name === "Agent CLIs, the pinned list")!;
     expect(copy.loop).toEqual(["package.json", "package-lock.json"]);
-    expect(tasks.find((t) => t.name === "Agent CLIs, installed exactly as locked")!["ansible.builtin.command"].cmd).toContain("npm ci --prefix");
+    expect(tasks.find((t) => t.name === "Agent CLIs, installed exactly as locked")!["ansible.builtin.command"].cmd).toContain("npm install --no-save --prefix");
     const defaults = YAML.parse(read("ansible/roles/worker/defaults/main.yml")) as Record<string, string>;
     // role_path is ansible/roles/worker: three levels up is the checkout.
     expect(path.resolve(ROOT, "ansible/roles/worker", defaults.agent_clis_source!.replace("{{ role_path }}/", ""))).toBe(path.join(ROOT, "agent-clis"));

@@ -66,6 +66,7 @@ describe("loadControllerConfig", () => {
       gheProtocol: "https",
       port: 3000,
       host: "0.0.0.0",
+      requestTimeoutSeconds: 15,
       metrics: { host: "127.0.0.1", port: 9464, repoLabels: false },
       logLevel: "info",
       production: false,

@@ -1,7 +1,9 @@
 /**
- * terraform/ parsed offline with @cdktf/hcl2json (no terraform binary here), and checked for the
- * promises the docs make: nothing opens SSH to the internet, the worker account holds no role,
- * the controller holds no primitive role, the budget backstop defaults to $5.
+ * terraform/ parsed offline with @cdktf/hcl2json (no terraform binary or provider is needed), and
+ * checked for the promises the docs make: nothing opens SSH to the internet and SSH from elsewhere
+ * is denied, the worker account holds no role, the controller holds no primitive role and touches
+ * only per-job secrets' IAM, every API is on before anything uses it, inputs are validated, NAT
+ * covers every worker region, and the budget backstop defaults to $5.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
@@ -10,13 +12,22 @@ import { beforeAll, describe, expect, it } from "vitest";
 
 const DIR = path.resolve(import.meta.dirname, "../../terraform");
 type Block = Record<string, any>;
-let tf: { resource: Record<string, Record<string, Block[]>>; variable: Record<string, Block[]>; locals: Block[]; output: Record<string, Block[]> };
+let tf: {
+  resource: Record<string, Record<string, Block[]>>;
+  data: Record<string, Record<string, Block[]>>;
+  variable: Record<string, Block[]>;
+  locals: Block[];
+  output: Record<string, Block[]>;
+  terraform: Block[];
+};
 
 beforeAll(async () => {
-  const merged = { resource: {}, variable: {}, locals: [], output: {} } as typeof tf;
+  const merged = { resource: {}, data: {}, variable: {}, locals: [], output: {}, terraform: [] } as typeof tf;
   for (const file of readdirSync(DIR).filter((f) => f.endsWith(".tf"))) {
     const parsed = await parse(file, readFileSync(path.join(DIR, file), "utf8"));
     for (const [type, byName] of Object.entries((parsed.resource ?? {}) as Record<string, Record<string, Block[]>>)) merged.resource[type] = { ...merged.resource[type], ...byName };
+    for (const [type, byName] of Object.entries((parsed.data ?? {}) as Record<string, Record<string, Block[]>>)) merged.data[type] = { ...merged.data[type], ...byName };
+    merged.terraform.push(...((parsed.terraform ?? []) as Block[]));
     Object.assign(merged.variable, parsed.variable ?? {});
     Object.assign(merged.output, parsed.output ?? {});
     merged.locals.push(...((parsed.locals ?? []) as Block[]));
@@ -49,7 +60,7 @@ describe("terraform/", () => {
   });
 
   it("never opens a firewall to 0.0.0.0/0, and admits only SSH to the worker account", () => {
-    const rules = resources("google_compute_firewall");
+    const rules = resources("google_compute_firewall").filter((r) => r.allow);
     expect(rules.length).toBeGreaterThan(0);
     for (const rule of rules) {
       expect(rule.direction, rule.name).toBe("INGRESS");
@@ -70,6 +81,22 @@ describe("terraform/", () => {
     expect(resolve(rules.find((r) => r.key === "worker_ssh_from_iap")!.source_ranges)).toEqual(["35.235.240.0/20"]);
   });
 
+  it("denies SSH to workers from anywhere else, ahead of the default VPC's default-allow-ssh (0.0.0.0/0, priority 65534)", () => {
+    const rules = resources("google_compute_firewall");
+    const allows = rules.filter((r) => r.allow);
+    const denies = rules.filter((r) => r.deny);
+    expect(denies).toHaveLength(1);
+    const [deny] = denies;
+    expect(deny!.direction).toBe("INGRESS");
+    expect(deny!.deny).toEqual([{ protocol: "tcp", ports: ["22"] }]);
+    expect(resolve(deny!.source_ranges)).toEqual(["0.0.0.0/0"]);
+    expect(deny!.count, "the deny rule is never optional").toBeUndefined();
+    expect(deny!.target_service_accounts).toEqual(["${google_service_account.worker.email}"]);
+    // Lower number wins: below 65534 beats default-allow-ssh; above every allow keeps the controller and IAP in.
+    expect(deny!.priority).toBeLessThan(65534);
+    for (const allow of allows) expect(allow.priority, allow.name).toBeLessThan(deny!.priority);
+  });
+
   it("gives the worker account no role, anywhere", () => {
     const iam = Object.keys(tf.resource).filter((type) => /_iam_(member|binding|policy)$/.test(type));
     for (const type of iam) {
@@ -80,19 +107,105 @@ describe("terraform/", () => {
     }
   });
 
-  it("gives the controller one custom role with named permissions, no primitive role, and the worker account only to attach", () => {
+  it("gives the controller custom roles with named permissions, no primitive role, and the worker account only to attach", () => {
     const roles = Object.keys(tf.resource)
       .filter((type) => /_iam_(member|binding)$/.test(type))
       .flatMap((type) => resources(type).map((b) => String(b.role)));
     for (const role of roles) expect(["roles/owner", "roles/editor", "roles/viewer"]).not.toContain(role);
-    const [projectRole] = resources("google_project_iam_member");
-    expect(projectRole!.role).toBe("${google_project_iam_custom_role.controller.name}");
-    const permissions: string[] = resources("google_project_iam_custom_role")[0]!.permissions;
+    const projectRoles = resources("google_project_iam_member").map((b) => b.role);
+    expect(projectRoles.sort()).toEqual(["${google_project_iam_custom_role.controller.name}", "${google_project_iam_custom_role.controller_job_secrets.name}"]);
+    const permissions: string[] = resources("google_project_iam_custom_role").flatMap((r) => r.permissions);
     expect(permissions).toEqual(expect.arrayContaining(["compute.instances.create", "compute.instances.delete", "compute.instances.getGuestAttributes", "secretmanager.secrets.setIamPolicy"]));
     expect(permissions.filter((p) => p.includes("*"))).toEqual([]);
     expect(resources("google_service_account_iam_member")).toEqual([
       expect.objectContaining({ service_account_id: "${google_service_account.worker.name}", role: "roles/iam.serviceAccountUser", member: "serviceAccount:${google_service_account.controller.email}" }),
     ]);
+  });
+
+  it("lets the controller delete secrets or change who reads them only on agent-work-job-* secrets (an IAM condition)", () => {
+    const risky = ["secretmanager.secrets.setIamPolicy", "secretmanager.secrets.delete", "secretmanager.secrets.getIamPolicy", "secretmanager.versions.add"];
+    const customRoles = resources("google_project_iam_custom_role");
+    for (const role of customRoles) {
+      const held = (role.permissions as string[]).filter((p) => risky.includes(p));
+      if (held.length === 0) continue;
+      // Every binding of a role holding a risky permission carries the name-prefix condition.
+      const bindings = resources("google_project_iam_member").filter((b) => b.role === `\${google_project_iam_custom_role.${role.key}.name}`);
+      expect(bindings.length, role.key).toBeGreaterThan(0);
+      for (const binding of bindings) {
+        const expression = String(binding.condition?.[0]?.expression);
+        expect(expression, binding.key).toBe('resource.name.startsWith("${local.job_secret_prefix}")');
+      }
+    }
+    expect(customRoles.flatMap((r) => r.permissions)).toEqual(expect.arrayContaining(risky));
+    // The prefix is what src/backends/gce/gce-names.ts names a job's secret, under the project number.
+    const prefix = String(tf.locals.find((l) => "job_secret_prefix" in l)!.job_secret_prefix);
+    expect(prefix).toBe("projects/${data.google_project.this.number}/secrets/agent-work-job-");
+    const names = readFileSync(path.resolve(DIR, "../src/backends/gce/gce-names.ts"), "utf8");
+    expect(names).toContain("return `agent-work-job-${jobId}`;");
+  });
+
+  it("enables every API the resources use, and every resource waits for them", () => {
+    const apis = resolve("${local.apis}");
+    for (const api of ["compute", "secretmanager", "iap", "billingbudgets", "iam", "cloudresourcemanager", "monitoring"]) expect(apis).toContain(`${api}.googleapis.com`);
+    for (const [type, byName] of Object.entries({ ...tf.resource, ...Object.fromEntries(Object.entries(tf.data).map(([t, b]) => [`data.${t}`, b])) })) {
+      if (type === "google_project_service") continue;
+      for (const [name, [block]] of Object.entries(byName)) expect(block!.depends_on, `${type}.${name}`).toContain("${google_project_service.apis}");
+    }
+  });
+
+  it("pins the Google provider to a range that includes the current major", () => {
+    const google = tf.terraform.flatMap((t) => t.required_providers ?? []).find((p) => p.google)?.google;
+    expect(google.source).toBe("hashicorp/google");
+    expect(google.version).toBe(">= 6.0, < 8.0");
+    // No lock file can be made offline (providers are downloaded to hash them); the README says so.
+    expect(readFileSync(path.join(DIR, "README.md"), "utf8")).toMatch(/## Provider lock[\s\S]*terraform providers lock/);
+  });
+
+  it("refuses bad project ids, regions, billing accounts and fractional budgets before any call", () => {
+    /** The RE2 pattern inside `can(regex("…", var.NAME))`, as a JS RegExp (these patterns mean the same in both). */
+    const patternOf = (name: string): RegExp => {
+      const condition = String(tf.variable[name]![0]!.validation[0].condition);
+      const m = /regex\("((?:[^"\\]|\\.)*)", (?:var\.[a-z_]+|r)\)/.exec(condition);
+      expect(m, `${name} has a regex validation`).not.toBeNull();
+      return new RegExp(JSON.parse(`"${m![1]}"`));
+    };
+    const cases: Record<string, [string[], string[]]> = {
+      project_id: [["my-project-123", "agent-work-prod"], ["My Project", "my_project_1", "123456789012", "ab", "my-project-", "x".repeat(31)]],
+      region: [["us-central1", "europe-west1", "asia-northeast3"], ["us-central1-a", "US-CENTRAL1", "central"]],
+      worker_regions: [["us-central1", "europe-west4"], ["us-central1-a"]],
+      billing_account: [["012345-6789AB-CDEF01"], ["012345-6789ab-cdef01", "billingAccounts/012345-6789AB-CDEF01", "abc"]],
+    };
+    for (const [name, [good, bad]] of Object.entries(cases)) {
+      const re = patternOf(name);
+      for (const value of good) expect(re.test(value), `${name} = ${value}`).toBe(true);
+      for (const value of bad) expect(re.test(value), `${name} = ${value}`).toBe(false);
+      expect(String(tf.variable[name]![0]!.validation[0].error_message).length, name).toBeGreaterThan(30);
+    }
+    expect(String(tf.variable.billing_account![0]!.validation[0].condition)).toMatch(/^\$\{var\.billing_account == null \|\| /);
+    expect(String(tf.variable.budget_usd![0]!.validation[0].condition)).toContain("floor(var.budget_usd) == var.budget_usd");
+  });
+
+  it("puts a Cloud NAT in every region the workers may start in", () => {
+    expect(tf.variable.worker_regions![0]!.type).toBe("${list(string)}");
+    const router = resources("google_compute_router")[0]!;
+    expect(router.for_each).toBe("${toset(var.worker_regions)}");
+    expect(router.region).toBe("${each.value}");
+    const nat = resources("google_compute_router_nat")[0]!;
+    expect(nat.for_each).toBe("${google_compute_router.nat}");
+    expect(nat.region).toBe("${each.value.region}");
+    // The default covers the regions of GCE_ZONES's default (src/config/env.ts).
+    const env = readFileSync(path.resolve(DIR, "../src/config/env.ts"), "utf8");
+    const zones = /name: "GCE_ZONES", secret: false, default: "([^"]+)"/.exec(env)![1]!.split(",");
+    const regions = [...new Set(zones.map((z) => z.replace(/-[a-z]$/, "")))];
+    expect(tf.variable.worker_regions![0]!.default).toEqual(expect.arrayContaining(regions));
+  });
+
+  it("makes only secrets the app reads, and tells the operator their names", () => {
+    expect(tf.resource.google_secret_manager_secret!.app![0]!.for_each).toBe('${toset(["agent-work-model-key"])}');
+    expect(tf.output.env![0]!.value).toContain('AGENT_ENV_FROM_SECRET_MANAGER=ANTHROPIC_API_KEY=${google_secret_manager_secret.app["agent-work-model-key"].id}');
+    const readme = readFileSync(path.join(DIR, "README.md"), "utf8");
+    expect(readme).not.toMatch(/agent-work-webhook-secret|agent-work-private-key/);
+    expect(readme).toContain("gcloud secrets versions add agent-work-model-key");
   });
 
   it("alerts on a $5 budget by default", () => {

@@ -67,7 +67,7 @@ export async function streamJobEvents(
   const send = (line: LogLine) => {
     if (line.id <= lastSent) return;
     lastSent = line.id;
-    res.write(`event: line\nid: ${line.id}\ndata: ${logLineEvent(line, deps.redactor)}\n\n`);
+    res.write(`event: line\nid: ${line.id}\ndata: ${logLineEvent(line)}\n\n`);
   };
   const sendJob = (job: Job) => {
     const summary = renderJobSummary(job, { githubUrl: githubWebUrl(ctx), canCancel, csrf, now: deps.now() }).value;

@@ -23,7 +23,6 @@ export async function showJobPage(ctx: WebContext, session: Session, res: Server
     200,
     renderJobPage(job, lines, {
       viewer,
-      redactor: ctx.deps.redactor,
       truncated: lines.length === PAGE_LINES,
       githubUrl: githubWebUrl(ctx),
       canCancel: atLeast(permission, ctx.deps.config.requiredPermission),

@@ -1,0 +1,101 @@
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import pino from "pino";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { concurrencyLimit, perMinuteBudget } from "../../src/github/request-limiters.js";
+import { createOctokitClass } from "../../src/github/octokit-class.js";
+import { createNodeHttpFetch } from "../../src/github/node-http-fetch.js";
+
+/** A call that stays open until released, counting how many are open at once. */
+function gate() {
+  let open = 0;
+  let most = 0;
+  const releases: (() => void)[] = [];
+  const call = () =>
+    new Promise<void>((resolve) => {
+      open++;
+      most = Math.max(most, open);
+      releases.push(() => {
+        open--;
+        resolve();
+      });
+    });
+  return { call, releases, most: () => most, open: () => open };
+}
+
+const flush = () => new Promise((r) => setImmediate(r));
+
+describe("the limiters GitHub calls go through", () => {
+  afterEach(() => vi.useRealTimers());
+
+  it("a concurrency limit never lets more than its cap run, and runs the rest in order as slots free", async () => {
+    const limit = concurrencyLimit(3).key("any");
+    const g = gate();
+    const order: number[] = [];
+    const all = Array.from({ length: 8 }, (_, i) => limit.schedule({}, async () => (order.push(i), g.call())));
+    await flush();
+    expect(g.open()).toBe(3);
+    while (g.releases.length > 0) {
+      g.releases.shift()!();
+      await flush();
+    }
+    await Promise.all(all);
+    expect(g.most()).toBe(3);
+    expect(order).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+  });
+
+  it("a retry (weight 0) is not held behind the cap, and a failing call frees its slot", async () => {
+    const limit = concurrencyLimit(1).key();
+    const g = gate();
+    const first = limit.schedule({}, g.call);
+    await flush();
+    await expect(limit.schedule({ weight: 0 }, async () => "retried")).resolves.toBe("retried");
+    g.releases.shift()!();
+    await first;
+    await expect(limit.schedule({}, async () => Promise.reject(new Error("boom")))).rejects.toThrow("boom");
+    await expect(limit.schedule({}, async () => "next")).resolves.toBe("next");
+  });
+
+  it("a per-minute budget starts that many at once and the rest only after the minute", async () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    const budget = perMinuteBudget(3).key();
+    const started: number[] = [];
+    const all = Array.from({ length: 5 }, (_, i) => budget.schedule({}, () => void started.push(i)));
+    await vi.advanceTimersByTimeAsync(59_000);
+    expect(started).toEqual([0, 1, 2]);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(started).toEqual([0, 1, 2, 3, 4]);
+    await Promise.all(all);
+  });
+});
+
+describe("the controller's Octokit with these limiters", () => {
+  it("still waits out a secondary rate limit and retries the call", async () => {
+    let calls = 0;
+    const server = http.createServer((req, res) => {
+      req.resume();
+      calls++;
+      if (calls === 1) {
+        res.writeHead(403, { "content-type": "application/json", "retry-after": "1" }).end(JSON.stringify({ message: "You have exceeded a secondary rate limit" }));
+        return;
+      }
+      res.writeHead(201, { "content-type": "application/json" }).end(JSON.stringify({ id: 1 }));
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const fetch = createNodeHttpFetch();
+    try {
+      const warnings: string[] = [];
+      const log = pino({ level: "warn" }, { write: (line: string) => void warnings.push(JSON.parse(line).msg) });
+      const Octokit = createOctokitClass({ log, onApiCall: () => undefined, fetch, overrides: { retry: { enabled: false } } });
+      const octokit = new Octokit({ auth: { token: "ghs_test" }, baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}` });
+      const { status } = await octokit.request("POST /repos/{owner}/{repo}/issues/{issue_number}/comments", { owner: "o", repo: "r", issue_number: 1, body: "hi" });
+      expect(status).toBe(201);
+      expect(calls).toBe(2);
+      expect(warnings).toContain("GitHub secondary rate limit hit");
+    } finally {
+      fetch.close();
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+});
