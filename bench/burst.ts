@@ -17,6 +17,13 @@ const labels = arg("labels", 1000);
 const latency = arg("latency", 50);
 const connections = arg("connections", 32);
 const profile = process.argv.includes("--profile");
+/**
+ * The controller's CPU a job before the work on issue 17 (main at 4e915ac): the mean of three runs
+ * of this benchmark (200 labels) side by side with the changed controller, on 2 shared cores at a
+ * load average of 15–26. Load inflates CPU time, so on a quiet machine rerun the comparison
+ * rather than trust this constant.
+ */
+const BEFORE_MS_PER_JOB = 120.5;
 
 export async function burstBench(): Promise<BenchRow[]> {
   const github = await startFakeGitHubServer({ latencyMs: latency });
@@ -58,8 +65,8 @@ export async function burstBench(): Promise<BenchRow[]> {
         bench: "burst: controller CPU, delivery → final report",
         figure: `${(cpu / 1000).toFixed(1)} s (${(cpu / labels).toFixed(1)} ms a job)`,
         reference: `${github.total()} GitHub calls (${(github.total() / labels).toFixed(1)} a job); workers cost it nothing`,
-        goal: "≤ ½ of before",
-        met: true,
+        goal: `≤ ½ of before (${BEFORE_MS_PER_JOB} ms)`,
+        met: cpu / labels <= BEFORE_MS_PER_JOB / 2,
       },
     ];
     if (profile) {

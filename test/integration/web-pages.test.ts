@@ -311,7 +311,7 @@ describe("the job pages", () => {
     expect(more.events.some((e) => e.event === "end")).toBe(false);
     // And the reader, reconnecting, is turned away like anyone who cannot see the job.
     expect((await reader.request(`/jobs/${job.id}/events?after=${readerLast}`)).status).toBe(404);
-  });
+  }, 120_000);
 
   it("turn Cancel into a stop request from the signed-in person, checked by GitHub, and the stream ends with the job", async () => {
     const { h, oauth } = await start();
