@@ -1,11 +1,13 @@
 import { parseCommand } from "../commands/parse-command.js";
 import { CHECK_NAME } from "../pipeline/ensure-status-surfaces.js";
+import { handledPayloads, type HandledEvent } from "../handlers/handled-payloads.js";
 
 /**
  * `event.action` of every delivery a handler in src/app.ts acts on. A test registers the app and
- * checks this list against what it subscribes to, so a new handler cannot be forgotten here.
+ * checks this list against what it subscribes to, so a new handler cannot be forgotten here. It is
+ * read from the one table that also checks their payloads (src/handlers/handled-payloads.ts).
  */
-export const HANDLED_EVENTS = ["issues.labeled", "issue_comment.created", "check_run.requested_action", "check_run.rerequested"] as const;
+export const HANDLED_EVENTS = Object.keys(handledPayloads) as HandledEvent[];
 
 export function isHandledEvent(event: string, action: string | null): boolean {
   return (HANDLED_EVENTS as readonly string[]).includes(action ? `${event}.${action}` : event);
