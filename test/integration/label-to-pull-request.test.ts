@@ -22,7 +22,9 @@ describe.each(["classic", "jwt"] as const)("labelling an issue `agent-work` (wor
   it("ends in a draft PR with the check run on its head and a status comment that states the cost", async () => {
     // A long status interval: this job is shorter than it, so no intermediate update is counted.
     h = await startHarness({ tokenFormat, env: { STATUS_UPDATE_INTERVAL_SECONDS: "600" } });
-    const delivery = await h.deliverLabel({ body: "It looks like you accidently spelled 'commit' with two 't's. FAKE_AGENT:edit" });
+    // The agent edits, then takes 3 s: its running state lasts long enough to be a state of its own
+    // (changes within 250 ms of each other fold into one write, so an instant agent is never seen running).
+    const delivery = await h.deliverLabel({ body: "It looks like you accidently spelled 'commit' with two 't's. FAKE_AGENT:slow" });
     expect(delivery.status).toBe(200);
 
     // The delivery is answered once the job is recorded, before anything talks to GitHub.

@@ -351,6 +351,13 @@ describe("the job pages", () => {
     expect(jobEvents.at(-1)!.summary).toContain("stopped by @maintainer");
     expect(jobEvents.at(-1)!.summary).not.toContain("Cancel job");
     expect(events.at(-1)!.event).toBe("end");
+
+    // A page rendered while the job ran whose stream opens only after it ended (a loaded machine, a
+    // reconnect) still learns the end: the stream opens with the job as it is now.
+    const late = await readEvents(await maintainer.request(`/jobs/${job.id}/events?after=0`), (e) => e.some((x) => x.event === "end"));
+    const first = late.events.find((e) => e.event === "job");
+    expect(JSON.parse(first!.data).state).toBe("cancelled");
+    expect(late.events.findIndex((e) => e.event === "job")).toBeLessThan(late.events.findIndex((e) => e.event === "end"));
   });
 
   it("sign out revokes the person's GitHub token and ends the session", async () => {

@@ -31,7 +31,8 @@ export const DEFAULT_STREAM_TIMINGS: StreamTimings = { pollMs: 1000, heartbeatMs
 /**
  * GET /jobs/<id>/events?after=<line id>: the job's log as Server-Sent Events, from the line after
  * the last one the page showed (or the browser's Last-Event-ID on a reconnect), then live from
- * JobLog.subscribe; plus a `job` event with the re-rendered summary whenever the job changes, and
+ * JobLog.subscribe; plus a `job` event with the re-rendered summary when the stream opens and
+ * whenever the job changes, and
  * `end` once it is over and its last lines are out. Returns when the stream has ended.
  */
 export async function streamJobEvents(
@@ -138,6 +139,10 @@ export async function streamJobEvents(
     for (const line of held) send(line);
     held = undefined;
 
+    // The page was rendered a moment (on a loaded machine, seconds) before this stream opened, and
+    // a reconnect may come minutes later: the job may have moved on, or ended, meanwhile. So the
+    // stream always opens with the job as it is now.
+    sendJob(found.job);
     let seen = `${found.job.state}|${found.job.updatedAt}|${found.job.cancelRequestedBy ?? ""}`;
     let ending = false;
     const finish = async () => {
