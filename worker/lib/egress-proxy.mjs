@@ -12,6 +12,7 @@ import https from "node:https";
 import net from "node:net";
 
 const MAX_DENIED_KEYS = 200;
+const MAX_HOST_CHARS = 253;
 
 /** `*.example.com` matches below example.com; `example.com` only itself; a pattern with `:port` only that port. */
 export function hostAllowed(host, port, patterns) {
@@ -45,7 +46,9 @@ function splitHostPort(text, defaultPort) {
  */
 export async function startEgressProxy({ socketPath, allow, credentials = [], onDenied = () => {} }) {
   const denied = new Map();
-  const deny = (host, port, why) => {
+  const deny = (rawHost, port, why) => {
+    // The agent chose the name: a request line may carry kilobytes of it; the record keeps a host name's worth.
+    const host = rawHost.length > MAX_HOST_CHARS ? `${rawHost.slice(0, MAX_HOST_CHARS)}…` : rawHost;
     const key = `${host}:${port}`;
     const seen = denied.get(key);
     if (seen) {
