@@ -14,10 +14,14 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { local } from "../../src/backends/local/local-backend.js";
+import { k8s } from "../../src/backends/k8s/k8s-backend.js";
+import { createKubeApi } from "../../src/backends/k8s/kube-api.js";
 import { ssh, type SshBackend } from "../../src/backends/ssh/ssh-backend.js";
 import type { Backend, RunSpec } from "../../src/backends/types.js";
 import type { ProgressEvent } from "../../src/worker/protocol.js";
 import { MODEL_KEY_PLACEHOLDER } from "../../src/worker/agent-sandbox.js";
+import { workerDir } from "../../src/worker/worker-script-path.js";
+import { startFakeK8s, type FakeK8s } from "../support/fake-k8s.js";
 import { startGitServer, type GitServer } from "../support/git-http-server.js";
 import { startHarness } from "../support/harness.js";
 import { startSshd, type TestSshd } from "../support/sshd.js";
@@ -132,6 +136,21 @@ describe("the hostile agent under network: allowlist", () => {
     const backend = local.create({ rootDir: root, maxConcurrent: 1, killGraceMs: 1000 });
     await hostileAgentThrough(backend, "egress-local");
   }, 120_000);
+
+  describe("on the k8s backend (the fake API server on 127.0.0.1 runs the pod as a local process: the same worker, its input from the Job's Secret)", () => {
+    let fake: FakeK8s;
+    beforeAll(async () => {
+      fake = await startFakeK8s({ imageFiles: { "/app/worker": workerDir } });
+    });
+    afterAll(async () => {
+      await fake?.close();
+    });
+
+    it("the same attempts fail in the pod's sandbox, the allowed host works through the proxy with the real key added, and every refusal is recorded", async () => {
+      const backend = k8s.create({ api: createKubeApi(fake.kubeConfig()), namespace: "agent-work", image: "ghcr.io/acme/agent-work-worker:test", defaults: { cpu: "1", memory: "2Gi", ephemeralStorage: "10Gi" }, maxJobs: 1, terminationGracePeriodSeconds: 2, pollIntervalMs: 50 });
+      await hostileAgentThrough(backend, "egress-k8s");
+    }, 120_000);
+  });
 
   describe("on the ssh backend (a real sshd on 127.0.0.1; an unprivileged login user runs the worker and its proxy)", () => {
     let sshd: TestSshd;
