@@ -213,3 +213,30 @@ it("through the controller: `network: allowlist` in the repository's config, MOD
     await h.close();
   }
 }, 120_000);
+
+it("with NETWORK_DEFAULT=allowlist, a repository that names no network gets the allow-list: NETWORK_ALLOW_DEFAULT's hosts through the proxy, nothing else", async () => {
+  const forbiddenPort = await portOf(forbidden);
+  const modelPort = await portOf(model);
+  const modelHost = `127.0.0.1:${modelPort}`;
+  modelSaw.length = 0;
+  const h = await startHarness({
+    repoConfigYaml: `agent: command\ncommand: ["node", "${path.join(FIXTURES, "network-agent.mjs")}", "{prompt_file}"]\n`,
+    env: { NETWORK_DEFAULT: "allowlist", NETWORK_ALLOW_DEFAULT: modelHost },
+  });
+  try {
+    const probes = { PROBE_DIRECT: `127.0.0.1:${forbiddenPort}`, PROBE_ALLOWED: modelHost, PROBE_DENIED: "evil.example:80" };
+    expect((await h.deliverLabel({ body: `Probe the network.\nPROBES: ${JSON.stringify(probes)}` })).status).toBe(200);
+    await h.settle();
+    const [job] = await h.controller.store.list();
+    expect(job?.state).toBe("succeeded");
+    const log = (await h.controller.logs.read(job!.id)).map((l) => l.line);
+    expect(log).toContain(`network: allow-list (${modelHost}) through the worker's proxy; no other way out`);
+    const probed = Object.fromEntries(log.filter((l) => l.startsWith("probe: ")).map((l) => JSON.parse(l.slice(7)) as { name: string; ok: boolean }).map((p) => [p.name, p.ok]));
+    expect(probed).toMatchObject({ "the allowed host through the proxy": true, "direct tcp to a local server": false, "the allowed host without the proxy": false, "a denied host through the proxy": false });
+    // No MODEL_PROXY here: the request went through as the agent sent it.
+    expect(modelSaw).toEqual([{ path: "/v1/echo", key: "" }]);
+    expect(job!.result?.blocked?.map((b) => `${b.host}:${b.port}`)).toContain("evil.example:80");
+  } finally {
+    await h.close();
+  }
+}, 120_000);
