@@ -1,9 +1,13 @@
 /**
- * `network: allowlist` through the real worker script on the local backend (root here: the agent
- * runs as nobody in bubblewrap with a network namespace of its own) and the ssh backend (a real
- * sshd on 127.0.0.1, an unprivileged login user: bubblewrap makes a user namespace too): a hostile
- * agent tries every way out; only the allowed host answers, through the worker's proxy, which adds
- * the model key itself; every refusal is recorded with its host and port.
+ * `network: allowlist` through the real worker script on every backend: local (root here: the
+ * agent runs as nobody in bubblewrap with a network namespace of its own), ssh (a real sshd on
+ * 127.0.0.1, an unprivileged login user: bubblewrap makes a user namespace too), gce (the fake
+ * Compute API through the real client, the VM's SSH a real sshd) and k8s (the fake API server runs
+ * the pod as a local process). A hostile agent tries every way out; only the allowed host answers,
+ * through the worker's proxy, which adds the model key itself; every refusal is recorded with its
+ * host and port. Then through the controller: the repository's config, MODEL_PROXY, NETWORK_DEFAULT,
+ * and the final status comment. (The VM's and the pod's own walls, beneath the worker's, are tested
+ * in vm-egress-firewall.test.ts and worker-network-policy.test.ts.)
  */
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -12,8 +16,10 @@ import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { NodeSSH } from "node-ssh";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { local } from "../../src/backends/local/local-backend.js";
+import { gce, type GceBackend } from "../../src/backends/gce/gce-backend.js";
 import { k8s } from "../../src/backends/k8s/k8s-backend.js";
 import { createKubeApi } from "../../src/backends/k8s/kube-api.js";
 import { ssh, type SshBackend } from "../../src/backends/ssh/ssh-backend.js";
@@ -21,6 +27,7 @@ import type { Backend, RunSpec } from "../../src/backends/types.js";
 import type { ProgressEvent } from "../../src/worker/protocol.js";
 import { MODEL_KEY_PLACEHOLDER } from "../../src/worker/agent-sandbox.js";
 import { workerDir } from "../../src/worker/worker-script-path.js";
+import { startFakeGcp, type FakeGcp } from "../support/fake-gcp.js";
 import { startFakeK8s, type FakeK8s } from "../support/fake-k8s.js";
 import { startGitServer, type GitServer } from "../support/git-http-server.js";
 import { startHarness } from "../support/harness.js";
@@ -40,6 +47,18 @@ let forbidden: http.Server;
 /** The model API: the one allowed host, which records the key it is sent. */
 let model: http.Server;
 const modelSaw: { path: string; key: string | undefined }[] = [];
+
+/** The sshd's host key blob (base64), as a VM's guest agent would publish it. */
+async function hostKeyBlob(server: TestSshd): Promise<string> {
+  const client = new NodeSSH();
+  let blob = "";
+  await client
+    .connect({ host: server.host, port: server.port, username: "probe", password: "x", readyTimeout: 5000, hostVerifier: (key: Buffer) => ((blob = key.toString("base64")), false) })
+    .catch(() => undefined);
+  client.dispose();
+  if (!blob) throw new Error("the test sshd showed no host key");
+  return blob;
+}
 
 /** The server's port, listening on 127.0.0.1 from the first call on. */
 const portOf = async (server: http.Server) => {
@@ -136,6 +155,49 @@ describe("the hostile agent under network: allowlist", () => {
     const backend = local.create({ rootDir: root, maxConcurrent: 1, killGraceMs: 1000 });
     await hostileAgentThrough(backend, "egress-local");
   }, 120_000);
+
+  describe("on the gce backend (Compute Engine faked on 127.0.0.1 through the real client; the VM's SSH is a real sshd on 127.0.0.1)", () => {
+    let sshd: TestSshd;
+    let fake: FakeGcp;
+    let backend: GceBackend;
+    let workRoot: string;
+    beforeAll(async () => {
+      sshd = await startSshd();
+      const rel = `agent-work-egress-gce-${randomBytes(4).toString("hex")}`;
+      workRoot = path.join(sshd.home, rel);
+      fake = await startFakeGcp({ hostKeys: { "ssh-ed25519": await hostKeyBlob(sshd) } });
+      backend = gce.create({
+        project: "test-project",
+        zones: ["us-central1-a"],
+        machineType: "e2-standard-2",
+        image: "projects/test-project/global/images/family/agent-work-worker",
+        serviceAccount: "agent-work-worker@test-project.iam.gserviceaccount.com",
+        network: "default",
+        externalIp: false,
+        networkTags: ["agent-work-worker"],
+        diskGb: 20,
+        diskType: "pd-balanced",
+        envLabel: `egress-${randomBytes(3).toString("hex")}`,
+        spot: true,
+        onDemandFallback: true,
+        maxVms: 1,
+        ssh: { username: sshd.username, privateKey: sshd.privateKey, port: sshd.port },
+        bootTimeoutSeconds: 60,
+        remoteWorkRoot: rel,
+        killGraceMs: 1000,
+        clientOptions: fake.clientOptions(),
+      });
+    }, 60_000);
+    afterAll(async () => {
+      await backend?.close();
+      await Promise.all([sshd?.close(), fake?.close()]);
+      if (workRoot) await rm(workRoot, { recursive: true, force: true });
+    });
+
+    it("the same attempts fail on the VM, the allowed host works through the proxy with the real key added, and every refusal is recorded", async () => {
+      await hostileAgentThrough(backend, "egress-gce");
+    }, 120_000);
+  });
 
   describe("on the k8s backend (the fake API server on 127.0.0.1 runs the pod as a local process: the same worker, its input from the Job's Secret)", () => {
     let fake: FakeK8s;
