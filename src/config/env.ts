@@ -51,6 +51,8 @@ export interface ControllerConfig {
   sandboxCeilings: { memoryMb: number; maxProcesses: number; maxDiskMb: number };
   /** Environment handed to the agent, name → value. The values are secrets. */
   agentEnv: Record<string, string>;
+  /** The agent's network for a repository whose config names none. */
+  networkDefault: "full" | "allowlist" | "none";
   /** Host patterns every agent under `network: allowlist` may reach. */
   networkAllowDefault: string[];
   /** Under `network: allowlist`: the credential the worker's proxy adds for the model's host (`value` is a secret). */
@@ -217,6 +219,7 @@ export const CONTROLLER_ENV_VARS: readonly ControllerEnvVar[] = [
   { name: "SCHEDULER_INTERVAL_MS", secret: false, default: "1000", description: "Milliseconds between scheduler passes that claim queued jobs." },
   { name: "LOCAL_SANDBOX", secret: false, default: "bwrap", description: "Sandbox for the agent on the local and ssh backends: bwrap (bubblewrap, required on every host that runs agents) or none, the explicit opt-out that runs agents unsandboxed and says so in every job's log." },
   { name: "SANDBOX_RO_BINDS", secret: false, description: "Comma-separated absolute paths the sandboxed agent may read, e.g. where the agent CLI is installed." },
+  { name: "NETWORK_DEFAULT", secret: false, default: "full", description: "The agent's network for a repository whose .github/agent-work.yml names none: full, allowlist (only NETWORK_ALLOW_DEFAULT, the MODEL_PROXY host and the repository's allow, through the worker's proxy) or none." },
   { name: "NETWORK_ALLOW_DEFAULT", secret: false, description: "Comma-separated host patterns every agent under `network: allowlist` may reach besides the repository's `allow` (e.g. registry.npmjs.org,*.pypi.org)." },
   { name: "MODEL_PROXY", secret: false, description: "host,header,VARIABLE[,upstream URL]: under `network: allowlist` the worker's proxy adds header=$VARIABLE to plain-HTTP requests for host (forwarded to the upstream, default https://host) and the agent gets a placeholder in VARIABLE, so the model key never enters the sandbox; e.g. api.anthropic.com,x-api-key,ANTHROPIC_API_KEY with ANTHROPIC_BASE_URL=http://api.anthropic.com passed through." },
   { name: "SANDBOX_MAX_MEMORY_MB", secret: false, default: "4096", description: "Most memory in MB a sandboxed agent may hold, all its processes together (and no one process may map more); repositories may ask for less with memory_mb." },
@@ -481,6 +484,7 @@ const FIELDS = {
   STATUS_UPDATE_INTERVAL_SECONDS: integer("STATUS_UPDATE_INTERVAL_SECONDS", 1, 3600),
   SCHEDULER_INTERVAL_MS: integer("SCHEDULER_INTERVAL_MS", 50, 600_000),
   LOCAL_SANDBOX: oneOf("LOCAL_SANDBOX", ["bwrap", "none"] as const),
+  NETWORK_DEFAULT: oneOf("NETWORK_DEFAULT", ["full", "allowlist", "none"] as const),
   SANDBOX_MAX_MEMORY_MB: integer("SANDBOX_MAX_MEMORY_MB", 64, 1_048_576),
   SANDBOX_MAX_PROCESSES: integer("SANDBOX_MAX_PROCESSES", 16, 65_536),
   SANDBOX_MAX_DISK_MB: integer("SANDBOX_MAX_DISK_MB", 16, 10_485_760),
@@ -758,6 +762,12 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
   }
 
 
+  if (values.NETWORK_DEFAULT === "allowlist" && !values.MODEL_PROXY && (values.NETWORK_ALLOW_DEFAULT ?? []).length === 0) {
+    warnings.push("NETWORK_DEFAULT=allowlist with neither MODEL_PROXY nor NETWORK_ALLOW_DEFAULT: an agent whose repository names no `allow` reaches no host at all, its model's API included");
+  }
+  if (values.NETWORK_DEFAULT === "allowlist" && values.LOCAL_SANDBOX === "none") {
+    warnings.push("NETWORK_DEFAULT=allowlist with LOCAL_SANDBOX=none: on the local and ssh backends nothing holds the agent to the allow-list (no sandbox, no network namespace); it reaches whatever the host reaches");
+  }
   if (values.LOCAL_SANDBOX === "none") {
     warnings.push(
       "LOCAL_SANDBOX=none: on the local and ssh backends the agent runs UNSANDBOXED as the worker's user (on the local backend, the controller's user) and can read everything that user can (the data folder, .env, other jobs' work trees), signal its processes, and use the host without limits; every job's log says so. Use it only for trying agent-work out",
@@ -941,6 +951,7 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
     sandboxRoBinds: v.SANDBOX_RO_BINDS,
     sandboxCeilings: { memoryMb: v.SANDBOX_MAX_MEMORY_MB, maxProcesses: v.SANDBOX_MAX_PROCESSES, maxDiskMb: v.SANDBOX_MAX_DISK_MB },
     agentEnv,
+    networkDefault: v.NETWORK_DEFAULT,
     networkAllowDefault: v.NETWORK_ALLOW_DEFAULT,
     requiredPermission: v.REQUIRED_PERMISSION,
     gitAuthor: { name: v.GIT_AUTHOR_NAME, email: v.GIT_AUTHOR_EMAIL },
@@ -1043,6 +1054,7 @@ export function describeControllerConfig(config: ControllerConfig): Record<strin
     schedulerIntervalMs: String(config.schedulerIntervalMs),
     localSandbox: config.localSandbox,
     sandboxRoBinds: config.sandboxRoBinds.length > 0 ? config.sandboxRoBinds.join(",") : "(none)",
+    networkDefault: config.networkDefault,
     networkAllowDefault: config.networkAllowDefault.length > 0 ? config.networkAllowDefault.join(",") : "(none)",
     modelProxy: config.modelProxy ? `${config.modelProxy.host}: ${config.modelProxy.header} from ${config.modelProxy.variable} (${mask(config.modelProxy.value)})` : "(none)",
     sandboxCeilings: `memory ${config.sandboxCeilings.memoryMb} MB, ${config.sandboxCeilings.maxProcesses} processes, disk ${config.sandboxCeilings.maxDiskMb} MB`,

@@ -11,23 +11,25 @@ export const MODEL_KEY_PLACEHOLDER = "agent-work-proxy-adds-the-real-key";
  * controller's ceilings (a job recorded before a ceiling was lowered is clamped here too).
  */
 export function agentSandbox(
-  controller: Pick<ControllerConfig, "localSandbox" | "sandboxRoBinds" | "sandboxCeilings"> & Partial<Pick<ControllerConfig, "networkAllowDefault" | "modelProxy">>,
+  controller: Pick<ControllerConfig, "localSandbox" | "sandboxRoBinds" | "sandboxCeilings"> & Partial<Pick<ControllerConfig, "networkDefault" | "networkAllowDefault" | "modelProxy">>,
   repo: Partial<Pick<RepoConfig, "network" | "allow" | "memoryMb" | "maxProcesses" | "maxDiskMb">>,
 ): WorkerInput["sandbox"] {
   if (controller.localSandbox === "none") return { kind: "none" };
   const ceilings = controller.sandboxCeilings;
   const lower = (asked: number | undefined, ceiling: number) => Math.min(asked ?? ceiling, ceiling);
+  // A repository that names no network gets the controller's default.
+  const network = repo.network ?? controller.networkDefault ?? "full";
   const sandbox: WorkerInput["sandbox"] = {
     kind: "bwrap",
     roBinds: controller.sandboxRoBinds,
-    shareNet: repo.network === "full" || repo.network === undefined,
+    shareNet: network === "full",
     limits: {
       memoryMb: lower(repo.memoryMb, ceilings.memoryMb),
       maxProcesses: lower(repo.maxProcesses, ceilings.maxProcesses),
       maxDiskMb: lower(repo.maxDiskMb, ceilings.maxDiskMb),
     },
   };
-  if (repo.network === "allowlist") {
+  if (network === "allowlist") {
     const proxy = controller.modelProxy;
     const allow = [...new Set([...(controller.networkAllowDefault ?? []), ...(repo.allow ?? []), ...(proxy ? [proxy.host] : [])])];
     sandbox.egress = { allow, ...(proxy ? { credentials: [{ host: proxy.host, upstream: proxy.upstream, header: proxy.header, value: proxy.value }] } : {}) };

@@ -352,6 +352,17 @@ describe("the k8s backend, beyond the contract", () => {
     await other.destroy(w);
   });
 
+  it("with agentSandbox none, refuses a run under network: allowlist before its input leaves: the agent would share the proxy's network", async () => {
+    const other = k8s.create(options({ agentSandbox: "none" }));
+    const job = newJob();
+    const w = await other.create(job, never);
+    const base = await spec(job.jobId, "FAKE_AGENT:edit");
+    const result = await other.run(w, { ...base, sandbox: { kind: "bwrap", roBinds: [], shareNet: false, egress: { allow: ["api.example.com"] } } }, () => {}, never);
+    expect(result).toMatchObject({ outcome: "error", aborted: false, message: expect.stringMatching(/^network: allowlist cannot be held on this k8s backend: K8S_AGENT_SANDBOX=none/) });
+    expect(requestsFor(job.jobId).filter((r) => r.method === "POST" && r.path.endsWith("/secrets"))).toEqual([]);
+    await other.destroy(w);
+  });
+
   it("refuses to run pods as root, and a machine type it cannot size, before calling the API", async () => {
     expect(() => k8s.create(options({ runAsUser: 0 }))).toThrow(/never runs worker pods as root/);
     const at = fake.requests.length;

@@ -24,6 +24,16 @@ describe("the sandbox a job's agent gets", () => {
     });
   });
 
+  it("takes the controller's NETWORK_DEFAULT when the repository names no network, and the repository's choice over it", () => {
+    const allowing = { ...controller, networkDefault: "allowlist" as const, networkAllowDefault: ["registry.npmjs.org"] };
+    expect(agentSandbox(allowing, {})).toMatchObject({ shareNet: false, egress: { allow: ["registry.npmjs.org"] } });
+    expect(agentSandbox(allowing, { allow: ["api.example.com"] })).toMatchObject({ shareNet: false, egress: { allow: ["registry.npmjs.org", "api.example.com"] } });
+    expect(agentSandbox(allowing, { network: "full" })).toMatchObject({ shareNet: true });
+    expect(agentSandbox(allowing, { network: "full" })).not.toHaveProperty("egress");
+    expect(agentSandbox({ ...controller, networkDefault: "none" }, {})).toMatchObject({ shareNet: false });
+    expect(agentSandbox({ ...controller, networkDefault: "none" }, {})).not.toHaveProperty("egress");
+  });
+
   it("is no sandbox at all only when the controller opted out", () => {
     expect(agentSandbox({ ...controller, localSandbox: "none" }, { network: "none" })).toEqual({ kind: "none" });
   });

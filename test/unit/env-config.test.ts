@@ -81,6 +81,7 @@ describe("loadControllerConfig", () => {
       schedulerIntervalMs: 1000,
       localSandbox: "bwrap",
       sandboxRoBinds: [],
+      networkDefault: "full",
       networkAllowDefault: [],
       sandboxCeilings: { memoryMb: 4096, maxProcesses: 512, maxDiskMb: 10240 },
       agentEnv: {},
