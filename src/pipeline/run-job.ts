@@ -11,6 +11,7 @@ import type { PipelineDeps } from "./deps.js";
 import { StatusPublisher } from "./status-publisher.js";
 import { ensureStatusSurfaces } from "./ensure-status-surfaces.js";
 import { reportJob } from "./report-job.js";
+import { markStep } from "../jobs/mark-step.js";
 import { cancelledBy } from "./cancel-request.js";
 import { handedBack } from "./hand-back.js";
 import { mintKeptWorkerToken, revokeKeptWorkerToken } from "./worker-token-at-rest.js";
@@ -29,21 +30,6 @@ import { modelAllowanceUsd, overJobBudget } from "../cost/model-budget.js";
  * head: the PR's author may not be someone the maintainers trust to instruct the agent.
  */
 export const AGENT_STEERING_PATHS = ["AGENTS.md", "CLAUDE.md", ".claude", ".opencode", "opencode.json", ".codex", ".aider.conf.yml", ".github/agent-work.yml", ".github/copilot-instructions.md"] as const;
-
-/** Marks one step in the job's step list; steps are what the comment and the check show. */
-export function markStep(steps: StepRecord[], name: string, status: StepRecord["status"], at: number, detail?: string): StepRecord[] {
-  return steps.map((s) => {
-    if (s.name !== name) return s;
-    const next: StepRecord = { ...s, status };
-    if (status === "running" && s.startedAt === undefined) next.startedAt = at;
-    if (status === "done" || status === "failed") {
-      next.startedAt = s.startedAt ?? at;
-      next.finishedAt = at;
-    }
-    if (detail !== undefined) next.detail = detail;
-    return next;
-  });
-}
 
 /**
  * What the budgets hold for a job: its pricing for the whole limit, at the on-demand rate when a
