@@ -6,7 +6,6 @@ import { agentCommand } from "../agents/presets.js";
 import { agentEnvironment, agentSandbox } from "../worker/agent-sandbox.js";
 import { buildPrompt, branchSlug } from "../jobs/build-prompt.js";
 import { checkSenderPermission } from "../github/check-sender-permission.js";
-import { branchExists } from "../github/branch-exists.js";
 import type { PipelineDeps } from "./deps.js";
 import { StatusPublisher } from "./status-publisher.js";
 import { ensureStatusSurfaces } from "./ensure-status-surfaces.js";
@@ -195,12 +194,14 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     }
     await deps.onStep?.("token-minted", job);
 
-    // On a pull request the agent works on the PR's own branch; on an issue, on a new one. A job
-    // that started before (its controller died, or handed it back) may have pushed its branch
-    // already: it goes on from there, as on a pull request, instead of pushing over it.
+    // On a pull request the agent works on the PR's own branch; on an issue, on the issue's
+    // branch. That branch may exist already (an earlier job on the issue, a retry, or an earlier
+    // start of this very job pushed it): the worker then goes on from it, as on a pull request,
+    // instead of pushing over it. The worker looks when it clones, so there is no window between
+    // a look here and the clone there.
     const branch = job.prHeadRef ?? job.branch ?? `${config.branchPrefix}${job.number}-${branchSlug(job.title)}`;
-    const continuing = !job.prHeadRef && job.branch !== null && (await branchExists(octokit, { owner: job.owner, repo: job.repo, branch }));
-    if (continuing) log.info({ branch }, "an earlier start of this job pushed its branch; the agent goes on from it");
+    const startedBefore = !job.prHeadRef && job.branch !== null;
+    const onIssue = !job.prHeadRef && !forkCloneUrl;
     await move("running", { branch, steps: markStep(job.steps, "worker", "done", deps.now(), worker.id) });
     publisher.poke(true);
     // A fork's run holds no secret: not even the proxy's model key.
@@ -208,12 +209,12 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     const input: WorkerInput = {
       jobId: job.id,
       cloneUrl: forkCloneUrl ?? job.cloneUrl,
-      baseBranch: job.prHeadRef ?? (continuing ? branch : job.defaultBranch),
+      baseBranch: job.prHeadRef ?? job.defaultBranch,
       branch,
-      // The branch was written by an agent: the files that steer the next one come from the default branch.
-      ...(job.prHeadRef || continuing
-        ? { steering: { fromBranch: job.defaultBranch, paths: [...AGENT_STEERING_PATHS], ...(forkCloneUrl ? { fromUrl: job.cloneUrl } : {}) } }
-        : {}),
+      ...(onIssue ? { continueBranch: true } : {}),
+      // A branch someone else wrote (a PR's, or an issue's that a run before pushed): the files
+      // that steer the agent come from the default branch.
+      steering: { fromBranch: job.defaultBranch, paths: [...AGENT_STEERING_PATHS], ...(forkCloneUrl ? { fromUrl: job.cloneUrl } : {}) },
       token: token ?? "",
       ...(forkCloneUrl ? { noSecrets: true } : {}),
       ...(() => {
@@ -285,8 +286,8 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     let result: RunResult = await backend.run(worker, input, onEvent, runSignal);
     await pending;
     log.info({ outcome: result.outcome, computeSeconds: result.computeSeconds }, "worker finished");
-    if (continuing && result.outcome === "no_changes" && result.baseSha) {
-      // Nothing more to add to what the earlier start pushed: that work is the result.
+    if (startedBefore && result.continued && result.outcome === "no_changes" && result.baseSha) {
+      // Nothing more to add to what an earlier start of this job pushed: that work is the result.
       result = { ...result, outcome: "pushed", branch, headSha: result.baseSha, message: `the agent added nothing to the work an earlier start pushed to ${branch}` };
     }
 
