@@ -43,6 +43,8 @@ export interface ControllerConfig {
   leaseSeconds: number;
   statusUpdateIntervalSeconds: number;
   schedulerIntervalMs: number;
+  /** false: this controller runs no agent itself (no local backend), e.g. as a pod in a cluster. */
+  localBackend: boolean;
   /** `none` is the explicit opt-out: the agent runs unsandboxed, and every job's log says so. */
   localSandbox: "bwrap" | "none";
   /** Absolute paths the sandboxed agent may read. */
@@ -215,6 +217,7 @@ export const CONTROLLER_ENV_VARS: readonly ControllerEnvVar[] = [
   { name: "LEASE_SECONDS", secret: false, default: "60", description: "How long a controller's claim on a job lasts without a heartbeat before another may take it over." },
   { name: "STATUS_UPDATE_INTERVAL_SECONDS", secret: false, default: "30", description: "Least seconds between two updates of the check run (and of the status comment) while a job runs; each update is a GitHub API call." },
   { name: "SCHEDULER_INTERVAL_MS", secret: false, default: "1000", description: "Milliseconds between scheduler passes that claim queued jobs." },
+  { name: "LOCAL_BACKEND", secret: false, default: "true", description: "Run jobs on this machine (the local backend): true or false. false turns it off, for a controller that only drives ssh, gce or k8s workers (e.g. its own pod in a cluster, where it needs no bubblewrap); repositories then name their backend." },
   { name: "LOCAL_SANDBOX", secret: false, default: "bwrap", description: "Sandbox for the agent on the local and ssh backends: bwrap (bubblewrap, required on every host that runs agents) or none, the explicit opt-out that runs agents unsandboxed and says so in every job's log." },
   { name: "SANDBOX_RO_BINDS", secret: false, description: "Comma-separated absolute paths the sandboxed agent may read, e.g. where the agent CLI is installed." },
   { name: "NETWORK_ALLOW_DEFAULT", secret: false, description: "Comma-separated host patterns every agent under `network: allowlist` may reach besides the repository's `allow` (e.g. registry.npmjs.org,*.pypi.org)." },
@@ -480,6 +483,7 @@ const FIELDS = {
   LEASE_SECONDS: integer("LEASE_SECONDS", 5, 3600),
   STATUS_UPDATE_INTERVAL_SECONDS: integer("STATUS_UPDATE_INTERVAL_SECONDS", 1, 3600),
   SCHEDULER_INTERVAL_MS: integer("SCHEDULER_INTERVAL_MS", 50, 600_000),
+  LOCAL_BACKEND: bool("LOCAL_BACKEND"),
   LOCAL_SANDBOX: oneOf("LOCAL_SANDBOX", ["bwrap", "none"] as const),
   SANDBOX_MAX_MEMORY_MB: integer("SANDBOX_MAX_MEMORY_MB", 64, 1_048_576),
   SANDBOX_MAX_PROCESSES: integer("SANDBOX_MAX_PROCESSES", 16, 65_536),
@@ -895,6 +899,10 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
     if (stray.length > 0) warnings.push(`${stray.join(", ")} ${stray.length === 1 ? "is" : "are"} set but K8S_NAMESPACE is not, so the k8s backend is off and ${stray.length === 1 ? "it is" : "they are"} unused`);
   }
 
+  if (values.LOCAL_BACKEND === false && values.SSH_HOSTS_FILE === undefined && values.GCE_PROJECT === undefined && values.K8S_NAMESPACE === undefined) {
+    fail("LOCAL_BACKEND", "false leaves no backend to run jobs on; set K8S_NAMESPACE, GCE_PROJECT or SSH_HOSTS_FILE as well, or leave LOCAL_BACKEND unset");
+  }
+
   // Sign-in to the job pages: the client id and secret come as a pair.
   let signIn: SignInConfig | undefined;
   if (values.GITHUB_CLIENT_ID !== undefined && values.GITHUB_CLIENT_SECRET === undefined) {
@@ -937,6 +945,7 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
     leaseSeconds: v.LEASE_SECONDS,
     statusUpdateIntervalSeconds: v.STATUS_UPDATE_INTERVAL_SECONDS,
     schedulerIntervalMs: v.SCHEDULER_INTERVAL_MS,
+    localBackend: v.LOCAL_BACKEND,
     localSandbox: v.LOCAL_SANDBOX,
     sandboxRoBinds: v.SANDBOX_RO_BINDS,
     sandboxCeilings: { memoryMb: v.SANDBOX_MAX_MEMORY_MB, maxProcesses: v.SANDBOX_MAX_PROCESSES, maxDiskMb: v.SANDBOX_MAX_DISK_MB },
@@ -1041,6 +1050,7 @@ export function describeControllerConfig(config: ControllerConfig): Record<strin
     leaseSeconds: String(config.leaseSeconds),
     statusUpdateIntervalSeconds: String(config.statusUpdateIntervalSeconds),
     schedulerIntervalMs: String(config.schedulerIntervalMs),
+    localBackend: String(config.localBackend),
     localSandbox: config.localSandbox,
     sandboxRoBinds: config.sandboxRoBinds.length > 0 ? config.sandboxRoBinds.join(",") : "(none)",
     networkAllowDefault: config.networkAllowDefault.length > 0 ? config.networkAllowDefault.join(",") : "(none)",

@@ -79,6 +79,7 @@ describe("loadControllerConfig", () => {
       leaseSeconds: 60,
       statusUpdateIntervalSeconds: 30,
       schedulerIntervalMs: 1000,
+      localBackend: true,
       localSandbox: "bwrap",
       sandboxRoBinds: [],
       networkAllowDefault: [],
@@ -678,5 +679,18 @@ describe("BACKEND_ORDER", () => {
     expect(ok.ok && ok.config.backendOrder).toEqual(["local", "ssh", "gce"]);
     const bad = loadControllerConfig({ BACKEND_ORDER: "local,cloud" });
     expect(!bad.ok && bad.errors.join("\n")).toContain('BACKEND_ORDER="local,cloud": unknown backend cloud');
+  });
+});
+
+describe("LOCAL_BACKEND", () => {
+  it("false turns the local backend off when another backend is on", () => {
+    const loaded = loadControllerConfig({ LOCAL_BACKEND: "false", K8S_NAMESPACE: "agent-work", K8S_IMAGE: "ghcr.io/acme/agent-work-worker:1.0" });
+    expect(loaded.ok && loaded.config.localBackend).toBe(false);
+  });
+
+  it("false with no other backend is refused, naming what to set", () => {
+    const loaded = loadControllerConfig({ LOCAL_BACKEND: "false" });
+    expect(loaded.ok).toBe(false);
+    expect(!loaded.ok && loaded.errors.join("\n")).toMatch(/LOCAL_BACKEND.*no backend.*K8S_NAMESPACE, GCE_PROJECT or SSH_HOSTS_FILE/);
   });
 });
