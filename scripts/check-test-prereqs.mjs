@@ -36,6 +36,18 @@ function apt(prefix, args) {
   return r.status === 0;
 }
 
+// `kubectl kustomize` builds the Kubernetes install in the tests (test/unit/k8s-install.test.ts). Not
+// installed from here: Debian's kubernetes-client is 1.20, whose kustomize is too old for it.
+const kustomize = spawnSync("kubectl", ["version", "--client"], { encoding: "utf8" });
+const kustomizeMajor = Number(/Kustomize Version: v(\d+)/.exec(kustomize.stdout ?? "")?.[1] ?? 0);
+if (kustomize.error || kustomizeMajor < 5) {
+  console.error(
+    `The tests need kubectl with kustomize 5 or later (${kustomize.error ? "kubectl is not installed" : `this kubectl has kustomize ${kustomizeMajor || "unknown"}`}), for the Kubernetes install.\n` +
+      "Install it from Kubernetes' packages (https://kubernetes.io/docs/tasks/tools/install-kubectl-linux/) or `gcloud components install kubectl`, then run npm test again.",
+  );
+  process.exit(1);
+}
+
 const missing = missingNow();
 if (missing.length > 0) {
   const pkgs = packagesOf(missing);
