@@ -14,6 +14,7 @@ const NEEDS = [
   { bin: "/usr/sbin/sshd", args: ["-V"], pkg: "openssh-server", what: "sshd", why: "a real sshd on 127.0.0.1 for the ssh and gce backends" },
   { bin: "ansible-playbook", args: ["--version"], pkg: "ansible-core", why: "the worker provisioning playbook" },
   { bin: "chromium", args: ["--version"], pkg: "chromium", why: "the job pages' browser test" },
+  { bin: "strace", args: ["-V"], pkg: "strace", why: "tracing a real bubblewrap sandbox against the k8s workers' seccomp profile" },
 ];
 // --no-install-recommends: ansible-core alone is small; its recommends pull 258 MB of collections.
 const APT_INSTALL = ["install", "-y", "-qq", "--no-install-recommends"];

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { z } from "zod";
 import { AGENT_PRESETS, isAgentPreset, type AgentPreset } from "../agents/presets.js";
+import type { NodeProfile, PodIsolation } from "../backends/k8s/build-job.js";
 import { readSshHostsFile } from "../backends/ssh/load-ssh-hosts.js";
 import { Redactor } from "../redact/redactor.js";
 import { HOST_PATTERN } from "./repo-config.js";
@@ -155,6 +156,8 @@ export interface K8sConfig {
   runAsUser: number;
   /** `bwrap`: the agent runs under the worker's bubblewrap inside the pod; `none`: the pod is its only boundary. */
   agentSandbox: "bwrap" | "none";
+  /** Seccomp/AppArmor profiles, user namespace and RuntimeClass of worker pods (k8s/worker-sandbox/README.md). */
+  isolation: PodIsolation;
 }
 
 export type LoadControllerConfigResult =
@@ -261,6 +264,10 @@ export const CONTROLLER_ENV_VARS: readonly ControllerEnvVar[] = [
   { name: "K8S_TTL_SECONDS_AFTER_FINISHED", secret: false, default: "600", description: "Seconds Kubernetes keeps a finished worker Job before deleting it, should the controller not have deleted it itself." },
   { name: "K8S_RUN_AS_USER", secret: false, default: "1000", description: "Non-root user id worker pods run as; it must be able to read the worker script in the image." },
   { name: "K8S_AGENT_SANDBOX", secret: false, default: "bwrap", description: "Sandbox for the agent inside a worker pod: bwrap (needs bwrap in the image and user namespaces allowed) or none (the pod is its only boundary)." },
+  { name: "K8S_USER_NAMESPACE", secret: false, default: "false", description: "Run worker pods in their own user namespace (hostUsers: false) with an unmasked /proc, which bubblewrap needs inside the pod: true or false. Needs Kubernetes 1.35+ and nodes with user namespaces (k8s/worker-sandbox/README.md)." },
+  { name: "K8S_SECCOMP_PROFILE", secret: false, default: "RuntimeDefault", description: "Seccomp profile of worker pods: RuntimeDefault, or localhost/<file> installed in the kubelet's seccomp folder on the nodes (k8s/worker-sandbox/agent-work-bwrap.json lets bubblewrap work)." },
+  { name: "K8S_APPARMOR_PROFILE", secret: false, description: "AppArmor profile of worker pods on AppArmor nodes: RuntimeDefault or localhost/<profile> loaded on the nodes; unset leaves the runtime's default." },
+  { name: "K8S_RUNTIME_CLASS", secret: false, description: "RuntimeClass of worker pods, e.g. gvisor (GKE Sandbox); unset uses the cluster's default runtime." },
   { name: "GITHUB_CLIENT_ID", secret: false, description: "The GitHub App's OAuth client id, for signing in to the job pages (Probot's setup page writes it to .env)." },
   { name: "GITHUB_CLIENT_SECRET", secret: true, description: "The GitHub App's OAuth client secret; required with GITHUB_CLIENT_ID (Probot's setup page writes it to .env)." },
   { name: "SESSION_SECRET", secret: true, description: "Key that signs the job pages' sign-in cookies; at least 32 random characters. Changing it signs everyone out." },
@@ -395,6 +402,14 @@ const GCE_ZONE = /^[a-z]+-[a-z]+\d+-[a-z]$/;
 const GCE_NAME = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const GCE_LABEL_VALUE = /^[a-z0-9_-]{1,63}$/;
 /** A Kubernetes resource quantity (1, 500m, 2Gi, 1.5G). */
+/** A node profile: the runtime's default, or one installed on the nodes (a path below the kubelet's folder, never above it). */
+const NODE_PROFILE = /^(RuntimeDefault|localhost\/(?!.*\.\.)[A-Za-z0-9._-][A-Za-z0-9._\/-]*)$/;
+const NODE_PROFILE_ADVICE = "expected RuntimeDefault or localhost/<name> (a profile installed on the nodes, such as localhost/agent-work-bwrap.json)";
+
+function nodeProfile(value: string): NodeProfile {
+  return value === "RuntimeDefault" ? { type: "RuntimeDefault" } : { type: "Localhost", localhostProfile: value.slice("localhost/".length) };
+}
+
 const K8S_QUANTITY = /^\d+(\.\d+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/;
 const SECRET_RESOURCE = /^projects\/[^/\s]+\/secrets\/[A-Za-z0-9_-]{1,255}(\/versions\/[A-Za-z0-9_-]+)?$/;
 
@@ -653,6 +668,10 @@ const FIELDS = {
   K8S_TTL_SECONDS_AFTER_FINISHED: integer("K8S_TTL_SECONDS_AFTER_FINISHED", 0, 7 * 24 * 3600),
   K8S_RUN_AS_USER: integer("K8S_RUN_AS_USER", 1, 2_147_483_647, " (0 is root, which worker pods never run as)"),
   K8S_AGENT_SANDBOX: oneOf("K8S_AGENT_SANDBOX", ["bwrap", "none"] as const),
+  K8S_USER_NAMESPACE: bool("K8S_USER_NAMESPACE"),
+  K8S_SECCOMP_PROFILE: text("K8S_SECCOMP_PROFILE", (v) => (NODE_PROFILE.test(v) ? null : NODE_PROFILE_ADVICE)),
+  K8S_APPARMOR_PROFILE: optionalText((v) => (NODE_PROFILE.test(v) ? null : NODE_PROFILE_ADVICE)),
+  K8S_RUNTIME_CLASS: optionalText((v) => (/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(v) ? null : "expected a RuntimeClass name such as gvisor")),
   GITHUB_CLIENT_ID: optionalText((v) =>
     /^[A-Za-z0-9._-]{1,100}$/.test(v) ? null : "expected the Client ID from the GitHub App's settings page, such as Iv23liAbCdEf0123456789",
   ),
@@ -886,8 +905,26 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
         ttlSecondsAfterFinished: values.K8S_TTL_SECONDS_AFTER_FINISHED ?? 600,
         runAsUser: values.K8S_RUN_AS_USER ?? 1000,
         agentSandbox: values.K8S_AGENT_SANDBOX,
+        isolation: {
+          userNamespace: values.K8S_USER_NAMESPACE ?? false,
+          seccompProfile: nodeProfile(values.K8S_SECCOMP_PROFILE ?? "RuntimeDefault"),
+          ...(values.K8S_APPARMOR_PROFILE !== undefined ? { appArmorProfile: nodeProfile(values.K8S_APPARMOR_PROFILE) } : {}),
+          ...(values.K8S_RUNTIME_CLASS !== undefined ? { runtimeClassName: values.K8S_RUNTIME_CLASS } : {}),
+        },
       };
       if (kubeconfig !== undefined) k8s.kubeconfig = kubeconfig;
+      if (k8s.agentSandbox === "bwrap" && (!k8s.isolation.userNamespace || k8s.isolation.seccompProfile.type === "RuntimeDefault")) {
+        warnings.push(
+          "K8S_AGENT_SANDBOX=bwrap with " +
+            (k8s.isolation.userNamespace ? "RuntimeDefault seccomp" : k8s.isolation.seccompProfile.type === "RuntimeDefault" ? "RuntimeDefault seccomp and no user namespace" : "no user namespace") +
+            ": bubblewrap cannot build the agent's sandbox in a worker pod (the runtime refuses its namespaces and its fresh /proc), so every k8s job would fail at the agent step. " +
+            "Set K8S_USER_NAMESPACE=true and K8S_SECCOMP_PROFILE=localhost/agent-work-bwrap.json (Kubernetes 1.35+; k8s/worker-sandbox/README.md), " +
+            "or K8S_AGENT_SANDBOX=none with a stronger pod boundary such as K8S_RUNTIME_CLASS=gvisor",
+        );
+      }
+      if (!/@sha256:[0-9a-f]{64}$/.test(k8s.image)) {
+        warnings.push(`K8S_IMAGE=${k8s.image} is not pinned by digest: whoever moves the tag changes what every job runs; name it as <image>@sha256:<digest>`);
+      }
       if (k8s.agentSandbox === "none") {
         warnings.push(
           "K8S_AGENT_SANDBOX=none: inside a worker pod the agent runs as the same user as the worker script and can read the job's mounted input, which holds the repository token; the pod, not bubblewrap, is its boundary",

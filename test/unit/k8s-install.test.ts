@@ -5,14 +5,17 @@
  * for the promises README "Run on Kubernetes" makes.
  */
 import { execFileSync } from "node:child_process";
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseEnv } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
 import { buildInputSecret, buildWorkerJob } from "../../src/backends/k8s/build-job.js";
+import { k8sBackendFromConfig } from "../../src/backends/k8s/k8s-backend.js";
+import { createKubeApi } from "../../src/backends/k8s/kube-api.js";
 import { loadControllerConfig } from "../../src/config/env.js";
+import { startFakeK8s } from "../support/fake-k8s.js";
 import { schemaVersion, validateK8sObject } from "../support/k8s-openapi.js";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -201,5 +204,77 @@ describe("the worker Job the k8s backend makes", () => {
     expect(validateK8sObject(job as Doc)).toEqual([]);
     const secret = buildInputSecret({ jobId: "j1", repoFullName: "o/r", jobUid: "uid-1", namespace: "agent-work" }, { token: "x" } as never);
     expect(validateK8sObject(secret as Doc)).toEqual([]);
+  });
+});
+
+describe("the workers' sandbox on Kubernetes (k8s/worker-sandbox/)", () => {
+  /** The worker Job the backend creates through the (fake) API, from the controller's settings. */
+  async function createdJob(env: Record<string, string>): Promise<Doc> {
+    const fake = await startFakeK8s();
+    try {
+      const loaded = loadControllerConfig({ K8S_NAMESPACE: "agent-work", K8S_IMAGE: `ghcr.io/acme/agent-work-worker@sha256:${"1".repeat(64)}`, ...env });
+      if (!loaded.ok) throw new Error(loaded.errors.join("\n"));
+      const backend = k8sBackendFromConfig(loaded.config.k8s!, { api: createKubeApi(fake.kubeConfig()), pollIntervalMs: 50 });
+      await backend.create({ jobId: "sandbox-1", repoFullName: "o/r", maxSeconds: 600 }, new AbortController().signal);
+      const body = fake.requests.find((r) => r.method === "POST" && r.path.endsWith("/jobs"))!.body as Doc;
+      return body;
+    } finally {
+      await fake.close();
+    }
+  }
+
+  it("asks for a user namespace, an unmasked /proc, the node's seccomp and AppArmor profiles and a RuntimeClass when configured, and the Job passes the schema", async () => {
+    const job = await createdJob({
+      K8S_USER_NAMESPACE: "true",
+      K8S_SECCOMP_PROFILE: "localhost/agent-work-bwrap.json",
+      K8S_APPARMOR_PROFILE: "localhost/agent-work-bwrap",
+      K8S_RUNTIME_CLASS: "gvisor",
+    });
+    const pod = job.spec.template.spec;
+    expect(pod.hostUsers).toBe(false);
+    expect(pod.runtimeClassName).toBe("gvisor");
+    expect(pod.securityContext.seccompProfile).toEqual({ type: "Localhost", localhostProfile: "agent-work-bwrap.json" });
+    expect(pod.securityContext.appArmorProfile).toEqual({ type: "Localhost", localhostProfile: "agent-work-bwrap" });
+    expect(pod.containers[0].securityContext).toMatchObject({ procMount: "Unmasked", allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] }, runAsNonRoot: true });
+    expect(validateK8sObject(job)).toEqual([]);
+  });
+
+  it("leaves all of that out by default (RuntimeDefault seccomp, the node's users, masked /proc)", async () => {
+    const pod = (await createdJob({})).spec.template.spec;
+    expect(pod.securityContext.seccompProfile).toEqual({ type: "RuntimeDefault" });
+    for (const field of ["hostUsers", "runtimeClassName"]) expect(pod, field).not.toHaveProperty(field);
+    expect(pod.securityContext).not.toHaveProperty("appArmorProfile");
+    expect(pod.containers[0].securityContext).not.toHaveProperty("procMount");
+  });
+
+  const profile = JSON.parse(readFileSync(path.join(ROOT, "k8s/worker-sandbox/agent-work-bwrap.json"), "utf8")) as {
+    defaultAction: string;
+    architectures: string[];
+    syscalls: { names: string[]; action: string; errnoRet?: number }[];
+  };
+  const refused = new Set(profile.syscalls.filter((r) => r.action === "SCMP_ACT_ERRNO").flatMap((r) => r.names));
+
+  it("has a seccomp profile that refuses what an agent has no use for, on every architecture of the node", () => {
+    expect(profile.syscalls.every((r) => r.action === "SCMP_ACT_ERRNO" && r.errnoRet === 1)).toBe(true);
+    // Without the compat architectures a 32-bit call would go around the list.
+    expect(profile.architectures).toEqual(expect.arrayContaining(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]));
+    for (const name of ["init_module", "finit_module", "delete_module", "kexec_load", "kexec_file_load", "bpf", "perf_event_open", "ptrace", "process_vm_readv", "process_vm_writev", "keyctl", "add_key", "request_key", "open_by_handle_at", "setns", "userfaultfd", "io_uring_setup", "fsopen", "move_mount", "open_tree", "swapon", "reboot", "settimeofday", "clock_settime"]) {
+      expect(refused, name).toContain(name);
+    }
+  });
+
+  it("lets through every call a real bubblewrap sandbox makes (traced with strace, as an unprivileged user)", () => {
+    const trace = path.join(mkdtempSync(path.join(os.tmpdir(), "bwrap-trace-")), "trace");
+    dirs.push(path.dirname(trace));
+    chmodSync(path.dirname(trace), 0o777);
+    // The shape the worker builds as a non-root user (worker/lib/sandbox-plan.mjs), as in a pod.
+    const system = ["--ro-bind", "/usr", "/usr", ...["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc"].flatMap((d) => ["--ro-bind-try", d, d])];
+    const bwrap = ["bwrap", "--die-with-parent", "--new-session", "--unshare-all", ...system, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--", "/bin/sh", "-c", "true"];
+    const asUser = process.getuid?.() === 0 ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] : [];
+    execFileSync(asUser[0] ?? "strace", [...asUser.slice(1), ...(asUser.length ? ["strace"] : []), "-f", "-qq", "-o", trace, ...bwrap], { timeout: 60_000 });
+    const calls = new Set([...readFileSync(trace, "utf8").matchAll(/^\d+\s+([a-z_0-9]+)\(/gm)].map((m) => m[1]!));
+    // bubblewrap's own: the namespaces, the mounts, the new root.
+    for (const needed of ["unshare", "mount", "pivot_root", "umount2"]) expect(calls.has(needed) || (needed === "unshare" && calls.has("clone")), needed).toBe(true);
+    expect([...calls].filter((c) => refused.has(c))).toEqual([]);
   });
 });
