@@ -140,6 +140,8 @@ export interface GceConfig {
   bootTimeoutSeconds: number;
   /** Per-boot provisioning for images that are not baked (instance metadata: never a secret). */
   startupScript?: string;
+  /** How the job's token reaches the VM: on the SSH channel's stdin (the default), or through a per-job Secret Manager secret. */
+  tokenDelivery?: "ssh-stdin" | "secret-manager";
 }
 
 /** One Kubernetes Job per job (src/backends/k8s/). */
@@ -255,6 +257,7 @@ export const CONTROLLER_ENV_VARS: readonly ControllerEnvVar[] = [
   { name: "GCE_SSH_USER", secret: false, default: "agent-work", description: "User the controller logs in as on worker VMs (made by the Ansible role)." },
   { name: "GCE_SSH_PRIVATE_KEY_PATH", secret: false, description: "File holding the controller's SSH private key for worker VMs; required with GCE_PROJECT." },
   { name: "GCE_BOOT_TIMEOUT_SECONDS", secret: false, default: "300", description: "Seconds a new VM may take until SSH answers before it is deleted and the job fails." },
+  { name: "GCE_TOKEN_DELIVERY", secret: false, default: "ssh-stdin", description: "How a job's token reaches its VM: ssh-stdin (in the worker's input on the SSH channel) or secret-manager (a per-job secret with a TTL that only the workers' service account may read; the worker reads it with the VM's identity)." },
   { name: "GCE_STARTUP_SCRIPT_PATH", secret: false, description: "File given to every worker VM as its startup script, e.g. ansible/per-boot-startup.sh for an image that is not baked; it must hold no secret." },
   { name: "SSH_HOSTS_FILE", secret: false, description: "Path of a YAML or JSON file listing the ssh backend's hosts (address, user, key, slots, labels, host key fingerprint); setting it enables the backend." },
   { name: "K8S_NAMESPACE", secret: false, description: "Kubernetes namespace for the k8s backend's Jobs (one Job per job); setting it enables the backend." },
@@ -661,6 +664,7 @@ const FIELDS = {
   GCE_SSH_PRIVATE_KEY_PATH: optionalText(),
   GCE_BOOT_TIMEOUT_SECONDS: integer("GCE_BOOT_TIMEOUT_SECONDS", 30, 3600),
   GCE_STARTUP_SCRIPT_PATH: optionalText(),
+  GCE_TOKEN_DELIVERY: oneOf("GCE_TOKEN_DELIVERY", ["ssh-stdin", "secret-manager"] as const),
   SSH_HOSTS_FILE: optionalText(),
   K8S_NAMESPACE: optionalText((v) => (/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(v) ? null : "expected a namespace name such as agent-work (lowercase letters, digits and dashes, at most 63)")),
   K8S_KUBECONFIG: optionalText(),
@@ -858,6 +862,7 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
         sshUser: values.GCE_SSH_USER ?? "agent-work",
         sshPrivateKey,
         bootTimeoutSeconds: values.GCE_BOOT_TIMEOUT_SECONDS ?? 300,
+        ...(values.GCE_TOKEN_DELIVERY === "secret-manager" ? { tokenDelivery: "secret-manager" as const } : {}),
       };
       if (values.GCE_STARTUP_SCRIPT_PATH !== undefined) {
         const path = resolve(values.GCE_STARTUP_SCRIPT_PATH);
