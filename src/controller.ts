@@ -126,7 +126,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
 
   let scheduler: Scheduler | undefined;
   let github: GitHubAccess | undefined;
-  const web = startWeb({ store, requests, logs, config, log, now, wake: () => scheduler?.wake() });
+  const web = startWeb({ store, requests, logs, ledger, config, log, now, wake: () => scheduler?.wake() });
   const owner = `${process.pid}-${randomBytes(4).toString("hex")}`;
   const probot = new Probot({
     appId: config.appId,

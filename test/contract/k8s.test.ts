@@ -260,10 +260,13 @@ describe("the k8s backend, beyond the contract", () => {
   });
 
   it("lets Kubernetes' deadline end a pod that outlives the job, and reports timed_out", async () => {
-    const job = newJob({ maxSeconds: 2 });
+    const job = newJob({ maxSeconds: 3 });
+    // The limit counts from create(): the spec is made first, so that on a loaded machine the
+    // worker is not already past its limit when run() starts (that answer is a different one).
+    const input = await spec(job.jobId, "FAKE_AGENT:sleep");
     const w = await backend.create(job, never);
-    const result = await backend.run(w, await spec(job.jobId, "FAKE_AGENT:sleep"), () => {}, never);
-    expect(result).toMatchObject({ outcome: "timed_out", aborted: false, message: "the worker ran past its 2s limit and Kubernetes stopped it" });
+    const result = await backend.run(w, input, () => {}, never);
+    expect(result).toMatchObject({ outcome: "timed_out", aborted: false, message: "the worker ran past its 3s limit and Kubernetes stopped it" });
     const failed = fake.jobs(NAMESPACE).find((j) => j.metadata.name === jobName(job.jobId))!.status.conditions.find((c: { type: string }) => c.type === "Failed");
     expect(failed).toMatchObject({ status: "True", reason: "DeadlineExceeded" });
     expect(await eventually(async () => (await processesUnder(fake.jobDir(NAMESPACE, jobName(job.jobId)))).length === 0)).toBe(true);

@@ -223,11 +223,30 @@ describe("the job pages", () => {
 
     const readerList = await (await reader.request("/jobs")).text();
     expect(readerList).toContain(`/jobs/${job.id}`);
+    // This agent used no model: the month's table says so.
+    expect(readerList).toMatch(/data-label="Model" class="num">\$0(\.00)?</);
     expect(readerList).toContain("Codertocat/Hello-World");
     // Each person's access was asked of GitHub with their own token, once per repository and minute.
     const asked = oauth.calls.filter((c) => c.path.startsWith("/api/v3/repositories/"));
     expect(asked.filter((c) => c.as === "reader")).toHaveLength(1);
     expect(asked.filter((c) => c.as === "outsider")).toHaveLength(1);
+  });
+
+  it("show what the model cost beside the compute, on the job page and in the month's table", async () => {
+    const { h, oauth } = await start();
+    // The agent's CLI reports its run as claude-code's stream-json does: tokens and dollars.
+    await h.deliverLabel({ body: 'FAKE_AGENT:usage\n\nFAKE_AGENT_ARGS: {"costUsd": 0.0421, "inputTokens": 1200, "outputTokens": 300}' });
+    await h.settle();
+    const job = (await h.controller.store.list())[0]!;
+    expect(job.state).toBe("succeeded");
+    expect(job.costUsd).toBeCloseTo(0.0421, 6);
+
+    const reader = await signIn(h.controller.url, oauth, "reader", `/jobs/${job.id}`);
+    const text = (await (await reader.request(`/jobs/${job.id}`)).text()).replace(/<[^>]+>/g, "");
+    expect(text).toMatch(/compute \$0(\.00)? · \d+ s of compute \+ model \$0\.04\d* \(1,200 tokens in, 300 out\) = \$0\.04\d*/);
+    const list = await (await reader.request("/jobs")).text();
+    expect(list).toMatch(/data-label="Model" class="num">\$0\.04\d*</);
+    expect(list).toMatch(/data-label="Total" class="num">\$0\.04\d*</);
   });
 
   it("stream the log live after the lines already shown, and never a token the agent prints", async () => {

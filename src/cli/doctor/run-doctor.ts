@@ -37,7 +37,7 @@ export async function runDoctor(env: Record<string, string | undefined>, deps: D
     return done();
   }
   const { config } = loaded;
-  const enabled = ["local", ...(config.sshHostsFile ? ["ssh"] : []), ...(config.gce ? ["gce"] : []), ...(config.k8s ? ["k8s"] : [])];
+  const enabled = [...(config.localBackend !== false ? ["local"] : []), ...(config.sshHostsFile ? ["ssh"] : []), ...(config.gce ? ["gce"] : []), ...(config.k8s ? ["k8s"] : [])];
   add({ name: "configuration", status: "ok", detail: `valid; backends ${enabled.join(", ")}; store ${config.databaseUrl ? "PostgreSQL (DATABASE_URL)" : `SQLite in ${config.dataDir}`}` });
   for (const warning of loaded.warnings) add({ name: "configuration", status: "warn", detail: warning });
 
@@ -46,7 +46,7 @@ export async function runDoctor(env: Record<string, string | undefined>, deps: D
   section("the GitHub App and its webhook");
   await checkGitHubApp(config, add);
   section("the local backend's sandbox");
-  (deps.sandbox ?? checkSandbox)(config, add);
+  if (config.localBackend !== false) (deps.sandbox ?? checkSandbox)(config, add);
   if (config.sshHostsFile) {
     section("the ssh hosts");
     const { checkSshHosts } = await import("./check-ssh-hosts.js");
