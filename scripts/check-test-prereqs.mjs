@@ -12,6 +12,7 @@ const NEEDS = [
   { bin: "git", args: ["http-backend", "--help"], pkg: "git", what: "git http-backend", why: "the local git server" },
   { bin: "bwrap", args: ["--version"], pkg: "bubblewrap", why: "the agent's sandbox" },
   { bin: "/usr/sbin/sshd", args: ["-V"], pkg: "openssh-server", what: "sshd", why: "a real sshd on 127.0.0.1 for the ssh and gce backends" },
+  { bin: "/usr/sbin/iptables", args: ["--version"], pkg: "iptables", what: "iptables", why: "the worker VM's egress firewall, applied in a network namespace" },
   { bin: "ansible-playbook", args: ["--version"], pkg: "ansible-core", why: "the worker provisioning playbook" },
   { bin: "chromium", args: ["--version"], pkg: "chromium", why: "the job pages' browser test" },
   { bin: "strace", args: ["-V"], pkg: "strace", why: "tracing a real bubblewrap sandbox against the k8s workers' seccomp profile" },

@@ -44,12 +44,17 @@ export async function buildBackends(
     closers.push(() => backend.close());
   }
   if (config.gce && !extra.has("gce")) {
-    const [{ gce }, { gceOptionsFromConfig }, { SshPool }] = await Promise.all([
+    const [{ gce }, { gceOptionsFromConfig }, { SshPool }, { createJobSecrets }, { realClock }] = await Promise.all([
       import("./backends/gce/gce-backend.js"),
       import("./backends/gce/options-from-config.js"),
       import("./remote/ssh-pool.js"),
+      import("./backends/gce/job-secrets.js"),
+      import("./backends/gce/backoff.js"),
     ]);
-    const backend = gce.create(gceOptionsFromConfig(config.gce, { log: log.child({ name: "gce-backend" }), sshPool: new SshPool() }));
+    const g = config.gce;
+    const jobSecrets =
+      g.tokenDelivery === "secret-manager" ? createJobSecrets({ project: g.project, serviceAccount: g.serviceAccount, envLabel: g.envLabel, clock: realClock }) : undefined;
+    const backend = gce.create(gceOptionsFromConfig(g, { log: log.child({ name: "gce-backend" }), sshPool: new SshPool(), ...(jobSecrets ? { jobSecrets } : {}) }));
     backends.set("gce", backend);
     closers.push(() => backend.close());
   }

@@ -50,7 +50,7 @@ export interface RepoConfig {
    * at all), or `allowlist` (only the hosts in `allow` and the controller's NETWORK_ALLOW_DEFAULT,
    * through the worker's proxy).
    */
-  network: "full" | "none" | "allowlist";
+  network?: "full" | "none" | "allowlist";
   /** Host patterns the agent may reach with `network: allowlist` (`api.example.com`, `*.npmjs.org`). */
   allow?: string[];
   /** Lower sandbox limits than the controller's ceilings; unset means the ceiling. */
@@ -354,8 +354,9 @@ function buildSchema(limits: RepoConfigLimits) {
         }
         return budget;
       }),
-      network: z.unknown().transform((value, ctx): "full" | "none" | "allowlist" => {
-        if (value === undefined || value === null) return "full";
+      network: z.unknown().transform((value, ctx): "full" | "none" | "allowlist" | undefined => {
+        // Unset: the controller's NETWORK_DEFAULT decides when the job runs.
+        if (value === undefined || value === null) return undefined;
         if (value === "full" || value === "none" || value === "allowlist") return value;
         ctx.addIssue({
           code: z.ZodIssueCode.custom,
@@ -504,8 +505,8 @@ export function parseRepoConfig(raw: unknown, limits: RepoConfigLimits): RepoCon
     sizes: data.sizes,
     budget: data.budget,
     forkPullRequests: data.fork_pull_requests,
-    network: data.network,
   };
+  if (data.network !== undefined) config.network = data.network;
   if (data.allow !== undefined) config.allow = data.allow;
   if (data.memory_mb !== undefined) config.memoryMb = data.memory_mb;
   if (data.max_processes !== undefined) config.maxProcesses = data.max_processes;

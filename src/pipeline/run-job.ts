@@ -6,11 +6,11 @@ import { agentCommand } from "../agents/presets.js";
 import { agentEnvironment, agentSandbox } from "../worker/agent-sandbox.js";
 import { buildPrompt, branchSlug } from "../jobs/build-prompt.js";
 import { checkSenderPermission } from "../github/check-sender-permission.js";
-import { branchExists } from "../github/branch-exists.js";
 import type { PipelineDeps } from "./deps.js";
 import { StatusPublisher } from "./status-publisher.js";
 import { ensureStatusSurfaces } from "./ensure-status-surfaces.js";
 import { reportJob } from "./report-job.js";
+import { markStep } from "../jobs/mark-step.js";
 import { cancelledBy } from "./cancel-request.js";
 import { handedBack } from "./hand-back.js";
 import { mintKeptWorkerToken, revokeKeptWorkerToken } from "./worker-token-at-rest.js";
@@ -29,21 +29,6 @@ import { modelAllowanceUsd, overJobBudget } from "../cost/model-budget.js";
  * head: the PR's author may not be someone the maintainers trust to instruct the agent.
  */
 export const AGENT_STEERING_PATHS = ["AGENTS.md", "CLAUDE.md", ".claude", ".opencode", "opencode.json", ".codex", ".aider.conf.yml", ".github/agent-work.yml", ".github/copilot-instructions.md"] as const;
-
-/** Marks one step in the job's step list; steps are what the comment and the check show. */
-export function markStep(steps: StepRecord[], name: string, status: StepRecord["status"], at: number, detail?: string): StepRecord[] {
-  return steps.map((s) => {
-    if (s.name !== name) return s;
-    const next: StepRecord = { ...s, status };
-    if (status === "running" && s.startedAt === undefined) next.startedAt = at;
-    if (status === "done" || status === "failed") {
-      next.startedAt = s.startedAt ?? at;
-      next.finishedAt = at;
-    }
-    if (detail !== undefined) next.detail = detail;
-    return next;
-  });
-}
 
 /**
  * What the budgets hold for a job: its pricing for the whole limit, at the on-demand rate when a
@@ -209,12 +194,14 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     }
     await deps.onStep?.("token-minted", job);
 
-    // On a pull request the agent works on the PR's own branch; on an issue, on a new one. A job
-    // that started before (its controller died, or handed it back) may have pushed its branch
-    // already: it goes on from there, as on a pull request, instead of pushing over it.
+    // On a pull request the agent works on the PR's own branch; on an issue, on the issue's
+    // branch. That branch may exist already (an earlier job on the issue, a retry, or an earlier
+    // start of this very job pushed it): the worker then goes on from it, as on a pull request,
+    // instead of pushing over it. The worker looks when it clones, so there is no window between
+    // a look here and the clone there.
     const branch = job.prHeadRef ?? job.branch ?? `${config.branchPrefix}${job.number}-${branchSlug(job.title)}`;
-    const continuing = !job.prHeadRef && job.branch !== null && (await branchExists(octokit, { owner: job.owner, repo: job.repo, branch }));
-    if (continuing) log.info({ branch }, "an earlier start of this job pushed its branch; the agent goes on from it");
+    const startedBefore = !job.prHeadRef && job.branch !== null;
+    const onIssue = !job.prHeadRef && !forkCloneUrl;
     await move("running", { branch, steps: markStep(job.steps, "worker", "done", deps.now(), worker.id) });
     publisher.poke(true);
     // A fork's run holds no secret: not even the proxy's model key.
@@ -222,12 +209,12 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     const input: WorkerInput = {
       jobId: job.id,
       cloneUrl: forkCloneUrl ?? job.cloneUrl,
-      baseBranch: job.prHeadRef ?? (continuing ? branch : job.defaultBranch),
+      baseBranch: job.prHeadRef ?? job.defaultBranch,
       branch,
-      // The branch was written by an agent: the files that steer the next one come from the default branch.
-      ...(job.prHeadRef || continuing
-        ? { steering: { fromBranch: job.defaultBranch, paths: [...AGENT_STEERING_PATHS], ...(forkCloneUrl ? { fromUrl: job.cloneUrl } : {}) } }
-        : {}),
+      ...(onIssue ? { continueBranch: true } : {}),
+      // A branch someone else wrote (a PR's, or an issue's that a run before pushed): the files
+      // that steer the agent come from the default branch.
+      steering: { fromBranch: job.defaultBranch, paths: [...AGENT_STEERING_PATHS], ...(forkCloneUrl ? { fromUrl: job.cloneUrl } : {}) },
       token: token ?? "",
       ...(forkCloneUrl ? { noSecrets: true } : {}),
       ...(() => {
@@ -299,8 +286,8 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     let result: RunResult = await backend.run(worker, input, onEvent, runSignal);
     await pending;
     log.info({ outcome: result.outcome, computeSeconds: result.computeSeconds }, "worker finished");
-    if (continuing && result.outcome === "no_changes" && result.baseSha) {
-      // Nothing more to add to what the earlier start pushed: that work is the result.
+    if (startedBefore && result.continued && result.outcome === "no_changes" && result.baseSha) {
+      // Nothing more to add to what an earlier start of this job pushed: that work is the result.
       result = { ...result, outcome: "pushed", branch, headSha: result.baseSha, message: `the agent added nothing to the work an earlier start pushed to ${branch}` };
     }
 

@@ -82,6 +82,7 @@ describe("loadControllerConfig", () => {
       localBackend: true,
       localSandbox: "bwrap",
       sandboxRoBinds: [],
+      networkDefault: "full",
       networkAllowDefault: [],
       sandboxCeilings: { memoryMb: 4096, maxProcesses: 512, maxDiskMb: 10240 },
       agentEnv: {},

@@ -25,11 +25,11 @@ function errorFor(result: RepoConfigResult, key: string): string {
 }
 
 describe("parseRepoConfig", () => {
-  it("uses the installation's defaults when the repository has no file", () => {
+  it("uses the installation's defaults when the repository has no file (no network: the controller's NETWORK_DEFAULT decides)", () => {
     for (const raw of [null, undefined, {}]) {
       expect(parseRepoConfig(raw, limits)).toEqual({
         ok: true,
-        config: { agent: "claude-code", maxMinutes: 30, branchPrefix: "agent/", draft: true, backend: "local", priority: 0, sizes: {}, budget: {}, network: "full", forkPullRequests: "refuse" },
+        config: { agent: "claude-code", maxMinutes: 30, branchPrefix: "agent/", draft: true, backend: "local", priority: 0, sizes: {}, budget: {}, forkPullRequests: "refuse" },
       });
     }
   });
@@ -59,7 +59,6 @@ priority: -3
         priority: -3,
         sizes: {},
         budget: {},
-        network: "full",
         forkPullRequests: "refuse",
       },
     });

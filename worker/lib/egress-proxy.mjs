@@ -10,8 +10,12 @@ import fs from "node:fs";
 import http from "node:http";
 import https from "node:https";
 import net from "node:net";
+import path from "node:path";
 
 const MAX_DENIED_KEYS = 200;
+const MAX_HOST_CHARS = 253;
+/** sun_path is 108 bytes with its terminating NUL. */
+const MAX_SOCKET_PATH = 107;
 
 /** `*.example.com` matches below example.com; `example.com` only itself; a pattern with `:port` only that port. */
 export function hostAllowed(host, port, patterns) {
@@ -45,7 +49,9 @@ function splitHostPort(text, defaultPort) {
  */
 export async function startEgressProxy({ socketPath, allow, credentials = [], onDenied = () => {} }) {
   const denied = new Map();
-  const deny = (host, port, why) => {
+  const deny = (rawHost, port, why) => {
+    // The agent chose the name: a request line may carry kilobytes of it; the record keeps a host name's worth.
+    const host = rawHost.length > MAX_HOST_CHARS ? `${rawHost.slice(0, MAX_HOST_CHARS)}…` : rawHost;
     const key = `${host}:${port}`;
     const seen = denied.get(key);
     if (seen) {
@@ -137,9 +143,14 @@ export async function startEgressProxy({ socketPath, allow, credentials = [], on
   });
 
   fs.rmSync(socketPath, { force: true });
+  // A Unix socket's path holds at most 107 bytes, and a job folder deep in a home directory (or a
+  // pod's volume) is longer: bind by the path relative to the cwd (the job's folder) then.
+  const relative = path.relative(process.cwd(), socketPath);
+  const bindPath = Buffer.byteLength(socketPath) > MAX_SOCKET_PATH && Buffer.byteLength(relative) <= MAX_SOCKET_PATH ? relative : socketPath;
+  if (Buffer.byteLength(bindPath) > MAX_SOCKET_PATH) throw new Error(`the egress proxy's socket path is longer than ${MAX_SOCKET_PATH} bytes, even from the cwd: ${socketPath}`);
   await new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen(socketPath, resolve);
+    server.listen(bindPath, resolve);
   });
   // The sandbox's user (nobody, when the worker is root) must be able to connect.
   fs.chmodSync(socketPath, 0o666);

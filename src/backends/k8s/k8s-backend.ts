@@ -307,6 +307,11 @@ export function createK8sBackend(options: K8sBackendOptions): Backend {
     const remainingMs = maxSeconds > 0 ? current.createdAt + maxSeconds * 1000 - now() : 24 * 3600 * 1000;
     if (remainingMs <= 0) return { outcome: "timed_out", message: `the worker is past its ${maxSeconds}s limit`, computeSeconds: 0, aborted: false };
 
+    // Without bubblewrap the agent shares the pod's network with the worker's proxy: an allow-list
+    // would be advice the agent can ignore, and its model key variable a placeholder nothing fills.
+    if (options.agentSandbox === "none" && spec.sandbox.kind === "bwrap" && spec.sandbox.egress) {
+      return { outcome: "error", message: "network: allowlist cannot be held on this k8s backend: K8S_AGENT_SANDBOX=none runs the agent in the pod's own network, beside the proxy it could bypass; set K8S_AGENT_SANDBOX=bwrap, or ask for network: full", computeSeconds: 0, aborted: false };
+    }
     const input: RunSpec = options.agentSandbox === "none" ? { ...spec, sandbox: { kind: "none" } } : spec;
     const secret = buildInputSecret({ jobId: worker.jobId, repoFullName: current.meta.repoFullName ?? "", jobUid: job.metadata?.uid ?? "", namespace }, input);
     const deadlineSeconds = Math.max(1, Math.ceil(remainingMs / 1000));
