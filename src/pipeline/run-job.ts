@@ -1,7 +1,7 @@
 import type { Job, StepRecord } from "../jobs/types.js";
 import type { JobState } from "../jobs/state.js";
 import type { Worker, RunResult } from "../backends/types.js";
-import type { ProgressEvent, WorkerInput } from "../worker/protocol.js";
+import { ANSWER_FILE, type ProgressEvent, type WorkerInput } from "../worker/protocol.js";
 import { agentCommand } from "../agents/presets.js";
 import { agentEnvironment, agentSandbox } from "../worker/agent-sandbox.js";
 import { buildPrompt, branchSlug } from "../jobs/build-prompt.js";
@@ -190,7 +190,8 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     const forkCloneUrl = job.options.forkCloneUrl;
     if (!forkCloneUrl) {
       minting = true;
-      token = await mintKeptWorkerToken(deps, job);
+      // A question pushes nothing: its token can only read.
+      token = await mintKeptWorkerToken(deps, job, job.options.ask ? "read" : "write");
     }
     await deps.onStep?.("token-minted", job);
 
@@ -212,6 +213,7 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
       baseBranch: job.prHeadRef ?? job.defaultBranch,
       branch,
       ...(onIssue ? { continueBranch: true } : {}),
+      ...(job.options.ask ? { ask: true } : {}),
       // A branch someone else wrote (a PR's, or an issue's that a run before pushed): the files
       // that steer the agent come from the default branch.
       steering: { fromBranch: job.defaultBranch, paths: [...AGENT_STEERING_PATHS], ...(forkCloneUrl ? { fromUrl: job.cloneUrl } : {}) },
@@ -235,6 +237,7 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
         body: job.body,
         instructionsPrefix: config.instructions,
         extraInstructions: job.instructions,
+        ...(job.options.ask ? { ask: { answerFile: ANSWER_FILE } } : {}),
         comments: job.context?.comments ?? [],
       }),
       commitMessage: `${job.title}\n\nWritten by agent-work job ${job.id} for #${job.number}.`,
