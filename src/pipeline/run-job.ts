@@ -252,7 +252,7 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     const deadline = AbortSignal.timeout(hardSeconds * 1000);
     const overBudget = new AbortController();
     const runSignal = AbortSignal.any([signal, deadline, overBudget.signal]);
-    const runningWorker = worker;
+    let runningWorker = worker;
     // The streamed model use plus the worker's time so far, against the job budget: past it the
     // worker is stopped (the CLI's own limit, where it has one, usually stops it first).
     const checkBudget = () => {
@@ -288,6 +288,20 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     };
     let result: RunResult = await backend.run(worker, input, onEvent, runSignal);
     await pending;
+    if (result.lost && !runSignal.aborted) {
+      // The machine went away under the run (a spot VM preempted): once, on a new worker the
+      // backend places where that is less likely. Both workers are billed, each at its own price.
+      const lost = worker;
+      log.warn({ workerId: lost.id, reason: result.lost.reason }, "the worker was lost mid-run; running the job again once on a new one");
+      await backend.destroy(lost).catch((err) => log.error({ err, workerId: lost.id }, "could not destroy the lost worker; the reaper will retry"));
+      await billWorker(deps, job, lost, deps.now());
+      worker = await backend.create({ jobId: job.id, repoFullName: `${job.owner}/${job.repo}`, maxSeconds: Math.max(60, Math.ceil((job.deadlineAt! - deps.now()) / 1000) + 30), replacing: lost }, runSignal);
+      runningWorker = worker;
+      job = await deps.store.update(job.id, { worker });
+      await step("worker", "done", `${lost.id}: ${result.lost.reason}; run again on ${worker.id}${worker.meta.provisioningModel === "STANDARD" ? " (on-demand)" : ""}${worker.meta.zone ? ` in ${worker.meta.zone}` : ""}`);
+      result = await backend.run(worker, input, onEvent, runSignal);
+      await pending;
+    }
     log.info({ outcome: result.outcome, computeSeconds: result.computeSeconds }, "worker finished");
     if (startedBefore && result.continued && result.outcome === "no_changes" && result.baseSha) {
       // Nothing more to add to what an earlier start of this job pushed: that work is the result.
