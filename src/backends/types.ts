@@ -38,6 +38,16 @@ export interface Backend {
   destroy(worker: Worker): Promise<void>;
   /** Every worker this backend holds for this installation of agent-work. */
   list(): Promise<Worker[]>;
+  /**
+   * Housekeeping the reaper runs once a pass, for what is not a job's worker: a warm pool kept
+   * filled and honest, leftovers such as per-job secrets swept. Backends with none leave it out.
+   */
+  maintain?(): Promise<BackendMaintenance>;
+}
+
+/** What one maintain() pass did; an act that failed carries its error and is tried again next pass. */
+export interface BackendMaintenance {
+  actions: { kind: string; id: string; reason: string; error?: string }[];
 }
 
 /** A backend plugin: a name and a factory taking its options explicitly (no module singletons). */

@@ -8,6 +8,7 @@ import type { PipelineDeps } from "./deps.js";
 import { ensureStatusSurfaces } from "./ensure-status-surfaces.js";
 import { resolveJobOptions } from "./resolve-job-options.js";
 import { snapshotDiscussion } from "./snapshot-discussion.js";
+import { snapshotReview } from "./snapshot-review.js";
 import { deliverOutbox } from "./deliver-outbox.js";
 import type { NewOutboxEntry, OutboxDeliverer } from "../store/outbox-store.js";
 
@@ -75,7 +76,15 @@ export async function intakeJob(deps: PipelineDeps, job: Job): Promise<Job> {
     headSha = pr.head.sha;
   }
 
-  const context = job.context ?? (await snapshotDiscussion(octokit, job, deps.config.requiredPermission));
+  let context = job.context;
+  if (!context) {
+    context = await snapshotDiscussion(octokit, job, deps.config.requiredPermission);
+    // Asked for in a review: its comments, with their place in the diff, join the discussion.
+    if (job.options.review) {
+      const review = await snapshotReview(octokit, job, deps.config.requiredPermission);
+      context = { comments: [...context.comments, ...review.comments], droppedComments: context.droppedComments + review.dropped };
+    }
+  }
 
   let admitted: Job;
   try {
@@ -114,13 +123,20 @@ function deliverer(deps: PipelineDeps): OutboxDeliverer {
   return { owner: deps.owner, leaseMs: deps.config.leaseSeconds * 1000 };
 }
 
-/** 👀 on the comment that asked, or on the issue for a label. */
+/** 👀 on the comment (or review comment) that asked, or on the issue for a label or a review. */
 function acknowledgement(job: Job): NewOutboxEntry {
   return {
     key: `eyes:${job.id}`,
     installationId: job.installationId,
     jobId: job.id,
-    effect: { kind: "reaction", owner: job.owner, repo: job.repo, issueNumber: job.number, commentId: job.triggerCommentId },
+    effect: {
+      kind: "reaction",
+      owner: job.owner,
+      repo: job.repo,
+      issueNumber: job.number,
+      commentId: job.triggerCommentId,
+      ...(job.options.review?.commentId ? { reviewCommentId: job.options.review.commentId } : {}),
+    },
   };
 }
 

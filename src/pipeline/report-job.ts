@@ -8,6 +8,9 @@ import { markStep } from "../jobs/mark-step.js";
 import { intendEffect } from "./intend-effect.js";
 import { findCheckRun } from "../github/find-check-run.js";
 import type { JobState } from "../jobs/state.js";
+import type { NewOutboxEntry } from "../store/outbox-store.js";
+import { describeOutcome } from "../status/describe-outcome.js";
+import { deliverOutbox } from "./deliver-outbox.js";
 
 /**
  * From `reporting` to the end: open (or adopt) the draft PR with the app's own token, move the
@@ -60,7 +63,7 @@ export async function reportJob(deps: PipelineDeps, octokit: GitHub, publisher: 
       job = await deps.store.update(job.id, { prNumber: pr.number, prUrl: pr.url, headSha: pr.headSha });
     }
     to = "succeeded";
-    patch = { ...finish, steps: markStep(job.steps, "pull request", "done", now, job.prHeadRef ? `pushed to #${job.prNumber}` : `#${job.prNumber}`) };
+    patch = { ...finish, steps: markStep(job.steps, "pull request", "done", now, job.prHeadRef || result.continued ? `pushed to #${job.prNumber}` : `#${job.prNumber}`) };
   } else if (result.outcome === "patch") {
     // A fork's run: nothing could be pushed; the status comment carries the patch.
     to = "succeeded";
@@ -79,9 +82,46 @@ export async function reportJob(deps: PipelineDeps, octokit: GitHub, publisher: 
   }
 
   if (to === "succeeded" && job.prNumber && job.headSha) job = await movePrCheck(deps, octokit, publisher, { ...job, ...patch, state: to }, job.headSha);
-  // The final view, then the write that says it is out.
+  // The final view, then the write that says it is out (with the replies in the review's threads
+  // a run asked for in a review gets: outbox rows, so they are posted once whoever dies when).
   await publisher.flush({ ...job, ...patch, state: to });
-  return deps.store.transition(job.id, "reporting", to, patch);
+  const replies = reviewReplies(deps, { ...job, ...patch, state: to } as Job);
+  if (replies.length === 0) return deps.store.transition(job.id, "reporting", to, patch);
+  const ended = await deps.store.transition(job.id, "reporting", to, patch, undefined, { effects: replies, deliverer: { owner: deps.owner, leaseMs: deps.config.leaseSeconds * 1000 } });
+  await deliverOutbox(deps, replies.map((r) => r.key));
+  return ended;
+}
+
+/** Threads answered at most, for a review with many inline comments. */
+const MAX_REVIEW_REPLIES = 10;
+
+/**
+ * The answer in the review's threads: the inline comment's own thread, or for a review every
+ * thread of its comments that went into the prompt. It says what happened and links the commit.
+ */
+function reviewReplies(deps: PipelineDeps, final: Job): NewOutboxEntry[] {
+  const review = final.options.review;
+  if (!review) return [];
+  const fromReview = (final.context?.comments ?? []).filter((c) => c.path !== undefined && c.threadId !== undefined);
+  const threads = review.threadId !== undefined ? [review.threadId] : [...new Set(fromReview.map((c) => c.threadId!))].slice(0, MAX_REVIEW_REPLIES);
+  if (threads.length === 0) return [];
+  const outcome = describeOutcome(final);
+  const sha = final.result?.outcome === "pushed" ? final.headSha : null;
+  const commit = sha ? `[\`${sha.slice(0, 7)}\`](https://github.com/${final.owner}/${final.repo}/pull/${final.number}/commits/${sha})` : null;
+  const given = fromReview.slice(0, 10).map((c) => `\`${(c.path ?? "").replace(/[^\w./@+-]/g, "_").slice(0, 120)}\`${c.line ? ` line ${c.line}` : ""} (@${c.author})`);
+  const body = [
+    commit
+      ? `@${final.requester} agent-work job \`${final.id}\` pushed ${commit} to this pull request for this review.`
+      : `@${final.requester} agent-work job \`${final.id}\`: ${outcome?.headline ?? final.state}`,
+    ...(given.length ? ["", `Review comments in the agent's prompt: ${given.join(", ")}${fromReview.length > given.length ? ` and ${fromReview.length - given.length} more` : ""}.`] : []),
+    ...((final.context?.droppedComments ?? 0) > 0 ? ["", `Left out: ${final.context!.droppedComments} comment(s) by people without \`${deps.config.requiredPermission}\` access.`] : []),
+  ].join("\n");
+  return threads.map((commentId) => ({
+    key: `review-reply:${final.id}:${commentId}`,
+    installationId: final.installationId,
+    jobId: final.id,
+    effect: { kind: "review-reply", owner: final.owner, repo: final.repo, pullNumber: final.number, commentId, body: deps.redactor.redact(body) },
+  }));
 }
 
 /**

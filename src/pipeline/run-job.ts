@@ -10,7 +10,6 @@ import { agentCommand } from "../agents/presets.js";
 import { agentEnvironment, agentSandbox } from "../worker/agent-sandbox.js";
 import { buildPrompt, branchSlug } from "../jobs/build-prompt.js";
 import { checkSenderPermission } from "../github/check-sender-permission.js";
-import { branchExists } from "../github/branch-exists.js";
 import type { PipelineDeps } from "./deps.js";
 import { StatusPublisher } from "./status-publisher.js";
 import { ensureStatusSurfaces } from "./ensure-status-surfaces.js";
@@ -104,21 +103,21 @@ function workerInput(
   deps: PipelineDeps,
   job: Job,
   config: RepoConfig,
-  run: { branch: string; continuing: boolean; token: string | null; agentSeconds: number; modelAllowance: number },
+  run: { branch: string; onIssue: boolean; token: string | null; agentSeconds: number; modelAllowance: number },
 ): WorkerInput {
-  const { branch, continuing, token, agentSeconds, modelAllowance } = run;
+  const { branch, onIssue, token, agentSeconds, modelAllowance } = run;
   const forkCloneUrl = job.options.forkCloneUrl;
   // A fork's run holds no secret: not even the proxy's model key.
   const sandbox = agentSandbox(forkCloneUrl ? { ...deps.config, modelProxy: undefined } : deps.config, config);
-return {
+  return {
     jobId: job.id,
     cloneUrl: forkCloneUrl ?? job.cloneUrl,
-    baseBranch: job.prHeadRef ?? (continuing ? branch : job.defaultBranch),
+    baseBranch: job.prHeadRef ?? job.defaultBranch,
     branch,
-    // The branch was written by an agent: the files that steer the next one come from the default branch.
-    ...(job.prHeadRef || continuing
-      ? { steering: { fromBranch: job.defaultBranch, paths: [...AGENT_STEERING_PATHS], ...(forkCloneUrl ? { fromUrl: job.cloneUrl } : {}) } }
-      : {}),
+    ...(onIssue ? { continueBranch: true } : {}),
+    // A branch someone else wrote (a PR's, or an issue's that a run before pushed): the files
+    // that steer the agent come from the default branch.
+    steering: { fromBranch: job.defaultBranch, paths: [...AGENT_STEERING_PATHS], ...(forkCloneUrl ? { fromUrl: job.cloneUrl } : {}) },
     token: token ?? "",
     ...(forkCloneUrl ? { noSecrets: true } : {}),
     ...(() => {
@@ -319,15 +318,17 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     }
     await deps.onStep?.("token-minted", job);
 
-    // On a pull request the agent works on the PR's own branch; on an issue, on a new one. A job
-    // that started before (its controller died, or handed it back) may have pushed its branch
-    // already: it goes on from there, as on a pull request, instead of pushing over it.
+    // On a pull request the agent works on the PR's own branch; on an issue, on the issue's
+    // branch. That branch may exist already (an earlier job on the issue, a retry, or an earlier
+    // start of this very job pushed it): the worker then goes on from it, as on a pull request,
+    // instead of pushing over it. The worker looks when it clones, so there is no window between
+    // a look here and the clone there.
     const branch = job.prHeadRef ?? job.branch ?? `${config.branchPrefix}${job.number}-${branchSlug(job.title)}`;
-    const continuing = !job.prHeadRef && job.branch !== null && (await branchExists(octokit, { owner: job.owner, repo: job.repo, branch }));
-    if (continuing) log.info({ branch }, "an earlier start of this job pushed its branch; the agent goes on from it");
+    const startedBefore = !job.prHeadRef && job.branch !== null;
+    const onIssue = !job.prHeadRef && !forkCloneUrl;
     await move("running", { branch, steps: markStep(job.steps, "worker", "done", deps.now(), worker.id) });
     publisher.poke(true);
-    const input = workerInput(deps, job, config, { branch, continuing, token, agentSeconds, modelAllowance });
+    const input = workerInput(deps, job, config, { branch, onIssue, token, agentSeconds, modelAllowance });
 
     // The hard deadline aborts the worker even if the worker script's own agent timeout fails.
     const deadline = AbortSignal.timeout(hardSeconds * 1000);
@@ -349,8 +350,8 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     let result: RunResult = await backend.run(worker, input, progress.onEvent, runSignal);
     await progress.settled();
     log.info({ outcome: result.outcome, computeSeconds: result.computeSeconds }, "worker finished");
-    if (continuing && result.outcome === "no_changes" && result.baseSha) {
-      // Nothing more to add to what the earlier start pushed: that work is the result.
+    if (startedBefore && result.continued && result.outcome === "no_changes" && result.baseSha) {
+      // Nothing more to add to what an earlier start of this job pushed: that work is the result.
       result = { ...result, outcome: "pushed", branch, headSha: result.baseSha, message: `the agent added nothing to the work an earlier start pushed to ${branch}` };
     }
 

@@ -25,6 +25,8 @@ export interface WorkerResult {
   agentExitCode?: number | null;
   /** Set when a sandbox limit stopped the agent (or, for `disk`, kept its work from being pushed). */
   limit?: "memory" | "processes" | "disk";
+  /** The job's branch existed when the worker cloned, and the agent went on from it (`continueBranch`). */
+  continued?: boolean;
   /** Under `network: allowlist`: the connections the proxy refused, by host and port. */
   blocked?: { host: string; port: number; count: number; firstAt: number }[];
   message: string;
@@ -86,8 +88,20 @@ export interface WorkerInput {
    */
   steering?: { fromBranch: string; paths: string[]; /** Where `fromBranch` lives, when not at cloneUrl. */ fromUrl?: string };
   /**
+   * An issue's run: when `branch` already exists (an earlier run pushed it), clone it instead of
+   * `baseBranch` and commit on top of it; `steering` then applies, as on a pull request. The
+   * push, if someone moved the branch meanwhile, is retried once on top of their work.
+   */
+  continueBranch?: boolean;
+  /**
    * A run that holds no secret at all (a fork's pull request): `token` is empty, the clone is
    * anonymous, the agent gets no environment, and the change comes back as a `patch`.
    */
   noSecrets?: boolean;
+  /**
+   * The token is not in this document (`token` is empty): the worker reads it from this Secret
+   * Manager version with its VM's own identity, through the metadata server (GCE_TOKEN_DELIVERY=
+   * secret-manager). The endpoints are the real ones unless a test points them at a fake.
+   */
+  tokenFrom?: { secretVersion: string; metadataUrl?: string; secretManagerUrl?: string };
 }

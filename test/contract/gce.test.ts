@@ -9,7 +9,10 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { NodeSSH } from "node-ssh";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { gce, type GceBackend, type GceBackendOptions } from "../../src/backends/gce/gce-backend.js";
+import { gce, runOnVmOverSsh, type GceBackend, type GceBackendOptions } from "../../src/backends/gce/gce-backend.js";
+import { createJobSecrets, SECRET_ACCESSOR_ROLE } from "../../src/backends/gce/job-secrets.js";
+import { realClock } from "../../src/backends/gce/backoff.js";
+import { SshPool } from "../../src/remote/ssh-pool.js";
 import { findBackendModule } from "../../src/backends/registry.js";
 import type { RunSpec } from "../../src/backends/types.js";
 import type { ProgressEvent } from "../../src/worker/protocol.js";
@@ -68,7 +71,7 @@ function backendOptions(sshd: TestSshd, fake: FakeGcp, workRoot: string, envLabe
   };
 }
 
-async function world(over: Partial<GceBackendOptions> = {}): Promise<World> {
+async function world(over: Partial<GceBackendOptions> | ((fake: FakeGcp) => Partial<GceBackendOptions>) = {}): Promise<World> {
   const sshd = await startSshd();
   const workRoot = `agent-work-gce-test-${randomBytes(4).toString("hex")}`;
   const root = path.join(sshd.home, workRoot);
@@ -91,7 +94,7 @@ async function world(over: Partial<GceBackendOptions> = {}): Promise<World> {
     },
   });
   const options = backendOptions(sshd, fake, workRoot, `contract-${randomBytes(3).toString("hex")}`);
-  const backend = gce.create({ ...options, ...over });
+  const backend = gce.create({ ...options, ...(typeof over === "function" ? over(fake) : over) });
   return {
     sshd,
     fake,
@@ -204,5 +207,111 @@ describe("the gce backend, beyond the contract", () => {
     } finally {
       await again.close();
     }
+  });
+});
+
+describe("the gce backend with GCE_TOKEN_DELIVERY=secret-manager", () => {
+  let w: World;
+  let git: GitServer;
+  const token = `ghs_${randomBytes(18).toString("hex")}`;
+  const WORKER_SA = "agent-work-worker@test-project.iam.gserviceaccount.com";
+  /** Every worker input as it left for the VM, by job id. */
+  const sent = new Map<string, RunSpec>();
+  const pool = new SshPool();
+
+  beforeAll(async () => {
+    [w, git] = await Promise.all([
+      world((fake) => {
+        const real = runOnVmOverSsh(pool, { killGraceMs: 1000 });
+        return {
+          tokenDelivery: "secret-manager",
+          jobSecrets: createJobSecrets({ project: "test-project", serviceAccount: WORKER_SA, envLabel: "secret-delivery", clientOptions: fake.clientOptions(), clock: realClock }),
+          tokenEndpoints: { metadataUrl: fake.url, secretManagerUrl: fake.url },
+          runOnVm: (target, o) => {
+            sent.set(o.input.jobId, o.input);
+            return real(target, o);
+          },
+        };
+      }),
+      startGitServer({ acceptToken: token }),
+    ]);
+  });
+  afterAll(async () => {
+    await pool.close();
+    await Promise.all([w?.close(), git?.close()]);
+  });
+
+  async function spec(jobId: string, over: Partial<RunSpec> = {}): Promise<RunSpec> {
+    const { cloneUrl } = await git.createRepo("octo", jobId, { "README.md": "# demo\n" });
+    return {
+      jobId,
+      cloneUrl,
+      baseBranch: "main",
+      branch: `agent-work/${jobId}`,
+      token,
+      agentArgv: [process.execPath, FAKE_AGENT, "{prompt_file}"],
+      prompt: "FAKE_AGENT:edit",
+      commitMessage: "agent-work",
+      author: { name: "agent-work[bot]", email: "bot@example.com" },
+      agentTimeoutSeconds: 60,
+      agentEnv: {},
+      sandbox: { kind: "bwrap", roBinds: [path.dirname(FAKE_AGENT)], shareNet: false },
+      ...over,
+    };
+  }
+  const newJob = () => ({ jobId: `s${randomBytes(5).toString("hex")}`, repoFullName: "octo/demo", maxSeconds: 600 });
+
+  it("the token reaches the VM only through the job's secret, read with the VM's identity, and the secret is gone after teardown", async () => {
+    const job = newJob();
+    const worker = await w.backend.create(job, never);
+    const events: ProgressEvent[] = [];
+    const result = await w.backend.run(worker, await spec(job.jobId), (e) => events.push(e), never);
+    expect(result.outcome).toBe("pushed");
+
+    // The input on the SSH channel names the secret and holds no token.
+    const input = sent.get(job.jobId)!;
+    expect(JSON.stringify(input)).not.toContain(token);
+    expect(input.tokenFrom?.secretVersion).toBe(`projects/test-project/secrets/agent-work-job-${job.jobId}/versions/latest`);
+    // The worker read it with a token from the metadata server, and only the workers' account may.
+    expect(w.fake.requestsTo("GET", new RegExp(`agent-work-job-${job.jobId}/versions/latest:access$`))).toHaveLength(1);
+    const secret = w.fake.secrets().find((x) => x.name.endsWith(`agent-work-job-${job.jobId}`))!;
+    expect(secret.policy.bindings).toEqual([{ role: SECRET_ACCESSOR_ROLE, members: [`serviceAccount:${WORKER_SA}`] }]);
+    expect(secret.body.ttl).toMatch(/^\d+s$/);
+    // Never in the VM's metadata, labels or any other Compute call; never in the events.
+    const compute = JSON.stringify(w.fake.requests.filter((r) => r.path.startsWith("/compute/")));
+    expect(compute).not.toContain(token);
+    expect(JSON.stringify(events)).not.toContain(token);
+
+    await w.backend.destroy(worker);
+    expect(w.fake.secrets().map((x) => x.name)).not.toContain(secret.name);
+  });
+
+  it("a secret left behind by a controller that died is swept by the reaper's housekeeping, and a live job's is kept", async () => {
+    const live = newJob();
+    const worker = await w.backend.create(live, never);
+    const secrets = createJobSecrets({ project: "test-project", serviceAccount: WORKER_SA, envLabel: "secret-delivery", clientOptions: w.fake.clientOptions(), clock: realClock });
+    await secrets.put(live.jobId, token, { ttlSeconds: 600 });
+    await secrets.put("crashed1", token, { ttlSeconds: 600 });
+    const sweeper = gce.create({ ...w.options, tokenDelivery: "secret-manager", jobSecrets: secrets, secretSweepAfterSeconds: 0 });
+    try {
+      const { actions } = await sweeper.maintain!();
+      expect(actions).toEqual([expect.objectContaining({ kind: "delete-job-secret", id: "projects/test-project/secrets/agent-work-job-crashed1" })]);
+      const left = w.fake.secrets().map((x) => x.name);
+      expect(left).not.toContain("projects/test-project/secrets/agent-work-job-crashed1");
+      expect(left).toContain(`projects/test-project/secrets/agent-work-job-${live.jobId}`);
+    } finally {
+      await sweeper.close();
+      await w.backend.destroy(worker);
+    }
+  });
+
+  it("keeps the token on SSH stdin when the agent shares the VM's network (it could read the secret itself)", async () => {
+    const job = newJob();
+    const worker = await w.backend.create(job, never);
+    const result = await w.backend.run(worker, await spec(job.jobId, { sandbox: { kind: "bwrap", roBinds: [path.dirname(FAKE_AGENT)], shareNet: true } }), () => {}, never);
+    expect(result.outcome).toBe("pushed");
+    expect(sent.get(job.jobId)!.tokenFrom).toBeUndefined();
+    expect(w.fake.secrets().map((x) => x.name)).not.toContain(`projects/test-project/secrets/agent-work-job-${job.jobId}`);
+    await w.backend.destroy(worker);
   });
 });

@@ -11,7 +11,7 @@
  * destroy: stop an in-process run, delete the job's secret, delete the VM; "not found" is success.
  * list: every VM carrying this deployment's `agent-work-env` label.
  */
-import type { Backend, BackendModule, JobSpec, RunResult, RunSpec, Worker } from "../types.js";
+import type { Backend, BackendMaintenance, BackendModule, JobSpec, RunResult, RunSpec, Worker } from "../types.js";
 import type { ProgressEvent } from "../../worker/protocol.js";
 import { IncompleteListError } from "../incomplete-list-error.js";
 import { remoteJobDir } from "../../remote/remote-work-dir.js";
@@ -44,7 +44,7 @@ export interface VmSshTarget {
 /** Runs the worker script on a VM over SSH; the default is {@link runOnVmOverSsh}. */
 export type RunOnVm = (
   target: VmSshTarget,
-  options: { workDir: string; input: RunSpec; onEvent: (e: ProgressEvent) => void; signal: AbortSignal; maxSeconds: number },
+  options: { workDir: string; input: RunSpec; onEvent: (e: ProgressEvent) => void; signal: AbortSignal; maxSeconds: number; redactToken?: string },
 ) => Promise<RunResult>;
 
 export interface GceBackendOptions extends InstanceSettings {
@@ -80,8 +80,18 @@ export interface GceBackendOptions extends InstanceSettings {
   sshPool?: SshPool;
   /** How the worker script runs on a VM; tests may replace it. Default: over SSH via `sshPool`. */
   runOnVm?: RunOnVm;
-  /** Per-job Secret Manager secrets to delete at teardown (when the secret transport is used). */
+  /** Per-job Secret Manager secrets: written by run() and deleted by destroy() with `tokenDelivery: "secret-manager"`. */
   jobSecrets?: JobSecrets;
+  /**
+   * How the job's token reaches the VM. `ssh-stdin` (default): inside the worker's input on the SSH
+   * channel. `secret-manager`: in a per-job secret (TTL, only the workers' service account may read
+   * it) that the worker reads with the VM's identity; the input then names the secret instead.
+   */
+  tokenDelivery?: "ssh-stdin" | "secret-manager";
+  /** Where the worker reaches the metadata server and Secret Manager (tests: a fake); the real ones when unset. */
+  tokenEndpoints?: { metadataUrl?: string; secretManagerUrl?: string };
+  /** A job secret older than this with no VM of its job is deleted by maintain() (default 900). */
+  secretSweepAfterSeconds?: number;
   /** Built from `clientOptions` when not given. */
   compute?: ComputeApi;
   clientOptions?: GcpClientOptions;
@@ -148,6 +158,9 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
     options.runOnVm ??
     runOnVmOverSsh(pool, { ...(options.nodePath ? { nodePath: options.nodePath } : {}), ...(options.killGraceMs !== undefined ? { killGraceMs: options.killGraceMs } : {}) });
   const envFilter = `labels.${LABEL.env} = "${labelValue(options.envLabel)}"`;
+  const tokenDelivery = options.tokenDelivery ?? "ssh-stdin";
+  const secrets = options.jobSecrets;
+  if (tokenDelivery === "secret-manager" && !secrets) throw new Error("tokenDelivery secret-manager needs jobSecrets (a Secret Manager client)");
   /** Runs in this process, by job id, so destroy() can stop one before it deletes the VM. */
   const runs = new Map<string, { stop: AbortController; done: Promise<unknown> }>();
 
@@ -367,6 +380,23 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
     }
   }
 
+  /**
+   * The worker's input as it travels: with `secret-manager` delivery the token goes into the job's
+   * secret and the input only names it. Not when the agent shares the VM's network (sandbox off or
+   * shareNet): it could then ask the metadata server for the VM's identity and read the secret
+   * itself, so the token stays on stdin, where the agent cannot reach it.
+   */
+  async function deliverToken(jobId: string, spec: RunSpec, maxSeconds: number): Promise<RunSpec> {
+    if (tokenDelivery !== "secret-manager" || !spec.token || spec.noSecrets) return spec;
+    if (spec.sandbox.kind !== "bwrap" || spec.sandbox.shareNet) {
+      log?.warn({ jobId }, "the agent shares the VM's network, so the token goes over SSH stdin instead of Secret Manager (the agent could read the secret with the VM's identity)");
+      return spec;
+    }
+    // The secret outlives the run by the grace only: the TTL deletes it if teardown and sweeps all miss.
+    const secret = await secrets!.put(jobId, spec.token, { ttlSeconds: Math.ceil(maxSeconds + graceSeconds) });
+    return { ...spec, token: "", tokenFrom: { secretVersion: `${secret}/versions/latest`, ...(options.tokenEndpoints ?? {}) } };
+  }
+
   async function run(worker: Worker, spec: RunSpec, onEvent: (e: ProgressEvent) => void, signal: AbortSignal): Promise<RunResult> {
     if (signal.aborted) return { outcome: "error", message: "stopped", computeSeconds: 0, aborted: true };
     let ready = worker;
@@ -381,6 +411,8 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
     const maxSeconds = Number.isFinite(expiresAt) ? Math.floor((expiresAt - clock.now()) / 1000) - graceSeconds : spec.agentTimeoutSeconds + graceSeconds;
     if (maxSeconds <= 0) return { outcome: "timed_out", message: `VM ${ready.id} is past its time limit`, computeSeconds: 0, aborted: false };
 
+    const delivered = await deliverToken(worker.jobId, spec, maxSeconds);
+
     const stop = new AbortController();
     const onAbort = () => stop.abort(signal.reason);
     signal.addEventListener("abort", onAbort, { once: true });
@@ -391,7 +423,14 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
       privateKey: options.ssh.privateKey,
       hostKeySha256: ready.meta.hostKeySha256!,
     };
-    const done = runOnVm(target, { workDir: remoteJobDir(remoteWorkRoot, worker.jobId), input: spec, onEvent, signal: stop.signal, maxSeconds });
+    const done = runOnVm(target, {
+      workDir: remoteJobDir(remoteWorkRoot, worker.jobId),
+      input: delivered,
+      onEvent,
+      signal: stop.signal,
+      maxSeconds,
+      ...(delivered.token === spec.token ? {} : { redactToken: spec.token }),
+    });
     const entry = { stop, done: done.catch(() => undefined) };
     runs.set(worker.jobId, entry);
     try {
@@ -435,6 +474,30 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
     return workers;
   }
 
+  /**
+   * The reaper's housekeeping for this backend, once a pass: job secrets whose job has no VM any
+   * more (a controller that died between put and destroy) are deleted once they are older than
+   * the sweep age, so a secret just written for a VM still booting is never taken.
+   */
+  async function maintain(): Promise<BackendMaintenance> {
+    const actions: BackendMaintenance["actions"] = [];
+    if (secrets) {
+      const [vms, held] = await Promise.all([list(), secrets.list()]);
+      const withVm = new Set(vms.map((v) => v.jobId));
+      const cutoff = clock.now() - (options.secretSweepAfterSeconds ?? 900) * 1000;
+      for (const secret of held) {
+        if (withVm.has(secret.jobId) || secret.createdAt > cutoff) continue;
+        try {
+          await secrets.remove(secret.jobId);
+          actions.push({ kind: "delete-job-secret", id: secret.name, reason: `job ${secret.jobId} has no VM` });
+        } catch (err) {
+          actions.push({ kind: "delete-job-secret", id: secret.name, reason: `job ${secret.jobId} has no VM`, error: err instanceof Error ? err.message : String(err) });
+        }
+      }
+    }
+    return { actions };
+  }
+
   async function capacity(): Promise<{ max: number; active: number }> {
     return { max: options.maxVms, active: (await list()).length };
   }
@@ -443,7 +506,7 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
     if (ownPool) await pool.close();
   }
 
-  return { name: NAME, capacity, create, run, destroy, list, close };
+  return { name: NAME, capacity, create, run, destroy, list, maintain, close };
 }
 
 export const gce = {

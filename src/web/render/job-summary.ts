@@ -63,6 +63,22 @@ function costFact(job: Job, usage: AgentUsage | null | undefined): Html {
   return html`<span class="muted">${isActive(job.state) ? "known when it ends" : "none"}</span>`;
 }
 
+/** At most this many blocked host:port pairs are listed on the page (the log has every one). */
+const BLOCKED_SHOWN = 50;
+
+/**
+ * The connections the allow-list refused, from the worker's record: each host and port (chosen by
+ * the agent, so escaped like any text), how many times, and when first.
+ */
+function blockedList(job: Job): Html {
+  const blocked = job.result?.blocked;
+  if (!blocked || blocked.length === 0) return html``;
+  const total = blocked.reduce((n, b) => n + b.count, 0);
+  const more = blocked.length - BLOCKED_SHOWN;
+  return html`<div class="blocked" id="blocked"><h2>Network: ${total} connection${total === 1 ? "" : "s"} blocked by the allow-list</h2>
+<ul>${blocked.slice(0, BLOCKED_SHOWN).map((b) => html`<li><code>${b.host}:${b.port}</code>${b.count > 1 ? html` <span class="muted">×${b.count}</span>` : ""} <span class="muted">first at ${formatTime(b.firstAt)}</span></li>`)}${more > 0 ? html`<li class="muted">and ${more} more hosts (the log lists each)</li>` : ""}</ul></div>`;
+}
+
 function durationFact(job: Job, now: number): Html {
   const from = job.startedAt ?? job.createdAt;
   if (job.finishedAt !== null) return html`${formatDuration((job.finishedAt - from) / 1000)}`;
@@ -101,6 +117,7 @@ ${active && job.cancelRequestedBy ? html`<p class="notice">Stop requested by @${
   <div><dt>Cost</dt><dd>${costFact(job, view.modelUsage)}</dd></div>
   <div><dt>Pull request</dt><dd>${job.prUrl ? html`<a href="${job.prUrl}">#${job.prNumber ?? ""}</a>` : job.branch ? html`<span class="muted">branch</span> <code>${job.branch}</code>` : html`<span class="muted">none yet</span>`}</dd></div>
 </dl>
+${blockedList(job)}
 <ol class="steps">${job.steps.map((step) => stepItem(step, view.now, isTerminal(job.state) ? (job.finishedAt ?? job.updatedAt) : undefined))}</ol>
 ${active && view.canCancel && !job.cancelRequestedBy
     ? html`<div class="actions"><form class="cancel" method="post" action="/jobs/${job.id}/cancel"><input type="hidden" name="csrf" value="${view.csrf}"><button class="danger" type="submit">Cancel job</button></form></div>`
