@@ -96,4 +96,8 @@ async function main() {
   process.exit(0);
 }
 
-main();
+main().catch((err) => {
+  // What escaped main() still ends in a result line (redacted like every other), not a bare stack.
+  emitResult({ outcome: "error", message: `worker failed: ${err?.message ?? err}`, baseSha: runtime.baseSha });
+  process.exit(1);
+});
