@@ -27,7 +27,7 @@ import { modelAllowanceUsd, overJobBudget } from "../cost/model-budget.js";
  * Files that steer an agent. On a pull request they are taken from the base branch, not the PR
  * head: the PR's author may not be someone the maintainers trust to instruct the agent.
  */
-export const AGENT_STEERING_PATHS = ["AGENTS.md", "CLAUDE.md", ".claude", ".opencode", "opencode.json", ".codex", ".aider.conf.yml", ".github/agent-work.yml", ".github/copilot-instructions.md"] as const;
+export const AGENT_STEERING_PATHS = ["AGENTS.md", "CLAUDE.md", ".claude", ".mcp.json", ".opencode", "opencode.json", ".codex", ".aider.conf.yml", ".github/agent-work.yml", ".github/copilot-instructions.md"] as const;
 
 /** Marks one step in the job's step list; steps are what the comment and the check show. */
 export function markStep(steps: StepRecord[], name: string, status: StepRecord["status"], at: number, detail?: string): StepRecord[] {
