@@ -24,8 +24,10 @@
 //   lib/job.mjs           the steps of one job
 //   lib/processes.mjs     the worker's children and private folder
 //   lib/egress-proxy.mjs  the agent's only way out under network: allowlist
+//   lib/fetch-token.mjs   the token from Secret Manager, when the input names it instead of holding it
 
 import { Buffer } from "node:buffer";
+import { fetchTokenFromSecretManager } from "./lib/fetch-token.mjs";
 import { readFirstDocument, validateInput } from "./lib/input.mjs";
 import { runJob } from "./lib/job.mjs";
 import { emitResult, setSecrets } from "./lib/output.mjs";
@@ -43,6 +45,8 @@ function stop(signal) {
 
 async function main() {
   let input;
+  /** The VM's access token (and the job's token) when read from Secret Manager. */
+  const fetchedSecrets = [];
   try {
     const text = await readFirstDocument(process.stdin);
     let parsed;
@@ -59,10 +63,24 @@ async function main() {
     process.exitCode = 2;
     return;
   }
+  if (input.tokenFrom) {
+    // Kept out of the input document: read now with the VM's identity (GCE_TOKEN_DELIVERY=secret-manager).
+    try {
+      const { token } = await fetchTokenFromSecretManager(input.tokenFrom, (s) => {
+        fetchedSecrets.push(s);
+        setSecrets(fetchedSecrets);
+      });
+      input = { ...input, token };
+    } catch (err) {
+      emitResult({ outcome: "error", message: err.message });
+      process.exitCode = 2;
+      return;
+    }
+  }
   const token = input.token;
   // The model key the egress proxy adds for the agent is a secret too: it never reaches stdout.
   const proxyKeys = input.sandbox.kind === "bwrap" ? (input.sandbox.egress?.credentials ?? []).map((c) => c.value) : [];
-  setSecrets([...(token ? [token, encodeURIComponent(token), Buffer.from(`x-access-token:${token}`).toString("base64")] : []), ...proxyKeys]);
+  setSecrets([...(token ? [token, encodeURIComponent(token), Buffer.from(`x-access-token:${token}`).toString("base64")] : []), ...proxyKeys, ...fetchedSecrets]);
   for (const s of ["SIGTERM", "SIGINT", "SIGHUP"]) process.on(s, () => stop(s));
 
   let result;

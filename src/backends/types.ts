@@ -7,6 +7,11 @@ export interface JobSpec {
   /** Hard limit for the whole worker lifetime; the backend's own dead-man switch uses it. */
   maxSeconds: number;
   machineType?: string;
+  /**
+   * The worker this one replaces, lost under its run (a spot VM preempted): the backend places the
+   * new one where that loss is less likely (gce: on-demand, or the next zone).
+   */
+  replacing?: Worker;
 }
 
 /** The thing a backend made for one job; found again by `list()` through its labels / folder. */
@@ -26,6 +31,11 @@ export interface RunResult extends WorkerResult {
   computeSeconds: number;
   /** True when the run was stopped by the caller's AbortSignal (cancel or deadline). */
   aborted: boolean;
+  /**
+   * Set when the machine went away under the run, not the job's fault (a spot VM preempted, a VM
+   * deleted from outside): the caller may run the job again once on a new worker.
+   */
+  lost?: { reason: string };
 }
 
 export interface Backend {
@@ -38,6 +48,16 @@ export interface Backend {
   destroy(worker: Worker): Promise<void>;
   /** Every worker this backend holds for this installation of agent-work. */
   list(): Promise<Worker[]>;
+  /**
+   * Housekeeping the reaper runs once a pass, for what is not a job's worker: a warm pool kept
+   * filled and honest, leftovers such as per-job secrets swept. Backends with none leave it out.
+   */
+  maintain?(): Promise<BackendMaintenance>;
+}
+
+/** What one maintain() pass did; an act that failed carries its error and is tried again next pass. */
+export interface BackendMaintenance {
+  actions: { kind: string; id: string; reason: string; error?: string }[];
 }
 
 /** A backend plugin: a name and a factory taking its options explicitly (no module singletons). */

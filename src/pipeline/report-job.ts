@@ -4,7 +4,7 @@ import { openPullRequest } from "../github/open-pull-request.js";
 import type { PipelineDeps } from "./deps.js";
 import type { StatusPublisher } from "./status-publisher.js";
 import { CHECK_NAME } from "./ensure-status-surfaces.js";
-import { markStep } from "./run-job.js";
+import { markStep } from "../jobs/mark-step.js";
 import { intendEffect } from "./intend-effect.js";
 import { findCheckRun } from "../github/find-check-run.js";
 import type { JobState } from "../jobs/state.js";

@@ -10,6 +10,7 @@ import type { PipelineDeps } from "./deps.js";
 import { StatusPublisher } from "./status-publisher.js";
 import { ensureStatusSurfaces } from "./ensure-status-surfaces.js";
 import { reportJob } from "./report-job.js";
+import { markStep } from "../jobs/mark-step.js";
 import { cancelledBy } from "./cancel-request.js";
 import { handedBack } from "./hand-back.js";
 import { mintKeptWorkerToken, revokeKeptWorkerToken } from "./worker-token-at-rest.js";
@@ -28,21 +29,6 @@ import { modelAllowanceUsd, overJobBudget } from "../cost/model-budget.js";
  * head: the PR's author may not be someone the maintainers trust to instruct the agent.
  */
 export const AGENT_STEERING_PATHS = ["AGENTS.md", "CLAUDE.md", ".claude", ".mcp.json", ".opencode", "opencode.json", ".codex", ".aider.conf.yml", ".github/agent-work.yml", ".github/copilot-instructions.md"] as const;
-
-/** Marks one step in the job's step list; steps are what the comment and the check show. */
-export function markStep(steps: StepRecord[], name: string, status: StepRecord["status"], at: number, detail?: string): StepRecord[] {
-  return steps.map((s) => {
-    if (s.name !== name) return s;
-    const next: StepRecord = { ...s, status };
-    if (status === "running" && s.startedAt === undefined) next.startedAt = at;
-    if (status === "done" || status === "failed") {
-      next.startedAt = s.startedAt ?? at;
-      next.finishedAt = at;
-    }
-    if (detail !== undefined) next.detail = detail;
-    return next;
-  });
-}
 
 /**
  * What the budgets hold for a job: its pricing for the whole limit, at the on-demand rate when a
@@ -266,7 +252,7 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     const deadline = AbortSignal.timeout(hardSeconds * 1000);
     const overBudget = new AbortController();
     const runSignal = AbortSignal.any([signal, deadline, overBudget.signal]);
-    const runningWorker = worker;
+    let runningWorker = worker;
     // The streamed model use plus the worker's time so far, against the job budget: past it the
     // worker is stopped (the CLI's own limit, where it has one, usually stops it first).
     const checkBudget = () => {
@@ -302,6 +288,20 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     };
     let result: RunResult = await backend.run(worker, input, onEvent, runSignal);
     await pending;
+    if (result.lost && !runSignal.aborted) {
+      // The machine went away under the run (a spot VM preempted): once, on a new worker the
+      // backend places where that is less likely. Both workers are billed, each at its own price.
+      const lost = worker;
+      log.warn({ workerId: lost.id, reason: result.lost.reason }, "the worker was lost mid-run; running the job again once on a new one");
+      await backend.destroy(lost).catch((err) => log.error({ err, workerId: lost.id }, "could not destroy the lost worker; the reaper will retry"));
+      await billWorker(deps, job, lost, deps.now());
+      worker = await backend.create({ jobId: job.id, repoFullName: `${job.owner}/${job.repo}`, maxSeconds: Math.max(60, Math.ceil((job.deadlineAt! - deps.now()) / 1000) + 30), replacing: lost }, runSignal);
+      runningWorker = worker;
+      job = await deps.store.update(job.id, { worker });
+      await step("worker", "done", `${lost.id}: ${result.lost.reason}; run again on ${worker.id}${worker.meta.provisioningModel === "STANDARD" ? " (on-demand)" : ""}${worker.meta.zone ? ` in ${worker.meta.zone}` : ""}`);
+      result = await backend.run(worker, input, onEvent, runSignal);
+      await pending;
+    }
     log.info({ outcome: result.outcome, computeSeconds: result.computeSeconds }, "worker finished");
     if (startedBefore && result.continued && result.outcome === "no_changes" && result.baseSha) {
       // Nothing more to add to what an earlier start of this job pushed: that work is the result.

@@ -56,7 +56,7 @@ export async function revokeKeptWorkerToken(deps: PipelineDeps, jobId: string, l
   let outcome: "revoked" | "already-invalid" | "none" = "none";
   if (clear) {
     deps.redactor.add(clear);
-    outcome = await revokeWorkerToken(deps.github.baseUrl, clear);
+    outcome = await revokeWorkerToken(deps.github.baseUrl, clear, deps.github.fetch);
     log.info({ result: outcome }, "worker token revoked");
     // Dead now: no need to keep looking for it in every line.
     deps.redactor.forget(clear);

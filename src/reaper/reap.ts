@@ -66,6 +66,8 @@ export interface ReapReport {
   actions: ReapAction[];
   /** Backends whose listing was partial or failed, with why. */
   incomplete: string[];
+  /** What each backend's maintain() did (pool fills and drains, swept secrets); empty on a dry run. */
+  maintenance?: { backend: string; kind: string; id: string; reason: string; error?: string }[];
   /** Set when the pass did not run because another replica's pass held the lock (nothing was looked at). */
   skipped?: string;
 }
@@ -266,8 +268,25 @@ async function reapPass(deps: ReapDeps): Promise<ReapReport> {
     }
   }
 
+  // 5. Each backend's own housekeeping (a warm pool kept filled and honest, leftover secrets):
+  // what is not a job's worker, so not the marks' business. A dry run leaves it alone.
+  const maintenance: ReapReport["maintenance"] = [];
+  if (!dryRun) {
+    for (const [backendName, backend] of backends) {
+      if (!backend.maintain) continue;
+      try {
+        const done = await backend.maintain();
+        for (const a of done.actions) maintenance.push({ backend: backendName, ...a });
+      } catch (err) {
+        maintenance.push({ backend: backendName, kind: "maintain", id: backendName, reason: "housekeeping pass", error: errorText(err) });
+        log.warn({ backend: backendName, err }, "backend housekeeping failed; the next pass tries again");
+      }
+    }
+  }
+
   const after = { workers: counts(destroyed), marks: dryRun ? marked.size : marksNow };
   const tally = actions.reduce<Record<string, number>>((acc, a) => ({ ...acc, [a.kind]: (acc[a.kind] ?? 0) + 1 }), {});
-  log.info({ dryRun, before, after, actions: tally, failed: actions.filter((a) => a.error).length, incomplete }, dryRun ? "reaper dry run finished; nothing was changed" : "reaper pass finished");
-  return { dryRun, startedAt, before, after, actions, incomplete };
+  const housekeeping = maintenance.reduce<Record<string, number>>((acc, a) => ({ ...acc, [a.kind]: (acc[a.kind] ?? 0) + 1 }), {});
+  log.info({ dryRun, before, after, actions: tally, housekeeping, failed: actions.filter((a) => a.error).length, incomplete }, dryRun ? "reaper dry run finished; nothing was changed" : "reaper pass finished");
+  return { dryRun, startedAt, before, after, actions, incomplete, maintenance };
 }

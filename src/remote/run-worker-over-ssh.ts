@@ -35,6 +35,8 @@ export interface RunWorkerOverSshOptions {
   /** Between SIGTERM and SIGKILL when the worker is stopped (default 5000). */
   killGraceMs?: number;
   now?: () => number;
+  /** The secret to redact from the worker's output when it is not in `input` (a token the worker fetches itself). */
+  redactToken?: string;
 }
 
 /** The host's own `timeout` fires this long after the controller's timer: a dead man's switch for a controller that died. */
@@ -119,7 +121,7 @@ export async function runWorkerOverSsh(conn: NodeSSH, options: RunWorkerOverSshO
   await remoteExecOk(conn, uploadCommand(workDir, options.nodePath ?? "node"), "uploading the worker script", { stdin: JSON.stringify(files) });
 
   // Remote stderr (a crash trace, `timeout` or `setsid` complaining) becomes `worker` log lines.
-  const output = createWorkerOutput(input.token, onEvent, now);
+  const output = createWorkerOutput(input.token || options.redactToken, onEvent, now);
   const { redact } = output;
 
   const timeoutSeconds = Math.ceil(options.maxSeconds) + REMOTE_TIMEOUT_SLACK_SECONDS;

@@ -109,4 +109,10 @@ export interface WorkerInput {
    * anonymous, the agent gets no environment, and the change comes back as a `patch`.
    */
   noSecrets?: boolean;
+  /**
+   * The token is not in this document (`token` is empty): the worker reads it from this Secret
+   * Manager version with its VM's own identity, through the metadata server (GCE_TOKEN_DELIVERY=
+   * secret-manager). The endpoints are the real ones unless a test points them at a fake.
+   */
+  tokenFrom?: { secretVersion: string; metadataUrl?: string; secretManagerUrl?: string };
 }

@@ -72,11 +72,18 @@ export interface FakeGcpOptions {
   hostKeys?: Record<string, string>;
   /** Images that exist: `projects/<p>/global/images/<name>` and `.../family/<f>` paths. */
   images?: string[];
+  /** Labels of those images, by the same path (e.g. the agent CLIs' versions bake-image.sh writes). */
+  imageLabels?: Record<string, Record<string, string>>;
   machineTypes?: string[];
   /** Operation polls (get or wait) before an operation is DONE; 1 = the first wait finishes it. */
   operationPolls?: number;
   /** Delay of every `operations/<op>/wait` answer, in ms. */
   waitDelayMs?: number;
+  /**
+   * The service account the metadata server's tokens stand for (`/computeMetadata/v1/.../token`):
+   * a Secret Manager read with such a token succeeds only when the secret's policy names it.
+   */
+  vmServiceAccount?: string;
   /** Called when an instance goes away (deleted, or past its maxRunDuration). */
   onInstanceGone?: (instance: FakeInstance) => void;
   now?: () => number;
@@ -85,7 +92,8 @@ export interface FakeGcpOptions {
 interface Operation {
   name: string;
   zone: string;
-  kind: "insert" | "delete";
+  /** insert, delete, or a GCE-initiated `compute.instances.preempted`. */
+  kind: string;
   target: string;
   pollsLeft: number;
   status: "PENDING" | "RUNNING" | "DONE";
@@ -116,6 +124,11 @@ export interface FakeGcp {
   seedInstance(instance: Partial<FakeInstance> & { name: string; zone: string }): FakeInstance;
   /** Deletes an instance behind the client's back (preemption, the dead-man switch, a person). */
   removeInstance(zone: string, name: string): boolean;
+  /**
+   * Preempts a spot VM as GCE does with `instanceTerminationAction: DELETE`: a
+   * `compute.instances.preempted` zone operation is recorded and the instance goes away.
+   */
+  preemptInstance(zone: string, name: string): boolean;
   /** Deletes every instance whose `scheduling.maxRunDuration` has passed, as GCE's dead-man switch does. */
   enforceMaxRunDuration(): FakeInstance[];
   failPlacement(failure: PlacementFailure): void;
@@ -178,6 +191,9 @@ export async function startFakeGcp(options: FakeGcpOptions = {}): Promise<FakeGc
   const faults: Fault[] = [];
   const placementFailures: PlacementFailure[] = [];
   let opCounter = 0;
+  const vmServiceAccount = options.vmServiceAccount ?? "agent-work-worker@test-project.iam.gserviceaccount.com";
+  const vmTokens = new Map<string, string>(); // access token → service account
+  let vmTokenCounter = 0;
 
   const key = (zone: string, name: string) => `${zone}/${name}`;
 
@@ -361,6 +377,14 @@ export async function startFakeGcp(options: FakeGcpOptions = {}): Promise<FakeGc
       return { status: 200, body: { kind: "compute#instanceAggregatedList", items } };
     }
 
+    if ((m = /^\/compute\/v1\/projects\/([^/]+)\/zones\/([^/]+)\/operations$/.exec(path)) && method === "GET") {
+      const [, project, zone] = m as unknown as [string, string, string];
+      // The one filter the backend sends: operationType = "<type>".
+      const wanted = /operationType\s*=\s*"?([a-z.]+)"?/.exec(query.filter ?? "")?.[1];
+      const items = [...operations.values()].filter((op) => op.zone === zone && (!wanted || op.kind === wanted)).map((op) => operationJson(project, op));
+      return { status: 200, body: { kind: "compute#operationList", items } };
+    }
+
     if ((m = /^\/compute\/v1\/projects\/([^/]+)\/zones\/([^/]+)\/operations\/([^/]+)(\/wait)?$/.exec(path))) {
       const [, project, , name, wait] = m as unknown as [string, string, string, string, string | undefined];
       const op = operations.get(name);
@@ -389,13 +413,27 @@ export async function startFakeGcp(options: FakeGcpOptions = {}): Promise<FakeGc
     if ((m = /^\/compute\/v1\/(projects\/[^/]+\/global\/images\/(?:family\/)?[^/]+)$/.exec(path))) {
       const [, image] = m as unknown as [string, string];
       if (!images.has(image)) return { status: 404, body: httpError(404, "notFound", `The resource '${image}' was not found`) };
-      return { status: 200, body: { kind: "compute#image", name: image.split("/").pop(), status: "READY", family: image.includes("/family/") ? image.split("/").pop() : undefined, selfLink: `https://www.googleapis.com/compute/v1/${image}` } };
+      const labels = options.imageLabels?.[image];
+      return {
+        status: 200,
+        body: { kind: "compute#image", name: image.split("/").pop(), status: "READY", family: image.includes("/family/") ? image.split("/").pop() : undefined, selfLink: `https://www.googleapis.com/compute/v1/${image}`, ...(labels ? { labels } : {}) },
+      };
     }
 
     return { status: 404, body: httpError(404, "notFound", `fake-gcp does not serve ${method} ${path}`) };
   }
 
-  function handleSecrets(method: string, path: string, query: Record<string, string>, body: any): Reply {
+  /** The metadata server a VM asks for its identity's access token. */
+  function handleMetadata(method: string, path: string, headers: http.IncomingHttpHeaders): Reply {
+    if (method !== "GET" || path !== "/computeMetadata/v1/instance/service-accounts/default/token") return { status: 404, body: "not found" };
+    // The real server refuses requests without this header (a defence against request forgery).
+    if (headers["metadata-flavor"] !== "Google") return { status: 403, body: "Missing Metadata-Flavor:Google header." };
+    const token = `ya29.fake-vm-${++vmTokenCounter}-${Math.random().toString(36).slice(2)}`;
+    vmTokens.set(token, vmServiceAccount);
+    return { status: 200, body: { access_token: token, expires_in: 3599, token_type: "Bearer" } };
+  }
+
+  function handleSecrets(method: string, path: string, query: Record<string, string>, body: any, headers: http.IncomingHttpHeaders = {}): Reply {
     let m: RegExpExecArray | null;
     const notFound = (what: string) => ({ status: 404, body: rpcError(404, "NOT_FOUND", `Secret [${what}] not found or has no versions.`) });
 
@@ -438,6 +476,15 @@ export async function startFakeGcp(options: FakeGcpOptions = {}): Promise<FakeGc
       const [, name, which, access] = m as unknown as [string, string, string, string | undefined];
       const secret = secrets.get(name);
       const enabled = secret?.versions.filter((v) => v.state === "ENABLED") ?? [];
+      // A caller with a VM's token (not the controller's pass-through client) reads only what the
+      // secret's policy grants that VM's service account.
+      const bearer = /^Bearer (.+)$/.exec(String(headers.authorization ?? ""))?.[1];
+      if (bearer !== undefined) {
+        const member = vmTokens.get(bearer);
+        if (!member) return { status: 401, body: rpcError(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.") };
+        const granted = secret?.policy.bindings.some((b) => b.role === "roles/secretmanager.secretAccessor" && b.members.includes(`serviceAccount:${member}`));
+        if (!granted) return { status: 403, body: rpcError(403, "PERMISSION_DENIED", `Permission 'secretmanager.versions.access' denied for resource '${name}/versions/${which}' (or it may not exist).`) };
+      }
       const version = which === "latest" ? enabled.at(-1) : enabled.find((v) => v.name === `${name}/versions/${which}`);
       if (!version) return notFound(`${name}/versions/${which}`);
       return { status: 200, body: access ? { name: version.name, payload: { data: version.data } } : { name: version.name, state: 1 } };
@@ -470,7 +517,11 @@ export async function startFakeGcp(options: FakeGcpOptions = {}): Promise<FakeGc
       }
       let reply: Reply;
       try {
-        reply = path.startsWith("/compute/") ? handleCompute(method, path, query, body) : handleSecrets(method, path, query, body);
+        reply = path.startsWith("/compute/")
+          ? handleCompute(method, path, query, body)
+          : path.startsWith("/computeMetadata/")
+            ? handleMetadata(method, path, req.headers)
+            : handleSecrets(method, path, query, body, req.headers);
       } catch (err) {
         reply = { status: 500, body: httpError(500, "backendError", err instanceof Error ? err.message : String(err)) };
       }
@@ -518,6 +569,14 @@ export async function startFakeGcp(options: FakeGcpOptions = {}): Promise<FakeGc
       };
       instances.set(key(instance.zone, instance.name), instance);
       return instance;
+    },
+    preemptInstance(zone, name) {
+      const instance = instances.get(key(zone, name));
+      if (!instance) return false;
+      const op = newOperation({ zone, kind: "compute.instances.preempted", target: name });
+      op.status = "DONE";
+      gone(instance);
+      return true;
     },
     removeInstance(zone, name) {
       const instance = instances.get(key(zone, name));

@@ -79,8 +79,10 @@ describe("loadControllerConfig", () => {
       leaseSeconds: 60,
       statusUpdateIntervalSeconds: 30,
       schedulerIntervalMs: 1000,
+      localBackend: true,
       localSandbox: "bwrap",
       sandboxRoBinds: [],
+      networkDefault: "full",
       networkAllowDefault: [],
       sandboxCeilings: { memoryMb: 4096, maxProcesses: 512, maxDiskMb: 10240 },
       agentEnv: {},
@@ -392,10 +394,11 @@ describe("loadControllerConfig", () => {
     });
 
     it("runs in-cluster with the documented defaults when only the namespace and image are given", () => {
-      const { config, warnings } = ok(loadControllerConfig({ K8S_NAMESPACE: "agent-work", K8S_IMAGE: "ghcr.io/acme/worker:1" }));
+      const image = `ghcr.io/acme/worker@sha256:${"a".repeat(64)}`;
+      const { config, warnings } = ok(loadControllerConfig({ K8S_NAMESPACE: "agent-work", K8S_IMAGE: image, K8S_USER_NAMESPACE: "true", K8S_SECCOMP_PROFILE: "localhost/agent-work-bwrap.json" }));
       expect(config.k8s).toEqual({
         namespace: "agent-work",
-        image: "ghcr.io/acme/worker:1",
+        image,
         cpu: "1",
         memory: "2Gi",
         ephemeralStorage: "10Gi",
@@ -403,8 +406,31 @@ describe("loadControllerConfig", () => {
         ttlSecondsAfterFinished: 600,
         runAsUser: 1000,
         agentSandbox: "bwrap",
+        isolation: { userNamespace: true, seccompProfile: { type: "Localhost", localhostProfile: "agent-work-bwrap.json" } },
       });
       expect(warnings).toEqual([]);
+    });
+
+    it("warns that bwrap cannot work in a pod with the defaults, and that a tag is not a pinned image", () => {
+      const { config, warnings } = ok(loadControllerConfig({ K8S_NAMESPACE: "agent-work", K8S_IMAGE: "ghcr.io/acme/worker:1" }));
+      expect(config.k8s?.isolation).toEqual({ userNamespace: false, seccompProfile: { type: "RuntimeDefault" } });
+      expect(warnings).toEqual([
+        expect.stringMatching(/^K8S_AGENT_SANDBOX=bwrap with RuntimeDefault seccomp and no user namespace: bubblewrap cannot build .* K8S_USER_NAMESPACE=true and K8S_SECCOMP_PROFILE=localhost\/agent-work-bwrap\.json/),
+        expect.stringMatching(/^K8S_IMAGE=ghcr\.io\/acme\/worker:1 is not pinned by digest/),
+      ]);
+    });
+
+    it("reads the pod isolation settings, and refuses a profile outside the kubelet's folder", () => {
+      const { config } = ok(
+        loadControllerConfig({ K8S_NAMESPACE: "a", K8S_IMAGE: "i", K8S_AGENT_SANDBOX: "none", K8S_APPARMOR_PROFILE: "localhost/agent-work-bwrap", K8S_RUNTIME_CLASS: "gvisor" }),
+      );
+      expect(config.k8s?.isolation).toEqual({ userNamespace: false, seccompProfile: { type: "RuntimeDefault" }, appArmorProfile: { type: "Localhost", localhostProfile: "agent-work-bwrap" }, runtimeClassName: "gvisor" });
+      const bad = loadControllerConfig({ K8S_NAMESPACE: "a", K8S_IMAGE: "i", K8S_SECCOMP_PROFILE: "localhost/../../etc/x.json", K8S_APPARMOR_PROFILE: "Unconfined", K8S_USER_NAMESPACE: "yes" });
+      expect(bad.ok ? [] : bad.errors).toEqual([
+        expect.stringMatching(/^K8S_USER_NAMESPACE=.*expected true or false/),
+        expect.stringMatching(/^K8S_SECCOMP_PROFILE=.*expected RuntimeDefault or localhost\/<name>/),
+        expect.stringMatching(/^K8S_APPARMOR_PROFILE=.*expected RuntimeDefault or localhost\/<name>/),
+      ]);
     });
 
     it("reads a kubeconfig path, resources and the sandbox, and warns that without bwrap the agent can read the token", () => {
@@ -425,7 +451,10 @@ describe("loadControllerConfig", () => {
         }),
       );
       expect(config.k8s).toMatchObject({ kubeconfig, cpu: "500m", memory: "1.5Gi", ephemeralStorage: "20Gi", maxJobs: 20, ttlSecondsAfterFinished: 0, runAsUser: 65532, agentSandbox: "none" });
-      expect(warnings).toEqual([expect.stringMatching(/^K8S_AGENT_SANDBOX=none: .*can read the job's mounted input, which holds the repository token/)]);
+      expect(warnings).toEqual([
+        expect.stringMatching(/^K8S_IMAGE=.* is not pinned by digest/),
+        expect.stringMatching(/^K8S_AGENT_SANDBOX=none: .*can read the job's mounted input, which holds the repository token/),
+      ]);
       expect(JSON.parse(describeControllerConfig(config).k8s!)).toMatchObject({ namespace: "ci-workers", kubeconfig });
     });
 
@@ -678,5 +707,18 @@ describe("BACKEND_ORDER", () => {
     expect(ok.ok && ok.config.backendOrder).toEqual(["local", "ssh", "gce"]);
     const bad = loadControllerConfig({ BACKEND_ORDER: "local,cloud" });
     expect(!bad.ok && bad.errors.join("\n")).toContain('BACKEND_ORDER="local,cloud": unknown backend cloud');
+  });
+});
+
+describe("LOCAL_BACKEND", () => {
+  it("false turns the local backend off when another backend is on", () => {
+    const loaded = loadControllerConfig({ LOCAL_BACKEND: "false", K8S_NAMESPACE: "agent-work", K8S_IMAGE: "ghcr.io/acme/agent-work-worker:1.0" });
+    expect(loaded.ok && loaded.config.localBackend).toBe(false);
+  });
+
+  it("false with no other backend is refused, naming what to set", () => {
+    const loaded = loadControllerConfig({ LOCAL_BACKEND: "false" });
+    expect(loaded.ok).toBe(false);
+    expect(!loaded.ok && loaded.errors.join("\n")).toMatch(/LOCAL_BACKEND.*no backend.*K8S_NAMESPACE, GCE_PROJECT or SSH_HOSTS_FILE/);
   });
 });

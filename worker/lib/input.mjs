@@ -2,6 +2,7 @@
 // its validation: everything in it is checked before anything runs.
 import path from "node:path";
 
+const SECRET_VERSION = /^projects\/[a-z0-9-]{1,63}\/secrets\/[A-Za-z0-9_-]{1,255}\/versions\/([0-9]{1,12}|latest)$/;
 export const SAFE_NAME = /^(?!-)(?!.*\.\.)(?!\/)[A-Za-z0-9._/-]{1,200}$/;
 /** Defaults when the controller sends no limits (they match its SANDBOX_MAX_* defaults). */
 export const DEFAULT_LIMITS = { memoryMb: 4096, maxProcesses: 512, maxDiskMb: 10240 };
@@ -40,6 +41,14 @@ export function validateInput(v) {
   // returns its change as a patch instead of pushing.
   if (v?.noSecrets === true) {
     if (v.token !== undefined && v.token !== "") problems.push("a noSecrets run must not carry a token");
+  } else if (v?.tokenFrom !== undefined) {
+    // The token comes from Secret Manager (lib/fetch-token.mjs); the document itself holds none.
+    if (v.token !== undefined && v.token !== "") problems.push("a tokenFrom run must not carry a token as well");
+    const tf = v.tokenFrom;
+    if (typeof tf?.secretVersion !== "string" || !SECRET_VERSION.test(tf.secretVersion)) problems.push("tokenFrom.secretVersion must be projects/<p>/secrets/<s>/versions/<v>");
+    for (const k of ["metadataUrl", "secretManagerUrl"]) {
+      if (tf?.[k] !== undefined && !(typeof tf[k] === "string" && /^https?:\/\/[^/@\s]+$/.test(tf[k]))) problems.push(`tokenFrom.${k} must be a scheme and host, no path or credentials`);
+    }
   } else if (!str("token")) {
     problems.push("token must be a non-empty string");
   }

@@ -15,7 +15,7 @@ import { armCredentials, createGit, disarmCredentials, prepareAgentRepository, p
 import { DEFAULT_LIMITS } from "./input.mjs";
 import { emitLog, emitStep } from "./output.mjs";
 import { makePrivateDir, runtime } from "./processes.mjs";
-import { MB, planSandbox } from "./sandbox-plan.mjs";
+import { MB, planSandbox, SANDBOX_NET_DIR } from "./sandbox-plan.mjs";
 import { diskUsageKb, megabytes } from "./watchdog.mjs";
 import { prepareTreeForCommit } from "./work-tree.mjs";
 
@@ -180,7 +180,9 @@ export async function runJob(input, cwd) {
     const via = `http://127.0.0.1:${FORWARDER_PORT}`;
     const proxyEnv = { HTTP_PROXY: via, HTTPS_PROXY: via, http_proxy: via, https_proxy: via, ALL_PROXY: via, NO_PROXY: "", no_proxy: "", NODE_USE_ENV_PROXY: "1" };
     agentInput = { ...input, agentEnv: { ...input.agentEnv, ...proxyEnv } };
-    argv = [plan.egress.node, forwarder, socketPath, String(FORWARDER_PORT), "--", ...argv];
+    // Inside the sandbox the folder is at SANDBOX_NET_DIR.
+    const inside = (p) => path.join(SANDBOX_NET_DIR, path.basename(p));
+    argv = [plan.egress.node, inside(forwarder), inside(socketPath), String(FORWARDER_PORT), "--", ...argv];
     emitLog("worker", `network: allow-list (${plan.egress.allow.join(", ") || "nothing"}) through the worker's proxy; no other way out`);
   }
   emitStep("agent", "started");

@@ -11,7 +11,7 @@
  * destroy: stop an in-process run, delete the job's secret, delete the VM; "not found" is success.
  * list: every VM carrying this deployment's `agent-work-env` label.
  */
-import type { Backend, BackendModule, JobSpec, RunResult, RunSpec, Worker } from "../types.js";
+import type { Backend, BackendMaintenance, BackendModule, JobSpec, RunResult, RunSpec, Worker } from "../types.js";
 import type { ProgressEvent } from "../../worker/protocol.js";
 import { IncompleteListError } from "../incomplete-list-error.js";
 import { remoteJobDir } from "../../remote/remote-work-dir.js";
@@ -44,7 +44,7 @@ export interface VmSshTarget {
 /** Runs the worker script on a VM over SSH; the default is {@link runOnVmOverSsh}. */
 export type RunOnVm = (
   target: VmSshTarget,
-  options: { workDir: string; input: RunSpec; onEvent: (e: ProgressEvent) => void; signal: AbortSignal; maxSeconds: number },
+  options: { workDir: string; input: RunSpec; onEvent: (e: ProgressEvent) => void; signal: AbortSignal; maxSeconds: number; redactToken?: string },
 ) => Promise<RunResult>;
 
 export interface GceBackendOptions extends InstanceSettings {
@@ -80,14 +80,26 @@ export interface GceBackendOptions extends InstanceSettings {
   sshPool?: SshPool;
   /** How the worker script runs on a VM; tests may replace it. Default: over SSH via `sshPool`. */
   runOnVm?: RunOnVm;
-  /** Per-job Secret Manager secrets to delete at teardown (when the secret transport is used). */
+  /** Per-job Secret Manager secrets: written by run() and deleted by destroy() with `tokenDelivery: "secret-manager"`. */
   jobSecrets?: JobSecrets;
+  /**
+   * How the job's token reaches the VM. `ssh-stdin` (default): inside the worker's input on the SSH
+   * channel. `secret-manager`: in a per-job secret (TTL, only the workers' service account may read
+   * it) that the worker reads with the VM's identity; the input then names the secret instead.
+   */
+  tokenDelivery?: "ssh-stdin" | "secret-manager";
+  /** Where the worker reaches the metadata server and Secret Manager (tests: a fake); the real ones when unset. */
+  tokenEndpoints?: { metadataUrl?: string; secretManagerUrl?: string };
+  /** A job secret older than this with no VM of its job is deleted by maintain() (default 900). */
+  secretSweepAfterSeconds?: number;
   /** Built from `clientOptions` when not given. */
   compute?: ComputeApi;
   clientOptions?: GcpClientOptions;
   probe?: SshProbe;
   clock?: Clock;
   log?: GceLog;
+  /** Seconds between looks at a running job's VM, to notice a preemption (default 15). */
+  watchSeconds?: number;
   /** How long a zone operation may take (default 300). */
   operationTimeoutSeconds?: number;
 }
@@ -148,8 +160,11 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
     options.runOnVm ??
     runOnVmOverSsh(pool, { ...(options.nodePath ? { nodePath: options.nodePath } : {}), ...(options.killGraceMs !== undefined ? { killGraceMs: options.killGraceMs } : {}) });
   const envFilter = `labels.${LABEL.env} = "${labelValue(options.envLabel)}"`;
+  const tokenDelivery = options.tokenDelivery ?? "ssh-stdin";
+  const secrets = options.jobSecrets;
+  if (tokenDelivery === "secret-manager" && !secrets) throw new Error("tokenDelivery secret-manager needs jobSecrets (a Secret Manager client)");
   /** Runs in this process, by job id, so destroy() can stop one before it deletes the VM. */
-  const runs = new Map<string, { stop: AbortController; done: Promise<unknown> }>();
+  const runs = new Map<string, { stop: AbortController; done: Promise<unknown>; destroying: boolean }>();
 
   const retry = <T>(call: () => Promise<T>, signal?: AbortSignal) =>
     retryTransient(call, {
@@ -158,10 +173,28 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
       onRetry: (err, delayMs) => log?.warn({ err: classifyGceError(err), delayMs }, "GCE call failed transiently; retrying"),
     });
 
-  function placements(): { zone: string; provisioningModel: ProvisioningModel }[] {
+  function placements(replacing?: Worker): { zone: string; provisioningModel: ProvisioningModel }[] {
+    if (replacing) return replacementPlacements(replacing);
     const models: ProvisioningModel[] = options.spot ? (options.onDemandFallback ? ["SPOT", "STANDARD"] : ["SPOT"]) : ["STANDARD"];
     // Spot in every zone before on-demand anywhere: the cheap machine is worth a second zone.
     return models.flatMap((provisioningModel) => options.zones.map((zone) => ({ zone, provisioningModel })));
+  }
+
+  /**
+   * Where a job goes again after its VM was lost: a lost spot VM is replaced on-demand (which is
+   * not preempted), starting in its own zone, when on-demand is allowed; otherwise (or when the lost
+   * VM was on-demand already) the same model in the next zones first, its own zone last.
+   */
+  function replacementPlacements(lost: Worker): { zone: string; provisioningModel: ProvisioningModel }[] {
+    const lostZone = lost.meta.zone ?? "";
+    const wasSpot = lost.meta.provisioningModel === "SPOT";
+    const at = options.zones.indexOf(lostZone);
+    const rotated = at < 0 ? options.zones : [...options.zones.slice(at + 1), ...options.zones.slice(0, at + 1)];
+    if (wasSpot && options.onDemandFallback) {
+      const order = at < 0 ? options.zones : [lostZone, ...rotated.filter((z) => z !== lostZone)];
+      return order.map((zone) => ({ zone, provisioningModel: "STANDARD" as const }));
+    }
+    return rotated.map((zone) => ({ zone, provisioningModel: wasSpot ? ("SPOT" as const) : ("STANDARD" as const) }));
   }
 
   function maxRunSeconds(job: JobSpec): number {
@@ -263,7 +296,7 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
 
   async function insertWithFallback(job: JobSpec, name: string, signal: AbortSignal): Promise<{ zone: string; instance: GceInstance }> {
     const attempts: GceCreateError["attempts"] = [];
-    for (const { zone, provisioningModel } of placements()) {
+    for (const { zone, provisioningModel } of placements(job.replacing)) {
       signal.throwIfAborted();
       try {
         return { zone, instance: await insertIn(job, name, zone, provisioningModel, signal) };
@@ -367,6 +400,23 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
     }
   }
 
+  /**
+   * The worker's input as it travels: with `secret-manager` delivery the token goes into the job's
+   * secret and the input only names it. Not when the agent shares the VM's network (sandbox off or
+   * shareNet): it could then ask the metadata server for the VM's identity and read the secret
+   * itself, so the token stays on stdin, where the agent cannot reach it.
+   */
+  async function deliverToken(jobId: string, spec: RunSpec, maxSeconds: number): Promise<RunSpec> {
+    if (tokenDelivery !== "secret-manager" || !spec.token || spec.noSecrets) return spec;
+    if (spec.sandbox.kind !== "bwrap" || spec.sandbox.shareNet) {
+      log?.warn({ jobId }, "the agent shares the VM's network, so the token goes over SSH stdin instead of Secret Manager (the agent could read the secret with the VM's identity)");
+      return spec;
+    }
+    // The secret outlives the run by the grace only: the TTL deletes it if teardown and sweeps all miss.
+    const secret = await secrets!.put(jobId, spec.token, { ttlSeconds: Math.ceil(maxSeconds + graceSeconds) });
+    return { ...spec, token: "", tokenFrom: { secretVersion: `${secret}/versions/latest`, ...(options.tokenEndpoints ?? {}) } };
+  }
+
   async function run(worker: Worker, spec: RunSpec, onEvent: (e: ProgressEvent) => void, signal: AbortSignal): Promise<RunResult> {
     if (signal.aborted) return { outcome: "error", message: "stopped", computeSeconds: 0, aborted: true };
     let ready = worker;
@@ -381,6 +431,8 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
     const maxSeconds = Number.isFinite(expiresAt) ? Math.floor((expiresAt - clock.now()) / 1000) - graceSeconds : spec.agentTimeoutSeconds + graceSeconds;
     if (maxSeconds <= 0) return { outcome: "timed_out", message: `VM ${ready.id} is past its time limit`, computeSeconds: 0, aborted: false };
 
+    const delivered = await deliverToken(worker.jobId, spec, maxSeconds);
+
     const stop = new AbortController();
     const onAbort = () => stop.abort(signal.reason);
     signal.addEventListener("abort", onAbort, { once: true });
@@ -391,14 +443,70 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
       privateKey: options.ssh.privateKey,
       hostKeySha256: ready.meta.hostKeySha256!,
     };
-    const done = runOnVm(target, { workDir: remoteJobDir(remoteWorkRoot, worker.jobId), input: spec, onEvent, signal: stop.signal, maxSeconds });
-    const entry = { stop, done: done.catch(() => undefined) };
+    const done = runOnVm(target, {
+      workDir: remoteJobDir(remoteWorkRoot, worker.jobId),
+      input: delivered,
+      onEvent,
+      signal: stop.signal,
+      maxSeconds,
+      ...(delivered.token === spec.token ? {} : { redactToken: spec.token }),
+    });
+    const entry = { stop, done: done.catch(() => undefined), destroying: false };
     runs.set(worker.jobId, entry);
+    const zone = ready.meta.zone!;
+    const name = ready.meta.instanceName ?? ready.id;
+    // The VM is watched through the Compute API while the worker runs: a preempted spot VM is
+    // known from its status and GCE's preemption record, not guessed from a dead SSH session.
+    const watching = new AbortController();
+    let lostWhy: string | null = null;
+    const watcher = watchVm(zone, name, watching.signal).then((why) => {
+      if (why && !entry.destroying && !signal.aborted) {
+        lostWhy = why;
+        log?.warn({ jobId: worker.jobId, zone, vm: name }, why);
+        stop.abort(new Error(why));
+      }
+    });
     try {
-      return await done;
+      const result = await done;
+      watching.abort();
+      await watcher;
+      // The run ended on its own with an error (the SSH session died): was the VM lost?
+      if (!lostWhy && result.outcome === "error" && !result.aborted && !entry.destroying && !signal.aborted) {
+        lostWhy = await lossOf(zone, name).catch(() => null);
+      }
+      if (lostWhy) return { ...result, outcome: "error", aborted: false, message: lostWhy, lost: { reason: lostWhy } };
+      return result;
     } finally {
+      watching.abort();
       signal.removeEventListener("abort", onAbort);
       if (runs.get(worker.jobId) === entry) runs.delete(worker.jobId);
+    }
+  }
+
+  /** Why the VM can no longer run its job (preempted, deleted, stopped), or null while it can. */
+  async function lossOf(zone: string, name: string): Promise<string | null> {
+    const instance = await retry(() => compute.getInstance(zone, name));
+    if (instance && !DEAD_STATES.has(String(instance.status))) return null;
+    const preempted = await retry(() => compute.wasPreempted(zone, name)).catch(() => false);
+    if (preempted) return `the spot VM ${name} was preempted in ${zone}`;
+    return instance ? `the VM ${name} is ${String(instance.status)} (stopped outside agent-work)` : `the VM ${name} in ${zone} was deleted outside agent-work`;
+  }
+
+  /** Polls the VM until `until` aborts; resolves with why it was lost, or null. */
+  async function watchVm(zone: string, name: string, until: AbortSignal): Promise<string | null> {
+    const everyMs = (options.watchSeconds ?? 15) * 1000;
+    for (;;) {
+      try {
+        await clock.sleep(everyMs, until);
+      } catch {
+        return null;
+      }
+      if (until.aborted) return null;
+      const why = await lossOf(zone, name).catch((err) => {
+        log?.warn({ zone, vm: name, err: classifyGceError(err) }, "could not look at the VM while its job runs; looking again later");
+        return null;
+      });
+      if (why) return why;
     }
   }
 
@@ -407,6 +515,7 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
     // lost"; deleting the VM ends everything on it anyway, so the wait is short and bounded.
     const running = runs.get(worker.jobId);
     if (running) {
+      running.destroying = true;
       running.stop.abort(new Error("the worker is being destroyed"));
       const waited = new AbortController();
       await Promise.race([running.done, clock.sleep(RUN_STOP_WAIT_MS, waited.signal).catch(() => undefined)]);
@@ -435,6 +544,30 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
     return workers;
   }
 
+  /**
+   * The reaper's housekeeping for this backend, once a pass: job secrets whose job has no VM any
+   * more (a controller that died between put and destroy) are deleted once they are older than
+   * the sweep age, so a secret just written for a VM still booting is never taken.
+   */
+  async function maintain(): Promise<BackendMaintenance> {
+    const actions: BackendMaintenance["actions"] = [];
+    if (secrets) {
+      const [vms, held] = await Promise.all([list(), secrets.list()]);
+      const withVm = new Set(vms.map((v) => v.jobId));
+      const cutoff = clock.now() - (options.secretSweepAfterSeconds ?? 900) * 1000;
+      for (const secret of held) {
+        if (withVm.has(secret.jobId) || secret.createdAt > cutoff) continue;
+        try {
+          await secrets.remove(secret.jobId);
+          actions.push({ kind: "delete-job-secret", id: secret.name, reason: `job ${secret.jobId} has no VM` });
+        } catch (err) {
+          actions.push({ kind: "delete-job-secret", id: secret.name, reason: `job ${secret.jobId} has no VM`, error: err instanceof Error ? err.message : String(err) });
+        }
+      }
+    }
+    return { actions };
+  }
+
   async function capacity(): Promise<{ max: number; active: number }> {
     return { max: options.maxVms, active: (await list()).length };
   }
@@ -443,7 +576,7 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
     if (ownPool) await pool.close();
   }
 
-  return { name: NAME, capacity, create, run, destroy, list, close };
+  return { name: NAME, capacity, create, run, destroy, list, maintain, close };
 }
 
 export const gce = {

@@ -29,6 +29,7 @@ export function gceOptionsFromConfig(
     ssh: { username: gce.sshUser, privateKey: gce.sshPrivateKey },
     bootTimeoutSeconds: gce.bootTimeoutSeconds,
     ...(gce.startupScript ? { startupScript: gce.startupScript } : {}),
+    ...(gce.tokenDelivery ? { tokenDelivery: gce.tokenDelivery } : {}),
     ...extra,
   };
 }
