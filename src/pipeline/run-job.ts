@@ -32,7 +32,7 @@ import { modelAllowanceUsd, overJobBudget } from "../cost/model-budget.js";
  * Files that steer an agent. On a pull request they are taken from the base branch, not the PR
  * head: the PR's author may not be someone the maintainers trust to instruct the agent.
  */
-export const AGENT_STEERING_PATHS = ["AGENTS.md", "CLAUDE.md", ".claude", ".opencode", "opencode.json", ".codex", ".aider.conf.yml", ".github/agent-work.yml", ".github/copilot-instructions.md"] as const;
+export const AGENT_STEERING_PATHS = ["AGENTS.md", "CLAUDE.md", ".claude", ".mcp.json", ".opencode", "opencode.json", ".codex", ".aider.conf.yml", ".github/agent-work.yml", ".github/copilot-instructions.md"] as const;
 
 /**
  * What the budgets hold for a job: its pricing for the whole limit, at the on-demand rate when a
