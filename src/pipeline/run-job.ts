@@ -204,8 +204,8 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     const onIssue = !job.prHeadRef && !forkCloneUrl;
     await move("running", { branch, steps: markStep(job.steps, "worker", "done", deps.now(), worker.id) });
     publisher.poke(true);
-    // A fork's run holds no secret: not even the proxy's model key.
-    const sandbox = agentSandbox(forkCloneUrl ? { ...deps.config, modelProxy: undefined } : deps.config, config);
+    // A fork's run holds no secret: not even the proxy's model key or another credential it adds.
+    const sandbox = agentSandbox(forkCloneUrl ? { ...deps.config, modelProxy: undefined, egressCredentials: [] } : deps.config, config);
     const input: WorkerInput = {
       jobId: job.id,
       cloneUrl: forkCloneUrl ?? job.cloneUrl,
