@@ -9,8 +9,10 @@ import { recordReviewCommand } from "./handlers/record-review-command.js";
 import { handledDelivery } from "./handlers/handled-payloads.js";
 import { githubAccessFor, restBaseUrl } from "./github/github-access.js";
 import type { GitHubAccess } from "./github/types.js";
+import type { FetchLike } from "./github/node-http-fetch.js";
 
-export type AppDeps = Omit<PipelineDeps, "github">;
+/** `githubFetch`: the connection pool the app's Octokits use (src/github/node-http-fetch.ts). */
+export type AppDeps = Omit<PipelineDeps, "github"> & { githubFetch?: FetchLike };
 
 /**
  * The Probot app: wiring only. Handlers record jobs; the scheduler (created here because it needs
@@ -26,7 +28,7 @@ export function agentWorkApp(
 ): ApplicationFunction {
   return (app: Probot, { addHandler }) => {
     const baseUrl = restBaseUrl(deps.config.gheHost, deps.config.gheProtocol);
-    const github = githubAccessFor(app, baseUrl);
+    const github = githubAccessFor(app, baseUrl, Date.now, deps.githubFetch);
     const scheduler = new Scheduler({ ...deps, github });
     onScheduler(scheduler, github);
 

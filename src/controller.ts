@@ -140,7 +140,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const appHandlers: RequestHandler[] = [];
   await probot.load(
     agentWorkApp(
-      { store, requests, outbox, logs, ledger, priceTable, backends, config: { ...config, agentEnv }, redactor, log, metrics, now, owner, secondsPerMinute: options.secondsPerMinute ?? 60, sealer: workerTokenSealer(config.privateKey), ...(options.onStep ? { onStep: options.onStep } : {}) },
+      { store, requests, outbox, logs, ledger, priceTable, backends, config: { ...config, agentEnv }, redactor, log, metrics, now, owner, secondsPerMinute: options.secondsPerMinute ?? 60, sealer: workerTokenSealer(config.privateKey), githubFetch, ...(options.onStep ? { onStep: options.onStep } : {}) },
       (s, g) => {
         scheduler = s;
         github = g;

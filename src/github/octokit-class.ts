@@ -2,14 +2,16 @@ import { ProbotOctokit } from "probot";
 import type { Logger } from "pino";
 import { countApiCalls, type ApiCallObserver } from "./count-api-calls.js";
 import type { FetchLike } from "./node-http-fetch.js";
-import { concurrencyLimit, perMinuteBudget } from "./request-limiters.js";
+import { concurrencyLimit, perMinuteBudget, retryOnRateLimit } from "./request-limiters.js";
+import { retryServerErrors } from "./retry-server-errors.js";
 
 /**
  * GitHub asks for at most ~80 content-creating requests a minute (secondary rate limits). The
  * throttling plugin's default instead spaces every write 1 s and every comment 3 s apart, which
  * would make the first answer to a burst of 20 labels arrive a minute late. These limiters allow
  * bursts and keep the per-minute budget; one set per controller, shared by all its Octokits.
- * They replace the plugin's Bottleneck groups (see request-limiters.ts for why). The plugin
+ * They replace the plugin's Bottleneck groups and its per-client Bottleneck retry wrapper (see
+ * request-limiters.ts for why). The plugin
  * schedules a no-op through `write` and `notifications` before the call itself, so those two gate
  * when a write starts, not how many run; `global` and `auth` wrap the call.
  */
@@ -39,8 +41,9 @@ export interface OctokitClassOptions {
 }
 
 /**
- * The Octokit class Probot builds its clients from: counts every call, paces writes as above, and
- * retries (twice) after primary and secondary rate limits instead of giving up.
+ * The Octokit class Probot builds its clients from: counts every call, paces writes as above,
+ * retries (twice) after primary and secondary rate limits instead of giving up, and retries 5xx
+ * and network errors (retry-server-errors.ts).
  */
 export function createOctokitClass(options: OctokitClassOptions): typeof ProbotOctokit {
   const limiters = createLimiters();
@@ -51,14 +54,21 @@ export function createOctokitClass(options: OctokitClassOptions): typeof ProbotO
     return again;
   };
   // A function default runs on the options Probot computed, so what is set here wins over them.
-  const { throttle, ...overrides } = (options.overrides ?? {}) as { throttle?: Record<string, unknown> };
-  return ProbotOctokit.plugin(countApiCalls).defaults((computed: Record<string, any>) => ({
+  const { throttle, retry, ...overrides } = (options.overrides ?? {}) as { throttle?: Record<string, unknown>; retry?: Record<string, unknown> };
+  return ProbotOctokit.plugin(retryServerErrors, countApiCalls).defaults((computed: Record<string, any>) => ({
     ...computed,
+    // Retries of 5xx and network errors: retryServerErrors, with the options asked of Probot's
+    // plugin-retry (`retry`), which is off (it builds a Bottleneck for every request). An
+    // installation client is made from its app client's options: it inherits what was settled there.
+    retry: { enabled: false },
+    retryServerErrors: { ...(computed.retryServerErrors ?? computed.retry), ...retry },
     onApiCall: options.onApiCall,
     ...(options.fetch ? { request: { ...computed.request, fetch: options.fetch } } : {}),
     throttle: {
       ...computed.throttle,
       ...limiters,
+      // Made here, so once per client like the plugin's own Bottleneck (this function runs for each new client).
+      retryLimiter: retryOnRateLimit(),
       onRateLimit: retryTwice("primary"),
       onSecondaryRateLimit: retryTwice("secondary"),
       ...throttle,

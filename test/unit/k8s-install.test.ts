@@ -278,3 +278,25 @@ describe("the workers' sandbox on Kubernetes (k8s/worker-sandbox/)", () => {
     expect([...calls].filter((c) => refused.has(c))).toEqual([]);
   });
 });
+
+describe("the README walks an operator from nothing to a controller and workers", () => {
+  const readme = readFileSync(path.join(ROOT, "README.md"), "utf8");
+  const section = (title: string) => readme.slice(readme.indexOf(`## ${title}`), readme.indexOf("\n## ", readme.indexOf(`## ${title}`) + 5));
+
+  it("on Kubernetes: images by digest, the App, the workers' sandbox, the kustomize install, doctor, and what the controller costs", () => {
+    const k8s = section("Run on Kubernetes");
+    for (const step of ["docker buildx imagetools inspect", "k8s-install/controller.env.example", "kubectl apply -k k8s-install", "K8S_USER_NAMESPACE=true", "k8s/worker-sandbox/", "doctor", "What the controller costs"]) expect(k8s).toContain(step);
+    // The requests it quotes are the Deployment's.
+    const c = parseAllDocuments(readFileSync(path.join(ROOT, "k8s/controller/deployment.yaml"), "utf8"))[0]!.toJS().spec.template.spec.containers[0];
+    expect(k8s).toContain(`two pods asking for ${Number.parseInt(c.resources.requests.cpu) / 1000} CPU and ${c.resources.requests.memory.replace("Mi", " MiB")} each`);
+  });
+
+  it("on Google Cloud: the controller VM from Terraform, its secrets, and its monthly cost from the bundled price table", () => {
+    const gce = section("Run on Google Cloud");
+    for (const step of ["controller_vm = true", "agent-work-controller-env", "agent-work-controller-ssh-key", "controller_address", "What the controller costs"]) expect(gce).toContain(step);
+    const prices = JSON.parse(readFileSync(path.join(ROOT, "src/cost/gce-prices.json"), "utf8"));
+    const month = prices.machines["e2-small"]["us-central1"].hour * 730;
+    expect(gce).toContain(`about\n   $${month.toFixed(2)} a month`);
+    expect(gce).toContain(`20 GB balanced disk $${(20 * prices.disks["pd-balanced"]["us-central1"]).toFixed(2)} a month`);
+  });
+});

@@ -1,8 +1,10 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { generateKeyPairSync } from "node:crypto";
 import pino from "pino";
+import { Probot } from "probot";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { concurrencyLimit, perMinuteBudget } from "../../src/github/request-limiters.js";
+import { concurrencyLimit, perMinuteBudget, retryOnRateLimit } from "../../src/github/request-limiters.js";
 import { createOctokitClass } from "../../src/github/octokit-class.js";
 import { createNodeHttpFetch } from "../../src/github/node-http-fetch.js";
 
@@ -67,6 +69,35 @@ describe("the limiters GitHub calls go through", () => {
     expect(started).toEqual([0, 1, 2, 3, 4]);
     await Promise.all(all);
   });
+
+  it("the retry wrapper runs a failed call again after the wait its handler answers, and gives the failure back when the handler answers none", async () => {
+    const waits: number[] = [];
+    const retry = retryOnRateLimit(async (ms) => void waits.push(ms));
+    const seen: { args: unknown[]; retryCount: number }[] = [];
+    retry.on("failed", (error, info) => {
+      seen.push(info);
+      return (error as Error).message === "rate limited" && info.retryCount < 2 ? 1000 : undefined;
+    });
+    let calls = 0;
+    const flaky = async (a: string, b: number) => {
+      calls++;
+      if (calls < 3) throw new Error("rate limited");
+      return `${a}${b}`;
+    };
+    await expect(retry.schedule(flaky, "x", 1)).resolves.toBe("x1");
+    expect(calls).toBe(3);
+    expect(waits).toEqual([1000, 1000]);
+    expect(seen).toEqual([{ args: ["x", 1], retryCount: 0 }, { args: ["x", 1], retryCount: 1 }]);
+
+    calls = 0;
+    await expect(retry.schedule(async () => Promise.reject(new Error("not found")))).rejects.toThrow("not found");
+    const always = async () => {
+      calls++;
+      throw new Error("rate limited");
+    };
+    await expect(retry.schedule(always)).rejects.toThrow("rate limited");
+    expect(calls).toBe(3);
+  });
 });
 
 describe("the controller's Octokit with these limiters", () => {
@@ -96,6 +127,99 @@ describe("the controller's Octokit with these limiters", () => {
       fetch.close();
       server.closeAllConnections();
       server.close();
+    }
+  });
+
+  it("gives up after two retries, and each client retries only its own calls", async () => {
+    let calls = 0;
+    const server = http.createServer((req, res) => {
+      req.resume();
+      calls++;
+      res.writeHead(403, { "content-type": "application/json", "retry-after": "0" }).end(JSON.stringify({ message: "You have exceeded a secondary rate limit" }));
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const fetch = createNodeHttpFetch();
+    try {
+      const warnings: { again: boolean }[] = [];
+      const log = pino({ level: "warn" }, { write: (line: string) => void warnings.push(JSON.parse(line)) });
+      const Octokit = createOctokitClass({ log, onApiCall: () => undefined, fetch, overrides: { retry: { enabled: false }, throttle: { fallbackSecondaryRateRetryAfter: 0 } } });
+      const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const other = new Octokit({ auth: { token: "ghs_other" }, baseUrl });
+      const octokit = new Octokit({ auth: { token: "ghs_test" }, baseUrl });
+      // The other client has made a call too, so its own retry handler is in place.
+      await expect(other.request("GET /repos/{owner}/{repo}", { owner: "o", repo: "r" })).rejects.toMatchObject({ status: 403 });
+      calls = 0;
+      warnings.length = 0;
+      await expect(octokit.request("POST /repos/{owner}/{repo}/issues/{issue_number}/comments", { owner: "o", repo: "r", issue_number: 1, body: "hi" })).rejects.toMatchObject({ status: 403 });
+      expect(calls).toBe(3);
+      // One warning per failure, from this client's handler alone: two that retry, then the one that gives up.
+      expect(warnings.map((w) => w.again)).toEqual([true, true, false]);
+    } finally {
+      fetch.close();
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+});
+
+describe("the controller's Octokit on GitHub's errors", () => {
+  /** A GitHub that answers each call with the next status of `statuses` (then 200). */
+  async function github(statuses: number[]) {
+    const seen: string[] = [];
+    const server = http.createServer((req, res) => {
+      req.resume();
+      if (req.url?.endsWith("/access_tokens")) {
+        res.writeHead(201, { "content-type": "application/json" }).end(JSON.stringify({ token: "ghs_installation", expires_at: new Date(Date.now() + 3_600_000).toISOString() }));
+        return;
+      }
+      seen.push(`${req.method} ${req.url}`);
+      const status = statuses.shift() ?? 200;
+      res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(status === 200 ? { id: 1 } : { message: `status ${status}` }));
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const fetch = createNodeHttpFetch();
+    return {
+      seen,
+      baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      fetch,
+      close() {
+        fetch.close();
+        server.closeAllConnections();
+        server.close();
+      },
+    };
+  }
+  const log = pino({ level: "silent" });
+
+  it("asks again after a 5xx, up to three times, on installation clients too, and never after a 4xx", async () => {
+    const gh = await github([502, 503, 200, 404, 500, 500, 500, 500]);
+    try {
+      const Octokit = createOctokitClass({ log, onApiCall: () => undefined, fetch: gh.fetch, overrides: { retry: { retryAfterBaseValue: 1 } } });
+      const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048, privateKeyEncoding: { type: "pkcs8", format: "pem" }, publicKeyEncoding: { type: "spki", format: "pem" } });
+      const probot = new Probot({ appId: 1, privateKey, secret: "s", baseUrl: gh.baseUrl, log, Octokit, request: { fetch: gh.fetch as unknown as typeof fetch } });
+      const app = await probot.auth();
+      // Probot makes an installation client from its app client's options.
+      const installation = await probot.auth(42);
+      await expect(installation.request("GET /repos/{owner}/{repo}", { owner: "o", repo: "r" })).resolves.toMatchObject({ status: 200 });
+      expect(gh.seen).toHaveLength(3);
+      await expect(installation.request("POST /repos/{owner}/{repo}/check-runs", { owner: "o", repo: "r", name: "x", head_sha: "a" })).rejects.toMatchObject({ status: 404 });
+      expect(gh.seen).toHaveLength(4);
+      await expect(app.request("GET /app")).rejects.toMatchObject({ status: 500 });
+      expect(gh.seen).toHaveLength(8);
+    } finally {
+      gh.close();
+    }
+  });
+
+  it("does not ask again when retries are off (as the tests run it)", async () => {
+    const gh = await github([502]);
+    try {
+      const Octokit = createOctokitClass({ log, onApiCall: () => undefined, fetch: gh.fetch, overrides: { retry: { enabled: false } } });
+      const octokit = new Octokit({ auth: { token: "ghs_app" }, baseUrl: gh.baseUrl });
+      await expect(octokit.request("GET /repos/{owner}/{repo}", { owner: "o", repo: "r" })).rejects.toMatchObject({ status: 502 });
+      expect(gh.seen).toHaveLength(1);
+    } finally {
+      gh.close();
     }
   });
 });

@@ -89,7 +89,9 @@ export async function startEgressProxy({ socketPath, allow, credentials = [], on
 
   const credentialFor = (host, port) => credentials.find((c) => hostAllowed(host, port, [c.host]));
 
-  const server = http.createServer(async (req, res) => {
+  // Node ignores what a listener returns: a failure in an async one would be an unhandled
+  // rejection, which ends the worker. The agent's request fails instead.
+  const server = http.createServer(withFailureAnswer(async (req, res) => {
     let url;
     try {
       url = new URL(req.url);
@@ -125,9 +127,12 @@ export async function startEgressProxy({ socketPath, allow, credentials = [], on
       res.end();
     });
     req.pipe(out);
-  });
+  }, (req, res) => {
+    if (!res.headersSent) res.writeHead(502, { "content-type": "text/plain" });
+    res.end();
+  }));
 
-  server.on("connect", async (req, socket, head) => {
+  server.on("connect", withFailureAnswer(async (req, socket, head) => {
     socket.on("error", () => {});
     const target = splitHostPort(req.url ?? "", 443);
     if (!target) {
@@ -148,7 +153,7 @@ export async function startEgressProxy({ socketPath, allow, credentials = [], on
     });
     upstream.on("error", () => socket.end("HTTP/1.1 502 Bad Gateway\r\n\r\n"));
     socket.on("close", () => upstream.destroy());
-  });
+  }, (req, socket) => socket.destroy()));
 
   fs.rmSync(socketPath, { force: true });
   // A Unix socket's path holds at most 107 bytes, and a job folder deep in a home directory (or a
@@ -197,3 +202,10 @@ server.listen(Number(port), "127.0.0.1", () => {
   for (const s of ["SIGTERM", "SIGINT", "SIGHUP"]) process.on(s, () => child.kill(s));
 });
 `;
+
+/** `handler` as a listener whose failure is answered by `onFailure` (with the same arguments). */
+function withFailureAnswer(handler, onFailure) {
+  return (...args) => {
+    handler(...args).catch(() => onFailure(...args));
+  };
+}
