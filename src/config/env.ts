@@ -60,6 +60,8 @@ export interface ControllerConfig {
   networkAllowDefault: string[];
   /** Under `network: allowlist`: the credential the worker's proxy adds for the model's host (`value` is a secret). */
   modelProxy?: { host: string; header: string; variable: string; upstream: string; value: string };
+  /** Under `network: allowlist`: more credentials the worker's proxy adds (a registry's token); `value` is a secret. */
+  egressCredentials: { host: string; header: string; variable: string; upstream: string; value: string }[];
   requiredPermission: "write" | "maintain" | "admin";
   gitAuthor: { name: string; email: string };
   /** Agent environment read from Secret Manager at start: variable name → secret resource. */
@@ -229,6 +231,7 @@ export const CONTROLLER_ENV_VARS: readonly ControllerEnvVar[] = [
   { name: "SANDBOX_RO_BINDS", secret: false, description: "Comma-separated absolute paths the sandboxed agent may read, e.g. where the agent CLI is installed." },
   { name: "NETWORK_DEFAULT", secret: false, default: "full", description: "The agent's network for a repository whose .github/agent-work.yml names none: full, allowlist (only NETWORK_ALLOW_DEFAULT, the MODEL_PROXY host and the repository's allow, through the worker's proxy) or none." },
   { name: "NETWORK_ALLOW_DEFAULT", secret: false, description: "Comma-separated host patterns every agent under `network: allowlist` may reach besides the repository's `allow` (e.g. registry.npmjs.org,*.pypi.org)." },
+  { name: "EGRESS_CREDENTIALS", secret: false, description: "host,header,VARIABLE[,upstream URL] rules separated by `;`: like MODEL_PROXY, for other hosts (a package registry's token): under `network: allowlist` the worker's proxy adds header=$VARIABLE to plain-HTTP requests for host, the host is allowed, and an agent given VARIABLE gets a placeholder; e.g. registry.example.com,authorization,REGISTRY_AUTH (REGISTRY_AUTH holding `Bearer <token>`)." },
   { name: "MODEL_PROXY", secret: false, description: "host,header,VARIABLE[,upstream URL]: under `network: allowlist` the worker's proxy adds header=$VARIABLE to plain-HTTP requests for host (forwarded to the upstream, default https://host) and the agent gets a placeholder in VARIABLE, so the model key never enters the sandbox; e.g. api.anthropic.com,x-api-key,ANTHROPIC_API_KEY with ANTHROPIC_BASE_URL=http://api.anthropic.com passed through." },
   { name: "SANDBOX_MAX_MEMORY_MB", secret: false, default: "4096", description: "Most memory in MB a sandboxed agent may hold, all its processes together (and no one process may map more); repositories may ask for less with memory_mb." },
   { name: "SANDBOX_MAX_PROCESSES", secret: false, default: "512", description: "Most processes and threads a sandboxed agent may run at once; repositories may ask for fewer with max_processes." },
@@ -340,6 +343,13 @@ function usd(name: string) {
     }
     return parsed;
   });
+}
+
+/** `host,header,VARIABLE[,upstream URL]` (MODEL_PROXY, one rule of EGRESS_CREDENTIALS), or null. */
+function credentialRule(raw: string): { host: string; header: string; variable: string; upstream: string } | null {
+  const [host = "", header = "", variable = "", upstream, ...rest] = raw.split(",").map((p) => p.trim());
+  const ok = rest.length === 0 && HOST_PATTERN.test(host) && !host.startsWith("*.") && /^[A-Za-z0-9-]+$/.test(header) && /^[A-Za-z_][A-Za-z0-9_]*$/.test(variable) && (upstream === undefined || URL.canParse(upstream));
+  return ok ? { host, header, variable, upstream: upstream ?? `https://${host}` } : null;
 }
 
 function oneOf<const T extends readonly string[]>(name: string, values: T) {
@@ -527,13 +537,25 @@ const FIELDS = {
     .optional()
     .transform((raw, ctx) => {
       if (raw === undefined || raw.trim() === "") return undefined;
-      const [host = "", header = "", variable = "", upstream] = raw.split(",").map((p) => p.trim());
-      const ok = HOST_PATTERN.test(host) && !host.startsWith("*.") && /^[A-Za-z0-9-]+$/.test(header) && /^[A-Za-z_][A-Za-z0-9_]*$/.test(variable) && (upstream === undefined || URL.canParse(upstream));
-      if (!ok) {
+      const rule = credentialRule(raw);
+      if (!rule) {
         ctx.addIssue({ code: z.ZodIssueCode.custom, message: "expected host,header,VARIABLE[,upstream URL], e.g. api.anthropic.com,x-api-key,ANTHROPIC_API_KEY" });
         return z.NEVER;
       }
-      return { host, header, variable, upstream: upstream ?? `https://${host}` };
+      return rule;
+    }),
+  EGRESS_CREDENTIALS: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      const parts = (raw ?? "").split(";").map((p) => p.trim()).filter((p) => p !== "");
+      const rules = parts.map(credentialRule);
+      const bad = parts.filter((_, i) => rules[i] === null);
+      if (bad.length > 0) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected host,header,VARIABLE[,upstream URL] rules separated by ;, e.g. registry.example.com,authorization,REGISTRY_AUTH; not: ${bad.map((b) => JSON.stringify(b.split(",")[0])).join(", ")}` });
+        return z.NEVER;
+      }
+      return rules as NonNullable<ReturnType<typeof credentialRule>>[];
     }),
   SANDBOX_RO_BINDS: z
     .string()
@@ -812,6 +834,13 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
     }
   }
 
+  const egressCredentials: ControllerConfig["egressCredentials"] = [];
+  for (const rule of values.EGRESS_CREDENTIALS ?? []) {
+    const value = env[rule.variable];
+    if (value === undefined || value === "") fail("EGRESS_CREDENTIALS", `${rule.variable} is named but not set in the controller's environment`);
+    else if (NEVER_PASSED_TO_AGENT.includes(rule.variable)) fail("EGRESS_CREDENTIALS", `${rule.variable} is one of the controller's own secrets`);
+    else egressCredentials.push({ ...rule, value });
+  }
   let modelProxy: ControllerConfig["modelProxy"];
   if (values.MODEL_PROXY) {
     const value = env[values.MODEL_PROXY.variable];
@@ -1003,6 +1032,7 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
     sandboxCeilings: { memoryMb: v.SANDBOX_MAX_MEMORY_MB, maxProcesses: v.SANDBOX_MAX_PROCESSES, maxDiskMb: v.SANDBOX_MAX_DISK_MB },
     agentEnv,
     networkDefault: v.NETWORK_DEFAULT,
+    egressCredentials,
     networkAllowDefault: v.NETWORK_ALLOW_DEFAULT,
     requiredPermission: v.REQUIRED_PERMISSION,
     gitAuthor: { name: v.GIT_AUTHOR_NAME, email: v.GIT_AUTHOR_EMAIL },
@@ -1047,6 +1077,7 @@ export function secretValues(config: ControllerConfig): string[] {
     databasePassword(config.databaseUrl),
     ...Object.values(config.agentEnv),
     config.modelProxy?.value,
+    ...(config.egressCredentials ?? []).map((c) => c.value),
   ].filter(
     (value): value is string => typeof value === "string" && value !== "",
   );
@@ -1108,6 +1139,7 @@ export function describeControllerConfig(config: ControllerConfig): Record<strin
     sandboxRoBinds: config.sandboxRoBinds.length > 0 ? config.sandboxRoBinds.join(",") : "(none)",
     networkDefault: config.networkDefault,
     networkAllowDefault: config.networkAllowDefault.length > 0 ? config.networkAllowDefault.join(",") : "(none)",
+    egressCredentials: (config.egressCredentials ?? []).length > 0 ? config.egressCredentials.map((c) => `${c.host}: ${c.header} from ${c.variable} (${mask(c.value)})`).join("; ") : "(none)",
     modelProxy: config.modelProxy ? `${config.modelProxy.host}: ${config.modelProxy.header} from ${config.modelProxy.variable} (${mask(config.modelProxy.value)})` : "(none)",
     sandboxCeilings: `memory ${config.sandboxCeilings.memoryMb} MB, ${config.sandboxCeilings.maxProcesses} processes, disk ${config.sandboxCeilings.maxDiskMb} MB`,
     agentEnv:

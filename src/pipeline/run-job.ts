@@ -107,8 +107,8 @@ function workerInput(
 ): WorkerInput {
   const { branch, onIssue, token, agentSeconds, modelAllowance } = run;
   const forkCloneUrl = job.options.forkCloneUrl;
-  // A fork's run holds no secret: not even the proxy's model key.
-  const sandbox = agentSandbox(forkCloneUrl ? { ...deps.config, modelProxy: undefined } : deps.config, config);
+  // A fork's run holds no secret: not even the proxy's model key or another credential it adds.
+  const sandbox = agentSandbox(forkCloneUrl ? { ...deps.config, modelProxy: undefined, egressCredentials: [] } : deps.config, config);
   return {
     jobId: job.id,
     cloneUrl: forkCloneUrl ?? job.cloneUrl,

@@ -11,7 +11,7 @@ export const MODEL_KEY_PLACEHOLDER = "agent-work-proxy-adds-the-real-key";
  * controller's ceilings (a job recorded before a ceiling was lowered is clamped here too).
  */
 export function agentSandbox(
-  controller: Pick<ControllerConfig, "localSandbox" | "sandboxRoBinds" | "sandboxCeilings"> & Partial<Pick<ControllerConfig, "networkDefault" | "networkAllowDefault" | "modelProxy" | "agentEnv">>,
+  controller: Pick<ControllerConfig, "localSandbox" | "sandboxRoBinds" | "sandboxCeilings"> & Partial<Pick<ControllerConfig, "networkDefault" | "networkAllowDefault" | "modelProxy" | "egressCredentials" | "agentEnv">>,
   repo: Partial<Pick<RepoConfig, "agent" | "network" | "allow" | "memoryMb" | "maxProcesses" | "maxDiskMb">>,
 ): WorkerInput["sandbox"] {
   if (controller.localSandbox === "none") return { kind: "none" };
@@ -32,8 +32,9 @@ export function agentSandbox(
   if (network === "allowlist") {
     const proxy = controller.modelProxy;
     const model = proxy ? [proxy.host] : presetModelHosts(repo.agent, controller.agentEnv ?? {});
-    const allow = [...new Set([...(controller.networkAllowDefault ?? []), ...(repo.allow ?? []), ...model])];
-    sandbox.egress = { allow, ...(proxy ? { credentials: [{ host: proxy.host, upstream: proxy.upstream, header: proxy.header, value: proxy.value }] } : {}) };
+    const rules = [...(proxy ? [proxy] : []), ...(controller.egressCredentials ?? [])];
+    const allow = [...new Set([...(controller.networkAllowDefault ?? []), ...(repo.allow ?? []), ...model, ...rules.map((r) => r.host)])];
+    sandbox.egress = { allow, ...(rules.length > 0 ? { credentials: rules.map((r) => ({ host: r.host, upstream: r.upstream, header: r.header, value: r.value })) } : {}) };
   }
   return sandbox;
 }
@@ -58,11 +59,15 @@ export function presetModelHosts(agent: RepoConfig["agent"] | undefined, agentEn
 
 /**
  * The agent's environment: the controller's pass-through list, except that under an allow-list
- * with MODEL_PROXY the model key's variable holds a placeholder (the proxy adds the real key).
+ * with MODEL_PROXY the model key's variable holds a placeholder (the proxy adds the real key), and
+ * so does any passed-through variable an EGRESS_CREDENTIALS rule adds instead.
  */
-export function agentEnvironment(controller: Pick<ControllerConfig, "agentEnv"> & Partial<Pick<ControllerConfig, "modelProxy">>, sandbox: WorkerInput["sandbox"]): Record<string, string> {
+export function agentEnvironment(controller: Pick<ControllerConfig, "agentEnv"> & Partial<Pick<ControllerConfig, "modelProxy" | "egressCredentials">>, sandbox: WorkerInput["sandbox"]): Record<string, string> {
   const env = { ...controller.agentEnv };
+  if (sandbox.kind !== "bwrap" || !sandbox.egress) return env;
   const proxy = controller.modelProxy;
-  if (sandbox.kind === "bwrap" && sandbox.egress && proxy) env[proxy.variable] = MODEL_KEY_PLACEHOLDER;
+  if (proxy) env[proxy.variable] = MODEL_KEY_PLACEHOLDER;
+  // Another credential's variable reaches the agent only if it was passed through, and then as a placeholder.
+  for (const rule of controller.egressCredentials ?? []) if (rule.variable in env) env[rule.variable] = MODEL_KEY_PLACEHOLDER;
   return env;
 }

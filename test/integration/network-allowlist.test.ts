@@ -276,14 +276,15 @@ it("through the controller: `network: allowlist` in the repository's config, MOD
   }
 }, 120_000);
 
-it("with NETWORK_DEFAULT=allowlist, a repository that names no network gets the allow-list: NETWORK_ALLOW_DEFAULT's hosts through the proxy, nothing else", async () => {
+it("with NETWORK_DEFAULT=allowlist, a repository that names no network gets the allow-list: NETWORK_ALLOW_DEFAULT's hosts and EGRESS_CREDENTIALS' (the token added by the proxy) through the proxy, nothing else", async () => {
   const forbiddenPort = await portOf(forbidden);
   const modelPort = await portOf(model);
   const modelHost = `127.0.0.1:${modelPort}`;
   modelSaw.length = 0;
   const h = await startHarness({
     repoConfigYaml: `agent: command\ncommand: ["node", "${path.join(FIXTURES, "network-agent.mjs")}", "{prompt_file}"]\n`,
-    env: { NETWORK_DEFAULT: "allowlist", NETWORK_ALLOW_DEFAULT: modelHost },
+    // The "registry" here is the model server again: its host is allowed by the credential rule alone.
+    env: { NETWORK_DEFAULT: "allowlist", NETWORK_ALLOW_DEFAULT: "registry.npmjs.org", REGISTRY_AUTH: REAL_KEY, EGRESS_CREDENTIALS: `${modelHost},x-api-key,REGISTRY_AUTH,http://${modelHost}` },
   });
   try {
     const probes = { PROBE_DIRECT: `127.0.0.1:${forbiddenPort}`, PROBE_ALLOWED: modelHost, PROBE_DENIED: "evil.example:80" };
@@ -292,11 +293,13 @@ it("with NETWORK_DEFAULT=allowlist, a repository that names no network gets the 
     const [job] = await h.controller.store.list();
     expect(job?.state).toBe("succeeded");
     const log = (await h.controller.logs.read(job!.id)).map((l) => l.line);
-    expect(log).toContain(`network: allow-list (${modelHost}) through the worker's proxy; no other way out`);
+    expect(log).toContain(`network: allow-list (registry.npmjs.org, ${modelHost}) through the worker's proxy; no other way out`);
     const probed = Object.fromEntries(log.filter((l) => l.startsWith("probe: ")).map((l) => JSON.parse(l.slice(7)) as { name: string; ok: boolean }).map((p) => [p.name, p.ok]));
     expect(probed).toMatchObject({ "the allowed host through the proxy": true, "direct tcp to a local server": false, "the allowed host without the proxy": false, "a denied host through the proxy": false });
-    // No MODEL_PROXY here: the request went through as the agent sent it.
-    expect(modelSaw).toEqual([{ path: "/v1/echo", key: "" }]);
+    // The agent sent no key (its MODEL_API_KEY is unset here); the proxy added the token.
+    expect(modelSaw).toEqual([{ path: "/v1/echo", key: REAL_KEY }]);
+    expect(JSON.stringify(log)).not.toContain(REAL_KEY);
+    expect(JSON.stringify(h.github.calls)).not.toContain(REAL_KEY);
     expect(job!.result?.blocked?.map((b) => `${b.host}:${b.port}`)).toContain("evil.example:80");
   } finally {
     await h.close();

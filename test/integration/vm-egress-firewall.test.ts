@@ -23,6 +23,7 @@ interface World {
   rulesAfterBad: string;
   rules6: string;
   withCidr: { status: number; nobody: Probes };
+  withMetadata: { status: number; nobody: Probes };
   nobody: Probes;
   root: Probes;
   removed: number;
@@ -72,6 +73,11 @@ describe("the worker VM's egress firewall", () => {
   it("opens a named private range on 80 and 443 only (a GitHub Enterprise in the VPC), and never the metadata server", () => {
     expect(world.withCidr.status).toBe(0);
     expect(world.withCidr.nobody).toEqual({ "tcp private:443": "ok", "tcp private:8080": "ECONNREFUSED", "tcp metadata:80": "ECONNREFUSED" });
+  });
+
+  it("opens the metadata server's HTTP only when asked (GCE_TOKEN_DELIVERY=secret-manager needs it), and nothing else with it", () => {
+    expect(world.withMetadata.status).toBe(0);
+    expect(world.withMetadata.nobody).toEqual({ "tcp metadata:80": "ok", "tcp private:443": "ECONNREFUSED", "tcp 127.0.0.1:8080": "ECONNREFUSED" });
   });
 
   it("is taken away whole by remove", () => {

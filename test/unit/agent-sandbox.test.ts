@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { agentSandbox, presetModelHosts } from "../../src/worker/agent-sandbox.js";
+import { agentEnvironment, agentSandbox, MODEL_KEY_PLACEHOLDER, presetModelHosts } from "../../src/worker/agent-sandbox.js";
 
 const controller = {
   localSandbox: "bwrap" as const,
@@ -48,6 +48,27 @@ describe("the sandbox a job's agent gets", () => {
     // With MODEL_PROXY the proxied host is the model's, and the only one added.
     const proxy = { host: "api.anthropic.com", header: "x-api-key", variable: "ANTHROPIC_API_KEY", upstream: "https://api.anthropic.com", value: "sk-x" };
     expect(agentSandbox({ ...controller, agentEnv: { ANTHROPIC_BASE_URL: "http://api.anthropic.com" }, modelProxy: proxy }, { agent: "claude-code", network: "allowlist" })).toMatchObject({ egress: { allow: ["api.anthropic.com"] } });
+  });
+
+  it("hands the proxy every credential rule (MODEL_PROXY and EGRESS_CREDENTIALS), allows their hosts, and gives the agent placeholders for their variables", () => {
+    const proxy = { host: "api.anthropic.com", header: "x-api-key", variable: "ANTHROPIC_API_KEY", upstream: "https://api.anthropic.com", value: "sk-model" };
+    const registry = { host: "registry.example.com", header: "authorization", variable: "REGISTRY_AUTH", upstream: "https://registry.example.com", value: "Bearer npm_x" };
+    const full = { ...controller, modelProxy: proxy, egressCredentials: [registry], agentEnv: { ANTHROPIC_API_KEY: "sk-model", REGISTRY_AUTH: "Bearer npm_x", PATH: "/usr/bin" } };
+    const sandbox = agentSandbox(full, { agent: "claude-code", network: "allowlist" });
+    expect(sandbox).toMatchObject({
+      egress: {
+        allow: ["api.anthropic.com", "registry.example.com"],
+        credentials: [
+          { host: "api.anthropic.com", header: "x-api-key", value: "sk-model" },
+          { host: "registry.example.com", header: "authorization", value: "Bearer npm_x" },
+        ],
+      },
+    });
+    expect(agentEnvironment(full, sandbox)).toEqual({ ANTHROPIC_API_KEY: MODEL_KEY_PLACEHOLDER, REGISTRY_AUTH: MODEL_KEY_PLACEHOLDER, PATH: "/usr/bin" });
+    // A credential variable the operator did not pass through is not invented for the agent.
+    expect(agentEnvironment({ ...full, agentEnv: { PATH: "/usr/bin" } }, sandbox)).toEqual({ ANTHROPIC_API_KEY: MODEL_KEY_PLACEHOLDER, PATH: "/usr/bin" });
+    // Under network: full there is no proxy to add them: the agent's environment is the operator's.
+    expect(agentEnvironment(full, agentSandbox(full, { network: "full" }))).toEqual(full.agentEnv);
   });
 
   it("is no sandbox at all only when the controller opted out", () => {

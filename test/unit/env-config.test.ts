@@ -83,6 +83,7 @@ describe("loadControllerConfig", () => {
       localSandbox: "bwrap",
       sandboxRoBinds: [],
       networkDefault: "full",
+      egressCredentials: [],
       networkAllowDefault: [],
       sandboxCeilings: { memoryMb: 4096, maxProcesses: 512, maxDiskMb: 10240 },
       agentEnv: {},
@@ -679,6 +680,39 @@ describe("the agent's sandbox", () => {
       'SANDBOX_MAX_PROCESSES="lots": expected a whole number from 16 to 65536 (default 512)',
       'SANDBOX_MAX_DISK_MB="-1": expected a whole number from 16 to 10485760 (default 10240)',
     ]);
+  });
+
+  it("reads the allow-list's settings: NETWORK_DEFAULT, MODEL_PROXY and EGRESS_CREDENTIALS, whose values are secrets", () => {
+    const token = "Bearer npm_0123456789abcdefghijklmnopqrstuvwxyz";
+    const loaded = ok(
+      loadControllerConfig({
+        NETWORK_DEFAULT: "allowlist",
+        NETWORK_ALLOW_DEFAULT: "registry.npmjs.org,*.pypi.org",
+        ANTHROPIC_API_KEY: "sk-ant-secret-0123456789",
+        MODEL_PROXY: "api.anthropic.com,x-api-key,ANTHROPIC_API_KEY",
+        REGISTRY_AUTH: token,
+        EGRESS_CREDENTIALS: "registry.example.com,authorization,REGISTRY_AUTH ; npm.example.com:8443,authorization,REGISTRY_AUTH,https://npm.example.com:8443/",
+      }),
+    );
+    expect(loaded.warnings).toEqual([]);
+    expect(loaded.config).toMatchObject({
+      networkDefault: "allowlist",
+      networkAllowDefault: ["registry.npmjs.org", "*.pypi.org"],
+      modelProxy: { host: "api.anthropic.com", header: "x-api-key", variable: "ANTHROPIC_API_KEY", upstream: "https://api.anthropic.com", value: "sk-ant-secret-0123456789" },
+      egressCredentials: [
+        { host: "registry.example.com", header: "authorization", variable: "REGISTRY_AUTH", upstream: "https://registry.example.com", value: token },
+        { host: "npm.example.com:8443", header: "authorization", variable: "REGISTRY_AUTH", upstream: "https://npm.example.com:8443/", value: token },
+      ],
+    });
+    expect(secretValues(loaded.config)).toEqual(expect.arrayContaining(["sk-ant-secret-0123456789", token]));
+    expect(JSON.stringify(describeControllerConfig(loaded.config))).not.toContain(token);
+    expect(JSON.stringify(describeControllerConfig(loaded.config))).not.toContain("sk-ant-secret-0123456789");
+
+    expect(errors(loadControllerConfig({ EGRESS_CREDENTIALS: "registry.example.com,authorization,REGISTRY_AUTH" })).join("\n")).toMatch(/EGRESS_CREDENTIALS.*REGISTRY_AUTH is named but not set/);
+    expect(errors(loadControllerConfig({ EGRESS_CREDENTIALS: "*.example.com,authorization,X", X: "y" })).join("\n")).toMatch(/EGRESS_CREDENTIALS.*expected host,header,VARIABLE\[,upstream URL\] rules separated by ;.*"\*\.example\.com"/);
+    expect(errors(loadControllerConfig({ EGRESS_CREDENTIALS: "a.example,authorization,WEBHOOK_SECRET", WEBHOOK_SECRET: "s" })).join("\n")).toMatch(/WEBHOOK_SECRET is one of the controller's own secrets/);
+    expect(errors(loadControllerConfig({ NETWORK_DEFAULT: "some" })).join("\n")).toMatch(/NETWORK_DEFAULT/);
+    expect(ok(loadControllerConfig({ NETWORK_DEFAULT: "allowlist" })).warnings.join("\n")).toMatch(/NETWORK_DEFAULT=allowlist with neither MODEL_PROXY nor NETWORK_ALLOW_DEFAULT/);
   });
 
   it("takes LOCAL_SANDBOX=none only as a loud, explicit opt-out", () => {
