@@ -96,7 +96,9 @@ const START_FLAGS = ["--max-semi-space-size=2", "--max-old-space-size=160"];
 async function startChild(script: string, env: Record<string, string>, options: StartOptions): Promise<Target> {
   // The child profiles itself from READY to SIGTERM, so start-up is left out (controller only).
   const profile = options.cpuProfile ? path.join(mkdtempSync(path.join(tmpdir(), "agent-work-prof-")), "controller.cpuprofile") : undefined;
-  const child = spawn(process.execPath, [...(options.nodeFlags ?? START_FLAGS), script], {
+  // BENCH_NODE_FLAGS (space-separated) tries other Node flags on the controller than npm start's.
+  const flags = options.nodeFlags ?? (process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(" ") : START_FLAGS);
+  const child = spawn(process.execPath, [...flags, script], {
     env: { PATH: process.env.PATH ?? "", ...env, ...(profile ? { BENCH_PROFILE: profile } : {}) },
     stdio: ["ignore", "pipe", "inherit"],
   });

@@ -1,7 +1,11 @@
+import type { Logger } from "pino";
 import type { Job, StepRecord } from "../jobs/types.js";
+import type { RepoConfig } from "../config/repo-config.js";
+import type { Budgets } from "../cost/ledger.js";
+import type { GitHub } from "../github/types.js";
 import type { JobState } from "../jobs/state.js";
 import type { Worker, RunResult } from "../backends/types.js";
-import type { ProgressEvent, WorkerInput } from "../worker/protocol.js";
+import { ANSWER_FILE, type ProgressEvent, type WorkerInput } from "../worker/protocol.js";
 import { agentCommand } from "../agents/presets.js";
 import { agentEnvironment, agentSandbox } from "../worker/agent-sandbox.js";
 import { buildPrompt, branchSlug } from "../jobs/build-prompt.js";
@@ -44,6 +48,150 @@ export function jobLimits(deps: PipelineDeps, job: Job): { agentSeconds: number;
   const agentSeconds = (job.config?.maxMinutes ?? deps.config.defaultMaxMinutes) * deps.secondsPerMinute;
   const hardSeconds = agentSeconds + Math.max(10, 2 * deps.secondsPerMinute);
   return { agentSeconds, hardSeconds };
+}
+
+/**
+ * Asked again at start, not only at intake: a job may wait in the queue (or be requeued after a
+ * crash) long after it was admitted, and someone whose write access was taken away meanwhile
+ * must not get a worker, a token or a bill. Same rule as intake, failing closed the same way.
+ * Returns why the job may not start, or null.
+ */
+async function checkRequesterAgain(deps: PipelineDeps, octokit: GitHub, job: Job, log: Logger): Promise<string | null> {
+  const verdict = await checkSenderPermission(octokit, { owner: job.owner, repo: job.repo, username: job.requester }, deps.config.requiredPermission);
+  if (verdict.allowed) return null;
+  log.warn({ permission: verdict.permission, requester: job.requester }, "the requester may no longer start agent work; nothing started");
+  return `the requester's access was checked again at start: ${verdict.reason}`;
+}
+
+type BudgetReservation =
+  | { ok: true; job: Job; config: RepoConfig; budgets: Budgets; modelAllowance: number }
+  | { ok: false; job: Job; message: string };
+
+/**
+ * Budgets before any worker: the per-job budget may shorten the job, and the reservation of
+ * its ceiling is what keeps simultaneous jobs under the monthly and hourly caps.
+ */
+async function reserveBudget(deps: PipelineDeps, job: Job, config: RepoConfig, pricing: JobPricing, log: Logger): Promise<BudgetReservation> {
+  const budgets = effectiveBudgets(deps.config.budgets, config.budget);
+  const affordable = minutesWithinBudget(budgets.jobUsd, pricing.rateUsdPerHour);
+  if (affordable >= 1 && affordable < config.maxMinutes) {
+    config = { ...config, maxMinutes: affordable };
+    job = await deps.store.update(job.id, { config });
+    log.info({ maxMinutes: affordable }, "the per-job budget shortens this job");
+  }
+  // An agent with a model may spend up to what the job budget leaves after its compute: that is
+  // held too, so the monthly and hourly caps count it while the job runs.
+  const computeCeiling = ceilingUsd(pricing, config.maxMinutes * 60, deps);
+  const modelAllowance = modelAllowanceUsd(config.agent, budgets.jobUsd, computeCeiling);
+  const reservation = await deps.ledger.reserve({
+    jobId: job.id,
+    repoId: job.repoId,
+    repoFullName: `${job.owner}/${job.repo}`,
+    pricing,
+    ceilingUsd: computeCeiling + modelAllowance,
+    budgets,
+  });
+  if (!reservation.ok) {
+    log.warn({ budget: reservation.budget, capUsd: reservation.capUsd, spentUsd: reservation.spentUsd }, "over budget; no worker started");
+    return { ok: false, job, message: reservation.message };
+  }
+  return { ok: true, job, config, budgets, modelAllowance };
+}
+
+/** What the worker script is given: where to clone and push, the agent's command, prompt and sandbox. */
+function workerInput(
+  deps: PipelineDeps,
+  job: Job,
+  config: RepoConfig,
+  run: { branch: string; onIssue: boolean; token: string | null; agentSeconds: number; modelAllowance: number },
+): WorkerInput {
+  const { branch, onIssue, token, agentSeconds, modelAllowance } = run;
+  const forkCloneUrl = job.options.forkCloneUrl;
+  // A fork's run holds no secret: not even the proxy's model key.
+  const sandbox = agentSandbox(forkCloneUrl ? { ...deps.config, modelProxy: undefined } : deps.config, config);
+  return {
+    jobId: job.id,
+    cloneUrl: forkCloneUrl ?? job.cloneUrl,
+    baseBranch: job.prHeadRef ?? job.defaultBranch,
+    branch,
+    ...(onIssue ? { continueBranch: true } : {}),
+    ...(job.options.ask ? { ask: true } : {}),
+    // A branch someone else wrote (a PR's, or an issue's that a run before pushed): the files
+    // that steer the agent come from the default branch.
+    steering: { fromBranch: job.defaultBranch, paths: [...AGENT_STEERING_PATHS], ...(forkCloneUrl ? { fromUrl: job.cloneUrl } : {}) },
+    token: token ?? "",
+    ...(forkCloneUrl ? { noSecrets: true } : {}),
+    ...(() => {
+      const command = agentCommand(config.agent, {
+        command: config.command,
+        model: config.model,
+        // A CLI that can stop itself at a dollar figure gets the model's share of the job budget.
+        ...(modelAllowance > 0 ? { maxBudgetUsd: modelAllowance } : {}),
+        extraArgs: deps.config.agentExtraArgs?.[config.agent],
+      });
+      return { agentArgv: command.argv, ...(command.promptOnStdin ? { promptOnStdin: true } : {}) };
+    })(),
+    prompt: buildPrompt({
+      repoFullName: `${job.owner}/${job.repo}`,
+      number: job.number,
+      kind: job.kind,
+      title: job.title,
+      body: job.body,
+      instructionsPrefix: config.instructions,
+      extraInstructions: job.instructions,
+      ...(job.options.ask ? { ask: { answerFile: ANSWER_FILE } } : {}),
+      comments: job.context?.comments ?? [],
+    }),
+    commitMessage: `${job.title}\n\nWritten by agent-work job ${job.id} for #${job.number}.`,
+    author: deps.config.gitAuthor,
+    agentTimeoutSeconds: agentSeconds,
+    // No model key either on a fork's run: nothing the fork's code could steal.
+    agentEnv: forkCloneUrl ? {} : agentEnvironment(deps.config, sandbox),
+    sandbox,
+  };
+}
+
+/**
+ * The worker's progress events as they stream in: log lines (redacted, metered against the job
+ * budget, to the status surfaces and the job's log) and steps, written in the order they came.
+ */
+function followProgress(run: {
+  deps: PipelineDeps;
+  log: Logger;
+  publisher: StatusPublisher;
+  meter: AgentUsageMeter;
+  checkBudget: () => void;
+  step: (name: string, status: StepRecord["status"], detail?: string) => Promise<void>;
+  /** The job as it is now (each step writes it anew). */
+  job: () => Job;
+}): { onEvent: (e: ProgressEvent) => void; settled: () => Promise<void> } {
+  const { deps, log, publisher, meter, checkBudget, step } = run;
+  const jobId = run.job().id;
+  let pending = Promise.resolve();
+  const onProgress = (e: ProgressEvent): Promise<void> => {
+    if (e.type === "log") {
+      const line = deps.redactor.redact(e.line);
+      if (e.stream !== "worker" && meter.read(line)) checkBudget();
+      publisher.log(line);
+      deps.logs.append(jobId, e.stream, line);
+      publisher.poke();
+      return Promise.resolve();
+    }
+    if (e.type === "step") {
+      deps.logs.append(jobId, "worker", `step ${e.step} ${e.status}${e.detail ? `: ${deps.redactor.redact(e.detail)}` : ""}`);
+      const status = e.status === "started" ? "running" : e.status === "finished" ? "done" : e.status === "failed" ? "failed" : "skipped";
+      // Serialise step writes so a fast worker's events land in order.
+      pending = pending.then(() => step(e.step, status, e.detail));
+      if (e.step === "agent" && status === "running") pending = pending.then(() => deps.onStep?.("agent-running", run.job()));
+      if (e.step === "push" && status === "done") pending = pending.then(() => deps.onStep?.("pushed", run.job()));
+      return pending;
+    }
+    return Promise.resolve();
+  };
+  return {
+    onEvent: (e) => void onProgress(e).catch((err) => log.warn({ err }, "could not record progress")),
+    settled: () => pending,
+  };
 }
 
 /**
@@ -132,47 +280,25 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
   };
 
   try {
-    // Asked again here, not only at intake: a job may wait in the queue (or be requeued after a
-    // crash) long after it was admitted, and someone whose write access was taken away meanwhile
-    // must not get a worker, a token or a bill. Same rule as intake, failing closed the same way.
-    const verdict = await checkSenderPermission(octokit, { owner: job.owner, repo: job.repo, username: job.requester }, deps.config.requiredPermission);
-    if (!verdict.allowed) {
-      log.warn({ permission: verdict.permission, requester: job.requester }, "the requester may no longer start agent work; nothing started");
-      job = await deps.store.transition(job.id, "queued", "failed", { message: `the requester's access was checked again at start: ${verdict.reason}`, finishedAt: deps.now(), costUsd: 0 });
+    const refused = await checkRequesterAgain(deps, octokit, job, log);
+    if (refused) {
+      job = await deps.store.transition(job.id, "queued", "failed", { message: refused, finishedAt: deps.now(), costUsd: 0 });
       state = "failed";
       await publisher.flush();
       return job;
     }
     if (!backend || !pricing) throw new Error(`backend ${job.backend} is not enabled on this controller`);
-    // Budgets before any worker: the per-job budget may shorten the job, and the reservation of
-    // its ceiling is what keeps simultaneous jobs under the monthly and hourly caps.
-    const budgets = effectiveBudgets(deps.config.budgets, config.budget);
-    const affordable = minutesWithinBudget(budgets.jobUsd, pricing.rateUsdPerHour);
-    if (affordable >= 1 && affordable < config.maxMinutes) {
-      config = { ...config, maxMinutes: affordable };
-      job = await deps.store.update(job.id, { config });
-      log.info({ maxMinutes: affordable }, "the per-job budget shortens this job");
-    }
-    // An agent with a model may spend up to what the job budget leaves after its compute: that is
-    // held too, so the monthly and hourly caps count it while the job runs.
-    const computeCeiling = ceilingUsd(pricing, config.maxMinutes * 60, deps);
-    const modelAllowance = modelAllowanceUsd(config.agent, budgets.jobUsd, computeCeiling);
-    const reservation = await deps.ledger.reserve({
-      jobId: job.id,
-      repoId: job.repoId,
-      repoFullName: `${job.owner}/${job.repo}`,
-      pricing,
-      ceilingUsd: computeCeiling + modelAllowance,
-      budgets,
-    });
+    const reservation = await reserveBudget(deps, job, config, pricing, log);
+    job = reservation.job;
     if (!reservation.ok) {
-      log.warn({ budget: reservation.budget, capUsd: reservation.capUsd, spentUsd: reservation.spentUsd }, "over budget; no worker started");
       job = await deps.store.transition(job.id, "queued", "failed", { message: reservation.message, finishedAt: deps.now(), costUsd: 0 });
       state = "failed";
       await publisher.flush();
       return job;
     }
     reserved = true;
+    config = reservation.config;
+    const { budgets, modelAllowance } = reservation;
     const { agentSeconds, hardSeconds } = jobLimits(deps, job);
     const now = deps.now();
     await move("provisioning", {
@@ -190,7 +316,8 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     const forkCloneUrl = job.options.forkCloneUrl;
     if (!forkCloneUrl) {
       minting = true;
-      token = await mintKeptWorkerToken(deps, job);
+      // A question pushes nothing: its token can only read.
+      token = await mintKeptWorkerToken(deps, job, job.options.ask ? "read" : "write");
     }
     await deps.onStep?.("token-minted", job);
 
@@ -204,52 +331,13 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     const onIssue = !job.prHeadRef && !forkCloneUrl;
     await move("running", { branch, steps: markStep(job.steps, "worker", "done", deps.now(), worker.id) });
     publisher.poke(true);
-    // A fork's run holds no secret: not even the proxy's model key.
-    const sandbox = agentSandbox(forkCloneUrl ? { ...deps.config, modelProxy: undefined } : deps.config, config);
-    const input: WorkerInput = {
-      jobId: job.id,
-      cloneUrl: forkCloneUrl ?? job.cloneUrl,
-      baseBranch: job.prHeadRef ?? job.defaultBranch,
-      branch,
-      ...(onIssue ? { continueBranch: true } : {}),
-      // A branch someone else wrote (a PR's, or an issue's that a run before pushed): the files
-      // that steer the agent come from the default branch.
-      steering: { fromBranch: job.defaultBranch, paths: [...AGENT_STEERING_PATHS], ...(forkCloneUrl ? { fromUrl: job.cloneUrl } : {}) },
-      token: token ?? "",
-      ...(forkCloneUrl ? { noSecrets: true } : {}),
-      ...(() => {
-        const command = agentCommand(config.agent, {
-          command: config.command,
-          model: config.model,
-          // A CLI that can stop itself at a dollar figure gets the model's share of the job budget.
-          ...(modelAllowance > 0 ? { maxBudgetUsd: modelAllowance } : {}),
-          extraArgs: deps.config.agentExtraArgs?.[config.agent],
-        });
-        return { agentArgv: command.argv, ...(command.promptOnStdin ? { promptOnStdin: true } : {}) };
-      })(),
-      prompt: buildPrompt({
-        repoFullName: `${job.owner}/${job.repo}`,
-        number: job.number,
-        kind: job.kind,
-        title: job.title,
-        body: job.body,
-        instructionsPrefix: config.instructions,
-        extraInstructions: job.instructions,
-        comments: job.context?.comments ?? [],
-      }),
-      commitMessage: `${job.title}\n\nWritten by agent-work job ${job.id} for #${job.number}.`,
-      author: deps.config.gitAuthor,
-      agentTimeoutSeconds: agentSeconds,
-      // No model key either on a fork's run: nothing the fork's code could steal.
-      agentEnv: forkCloneUrl ? {} : agentEnvironment(deps.config, sandbox),
-      sandbox,
-    };
+    const input = workerInput(deps, job, config, { branch, onIssue, token, agentSeconds, modelAllowance });
 
     // The hard deadline aborts the worker even if the worker script's own agent timeout fails.
     const deadline = AbortSignal.timeout(hardSeconds * 1000);
     const overBudget = new AbortController();
     const runSignal = AbortSignal.any([signal, deadline, overBudget.signal]);
-    const runningWorker = worker;
+    let runningWorker = worker;
     // The streamed model use plus the worker's time so far, against the job budget: past it the
     // worker is stopped (the CLI's own limit, where it has one, usually stops it first).
     const checkBudget = () => {
@@ -261,30 +349,23 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
       log.warn({ jobUsd: budgets.jobUsd }, over);
       overBudget.abort(new Error(over));
     };
-    const onEvent = (e: ProgressEvent) => void onProgress(e).catch((err) => log.warn({ err }, "could not record progress"));
-    let pending = Promise.resolve();
-    const onProgress = (e: ProgressEvent): Promise<void> => {
-      if (e.type === "log") {
-        const line = deps.redactor.redact(e.line);
-        if (e.stream !== "worker" && meter.read(line)) checkBudget();
-        publisher.log(line);
-        deps.logs.append(job.id, e.stream, line);
-        publisher.poke();
-        return Promise.resolve();
-      }
-      if (e.type === "step") {
-        deps.logs.append(job.id, "worker", `step ${e.step} ${e.status}${e.detail ? `: ${deps.redactor.redact(e.detail)}` : ""}`);
-        const status = e.status === "started" ? "running" : e.status === "finished" ? "done" : e.status === "failed" ? "failed" : "skipped";
-        // Serialise step writes so a fast worker's events land in order.
-        pending = pending.then(() => step(e.step, status, e.detail));
-        if (e.step === "agent" && status === "running") pending = pending.then(() => deps.onStep?.("agent-running", job));
-        if (e.step === "push" && status === "done") pending = pending.then(() => deps.onStep?.("pushed", job));
-        return pending;
-      }
-      return Promise.resolve();
-    };
-    let result: RunResult = await backend.run(worker, input, onEvent, runSignal);
-    await pending;
+    const progress = followProgress({ deps, log, publisher, meter, checkBudget, step, job: () => job });
+    let result: RunResult = await backend.run(worker, input, progress.onEvent, runSignal);
+    await progress.settled();
+    if (result.lost && !runSignal.aborted) {
+      // The machine went away under the run (a spot VM preempted): once, on a new worker the
+      // backend places where that is less likely. Both workers are billed, each at its own price.
+      const lost = worker;
+      log.warn({ workerId: lost.id, reason: result.lost.reason }, "the worker was lost mid-run; running the job again once on a new one");
+      await backend.destroy(lost).catch((err) => log.error({ err, workerId: lost.id }, "could not destroy the lost worker; the reaper will retry"));
+      await billWorker(deps, job, lost, deps.now());
+      worker = await backend.create({ jobId: job.id, repoFullName: `${job.owner}/${job.repo}`, maxSeconds: Math.max(60, Math.ceil((job.deadlineAt! - deps.now()) / 1000) + 30), replacing: lost }, runSignal);
+      runningWorker = worker;
+      job = await deps.store.update(job.id, { worker });
+      await step("worker", "done", `${lost.id}: ${result.lost.reason}; run again on ${worker.id}${worker.meta.provisioningModel === "STANDARD" ? " (on-demand)" : ""}${worker.meta.zone ? ` in ${worker.meta.zone}` : ""}`);
+      result = await backend.run(worker, input, progress.onEvent, runSignal);
+      await progress.settled();
+    }
     log.info({ outcome: result.outcome, computeSeconds: result.computeSeconds }, "worker finished");
     if (startedBefore && result.continued && result.outcome === "no_changes" && result.baseSha) {
       // Nothing more to add to what an earlier start of this job pushed: that work is the result.

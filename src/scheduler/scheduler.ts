@@ -163,14 +163,15 @@ export class Scheduler {
       await deliverOutbox(this.deps, "sweep");
       if (this.shuttingDown) return;
       for (const job of await store.claim(["provisioning", "running", "reporting"], owner, leaseMs, 10)) {
-        this.track(job.id, () => recoverJob(this.fenced(job), job), undefined, job.leaseEpoch);
+        // Runs on in the background: track() logs its failure and never rejects; shutdown waits on inFlight.
+        void this.track(job.id, () => recoverJob(this.fenced(job), job), undefined, job.leaseEpoch);
       }
     }
     if (this.shuttingDown) return;
     const room = INTAKE_BATCH - this.intaking.size;
     for (const job of room > 0 ? await store.claim(["received"], owner, leaseMs, room) : []) {
       this.intaking.add(job.id);
-      this.track(job.id, () => intakeJob(this.fenced(job), job), () => this.intaking.delete(job.id), job.leaseEpoch);
+      void this.track(job.id, () => intakeJob(this.fenced(job), job), () => this.intaking.delete(job.id), job.leaseEpoch);
     }
     // Commands are answered before new work is claimed, so a `stop` that arrives with a queued
     // job takes it off the queue instead of racing its start.
@@ -198,7 +199,7 @@ export class Scheduler {
     for (const job of await store.claim(["queued"], owner, leaseMs, free)) {
       const controller = new AbortController();
       this.running.set(job.id, controller);
-      this.track(
+      void this.track(
         job.id,
         async () => {
           const deps = this.fenced(job);
@@ -271,7 +272,9 @@ export class Scheduler {
         // Finishing frees a slot or admits a job: look again at once (not for a job that waits
         // for capacity: its short lease is the pause before it is tried again).
         if (!waiting && !this.stopped && this.timer) this.nudge();
-      });
+      })
+      // So that it never rejects: callers leave it running in the background.
+      .catch((err) => log.error({ err, id }, "bookkeeping after a phase failed"));
     this.inFlight.set(id, p);
     return p;
   }

@@ -20,6 +20,7 @@ import { openStore } from "../../src/store/open-store.js";
 import { startFakeK8s, type FakeK8s } from "../support/fake-k8s.js";
 import { PINNED_CLI_VERSIONS } from "../support/agent-clis.js";
 import { startSshd, type TestSshd } from "../support/sshd.js";
+import { answerAsync } from "../support/answer-async.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const TSX = path.join(ROOT, "node_modules", ".bin", "tsx");
@@ -50,7 +51,7 @@ async function startFakeApp(): Promise<FakeApp> {
       hold = { asked, released: new Promise<void>((r) => (release = r)) };
       return { asked: askedP, release };
     },
-    server: createServer(async (req, res) => {
+    server: createServer(answerAsync(async (req, res) => {
       const send = (status: number, body: unknown) => res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
       // The app's JWT: RS256 over header.payload with the App's key, issued by the App's id.
       const [h, p, sig] = /^bearer (.+)$/i.exec(req.headers.authorization ?? "")?.[1]?.split(".") ?? [];
@@ -67,7 +68,7 @@ async function startFakeApp(): Promise<FakeApp> {
         return send(200, app.deliveries);
       }
       send(404, { message: "Not Found" });
-    }),
+    })),
   };
   await new Promise<void>((r) => app.server.listen(0, "127.0.0.1", r));
   app.url = `127.0.0.1:${(app.server.address() as AddressInfo).port}`;

@@ -49,6 +49,32 @@ describe("the refusal record", () => {
       s.on("error", reject);
     });
 
+  it("refuses an allowed name that leads to this machine's loopback (a rebinding name), which only a listed address may reach", async () => {
+    const dir2 = await mkdtemp(path.join(os.tmpdir(), "agent-work-egress-unit-"));
+    const local = net.createServer((c) => c.end("the controller's port\n"));
+    await new Promise<void>((r) => local.listen(0, "127.0.0.1", r));
+    const port = (local.address() as net.AddressInfo).port;
+    const p2 = await startEgressProxy({ socketPath: path.join(dir2, "proxy.sock"), allow: ["localhost", `127.0.0.1:${port}`] });
+    try {
+      const via = (target: string) =>
+        new Promise<string>((resolve, reject) => {
+          const s = net.connect(path.join(dir2, "proxy.sock"), () => s.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`));
+          s.once("data", (d) => {
+            s.destroy();
+            resolve(d.toString().split("\r\n")[0]!);
+          });
+          s.on("error", reject);
+        });
+      expect(await via(`localhost:${port}`)).toBe("HTTP/1.1 403 Forbidden");
+      expect(p2.denied()).toMatchObject([{ host: "localhost", port, why: "it resolves to a loopback or link-local address" }]);
+      expect(await via(`127.0.0.1:${port}`)).toBe("HTTP/1.1 200 Connection Established");
+    } finally {
+      await p2.close();
+      local.close();
+      await rm(dir2, { recursive: true, force: true });
+    }
+  });
+
   it("counts repeats of one host and port, keeps a host name's worth of a long name, and stops adding hosts at 200", async () => {
     for (let i = 0; i < 3; i++) expect(await connect("evil.example:443")).toBe("HTTP/1.1 403 Forbidden");
     const long = `${"a".repeat(8000)}.example`;

@@ -145,6 +145,18 @@ command: ["./scripts/agent.sh", "--task={prompt_file}"]
     expect(errorFor(fromYaml("budget: { job_usd: lots }"), "budget")).toMatch(/amount of US dollars/);
   });
 
+  it("reads an allow-list of host patterns, and refuses one that names this machine or a metadata server", () => {
+    expect(fromYaml('network: allowlist\nallow: ["registry.npmjs.org", "*.pypi.org", "registry.example.com:8443", "10.20.0.5:443"]')).toMatchObject({
+      ok: true,
+      config: { network: "allowlist", allow: ["registry.npmjs.org", "*.pypi.org", "registry.example.com:8443", "10.20.0.5:443"] },
+    });
+    for (const inside of ["127.0.0.1:3000", "localhost", "api.localhost:8080", "*.localhost", "169.254.169.254", "0.0.0.0:80"]) {
+      expect(errorFor(fromYaml(`network: allowlist\nallow: ["registry.npmjs.org", "${inside}"]`), "allow"), inside).toMatch(/^`allow` may not name this machine or a link-local address .*; the controller's NETWORK_ALLOW_DEFAULT can$/);
+    }
+    expect(errorFor(fromYaml('allow: ["https://evil.example/"]'), "allow")).toMatch(/^`allow` takes a list of host names or patterns/);
+    expect(errorFor(fromYaml("allow: registry.npmjs.org"), "allow")).toMatch(/^`allow` takes a list of host names or patterns/);
+  });
+
   it("reads the agent's network and sandbox limits, which may only be lower than the controller's ceilings", () => {
     const ceilings = { memoryMb: 4096, maxProcesses: 512, maxDiskMb: 10240 };
     const withCeilings = (text: string) => parseRepoConfig(parse(text) as unknown, { ...limits, sandboxCeilings: ceilings });

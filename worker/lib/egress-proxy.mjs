@@ -2,8 +2,8 @@
 // on a Unix socket the sandbox can reach (the sandbox has its own network namespace with nothing
 // but loopback, so there is no other route, no DNS and no UDP). It speaks HTTP CONNECT and plain
 // HTTP, decides by host name against the allow-list, resolves names itself, never lets a name lead
-// to a link-local address (cloud metadata servers), and refuses IP addresses the list does not
-// name exactly. For a host with a credential rule it forwards plain-HTTP requests to the real
+// to a link-local address (cloud metadata servers) or to this machine's loopback, and refuses IP
+// addresses the list does not name exactly. For a host with a credential rule it forwards plain-HTTP requests to the real
 // upstream and adds the credential there, so the key never enters the sandbox.
 import dns from "node:dns/promises";
 import fs from "node:fs";
@@ -32,6 +32,12 @@ export function hostAllowed(host, port, patterns) {
 
 function isLinkLocal(address) {
   return /^169\.254\./.test(address) || /^fe[89ab][0-9a-f]:/i.test(address) || address.toLowerCase() === "fd00:ec2::254";
+}
+
+/** This machine itself: what a name must never lead to (the controller's port on the local backend). */
+function isLoopback(address) {
+  const a = address.toLowerCase();
+  return /^127\./.test(a) || a === "::1" || a === "0.0.0.0" || a === "::" || /^::ffff:127\./.test(a);
 }
 
 /** Splits `host:port` (or `[v6]:port`), with a default port. */
@@ -74,14 +80,18 @@ export async function startEgressProxy({ socketPath, allow, credentials = [], on
     } catch {
       return { ok: false, why: "its name does not resolve" };
     }
-    const usable = addresses.filter((a) => !isLinkLocal(a.address));
-    if (usable.length === 0) return { ok: false, why: "it resolves to a link-local address" };
+    // A name the list allows may still lead here or to a metadata server (a rebinding name, a
+    // repository's `allow` of localtest.me): only an address the list names itself does that.
+    const usable = addresses.filter((a) => !isLinkLocal(a.address) && !isLoopback(a.address));
+    if (usable.length === 0) return { ok: false, why: "it resolves to a loopback or link-local address" };
     return { ok: true, address: usable[0].address };
   }
 
   const credentialFor = (host, port) => credentials.find((c) => hostAllowed(host, port, [c.host]));
 
-  const server = http.createServer(async (req, res) => {
+  // Node ignores what a listener returns: a failure in an async one would be an unhandled
+  // rejection, which ends the worker. The agent's request fails instead.
+  const server = http.createServer(withFailureAnswer(async (req, res) => {
     let url;
     try {
       url = new URL(req.url);
@@ -117,9 +127,12 @@ export async function startEgressProxy({ socketPath, allow, credentials = [], on
       res.end();
     });
     req.pipe(out);
-  });
+  }, (req, res) => {
+    if (!res.headersSent) res.writeHead(502, { "content-type": "text/plain" });
+    res.end();
+  }));
 
-  server.on("connect", async (req, socket, head) => {
+  server.on("connect", withFailureAnswer(async (req, socket, head) => {
     socket.on("error", () => {});
     const target = splitHostPort(req.url ?? "", 443);
     if (!target) {
@@ -140,7 +153,7 @@ export async function startEgressProxy({ socketPath, allow, credentials = [], on
     });
     upstream.on("error", () => socket.end("HTTP/1.1 502 Bad Gateway\r\n\r\n"));
     socket.on("close", () => upstream.destroy());
-  });
+  }, (req, socket) => socket.destroy()));
 
   fs.rmSync(socketPath, { force: true });
   // A Unix socket's path holds at most 107 bytes, and a job folder deep in a home directory (or a
@@ -189,3 +202,10 @@ server.listen(Number(port), "127.0.0.1", () => {
   for (const s of ["SIGTERM", "SIGINT", "SIGHUP"]) process.on(s, () => child.kill(s));
 });
 `;
+
+/** `handler` as a listener whose failure is answered by `onFailure` (with the same arguments). */
+function withFailureAnswer(handler, onFailure) {
+  return (...args) => {
+    handler(...args).catch(() => onFailure(...args));
+  };
+}

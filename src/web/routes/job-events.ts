@@ -158,7 +158,7 @@ export async function streamJobEvents(
     };
     if (isTerminal(found.job.state)) {
       await finish();
-      return done;
+      return await done;
     }
     timers.push(
       setInterval(() => {
