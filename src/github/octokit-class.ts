@@ -3,7 +3,6 @@ import type { Logger } from "pino";
 import { countApiCalls, type ApiCallObserver } from "./count-api-calls.js";
 import type { FetchLike } from "./node-http-fetch.js";
 import { concurrencyLimit, perMinuteBudget, retryOnRateLimit } from "./request-limiters.js";
-import { retryServerErrors } from "./retry-server-errors.js";
 
 /**
  * GitHub asks for at most ~80 content-creating requests a minute (secondary rate limits). The
@@ -41,9 +40,8 @@ export interface OctokitClassOptions {
 }
 
 /**
- * The Octokit class Probot builds its clients from: counts every call, paces writes as above,
- * retries (twice) after primary and secondary rate limits instead of giving up, and retries 5xx
- * and network errors (retry-server-errors.ts).
+ * The Octokit class Probot builds its clients from: counts every call, paces writes as above, and
+ * retries (twice) after primary and secondary rate limits instead of giving up.
  */
 export function createOctokitClass(options: OctokitClassOptions): typeof ProbotOctokit {
   const limiters = createLimiters();
@@ -54,14 +52,9 @@ export function createOctokitClass(options: OctokitClassOptions): typeof ProbotO
     return again;
   };
   // A function default runs on the options Probot computed, so what is set here wins over them.
-  const { throttle, retry, ...overrides } = (options.overrides ?? {}) as { throttle?: Record<string, unknown>; retry?: Record<string, unknown> };
-  return ProbotOctokit.plugin(retryServerErrors, countApiCalls).defaults((computed: Record<string, any>) => ({
+  const { throttle, ...overrides } = (options.overrides ?? {}) as { throttle?: Record<string, unknown> };
+  return ProbotOctokit.plugin(countApiCalls).defaults((computed: Record<string, any>) => ({
     ...computed,
-    // Retries of 5xx and network errors: retryServerErrors, with the options asked of Probot's
-    // plugin-retry (`retry`), which is off (it builds a Bottleneck for every request). An
-    // installation client is made from its app client's options: it inherits what was settled there.
-    retry: { enabled: false },
-    retryServerErrors: { ...(computed.retryServerErrors ?? computed.retry), ...retry },
     onApiCall: options.onApiCall,
     ...(options.fetch ? { request: { ...computed.request, fetch: options.fetch } } : {}),
     throttle: {

@@ -1,8 +1,6 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { generateKeyPairSync } from "node:crypto";
 import pino from "pino";
-import { Probot } from "probot";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { concurrencyLimit, perMinuteBudget, retryOnRateLimit } from "../../src/github/request-limiters.js";
 import { createOctokitClass } from "../../src/github/octokit-class.js";
@@ -158,68 +156,6 @@ describe("the controller's Octokit with these limiters", () => {
       fetch.close();
       server.closeAllConnections();
       server.close();
-    }
-  });
-});
-
-describe("the controller's Octokit on GitHub's errors", () => {
-  /** A GitHub that answers each call with the next status of `statuses` (then 200). */
-  async function github(statuses: number[]) {
-    const seen: string[] = [];
-    const server = http.createServer((req, res) => {
-      req.resume();
-      if (req.url?.endsWith("/access_tokens")) {
-        res.writeHead(201, { "content-type": "application/json" }).end(JSON.stringify({ token: "ghs_installation", expires_at: new Date(Date.now() + 3_600_000).toISOString() }));
-        return;
-      }
-      seen.push(`${req.method} ${req.url}`);
-      const status = statuses.shift() ?? 200;
-      res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(status === 200 ? { id: 1 } : { message: `status ${status}` }));
-    });
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-    const fetch = createNodeHttpFetch();
-    return {
-      seen,
-      baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-      fetch,
-      close() {
-        fetch.close();
-        server.closeAllConnections();
-        server.close();
-      },
-    };
-  }
-  const log = pino({ level: "silent" });
-
-  it("asks again after a 5xx, up to three times, on installation clients too, and never after a 4xx", async () => {
-    const gh = await github([502, 503, 200, 404, 500, 500, 500, 500]);
-    try {
-      const Octokit = createOctokitClass({ log, onApiCall: () => undefined, fetch: gh.fetch, overrides: { retry: { retryAfterBaseValue: 1 } } });
-      const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048, privateKeyEncoding: { type: "pkcs8", format: "pem" }, publicKeyEncoding: { type: "spki", format: "pem" } });
-      const probot = new Probot({ appId: 1, privateKey, secret: "s", baseUrl: gh.baseUrl, log, Octokit, request: { fetch: gh.fetch as unknown as typeof fetch } });
-      const app = await probot.auth();
-      // Probot makes an installation client from its app client's options.
-      const installation = await probot.auth(42);
-      await expect(installation.request("GET /repos/{owner}/{repo}", { owner: "o", repo: "r" })).resolves.toMatchObject({ status: 200 });
-      expect(gh.seen).toHaveLength(3);
-      await expect(installation.request("POST /repos/{owner}/{repo}/check-runs", { owner: "o", repo: "r", name: "x", head_sha: "a" })).rejects.toMatchObject({ status: 404 });
-      expect(gh.seen).toHaveLength(4);
-      await expect(app.request("GET /app")).rejects.toMatchObject({ status: 500 });
-      expect(gh.seen).toHaveLength(8);
-    } finally {
-      gh.close();
-    }
-  });
-
-  it("does not ask again when retries are off (as the tests run it)", async () => {
-    const gh = await github([502]);
-    try {
-      const Octokit = createOctokitClass({ log, onApiCall: () => undefined, fetch: gh.fetch, overrides: { retry: { enabled: false } } });
-      const octokit = new Octokit({ auth: { token: "ghs_app" }, baseUrl: gh.baseUrl });
-      await expect(octokit.request("GET /repos/{owner}/{repo}", { owner: "o", repo: "r" })).rejects.toMatchObject({ status: 502 });
-      expect(gh.seen).toHaveLength(1);
-    } finally {
-      gh.close();
     }
   });
 });
