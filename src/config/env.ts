@@ -142,6 +142,12 @@ export interface GceConfig {
   bootTimeoutSeconds: number;
   /** Per-boot provisioning for images that are not baked (instance metadata: never a secret). */
   startupScript?: string;
+  /** The warm pool: parked VMs per machine type and zone (GCE_POOL); absent or empty means none. */
+  pool?: { machineType: string; zone: string; size: number }[];
+  /** A parked pool VM older than this is replaced (GCE_POOL_MAX_AGE_HOURS). */
+  poolMaxAgeSeconds?: number;
+  /** How the pool parks its VMs (GCE_POOL_PARK): suspend, or stop for machine types that cannot suspend. */
+  poolPark?: "suspend" | "stop";
   /** How the job's token reaches the VM: on the SSH channel's stdin (the default), or through a per-job Secret Manager secret. */
   tokenDelivery?: "ssh-stdin" | "secret-manager";
 }
@@ -260,6 +266,9 @@ export const CONTROLLER_ENV_VARS: readonly ControllerEnvVar[] = [
   { name: "GCE_SSH_USER", secret: false, default: "agent-work", description: "User the controller logs in as on worker VMs (made by the Ansible role)." },
   { name: "GCE_SSH_PRIVATE_KEY_PATH", secret: false, description: "File holding the controller's SSH private key for worker VMs; required with GCE_PROJECT." },
   { name: "GCE_BOOT_TIMEOUT_SECONDS", secret: false, default: "300", description: "Seconds a new VM may take until SSH answers before it is deleted and the job fails." },
+  { name: "GCE_POOL", secret: false, default: "0", description: "Warm pool of parked worker VMs: a number (that many of GCE_MACHINE_TYPE in the first of GCE_ZONES), or machine@zone=count pairs separated by commas (e2-standard-2@us-central1-a=2). 0 means no pool." },
+  { name: "GCE_POOL_MAX_AGE_HOURS", secret: false, default: "24", description: "A parked pool VM older than this is deleted and replaced (a new image is picked up by then)." },
+  { name: "GCE_POOL_PARK", secret: false, default: "suspend", description: "How pool VMs wait: suspend (memory kept; resumes in seconds) or stop (for machine types or images that cannot suspend; boots again when taken)." },
   { name: "GCE_TOKEN_DELIVERY", secret: false, default: "ssh-stdin", description: "How a job's token reaches its VM: ssh-stdin (in the worker's input on the SSH channel) or secret-manager (a per-job secret with a TTL that only the workers' service account may read; the worker reads it with the VM's identity)." },
   { name: "GCE_STARTUP_SCRIPT_PATH", secret: false, description: "File given to every worker VM as its startup script, e.g. ansible/per-boot-startup.sh for an image that is not baked; it must hold no secret." },
   { name: "SSH_HOSTS_FILE", secret: false, description: "Path of a YAML or JSON file listing the ssh backend's hosts (address, user, key, slots, labels, host key fingerprint); setting it enables the backend." },
@@ -686,6 +695,25 @@ const FIELDS = {
   GCE_SSH_PRIVATE_KEY_PATH: optionalText(),
   GCE_BOOT_TIMEOUT_SECONDS: integer("GCE_BOOT_TIMEOUT_SECONDS", 30, 3600),
   GCE_STARTUP_SCRIPT_PATH: optionalText(),
+  GCE_POOL: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      const text = blankToUndefined(raw) ?? "0";
+      if (/^\d{1,3}$/.test(text)) return { count: Number(text) };
+      const entries: { machineType: string; zone: string; size: number }[] = [];
+      for (const part of commaList(text)) {
+        const m = /^([a-z][-a-z0-9]{0,61})@([a-z]+-[a-z]+\d+-[a-z])=(\d{1,3})$/.exec(part);
+        if (!m) {
+          ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected a number, or machine@zone=count pairs such as e2-standard-2@us-central1-a=2; not understood: ${JSON.stringify(part.slice(0, 80))}` });
+          return z.NEVER;
+        }
+        entries.push({ machineType: m[1]!, zone: m[2]!, size: Number(m[3]) });
+      }
+      return { entries };
+    }),
+  GCE_POOL_MAX_AGE_HOURS: integer("GCE_POOL_MAX_AGE_HOURS", 1, 24 * 30),
+  GCE_POOL_PARK: oneOf("GCE_POOL_PARK", ["suspend", "stop"] as const),
   GCE_TOKEN_DELIVERY: oneOf("GCE_TOKEN_DELIVERY", ["ssh-stdin", "secret-manager"] as const),
   SSH_HOSTS_FILE: optionalText(),
   K8S_NAMESPACE: optionalText((v) => (/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(v) ? null : "expected a namespace name such as agent-work (lowercase letters, digits and dashes, at most 63)")),
@@ -893,6 +921,16 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
         bootTimeoutSeconds: values.GCE_BOOT_TIMEOUT_SECONDS ?? 300,
         ...(values.GCE_TOKEN_DELIVERY === "secret-manager" ? { tokenDelivery: "secret-manager" as const } : {}),
       };
+      const poolSpec = values.GCE_POOL;
+      const count = poolSpec?.count ?? 0;
+      const pool: { machineType: string; zone: string; size: number }[] = poolSpec?.entries ?? (count > 0 ? [{ machineType: gce.machineType, zone: gce.zones[0]!, size: count }] : []);
+      const outside = pool.filter((e) => !gce!.zones.includes(e.zone));
+      if (outside.length > 0) fail("GCE_POOL", `zone ${outside.map((e) => e.zone).join(", ")} is not in GCE_ZONES; a pool VM must be where jobs may run`);
+      else if (pool.length > 0) {
+        gce.pool = pool;
+        gce.poolMaxAgeSeconds = (values.GCE_POOL_MAX_AGE_HOURS ?? 24) * 3600;
+        gce.poolPark = values.GCE_POOL_PARK ?? "suspend";
+      }
       if (values.GCE_STARTUP_SCRIPT_PATH !== undefined) {
         const path = resolve(values.GCE_STARTUP_SCRIPT_PATH);
         try {

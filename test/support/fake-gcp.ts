@@ -28,7 +28,7 @@ export interface RecordedGcpRequest {
 export interface FakeInstance {
   name: string;
   zone: string;
-  status: "PROVISIONING" | "STAGING" | "RUNNING" | "STOPPING" | "TERMINATED";
+  status: "PROVISIONING" | "STAGING" | "RUNNING" | "STOPPING" | "TERMINATED" | "SUSPENDING" | "SUSPENDED";
   labels: Record<string, string>;
   creationTimestamp: string;
   /** The insert body as the client sent it. */
@@ -252,6 +252,7 @@ export async function startFakeGcp(options: FakeGcpOptions = {}): Promise<FakeGc
       zone: zoneUrl,
       status: i.status,
       labels: i.labels,
+      labelFingerprint: fingerprintOf(i.labels),
       creationTimestamp: i.creationTimestamp,
       networkInterfaces: nics,
       selfLink: `${zoneUrl}/instances/${i.name}`,
@@ -352,6 +353,32 @@ export async function startFakeGcp(options: FakeGcpOptions = {}): Promise<FakeGc
         };
         return { status: 200, body: operationJson(project, op) };
       }
+    }
+
+    if ((m = /^\/compute\/v1\/projects\/([^/]+)\/zones\/([^/]+)\/instances\/([^/]+)\/(suspend|resume|stop|start|setLabels)$/.exec(path)) && method === "POST") {
+      const [, project, zone, name, verb] = m as unknown as [string, string, string, string, string];
+      const instance = instances.get(key(zone, name));
+      if (!instance) return { status: 404, body: httpError(404, "notFound", `The resource 'projects/${project}/zones/${zone}/instances/${name}' was not found`) };
+      const notReady = () => ({ status: 400, body: httpError(400, "resourceNotReady", `The resource 'projects/${project}/zones/${zone}/instances/${name}' is not ready (${instance.status})`) });
+      if (verb === "setLabels") {
+        // A compare-and-swap on the label fingerprint, as GCE does.
+        if (body?.labelFingerprint !== fingerprintOf(instance.labels)) {
+          return { status: 412, body: httpError(412, "conditionNotMet", "Labels fingerprint either invalid or resource labels have changed") };
+        }
+        instance.labels = { ...(body?.labels ?? {}) };
+        const op = newOperation({ zone, kind: "setLabels", target: name });
+        return { status: 200, body: operationJson(project, op) };
+      }
+      const from: Record<string, string> = { suspend: "RUNNING", resume: "SUSPENDED", stop: "RUNNING", start: "TERMINATED" };
+      if (instance.status !== from[verb]) return notReady();
+      const during: Record<string, FakeInstance["status"]> = { suspend: "SUSPENDING", resume: "STAGING", stop: "STOPPING", start: "STAGING" };
+      const after: Record<string, FakeInstance["status"]> = { suspend: "SUSPENDED", resume: "RUNNING", stop: "TERMINATED", start: "RUNNING" };
+      instance.status = during[verb]!;
+      const op = newOperation({ zone, kind: verb, target: name });
+      op.onDone = () => {
+        if (instances.get(key(zone, name)) === instance) instance.status = after[verb]!;
+      };
+      return { status: 200, body: operationJson(project, op) };
     }
 
     if ((m = /^\/compute\/v1\/projects\/([^/]+)\/zones\/([^/]+)\/instances\/([^/]+)\/getGuestAttributes$/.exec(path))) {
@@ -610,6 +637,11 @@ export async function startFakeGcp(options: FakeGcpOptions = {}): Promise<FakeGc
         server.close(() => resolve());
       }),
   };
+}
+
+/** GCE's label fingerprint: changes whenever the labels do. */
+function fingerprintOf(labels: Record<string, string>): string {
+  return Buffer.from(String(hash(JSON.stringify(Object.entries(labels).sort())))).toString("base64");
 }
 
 function hash(text: string): number {

@@ -37,10 +37,31 @@ export interface ComputeApi {
   listInstances(filter: string): Promise<{ instances: ListedInstance[]; unreachable: string[] }>;
   /** One `operations.wait` call: returns when the operation is DONE or GCE's wait window ends. */
   waitOperation(zone: string, operation: string): Promise<GceOperation>;
+  /** Starts a suspend (a warm-pool VM parked with its memory kept); returns the zone operation's name. */
+  suspendInstance(zone: string, name: string): Promise<string>;
+  /** Starts a resume of a SUSPENDED instance; returns the zone operation's name. */
+  resumeInstance(zone: string, name: string): Promise<string>;
+  /** Starts a stop (machine types that cannot suspend park stopped); returns the zone operation's name. */
+  stopInstance(zone: string, name: string): Promise<string>;
+  /** Starts a TERMINATED (stopped) instance; returns the zone operation's name. */
+  startInstance(zone: string, name: string): Promise<string>;
+  /**
+   * Replaces the instance's labels if its label fingerprint is still `fingerprint` (GCE answers
+   * 412 otherwise): the compare-and-swap by which one controller, and only one, takes a pool VM.
+   */
+  setLabels(zone: string, name: string, labels: Record<string, string>, fingerprint: string): Promise<string>;
   /** True when GCE recorded a preemption of this instance (a `compute.instances.preempted` zone operation). */
   wasPreempted(zone: string, name: string): Promise<boolean>;
   /** SSH host keys the guest agent published (type → base64 blob), or null while there are none. */
   hostKeys(zone: string, name: string): Promise<Record<string, string> | null>;
+}
+
+/** The zone operation's name from a long-running call's answer. */
+function operationName([lro]: [unknown, ...unknown[]], what: string): string {
+  const op = lro as { latestResponse?: { name?: string }; name?: string };
+  const name = op.latestResponse?.name ?? op.name;
+  if (!name) throw new Error(`${what} answered without an operation name`);
+  return name;
 }
 
 /** GCE answers `operations.wait` within about two minutes; give the HTTP call a little longer. */
@@ -94,6 +115,27 @@ export function createComputeApi(project: string, clientOptions: GcpClientOption
     async waitOperation(zone, operation) {
       const [op] = await operations.wait({ project, zone, operation }, { timeout: WAIT_CALL_TIMEOUT_MS });
       return op;
+    },
+
+    async suspendInstance(zone, name) {
+      return operationName(await instances.suspend({ project, zone, instance: name }), `instances.suspend of ${name}`);
+    },
+
+    async resumeInstance(zone, name) {
+      return operationName(await instances.resume({ project, zone, instance: name }), `instances.resume of ${name}`);
+    },
+
+    async stopInstance(zone, name) {
+      return operationName(await instances.stop({ project, zone, instance: name }), `instances.stop of ${name}`);
+    },
+
+    async startInstance(zone, name) {
+      return operationName(await instances.start({ project, zone, instance: name }), `instances.start of ${name}`);
+    },
+
+    async setLabels(zone, name, labels, fingerprint) {
+      const answer = await instances.setLabels({ project, zone, instance: name, instancesSetLabelsRequestResource: { labels, labelFingerprint: fingerprint } });
+      return operationName(answer, `instances.setLabels of ${name}`);
     },
 
     async wasPreempted(zone, name) {

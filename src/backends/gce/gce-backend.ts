@@ -18,10 +18,11 @@ import { remoteJobDir } from "../../remote/remote-work-dir.js";
 import { runWorkerOverSsh } from "../../remote/run-worker-over-ssh.js";
 import { SshPool } from "../../remote/ssh-pool.js";
 import { realClock, retryTransient, type Clock } from "./backoff.js";
-import { buildInstanceBody, type InstanceSettings, type ProvisioningModel } from "./build-instance.js";
+import { buildInstanceBody, labelsFor, type InstanceSettings, type ProvisioningModel } from "./build-instance.js";
 import { classifyGceError, triesElsewhere, type ClassifiedGceError } from "./classify-gce-error.js";
 import { createComputeApi, type ComputeApi, type GceInstance, type GcpClientOptions } from "./compute-api.js";
-import { LABEL, instanceName, jobIdOfInstance, labelValue, lastSegment, regionOfZone, requestIdFor } from "./gce-names.js";
+import { LABEL, instanceName, jobIdOfInstance, labelValue, lastSegment, poolKey, regionOfZone, requestIdFor } from "./gce-names.js";
+import { randomBytes } from "node:crypto";
 import type { JobSecrets } from "./job-secrets.js";
 import { waitForOperation } from "./wait-for-operation.js";
 import { fingerprintOfKeyBlob, probeSshHostKey, waitForSsh, type SshProbe } from "./wait-for-ssh.js";
@@ -98,6 +99,17 @@ export interface GceBackendOptions extends InstanceSettings {
   probe?: SshProbe;
   clock?: Clock;
   log?: GceLog;
+  /**
+   * The warm pool: per machine type and zone, how many VMs to keep booted once and parked
+   * (suspended, or stopped with `poolPark: "stop"`). Empty or absent: no pool (the default).
+   */
+  pool?: { machineType: string; zone: string; size: number }[];
+  /** A parked VM older than this is deleted and replaced (default 86 400: a day). */
+  poolMaxAgeSeconds?: number;
+  /** `suspend` (default: memory kept, resumes in seconds) or `stop` (machine types that cannot suspend: boots again). */
+  poolPark?: "suspend" | "stop";
+  /** The longest job a pool VM may be given; its dead-man switch covers the pool age plus this (default 3600). */
+  poolJobMaxSeconds?: number;
   /** Seconds between looks at a running job's VM, to notice a preemption (default 15). */
   watchSeconds?: number;
   /** How long a zone operation may take (default 300). */
@@ -369,7 +381,7 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
     const name = instanceName(job.jobId);
     const deadline = clock.now() + options.bootTimeoutSeconds * 1000;
 
-    let placed: { zone: string; instance: GceInstance } | undefined;
+    let placed: { zone: string; instance: GceInstance; ready?: Worker } | undefined;
     for (const found of await findJobInstances(job.jobId)) {
       if (!DEAD_STATES.has(String(found.instance.status)) && !placed) {
         placed = found;
@@ -377,6 +389,13 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
       } else {
         // A preempted spot VM or a second VM of the same job (another zone): neither can run it.
         await deleteAndWait(found.zone, found.instance.name ?? name);
+      }
+    }
+    if (!placed && !job.replacing) {
+      placed = await takeFromPool(job, deadline, signal);
+      if (placed) {
+        refillSoon();
+        return placed.ready!;
       }
     }
     if (!placed) {
@@ -393,7 +412,7 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
       return await awaitReady(placed.zone, placed.instance, deadline, signal);
     } catch (err) {
       log?.warn({ jobId: job.jobId, zone: placed.zone, err: err instanceof Error ? err.message : String(err) }, "VM not usable; deleting it");
-      await deleteAndWait(placed.zone, name).catch((e) => log?.error({ jobId: job.jobId, err: e }, "could not delete the unusable VM; the reaper or its maxRunDuration will"));
+      await deleteAndWait(placed.zone, placed.instance.name ?? name).catch((e) => log?.error({ jobId: job.jobId, err: e }, "could not delete the unusable VM; the reaper or its maxRunDuration will"));
       if (err instanceof GceCreateError) throw err;
       const message = err instanceof Error ? err.message : String(err);
       throw new GceCreateError(`VM ${name} did not become usable: ${message}`, !signal.aborted && !/refusing/.test(message));
@@ -544,13 +563,182 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
     return workers;
   }
 
+
+  // ---- The warm pool -------------------------------------------------------------------------
+  // A pool VM is made from the same image and body as a job's VM, booted once (SSH answers with
+  // the host key its guest agent published), then parked: suspended, or stopped. It carries the
+  // `agent-work-pool` label and no job label, so list() and the reaper's orphan pass never see it.
+  // A job takes one by adding its labels with the label fingerprint as a compare-and-swap (two
+  // controllers cannot take the same VM), resumes it and waits for SSH and the host key again.
+  // From then on it is that job's VM like any other: used once, deleted by destroy().
+
+  const poolEntries = options.pool?.filter((e) => e.size > 0) ?? [];
+  const poolMaxAgeMs = (options.poolMaxAgeSeconds ?? 86_400) * 1000;
+  const poolPark = options.poolPark ?? "suspend";
+  const PARKED = poolPark === "suspend" ? "SUSPENDED" : "TERMINATED";
+  let refilling: Promise<BackendMaintenance> | undefined;
+
+  function poolMaxRunSeconds(): number {
+    // Counted from the VM's creation in the worst case: its whole pool life plus one job.
+    return Math.ceil(poolMaxAgeMs / 1000 + (options.poolJobMaxSeconds ?? 3600) + options.bootTimeoutSeconds + graceSeconds);
+  }
+
+  async function poolInstances(): Promise<{ zone: string; instance: GceInstance }[]> {
+    const { instances } = await retry(() => compute.listInstances(`${envFilter} AND labels.${LABEL.pool}:*`));
+    return instances;
+  }
+
+  const isIdle = (i: GceInstance) => !(i.labels ?? {})[LABEL.job];
+  const ageMs = (i: GceInstance) => clock.now() - (Date.parse(i.creationTimestamp ?? "") || 0);
+
+  async function operate(zone: string, start: () => Promise<string>, signal?: AbortSignal): Promise<void> {
+    const operation = await retry(start, signal);
+    await waitForOperation(compute, zone, operation, { clock, deadline: clock.now() + operationTimeoutMs, ...(signal ? { signal } : {}) });
+  }
+
+  /** Makes one pool VM for `entry`: insert, boot, check SSH and its host key, park. Deleted on any failure. */
+  async function fillOne(entry: { machineType: string; zone: string }): Promise<string> {
+    const name = instanceName(`pool-${randomBytes(5).toString("hex")}`);
+    const body = buildInstanceBody(options, {
+      name,
+      jobId: "pool",
+      repoFullName: "pool",
+      zone: entry.zone,
+      provisioningModel: options.spot ? "SPOT" : "STANDARD",
+      maxRunSeconds: poolMaxRunSeconds(),
+      now: clock.now(),
+      machineType: entry.machineType,
+    });
+    const labels = { [LABEL.env]: labelValue(options.envLabel), [LABEL.pool]: poolKey(entry.machineType, entry.zone) };
+    body.labels = labels;
+    body.disks![0]!.initializeParams!.labels = labels;
+    body.description = `agent-work warm-pool VM (${entry.machineType} in ${entry.zone}); taken by one job, then deleted`;
+    const never = new AbortController().signal;
+    try {
+      await operate(entry.zone, () => compute.insertInstance(entry.zone, body, requestIdFor("pool", name)));
+      const instance = await retry(() => compute.getInstance(entry.zone, name));
+      if (!instance) throw new Error(`pool VM ${name} is gone right after its insert`);
+      await awaitReady(entry.zone, instance, clock.now() + options.bootTimeoutSeconds * 1000, never);
+      await operate(entry.zone, () => (poolPark === "suspend" ? compute.suspendInstance(entry.zone, name) : compute.stopInstance(entry.zone, name)));
+      log?.info({ vm: name, zone: entry.zone, park: poolPark }, "pool VM ready");
+      return name;
+    } catch (err) {
+      await deleteAndWait(entry.zone, name).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /**
+   * Takes a parked pool VM for the job, or returns undefined (none, or none would resume): the
+   * caller then makes a VM the cold way. A VM that fails to resume is deleted.
+   */
+  async function takeFromPool(job: JobSpec, deadline: number, signal: AbortSignal): Promise<{ zone: string; instance: GceInstance; ready: Worker } | undefined> {
+    const machineType = job.machineType ?? options.machineType;
+    const keys = new Set(poolEntries.filter((e) => e.machineType === machineType).map((e) => poolKey(e.machineType, e.zone)));
+    if (keys.size === 0) return undefined;
+    let candidates: { zone: string; instance: GceInstance }[];
+    try {
+      candidates = (await poolInstances())
+        .filter((c) => isIdle(c.instance) && String(c.instance.status) === PARKED && keys.has((c.instance.labels ?? {})[LABEL.pool] ?? "") && ageMs(c.instance) < poolMaxAgeMs)
+        .sort((a, b) => ageMs(b.instance) - ageMs(a.instance));
+    } catch (err) {
+      log?.warn({ jobId: job.jobId, err: classifyGceError(err) }, "cannot list the warm pool; making a VM the cold way");
+      return undefined;
+    }
+    for (const { zone, instance } of candidates) {
+      signal.throwIfAborted();
+      const name = instance.name ?? "";
+      const labels = { ...(instance.labels ?? {}), ...labelsFor({ jobId: job.jobId, repoFullName: job.repoFullName, maxRunSeconds: Math.ceil(job.maxSeconds + graceSeconds), now: clock.now() }, options.envLabel) };
+      try {
+        await operate(zone, () => compute.setLabels(zone, name, labels, instance.labelFingerprint ?? ""), signal);
+      } catch (err) {
+        // Another controller took it first (412), or it went away: the next one.
+        log?.info({ jobId: job.jobId, vm: name, err: classifyGceError(err).code }, "pool VM not taken; trying the next");
+        continue;
+      }
+      try {
+        await operate(zone, () => (PARKED === "SUSPENDED" ? compute.resumeInstance(zone, name) : compute.startInstance(zone, name)), signal);
+        const resumed = await retry(() => compute.getInstance(zone, name), signal);
+        if (!resumed) throw new Error(`pool VM ${name} disappeared while resuming`);
+        const ready = await awaitReady(zone, resumed, deadline, signal);
+        log?.info({ jobId: job.jobId, vm: name, zone }, "took a VM from the warm pool");
+        return { zone, instance: resumed, ready: { ...ready, meta: { ...ready.meta, fromPool: "true" } } };
+      } catch (err) {
+        log?.warn({ jobId: job.jobId, vm: name, err: err instanceof Error ? err.message : String(err) }, "pool VM did not resume; deleting it");
+        await deleteAndWait(zone, name).catch(() => undefined);
+        if (signal.aborted) throw err;
+      }
+    }
+    return undefined;
+  }
+
+  /** One pool pass at a time in this process: a take's refill and the reaper's pass share it. */
+  function poolPass(): Promise<BackendMaintenance> {
+    refilling ??= maintainPool().finally(() => (refilling = undefined));
+    return refilling;
+  }
+
+  /** Refills the pool in the background after a take. */
+  function refillSoon(): void {
+    poolPass().catch((err) => log?.warn({ err }, "warm pool refill failed; the reaper tries again"));
+  }
+
+  /**
+   * Keeps the pool honest, once per reaper pass and after each take: deletes idle VMs past the
+   * maximum age, VMs stuck filling past the boot and operation time, VMs whose machine type and
+   * zone are no longer configured (the pool drains when disabled), then fills each entry to size.
+   */
+  async function maintainPool(): Promise<BackendMaintenance> {
+    const actions: BackendMaintenance["actions"] = [];
+    const configured = new Map(poolEntries.map((e) => [poolKey(e.machineType, e.zone), e]));
+    const idle = (await poolInstances()).filter((c) => isIdle(c.instance));
+    const kept = new Map<string, number>();
+    const stuckMs = options.bootTimeoutSeconds * 1000 + 2 * operationTimeoutMs;
+    for (const { zone, instance } of idle) {
+      const name = instance.name ?? "";
+      const key = (instance.labels ?? {})[LABEL.pool] ?? "";
+      const status = String(instance.status);
+      let why: string | undefined;
+      if (!configured.has(key)) why = "its machine type and zone are not in the pool any more";
+      else if (ageMs(instance) >= poolMaxAgeMs) why = `older than the pool's maximum age (${Math.round(poolMaxAgeMs / 3_600_000)} h)`;
+      else if (status !== PARKED && ageMs(instance) >= stuckMs) why = `still ${status} long after it was made (a fill that never finished)`;
+      else if (DEAD_STATES.has(status) && status !== PARKED && !["STOPPING", "SUSPENDING"].includes(status)) why = `${status}, not ${PARKED}`;
+      if (why) {
+        try {
+          await deleteAndWait(zone, name);
+          actions.push({ kind: "pool-delete", id: name, reason: why });
+        } catch (err) {
+          actions.push({ kind: "pool-delete", id: name, reason: why, error: err instanceof Error ? err.message : String(err) });
+        }
+        continue;
+      }
+      kept.set(key, (kept.get(key) ?? 0) + 1);
+    }
+    const fills: Promise<void>[] = [];
+    for (const [key, entry] of configured) {
+      const missing = entry.size - (kept.get(key) ?? 0);
+      for (let i = 0; i < missing; i++) {
+        fills.push(
+          fillOne(entry).then(
+            (name) => void actions.push({ kind: "pool-fill", id: name, reason: `${entry.machineType} in ${entry.zone}: ${entry.size - missing + i} of ${entry.size} ready` }),
+            (err: unknown) => void actions.push({ kind: "pool-fill", id: key, reason: `${entry.machineType} in ${entry.zone}`, error: err instanceof Error ? err.message : String(err) }),
+          ),
+        );
+      }
+    }
+    await Promise.all(fills);
+    return { actions };
+  }
+
   /**
    * The reaper's housekeeping for this backend, once a pass: job secrets whose job has no VM any
    * more (a controller that died between put and destroy) are deleted once they are older than
    * the sweep age, so a secret just written for a VM still booting is never taken.
    */
   async function maintain(): Promise<BackendMaintenance> {
-    const actions: BackendMaintenance["actions"] = [];
+    // A pool refill already under way (after a take) is this pass's pool work.
+    const pool = await poolPass();
+    const actions: BackendMaintenance["actions"] = [...pool.actions];
     if (secrets) {
       const [vms, held] = await Promise.all([list(), secrets.list()]);
       const withVm = new Set(vms.map((v) => v.jobId));
@@ -573,6 +761,7 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
   }
 
   async function close(): Promise<void> {
+    await refilling?.catch(() => undefined);
     if (ownPool) await pool.close();
   }
 

@@ -14,6 +14,8 @@ export const LABEL = {
   expiresAt: "agent-work-expires-at",
   /** Which controller deployment owns it: list() and the reaper see only their own. */
   env: "agent-work-env",
+  /** A warm-pool VM: `<machine type>_<zone>` it was made for. Idle while it has no job label. */
+  pool: "agent-work-pool",
 } as const;
 
 const NAME_PREFIX = "agent-work-";
@@ -65,4 +67,9 @@ export function jobSecretId(jobId: string): string {
 /** The last path segment of a GCE URL (`.../zones/us-central1-a` → `us-central1-a`). */
 export function lastSegment(url: string | null | undefined): string {
   return (url ?? "").split("/").pop() ?? "";
+}
+
+/** The pool label's value for a machine type and zone. */
+export function poolKey(machineType: string, zone: string): string {
+  return labelValue(`${machineType}_${zone}`);
 }
