@@ -33,7 +33,7 @@ import { runJob } from "./lib/job.mjs";
 import { emitResult, setSecrets } from "./lib/output.mjs";
 import { children, killGroup, removePrivateDir, runtime } from "./lib/processes.mjs";
 
-const OUTCOMES = new Set(["pushed", "patch", "no_changes", "agent_failed", "timed_out", "error"]);
+const OUTCOMES = new Set(["pushed", "patch", "no_changes", "answered", "agent_failed", "timed_out", "error"]);
 
 function stop(signal) {
   if (runtime.agentPid) killGroup(runtime.agentPid, "SIGKILL");

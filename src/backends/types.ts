@@ -7,6 +7,11 @@ export interface JobSpec {
   /** Hard limit for the whole worker lifetime; the backend's own dead-man switch uses it. */
   maxSeconds: number;
   machineType?: string;
+  /**
+   * The worker this one replaces, lost under its run (a spot VM preempted): the backend places the
+   * new one where that loss is less likely (gce: on-demand, or the next zone).
+   */
+  replacing?: Worker;
 }
 
 /** The thing a backend made for one job; found again by `list()` through its labels / folder. */
@@ -26,6 +31,11 @@ export interface RunResult extends WorkerResult {
   computeSeconds: number;
   /** True when the run was stopped by the caller's AbortSignal (cancel or deadline). */
   aborted: boolean;
+  /**
+   * Set when the machine went away under the run, not the job's fault (a spot VM preempted, a VM
+   * deleted from outside): the caller may run the job again once on a new worker.
+   */
+  lost?: { reason: string };
 }
 
 export interface Backend {

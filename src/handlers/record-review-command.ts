@@ -47,7 +47,7 @@ export async function recordReviewCommand(
       : { reviewId: payload.review.id };
   if (!review) return count("no-review");
 
-  if (parsed.ok && parsed.verb === "run") {
+  if (parsed.ok && (parsed.verb === "run" || parsed.verb === "ask")) {
     const { created, job } = await deps.store.insertReceived(
       {
         ...target,
@@ -59,7 +59,7 @@ export async function recordReviewCommand(
         cloneUrl: repository.clone_url,
         defaultBranch: repository.default_branch,
         instructions: parsed.instructions || null,
-        options: { ...parsed.flags, commandLine: parsed.line.slice(0, 300), review },
+        options: { ...parsed.flags, commandLine: parsed.line.slice(0, 300), review, ...(parsed.verb === "ask" ? { ask: true as const } : {}) },
       },
       { backend: deps.defaultBackend },
     );

@@ -17,8 +17,10 @@ export interface PromptInput {
   body: string | null;
   /** The repository's `instructions` from .github/agent-work.yml (written by its maintainers). */
   instructionsPrefix?: string;
-  /** Text after `/agent run` from an authorised person. */
+  /** Text after `/agent run` from an authorised person (the question, for `/agent ask`). */
   extraInstructions?: string | null;
+  /** `/agent ask`: answer the question into `answerFile`, change nothing. */
+  ask?: { answerFile: string };
   /**
    * Earlier comments, already filtered to people with write access. A review comment carries its
    * file, line and diff hunk.
@@ -58,9 +60,11 @@ export function buildPrompt(input: PromptInput): string {
   sections.push(
     [
       `You are working in a clone of the GitHub repository ${input.repoFullName}.`,
-      input.kind === "issue"
-        ? `Make the change that ${noun} #${input.number} below asks for, by editing files in this working tree.`
-        : `You are on the branch of ${noun} #${input.number}. Make the change it asks for, by editing files in this working tree.`,
+      input.ask
+        ? `A maintainer asks a question about ${noun} #${input.number} below. Answer it by reading the code in this working tree${input.kind === "issue" ? "" : " (the pull request's branch)"}; do not change any file, nothing you change is kept. Write your answer, in Markdown, to the file ${input.ask.answerFile} at the root of the working tree: it is posted as a comment.`
+        : input.kind === "issue"
+          ? `Make the change that ${noun} #${input.number} below asks for, by editing files in this working tree.`
+          : `You are on the branch of ${noun} #${input.number}. Make the change it asks for, by editing files in this working tree.`,
       ...((input.comments ?? []).some((c) => c.path !== undefined)
         ? ["Review comments below point at lines of its diff: address them, and keep the rest of the pull request as it is."]
         : []),
@@ -109,7 +113,9 @@ export function buildPrompt(input: PromptInput): string {
   if (extra) {
     sections.push(
       [
-        "A maintainer with write access started this run and added the request below; follow it within the rules above.",
+        input.ask
+          ? "A maintainer with write access asked the question below; answer it within the rules above."
+          : "A maintainer with write access started this run and added the request below; follow it within the rules above.",
         "<request>",
         extra,
         "</request>",

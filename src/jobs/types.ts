@@ -48,6 +48,14 @@ export interface JobOptions {
    * comments to the prompt; the end of the job is answered in their threads.
    */
   review?: { reviewId: number; commentId?: number; threadId?: number };
+  /**
+   * Set while the job waits for the issue's active job (this id) to end: it stays `received`,
+   * holds the issue's one waiting slot, and is admitted by the first intake pass that finds the
+   * issue free. A newer request takes the slot (this job is then rejected, superseded).
+   */
+  waitingFor?: string;
+  /** `/agent ask`: the agent answers `instructions` in a comment; nothing is committed or pushed, and its token can only read. */
+  ask?: true;
 }
 
 /** A comment in the prompt: from the discussion, or from a review with its place in the diff. */

@@ -11,6 +11,7 @@ import type { JobState } from "../jobs/state.js";
 import type { NewOutboxEntry } from "../store/outbox-store.js";
 import { describeOutcome } from "../status/describe-outcome.js";
 import { deliverOutbox } from "./deliver-outbox.js";
+import { renderAgentAnswer } from "../status/render-agent-answer.js";
 
 /**
  * From `reporting` to the end: open (or adopt) the draft PR with the app's own token, move the
@@ -68,6 +69,10 @@ export async function reportJob(deps: PipelineDeps, octokit: GitHub, publisher: 
     // A fork's run: nothing could be pushed; the status comment carries the patch.
     to = "succeeded";
     patch = { ...finish, message: "the change is attached as a patch", steps: markStep(job.steps, "pull request", "skipped", now, "a patch, not a push") };
+  } else if (result.outcome === "answered") {
+    // A question: the answer is its own comment (an outbox row, written with the end below).
+    to = "succeeded";
+    patch = { ...finish, message: "the agent answered in a comment", steps: markStep(job.steps, "pull request", "skipped", now, "a question: answered in a comment") };
   } else if (result.outcome === "no_changes") {
     to = "succeeded";
     patch = { ...finish, message: "the agent made no changes", steps: markStep(job.steps, "pull request", "skipped", now) };
@@ -85,11 +90,28 @@ export async function reportJob(deps: PipelineDeps, octokit: GitHub, publisher: 
   // The final view, then the write that says it is out (with the replies in the review's threads
   // a run asked for in a review gets: outbox rows, so they are posted once whoever dies when).
   await publisher.flush({ ...job, ...patch, state: to });
-  const replies = reviewReplies(deps, { ...job, ...patch, state: to } as Job);
+  const replies = [...answerComment(deps, { ...job, ...patch, state: to } as Job), ...reviewReplies(deps, { ...job, ...patch, state: to } as Job)];
   if (replies.length === 0) return deps.store.transition(job.id, "reporting", to, patch);
   const ended = await deps.store.transition(job.id, "reporting", to, patch, undefined, { effects: replies, deliverer: { owner: deps.owner, leaseMs: deps.config.leaseSeconds * 1000 } });
   await deliverOutbox(deps, replies.map((r) => r.key));
   return ended;
+}
+
+/** An `/agent ask` job's answer, as a comment on the issue or PR that quotes the question. */
+function answerComment(deps: PipelineDeps, final: Job): NewOutboxEntry[] {
+  const answer = final.result?.outcome === "answered" ? final.result.answer : undefined;
+  if (answer === undefined) return [];
+  const question = (final.instructions ?? "").slice(0, 1000).split("\n").map((l) => `> ${l}`).join("\n");
+  const sha = final.result?.baseSha ? ` at \`${final.result.baseSha.slice(0, 7)}\`` : "";
+  const body = [
+    `💬 @${final.requester} asked (agent-work job \`${final.id}\`):`,
+    question,
+    "",
+    renderAgentAnswer(answer),
+    "",
+    `<sub>Written by an AI coding agent from the code${sha}; it changed and pushed nothing. Check it before you rely on it.</sub>`,
+  ].join("\n");
+  return [{ key: `answer:${final.id}`, installationId: final.installationId, jobId: final.id, effect: { kind: "comment", owner: final.owner, repo: final.repo, issueNumber: final.number, body: deps.redactor.redact(body) } }];
 }
 
 /** Threads answered at most, for a review with many inline comments. */

@@ -5,7 +5,7 @@ import type { Budgets } from "../cost/ledger.js";
 import type { GitHub } from "../github/types.js";
 import type { JobState } from "../jobs/state.js";
 import type { Worker, RunResult } from "../backends/types.js";
-import type { ProgressEvent, WorkerInput } from "../worker/protocol.js";
+import { ANSWER_FILE, type ProgressEvent, type WorkerInput } from "../worker/protocol.js";
 import { agentCommand } from "../agents/presets.js";
 import { agentEnvironment, agentSandbox } from "../worker/agent-sandbox.js";
 import { buildPrompt, branchSlug } from "../jobs/build-prompt.js";
@@ -115,6 +115,7 @@ function workerInput(
     baseBranch: job.prHeadRef ?? job.defaultBranch,
     branch,
     ...(onIssue ? { continueBranch: true } : {}),
+    ...(job.options.ask ? { ask: true } : {}),
     // A branch someone else wrote (a PR's, or an issue's that a run before pushed): the files
     // that steer the agent come from the default branch.
     steering: { fromBranch: job.defaultBranch, paths: [...AGENT_STEERING_PATHS], ...(forkCloneUrl ? { fromUrl: job.cloneUrl } : {}) },
@@ -138,6 +139,7 @@ function workerInput(
       body: job.body,
       instructionsPrefix: config.instructions,
       extraInstructions: job.instructions,
+      ...(job.options.ask ? { ask: { answerFile: ANSWER_FILE } } : {}),
       comments: job.context?.comments ?? [],
     }),
     commitMessage: `${job.title}\n\nWritten by agent-work job ${job.id} for #${job.number}.`,
@@ -314,7 +316,8 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     const forkCloneUrl = job.options.forkCloneUrl;
     if (!forkCloneUrl) {
       minting = true;
-      token = await mintKeptWorkerToken(deps, job);
+      // A question pushes nothing: its token can only read.
+      token = await mintKeptWorkerToken(deps, job, job.options.ask ? "read" : "write");
     }
     await deps.onStep?.("token-minted", job);
 
@@ -334,7 +337,7 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     const deadline = AbortSignal.timeout(hardSeconds * 1000);
     const overBudget = new AbortController();
     const runSignal = AbortSignal.any([signal, deadline, overBudget.signal]);
-    const runningWorker = worker;
+    let runningWorker = worker;
     // The streamed model use plus the worker's time so far, against the job budget: past it the
     // worker is stopped (the CLI's own limit, where it has one, usually stops it first).
     const checkBudget = () => {
@@ -349,6 +352,20 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     const progress = followProgress({ deps, log, publisher, meter, checkBudget, step, job: () => job });
     let result: RunResult = await backend.run(worker, input, progress.onEvent, runSignal);
     await progress.settled();
+    if (result.lost && !runSignal.aborted) {
+      // The machine went away under the run (a spot VM preempted): once, on a new worker the
+      // backend places where that is less likely. Both workers are billed, each at its own price.
+      const lost = worker;
+      log.warn({ workerId: lost.id, reason: result.lost.reason }, "the worker was lost mid-run; running the job again once on a new one");
+      await backend.destroy(lost).catch((err) => log.error({ err, workerId: lost.id }, "could not destroy the lost worker; the reaper will retry"));
+      await billWorker(deps, job, lost, deps.now());
+      worker = await backend.create({ jobId: job.id, repoFullName: `${job.owner}/${job.repo}`, maxSeconds: Math.max(60, Math.ceil((job.deadlineAt! - deps.now()) / 1000) + 30), replacing: lost }, runSignal);
+      runningWorker = worker;
+      job = await deps.store.update(job.id, { worker });
+      await step("worker", "done", `${lost.id}: ${result.lost.reason}; run again on ${worker.id}${worker.meta.provisioningModel === "STANDARD" ? " (on-demand)" : ""}${worker.meta.zone ? ` in ${worker.meta.zone}` : ""}`);
+      result = await backend.run(worker, input, progress.onEvent, runSignal);
+      await progress.settled();
+    }
     log.info({ outcome: result.outcome, computeSeconds: result.computeSeconds }, "worker finished");
     if (startedBefore && result.continued && result.outcome === "no_changes" && result.baseSha) {
       // Nothing more to add to what an earlier start of this job pushed: that work is the result.

@@ -20,9 +20,9 @@ const TOKEN_LIFETIME_MS = 3_600_000;
  * before the mint; a crash between GitHub's answer and the sealed write is the one window left,
  * and what it leaves is a token nobody saw (see revokeKeptWorkerToken). Never written in clear.
  */
-export async function mintKeptWorkerToken(deps: PipelineDeps, job: { id: string; installationId: number; repoId: number }): Promise<string> {
+export async function mintKeptWorkerToken(deps: PipelineDeps, job: { id: string; installationId: number; repoId: number }, contents: "write" | "read" = "write"): Promise<string> {
   await deps.store.setSealedWorkerToken(job.id, `${MINTING}${deps.now()}`);
-  const { token } = await mintWorkerToken(await deps.github.asApp(), job.installationId, job.repoId);
+  const { token } = await mintWorkerToken(await deps.github.asApp(), job.installationId, job.repoId, contents);
   deps.redactor.add(token);
   await deps.store.setSealedWorkerToken(job.id, deps.sealer.seal(token, job.id));
   return token;

@@ -294,6 +294,12 @@ export class JobStore {
     return row ? toJob(row) : undefined;
   }
 
+  /** Jobs recorded on an issue or PR and not yet admitted (`received`): among them, the one waiting for the active job. */
+  async receivedFor(repoId: number, number: number): Promise<Job[]> {
+    const rows = await this.db.selectFrom("jobs").selectAll().where("repo_id", "=", repoId).where("number", "=", number).where("state", "=", "received").orderBy("created_at", "asc").execute();
+    return rows.map(toJob);
+  }
+
   /** The most recent job on an issue or PR, whatever its state. */
   async lastFor(repoId: number, number: number): Promise<Job | undefined> {
     const row = await this.db

@@ -4,6 +4,9 @@
  * so that it can be copied verbatim onto any worker; this file is the controller's typed view of it.
  */
 export const STEPS = ["clone", "agent", "commit", "push"] as const;
+
+/** Where an `ask` run's agent writes its answer, relative to the work tree (the worker removes any before the agent runs). */
+export const ANSWER_FILE = ".agent-work-answer.md";
 export type StepName = (typeof STEPS)[number];
 
 export type ProgressEvent =
@@ -13,7 +16,9 @@ export type ProgressEvent =
 
 /** What the worker script reports at the end; `outcome` is the one field callers branch on. */
 export interface WorkerResult {
-  outcome: "pushed" | "patch" | "no_changes" | "agent_failed" | "timed_out" | "error";
+  outcome: "pushed" | "patch" | "no_changes" | "answered" | "agent_failed" | "timed_out" | "error";
+  /** An `ask` run's answer: the text the agent wrote to ANSWER_FILE, as it wrote it (attacker-controlled). */
+  answer?: string;
   /** A no-secrets run's change, as `git format-patch` output, instead of a push. */
   patch?: string;
   /** Set when a branch was pushed (also on agent_failed / timed_out when partial work was pushed). */
@@ -93,6 +98,12 @@ export interface WorkerInput {
    * push, if someone moved the branch meanwhile, is retried once on top of their work.
    */
   continueBranch?: boolean;
+  /**
+   * `/agent ask`: the agent writes its answer to ANSWER_FILE at the root of the work tree; the
+   * worker reads it back (a regular file, never through a link, capped) and commits and pushes
+   * nothing. The token it gets can only read.
+   */
+  ask?: boolean;
   /**
    * A run that holds no secret at all (a fork's pull request): `token` is empty, the clone is
    * anonymous, the agent gets no environment, and the change comes back as a `patch`.

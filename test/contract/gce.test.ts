@@ -4,111 +4,23 @@
  * VM's guest attributes. A VM the fake deletes takes its processes with it, as a real one would.
  */
 import { randomBytes } from "node:crypto";
-import { rm } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { NodeSSH } from "node-ssh";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { gce, runOnVmOverSsh, type GceBackend, type GceBackendOptions } from "../../src/backends/gce/gce-backend.js";
+import { gce, runOnVmOverSsh } from "../../src/backends/gce/gce-backend.js";
 import { createJobSecrets, SECRET_ACCESSOR_ROLE } from "../../src/backends/gce/job-secrets.js";
 import { realClock } from "../../src/backends/gce/backoff.js";
 import { SshPool } from "../../src/remote/ssh-pool.js";
 import { findBackendModule } from "../../src/backends/registry.js";
 import type { RunSpec } from "../../src/backends/types.js";
 import type { ProgressEvent } from "../../src/worker/protocol.js";
-import { startFakeGcp, type FakeGcp, type FakeInstance } from "../support/fake-gcp.js";
 import { startGitServer, type GitServer } from "../support/git-http-server.js";
-import { startSshd, type TestSshd } from "../support/sshd.js";
+import { world, type World } from "../support/gce-world.js";
 import { backendContract } from "./backend.js";
 import { eventually, processesUnder } from "./live-processes.js";
 
 const FAKE_AGENT = fileURLToPath(new URL("../fixtures/fake-agent.mjs", import.meta.url));
 const never = new AbortController().signal;
-
-/** The sshd's host key blob (base64), as a VM's guest agent would publish it. */
-async function hostKeyBlob(sshd: TestSshd): Promise<string> {
-  const ssh = new NodeSSH();
-  let blob = "";
-  await ssh
-    .connect({ host: sshd.host, port: sshd.port, username: "probe", password: "x", readyTimeout: 5000, hostVerifier: (key: Buffer) => ((blob = key.toString("base64")), false) })
-    .catch(() => undefined);
-  ssh.dispose();
-  if (!blob) throw new Error("the test sshd showed no host key");
-  return blob;
-}
-
-interface World {
-  sshd: TestSshd;
-  fake: FakeGcp;
-  root: string;
-  options: GceBackendOptions;
-  backend: GceBackend;
-  jobDir(jobId: string): string;
-  close(): Promise<void>;
-}
-
-function backendOptions(sshd: TestSshd, fake: FakeGcp, workRoot: string, envLabel: string): GceBackendOptions {
-  return {
-    project: "test-project",
-    zones: ["us-central1-a", "us-central1-b"],
-    machineType: "e2-standard-2",
-    image: "projects/test-project/global/images/family/agent-work-worker",
-    serviceAccount: "agent-work-worker@test-project.iam.gserviceaccount.com",
-    network: "default",
-    externalIp: false,
-    networkTags: ["agent-work-worker"],
-    diskGb: 20,
-    diskType: "pd-balanced",
-    envLabel,
-    spot: true,
-    onDemandFallback: true,
-    maxVms: 8,
-    ssh: { username: sshd.username, privateKey: sshd.privateKey, port: sshd.port },
-    bootTimeoutSeconds: 60,
-    remoteWorkRoot: workRoot,
-    killGraceMs: 1000,
-    clientOptions: fake.clientOptions(),
-  };
-}
-
-async function world(over: Partial<GceBackendOptions> | ((fake: FakeGcp) => Partial<GceBackendOptions>) = {}): Promise<World> {
-  const sshd = await startSshd();
-  const workRoot = `agent-work-gce-test-${randomBytes(4).toString("hex")}`;
-  const root = path.join(sshd.home, workRoot);
-  const jobDir = (jobId: string) => path.join(root, jobId);
-  const fake = await startFakeGcp({
-    hostKeys: { "ssh-ed25519": await hostKeyBlob(sshd) },
-    // Deleting a VM ends everything on it.
-    onInstanceGone: (i: FakeInstance) => {
-      const jobId = i.labels["agent-work-job"];
-      if (!jobId) return;
-      void processesUnder(jobDir(jobId)).then((ps) =>
-        ps.forEach((p) => {
-          try {
-            process.kill(p.pid, "SIGKILL");
-          } catch {
-            // gone already
-          }
-        }),
-      );
-    },
-  });
-  const options = backendOptions(sshd, fake, workRoot, `contract-${randomBytes(3).toString("hex")}`);
-  const backend = gce.create({ ...options, ...(typeof over === "function" ? over(fake) : over) });
-  return {
-    sshd,
-    fake,
-    root,
-    options,
-    backend,
-    jobDir,
-    async close() {
-      await backend.close();
-      await Promise.all([sshd.close(), fake.close()]);
-      await rm(root, { recursive: true, force: true });
-    },
-  };
-}
 
 backendContract("gce", async () => {
   const w = await world();
@@ -207,6 +119,101 @@ describe("the gce backend, beyond the contract", () => {
     } finally {
       await again.close();
     }
+  });
+});
+
+describe("the gce backend when a VM is lost under its job", () => {
+  let w: World;
+  let git: GitServer;
+  const token = `ghs_${randomBytes(18).toString("hex")}`;
+
+  beforeAll(async () => {
+    [w, git] = await Promise.all([world({ watchSeconds: 1, zones: ["us-central1-a", "us-central1-b", "us-central1-c"] }), startGitServer({ acceptToken: token })]);
+  });
+  afterAll(async () => {
+    await Promise.all([w?.close(), git?.close()]);
+  });
+
+  async function sleepSpec(jobId: string): Promise<RunSpec> {
+    const { cloneUrl } = await git.createRepo("octo", jobId, { "README.md": "# demo\n" });
+    return {
+      jobId,
+      cloneUrl,
+      baseBranch: "main",
+      branch: `agent-work/${jobId}`,
+      token,
+      agentArgv: [process.execPath, FAKE_AGENT, "{prompt_file}"],
+      prompt: "FAKE_AGENT:sleep",
+      commitMessage: "agent-work",
+      author: { name: "agent-work[bot]", email: "bot@example.com" },
+      agentTimeoutSeconds: 120,
+      agentEnv: {},
+      sandbox: { kind: "bwrap", roBinds: [path.dirname(FAKE_AGENT)], shareNet: false },
+    };
+  }
+  const newJob = () => ({ jobId: `p${randomBytes(5).toString("hex")}`, repoFullName: "octo/demo", maxSeconds: 600 });
+
+  it("notices a preempted spot VM from GCE (its status and the preemption operation) while SSH still answers, and says so", async () => {
+    const job = newJob();
+    const worker = await w.backend.create(job, never);
+    expect(worker.meta.provisioningModel).toBe("SPOT");
+    // The session outlives the VM here: only the Compute API can tell the run that it is lost.
+    w.vmsTakeTheirProcesses = false;
+    try {
+      const result = await w.backend.run(
+        worker,
+        await sleepSpec(job.jobId),
+        (e) => {
+          if (e.type === "log" && e.line === "fake agent: sleeping") w.fake.preemptInstance(worker.meta.zone!, worker.id);
+        },
+        never,
+      );
+      expect(result).toMatchObject({ outcome: "error", aborted: false, lost: { reason: `the spot VM ${worker.id} was preempted in us-central1-a` } });
+      expect(w.fake.requestsTo("GET", /\/zones\/us-central1-a\/operations$/).at(-1)?.query.filter).toBe('operationType = "compute.instances.preempted"');
+      expect(await eventually(async () => (await processesUnder(w.jobDir(job.jobId))).length === 0)).toBe(true);
+    } finally {
+      w.vmsTakeTheirProcesses = true;
+    }
+
+    // Its replacement is on-demand, in the same zone first.
+    const again = await w.backend.create({ ...job, replacing: worker }, never);
+    expect(again.meta).toMatchObject({ provisioningModel: "STANDARD", zone: "us-central1-a" });
+    expect(again.createdAt).toBeGreaterThanOrEqual(worker.createdAt);
+    await w.backend.destroy(again);
+  });
+
+  it("a VM deleted from outside mid-run is reported lost too; a replacement for a lost on-demand VM goes to the next zone", async () => {
+    const job = newJob();
+    const worker = await w.backend.create(job, never);
+    const result = await w.backend.run(
+      worker,
+      await sleepSpec(job.jobId),
+      (e) => {
+        if (e.type === "log" && e.line === "fake agent: sleeping") w.fake.removeInstance(worker.meta.zone!, worker.id);
+      },
+      never,
+    );
+    expect(result.lost?.reason).toBe(`the VM ${worker.id} in us-central1-a was deleted outside agent-work`);
+    const onDemand = { ...worker, meta: { ...worker.meta, provisioningModel: "STANDARD" } };
+    const again = await w.backend.create({ ...job, replacing: onDemand }, never);
+    expect(again.meta).toMatchObject({ provisioningModel: "STANDARD", zone: "us-central1-b" });
+    await w.backend.destroy(again);
+  });
+
+  it("a run stopped by destroy is not mistaken for a lost VM", async () => {
+    const job = newJob();
+    const worker = await w.backend.create(job, never);
+    let destroyed: Promise<void> | undefined;
+    const result = await w.backend.run(
+      worker,
+      await sleepSpec(job.jobId),
+      (e) => {
+        if (e.type === "log" && e.line === "fake agent: sleeping") destroyed = w.backend.destroy(worker);
+      },
+      never,
+    );
+    await destroyed;
+    expect(result.lost).toBeUndefined();
   });
 });
 

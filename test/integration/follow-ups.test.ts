@@ -138,3 +138,63 @@ describe("a second run on an issue whose branch exists", () => {
     expect(await h.git.branchSha(OWNER, REPO, BRANCH)).toBe(theirs);
   });
 });
+
+describe("a request while a job is active", () => {
+  /** Starts a slow job on issue 1 and returns once its agent runs. */
+  async function busy(harness: Harness) {
+    await harness.deliverLabel({ body: "FAKE_AGENT:slow" });
+    await harness.controller.scheduler.tick();
+    await harness.controller.scheduler.drain();
+    void harness.controller.scheduler.tick();
+    await waitFor(async () => (await harness.controller.store.list())[0]!.steps.some((s) => s.name === "agent" && s.status === "running"), "the first agent to run");
+    return (await harness.controller.store.list())[0]!;
+  }
+  const bodies = (harness: Harness) => harness.github.callsTo("POST", "/issues/:id/comments").map((c) => c.body.body as string);
+
+  it("waits for it, the newest request wins the one waiting slot, and runs after it on the same branch", async () => {
+    h = await startHarness();
+    const first = await busy(h);
+
+    await h.deliverComment("/agent run FAKE_AGENT:edit the first follow-up", { sender: "Codertocat" });
+    void h.controller.scheduler.tick();
+    await waitFor(async () => (await h!.controller.store.list()).some((j) => j.options.waitingFor === first.id), "the follow-up to wait");
+    const older = (await h.controller.store.list()).find((j) => j.options.waitingFor)!;
+    await h.deliverComment("/agent run FAKE_AGENT:edit the second follow-up", { sender: "Codertocat" });
+    void h.controller.scheduler.tick();
+    await waitFor(async () => (await h!.controller.store.get(older.id))!.state === "rejected", "the older follow-up to give way");
+    await h.settle(40);
+
+    const jobs = await h.controller.store.list();
+    expect(jobs).toHaveLength(3);
+    const newer = jobs.find((j) => j.instructions === "FAKE_AGENT:edit the second follow-up")!;
+    expect((await h.controller.store.get(first.id))!.state).toBe("succeeded");
+    expect((await h.controller.store.get(older.id))!).toMatchObject({ state: "rejected", message: `superseded by job ${newer.id}, a newer request` });
+    expect(newer).toMatchObject({ state: "succeeded", branch: BRANCH, prNumber: 100 });
+    expect(newer.options.waitingFor).toBeUndefined();
+
+    // Nobody was told "already running": each follow-up was told it waits, the newer that it took the place.
+    const said = bodies(h);
+    expect(said.some((b) => b.includes("already running"))).toBe(false);
+    expect(said.filter((b) => b.includes("This request waits as job"))).toHaveLength(2);
+    expect(said.find((b) => b.includes(`waits as job \`${newer.id}\``))).toContain(`it takes the place of job \`${older.id}\`, which waited before it`);
+    expect(said.find((b) => b.includes(`waits as job \`${newer.id}\``))).toContain(`busy on this issue with job \`${first.id}\``);
+
+    // The follow-up ran after the first job, on top of its commit, into the same pull request.
+    expect(history(h, BRANCH)).toHaveLength(3);
+    expect(h.github.pulls).toHaveLength(1);
+    expect(h.github.callsTo("POST", "/access_tokens").filter((c) => c.body && "repository_ids" in c.body)).toHaveLength(2);
+  });
+
+  it("/agent stop stops the running job and the one waiting for it", async () => {
+    h = await startHarness();
+    const first = await busy(h);
+    await h.deliverComment("/agent run FAKE_AGENT:edit later", { sender: "Codertocat" });
+    void h.controller.scheduler.tick();
+    await waitFor(async () => (await h!.controller.store.list()).some((j) => j.options.waitingFor === first.id), "the follow-up to wait");
+    await h.deliverComment("/agent stop", { sender: "Codertocat" });
+    await h.settle(40);
+    const jobs = await h.controller.store.list();
+    expect(jobs.map((j) => j.state).sort()).toEqual(["cancelled", "rejected"]);
+    expect(jobs.find((j) => j.state === "rejected")!.message).toBe("stopped by @Codertocat while it waited");
+  });
+});

@@ -92,7 +92,8 @@ export interface FakeGcpOptions {
 interface Operation {
   name: string;
   zone: string;
-  kind: "insert" | "delete";
+  /** insert, delete, or a GCE-initiated `compute.instances.preempted`. */
+  kind: string;
   target: string;
   pollsLeft: number;
   status: "PENDING" | "RUNNING" | "DONE";
@@ -123,6 +124,11 @@ export interface FakeGcp {
   seedInstance(instance: Partial<FakeInstance> & { name: string; zone: string }): FakeInstance;
   /** Deletes an instance behind the client's back (preemption, the dead-man switch, a person). */
   removeInstance(zone: string, name: string): boolean;
+  /**
+   * Preempts a spot VM as GCE does with `instanceTerminationAction: DELETE`: a
+   * `compute.instances.preempted` zone operation is recorded and the instance goes away.
+   */
+  preemptInstance(zone: string, name: string): boolean;
   /** Deletes every instance whose `scheduling.maxRunDuration` has passed, as GCE's dead-man switch does. */
   enforceMaxRunDuration(): FakeInstance[];
   failPlacement(failure: PlacementFailure): void;
@@ -371,6 +377,14 @@ export async function startFakeGcp(options: FakeGcpOptions = {}): Promise<FakeGc
       return { status: 200, body: { kind: "compute#instanceAggregatedList", items } };
     }
 
+    if ((m = /^\/compute\/v1\/projects\/([^/]+)\/zones\/([^/]+)\/operations$/.exec(path)) && method === "GET") {
+      const [, project, zone] = m as unknown as [string, string, string];
+      // The one filter the backend sends: operationType = "<type>".
+      const wanted = /operationType\s*=\s*"?([a-z.]+)"?/.exec(query.filter ?? "")?.[1];
+      const items = [...operations.values()].filter((op) => op.zone === zone && (!wanted || op.kind === wanted)).map((op) => operationJson(project, op));
+      return { status: 200, body: { kind: "compute#operationList", items } };
+    }
+
     if ((m = /^\/compute\/v1\/projects\/([^/]+)\/zones\/([^/]+)\/operations\/([^/]+)(\/wait)?$/.exec(path))) {
       const [, project, , name, wait] = m as unknown as [string, string, string, string, string | undefined];
       const op = operations.get(name);
@@ -555,6 +569,14 @@ export async function startFakeGcp(options: FakeGcpOptions = {}): Promise<FakeGc
       };
       instances.set(key(instance.zone, instance.name), instance);
       return instance;
+    },
+    preemptInstance(zone, name) {
+      const instance = instances.get(key(zone, name));
+      if (!instance) return false;
+      const op = newOperation({ zone, kind: "compute.instances.preempted", target: name });
+      op.status = "DONE";
+      gone(instance);
+      return true;
     },
     removeInstance(zone, name) {
       const instance = instances.get(key(zone, name));

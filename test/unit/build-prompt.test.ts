@@ -201,3 +201,15 @@ describe("branchSlug", () => {
     );
   });
 });
+
+describe("buildPrompt for /agent ask", () => {
+  it("asks for an answer in the answer file and no change, with the question in its own block", () => {
+    const prompt = buildPrompt({ ...base, body: "Parser crashes.", extraInstructions: "why does it crash?", ask: { answerFile: ".agent-work-answer.md" } });
+    expect(prompt).toContain("A maintainer asks a question about issue #42 below.");
+    expect(prompt).toContain("do not change any file");
+    expect(prompt).toContain("to the file .agent-work-answer.md at the root of the working tree");
+    expect(prompt).toContain("asked the question below");
+    expect(prompt).toContain("<request>\nwhy does it crash?\n</request>");
+    expect(prompt).not.toContain("Make the change");
+  });
+});

@@ -19,6 +19,34 @@ import { MB, planSandbox, SANDBOX_NET_DIR } from "./sandbox-plan.mjs";
 import { diskUsageKb, megabytes } from "./watchdog.mjs";
 import { prepareTreeForCommit } from "./work-tree.mjs";
 
+/** Where an `ask` run's agent writes its answer (src/worker/protocol.ts ANSWER_FILE), and how much of it is read. */
+const ANSWER_FILE = ".agent-work-answer.md";
+const MAX_ANSWER_BYTES = 60_000;
+
+/**
+ * Reads the answer an `ask` run's agent wrote: a regular file at the root of the work tree, opened
+ * without following a link and without blocking on a fifo, at most MAX_ANSWER_BYTES. The text is
+ * the agent's, so attacker-controlled: the controller treats it as data before it posts it.
+ */
+function readAnswer(repo) {
+  const file = path.join(repo, ANSWER_FILE);
+  let fd;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  } catch {
+    return null;
+  }
+  try {
+    if (!fs.fstatSync(fd).isFile()) return null;
+    const buf = Buffer.alloc(MAX_ANSWER_BYTES + 1);
+    const n = fs.readSync(fd, buf, 0, buf.length, 0);
+    const text = buf.subarray(0, Math.min(n, MAX_ANSWER_BYTES)).toString("utf8");
+    return n > MAX_ANSWER_BYTES ? `${text}\n\n[… the answer was cut at ${MAX_ANSWER_BYTES} bytes]` : text;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** A patch returned instead of a push (no-secrets runs) is cut at this size. */
 const MAX_PATCH_CHARS = 200_000;
 const MAX_LISTED = 5;
@@ -116,6 +144,8 @@ export async function runJob(input, cwd) {
       await swapSteering(git, repo, from, input.steering.paths);
       emitLog("worker", `agent-steering files taken from ${input.steering.fromBranch}`);
     }
+    // Whatever the repository holds under the answer's name is not the agent's answer.
+    if (input.ask) fs.rmSync(path.join(repo, ANSWER_FILE), { recursive: true, force: true });
     await prepareAgentRepository(git, { repo, baseSha: runtime.baseSha, baseBranch: input.baseBranch, cloneUrl: input.cloneUrl, author: input.author });
     if (plan.kind === "bwrap" && plan.asRoot) shareObjectsReadOnly(layout.gitDir);
   } catch (err) {
@@ -178,6 +208,16 @@ export async function runJob(input, cwd) {
     emitStep("agent", agentOk ? "finished" : "failed", agentOk ? "exit 0" : agentSummary);
     const failedOutcome = agent.timedOut && !limitHit ? "timed_out" : "agent_failed";
     const limitField = () => (limitHit ? { limit: limitHit.limit } : {});
+
+    // A question: the answer is read back, and nothing is committed or pushed.
+    if (input.ask) {
+      const answer = readAnswer(repo);
+      emitStep("commit", "skipped", "a question: nothing is committed");
+      emitStep("push", "skipped", "a question: nothing is pushed");
+      if (!agentOk) return { outcome: failedOutcome, message: agentSummary, baseSha, agentExitCode, ...limitField() };
+      if (answer === null || answer.trim() === "") return { outcome: "error", message: `${agentSummary} without writing an answer to ${ANSWER_FILE}`, baseSha, agentExitCode };
+      return { outcome: "answered", answer, message: `the agent answered (${answer.length} characters)`, baseSha, agentExitCode };
+    }
 
     // The work tree as the agent left it, measured before anything of it is committed.
     if (plan.kind === "bwrap" && limitHit?.limit !== "disk") {

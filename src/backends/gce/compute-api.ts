@@ -37,6 +37,8 @@ export interface ComputeApi {
   listInstances(filter: string): Promise<{ instances: ListedInstance[]; unreachable: string[] }>;
   /** One `operations.wait` call: returns when the operation is DONE or GCE's wait window ends. */
   waitOperation(zone: string, operation: string): Promise<GceOperation>;
+  /** True when GCE recorded a preemption of this instance (a `compute.instances.preempted` zone operation). */
+  wasPreempted(zone: string, name: string): Promise<boolean>;
   /** SSH host keys the guest agent published (type → base64 blob), or null while there are none. */
   hostKeys(zone: string, name: string): Promise<Record<string, string> | null>;
 }
@@ -92,6 +94,14 @@ export function createComputeApi(project: string, clientOptions: GcpClientOption
     async waitOperation(zone, operation) {
       const [op] = await operations.wait({ project, zone, operation }, { timeout: WAIT_CALL_TIMEOUT_MS });
       return op;
+    },
+
+    async wasPreempted(zone, name) {
+      const filter = `operationType = "compute.instances.preempted"`;
+      for await (const op of operations.listAsync({ project, zone, filter }, { autoPaginate: false })) {
+        if (lastSegment(op.targetLink) === name) return true;
+      }
+      return false;
     },
 
     async hostKeys(zone, name) {

@@ -98,6 +98,8 @@ export interface GceBackendOptions extends InstanceSettings {
   probe?: SshProbe;
   clock?: Clock;
   log?: GceLog;
+  /** Seconds between looks at a running job's VM, to notice a preemption (default 15). */
+  watchSeconds?: number;
   /** How long a zone operation may take (default 300). */
   operationTimeoutSeconds?: number;
 }
@@ -162,7 +164,7 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
   const secrets = options.jobSecrets;
   if (tokenDelivery === "secret-manager" && !secrets) throw new Error("tokenDelivery secret-manager needs jobSecrets (a Secret Manager client)");
   /** Runs in this process, by job id, so destroy() can stop one before it deletes the VM. */
-  const runs = new Map<string, { stop: AbortController; done: Promise<unknown> }>();
+  const runs = new Map<string, { stop: AbortController; done: Promise<unknown>; destroying: boolean }>();
 
   const retry = <T>(call: () => Promise<T>, signal?: AbortSignal) =>
     retryTransient(call, {
@@ -171,10 +173,28 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
       onRetry: (err, delayMs) => log?.warn({ err: classifyGceError(err), delayMs }, "GCE call failed transiently; retrying"),
     });
 
-  function placements(): { zone: string; provisioningModel: ProvisioningModel }[] {
+  function placements(replacing?: Worker): { zone: string; provisioningModel: ProvisioningModel }[] {
+    if (replacing) return replacementPlacements(replacing);
     const models: ProvisioningModel[] = options.spot ? (options.onDemandFallback ? ["SPOT", "STANDARD"] : ["SPOT"]) : ["STANDARD"];
     // Spot in every zone before on-demand anywhere: the cheap machine is worth a second zone.
     return models.flatMap((provisioningModel) => options.zones.map((zone) => ({ zone, provisioningModel })));
+  }
+
+  /**
+   * Where a job goes again after its VM was lost: a lost spot VM is replaced on-demand (which is
+   * not preempted), starting in its own zone, when on-demand is allowed; otherwise (or when the lost
+   * VM was on-demand already) the same model in the next zones first, its own zone last.
+   */
+  function replacementPlacements(lost: Worker): { zone: string; provisioningModel: ProvisioningModel }[] {
+    const lostZone = lost.meta.zone ?? "";
+    const wasSpot = lost.meta.provisioningModel === "SPOT";
+    const at = options.zones.indexOf(lostZone);
+    const rotated = at < 0 ? options.zones : [...options.zones.slice(at + 1), ...options.zones.slice(0, at + 1)];
+    if (wasSpot && options.onDemandFallback) {
+      const order = at < 0 ? options.zones : [lostZone, ...rotated.filter((z) => z !== lostZone)];
+      return order.map((zone) => ({ zone, provisioningModel: "STANDARD" as const }));
+    }
+    return rotated.map((zone) => ({ zone, provisioningModel: wasSpot ? ("SPOT" as const) : ("STANDARD" as const) }));
   }
 
   function maxRunSeconds(job: JobSpec): number {
@@ -276,7 +296,7 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
 
   async function insertWithFallback(job: JobSpec, name: string, signal: AbortSignal): Promise<{ zone: string; instance: GceInstance }> {
     const attempts: GceCreateError["attempts"] = [];
-    for (const { zone, provisioningModel } of placements()) {
+    for (const { zone, provisioningModel } of placements(job.replacing)) {
       signal.throwIfAborted();
       try {
         return { zone, instance: await insertIn(job, name, zone, provisioningModel, signal) };
@@ -431,13 +451,62 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
       maxSeconds,
       ...(delivered.token === spec.token ? {} : { redactToken: spec.token }),
     });
-    const entry = { stop, done: done.catch(() => undefined) };
+    const entry = { stop, done: done.catch(() => undefined), destroying: false };
     runs.set(worker.jobId, entry);
+    const zone = ready.meta.zone!;
+    const name = ready.meta.instanceName ?? ready.id;
+    // The VM is watched through the Compute API while the worker runs: a preempted spot VM is
+    // known from its status and GCE's preemption record, not guessed from a dead SSH session.
+    const watching = new AbortController();
+    let lostWhy: string | null = null;
+    const watcher = watchVm(zone, name, watching.signal).then((why) => {
+      if (why && !entry.destroying && !signal.aborted) {
+        lostWhy = why;
+        log?.warn({ jobId: worker.jobId, zone, vm: name }, why);
+        stop.abort(new Error(why));
+      }
+    });
     try {
-      return await done;
+      const result = await done;
+      watching.abort();
+      await watcher;
+      // The run ended on its own with an error (the SSH session died): was the VM lost?
+      if (!lostWhy && result.outcome === "error" && !result.aborted && !entry.destroying && !signal.aborted) {
+        lostWhy = await lossOf(zone, name).catch(() => null);
+      }
+      if (lostWhy) return { ...result, outcome: "error", aborted: false, message: lostWhy, lost: { reason: lostWhy } };
+      return result;
     } finally {
+      watching.abort();
       signal.removeEventListener("abort", onAbort);
       if (runs.get(worker.jobId) === entry) runs.delete(worker.jobId);
+    }
+  }
+
+  /** Why the VM can no longer run its job (preempted, deleted, stopped), or null while it can. */
+  async function lossOf(zone: string, name: string): Promise<string | null> {
+    const instance = await retry(() => compute.getInstance(zone, name));
+    if (instance && !DEAD_STATES.has(String(instance.status))) return null;
+    const preempted = await retry(() => compute.wasPreempted(zone, name)).catch(() => false);
+    if (preempted) return `the spot VM ${name} was preempted in ${zone}`;
+    return instance ? `the VM ${name} is ${String(instance.status)} (stopped outside agent-work)` : `the VM ${name} in ${zone} was deleted outside agent-work`;
+  }
+
+  /** Polls the VM until `until` aborts; resolves with why it was lost, or null. */
+  async function watchVm(zone: string, name: string, until: AbortSignal): Promise<string | null> {
+    const everyMs = (options.watchSeconds ?? 15) * 1000;
+    for (;;) {
+      try {
+        await clock.sleep(everyMs, until);
+      } catch {
+        return null;
+      }
+      if (until.aborted) return null;
+      const why = await lossOf(zone, name).catch((err) => {
+        log?.warn({ zone, vm: name, err: classifyGceError(err) }, "could not look at the VM while its job runs; looking again later");
+        return null;
+      });
+      if (why) return why;
     }
   }
 
@@ -446,6 +515,7 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
     // lost"; deleting the VM ends everything on it anyway, so the wait is short and bounded.
     const running = runs.get(worker.jobId);
     if (running) {
+      running.destroying = true;
       running.stop.abort(new Error("the worker is being destroyed"));
       const waited = new AbortController();
       await Promise.race([running.done, clock.sleep(RUN_STOP_WAIT_MS, waited.signal).catch(() => undefined)]);
