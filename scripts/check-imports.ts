@@ -163,14 +163,20 @@ export function checkImports(root: string): Finding[] {
   for (const [name, file] of [...runtimePackages].sort()) {
     if (name in deps) continue;
     if (name in devDeps) {
-      findings.push({ kind: "dev-dependency-at-run-time", message: `${file} imports ${name}, a devDependency: the image leaves it out; move it to dependencies (or import it as \`import type\`)` });
+      findings.push({
+        kind: "dev-dependency-at-run-time",
+        message: `${file} imports ${name}, a devDependency: the image leaves it out; move it to dependencies (or import it as \`import type\`)`,
+      });
     } else {
       findings.push({ kind: "undeclared-package", message: `${file} imports ${name}, which package.json does not declare` });
     }
   }
   for (const name of Object.keys(deps).sort()) {
     if (!runtimePackages.has(name)) {
-      findings.push({ kind: "unused-dependency", message: `${name} is in dependencies but nothing in src/ imports it for its value: move it to devDependencies or remove it` });
+      findings.push({
+        kind: "unused-dependency",
+        message: `${name} is in dependencies but nothing in src/ imports it for its value: move it to devDependencies or remove it`,
+      });
     }
   }
   return findings;

@@ -17,7 +17,8 @@ const read = (rel: string) => readFileSync(path.join(repoRoot, rel), "utf8");
 describe("npm test and the lint", () => {
   it("npm test runs the lint, then the tests; CI runs exactly the README's test command", () => {
     const scripts = (JSON.parse(read("package.json")) as { scripts: Record<string, string> }).scripts;
-    expect(scripts.test).toMatch(/&& npm run lint && vitest run$/);
+    // The lint (and, once the tree is formatted, the format check) before the tests.
+    expect(scripts.test).toMatch(/&& npm run lint && (npm run format:check && )?vitest run$/);
     expect(scripts.lint).toContain("eslint .");
     expect(scripts.lint).toContain("scripts/check-imports.ts");
     const readmeCommand = /^(npm ci && npm test)\s+#/m.exec(read("README.md"))?.[1];
@@ -40,10 +41,16 @@ describe("npm test and the lint", () => {
       }
       symlinkSync(path.join(repoRoot, "node_modules"), path.join(root, "node_modules"), "dir");
       writeFileSync(path.join(root, "scripts/check-test-prereqs.mjs"), "// stands in for the system-package check\n");
-      writeFileSync(path.join(root, "vitest.config.ts"), 'import { defineConfig } from "vitest/config";\nexport default defineConfig({ test: { include: ["test/**/*.test.ts"] } });\n');
+      writeFileSync(
+        path.join(root, "vitest.config.ts"),
+        'import { defineConfig } from "vitest/config";\nexport default defineConfig({ test: { include: ["test/**/*.test.ts"] } });\n',
+      );
       mkdirSync(path.join(root, "src"));
       mkdirSync(path.join(root, "test"));
-      writeFileSync(path.join(root, "test/tick.test.ts"), 'import { expect, it } from "vitest";\nimport { tick } from "../src/tick.js";\nit("ticks", () => expect(tick()).toBe(1));\n');
+      writeFileSync(
+        path.join(root, "test/tick.test.ts"),
+        'import { expect, it } from "vitest";\nimport { tick } from "../src/tick.js";\nit("ticks", () => expect(tick()).toBe(1));\n',
+      );
     });
     afterAll(() => rmSync(root, { recursive: true, force: true }));
 
@@ -51,10 +58,7 @@ describe("npm test and the lint", () => {
     const npmTest = () => execa("npm", ["test"], { cwd: root, reject: false, all: true, env: { CI: "true", NO_COLOR: "1" } });
 
     it("fails before any test runs, naming the rule and the line", async () => {
-      writeFileSync(
-        path.join(root, "src/tick.ts"),
-        "async function save(): Promise<void> {}\nexport function tick(): number {\n  save();\n  return 1;\n}\n",
-      );
+      writeFileSync(path.join(root, "src/tick.ts"), "async function save(): Promise<void> {}\nexport function tick(): number {\n  save();\n  return 1;\n}\n");
       const run = await npmTest();
       expect(run.exitCode).not.toBe(0);
       expect(run.all).toContain("@typescript-eslint/no-floating-promises");

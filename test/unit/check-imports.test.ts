@@ -63,7 +63,14 @@ describe("check-imports", () => {
       ["e", ["e"]],
     ]);
     expect(findImportCycles(graph)).toEqual([["a", "b", "c"], ["e"]]);
-    expect(findImportCycles(new Map([["a", ["b"]], ["b", []]]))).toEqual([]);
+    expect(
+      findImportCycles(
+        new Map([
+          ["a", ["b"]],
+          ["b", []],
+        ]),
+      ),
+    ).toEqual([]);
   });
 
   it("fails a tree with a circle, a devDependency used at run time, an unused dependency and an undeclared package", () => {
