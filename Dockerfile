@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
-# The controller. README.md, "Run with Docker", says how to run it (and why the security options).
+# The controller (Node 22 LTS; the app runs on Node 20 too). README.md, "Run with Docker", says how to run it (and why the security options).
 # Build stage: compile TypeScript (needs dev dependencies and a compiler for better-sqlite3).
-FROM node:20-bookworm AS build
+FROM node:22-bookworm AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci
@@ -11,7 +11,7 @@ RUN npm run build && npm prune --omit=dev
 
 # Run stage: the compiled app, production dependencies, git and bubblewrap for the local backend,
 # and tini as PID 1: it reaps what the agent and git leave behind (node does not reap orphans).
-FROM node:20-bookworm-slim
+FROM node:22-bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends git bubblewrap util-linux ca-certificates tini \
  && rm -rf /var/lib/apt/lists/*
@@ -26,7 +26,12 @@ ENV NODE_OPTIONS="--max-semi-space-size=2 --max-old-space-size=160"
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json app.yml ./
+# The pinned list itself, where `agent-work doctor` reads it to compare what it finds.
+COPY agent-clis/package.json ./agent-clis/package.json
 COPY worker ./worker
+# What they are, for whoever inspects the image (`agent-work doctor` names this label; a test keeps it
+# equal to agent-clis/package.json).
+LABEL io.agent-work.agent-clis="@anthropic-ai/claude-code@2.1.332 @openai/codex@0.171.0 opencode-ai@1.18.33"
 # The agent CLIs the presets run, from the one list of versions (agent-clis/: package.json + lock),
 # under /usr so the local backend's sandbox sees them (it mounts /usr read-only).
 COPY agent-clis/package.json agent-clis/package-lock.json /usr/local/lib/agent-clis/

@@ -72,6 +72,9 @@ ANSIBLE_HOST_KEY_CHECKING=False ANSIBLE_SSH_TRANSFER_METHOD=piped ansible-playbo
   -e controller_ssh_public_key="$(cat "$PUBLIC_KEY_FILE")" \
   "${HERE}/provision.yml"
 
+# The agent CLIs' versions the role installed, as labels `agent-work doctor` reads from the image.
+CLI_LABELS="$(python3 "${HERE}/agent-cli-labels.py" "${HERE}/../agent-clis/package.json")"
+
 echo "stopping ${VM} and making image ${IMAGE} in family ${FAMILY}" >&2
 gcloud compute instances stop "$VM" --project "$PROJECT" --zone "$ZONE" --quiet
 gcloud compute images create "$IMAGE" \
@@ -79,7 +82,7 @@ gcloud compute images create "$IMAGE" \
   --source-disk "$VM" --source-disk-zone "$ZONE" \
   --family "$FAMILY" \
   --shielded-secure-boot \
-  --labels agent-work-image="${STAMP}"
+  --labels "agent-work-image=${STAMP},${CLI_LABELS}"
 
 echo "done: projects/${PROJECT}/global/images/family/${FAMILY} → ${IMAGE}" >&2
 echo "older images stay in the family; delete them with: gcloud compute images list --filter=family=${FAMILY}" >&2

@@ -16,5 +16,13 @@ await server.load((app) => {
   app.on("issues.labeled", async () => undefined);
 });
 await server.start();
-process.on("SIGTERM", () => server.stop().then(() => process.exit(0)));
+process.on("SIGTERM", () => {
+  server.stop().then(
+    () => process.exit(0),
+    (err) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+});
 console.log(`READY http://127.0.0.1:${process.env.PORT}`);

@@ -52,6 +52,11 @@ export function unfinished(states: Record<string, number>): number {
   return Object.entries(states).reduce((n, [s, c]) => (TERMINAL.has(s) ? n : n + c), 0);
 }
 
+/** Jobs that ended with their pull request. */
+export function succeeded(states: Record<string, number>): number {
+  return states.succeeded ?? 0;
+}
+
 export function total(states: Record<string, number>): number {
   return Object.values(states).reduce((a, b) => a + b, 0);
 }
@@ -91,7 +96,9 @@ const START_FLAGS = ["--max-semi-space-size=2", "--max-old-space-size=160"];
 async function startChild(script: string, env: Record<string, string>, options: StartOptions): Promise<Target> {
   // The child profiles itself from READY to SIGTERM, so start-up is left out (controller only).
   const profile = options.cpuProfile ? path.join(mkdtempSync(path.join(tmpdir(), "agent-work-prof-")), "controller.cpuprofile") : undefined;
-  const child = spawn(process.execPath, [...(options.nodeFlags ?? START_FLAGS), script], {
+  // BENCH_NODE_FLAGS (space-separated) tries other Node flags on the controller than npm start's.
+  const flags = options.nodeFlags ?? (process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(" ") : START_FLAGS);
+  const child = spawn(process.execPath, [...flags, script], {
     env: { PATH: process.env.PATH ?? "", ...env, ...(profile ? { BENCH_PROFILE: profile } : {}) },
     stdio: ["ignore", "pipe", "inherit"],
   });
@@ -117,10 +124,14 @@ async function startChild(script: string, env: Record<string, string>, options: 
 
 /** The controller as users run it, with workers that cost it nothing (see controller-child.mjs). */
 export async function startController(options: StartOptions & { worker: "instant" | "busy" }): Promise<Target> {
-  buildOnce();
+  // BENCH_CONTROLLER_CHILD=<checkout>/bench/controller-child.mjs runs another build (an older
+  // commit's dist/, built there) under the same load and the same measurements: the way to compare
+  // before and after on one machine in one sitting.
+  const script = process.env.BENCH_CONTROLLER_CHILD ?? "bench/controller-child.mjs";
+  if (!process.env.BENCH_CONTROLLER_CHILD) buildOnce();
   const { creds } = options;
   return startChild(
-    "bench/controller-child.mjs",
+    script,
     {
       APP_ID: String(creds.appId),
       PRIVATE_KEY: creds.privateKey,
@@ -133,6 +144,11 @@ export async function startController(options: StartOptions & { worker: "instant
       DATA_DIR: tempDataDir(),
       LOG_LEVEL: "info",
       BENCH_WORKER: options.worker,
+      // Every job reserves its ceiling ($1 by default) until it is billed, so the controller's
+      // hourly budget ($5) would refuse all but a handful of a burst's jobs (refused jobs cost
+      // less and would flatter the CPU a job). Like GitHub's content budget, it is lifted here.
+      BUDGET_GLOBAL_HOURLY_USD: "1000000",
+      BUDGET_REPO_MONTHLY_USD: "1000000",
       ...options.env,
     },
     options,

@@ -68,14 +68,21 @@ const controller = await startController({
 });
 const delay = monitorEventLoopDelay({ resolution: 10 });
 delay.enable();
-process.on("SIGUSR2", async () => {
+/** A signal handler that is async: its failure ends the child with the error instead of going unheard. */
+const onSignal = (handler) => () => {
+  handler().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+};
+process.on("SIGUSR2", onSignal(async () => {
   const m = process.memoryUsage();
   const cpu = process.cpuUsage();
   const mb = (v) => Math.round(v / 2 ** 20);
   const states = await controller.store.countByState();
   console.log(`FIGURES ${JSON.stringify({ running, p99: delay.percentile(99) / 1e6, mean: delay.mean / 1e6, max: delay.max / 1e6, heapUsed: mb(m.heapUsed), heapTotal: mb(m.heapTotal), external: mb(m.external), arrayBuffers: mb(m.arrayBuffers), cpuMs: (cpu.user + cpu.system) / 1000, states })}`);
   delay.reset();
-});
+}));
 const profiler = process.env.BENCH_PROFILE ? new Session() : undefined;
 const post = (method, params) => new Promise((resolve, reject) => profiler.post(method, params, (err, res) => (err ? reject(err) : resolve(res))));
 if (profiler) {
@@ -83,9 +90,9 @@ if (profiler) {
   await post("Profiler.enable");
   await post("Profiler.start");
 }
-process.on("SIGTERM", async () => {
+process.on("SIGTERM", onSignal(async () => {
   if (profiler) writeFileSync(process.env.BENCH_PROFILE, JSON.stringify((await post("Profiler.stop")).profile));
   await controller.close({ abort: true });
   process.exit(0);
-});
+}));
 console.log(`READY ${controller.url}`);

@@ -10,7 +10,7 @@
  */
 import { startFakeGitHubServer } from "./fake-github-server.js";
 import { appCredentials } from "./support.js";
-import { cpuMs, load, settle, startBareProbot, startController, total, unfinished, type LoadResult, type Target } from "./bench-processes.js";
+import { cpuMs, load, settle, startBareProbot, startController, succeeded, total, type LoadResult, type Target } from "./bench-processes.js";
 import { arg, ms, percentile, report, type BenchRow } from "./lib.js";
 
 const rate = arg("rate", 100);
@@ -56,7 +56,7 @@ export async function ingestBench(): Promise<BenchRow[]> {
     // The warm-up's jobs are counted too: they ran in the measured window as well.
     const { figures } = await settle(controller, 10 * 60_000);
     const jobs = total(figures.states);
-    o = { ...side, jobs, finished: jobs - unfinished(figures.states), jobCpuMs: (cpuMs(controller.pid) - cpu0) / jobs };
+    o = { ...side, jobs, finished: succeeded(figures.states), jobCpuMs: (cpuMs(controller.pid) - cpu0) / jobs };
   } finally {
     await controller.stop();
     await github.close();
@@ -83,7 +83,7 @@ export async function ingestBench(): Promise<BenchRow[]> {
     },
     {
       bench: "ingest: deliveries → jobs → final reports",
-      figure: `${answered}/${delivered} answered → ${o.jobs} jobs, ${o.finished} finished`,
+      figure: `${answered}/${delivered} answered → ${o.jobs} jobs, ${o.finished} succeeded`,
       reference: `controller CPU ${o.jobCpuMs.toFixed(1)} ms a job (delivery → final report); bare: ${b.paced.answered + b.flat.answered} answered, ${lost(b.paced) + lost(b.flat)} not, ${(b.cpuMs / (b.paced.answered + b.flat.answered)).toFixed(2)} ms CPU a delivery`,
       goal: "each delivery exactly one job",
       // A phase that ends on time leaves up to one delivery per connection in flight: recorded

@@ -20,7 +20,7 @@ interface Profile {
 
 /** First match wins; tested against the frame's URL (file path). */
 const PARTS: [string, RegExp][] = [
-  ["Octokit: throttling (bottleneck)", /node_modules\/(bottleneck|@octokit\/plugin-throttling)\//],
+  ["Octokit: throttling and Bottleneck (plugin-retry makes one a request)", /node_modules\/(bottleneck|@octokit\/plugin-throttling)\//],
   ["Octokit: retry", /node_modules\/@octokit\/plugin-retry\//],
   ["Octokit: auth (auth-app, JWT)", /node_modules\/(@octokit\/auth-[^/]+|universal-github-app-jwt|toad-cache)\//],
   ["Octokit: request, endpoint, hooks", /node_modules\/(@octokit\/(request|endpoint|core|request-error|plugin-rest-endpoint-methods|plugin-paginate-rest|openapi-types)|before-after-hook|probot\/lib\/octokit|@probot\/octokit-plugin-config|universal-user-agent)\//],

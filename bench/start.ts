@@ -17,8 +17,8 @@ export async function startBench(): Promise<BenchRow[]> {
       const number = 1000 + i;
       const sent = performance.now();
       let cloned = 0;
-      const firstLine = new Promise<number>((resolve) => {
-        const poll = setInterval(async () => {
+      const firstLine = new Promise<number>((resolve, reject) => {
+        const look = async () => {
           const job = (await h.controller.store.list({ limit: 5 })).find((j) => j.number === number);
           if (!job) return;
           const lines = await h.controller.logs.read(job.id);
@@ -27,6 +27,12 @@ export async function startBench(): Promise<BenchRow[]> {
             clearInterval(poll);
             resolve(performance.now() - sent);
           }
+        };
+        const poll = setInterval(() => {
+          look().catch((err: unknown) => {
+            clearInterval(poll);
+            reject(err instanceof Error ? err : new Error(String(err)));
+          });
         }, 5);
       });
       // The job's log is flushed every 250 ms; the bench reads what is written, so it subtracts nothing.

@@ -12,8 +12,10 @@ const NEEDS = [
   { bin: "git", args: ["http-backend", "--help"], pkg: "git", what: "git http-backend", why: "the local git server" },
   { bin: "bwrap", args: ["--version"], pkg: "bubblewrap", why: "the agent's sandbox" },
   { bin: "/usr/sbin/sshd", args: ["-V"], pkg: "openssh-server", what: "sshd", why: "a real sshd on 127.0.0.1 for the ssh and gce backends" },
+  { bin: "/usr/sbin/iptables", args: ["--version"], pkg: "iptables", what: "iptables", why: "the worker VM's egress firewall, applied in a network namespace" },
   { bin: "ansible-playbook", args: ["--version"], pkg: "ansible-core", why: "the worker provisioning playbook" },
   { bin: "chromium", args: ["--version"], pkg: "chromium", why: "the job pages' browser test" },
+  { bin: "strace", args: ["-V"], pkg: "strace", why: "tracing a real bubblewrap sandbox against the k8s workers' seccomp profile" },
 ];
 // --no-install-recommends: ansible-core alone is small; its recommends pull 258 MB of collections.
 const APT_INSTALL = ["install", "-y", "-qq", "--no-install-recommends"];
@@ -34,6 +36,18 @@ function apt(prefix, args) {
   const [cmd, ...rest] = [...prefix, "apt-get", ...args];
   const r = spawnSync(cmd, rest, { stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
   return r.status === 0;
+}
+
+// `kubectl kustomize` builds the Kubernetes install in the tests (test/unit/k8s-install.test.ts). Not
+// installed from here: Debian's kubernetes-client is 1.20, whose kustomize is too old for it.
+const kustomize = spawnSync("kubectl", ["version", "--client"], { encoding: "utf8" });
+const kustomizeMajor = Number(/Kustomize Version: v(\d+)/.exec(kustomize.stdout ?? "")?.[1] ?? 0);
+if (kustomize.error || kustomizeMajor < 5) {
+  console.error(
+    `The tests need kubectl with kustomize 5 or later (${kustomize.error ? "kubectl is not installed" : `this kubectl has kustomize ${kustomizeMajor || "unknown"}`}), for the Kubernetes install.\n` +
+      "Install it from Kubernetes' packages (https://kubernetes.io/docs/tasks/tools/install-kubectl-linux/) or `gcloud components install kubectl`, then run npm test again.",
+  );
+  process.exit(1);
 }
 
 const missing = missingNow();

@@ -5,11 +5,14 @@ import { Scheduler } from "./scheduler/scheduler.js";
 import { recordLabeledIssue } from "./handlers/record-labeled-issue.js";
 import { recordCommentCommand } from "./handlers/record-comment-command.js";
 import { recordCheckRunAction } from "./handlers/record-check-run-action.js";
+import { recordReviewCommand } from "./handlers/record-review-command.js";
 import { handledDelivery } from "./handlers/handled-payloads.js";
 import { githubAccessFor, restBaseUrl } from "./github/github-access.js";
 import type { GitHubAccess } from "./github/types.js";
+import type { FetchLike } from "./github/node-http-fetch.js";
 
-export type AppDeps = Omit<PipelineDeps, "github">;
+/** `githubFetch`: the connection pool the app's Octokits use (src/github/node-http-fetch.ts). */
+export type AppDeps = Omit<PipelineDeps, "github"> & { githubFetch?: FetchLike };
 
 /**
  * The Probot app: wiring only. Handlers record jobs; the scheduler (created here because it needs
@@ -25,7 +28,7 @@ export function agentWorkApp(
 ): ApplicationFunction {
   return (app: Probot, { addHandler }) => {
     const baseUrl = restBaseUrl(deps.config.gheHost, deps.config.gheProtocol);
-    const github = githubAccessFor(app, baseUrl);
+    const github = githubAccessFor(app, baseUrl, Date.now, deps.githubFetch);
     const scheduler = new Scheduler({ ...deps, github });
     onScheduler(scheduler, github);
 
@@ -40,6 +43,9 @@ export function agentWorkApp(
     // Each handler reads its delivery through the schema the ingress checked (src/handlers/handled-payloads.ts).
     app.on("issues.labeled", (context) => recordLabeledIssue(recordDeps, handledDelivery("issues.labeled", context)));
     app.on("issue_comment.created", (context) => recordCommentCommand({ ...recordDeps, requests: deps.requests }, handledDelivery("issue_comment.created", context)));
+    const reviewDeps = { ...recordDeps, requests: deps.requests };
+    app.on("pull_request_review_comment.created", (context) => recordReviewCommand(reviewDeps, "pull_request_review_comment.created", handledDelivery("pull_request_review_comment.created", context)));
+    app.on("pull_request_review.submitted", (context) => recordReviewCommand(reviewDeps, "pull_request_review.submitted", handledDelivery("pull_request_review.submitted", context)));
     const actionDeps = { ...recordDeps, requests: deps.requests, appId: deps.config.appId ?? 0 };
     app.on("check_run.requested_action", (context) => recordCheckRunAction(actionDeps, handledDelivery("check_run.requested_action", context)));
     app.on("check_run.rerequested", (context) => recordCheckRunAction(actionDeps, handledDelivery("check_run.rerequested", context)));

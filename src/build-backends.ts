@@ -5,7 +5,7 @@ import { local } from "./backends/local/local-backend.js";
 import type { HostKeyMemory } from "./remote/host-key-memory.js";
 
 /**
- * The backends this controller runs, from its configuration: `local` always; `ssh` when
+ * The backends this controller runs, from its configuration: `local` unless LOCAL_BACKEND=false; `ssh` when
  * SSH_HOSTS_FILE is set; `gce` when GCE_PROJECT is; `k8s` when K8S_NAMESPACE is. `extra` replaces
  * or adds backends by name (tests use fakes). `close()` ends their pooled connections.
  *
@@ -32,9 +32,9 @@ export async function buildBackends(
   const closers: (() => Promise<void>)[] = [];
   // Keys the backends hold (ssh hosts' private keys), for the redactor.
   const secrets: string[] = [];
-  const backends = new Map<string, Backend>([
-    ["local", local.create({ rootDir: path.join(config.dataDir, "workers"), maxConcurrent: config.maxConcurrentJobs })],
-  ]);
+  const backends = new Map<string, Backend>(
+    config.localBackend !== false ? [["local", local.create({ rootDir: path.join(config.dataDir, "workers"), maxConcurrent: config.maxConcurrentJobs })]] : [],
+  );
   if (config.sshHostsFile && !extra.has("ssh")) {
     const [{ ssh }, { loadSshHosts }] = await Promise.all([import("./backends/ssh/ssh-backend.js"), import("./backends/ssh/load-ssh-hosts.js")]);
     const hosts = loadSshHosts(config.sshHostsFile);

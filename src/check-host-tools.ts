@@ -11,8 +11,15 @@ import { probeSandbox } from "./probe-sandbox.js";
  * everything is there, a trivial sandbox is built for real (probe-sandbox.ts): an installed
  * bubblewrap that cannot make namespaces here fails the start, not every job.
  */
-export function missingHostTools(config: Pick<ControllerConfig, "localSandbox">, asRoot = process.getuid?.() === 0, sysAdmin = hasSysAdmin(), probe = probeSandbox): string[] {
+export function missingHostTools(
+  config: Pick<ControllerConfig, "localSandbox"> & Partial<Pick<ControllerConfig, "localBackend">>,
+  asRoot = process.getuid?.() === 0,
+  sysAdmin = hasSysAdmin(),
+  probe = probeSandbox,
+): string[] {
   const missing: string[] = [];
+  // No local backend (LOCAL_BACKEND=false): no agent and no worker script run on this machine.
+  if (config.localBackend === false) return missing;
   const has = (bin: string) => !spawnSync(bin, ["--version"], { stdio: "ignore" }).error;
   if (!has("git")) missing.push("git is not installed (apt-get install -y git); the worker clones and pushes with it");
   if (config.localSandbox !== "bwrap") return missing;

@@ -129,7 +129,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
 
   let scheduler: Scheduler | undefined;
   let github: GitHubAccess | undefined;
-  const web = startWeb({ store, requests, logs, config, log, now, wake: () => scheduler?.wake() });
+  const web = startWeb({ store, requests, logs, ledger, config, log, now, wake: () => scheduler?.wake() });
   const owner = `${process.pid}-${randomBytes(4).toString("hex")}`;
   const probot = new Probot({
     appId: config.appId,
@@ -143,7 +143,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const appHandlers: RequestHandler[] = [];
   await probot.load(
     agentWorkApp(
-      { store, requests, outbox, logs, ledger, priceTable, backends, config: { ...config, agentEnv }, redactor, log, metrics, now, owner, secondsPerMinute: options.secondsPerMinute ?? 60, sealer: workerTokenSealer(config.privateKey), ...(options.onStep ? { onStep: options.onStep } : {}) },
+      { store, requests, outbox, logs, ledger, priceTable, backends, config: { ...config, agentEnv }, redactor, log, metrics, now, owner, secondsPerMinute: options.secondsPerMinute ?? 60, sealer: workerTokenSealer(config.privateKey), githubFetch, ...(options.onStep ? { onStep: options.onStep } : {}) },
       (s, g) => {
         scheduler = s;
         github = g;

@@ -30,3 +30,13 @@ output "env" {
     AGENT_ENV_FROM_SECRET_MANAGER=ANTHROPIC_API_KEY=${google_secret_manager_secret.app["agent-work-model-key"].id}
   EOT
 }
+
+output "controller_address" {
+  description = "The controller VM's external address (controller_vm): point controller_domain's A record here."
+  value       = var.controller_vm ? google_compute_address.controller[0].address : null
+}
+
+output "controller_secrets" {
+  description = "Secrets to fill before the controller VM boots (controller_vm): its .env, and the workers' SSH private key."
+  value       = [for s in google_secret_manager_secret.controller : s.secret_id]
+}

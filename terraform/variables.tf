@@ -93,3 +93,51 @@ variable "budget_alert_emails" {
   type        = list(string)
   default     = []
 }
+
+variable "controller_vm" {
+  description = "Also run the controller itself: a small Container-Optimized OS VM as the controller account, HTTPS through Caddy for controller_domain, its .env and the workers' SSH key from Secret Manager (controller.tf)."
+  type        = bool
+  default     = false
+}
+
+variable "controller_image" {
+  description = "The controller's container image (the repository's Dockerfile), pinned by digest: <registry>/<name>@sha256:<64 hex>. Required with controller_vm."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.controller_image == "" || can(regex("^[a-z0-9./_:-]+@sha256:[0-9a-f]{64}$", var.controller_image))
+    error_message = "controller_image is an image pinned by digest, such as ghcr.io/acme/agent-work@sha256:<64 hex digits>."
+  }
+}
+
+variable "caddy_image" {
+  description = "The Caddy image in front of the controller (HTTPS); pin it by digest as well (docker buildx imagetools inspect caddy:2)."
+  type        = string
+  default     = "caddy:2"
+}
+
+variable "controller_domain" {
+  description = "DNS name GitHub and people reach the controller at; point its A record at the controller_address output before the first boot, so Let's Encrypt can issue the certificate. Required with controller_vm."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.controller_domain == "" || can(regex("^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\\.)+[a-z]{2,}$", var.controller_domain))
+    error_message = "controller_domain is a DNS name such as agent-work.example.com."
+  }
+}
+
+variable "controller_zone" {
+  description = "Zone of the controller VM (its static address is in the zone's region)."
+  type        = string
+  default     = "us-central1-a"
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]+-[a-z]$", var.controller_zone))
+    error_message = "controller_zone is a zone such as us-central1-a."
+  }
+}
+
+variable "controller_machine_type" {
+  description = "Machine type of the controller VM; e2-small (2 GB) holds the controller, Caddy and COS with room to spare."
+  type        = string
+  default     = "e2-small"
+}

@@ -33,7 +33,7 @@ import { runJob } from "./lib/job.mjs";
 import { emitResult, setSecrets } from "./lib/output.mjs";
 import { children, killGroup, removePrivateDir, runtime } from "./lib/processes.mjs";
 
-const OUTCOMES = new Set(["pushed", "patch", "no_changes", "agent_failed", "timed_out", "error"]);
+const OUTCOMES = new Set(["pushed", "patch", "no_changes", "answered", "agent_failed", "timed_out", "error"]);
 
 function stop(signal) {
   if (runtime.agentPid) killGroup(runtime.agentPid, "SIGKILL");
@@ -96,4 +96,8 @@ async function main() {
   process.exit(0);
 }
 
-main();
+main().catch((err) => {
+  // What escaped main() still ends in a result line (redacted like every other), not a bare stack.
+  emitResult({ outcome: "error", message: `worker failed: ${err?.message ?? err}`, baseSha: runtime.baseSha });
+  process.exit(1);
+});

@@ -82,7 +82,8 @@ export function parseCommand(body: string | null | undefined): ParsedCommand | n
       flags.machine = value;
     }
   }
-  const instructions = spec.verb === "run" ? [after.slice(i).join(" "), rest].filter((s) => s.trim() !== "").join("\n").trim() : "";
+  const instructions = spec.verb === "run" || spec.verb === "ask" ? [after.slice(i).join(" "), rest].filter((s) => s.trim() !== "").join("\n").trim() : "";
+  if (spec.verb === "ask" && instructions === "") return { ok: false, error: "bad_flag", message: "`/agent ask` needs a question after it", line };
   return { ok: true, verb: spec.verb, flags, instructions, line };
 }
 

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { z } from "zod";
 import { AGENT_PRESETS, isAgentPreset, type AgentPreset } from "../agents/presets.js";
+import type { NodeProfile, PodIsolation } from "../backends/k8s/build-job.js";
 import { readSshHostsFile } from "../backends/ssh/load-ssh-hosts.js";
 import { Redactor } from "../redact/redactor.js";
 import { HOST_PATTERN } from "./repo-config.js";
@@ -43,6 +44,8 @@ export interface ControllerConfig {
   leaseSeconds: number;
   statusUpdateIntervalSeconds: number;
   schedulerIntervalMs: number;
+  /** false: this controller runs no agent itself (no local backend), e.g. as a pod in a cluster. */
+  localBackend: boolean;
   /** `none` is the explicit opt-out: the agent runs unsandboxed, and every job's log says so. */
   localSandbox: "bwrap" | "none";
   /** Absolute paths the sandboxed agent may read. */
@@ -51,10 +54,14 @@ export interface ControllerConfig {
   sandboxCeilings: { memoryMb: number; maxProcesses: number; maxDiskMb: number };
   /** Environment handed to the agent, name → value. The values are secrets. */
   agentEnv: Record<string, string>;
+  /** The agent's network for a repository whose config names none. */
+  networkDefault: "full" | "allowlist" | "none";
   /** Host patterns every agent under `network: allowlist` may reach. */
   networkAllowDefault: string[];
   /** Under `network: allowlist`: the credential the worker's proxy adds for the model's host (`value` is a secret). */
   modelProxy?: { host: string; header: string; variable: string; upstream: string; value: string };
+  /** Under `network: allowlist`: more credentials the worker's proxy adds (a registry's token); `value` is a secret. */
+  egressCredentials: { host: string; header: string; variable: string; upstream: string; value: string }[];
   requiredPermission: "write" | "maintain" | "admin";
   gitAuthor: { name: string; email: string };
   /** Agent environment read from Secret Manager at start: variable name → secret resource. */
@@ -161,6 +168,8 @@ export interface K8sConfig {
   runAsUser: number;
   /** `bwrap`: the agent runs under the worker's bubblewrap inside the pod; `none`: the pod is its only boundary. */
   agentSandbox: "bwrap" | "none";
+  /** Seccomp/AppArmor profiles, user namespace and RuntimeClass of worker pods (k8s/worker-sandbox/README.md). */
+  isolation: PodIsolation;
 }
 
 export type LoadControllerConfigResult =
@@ -223,9 +232,12 @@ export const CONTROLLER_ENV_VARS: readonly ControllerEnvVar[] = [
   { name: "LEASE_SECONDS", secret: false, default: "60", description: "How long a controller's claim on a job lasts without a heartbeat before another may take it over." },
   { name: "STATUS_UPDATE_INTERVAL_SECONDS", secret: false, default: "30", description: "Least seconds between two updates of the check run (and of the status comment) while a job runs; each update is a GitHub API call." },
   { name: "SCHEDULER_INTERVAL_MS", secret: false, default: "1000", description: "Milliseconds between scheduler passes that claim queued jobs." },
+  { name: "LOCAL_BACKEND", secret: false, default: "true", description: "Run jobs on this machine (the local backend): true or false. false turns it off, for a controller that only drives ssh, gce or k8s workers (e.g. its own pod in a cluster, where it needs no bubblewrap); repositories then name their backend." },
   { name: "LOCAL_SANDBOX", secret: false, default: "bwrap", description: "Sandbox for the agent on the local and ssh backends: bwrap (bubblewrap, required on every host that runs agents) or none, the explicit opt-out that runs agents unsandboxed and says so in every job's log." },
   { name: "SANDBOX_RO_BINDS", secret: false, description: "Comma-separated absolute paths the sandboxed agent may read, e.g. where the agent CLI is installed." },
+  { name: "NETWORK_DEFAULT", secret: false, default: "full", description: "The agent's network for a repository whose .github/agent-work.yml names none: full, allowlist (only NETWORK_ALLOW_DEFAULT, the MODEL_PROXY host and the repository's allow, through the worker's proxy) or none." },
   { name: "NETWORK_ALLOW_DEFAULT", secret: false, description: "Comma-separated host patterns every agent under `network: allowlist` may reach besides the repository's `allow` (e.g. registry.npmjs.org,*.pypi.org)." },
+  { name: "EGRESS_CREDENTIALS", secret: false, description: "host,header,VARIABLE[,upstream URL] rules separated by `;`: like MODEL_PROXY, for other hosts (a package registry's token): under `network: allowlist` the worker's proxy adds header=$VARIABLE to plain-HTTP requests for host, the host is allowed, and an agent given VARIABLE gets a placeholder; e.g. registry.example.com,authorization,REGISTRY_AUTH (REGISTRY_AUTH holding `Bearer <token>`)." },
   { name: "MODEL_PROXY", secret: false, description: "host,header,VARIABLE[,upstream URL]: under `network: allowlist` the worker's proxy adds header=$VARIABLE to plain-HTTP requests for host (forwarded to the upstream, default https://host) and the agent gets a placeholder in VARIABLE, so the model key never enters the sandbox; e.g. api.anthropic.com,x-api-key,ANTHROPIC_API_KEY with ANTHROPIC_BASE_URL=http://api.anthropic.com passed through." },
   { name: "SANDBOX_MAX_MEMORY_MB", secret: false, default: "4096", description: "Most memory in MB a sandboxed agent may hold, all its processes together (and no one process may map more); repositories may ask for less with memory_mb." },
   { name: "SANDBOX_MAX_PROCESSES", secret: false, default: "512", description: "Most processes and threads a sandboxed agent may run at once; repositories may ask for fewer with max_processes." },
@@ -270,6 +282,10 @@ export const CONTROLLER_ENV_VARS: readonly ControllerEnvVar[] = [
   { name: "K8S_TTL_SECONDS_AFTER_FINISHED", secret: false, default: "600", description: "Seconds Kubernetes keeps a finished worker Job before deleting it, should the controller not have deleted it itself." },
   { name: "K8S_RUN_AS_USER", secret: false, default: "1000", description: "Non-root user id worker pods run as; it must be able to read the worker script in the image." },
   { name: "K8S_AGENT_SANDBOX", secret: false, default: "bwrap", description: "Sandbox for the agent inside a worker pod: bwrap (needs bwrap in the image and user namespaces allowed) or none (the pod is its only boundary)." },
+  { name: "K8S_USER_NAMESPACE", secret: false, default: "false", description: "Run worker pods in their own user namespace (hostUsers: false) with an unmasked /proc, which bubblewrap needs inside the pod: true or false. Needs Kubernetes 1.35+ and nodes with user namespaces (k8s/worker-sandbox/README.md)." },
+  { name: "K8S_SECCOMP_PROFILE", secret: false, default: "RuntimeDefault", description: "Seccomp profile of worker pods: RuntimeDefault, or localhost/<file> installed in the kubelet's seccomp folder on the nodes (k8s/worker-sandbox/agent-work-bwrap.json lets bubblewrap work)." },
+  { name: "K8S_APPARMOR_PROFILE", secret: false, description: "AppArmor profile of worker pods on AppArmor nodes: RuntimeDefault or localhost/<profile> loaded on the nodes; unset leaves the runtime's default." },
+  { name: "K8S_RUNTIME_CLASS", secret: false, description: "RuntimeClass of worker pods, e.g. gvisor (GKE Sandbox); unset uses the cluster's default runtime." },
   { name: "GITHUB_CLIENT_ID", secret: false, description: "The GitHub App's OAuth client id, for signing in to the job pages (Probot's setup page writes it to .env)." },
   { name: "GITHUB_CLIENT_SECRET", secret: true, description: "The GitHub App's OAuth client secret; required with GITHUB_CLIENT_ID (Probot's setup page writes it to .env)." },
   { name: "SESSION_SECRET", secret: true, description: "Key that signs the job pages' sign-in cookies; at least 32 random characters. Changing it signs everyone out." },
@@ -338,6 +354,13 @@ function usd(name: string) {
   });
 }
 
+/** `host,header,VARIABLE[,upstream URL]` (MODEL_PROXY, one rule of EGRESS_CREDENTIALS), or null. */
+function credentialRule(raw: string): { host: string; header: string; variable: string; upstream: string } | null {
+  const [host = "", header = "", variable = "", upstream, ...rest] = raw.split(",").map((p) => p.trim());
+  const ok = rest.length === 0 && HOST_PATTERN.test(host) && !host.startsWith("*.") && /^[A-Za-z0-9-]+$/.test(header) && /^[A-Za-z_][A-Za-z0-9_]*$/.test(variable) && (upstream === undefined || URL.canParse(upstream));
+  return ok ? { host, header, variable, upstream: upstream ?? `https://${host}` } : null;
+}
+
 function oneOf<const T extends readonly string[]>(name: string, values: T) {
   const fallback = defaultOf(name) as T[number];
   return z.string().optional().transform((raw, ctx): T[number] => {
@@ -404,6 +427,14 @@ const GCE_ZONE = /^[a-z]+-[a-z]+\d+-[a-z]$/;
 const GCE_NAME = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const GCE_LABEL_VALUE = /^[a-z0-9_-]{1,63}$/;
 /** A Kubernetes resource quantity (1, 500m, 2Gi, 1.5G). */
+/** A node profile: the runtime's default, or one installed on the nodes (a path below the kubelet's folder, never above it). */
+const NODE_PROFILE = /^(RuntimeDefault|localhost\/(?!.*\.\.)[A-Za-z0-9._-][A-Za-z0-9._\/-]*)$/;
+const NODE_PROFILE_ADVICE = "expected RuntimeDefault or localhost/<name> (a profile installed on the nodes, such as localhost/agent-work-bwrap.json)";
+
+function nodeProfile(value: string): NodeProfile {
+  return value === "RuntimeDefault" ? { type: "RuntimeDefault" } : { type: "Localhost", localhostProfile: value.slice("localhost/".length) };
+}
+
 const K8S_QUANTITY = /^\d+(\.\d+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/;
 const SECRET_RESOURCE = /^projects\/[^/\s]+\/secrets\/[A-Za-z0-9_-]{1,255}(\/versions\/[A-Za-z0-9_-]+)?$/;
 
@@ -492,7 +523,9 @@ const FIELDS = {
   LEASE_SECONDS: integer("LEASE_SECONDS", 5, 3600),
   STATUS_UPDATE_INTERVAL_SECONDS: integer("STATUS_UPDATE_INTERVAL_SECONDS", 1, 3600),
   SCHEDULER_INTERVAL_MS: integer("SCHEDULER_INTERVAL_MS", 50, 600_000),
+  LOCAL_BACKEND: bool("LOCAL_BACKEND"),
   LOCAL_SANDBOX: oneOf("LOCAL_SANDBOX", ["bwrap", "none"] as const),
+  NETWORK_DEFAULT: oneOf("NETWORK_DEFAULT", ["full", "allowlist", "none"] as const),
   SANDBOX_MAX_MEMORY_MB: integer("SANDBOX_MAX_MEMORY_MB", 64, 1_048_576),
   SANDBOX_MAX_PROCESSES: integer("SANDBOX_MAX_PROCESSES", 16, 65_536),
   SANDBOX_MAX_DISK_MB: integer("SANDBOX_MAX_DISK_MB", 16, 10_485_760),
@@ -513,13 +546,25 @@ const FIELDS = {
     .optional()
     .transform((raw, ctx) => {
       if (raw === undefined || raw.trim() === "") return undefined;
-      const [host = "", header = "", variable = "", upstream] = raw.split(",").map((p) => p.trim());
-      const ok = HOST_PATTERN.test(host) && !host.startsWith("*.") && /^[A-Za-z0-9-]+$/.test(header) && /^[A-Za-z_][A-Za-z0-9_]*$/.test(variable) && (upstream === undefined || URL.canParse(upstream));
-      if (!ok) {
+      const rule = credentialRule(raw);
+      if (!rule) {
         ctx.addIssue({ code: z.ZodIssueCode.custom, message: "expected host,header,VARIABLE[,upstream URL], e.g. api.anthropic.com,x-api-key,ANTHROPIC_API_KEY" });
         return z.NEVER;
       }
-      return { host, header, variable, upstream: upstream ?? `https://${host}` };
+      return rule;
+    }),
+  EGRESS_CREDENTIALS: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      const parts = (raw ?? "").split(";").map((p) => p.trim()).filter((p) => p !== "");
+      const rules = parts.map(credentialRule);
+      const bad = parts.filter((_, i) => rules[i] === null);
+      if (bad.length > 0) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected host,header,VARIABLE[,upstream URL] rules separated by ;, e.g. registry.example.com,authorization,REGISTRY_AUTH; not: ${bad.map((b) => JSON.stringify(b.split(",")[0])).join(", ")}` });
+        return z.NEVER;
+      }
+      return rules as NonNullable<ReturnType<typeof credentialRule>>[];
     }),
   SANDBOX_RO_BINDS: z
     .string()
@@ -681,6 +726,10 @@ const FIELDS = {
   K8S_TTL_SECONDS_AFTER_FINISHED: integer("K8S_TTL_SECONDS_AFTER_FINISHED", 0, 7 * 24 * 3600),
   K8S_RUN_AS_USER: integer("K8S_RUN_AS_USER", 1, 2_147_483_647, " (0 is root, which worker pods never run as)"),
   K8S_AGENT_SANDBOX: oneOf("K8S_AGENT_SANDBOX", ["bwrap", "none"] as const),
+  K8S_USER_NAMESPACE: bool("K8S_USER_NAMESPACE"),
+  K8S_SECCOMP_PROFILE: text("K8S_SECCOMP_PROFILE", (v) => (NODE_PROFILE.test(v) ? null : NODE_PROFILE_ADVICE)),
+  K8S_APPARMOR_PROFILE: optionalText((v) => (NODE_PROFILE.test(v) ? null : NODE_PROFILE_ADVICE)),
+  K8S_RUNTIME_CLASS: optionalText((v) => (/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(v) ? null : "expected a RuntimeClass name such as gvisor")),
   GITHUB_CLIENT_ID: optionalText((v) =>
     /^[A-Za-z0-9._-]{1,100}$/.test(v) ? null : "expected the Client ID from the GitHub App's settings page, such as Iv23liAbCdEf0123456789",
   ),
@@ -790,6 +839,12 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
   }
 
 
+  if (values.NETWORK_DEFAULT === "allowlist" && !values.MODEL_PROXY && (values.NETWORK_ALLOW_DEFAULT ?? []).length === 0) {
+    warnings.push("NETWORK_DEFAULT=allowlist with neither MODEL_PROXY nor NETWORK_ALLOW_DEFAULT: an agent whose repository names no `allow` reaches no host at all, its model's API included");
+  }
+  if (values.NETWORK_DEFAULT === "allowlist" && values.LOCAL_SANDBOX === "none") {
+    warnings.push("NETWORK_DEFAULT=allowlist with LOCAL_SANDBOX=none: on the local and ssh backends nothing holds the agent to the allow-list (no sandbox, no network namespace); it reaches whatever the host reaches");
+  }
   if (values.LOCAL_SANDBOX === "none") {
     warnings.push(
       "LOCAL_SANDBOX=none: on the local and ssh backends the agent runs UNSANDBOXED as the worker's user (on the local backend, the controller's user) and can read everything that user can (the data folder, .env, other jobs' work trees), signal its processes, and use the host without limits; every job's log says so. Use it only for trying agent-work out",
@@ -807,6 +862,13 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
     }
   }
 
+  const egressCredentials: ControllerConfig["egressCredentials"] = [];
+  for (const rule of values.EGRESS_CREDENTIALS ?? []) {
+    const value = env[rule.variable];
+    if (value === undefined || value === "") fail("EGRESS_CREDENTIALS", `${rule.variable} is named but not set in the controller's environment`);
+    else if (NEVER_PASSED_TO_AGENT.includes(rule.variable)) fail("EGRESS_CREDENTIALS", `${rule.variable} is one of the controller's own secrets`);
+    else egressCredentials.push({ ...rule, value });
+  }
   let modelProxy: ControllerConfig["modelProxy"];
   if (values.MODEL_PROXY) {
     const value = env[values.MODEL_PROXY.variable];
@@ -925,8 +987,26 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
         ttlSecondsAfterFinished: values.K8S_TTL_SECONDS_AFTER_FINISHED ?? 600,
         runAsUser: values.K8S_RUN_AS_USER ?? 1000,
         agentSandbox: values.K8S_AGENT_SANDBOX,
+        isolation: {
+          userNamespace: values.K8S_USER_NAMESPACE ?? false,
+          seccompProfile: nodeProfile(values.K8S_SECCOMP_PROFILE ?? "RuntimeDefault"),
+          ...(values.K8S_APPARMOR_PROFILE !== undefined ? { appArmorProfile: nodeProfile(values.K8S_APPARMOR_PROFILE) } : {}),
+          ...(values.K8S_RUNTIME_CLASS !== undefined ? { runtimeClassName: values.K8S_RUNTIME_CLASS } : {}),
+        },
       };
       if (kubeconfig !== undefined) k8s.kubeconfig = kubeconfig;
+      if (k8s.agentSandbox === "bwrap" && (!k8s.isolation.userNamespace || k8s.isolation.seccompProfile.type === "RuntimeDefault")) {
+        warnings.push(
+          "K8S_AGENT_SANDBOX=bwrap with " +
+            (k8s.isolation.userNamespace ? "RuntimeDefault seccomp" : k8s.isolation.seccompProfile.type === "RuntimeDefault" ? "RuntimeDefault seccomp and no user namespace" : "no user namespace") +
+            ": bubblewrap cannot build the agent's sandbox in a worker pod (the runtime refuses its namespaces and its fresh /proc), so every k8s job would fail at the agent step. " +
+            "Set K8S_USER_NAMESPACE=true and K8S_SECCOMP_PROFILE=localhost/agent-work-bwrap.json (Kubernetes 1.35+; k8s/worker-sandbox/README.md), " +
+            "or K8S_AGENT_SANDBOX=none with a stronger pod boundary such as K8S_RUNTIME_CLASS=gvisor",
+        );
+      }
+      if (!/@sha256:[0-9a-f]{64}$/.test(k8s.image)) {
+        warnings.push(`K8S_IMAGE=${k8s.image} is not pinned by digest: whoever moves the tag changes what every job runs; name it as <image>@sha256:<digest>`);
+      }
       if (k8s.agentSandbox === "none") {
         warnings.push(
           "K8S_AGENT_SANDBOX=none: inside a worker pod the agent runs as the same user as the worker script and can read the job's mounted input, which holds the repository token; the pod, not bubblewrap, is its boundary",
@@ -936,6 +1016,10 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
   } else {
     const stray = Object.keys(env).filter((name) => name.startsWith("K8S_") && blankToUndefined(env[name]) !== undefined);
     if (stray.length > 0) warnings.push(`${stray.join(", ")} ${stray.length === 1 ? "is" : "are"} set but K8S_NAMESPACE is not, so the k8s backend is off and ${stray.length === 1 ? "it is" : "they are"} unused`);
+  }
+
+  if (values.LOCAL_BACKEND === false && values.SSH_HOSTS_FILE === undefined && values.GCE_PROJECT === undefined && values.K8S_NAMESPACE === undefined) {
+    fail("LOCAL_BACKEND", "false leaves no backend to run jobs on; set K8S_NAMESPACE, GCE_PROJECT or SSH_HOSTS_FILE as well, or leave LOCAL_BACKEND unset");
   }
 
   // Sign-in to the job pages: the client id and secret come as a pair.
@@ -980,10 +1064,13 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
     leaseSeconds: v.LEASE_SECONDS,
     statusUpdateIntervalSeconds: v.STATUS_UPDATE_INTERVAL_SECONDS,
     schedulerIntervalMs: v.SCHEDULER_INTERVAL_MS,
+    localBackend: v.LOCAL_BACKEND,
     localSandbox: v.LOCAL_SANDBOX,
     sandboxRoBinds: v.SANDBOX_RO_BINDS,
     sandboxCeilings: { memoryMb: v.SANDBOX_MAX_MEMORY_MB, maxProcesses: v.SANDBOX_MAX_PROCESSES, maxDiskMb: v.SANDBOX_MAX_DISK_MB },
     agentEnv,
+    networkDefault: v.NETWORK_DEFAULT,
+    egressCredentials,
     networkAllowDefault: v.NETWORK_ALLOW_DEFAULT,
     requiredPermission: v.REQUIRED_PERMISSION,
     gitAuthor: { name: v.GIT_AUTHOR_NAME, email: v.GIT_AUTHOR_EMAIL },
@@ -1028,6 +1115,7 @@ export function secretValues(config: ControllerConfig): string[] {
     databasePassword(config.databaseUrl),
     ...Object.values(config.agentEnv),
     config.modelProxy?.value,
+    ...(config.egressCredentials ?? []).map((c) => c.value),
   ].filter(
     (value): value is string => typeof value === "string" && value !== "",
   );
@@ -1084,9 +1172,12 @@ export function describeControllerConfig(config: ControllerConfig): Record<strin
     leaseSeconds: String(config.leaseSeconds),
     statusUpdateIntervalSeconds: String(config.statusUpdateIntervalSeconds),
     schedulerIntervalMs: String(config.schedulerIntervalMs),
+    localBackend: String(config.localBackend),
     localSandbox: config.localSandbox,
     sandboxRoBinds: config.sandboxRoBinds.length > 0 ? config.sandboxRoBinds.join(",") : "(none)",
+    networkDefault: config.networkDefault,
     networkAllowDefault: config.networkAllowDefault.length > 0 ? config.networkAllowDefault.join(",") : "(none)",
+    egressCredentials: (config.egressCredentials ?? []).length > 0 ? config.egressCredentials.map((c) => `${c.host}: ${c.header} from ${c.variable} (${mask(c.value)})`).join("; ") : "(none)",
     modelProxy: config.modelProxy ? `${config.modelProxy.host}: ${config.modelProxy.header} from ${config.modelProxy.variable} (${mask(config.modelProxy.value)})` : "(none)",
     sandboxCeilings: `memory ${config.sandboxCeilings.memoryMb} MB, ${config.sandboxCeilings.maxProcesses} processes, disk ${config.sandboxCeilings.maxDiskMb} MB`,
     agentEnv:

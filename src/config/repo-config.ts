@@ -2,6 +2,15 @@ import { z } from "zod";
 import { AGENT_PRESETS, type AgentPreset } from "../agents/presets.js";
 
 
+/**
+ * A pattern that names the controller's own machine or a metadata server by address (or as
+ * localhost): a repository may not open those; the operator may (NETWORK_ALLOW_DEFAULT).
+ */
+function namesThisMachine(pattern: string): boolean {
+  const host = pattern.replace(/:\d{1,5}$/, "").toLowerCase();
+  return /^(127\.\d+\.\d+\.\d+|0\.0\.0\.0|169\.254\.\d+\.\d+)$/.test(host) || host === "localhost" || host.endsWith(".localhost");
+}
+
 /** A host name or `*.` pattern, with an optional port: what the egress proxy matches. */
 export const HOST_PATTERN = /^(\*\.)?[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::\d{1,5})?$/;
 /**
@@ -50,7 +59,7 @@ export interface RepoConfig {
    * at all), or `allowlist` (only the hosts in `allow` and the controller's NETWORK_ALLOW_DEFAULT,
    * through the worker's proxy).
    */
-  network: "full" | "none" | "allowlist";
+  network?: "full" | "none" | "allowlist";
   /** Host patterns the agent may reach with `network: allowlist` (`api.example.com`, `*.npmjs.org`). */
   allow?: string[];
   /** Lower sandbox limits than the controller's ceilings; unset means the ceiling. */
@@ -354,8 +363,9 @@ function buildSchema(limits: RepoConfigLimits) {
         }
         return budget;
       }),
-      network: z.unknown().transform((value, ctx): "full" | "none" | "allowlist" => {
-        if (value === undefined || value === null) return "full";
+      network: z.unknown().transform((value, ctx): "full" | "none" | "allowlist" | undefined => {
+        // Unset: the controller's NETWORK_DEFAULT decides when the job runs.
+        if (value === undefined || value === null) return undefined;
         if (value === "full" || value === "none" || value === "allowlist") return value;
         ctx.addIssue({
           code: z.ZodIssueCode.custom,
@@ -366,6 +376,14 @@ function buildSchema(limits: RepoConfigLimits) {
       allow: z.unknown().transform((value, ctx): string[] | undefined => {
         if (value === undefined || value === null) return undefined;
         const bad = !Array.isArray(value) ? [value] : value.filter((h) => typeof h !== "string" || !HOST_PATTERN.test(h));
+        const inside = Array.isArray(value) ? value.filter((h) => typeof h === "string" && HOST_PATTERN.test(h) && namesThisMachine(h)) : [];
+        if (bad.length === 0 && inside.length > 0) {
+          ctx.addIssue({
+            code: z.ZodIssueCode.custom,
+            message: `\`allow\` may not name this machine or a link-local address (the controller's own port, a cloud metadata server): ${inside.map((h) => JSON.stringify(h)).join(", ").slice(0, 200)}; the controller's NETWORK_ALLOW_DEFAULT can`,
+          });
+          return z.NEVER;
+        }
         if (bad.length > 0 || !Array.isArray(value)) {
           ctx.addIssue({
             code: z.ZodIssueCode.custom,
@@ -504,8 +522,8 @@ export function parseRepoConfig(raw: unknown, limits: RepoConfigLimits): RepoCon
     sizes: data.sizes,
     budget: data.budget,
     forkPullRequests: data.fork_pull_requests,
-    network: data.network,
   };
+  if (data.network !== undefined) config.network = data.network;
   if (data.allow !== undefined) config.allow = data.allow;
   if (data.memory_mb !== undefined) config.memoryMb = data.memory_mb;
   if (data.max_processes !== undefined) config.maxProcesses = data.max_processes;

@@ -20,7 +20,7 @@ export interface RelevanceRules {
 
 /**
  * Whether a handler would record something for this payload (the same tests the handlers make
- * before they write): our label or a size variant of it, an `/agent` comment, a button on our
+ * before they write): our label or a size variant of it, an `/agent` comment or review, a button on our
  * own check run; from a person, on an installation. Used before asking GitHub to redeliver
  * something that did reach a server, so an outage is not followed by a redelivery of every
  * comment and label the App saw meanwhile.
@@ -38,6 +38,10 @@ export function wouldAct(event: string, action: string | null, payload: unknown,
     }
     case "issue_comment.created":
       return p.comment?.user?.type !== "Bot" && parseCommand(p.comment?.body) !== null;
+    case "pull_request_review_comment.created":
+      return p.comment?.user?.type !== "Bot" && typeof p.comment?.pull_request_review_id === "number" && parseCommand(p.comment?.body) !== null;
+    case "pull_request_review.submitted":
+      return p.review?.user?.type !== "Bot" && parseCommand(p.review?.body) !== null;
     case "check_run.requested_action":
     case "check_run.rerequested":
       return p.check_run?.app?.id === rules.appId && p.check_run?.name === CHECK_NAME;

@@ -1,5 +1,6 @@
 import type { Probot } from "probot";
 import type { GitHub, GitHubAccess } from "./types.js";
+import type { FetchLike } from "./node-http-fetch.js";
 
 /** GitHub's REST base URL for github.com or a GitHub Enterprise Server host. */
 export function restBaseUrl(gheHost?: string, gheProtocol = "https"): string {
@@ -14,7 +15,7 @@ const INSTALLATION_CLIENT_TTL_MS = 30 * 60_000;
  * installation token (20 token requests, serialised by the throttling plugin's auth queue, were
  * most of the first answer's delay). The client's auth strategy caches and renews the token.
  */
-export function githubAccessFor(app: Probot, baseUrl: string, now: () => number = Date.now): GitHubAccess {
+export function githubAccessFor(app: Probot, baseUrl: string, now: () => number = Date.now, fetch?: FetchLike): GitHubAccess {
   const clients = new Map<number, { at: number; client: Promise<GitHub> }>();
   let appClient: Promise<GitHub> | undefined;
   return {
@@ -34,5 +35,6 @@ export function githubAccessFor(app: Probot, baseUrl: string, now: () => number 
       return appClient;
     },
     baseUrl,
+    ...(fetch ? { fetch } : {}),
   };
 }

@@ -2,14 +2,15 @@ import { ProbotOctokit } from "probot";
 import type { Logger } from "pino";
 import { countApiCalls, type ApiCallObserver } from "./count-api-calls.js";
 import type { FetchLike } from "./node-http-fetch.js";
-import { concurrencyLimit, perMinuteBudget } from "./request-limiters.js";
+import { concurrencyLimit, perMinuteBudget, retryOnRateLimit } from "./request-limiters.js";
 
 /**
  * GitHub asks for at most ~80 content-creating requests a minute (secondary rate limits). The
  * throttling plugin's default instead spaces every write 1 s and every comment 3 s apart, which
  * would make the first answer to a burst of 20 labels arrive a minute late. These limiters allow
  * bursts and keep the per-minute budget; one set per controller, shared by all its Octokits.
- * They replace the plugin's Bottleneck groups (see request-limiters.ts for why). The plugin
+ * They replace the plugin's Bottleneck groups and its per-client Bottleneck retry wrapper (see
+ * request-limiters.ts for why). The plugin
  * schedules a no-op through `write` and `notifications` before the call itself, so those two gate
  * when a write starts, not how many run; `global` and `auth` wrap the call.
  */
@@ -59,6 +60,8 @@ export function createOctokitClass(options: OctokitClassOptions): typeof ProbotO
     throttle: {
       ...computed.throttle,
       ...limiters,
+      // Made here, so once per client like the plugin's own Bottleneck (this function runs for each new client).
+      retryLimiter: retryOnRateLimit(),
       onRateLimit: retryTwice("primary"),
       onSecondaryRateLimit: retryTwice("secondary"),
       ...throttle,

@@ -88,3 +88,43 @@ export function perMinuteBudget(perMinute: number, now: () => number = Date.now)
     },
   });
 }
+
+/** What the plugin's "failed" handler is given and answers: retry after that many ms, or not at all. */
+export type FailedHandler = (error: unknown, info: { args: unknown[]; retryCount: number }) => Promise<number | void | undefined> | number | void | undefined;
+
+/** The plugin's `retryLimiter`: it registers its "failed" handler and schedules every call through it. */
+export interface RetryLimiter {
+  on(event: string, handler: FailedHandler): void;
+  schedule<T, A extends unknown[]>(fn: (...args: A) => T | Promise<T>, ...args: A): Promise<T>;
+}
+
+/**
+ * In place of the Bottleneck the plugin makes for every Octokit to wrap each call (it limits
+ * nothing; it is how the plugin retries): runs the call, and when it fails asks the plugin's
+ * "failed" handler, which answers with a wait in ms when the failure was a rate limit it wants
+ * retried (our onRateLimit/onSecondaryRateLimit decide), and nothing otherwise. One per Octokit,
+ * as the plugin's own is: the handler it registers is bound to that client.
+ */
+export function retryOnRateLimit(sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms))): RetryLimiter {
+  const handlers: FailedHandler[] = [];
+  return {
+    on(event, handler) {
+      if (event === "failed") handlers.push(handler);
+    },
+    async schedule(fn, ...args) {
+      for (let retryCount = 0; ; retryCount++) {
+        try {
+          return await fn(...args);
+        } catch (error) {
+          let wait: unknown;
+          for (const handler of handlers) {
+            wait = await handler(error, { args, retryCount });
+            if (typeof wait === "number") break;
+          }
+          if (typeof wait !== "number") throw error;
+          await sleep(wait);
+        }
+      }
+    },
+  };
+}

@@ -1,9 +1,13 @@
+import type { FetchLike } from "./node-http-fetch.js";
+
 /**
- * Revokes an installation token with the token itself (`DELETE /installation/token`). Plain fetch:
- * the app's Octokit would authenticate as the app, not as the token being revoked. An already
- * expired or revoked token answers 401, which is as good as revoked.
+ * Revokes an installation token with the token itself (`DELETE /installation/token`). A plain
+ * request, not the app's Octokit: that would authenticate as the app, not as the token being
+ * revoked. `fetch` is the controller's kept-alive GitHub connection pool when given (the built-in
+ * fetch opened a connection per revoke). An already expired or revoked token answers 401, which
+ * is as good as revoked.
  */
-export async function revokeWorkerToken(baseUrl: string, token: string): Promise<"revoked" | "already-invalid"> {
+export async function revokeWorkerToken(baseUrl: string, token: string, fetch: FetchLike = globalThis.fetch as unknown as FetchLike): Promise<"revoked" | "already-invalid"> {
   const res = await fetch(`${baseUrl.replace(/\/$/, "")}/installation/token`, {
     method: "DELETE",
     headers: {

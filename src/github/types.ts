@@ -1,4 +1,5 @@
 import type { ProbotOctokit } from "probot";
+import type { FetchLike } from "./node-http-fetch.js";
 
 /** An authenticated Octokit as Probot builds it (installation or app auth). */
 export type GitHub = InstanceType<typeof ProbotOctokit>;
@@ -11,4 +12,6 @@ export interface GitHubAccess {
   asApp(): Promise<GitHub>;
   /** REST base URL (https://api.github.com or https://<GHE_HOST>/api/v3). */
   baseUrl: string;
+  /** The connection pool the Octokits use, for the few plain requests (revoking a worker token). */
+  fetch?: FetchLike;
 }

@@ -71,7 +71,51 @@ export const checkRunActionPayload = z.object({
   installation,
 });
 
+/** The pull request as a review delivery carries it: what a job on it needs before intake looks it up. */
+const reviewedPullRequest = z.object({
+  number: id,
+  title: z.string().max(1024),
+  body: z.string().nullish(),
+});
+
+/** Who wrote a review or a review comment; absent for a deleted account ("ghost"). */
+const author = z.object({ login: name, type: z.string().max(64) }).nullish();
+
+/** An inline comment on a line of a pull request's diff (`pull_request_review_comment.created`). */
+export const reviewCommentCreatedPayload = z.object({
+  action: z.literal("created"),
+  comment: z.object({
+    id,
+    body: z.string(),
+    user: author,
+    /** The review it was submitted with (a lone comment is a review of its own). */
+    pull_request_review_id: id.nullish(),
+    /** Set on a reply: the first comment of the thread, which is where GitHub takes replies. */
+    in_reply_to_id: id.nullish(),
+  }),
+  pull_request: reviewedPullRequest,
+  sender,
+  installation,
+  repository,
+});
+
+/** A submitted review, whose body may be an `/agent` command (`pull_request_review.submitted`). */
+export const reviewSubmittedPayload = z.object({
+  action: z.literal("submitted"),
+  review: z.object({
+    id,
+    body: z.string().nullish(),
+    user: author,
+  }),
+  pull_request: reviewedPullRequest,
+  sender,
+  installation,
+  repository,
+});
+
 export type LabeledIssuePayload = z.infer<typeof labeledIssuePayload>;
+export type ReviewCommentCreatedPayload = z.infer<typeof reviewCommentCreatedPayload>;
+export type ReviewSubmittedPayload = z.infer<typeof reviewSubmittedPayload>;
 export type CommentCreatedPayload = z.infer<typeof commentCreatedPayload>;
 export type CheckRunActionPayload = z.infer<typeof checkRunActionPayload>;
 
@@ -81,6 +125,8 @@ export const handledPayloads = {
   "issue_comment.created": commentCreatedPayload,
   "check_run.requested_action": checkRunActionPayload,
   "check_run.rerequested": checkRunActionPayload,
+  "pull_request_review_comment.created": reviewCommentCreatedPayload,
+  "pull_request_review.submitted": reviewSubmittedPayload,
 } as const;
 
 export type HandledEvent = keyof typeof handledPayloads;

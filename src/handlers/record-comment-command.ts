@@ -30,7 +30,7 @@ export async function recordCommentCommand(deps: RecordDeps & { requests: Reques
     kind: issue.pull_request ? ("pull_request" as const) : ("issue" as const),
   };
 
-  if (parsed.ok && parsed.verb === "run") {
+  if (parsed.ok && (parsed.verb === "run" || parsed.verb === "ask")) {
     const { created, job } = await deps.store.insertReceived(
       {
         ...target,
@@ -42,14 +42,14 @@ export async function recordCommentCommand(deps: RecordDeps & { requests: Reques
         cloneUrl: repository.clone_url,
         defaultBranch: repository.default_branch,
         instructions: parsed.instructions || null,
-        options: { ...parsed.flags, commandLine: parsed.line.slice(0, 300) },
+        options: { ...parsed.flags, commandLine: parsed.line.slice(0, 300), ...(parsed.verb === "ask" ? { ask: true as const } : {}) },
         triggerCommentId: comment.id,
         // Only the command itself: nothing earlier to snapshot, and no API call to learn that.
         ...(issue.comments <= 1 ? { context: { comments: [], droppedComments: 0 } } : {}),
       },
       { backend: deps.defaultBackend },
     );
-    log.info({ jobId: job.id, created }, created ? "job recorded from /agent run" : "delivery seen before; no new job");
+    log.info({ jobId: job.id, created }, created ? `job recorded from /agent ${parsed.verb}` : "delivery seen before; no new job");
     count(created ? "recorded" : "duplicate");
   } else {
     const verb: RequestVerb = parsed.ok ? (parsed.verb as RequestVerb) : parsed.error === "unknown_verb" ? "unknown" : "bad_flag";

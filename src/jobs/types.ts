@@ -42,11 +42,38 @@ export interface JobOptions {
   route?: string;
   /** A fork's pull request run without secrets: where its branch is cloned from. */
   forkCloneUrl?: string;
+  /**
+   * A run asked for in a pull request review: the review, and for an inline comment that comment
+   * and the first comment of its thread (where GitHub takes replies). Intake adds the review's
+   * comments to the prompt; the end of the job is answered in their threads.
+   */
+  review?: { reviewId: number; commentId?: number; threadId?: number };
+  /**
+   * Set while the job waits for the issue's active job (this id) to end: it stays `received`,
+   * holds the issue's one waiting slot, and is admitted by the first intake pass that finds the
+   * issue free. A newer request takes the slot (this job is then rejected, superseded).
+   */
+  waitingFor?: string;
+  /** `/agent ask`: the agent answers `instructions` in a comment; nothing is committed or pushed, and its token can only read. */
+  ask?: true;
+}
+
+/** A comment in the prompt: from the discussion, or from a review with its place in the diff. */
+export interface ContextComment {
+  author: string;
+  body: string;
+  /** A review comment's id, and the first comment of its thread (replied to at the end of the job). */
+  id?: number;
+  threadId?: number;
+  /** A review comment's file, line and diff hunk. */
+  path?: string;
+  line?: number | null;
+  diffHunk?: string;
 }
 
 /** Earlier discussion on the issue, kept only from people with write access, at trigger time. */
 export interface JobContext {
-  comments: { author: string; body: string }[];
+  comments: ContextComment[];
   droppedComments: number;
 }
 

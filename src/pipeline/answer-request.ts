@@ -98,7 +98,13 @@ async function targetJob(deps: PipelineDeps, req: AgentRequest): Promise<Job | u
 }
 
 async function stop(deps: AnswerDeps, req: AgentRequest, reply: (t: string) => Promise<void>): Promise<string> {
+  // A request waiting for the running job goes too (a button names one job: only that one stops).
+  const dropped = req.args.jobId ? [] : await dropWaiting(deps, req);
   const job = await targetJob(deps, req);
+  if (dropped.length > 0 && (!job || !isActive(job.state))) {
+    if (req.source !== "web") await reply(`@${req.sender} the waiting job ${dropped.map((id) => `\`${id}\``).join(", ")} will not start.`);
+    return "dropped the waiting job";
+  }
   if (!job || !isActive(job.state)) {
     // A click on the job page after the job ended needs no public comment; the page shows the state.
     if (req.source !== "web") await reply(`@${req.sender} there is no running agent-work job here to stop.`);
@@ -132,6 +138,21 @@ async function stop(deps: AnswerDeps, req: AgentRequest, reply: (t: string) => P
     );
   }
   return stopped ? "stopping" : "marked";
+}
+
+/** Rejects the jobs waiting on the issue for its active one (src/pipeline/intake-job.ts). */
+async function dropWaiting(deps: PipelineDeps, req: AgentRequest): Promise<string[]> {
+  const dropped: string[] = [];
+  for (const waiting of await deps.store.receivedFor(req.repoId, req.number)) {
+    if (!waiting.options.waitingFor) continue;
+    try {
+      await deps.store.transition(waiting.id, "received", "rejected", { message: `stopped by @${req.sender} while it waited`, finishedAt: deps.now() });
+      dropped.push(waiting.id);
+    } catch (err) {
+      if (!(err instanceof StaleStateError)) throw err;
+    }
+  }
+  return dropped;
 }
 
 async function retry(deps: PipelineDeps, req: AgentRequest, reply: (t: string) => Promise<void>): Promise<string> {

@@ -53,7 +53,8 @@ async function deliverEffect(deps: PipelineDeps, entry: OutboxEntry): Promise<vo
       // GitHub keeps one reaction per person and content: a second create answers 200 with the first.
       const octokit = await deps.github.forInstallation(entry.installationId);
       const { owner, repo } = effect;
-      if (effect.commentId) await octokit.rest.reactions.createForIssueComment({ owner, repo, comment_id: effect.commentId, content: "eyes" });
+      if (effect.reviewCommentId) await octokit.rest.reactions.createForPullRequestReviewComment({ owner, repo, comment_id: effect.reviewCommentId, content: "eyes" });
+      else if (effect.commentId) await octokit.rest.reactions.createForIssueComment({ owner, repo, comment_id: effect.commentId, content: "eyes" });
       else await octokit.rest.reactions.createForIssue({ owner, repo, issue_number: effect.issueNumber, content: "eyes" });
       return;
     }
@@ -69,6 +70,18 @@ async function deliverEffect(deps: PipelineDeps, entry: OutboxEntry): Promise<vo
         if (comments.some((c) => c.body?.includes(marker))) return;
       }
       await octokit.rest.issues.createComment({ owner, repo, issue_number: issueNumber, body: deps.redactor.redact(`${effect.body}\n\n${marker}`) });
+      return;
+    }
+    case "review-reply": {
+      const octokit = await deps.github.forInstallation(entry.installationId);
+      const { owner, repo, pullNumber, commentId } = effect;
+      const marker = effectMarker(entry.key);
+      if (entry.tries > 1) {
+        const since = new Date(entry.createdAt - 600_000).toISOString();
+        const comments = await octokit.paginate(octokit.rest.pulls.listReviewComments, { owner, repo, pull_number: pullNumber, since, per_page: 100 });
+        if (comments.some((c) => c.body?.includes(marker))) return;
+      }
+      await octokit.rest.pulls.createReplyForReviewComment({ owner, repo, pull_number: pullNumber, comment_id: commentId, body: deps.redactor.redact(`${effect.body}\n\n${marker}`) });
       return;
     }
     case "bill": {

@@ -3,13 +3,14 @@ import { checkSenderPermission } from "../github/check-sender-permission.js";
 import { checkPullRequestHead } from "../github/check-pull-request-head.js";
 import { readRepoConfig } from "../github/read-repo-config.js";
 import { parseRepoConfig, formatRepoConfigErrors } from "../config/repo-config.js";
-import { isUniqueViolation } from "../store/job-store.js";
+import { isUniqueViolation, StaleStateError } from "../store/job-store.js";
 import type { PipelineDeps } from "./deps.js";
 import { ensureStatusSurfaces } from "./ensure-status-surfaces.js";
 import { resolveJobOptions } from "./resolve-job-options.js";
 import { snapshotDiscussion } from "./snapshot-discussion.js";
+import { snapshotReview } from "./snapshot-review.js";
 import { deliverOutbox } from "./deliver-outbox.js";
-import type { NewOutboxEntry, OutboxDeliverer } from "../store/outbox-store.js";
+import { addToOutbox, type NewOutboxEntry, type OutboxDeliverer } from "../store/outbox-store.js";
 
 /**
  * The first pass over a recorded trigger (label or `/agent run`), off the webhook's request path:
@@ -23,6 +24,8 @@ import type { NewOutboxEntry, OutboxDeliverer } from "../store/outbox-store.js";
  */
 export async function intakeJob(deps: PipelineDeps, job: Job): Promise<Job> {
   const log = deps.log.child({ jobId: job.id, deliveryId: job.deliveryId });
+  // Waiting for the issue's active job: nothing to ask GitHub until that one has ended.
+  if (job.options.waitingFor && (await deps.store.activeFor(job.repoId, job.number))) return job;
   const octokit = await deps.github.forInstallation(job.installationId);
   const { owner, repo } = job;
 
@@ -75,7 +78,15 @@ export async function intakeJob(deps: PipelineDeps, job: Job): Promise<Job> {
     headSha = pr.head.sha;
   }
 
-  const context = job.context ?? (await snapshotDiscussion(octokit, job, deps.config.requiredPermission));
+  let context = job.context;
+  if (!context) {
+    context = await snapshotDiscussion(octokit, job, deps.config.requiredPermission);
+    // Asked for in a review: its comments, with their place in the diff, join the discussion.
+    if (job.options.review) {
+      const review = await snapshotReview(octokit, job, deps.config.requiredPermission);
+      context = { comments: [...context.comments, ...review.comments], droppedComments: context.droppedComments + review.dropped };
+    }
+  }
 
   let admitted: Job;
   try {
@@ -87,7 +98,7 @@ export async function intakeJob(deps: PipelineDeps, job: Job): Promise<Job> {
         config,
         priority: config.priority,
         backend: config.backend,
-        options: { ...job.options, ...(resolved.machine ? { machine: resolved.machine } : {}), ...(forkCloneUrl ? { forkCloneUrl } : {}) },
+        options: { ...withoutWait(job.options), ...(resolved.machine ? { machine: resolved.machine } : {}), ...(forkCloneUrl ? { forkCloneUrl } : {}) },
         context,
         prHeadRef,
         ...(headSha ? { baseSha: headSha } : {}),
@@ -98,9 +109,12 @@ export async function intakeJob(deps: PipelineDeps, job: Job): Promise<Job> {
   } catch (err) {
     if (!isUniqueViolation(err)) throw err;
     const active = await deps.store.activeFor(job.repoId, job.number);
-    log.info({ activeJob: active?.id }, "a job is already active on this issue; refused");
-    const where = active?.commentId ? ` (see the [status comment](https://github.com/${owner}/${repo}/issues/${job.number}#issuecomment-${active.commentId}))` : "";
-    return reject(deps, job, `agent-work is already running on this ${job.kind === "pull_request" ? "pull request" : "issue"}: job \`${active?.id ?? "?"}\`${where}; \`/agent stop\` stops it`);
+    if (!active) {
+      // It ended between the admission and this look: the next pass admits this job.
+      log.info("the issue's active job ended meanwhile; taken in again on the next pass");
+      return job;
+    }
+    return waitBehind(deps, job, active, context);
   }
   log.info({ backend: config.backend, maxMinutes: config.maxMinutes, comments: context.comments.length }, "job admitted");
 
@@ -109,18 +123,79 @@ export async function intakeJob(deps: PipelineDeps, job: Job): Promise<Job> {
   return ensureStatusSurfaces(deps, octokit, admitted);
 }
 
+/**
+ * A request while a job is active on the issue waits instead of being refused: it keeps the
+ * issue's one waiting slot (the newest request wins it: an older waiting one is rejected as
+ * superseded, and an older request that arrives late loses to the newer one), and says so in a
+ * comment. It stays `received`: intake passes look at it again, without a GitHub call while the
+ * active job lasts, and admit it as usual (permission, config and all) once the issue is free.
+ */
+async function waitBehind(deps: PipelineDeps, job: Job, active: Job, context: Job["context"]): Promise<Job> {
+  const log = deps.log.child({ jobId: job.id, deliveryId: job.deliveryId });
+  const noun = job.kind === "pull_request" ? "pull request" : "issue";
+  const waiting = (await deps.store.receivedFor(job.repoId, job.number)).filter((j) => j.id !== job.id && j.options.waitingFor);
+  const newer = waiting.find((j) => j.createdAt > job.createdAt || (j.createdAt === job.createdAt && j.id > job.id));
+  if (newer) return reject(deps, job, `a newer request on this ${noun} (job \`${newer.id}\`) is already waiting for job \`${active.id}\` to end, and takes its place`);
+  const superseded: string[] = [];
+  for (const older of waiting) {
+    try {
+      await deps.store.transition(older.id, "received", "rejected", { message: `superseded by job ${job.id}, a newer request`, finishedAt: deps.now() });
+      superseded.push(older.id);
+    } catch (err) {
+      if (!(err instanceof StaleStateError)) throw err;
+    }
+  }
+  const where = active.commentId ? ` ([status](https://github.com/${job.owner}/${job.repo}/issues/${job.number}#issuecomment-${active.commentId}))` : "";
+  const quote = job.options.commandLine ? `> ${job.options.commandLine.replace(/\n/g, " ")}\n\n` : "";
+  const notice: NewOutboxEntry = {
+    key: `waiting:${job.id}`,
+    installationId: job.installationId,
+    jobId: job.id,
+    effect: {
+      kind: "comment",
+      owner: job.owner,
+      repo: job.repo,
+      issueNumber: job.number,
+      body: deps.redactor.redact(
+        `${quote}⏳ @${job.requester} agent-work is busy on this ${noun} with job \`${active.id}\`${where}. This request waits as job \`${job.id}\` and starts when that one ends` +
+          `${superseded.length ? `; it takes the place of job ${superseded.map((id) => `\`${id}\``).join(", ")}, which waited before it` : ""}. ` +
+          "A newer request would take its place; `/agent stop` stops the running job and this one.",
+      ),
+    },
+  };
+  // The comment's row first: a process that dies before the job is marked waiting takes it in
+  // again, finds the row there (same key), and posts nothing twice.
+  await addToOutbox(deps.store.db, [notice], deps.now(), deliverer(deps));
+  const waited = await deps.store.update(job.id, { options: { ...job.options, waitingFor: active.id }, ...(context ? { context } : {}) });
+  log.info({ activeJob: active.id, superseded }, "a job is active on this issue; this one waits for it");
+  await deliverOutbox(deps, [notice.key]);
+  return waited;
+}
+
+function withoutWait(options: Job["options"]): Job["options"] {
+  const { waitingFor: _done, ...rest } = options;
+  return rest;
+}
+
 /** This process delivers what it just wrote; the sweep takes it only if this process dies first. */
 function deliverer(deps: PipelineDeps): OutboxDeliverer {
   return { owner: deps.owner, leaseMs: deps.config.leaseSeconds * 1000 };
 }
 
-/** 👀 on the comment that asked, or on the issue for a label. */
+/** 👀 on the comment (or review comment) that asked, or on the issue for a label or a review. */
 function acknowledgement(job: Job): NewOutboxEntry {
   return {
     key: `eyes:${job.id}`,
     installationId: job.installationId,
     jobId: job.id,
-    effect: { kind: "reaction", owner: job.owner, repo: job.repo, issueNumber: job.number, commentId: job.triggerCommentId },
+    effect: {
+      kind: "reaction",
+      owner: job.owner,
+      repo: job.repo,
+      issueNumber: job.number,
+      commentId: job.triggerCommentId,
+      ...(job.options.review?.commentId ? { reviewCommentId: job.options.review.commentId } : {}),
+    },
   };
 }
 

@@ -9,8 +9,7 @@ export type CreatedEffect = "check-run" | "status-comment" | "pr-check-run";
  * record its id: look for it (by the job id it carries) before creating another.
  */
 export async function intendEffect(deps: PipelineDeps, jobId: string, effect: CreatedEffect): Promise<boolean> {
-  const events = await deps.store.events(jobId);
-  if (events.some((e) => e.kind === "intent" && (e.data as { effect?: string } | null)?.effect === effect)) return true;
+  if (await deps.store.hasIntent(jobId, effect)) return true;
   await deps.store.appendEvent(jobId, "intent", { effect });
   return false;
 }

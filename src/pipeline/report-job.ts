@@ -4,10 +4,14 @@ import { openPullRequest } from "../github/open-pull-request.js";
 import type { PipelineDeps } from "./deps.js";
 import type { StatusPublisher } from "./status-publisher.js";
 import { CHECK_NAME } from "./ensure-status-surfaces.js";
-import { markStep } from "./run-job.js";
+import { markStep } from "../jobs/mark-step.js";
 import { intendEffect } from "./intend-effect.js";
 import { findCheckRun } from "../github/find-check-run.js";
 import type { JobState } from "../jobs/state.js";
+import type { NewOutboxEntry } from "../store/outbox-store.js";
+import { describeOutcome } from "../status/describe-outcome.js";
+import { deliverOutbox } from "./deliver-outbox.js";
+import { renderAgentAnswer } from "../status/render-agent-answer.js";
 
 /**
  * From `reporting` to the end: open (or adopt) the draft PR with the app's own token, move the
@@ -60,11 +64,15 @@ export async function reportJob(deps: PipelineDeps, octokit: GitHub, publisher: 
       job = await deps.store.update(job.id, { prNumber: pr.number, prUrl: pr.url, headSha: pr.headSha });
     }
     to = "succeeded";
-    patch = { ...finish, steps: markStep(job.steps, "pull request", "done", now, job.prHeadRef ? `pushed to #${job.prNumber}` : `#${job.prNumber}`) };
+    patch = { ...finish, steps: markStep(job.steps, "pull request", "done", now, job.prHeadRef || result.continued ? `pushed to #${job.prNumber}` : `#${job.prNumber}`) };
   } else if (result.outcome === "patch") {
     // A fork's run: nothing could be pushed; the status comment carries the patch.
     to = "succeeded";
     patch = { ...finish, message: "the change is attached as a patch", steps: markStep(job.steps, "pull request", "skipped", now, "a patch, not a push") };
+  } else if (result.outcome === "answered") {
+    // A question: the answer is its own comment (an outbox row, written with the end below).
+    to = "succeeded";
+    patch = { ...finish, message: "the agent answered in a comment", steps: markStep(job.steps, "pull request", "skipped", now, "a question: answered in a comment") };
   } else if (result.outcome === "no_changes") {
     to = "succeeded";
     patch = { ...finish, message: "the agent made no changes", steps: markStep(job.steps, "pull request", "skipped", now) };
@@ -79,9 +87,63 @@ export async function reportJob(deps: PipelineDeps, octokit: GitHub, publisher: 
   }
 
   if (to === "succeeded" && job.prNumber && job.headSha) job = await movePrCheck(deps, octokit, publisher, { ...job, ...patch, state: to }, job.headSha);
-  // The final view, then the write that says it is out.
+  // The final view, then the write that says it is out (with the replies in the review's threads
+  // a run asked for in a review gets: outbox rows, so they are posted once whoever dies when).
   await publisher.flush({ ...job, ...patch, state: to });
-  return deps.store.transition(job.id, "reporting", to, patch);
+  const replies = [...answerComment(deps, { ...job, ...patch, state: to } as Job), ...reviewReplies(deps, { ...job, ...patch, state: to } as Job)];
+  if (replies.length === 0) return deps.store.transition(job.id, "reporting", to, patch);
+  const ended = await deps.store.transition(job.id, "reporting", to, patch, undefined, { effects: replies, deliverer: { owner: deps.owner, leaseMs: deps.config.leaseSeconds * 1000 } });
+  await deliverOutbox(deps, replies.map((r) => r.key));
+  return ended;
+}
+
+/** An `/agent ask` job's answer, as a comment on the issue or PR that quotes the question. */
+function answerComment(deps: PipelineDeps, final: Job): NewOutboxEntry[] {
+  const answer = final.result?.outcome === "answered" ? final.result.answer : undefined;
+  if (answer === undefined) return [];
+  const question = (final.instructions ?? "").slice(0, 1000).split("\n").map((l) => `> ${l}`).join("\n");
+  const sha = final.result?.baseSha ? ` at \`${final.result.baseSha.slice(0, 7)}\`` : "";
+  const body = [
+    `💬 @${final.requester} asked (agent-work job \`${final.id}\`):`,
+    question,
+    "",
+    renderAgentAnswer(answer),
+    "",
+    `<sub>Written by an AI coding agent from the code${sha}; it changed and pushed nothing. Check it before you rely on it.</sub>`,
+  ].join("\n");
+  return [{ key: `answer:${final.id}`, installationId: final.installationId, jobId: final.id, effect: { kind: "comment", owner: final.owner, repo: final.repo, issueNumber: final.number, body: deps.redactor.redact(body) } }];
+}
+
+/** Threads answered at most, for a review with many inline comments. */
+const MAX_REVIEW_REPLIES = 10;
+
+/**
+ * The answer in the review's threads: the inline comment's own thread, or for a review every
+ * thread of its comments that went into the prompt. It says what happened and links the commit.
+ */
+function reviewReplies(deps: PipelineDeps, final: Job): NewOutboxEntry[] {
+  const review = final.options.review;
+  if (!review) return [];
+  const fromReview = (final.context?.comments ?? []).filter((c) => c.path !== undefined && c.threadId !== undefined);
+  const threads = review.threadId !== undefined ? [review.threadId] : [...new Set(fromReview.map((c) => c.threadId!))].slice(0, MAX_REVIEW_REPLIES);
+  if (threads.length === 0) return [];
+  const outcome = describeOutcome(final);
+  const sha = final.result?.outcome === "pushed" ? final.headSha : null;
+  const commit = sha ? `[\`${sha.slice(0, 7)}\`](https://github.com/${final.owner}/${final.repo}/pull/${final.number}/commits/${sha})` : null;
+  const given = fromReview.slice(0, 10).map((c) => `\`${(c.path ?? "").replace(/[^\w./@+-]/g, "_").slice(0, 120)}\`${c.line ? ` line ${c.line}` : ""} (@${c.author})`);
+  const body = [
+    commit
+      ? `@${final.requester} agent-work job \`${final.id}\` pushed ${commit} to this pull request for this review.`
+      : `@${final.requester} agent-work job \`${final.id}\`: ${outcome?.headline ?? final.state}`,
+    ...(given.length ? ["", `Review comments in the agent's prompt: ${given.join(", ")}${fromReview.length > given.length ? ` and ${fromReview.length - given.length} more` : ""}.`] : []),
+    ...((final.context?.droppedComments ?? 0) > 0 ? ["", `Left out: ${final.context!.droppedComments} comment(s) by people without \`${deps.config.requiredPermission}\` access.`] : []),
+  ].join("\n");
+  return threads.map((commentId) => ({
+    key: `review-reply:${final.id}:${commentId}`,
+    installationId: final.installationId,
+    jobId: final.id,
+    effect: { kind: "review-reply", owner: final.owner, repo: final.repo, pullNumber: final.number, commentId, body: deps.redactor.redact(body) },
+  }));
 }
 
 /**

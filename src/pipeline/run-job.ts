@@ -1,16 +1,20 @@
+import type { Logger } from "pino";
 import type { Job, StepRecord } from "../jobs/types.js";
+import type { RepoConfig } from "../config/repo-config.js";
+import type { Budgets } from "../cost/ledger.js";
+import type { GitHub } from "../github/types.js";
 import type { JobState } from "../jobs/state.js";
 import type { Worker, RunResult } from "../backends/types.js";
-import type { ProgressEvent, WorkerInput } from "../worker/protocol.js";
+import { ANSWER_FILE, type ProgressEvent, type WorkerInput } from "../worker/protocol.js";
 import { agentCommand } from "../agents/presets.js";
 import { agentEnvironment, agentSandbox } from "../worker/agent-sandbox.js";
 import { buildPrompt, branchSlug } from "../jobs/build-prompt.js";
 import { checkSenderPermission } from "../github/check-sender-permission.js";
-import { branchExists } from "../github/branch-exists.js";
 import type { PipelineDeps } from "./deps.js";
 import { StatusPublisher } from "./status-publisher.js";
 import { ensureStatusSurfaces } from "./ensure-status-surfaces.js";
 import { reportJob } from "./report-job.js";
+import { markStep } from "../jobs/mark-step.js";
 import { cancelledBy } from "./cancel-request.js";
 import { handedBack } from "./hand-back.js";
 import { mintKeptWorkerToken, revokeKeptWorkerToken } from "./worker-token-at-rest.js";
@@ -28,22 +32,7 @@ import { modelAllowanceUsd, overJobBudget } from "../cost/model-budget.js";
  * Files that steer an agent. On a pull request they are taken from the base branch, not the PR
  * head: the PR's author may not be someone the maintainers trust to instruct the agent.
  */
-export const AGENT_STEERING_PATHS = ["AGENTS.md", "CLAUDE.md", ".claude", ".opencode", "opencode.json", ".codex", ".aider.conf.yml", ".github/agent-work.yml", ".github/copilot-instructions.md"] as const;
-
-/** Marks one step in the job's step list; steps are what the comment and the check show. */
-export function markStep(steps: StepRecord[], name: string, status: StepRecord["status"], at: number, detail?: string): StepRecord[] {
-  return steps.map((s) => {
-    if (s.name !== name) return s;
-    const next: StepRecord = { ...s, status };
-    if (status === "running" && s.startedAt === undefined) next.startedAt = at;
-    if (status === "done" || status === "failed") {
-      next.startedAt = s.startedAt ?? at;
-      next.finishedAt = at;
-    }
-    if (detail !== undefined) next.detail = detail;
-    return next;
-  });
-}
+export const AGENT_STEERING_PATHS = ["AGENTS.md", "CLAUDE.md", ".claude", ".mcp.json", ".opencode", "opencode.json", ".codex", ".aider.conf.yml", ".github/agent-work.yml", ".github/copilot-instructions.md"] as const;
 
 /**
  * What the budgets hold for a job: its pricing for the whole limit, at the on-demand rate when a
@@ -59,6 +48,150 @@ export function jobLimits(deps: PipelineDeps, job: Job): { agentSeconds: number;
   const agentSeconds = (job.config?.maxMinutes ?? deps.config.defaultMaxMinutes) * deps.secondsPerMinute;
   const hardSeconds = agentSeconds + Math.max(10, 2 * deps.secondsPerMinute);
   return { agentSeconds, hardSeconds };
+}
+
+/**
+ * Asked again at start, not only at intake: a job may wait in the queue (or be requeued after a
+ * crash) long after it was admitted, and someone whose write access was taken away meanwhile
+ * must not get a worker, a token or a bill. Same rule as intake, failing closed the same way.
+ * Returns why the job may not start, or null.
+ */
+async function checkRequesterAgain(deps: PipelineDeps, octokit: GitHub, job: Job, log: Logger): Promise<string | null> {
+  const verdict = await checkSenderPermission(octokit, { owner: job.owner, repo: job.repo, username: job.requester }, deps.config.requiredPermission);
+  if (verdict.allowed) return null;
+  log.warn({ permission: verdict.permission, requester: job.requester }, "the requester may no longer start agent work; nothing started");
+  return `the requester's access was checked again at start: ${verdict.reason}`;
+}
+
+type BudgetReservation =
+  | { ok: true; job: Job; config: RepoConfig; budgets: Budgets; modelAllowance: number }
+  | { ok: false; job: Job; message: string };
+
+/**
+ * Budgets before any worker: the per-job budget may shorten the job, and the reservation of
+ * its ceiling is what keeps simultaneous jobs under the monthly and hourly caps.
+ */
+async function reserveBudget(deps: PipelineDeps, job: Job, config: RepoConfig, pricing: JobPricing, log: Logger): Promise<BudgetReservation> {
+  const budgets = effectiveBudgets(deps.config.budgets, config.budget);
+  const affordable = minutesWithinBudget(budgets.jobUsd, pricing.rateUsdPerHour);
+  if (affordable >= 1 && affordable < config.maxMinutes) {
+    config = { ...config, maxMinutes: affordable };
+    job = await deps.store.update(job.id, { config });
+    log.info({ maxMinutes: affordable }, "the per-job budget shortens this job");
+  }
+  // An agent with a model may spend up to what the job budget leaves after its compute: that is
+  // held too, so the monthly and hourly caps count it while the job runs.
+  const computeCeiling = ceilingUsd(pricing, config.maxMinutes * 60, deps);
+  const modelAllowance = modelAllowanceUsd(config.agent, budgets.jobUsd, computeCeiling);
+  const reservation = await deps.ledger.reserve({
+    jobId: job.id,
+    repoId: job.repoId,
+    repoFullName: `${job.owner}/${job.repo}`,
+    pricing,
+    ceilingUsd: computeCeiling + modelAllowance,
+    budgets,
+  });
+  if (!reservation.ok) {
+    log.warn({ budget: reservation.budget, capUsd: reservation.capUsd, spentUsd: reservation.spentUsd }, "over budget; no worker started");
+    return { ok: false, job, message: reservation.message };
+  }
+  return { ok: true, job, config, budgets, modelAllowance };
+}
+
+/** What the worker script is given: where to clone and push, the agent's command, prompt and sandbox. */
+function workerInput(
+  deps: PipelineDeps,
+  job: Job,
+  config: RepoConfig,
+  run: { branch: string; onIssue: boolean; token: string | null; agentSeconds: number; modelAllowance: number },
+): WorkerInput {
+  const { branch, onIssue, token, agentSeconds, modelAllowance } = run;
+  const forkCloneUrl = job.options.forkCloneUrl;
+  // A fork's run holds no secret: not even the proxy's model key or another credential it adds.
+  const sandbox = agentSandbox(forkCloneUrl ? { ...deps.config, modelProxy: undefined, egressCredentials: [] } : deps.config, config);
+  return {
+    jobId: job.id,
+    cloneUrl: forkCloneUrl ?? job.cloneUrl,
+    baseBranch: job.prHeadRef ?? job.defaultBranch,
+    branch,
+    ...(onIssue ? { continueBranch: true } : {}),
+    ...(job.options.ask ? { ask: true } : {}),
+    // A branch someone else wrote (a PR's, or an issue's that a run before pushed): the files
+    // that steer the agent come from the default branch.
+    steering: { fromBranch: job.defaultBranch, paths: [...AGENT_STEERING_PATHS], ...(forkCloneUrl ? { fromUrl: job.cloneUrl } : {}) },
+    token: token ?? "",
+    ...(forkCloneUrl ? { noSecrets: true } : {}),
+    ...(() => {
+      const command = agentCommand(config.agent, {
+        command: config.command,
+        model: config.model,
+        // A CLI that can stop itself at a dollar figure gets the model's share of the job budget.
+        ...(modelAllowance > 0 ? { maxBudgetUsd: modelAllowance } : {}),
+        extraArgs: deps.config.agentExtraArgs?.[config.agent],
+      });
+      return { agentArgv: command.argv, ...(command.promptOnStdin ? { promptOnStdin: true } : {}) };
+    })(),
+    prompt: buildPrompt({
+      repoFullName: `${job.owner}/${job.repo}`,
+      number: job.number,
+      kind: job.kind,
+      title: job.title,
+      body: job.body,
+      instructionsPrefix: config.instructions,
+      extraInstructions: job.instructions,
+      ...(job.options.ask ? { ask: { answerFile: ANSWER_FILE } } : {}),
+      comments: job.context?.comments ?? [],
+    }),
+    commitMessage: `${job.title}\n\nWritten by agent-work job ${job.id} for #${job.number}.`,
+    author: deps.config.gitAuthor,
+    agentTimeoutSeconds: agentSeconds,
+    // No model key either on a fork's run: nothing the fork's code could steal.
+    agentEnv: forkCloneUrl ? {} : agentEnvironment(deps.config, sandbox),
+    sandbox,
+  };
+}
+
+/**
+ * The worker's progress events as they stream in: log lines (redacted, metered against the job
+ * budget, to the status surfaces and the job's log) and steps, written in the order they came.
+ */
+function followProgress(run: {
+  deps: PipelineDeps;
+  log: Logger;
+  publisher: StatusPublisher;
+  meter: AgentUsageMeter;
+  checkBudget: () => void;
+  step: (name: string, status: StepRecord["status"], detail?: string) => Promise<void>;
+  /** The job as it is now (each step writes it anew). */
+  job: () => Job;
+}): { onEvent: (e: ProgressEvent) => void; settled: () => Promise<void> } {
+  const { deps, log, publisher, meter, checkBudget, step } = run;
+  const jobId = run.job().id;
+  let pending = Promise.resolve();
+  const onProgress = (e: ProgressEvent): Promise<void> => {
+    if (e.type === "log") {
+      const line = deps.redactor.redact(e.line);
+      if (e.stream !== "worker" && meter.read(line)) checkBudget();
+      publisher.log(line);
+      deps.logs.append(jobId, e.stream, line);
+      publisher.poke();
+      return Promise.resolve();
+    }
+    if (e.type === "step") {
+      deps.logs.append(jobId, "worker", `step ${e.step} ${e.status}${e.detail ? `: ${deps.redactor.redact(e.detail)}` : ""}`);
+      const status = e.status === "started" ? "running" : e.status === "finished" ? "done" : e.status === "failed" ? "failed" : "skipped";
+      // Serialise step writes so a fast worker's events land in order.
+      pending = pending.then(() => step(e.step, status, e.detail));
+      if (e.step === "agent" && status === "running") pending = pending.then(() => deps.onStep?.("agent-running", run.job()));
+      if (e.step === "push" && status === "done") pending = pending.then(() => deps.onStep?.("pushed", run.job()));
+      return pending;
+    }
+    return Promise.resolve();
+  };
+  return {
+    onEvent: (e) => void onProgress(e).catch((err) => log.warn({ err }, "could not record progress")),
+    settled: () => pending,
+  };
 }
 
 /**
@@ -147,47 +280,25 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
   };
 
   try {
-    // Asked again here, not only at intake: a job may wait in the queue (or be requeued after a
-    // crash) long after it was admitted, and someone whose write access was taken away meanwhile
-    // must not get a worker, a token or a bill. Same rule as intake, failing closed the same way.
-    const verdict = await checkSenderPermission(octokit, { owner: job.owner, repo: job.repo, username: job.requester }, deps.config.requiredPermission);
-    if (!verdict.allowed) {
-      log.warn({ permission: verdict.permission, requester: job.requester }, "the requester may no longer start agent work; nothing started");
-      job = await deps.store.transition(job.id, "queued", "failed", { message: `the requester's access was checked again at start: ${verdict.reason}`, finishedAt: deps.now(), costUsd: 0 });
+    const refused = await checkRequesterAgain(deps, octokit, job, log);
+    if (refused) {
+      job = await deps.store.transition(job.id, "queued", "failed", { message: refused, finishedAt: deps.now(), costUsd: 0 });
       state = "failed";
       await publisher.flush();
       return job;
     }
     if (!backend || !pricing) throw new Error(`backend ${job.backend} is not enabled on this controller`);
-    // Budgets before any worker: the per-job budget may shorten the job, and the reservation of
-    // its ceiling is what keeps simultaneous jobs under the monthly and hourly caps.
-    const budgets = effectiveBudgets(deps.config.budgets, config.budget);
-    const affordable = minutesWithinBudget(budgets.jobUsd, pricing.rateUsdPerHour);
-    if (affordable >= 1 && affordable < config.maxMinutes) {
-      config = { ...config, maxMinutes: affordable };
-      job = await deps.store.update(job.id, { config });
-      log.info({ maxMinutes: affordable }, "the per-job budget shortens this job");
-    }
-    // An agent with a model may spend up to what the job budget leaves after its compute: that is
-    // held too, so the monthly and hourly caps count it while the job runs.
-    const computeCeiling = ceilingUsd(pricing, config.maxMinutes * 60, deps);
-    const modelAllowance = modelAllowanceUsd(config.agent, budgets.jobUsd, computeCeiling);
-    const reservation = await deps.ledger.reserve({
-      jobId: job.id,
-      repoId: job.repoId,
-      repoFullName: `${job.owner}/${job.repo}`,
-      pricing,
-      ceilingUsd: computeCeiling + modelAllowance,
-      budgets,
-    });
+    const reservation = await reserveBudget(deps, job, config, pricing, log);
+    job = reservation.job;
     if (!reservation.ok) {
-      log.warn({ budget: reservation.budget, capUsd: reservation.capUsd, spentUsd: reservation.spentUsd }, "over budget; no worker started");
       job = await deps.store.transition(job.id, "queued", "failed", { message: reservation.message, finishedAt: deps.now(), costUsd: 0 });
       state = "failed";
       await publisher.flush();
       return job;
     }
     reserved = true;
+    config = reservation.config;
+    const { budgets, modelAllowance } = reservation;
     const { agentSeconds, hardSeconds } = jobLimits(deps, job);
     const now = deps.now();
     await move("provisioning", {
@@ -205,58 +316,22 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     const forkCloneUrl = job.options.forkCloneUrl;
     if (!forkCloneUrl) {
       minting = true;
-      token = await mintKeptWorkerToken(deps, job);
+      // A question pushes nothing: its token can only read.
+      token = await mintKeptWorkerToken(deps, job, job.options.ask ? "read" : "write");
     }
     await deps.onStep?.("token-minted", job);
 
-    // On a pull request the agent works on the PR's own branch; on an issue, on a new one. A job
-    // that started before (its controller died, or handed it back) may have pushed its branch
-    // already: it goes on from there, as on a pull request, instead of pushing over it.
+    // On a pull request the agent works on the PR's own branch; on an issue, on the issue's
+    // branch. That branch may exist already (an earlier job on the issue, a retry, or an earlier
+    // start of this very job pushed it): the worker then goes on from it, as on a pull request,
+    // instead of pushing over it. The worker looks when it clones, so there is no window between
+    // a look here and the clone there.
     const branch = job.prHeadRef ?? job.branch ?? `${config.branchPrefix}${job.number}-${branchSlug(job.title)}`;
-    const continuing = !job.prHeadRef && job.branch !== null && (await branchExists(octokit, { owner: job.owner, repo: job.repo, branch }));
-    if (continuing) log.info({ branch }, "an earlier start of this job pushed its branch; the agent goes on from it");
+    const startedBefore = !job.prHeadRef && job.branch !== null;
+    const onIssue = !job.prHeadRef && !forkCloneUrl;
     await move("running", { branch, steps: markStep(job.steps, "worker", "done", deps.now(), worker.id) });
     publisher.poke(true);
-    // A fork's run holds no secret: not even the proxy's model key.
-    const sandbox = agentSandbox(forkCloneUrl ? { ...deps.config, modelProxy: undefined } : deps.config, config);
-    const input: WorkerInput = {
-      jobId: job.id,
-      cloneUrl: forkCloneUrl ?? job.cloneUrl,
-      baseBranch: job.prHeadRef ?? (continuing ? branch : job.defaultBranch),
-      branch,
-      // The branch was written by an agent: the files that steer the next one come from the default branch.
-      ...(job.prHeadRef || continuing
-        ? { steering: { fromBranch: job.defaultBranch, paths: [...AGENT_STEERING_PATHS], ...(forkCloneUrl ? { fromUrl: job.cloneUrl } : {}) } }
-        : {}),
-      token: token ?? "",
-      ...(forkCloneUrl ? { noSecrets: true } : {}),
-      ...(() => {
-        const command = agentCommand(config.agent, {
-          command: config.command,
-          model: config.model,
-          // A CLI that can stop itself at a dollar figure gets the model's share of the job budget.
-          ...(modelAllowance > 0 ? { maxBudgetUsd: modelAllowance } : {}),
-          extraArgs: deps.config.agentExtraArgs?.[config.agent],
-        });
-        return { agentArgv: command.argv, ...(command.promptOnStdin ? { promptOnStdin: true } : {}) };
-      })(),
-      prompt: buildPrompt({
-        repoFullName: `${job.owner}/${job.repo}`,
-        number: job.number,
-        kind: job.kind,
-        title: job.title,
-        body: job.body,
-        instructionsPrefix: config.instructions,
-        extraInstructions: job.instructions,
-        comments: job.context?.comments ?? [],
-      }),
-      commitMessage: `${job.title}\n\nWritten by agent-work job ${job.id} for #${job.number}.`,
-      author: deps.config.gitAuthor,
-      agentTimeoutSeconds: agentSeconds,
-      // No model key either on a fork's run: nothing the fork's code could steal.
-      agentEnv: forkCloneUrl ? {} : agentEnvironment(deps.config, sandbox),
-      sandbox,
-    };
+    const input = workerInput(deps, job, config, { branch, onIssue, token, agentSeconds, modelAllowance });
 
     // The hard deadline aborts the worker even if the worker script's own agent timeout fails.
     const deadline = AbortSignal.timeout(hardSeconds * 1000);
@@ -274,30 +349,9 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
       log.warn({ jobUsd: budgets.jobUsd }, over);
       overBudget.abort(new Error(over));
     };
-    const onEvent = (e: ProgressEvent) => void onProgress(e).catch((err) => log.warn({ err }, "could not record progress"));
-    let pending = Promise.resolve();
-    const onProgress = (e: ProgressEvent): Promise<void> => {
-      if (e.type === "log") {
-        const line = deps.redactor.redact(e.line);
-        if (e.stream !== "worker" && meter.read(line)) checkBudget();
-        publisher.log(line);
-        deps.logs.append(job.id, e.stream, line);
-        publisher.poke();
-        return Promise.resolve();
-      }
-      if (e.type === "step") {
-        deps.logs.append(job.id, "worker", `step ${e.step} ${e.status}${e.detail ? `: ${deps.redactor.redact(e.detail)}` : ""}`);
-        const status = e.status === "started" ? "running" : e.status === "finished" ? "done" : e.status === "failed" ? "failed" : "skipped";
-        // Serialise step writes so a fast worker's events land in order.
-        pending = pending.then(() => step(e.step, status, e.detail));
-        if (e.step === "agent" && status === "running") pending = pending.then(() => deps.onStep?.("agent-running", job));
-        if (e.step === "push" && status === "done") pending = pending.then(() => deps.onStep?.("pushed", job));
-        return pending;
-      }
-      return Promise.resolve();
-    };
-    let result: RunResult = await backend.run(worker, input, onEvent, runSignal);
-    await pending;
+    const progress = followProgress({ deps, log, publisher, meter, checkBudget, step, job: () => job });
+    let result: RunResult = await backend.run(worker, input, progress.onEvent, runSignal);
+    await progress.settled();
     if (result.lost && !runSignal.aborted) {
       // The machine went away under the run (a spot VM preempted): once, on a new worker the
       // backend places where that is less likely. Both workers are billed, each at its own price.
@@ -309,12 +363,12 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
       runningWorker = worker;
       job = await deps.store.update(job.id, { worker });
       await step("worker", "done", `${lost.id}: ${result.lost.reason}; run again on ${worker.id}${worker.meta.provisioningModel === "STANDARD" ? " (on-demand)" : ""}${worker.meta.zone ? ` in ${worker.meta.zone}` : ""}`);
-      result = await backend.run(worker, input, onEvent, runSignal);
-      await pending;
+      result = await backend.run(worker, input, progress.onEvent, runSignal);
+      await progress.settled();
     }
     log.info({ outcome: result.outcome, computeSeconds: result.computeSeconds }, "worker finished");
-    if (continuing && result.outcome === "no_changes" && result.baseSha) {
-      // Nothing more to add to what the earlier start pushed: that work is the result.
+    if (startedBefore && result.continued && result.outcome === "no_changes" && result.baseSha) {
+      // Nothing more to add to what an earlier start of this job pushed: that work is the result.
       result = { ...result, outcome: "pushed", branch, headSha: result.baseSha, message: `the agent added nothing to the work an earlier start pushed to ${branch}` };
     }
 

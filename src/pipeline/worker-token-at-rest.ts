@@ -20,9 +20,9 @@ const TOKEN_LIFETIME_MS = 3_600_000;
  * before the mint; a crash between GitHub's answer and the sealed write is the one window left,
  * and what it leaves is a token nobody saw (see revokeKeptWorkerToken). Never written in clear.
  */
-export async function mintKeptWorkerToken(deps: PipelineDeps, job: { id: string; installationId: number; repoId: number }): Promise<string> {
+export async function mintKeptWorkerToken(deps: PipelineDeps, job: { id: string; installationId: number; repoId: number }, contents: "write" | "read" = "write"): Promise<string> {
   await deps.store.setSealedWorkerToken(job.id, `${MINTING}${deps.now()}`);
-  const { token } = await mintWorkerToken(await deps.github.asApp(), job.installationId, job.repoId);
+  const { token } = await mintWorkerToken(await deps.github.asApp(), job.installationId, job.repoId, contents);
   deps.redactor.add(token);
   await deps.store.setSealedWorkerToken(job.id, deps.sealer.seal(token, job.id));
   return token;
@@ -56,7 +56,7 @@ export async function revokeKeptWorkerToken(deps: PipelineDeps, jobId: string, l
   let outcome: "revoked" | "already-invalid" | "none" = "none";
   if (clear) {
     deps.redactor.add(clear);
-    outcome = await revokeWorkerToken(deps.github.baseUrl, clear);
+    outcome = await revokeWorkerToken(deps.github.baseUrl, clear, deps.github.fetch);
     log.info({ result: outcome }, "worker token revoked");
     // Dead now: no need to keep looking for it in every line.
     deps.redactor.forget(clear);

@@ -37,6 +37,8 @@ export class Scheduler {
   private ticking: Promise<void> | undefined;
   private again = false;
   private againFull = false;
+  /** Set by a wake from outside (a webhook may have recorded a command); cleared when requests are claimed. */
+  private requestsDue = true;
   /** Jobs whose intake is under way in this process (bounded by INTAKE_BATCH). */
   private readonly intaking = new Set<string>();
   private stopped = false;
@@ -59,6 +61,12 @@ export class Scheduler {
    * under a burst wakes come hundreds a second, and a lease expires on the scale of a minute.
    */
   wake(full = false): void {
+    this.requestsDue = true;
+    this.nudge(full);
+  }
+
+  /** A pass for work this process freed room for (a phase ended): no command can have arrived by it. */
+  private nudge(full = false): void {
     if (this.stopped || !this.timer) return;
     void this.tick(full).catch((err) => this.deps.log.error({ err }, "scheduler pass failed"));
   }
@@ -155,21 +163,27 @@ export class Scheduler {
       await deliverOutbox(this.deps, "sweep");
       if (this.shuttingDown) return;
       for (const job of await store.claim(["provisioning", "running", "reporting"], owner, leaseMs, 10)) {
-        this.track(job.id, () => recoverJob(this.fenced(job), job), undefined, job.leaseEpoch);
+        // Runs on in the background: track() logs its failure and never rejects; shutdown waits on inFlight.
+        void this.track(job.id, () => recoverJob(this.fenced(job), job), undefined, job.leaseEpoch);
       }
     }
     if (this.shuttingDown) return;
     const room = INTAKE_BATCH - this.intaking.size;
     for (const job of room > 0 ? await store.claim(["received"], owner, leaseMs, room) : []) {
       this.intaking.add(job.id);
-      this.track(job.id, () => intakeJob(this.fenced(job), job), () => this.intaking.delete(job.id), job.leaseEpoch);
+      void this.track(job.id, () => intakeJob(this.fenced(job), job), () => this.intaking.delete(job.id), job.leaseEpoch);
     }
     // Commands are answered before new work is claimed, so a `stop` that arrives with a queued
     // job takes it off the queue instead of racing its start.
     if (this.shuttingDown) return;
     const answerDeps = { ...this.deps, cancelRunning: (id: string, reason: CancelRequest) => this.cancel(id, reason) };
     const answering: Promise<unknown>[] = [];
-    for (const req of await this.deps.requests.claim(owner, leaseMs, INTAKE_BATCH)) {
+    const lookForRequests = full || this.requestsDue;
+    this.requestsDue = false;
+    const requests = lookForRequests ? await this.deps.requests.claim(owner, leaseMs, INTAKE_BATCH) : [];
+    // A full batch may have left more behind: look again on the next pass.
+    if (requests.length === INTAKE_BATCH) this.requestsDue = true;
+    for (const req of requests) {
       answering.push(
         this.track(
           req.id,
@@ -185,7 +199,7 @@ export class Scheduler {
     for (const job of await store.claim(["queued"], owner, leaseMs, free)) {
       const controller = new AbortController();
       this.running.set(job.id, controller);
-      this.track(
+      void this.track(
         job.id,
         async () => {
           const deps = this.fenced(job);
@@ -257,8 +271,10 @@ export class Scheduler {
         this.inFlight.delete(id);
         // Finishing frees a slot or admits a job: look again at once (not for a job that waits
         // for capacity: its short lease is the pause before it is tried again).
-        if (!waiting && !this.stopped && this.timer) this.wake();
-      });
+        if (!waiting && !this.stopped && this.timer) this.nudge();
+      })
+      // So that it never rejects: callers leave it running in the background.
+      .catch((err) => log.error({ err, id }, "bookkeeping after a phase failed"));
     this.inFlight.set(id, p);
     return p;
   }

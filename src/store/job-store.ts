@@ -294,6 +294,12 @@ export class JobStore {
     return row ? toJob(row) : undefined;
   }
 
+  /** Jobs recorded on an issue or PR and not yet admitted (`received`): among them, the one waiting for the active job. */
+  async receivedFor(repoId: number, number: number): Promise<Job[]> {
+    const rows = await this.db.selectFrom("jobs").selectAll().where("repo_id", "=", repoId).where("number", "=", number).where("state", "=", "received").orderBy("created_at", "asc").execute();
+    return rows.map(toJob);
+  }
+
   /** The most recent job on an issue or PR, whatever its state. */
   async lastFor(repoId: number, number: number): Promise<Job | undefined> {
     const row = await this.db
@@ -394,14 +400,16 @@ export class JobStore {
       .execute();
     const claimed: Job[] = [];
     for (const { id } of candidates) {
-      const res = await this.db
+      // The claimed row comes back from the update itself (RETURNING): one statement a claim.
+      const row = await this.db
         .updateTable("jobs")
         .set((eb) => ({ lease_owner: owner, lease_expires_at: now + leaseMs, lease_epoch: eb("lease_epoch", "+", 1), updated_at: now }))
         .where("id", "=", id)
         .where("state", "in", states as JobState[])
         .where((eb) => eb.or([eb("lease_expires_at", "is", null), eb("lease_expires_at", "<", now)]))
+        .returningAll()
         .executeTakeFirst();
-      if (Number(res.numUpdatedRows) === 1) claimed.push(await this.getOrThrow(id));
+      if (row) claimed.push(toJob(row));
     }
     return claimed;
   }
@@ -429,48 +437,70 @@ export class JobStore {
   async transition(id: string, from: JobState, to: JobState, patch: JobPatch = {}, note?: string, extras: TransitionExtras = {}): Promise<Job> {
     assertTransition(from, to);
     const now = this.now();
-    const current = await this.getOrThrow(id);
+    // Only what the change needs of the row as it is (not the whole job: its discussion snapshot
+    // and JSON columns would be parsed for nothing); the changed row comes back from the update.
+    const current = await this.db.selectFrom("jobs").select(["repo_id", "number", "steps_json"]).where("id", "=", id).executeTakeFirst();
+    if (!current) throw new Error(`job ${id} not found`);
     // A job that ends mid-step (stopped, timed out, failed) must not show that step as running.
-    if (isTerminal(to) && patch.steps === undefined && current.steps.some((st) => st.status === "running")) {
-      patch = { ...patch, steps: current.steps.map((st) => (st.status === "running" ? { ...st, status: "failed", finishedAt: now, detail: st.detail ?? to.replace("_", " ") } : st)) };
+    if (isTerminal(to) && patch.steps === undefined) {
+      const steps = JSON.parse(current.steps_json) as StepRecord[];
+      if (steps.some((st) => st.status === "running")) {
+        patch = { ...patch, steps: steps.map((st) => (st.status === "running" ? { ...st, status: "failed", finishedAt: now, detail: st.detail ?? to.replace("_", " ") } : st)) };
+      }
     }
     const fence = this.fenceOf(id);
-    const write = async (db: Kysely<Database>) => {
-      const res = await db
+    const write = async (db: Kysely<Database>): Promise<Job> => {
+      const row = await db
         .updateTable("jobs")
         .set({
           ...patchToRow(patch),
           state: to,
-          active_key: isActive(to) ? activeKey(current.repoId, current.number) : null,
+          active_key: isActive(to) ? activeKey(Number(current.repo_id), current.number) : null,
           updated_at: now,
         })
         .where("id", "=", id)
         .where("state", "=", from)
         .$call((q) => (fence ? q.where("lease_owner", "=", fence.owner).where("lease_epoch", "=", fence.epoch) : q))
+        .returningAll()
         .executeTakeFirst();
-      if (Number(res.numUpdatedRows) !== 1) {
+      if (!row) {
         throw (await this.leaseLost(id)) ?? new StaleStateError(`job ${id} is no longer ${from}`);
       }
       await db.insertInto("job_events").values({ job_id: id, at: now, kind: "state", data_json: JSON.stringify({ from, to, ...(note ? { note } : {}) }) }).execute();
       if (extras.effects?.length) await addToOutbox(db, extras.effects, now, extras.deliverer);
+      return toJob(row);
     };
     // With effects, one transaction: the new state and what it calls for commit together.
-    if (extras.effects?.length) await this.db.transaction().execute((trx) => write(trx));
-    else await write(this.db);
-    return this.getOrThrow(id);
+    if (extras.effects?.length) return this.db.transaction().execute((trx) => write(trx));
+    return write(this.db);
   }
 
   /** Writes a patch; on a fenced view, only while its lease holds (else LeaseLostError, nothing written). */
   async update(id: string, patch: JobPatch): Promise<Job> {
     const fence = this.fenceOf(id);
-    const res = await this.db
+    // The written row comes back from the update itself (RETURNING, on SQLite and PostgreSQL).
+    const row = await this.db
       .updateTable("jobs")
       .set({ ...patchToRow(patch), updated_at: this.now() })
       .where("id", "=", id)
       .$call((q) => (fence ? q.where("lease_owner", "=", fence.owner).where("lease_epoch", "=", fence.epoch) : q))
+      .returningAll()
       .executeTakeFirst();
-    if (fence && Number(res.numUpdatedRows) !== 1) throw (await this.leaseLost(id)) ?? new Error(`job ${id} not found`);
-    return this.getOrThrow(id);
+    if (!row) throw (await this.leaseLost(id)) ?? new Error(`job ${id} not found`);
+    return toJob(row);
+  }
+
+  /** Whether the job's event log holds an `intent` to create `effect` (src/pipeline/intend-effect.ts). */
+  async hasIntent(jobId: string, effect: string): Promise<boolean> {
+    const row = await this.db
+      .selectFrom("job_events")
+      .select("id")
+      .where("job_id", "=", jobId)
+      .where("kind", "=", "intent")
+      .where("data_json", "=", JSON.stringify({ effect }))
+      .limit(1)
+      .executeTakeFirst();
+    return row !== undefined;
   }
 
   async appendEvent(jobId: string, kind: string, data?: unknown): Promise<void> {

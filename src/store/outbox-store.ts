@@ -8,7 +8,9 @@ import type { Database, OutboxTable } from "./schema.js";
  */
 export type OutboxEffect =
   /** 👀 on the comment that asked (`commentId`), or on the issue for a label. */
-  | { kind: "reaction"; owner: string; repo: string; issueNumber: number; commentId: number | null }
+  | { kind: "reaction"; owner: string; repo: string; issueNumber: number; commentId: number | null; /** An inline review comment that asked. */ reviewCommentId?: number }
+  /** A reply in a pull request review thread (`commentId`: its first comment); found by its marker as a comment is. */
+  | { kind: "review-reply"; owner: string; repo: string; pullNumber: number; commentId: number; body: string }
   /** A comment on the issue or PR; `body` is redacted before it is stored. */
   | { kind: "comment"; owner: string; repo: string; issueNumber: number; body: string }
   /** Revoke the job's kept (sealed) worker token, if there still is one. */

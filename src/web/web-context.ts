@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import type { ControllerConfig, SignInConfig } from "../config/env.js";
 import type { JobLog } from "../logs/job-log.js";
+import type { Ledger } from "../cost/ledger.js";
 import type { JobStore } from "../store/job-store.js";
 import type { RequestStore } from "../store/request-store.js";
 import type { Html } from "./html.js";
@@ -13,6 +14,8 @@ export interface WebDeps {
   store: JobStore;
   requests: RequestStore;
   logs: JobLog;
+  /** Read only: a finished job's compute and model spend, and each repository's month. */
+  ledger: Pick<Ledger, "get" | "entriesThisMonth">;
   config: ControllerConfig;
   log: Logger;
   now: () => number;

@@ -11,14 +11,14 @@ export interface ProgressParserOptions {
 
 const STEP_STATUSES = new Set(["started", "finished", "failed", "skipped"]);
 const LOG_STREAMS = new Set(["stdout", "stderr", "worker"]);
-const OUTCOMES = new Set<WorkerResult["outcome"]>(["pushed", "patch", "no_changes", "agent_failed", "timed_out", "error"]);
+const OUTCOMES = new Set<WorkerResult["outcome"]>(["pushed", "patch", "no_changes", "answered", "agent_failed", "timed_out", "error"]);
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 function isWorkerResult(v: unknown): v is WorkerResult {
-  return isRecord(v) && OUTCOMES.has(v.outcome as WorkerResult["outcome"]) && typeof v.message === "string";
+  return isRecord(v) && OUTCOMES.has(v.outcome as WorkerResult["outcome"]) && typeof v.message === "string" && (v.answer === undefined || typeof v.answer === "string");
 }
 
 function isProgressEvent(v: unknown): v is ProgressEvent {

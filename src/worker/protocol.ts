@@ -4,6 +4,9 @@
  * so that it can be copied verbatim onto any worker; this file is the controller's typed view of it.
  */
 export const STEPS = ["clone", "agent", "commit", "push"] as const;
+
+/** Where an `ask` run's agent writes its answer, relative to the work tree (the worker removes any before the agent runs). */
+export const ANSWER_FILE = ".agent-work-answer.md";
 export type StepName = (typeof STEPS)[number];
 
 export type ProgressEvent =
@@ -13,7 +16,9 @@ export type ProgressEvent =
 
 /** What the worker script reports at the end; `outcome` is the one field callers branch on. */
 export interface WorkerResult {
-  outcome: "pushed" | "patch" | "no_changes" | "agent_failed" | "timed_out" | "error";
+  outcome: "pushed" | "patch" | "no_changes" | "answered" | "agent_failed" | "timed_out" | "error";
+  /** An `ask` run's answer: the text the agent wrote to ANSWER_FILE, as it wrote it (attacker-controlled). */
+  answer?: string;
   /** A no-secrets run's change, as `git format-patch` output, instead of a push. */
   patch?: string;
   /** Set when a branch was pushed (also on agent_failed / timed_out when partial work was pushed). */
@@ -25,6 +30,8 @@ export interface WorkerResult {
   agentExitCode?: number | null;
   /** Set when a sandbox limit stopped the agent (or, for `disk`, kept its work from being pushed). */
   limit?: "memory" | "processes" | "disk";
+  /** The job's branch existed when the worker cloned, and the agent went on from it (`continueBranch`). */
+  continued?: boolean;
   /** Under `network: allowlist`: the connections the proxy refused, by host and port. */
   blocked?: { host: string; port: number; count: number; firstAt: number }[];
   message: string;
@@ -85,6 +92,18 @@ export interface WorkerInput {
    * PR had them, so the swap never lands in the commit.
    */
   steering?: { fromBranch: string; paths: string[]; /** Where `fromBranch` lives, when not at cloneUrl. */ fromUrl?: string };
+  /**
+   * An issue's run: when `branch` already exists (an earlier run pushed it), clone it instead of
+   * `baseBranch` and commit on top of it; `steering` then applies, as on a pull request. The
+   * push, if someone moved the branch meanwhile, is retried once on top of their work.
+   */
+  continueBranch?: boolean;
+  /**
+   * `/agent ask`: the agent writes its answer to ANSWER_FILE at the root of the work tree; the
+   * worker reads it back (a regular file, never through a link, capped) and commits and pushes
+   * nothing. The token it gets can only read.
+   */
+  ask?: boolean;
   /**
    * A run that holds no secret at all (a fork's pull request): `token` is empty, the clone is
    * anonymous, the agent gets no environment, and the change comes back as a `patch`.

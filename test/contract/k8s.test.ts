@@ -260,10 +260,13 @@ describe("the k8s backend, beyond the contract", () => {
   });
 
   it("lets Kubernetes' deadline end a pod that outlives the job, and reports timed_out", async () => {
-    const job = newJob({ maxSeconds: 2 });
+    const job = newJob({ maxSeconds: 3 });
+    // The limit counts from create(): the spec is made first, so that on a loaded machine the
+    // worker is not already past its limit when run() starts (that answer is a different one).
+    const input = await spec(job.jobId, "FAKE_AGENT:sleep");
     const w = await backend.create(job, never);
-    const result = await backend.run(w, await spec(job.jobId, "FAKE_AGENT:sleep"), () => {}, never);
-    expect(result).toMatchObject({ outcome: "timed_out", aborted: false, message: "the worker ran past its 2s limit and Kubernetes stopped it" });
+    const result = await backend.run(w, input, () => {}, never);
+    expect(result).toMatchObject({ outcome: "timed_out", aborted: false, message: "the worker ran past its 3s limit and Kubernetes stopped it" });
     const failed = fake.jobs(NAMESPACE).find((j) => j.metadata.name === jobName(job.jobId))!.status.conditions.find((c: { type: string }) => c.type === "Failed");
     expect(failed).toMatchObject({ status: "True", reason: "DeadlineExceeded" });
     expect(await eventually(async () => (await processesUnder(fake.jobDir(NAMESPACE, jobName(job.jobId)))).length === 0)).toBe(true);
@@ -346,6 +349,17 @@ describe("the k8s backend, beyond the contract", () => {
     const post = requestsFor(job.jobId).find((r) => r.method === "POST" && r.path.endsWith("/secrets"))!;
     const sent = JSON.parse(Buffer.from((post.body as { data: Record<string, string> }).data["input.json"]!, "base64").toString("utf8")) as RunSpec;
     expect(sent.sandbox).toEqual({ kind: "none" });
+    await other.destroy(w);
+  });
+
+  it("with agentSandbox none, refuses a run under network: allowlist before its input leaves: the agent would share the proxy's network", async () => {
+    const other = k8s.create(options({ agentSandbox: "none" }));
+    const job = newJob();
+    const w = await other.create(job, never);
+    const base = await spec(job.jobId, "FAKE_AGENT:edit");
+    const result = await other.run(w, { ...base, sandbox: { kind: "bwrap", roBinds: [], shareNet: false, egress: { allow: ["api.example.com"] } } }, () => {}, never);
+    expect(result).toMatchObject({ outcome: "error", aborted: false, message: expect.stringMatching(/^network: allowlist cannot be held on this k8s backend: K8S_AGENT_SANDBOX=none/) });
+    expect(requestsFor(job.jobId).filter((r) => r.method === "POST" && r.path.endsWith("/secrets"))).toEqual([]);
     await other.destroy(w);
   });
 

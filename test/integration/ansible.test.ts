@@ -34,7 +34,7 @@ async function hostKeyLine(s: TestSshd): Promise<string> {
 
 const PLAYBOOK_TIMEOUT = 600_000;
 
-function playbook(args: string[], extraVars: Record<string, string> = {}) {
+function playbook(args: string[], extraVars: Record<string, string | string[]> = {}) {
   const vars = { ansible_port: String(sshd.port), ansible_user: sshd.username, ansible_ssh_private_key_file: path.join(dir, "key"), agent_work_become: "false", ...extraVars };
   return execa("ansible-playbook", [...args, "-i", `${sshd.host},`, "-e", JSON.stringify(vars), path.join(ANSIBLE, "provision.yml")], {
     reject: false,
@@ -152,6 +152,10 @@ describe("ansible/", () => {
     // Swap is set up for boot whatever this machine's memory: the script and its unit are rendered.
     expect(r.stdout).toContain("agent-work: swap when memory is below 2048 MB");
     expect(r.stdout).toMatch(/TASK \[worker : Swap unit runs at every boot \(systemd\)\]/);
+    // The worker user's egress firewall, required by sshd (so a VM without it never takes a job).
+    expect(r.stdout).toContain("+ExecStart=/usr/local/sbin/agent-work-egress-firewall apply agent-work\n");
+    expect(r.stdout).toContain("+RequiredBy=ssh.service");
+    expect(r.stdout).toMatch(/TASK \[worker : Egress firewall before sshd at every boot \(systemd\)\]/);
   });
 
   it("really runs as root in a sandbox, then a second --check run reports no change", { timeout: PLAYBOOK_TIMEOUT * 2 }, async () => {
@@ -184,6 +188,13 @@ describe("ansible/", () => {
       expect(await readFile(path.join(etc, "passwd"), "utf8")).toMatch(/^agent-work:/m);
       expect(await readFile(path.join(box.root, "home/agent-work/.ssh/authorized_keys"), "utf8")).toBe(`restrict ${CONTROLLER_KEY}\n`);
       expect(await readFile(path.join(etc, "fstab"), "utf8")).toContain("tmpfs /dev/shm tmpfs rw,nosuid,nodev");
+      // The egress firewall: the very script test/integration/vm-egress-firewall.test.ts applies,
+      // and its unit, required by sshd.
+      const firewall = path.join(box.root, "usr-local-sbin/agent-work-egress-firewall");
+      expect(lstatSync(firewall).mode & 0o777).toBe(0o755);
+      expect(await readFile(firewall, "utf8")).toBe(await readFile(path.join(ANSIBLE, "roles/worker/files/agent-work-egress-firewall"), "utf8"));
+      expect(readlinkSync(path.join(etc, "systemd/system/ssh.service.requires/agent-work-egress-firewall.service"))).toBe("/etc/systemd/system/agent-work-egress-firewall.service");
+      expect(await readFile(path.join(etc, "systemd/system/agent-work-egress-firewall.service"), "utf8")).toContain("ExecStart=/usr/local/sbin/agent-work-egress-firewall apply agent-work\n");
       // The host kept none of it.
       expect(existsSync("/etc/ssh/sshd_config.d/50-agent-work.conf")).toBe(false);
       expect(existsSync("/etc/systemd/system/agent-work-swap.service")).toBe(false);
@@ -202,6 +213,13 @@ describe("ansible/", () => {
     expect(r.exitCode).not.toBe(0);
     expect(r.stdout).toMatch(/argument spec|argument_spec/i);
     expect(r.stdout).toContain("swap_size_mb");
+  });
+
+  it("refuses a private range for the egress firewall that is not an IPv4 CIDR, before it reaches a shell", { timeout: PLAYBOOK_TIMEOUT }, async () => {
+    const r = await playbook(["--check", "--skip-tags", "packages"], { controller_ssh_public_key: CONTROLLER_KEY, worker_egress_allow_cidrs: ["10.20.0.0/16", "10.0.0.0/8;reboot"] });
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stdout).toContain("worker_egress_allow_cidrs takes IPv4 ranges such as 10.20.0.0/16");
+    expect(r.stdout).toContain("10.0.0.0/8;reboot");
   });
 
   it("refuses to provision a worker nobody can log in to", { timeout: PLAYBOOK_TIMEOUT }, async () => {

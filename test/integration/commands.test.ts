@@ -98,15 +98,16 @@ describe("/agent run on an issue", () => {
     expect(replies(h)[0]).toContain("has `triage` access; starting agent work needs `write`");
   });
 
-  it("answers a second run while one is active with 'already running'", async () => {
+  it("answers a second run while one is active with 'waits', and runs it after the first", async () => {
     h = await startHarness();
     await h.deliverComment("/agent run FAKE_AGENT:edit");
     await h.controller.scheduler.tick();
     await h.controller.scheduler.drain();
     await h.deliverComment("/agent run again");
     await h.settle();
-    expect(replies(h).some((r) => r.startsWith("> /agent run again") && r.includes("already running"))).toBe(true);
-    expect(workerTokens(h)).toHaveLength(1);
+    expect(replies(h).some((r) => r.startsWith("> /agent run again") && r.includes("This request waits as job"))).toBe(true);
+    expect((await h.controller.store.list()).map((j) => j.state)).toEqual(["succeeded", "succeeded"]);
+    expect(workerTokens(h)).toHaveLength(2);
   });
 
   it("runs a size label's machine size, and refuses a size the config lacks", async () => {

@@ -18,7 +18,9 @@ import { K8S_BACKEND_VERBS } from "../../src/cli/doctor/check-k8s.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openStore } from "../../src/store/open-store.js";
 import { startFakeK8s, type FakeK8s } from "../support/fake-k8s.js";
+import { PINNED_CLI_VERSIONS } from "../support/agent-clis.js";
 import { startSshd, type TestSshd } from "../support/sshd.js";
+import { answerAsync } from "../support/answer-async.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const TSX = path.join(ROOT, "node_modules", ".bin", "tsx");
@@ -49,7 +51,7 @@ async function startFakeApp(): Promise<FakeApp> {
       hold = { asked, released: new Promise<void>((r) => (release = r)) };
       return { asked: askedP, release };
     },
-    server: createServer(async (req, res) => {
+    server: createServer(answerAsync(async (req, res) => {
       const send = (status: number, body: unknown) => res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
       // The app's JWT: RS256 over header.payload with the App's key, issued by the App's id.
       const [h, p, sig] = /^bearer (.+)$/i.exec(req.headers.authorization ?? "")?.[1]?.split(".") ?? [];
@@ -66,7 +68,7 @@ async function startFakeApp(): Promise<FakeApp> {
         return send(200, app.deliveries);
       }
       send(404, { message: "Not Found" });
-    }),
+    })),
   };
   await new Promise<void>((r) => app.server.listen(0, "127.0.0.1", r));
   app.url = `127.0.0.1:${(app.server.address() as AddressInfo).port}`;
@@ -101,6 +103,10 @@ function hostsFile(fingerprint: string): string {
   return file;
 }
 
+const WORKER_IMAGE = `ghcr.io/acme/agent-work-worker@sha256:${"1".repeat(64)}`;
+/** A line about one agent CLI, here or on the ssh host. */
+const AGENT_CLI_LINE = /^(ok|skip|warn) {2}(local|ssh host build-1): (claude|codex|opencode) \(/;
+
 function doctor(over: Record<string, string> = {}, pathPrefix?: string) {
   const env = {
     PATH: pathPrefix ? `${pathPrefix}:${process.env.PATH}` : process.env.PATH!,
@@ -117,7 +123,12 @@ function doctor(over: Record<string, string> = {}, pathPrefix?: string) {
     SSH_HOSTS_FILE: hostsFile(sshd.hostKeySha256),
     K8S_NAMESPACE: "agent-work",
     K8S_KUBECONFIG: path.join(dir, "kubeconfig"),
-    K8S_IMAGE: "ghcr.io/acme/agent-work-worker:1.0",
+    K8S_IMAGE: WORKER_IMAGE,
+    K8S_USER_NAMESPACE: "true",
+    K8S_SECCOMP_PROFILE: "localhost/agent-work-bwrap.json",
+    // The agent CLIs' lines depend on what this machine has installed where the worker looks:
+    // doctor-agent-clis.test.ts checks them. With the command preset as default none of them fails.
+    DEFAULT_AGENT: "command",
     ...over,
   };
   return execa(TSX, [CLI, "doctor"], { cwd: dir, env, extendEnv: false, reject: false });
@@ -142,7 +153,8 @@ describe("agent-work doctor, all of it", () => {
     expect(r.stderr).toBe("");
     expect(r.exitCode).toBe(0);
     const lines = r.stdout.split("\n");
-    expect(lines.filter((l) => !l.startsWith("      →"))).toEqual([
+    expect(lines.filter((l) => AGENT_CLI_LINE.test(l))).toHaveLength(6);
+    expect(lines.filter((l) => !l.startsWith("      →") && !AGENT_CLI_LINE.test(l))).toEqual([
       "checking the configuration…",
       "ok    configuration: valid; backends local, ssh, k8s; store SQLite in " + path.join(dir, "data"),
       "checking the store…",
@@ -153,10 +165,12 @@ describe("agent-work doctor, all of it", () => {
       "ok    webhook deliveries: the last 2 were answered (latest 2026-12-04T10:15:00Z, issues)",
       "checking the local backend's sandbox…",
       "ok    local backend: git found; bubblewrap built a trivial sandbox here (own PID, IPC and UTS namespaces, fresh /proc)",
+      "checking the agent CLIs on this machine…",
       "checking the ssh hosts…",
       "ok    ssh host build-1: reachable; node and git there; 0 of 2 slots in use",
       "checking the k8s backend…",
       "ok    k8s namespace agent-work: the controller may do everything the backend does there (jobs, pods and their logs, secrets)",
+      `skip  k8s image ${WORKER_IMAGE}: agent CLIs: doctor cannot see which agent CLIs the worker image holds (the Kubernetes API shows no image's contents); k8s/worker.Dockerfile installs the pinned claude ${PINNED_CLI_VERSIONS["@anthropic-ai/claude-code"]}, codex ${PINNED_CLI_VERSIONS["@openai/codex"]}, opencode ${PINNED_CLI_VERSIONS["opencode-ai"]} and labels the image io.agent-work.agent-clis with them`,
       "agent-work doctor: everything checked is in place.",
     ]);
     expect(r.stdout).not.toContain(keys.privateKey.split("\n")[1]);

@@ -59,6 +59,8 @@ describe("agent-work doctor", () => {
       "zone us-central1-a",
       "zone europe-west1-b",
       "image",
+      // The fake's image carries no agent-cli-* labels: doctor says it cannot see (doctor-agent-clis.test.ts).
+      "gce image agent-work-worker: agent CLIs",
       "price e2-standard-2 spot in us-central1",
       "price e2-standard-2 on-demand in us-central1",
       "price e2-standard-2 spot in europe-west1",

@@ -124,7 +124,7 @@ describe("one job per request", () => {
     expect(await h.controller.store.list()).toHaveLength(1);
   });
 
-  it("answers a label added while a job is active with 'already running' and starts no second job", async () => {
+  it("answers a label added while a job is active with 'waits', and runs it after the first on the same branch and PR", async () => {
     h = await startHarness();
     await h.deliverLabel({ body: "FAKE_AGENT:edit" });
     await h.controller.scheduler.tick(); // intake: the first job is admitted and queued
@@ -132,10 +132,11 @@ describe("one job per request", () => {
     await h.deliverLabel({ body: "FAKE_AGENT:edit" }); // a second delivery for the same issue
     await h.settle();
     const jobs = await h.controller.store.list();
-    expect(jobs.map((j) => j.state).sort()).toEqual(["rejected", "succeeded"]);
-    expect(commentBodies(h).some((b) => b.includes("agent-work is already running on this issue"))).toBe(true);
-    expect(mintedWorkerTokens(h)).toHaveLength(1);
-    expect(h.github.callsTo("POST", "/pulls")).toHaveLength(1);
+    expect(jobs.map((j) => j.state).sort()).toEqual(["succeeded", "succeeded"]);
+    expect(commentBodies(h).some((b) => b.includes("agent-work is busy on this issue with job"))).toBe(true);
+    expect(mintedWorkerTokens(h)).toHaveLength(2);
+    // The second opens no second PR: GitHub's 422 for the branch is answered by adopting the first.
+    expect(jobs[0]!.prNumber).toBe(jobs[1]!.prNumber);
   });
 });
 

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
-import { canaryToken, startHarness, type Harness } from "../support/harness.js";
+import { canaryToken, FIXTURES, startHarness, type Harness } from "../support/harness.js";
 import { startFakeGitHubOAuth, type FakeGitHubOAuth } from "../support/fake-github-oauth.js";
 
 /**
@@ -223,11 +223,30 @@ describe("the job pages", () => {
 
     const readerList = await (await reader.request("/jobs")).text();
     expect(readerList).toContain(`/jobs/${job.id}`);
+    // This agent used no model: the month's table says so.
+    expect(readerList).toMatch(/data-label="Model" class="num">\$0(\.00)?</);
     expect(readerList).toContain("Codertocat/Hello-World");
     // Each person's access was asked of GitHub with their own token, once per repository and minute.
     const asked = oauth.calls.filter((c) => c.path.startsWith("/api/v3/repositories/"));
     expect(asked.filter((c) => c.as === "reader")).toHaveLength(1);
     expect(asked.filter((c) => c.as === "outsider")).toHaveLength(1);
+  });
+
+  it("show what the model cost beside the compute, on the job page and in the month's table", async () => {
+    const { h, oauth } = await start();
+    // The agent's CLI reports its run as claude-code's stream-json does: tokens and dollars.
+    await h.deliverLabel({ body: 'FAKE_AGENT:usage\n\nFAKE_AGENT_ARGS: {"costUsd": 0.0421, "inputTokens": 1200, "outputTokens": 300}' });
+    await h.settle();
+    const job = (await h.controller.store.list())[0]!;
+    expect(job.state).toBe("succeeded");
+    expect(job.costUsd).toBeCloseTo(0.0421, 6);
+
+    const reader = await signIn(h.controller.url, oauth, "reader", `/jobs/${job.id}`);
+    const text = (await (await reader.request(`/jobs/${job.id}`)).text()).replace(/<[^>]+>/g, "");
+    expect(text).toMatch(/compute \$0(\.00)? · \d+ s of compute \+ model \$0\.04\d* \(1,200 tokens in, 300 out\) = \$0\.04\d*/);
+    const list = await (await reader.request("/jobs")).text();
+    expect(list).toMatch(/data-label="Model" class="num">\$0\.04\d*</);
+    expect(list).toMatch(/data-label="Total" class="num">\$0\.04\d*</);
   });
 
   it("stream the log live after the lines already shown, and never a token the agent prints", async () => {
@@ -358,6 +377,25 @@ describe("the job pages", () => {
     const first = late.events.find((e) => e.event === "job");
     expect(JSON.parse(first!.data).state).toBe("cancelled");
     expect(late.events.findIndex((e) => e.event === "job")).toBeLessThan(late.events.findIndex((e) => e.event === "end"));
+  });
+
+  it("list the connections the allow-list blocked, each host escaped as the text an agent chose", async () => {
+    const agent = `${FIXTURES}network-agent.mjs`;
+    const { h, oauth } = await start({ repoConfigYaml: `agent: command\ncommand: ["node", "${agent}", "{prompt_file}"]\nnetwork: allowlist\n`, env: { SANDBOX_RO_BINDS: FIXTURES.replace(/\/$/, "") } });
+    // The agent asks the proxy for a "host" with characters HTML gives meaning to (raw < and > do
+    // not get past Node's HTTP parser; the prompt decodes entities).
+    const probes = { PROBE_DIRECT: "x'(a&b)':80", PROBE_ALLOWED: "127.0.0.1:9", PROBE_DENIED: "evil.example:80" };
+    await h.deliverLabel({ body: `Probe the network.\nPROBES: ${JSON.stringify(probes)}` });
+    await h.settle();
+    const job = (await h.controller.store.list())[0]!;
+    expect(job.state, job.message ?? "").toBe("succeeded");
+    const reader = await signIn(h.controller.url, oauth, "reader", `/jobs/${job.id}`);
+    const body = await (await reader.request(`/jobs/${job.id}`)).text();
+    const section = /<div class="blocked" id="blocked">[\s\S]*?<\/div>/.exec(body)?.[0] ?? "";
+    expect(section).toMatch(/Network: \d+ connections blocked by the allow-list/);
+    for (const hostPort of ["evil.example:80", "169.254.169.254:80", "metadata.google.internal:80", "127.0.0.1:9", "x&#39;(a&amp;b)&#39;:80"]) expect(section).toContain(`<code>${hostPort}</code>`);
+    expect(section).toMatch(/first at \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC/);
+    expect(body).not.toContain("x'(a&b)'");
   });
 
   it("sign out revokes the person's GitHub token and ends the session", async () => {

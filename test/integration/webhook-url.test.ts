@@ -75,7 +75,7 @@ describe("the setup page's webhook URL", () => {
     const manifest = await manifestAt(`http://127.0.0.1:${port}`);
     expect(manifest.hook_attributes).toEqual({ url: "https://agent-work.example.com/api/github/webhooks" });
     expect(manifest.redirect_url).toBe(`http://127.0.0.1:${port}/probot/setup`);
-    expect(manifest.default_events).toEqual(["issues", "issue_comment", "check_run"]);
+    expect(manifest.default_events).toEqual(["issues", "issue_comment", "check_run", "pull_request_review", "pull_request_review_comment"]);
   });
 
   it("is a new smee.io channel without PUBLIC_URL, written to .env for the controller to forward from", async () => {

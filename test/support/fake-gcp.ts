@@ -72,6 +72,8 @@ export interface FakeGcpOptions {
   hostKeys?: Record<string, string>;
   /** Images that exist: `projects/<p>/global/images/<name>` and `.../family/<f>` paths. */
   images?: string[];
+  /** Labels of those images, by the same path (e.g. the agent CLIs' versions bake-image.sh writes). */
+  imageLabels?: Record<string, Record<string, string>>;
   machineTypes?: string[];
   /** Operation polls (get or wait) before an operation is DONE; 1 = the first wait finishes it. */
   operationPolls?: number;
@@ -438,7 +440,11 @@ export async function startFakeGcp(options: FakeGcpOptions = {}): Promise<FakeGc
     if ((m = /^\/compute\/v1\/(projects\/[^/]+\/global\/images\/(?:family\/)?[^/]+)$/.exec(path))) {
       const [, image] = m as unknown as [string, string];
       if (!images.has(image)) return { status: 404, body: httpError(404, "notFound", `The resource '${image}' was not found`) };
-      return { status: 200, body: { kind: "compute#image", name: image.split("/").pop(), status: "READY", family: image.includes("/family/") ? image.split("/").pop() : undefined, selfLink: `https://www.googleapis.com/compute/v1/${image}` } };
+      const labels = options.imageLabels?.[image];
+      return {
+        status: 200,
+        body: { kind: "compute#image", name: image.split("/").pop(), status: "READY", family: image.includes("/family/") ? image.split("/").pop() : undefined, selfLink: `https://www.googleapis.com/compute/v1/${image}`, ...(labels ? { labels } : {}) },
+      };
     }
 
     return { status: 404, body: httpError(404, "notFound", `fake-gcp does not serve ${method} ${path}`) };

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { answerAsync } from "./answer-async.js";
 
 export interface FakeOAuthUser {
   login: string;
@@ -41,7 +42,7 @@ export async function startFakeGitHubOAuth(options: { clientId: string; clientSe
     return users.find((u) => u.login === login);
   };
 
-  const server = createServer(async (req, res) => {
+  const server = createServer(answerAsync(async (req, res) => {
     const url = new URL(req.url ?? "/", "http://127.0.0.1");
     const path = url.pathname;
     const who = userFor(req);
@@ -105,7 +106,7 @@ export async function startFakeGitHubOAuth(options: { clientId: string; clientSe
       }
     }
     send(res, 404, { message: "Not Found" });
-  });
+  }));
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
   return {

@@ -27,6 +27,8 @@ export interface FakeGitHubOptions {
   discussion?: { id: number; author: string; body: string; bot?: boolean }[];
   /** `GET /pulls/:n`: the pull request's head branch, and whether it comes from a fork. */
   pull?: { headRef: string; fork?: boolean; state?: "open" | "closed"; /** The fork's clone URL. */ cloneUrl?: string };
+  /** Inline review comments already on the pull request (`GET /pulls/:n/comments`). */
+  reviewComments?: { id: number; reviewId: number; inReplyTo?: number; author: string; body: string; path: string; line: number | null; diffHunk: string; bot?: boolean }[];
   /** Raw text of .github/agent-work.yml in the repo, or undefined for none (404). */
   repoConfigYaml?: string;
   baseSha: string;
@@ -73,6 +75,7 @@ export function fakeGitHub(opts: FakeGitHubOptions) {
     return [201, { id, content }];
   };
   const repoPath = `/repos/${opts.owner}/${opts.repo}`;
+  const reviewReplies: { id: number; in_reply_to_id: number; body: string }[] = [];
 
   function record(method: string, path: string, body: any, headers: Record<string, any>) {
     const route = path
@@ -124,6 +127,36 @@ export function fakeGitHub(opts: FakeGitHubOptions) {
     .delay(latency).reply(handle("POST", (uri: string, body: any) => react(`issue:${uri.split("/issues/")[1]!.split("/")[0]}`, body?.content)))
     .post(/\/issues\/comments\/\d+\/reactions/)
     .delay(latency).reply(handle("POST", (uri: string, body: any) => react(`comment:${uri.split("/comments/")[1]!.split("/")[0]}`, body?.content)))
+    // Inline review comments: listed with their review, thread and place in the diff; replies go into a thread.
+    .get(/\/pulls\/\d+\/comments/)
+    .delay(latency).reply(handle("GET", () => {
+      const seeded = (opts.reviewComments ?? []).map((c) => ({
+        id: c.id,
+        pull_request_review_id: c.reviewId,
+        ...(c.inReplyTo ? { in_reply_to_id: c.inReplyTo } : {}),
+        body: c.body,
+        path: c.path,
+        line: c.line,
+        original_line: c.line,
+        diff_hunk: c.diffHunk,
+        user: { login: c.author, type: c.bot ? "Bot" : "User" },
+        created_at: "2020-01-01T00:00:00Z",
+      }));
+      const ours = reviewReplies.map((r) => ({ ...r, user: { login: "agent-work[bot]", type: "Bot" }, created_at: new Date().toISOString() }));
+      return [200, [...seeded, ...ours]];
+    }))
+    .post(/\/pulls\/\d+\/comments\/\d+\/replies/)
+    .delay(latency).reply(handle("POST", (uri: string, body: any) => {
+      const inReplyTo = Number(uri.split("/comments/")[1]!.split("/")[0]);
+      const root = (opts.reviewComments ?? []).find((c) => c.id === inReplyTo);
+      // As GitHub does: replies go to the first comment of a thread, never to a reply.
+      if (!root || root.inReplyTo) return [404, { message: "Not Found" }];
+      const reply = { id: nextId++, in_reply_to_id: inReplyTo, pull_request_review_id: nextId++, body: body.body, path: root.path, line: root.line, diff_hunk: root.diffHunk };
+      reviewReplies.push(reply);
+      return [201, reply];
+    }))
+    .post(/\/pulls\/comments\/\d+\/reactions/)
+    .delay(latency).reply(handle("POST", (uri: string, body: any) => react(`review-comment:${uri.split("/comments/")[1]!.split("/")[0]}`, body?.content)))
     .get(/\/pulls\/\d+$/)
     .delay(latency).reply(handle("GET", (uri: string) => {
       if (!opts.pull) return [404, { message: "Not Found" }];
@@ -207,6 +240,8 @@ export function fakeGitHub(opts: FakeGitHubOptions) {
     calls,
     comments,
     pulls,
+    /** Replies the app posted in review threads. */
+    reviewReplies,
     controllerToken,
     checkRuns,
     /** Changes what the permission API answers for `user` from now on (access taken away mid-job). */

@@ -215,7 +215,8 @@ export function fakeHookDeliveries(opts: FakeHookDeliveriesOptions) {
       asked.set(found.guid, (asked.get(found.guid) ?? 0) + 1);
       // Accepted now, delivered a moment later, as GitHub does.
       const gate = redeliveryGate ?? new Promise((resolve) => setImmediate(resolve));
-      track(gate.then(() => attempt(found.guid, found.event, found.payload, true)));
+      // settled() waits for it, and track() handles its rejection.
+      void track(gate.then(() => attempt(found.guid, found.event, found.payload, true)));
       return [202, {}];
     })
     .get(/^\/app\/installations(\?.*)?$/)

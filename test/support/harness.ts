@@ -12,7 +12,7 @@ import type { Backend } from "../../src/backends/types.js";
 import { startController, type Controller } from "../../src/controller.js";
 import { startGitServer, type GitServer } from "./git-http-server.js";
 import { fakeGitHub, type FakeGitHubOptions } from "./fake-github.js";
-import { DEFAULT_BRANCH, INSTALLATION_ID, OWNER, REPO, checkRunPayload, commentPayload, deliver, labeledPayload } from "./payloads.js";
+import { DEFAULT_BRANCH, INSTALLATION_ID, OWNER, REPO, checkRunPayload, commentPayload, deliver, labeledPayload, reviewCommentPayload, reviewPayload } from "./payloads.js";
 
 export const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
 export const FAKE_AGENT = path.join(FIXTURES, "fake-agent.mjs");
@@ -44,6 +44,7 @@ export interface HarnessOptions {
   permissions?: FakeGitHubOptions["permissions"];
   discussion?: FakeGitHubOptions["discussion"];
   pull?: FakeGitHubOptions["pull"];
+  reviewComments?: FakeGitHubOptions["reviewComments"];
   protectedBranches?: FakeGitHubOptions["protectedBranches"];
   latencyMs?: number;
   repoConfigYaml?: string;
@@ -83,6 +84,7 @@ export async function startHarness(options: HarnessOptions = {}) {
     permissions: options.permissions,
     discussion: options.discussion,
     pull: options.pull,
+    reviewComments: options.reviewComments,
     protectedBranches: options.protectedBranches,
     latencyMs: options.latencyMs,
     repoConfigYaml: options.repoConfigYaml ?? FAKE_AGENT_CONFIG(),
@@ -151,6 +153,12 @@ export async function startHarness(options: HarnessOptions = {}) {
     },
     deliverComment(body: string, over: Partial<Omit<Parameters<typeof commentPayload>[0], "body" | "cloneUrl">> = {}, deliveryId?: string) {
       return deliver(controller.url, webhookSecret, "issue_comment", commentPayload({ body, cloneUrl: seeded.cloneUrl, ...over }), deliveryId);
+    },
+    deliverReviewComment(body: string, over: Partial<Omit<Parameters<typeof reviewCommentPayload>[0], "body" | "cloneUrl">> = {}) {
+      return deliver(controller.url, webhookSecret, "pull_request_review_comment", reviewCommentPayload({ body, cloneUrl: seeded.cloneUrl, ...over }));
+    },
+    deliverReview(body: string | null, over: Partial<Omit<Parameters<typeof reviewPayload>[0], "body" | "cloneUrl">> = {}) {
+      return deliver(controller.url, webhookSecret, "pull_request_review", reviewPayload({ body, cloneUrl: seeded.cloneUrl, ...over }));
     },
     deliverCheckRun(over: Omit<Parameters<typeof checkRunPayload>[0], "appId"> & { appId?: number }) {
       return deliver(controller.url, webhookSecret, "check_run", checkRunPayload({ appId: 1234, ...over }));

@@ -106,3 +106,55 @@ export function checkRunPayload(over: { action: "requested_action" | "rerequeste
   p.sender.type = over.senderType ?? "User";
   return p;
 }
+
+const reviewCommented = JSON.parse(readFileSync(new URL("../fixtures/pull_request_review_comment.created.json", import.meta.url), "utf8"));
+const reviewSubmitted = JSON.parse(readFileSync(new URL("../fixtures/pull_request_review.submitted.json", import.meta.url), "utf8"));
+
+/** Fields both review payloads share: our repository and installation, the PR's number and who sent it. */
+function adaptReview(p: Record<string, any>, over: { cloneUrl: string; number?: number; sender?: string; senderType?: "User" | "Bot" }) {
+  const repo = labeledPayload({ cloneUrl: over.cloneUrl });
+  p.repository = repo.repository;
+  p.installation = repo.installation;
+  if (over.number !== undefined) p.pull_request.number = over.number;
+  p.sender.login = over.sender ?? p.sender.login;
+  p.sender.type = over.senderType ?? "User";
+}
+
+/** The recorded `pull_request_review_comment.created` payload: an inline comment on a line of the diff. */
+export function reviewCommentPayload(over: {
+  body: string;
+  cloneUrl: string;
+  number?: number;
+  sender?: string;
+  senderType?: "User" | "Bot";
+  commentId?: number;
+  reviewId?: number;
+  inReplyTo?: number;
+  path?: string;
+  line?: number;
+  diffHunk?: string;
+}): Record<string, any> {
+  const p = structuredClone(reviewCommented);
+  adaptReview(p, over);
+  p.comment.body = over.body;
+  p.comment.id = over.commentId ?? p.comment.id;
+  p.comment.pull_request_review_id = over.reviewId ?? p.comment.pull_request_review_id;
+  if (over.inReplyTo !== undefined) p.comment.in_reply_to_id = over.inReplyTo;
+  if (over.path !== undefined) p.comment.path = over.path;
+  if (over.line !== undefined) p.comment.line = over.line;
+  if (over.diffHunk !== undefined) p.comment.diff_hunk = over.diffHunk;
+  p.comment.user.login = p.sender.login;
+  p.comment.user.type = p.sender.type;
+  return p;
+}
+
+/** The recorded `pull_request_review.submitted` payload, with `body` as the review's text. */
+export function reviewPayload(over: { body: string | null; cloneUrl: string; number?: number; sender?: string; senderType?: "User" | "Bot"; reviewId?: number }): Record<string, any> {
+  const p = structuredClone(reviewSubmitted);
+  adaptReview(p, over);
+  p.review.body = over.body;
+  p.review.id = over.reviewId ?? p.review.id;
+  p.review.user.login = p.sender.login;
+  p.review.user.type = p.sender.type;
+  return p;
+}

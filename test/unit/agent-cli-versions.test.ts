@@ -35,3 +35,18 @@ describe("the agent CLIs' versions", () => {
     expect(path.resolve(ROOT, "ansible/roles/worker", defaults.agent_clis_source!.replace("{{ role_path }}/", ""))).toBe(path.join(ROOT, "agent-clis"));
   });
 });
+
+describe("reading a CLI's version (doctor)", () => {
+  it("finds it in each CLI's --version answer, and nothing in noise", async () => {
+    const { parseCliVersion, versionFromImageLabel } = await import("../../src/agents/agent-cli-versions.js");
+    expect(parseCliVersion("2.1.332 (Claude Code)\n")).toBe("2.1.332");
+    expect(parseCliVersion("codex-cli 0.171.0\n")).toBe("0.171.0");
+    expect(parseCliVersion("1.18.33\n")).toBe("1.18.33");
+    expect(parseCliVersion("1.19.0-beta.2\n")).toBe("1.19.0-beta.2");
+    expect(parseCliVersion("command not found")).toBeNull();
+    // Bounded: a version past the first 500 characters is not looked for.
+    expect(parseCliVersion(`${"x".repeat(600)} 1.2.3`)).toBeNull();
+    expect(versionFromImageLabel("2_1_332")).toBe("2.1.332");
+    for (const junk of [undefined, "", "2.1.332", "2_1", "latest", "2_1_332_extra"]) expect(versionFromImageLabel(junk), String(junk)).toBeNull();
+  });
+});

@@ -25,6 +25,8 @@ describe("host tools the local backend needs", () => {
       expect(missingHostTools({ localSandbox: "bwrap" }, false, false).join()).not.toMatch(/CAP_SYS_ADMIN/);
       // The explicit opt-out needs git alone.
       expect(missingHostTools({ localSandbox: "none" })).toHaveLength(1);
+      // With no local backend (a controller pod driving k8s workers) nothing runs here: nothing is needed.
+      expect(missingHostTools({ localSandbox: "bwrap", localBackend: false }, true, false, () => "bwrap cannot work here")).toEqual([]);
     } finally {
       process.env.PATH = path;
     }

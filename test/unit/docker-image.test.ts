@@ -72,6 +72,8 @@ describe("the Docker image", () => {
       "keys/app.pem",
       "agent-work-worker-ssh.key",
       "agent-work-controller.kubeconfig",
+      "k8s-install/controller.env",
+      "k8s-install/database.env",
       "terraform/terraform.tfstate",
       "terraform/terraform.tfvars",
       "node_modules/probot/package.json",

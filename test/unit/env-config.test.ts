@@ -79,8 +79,11 @@ describe("loadControllerConfig", () => {
       leaseSeconds: 60,
       statusUpdateIntervalSeconds: 30,
       schedulerIntervalMs: 1000,
+      localBackend: true,
       localSandbox: "bwrap",
       sandboxRoBinds: [],
+      networkDefault: "full",
+      egressCredentials: [],
       networkAllowDefault: [],
       sandboxCeilings: { memoryMb: 4096, maxProcesses: 512, maxDiskMb: 10240 },
       agentEnv: {},
@@ -392,10 +395,11 @@ describe("loadControllerConfig", () => {
     });
 
     it("runs in-cluster with the documented defaults when only the namespace and image are given", () => {
-      const { config, warnings } = ok(loadControllerConfig({ K8S_NAMESPACE: "agent-work", K8S_IMAGE: "ghcr.io/acme/worker:1" }));
+      const image = `ghcr.io/acme/worker@sha256:${"a".repeat(64)}`;
+      const { config, warnings } = ok(loadControllerConfig({ K8S_NAMESPACE: "agent-work", K8S_IMAGE: image, K8S_USER_NAMESPACE: "true", K8S_SECCOMP_PROFILE: "localhost/agent-work-bwrap.json" }));
       expect(config.k8s).toEqual({
         namespace: "agent-work",
-        image: "ghcr.io/acme/worker:1",
+        image,
         cpu: "1",
         memory: "2Gi",
         ephemeralStorage: "10Gi",
@@ -403,8 +407,31 @@ describe("loadControllerConfig", () => {
         ttlSecondsAfterFinished: 600,
         runAsUser: 1000,
         agentSandbox: "bwrap",
+        isolation: { userNamespace: true, seccompProfile: { type: "Localhost", localhostProfile: "agent-work-bwrap.json" } },
       });
       expect(warnings).toEqual([]);
+    });
+
+    it("warns that bwrap cannot work in a pod with the defaults, and that a tag is not a pinned image", () => {
+      const { config, warnings } = ok(loadControllerConfig({ K8S_NAMESPACE: "agent-work", K8S_IMAGE: "ghcr.io/acme/worker:1" }));
+      expect(config.k8s?.isolation).toEqual({ userNamespace: false, seccompProfile: { type: "RuntimeDefault" } });
+      expect(warnings).toEqual([
+        expect.stringMatching(/^K8S_AGENT_SANDBOX=bwrap with RuntimeDefault seccomp and no user namespace: bubblewrap cannot build .* K8S_USER_NAMESPACE=true and K8S_SECCOMP_PROFILE=localhost\/agent-work-bwrap\.json/),
+        expect.stringMatching(/^K8S_IMAGE=ghcr\.io\/acme\/worker:1 is not pinned by digest/),
+      ]);
+    });
+
+    it("reads the pod isolation settings, and refuses a profile outside the kubelet's folder", () => {
+      const { config } = ok(
+        loadControllerConfig({ K8S_NAMESPACE: "a", K8S_IMAGE: "i", K8S_AGENT_SANDBOX: "none", K8S_APPARMOR_PROFILE: "localhost/agent-work-bwrap", K8S_RUNTIME_CLASS: "gvisor" }),
+      );
+      expect(config.k8s?.isolation).toEqual({ userNamespace: false, seccompProfile: { type: "RuntimeDefault" }, appArmorProfile: { type: "Localhost", localhostProfile: "agent-work-bwrap" }, runtimeClassName: "gvisor" });
+      const bad = loadControllerConfig({ K8S_NAMESPACE: "a", K8S_IMAGE: "i", K8S_SECCOMP_PROFILE: "localhost/../../etc/x.json", K8S_APPARMOR_PROFILE: "Unconfined", K8S_USER_NAMESPACE: "yes" });
+      expect(bad.ok ? [] : bad.errors).toEqual([
+        expect.stringMatching(/^K8S_USER_NAMESPACE=.*expected true or false/),
+        expect.stringMatching(/^K8S_SECCOMP_PROFILE=.*expected RuntimeDefault or localhost\/<name>/),
+        expect.stringMatching(/^K8S_APPARMOR_PROFILE=.*expected RuntimeDefault or localhost\/<name>/),
+      ]);
     });
 
     it("reads a kubeconfig path, resources and the sandbox, and warns that without bwrap the agent can read the token", () => {
@@ -425,7 +452,10 @@ describe("loadControllerConfig", () => {
         }),
       );
       expect(config.k8s).toMatchObject({ kubeconfig, cpu: "500m", memory: "1.5Gi", ephemeralStorage: "20Gi", maxJobs: 20, ttlSecondsAfterFinished: 0, runAsUser: 65532, agentSandbox: "none" });
-      expect(warnings).toEqual([expect.stringMatching(/^K8S_AGENT_SANDBOX=none: .*can read the job's mounted input, which holds the repository token/)]);
+      expect(warnings).toEqual([
+        expect.stringMatching(/^K8S_IMAGE=.* is not pinned by digest/),
+        expect.stringMatching(/^K8S_AGENT_SANDBOX=none: .*can read the job's mounted input, which holds the repository token/),
+      ]);
       expect(JSON.parse(describeControllerConfig(config).k8s!)).toMatchObject({ namespace: "ci-workers", kubeconfig });
     });
 
@@ -652,6 +682,39 @@ describe("the agent's sandbox", () => {
     ]);
   });
 
+  it("reads the allow-list's settings: NETWORK_DEFAULT, MODEL_PROXY and EGRESS_CREDENTIALS, whose values are secrets", () => {
+    const token = "Bearer npm_0123456789abcdefghijklmnopqrstuvwxyz";
+    const loaded = ok(
+      loadControllerConfig({
+        NETWORK_DEFAULT: "allowlist",
+        NETWORK_ALLOW_DEFAULT: "registry.npmjs.org,*.pypi.org",
+        ANTHROPIC_API_KEY: "sk-ant-secret-0123456789",
+        MODEL_PROXY: "api.anthropic.com,x-api-key,ANTHROPIC_API_KEY",
+        REGISTRY_AUTH: token,
+        EGRESS_CREDENTIALS: "registry.example.com,authorization,REGISTRY_AUTH ; npm.example.com:8443,authorization,REGISTRY_AUTH,https://npm.example.com:8443/",
+      }),
+    );
+    expect(loaded.warnings).toEqual([]);
+    expect(loaded.config).toMatchObject({
+      networkDefault: "allowlist",
+      networkAllowDefault: ["registry.npmjs.org", "*.pypi.org"],
+      modelProxy: { host: "api.anthropic.com", header: "x-api-key", variable: "ANTHROPIC_API_KEY", upstream: "https://api.anthropic.com", value: "sk-ant-secret-0123456789" },
+      egressCredentials: [
+        { host: "registry.example.com", header: "authorization", variable: "REGISTRY_AUTH", upstream: "https://registry.example.com", value: token },
+        { host: "npm.example.com:8443", header: "authorization", variable: "REGISTRY_AUTH", upstream: "https://npm.example.com:8443/", value: token },
+      ],
+    });
+    expect(secretValues(loaded.config)).toEqual(expect.arrayContaining(["sk-ant-secret-0123456789", token]));
+    expect(JSON.stringify(describeControllerConfig(loaded.config))).not.toContain(token);
+    expect(JSON.stringify(describeControllerConfig(loaded.config))).not.toContain("sk-ant-secret-0123456789");
+
+    expect(errors(loadControllerConfig({ EGRESS_CREDENTIALS: "registry.example.com,authorization,REGISTRY_AUTH" })).join("\n")).toMatch(/EGRESS_CREDENTIALS.*REGISTRY_AUTH is named but not set/);
+    expect(errors(loadControllerConfig({ EGRESS_CREDENTIALS: "*.example.com,authorization,X", X: "y" })).join("\n")).toMatch(/EGRESS_CREDENTIALS.*expected host,header,VARIABLE\[,upstream URL\] rules separated by ;.*"\*\.example\.com"/);
+    expect(errors(loadControllerConfig({ EGRESS_CREDENTIALS: "a.example,authorization,WEBHOOK_SECRET", WEBHOOK_SECRET: "s" })).join("\n")).toMatch(/WEBHOOK_SECRET is one of the controller's own secrets/);
+    expect(errors(loadControllerConfig({ NETWORK_DEFAULT: "some" })).join("\n")).toMatch(/NETWORK_DEFAULT/);
+    expect(ok(loadControllerConfig({ NETWORK_DEFAULT: "allowlist" })).warnings.join("\n")).toMatch(/NETWORK_DEFAULT=allowlist with neither MODEL_PROXY nor NETWORK_ALLOW_DEFAULT/);
+  });
+
   it("takes LOCAL_SANDBOX=none only as a loud, explicit opt-out", () => {
     expect(ok(loadControllerConfig({})).config.localSandbox).toBe("bwrap");
     const { config, warnings } = ok(loadControllerConfig({ LOCAL_SANDBOX: "none" }));
@@ -678,5 +741,18 @@ describe("BACKEND_ORDER", () => {
     expect(ok.ok && ok.config.backendOrder).toEqual(["local", "ssh", "gce"]);
     const bad = loadControllerConfig({ BACKEND_ORDER: "local,cloud" });
     expect(!bad.ok && bad.errors.join("\n")).toContain('BACKEND_ORDER="local,cloud": unknown backend cloud');
+  });
+});
+
+describe("LOCAL_BACKEND", () => {
+  it("false turns the local backend off when another backend is on", () => {
+    const loaded = loadControllerConfig({ LOCAL_BACKEND: "false", K8S_NAMESPACE: "agent-work", K8S_IMAGE: "ghcr.io/acme/agent-work-worker:1.0" });
+    expect(loaded.ok && loaded.config.localBackend).toBe(false);
+  });
+
+  it("false with no other backend is refused, naming what to set", () => {
+    const loaded = loadControllerConfig({ LOCAL_BACKEND: "false" });
+    expect(loaded.ok).toBe(false);
+    expect(!loaded.ok && loaded.errors.join("\n")).toMatch(/LOCAL_BACKEND.*no backend.*K8S_NAMESPACE, GCE_PROJECT or SSH_HOSTS_FILE/);
   });
 });

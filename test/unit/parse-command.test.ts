@@ -10,6 +10,8 @@ describe("reading /agent commands from a comment", () => {
     ["/AGENT Run fix the typo", { verb: "run", instructions: "fix the typo" }],
     ["/agent run --max-minutes 5 --machine large please hurry\nand add a test", { verb: "run", flags: { maxMinutes: 5, machine: "large" }, instructions: "please hurry\nand add a test" }],
     ["/agent run --backend=local -- --not-a-flag", { verb: "run", flags: { backend: "local" }, instructions: "--not-a-flag" }],
+    ["/agent ask why does the parser crash?", { verb: "ask", instructions: "why does the parser crash?" }],
+    ["/agent ask --model m1 what is\nthis for?", { verb: "ask", flags: { model: "m1" }, instructions: "what is\nthis for?" }],
     ["/agent stop", { verb: "stop" }],
     ["/agent cancel", { verb: "stop" }],
     ["/agent retry", { verb: "retry" }],
@@ -34,6 +36,11 @@ describe("reading /agent commands from a comment", () => {
     "hello\n/agent run",
   ])("ignores %j", (body) => {
     expect(parseCommand(body)).toBeNull();
+  });
+
+  it("wants a question after /agent ask", () => {
+    expect(parseCommand("/agent ask")).toMatchObject({ ok: false, error: "bad_flag", message: "`/agent ask` needs a question after it" });
+    expect(parseCommand("/agent ask --model m1")).toMatchObject({ ok: false, error: "bad_flag" });
   });
 
   it("suggests the nearest command for an unknown verb", () => {

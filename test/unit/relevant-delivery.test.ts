@@ -1,8 +1,10 @@
+import { readFileSync } from "node:fs";
+import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
 import { agentWorkApp, type AppDeps } from "../../src/app.js";
 import { nextCursor } from "../../src/deliveries/list-app-deliveries.js";
 import { HANDLED_EVENTS, isHandledEvent, wouldAct } from "../../src/deliveries/relevant-delivery.js";
-import { checkRunPayload, commentPayload, labeledPayload } from "../support/payloads.js";
+import { checkRunPayload, commentPayload, labeledPayload, reviewCommentPayload, reviewPayload } from "../support/payloads.js";
 
 const rules = { triggerLabel: "agent-work", appId: 1234 };
 const cloneUrl = "https://example.invalid/x.git";
@@ -17,6 +19,12 @@ describe("which deliveries are worth asking GitHub for again", () => {
     expect(isHandledEvent("issues", "labeled")).toBe(true);
     expect(isHandledEvent("issues", "opened")).toBe(false);
     expect(isHandledEvent("push", null)).toBe(false);
+  });
+
+  it("is subscribed to in the App's manifest, event by event", () => {
+    const manifest = parse(readFileSync(new URL("../../app.yml", import.meta.url), "utf8")) as { default_events: string[] };
+    const events = new Set(HANDLED_EVENTS.map((e) => e.split(".")[0]!));
+    expect([...events].filter((e) => !manifest.default_events.includes(e))).toEqual([]);
   });
 
   it("is our label or a size of it, from a person", () => {
@@ -34,6 +42,15 @@ describe("which deliveries are worth asking GitHub for again", () => {
     expect(wouldAct("issue_comment", "created", commentPayload({ cloneUrl, body: "/agent run", senderType: "Bot" }), rules)).toBe(false);
     expect(wouldAct("check_run", "requested_action", checkRunPayload({ action: "requested_action", jobId: "j1", appId: 1234 }), rules)).toBe(true);
     expect(wouldAct("check_run", "rerequested", checkRunPayload({ action: "rerequested", jobId: "j1", appId: 999 }), rules)).toBe(false);
+  });
+
+  it("is an /agent command in a review or an inline review comment, from a person", () => {
+    expect(wouldAct("pull_request_review_comment", "created", reviewCommentPayload({ cloneUrl, body: "/agent run use a constant" }), rules)).toBe(true);
+    expect(wouldAct("pull_request_review_comment", "created", reviewCommentPayload({ cloneUrl, body: "nit: a constant" }), rules)).toBe(false);
+    expect(wouldAct("pull_request_review_comment", "created", reviewCommentPayload({ cloneUrl, body: "/agent run", senderType: "Bot" }), rules)).toBe(false);
+    expect(wouldAct("pull_request_review", "submitted", reviewPayload({ cloneUrl, body: "/agent run address these" }), rules)).toBe(true);
+    expect(wouldAct("pull_request_review", "submitted", reviewPayload({ cloneUrl, body: null }), rules)).toBe(false);
+    expect(isHandledEvent("pull_request_review", "dismissed")).toBe(false);
   });
 
   it("is nothing when the payload is missing or malformed", () => {

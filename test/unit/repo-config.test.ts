@@ -25,11 +25,11 @@ function errorFor(result: RepoConfigResult, key: string): string {
 }
 
 describe("parseRepoConfig", () => {
-  it("uses the installation's defaults when the repository has no file", () => {
+  it("uses the installation's defaults when the repository has no file (no network: the controller's NETWORK_DEFAULT decides)", () => {
     for (const raw of [null, undefined, {}]) {
       expect(parseRepoConfig(raw, limits)).toEqual({
         ok: true,
-        config: { agent: "claude-code", maxMinutes: 30, branchPrefix: "agent/", draft: true, backend: "local", priority: 0, sizes: {}, budget: {}, network: "full", forkPullRequests: "refuse" },
+        config: { agent: "claude-code", maxMinutes: 30, branchPrefix: "agent/", draft: true, backend: "local", priority: 0, sizes: {}, budget: {}, forkPullRequests: "refuse" },
       });
     }
   });
@@ -59,7 +59,6 @@ priority: -3
         priority: -3,
         sizes: {},
         budget: {},
-        network: "full",
         forkPullRequests: "refuse",
       },
     });
@@ -144,6 +143,18 @@ command: ["./scripts/agent.sh", "--task={prompt_file}"]
     expect(fromYaml("budget: { job_usd: 0.5, monthly_usd: 10 }")).toMatchObject({ ok: true, config: { budget: { jobUsd: 0.5, monthlyUsd: 10 } } });
     expect(errorFor(fromYaml("budget: { hourly_usd: 1 }"), "budget")).toMatch(/unknown setting `hourly_usd`/);
     expect(errorFor(fromYaml("budget: { job_usd: lots }"), "budget")).toMatch(/amount of US dollars/);
+  });
+
+  it("reads an allow-list of host patterns, and refuses one that names this machine or a metadata server", () => {
+    expect(fromYaml('network: allowlist\nallow: ["registry.npmjs.org", "*.pypi.org", "registry.example.com:8443", "10.20.0.5:443"]')).toMatchObject({
+      ok: true,
+      config: { network: "allowlist", allow: ["registry.npmjs.org", "*.pypi.org", "registry.example.com:8443", "10.20.0.5:443"] },
+    });
+    for (const inside of ["127.0.0.1:3000", "localhost", "api.localhost:8080", "*.localhost", "169.254.169.254", "0.0.0.0:80"]) {
+      expect(errorFor(fromYaml(`network: allowlist\nallow: ["registry.npmjs.org", "${inside}"]`), "allow"), inside).toMatch(/^`allow` may not name this machine or a link-local address .*; the controller's NETWORK_ALLOW_DEFAULT can$/);
+    }
+    expect(errorFor(fromYaml('allow: ["https://evil.example/"]'), "allow")).toMatch(/^`allow` takes a list of host names or patterns/);
+    expect(errorFor(fromYaml("allow: registry.npmjs.org"), "allow")).toMatch(/^`allow` takes a list of host names or patterns/);
   });
 
   it("reads the agent's network and sandbox limits, which may only be lower than the controller's ceilings", () => {

@@ -2,7 +2,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import pino from "pino";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { concurrencyLimit, perMinuteBudget } from "../../src/github/request-limiters.js";
+import { concurrencyLimit, perMinuteBudget, retryOnRateLimit } from "../../src/github/request-limiters.js";
 import { createOctokitClass } from "../../src/github/octokit-class.js";
 import { createNodeHttpFetch } from "../../src/github/node-http-fetch.js";
 
@@ -67,6 +67,35 @@ describe("the limiters GitHub calls go through", () => {
     expect(started).toEqual([0, 1, 2, 3, 4]);
     await Promise.all(all);
   });
+
+  it("the retry wrapper runs a failed call again after the wait its handler answers, and gives the failure back when the handler answers none", async () => {
+    const waits: number[] = [];
+    const retry = retryOnRateLimit(async (ms) => void waits.push(ms));
+    const seen: { args: unknown[]; retryCount: number }[] = [];
+    retry.on("failed", (error, info) => {
+      seen.push(info);
+      return (error as Error).message === "rate limited" && info.retryCount < 2 ? 1000 : undefined;
+    });
+    let calls = 0;
+    const flaky = async (a: string, b: number) => {
+      calls++;
+      if (calls < 3) throw new Error("rate limited");
+      return `${a}${b}`;
+    };
+    await expect(retry.schedule(flaky, "x", 1)).resolves.toBe("x1");
+    expect(calls).toBe(3);
+    expect(waits).toEqual([1000, 1000]);
+    expect(seen).toEqual([{ args: ["x", 1], retryCount: 0 }, { args: ["x", 1], retryCount: 1 }]);
+
+    calls = 0;
+    await expect(retry.schedule(async () => Promise.reject(new Error("not found")))).rejects.toThrow("not found");
+    const always = async () => {
+      calls++;
+      throw new Error("rate limited");
+    };
+    await expect(retry.schedule(always)).rejects.toThrow("rate limited");
+    expect(calls).toBe(3);
+  });
 });
 
 describe("the controller's Octokit with these limiters", () => {
@@ -92,6 +121,37 @@ describe("the controller's Octokit with these limiters", () => {
       expect(status).toBe(201);
       expect(calls).toBe(2);
       expect(warnings).toContain("GitHub secondary rate limit hit");
+    } finally {
+      fetch.close();
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  it("gives up after two retries, and each client retries only its own calls", async () => {
+    let calls = 0;
+    const server = http.createServer((req, res) => {
+      req.resume();
+      calls++;
+      res.writeHead(403, { "content-type": "application/json", "retry-after": "0" }).end(JSON.stringify({ message: "You have exceeded a secondary rate limit" }));
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const fetch = createNodeHttpFetch();
+    try {
+      const warnings: { again: boolean }[] = [];
+      const log = pino({ level: "warn" }, { write: (line: string) => void warnings.push(JSON.parse(line)) });
+      const Octokit = createOctokitClass({ log, onApiCall: () => undefined, fetch, overrides: { retry: { enabled: false }, throttle: { fallbackSecondaryRateRetryAfter: 0 } } });
+      const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const other = new Octokit({ auth: { token: "ghs_other" }, baseUrl });
+      const octokit = new Octokit({ auth: { token: "ghs_test" }, baseUrl });
+      // The other client has made a call too, so its own retry handler is in place.
+      await expect(other.request("GET /repos/{owner}/{repo}", { owner: "o", repo: "r" })).rejects.toMatchObject({ status: 403 });
+      calls = 0;
+      warnings.length = 0;
+      await expect(octokit.request("POST /repos/{owner}/{repo}/issues/{issue_number}/comments", { owner: "o", repo: "r", issue_number: 1, body: "hi" })).rejects.toMatchObject({ status: 403 });
+      expect(calls).toBe(3);
+      // One warning per failure, from this client's handler alone: two that retry, then the one that gives up.
+      expect(warnings.map((w) => w.again)).toEqual([true, true, false]);
     } finally {
       fetch.close();
       server.closeAllConnections();

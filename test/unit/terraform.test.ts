@@ -7,7 +7,9 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
+import { execFileSync } from "node:child_process";
 import { parse } from "@cdktf/hcl2json";
+import { parse as parse_yaml } from "yaml";
 import { beforeAll, describe, expect, it } from "vitest";
 
 const DIR = path.resolve(import.meta.dirname, "../../terraform");
@@ -49,6 +51,58 @@ function resolve(value: unknown): string[] {
 /** The blocks of one resource type, each with its Terraform address name as `key`. */
 const resources = (type: string): Block[] => Object.entries(tf.resource[type] ?? {}).map(([key, [block]]) => ({ ...block!, key }));
 
+describe("terraform/, the controller as an option (controller.tf)", () => {
+  const TEMPLATE = readFileSync(path.join(DIR, "controller-cloud-init.yaml"), "utf8");
+  /** The cloud-init as templatefile() renders it, with example values. */
+  const rendered = () =>
+    TEMPLATE.replace(/\$\{(controller_image|caddy_image|domain|env_secret|ssh_key_secret)\}/g, (_, name: string) =>
+      ({ controller_image: `ghcr.io/acme/agent-work@sha256:${"a".repeat(64)}`, caddy_image: "caddy:2", domain: "agent-work.example.com", env_secret: "projects/p/secrets/agent-work-controller-env", ssh_key_secret: "projects/p/secrets/agent-work-controller-ssh-key" })[name]!,
+    ).replaceAll("$${", "${");
+
+  it("makes nothing unless controller_vm is set, and then needs an image pinned by digest and a domain", () => {
+    expect(tf.variable.controller_vm![0]!.default).toBe(false);
+    for (const type of ["google_compute_instance", "google_compute_address", "google_compute_firewall"]) {
+      for (const r of resources(type).filter((r) => r.key.startsWith("controller"))) expect(r.count, `${type}.${r.key}`).toBe("${var.controller_vm ? 1 : 0}");
+    }
+    expect(resources("google_secret_manager_secret").find((r) => r.key === "controller")!.for_each).toBe("${local.controller_secrets}");
+    expect(tf.locals.find((l) => "controller_secrets" in l)!.controller_secrets).toMatch(/^\$\{var\.controller_vm \? toset\(/);
+    const vm = resources("google_compute_instance").find((r) => r.key === "controller")!;
+    expect(JSON.stringify(vm.lifecycle)).toContain('var.controller_image != \\"\\" && var.controller_domain != \\"\\"');
+    expect(JSON.stringify(tf.variable.controller_image![0]!.validation)).toContain("@sha256:[0-9a-f]{64}$");
+  });
+
+  it("runs the VM as the controller account, shielded, OS Login on, and puts no secret in its metadata", () => {
+    const vm = resources("google_compute_instance").find((r) => r.key === "controller")!;
+    expect(vm.service_account).toEqual([{ email: "${google_service_account.controller.email}", scopes: ["cloud-platform"] }]);
+    expect(vm.shielded_instance_config).toEqual([{ enable_secure_boot: true, enable_vtpm: true, enable_integrity_monitoring: true }]);
+    const metadata = vm.metadata as Record<string, string>;
+    expect(metadata).toMatchObject({ "enable-oslogin": "TRUE", "block-project-ssh-keys": "TRUE" });
+    // The template gets names and images, never a secret's value.
+    const passed = [...metadata["user-data"]!.matchAll(/^\s*([a-z_]+)\s*=/gm)].map((m) => m[1]).sort();
+    expect(passed).toEqual(["caddy_image", "controller_image", "domain", "env_secret", "ssh_key_secret"]);
+    expect(metadata["user-data"]).toContain("controller-cloud-init.yaml");
+  });
+
+  it("lets the controller read only its own two secrets, which the VM fetches into memory at boot", () => {
+    const binding = resources("google_secret_manager_secret_iam_member").find((r) => r.key === "controller_reads_own_secrets")!;
+    expect(binding).toMatchObject({ for_each: "${google_secret_manager_secret.controller}", role: "roles/secretmanager.secretAccessor", member: "serviceAccount:${google_service_account.controller.email}" });
+    const cloudInit = parse_yaml(rendered());
+    const files = Object.fromEntries((cloudInit.write_files as { path: string; content: string }[]).map((f) => [f.path, f.content]));
+    const fetch = files["/etc/agent-work/fetch-secrets.sh"]!;
+    expect(fetch).toContain("umask 077");
+    expect(fetch).toMatch(/^fetch '[^']+' \/run\/agent-work\/controller\.env$/m);
+    // The script is valid bash once rendered.
+    execFileSync("bash", ["-n"], { input: fetch });
+    const service = files["/etc/systemd/system/agent-work.service"]!;
+    expect(service).toContain("--env-file /run/agent-work/controller.env");
+    expect(service).toContain("-e LOCAL_BACKEND=false");
+    expect(service).toContain(`ghcr.io/acme/agent-work@sha256:${"a".repeat(64)}`);
+    expect(files["/etc/systemd/system/caddy.service"]).toContain("caddy reverse-proxy --from agent-work.example.com --to 127.0.0.1:3000");
+    // Only /run (a tmpfs) holds the secrets; the data disk holds the store.
+    expect(service).not.toMatch(/-v \/var\/lib\/agent-work\/[^ ]*\.env/);
+  });
+});
+
 describe("terraform/", () => {
   it("declares the worker and controller accounts, the firewall, secrets, the budget and the image family", () => {
     expect(Object.keys(tf.resource)).toEqual(
@@ -59,8 +113,11 @@ describe("terraform/", () => {
     for (const [name, [v]] of Object.entries(tf.variable)) expect(String(v!.description).length, name).toBeGreaterThan(20);
   });
 
-  it("never opens a firewall to 0.0.0.0/0, and admits only SSH to the worker account", () => {
-    const rules = resources("google_compute_firewall").filter((r) => r.allow);
+  it("never opens a firewall to 0.0.0.0/0 but the controller's HTTPS, and admits only SSH to the worker account", () => {
+    const https = resources("google_compute_firewall").filter((r) => r.key === "controller_https");
+    expect(https).toEqual([expect.objectContaining({ count: "${var.controller_vm ? 1 : 0}", target_tags: ["agent-work-controller"], allow: [{ protocol: "tcp", ports: ["80", "443"] }] })]);
+    expect(https[0]!.target_service_accounts).toBeUndefined();
+    const rules = resources("google_compute_firewall").filter((r) => r.allow && r.key !== "controller_https");
     expect(rules.length).toBeGreaterThan(0);
     for (const rule of rules) {
       expect(rule.direction, rule.name).toBe("INGRESS");

@@ -116,7 +116,7 @@ export function runAgent(input, plan, layout, argv) {
   };
   const outputs = Promise.all([pipeLines(child.stdout, "stdout"), pipeLines(child.stderr, "stderr")]);
 
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     let timedOut = false;
     let killTimer;
     let settled = false;
@@ -143,8 +143,13 @@ export function runAgent(input, plan, layout, argv) {
       resolve({ exitCode, signal, timedOut, spawnError, limitHit, peakMb: watch.peakMb() });
     };
     // "error" without "exit" is a failed spawn (ENOENT, EACCES).
-    child.on("error", (err) => finish(null, null, err));
-    child.on("exit", (code, signal) => finish(code, signal, undefined));
+    // finish() is async: a failure in it (the chown, say) fails the run instead of going unheard.
+    child.on("error", (err) => {
+      finish(null, null, err).catch(reject);
+    });
+    child.on("exit", (code, signal) => {
+      finish(code, signal, undefined).catch(reject);
+    });
   });
 }
 

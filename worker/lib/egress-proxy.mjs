@@ -2,16 +2,20 @@
 // on a Unix socket the sandbox can reach (the sandbox has its own network namespace with nothing
 // but loopback, so there is no other route, no DNS and no UDP). It speaks HTTP CONNECT and plain
 // HTTP, decides by host name against the allow-list, resolves names itself, never lets a name lead
-// to a link-local address (cloud metadata servers), and refuses IP addresses the list does not
-// name exactly. For a host with a credential rule it forwards plain-HTTP requests to the real
+// to a link-local address (cloud metadata servers) or to this machine's loopback, and refuses IP
+// addresses the list does not name exactly. For a host with a credential rule it forwards plain-HTTP requests to the real
 // upstream and adds the credential there, so the key never enters the sandbox.
 import dns from "node:dns/promises";
 import fs from "node:fs";
 import http from "node:http";
 import https from "node:https";
 import net from "node:net";
+import path from "node:path";
 
 const MAX_DENIED_KEYS = 200;
+const MAX_HOST_CHARS = 253;
+/** sun_path is 108 bytes with its terminating NUL. */
+const MAX_SOCKET_PATH = 107;
 
 /** `*.example.com` matches below example.com; `example.com` only itself; a pattern with `:port` only that port. */
 export function hostAllowed(host, port, patterns) {
@@ -30,6 +34,12 @@ function isLinkLocal(address) {
   return /^169\.254\./.test(address) || /^fe[89ab][0-9a-f]:/i.test(address) || address.toLowerCase() === "fd00:ec2::254";
 }
 
+/** This machine itself: what a name must never lead to (the controller's port on the local backend). */
+function isLoopback(address) {
+  const a = address.toLowerCase();
+  return /^127\./.test(a) || a === "::1" || a === "0.0.0.0" || a === "::" || /^::ffff:127\./.test(a);
+}
+
 /** Splits `host:port` (or `[v6]:port`), with a default port. */
 function splitHostPort(text, defaultPort) {
   const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(text) ?? /^([^:]+)(?::(\d+))?$/.exec(text);
@@ -45,7 +55,9 @@ function splitHostPort(text, defaultPort) {
  */
 export async function startEgressProxy({ socketPath, allow, credentials = [], onDenied = () => {} }) {
   const denied = new Map();
-  const deny = (host, port, why) => {
+  const deny = (rawHost, port, why) => {
+    // The agent chose the name: a request line may carry kilobytes of it; the record keeps a host name's worth.
+    const host = rawHost.length > MAX_HOST_CHARS ? `${rawHost.slice(0, MAX_HOST_CHARS)}…` : rawHost;
     const key = `${host}:${port}`;
     const seen = denied.get(key);
     if (seen) {
@@ -68,14 +80,18 @@ export async function startEgressProxy({ socketPath, allow, credentials = [], on
     } catch {
       return { ok: false, why: "its name does not resolve" };
     }
-    const usable = addresses.filter((a) => !isLinkLocal(a.address));
-    if (usable.length === 0) return { ok: false, why: "it resolves to a link-local address" };
+    // A name the list allows may still lead here or to a metadata server (a rebinding name, a
+    // repository's `allow` of localtest.me): only an address the list names itself does that.
+    const usable = addresses.filter((a) => !isLinkLocal(a.address) && !isLoopback(a.address));
+    if (usable.length === 0) return { ok: false, why: "it resolves to a loopback or link-local address" };
     return { ok: true, address: usable[0].address };
   }
 
   const credentialFor = (host, port) => credentials.find((c) => hostAllowed(host, port, [c.host]));
 
-  const server = http.createServer(async (req, res) => {
+  // Node ignores what a listener returns: a failure in an async one would be an unhandled
+  // rejection, which ends the worker. The agent's request fails instead.
+  const server = http.createServer(withFailureAnswer(async (req, res) => {
     let url;
     try {
       url = new URL(req.url);
@@ -111,9 +127,12 @@ export async function startEgressProxy({ socketPath, allow, credentials = [], on
       res.end();
     });
     req.pipe(out);
-  });
+  }, (req, res) => {
+    if (!res.headersSent) res.writeHead(502, { "content-type": "text/plain" });
+    res.end();
+  }));
 
-  server.on("connect", async (req, socket, head) => {
+  server.on("connect", withFailureAnswer(async (req, socket, head) => {
     socket.on("error", () => {});
     const target = splitHostPort(req.url ?? "", 443);
     if (!target) {
@@ -134,12 +153,17 @@ export async function startEgressProxy({ socketPath, allow, credentials = [], on
     });
     upstream.on("error", () => socket.end("HTTP/1.1 502 Bad Gateway\r\n\r\n"));
     socket.on("close", () => upstream.destroy());
-  });
+  }, (req, socket) => socket.destroy()));
 
   fs.rmSync(socketPath, { force: true });
+  // A Unix socket's path holds at most 107 bytes, and a job folder deep in a home directory (or a
+  // pod's volume) is longer: bind by the path relative to the cwd (the job's folder) then.
+  const relative = path.relative(process.cwd(), socketPath);
+  const bindPath = Buffer.byteLength(socketPath) > MAX_SOCKET_PATH && Buffer.byteLength(relative) <= MAX_SOCKET_PATH ? relative : socketPath;
+  if (Buffer.byteLength(bindPath) > MAX_SOCKET_PATH) throw new Error(`the egress proxy's socket path is longer than ${MAX_SOCKET_PATH} bytes, even from the cwd: ${socketPath}`);
   await new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen(socketPath, resolve);
+    server.listen(bindPath, resolve);
   });
   // The sandbox's user (nobody, when the worker is root) must be able to connect.
   fs.chmodSync(socketPath, 0o666);
@@ -178,3 +202,10 @@ server.listen(Number(port), "127.0.0.1", () => {
   for (const s of ["SIGTERM", "SIGINT", "SIGHUP"]) process.on(s, () => child.kill(s));
 });
 `;
+
+/** `handler` as a listener whose failure is answered by `onFailure` (with the same arguments). */
+function withFailureAnswer(handler, onFailure) {
+  return (...args) => {
+    handler(...args).catch(() => onFailure(...args));
+  };
+}

@@ -10,7 +10,7 @@
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { redact } from "./output.mjs";
+import { emitLog, redact } from "./output.mjs";
 import { children, DEFAULT_PATH } from "./processes.mjs";
 
 const MAX_STDERR = 64 * 1024;
@@ -227,4 +227,56 @@ export function shareObjectsReadOnly(gitDir) {
       fs.chmodSync(p, 0o444);
     }
   }
+}
+
+/**
+ * Whether `branch` exists at `remoteUrl` (credentials armed by the caller). Only an exact ref
+ * counts: ls-remote matches its pattern against the tail of every ref name.
+ */
+export async function remoteHasBranch(git, remoteUrl, branch, cwd) {
+  const ref = `refs/heads/${branch}`;
+  const listed = await git.ok(["ls-remote", "--heads", "--", remoteUrl, ref], "ls-remote", { cwd, dirs: {} });
+  return listed.split("\n").some((line) => line.split("\t")[1] === ref);
+}
+
+/** What git says when a push is not a fast-forward of the branch as the remote has it now. */
+const NOT_FAST_FORWARD = /\[rejected\]|non-fast-forward|fetch first|Updates were rejected/;
+
+/**
+ * Pushes `headSha` (the agent's commit) to `branch`. When someone moved the branch
+ * while the agent worked, the push is refused; then the branch is fetched, the agent's change is
+ * merged onto its new head without a work tree (`merge-tree --write-tree`, objects only: nothing
+ * of the agent's tree is read from disk, no driver but git's own runs), committed with the same
+ * message on top of it, and pushed once more. A conflict, or a second refusal, is the answer.
+ * Returns `{ ok: true, headSha, moved }` or `{ ok: false, message }`.
+ */
+export async function pushMovingBranch(git, { cwd, cloneUrl, branch, headSha, message, author }) {
+  const push = (sha) => git.run(["push", "--quiet", "--no-verify", "--", cloneUrl, `${sha}:refs/heads/${branch}`]);
+  const first = await push(headSha);
+  if (first.code === 0) return { ok: true, headSha, moved: false };
+  if (!NOT_FAST_FORWARD.test(first.stderr)) return { ok: false, message: `push failed: ${tail(first.stderr) || `git exited ${first.code}`}` };
+
+  await git.ok(["fetch", "--quiet", "--no-tags", "--no-recurse-submodules", "--", cloneUrl, `refs/heads/${branch}`], "fetch");
+  const theirs = await git.ok(["rev-parse", "--verify", "FETCH_HEAD^{commit}"], "rev-parse");
+  const movedNote = `the branch ${branch} moved while the agent worked (it is now at ${theirs.slice(0, 12)})`;
+  emitLog("worker", `${movedNote}; putting the agent's change on top of it`);
+  // No work tree for these: git looks only at objects (and the job folder, which the agent never saw).
+  const dirs = { gitDir: git.gitDir };
+  const merged = await git.run(["merge-tree", "--write-tree", "--name-only", "--no-messages", theirs, headSha], { cwd, dirs, maxStdout: 200_000 });
+  if (merged.code === 1) {
+    const files = merged.stdout.split("\n").slice(1).filter((f) => f.length > 0);
+    const shown = files.slice(0, 5).join(", ") + (files.length > 5 ? ` and ${files.length - 5} more` : "");
+    return { ok: false, message: `${movedNote}, and the agent's change conflicts with it in ${shown || "some files"}; nothing was pushed` };
+  }
+  if (merged.code !== 0) return { ok: false, message: `${movedNote}, and git could not combine the two (${tail(merged.stderr) || `git merge-tree exited ${merged.code}`}); nothing was pushed` };
+  const tree = merged.stdout.split("\n")[0].trim();
+  if (!/^[0-9a-f]{40,64}$/.test(tree)) return { ok: false, message: `${movedNote}, and git's merge gave no tree; nothing was pushed` };
+  // Nothing of ours is left once theirs holds it already (someone pushed the same change).
+  const theirTree = await git.ok(["rev-parse", "--verify", `${theirs}^{tree}`], "rev-parse");
+  if (tree === theirTree) return { ok: true, headSha: theirs, moved: true };
+  const combined = await git.ok(["-c", `user.name=${author.name}`, "-c", `user.email=${author.email}`, "commit-tree", tree, "-p", theirs, "-m", message], "commit-tree", { cwd, dirs });
+  const second = await push(combined);
+  if (second.code !== 0) return { ok: false, message: `${movedNote}, and the push of the agent's change on top of it failed too: ${tail(second.stderr) || `git exited ${second.code}`}` };
+  emitLog("worker", `pushed the agent's change on top of ${theirs.slice(0, 12)}`);
+  return { ok: true, headSha: combined, moved: true };
 }

@@ -85,6 +85,8 @@ export function validateInput(v) {
     problems.push("agentArgv must be a non-empty array of strings");
   }
   if (v.promptOnStdin !== undefined && typeof v.promptOnStdin !== "boolean") problems.push("promptOnStdin must be a boolean");
+  if (v.ask !== undefined && typeof v.ask !== "boolean") problems.push("ask must be a boolean");
+  if (v.continueBranch !== undefined && typeof v.continueBranch !== "boolean") problems.push("continueBranch must be a boolean");
   if (typeof v.author?.name !== "string" || typeof v.author?.email !== "string") problems.push("author needs name and email");
   if (typeof v.agentTimeoutSeconds !== "number" || !(v.agentTimeoutSeconds > 0)) problems.push("agentTimeoutSeconds must be > 0");
   if (typeof v.agentEnv !== "object" || v.agentEnv === null || Object.values(v.agentEnv).some((x) => typeof x !== "string")) {

@@ -11,13 +11,41 @@ import fs from "node:fs";
 import path from "node:path";
 import { runAgent, fillPlaceholders } from "./agent.mjs";
 import { FORWARDER_SOURCE, startEgressProxy } from "./egress-proxy.mjs";
-import { armCredentials, createGit, disarmCredentials, prepareAgentRepository, shareObjectsReadOnly } from "./git.mjs";
+import { armCredentials, createGit, disarmCredentials, prepareAgentRepository, pushMovingBranch, remoteHasBranch, shareObjectsReadOnly } from "./git.mjs";
 import { DEFAULT_LIMITS } from "./input.mjs";
 import { emitLog, emitStep } from "./output.mjs";
 import { makePrivateDir, runtime } from "./processes.mjs";
-import { MB, planSandbox } from "./sandbox-plan.mjs";
+import { MB, planSandbox, SANDBOX_NET_DIR } from "./sandbox-plan.mjs";
 import { diskUsageKb, megabytes } from "./watchdog.mjs";
 import { prepareTreeForCommit } from "./work-tree.mjs";
+
+/** Where an `ask` run's agent writes its answer (src/worker/protocol.ts ANSWER_FILE), and how much of it is read. */
+const ANSWER_FILE = ".agent-work-answer.md";
+const MAX_ANSWER_BYTES = 60_000;
+
+/**
+ * Reads the answer an `ask` run's agent wrote: a regular file at the root of the work tree, opened
+ * without following a link and without blocking on a fifo, at most MAX_ANSWER_BYTES. The text is
+ * the agent's, so attacker-controlled: the controller treats it as data before it posts it.
+ */
+function readAnswer(repo) {
+  const file = path.join(repo, ANSWER_FILE);
+  let fd;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  } catch {
+    return null;
+  }
+  try {
+    if (!fs.fstatSync(fd).isFile()) return null;
+    const buf = Buffer.alloc(MAX_ANSWER_BYTES + 1);
+    const n = fs.readSync(fd, buf, 0, buf.length, 0);
+    const text = buf.subarray(0, Math.min(n, MAX_ANSWER_BYTES)).toString("utf8");
+    return n > MAX_ANSWER_BYTES ? `${text}\n\n[… the answer was cut at ${MAX_ANSWER_BYTES} bytes]` : text;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
 
 /** A patch returned instead of a push (no-secrets runs) is cut at this size. */
 const MAX_PATCH_CHARS = 200_000;
@@ -96,19 +124,28 @@ export async function runJob(input, cwd) {
   emitStep("clone", "started");
   for (const p of [repo, layout.gitDir]) fs.rmSync(p, { recursive: true, force: true });
   if (input.token) armCredentials(privateDir, input.token, input.cloneUrl);
+  // An issue's branch that a run before this one pushed (a second label, a retry, a requeued
+  // start): the agent goes on from it, and the push adds to it instead of being refused.
+  let continued = false;
   try {
+    if (input.continueBranch) continued = await remoteHasBranch(git, input.cloneUrl, input.branch, cwd);
+    if (continued) emitLog("worker", `${input.branch} exists: the agent goes on from it`);
     await git.ok(
-      ["clone", "--quiet", "--no-recurse-submodules", "--single-branch", "--branch", input.baseBranch, "--separate-git-dir", layout.gitDir, "--", input.cloneUrl, repo],
+      ["clone", "--quiet", "--no-recurse-submodules", "--single-branch", "--branch", continued ? input.branch : input.baseBranch, "--separate-git-dir", layout.gitDir, "--", input.cloneUrl, repo],
       "clone",
       { cwd, dirs: {} },
     );
     runtime.baseSha = await git.ok(["rev-parse", "HEAD"], "rev-parse");
-    if (input.steering) {
+    // A branch to continue was written by an earlier agent or anyone with write access: its
+    // steering files are swapped for the default branch's, as on a pull request.
+    if (input.steering && (!input.continueBranch || continued)) {
       await git.ok(["fetch", "--quiet", "--no-tags", "--depth=1", "--", input.steering.fromUrl ?? input.cloneUrl, `refs/heads/${input.steering.fromBranch}`], "fetch");
       const from = await git.ok(["rev-parse", "FETCH_HEAD"], "rev-parse");
       await swapSteering(git, repo, from, input.steering.paths);
       emitLog("worker", `agent-steering files taken from ${input.steering.fromBranch}`);
     }
+    // Whatever the repository holds under the answer's name is not the agent's answer.
+    if (input.ask) fs.rmSync(path.join(repo, ANSWER_FILE), { recursive: true, force: true });
     await prepareAgentRepository(git, { repo, baseSha: runtime.baseSha, baseBranch: input.baseBranch, cloneUrl: input.cloneUrl, author: input.author });
     if (plan.kind === "bwrap" && plan.asRoot) shareObjectsReadOnly(layout.gitDir);
   } catch (err) {
@@ -119,6 +156,7 @@ export async function runJob(input, cwd) {
   }
   emitStep("clone", "finished", runtime.baseSha);
   const baseSha = runtime.baseSha;
+  const continuedField = continued ? { continued: true } : {};
 
   // agent
   fs.writeFileSync(layout.prompt, input.prompt, { mode: 0o644 });
@@ -142,7 +180,9 @@ export async function runJob(input, cwd) {
     const via = `http://127.0.0.1:${FORWARDER_PORT}`;
     const proxyEnv = { HTTP_PROXY: via, HTTPS_PROXY: via, http_proxy: via, https_proxy: via, ALL_PROXY: via, NO_PROXY: "", no_proxy: "", NODE_USE_ENV_PROXY: "1" };
     agentInput = { ...input, agentEnv: { ...input.agentEnv, ...proxyEnv } };
-    argv = [plan.egress.node, forwarder, socketPath, String(FORWARDER_PORT), "--", ...argv];
+    // Inside the sandbox the folder is at SANDBOX_NET_DIR.
+    const inside = (p) => path.join(SANDBOX_NET_DIR, path.basename(p));
+    argv = [plan.egress.node, inside(forwarder), inside(socketPath), String(FORWARDER_PORT), "--", ...argv];
     emitLog("worker", `network: allow-list (${plan.egress.allow.join(", ") || "nothing"}) through the worker's proxy; no other way out`);
   }
   emitStep("agent", "started");
@@ -168,6 +208,16 @@ export async function runJob(input, cwd) {
     emitStep("agent", agentOk ? "finished" : "failed", agentOk ? "exit 0" : agentSummary);
     const failedOutcome = agent.timedOut && !limitHit ? "timed_out" : "agent_failed";
     const limitField = () => (limitHit ? { limit: limitHit.limit } : {});
+
+    // A question: the answer is read back, and nothing is committed or pushed.
+    if (input.ask) {
+      const answer = readAnswer(repo);
+      emitStep("commit", "skipped", "a question: nothing is committed");
+      emitStep("push", "skipped", "a question: nothing is pushed");
+      if (!agentOk) return { outcome: failedOutcome, message: agentSummary, baseSha, agentExitCode, ...limitField() };
+      if (answer === null || answer.trim() === "") return { outcome: "error", message: `${agentSummary} without writing an answer to ${ANSWER_FILE}`, baseSha, agentExitCode };
+      return { outcome: "answered", answer, message: `the agent answered (${answer.length} characters)`, baseSha, agentExitCode };
+    }
 
     // The work tree as the agent left it, measured before anything of it is committed.
     if (plan.kind === "bwrap" && limitHit?.limit !== "disk") {
@@ -206,14 +256,14 @@ export async function runJob(input, cwd) {
     let headSha;
     let filesChanged;
     try {
-      if (input.steering) await swapSteering(git, repo, "HEAD", input.steering.paths);
+      if (input.steering && (!input.continueBranch || continued)) await swapSteering(git, repo, "HEAD", input.steering.paths);
       await git.ok(["add", "-A", "--", "."], "git add");
       const staged = (await git.run(["diff", "--cached", "--quiet", "--no-ext-diff"])).code === 1;
       if (!staged) {
         emitStep("commit", "skipped", "no changes");
         emitStep("push", "skipped", "no changes");
         return agentOk
-          ? { outcome: "no_changes", message: `the agent finished without changing any file${leftOutNote}`, baseSha, agentExitCode, filesChanged: 0 }
+          ? { outcome: "no_changes", message: `the agent finished without changing any file${leftOutNote}`, baseSha, agentExitCode, filesChanged: 0, ...continuedField }
           : { outcome: failedOutcome, message: `${agentSummary} and changed nothing${leftOutNote}`, baseSha, agentExitCode, filesChanged: 0, ...limitField() };
       }
       const { name, email } = input.author;
@@ -252,15 +302,21 @@ export async function runJob(input, cwd) {
     emitStep("push", "started");
     armCredentials(privateDir, input.token, input.cloneUrl);
     try {
-      await git.ok(["push", "--quiet", "--no-verify", "--", input.cloneUrl, `${headSha}:refs/heads/${input.branch}`], "push");
+      const pushed = await pushMovingBranch(git, { cwd, cloneUrl: input.cloneUrl, branch: input.branch, headSha, message: input.commitMessage, author: input.author });
+      if (!pushed.ok) {
+        emitStep("push", "failed", pushed.message);
+        return { outcome: "error", message: `${agentSummary}; ${pushed.message}`, baseSha, headSha, agentExitCode, filesChanged, ...continuedField };
+      }
+      headSha = pushed.headSha;
     } catch (err) {
       emitStep("push", "failed", err.message);
-      return { outcome: "error", message: `${agentSummary}; ${err.message}`, baseSha, headSha, agentExitCode, filesChanged };
+      return { outcome: "error", message: `${agentSummary}; ${err.message}`, baseSha, headSha, agentExitCode, filesChanged, ...continuedField };
     } finally {
       disarmCredentials(privateDir);
     }
     emitStep("push", "finished", input.branch);
     return {
+      ...continuedField,
       outcome: agentOk ? "pushed" : failedOutcome,
       message: agentOk ? `pushed ${files} to ${input.branch}${leftOutNote}` : `${agentSummary}; its partial work (${files}) is on ${input.branch}${leftOutNote}`,
       branch: input.branch,

@@ -15,6 +15,8 @@ import { findTool } from "./processes.mjs";
 
 /** The agent's uid and gid when the worker runs as root: nobody, which owns no file on a normal host. */
 export const SANDBOX_UID = 65534;
+/** Where the job's net/ folder (the proxy's socket, the forwarder) appears inside the sandbox. */
+export const SANDBOX_NET_DIR = "/run/agent-work-net";
 /** Host folders the sandbox mounts read-only at the same path; tools run inside must live in one. */
 const SYSTEM_DIRS = ["/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc"];
 export const MB = 1024 * 1024;
@@ -119,7 +121,7 @@ export function bwrapOptions(plan, layout, env) {
   // bwrap would copy the mode of each host folder on the way to a bind (0700 ones included), which
   // nobody could not pass; make them plain folders first.
   const made = new Set(["/tmp"]);
-  for (const target of [layout.repo, layout.prompt, layout.objects, layout.home, ...(layout.net ? [layout.net] : []), ...plan.roBinds]) {
+  for (const target of [layout.repo, layout.prompt, layout.objects, layout.home, ...(layout.net ? [SANDBOX_NET_DIR] : []), ...plan.roBinds]) {
     for (const dir of ancestors(target)) {
       if (made.has(dir) || SYSTEM_DIRS.some((d) => under(d, dir)) || under("/proc", dir) || under("/dev", dir)) continue;
       made.add(dir);
@@ -129,8 +131,9 @@ export function bwrapOptions(plan, layout, env) {
   opts.push("--bind", layout.repo, layout.repo);
   opts.push("--ro-bind", layout.prompt, layout.prompt);
   opts.push("--ro-bind", layout.objects, layout.objects);
-  // The proxy's socket and the forwarder: the sandbox's only way out under an allow-list.
-  if (layout.net) opts.push("--ro-bind", layout.net, layout.net);
+  // The proxy's socket and the forwarder: the sandbox's only way out under an allow-list. At a short
+  // fixed path: a Unix socket's path holds at most 107 bytes, and a job folder may lie deeper.
+  if (layout.net) opts.push("--ro-bind", layout.net, SANDBOX_NET_DIR);
   // $HOME is memory, not the work dir: what the agent keeps there dies with the sandbox.
   opts.push("--perms", plan.asRoot ? "0777" : "0700", ...size, "--tmpfs", env.HOME);
   for (const p of plan.roBinds) opts.push("--ro-bind", p, p);

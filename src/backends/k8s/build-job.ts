@@ -16,6 +16,24 @@ import type { JobSpec, RunSpec } from "../types.js";
 import { ANNOTATION, INPUT_APP, WORKER_APP, inputSecretName, jobLabels, jobName } from "./k8s-names.js";
 import type { PodResources } from "./pod-resources.js";
 
+/** A seccomp or AppArmor profile: the runtime's default, or one installed on the nodes. */
+export type NodeProfile = { type: "RuntimeDefault" } | { type: "Localhost"; localhostProfile: string };
+
+/**
+ * What a worker pod needs beyond Pod Security "restricted"'s defaults for bubblewrap to build the
+ * agent's sandbox inside it (k8s/worker-sandbox/README.md), or a stronger runtime around the pod.
+ */
+export interface PodIsolation {
+  /** `hostUsers: false` and an unmasked /proc in the worker container: bubblewrap's namespaces and fresh /proc. */
+  userNamespace: boolean;
+  seccompProfile: NodeProfile;
+  appArmorProfile?: NodeProfile;
+  /** A RuntimeClass such as gVisor's. */
+  runtimeClassName?: string;
+}
+
+export const DEFAULT_ISOLATION: PodIsolation = { userNamespace: false, seccompProfile: { type: "RuntimeDefault" } };
+
 export interface WorkerPodSettings {
   namespace: string;
   image: string;
@@ -31,6 +49,8 @@ export interface WorkerPodSettings {
   workerScript: string;
   /** Between SIGTERM and SIGKILL when the pod is deleted; the worker script stops at once on SIGTERM. */
   terminationGracePeriodSeconds: number;
+  /** Default: RuntimeDefault seccomp, the node's user namespace, no RuntimeClass. */
+  isolation?: PodIsolation;
 }
 
 export const CONTAINER = "worker";
@@ -55,6 +75,7 @@ export function buildWorkerJob(job: JobSpec, createdAt: number, s: WorkerPodSett
   const name = jobName(job.jobId);
   const labels = jobLabels(job.jobId, job.repoFullName, WORKER_APP);
   const amounts = { cpu: s.resources.cpu, memory: s.resources.memory, "ephemeral-storage": s.ephemeralStorage };
+  const isolation = s.isolation ?? DEFAULT_ISOLATION;
   return {
     apiVersion: "batch/v1",
     kind: "Job",
@@ -77,6 +98,8 @@ export function buildWorkerJob(job: JobSpec, createdAt: number, s: WorkerPodSett
         metadata: { labels },
         spec: {
           restartPolicy: "Never",
+          ...(isolation.runtimeClassName ? { runtimeClassName: isolation.runtimeClassName } : {}),
+          ...(isolation.userNamespace ? { hostUsers: false } : {}),
           automountServiceAccountToken: false,
           enableServiceLinks: false,
           terminationGracePeriodSeconds: s.terminationGracePeriodSeconds,
@@ -85,7 +108,8 @@ export function buildWorkerJob(job: JobSpec, createdAt: number, s: WorkerPodSett
             runAsUser: s.runAsUser,
             runAsGroup: s.runAsUser,
             fsGroup: s.runAsUser,
-            seccompProfile: { type: "RuntimeDefault" },
+            seccompProfile: isolation.seccompProfile,
+            ...(isolation.appArmorProfile ? { appArmorProfile: isolation.appArmorProfile } : {}),
           },
           containers: [
             {
@@ -105,6 +129,9 @@ export function buildWorkerJob(job: JobSpec, createdAt: number, s: WorkerPodSett
                 privileged: false,
                 readOnlyRootFilesystem: true,
                 capabilities: { drop: ["ALL"] },
+                // In its own user namespace the pod may mount a fresh /proc (bubblewrap's) only when
+                // the runtime leaves /proc unmasked; the node's /proc stays out of reach either way.
+                ...(isolation.userNamespace ? { procMount: "Unmasked" } : {}),
               },
               volumeMounts: [
                 { name: "input", mountPath: INPUT_DIR, readOnly: true },

@@ -19,7 +19,7 @@ import type { V1ContainerStateTerminated, V1Job, V1Pod } from "@kubernetes/clien
 import { createWorkerOutput } from "../../worker/worker-output.js";
 import type { ProgressEvent } from "../../worker/protocol.js";
 import type { Backend, BackendModule, JobSpec, RunResult, RunSpec, Worker } from "../types.js";
-import { CONTAINER, buildInputSecret, buildWorkerJob, type WorkerPodSettings } from "./build-job.js";
+import { CONTAINER, buildInputSecret, buildWorkerJob, type PodIsolation, type WorkerPodSettings } from "./build-job.js";
 import { KubeCallError, callKube, type RetryOptions } from "./classify-k8s-error.js";
 import { followPodLog } from "./follow-pod-log.js";
 import { createKubeApi, loadKubeConfig, type KubeApi } from "./kube-api.js";
@@ -57,6 +57,8 @@ export interface K8sBackendOptions {
    * as the same user as the worker, and could read the input and its token; the pod is its boundary.
    */
   agentSandbox?: "bwrap" | "none";
+  /** Seccomp, AppArmor, user namespace and RuntimeClass of worker pods (default: RuntimeDefault, none of the rest). */
+  isolation?: PodIsolation;
   /** Default 10; the worker script stops at once on SIGTERM. */
   terminationGracePeriodSeconds?: number;
   /** How long a pod may take to start (scheduling, image pull) before the run fails (default 300). */
@@ -122,6 +124,7 @@ export function createK8sBackend(options: K8sBackendOptions): Backend {
     nodePath: options.nodePath ?? "node",
     workerScript: options.workerScript ?? "/app/worker/agent-work-worker.mjs",
     terminationGracePeriodSeconds: options.terminationGracePeriodSeconds ?? 10,
+    ...(options.isolation ? { isolation: options.isolation } : {}),
   });
   if ((options.runAsUser ?? 1000) <= 0) throw new Error("the k8s backend never runs worker pods as root: runAsUser must be above 0");
 
@@ -304,6 +307,11 @@ export function createK8sBackend(options: K8sBackendOptions): Backend {
     const remainingMs = maxSeconds > 0 ? current.createdAt + maxSeconds * 1000 - now() : 24 * 3600 * 1000;
     if (remainingMs <= 0) return { outcome: "timed_out", message: `the worker is past its ${maxSeconds}s limit`, computeSeconds: 0, aborted: false };
 
+    // Without bubblewrap the agent shares the pod's network with the worker's proxy: an allow-list
+    // would be advice the agent can ignore, and its model key variable a placeholder nothing fills.
+    if (options.agentSandbox === "none" && spec.sandbox.kind === "bwrap" && spec.sandbox.egress) {
+      return { outcome: "error", message: "network: allowlist cannot be held on this k8s backend: K8S_AGENT_SANDBOX=none runs the agent in the pod's own network, beside the proxy it could bypass; set K8S_AGENT_SANDBOX=bwrap, or ask for network: full", computeSeconds: 0, aborted: false };
+    }
     const input: RunSpec = options.agentSandbox === "none" ? { ...spec, sandbox: { kind: "none" } } : spec;
     const secret = buildInputSecret({ jobId: worker.jobId, repoFullName: current.meta.repoFullName ?? "", jobUid: job.metadata?.uid ?? "", namespace }, input);
     const deadlineSeconds = Math.max(1, Math.ceil(remainingMs / 1000));
@@ -410,6 +418,7 @@ export interface K8sBackendConfig {
   ttlSecondsAfterFinished: number;
   runAsUser: number;
   agentSandbox: "bwrap" | "none";
+  isolation?: PodIsolation;
 }
 
 /** The backend from `config.k8s`: a kubeconfig file, or the in-cluster service account. */
@@ -423,6 +432,7 @@ export function k8sBackendFromConfig(config: K8sBackendConfig, extra: Partial<K8
     ttlSecondsAfterFinished: config.ttlSecondsAfterFinished,
     runAsUser: config.runAsUser,
     agentSandbox: config.agentSandbox,
+    ...(config.isolation ? { isolation: config.isolation } : {}),
     ...extra,
   });
 }

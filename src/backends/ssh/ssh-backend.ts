@@ -74,11 +74,21 @@ export interface SshHostHealth {
   /** Tools missing on the host; `bwrap` or `prlimit` missing means the worker refuses to run agents there (unless LOCAL_SANDBOX=none). */
   missing: string[];
   error?: string;
+  /** When asked for: each agent CLI's `--version` answer there (bin → first line), null when it is not found. */
+  agentVersions?: Record<string, string | null>;
+}
+
+export interface SshHealthOptions {
+  /**
+   * Also ask each host for these commands' `--version`, found on `path` (the worker's PATH, by
+   * default): for `doctor`, not for the periodic checks (a CLI can take a second to start).
+   */
+  agentVersions?: { bins: readonly string[]; path: string };
 }
 
 export interface SshBackend extends Backend {
   /** Connects to every host whose circuit allows it and checks node, git and bwrap there. */
-  checkHealth(): Promise<SshHostHealth[]>;
+  checkHealth(options?: SshHealthOptions): Promise<SshHostHealth[]>;
   /** Circuit state per host, without touching the network. */
   circuits(): Record<string, CircuitState>;
   /** Closes the pooled connections (at controller shutdown). */
@@ -309,20 +319,32 @@ export function createSshBackend(options: SshBackendOptions): SshBackend {
     return { max, active };
   }
 
-  async function checkHealth(): Promise<SshHostHealth[]> {
+  /** `agent <bin> <first line of --version>` or `agent <bin> -` per CLI: the host's answer is data, read by a fixed pattern. */
+  function agentVersionScript(o: NonNullable<SshHealthOptions["agentVersions"]>): string {
+    const bins = o.bins.filter((b) => /^[a-z0-9-]+$/.test(b));
+    if (bins.length === 0) return "";
+    return (
+      `; for a in ${bins.join(" ")}; do p=$(PATH=${shellQuote(o.path)} command -v "$a" 2>/dev/null) || { echo "agent $a -"; continue; }; ` +
+      `echo "agent $a $(timeout 20 "$p" --version </dev/null 2>&1 | head -n 1 | tr -cd '[:print:]' | cut -c1-200)"; done`
+    );
+  }
+
+  async function checkHealth(healthOptions: SshHealthOptions = {}): Promise<SshHostHealth[]> {
+    const versions = healthOptions.agentVersions ? agentVersionScript(healthOptions.agentVersions) : "";
     return Promise.all(
       hosts.map(async (host): Promise<SshHostHealth> => {
         const base = { name: host.options.name, slots: host.options.slots, labels: host.options.labels };
         const node = shellQuote(host.options.nodePath ?? "node");
         try {
           const report = await onHost(host, async (conn) => {
-            const r = await remoteExec(conn, `for t in ${node} git bwrap prlimit setsid timeout; do command -v "$t" >/dev/null 2>&1 || echo "missing $t"; done; echo "dirs $(ls -1 -- ${shellQuote(host.workRoot)} 2>/dev/null | wc -l)"`);
+            const r = await remoteExec(conn, `for t in ${node} git bwrap prlimit setsid timeout; do command -v "$t" >/dev/null 2>&1 || echo "missing $t"; done; echo "dirs $(ls -1 -- ${shellQuote(host.workRoot)} 2>/dev/null | wc -l)"${versions}`);
             const missing = [...r.stdout.matchAll(/^missing (.+)$/gm)].map((m) => m[1]!);
+            const agentVersions = versions ? Object.fromEntries([...r.stdout.matchAll(/^agent ([a-z0-9-]+) ?(.*)$/gm)].map((m) => [m[1]!, m[2] === "-" ? null : m[2]!])) : undefined;
             const active = Number(/^dirs (\d+)/m.exec(r.stdout)?.[1] ?? 0);
             // The sandbox's tools are the worker's business: it refuses the job, with install advice, when they are missing.
             const fatal = missing.filter((t) => t !== "bwrap" && t !== "prlimit");
             if (fatal.length > 0) throw Object.assign(new Error(`${fatal.join(", ")} not found on the host`), { missing, active });
-            return { missing, active };
+            return { missing, active, ...(agentVersions ? { agentVersions } : {}) };
           });
           return { ...base, ...report, ok: true, circuit: host.breaker.state, consecutiveFailures: 0 };
         } catch (err) {

@@ -11,6 +11,9 @@ import { classifyGceError } from "../../backends/gce/classify-gce-error.js";
 import type { GcpClientOptions } from "../../backends/gce/compute-api.js";
 import { regionOfZone } from "../../backends/gce/gce-names.js";
 import type { ControllerConfig, GceConfig } from "../../config/env.js";
+import { imageLabelKey, PINNED_AGENT_CLIS, versionFromImageLabel } from "../../agents/agent-cli-versions.js";
+import type { AgentPreset } from "../../agents/presets.js";
+import { reportAgentVersions } from "./check-agent-clis.js";
 import type { DoctorCheck } from "./doctor-check.js";
 import { estimate } from "../../cost/estimate.js";
 import { bundledPriceTable, type PriceTable } from "../../cost/price-table.js";
@@ -37,7 +40,7 @@ function describe(err: unknown): { kind: string; text: string } {
 }
 
 /** Runs every gce check it can; a failed prerequisite (no credentials, no project) skips what depends on it. */
-export async function checkGce(config: Pick<ControllerConfig, "agentEnvSecrets"> & { gce: GceConfig }, deps: GceDoctorDeps, add: (check: DoctorCheck) => void): Promise<void> {
+export async function checkGce(config: Pick<ControllerConfig, "agentEnvSecrets" | "defaultAgent"> & { gce: GceConfig }, deps: GceDoctorDeps, add: (check: DoctorCheck) => void): Promise<void> {
   const gce = config.gce;
   add({ name: "gce configuration", status: "ok", detail: `project ${gce.project}, zones ${gce.zones.join(", ")}, ${gce.machineType}${gce.spot ? " spot" : ""}, image ${gce.image}` });
 
@@ -58,7 +61,7 @@ export async function checkGce(config: Pick<ControllerConfig, "agentEnvSecrets">
   const projectOk = await checkProject(gce, options, add);
   if (!projectOk) return;
   await checkZonesAndMachineType(gce, options, add);
-  await checkImage(gce, options, add);
+  await checkImage(gce, options, add, config.defaultAgent);
   checkPrices(gce, deps.priceTable ?? bundledPriceTable, add);
   checkServiceAccount(gce, add);
   if (config.agentEnvSecrets) await checkSecrets(config.agentEnvSecrets, options, add);
@@ -117,7 +120,21 @@ async function checkZonesAndMachineType(gce: GceConfig, options: GcpClientOption
   }
 }
 
-async function checkImage(gce: GceConfig, options: GcpClientOptions, add: (c: DoctorCheck) => void): Promise<void> {
+/**
+ * The agent CLIs a baked image holds, from the labels ansible/bake-image.sh writes from
+ * agent-clis/package.json (the image's disk itself cannot be read without starting a VM).
+ */
+function reportImageAgentVersions(where: string, labels: Record<string, string>, defaultAgent: AgentPreset, gce: GceConfig, add: (c: DoctorCheck) => void): void {
+  const rebake = () => `bake the image again from this checkout: ansible/bake-image.sh ${gce.project} ${gce.zones[0] ?? "<zone>"} <controller key>.pub`;
+  if (!PINNED_AGENT_CLIS.some((cli) => imageLabelKey(cli) in labels)) {
+    add({ name: `${where}: agent CLIs`, status: "skip", detail: "the image carries no agent-cli-* labels (baked before bake-image.sh wrote them, or not by it), so doctor cannot see which CLI versions it holds", fix: rebake() });
+    return;
+  }
+  const found = Object.fromEntries(PINNED_AGENT_CLIS.map((cli) => [cli.bin, imageLabelKey(cli) in labels ? (versionFromImageLabel(labels[imageLabelKey(cli)]) ?? { unreadable: `label ${imageLabelKey(cli)}=${String(labels[imageLabelKey(cli)]).slice(0, 60)}` }) : null]));
+  reportAgentVersions(where, found, defaultAgent, add, rebake);
+}
+
+async function checkImage(gce: GceConfig, options: GcpClientOptions, add: (c: DoctorCheck) => void, defaultAgent: AgentPreset): Promise<void> {
   const m = /^projects\/([^/]+)\/global\/images\/(family\/)?(.+)$/.exec(gce.image);
   if (!m) {
     add({ name: "image", status: "fail", detail: `GCE_IMAGE ${gce.image} is not an image path`, fix: "use projects/<p>/global/images/family/<f>" });
@@ -134,6 +151,7 @@ async function checkImage(gce: GceConfig, options: GcpClientOptions, add: (c: Do
       detail: `${gce.image} → ${image.name ?? name} (${status})`,
       ...(status === "READY" ? {} : { fix: "wait for the image to be READY, or bake it again with ansible/bake-image.sh" }),
     });
+    reportImageAgentVersions(`gce image ${image.name ?? name}`, image.labels ?? {}, defaultAgent, gce, add);
   } catch (err) {
     const { kind, text } = describe(err);
     add({

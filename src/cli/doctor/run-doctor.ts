@@ -4,9 +4,11 @@
  * (a slow cloud call shows where it is), and for each problem the command or setting that fixes
  * it. Read-only: it creates nothing and never prints a secret.
  */
+import { AGENT_CLIS_IMAGE_LABEL, PINNED_AGENT_CLIS, readPinnedVersions } from "../../agents/agent-cli-versions.js";
 import { loadControllerConfig } from "../../config/env.js";
 import { checkGitHubApp } from "./check-github-app.js";
 import type { GceDoctorDeps } from "./check-gce.js";
+import { localAgentVersions, reportAgentVersions } from "./check-agent-clis.js";
 import { checkSandbox } from "./check-sandbox.js";
 import { checkStore } from "./check-store.js";
 import type { DoctorCheck, DoctorReport, DoctorStatus } from "./doctor-check.js";
@@ -19,6 +21,8 @@ export interface DoctorDeps {
   gce?: GceDoctorDeps;
   /** The local sandbox check (tests swap in a bubblewrap that cannot work). */
   sandbox?: typeof checkSandbox;
+  /** Where the worker looks for the agent CLIs, here and on ssh hosts (default /usr/local/bin:/usr/bin:/bin). */
+  agentPath?: string;
 }
 
 export async function runDoctor(env: Record<string, string | undefined>, deps: DoctorDeps = {}): Promise<DoctorReport> {
@@ -37,7 +41,7 @@ export async function runDoctor(env: Record<string, string | undefined>, deps: D
     return done();
   }
   const { config } = loaded;
-  const enabled = ["local", ...(config.sshHostsFile ? ["ssh"] : []), ...(config.gce ? ["gce"] : []), ...(config.k8s ? ["k8s"] : [])];
+  const enabled = [...(config.localBackend !== false ? ["local"] : []), ...(config.sshHostsFile ? ["ssh"] : []), ...(config.gce ? ["gce"] : []), ...(config.k8s ? ["k8s"] : [])];
   add({ name: "configuration", status: "ok", detail: `valid; backends ${enabled.join(", ")}; store ${config.databaseUrl ? "PostgreSQL (DATABASE_URL)" : `SQLite in ${config.dataDir}`}` });
   for (const warning of loaded.warnings) add({ name: "configuration", status: "warn", detail: warning });
 
@@ -46,11 +50,15 @@ export async function runDoctor(env: Record<string, string | undefined>, deps: D
   section("the GitHub App and its webhook");
   await checkGitHubApp(config, add);
   section("the local backend's sandbox");
-  (deps.sandbox ?? checkSandbox)(config, add);
+  if (config.localBackend !== false) {
+    (deps.sandbox ?? checkSandbox)(config, add);
+    section("the agent CLIs on this machine");
+    reportAgentVersions("local", localAgentVersions(deps.agentPath), config.defaultAgent, add, (cli, pinned) => `npm install -g ${cli.pkg}@${pinned} (it must land in /usr/local/bin or /usr/bin, where the worker looks)`);
+  }
   if (config.sshHostsFile) {
     section("the ssh hosts");
     const { checkSshHosts } = await import("./check-ssh-hosts.js");
-    await checkSshHosts(config, add);
+    await checkSshHosts(config, add, deps.agentPath);
   }
   if (config.gce) {
     section("the gce backend");
@@ -62,6 +70,14 @@ export async function runDoctor(env: Record<string, string | undefined>, deps: D
     section("the k8s backend");
     const { checkK8s } = await import("./check-k8s.js");
     await checkK8s(config.k8s, add, env);
+    // The cluster's API shows no image's files or labels, and doctor pulls no image: say so plainly.
+    const pinned = readPinnedVersions();
+    add({
+      name: `k8s image ${config.k8s.image}: agent CLIs`,
+      status: "skip",
+      detail: `doctor cannot see which agent CLIs the worker image holds (the Kubernetes API shows no image's contents); k8s/worker.Dockerfile installs the pinned ${PINNED_AGENT_CLIS.map((c) => `${c.bin} ${pinned[c.pkg]}`).join(", ")} and labels the image ${AGENT_CLIS_IMAGE_LABEL} with them`,
+      fix: `docker buildx imagetools inspect --format '{{ index .Image.Config.Labels "${AGENT_CLIS_IMAGE_LABEL}" }}' ${config.k8s.image}`,
+    });
   }
   return done();
 }

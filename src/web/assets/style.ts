@@ -47,6 +47,9 @@ h2 { font-size: 1.05rem; margin: 0 0 10px; display: flex; align-items: center; g
 .facts div { min-width: 0; }
 .facts dt { color: var(--muted); font-size: 0.8rem; text-transform: uppercase; letter-spacing: 0.04em; }
 .facts dd { margin: 2px 0 0; word-break: break-word; }
+.blocked h2 { font-size: 0.95rem; margin: 16px 0 4px; }
+.blocked ul { margin: 0; padding-left: 20px; }
+.blocked code { word-break: break-all; }
 .steps { list-style: none; padding: 0; margin: 16px 0 0; display: flex; flex-wrap: wrap; gap: 6px; }
 .steps li { border: 1px solid var(--border); border-radius: 6px; padding: 4px 10px; font-size: 0.88rem; background: var(--bg); }
 .steps .step-done { border-color: var(--ok); }

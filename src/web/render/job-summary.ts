@@ -3,6 +3,7 @@ import { isActive, isTerminal } from "../../jobs/state.js";
 import { formatDuration } from "../../jobs/format-duration.js";
 import { describeOutcome } from "../../status/describe-outcome.js";
 import { formatUsd } from "../../cost/estimate.js";
+import type { AgentUsage } from "../../cost/ledger.js";
 import { html, type Html } from "../html.js";
 import { formatTime } from "./format-time.js";
 
@@ -15,6 +16,8 @@ export interface SummaryView {
   /** A Cancel this viewer just sent, not yet answered. */
   cancelSent?: boolean;
   now: number;
+  /** The agent's model use as the ledger billed it, for a job that is over (compute + model = total). */
+  modelUsage?: AgentUsage | null;
 }
 
 export const STATE_WORDS: Record<string, string> = {
@@ -47,12 +50,33 @@ function outcomeText(job: Job): string | undefined {
   return undefined;
 }
 
-function costFact(job: Job): Html {
+function costFact(job: Job, usage: AgentUsage | null | undefined): Html {
   if (job.costUsd !== null) {
-    return html`${formatUsd(job.costUsd)}${job.computeSeconds !== null ? html` <span class="muted">· ${formatDuration(job.computeSeconds)} of compute</span>` : ""}`;
+    const compute = job.computeSeconds !== null ? html` <span class="muted">· ${formatDuration(job.computeSeconds)} of compute</span>` : "";
+    if (!usage) return html`${formatUsd(job.costUsd)}${compute}`;
+    const modelUsd = usage.costUsd ?? 0;
+    const tokens = `${(usage.inputTokens ?? 0).toLocaleString("en-US")} tokens in, ${(usage.outputTokens ?? 0).toLocaleString("en-US")} out`;
+    const model = html`model ${usage.costUsd === undefined ? html`<span class="muted">(no price known)</span>` : formatUsd(modelUsd)} <span class="muted">(${usage.model ? `${usage.model}: ` : ""}${tokens})</span>`;
+    return html`<span class="cost-split">compute ${formatUsd(Math.max(0, job.costUsd - modelUsd))}${compute} + ${model} = <b>${formatUsd(job.costUsd)}</b></span>`;
   }
   // The job row carries the cost once the job is over; the ledger's running figure is not wired here yet.
   return html`<span class="muted">${isActive(job.state) ? "known when it ends" : "none"}</span>`;
+}
+
+/** At most this many blocked host:port pairs are listed on the page (the log has every one). */
+const BLOCKED_SHOWN = 50;
+
+/**
+ * The connections the allow-list refused, from the worker's record: each host and port (chosen by
+ * the agent, so escaped like any text), how many times, and when first.
+ */
+function blockedList(job: Job): Html {
+  const blocked = job.result?.blocked;
+  if (!blocked || blocked.length === 0) return html``;
+  const total = blocked.reduce((n, b) => n + b.count, 0);
+  const more = blocked.length - BLOCKED_SHOWN;
+  return html`<div class="blocked" id="blocked"><h2>Network: ${total} connection${total === 1 ? "" : "s"} blocked by the allow-list</h2>
+<ul>${blocked.slice(0, BLOCKED_SHOWN).map((b) => html`<li><code>${b.host}:${b.port}</code>${b.count > 1 ? html` <span class="muted">×${b.count}</span>` : ""} <span class="muted">first at ${formatTime(b.firstAt)}</span></li>`)}${more > 0 ? html`<li class="muted">and ${more} more hosts (the log lists each)</li>` : ""}</ul></div>`;
 }
 
 function durationFact(job: Job, now: number): Html {
@@ -90,9 +114,10 @@ ${active && job.cancelRequestedBy ? html`<p class="notice">Stop requested by @${
   <div><dt>Worker</dt><dd>${job.worker ? html`<code>${job.worker.id}</code>` : html`<span class="muted">none yet</span>`}</dd></div>
   <div><dt>Created</dt><dd>${formatTime(job.createdAt)}</dd></div>
   <div><dt>Duration</dt><dd>${durationFact(job, view.now)}</dd></div>
-  <div><dt>Cost</dt><dd>${costFact(job)}</dd></div>
+  <div><dt>Cost</dt><dd>${costFact(job, view.modelUsage)}</dd></div>
   <div><dt>Pull request</dt><dd>${job.prUrl ? html`<a href="${job.prUrl}">#${job.prNumber ?? ""}</a>` : job.branch ? html`<span class="muted">branch</span> <code>${job.branch}</code>` : html`<span class="muted">none yet</span>`}</dd></div>
 </dl>
+${blockedList(job)}
 <ol class="steps">${job.steps.map((step) => stepItem(step, view.now, isTerminal(job.state) ? (job.finishedAt ?? job.updatedAt) : undefined))}</ol>
 ${active && view.canCancel && !job.cancelRequestedBy
     ? html`<div class="actions"><form class="cancel" method="post" action="/jobs/${job.id}/cancel"><input type="hidden" name="csrf" value="${view.csrf}"><button class="danger" type="submit">Cancel job</button></form></div>`

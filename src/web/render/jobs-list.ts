@@ -11,7 +11,10 @@ export interface RepoMonth {
   repo: string;
   jobs: number;
   computeSeconds: number;
+  /** Everything billed: compute and the agent's model. */
   usd: number;
+  /** The part of `usd` the agent's model cost, as its CLI reported it or the price table priced it. */
+  modelUsd: number;
 }
 
 export interface JobsListView {
@@ -36,7 +39,9 @@ function duration(job: Job, now: number): string {
 /** `/jobs`: running and recent jobs of repositories the viewer can read, and this month's cost per repository. */
 export function renderJobsList(view: JobsListView): Html {
   const option = (value: string, label: string, selected: boolean) => html`<option value="${value}"${selected ? html` selected` : ""}>${label}</option>`;
-  const totals = view.month.repos.reduce((sum, r) => ({ jobs: sum.jobs + r.jobs, usd: sum.usd + r.usd, s: sum.s + r.computeSeconds }), { jobs: 0, usd: 0, s: 0 });
+  const totals = view.month.repos.reduce((sum, r) => ({ jobs: sum.jobs + r.jobs, usd: sum.usd + r.usd, modelUsd: sum.modelUsd + r.modelUsd, s: sum.s + r.computeSeconds }), { jobs: 0, usd: 0, modelUsd: 0, s: 0 });
+  const row = (name: Html, r: { jobs: number; usd: number; modelUsd: number; s: number }, total: boolean) =>
+    html`<tr><td class="main">${name}</td><td data-label="Jobs" class="num">${r.jobs}</td><td data-label="Compute time" class="num">${formatDuration(r.s)}</td><td data-label="Compute" class="num">${formatUsd(Math.max(0, r.usd - r.modelUsd))}</td><td data-label="Model" class="num">${formatUsd(r.modelUsd)}</td><td data-label="Total" class="num">${total ? html`<b>${formatUsd(r.usd)}</b>` : formatUsd(r.usd)}</td></tr>`;
   return renderLayout({
     title: "Jobs · agent-work",
     viewer: view.viewer,
@@ -71,10 +76,8 @@ export function renderJobsList(view: JobsListView): Html {
   ${view.month.repos.length === 0
     ? html`<p class="muted">No jobs this month.</p>`
     : html`<table class="stack">
-    <thead><tr><th>Repository</th><th class="num">Jobs</th><th class="num">Compute</th><th class="num">Cost</th></tr></thead>
-    <tbody>${view.month.repos.map(
-      (r) => html`<tr><td class="main"><a href="/jobs?repo=${encodeURIComponent(r.repo)}">${r.repo}</a></td><td data-label="Jobs" class="num">${r.jobs}</td><td data-label="Compute" class="num">${formatDuration(r.computeSeconds)}</td><td data-label="Cost" class="num">${formatUsd(r.usd)}</td></tr>`,
-    )}${view.month.repos.length > 1 ? html`<tr><td class="main"><b>All</b></td><td data-label="Jobs" class="num">${totals.jobs}</td><td data-label="Compute" class="num">${formatDuration(totals.s)}</td><td data-label="Cost" class="num"><b>${formatUsd(totals.usd)}</b></td></tr>` : ""}</tbody>
+    <thead><tr><th>Repository</th><th class="num">Jobs</th><th class="num">Compute time</th><th class="num">Compute</th><th class="num">Model</th><th class="num">Total</th></tr></thead>
+    <tbody>${view.month.repos.map((r) => row(html`<a href="/jobs?repo=${encodeURIComponent(r.repo)}">${r.repo}</a>`, { ...r, s: r.computeSeconds }, false))}${view.month.repos.length > 1 ? row(html`<b>All</b>`, totals, true) : ""}</tbody>
   </table>`}
 </section>`,
   });

@@ -70,8 +70,10 @@ export async function streamJobEvents(
     lastSent = line.id;
     res.write(`event: line\nid: ${line.id}\ndata: ${logLineEvent(line)}\n\n`);
   };
-  const sendJob = (job: Job) => {
-    const summary = renderJobSummary(job, { githubUrl: githubWebUrl(ctx), canCancel, csrf, now: deps.now() }).value;
+  const sendJob = async (job: Job) => {
+    const modelUsage = job.costUsd !== null ? ((await deps.ledger.get(job.id))?.agentUsage ?? null) : null;
+    if (closed) return;
+    const summary = renderJobSummary(job, { githubUrl: githubWebUrl(ctx), canCancel, csrf, now: deps.now(), modelUsage }).value;
     res.write(`event: job\ndata: ${JSON.stringify({ state: job.state, title: jobPageTitle(job), summary })}\n\n`);
   };
 
@@ -142,7 +144,7 @@ export async function streamJobEvents(
     // The page was rendered a moment (on a loaded machine, seconds) before this stream opened, and
     // a reconnect may come minutes later: the job may have moved on, or ended, meanwhile. So the
     // stream always opens with the job as it is now.
-    sendJob(found.job);
+    await sendJob(found.job);
     let seen = `${found.job.state}|${found.job.updatedAt}|${found.job.cancelRequestedBy ?? ""}`;
     let ending = false;
     const finish = async () => {
@@ -156,7 +158,7 @@ export async function streamJobEvents(
     };
     if (isTerminal(found.job.state)) {
       await finish();
-      return done;
+      return await done;
     }
     timers.push(
       setInterval(() => {
@@ -171,7 +173,7 @@ export async function streamJobEvents(
             const now = `${job.state}|${job.updatedAt}|${job.cancelRequestedBy ?? ""}`;
             if (now !== seen) {
               seen = now;
-              sendJob(job);
+              await sendJob(job);
             }
             if (isTerminal(job.state) && !ending) await finish();
           })

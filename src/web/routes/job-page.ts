@@ -18,6 +18,7 @@ export async function showJobPage(ctx: WebContext, session: Session, res: Server
   }
   const { job, permission } = found;
   const lines = await ctx.deps.logs.read(job.id, 0, PAGE_LINES);
+  const modelUsage = job.costUsd !== null ? ((await ctx.deps.ledger.get(job.id))?.agentUsage ?? null) : null;
   ctx.sendHtml(
     res,
     200,
@@ -29,6 +30,7 @@ export async function showJobPage(ctx: WebContext, session: Session, res: Server
       csrf: viewer.csrf,
       cancelSent: url.searchParams.get("cancel") === "sent",
       now: ctx.deps.now(),
+      modelUsage,
     }),
   );
 }

@@ -32,11 +32,13 @@ export async function showJobsList(ctx: WebContext, session: Session, res: Serve
   for (const [repoId, name] of uniqueRepos(visible)) {
     const jobs = await store.repoJobsSince(repoId, monthStart);
     if (jobs.length === 0) continue;
+    const billed = await ctx.deps.ledger.entriesThisMonth(repoId);
     month.push({
       repo: name,
       jobs: jobs.length,
       computeSeconds: jobs.reduce((s, j) => s + (j.computeSeconds ?? 0), 0),
       usd: jobs.reduce((s, j) => s + (j.costUsd ?? 0), 0),
+      modelUsd: billed.reduce((s, e) => s + (e.state === "final" ? (e.agentUsage?.costUsd ?? 0) : 0), 0),
     });
   }
   month.sort((a, b) => b.usd - a.usd || a.repo.localeCompare(b.repo));

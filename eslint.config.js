@@ -1,0 +1,55 @@
+// Lint: a few type-aware rules that catch the bugs which lose jobs silently (docs/architecture.md,
+// "Tooling"). Formatting is Prettier's job (prettier.config.js), not ESLint's.
+import { defineConfig } from "eslint/config";
+import tseslint from "typescript-eslint";
+
+const rules = {
+  // A promise nobody awaits loses its rejection: a scheduler tick, a timer or a stream handler
+  // that fails this way fails silently. Await it, `void` it with a comment, or catch and log.
+  "@typescript-eslint/no-floating-promises": ["error", { ignoreVoid: true }],
+  // An async function where a callback's return is ignored (setTimeout, on("data"), forEach).
+  "@typescript-eslint/no-misused-promises": "error",
+  "@typescript-eslint/await-thenable": "error",
+  // `return promise` inside try/catch skips the catch and the finally's ordering.
+  "@typescript-eslint/return-await": ["error", "in-try-catch"],
+  // Adding a job state or an event kind must touch every switch over it.
+  "@typescript-eslint/switch-exhaustiveness-check": ["error", { considerDefaultExhaustiveForUnions: true }],
+  "@typescript-eslint/only-throw-error": "error",
+  // An abort reason is typed `any` (the DOM's AbortSignal); rejecting with it is how a sleep
+  // that honours a signal ends, as node:timers/promises does.
+  "@typescript-eslint/prefer-promise-reject-errors": ["error", { allowThrowingAny: true }],
+  "no-fallthrough": "error",
+  "no-unsafe-finally": "error",
+  "no-self-compare": "error",
+  eqeqeq: ["error", "always", { null: "ignore" }],
+};
+
+export default defineConfig(
+  {
+    ignores: ["dist/**", "node_modules/**", "agent-clis/**", "coverage/**", "**/*.d.ts", "eslint.config.js", "prettier.config.js"],
+  },
+  {
+    // A warning, not an error: a directive for a rule not switched on here (no-explicit-any, in a
+    // few files) is harmless, and failing on it would fail branches that add one.
+    linterOptions: { reportUnusedDisableDirectives: "warn" },
+    plugins: { "@typescript-eslint": tseslint.plugin },
+  },
+  {
+    files: ["**/*.ts"],
+    languageOptions: {
+      parser: tseslint.parser,
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    rules,
+  },
+  {
+    // The worker script and a few helpers are plain JavaScript: the same rules, with the types
+    // TypeScript infers (tsconfig.lint-js.json).
+    files: ["worker/**/*.mjs", "scripts/**/*.mjs", "bench/**/*.mjs"],
+    languageOptions: {
+      parser: tseslint.parser,
+      parserOptions: { project: ["./tsconfig.lint-js.json"], tsconfigRootDir: import.meta.dirname },
+    },
+    rules,
+  },
+);
