@@ -18,6 +18,7 @@ import { bundledPriceTable, loadPriceTable } from "./cost/price-table.js";
 import { buildBackends, readAgentSecrets } from "./build-backends.js";
 import { Reaper } from "./reaper/reaper.js";
 import { createMetrics } from "./metrics/metrics.js";
+import { poolIdleCost } from "./backends/gce/pool-cost.js";
 import { startMetricsServer, type MetricsServer } from "./metrics/start-metrics-server.js";
 import type { ApiCallObserver } from "./github/count-api-calls.js";
 import { createOctokitClass } from "./github/octokit-class.js";
@@ -110,8 +111,10 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const requests = new RequestStore(db, now);
   const outbox = new OutboxStore(db, now);
   const logs = new JobLog(db, now);
-  const ledger = new Ledger(db, now, priceTable);
-  const metrics = createMetrics(() => store.countByState(), { repoLabels: config.metrics?.repoLabels ?? false });
+  // The warm pool costs money every hour: the hourly budget and /metrics both count it.
+  const poolIdleUsdPerHour = config.gce?.pool?.length ? poolIdleCost(config.gce.pool, { diskGb: config.gce.diskGb, diskType: config.gce.diskType, park: config.gce.poolPark ?? "suspend" }, priceTable).usdPerHour : 0;
+  const ledger = new Ledger(db, now, priceTable, poolIdleUsdPerHour);
+  const metrics = createMetrics(() => store.countByState(), { repoLabels: config.metrics?.repoLabels ?? false, poolIdleUsdPerHour });
   const onApiCall: ApiCallObserver = (call) => {
     metrics.githubApiCalls.inc(call);
     options.onApiCall?.(call);

@@ -102,6 +102,11 @@ export class Ledger {
     private readonly db: Kysely<Database>,
     private readonly now: () => number = Date.now,
     private readonly table: PriceTable = bundledPriceTable,
+    /**
+     * Spend that runs every hour whether a job runs or not (the gce warm pool's parked disks and
+     * memory): the hourly budget holds it before any job's ceiling.
+     */
+    private readonly standingUsdPerHour = 0,
   ) {}
 
   async reserve(input: { jobId: string; repoId: number; repoFullName: string; pricing: JobPricing; ceilingUsd: number; budgets: Budgets }): Promise<Reservation> {
@@ -132,7 +137,7 @@ export class Ledger {
       if (ceilingUsd > 0) {
         const month = await spentSince(trx, monthStart(now), input.repoId);
         if (month + ceilingUsd > budgets.repoMonthlyUsd) return refuse("repo_monthly", budgets.repoMonthlyUsd, month, nextMonthStart(now));
-        const hour = await spentSince(trx, hourStart(now));
+        const hour = (await spentSince(trx, hourStart(now))) + this.standingUsdPerHour;
         if (hour + ceilingUsd > budgets.globalHourlyUsd) return refuse("global_hourly", budgets.globalHourlyUsd, hour, hourStart(now) + 3_600_000);
       }
       await trx

@@ -17,6 +17,8 @@ export interface MetricsOptions {
    * of private repositories, and one series per repository grows without bound.
    */
   repoLabels?: boolean;
+  /** The gce warm pool's idle cost in USD per hour (parked disks and memory), shown as a gauge. */
+  poolIdleUsdPerHour?: number;
 }
 
 /**
@@ -37,6 +39,11 @@ export function createMetrics(countJobs: () => Promise<Record<string, number>>, 
       for (const s of JOB_STATES) this.set({ state: s }, counts[s] ?? 0);
     },
   });
+  new Gauge({
+    name: "agent_work_gce_pool_idle_usd_per_hour",
+    help: "What the gce warm pool costs per hour while it waits (parked disks and suspended memory, list prices); 0 without a pool",
+    registers: [registry],
+  }).set(options.poolIdleUsdPerHour ?? 0);
   return {
     registry,
     jobDuration: new Histogram({

@@ -2,6 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { memoryGbOf, poolIdleCost } from "../../src/backends/gce/pool-cost.js";
 import { bundledPriceTable } from "../../src/cost/price-table.js";
+import { createMetrics } from "../../src/metrics/metrics.js";
 
 const disk = (type: "pd-balanced" | "pd-standard", region: string) => bundledPriceTable.disks[type][region]!;
 
@@ -25,5 +26,14 @@ describe("the warm pool's idle cost", () => {
     expect(odd.caveat).toMatch(/a2-highgpu-1g is not included/);
     expect(memoryGbOf("e2-highmem-4")).toBe(32);
     expect(memoryGbOf("n1-standard-1")).toBe(3.75);
+  });
+});
+
+describe("/metrics", () => {
+  it("shows the pool's idle cost per hour, and 0 without a pool", async () => {
+    const idle = poolIdleCost([{ machineType: "e2-standard-2", zone: "us-central1-a", size: 2 }], { diskGb: 20, diskType: "pd-balanced", park: "suspend" }).usdPerHour;
+    const text = await createMetrics(async () => ({}), { poolIdleUsdPerHour: idle }).registry.metrics();
+    expect(text).toContain(`agent_work_gce_pool_idle_usd_per_hour ${idle}`);
+    expect(await createMetrics(async () => ({})).registry.metrics()).toContain("agent_work_gce_pool_idle_usd_per_hour 0");
   });
 });

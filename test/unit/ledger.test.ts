@@ -72,6 +72,16 @@ describe.each(STORE_KINDS)("budgets on %s", (kind) => {
     expect((await reserve(ledger, "c", budgets, 2)).ok).toBe(true);
   });
 
+  it("hold the warm pool's standing hourly cost against the controller's hour before any job", async () => {
+    const time = { now: Date.UTC(2026, 10, 15, 9, 30) };
+    const budgets = { ...roomy, globalHourlyUsd: ceiling * 1.5 };
+    const withPool = new Ledger(await stores.fresh(), () => time.now, undefined, ceiling * 0.6);
+    const refused = await reserve(withPool, "a", budgets, 1);
+    expect(refused).toMatchObject({ ok: false, budget: "global_hourly" });
+    const withoutPool = new Ledger(await stores.fresh(), () => time.now);
+    expect((await reserve(withoutPool, "a", budgets, 1)).ok).toBe(true);
+  });
+
   it("count a finished job at its billed figure, not its ceiling", async () => {
     const time = { now: Date.UTC(2026, 10, 15) };
     const ledger = await ledgerAt(time);
