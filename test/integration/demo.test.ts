@@ -19,7 +19,9 @@ it("npm run demo labels an issue, runs the agent in the sandbox and shows the pu
   const text = `${r.stdout}\n${r.stderr}`;
   expect(r.exitCode, text).toBe(0);
   // It followed the job as it ran...
-  for (const state of ["queued", "running", "succeeded"]) expect(text).toContain(`● ${state}`);
+  // (States that last less than its poll, `queued` on a quiet machine, may pass unseen; the steps show them.)
+  for (const state of ["running", "succeeded"]) expect(text).toContain(`● ${state}`);
+  expect(text).toContain("step queued: done");
   expect(text).toContain("demo agent: found it");
   expect(text).toMatch(/live log page http:\/\/127\.0\.0\.1:\d+\/jobs\/\w+/);
   // ...and shows what GitHub would.

@@ -26,9 +26,11 @@ function machineWithoutAnsible(options: { sudo?: "passwordless" | "asks" } = {})
   const bin = path.join(dir, "bin");
   mkdirSync(bin);
   chmodSync(bin, 0o777);
-  for (const tool of ["git", "bwrap", "chromium"]) symlinkSync(`/usr/bin/${tool}`, path.join(bin, tool));
+  for (const tool of ["git", "bwrap", "chromium", "strace"]) symlinkSync(`/usr/bin/${tool}`, path.join(bin, tool));
   const log = path.join(dir, "apt.log");
   const script = (name: string, body: string) => writeFileSync(path.join(bin, name), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+  // kubectl is checked, never installed (Debian's is too old): this machine has a recent one.
+  script("kubectl", "echo 'Client Version: v1.32.4'\necho 'Kustomize Version: v5.5.0'");
   script(
     "apt-get",
     `[ "$1" = --version ] && exit 0\necho "$(/usr/bin/id -u) $*" >> ${log}\n` +
