@@ -6,15 +6,19 @@ import { createLogger } from "../../src/redact/redacting-logger.js";
 /**
  * The redactor runs over every log line, and a log line can carry what a stranger sent (issue 14:
  * 100 KB of `a` took 31 s, because one pattern backtracked quadratically). These tests show the
- * work grows linearly with the input: the same text at n and 10n characters must cost about 10×,
- * and the bound below (30×) is far from what a quadratic pattern costs (100×). The cost is CPU
- * time, the best of several batches, so a loaded machine stretches both sizes alike.
+ * work grows linearly with the input: the same text at n and 20n characters must cost about 20×
+ * (measured quiet: 7–9× for 10n, the fixed cost of a call included), and the bound below (100×) is
+ * far from what a quadratic pattern costs (400×). The cost is CPU time, the best of several
+ * batches; on a loaded machine the process's parallel GC threads can spin, which counts as its CPU
+ * time and grows with what a call allocates, so the bound leaves room for that.
  */
 
-const SMALL = 4_000;
+const SMALL = 2_000;
 const LARGE = 40_000;
-/** Linear work gives ~10×; quadratic gives ~100×. */
-const MAX_RATIO = 30;
+/** Linear work gives ~20× (less, with a call's fixed cost); quadratic gives ~400×. */
+const MAX_RATIO = 100;
+/** Ten lines against one: linear gives ~10×. */
+const MAX_LINES_RATIO = 30;
 
 function cpuMsPerCall(redactor: Redactor, text: string): number {
   let best = Infinity;
@@ -108,7 +112,7 @@ describe("the line cap", () => {
     expect(once).toMatch(/…\[cut: \d+ characters\]$/);
     const ten = Array.from({ length: 10 }, () => line).join("\n");
     const ratio = cpuMsPerCall(redactor, ten) / cpuMsPerCall(redactor, line);
-    expect(ratio).toBeLessThan(MAX_RATIO);
+    expect(ratio).toBeLessThan(MAX_LINES_RATIO);
     expect(redactor.redact(ten).split("\n")).toHaveLength(10);
   });
 
