@@ -27,10 +27,14 @@ export function ceilingText(deps: Pick<PipelineDeps, "config" | "priceTable">, j
  * The ceiling shown while a job waits or runs, and once it is over the billed figure from the
  * ledger with the repository's month so far against its budget.
  */
+/** "claude-opus-5-5: 2,000 tokens in, 200 out": the model (when known) and its tokens. */
+export function modelTokensText(usage: AgentUsage): string {
+  return `${usage.model ? `${usage.model}: ` : ""}${(usage.inputTokens ?? 0).toLocaleString("en-US")} tokens in, ${(usage.outputTokens ?? 0).toLocaleString("en-US")} out`;
+}
+
 /** "model $0.0120 (claude-opus-5-5: 2,000 tokens in, 200 out; reported by claude-code)". */
 export function modelUsageText(usage: AgentUsage): string {
-  const tokens = `${(usage.inputTokens ?? 0).toLocaleString("en-US")} tokens in, ${(usage.outputTokens ?? 0).toLocaleString("en-US")} out`;
-  const what = `${usage.model ? `${usage.model}: ` : ""}${tokens}`;
+  const what = modelTokensText(usage);
   if (usage.costUsd === undefined) return `model: ${what}; no price known for it (set \`model:\` to one in the price table)`;
   return `model ${formatUsd(usage.costUsd)} (${what}; ${usage.costSource ?? `reported by ${usage.source}`})`;
 }

@@ -4,6 +4,7 @@ import { formatDuration } from "../../jobs/format-duration.js";
 import { describeOutcome } from "../../status/describe-outcome.js";
 import { formatUsd } from "../../cost/estimate.js";
 import type { AgentUsage } from "../../cost/ledger.js";
+import { modelTokensText } from "../../pipeline/cost-texts.js";
 import { html, type Html } from "../html.js";
 import { formatTime } from "./format-time.js";
 
@@ -55,8 +56,7 @@ function costFact(job: Job, usage: AgentUsage | null | undefined): Html {
     const compute = job.computeSeconds !== null ? html` <span class="muted">· ${formatDuration(job.computeSeconds)} of compute</span>` : "";
     if (!usage) return html`${formatUsd(job.costUsd)}${compute}`;
     const modelUsd = usage.costUsd ?? 0;
-    const tokens = `${(usage.inputTokens ?? 0).toLocaleString("en-US")} tokens in, ${(usage.outputTokens ?? 0).toLocaleString("en-US")} out`;
-    const model = html`model ${usage.costUsd === undefined ? html`<span class="muted">(no price known)</span>` : formatUsd(modelUsd)} <span class="muted">(${usage.model ? `${usage.model}: ` : ""}${tokens})</span>`;
+    const model = html`model ${usage.costUsd === undefined ? html`<span class="muted">(no price known)</span>` : formatUsd(modelUsd)} <span class="muted">(${modelTokensText(usage)})</span>`;
     return html`<span class="cost-split">compute ${formatUsd(Math.max(0, job.costUsd - modelUsd))}${compute} + ${model} = <b>${formatUsd(job.costUsd)}</b></span>`;
   }
   // The job row carries the cost once the job is over; the ledger's running figure is not wired here yet.
