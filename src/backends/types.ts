@@ -12,6 +12,8 @@ export interface JobSpec {
    * new one where that loss is less likely (gce: on-demand, or the next zone).
    */
   replacing?: Worker;
+  /** Only machines carrying every one of these labels may take the job (ssh hosts' `labels`); other backends have no such labels and ignore it. */
+  hostLabels?: string[];
 }
 
 /** The thing a backend made for one job; found again by `list()` through its labels / folder. */
@@ -40,7 +42,8 @@ export interface RunResult extends WorkerResult {
 
 export interface Backend {
   readonly name: string;
-  capacity(): Promise<{ max: number; active: number }>;
+  /** Room for jobs; with `hostLabels`, only on the machines that carry them (the ssh backend's hosts). */
+  capacity(need?: Pick<JobSpec, "hostLabels">): Promise<{ max: number; active: number }>;
   /** Idempotent on job.jobId: a second call adopts the worker the first one made. */
   create(job: JobSpec, signal: AbortSignal): Promise<Worker>;
   run(worker: Worker, run: RunSpec, onEvent: (e: ProgressEvent) => void, signal: AbortSignal): Promise<RunResult>;

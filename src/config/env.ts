@@ -6,6 +6,9 @@ import type { NodeProfile, PodIsolation } from "../backends/k8s/build-job.js";
 import { readSshHostsFile } from "../backends/ssh/load-ssh-hosts.js";
 import { Redactor } from "../redact/redactor.js";
 import { HOST_PATTERN } from "./repo-config.js";
+import { describeRules, type RoutingRule } from "./routing-rules.js";
+import { describeBackendCap, type BackendCap } from "./backend-caps.js";
+import { loadRouting } from "./load-routing.js";
 
 /**
  * The controller's configuration, loaded once from an `env` argument (never `process.env` directly,
@@ -76,6 +79,10 @@ export interface ControllerConfig {
   pricesFile?: string;
   /** Where a job goes when its own backend is full or down, in order; empty: it waits instead. */
   backendOrder: string[];
+  /** ROUTING_RULES or ROUTING_FILE: first match picks the backend of a job that names none (src/config/routing-rules.ts). */
+  routingRules?: RoutingRule[];
+  /** BACKEND_CAPS: per backend, jobs at once and US dollars an hour. */
+  backendCaps?: Record<string, BackendCap>;
   /** The k8s backend; present when K8S_NAMESPACE is set. */
   k8s?: K8sConfig;
   /** Sign-in to the job pages with GitHub's OAuth web flow; present when GITHUB_CLIENT_ID is set. */
@@ -293,6 +300,9 @@ export const CONTROLLER_ENV_VARS: readonly ControllerEnvVar[] = [
   { name: "BUDGET_REPO_MONTHLY_USD", secret: false, default: "20.00", description: "Most one repository may spend a calendar month (UTC), in USD. Repositories may set lower." },
   { name: "BUDGET_GLOBAL_HOURLY_USD", secret: false, default: "5.00", description: "Most the whole controller may spend in one clock hour (UTC), in USD, across all repositories." },
   { name: "BACKEND_ORDER", secret: false, description: "Backends to try, in order, when a job's own backend is full or down (e.g. local,ssh,gce); unset means a job waits for its own backend. A job started with --backend never moves." },
+  { name: "ROUTING_RULES", secret: false, description: "Rules that pick the backend of a job whose command and repository name none, first match wins, as a YAML or JSON list; a rule matches on repo (owner/name, * as a wildcard), label (one of the issue's labels) and size, and may ask for ssh hosts by ssh_labels; a rule without conditions matches every job, e.g. [{label: \"agent-work:large\", backend: gce}, {backend: local}]. Unset: such jobs run on local." },
+  { name: "ROUTING_FILE", secret: false, description: "Path of a YAML or JSON file holding the routing rules (a list, or rules: [...]), instead of ROUTING_RULES." },
+  { name: "BACKEND_CAPS", secret: false, description: "Limits per backend, as name=jobs at once:US dollars an hour, separated by commas; either number may be left out, e.g. gce=5:2.50,ssh=3,local=:1.00. A job whose backend is at its cap waits, or moves along BACKEND_ORDER." },
   { name: "PRICES_FILE", secret: false, description: "A GCE price table refreshed from the Cloud Billing Catalog (npm run prices:refresh -- <file>), used instead of the bundled one; unset uses the bundled table." },
   { name: "LOG_RETENTION_DAYS", secret: false, default: "14", description: "Days each job's full log is kept for its page; older lines are deleted." },
   { name: "REDELIVERY_INTERVAL_SECONDS", secret: false, default: "300", description: "Seconds between passes that ask GitHub to redeliver webhook deliveries this controller missed (one pass also runs at start); 0 turns the recovery off." },
@@ -745,6 +755,9 @@ const FIELDS = {
     const bad = commaList(v).filter((b) => !["local", "ssh", "gce", "k8s"].includes(b));
     return bad.length ? `unknown backend ${bad.join(", ")}; expected names from local, ssh, gce, k8s separated by commas` : null;
   }),
+  ROUTING_RULES: optionalText(),
+  ROUTING_FILE: optionalText(),
+  BACKEND_CAPS: optionalText(),
   PRICES_FILE: optionalText((v) => (existsSync(resolve(v)) ? null : "no such file; write one with npm run prices:refresh -- <file>, or unset it to use the bundled prices")),
   BUDGET_JOB_USD: usd("BUDGET_JOB_USD"),
   BUDGET_REPO_MONTHLY_USD: usd("BUDGET_REPO_MONTHLY_USD"),
@@ -957,9 +970,11 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
   }
 
   const sshHostsFile = values.SSH_HOSTS_FILE === undefined ? undefined : resolve(values.SSH_HOSTS_FILE);
+  let sshHostLabels: string[][] | undefined;
   if (sshHostsFile !== undefined) {
     const hosts = readSshHostsFile(sshHostsFile);
     if (!hosts.ok) for (const problem of hosts.errors) fail("SSH_HOSTS_FILE", problem);
+    else sshHostLabels = hosts.hosts.map((h) => h.labels);
   }
 
   let k8s: K8sConfig | undefined;
@@ -1021,6 +1036,16 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
   if (values.LOCAL_BACKEND === false && values.SSH_HOSTS_FILE === undefined && values.GCE_PROJECT === undefined && values.K8S_NAMESPACE === undefined) {
     fail("LOCAL_BACKEND", "false leaves no backend to run jobs on; set K8S_NAMESPACE, GCE_PROJECT or SSH_HOSTS_FILE as well, or leave LOCAL_BACKEND unset");
   }
+
+  const routing = loadRouting({
+    ...(values.ROUTING_RULES !== undefined ? { rulesText: values.ROUTING_RULES } : {}),
+    ...(values.ROUTING_FILE !== undefined ? { rulesFile: resolve(values.ROUTING_FILE) } : {}),
+    ...(values.BACKEND_CAPS !== undefined ? { capsText: values.BACKEND_CAPS } : {}),
+    enabled: [values.LOCAL_BACKEND !== false ? "local" : "", values.SSH_HOSTS_FILE !== undefined ? "ssh" : "", values.GCE_PROJECT !== undefined ? "gce" : "", values.K8S_NAMESPACE !== undefined ? "k8s" : ""].filter(Boolean),
+    ...(sshHostLabels ? { sshHostLabels } : {}),
+  });
+  for (const e of routing.errors) fail(e.name, e.message);
+  warnings.push(...routing.warnings);
 
   // Sign-in to the job pages: the client id and secret come as a pair.
   let signIn: SignInConfig | undefined;
@@ -1094,6 +1119,8 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
   if (gce !== undefined) config.gce = gce;
   if (sshHostsFile !== undefined) config.sshHostsFile = sshHostsFile;
   if (values.PRICES_FILE !== undefined) config.pricesFile = resolve(values.PRICES_FILE);
+  if (routing.routingRules) config.routingRules = routing.routingRules;
+  if (routing.backendCaps) config.backendCaps = routing.backendCaps;
   if (k8s !== undefined) config.k8s = k8s;
   if (signIn !== undefined) config.signIn = signIn;
   if (v.SESSION_SECRET !== undefined) config.sessionSecret = v.SESSION_SECRET;
@@ -1195,6 +1222,8 @@ export function describeControllerConfig(config: ControllerConfig): Record<strin
     sshHostsFile: config.sshHostsFile ?? "(off: SSH_HOSTS_FILE not set)",
     pricesFile: config.pricesFile ?? "(bundled price table)",
     backendOrder: config.backendOrder.length ? config.backendOrder.join(" → ") : "(none: jobs wait for their own backend)",
+    routingRules: config.routingRules ? describeRules(config.routingRules) : "(none: jobs that name no backend run on local)",
+    backendCaps: config.backendCaps ? Object.entries(config.backendCaps).map(([name, cap]) => `${name}: ${describeBackendCap(cap)}`).join("; ") : "(none)",
     k8s: config.k8s ? JSON.stringify(config.k8s) : "(off: K8S_NAMESPACE not set)",
     signIn: config.signIn
       ? JSON.stringify({ ...config.signIn, clientSecret: mask(config.signIn.clientSecret) })

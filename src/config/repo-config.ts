@@ -42,7 +42,13 @@ export interface RepoConfig {
   maxMinutes: number;
   branchPrefix: string;
   draft: boolean;
-  backend: RepoBackend;
+  /**
+   * Unset: the controller's routing rules pick (ROUTING_RULES), else `local`. After intake the
+   * job's config always has it: the backend the job was given.
+   */
+  backend?: RepoBackend;
+  /** On the ssh backend, only hosts carrying every one of these labels take this repository's jobs. */
+  sshLabels?: string[];
   priority: number;
   /** Named sizes for `agent-work:<size>` labels and `--machine <size>`. */
   sizes: Record<string, SizeConfig>;
@@ -108,6 +114,7 @@ const KNOWN_KEYS = [
   "branch_prefix",
   "draft",
   "backend",
+  "ssh_labels",
   "priority",
   "sizes",
   "budget",
@@ -292,8 +299,8 @@ function buildSchema(limits: RepoConfigLimits) {
         }
         return value;
       }),
-      backend: z.unknown().transform((value, ctx): RepoBackend => {
-        if (value === undefined || value === null) return "local";
+      backend: z.unknown().transform((value, ctx): RepoBackend | undefined => {
+        if (value === undefined || value === null) return undefined;
         if (typeof value === "string" && (AVAILABLE_BACKENDS as readonly string[]).includes(value)) {
           return value as RepoBackend;
         }
@@ -392,6 +399,14 @@ function buildSchema(limits: RepoConfigLimits) {
           return z.NEVER;
         }
         return value as string[];
+      }),
+      ssh_labels: z.unknown().transform((value, ctx): string[] | undefined => {
+        if (value === undefined || value === null) return undefined;
+        if (!Array.isArray(value) || value.length === 0 || value.length > 20 || !value.every((l) => typeof l === "string" && /^[^\s,]{1,63}$/.test(l))) {
+          ctx.addIssue({ code: z.ZodIssueCode.custom, message: Array.isArray(value) ? `must list 1 to 20 ssh host labels such as \`[gpu]\` (no spaces or commas in a label)` : `must be a list of ssh host labels such as \`[gpu]\`, not ${describeType(value)}` });
+          return z.NEVER;
+        }
+        return [...new Set(value as string[])];
       }),
       memory_mb: sandboxLimit("memory_mb", limits.sandboxCeilings?.memoryMb),
       max_processes: sandboxLimit("max_processes", limits.sandboxCeilings?.maxProcesses),
@@ -517,12 +532,13 @@ export function parseRepoConfig(raw: unknown, limits: RepoConfigLimits): RepoCon
     maxMinutes: data.max_minutes,
     branchPrefix: data.branch_prefix,
     draft: data.draft,
-    backend: data.backend,
     priority: data.priority,
     sizes: data.sizes,
     budget: data.budget,
     forkPullRequests: data.fork_pull_requests,
   };
+  if (data.backend !== undefined) config.backend = data.backend;
+  if (data.ssh_labels !== undefined) config.sshLabels = data.ssh_labels;
   if (data.network !== undefined) config.network = data.network;
   if (data.allow !== undefined) config.allow = data.allow;
   if (data.memory_mb !== undefined) config.memoryMb = data.memory_mb;

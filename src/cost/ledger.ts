@@ -5,6 +5,7 @@ import { ADVISORY_LOCKS } from "../store/advisory-lock.js";
 import { costOf, type JobPricing } from "./price-job.js";
 import { bundledPriceTable, type PriceTable } from "./price-table.js";
 import { formatUsd } from "./estimate.js";
+import type { BackendCap } from "../config/backend-caps.js";
 
 /** The three caps, in USD. The controller's config sets them; a repository may lower its own. */
 export interface Budgets {
@@ -13,7 +14,8 @@ export interface Budgets {
   globalHourlyUsd: number;
 }
 
-export type BudgetName = "job" | "repo_monthly" | "global_hourly";
+/** `backend_jobs` and `backend_hourly` are BACKEND_CAPS: the job waits for them instead of failing. */
+export type BudgetName = "job" | "repo_monthly" | "global_hourly" | "backend_jobs" | "backend_hourly";
 
 export type Reservation =
   | { ok: true; reservedUsd: number }
@@ -109,20 +111,20 @@ export class Ledger {
     private readonly standingUsdPerHour = 0,
   ) {}
 
-  async reserve(input: { jobId: string; repoId: number; repoFullName: string; pricing: JobPricing; ceilingUsd: number; budgets: Budgets }): Promise<Reservation> {
-    const { pricing, ceilingUsd, budgets } = input;
+  /**
+   * `backendCap` is the chosen backend's BACKEND_CAPS entry: its reserved jobs (a reservation
+   * lives from a job's start to its bill, so these are the jobs holding the backend) and its spend
+   * this hour are checked in the same step as the budgets, so jobs routed at the same moment, on
+   * any replica, cannot overshoot it together.
+   */
+  async reserve(input: { jobId: string; repoId: number; repoFullName: string; pricing: JobPricing; ceilingUsd: number; budgets: Budgets; backendCap?: BackendCap }): Promise<Reservation> {
+    const { pricing, ceilingUsd, budgets, backendCap } = input;
     return this.db.transaction().execute(async (trx) => {
       // Replicas reserve at the same instant: the lock makes check-and-insert one step across them,
       // and each statement after it reads what the previous holder committed. Taken before the
       // look for an existing row, so two tries of one job cannot both miss it.
       if (storeDialect(trx) === "postgres") await sql`select pg_advisory_xact_lock(${ADVISORY_LOCKS.ledgerReserve})`.execute(trx);
       const existing = await trx.selectFrom("ledger").select(["reserved_usd", "state"]).where("job_id", "=", input.jobId).executeTakeFirst();
-      if (existing) {
-        // A job started again (handed back at a shutdown, then run anew) may spend again: its
-        // ceiling counts against the caps once more until it is billed, earlier workers included.
-        if (existing.state === "final") await trx.updateTable("ledger").set({ state: "reserved", total_usd: null, ended_at: null }).where("job_id", "=", input.jobId).execute();
-        return { ok: true as const, reservedUsd: existing.reserved_usd };
-      }
       const now = this.now();
       const refuse = (budget: BudgetName, capUsd: number, spentUsd: number, resetsAt: number | null): Reservation => ({
         ok: false,
@@ -131,8 +133,26 @@ export class Ledger {
         spentUsd,
         needUsd: ceilingUsd,
         resetsAt,
-        message: refusalMessage(budget, capUsd, spentUsd, ceilingUsd, resetsAt),
+        message: refusalMessage(budget, capUsd, spentUsd, ceilingUsd, resetsAt, pricing.backend),
       });
+      // A try of a job whose reservation still stands holds its place already.
+      if (backendCap && existing?.state !== "reserved") {
+        if (backendCap.jobs !== undefined) {
+          const holding = await reservedJobsOn(trx, pricing.backend, input.jobId);
+          if (holding >= backendCap.jobs) return refuse("backend_jobs", backendCap.jobs, holding, null);
+        }
+        const need = existing ? existing.reserved_usd : ceilingUsd;
+        if (backendCap.usdPerHour !== undefined && need > 0) {
+          const hour = await spentSince(trx, hourStart(now), undefined, pricing.backend, input.jobId);
+          if (hour + need > backendCap.usdPerHour) return refuse("backend_hourly", backendCap.usdPerHour, hour, hourStart(now) + 3_600_000);
+        }
+      }
+      if (existing) {
+        // A job started again (handed back at a shutdown, then run anew) may spend again: its
+        // ceiling counts against the caps once more until it is billed, earlier workers included.
+        if (existing.state === "final") await trx.updateTable("ledger").set({ state: "reserved", total_usd: null, ended_at: null, backend: pricing.backend }).where("job_id", "=", input.jobId).execute();
+        return { ok: true as const, reservedUsd: existing.reserved_usd };
+      }
       if (ceilingUsd > budgets.jobUsd) return refuse("job", budgets.jobUsd, 0, null);
       if (ceilingUsd > 0) {
         const month = await spentSince(trx, monthStart(now), input.repoId);
@@ -234,6 +254,12 @@ export class Ledger {
     return row ? toEntry(row) : undefined;
   }
 
+  /** A backend's load as BACKEND_CAPS counts it: jobs holding a reservation on it, and its spend this clock hour. */
+  async backendLoad(backend: string): Promise<{ jobs: number; spentThisHourUsd: number; hourResetsAt: number }> {
+    const now = this.now();
+    return { jobs: await reservedJobsOn(this.db, backend), spentThisHourUsd: await spentSince(this.db, hourStart(now), undefined, backend), hourResetsAt: hourStart(now) + 3_600_000 };
+  }
+
   /** Billed plus still-reserved spend of a repository this calendar month (UTC). */
   async monthToDate(repoId: number): Promise<number> {
     return spentSince(this.db, monthStart(this.now()), repoId);
@@ -245,18 +271,36 @@ export class Ledger {
   }
 }
 
-async function spentSince(db: Kysely<Database>, since: number, repoId?: number): Promise<number> {
+async function spentSince(db: Kysely<Database>, since: number, repoId?: number, backend?: string, exceptJob?: string): Promise<number> {
   let q = db
     .selectFrom("ledger")
     .select((eb) => eb.fn.sum<number>(eb.fn.coalesce("total_usd", "reserved_usd")).as("spent"))
     .where("started_at", ">=", since);
   if (repoId !== undefined) q = q.where("repo_id", "=", repoId);
+  if (backend !== undefined) q = q.where("backend", "=", backend);
+  if (exceptJob !== undefined) q = q.where("job_id", "!=", exceptJob);
   const row = await q.executeTakeFirst();
   return Number(row?.spent ?? 0);
 }
 
-function refusalMessage(budget: BudgetName, cap: number, spent: number, need: number, resetsAt: number | null): string {
+/** Jobs whose reservation on `backend` stands: started, not yet billed. */
+async function reservedJobsOn(db: Kysely<Database>, backend: string, exceptJob?: string): Promise<number> {
+  let q = db
+    .selectFrom("ledger")
+    .select((eb) => eb.fn.countAll<number>().as("n"))
+    .where("backend", "=", backend)
+    .where("state", "=", "reserved");
+  if (exceptJob !== undefined) q = q.where("job_id", "!=", exceptJob);
+  const row = await q.executeTakeFirst();
+  return Number(row?.n ?? 0);
+}
+
+function refusalMessage(budget: BudgetName, cap: number, spent: number, need: number, resetsAt: number | null, backend: string): string {
   switch (budget) {
+    case "backend_jobs":
+      return `\`${backend}\` is at its cap of ${cap} job${cap === 1 ? "" : "s"} at once (BACKEND_CAPS)`;
+    case "backend_hourly":
+      return `\`${backend}\` is at its cap of ${formatUsd(cap)} an hour (BACKEND_CAPS): ${formatUsd(spent)} spent or reserved this hour + up to ${formatUsd(need)} for this job; it resets ${iso(resetsAt!)}`;
     case "job":
       return `over the per-job budget: this job could cost up to ${formatUsd(need)}, and one job may cost at most ${formatUsd(cap)} (lower \`max_minutes\` or pick a smaller size)`;
     case "repo_monthly":

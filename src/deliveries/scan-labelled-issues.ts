@@ -3,6 +3,7 @@ import type { GitHub, GitHubAccess } from "../github/types.js";
 import type { JobStore } from "../store/job-store.js";
 import type { DeliveryAskStore } from "../store/delivery-asks.js";
 import { errorSummary } from "./redeliver-missed.js";
+import { labelNames } from "../handlers/label-names.js";
 
 export interface ScanLimits {
   /** Pages of 100 installations. */
@@ -161,7 +162,7 @@ export async function scanLabelledIssues(deps: ScanDeps, labelledBefore: number)
               cloneUrl: repo.clone_url,
               defaultBranch: repo.default_branch,
               instructions: null,
-              options: {},
+              options: labelNames(issue.labels.flatMap((l) => (typeof l === "string" ? [{ name: l }] : l.name ? [{ name: l.name }] : []))),
               ...(issue.comments === 0 ? { context: { comments: [], droppedComments: 0 } } : {}),
             },
             { backend: deps.defaultBackend },

@@ -28,6 +28,9 @@ const repository = z.object({
   default_branch: z.string().min(1).max(255),
 });
 
+/** An issue's or pull request's labels: routing rules (ROUTING_RULES) match on their names. */
+const labels = z.array(z.object({ name: z.string().max(255) })).max(100).nullish();
+
 const issue = z.object({
   number: id,
   title: z.string().max(1024),
@@ -35,6 +38,7 @@ const issue = z.object({
   comments: z.number().int().nonnegative(),
   /** Present (an object) when the issue is a pull request. */
   pull_request: z.object({}).passthrough().nullish(),
+  labels,
 });
 
 export const labeledIssuePayload = z.object({
@@ -76,6 +80,7 @@ const reviewedPullRequest = z.object({
   number: id,
   title: z.string().max(1024),
   body: z.string().nullish(),
+  labels,
 });
 
 /** Who wrote a review or a review comment; absent for a deleted account ("ghost"). */

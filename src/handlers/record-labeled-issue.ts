@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { JobStore } from "../store/job-store.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { Delivery, LabeledIssuePayload } from "./handled-payloads.js";
+import { labelNames } from "./label-names.js";
 
 export interface RecordDeps {
   store: JobStore;
@@ -55,7 +56,7 @@ export async function recordLabeledIssue(deps: RecordDeps, context: Delivery<Lab
       cloneUrl: repository.clone_url,
       defaultBranch: repository.default_branch,
       instructions: null,
-      options: size ? { size } : {},
+      options: { ...(size ? { size } : {}), ...labelNames(issue.labels, name) },
       // No earlier comments: nothing to snapshot, and no API call to learn that.
       ...(issue.comments === 0 ? { context: { comments: [], droppedComments: 0 } } : {}),
     },

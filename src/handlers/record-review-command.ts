@@ -2,6 +2,7 @@ import { parseCommand } from "../commands/parse-command.js";
 import type { RequestStore, RequestVerb } from "../store/request-store.js";
 import type { JobOptions } from "../jobs/types.js";
 import type { RecordDeps } from "./record-labeled-issue.js";
+import { labelNames } from "./label-names.js";
 import type { Delivery, ReviewCommentCreatedPayload, ReviewSubmittedPayload } from "./handled-payloads.js";
 
 type ReviewEvent = "pull_request_review_comment.created" | "pull_request_review.submitted";
@@ -59,7 +60,7 @@ export async function recordReviewCommand(
         cloneUrl: repository.clone_url,
         defaultBranch: repository.default_branch,
         instructions: parsed.instructions || null,
-        options: { ...parsed.flags, commandLine: parsed.line.slice(0, 300), review, ...(parsed.verb === "ask" ? { ask: true as const } : {}) },
+        options: { ...parsed.flags, commandLine: parsed.line.slice(0, 300), review, ...(parsed.verb === "ask" ? { ask: true as const } : {}), ...labelNames(pr.labels) },
       },
       { backend: deps.defaultBackend },
     );

@@ -38,8 +38,17 @@ export interface JobOptions {
   size?: string;
   /** The command line as typed, quoted back in refusals. */
   commandLine?: string;
-  /** Set when the job moved to another backend because its own was full or down: where and why. */
+  /**
+   * Where the job runs and why, when that was not its own choice: the routing rule that picked its
+   * backend at intake, or the move to another backend because its own was full, down or at its cap.
+   */
   route?: string;
+  /** While the job waits for room (every backend it may use full, down or at its cap): why, for the status comment. */
+  waiting?: string;
+  /** The issue's or pull request's labels when the job was asked for (routing rules match on them). */
+  labels?: string[];
+  /** On the ssh backend, only hosts carrying every one of these labels take the job (a routing rule's or the repository's `ssh_labels`). */
+  sshLabels?: string[];
   /** A fork's pull request run without secrets: where its branch is cloned from. */
   forkCloneUrl?: string;
   /**

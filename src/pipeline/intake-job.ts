@@ -48,7 +48,10 @@ export async function intakeJob(deps: PipelineDeps, job: Job): Promise<Job> {
     log.info({ errors: parsed.errors }, "repository config is invalid; refused");
     return reject(deps, job, "invalid repository config", `\n\n${formatRepoConfigErrors(parsed.errors)}`);
   }
-  const resolved = resolveJobOptions(parsed.config, job.options, [...deps.backends.keys()]);
+  const resolved = resolveJobOptions(parsed.config, job.options, [...deps.backends.keys()], {
+    rules: deps.config.routingRules ?? [],
+    facts: { repoFullName: `${owner}/${repo}`, labels: job.options.labels ?? [] },
+  });
   if (!resolved.ok) return reject(deps, job, resolved.reason);
   const config = resolved.config;
 
@@ -98,7 +101,13 @@ export async function intakeJob(deps: PipelineDeps, job: Job): Promise<Job> {
         config,
         priority: config.priority,
         backend: config.backend,
-        options: { ...withoutWait(job.options), ...(resolved.machine ? { machine: resolved.machine } : {}), ...(forkCloneUrl ? { forkCloneUrl } : {}) },
+        options: {
+          ...withoutWait(job.options),
+          ...(resolved.machine ? { machine: resolved.machine } : {}),
+          ...(forkCloneUrl ? { forkCloneUrl } : {}),
+          ...(resolved.sshLabels ? { sshLabels: resolved.sshLabels } : {}),
+          ...(resolved.rule ? { route: `runs on \`${config.backend}\`, picked by ${resolved.rule}` } : {}),
+        },
         context,
         prHeadRef,
         ...(headSha ? { baseSha: headSha } : {}),
@@ -116,7 +125,7 @@ export async function intakeJob(deps: PipelineDeps, job: Job): Promise<Job> {
     }
     return waitBehind(deps, job, active, context);
   }
-  log.info({ backend: config.backend, maxMinutes: config.maxMinutes, comments: context.comments.length }, "job admitted");
+  log.info({ backend: config.backend, ...(resolved.rule ? { rule: resolved.rule } : {}), maxMinutes: config.maxMinutes, comments: context.comments.length }, "job admitted");
 
   await deps.onStep?.("admitted", admitted);
   await deliverOutbox(deps, [acknowledgement(job).key]);

@@ -1,16 +1,20 @@
 import type { RepoConfig } from "../config/repo-config.js";
 import type { JobOptions } from "../jobs/types.js";
+import type { RoutingFacts, RoutingRule } from "../config/routing-rules.js";
+import { chooseBackend } from "./choose-backend.js";
 
 /**
  * Applies what a command's flags or a size label asked for to the repository's config, within
  * what that config allows: a size must be one the config defines, a backend one this controller
- * runs, and minutes at most the repository's own limit (or the size's).
+ * runs (picked by chooseBackend, the controller's routing rules included), and minutes at most the
+ * repository's own limit (or the size's).
  */
 export function resolveJobOptions(
   config: RepoConfig,
   options: JobOptions,
   enabledBackends: readonly string[],
-): { ok: true; config: RepoConfig; machine?: string } | { ok: false; reason: string } {
+  routing: { rules: readonly RoutingRule[]; facts: Omit<RoutingFacts, "size"> } = { rules: [], facts: { repoFullName: "", labels: [] } },
+): { ok: true; config: RepoConfig; machine?: string; sshLabels?: string[]; rule?: string } | { ok: false; reason: string } {
   const sizeName = options.machine ?? options.size;
   let machine: string | undefined;
   let sizeMinutes: number | undefined;
@@ -26,9 +30,16 @@ export function resolveJobOptions(
     machine = size.machine;
     sizeMinutes = size.maxMinutes;
   }
-  const backend = options.backend ?? config.backend;
+  const choice = chooseBackend({
+    ...(options.backend !== undefined ? { flag: options.backend } : {}),
+    ...(config.backend !== undefined ? { repository: config.backend } : {}),
+    ...(config.sshLabels ? { repoSshLabels: config.sshLabels } : {}),
+    rules: routing.rules,
+    facts: { ...routing.facts, ...(sizeName !== undefined ? { size: sizeName } : {}) },
+  });
+  const backend = choice.backend;
   if (!enabledBackends.includes(backend)) {
-    return { ok: false, reason: `the backend \`${backend}\` is not enabled on this controller (enabled: ${enabledBackends.map((b) => `\`${b}\``).join(", ")})` };
+    return { ok: false, reason: `the backend \`${backend}\`${choice.rule ? ` (picked by ${choice.rule})` : ""} is not enabled on this controller (enabled: ${enabledBackends.map((b) => `\`${b}\``).join(", ")})` };
   }
   // A model picked per run must be one the repository lists: the maintainers decide what it may cost.
   if (options.model !== undefined && !(config.models ?? []).includes(options.model)) {
@@ -46,5 +57,7 @@ export function resolveJobOptions(
     ok: true,
     config: { ...config, backend: backend as RepoConfig["backend"], maxMinutes: options.maxMinutes ?? limit, ...(options.model !== undefined ? { model: options.model } : {}) },
     ...(machine ? { machine } : {}),
+    ...(choice.sshLabels ? { sshLabels: choice.sshLabels } : {}),
+    ...(choice.rule ? { rule: choice.rule } : {}),
   };
 }

@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import type { Job, StepRecord } from "../jobs/types.js";
 import type { RepoConfig } from "../config/repo-config.js";
-import type { Budgets } from "../cost/ledger.js";
+import type { BudgetName, Budgets } from "../cost/ledger.js";
 import type { GitHub } from "../github/types.js";
 import type { JobState } from "../jobs/state.js";
 import type { Worker, RunResult } from "../backends/types.js";
@@ -21,12 +21,12 @@ import { mintKeptWorkerToken, revokeKeptWorkerToken } from "./worker-token-at-re
 import { INITIAL_STEPS, LeaseLostError } from "../store/job-store.js";
 import { isTerminal } from "../jobs/state.js";
 import { priceJob } from "../cost/price-job.js";
-import { effectiveBudgets, minutesWithinBudget } from "../cost/budgets.js";
+import { jobCeiling } from "./job-ceiling.js";
 import { costOf, pricingOfWorker } from "../cost/price-job.js";
 import { billWorker } from "./bill-worker.js";
 import type { JobPricing } from "../cost/price-job.js";
 import { AgentUsageMeter } from "../cost/agent-usage-meter.js";
-import { modelAllowanceUsd, overJobBudget } from "../cost/model-budget.js";
+import { overJobBudget } from "../cost/model-budget.js";
 
 /**
  * Files that steer an agent. On a pull request they are taken from the base branch, not the PR
@@ -34,13 +34,9 @@ import { modelAllowanceUsd, overJobBudget } from "../cost/model-budget.js";
  */
 export const AGENT_STEERING_PATHS = ["AGENTS.md", "CLAUDE.md", ".claude", ".mcp.json", ".opencode", "opencode.json", ".codex", ".aider.conf.yml", ".github/agent-work.yml", ".github/copilot-instructions.md"] as const;
 
-/**
- * What the budgets hold for a job: its pricing for the whole limit, at the on-demand rate when a
- * spot VM may fall back to on-demand (the dearest placement it may get).
- */
-function ceilingUsd(pricing: JobPricing, seconds: number, deps: PipelineDeps): number {
-  const worst = pricing.spot && deps.config.gce?.onDemandFallback ? { ...pricing, spot: false } : pricing;
-  return costOf(worst, seconds, deps.priceTable).totalUsd;
+/** The ssh host labels the job asks for (a routing rule's or the repository's `ssh_labels`). */
+export function hostLabels(job: Job): { hostLabels?: string[] } {
+  return job.options.sshLabels?.length ? { hostLabels: job.options.sshLabels } : {};
 }
 
 /** The agent step gets the job's limit; the worker as a whole a little more for clone and push. */
@@ -65,35 +61,35 @@ async function checkRequesterAgain(deps: PipelineDeps, octokit: GitHub, job: Job
 
 type BudgetReservation =
   | { ok: true; job: Job; config: RepoConfig; budgets: Budgets; modelAllowance: number }
-  | { ok: false; job: Job; message: string };
+  | { ok: false; job: Job; message: string; budget: BudgetName };
 
 /**
  * Budgets before any worker: the per-job budget may shorten the job, and the reservation of
- * its ceiling is what keeps simultaneous jobs under the monthly and hourly caps.
+ * its ceiling is what keeps simultaneous jobs under the monthly and hourly caps, and under the
+ * backend's own BACKEND_CAPS.
  */
 async function reserveBudget(deps: PipelineDeps, job: Job, config: RepoConfig, pricing: JobPricing, log: Logger): Promise<BudgetReservation> {
-  const budgets = effectiveBudgets(deps.config.budgets, config.budget);
-  const affordable = minutesWithinBudget(budgets.jobUsd, pricing.rateUsdPerHour);
-  if (affordable >= 1 && affordable < config.maxMinutes) {
-    config = { ...config, maxMinutes: affordable };
-    job = await deps.store.update(job.id, { config });
-    log.info({ maxMinutes: affordable }, "the per-job budget shortens this job");
-  }
   // An agent with a model may spend up to what the job budget leaves after its compute: that is
   // held too, so the monthly and hourly caps count it while the job runs.
-  const computeCeiling = ceilingUsd(pricing, config.maxMinutes * 60, deps);
-  const modelAllowance = modelAllowanceUsd(config.agent, budgets.jobUsd, computeCeiling);
+  const { budgets, maxMinutes, modelAllowanceUsd: modelAllowance, ceilingUsd } = jobCeiling(deps, config, pricing);
+  const backendCap = deps.config.backendCaps?.[job.backend];
   const reservation = await deps.ledger.reserve({
     jobId: job.id,
     repoId: job.repoId,
     repoFullName: `${job.owner}/${job.repo}`,
     pricing,
-    ceilingUsd: computeCeiling + modelAllowance,
+    ceilingUsd,
     budgets,
+    ...(backendCap ? { backendCap } : {}),
   });
   if (!reservation.ok) {
     log.warn({ budget: reservation.budget, capUsd: reservation.capUsd, spentUsd: reservation.spentUsd }, "over budget; no worker started");
-    return { ok: false, job, message: reservation.message };
+    return { ok: false, job, message: reservation.message, budget: reservation.budget };
+  }
+  if (maxMinutes < config.maxMinutes) {
+    config = { ...config, maxMinutes };
+    job = await deps.store.update(job.id, { config });
+    log.info({ maxMinutes }, "the per-job budget shortens this job");
   }
   return { ok: true, job, config, budgets, modelAllowance };
 }
@@ -290,6 +286,13 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     if (!backend || !pricing) throw new Error(`backend ${job.backend} is not enabled on this controller`);
     const reservation = await reserveBudget(deps, job, config, pricing, log);
     job = reservation.job;
+    if (!reservation.ok && (reservation.budget === "backend_jobs" || reservation.budget === "backend_hourly")) {
+      // Another job took the backend's last room after routing looked (a job routed at the same
+      // moment, here or on another replica): this one waits, as routing would have had it.
+      job = await deps.store.update(job.id, { options: { ...job.options, waiting: reservation.message } });
+      await publisher.flush().catch((err) => log.warn({ err }, "status update failed"));
+      return job;
+    }
     if (!reservation.ok) {
       job = await deps.store.transition(job.id, "queued", "failed", { message: reservation.message, finishedAt: deps.now(), costUsd: 0 });
       state = "failed";
@@ -309,7 +312,7 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     });
     publisher.poke(true);
 
-    worker = await backend.create({ jobId: job.id, repoFullName: `${job.owner}/${job.repo}`, maxSeconds: hardSeconds + 30 }, signal);
+    worker = await backend.create({ jobId: job.id, repoFullName: `${job.owner}/${job.repo}`, maxSeconds: hardSeconds + 30, ...hostLabels(job) }, signal);
     await deps.onStep?.("worker-created", job);
     job = await deps.store.update(job.id, { worker });
     // A fork's pull request runs with no secret at all: no token is minted for it.
@@ -359,7 +362,7 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
       log.warn({ workerId: lost.id, reason: result.lost.reason }, "the worker was lost mid-run; running the job again once on a new one");
       await backend.destroy(lost).catch((err) => log.error({ err, workerId: lost.id }, "could not destroy the lost worker; the reaper will retry"));
       await billWorker(deps, job, lost, deps.now());
-      worker = await backend.create({ jobId: job.id, repoFullName: `${job.owner}/${job.repo}`, maxSeconds: Math.max(60, Math.ceil((job.deadlineAt! - deps.now()) / 1000) + 30), replacing: lost }, runSignal);
+      worker = await backend.create({ jobId: job.id, repoFullName: `${job.owner}/${job.repo}`, maxSeconds: Math.max(60, Math.ceil((job.deadlineAt! - deps.now()) / 1000) + 30), replacing: lost, ...hostLabels(job) }, runSignal);
       runningWorker = worker;
       job = await deps.store.update(job.id, { worker });
       await step("worker", "done", `${lost.id}: ${result.lost.reason}; run again on ${worker.id}${worker.meta.provisioningModel === "STANDARD" ? " (on-demand)" : ""}${worker.meta.zone ? ` in ${worker.meta.zone}` : ""}`);

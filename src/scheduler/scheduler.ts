@@ -1,7 +1,8 @@
 import type { PipelineDeps } from "../pipeline/deps.js";
 import { intakeJob } from "../pipeline/intake-job.js";
 import { runJob } from "../pipeline/run-job.js";
-import { routeJob } from "../pipeline/route-job.js";
+import { publishWaiting, routeJob } from "../pipeline/route-job.js";
+import { handedBack } from "../pipeline/hand-back.js";
 import { recoverJob } from "../pipeline/recover-job.js";
 import { answerAndFinish } from "../pipeline/answer-request.js";
 import { deliverOutbox } from "../pipeline/deliver-outbox.js";
@@ -11,7 +12,7 @@ import { CancelRequest } from "../pipeline/cancel-request.js";
 import { HandBack } from "../pipeline/hand-back.js";
 import { LeaseLostError } from "../store/job-store.js";
 
-/** A job whose every backend is full or down is looked at again after this long. */
+/** A job whose every backend is full, down or at its cap is looked at again after this long. */
 const WAIT_FOR_CAPACITY_MS = 5_000;
 const WAIT = Symbol("wait for capacity");
 
@@ -203,13 +204,20 @@ export class Scheduler {
         job.id,
         async () => {
           const deps = this.fenced(job);
-          // Where it runs: its own backend, or the next in BACKEND_ORDER when that one is full or down.
+          // Where it runs: its own backend, or the next in BACKEND_ORDER when that one is full, down or at its cap.
           const routed = await routeJob(deps, job);
-          if (!routed) {
+          if ("waiting" in routed) {
+            if (routed.noteChanged) await publishWaiting(deps, routed.job).catch((err) => this.deps.log.warn({ err, jobId: job.id }, "could not show why the job waits"));
             await store.renewLease(job.id, owner, WAIT_FOR_CAPACITY_MS, job.leaseEpoch);
             return WAIT;
           }
-          return runJob(deps, routed.job, controller.signal);
+          const ran = await runJob(deps, routed.job, controller.signal);
+          // Its backend's cap was taken by a job routed at the same moment: it waits like one routing kept.
+          if (ran.state === "queued" && ran.options.waiting !== undefined && !handedBack(controller.signal)) {
+            await store.renewLease(job.id, owner, WAIT_FOR_CAPACITY_MS, job.leaseEpoch);
+            return WAIT;
+          }
+          return ran;
         },
         () => this.running.delete(job.id),
         job.leaseEpoch,

@@ -31,6 +31,7 @@ export function renderCheckRun(job: Job, facts: StatusFacts & { logTail: string[
   const title = outcome ? outcome.headline : `${job.state === "queued" ? "Queued" : "Running"} · ${elapsed}`;
   const summary = [
     `Job \`${job.id}\` for #${job.number}, requested by @${job.requester}, on backend \`${job.backend}\`.`,
+    ...(job.state === "queued" && job.options.waiting ? ["", `Waits: ${job.options.waiting}.`] : []),
     "",
     ...job.steps.map((s) => stepLine(s, facts.now)),
     "",

@@ -51,6 +51,7 @@ export function renderStatusComment(job: Job, facts: StatusFacts): string {
     "",
     `Requested by @${job.requester} (${job.trigger === "label" ? "label" : "command"}) · job \`${job.id}\` · backend \`${job.backend}\``,
     ...(job.options.route ? [`This job ${job.options.route}.`] : []),
+    ...(job.state === "queued" && job.options.waiting ? [`This job waits: ${job.options.waiting}.`] : []),
     `Cost ceiling: ${facts.ceilingText}`,
     "",
     ...job.steps.map((s) => stepLine(s)),

@@ -153,6 +153,28 @@ describe("the ssh backend, beyond the contract", () => {
     }
   });
 
+  it("places a job that asks for host labels only on hosts carrying all of them, and counts only their room", async () => {
+    const plain = hostOf(sshd, { name: "plain", slots: 4, labels: [] });
+    const gpu = hostOf(sshd, { name: "gpu-1", slots: 1, labels: ["gpu", "big"] });
+    const backend = backendWith([plain, gpu]);
+    try {
+      expect(await backend.capacity({ hostLabels: ["gpu"] })).toEqual({ max: 1, active: 0 });
+      expect(await backend.capacity({ hostLabels: ["arm"] })).toEqual({ max: 0, active: 0 });
+      // The emptiest host would be `plain`; the labels send the job to `gpu-1`.
+      const w = await backend.create({ jobId: "wants-gpu", repoFullName: "octo/demo", maxSeconds: 60, hostLabels: ["gpu", "big"] }, never);
+      expect(w.meta.host).toBe("gpu-1");
+      expect(await backend.capacity({ hostLabels: ["gpu"] })).toEqual({ max: 1, active: 1 });
+      await expect(backend.create({ jobId: "wants-gpu-2", repoFullName: "octo/demo", maxSeconds: 60, hostLabels: ["gpu"] }, never)).rejects.toThrow(/no SSH host labelled gpu has a free slot.*gpu-1: 1\/1/);
+      await expect(backend.create({ jobId: "wants-arm", repoFullName: "octo/demo", maxSeconds: 60, hostLabels: ["arm"] }, never)).rejects.toThrow(/no SSH host is labelled arm .*plain \[\].*gpu-1 \[gpu, big\]/);
+      // A job without labels goes anywhere: here the host with room.
+      const any = await backend.create({ jobId: "any-host", repoFullName: "octo/demo", maxSeconds: 60 }, never);
+      expect(any.meta.host).toBe("plain");
+      await Promise.all([w, any].map((x) => backend.destroy(x)));
+    } finally {
+      await backend.close();
+    }
+  });
+
   it("skips a host that refuses connections once its circuit opens, then tries it again with one job after the cool-down", async () => {
     let clock = 1_000_000;
     const flaky = await flakyPort(sshd.port);

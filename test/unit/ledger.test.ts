@@ -128,6 +128,40 @@ describe.each(STORE_KINDS)("budgets on %s", (kind) => {
     expect((await ledger.entriesThisMonth(1)).map((e) => e.jobId)).toEqual(["l"]);
   });
 
+  it("hold a backend to its BACKEND_CAPS jobs at once, however many ask at the same instant, on every replica", async () => {
+    const time = { now: Date.UTC(2026, 10, 15, 12) };
+    const ledger = await ledgerAt(time);
+    const other = kind === "postgres" ? new Ledger(await stores.another(), () => time.now) : ledger;
+    const capped = (l: Ledger, jobId: string) => l.reserve({ jobId, repoId: 1, repoFullName: "o/r1", pricing, ceilingUsd: ceiling, budgets: roomy, backendCap: { jobs: 3 } });
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => capped(i % 2 ? ledger : other, `j${i}`)));
+    expect(results.filter((r) => r.ok)).toHaveLength(3);
+    const refused = results.find((r) => !r.ok);
+    expect(refused).toMatchObject({ ok: false, budget: "backend_jobs", capUsd: 3, spentUsd: 3, resetsAt: null, message: "`gce` is at its cap of 3 jobs at once (BACKEND_CAPS)" });
+    expect(await ledger.backendLoad("gce")).toMatchObject({ jobs: 3 });
+    // Another backend has its own count; a try of a job already holding its place is not refused.
+    const holder = results.findIndex((r) => r.ok);
+    expect((await capped(ledger, `j${holder}`)).ok).toBe(true);
+    // A billed job frees its place.
+    await ledger.finalize(`j${holder}`);
+    expect((await capped(ledger, "late")).ok).toBe(true);
+  });
+
+  it("hold a backend to its BACKEND_CAPS dollars an hour, and let it spend again the next hour", async () => {
+    const time = { now: Date.UTC(2026, 10, 15, 12, 10) };
+    const ledger = await ledgerAt(time);
+    const capped = (jobId: string) => ledger.reserve({ jobId, repoId: 1, repoFullName: "o/r1", pricing, ceilingUsd: ceiling, budgets: roomy, backendCap: { usdPerHour: ceiling * 1.5 } });
+    expect((await capped("a")).ok).toBe(true);
+    const refused = await capped("b");
+    expect(refused).toMatchObject({ ok: false, budget: "backend_hourly", spentUsd: ceiling, resetsAt: Date.UTC(2026, 10, 15, 13) });
+    expect(!refused.ok && refused.message).toBe(
+      `\`gce\` is at its cap of ${formatUsd(ceiling * 1.5)} an hour (BACKEND_CAPS): ${formatUsd(ceiling)} spent or reserved this hour + up to ${formatUsd(ceiling)} for this job; it resets 2026-11-15T13:00:00Z`,
+    );
+    // Free jobs on another backend are not counted against it.
+    expect((await ledger.reserve({ jobId: "l", repoId: 1, repoFullName: "o/r1", pricing: priceJob({ backend: "local" }, undefined), ceilingUsd: 0, budgets: roomy, backendCap: { usdPerHour: 0 } })).ok).toBe(true);
+    time.now = Date.UTC(2026, 10, 15, 13, 0, 1);
+    expect((await capped("b")).ok).toBe(true);
+  });
+
   it("bill the price table's figure for the billed seconds, to the cent", async () => {
     const ledger = await ledgerAt({ now: Date.UTC(2026, 10, 15) });
     await reserve(ledger, "a");

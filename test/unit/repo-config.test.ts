@@ -29,7 +29,7 @@ describe("parseRepoConfig", () => {
     for (const raw of [null, undefined, {}]) {
       expect(parseRepoConfig(raw, limits)).toEqual({
         ok: true,
-        config: { agent: "claude-code", maxMinutes: 30, branchPrefix: "agent/", draft: true, backend: "local", priority: 0, sizes: {}, budget: {}, forkPullRequests: "refuse" },
+        config: { agent: "claude-code", maxMinutes: 30, branchPrefix: "agent/", draft: true, priority: 0, sizes: {}, budget: {}, forkPullRequests: "refuse" },
       });
     }
   });
@@ -132,6 +132,17 @@ command: ["./scripts/agent.sh", "--task={prompt_file}"]
   it("accepts every backend name and says which exist for an unknown one (intake checks which are enabled)", () => {
     expect(fromYaml("backend: gce").ok).toBe(true);
     expect(errorFor(fromYaml("backend: cloud"), "backend")).toBe("`cloud` is not a backend; available: `local`, `ssh`, `gce`, `k8s`");
+  });
+
+  it("leaves the backend unset when the file names none, for the controller's routing rules to pick", () => {
+    expect(fromYaml("agent: aider")).toMatchObject({ ok: true, config: { agent: "aider" } });
+    expect((fromYaml("agent: aider") as { config: object }).config).not.toHaveProperty("backend");
+  });
+
+  it("reads the ssh host labels its jobs need", () => {
+    expect(fromYaml("ssh_labels: [gpu, big, gpu]")).toMatchObject({ ok: true, config: { sshLabels: ["gpu", "big"] } });
+    expect(errorFor(fromYaml("ssh_labels: gpu"), "ssh_labels")).toBe("must be a list of ssh host labels such as `[gpu]`, not `gpu`");
+    expect(errorFor(fromYaml("ssh_labels: ['has space']"), "ssh_labels")).toBe("must list 1 to 20 ssh host labels such as `[gpu]` (no spaces or commas in a label)");
   });
 
   it("reads what to do with forks' pull requests: refuse (default) or a no-secrets patch run", () => {

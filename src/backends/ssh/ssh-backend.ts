@@ -136,6 +136,8 @@ export function createSshBackend(options: SshBackendOptions): SshBackend {
     };
   });
   const byName = new Map(hosts.map((h) => [h.options.name, h]));
+  /** A job that asks for host labels goes only to hosts carrying all of them. */
+  const carries = (host: Host, labels: readonly string[] | undefined) => (labels ?? []).every((l) => host.options.labels.includes(l));
 
   /**
    * Runs `fn` on a host's pooled connection through its circuit breaker. A connection that broke
@@ -226,15 +228,18 @@ export function createSshBackend(options: SshBackendOptions): SshBackend {
       if (mine) return adopt(host, job, mine);
     }
     const candidates = seen
-      .filter((s): s is { host: Host; dirs: FoundJobDir[]; error: null } => s.dirs !== null)
+      .filter((s): s is { host: Host; dirs: FoundJobDir[]; error: null } => s.dirs !== null && carries(s.host, job.hostLabels))
       .map(({ host, dirs }) => ({ host, free: host.options.slots - dirs.length - host.reserved }))
       .filter((c) => c.free > 0)
       // The emptiest host first, so jobs spread; ties keep the configured order.
       .sort((a, b) => b.free - a.free);
     const chosen = candidates[0]?.host;
     if (!chosen) {
-      const why = seen.map((s) => (s.error ? s.error : `${s.host.options.name}: ${s.dirs!.length + s.host.reserved}/${s.host.options.slots} slots taken`));
-      throw new Error(`no SSH host has a free slot for job ${job.jobId} (${why.join("; ")})`);
+      const labelled = seen.filter((s) => carries(s.host, job.hostLabels));
+      const wanted = job.hostLabels?.length ? ` labelled ${job.hostLabels.join(", ")}` : "";
+      if (labelled.length === 0) throw new Error(`no SSH host is labelled ${job.hostLabels!.join(", ")} for job ${job.jobId} (hosts: ${hosts.map((h) => `${h.options.name} [${h.options.labels.join(", ")}]`).join("; ")})`);
+      const why = labelled.map((s) => (s.error ? s.error : `${s.host.options.name}: ${s.dirs!.length + s.host.reserved}/${s.host.options.slots} slots taken`));
+      throw new Error(`no SSH host${wanted} has a free slot for job ${job.jobId} (${why.join("; ")})`);
     }
     chosen.reserved += 1;
     try {
@@ -301,12 +306,12 @@ export function createSshBackend(options: SshBackendOptions): SshBackend {
     if (failures.length > 0) throw new Error(`could not destroy worker ${worker.id}: ${failures.join("; ")}`);
   }
 
-  async function capacity(): Promise<{ max: number; active: number }> {
+  async function capacity(need: Pick<JobSpec, "hostLabels"> = {}): Promise<{ max: number; active: number }> {
     let max = 0;
     let active = 0;
     await Promise.all(
       hosts.map(async (host) => {
-        if (host.breaker.state === "open") return;
+        if (host.breaker.state === "open" || !carries(host, need.hostLabels)) return;
         try {
           const dirs = await listHost(host);
           max += host.options.slots;
