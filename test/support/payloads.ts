@@ -18,10 +18,13 @@ export function labeledPayload(over: {
   number?: number;
   title?: string;
   body?: string;
+  /** The issue's labels besides the one just added (GitHub lists that one too). */
+  labels?: string[];
   cloneUrl: string;
 }): Record<string, any> {
   const p = structuredClone(labeled);
   p.label.name = over.label ?? "agent-work";
+  if (over.labels !== undefined) p.issue.labels = [...over.labels, p.label.name].map((name, i) => ({ id: 1000 + i, name, color: "ededed", default: false }));
   p.sender.login = over.sender ?? p.sender.login;
   p.sender.type = over.senderType ?? "User";
   if (over.number !== undefined) p.issue.number = over.number;
