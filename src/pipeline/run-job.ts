@@ -83,7 +83,8 @@ async function reserveBudget(deps: PipelineDeps, job: Job, config: RepoConfig, p
     ...(backendCap ? { backendCap } : {}),
   });
   if (!reservation.ok) {
-    log.warn({ budget: reservation.budget, capUsd: reservation.capUsd, spentUsd: reservation.spentUsd }, "over budget; no worker started");
+    const capped = reservation.budget === "backend_jobs" || reservation.budget === "backend_hourly";
+    log[capped ? "info" : "warn"]({ budget: reservation.budget, capUsd: reservation.capUsd, spentUsd: reservation.spentUsd }, capped ? "the backend is at its cap; the job waits" : "over budget; no worker started");
     return { ok: false, job, message: reservation.message, budget: reservation.budget };
   }
   if (maxMinutes < config.maxMinutes) {
