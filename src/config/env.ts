@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { z } from "zod";
 import { AGENT_PRESETS, isAgentPreset, type AgentPreset } from "../agents/presets.js";
+import { BACKEND_NAMES } from "../backends/backend-names.js";
 import type { NodeProfile, PodIsolation } from "../backends/k8s/build-job.js";
 import { readSshHostsFile } from "../backends/ssh/load-ssh-hosts.js";
 import { Redactor } from "../redact/redactor.js";
@@ -742,8 +743,8 @@ const FIELDS = {
   LABEL_SCAN_MAX_AGE_DAYS: integer("LABEL_SCAN_MAX_AGE_DAYS", 1, 3650),
   LOG_STREAM_RECHECK_SECONDS: integer("LOG_STREAM_RECHECK_SECONDS", 1, 600, " (a stream lasts ten minutes at most, and its reconnect checks again)"),
   BACKEND_ORDER: optionalText((v) => {
-    const bad = commaList(v).filter((b) => !["local", "ssh", "gce", "k8s"].includes(b));
-    return bad.length ? `unknown backend ${bad.join(", ")}; expected names from local, ssh, gce, k8s separated by commas` : null;
+    const bad = commaList(v).filter((b) => !(BACKEND_NAMES as readonly string[]).includes(b));
+    return bad.length ? `unknown backend ${bad.join(", ")}; expected names from ${BACKEND_NAMES.join(", ")} separated by commas` : null;
   }),
   PRICES_FILE: optionalText((v) => (existsSync(resolve(v)) ? null : "no such file; write one with npm run prices:refresh -- <file>, or unset it to use the bundled prices")),
   BUDGET_JOB_USD: usd("BUDGET_JOB_USD"),

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { AGENT_PRESETS, type AgentPreset } from "../agents/presets.js";
+import { BACKEND_NAMES } from "../backends/backend-names.js";
 
 
 /**
@@ -25,7 +26,7 @@ export const REPO_CONFIG_PATH = ".github/agent-work.yml";
  * Backend names a repository may ask for. Whether one is enabled is the controller's business:
  * intake answers "not enabled on this controller" for a name it has no backend for.
  */
-export const AVAILABLE_BACKENDS = ["local", "ssh", "gce", "k8s"] as const;
+export const AVAILABLE_BACKENDS = BACKEND_NAMES;
 const PLANNED_BACKENDS: readonly string[] = [];
 
 export type RepoBackend = (typeof AVAILABLE_BACKENDS)[number];

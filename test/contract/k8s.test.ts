@@ -9,7 +9,7 @@ import { buildInputSecret, buildWorkerJob } from "../../src/backends/k8s/build-j
 import { k8s, k8sBackendFromConfig, type K8sBackendOptions } from "../../src/backends/k8s/k8s-backend.js";
 import { inputSecretName, jobName } from "../../src/backends/k8s/k8s-names.js";
 import { createKubeApi, loadKubeConfig } from "../../src/backends/k8s/kube-api.js";
-import { findBackendModule } from "../../src/backends/registry.js";
+import { loadBackendModule } from "../../src/backends/registry.js";
 import type { Backend, JobSpec, RunSpec } from "../../src/backends/types.js";
 import type { ProgressEvent } from "../../src/worker/protocol.js";
 import { workerDir } from "../../src/worker/worker-script-path.js";
@@ -99,7 +99,7 @@ describe("the k8s backend, beyond the contract", () => {
   const ALL_STEPS = ["clone:started", "clone:finished", "agent:started", "agent:finished", "commit:started", "commit:finished", "push:started", "push:finished"];
 
   it("is found in the registry by its name, and reports its configured maximum", async () => {
-    expect(findBackendModule("k8s")).toBe(k8s);
+    expect(await loadBackendModule("k8s")).toBe(k8s);
     expect((await backend.capacity()).max).toBe(5);
   });
 
