@@ -22,11 +22,16 @@ import { fileURLToPath } from "node:url";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect as globalExpect, it, type ExpectStatic } from "vitest";
 import { local } from "../../src/backends/local/local-backend.js";
+import { k8s } from "../../src/backends/k8s/k8s-backend.js";
+import { createKubeApi } from "../../src/backends/k8s/kube-api.js";
 import { ssh, type SshBackend } from "../../src/backends/ssh/ssh-backend.js";
 import type { Backend, RunResult, RunSpec } from "../../src/backends/types.js";
 import type { ProgressEvent, SandboxLimits } from "../../src/worker/protocol.js";
+import { workerDir } from "../../src/worker/worker-script-path.js";
 import { branchContents, type BranchEntry } from "../support/branch-contents.js";
 import { startCredentialTrap, type CredentialTrap } from "../support/credential-trap.js";
+import { startFakeK8s, type FakeK8s } from "../support/fake-k8s.js";
+import { world, type World } from "../support/gce-world.js";
 import { startGitServer, type GitServer } from "../support/git-http-server.js";
 import { startSshd, type TestSshd } from "../support/sshd.js";
 
@@ -94,10 +99,15 @@ beforeAll(async () => {
   await chmod(markerRoot, 0o1777);
   rawDir = await mkdtemp(path.join(os.tmpdir(), "agent-work-hostile-raw-"));
   await chmod(rawDir, 0o1777);
-  recordingNode = path.join(rawDir, "node-recording-stdout");
-  // The backends run `<node> <worker script>` in `<job folder>/work`; this node also keeps a copy of stdout.
-  await writeFile(recordingNode, `#!/bin/sh\njob=$(basename "$(dirname "$PWD")")\n"${process.execPath}" "$@" | tee "${rawDir}/$job.out"\n`, { mode: 0o755 });
-  scratch.push(dataDir, open, markerRoot, rawDir);
+  // Not under /tmp: a k8s pod mounts a volume there, and the fake kubelet rewrites /tmp paths in its command.
+  const nodeDir = await mkdtemp("/var/tmp/agent-work-hostile-node-");
+  await chmod(nodeDir, 0o755);
+  recordingNode = path.join(nodeDir, "node-recording-stdout");
+  // The backends run `<node> <worker script>` in a folder whose path holds the job id (local, ssh
+  // and gce: `<job id>/work`; the fake k8s: `agent-work-<job id>/<pod>/volumes/work`); this node
+  // also keeps a copy of stdout, named by that id.
+  await writeFile(recordingNode, `#!/bin/sh\njob=$(printf '%s\\n' "$PWD" | grep -o 'hw[0-9][0-9]*-[^/]*' | head -n 1)\n"${process.execPath}" "$@" | tee "${rawDir}/$job.out"\n`, { mode: 0o755 });
+  scratch.push(dataDir, open, markerRoot, rawDir, nodeDir);
 });
 
 afterAll(async () => {
@@ -509,6 +519,65 @@ describe.concurrent("a hostile work tree on the ssh backend (an unprivileged log
       c.check(r, expect);
     }, 180_000);
   }
+});
+
+/**
+ * gce (the VM's worker user, reached over SSH) and k8s (the pod) run the same worker script with
+ * the same git and sandbox steps; a spread of the corpus shows each backend hands it the job as
+ * the others do: a redirected git dir, config includes, hooks, submodules, links to host files,
+ * a sparse file, and an ask run's answer linked to a host file.
+ */
+const SPREAD = ["commondir", "config-include", "hooks", "gitmodules", "host-symlinks", "sparse-file"];
+
+function spreadOfTheCorpus(backendName: string, backend: () => Backend) {
+  for (const c of CASES.filter((c) => SPREAD.includes(c.name))) {
+    it(`${c.name}: nothing runs outside the sandbox, no credential leaves, and the job ends clearly`, async ({ expect }) => {
+      const r = await runCase(backend(), backendName, c.name);
+      await expectHeld(expect, r, c);
+      await c.check?.(r, expect);
+    }, 180_000);
+  }
+  const ask = ASK_CASES.find((c) => c.name === "answer-link")!;
+  it(`an ask run, ${ask.name}: ${ask.says}`, async ({ expect }) => {
+    const r = await runCase(backend(), backendName, ask.name, { over: () => ({ ask: true }) });
+    await expectAnswerHeld(expect, r, ask.name);
+    ask.check(r, expect);
+  }, 180_000);
+}
+
+// One case at a time: every fake VM is the same sshd, so deleting one VM drops the SSH connection
+// the others share, which real VMs (one address each) never do.
+describe("a hostile work tree on the gce backend (a VM's unprivileged worker user over SSH; Compute is a fake)", () => {
+  let w: World;
+  beforeAll(async () => {
+    w = await world({ nodePath: recordingNode });
+  });
+  afterAll(async () => {
+    await w?.close();
+  });
+  spreadOfTheCorpus("gce", () => w.backend);
+});
+
+describe.concurrent("a hostile work tree on the k8s backend (the worker pod, run by a fake kubelet as a local process)", () => {
+  let fake: FakeK8s;
+  let backend: Backend;
+  beforeAll(async () => {
+    fake = await startFakeK8s({ imageFiles: { "/app/worker": workerDir } });
+    backend = k8s.create({
+      api: createKubeApi(fake.kubeConfig()),
+      namespace: "agent-work",
+      image: "ghcr.io/acme/agent-work-worker:test",
+      defaults: { cpu: "1", memory: "2Gi", ephemeralStorage: "10Gi" },
+      maxJobs: 8,
+      terminationGracePeriodSeconds: 2,
+      pollIntervalMs: 50,
+      nodePath: recordingNode,
+    });
+  });
+  afterAll(async () => {
+    await fake?.close();
+  });
+  spreadOfTheCorpus("k8s", () => backend);
 });
 
 /** What each trick does to a git that trusts the work tree, which is how the corpus shows it has teeth. */
