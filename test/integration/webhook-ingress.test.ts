@@ -291,6 +291,24 @@ describe("the webhook endpoint, against a stranger and against malformed deliver
     });
   });
 
+  it("a signed delivery sent as a form (GitHub's other content type) or with no Content-Type is refused with 415 and records nothing", async () => {
+    const payload = JSON.stringify(labeledPayload({ cloneUrl: "https://example.invalid/o/r.git" }));
+    for (const [contentType, body] of [
+      ["application/x-www-form-urlencoded", `payload=${encodeURIComponent(payload)}`],
+      ["text/plain", payload],
+      [undefined, payload],
+    ] as const) {
+      const raw = Buffer.from(body, "utf8");
+      const headers: Record<string, string> = { "x-github-event": "issues", "x-github-delivery": randomUUID(), "x-hub-signature-256": `sha256=${createHmac("sha256", secret).update(raw).digest("hex")}` };
+      if (contentType) headers["content-type"] = contentType;
+      const res = await post(url, headers, raw);
+      expect(res.status, String(contentType)).toBe(415);
+      expect(JSON.parse(res.text)).toEqual({ error: "Content-Type must be application/json" });
+    }
+    expect(await counts()).toEqual({ jobs: 0, requests: 0 });
+    expect(await alive()).toBe(true);
+  });
+
   describe("a slow client", () => {
     /** Opens a raw connection, writes `head`, then one byte of body every 200 ms until the server closes it. */
     function trickle(head: string, drip: string): Promise<{ response: string; dripped: number }> {
