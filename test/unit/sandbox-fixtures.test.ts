@@ -12,7 +12,10 @@ import { describe, expect, it } from "vitest";
 
 const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
 /** What fake-agent.mjs's snoop() hunts for: a GitHub installation token and a PEM private key. */
-const NEEDLES = [["ghs", "_"], ["PRIVATE KEY", "-----"]].map((parts) => parts.join(""));
+const NEEDLES = [
+  ["ghs", "_"],
+  ["PRIVATE KEY", "-----"],
+].map((parts) => parts.join(""));
 
 function filesUnder(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? filesUnder(path.join(dir, e.name)) : [path.join(dir, e.name)]));
