@@ -72,10 +72,19 @@ function mainInUserNamespace(options: { refuse: boolean; asNobody?: boolean; sta
             SCHEDULER_INTERVAL_MS: "600000",
           },
           stdio: ["pipe", "pipe", "pipe"],
+          // A group of its own: tsx runs main.ts in a child process that a SIGKILL to tsx would miss.
+          detached: true,
         });
         let output = "";
         let mapped = false;
-        const kill = setTimeout(() => child.kill("SIGKILL"), 90_000);
+        const killAll = () => {
+          try {
+            process.kill(-child.pid!, "SIGKILL");
+          } catch {
+            // already gone
+          }
+        };
+        const kill = setTimeout(killAll, 90_000);
         const seen = (d: Buffer) => {
           output += d.toString();
           if (!mapped && output.includes("mapped-please\n")) {
@@ -84,7 +93,7 @@ function mainInUserNamespace(options: { refuse: boolean; asNobody?: boolean; sta
               writeFileSync(`/proc/${child.pid}/uid_map`, "0 0 65536\n");
               writeFileSync(`/proc/${child.pid}/gid_map`, "0 0 65536\n");
             } catch (err) {
-              child.kill("SIGKILL");
+              killAll();
               return reject(err as Error);
             }
             child.stdin.end("go\n");
