@@ -30,7 +30,15 @@ beforeAll(async () => {
   smee = await startFakeSmee();
 });
 afterEach(() => {
-  for (const c of children.splice(0)) c.kill("SIGKILL");
+  // tsx runs main.ts in a child process of its own, which a SIGKILL to tsx would leave running: the
+  // whole process group goes.
+  for (const c of children.splice(0)) {
+    try {
+      process.kill(-c.pid!, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
 });
 afterAll(async () => {
   await smee?.close();
@@ -47,7 +55,7 @@ function checkout(): string {
 
 /** `npm start`'s program as a real process; resolves with its output so far once `ready` matches it. */
 function startMain(cwd: string, env: Record<string, string>, ready: RegExp): Promise<{ output: () => string }> {
-  const child = spawn(TSX, [MAIN], { cwd, env: { PATH: process.env.PATH!, HOME: cwd, LOG_FORMAT: "json", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(TSX, [MAIN], { cwd, env: { PATH: process.env.PATH!, HOME: cwd, LOG_FORMAT: "json", ...env }, stdio: ["ignore", "pipe", "pipe"], detached: true });
   children.push(child);
   let output = "";
   return new Promise((resolve, reject) => {
