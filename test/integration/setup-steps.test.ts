@@ -13,11 +13,13 @@ import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { execa } from "execa";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { Job } from "../../src/jobs/types.js";
 import { createProgressParser } from "../../src/worker/parse-progress.js";
 import type { ProgressEvent, WorkerInput, WorkerResult } from "../../src/worker/protocol.js";
 import { workerScriptPath } from "../../src/worker/worker-script-path.js";
 import { startGitServer, type GitServer } from "../support/git-http-server.js";
+import { FAKE_AGENT_CONFIG, startHarness, type Harness } from "../support/harness.js";
 
 const TOKEN = `ghs_${randomBytes(18).toString("hex")}`;
 const MB = 1024 * 1024;
@@ -288,5 +290,63 @@ describe("the dependency cache", () => {
     expect(precious.uid).toBe(0);
     expect((await stat(outside)).uid).toBe(0);
     expect(existsSync("/etc/passwd")).toBe(true);
+  });
+});
+
+describe("through the controller and the local backend", () => {
+  let h: Harness | undefined;
+  afterEach(async () => {
+    await h?.close();
+    h = undefined;
+  });
+
+  /** The last text the status comment and the check run showed. */
+  function surfaces(harness: Harness, job: Job) {
+    const comment = harness.github.callsTo("PATCH", "/issues/comments/:id").filter((c) => c.path.endsWith(`/${job.commentId}`)).at(-1)!.body.body as string;
+    const check = harness.github.callsTo("PATCH", "/check-runs/:id").filter((c) => c.path.endsWith(`/${job.checkRunId}`)).at(-1)!.body as { output: { title: string; summary: string } };
+    return { comment, check };
+  }
+
+  it("shows setup as a step of its own with its duration, logs its output, and the next job's setup finds what the first left in the cache", async () => {
+    const count = `mkdir -p "$npm_config_cache" && echo run >> "$npm_config_cache/runs" && echo "setup saw $(wc -l < "$npm_config_cache/runs") runs"`;
+    h = await startHarness({ repoConfigYaml: FAKE_AGENT_CONFIG(`network: none\nsetup:\n  - ${JSON.stringify(count)}\n`) });
+    await h.deliverLabel({ body: "FAKE_AGENT:edit" });
+    await h.settle();
+    const [first] = await h.controller.store.list();
+    expect(first!.state).toBe("succeeded");
+    // From the queued check run on, between clone and agent.
+    expect(h.github.callsTo("POST", "/check-runs")[0]!.body.output.summary).toContain("- [ ] setup\n");
+    expect(first!.steps.map((s) => s.name)).toEqual(["queued", "worker", "clone", "setup", "agent", "commit", "push", "pull request"]);
+    const setup = first!.steps.find((s) => s.name === "setup")!;
+    expect(setup).toMatchObject({ status: "done", detail: "1 command" });
+    expect(setup.finishedAt! - setup.startedAt!).toBeGreaterThanOrEqual(0);
+    const { comment, check } = surfaces(h, first!);
+    expect(comment).toMatch(/^- \[x\] setup — \S+.* \(1 command\)$/m);
+    expect(check.output.summary).toContain("pull/100");
+    // The check run's last view while the job ran, with every step.
+    const live = h.github.callsTo("PATCH", "/check-runs/:id").map((c) => (c.body as { output?: { summary?: string } }).output?.summary ?? "");
+    expect(live.some((summary) => /^- \[x\] setup — \S+.* \(1 command\)$/m.test(summary))).toBe(true);
+    const log = (await h.controller.logs.read(first!.id)).map((l) => `${l.stream}: ${l.line}`);
+    expect(log).toContain("setup: setup saw 1 runs");
+
+    await h.deliverLabel({ body: "FAKE_AGENT:edit" });
+    await h.settle();
+    const [second] = await h.controller.store.list();
+    expect(second!.id).not.toBe(first!.id);
+    expect(second!.state).toBe("succeeded");
+    expect((await h.controller.logs.read(second!.id)).map((l) => `${l.stream}: ${l.line}`)).toContain("setup: setup saw 2 runs");
+  });
+
+  it("ends the job at a failing setup command with its name and exit code in the status comment and the check run", async () => {
+    h = await startHarness({ repoConfigYaml: FAKE_AGENT_CONFIG(`setup: ["echo preparing", "exit 3"]\n`) });
+    await h.deliverLabel({ body: "FAKE_AGENT:edit" });
+    await h.settle();
+    const [job] = await h.controller.store.list();
+    expect(job).toMatchObject({ state: "failed", message: "setup step 2 of 2 (`exit 3`) exited with code 3; the agent did not run" });
+    expect(job!.steps.filter((s) => ["setup", "agent", "commit", "push"].includes(s.name)).map((s) => `${s.name}:${s.status}`)).toEqual(["setup:failed", "agent:skipped", "commit:skipped", "push:skipped"]);
+    const { comment, check } = surfaces(h, job!);
+    expect(comment).toContain("**Result:** ❌ Failed: setup step 2 of 2 (`exit 3`) exited with code 3; the agent did not run.");
+    expect(check.output.title).toContain("setup step 2 of 2");
+    expect(h.github.pulls).toHaveLength(0);
   });
 });
