@@ -20,6 +20,8 @@ import type { ProgressEvent, WorkerInput, WorkerResult } from "../../src/worker/
 import { workerScriptPath } from "../../src/worker/worker-script-path.js";
 import { startGitServer, type GitServer } from "../support/git-http-server.js";
 import { FAKE_AGENT_CONFIG, startHarness, type Harness } from "../support/harness.js";
+import { startSshd, type TestSshd } from "../support/sshd.js";
+import { ssh, type SshBackend } from "../../src/backends/ssh/ssh-backend.js";
 
 const TOKEN = `ghs_${randomBytes(18).toString("hex")}`;
 const MB = 1024 * 1024;
@@ -348,5 +350,59 @@ describe("through the controller and the local backend", () => {
     expect(comment).toContain("**Result:** ❌ Failed: setup step 2 of 2 (`exit 3`) exited with code 3; the agent did not run.");
     expect(check.output.title).toContain("setup step 2 of 2");
     expect(h.github.pulls).toHaveLength(0);
+  });
+});
+
+describe("on the ssh backend (an unprivileged login user)", () => {
+  let sshd: TestSshd;
+  let backend: SshBackend;
+  let workRoot: string;
+
+  beforeAll(async () => {
+    sshd = await startSshd();
+    const rel = `agent-work-setup-${randomBytes(4).toString("hex")}`;
+    workRoot = path.join(sshd.home, rel);
+    backend = ssh.create({
+      hosts: [{ name: "setup-host", address: sshd.host, port: sshd.port, user: sshd.username, privateKey: sshd.privateKey, hostKeySha256: sshd.hostKeySha256, slots: 2, labels: [], workRoot: rel }],
+      killGraceMs: 1000,
+    });
+  });
+  afterAll(async () => {
+    await backend?.close();
+    await sshd?.close();
+    await rm(workRoot, { recursive: true, force: true });
+  });
+
+  async function runOverSsh(jobId: string, spec: WorkerInput): Promise<{ result: WorkerResult; lines: string[] }> {
+    const worker = await backend.create({ jobId, repoFullName: "octo/demo", maxSeconds: 120 }, new AbortController().signal);
+    const events: ProgressEvent[] = [];
+    try {
+      const result = await backend.run(worker, { ...spec, jobId }, (e) => events.push(e), new AbortController().signal);
+      return { result, lines: events.flatMap((e) => (e.type === "log" ? [`${e.stream}: ${e.line}`] : [])) };
+    } finally {
+      await backend.destroy(worker);
+    }
+  }
+
+  it("setup has the network and the next job of the repository on that host finds its cache, beside the job folders", async () => {
+    const { cloneUrl, key } = await freshRepo();
+    const hitsBefore = probeHits.length;
+    const first = await runOverSsh(
+      "jsetupssh1",
+      input(cloneUrl, {
+        setup: { commands: [`node -e "fetch('${probeUrl}/ssh-setup').then(r => r.text()).then(t => console.log('setup got: ' + t))"`, 'mkdir -p "$CARGO_HOME" && echo kept > "$CARGO_HOME/marker"'], timeoutSeconds: 30 },
+        cache: { key, maxMb: 100 },
+      }),
+    );
+    expect(first.result.outcome).toBe("pushed");
+    expect(first.lines).toContain("setup: setup got: hello from the host");
+    expect(probeHits.slice(hitsBefore)).toEqual(["/ssh-setup"]);
+    expect(await readFile(path.join(workRoot, ".dependency-cache", key, "data", "cargo", "marker"), "utf8")).toBe("kept\n");
+
+    const second = await runOverSsh("jsetupssh2", input(cloneUrl, { setup: { commands: ['cat "$CARGO_HOME/marker"'], timeoutSeconds: 30 }, cache: { key, maxMb: 100 } }));
+    expect(second.result.outcome).toBe("pushed");
+    expect(second.lines).toContain("setup: kept");
+    // The cache folder is no job folder: the backend lists none left behind.
+    expect(await backend.list()).toEqual([]);
   });
 });
