@@ -43,6 +43,8 @@ RUN mkdir -p /data /config && chown node:node /data /config && ln -s /config/.en
 USER node
 VOLUME ["/data", "/config"]
 EXPOSE 3000
-HEALTHCHECK --interval=30s --timeout=5s --start-period=20s CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+# Healthy when /healthz answers below 500: 200 once the controller runs (a store that does not answer
+# is a 500), and Probot's 404 while the setup page waits for someone to register the app.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/healthz').then(r=>process.exit(r.status<500?0:1),()=>process.exit(1))"
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["node", "dist/main.js"]

@@ -29,9 +29,9 @@ export default defineConfig(
     ignores: ["dist/**", "node_modules/**", "agent-clis/**", "coverage/**", "**/*.d.ts", "eslint.config.js", "prettier.config.js"],
   },
   {
-    // A warning, not an error: a directive for a rule not switched on here (no-explicit-any, in a
-    // few files) is harmless, and failing on it would fail branches that add one.
-    linterOptions: { reportUnusedDisableDirectives: "warn" },
+    // An error: a directive that silences nothing (say, for no-explicit-any, which is not switched
+    // on here) only tells the next reader a rule is on that is not.
+    linterOptions: { reportUnusedDisableDirectives: "error" },
     plugins: { "@typescript-eslint": tseslint.plugin },
   },
   {

@@ -11,6 +11,7 @@ import { feedbackBench } from "./feedback.js";
 import { apiCallsBench } from "./api-calls.js";
 import { footprintBench } from "./footprint.js";
 import { startBench } from "./start.js";
+import { setupCacheBench } from "./setup-cache.js";
 
 const benches: [string, () => Promise<BenchRow[]>][] = [
   ["ingest", ingestBench],
@@ -19,6 +20,7 @@ const benches: [string, () => Promise<BenchRow[]>][] = [
   ["api-calls", apiCallsBench],
   ["footprint", footprintBench],
   ["start", startBench],
+  ["setup-cache", setupCacheBench],
 ];
 if (existsSync(new URL("./store-claims.ts", import.meta.url))) {
   // Imported by a computed name so this file compiles before the store benchmark exists.

@@ -34,6 +34,7 @@ import type { GitHubAccess } from "./github/types.js";
 import { DeliveryRecovery } from "./deliveries/delivery-recovery.js";
 import { startHttpServer, type RequestHandler } from "./ingress/start-http-server.js";
 import { webhookIngress } from "./ingress/webhook-ingress.js";
+import { youngGarbageCollector } from "./ingress/young-garbage-collector.js";
 import { checkHandledPayload } from "./handlers/handled-payloads.js";
 
 /** Where GitHub delivers webhooks (Probot's path, which app.yml's setup registers). */
@@ -159,6 +160,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
     spillDir: path.join(config.dataDir, "incoming-webhooks"),
     receive: (event) => probot.webhooks.receive(event as Parameters<typeof probot.webhooks.receive>[0]),
     checkPayload: checkHandledPayload,
+    collectGarbage: youngGarbageCollector(),
     log: log.child({ name: "webhooks" }),
   });
   // Before the webhook server: a metrics port that is taken fails the start while nothing else runs yet.

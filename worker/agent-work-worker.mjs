@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// agent-work worker script: clone, run the agent in a sandbox, commit, push.
+// agent-work worker script: clone, set up, run the agent in a sandbox, commit, push.
 //
 // Plain JavaScript with Node built-ins only: this file and lib/ beside it are copied verbatim onto
 // workers (VMs, SSH hosts, pods). It reads ONE JSON document (WorkerInput, see
@@ -18,6 +18,9 @@
 //   lib/output.mjs        the protocol and its redaction
 //   lib/sandbox-plan.mjs  whether and how the agent is sandboxed here; bubblewrap's command line
 //   lib/watchdog.mjs      the sandbox's processes, memory and disk, watched from outside
+//   lib/sandboxed-run.mjs one command in the sandbox: its output, time limit and watchdog
+//   lib/setup.mjs         the setup step: the repository's commands, with the network, before the agent
+//   lib/dependency-cache.mjs  the repository's npm/pip/cargo… cache, kept between jobs on one host
 //   lib/agent.mjs         the agent step
 //   lib/git.mjs           every git command, the credential helper, the agent's own repository
 //   lib/work-tree.mjs     the work tree after the agent, walked without following links

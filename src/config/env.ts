@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { z } from "zod";
 import { AGENT_PRESETS, isAgentPreset, type AgentPreset } from "../agents/presets.js";
+import { BACKEND_NAMES } from "../backends/backend-names.js";
 import type { NodeProfile, PodIsolation } from "../backends/k8s/build-job.js";
 import { readSshHostsFile } from "../backends/ssh/load-ssh-hosts.js";
 import { Redactor } from "../redact/redactor.js";
@@ -55,6 +56,8 @@ export interface ControllerConfig {
   sandboxRoBinds: string[];
   /** The most a sandboxed agent may use; a repository may ask for less, never more. */
   sandboxCeilings: { memoryMb: number; maxProcesses: number; maxDiskMb: number };
+  /** MB all repositories' dependency caches on one worker host may hold together (0: no cache). */
+  dependencyCacheMaxMb: number;
   /** Environment handed to the agent, name → value. The values are secrets. */
   agentEnv: Record<string, string>;
   /** The agent's network for a repository whose config names none. */
@@ -249,6 +252,7 @@ export const CONTROLLER_ENV_VARS: readonly ControllerEnvVar[] = [
   { name: "SANDBOX_MAX_MEMORY_MB", secret: false, default: "4096", description: "Most memory in MB a sandboxed agent may hold, all its processes together (and no one process may map more); repositories may ask for less with memory_mb." },
   { name: "SANDBOX_MAX_PROCESSES", secret: false, default: "512", description: "Most processes and threads a sandboxed agent may run at once; repositories may ask for fewer with max_processes." },
   { name: "SANDBOX_MAX_DISK_MB", secret: false, default: "10240", description: "Most disk in MB a job's work dir (the clone and what the agent writes) may use; past it the job pushes nothing. Repositories may ask for less with max_disk_mb." },
+  { name: "DEPENDENCY_CACHE_MAX_MB", secret: false, default: "2048", description: "Most disk in MB the dependency caches of all repositories with `setup:` steps may hold together on one worker host (local, ssh; a gce VM's disk); after a job the cache used longest ago is emptied until they fit. 0 turns the cache off." },
   { name: "AGENT_ENV_PASSTHROUGH", secret: false, description: "Comma-separated names of controller environment variables handed to the agent, e.g. ANTHROPIC_API_KEY." },
   { name: "AGENT_EXTRA_ARGS", secret: false, description: "Extra command-line flags per agent preset as JSON, e.g. {\"codex\":[\"-c\",\"model_provider=proxy\"]} (a provider or proxy a CLI takes no environment variable for); never secrets, argv is readable on the host." },
   { name: "REQUIRED_PERMISSION", secret: false, default: "write", description: "Least repository permission a person needs to start or stop work: write, maintain or admin." },
@@ -539,6 +543,7 @@ const FIELDS = {
   SANDBOX_MAX_MEMORY_MB: integer("SANDBOX_MAX_MEMORY_MB", 64, 1_048_576),
   SANDBOX_MAX_PROCESSES: integer("SANDBOX_MAX_PROCESSES", 16, 65_536),
   SANDBOX_MAX_DISK_MB: integer("SANDBOX_MAX_DISK_MB", 16, 10_485_760),
+  DEPENDENCY_CACHE_MAX_MB: integer("DEPENDENCY_CACHE_MAX_MB", 0, 10_485_760),
   NETWORK_ALLOW_DEFAULT: z
     .string()
     .optional()
@@ -752,8 +757,8 @@ const FIELDS = {
   LABEL_SCAN_MAX_AGE_DAYS: integer("LABEL_SCAN_MAX_AGE_DAYS", 1, 3650),
   LOG_STREAM_RECHECK_SECONDS: integer("LOG_STREAM_RECHECK_SECONDS", 1, 600, " (a stream lasts ten minutes at most, and its reconnect checks again)"),
   BACKEND_ORDER: optionalText((v) => {
-    const bad = commaList(v).filter((b) => !["local", "ssh", "gce", "k8s"].includes(b));
-    return bad.length ? `unknown backend ${bad.join(", ")}; expected names from local, ssh, gce, k8s separated by commas` : null;
+    const bad = commaList(v).filter((b) => !(BACKEND_NAMES as readonly string[]).includes(b));
+    return bad.length ? `unknown backend ${bad.join(", ")}; expected names from ${BACKEND_NAMES.join(", ")} separated by commas` : null;
   }),
   ROUTING_RULES: optionalText(),
   ROUTING_FILE: optionalText(),
@@ -1093,6 +1098,7 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
     localSandbox: v.LOCAL_SANDBOX,
     sandboxRoBinds: v.SANDBOX_RO_BINDS,
     sandboxCeilings: { memoryMb: v.SANDBOX_MAX_MEMORY_MB, maxProcesses: v.SANDBOX_MAX_PROCESSES, maxDiskMb: v.SANDBOX_MAX_DISK_MB },
+    dependencyCacheMaxMb: v.DEPENDENCY_CACHE_MAX_MB,
     agentEnv,
     networkDefault: v.NETWORK_DEFAULT,
     egressCredentials,
@@ -1207,6 +1213,7 @@ export function describeControllerConfig(config: ControllerConfig): Record<strin
     egressCredentials: (config.egressCredentials ?? []).length > 0 ? config.egressCredentials.map((c) => `${c.host}: ${c.header} from ${c.variable} (${mask(c.value)})`).join("; ") : "(none)",
     modelProxy: config.modelProxy ? `${config.modelProxy.host}: ${config.modelProxy.header} from ${config.modelProxy.variable} (${mask(config.modelProxy.value)})` : "(none)",
     sandboxCeilings: `memory ${config.sandboxCeilings.memoryMb} MB, ${config.sandboxCeilings.maxProcesses} processes, disk ${config.sandboxCeilings.maxDiskMb} MB`,
+    dependencyCacheMaxMb: config.dependencyCacheMaxMb > 0 ? `${config.dependencyCacheMaxMb} MB a host` : "(off)",
     agentEnv:
       agentEnvNames.length > 0
         ? agentEnvNames.map((name) => `${name}=${mask(config.agentEnv[name] ?? "")}`).join(", ")

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { AGENT_PRESETS, type AgentPreset } from "../agents/presets.js";
+import { BACKEND_NAMES } from "../backends/backend-names.js";
 
 
 /**
@@ -25,7 +26,7 @@ export const REPO_CONFIG_PATH = ".github/agent-work.yml";
  * Backend names a repository may ask for. Whether one is enabled is the controller's business:
  * intake answers "not enabled on this controller" for a name it has no backend for.
  */
-export const AVAILABLE_BACKENDS = ["local", "ssh", "gce", "k8s"] as const;
+export const AVAILABLE_BACKENDS = BACKEND_NAMES;
 const PLANNED_BACKENDS: readonly string[] = [];
 
 export type RepoBackend = (typeof AVAILABLE_BACKENDS)[number];
@@ -68,6 +69,14 @@ export interface RepoConfig {
   network?: "full" | "none" | "allowlist";
   /** Host patterns the agent may reach with `network: allowlist` (`api.example.com`, `*.npmjs.org`). */
   allow?: string[];
+  /**
+   * Shell commands run before the agent, in its sandbox but with the network (`npm ci`, `pip
+   * install -r requirements.txt`), with the repository's dependency cache; read, like the rest of
+   * this file, from the default branch.
+   */
+  setup?: string[];
+  /** With `setup`: the most minutes its commands may take together (default 10); they count in `maxMinutes`. */
+  setupMinutes?: number;
   /** Lower sandbox limits than the controller's ceilings; unset means the ceiling. */
   memoryMb?: number;
   maxProcesses?: number;
@@ -124,6 +133,8 @@ const KNOWN_KEYS = [
   "max_processes",
   "max_disk_mb",
   "fork_pull_requests",
+  "setup",
+  "setup_minutes",
 ] as const;
 
 /** Keys Probot's config loader may leave behind; never an error. */
@@ -133,6 +144,10 @@ const MAX_INSTRUCTIONS = 4000;
 const MAX_COMMAND_ARGS = 64;
 const MAX_COMMAND_ARG_LENGTH = 1000;
 const MAX_BRANCH_PREFIX = 100;
+/** The worker's own bounds (worker/lib/input.mjs): checked here too, so a bad file is refused before any worker. */
+export const MAX_SETUP_COMMANDS = 20;
+export const MAX_SETUP_COMMAND_LENGTH = 4000;
+const DEFAULT_SETUP_MINUTES = 10;
 
 /**
  * Shows a value from the file inside a Markdown code span, shortened: the message ends up in a
@@ -417,6 +432,41 @@ function buildSchema(limits: RepoConfigLimits) {
         ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be \`refuse\` (the default) or \`patch\` (run with no secret and post the change as a patch), not ${describeType(value)}` });
         return z.NEVER;
       }),
+      setup: z.unknown().transform((value, ctx): string[] | undefined => {
+        if (value === undefined || value === null) return undefined;
+        const example = "for example `setup: [\"npm ci\", \"pip install -r requirements.txt\"]`";
+        if (typeof value === "string") {
+          ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be a list of shell commands, one per step, not a single text; ${example}` });
+          return z.NEVER;
+        }
+        if (!Array.isArray(value) || value.length === 0) {
+          ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be a non-empty list of shell commands, not ${describeType(value)}; ${example}` });
+          return z.NEVER;
+        }
+        if (value.length > MAX_SETUP_COMMANDS) {
+          ctx.addIssue({ code: z.ZodIssueCode.custom, message: `lists ${value.length} commands; at most ${MAX_SETUP_COMMANDS} are allowed (join related ones with \`&&\`, or put them in a script)` });
+          return z.NEVER;
+        }
+        const bad = value.map((c, i) => ({ c, i })).filter(({ c }) => typeof c !== "string" || c.trim() === "" || c.includes("\0"));
+        if (bad.length > 0) {
+          ctx.addIssue({ code: z.ZodIssueCode.custom, message: `step ${bad[0]!.i + 1} is ${describeType(bad[0]!.c)}, not a shell command; each step is one non-empty text` });
+          return z.NEVER;
+        }
+        const long = (value as string[]).findIndex((c) => c.length > MAX_SETUP_COMMAND_LENGTH);
+        if (long >= 0) {
+          ctx.addIssue({ code: z.ZodIssueCode.custom, message: `step ${long + 1} is ${(value[long] as string).length} characters long; at most ${MAX_SETUP_COMMAND_LENGTH} are allowed (put a longer one in a script in the repository)` });
+          return z.NEVER;
+        }
+        return value as string[];
+      }),
+      setup_minutes: z.unknown().transform((value, ctx): number => {
+        if (value === undefined || value === null) return Math.min(DEFAULT_SETUP_MINUTES, ceiling);
+        if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > ceiling) {
+          ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${describeType(value)} is not a whole number of minutes from 1 to ${ceiling} (setup counts in the job's \`max_minutes\`)` });
+          return z.NEVER;
+        }
+        return value;
+      }),
       priority: z.unknown().transform((value, ctx): number => {
         if (value === undefined || value === null) return 0;
         if (typeof value !== "number" || !Number.isInteger(value) || value < -10 || value > 10) {
@@ -539,6 +589,10 @@ export function parseRepoConfig(raw: unknown, limits: RepoConfigLimits): RepoCon
   };
   if (data.backend !== undefined) config.backend = data.backend;
   if (data.ssh_labels !== undefined) config.sshLabels = data.ssh_labels;
+  if (data.setup !== undefined) {
+    config.setup = data.setup;
+    config.setupMinutes = data.setup_minutes;
+  }
   if (data.network !== undefined) config.network = data.network;
   if (data.allow !== undefined) config.allow = data.allow;
   if (data.memory_mb !== undefined) config.memoryMb = data.memory_mb;

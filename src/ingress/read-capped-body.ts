@@ -13,6 +13,10 @@ export interface ReadBodyOptions {
   spillDir: string;
   /** Sees every chunk as it arrives (the signature is computed on the way in). */
   onChunk(chunk: Buffer): void;
+  /** Frees the chunks already read (young-garbage-collector.ts); called every `collectEveryBytes`. */
+  collectGarbage?(): void;
+  /** 4 MB unless told. */
+  collectEveryBytes?: number;
 }
 
 export type CappedBody =
@@ -36,9 +40,12 @@ export type CappedBody =
  * decides (a chunked body has none, and a header can lie). Past `maxBytes` everything read is
  * dropped and reading stops. Only the first `memoryBytes` stay in memory: the rest is written to a
  * file, so a stranger's 25 MB (or ten of them at once) costs disk for a few seconds rather than the
- * controller's memory, and the body is read back only after its signature matched.
+ * controller's memory, and the body is read back only after its signature matched. Node copies
+ * every chunk, and those copies are freed every few megabytes (`collectGarbage`), not all at once
+ * at V8's next collection.
  */
 export function readCappedBody(req: IncomingMessage, options: ReadBodyOptions): Promise<CappedBody> {
+  const collectEvery = options.collectEveryBytes ?? 4 * 1024 * 1024;
   return new Promise((resolve) => {
     const memory: Buffer[] = [];
     let inMemory = 0;
@@ -70,7 +77,10 @@ export function readCappedBody(req: IncomingMessage, options: ReadBodyOptions): 
       return file.stream;
     };
     const onData = (chunk: Buffer) => {
+      const before = bytes;
       bytes += chunk.length;
+      // The chunks read so far are dead once hashed and written; V8 would keep them until much later.
+      if (options.collectGarbage && Math.floor(bytes / collectEvery) > Math.floor(before / collectEvery)) options.collectGarbage();
       if (bytes > options.maxBytes) return fail("too-large");
       options.onChunk(chunk);
       if (!file && inMemory + chunk.length <= options.memoryBytes) {

@@ -32,6 +32,8 @@ export interface WebhookIngressOptions {
   receive(event: { id: string; name: string; payload: Record<string, unknown> }): Promise<void>;
   /** Whether the handler that will see this delivery finds what it reads (src/handlers/handled-payloads.ts). */
   checkPayload(event: string, payload: Record<string, unknown>): { ok: true } | { ok: false; reason: string };
+  /** Frees the chunks of a big body already read (young-garbage-collector.ts); without it V8 keeps them until its next collection. */
+  collectGarbage?(): void;
   log: Logger;
 }
 
@@ -113,7 +115,7 @@ export function webhookIngress(options: WebhookIngressOptions): (req: IncomingMe
       return tooLarge();
     }
     const check = signatureCheck(options.secret);
-    const body = await readCappedBody(req, { maxBytes, memoryBytes: MEMORY_BYTES, spillDir: options.spillDir, onChunk: check.update });
+    const body = await readCappedBody(req, { maxBytes, memoryBytes: MEMORY_BYTES, spillDir: options.spillDir, onChunk: check.update, ...(options.collectGarbage ? { collectGarbage: options.collectGarbage } : {}) });
     bytes = body.bytes;
     if (!body.ok) {
       if (body.reason === "too-large") return tooLarge();

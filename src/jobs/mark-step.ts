@@ -14,3 +14,11 @@ export function markStep(steps: StepRecord[], name: string, status: StepRecord["
     return next;
   });
 }
+
+/** The step list with a pending `name` before `before` (at the end without it); as it is when `name` is there already. */
+export function withStep(steps: StepRecord[], name: string, before: string): StepRecord[] {
+  if (steps.some((s) => s.name === name)) return steps;
+  const at = steps.findIndex((s) => s.name === before);
+  const step: StepRecord = { name, status: "pending" };
+  return at < 0 ? [...steps, step] : [...steps.slice(0, at), step, ...steps.slice(at)];
+}

@@ -8,8 +8,8 @@
  * - lease: a claim on a job by one controller process until `leaseExpiresAt`; an expired lease
  *   means the holder died and another pass may recover the job. Each claim bumps `leaseEpoch`,
  *   which with the owner fences the holder's writes.
- * - steps: what the status comment and the check run list (queued, worker, clone, agent, commit,
- *   push, pull request), each with start/finish times.
+ * - steps: what the status comment and the check run list (queued, worker, clone, setup when the
+ *   repository has setup commands, agent, commit, push, pull request), each with start/finish times.
  */
 import type { JobState } from "./state.js";
 import type { RepoConfig } from "../config/repo-config.js";

@@ -155,14 +155,14 @@ async function dropWaiting(deps: PipelineDeps, req: AgentRequest): Promise<strin
   return dropped;
 }
 
+/**
+ * Runs the last job (or the one a button names) again on the same inputs. While a job is active
+ * on the issue the retry waits for it like any other request: intake gives it the issue's one
+ * waiting slot (src/pipeline/intake-job.ts) and says so.
+ */
 async function retry(deps: PipelineDeps, req: AgentRequest, reply: (t: string) => Promise<void>): Promise<string> {
-  const active = await deps.store.activeFor(req.repoId, req.number);
-  if (active) {
-    await reply(`@${req.sender} agent-work is already running here (job \`${active.id}\`); \`/agent stop\` stops it.`);
-    return "already running";
-  }
   const last = await targetJob(deps, req);
-  if (!last || !isTerminal(last.state)) {
+  if (!last || !(isTerminal(last.state) || isActive(last.state))) {
     await reply(`@${req.sender} there is no earlier agent-work job here to retry; \`/agent run\` starts one.`);
     return "nothing to retry";
   }

@@ -10,6 +10,7 @@ import { resolveJobOptions } from "./resolve-job-options.js";
 import { snapshotDiscussion } from "./snapshot-discussion.js";
 import { snapshotReview } from "./snapshot-review.js";
 import { deliverOutbox } from "./deliver-outbox.js";
+import { withStep } from "../jobs/mark-step.js";
 import { addToOutbox, type NewOutboxEntry, type OutboxDeliverer } from "../store/outbox-store.js";
 
 /**
@@ -99,6 +100,8 @@ export async function intakeJob(deps: PipelineDeps, job: Job): Promise<Job> {
       "queued",
       {
         config,
+        // A repository with setup commands shows them as a step of their own from the start.
+        ...(config.setup?.length ? { steps: withStep(job.steps, "setup", "agent") } : {}),
         priority: config.priority,
         backend: config.backend,
         options: {

@@ -14,7 +14,7 @@ import type { PipelineDeps } from "./deps.js";
 import { StatusPublisher } from "./status-publisher.js";
 import { ensureStatusSurfaces } from "./ensure-status-surfaces.js";
 import { reportJob } from "./report-job.js";
-import { markStep } from "../jobs/mark-step.js";
+import { markStep, withStep } from "../jobs/mark-step.js";
 import { cancelledBy } from "./cancel-request.js";
 import { handedBack } from "./hand-back.js";
 import { mintKeptWorkerToken, revokeKeptWorkerToken } from "./worker-token-at-rest.js";
@@ -142,10 +142,26 @@ function workerInput(
     commitMessage: `${job.title}\n\nWritten by agent-work job ${job.id} for #${job.number}.`,
     author: deps.config.gitAuthor,
     agentTimeoutSeconds: agentSeconds,
+    ...setupAndCache(deps, job, config, agentSeconds),
     // No model key either on a fork's run: nothing the fork's code could steal.
     agentEnv: forkCloneUrl ? {} : agentEnvironment(deps.config, sandbox),
     sandbox,
   };
+}
+
+/**
+ * The repository's setup commands, within their own limit (it counts in the agent's), and its
+ * dependency cache on the worker's host: keyed by the repository's id as well as its name, so a
+ * repository that takes over a renamed one's name never gets its cache. A fork's run gets none: the
+ * fork's code would fill the cache the repository's own runs then trust.
+ */
+function setupAndCache(deps: PipelineDeps, job: Job, config: RepoConfig, agentSeconds: number): Pick<WorkerInput, "setup" | "cache"> {
+  if (!config.setup?.length) return {};
+  const setupSeconds = Math.min(agentSeconds, (config.setupMinutes ?? 10) * deps.secondsPerMinute);
+  const setup = { commands: config.setup, timeoutSeconds: setupSeconds };
+  const cacheMb = deps.config.dependencyCacheMaxMb;
+  if (job.options.forkCloneUrl || !(cacheMb > 0)) return { setup };
+  return { setup, cache: { key: `${job.owner}+${job.repo}-${job.repoId}`, maxMb: cacheMb } };
 }
 
 /**
@@ -168,7 +184,8 @@ function followProgress(run: {
   const onProgress = (e: ProgressEvent): Promise<void> => {
     if (e.type === "log") {
       const line = deps.redactor.redact(e.line);
-      if (e.stream !== "worker" && meter.read(line)) checkBudget();
+      // Only the agent's own output tells its model use; setup's is the repository's commands'.
+      if ((e.stream === "stdout" || e.stream === "stderr") && meter.read(line)) checkBudget();
       publisher.log(line);
       deps.logs.append(jobId, e.stream, line);
       publisher.poke();
@@ -333,9 +350,11 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     const branch = job.prHeadRef ?? job.branch ?? `${config.branchPrefix}${job.number}-${branchSlug(job.title)}`;
     const startedBefore = !job.prHeadRef && job.branch !== null;
     const onIssue = !job.prHeadRef && !forkCloneUrl;
-    await move("running", { branch, steps: markStep(job.steps, "worker", "done", deps.now(), worker.id) });
-    publisher.poke(true);
     const input = workerInput(deps, job, config, { branch, onIssue, token, agentSeconds, modelAllowance });
+    // Setup is a step of its own, between clone and agent, for a repository that has one.
+    const steps = input.setup ? withStep(job.steps, "setup", "agent") : job.steps;
+    await move("running", { branch, steps: markStep(steps, "worker", "done", deps.now(), worker.id) });
+    publisher.poke(true);
 
     // The hard deadline aborts the worker even if the worker script's own agent timeout fails.
     const deadline = AbortSignal.timeout(hardSeconds * 1000);

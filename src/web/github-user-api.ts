@@ -1,3 +1,6 @@
+import { request } from "@octokit/request";
+import { RequestError } from "@octokit/request-error";
+
 /**
  * The two questions the job pages ask GitHub with a signed-in person's own token: who are you, and
  * what may you do on this repository. Asking with their token (not the app's) means GitHub itself
@@ -22,25 +25,24 @@ export class TokenRejected extends Error {}
 /** GitHub could not answer; the caller shows an error and reveals nothing. */
 export class GitHubUnavailable extends Error {}
 
+/**
+ * One GET with the person's token, through @octokit/request. Every answer comes back (a 404 or 403
+ * means something here); a 401 ends the session, and no answer at all is `GitHubUnavailable`.
+ */
 async function get(apiUrl: string, token: string, path: string): Promise<{ status: number; data: any; rateLimited: boolean }> {
-  let res: Response;
   try {
-    res = await fetch(`${apiUrl}${path}`, {
-      headers: {
-        accept: "application/vnd.github+json",
-        authorization: `Bearer ${token}`,
-        "user-agent": "agent-work",
-        "x-github-api-version": "2022-11-28",
-      },
-      signal: AbortSignal.timeout(10_000),
+    const res = await request(`GET ${path}`, {
+      baseUrl: apiUrl,
+      headers: { authorization: `Bearer ${token}`, "user-agent": "agent-work", "x-github-api-version": "2022-11-28" },
+      request: { signal: AbortSignal.timeout(10_000) },
     });
+    return { status: res.status, data: res.data, rateLimited: false };
   } catch (err) {
-    throw new GitHubUnavailable(`GET ${path} failed (${err instanceof Error ? err.name : "error"})`);
+    if (!(err instanceof RequestError) || !err.response) throw new GitHubUnavailable(`GET ${path} failed (${err instanceof Error ? err.name : "error"})`);
+    if (err.status === 401) throw new TokenRejected("GitHub no longer accepts this sign-in");
+    const rateLimited = err.status === 429 || (err.status === 403 && err.response.headers["x-ratelimit-remaining"] === "0");
+    return { status: err.status, data: err.response.data, rateLimited };
   }
-  if (res.status === 401) throw new TokenRejected("GitHub no longer accepts this sign-in");
-  const data = res.headers.get("content-type")?.includes("json") ? await res.json().catch(() => null) : await res.text();
-  const rateLimited = res.status === 429 || (res.status === 403 && res.headers.get("x-ratelimit-remaining") === "0");
-  return { status: res.status, data, rateLimited };
 }
 
 export async function fetchUser(apiUrl: string, token: string): Promise<GitHubUser> {

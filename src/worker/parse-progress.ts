@@ -10,7 +10,7 @@ export interface ProgressParserOptions {
 }
 
 const STEP_STATUSES = new Set(["started", "finished", "failed", "skipped"]);
-const LOG_STREAMS = new Set(["stdout", "stderr", "worker"]);
+const LOG_STREAMS = new Set(["stdout", "stderr", "setup", "worker"]);
 const OUTCOMES = new Set<WorkerResult["outcome"]>(["pushed", "patch", "no_changes", "answered", "agent_failed", "timed_out", "error"]);
 
 function isRecord(v: unknown): v is Record<string, unknown> {

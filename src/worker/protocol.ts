@@ -3,7 +3,7 @@
  * The worker script itself (worker/agent-work-worker.mjs) is plain JavaScript with no dependencies
  * so that it can be copied verbatim onto any worker; this file is the controller's typed view of it.
  */
-export const STEPS = ["clone", "agent", "commit", "push"] as const;
+export const STEPS = ["clone", "setup", "agent", "commit", "push"] as const;
 
 /** Where an `ask` run's agent writes its answer, relative to the work tree (the worker removes any before the agent runs). */
 export const ANSWER_FILE = ".agent-work-answer.md";
@@ -11,7 +11,8 @@ export type StepName = (typeof STEPS)[number];
 
 export type ProgressEvent =
   | { type: "step"; step: StepName; status: "started" | "finished" | "failed" | "skipped"; at: number; detail?: string }
-  | { type: "log"; stream: "stdout" | "stderr" | "worker"; line: string; at: number }
+  /** `setup`: the output of the repository's setup commands; `stdout`/`stderr`: the agent's. */
+  | { type: "log"; stream: "stdout" | "stderr" | "setup" | "worker"; line: string; at: number }
   | { type: "result"; result: WorkerResult; at: number };
 
 /** What the worker script reports at the end; `outcome` is the one field callers branch on. */
@@ -104,6 +105,22 @@ export interface WorkerInput {
    * nothing. The token it gets can only read.
    */
   ask?: boolean;
+  /**
+   * The repository's `setup:` commands: run one after the other before the agent, each with
+   * `/bin/sh -e -c`, in the agent's sandbox (same user, limits and work tree) but with the host's
+   * network whatever the agent's, no secret, and the dependency cache read-write. The first that
+   * fails ends the job (`error`, naming it) and the agent does not run. `timeoutSeconds` bounds
+   * them all together; it counts in `agentTimeoutSeconds`, and the agent gets what is left.
+   */
+  setup?: { commands: string[]; timeoutSeconds: number };
+  /**
+   * The repository's dependency cache on this host: `<root>/.dependency-cache/<key>/data`, beside
+   * the job folders (the worker runs in `<root>/<job id>/work`), mounted in the sandbox with
+   * npm_config_cache, PIP_CACHE_DIR, CARGO_HOME… pointing into it (read-only for an agent whose
+   * network is not `full`). After the agent, while the caches on the host hold more than `maxMb`,
+   * the one used longest ago is emptied. `key` is one folder name, unique to the repository.
+   */
+  cache?: { key: string; maxMb: number };
   /**
    * A run that holds no secret at all (a fork's pull request): `token` is empty, the clone is
    * anonymous, the agent gets no environment, and the change comes back as a `patch`.

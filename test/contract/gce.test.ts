@@ -11,7 +11,7 @@ import { gce, runOnVmOverSsh } from "../../src/backends/gce/gce-backend.js";
 import { createJobSecrets, SECRET_ACCESSOR_ROLE } from "../../src/backends/gce/job-secrets.js";
 import { realClock } from "../../src/backends/gce/backoff.js";
 import { SshPool } from "../../src/remote/ssh-pool.js";
-import { findBackendModule } from "../../src/backends/registry.js";
+import { loadBackendModule } from "../../src/backends/registry.js";
 import type { RunSpec } from "../../src/backends/types.js";
 import type { ProgressEvent } from "../../src/worker/protocol.js";
 import { startGitServer, type GitServer } from "../support/git-http-server.js";
@@ -63,8 +63,8 @@ describe("the gce backend, beyond the contract", () => {
 
   const newJob = () => ({ jobId: `j${randomBytes(5).toString("hex")}`, repoFullName: "octo/demo", maxSeconds: 600 });
 
-  it("is found in the registry by its name", () => {
-    expect(findBackendModule("gce")).toBe(gce);
+  it("is found in the registry by its name", async () => {
+    expect(await loadBackendModule("gce")).toBe(gce);
   });
 
   it("pins the VM's host key from its guest attributes", async () => {

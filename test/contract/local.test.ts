@@ -6,7 +6,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { local } from "../../src/backends/local/local-backend.js";
-import { findBackendModule } from "../../src/backends/registry.js";
+import { loadBackendModule } from "../../src/backends/registry.js";
 import type { Backend, RunSpec } from "../../src/backends/types.js";
 import type { ProgressEvent } from "../../src/worker/protocol.js";
 import { startGitServer, type GitServer } from "../support/git-http-server.js";
@@ -60,9 +60,9 @@ describe("the local backend, beyond the contract", () => {
     };
   }
 
-  it("is found in the registry by its name", () => {
-    expect(findBackendModule("local")).toBe(local);
-    expect(findBackendModule("nope")).toBeUndefined();
+  it("is found in the registry by its name", async () => {
+    expect(await loadBackendModule("local")).toBe(local);
+    expect(await loadBackendModule("nope")).toBeUndefined();
   });
 
   it("reports its configured maximum as capacity", async () => {

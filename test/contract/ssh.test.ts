@@ -5,7 +5,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IncompleteListError } from "../../src/backends/incomplete-list-error.js";
-import { findBackendModule } from "../../src/backends/registry.js";
+import { loadBackendModule } from "../../src/backends/registry.js";
 import { ssh, type SshBackend, type SshHostOptions } from "../../src/backends/ssh/ssh-backend.js";
 import type { RunSpec } from "../../src/backends/types.js";
 import { startGitServer, type GitServer } from "../support/git-http-server.js";
@@ -115,8 +115,8 @@ describe("the ssh backend, beyond the contract", () => {
     };
   }
 
-  it("is found in the registry by its name", () => {
-    expect(findBackendModule("ssh")).toBe(ssh);
+  it("is found in the registry by its name", async () => {
+    expect(await loadBackendModule("ssh")).toBe(ssh);
   });
 
   it("keeps each job in ~/<workRoot>/<jobId>, private to the SSH user, and names the worker after host and job", async () => {

@@ -185,6 +185,29 @@ describe("a request while a job is active", () => {
     expect(h.github.callsTo("POST", "/access_tokens").filter((c) => c.body && "repository_ids" in c.body)).toHaveLength(2);
   });
 
+  it("/agent retry while the job runs waits for it like any other request, instead of being turned away", async () => {
+    h = await startHarness();
+    const first = await busy(h);
+    await h.deliverComment("/agent retry", { sender: "Codertocat" });
+    // One pass answers the request (a new job), the next takes that job in.
+    await waitFor(async () => {
+      void h!.controller.scheduler.tick();
+      return (await h!.controller.store.list()).some((j) => j.options.waitingFor === first.id);
+    }, "the retry to wait");
+    await h.settle(40);
+
+    const jobs = await h.controller.store.list();
+    expect(jobs).toHaveLength(2);
+    const retried = jobs.find((j) => j.id !== first.id)!;
+    expect(retried).toMatchObject({ retryOf: first.id, state: "succeeded", branch: BRANCH, prNumber: 100 });
+    expect((await h.controller.store.get(first.id))!.state).toBe("succeeded");
+    const said = bodies(h);
+    expect(said.some((b) => b.includes("already running"))).toBe(false);
+    expect(said.find((b) => b.includes(`waits as job \`${retried.id}\``))).toContain(`busy on this issue with job \`${first.id}\``);
+    // It ran after the first job, on top of its commit.
+    expect(history(h, BRANCH)).toHaveLength(3);
+  });
+
   it("/agent stop stops the running job and the one waiting for it", async () => {
     h = await startHarness();
     const first = await busy(h);

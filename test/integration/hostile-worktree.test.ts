@@ -11,6 +11,8 @@
  * - the legitimate change is on the pushed branch (all but the sparse files, which end the job);
  * - nothing the agent put under a `.git` reached the branch, no blob holds a host secret, symlinks
  *   arrive as symlinks, attribute filters left the content as written.
+ * Every case runs on both backends. An `ask` run, which pushes nothing, reads one file back (the
+ * answer): its cases put a link, a fifo and an oversized file there.
  */
 import { randomBytes } from "node:crypto";
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
@@ -20,11 +22,16 @@ import { fileURLToPath } from "node:url";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect as globalExpect, it, type ExpectStatic } from "vitest";
 import { local } from "../../src/backends/local/local-backend.js";
+import { k8s } from "../../src/backends/k8s/k8s-backend.js";
+import { createKubeApi } from "../../src/backends/k8s/kube-api.js";
 import { ssh, type SshBackend } from "../../src/backends/ssh/ssh-backend.js";
 import type { Backend, RunResult, RunSpec } from "../../src/backends/types.js";
 import type { ProgressEvent, SandboxLimits } from "../../src/worker/protocol.js";
+import { workerDir } from "../../src/worker/worker-script-path.js";
 import { branchContents, type BranchEntry } from "../support/branch-contents.js";
 import { startCredentialTrap, type CredentialTrap } from "../support/credential-trap.js";
+import { startFakeK8s, type FakeK8s } from "../support/fake-k8s.js";
+import { world, type World } from "../support/gce-world.js";
 import { startGitServer, type GitServer } from "../support/git-http-server.js";
 import { startSshd, type TestSshd } from "../support/sshd.js";
 
@@ -92,10 +99,15 @@ beforeAll(async () => {
   await chmod(markerRoot, 0o1777);
   rawDir = await mkdtemp(path.join(os.tmpdir(), "agent-work-hostile-raw-"));
   await chmod(rawDir, 0o1777);
-  recordingNode = path.join(rawDir, "node-recording-stdout");
-  // The backends run `<node> <worker script>` in `<job folder>/work`; this node also keeps a copy of stdout.
-  await writeFile(recordingNode, `#!/bin/sh\njob=$(basename "$(dirname "$PWD")")\n"${process.execPath}" "$@" | tee "${rawDir}/$job.out"\n`, { mode: 0o755 });
-  scratch.push(dataDir, open, markerRoot, rawDir);
+  // Not under /tmp: a k8s pod mounts a volume there, and the fake kubelet rewrites /tmp paths in its command.
+  const nodeDir = await mkdtemp("/var/tmp/agent-work-hostile-node-");
+  await chmod(nodeDir, 0o755);
+  recordingNode = path.join(nodeDir, "node-recording-stdout");
+  // The backends run `<node> <worker script>` in a folder whose path holds the job id (local, ssh
+  // and gce: `<job id>/work`; the fake k8s: `agent-work-<job id>/<pod>/volumes/work`); this node
+  // also keeps a copy of stdout, named by that id.
+  await writeFile(recordingNode, `#!/bin/sh\njob=$(printf '%s\\n' "$PWD" | grep -o 'hw[0-9][0-9]*-[^/]*' | head -n 1)\n"${process.execPath}" "$@" | tee "${rawDir}/$job.out"\n`, { mode: 0o755 });
+  scratch.push(dataDir, open, markerRoot, rawDir, nodeDir);
 });
 
 afterAll(async () => {
@@ -106,8 +118,6 @@ afterAll(async () => {
 
 interface Case {
   name: string;
-  /** Also on the ssh backend: a spread of the .git tricks (all of them run on local; the file's wall time is shared). */
-  onSsh?: boolean;
   /** `disk`: the job ends at the disk limit and nothing is pushed. Default: the legitimate change is pushed. */
   ends?: "disk";
   /** Soft assertions must use the test's own `expect` (the tests run concurrently). */
@@ -158,7 +168,7 @@ function expectDiskLimit(expect: ExpectStatic, r: CaseRun, file: RegExp) {
 }
 
 const CASES: Case[] = [
-  { name: "commondir", onSsh: true },
+  { name: "commondir" },
   { name: "config-worktree" },
   { name: "config-filter", check: (r, expect) => expectKept(expect, r, ".gitattributes", "filtered.txt filter=hostile diff=hostile merge=hostile\n") },
   { name: "config-insteadof" },
@@ -166,18 +176,17 @@ const CASES: Case[] = [
   { name: "config-ext-transport" },
   { name: "config-fsmonitor" },
   { name: "config-hookspath" },
-  { name: "config-credential-helper", onSsh: true },
-  { name: "config-include", onSsh: true },
-  { name: "config-http-proxy", onSsh: true },
+  { name: "config-credential-helper" },
+  { name: "config-include" },
+  { name: "config-http-proxy" },
   { name: "config-pushurl" },
-  { name: "hooks", onSsh: true },
-  { name: "symlink-objects", onSsh: true },
+  { name: "hooks" },
+  { name: "symlink-objects" },
   { name: "symlink-refs" },
-  { name: "dotgit-file", onSsh: true, check: (r, expect) => expectLeftOut(expect, r, "nest/.git") },
+  { name: "dotgit-file", check: (r, expect) => expectLeftOut(expect, r, "nest/.git") },
   { name: "dotgit-symlink" },
   {
     name: "nested-repo",
-    onSsh: true,
     check: (r, expect) => {
       expectKept(expect, r, "vendor/x/lib.txt", "vendored\n");
       expectLeftOut(expect, r, "vendor/x/.git");
@@ -196,7 +205,6 @@ const CASES: Case[] = [
   },
   {
     name: "gitmodules",
-    onSsh: true,
     check: (r, expect) => {
       expect(entryAt(r, ".gitmodules"), ".gitmodules arrives as the plain file it is").toMatchObject({ mode: "100644" });
       expectKept(expect, r, "sub/kept.txt", "kept sub\n");
@@ -204,7 +212,7 @@ const CASES: Case[] = [
     },
   },
   { name: "gitattributes-lfs", check: (r, expect) => expectKept(expect, r, "data.bin", "binary-ish data\n") },
-  { name: "host-symlinks", onSsh: true, check: expectLinks },
+  { name: "host-symlinks", check: expectLinks },
   {
     name: "odd-names",
     check: (r, expect) => {
@@ -227,6 +235,45 @@ const CASES: Case[] = [
   { name: "sparse-file", ends: "disk", check: (r, expect) => expectDiskLimit(expect, r, /big\.bin/) },
   { name: "sparse-tree", ends: "disk", check: (r, expect) => expect(r.result).toMatchObject({ outcome: "agent_failed", limit: "disk" }) },
 ];
+
+/**
+ * An `ask` run commits nothing; the worker reads back one file, the agent's answer, and the agent
+ * decides what stands there: it is read as a regular file only, without following a link or
+ * blocking on a fifo, and only so much of it.
+ */
+const ASK_CASES: { name: string; says: string; check: (r: CaseRun, expect: ExpectStatic) => void }[] = [
+  { name: "answer-link", says: "an answer that links to a host file is no answer, and the file is never read", check: (r, expect) => expectNoAnswer(expect, r) },
+  { name: "answer-fifo", says: "an answer that is a fifo is no answer, and the worker does not wait on it", check: (r, expect) => expectNoAnswer(expect, r) },
+  {
+    name: "answer-huge",
+    says: "a 4 MB answer is read up to 60,000 bytes and says it was cut",
+    check: (r, expect) => {
+      expect(r.result.outcome).toBe("answered");
+      expect(r.result.answer).toMatch(/^An answer that goes on\. /);
+      expect(r.result.answer!.length).toBeLessThan(61_000);
+      expect(r.result.answer).toContain("[… the answer was cut at 60000 bytes]");
+    },
+  },
+];
+
+function expectNoAnswer(expect: ExpectStatic, r: CaseRun) {
+  expect(r.result.outcome, JSON.stringify(r.result)).toBe("error");
+  expect(r.result.message).toContain("without writing an answer");
+  expect(r.result.answer).toBeUndefined();
+}
+
+/** What every ask case must keep: nothing ran or leaked, one result, no host file in it, nothing pushed. */
+async function expectAnswerHeld(expect: ExpectStatic, r: CaseRun, name: string) {
+  const story = `\n${r.lines.join("\n")}\nresult: ${JSON.stringify({ ...r.result, answer: r.result.answer?.slice(0, 200) })}`;
+  expect(r.lines, `the agent laid its trick${story}`).toContain(`stdout: hostile agent: ${name} prepared`);
+  expect.soft(await readdir(r.markers), "payloads that ran outside the sandbox").toEqual([]);
+  expect.soft(trapped(r.trap), "what the second server was sent").toEqual([]);
+  expect.soft(r.events.filter((e) => e.type === "result"), "results the backend passed on").toHaveLength(1);
+  expect.soft(r.rawResults, "result lines the worker printed").toBe(1);
+  expect.soft(JSON.stringify(r.events), "the job's log and result").not.toContain(TOKEN);
+  expect.soft(JSON.stringify(r.events), "the canary in the job's log or result").not.toContain(CANARY);
+  expect.soft(r.entries, "nothing was pushed").toBeNull();
+}
 
 const SPARSE: Record<string, string> = { "sparse-file": String(LIMITS.maxDiskMb - 1), "sparse-tree": `12x${Math.floor(LIMITS.maxDiskMb / 11)}` };
 
@@ -374,6 +421,14 @@ describe.concurrent("a hostile work tree on the local backend (the worker as roo
     }, 180_000);
   }
 
+  for (const c of ASK_CASES) {
+    it(`an ask run, ${c.name}: ${c.says}`, async ({ expect }) => {
+      const r = await runCase(backend, "local", c.name, { over: () => ({ ask: true }) });
+      await expectAnswerHeld(expect, r, c.name);
+      c.check(r, expect);
+    }, 180_000);
+  }
+
   it("a pull request's steering file replaced by a link to /etc/shadow: the PR's own file is put back, the link's target never read", async ({ expect }) => {
     const r = await runCase(backend, "local", "steering-shadow", {
       files: { "README.md": "# demo\n", "AGENTS.md": "base rules\n", "CLAUDE.md": "base claude\n" },
@@ -449,13 +504,80 @@ describe.concurrent("a hostile work tree on the ssh backend (an unprivileged log
     await rm(workRoot, { recursive: true, force: true });
   });
 
-  for (const c of CASES.filter((c) => c.onSsh)) {
+  for (const c of CASES) {
     it(`${c.name}: nothing runs outside the sandbox, no credential leaves, and the job ends clearly`, async ({ expect }) => {
       const r = await runCase(backend, "ssh", c.name);
       await expectHeld(expect, r, c);
       await c.check?.(r, expect);
     }, 180_000);
   }
+
+  for (const c of ASK_CASES) {
+    it(`an ask run, ${c.name}: ${c.says}`, async ({ expect }) => {
+      const r = await runCase(backend, "ssh", c.name, { over: () => ({ ask: true }) });
+      await expectAnswerHeld(expect, r, c.name);
+      c.check(r, expect);
+    }, 180_000);
+  }
+});
+
+/**
+ * gce (the VM's worker user, reached over SSH) and k8s (the pod) run the same worker script with
+ * the same git and sandbox steps; a spread of the corpus shows each backend hands it the job as
+ * the others do: a redirected git dir, config includes, hooks, submodules, links to host files,
+ * a sparse file, and an ask run's answer linked to a host file.
+ */
+const SPREAD = ["commondir", "config-include", "hooks", "gitmodules", "host-symlinks", "sparse-file"];
+
+function spreadOfTheCorpus(backendName: string, backend: () => Backend) {
+  for (const c of CASES.filter((c) => SPREAD.includes(c.name))) {
+    it(`${c.name}: nothing runs outside the sandbox, no credential leaves, and the job ends clearly`, async ({ expect }) => {
+      const r = await runCase(backend(), backendName, c.name);
+      await expectHeld(expect, r, c);
+      await c.check?.(r, expect);
+    }, 180_000);
+  }
+  const ask = ASK_CASES.find((c) => c.name === "answer-link")!;
+  it(`an ask run, ${ask.name}: ${ask.says}`, async ({ expect }) => {
+    const r = await runCase(backend(), backendName, ask.name, { over: () => ({ ask: true }) });
+    await expectAnswerHeld(expect, r, ask.name);
+    ask.check(r, expect);
+  }, 180_000);
+}
+
+// One case at a time: every fake VM is the same sshd, so deleting one VM drops the SSH connection
+// the others share, which real VMs (one address each) never do.
+describe("a hostile work tree on the gce backend (a VM's unprivileged worker user over SSH; Compute is a fake)", () => {
+  let w: World;
+  beforeAll(async () => {
+    w = await world({ nodePath: recordingNode });
+  });
+  afterAll(async () => {
+    await w?.close();
+  });
+  spreadOfTheCorpus("gce", () => w.backend);
+});
+
+describe.concurrent("a hostile work tree on the k8s backend (the worker pod, run by a fake kubelet as a local process)", () => {
+  let fake: FakeK8s;
+  let backend: Backend;
+  beforeAll(async () => {
+    fake = await startFakeK8s({ imageFiles: { "/app/worker": workerDir } });
+    backend = k8s.create({
+      api: createKubeApi(fake.kubeConfig()),
+      namespace: "agent-work",
+      image: "ghcr.io/acme/agent-work-worker:test",
+      defaults: { cpu: "1", memory: "2Gi", ephemeralStorage: "10Gi" },
+      maxJobs: 8,
+      terminationGracePeriodSeconds: 2,
+      pollIntervalMs: 50,
+      nodePath: recordingNode,
+    });
+  });
+  afterAll(async () => {
+    await fake?.close();
+  });
+  spreadOfTheCorpus("k8s", () => backend);
 });
 
 /** What each trick does to a git that trusts the work tree, which is how the corpus shows it has teeth. */

@@ -36,6 +36,9 @@ function machineWithoutAnsible(options: { sudo?: "passwordless" | "asks" } = {})
     `[ "$1" = --version ] && exit 0\necho "$(/usr/bin/id -u) $*" >> ${log}\n` +
       `case "$*" in *install*ansible-core*) printf '#!/bin/sh\\necho ansible-playbook 2.14\\n' > ${bin}/ansible-playbook; /bin/chmod 755 ${bin}/ansible-playbook;; esac`,
   );
+  // The agent CLIs (agent-clis/, 1.2 GB) are installed with npm after the system packages: not here,
+  // whether or not this checkout has them yet.
+  script("npm", "exit 0");
   if (options.sudo === "passwordless") script("sudo", '[ "$1" = "-n" ] && shift\nPATH="$PATH:/usr/bin:/bin" exec "$@"');
   if (options.sudo === "asks") script("sudo", "echo 'sudo: a password is required' >&2\nexit 1");
   return {

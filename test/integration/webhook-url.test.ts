@@ -11,6 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { sign } from "@octokit/webhooks-methods";
+import { execa } from "execa";
 import Sqlite from "better-sqlite3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { serveSetupPage } from "../../src/setup/serve-setup-page.js";
@@ -30,7 +31,15 @@ beforeAll(async () => {
   smee = await startFakeSmee();
 });
 afterEach(() => {
-  for (const c of children.splice(0)) c.kill("SIGKILL");
+  // tsx runs main.ts in a child process of its own, which a SIGKILL to tsx would leave running: the
+  // whole process group goes.
+  for (const c of children.splice(0)) {
+    try {
+      process.kill(-c.pid!, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
 });
 afterAll(async () => {
   await smee?.close();
@@ -47,7 +56,7 @@ function checkout(): string {
 
 /** `npm start`'s program as a real process; resolves with its output so far once `ready` matches it. */
 function startMain(cwd: string, env: Record<string, string>, ready: RegExp): Promise<{ output: () => string }> {
-  const child = spawn(TSX, [MAIN], { cwd, env: { PATH: process.env.PATH!, HOME: cwd, LOG_FORMAT: "json", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(TSX, [MAIN], { cwd, env: { PATH: process.env.PATH!, HOME: cwd, LOG_FORMAT: "json", ...env }, stdio: ["ignore", "pipe", "pipe"], detached: true });
   children.push(child);
   let output = "";
   return new Promise((resolve, reject) => {
@@ -97,6 +106,31 @@ describe("the setup page's webhook URL", () => {
       } finally {
         await server.stop();
       }
+    } finally {
+      process.chdir(saved.cwd);
+      process.env = saved.env;
+    }
+  });
+
+  it("is healthy for the Docker image's HEALTHCHECK while it waits for someone to register the app", async () => {
+    const dir = checkout();
+    const saved = { cwd: process.cwd(), env: { ...process.env } };
+    process.chdir(dir);
+    process.env.PORT = String(await freePort());
+    process.env.HOST = "127.0.0.1";
+    // The Dockerfile's own probe, run as the image runs it.
+    const probe = /^HEALTHCHECK .* CMD node -e "(.*)"$/m.exec(readFileSync(path.join(ROOT, "Dockerfile"), "utf8"))?.[1];
+    expect(probe, "the Dockerfile has a HEALTHCHECK that runs node -e").toBeDefined();
+    const healthy = async () => (await execa(process.execPath, ["-e", probe!], { reject: false, env: { PORT: process.env.PORT } })).exitCode;
+    try {
+      const { server } = await serveSetupPage({ config: { publicUrl: "https://agent-work.example" }, env: process.env, createChannel: () => Promise.reject(new Error("no smee here")), say: () => undefined });
+      try {
+        expect(await healthy()).toBe(0);
+      } finally {
+        await server.stop();
+      }
+      // Nothing listening: unhealthy.
+      expect(await healthy()).toBe(1);
     } finally {
       process.chdir(saved.cwd);
       process.env = saved.env;

@@ -85,7 +85,7 @@ export async function startFakeGitHubOAuth(options: { clientId: string; clientSe
       const api = path.slice("/api/v3".length);
       const revoke = /^\/applications\/([^/]+)\/token$/.exec(api);
       if (req.method === "DELETE" && revoke) {
-        const basic = Buffer.from((req.headers.authorization ?? "").replace(/^Basic /, ""), "base64").toString();
+        const basic = Buffer.from((req.headers.authorization ?? "").replace(/^Basic /i, ""), "base64").toString();
         if (basic !== `${options.clientId}:${options.clientSecret}`) return send(res, 401, { message: "Bad credentials" });
         const token = JSON.parse((await readBody(req)) || "{}").access_token;
         tokens.delete(token);

@@ -36,7 +36,6 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { processesUnder } from "../contract/live-processes.js";
 
 // The API server's JSON, kept loose: the fake stores and serves objects as they came.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Obj = Record<string, any>;
 
 export interface RecordedRequest {

@@ -86,6 +86,7 @@ describe("loadControllerConfig", () => {
       egressCredentials: [],
       networkAllowDefault: [],
       sandboxCeilings: { memoryMb: 4096, maxProcesses: 512, maxDiskMb: 10240 },
+      dependencyCacheMaxMb: 2048,
       agentEnv: {},
       requiredPermission: "write",
       gitAuthor: { name: "agent-work[bot]", email: "agent-work[bot]@users.noreply.github.com" },

@@ -19,7 +19,6 @@ import { startFakeK8s } from "../support/fake-k8s.js";
 import { schemaVersion, validateK8sObject } from "../support/k8s-openapi.js";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Doc = Record<string, any>;
 const dirs: string[] = [];
 afterAll(() => {

@@ -6,7 +6,6 @@ import { buildWorkerJob } from "../../src/backends/k8s/build-job.js";
 import { jobLabels, WORKER_APP } from "../../src/backends/k8s/k8s-names.js";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Doc = Record<string, any>;
 const docs = (file: string): Doc[] => parseAllDocuments(readFileSync(path.join(ROOT, "k8s", file), "utf8")).map((d) => d.toJS() as Doc);
 const role = () => docs("rbac.yaml").find((d) => d.kind === "Role")!;

@@ -208,6 +208,19 @@ command: ["./scripts/agent.sh", "--task={prompt_file}"]
     expect(fromYaml("model: anthropic/claude-sonnet-4-5").ok).toBe(true);
   });
 
+  it("reads setup commands and their time limit, and says what is wrong with a bad list", () => {
+    expect(fromYaml("setup: [npm ci, 'pip install -r requirements.txt']\nsetup_minutes: 5")).toMatchObject({ ok: true, config: { setup: ["npm ci", "pip install -r requirements.txt"], setupMinutes: 5 } });
+    expect(fromYaml("setup:\n  - |\n    npm ci\n    npm run build")).toMatchObject({ ok: true, config: { setup: ["npm ci\nnpm run build\n"], setupMinutes: 10 } });
+    expect(errorFor(fromYaml("setup: npm ci"), "setup")).toContain("must be a list of shell commands, one per step, not a single text");
+    expect(errorFor(fromYaml("setup: []"), "setup")).toContain("must be a non-empty list of shell commands");
+    expect(errorFor(fromYaml("setup: [npm ci, 3]"), "setup")).toBe("step 2 is `3`, not a shell command; each step is one non-empty text");
+    expect(errorFor(fromYaml("setup: [npm ci, '  ']"), "setup")).toContain("step 2 is");
+    expect(errorFor(fromYaml(`setup: [${Array.from({ length: 21 }, () => "true").join(", ")}]`), "setup")).toContain("lists 21 commands; at most 20 are allowed");
+    expect(errorFor(fromYaml(`setup: [${"x".repeat(4001)}]`), "setup")).toContain("step 1 is 4001 characters long; at most 4000 are allowed");
+    expect(errorFor(fromYaml("setup: [npm ci]\nsetup_minutes: 56"), "setup_minutes")).toContain("from 1 to 55");
+    expect(errorFor(fromYaml("setup: [npm ci]\nsetup_minutes: 1.5"), "setup_minutes")).toContain("not a whole number of minutes");
+  });
+
   it("names an unknown key with a suggestion for a near miss", () => {
     expect(errorFor(fromYaml("max_minute: 20"), "max_minute")).toBe("unknown setting; did you mean `max_minutes`?");
     expect(errorFor(fromYaml("maxMinutes: 20"), "maxMinutes")).toBe("unknown setting; did you mean `max_minutes`?");

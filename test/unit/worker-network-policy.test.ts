@@ -14,7 +14,6 @@ import { describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
 import { jobLabels, WORKER_APP } from "../../src/backends/k8s/k8s-names.js";
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Doc = Record<string, any>;
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const policies = parseAllDocuments(readFileSync(path.join(ROOT, "k8s/network-policy.yaml"), "utf8"))

@@ -7,6 +7,11 @@ export const SAFE_NAME = /^(?!-)(?!.*\.\.)(?!\/)[A-Za-z0-9._/-]{1,200}$/;
 /** Defaults when the controller sends no limits (they match its SANDBOX_MAX_* defaults). */
 export const DEFAULT_LIMITS = { memoryMb: 4096, maxProcesses: 512, maxDiskMb: 10240 };
 export const LIMIT_KEYS = ["memoryMb", "maxProcesses", "maxDiskMb"];
+/** At most this many setup commands of at most this many characters (the controller's own bounds, src/config/repo-config.ts). */
+export const MAX_SETUP_COMMANDS = 20;
+export const MAX_SETUP_COMMAND_LENGTH = 4000;
+/** A repository's dependency cache folder: one path component (lib/dependency-cache.mjs). */
+export const CACHE_KEY = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$/;
 
 /** Reads stdin up to the first newline or EOF: the controller may keep the channel open. */
 export function readFirstDocument(stream) {
@@ -89,6 +94,17 @@ export function validateInput(v) {
   if (v.continueBranch !== undefined && typeof v.continueBranch !== "boolean") problems.push("continueBranch must be a boolean");
   if (typeof v.author?.name !== "string" || typeof v.author?.email !== "string") problems.push("author needs name and email");
   if (typeof v.agentTimeoutSeconds !== "number" || !(v.agentTimeoutSeconds > 0)) problems.push("agentTimeoutSeconds must be > 0");
+  if (v.setup !== undefined) {
+    const cmds = v.setup?.commands;
+    if (!Array.isArray(cmds) || cmds.length === 0 || cmds.length > MAX_SETUP_COMMANDS || !cmds.every((c) => typeof c === "string" && c.trim() !== "" && c.length <= MAX_SETUP_COMMAND_LENGTH && !c.includes("\0"))) {
+      problems.push(`setup.commands must be 1 to ${MAX_SETUP_COMMANDS} shell commands of at most ${MAX_SETUP_COMMAND_LENGTH} characters`);
+    }
+    if (typeof v.setup?.timeoutSeconds !== "number" || !(v.setup.timeoutSeconds > 0)) problems.push("setup.timeoutSeconds must be > 0");
+  }
+  if (v.cache !== undefined) {
+    if (typeof v.cache?.key !== "string" || !CACHE_KEY.test(v.cache.key)) problems.push("cache.key must be one folder name of letters, digits and . _ + -");
+    if (!Number.isInteger(v.cache?.maxMb) || v.cache.maxMb < 1) problems.push("cache.maxMb must be a whole number > 0");
+  }
   if (typeof v.agentEnv !== "object" || v.agentEnv === null || Object.values(v.agentEnv).some((x) => typeof x !== "string")) {
     problems.push("agentEnv must map names to strings");
   }

@@ -1,4 +1,4 @@
-// One job on the worker, step by step: clone, agent, commit, push (or, with no secret, a patch).
+// One job on the worker, step by step: clone, setup, agent, commit, push (or, with no secret, a patch).
 //
 // The job's folder (the worker's cwd):
 //   repo/        the work tree: the only folder of the job the sandbox mounts, read-write
@@ -7,9 +7,11 @@
 //   prompt.md    the prompt, mounted read-only
 //   home/        the agent's $HOME: a tmpfs inside the sandbox
 //   net/         under `network: allowlist`: the egress proxy's socket and the forwarder, read-only
+// and, beside the job folders, the repository's dependency cache (lib/dependency-cache.mjs).
 import fs from "node:fs";
 import path from "node:path";
 import { runAgent, fillPlaceholders } from "./agent.mjs";
+import { openDependencyCache } from "./dependency-cache.mjs";
 import { FORWARDER_SOURCE, startEgressProxy } from "./egress-proxy.mjs";
 import { armCredentials, createGit, disarmCredentials, prepareAgentRepository, pushMovingBranch, remoteHasBranch, shareObjectsReadOnly } from "./git.mjs";
 import { DEFAULT_LIMITS } from "./input.mjs";
@@ -18,6 +20,7 @@ import { makePrivateDir, runtime } from "./processes.mjs";
 import { MB, planSandbox, SANDBOX_NET_DIR } from "./sandbox-plan.mjs";
 import { diskUsageKb, megabytes } from "./watchdog.mjs";
 import { prepareTreeForCommit } from "./work-tree.mjs";
+import { runSetup } from "./setup.mjs";
 
 /** Where an `ask` run's agent writes its answer (src/worker/protocol.ts ANSWER_FILE), and how much of it is read. */
 const ANSWER_FILE = ".agent-work-answer.md";
@@ -158,39 +161,70 @@ export async function runJob(input, cwd) {
   const baseSha = runtime.baseSha;
   const continuedField = continued ? { continued: true } : {};
 
-  // agent
-  fs.writeFileSync(layout.prompt, input.prompt, { mode: 0o644 });
-  let argv = fillPlaceholders(input.agentArgv, input.prompt, layout.prompt);
-  let agentInput = input;
+  // setup: the repository's commands, with the network and the dependency cache, before the agent
+  const cache = input.cache ? await openDependencyCache(input.cache, cwd, plan) : null;
+  let agent;
   let proxy = null;
-  if (plan.egress) {
-    layout.net = path.join(cwd, "net");
-    fs.rmSync(layout.net, { recursive: true, force: true });
-    fs.mkdirSync(layout.net, { mode: 0o755 });
-    fs.chmodSync(layout.net, 0o755);
-    const forwarder = path.join(layout.net, "forwarder.mjs");
-    fs.writeFileSync(forwarder, FORWARDER_SOURCE, { mode: 0o644 });
-    const socketPath = path.join(layout.net, "proxy.sock");
-    proxy = await startEgressProxy({
-      socketPath,
-      allow: plan.egress.allow,
-      credentials: plan.egress.credentials,
-      onDenied: (d) => emitLog("worker", `network: blocked ${d.host}:${d.port} (${d.why})`),
-    });
-    const via = `http://127.0.0.1:${FORWARDER_PORT}`;
-    const proxyEnv = { HTTP_PROXY: via, HTTPS_PROXY: via, http_proxy: via, https_proxy: via, ALL_PROXY: via, NO_PROXY: "", no_proxy: "", NODE_USE_ENV_PROXY: "1" };
-    agentInput = { ...input, agentEnv: { ...input.agentEnv, ...proxyEnv } };
-    // Inside the sandbox the folder is at SANDBOX_NET_DIR.
-    const inside = (p) => path.join(SANDBOX_NET_DIR, path.basename(p));
-    argv = [plan.egress.node, inside(forwarder), inside(socketPath), String(FORWARDER_PORT), "--", ...argv];
-    emitLog("worker", `network: allow-list (${plan.egress.allow.join(", ") || "nothing"}) through the worker's proxy; no other way out`);
+  let agentSeconds = input.agentTimeoutSeconds;
+  try {
+    if (input.setup) {
+      emitStep("setup", "started");
+      const started = Date.now();
+      // Setup's time counts in the job's: it gets at most all of it, and the agent what is left.
+      const setup = await runSetup(input, plan, layout, cache, Math.min(input.setup.timeoutSeconds, input.agentTimeoutSeconds));
+      const took = (Date.now() - started) / 1000;
+      agentSeconds = Math.floor(input.agentTimeoutSeconds - took);
+      if (setup.ok && agentSeconds < 1) setup.message = `setup took the job's whole time limit (${input.agentTimeoutSeconds} s); the agent did not run`;
+      if (!setup.ok || agentSeconds < 1) {
+        emitStep("setup", "failed", setup.message);
+        for (const later of ["agent", "commit", "push"]) emitStep(later, "skipped", "setup failed");
+        return { outcome: "error", message: setup.message, baseSha };
+      }
+      const n = input.setup.commands.length;
+      emitStep("setup", "finished", `${n} command${n === 1 ? "" : "s"}`);
+    }
+    agent = await runAgentStep(agentSeconds);
+  } finally {
+    await cache?.close();
   }
-  emitStep("agent", "started");
-  const agent = await runAgent(agentInput, plan, layout, argv).finally(() => proxy?.close());
   const blocked = proxy ? proxy.denied().map(({ host, port, count, firstAt }) => ({ host, port, count, firstAt })) : [];
   const blockedField = blocked.length > 0 ? { blocked } : {};
   const result = await commitAndDeliver();
   return { ...result, ...blockedField };
+
+  /** The agent in its sandbox, with its network (none, an allow-list, or the host's) and `seconds` to work. */
+  async function runAgentStep(seconds) {
+    fs.writeFileSync(layout.prompt, input.prompt, { mode: 0o644 });
+    let argv = fillPlaceholders(input.agentArgv, input.prompt, layout.prompt);
+    let agentInput = input;
+    if (plan.egress) {
+      layout.net = path.join(cwd, "net");
+      fs.rmSync(layout.net, { recursive: true, force: true });
+      fs.mkdirSync(layout.net, { mode: 0o755 });
+      fs.chmodSync(layout.net, 0o755);
+      const forwarder = path.join(layout.net, "forwarder.mjs");
+      fs.writeFileSync(forwarder, FORWARDER_SOURCE, { mode: 0o644 });
+      const socketPath = path.join(layout.net, "proxy.sock");
+      proxy = await startEgressProxy({
+        socketPath,
+        allow: plan.egress.allow,
+        credentials: plan.egress.credentials,
+        onDenied: (d) => emitLog("worker", `network: blocked ${d.host}:${d.port} (${d.why})`),
+      });
+      const via = `http://127.0.0.1:${FORWARDER_PORT}`;
+      const proxyEnv = { HTTP_PROXY: via, HTTPS_PROXY: via, http_proxy: via, https_proxy: via, ALL_PROXY: via, NO_PROXY: "", no_proxy: "", NODE_USE_ENV_PROXY: "1" };
+      agentInput = { ...input, agentEnv: { ...input.agentEnv, ...proxyEnv } };
+      // Inside the sandbox the folder is at SANDBOX_NET_DIR.
+      const inside = (p) => path.join(SANDBOX_NET_DIR, path.basename(p));
+      argv = [plan.egress.node, inside(forwarder), inside(socketPath), String(FORWARDER_PORT), "--", ...argv];
+      emitLog("worker", `network: allow-list (${plan.egress.allow.join(", ") || "nothing"}) through the worker's proxy; no other way out`);
+    }
+    emitStep("agent", "started");
+    // Under network none or allowlist the agent only reads the cache: what it left there would run,
+    // with the network, in the next job's setup.
+    const agentLayout = cache ? { ...layout, cache: { dir: cache.dir, writable: plan.kind !== "bwrap" || plan.shareNet } } : layout;
+    return runAgent(agentInput, plan, agentLayout, argv, { timeoutSeconds: seconds, cacheEnv: cache?.env ?? {} }).finally(() => proxy?.close());
+  }
 
   /** After the agent: the work tree checked, committed, and pushed (or returned as a patch). */
   async function commitAndDeliver() {
@@ -199,7 +233,7 @@ export async function runJob(input, cwd) {
     const agentExitCode = agent.exitCode ?? null;
     let agentSummary;
     if (limitHit) agentSummary = limitHit.message;
-    else if (agent.timedOut) agentSummary = `the agent ran past ${input.agentTimeoutSeconds}s and was stopped`;
+    else if (agent.timedOut) agentSummary = `the agent ran past ${agentSeconds}s${agentSeconds < input.agentTimeoutSeconds ? " (the job's time left after setup)" : ""} and was stopped`;
     else if (agent.spawnError) agentSummary = `the agent could not start: ${agent.spawnError.message}`;
     else if (agent.exitCode === 0) agentSummary = "the agent finished";
     else agentSummary = `the agent exited with ${agent.exitCode === null ? `signal ${agent.signal}` : `code ${agent.exitCode}`}`;

@@ -17,6 +17,8 @@ import { findTool } from "./processes.mjs";
 export const SANDBOX_UID = 65534;
 /** Where the job's net/ folder (the proxy's socket, the forwarder) appears inside the sandbox. */
 export const SANDBOX_NET_DIR = "/run/agent-work-net";
+/** Where the repository's dependency cache appears inside the sandbox (lib/dependency-cache.mjs). */
+export const SANDBOX_CACHE_DIR = "/run/agent-work-cache";
 /** Host folders the sandbox mounts read-only at the same path; tools run inside must live in one. */
 const SYSTEM_DIRS = ["/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc"];
 export const MB = 1024 * 1024;
@@ -96,9 +98,10 @@ function ancestors(p) {
 
 /**
  * bwrap options; sent through `--args 3` so the agent's environment never sits in an argv.
- * `layout` names the paths of the job: `repo` (the work tree, read-write), `prompt` (read-only),
- * `objects` (the worker's git objects, read-only: the agent's own .git borrows them as alternates)
- * and `home` (a tmpfs).
+ * `layout` names the paths of the job: `repo` (the work tree, read-write), `prompt` (read-only;
+ * absent for setup steps), `objects` (the worker's git objects, read-only: the agent's own .git
+ * borrows them as alternates), `home` (a tmpfs), and, when the job has one, `cache`: the
+ * repository's dependency cache `{ dir, writable }`, at SANDBOX_CACHE_DIR.
  */
 export function bwrapOptions(plan, layout, env) {
   const opts = ["--die-with-parent", "--new-session"];
@@ -121,7 +124,8 @@ export function bwrapOptions(plan, layout, env) {
   // bwrap would copy the mode of each host folder on the way to a bind (0700 ones included), which
   // nobody could not pass; make them plain folders first.
   const made = new Set(["/tmp"]);
-  for (const target of [layout.repo, layout.prompt, layout.objects, layout.home, ...(layout.net ? [SANDBOX_NET_DIR] : []), ...plan.roBinds]) {
+  const optional = [...(layout.prompt ? [layout.prompt] : []), ...(layout.net ? [SANDBOX_NET_DIR] : []), ...(layout.cache ? [SANDBOX_CACHE_DIR] : [])];
+  for (const target of [layout.repo, layout.objects, layout.home, ...optional, ...plan.roBinds]) {
     for (const dir of ancestors(target)) {
       if (made.has(dir) || SYSTEM_DIRS.some((d) => under(d, dir)) || under("/proc", dir) || under("/dev", dir)) continue;
       made.add(dir);
@@ -129,8 +133,10 @@ export function bwrapOptions(plan, layout, env) {
     }
   }
   opts.push("--bind", layout.repo, layout.repo);
-  opts.push("--ro-bind", layout.prompt, layout.prompt);
+  if (layout.prompt) opts.push("--ro-bind", layout.prompt, layout.prompt);
   opts.push("--ro-bind", layout.objects, layout.objects);
+  // This repository's cache and no other's: the folder of its own key, never the cache root.
+  if (layout.cache) opts.push(layout.cache.writable ? "--bind" : "--ro-bind", layout.cache.dir, SANDBOX_CACHE_DIR);
   // The proxy's socket and the forwarder: the sandbox's only way out under an allow-list. At a short
   // fixed path: a Unix socket's path holds at most 107 bytes, and a job folder may lie deeper.
   if (layout.net) opts.push("--ro-bind", layout.net, SANDBOX_NET_DIR);

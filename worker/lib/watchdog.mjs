@@ -47,9 +47,10 @@ function tmpfsUsed(inside, outside) {
 /**
  * Watches one sandbox from outside: every half second its tasks and memory (anonymous memory of
  * every process descended from its first one, plus what its /tmp and $HOME tmpfs hold), every few seconds
- * its work dir on disk. Calls `onLimit` once, with the reason, when a limit is passed.
+ * its work dir on disk. Calls `onLimit` once, with the reason, when a limit is passed; `who` (the
+ * agent, a setup step) starts the reason.
  */
-export function watchSandbox(sandboxPid, cwd, home, limits, onLimit) {
+export function watchSandbox(sandboxPid, cwd, home, limits, onLimit, who = "the agent") {
   let fired = false;
   let atProcessLimit = 0;
   let peakMb = 0;
@@ -96,10 +97,10 @@ export function watchSandbox(sandboxPid, cwd, home, limits, onLimit) {
     const shared = tmpfsUsed(`/proc/${sandboxPid}/root/tmp`, "/tmp") + tmpfsUsed(`/proc/${sandboxPid}/root${home}`, home);
     const usedMb = Math.round((anonKb * 1024 + shared) / MB);
     peakMb = Math.max(peakMb, usedMb);
-    if (usedMb > limits.memoryMb) fire("memory", `the agent held ${usedMb} MB of memory, over its limit of ${limits.memoryMb} MB, and was stopped`);
+    if (usedMb > limits.memoryMb) fire("memory", `${who} held ${usedMb} MB of memory, over its limit of ${limits.memoryMb} MB, and was stopped`);
     // At the limit every fork fails; two looks in a row tell a fork bomb from a busy moment.
     atProcessLimit = tasks >= limits.maxProcesses - 1 ? atProcessLimit + 1 : 0;
-    if (atProcessLimit >= 2) fire("processes", `the agent reached its limit of ${limits.maxProcesses} processes and threads (a fork bomb, or too many tools at once) and was stopped`);
+    if (atProcessLimit >= 2) fire("processes", `${who} reached its limit of ${limits.maxProcesses} processes and threads (a fork bomb, or too many tools at once) and was stopped`);
   };
   let diskBusy = false;
   const diskTick = () => {
@@ -107,7 +108,7 @@ export function watchSandbox(sandboxPid, cwd, home, limits, onLimit) {
     diskBusy = true;
     void diskUsageKb(cwd).then((kb) => {
       diskBusy = false;
-      if (kb !== null && kb > limits.maxDiskMb * 1024) fire("disk", `the agent's work dir grew to ${megabytes(kb)} MB, over its limit of ${limits.maxDiskMb} MB; it was stopped and nothing was pushed`);
+      if (kb !== null && kb > limits.maxDiskMb * 1024) fire("disk", `${who}'s work dir grew to ${megabytes(kb)} MB, over its limit of ${limits.maxDiskMb} MB; it was stopped and nothing was pushed`);
     });
   };
   const timer = setInterval(tick, WATCH_INTERVAL_MS);
