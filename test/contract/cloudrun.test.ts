@@ -34,14 +34,14 @@ interface World {
   close(): Promise<void>;
 }
 
-async function startWorld(): Promise<World> {
+async function startWorld(logLagMs = 0): Promise<World> {
   const gcp = await startFakeGcp({ projects: [PROJECT] });
   const latest = (secretId: string) => {
     const s = gcp.secrets().find((x) => x.name === `projects/${PROJECT}/secrets/${secretId}`);
     const v = s?.versions.filter((x) => x.state === "ENABLED").at(-1);
     return v ? Buffer.from(v.data, "base64").toString("utf8") : undefined;
   };
-  const run = await startFakeCloudRun({ imageFiles: { "/app/worker": workerDir }, readSecret: latest, graceMs: 2000 });
+  const run = await startFakeCloudRun({ imageFiles: { "/app/worker": workerDir }, readSecret: latest, graceMs: 2000, logLagMs });
   return {
     gcp,
     run,
@@ -55,6 +55,7 @@ async function startWorld(): Promise<World> {
       maxJobs: 8,
       pollIntervalMs: 50,
       logSettleMs: 2000,
+      logHoldMs: logLagMs === 0 ? 0 : logLagMs + 200,
       ...over,
     }),
     close: async () => {
@@ -149,6 +150,23 @@ describe("the cloudrun backend, beyond the contract", () => {
     expect(result.outcome).toBe("pushed");
     expect(runningWhenCloned).toBe(true);
     await backend.destroy(w);
+  });
+
+  it("reads a log Cloud Logging shows late and out of order in the order the worker wrote it, result included", async () => {
+    const laggy = await startWorld(400);
+    try {
+      const other = cloudrun.create(laggy.options());
+      const job = newJob();
+      const w = await other.create(job, never);
+      const events: ProgressEvent[] = [];
+      const result = await other.run(w, await spec(job.jobId, "FAKE_AGENT:edit"), (e) => events.push(e), never);
+      expect(result).toMatchObject({ outcome: "pushed", aborted: false });
+      expect(events.flatMap((e) => (e.type === "step" ? [`${e.step}:${e.status}`] : []))).toEqual(["clone:started", "clone:finished", "agent:started", "agent:finished", "commit:started", "commit:finished", "push:started", "push:finished"]);
+      expect(events.filter((e) => e.type === "result")).toHaveLength(1);
+      await other.destroy(w);
+    } finally {
+      await laggy.close();
+    }
   });
 
   it("a second run of the same worker is refused: a worker runs once", async () => {

@@ -26,6 +26,11 @@ export interface FakeCloudRunOptions {
   imageFiles?: Record<string, string>;
   /** The latest version of a Secret Manager secret by id, as text; undefined when it has none. */
   readSecret: (secretId: string) => string | undefined;
+  /**
+   * Cloud Logging's ingestion delay: each entry becomes visible after a random 0..logLagMs, so
+   * entries appear late and out of order, as they do (default 0).
+   */
+  logLagMs?: number;
   /** Between a cancel's SIGTERM and SIGKILL (default 2000). */
   graceMs?: number;
 }
@@ -78,7 +83,8 @@ export async function startFakeCloudRun(options: FakeCloudRunOptions): Promise<F
   function log(e: Execution, stream: "stdout" | "stderr", text: string) {
     const [, project, , , , job] = e.name.split("/");
     entries.push({
-      insertId: `${Date.now().toString(36)}-${++seq}`,
+      insertId: String(++seq).padStart(10, "0"),
+      visibleAt: Date.now() + Math.random() * (options.logLagMs ?? 0),
       timestamp: new Date().toISOString(),
       textPayload: text,
       logName: `projects/${project}/logs/run.googleapis.com%2F${stream}`,
@@ -213,7 +219,8 @@ export async function startFakeCloudRun(options: FakeCloudRunOptions): Promise<F
   async function handle(method: string, url: URL, body: Obj): Promise<{ status: number; body: unknown }> {
     const p = url.pathname;
     if (method === "POST" && p === "/v2/entries:list") {
-      return { status: 200, body: { entries: entries.filter((e) => matches(e, String(body.filter ?? ""))) } };
+      const visible = entries.filter((e) => e.visibleAt <= Date.now() && matches(e, String(body.filter ?? "")));
+      return { status: 200, body: { entries: visible.map(({ visibleAt: _, ...e }) => e) } };
     }
     let m: RegExpExecArray | null;
     if ((m = /^\/v2\/(projects\/[^/]+\/locations\/[^/]+)\/jobs$/.exec(p))) {

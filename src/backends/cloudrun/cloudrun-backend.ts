@@ -56,6 +56,8 @@ export interface CloudRunBackendOptions {
   pollIntervalMs?: number;
   /** After an execution ends, how long to wait for Cloud Logging to deliver its last lines (default 30000). */
   logSettleMs?: number;
+  /** How old a log entry must be before it is passed on, so late earlier ones go first (default 3000). */
+  logHoldMs?: number;
   /** How long an execution may take to start after jobs.run before the run fails (default 600). */
   startTimeoutSeconds?: number;
   now?: () => number;
@@ -237,6 +239,7 @@ export function createCloudRunBackend(options: CloudRunBackendOptions): Backend 
         pollMs,
         settleMs: options.logSettleMs ?? 30_000,
         startTimeoutMs: (options.startTimeoutSeconds ?? 600) * 1000,
+        ...(options.logHoldMs !== undefined ? { holdMs: options.logHoldMs } : {}),
         now,
         sleep: (ms) => sleep(ms),
         call,
@@ -250,7 +253,11 @@ export function createCloudRunBackend(options: CloudRunBackendOptions): Backend 
       const computeSeconds = Math.max(0.001, ran);
       if (aborted) return { ...(result ?? { outcome: "error", message: "stopped" }), computeSeconds, aborted: true };
       if (result) return { ...result, computeSeconds, aborted: false };
-      if (followed.notStarted) return { outcome: "error", message: followed.notStarted, computeSeconds: 0, aborted: false };
+      if (followed.notStarted) {
+        // It may still start later: cancel it, so it cannot run the job behind the caller's back.
+        await call(() => api.cancelExecution(execution)).catch((err: Error) => log?.warn({ jobId: worker.jobId, err: err.message }, "could not cancel the execution that did not start; destroy() will try again"));
+        return { outcome: "error", message: followed.notStarted, computeSeconds: 0, aborted: false };
+      }
       if (e && (e.failedCount ?? 0) > 0 && ran >= timeoutSeconds - 1) {
         return { outcome: "timed_out", message: `the worker ran past its ${maxSeconds}s limit and Cloud Run stopped it`, computeSeconds, aborted: false };
       }

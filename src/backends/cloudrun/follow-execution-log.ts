@@ -1,9 +1,13 @@
 /**
  * Follows one Cloud Run execution until it has ended and its log has been read: the execution is
- * looked at, and Cloud Logging asked for the entries of that execution since the last one seen,
- * once per poll. Cloud Logging delivers entries a few seconds late and not always in one piece, so
- * a reread starts at the last timestamp seen (inclusive) and skips entries by their insertId; after
- * the execution ends, the log is read until the worker's result has arrived or `settleMs` passes.
+ * looked at, and Cloud Logging asked for the entries of that execution, once per poll.
+ *
+ * Cloud Logging makes entries visible a few seconds late, and not in the order they were written:
+ * an entry may appear after a later one has been read. So each read reaches back `lookbackMs`
+ * before the newest timestamp seen and skips entries by insertId, and an entry is passed on only
+ * once it is `holdMs` old, in timestamp order: the worker's protocol lines arrive in the order it
+ * wrote them, a little late. After the execution ends, the log is read until the worker's result
+ * has arrived or `settleMs` passes, and whatever is held is then passed on.
  */
 import type { LogEntry, RunApi, RunExecution } from "./run-api.js";
 
@@ -18,6 +22,10 @@ export interface FollowExecutionOptions {
   settleMs: number;
   /** How long the execution may go without starting (image pull, quota) before the follow gives up. */
   startTimeoutMs: number;
+  /** How old an entry must be before it is passed on, so that a late earlier one can still go first (default 3000). */
+  holdMs?: number;
+  /** How far before the newest entry seen each read reaches back (default 60000). */
+  lookbackMs?: number;
   now: () => number;
   sleep: (ms: number) => Promise<void>;
   call: <T>(fn: () => Promise<T>) => Promise<T>;
@@ -49,12 +57,22 @@ function finished(e: RunExecution): boolean {
   return Boolean(e.completionTime) || (e.succeededCount ?? 0) + (e.failedCount ?? 0) + (e.cancelledCount ?? 0) > 0;
 }
 
-export async function followExecutionLog(api: RunApi, o: FollowExecutionOptions): Promise<FollowExecutionResult> {
-  const seen = new Set<string>();
-  let since: string | undefined;
+function byTime(a: LogEntry, b: LogEntry): number {
+  const ta = a.timestamp ?? "";
+  const tb = b.timestamp ?? "";
+  if (ta !== tb) return ta < tb ? -1 : 1;
+  return (a.insertId ?? "") < (b.insertId ?? "") ? -1 : (a.insertId ?? "") > (b.insertId ?? "") ? 1 : 0;
+}
 
-  async function readLog(): Promise<number> {
-    let fresh = 0;
+export async function followExecutionLog(api: RunApi, o: FollowExecutionOptions): Promise<FollowExecutionResult> {
+  const holdMs = o.holdMs ?? 3000;
+  const lookbackMs = o.lookbackMs ?? 60_000;
+  const seen = new Set<string>();
+  let held: LogEntry[] = [];
+  let newest = 0;
+
+  async function readLog(): Promise<void> {
+    const since = newest > 0 ? new Date(newest - lookbackMs).toISOString() : undefined;
     let pageToken: string | undefined;
     do {
       const page = await o.call(() => api.listLogEntries(executionLogFilter(o.jobName, o.execution, since), pageToken));
@@ -62,29 +80,46 @@ export async function followExecutionLog(api: RunApi, o: FollowExecutionOptions)
         const id = entry.insertId ?? `${entry.timestamp}:${entry.textPayload}`;
         if (seen.has(id)) continue;
         seen.add(id);
-        if (entry.timestamp) since = entry.timestamp;
-        fresh += 1;
-        const text = entry.textPayload ?? entry.jsonPayload?.message ?? "";
-        for (const line of text.split("\n")) o.onLine(line, streamOf(entry));
+        held.push(entry);
+        const at = Date.parse(entry.timestamp ?? "");
+        if (at > newest) newest = at;
       }
       pageToken = page.nextPageToken;
     } while (pageToken);
-    return fresh;
+  }
+
+  /** Passes on the held entries old enough (all of them with `all`), oldest first. */
+  function release(all: boolean): void {
+    held.sort(byTime);
+    const cut = o.now() - holdMs;
+    const ready = all ? held : held.filter((e) => !(Date.parse(e.timestamp ?? "") > cut));
+    held = all ? [] : held.filter((e) => Date.parse(e.timestamp ?? "") > cut);
+    for (const entry of ready) {
+      const text = entry.textPayload ?? entry.jsonPayload?.message ?? "";
+      for (const line of text.split("\n")) o.onLine(line, streamOf(entry));
+    }
   }
 
   const startedLooking = o.now();
   for (;;) {
     const execution = await o.call(() => api.getExecution(o.execution));
     await readLog();
-    if (!execution) return { execution: null };
+    if (!execution) {
+      release(true);
+      return { execution: null };
+    }
     if (finished(execution)) {
       const deadline = o.now() + o.settleMs;
+      release(false);
       while (!o.resultSeen() && o.now() < deadline) {
         await o.sleep(o.pollMs);
         await readLog();
+        release(false);
       }
+      release(true);
       return { execution };
     }
+    release(false);
     if (!execution.startTime && (execution.runningCount ?? 0) === 0 && o.now() - startedLooking > o.startTimeoutMs) {
       const why = execution.conditions?.find((c) => c.state === "CONDITION_FAILED" || c.state === "CONDITION_PENDING")?.message;
       return { execution, notStarted: `the Cloud Run execution did not start within ${Math.round(o.startTimeoutMs / 1000)}s${why ? `: ${why}` : ""}` };
