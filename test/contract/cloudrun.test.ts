@@ -188,6 +188,22 @@ describe("the cloudrun backend, beyond the contract", () => {
     await backend.destroy(w);
   });
 
+  it("stops at once on 403, with Google's answer in the error", async () => {
+    world.run.failNext({ method: "POST", path: /\/jobs$/ }, 403);
+    const at = world.run.requests.length;
+    await expect(backend.create(newJob(), never)).rejects.toThrow(/403 PERMISSION_DENIED injected/);
+    expect(world.run.requests.slice(at).filter((r) => r.method === "POST")).toHaveLength(1);
+  });
+
+  it("waits for a new job to finish reconciling before running it", async () => {
+    const job = newJob();
+    const w = await backend.create(job, never);
+    expect(world.run.jobs().find((j) => j.name.endsWith(`/jobs/${cloudRunJobId(job.jobId)}`))?.reconciling).toBe(false);
+    expect((await backend.run(w, await spec(job.jobId, "FAKE_AGENT:none"), () => {}, never)).outcome).toBe("no_changes");
+    expect(world.run.requests.filter((r) => r.path.endsWith(`${cloudRunJobId(job.jobId)}:run`)).map((r) => r.status)).toEqual([200]);
+    await backend.destroy(w);
+  });
+
   it("refuses a job id that cannot name a Cloud Run job, and a size a task cannot have, before calling the API", async () => {
     const at = world.run.requests.length;
     await expect(backend.create(newJob({ jobId: "Bad_Id" }), never)).rejects.toThrow(/cannot name a Cloud Run job/);

@@ -229,14 +229,17 @@ export async function startFakeCloudRun(options: FakeCloudRunOptions): Promise<F
       const id = url.searchParams.get("jobId") ?? "";
       const name = `${parent}/jobs/${id}`;
       if (jobs.has(name)) return error(409, `Resource '${id}' already exists.`);
-      const job = { ...body, name, createTime: new Date().toISOString(), reconciling: false };
+      // Reconciling for a moment, as a new job is: jobs.run is refused until it is done.
+      const job = { ...body, name, createTime: new Date().toISOString(), reconciling: true };
       jobs.set(name, job);
+      setTimeout(() => (job.reconciling = false), 100);
       return { status: 200, body: operation(true, { response: job }) };
     }
     if ((m = /^\/v2\/(projects\/[^/]+\/locations\/[^/]+\/jobs\/[^/:]+)(:run)?$/.exec(p))) {
       const job = jobs.get(m[1]!);
       if (!job) return error(404, `Resource '${m[1]}' was not found`);
       if (m[2] && method === "POST") {
+        if (job.reconciling) return error(400, `Job '${job.name.split("/").pop()}' is not ready: it is still being reconciled.`);
         const e = start(job, body.overrides ?? {});
         return { status: 200, body: operation(false, { metadata: { "@type": "type.googleapis.com/google.cloud.run.v2.Execution", ...e.record } }) };
       }

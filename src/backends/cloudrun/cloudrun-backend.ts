@@ -158,7 +158,13 @@ export function createCloudRunBackend(options: CloudRunBackendOptions): Backend 
     } catch (err) {
       if (!(err instanceof GoogleApiError && err.httpStatus === 409)) throw err;
     }
-    const made = await call(() => api.getJob(id));
+    // jobs.create is a long-running operation: the job is readable at once but may be refused by
+    // jobs.run until Cloud Run has finished reconciling it.
+    let made = await call(() => api.getJob(id));
+    for (let waited = 0; made?.reconciling && waited < (options.startTimeoutSeconds ?? 600) * 1000; waited += pollMs) {
+      await sleep(pollMs, signal);
+      made = await call(() => api.getJob(id));
+    }
     const worker = made && workerOf(made);
     if (!worker || worker.jobId !== job.jobId) throw new Error(`a Cloud Run job named ${id} exists in ${api.parent} but was not made by agent-work (${options.envLabel}) for job ${job.jobId}; remove it or use another region`);
     return worker;
