@@ -3,6 +3,6 @@
  * it is loaded is in `registry.ts`, which lists exactly these (a unit test holds the two together).
  * Kept apart so configuration can validate a name without importing any backend.
  */
-export const BACKEND_NAMES = ["local", "ssh", "gce", "k8s"] as const;
+export const BACKEND_NAMES = ["local", "ssh", "gce", "k8s", "cloudrun"] as const;
 
 export type BackendName = (typeof BACKEND_NAMES)[number];

@@ -95,6 +95,32 @@ export const BACKENDS: readonly BackendEntry[] = [
       return { backend: k8sBackendFromConfig(config.k8s!, { log: log.child({ name: "k8s-backend" }) }) };
     },
   },
+  {
+    name: "cloudrun",
+    enabled: (config) => Boolean(config.cloudrun),
+    module: async () => (await import("./cloudrun/cloudrun-backend.js")).cloudrun,
+    async build(config, { log }) {
+      const [{ cloudrun }, { createRunApi }, { createJobSecrets }, { realClock }] = await Promise.all([
+        import("./cloudrun/cloudrun-backend.js"),
+        import("./cloudrun/run-api.js"),
+        import("./gce/job-secrets.js"),
+        import("./gce/backoff.js"),
+      ]);
+      const c = config.cloudrun!;
+      const backend = cloudrun.create({
+        api: createRunApi({ project: c.project, region: c.region }),
+        secrets: createJobSecrets({ project: c.project, serviceAccount: c.serviceAccount, envLabel: c.envLabel, clock: realClock }),
+        image: c.image,
+        serviceAccount: c.serviceAccount,
+        envLabel: c.envLabel,
+        defaults: { cpu: c.cpu, memory: c.memory },
+        maxJobs: c.maxJobs,
+        agentSandbox: c.agentSandbox,
+        log: log.child({ name: "cloudrun-backend" }),
+      });
+      return { backend };
+    },
+  },
 ];
 
 

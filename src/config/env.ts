@@ -88,6 +88,8 @@ export interface ControllerConfig {
   backendCaps?: Record<string, BackendCap>;
   /** The k8s backend; present when K8S_NAMESPACE is set. */
   k8s?: K8sConfig;
+  /** The cloudrun backend; present when CLOUDRUN_PROJECT is set. */
+  cloudrun?: CloudRunConfig;
   /** Sign-in to the job pages with GitHub's OAuth web flow; present when GITHUB_CLIENT_ID is set. */
   signIn?: SignInConfig;
   /** Key for the job pages' session cookies; unset means one derived from the App's private key. */
@@ -180,6 +182,22 @@ export interface K8sConfig {
   agentSandbox: "bwrap" | "none";
   /** Seccomp/AppArmor profiles, user namespace and RuntimeClass of worker pods (k8s/worker-sandbox/README.md). */
   isolation: PodIsolation;
+}
+
+/** One Cloud Run job per job (src/backends/cloudrun/). */
+export interface CloudRunConfig {
+  project: string;
+  region: string;
+  /** Worker image in Artifact Registry: node, git and the worker script at /app/worker/agent-work-worker.mjs. */
+  image: string;
+  /** The identity executions run as; the only reader of each job's input secret. */
+  serviceAccount: string;
+  /** A task's CPU and memory when the job names no machine type (Cloud Run units: 1, 2Gi). */
+  cpu: string;
+  memory: string;
+  maxJobs: number;
+  envLabel: string;
+  agentSandbox: "bwrap" | "none";
 }
 
 export type LoadControllerConfigResult =
@@ -297,6 +315,15 @@ export const CONTROLLER_ENV_VARS: readonly ControllerEnvVar[] = [
   { name: "K8S_SECCOMP_PROFILE", secret: false, default: "RuntimeDefault", description: "Seccomp profile of worker pods: RuntimeDefault, or localhost/<file> installed in the kubelet's seccomp folder on the nodes (k8s/worker-sandbox/agent-work-bwrap.json lets bubblewrap work)." },
   { name: "K8S_APPARMOR_PROFILE", secret: false, description: "AppArmor profile of worker pods on AppArmor nodes: RuntimeDefault or localhost/<profile> loaded on the nodes; unset leaves the runtime's default." },
   { name: "K8S_RUNTIME_CLASS", secret: false, description: "RuntimeClass of worker pods, e.g. gvisor (GKE Sandbox); unset uses the cluster's default runtime." },
+  { name: "CLOUDRUN_PROJECT", secret: false, description: "Google Cloud project for the cloudrun backend (one Cloud Run job per job); setting it enables the backend." },
+  { name: "CLOUDRUN_REGION", secret: false, default: "us-central1", description: "Cloud Run region the cloudrun backend creates its jobs in." },
+  { name: "CLOUDRUN_IMAGE", secret: false, description: "Worker image for Cloud Run jobs (Artifact Registry), with node 20+, git and the worker script at /app/worker/agent-work-worker.mjs; required with CLOUDRUN_PROJECT." },
+  { name: "CLOUDRUN_SERVICE_ACCOUNT", secret: false, description: "Service account Cloud Run executions run as, the only reader of each job's input secret; required with CLOUDRUN_PROJECT." },
+  { name: "CLOUDRUN_CPU", secret: false, default: "1", description: "CPU of a Cloud Run task when the job names no machine type: 1, 2, 4, 6 or 8." },
+  { name: "CLOUDRUN_MEMORY", secret: false, default: "2Gi", description: "Memory of a Cloud Run task when the job names no machine type (512Mi, 2Gi; at most 4Gi per CPU)." },
+  { name: "CLOUDRUN_MAX_JOBS", secret: false, default: "4", description: "Cloud Run worker jobs that may exist at the same time." },
+  { name: "CLOUDRUN_ENV_LABEL", secret: false, default: "default", description: "Value of the agent-work-env label on every Cloud Run job and input secret: a controller lists only its own." },
+  { name: "CLOUDRUN_AGENT_SANDBOX", secret: false, default: "none", description: "Sandbox for the agent inside a Cloud Run task: none (Cloud Run's own sandbox is the boundary) or bwrap (only where the image and environment allow user namespaces)." },
   { name: "GITHUB_CLIENT_ID", secret: false, description: "The GitHub App's OAuth client id, for signing in to the job pages (Probot's setup page writes it to .env)." },
   { name: "GITHUB_CLIENT_SECRET", secret: true, description: "The GitHub App's OAuth client secret; required with GITHUB_CLIENT_ID (Probot's setup page writes it to .env)." },
   { name: "SESSION_SECRET", secret: true, description: "Key that signs the job pages' sign-in cookies; at least 32 random characters. Changing it signs everyone out." },
@@ -745,6 +772,15 @@ const FIELDS = {
   K8S_SECCOMP_PROFILE: text("K8S_SECCOMP_PROFILE", (v) => (NODE_PROFILE.test(v) ? null : NODE_PROFILE_ADVICE)),
   K8S_APPARMOR_PROFILE: optionalText((v) => (NODE_PROFILE.test(v) ? null : NODE_PROFILE_ADVICE)),
   K8S_RUNTIME_CLASS: optionalText((v) => (/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(v) ? null : "expected a RuntimeClass name such as gvisor")),
+  CLOUDRUN_PROJECT: optionalText((v) => (/^[a-z][-a-z0-9]{4,28}[a-z0-9]$/.test(v) ? null : "expected a Google Cloud project id such as my-project-123 (6 to 30 lowercase letters, digits and dashes)")),
+  CLOUDRUN_REGION: text("CLOUDRUN_REGION", (v) => (/^[a-z]+-[a-z]+\d+$/.test(v) ? null : "expected a region such as us-central1")),
+  CLOUDRUN_IMAGE: optionalText((v) => (/^[^\s]+$/.test(v) ? null : "expected an image reference such as us-docker.pkg.dev/my-project/agent-work/worker:1.0, without spaces")),
+  CLOUDRUN_SERVICE_ACCOUNT: optionalText((v) => (/^[^@\s]+@[^@\s]+\.iam\.gserviceaccount\.com$/.test(v) ? null : "expected a service account email such as agent-work-worker@my-project.iam.gserviceaccount.com")),
+  CLOUDRUN_CPU: oneOf("CLOUDRUN_CPU", ["1", "2", "4", "6", "8"] as const),
+  CLOUDRUN_MEMORY: text("CLOUDRUN_MEMORY", (v) => (/^\d+(Mi|Gi)$/.test(v) ? null : "expected a memory size such as 512Mi or 2Gi")),
+  CLOUDRUN_MAX_JOBS: integer("CLOUDRUN_MAX_JOBS", 1, 10_000),
+  CLOUDRUN_ENV_LABEL: text("CLOUDRUN_ENV_LABEL", (v) => (GCE_LABEL_VALUE.test(v) ? null : "expected a label value: 1 to 63 lowercase letters, digits, _ or -")),
+  CLOUDRUN_AGENT_SANDBOX: oneOf("CLOUDRUN_AGENT_SANDBOX", ["bwrap", "none"] as const),
   GITHUB_CLIENT_ID: optionalText((v) =>
     /^[A-Za-z0-9._-]{1,100}$/.test(v) ? null : "expected the Client ID from the GitHub App's settings page, such as Iv23liAbCdEf0123456789",
   ),
@@ -982,6 +1018,28 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
     else sshHostLabels = hosts.hosts.map((h) => h.labels);
   }
 
+  let cloudrun: CloudRunConfig | undefined;
+  if (values.CLOUDRUN_PROJECT !== undefined) {
+    if (values.CLOUDRUN_IMAGE === undefined) fail("CLOUDRUN_IMAGE", 'required with CLOUDRUN_PROJECT: the worker image, with node 20+, git and the worker script at /app/worker/agent-work-worker.mjs (see "Run on Cloud Run" in README.md)');
+    if (values.CLOUDRUN_SERVICE_ACCOUNT === undefined) fail("CLOUDRUN_SERVICE_ACCOUNT", "required with CLOUDRUN_PROJECT: the identity executions run as, which alone may read each job's input secret (see \"Run on Cloud Run\" in README.md)");
+    if (values.CLOUDRUN_IMAGE !== undefined && values.CLOUDRUN_SERVICE_ACCOUNT !== undefined) {
+      cloudrun = {
+        project: values.CLOUDRUN_PROJECT,
+        region: values.CLOUDRUN_REGION ?? "us-central1",
+        image: values.CLOUDRUN_IMAGE,
+        serviceAccount: values.CLOUDRUN_SERVICE_ACCOUNT,
+        cpu: values.CLOUDRUN_CPU ?? "1",
+        memory: values.CLOUDRUN_MEMORY ?? "2Gi",
+        maxJobs: values.CLOUDRUN_MAX_JOBS ?? 4,
+        envLabel: values.CLOUDRUN_ENV_LABEL ?? "default",
+        agentSandbox: values.CLOUDRUN_AGENT_SANDBOX ?? "none",
+      };
+    }
+  } else {
+    const stray = Object.keys(env).filter((name) => name.startsWith("CLOUDRUN_") && blankToUndefined(env[name]) !== undefined);
+    if (stray.length > 0) warnings.push(`${stray.join(", ")} ${stray.length === 1 ? "is" : "are"} set but CLOUDRUN_PROJECT is not, so the cloudrun backend is off and ${stray.length === 1 ? "it is" : "they are"} unused`);
+  }
+
   let k8s: K8sConfig | undefined;
   if (values.K8S_NAMESPACE !== undefined) {
     let kubeconfig: string | undefined;
@@ -1128,6 +1186,7 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
   if (routing.routingRules) config.routingRules = routing.routingRules;
   if (routing.backendCaps) config.backendCaps = routing.backendCaps;
   if (k8s !== undefined) config.k8s = k8s;
+  if (cloudrun !== undefined) config.cloudrun = cloudrun;
   if (signIn !== undefined) config.signIn = signIn;
   if (v.SESSION_SECRET !== undefined) config.sessionSecret = v.SESSION_SECRET;
   return { ok: true, config, warnings };
@@ -1232,6 +1291,7 @@ export function describeControllerConfig(config: ControllerConfig): Record<strin
     routingRules: config.routingRules ? describeRules(config.routingRules) : "(none: jobs that name no backend run on local)",
     backendCaps: config.backendCaps ? Object.entries(config.backendCaps).map(([name, cap]) => `${name}: ${describeBackendCap(cap)}`).join("; ") : "(none)",
     k8s: config.k8s ? JSON.stringify(config.k8s) : "(off: K8S_NAMESPACE not set)",
+    cloudrun: config.cloudrun ? JSON.stringify(config.cloudrun) : "(off: CLOUDRUN_PROJECT not set)",
     signIn: config.signIn
       ? JSON.stringify({ ...config.signIn, clientSecret: mask(config.signIn.clientSecret) })
       : "(off: GITHUB_CLIENT_ID not set; nobody can sign in to the job pages)",

@@ -1,4 +1,6 @@
-import type { GceConfig } from "../config/env.js";
+import { resourcesFor } from "../backends/cloudrun/build-run-job.js";
+import type { CloudRunConfig, GceConfig } from "../config/env.js";
+import { cloudRunRatePerHour } from "./cloudrun-price.js";
 import { estimate } from "./estimate.js";
 import { bundledPriceTable, type PriceTable } from "./price-table.js";
 
@@ -33,7 +35,14 @@ export function priceJob(
   input: { backend: string; machine?: string },
   gce: Pick<GceConfig, "zones" | "machineType" | "spot" | "diskGb" | "diskType"> | undefined,
   table: PriceTable = bundledPriceTable,
+  cloudrun?: Pick<CloudRunConfig, "region" | "cpu" | "memory">,
 ): JobPricing {
+  if (input.backend === "cloudrun") {
+    if (!cloudrun) throw new Error("the cloudrun backend is not configured (CLOUDRUN_PROJECT), so its jobs cannot be priced");
+    const size = resourcesFor(input.machine, { cpu: cloudrun.cpu, memory: cloudrun.memory });
+    const rate = cloudRunRatePerHour(size, cloudrun.region);
+    return { backend: "cloudrun", kind: "metered", spot: false, region: cloudrun.region, rateUsdPerHour: rate.usdPerHour, source: rate.source, label: `Cloud Run ${size.cpu} vCPU ${size.memory} in ${cloudrun.region}`, ...(input.machine ? { machineType: input.machine } : {}) };
+  }
   if (input.backend !== "gce") {
     const label = FREE[input.backend] ?? input.backend;
     return { backend: input.backend, kind: "free", spot: false, rateUsdPerHour: 0, source: "no cloud bill", label };
@@ -63,7 +72,7 @@ export function priceJob(
  */
 export function pricingOfWorker(worker: { meta: Record<string, string> }, fallback: JobPricing, table: PriceTable = bundledPriceTable): JobPricing {
   const { machineType, zone, provisioningModel } = worker.meta;
-  if (fallback.kind !== "metered" || !machineType || !zone) return fallback;
+  if (fallback.kind !== "metered" || fallback.backend !== "gce" || !machineType || !zone) return fallback;
   const region = worker.meta.region ?? regionOf(zone);
   const spot = provisioningModel ? provisioningModel === "SPOT" : fallback.spot;
   const diskGb = worker.meta.diskGb ? Number(worker.meta.diskGb) : fallback.diskGb;
@@ -75,6 +84,11 @@ export function pricingOfWorker(worker: { meta: Record<string, string> }, fallba
 /** What `seconds` on this pricing costs, split like the bill. */
 export function costOf(pricing: JobPricing, seconds: number, table: PriceTable = bundledPriceTable): { computeUsd: number; diskUsd: number; totalUsd: number } {
   if (pricing.kind === "free") return { computeUsd: 0, diskUsd: 0, totalUsd: 0 };
+  // A Cloud Run task is billed per second of its life at one rate: no disk, no machine type to look up.
+  if (pricing.backend === "cloudrun") {
+    const computeUsd = (pricing.rateUsdPerHour * seconds) / 3600;
+    return { computeUsd, diskUsd: 0, totalUsd: computeUsd };
+  }
   const e = estimate(
     { machineType: pricing.machineType!, region: pricing.region!, spot: pricing.spot, seconds, ...(pricing.diskGb ? { diskGb: pricing.diskGb, diskType: pricing.diskType } : {}) },
     table,

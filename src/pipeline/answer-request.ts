@@ -210,7 +210,7 @@ async function jobCost(deps: PipelineDeps, job: Job, now: number): Promise<strin
   }
   const seconds = (now - entry.startedAt) / 1000;
   try {
-    const pricing = priceJob({ backend: job.backend, machine: job.options.machine }, deps.config.gce, deps.priceTable);
+    const pricing = priceJob({ backend: job.backend, machine: job.options.machine }, deps.config.gce, deps.priceTable, deps.config.cloudrun);
     return `${formatUsd(costOf(pricing, seconds, deps.priceTable).totalUsd)} so far (${formatDuration(seconds)}; at most ${formatUsd(entry.reservedUsd)})`;
   } catch {
     return `${formatDuration(seconds)} of compute so far`;

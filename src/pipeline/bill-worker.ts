@@ -18,7 +18,7 @@ export async function billWorker(
   if (!(await deps.ledger.get(job.id))) return null;
   let pricing;
   try {
-    pricing = priceJob({ backend: job.backend, machine: job.options.machine }, deps.config.gce, deps.priceTable);
+    pricing = priceJob({ backend: job.backend, machine: job.options.machine }, deps.config.gce, deps.priceTable, deps.config.cloudrun);
   } catch (err) {
     // This controller cannot price that backend (its configuration changed since): say so; a
     // made-up price would be worse than the reservation standing.

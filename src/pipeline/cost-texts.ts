@@ -8,7 +8,7 @@ import type { AgentUsage } from "../cost/ledger.js";
 
 function pricingOf(deps: Pick<PipelineDeps, "config" | "priceTable">, job: Job): JobPricing | undefined {
   try {
-    return priceJob({ backend: job.backend, machine: job.options.machine }, deps.config.gce, deps.priceTable);
+    return priceJob({ backend: job.backend, machine: job.options.machine }, deps.config.gce, deps.priceTable, deps.config.cloudrun);
   } catch {
     return undefined;
   }

@@ -233,7 +233,7 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
   const meter = new AgentUsageMeter(config.model);
   publisher.modelUsage = () => meter.usage();
   let budgetStop: string | null = null;
-  const pricing = backend ? priceJob({ backend: job.backend, machine: job.options.machine }, deps.config.gce, deps.priceTable) : null;
+  const pricing = backend ? priceJob({ backend: job.backend, machine: job.options.machine }, deps.config.gce, deps.priceTable, deps.config.cloudrun) : null;
 
   /**
    * Destroys the worker and revokes the token as soon as the worker is done (reporting needs

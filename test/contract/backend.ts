@@ -1,5 +1,5 @@
 /**
- * The promises every backend keeps, run against each one (local, ssh, gce, k8s) by its own
+ * The promises every backend keeps, run against each one (local, ssh, gce, k8s, cloudrun) by its own
  * `*.test.ts`: the same cases, a different `make()`. The run cases use the real worker script, a
  * real git smart-HTTP server on 127.0.0.1 and the fake agent, so a backend passes only if a job
  * really clones, runs, pushes and can be stopped on it.

@@ -18,6 +18,6 @@ describe("the backend registry", () => {
     const on = (config: object) => BACKENDS.filter((b) => b.enabled(config as never)).map((b) => b.name);
     expect(on({})).toEqual(["local"]);
     expect(on({ localBackend: false })).toEqual([]);
-    expect(on({ localBackend: false, sshHostsFile: "/h.yml", gce: {}, k8s: {} })).toEqual(["ssh", "gce", "k8s"]);
+    expect(on({ localBackend: false, sshHostsFile: "/h.yml", gce: {}, k8s: {}, cloudrun: {} })).toEqual(["ssh", "gce", "k8s", "cloudrun"]);
   });
 });

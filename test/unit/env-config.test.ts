@@ -757,3 +757,32 @@ describe("LOCAL_BACKEND", () => {
     expect(!loaded.ok && loaded.errors.join("\n")).toMatch(/LOCAL_BACKEND.*no backend.*K8S_NAMESPACE, GCE_PROJECT or SSH_HOSTS_FILE/);
   });
 });
+
+describe("the cloudrun backend's configuration", () => {
+  const on = { CLOUDRUN_PROJECT: "my-project-123", CLOUDRUN_IMAGE: "us-docker.pkg.dev/my-project-123/agent-work/worker:1", CLOUDRUN_SERVICE_ACCOUNT: "agent-work-worker@my-project-123.iam.gserviceaccount.com" };
+
+  it("is on with a project, an image and a service account, with the documented defaults", () => {
+    expect(ok(loadControllerConfig(on)).config.cloudrun).toEqual({
+      project: "my-project-123",
+      region: "us-central1",
+      image: on.CLOUDRUN_IMAGE,
+      serviceAccount: on.CLOUDRUN_SERVICE_ACCOUNT,
+      cpu: "1",
+      memory: "2Gi",
+      maxJobs: 4,
+      envLabel: "default",
+      agentSandbox: "none",
+    });
+  });
+
+  it("asks for the image and the service account a project needs, and refuses a CPU count Cloud Run does not offer", () => {
+    expect(errors(loadControllerConfig({ CLOUDRUN_PROJECT: "my-project-123" })).join("\n")).toMatch(/CLOUDRUN_IMAGE[\s\S]*required with CLOUDRUN_PROJECT[\s\S]*CLOUDRUN_SERVICE_ACCOUNT/);
+    expect(errors(loadControllerConfig({ ...on, CLOUDRUN_CPU: "3" })).join("\n")).toMatch(/CLOUDRUN_CPU/);
+  });
+
+  it("is off unless CLOUDRUN_PROJECT is set, and says so when other CLOUDRUN_ variables are", () => {
+    const { config, warnings } = ok(loadControllerConfig({ CLOUDRUN_REGION: "europe-west1" }));
+    expect(config.cloudrun).toBeUndefined();
+    expect(warnings).toEqual([expect.stringMatching(/^CLOUDRUN_REGION is set but CLOUDRUN_PROJECT is not/)]);
+  });
+});

@@ -131,7 +131,7 @@ command: ["./scripts/agent.sh", "--task={prompt_file}"]
 
   it("accepts every backend name and says which exist for an unknown one (intake checks which are enabled)", () => {
     expect(fromYaml("backend: gce").ok).toBe(true);
-    expect(errorFor(fromYaml("backend: cloud"), "backend")).toBe("`cloud` is not a backend; available: `local`, `ssh`, `gce`, `k8s`");
+    expect(errorFor(fromYaml("backend: cloud"), "backend")).toBe("`cloud` is not a backend; available: `local`, `ssh`, `gce`, `k8s`, `cloudrun`");
   });
 
   it("leaves the backend unset when the file names none, for the controller's routing rules to pick", () => {
@@ -252,7 +252,7 @@ describe("formatRepoConfigErrors", () => {
         "**`.github/agent-work.yml` has 2 problems; fix them on the default branch and try again:**",
         "",
         "- `max_minute`: unknown setting; did you mean `max_minutes`?",
-        "- `backend`: `gcp` is not a backend; available: `local`, `ssh`, `gce`, `k8s`",
+        "- `backend`: `gcp` is not a backend; available: `local`, `ssh`, `gce`, `k8s`, `cloudrun`",
       ].join("\n"),
     );
   });

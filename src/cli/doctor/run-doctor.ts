@@ -41,7 +41,7 @@ export async function runDoctor(env: Record<string, string | undefined>, deps: D
     return done();
   }
   const { config } = loaded;
-  const enabled = [...(config.localBackend !== false ? ["local"] : []), ...(config.sshHostsFile ? ["ssh"] : []), ...(config.gce ? ["gce"] : []), ...(config.k8s ? ["k8s"] : [])];
+  const enabled = [...(config.localBackend !== false ? ["local"] : []), ...(config.sshHostsFile ? ["ssh"] : []), ...(config.gce ? ["gce"] : []), ...(config.k8s ? ["k8s"] : []), ...(config.cloudrun ? ["cloudrun"] : [])];
   add({ name: "configuration", status: "ok", detail: `valid; backends ${enabled.join(", ")}; store ${config.databaseUrl ? "PostgreSQL (DATABASE_URL)" : `SQLite in ${config.dataDir}`}` });
   for (const warning of loaded.warnings) add({ name: "configuration", status: "warn", detail: warning });
 
