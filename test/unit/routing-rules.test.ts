@@ -39,7 +39,7 @@ describe("routing rules", () => {
     expect(parsed.ok).toBe(false);
     expect(!parsed.ok && parsed.errors).toEqual([
       "rule 1: `backend` is required",
-      'rule 2: unknown backend "cloud"; expected one of local, ssh, gce, k8s',
+      'rule 2: unknown backend "cloud"; expected one of local, ssh, gce, k8s, cloudrun',
       'rule 3: repo "acme" is not an owner/name pattern such as "acme/*" or "acme/web"',
       'rule 4: size "big one" is not a size name such as large (letters, digits, . _ -)',
       'rule 5: ssh_labels only place jobs on ssh hosts; this rule sends jobs to "gce"',
@@ -140,7 +140,7 @@ describe("BACKEND_CAPS", () => {
     expect(parseBackendCaps("cloud=3,gce=0,ssh=x:1,k8s=2:lots,local=,gce=1")).toEqual({
       ok: false,
       errors: [
-        '"cloud=3": unknown backend "cloud"; expected one of local, ssh, gce, k8s',
+        '"cloud=3": unknown backend "cloud"; expected one of local, ssh, gce, k8s, cloudrun',
         '"gce=0": jobs at once "0" is not a whole number of at least 1',
         '"ssh=x:1": jobs at once "x" is not a whole number of at least 1',
         '"k8s=2:lots": "lots" is not an amount of US dollars such as 2.50',
@@ -172,7 +172,7 @@ describe("routing in the controller's configuration", () => {
       BACKEND_CAPS: "k8s=2,ssh=0",
     });
     expect(!loaded.ok && loaded.errors).toEqual([
-      'ROUTING_RULES="[{label: gpu, backend: gce}, {backend: cloud}]": rule 2: unknown backend "cloud"; expected one of local, ssh, gce, k8s',
+      'ROUTING_RULES="[{label: gpu, backend: gce}, {backend: cloud}]": rule 2: unknown backend "cloud"; expected one of local, ssh, gce, k8s, cloudrun',
       'BACKEND_CAPS="k8s=2,ssh=0": "ssh=0": jobs at once "0" is not a whole number of at least 1',
     ]);
     const off = loadControllerConfig({ ROUTING_RULES: "[{label: gpu, backend: gce}]", BACKEND_CAPS: "k8s=2" });
