@@ -16,7 +16,10 @@ export async function apiCallsBench(): Promise<BenchRow[]> {
   const interval = Number(CONTROLLER_ENV_VARS.find((v) => v.name === "STATUS_UPDATE_INTERVAL_SECONDS")!.default);
   // An agent that works for `minutes` (seconds here), saying so every "minute", then edits a file.
   const work = `for i in $(seq ${minutes}); do echo "working, minute $i"; sleep ${SCALE / 30}; done; echo done > WORK.md`;
-  const config = FAKE_AGENT_CONFIG(`max_minutes: ${minutes + 5}\n`).replace(/command: .*\n/, `command: ["sh", "-c", ${JSON.stringify(work)}, "sh", "{prompt_file}"]\n`);
+  const config = FAKE_AGENT_CONFIG(`max_minutes: ${minutes + 5}\n`).replace(
+    /command: .*\n/,
+    `command: ["sh", "-c", ${JSON.stringify(work)}, "sh", "{prompt_file}"]\n`,
+  );
   const h = await startHarness({
     repoConfigYaml: config,
     secondsPerMinute: 60 / SCALE,

@@ -158,7 +158,11 @@ export async function startController(options: StartOptions & { worker: "instant
 export async function startBareProbot(options: StartOptions): Promise<Target> {
   const { creds } = options;
   const port = await freePort();
-  const target = await startChild("bench/bare-probot-child.mjs", { APP_ID: String(creds.appId), PRIVATE_KEY: creds.privateKey, WEBHOOK_SECRET: creds.secret, PORT: String(port) }, options);
+  const target = await startChild(
+    "bench/bare-probot-child.mjs",
+    { APP_ID: String(creds.appId), PRIVATE_KEY: creds.privateKey, WEBHOOK_SECRET: creds.secret, PORT: String(port) },
+    options,
+  );
   return { ...target, figures: () => Promise.reject(new Error("bare Probot has no figures")) };
 }
 

@@ -48,7 +48,9 @@ export async function burstBench(): Promise<BenchRow[]> {
     const done = succeeded(figures.states);
     const lost = labels - sent.answered;
     const seen = [...github.first.comment.keys()].filter((n) => github.first.reaction.has(n)).length;
-    console.error(`burst: ${sent.answered}/${labels} answered in ${(sentFor / 1000).toFixed(1)} s (${JSON.stringify(sent.statuses)}, ${sent.errors} errors, ${sent.timeouts} timeouts); jobs ${JSON.stringify(figures.states)}; GitHub calls ${github.total()}: ${JSON.stringify(Object.fromEntries(github.calls))}`);
+    console.error(
+      `burst: ${sent.answered}/${labels} answered in ${(sentFor / 1000).toFixed(1)} s (${JSON.stringify(sent.statuses)}, ${sent.errors} errors, ${sent.timeouts} timeouts); jobs ${JSON.stringify(figures.states)}; GitHub calls ${github.total()}: ${JSON.stringify(Object.fromEntries(github.calls))}`,
+    );
     const rows: BenchRow[] = [
       {
         bench: `burst: ${labels} labels at once, GitHub +${latency} ms/call`,

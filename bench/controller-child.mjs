@@ -38,7 +38,17 @@ async function instant(_worker, input, onEvent) {
     if (step === "agent") onEvent({ type: "log", stream: "stdout", line: "edited README.md", at: Date.now() });
     onEvent({ type: "step", step, status: "finished", at: Date.now() });
   }
-  return { outcome: "pushed", branch: input.branch, headSha: "c".repeat(40), baseSha: "a".repeat(40), filesChanged: 1, agentExitCode: 0, message: "pushed", computeSeconds: 0.01, aborted: false };
+  return {
+    outcome: "pushed",
+    branch: input.branch,
+    headSha: "c".repeat(40),
+    baseSha: "a".repeat(40),
+    filesChanged: 1,
+    agentExitCode: 0,
+    message: "pushed",
+    computeSeconds: 0.01,
+    aborted: false,
+  };
 }
 
 const backend = {
@@ -75,14 +85,19 @@ const onSignal = (handler) => () => {
     process.exit(1);
   });
 };
-process.on("SIGUSR2", onSignal(async () => {
-  const m = process.memoryUsage();
-  const cpu = process.cpuUsage();
-  const mb = (v) => Math.round(v / 2 ** 20);
-  const states = await controller.store.countByState();
-  console.log(`FIGURES ${JSON.stringify({ running, p99: delay.percentile(99) / 1e6, mean: delay.mean / 1e6, max: delay.max / 1e6, heapUsed: mb(m.heapUsed), heapTotal: mb(m.heapTotal), external: mb(m.external), arrayBuffers: mb(m.arrayBuffers), cpuMs: (cpu.user + cpu.system) / 1000, states })}`);
-  delay.reset();
-}));
+process.on(
+  "SIGUSR2",
+  onSignal(async () => {
+    const m = process.memoryUsage();
+    const cpu = process.cpuUsage();
+    const mb = (v) => Math.round(v / 2 ** 20);
+    const states = await controller.store.countByState();
+    console.log(
+      `FIGURES ${JSON.stringify({ running, p99: delay.percentile(99) / 1e6, mean: delay.mean / 1e6, max: delay.max / 1e6, heapUsed: mb(m.heapUsed), heapTotal: mb(m.heapTotal), external: mb(m.external), arrayBuffers: mb(m.arrayBuffers), cpuMs: (cpu.user + cpu.system) / 1000, states })}`,
+    );
+    delay.reset();
+  }),
+);
 const profiler = process.env.BENCH_PROFILE ? new Session() : undefined;
 const post = (method, params) => new Promise((resolve, reject) => profiler.post(method, params, (err, res) => (err ? reject(err) : resolve(res))));
 if (profiler) {
@@ -90,9 +105,12 @@ if (profiler) {
   await post("Profiler.enable");
   await post("Profiler.start");
 }
-process.on("SIGTERM", onSignal(async () => {
-  if (profiler) writeFileSync(process.env.BENCH_PROFILE, JSON.stringify((await post("Profiler.stop")).profile));
-  await controller.close({ abort: true });
-  process.exit(0);
-}));
+process.on(
+  "SIGTERM",
+  onSignal(async () => {
+    if (profiler) writeFileSync(process.env.BENCH_PROFILE, JSON.stringify((await post("Profiler.stop")).profile));
+    await controller.close({ abort: true });
+    process.exit(0);
+  }),
+);
 console.log(`READY ${controller.url}`);

@@ -24,7 +24,12 @@ export interface FakeGitHubServer {
 }
 
 const routes: [string, RegExp, number, (m: RegExpMatchArray, id: number) => unknown][] = [
-  ["POST", /\/app\/installations\/\d+\/access_tokens$/, 201, () => ({ token: `ghs_${"b".repeat(36)}`, expires_at: new Date(Date.now() + 3600_000).toISOString() })],
+  [
+    "POST",
+    /\/app\/installations\/\d+\/access_tokens$/,
+    201,
+    () => ({ token: `ghs_${"b".repeat(36)}`, expires_at: new Date(Date.now() + 3600_000).toISOString() }),
+  ],
   ["GET", /\/collaborators\/([^/]+)\/permission$/, 200, (m) => ({ permission: "write", role_name: "write", user: { login: m[1] } })],
   // No `.github/agent-work.yml` in the repository nor in the owner's `.github`: the defaults apply.
   ["GET", /\/contents\/.+$/, 404, () => ({ message: "Not Found" })],

@@ -64,7 +64,9 @@ export async function footprintBench(): Promise<BenchRow[]> {
     const idle = rssMb(child.pid!);
     for (let i = 0; i < jobs; i += 25) {
       await Promise.all(
-        Array.from({ length: Math.min(25, jobs - i) }, (_, k) => deliver(url, creds.secret, "issues", labeledPayload({ number: i + k + 1, cloneUrl: "https://github.com/o/r.git" }))),
+        Array.from({ length: Math.min(25, jobs - i) }, (_, k) =>
+          deliver(url, creds.secret, "issues", labeledPayload({ number: i + k + 1, cloneUrl: "https://github.com/o/r.git" })),
+        ),
       );
     }
     const t0 = Date.now();

@@ -23,7 +23,10 @@ const PARTS: [string, RegExp][] = [
   ["Octokit: throttling and Bottleneck (plugin-retry makes one a request)", /node_modules\/(bottleneck|@octokit\/plugin-throttling)\//],
   ["Octokit: retry", /node_modules\/@octokit\/plugin-retry\//],
   ["Octokit: auth (auth-app, JWT)", /node_modules\/(@octokit\/auth-[^/]+|universal-github-app-jwt|toad-cache)\//],
-  ["Octokit: request, endpoint, hooks", /node_modules\/(@octokit\/(request|endpoint|core|request-error|plugin-rest-endpoint-methods|plugin-paginate-rest|openapi-types)|before-after-hook|probot\/lib\/octokit|@probot\/octokit-plugin-config|universal-user-agent)\//],
+  [
+    "Octokit: request, endpoint, hooks",
+    /node_modules\/(@octokit\/(request|endpoint|core|request-error|plugin-rest-endpoint-methods|plugin-paginate-rest|openapi-types)|before-after-hook|probot\/lib\/octokit|@probot\/octokit-plugin-config|universal-user-agent)\//,
+  ],
   ["fetch (undici)", /(node:internal\/deps\/undici|node_modules\/undici\/)/],
   ["webhook ingress (Probot, @octokit/webhooks)", /node_modules\/(probot|@octokit\/webhooks[^/]*|express|body-parser|raw-body|pino-http|router)\//],
   ["logging (pino)", /node_modules\/(pino|pino-std-serializers|fast-redact|sonic-boom|quick-format-unescaped|@pinojs[^/]*)\//],

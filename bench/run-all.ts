@@ -40,5 +40,7 @@ for (const [name, bench] of benches) {
   }
 }
 const cpu = os.cpus()[0]?.model ?? "unknown CPU";
-console.log(`\nagent-work benchmarks, ${new Date().toISOString().slice(0, 16)}Z, ${os.cpus().length} × ${cpu}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, load ${os.loadavg()[0]!.toFixed(1)}, took ${Math.round((Date.now() - started) / 1000)} s\n`);
+console.log(
+  `\nagent-work benchmarks, ${new Date().toISOString().slice(0, 16)}Z, ${os.cpus().length} × ${cpu}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, load ${os.loadavg()[0]!.toFixed(1)}, took ${Math.round((Date.now() - started) / 1000)} s\n`,
+);
 printRows(rows);

@@ -45,7 +45,12 @@ async function makeTarballs(dir: string): Promise<Tarball[]> {
     const file = path.join(dir, `${name}-1.0.0.tgz`);
     execFileSync("tar", ["-czf", file, "-C", path.join(dir, name), "package"]);
     const bytes = await readFile(file);
-    out.push({ name, file, integrity: `sha512-${createHash("sha512").update(bytes).digest("base64")}`, shasum: createHash("sha1").update(bytes).digest("hex") });
+    out.push({
+      name,
+      file,
+      integrity: `sha512-${createHash("sha512").update(bytes).digest("base64")}`,
+      shasum: createHash("sha1").update(bytes).digest("hex"),
+    });
   }
   return out;
 }
@@ -62,8 +67,15 @@ async function startRegistry(tarballs: Tarball[]) {
       const t = byName.get(tgz ? tgz[1]! : decodeURIComponent(url.pathname.slice(1)));
       if (!t) return void res.writeHead(404).end();
       if (tgz) return void readFile(t.file).then((b) => res.writeHead(200, { "content-type": "application/octet-stream" }).end(b));
-      const version = { name: t.name, version: "1.0.0", main: "index.js", dist: { tarball: `${base}/${t.name}/-/${t.name}-1.0.0.tgz`, integrity: t.integrity, shasum: t.shasum } };
-      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ name: t.name, "dist-tags": { latest: "1.0.0" }, versions: { "1.0.0": version } }));
+      const version = {
+        name: t.name,
+        version: "1.0.0",
+        main: "index.js",
+        dist: { tarball: `${base}/${t.name}/-/${t.name}-1.0.0.tgz`, integrity: t.integrity, shasum: t.shasum },
+      };
+      res
+        .writeHead(200, { "content-type": "application/json" })
+        .end(JSON.stringify({ name: t.name, "dist-tags": { latest: "1.0.0" }, versions: { "1.0.0": version } }));
     }, latencyMs);
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
@@ -77,7 +89,14 @@ async function runJob(root: string, jobId: string, spec: WorkerInput): Promise<{
   await mkdir(work, { recursive: true });
   const events: ProgressEvent[] = [];
   const parser = createProgressParser((e) => events.push(e));
-  const child = execa(process.execPath, [workerScriptPath], { cwd: work, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: path.dirname(work), LANG: "C.UTF-8" }, extendEnv: false, input: JSON.stringify({ ...spec, jobId }) + "\n", reject: false, buffer: false });
+  const child = execa(process.execPath, [workerScriptPath], {
+    cwd: work,
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: path.dirname(work), LANG: "C.UTF-8" },
+    extendEnv: false,
+    input: JSON.stringify({ ...spec, jobId }) + "\n",
+    reject: false,
+    buffer: false,
+  });
   child.stdout!.on("data", (c: Buffer) => parser.push(c));
   await child;
   parser.end();
@@ -85,7 +104,8 @@ async function runJob(root: string, jobId: string, spec: WorkerInput): Promise<{
   const at = (status: string) => events.find((e) => e.type === "step" && e.step === "setup" && e.status === status)?.at;
   const lines = events.flatMap((e) => (e.type === "log" ? [`${e.stream}: ${e.line}`] : []));
   const [started, finished] = [at("started"), at("finished")];
-  if (!result || started === undefined || finished === undefined) throw new Error(`setup did not finish: ${result?.message ?? "no result"}; ${lines.slice(-5).join(" | ")}`);
+  if (!result || started === undefined || finished === undefined)
+    throw new Error(`setup did not finish: ${result?.message ?? "no result"}; ${lines.slice(-5).join(" | ")}`);
   return { result, setupMs: finished - started, lines };
 }
 

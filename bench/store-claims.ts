@@ -116,7 +116,10 @@ async function seedQueued(db: Kysely<Database>, count: number): Promise<void> {
         updated_at: now,
       };
     });
-    await db.insertInto("jobs").values(rows as never).execute();
+    await db
+      .insertInto("jobs")
+      .values(rows as never)
+      .execute();
   }
 }
 
@@ -167,14 +170,23 @@ async function perJobOverhead(kind: Kind): Promise<{ mean: number; p95: number }
       await store.releaseLease(job.id, "me");
       // Run: claimed, reserved, a worker, running with heartbeats and log lines, reported, billed.
       await store.claim(["queued"], "me", 60_000, 20);
-      await ledger.reserve({ jobId: job.id, repoId: job.repoId, repoFullName: "Codertocat/Hello-World", pricing, ceilingUsd: costOf(pricing, 1800).totalUsd, budgets });
+      await ledger.reserve({
+        jobId: job.id,
+        repoId: job.repoId,
+        repoFullName: "Codertocat/Hello-World",
+        pricing,
+        ceilingUsd: costOf(pricing, 1800).totalUsd,
+        budgets,
+      });
       await store.transition(job.id, "queued", "provisioning", { startedAt: Date.now(), deadlineAt: Date.now() + 1_800_000 });
       await store.update(job.id, { worker: { id: `w-${job.id}`, backend: "local", jobId: job.id, createdAt: Date.now(), meta: {} } });
       await store.transition(job.id, "provisioning", "running");
       for (let k = 0; k < 20; k++) logs.append(job.id, "stdout", `working on step ${k}`);
       await store.renewLease(job.id, "me", 60_000);
       await logs.flush();
-      await store.transition(job.id, "running", "reporting", { result: { outcome: "no_changes", message: "nothing to change", computeSeconds: 60, aborted: false } });
+      await store.transition(job.id, "running", "reporting", {
+        result: { outcome: "no_changes", message: "nothing to change", computeSeconds: 60, aborted: false },
+      });
       await ledger.billWorker(job.id, { id: `w-${job.id}`, createdAt: Date.now() - 60_000 }, Date.now(), pricing);
       await ledger.finalize(job.id);
       await store.transition(job.id, "reporting", "succeeded", { finishedAt: Date.now(), computeSeconds: 60 });
@@ -209,7 +221,13 @@ export async function storeClaimsBench(): Promise<BenchRow[]> {
         met: overhead.mean <= OVERHEAD_GOAL_MS,
       });
     } catch (err) {
-      rows.push({ bench: `store-claims: ${kind}`, figure: "did not run", reference: err instanceof Error ? err.message.split("\n")[0]! : String(err), goal: "-", met: false });
+      rows.push({
+        bench: `store-claims: ${kind}`,
+        figure: "did not run",
+        reference: err instanceof Error ? err.message.split("\n")[0]! : String(err),
+        goal: "-",
+        met: false,
+      });
     }
   }
   return rows;

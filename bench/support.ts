@@ -9,7 +9,11 @@ import { freePort } from "../test/support/harness.js";
 export { freePort };
 
 export function appCredentials() {
-  const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048, privateKeyEncoding: { type: "pkcs8", format: "pem" }, publicKeyEncoding: { type: "spki", format: "pem" } });
+  const { privateKey } = generateKeyPairSync("rsa", {
+    modulusLength: 2048,
+    privateKeyEncoding: { type: "pkcs8", format: "pem" },
+    publicKeyEncoding: { type: "spki", format: "pem" },
+  });
   return { appId: 1234, privateKey, secret: randomBytes(32).toString("hex") };
 }
 

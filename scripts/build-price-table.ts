@@ -32,14 +32,10 @@ const Source = z.object({
   compute: z.object({
     instance: z.record(
       z.object({
-        cost: z
-          .record(z.object({ hour: z.number().optional(), hour_spot: z.number().optional() }))
-          .optional(),
+        cost: z.record(z.object({ hour: z.number().optional(), hour_spot: z.number().optional() })).optional(),
       }),
     ),
-    storage: z.record(
-      z.object({ type: z.string().optional(), cost: z.record(z.object({ month: z.number().optional() })) }),
-    ),
+    storage: z.record(z.object({ type: z.string().optional(), cost: z.record(z.object({ month: z.number().optional() })) })),
   }),
 });
 

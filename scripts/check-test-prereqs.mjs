@@ -67,7 +67,9 @@ if (missing.length > 0) {
   const ok = apt(how, ["update", "-qq"]) && apt(how, [...APT_INSTALL, ...pkgs]);
   const still = missingNow();
   if (!ok || still.length > 0) {
-    console.error(`Could not install ${packagesOf(still.length > 0 ? still : missing).join(" ")} (apt-get ${ok ? "succeeded but they are still missing" : "failed"}); install them by hand and run npm test again.`);
+    console.error(
+      `Could not install ${packagesOf(still.length > 0 ? still : missing).join(" ")} (apt-get ${ok ? "succeeded but they are still missing" : "failed"}); install them by hand and run npm test again.`,
+    );
     process.exit(1);
   }
   console.error(`Installed ${pkgs.join(" ")}.`);

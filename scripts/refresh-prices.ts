@@ -74,10 +74,7 @@ async function main(): Promise<void> {
     const lister: CatalogSkuLister = client;
     const result = await refreshPriceTable(lister, base);
     writeFileSync(outPath, renderPriceTable(result.table));
-    console.log(
-      `Wrote ${outPath}: e2 prices refreshed from the Cloud Billing Catalog over ${basePath ?? "the bundled table"} ` +
-        `(${base.source.file}).`,
-    );
+    console.log(`Wrote ${outPath}: e2 prices refreshed from the Cloud Billing Catalog over ${basePath ?? "the bundled table"} ` + `(${base.source.file}).`);
     console.log(`  ${result.updated} prices recomputed from catalog rates, ${result.unchanged} carried over as they were.`);
     for (const line of movedSummary(base, result.table)) console.log(`  ${line}`);
     if (result.notes.length > 0) {
@@ -138,12 +135,8 @@ function movedSummary(base: PriceTable, table: PriceTable): string[] {
   if (moves.length === 0) return ["No price moved."];
   moves.sort((a, b) => Math.abs(b.rel) - Math.abs(a.rel));
   const pct = (rel: number) => `${rel >= 0 ? "+" : ""}${(rel * 100).toFixed(1)}%`;
-  return [
-    `${moves.length} prices moved; the largest:`,
-    ...moves.slice(0, 5).map((m) => `  ${m.what}: $${m.from}/h → $${m.to}/h (${pct(m.rel)})`),
-  ];
+  return [`${moves.length} prices moved; the largest:`, ...moves.slice(0, 5).map((m) => `  ${m.what}: $${m.from}/h → $${m.to}/h (${pct(m.rel)})`)];
 }
-
 
 main().catch((err: unknown) => {
   console.error(err instanceof Error ? err.message : String(err));

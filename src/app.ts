@@ -42,10 +42,16 @@ export function agentWorkApp(
     };
     // Each handler reads its delivery through the schema the ingress checked (src/handlers/handled-payloads.ts).
     app.on("issues.labeled", (context) => recordLabeledIssue(recordDeps, handledDelivery("issues.labeled", context)));
-    app.on("issue_comment.created", (context) => recordCommentCommand({ ...recordDeps, requests: deps.requests }, handledDelivery("issue_comment.created", context)));
+    app.on("issue_comment.created", (context) =>
+      recordCommentCommand({ ...recordDeps, requests: deps.requests }, handledDelivery("issue_comment.created", context)),
+    );
     const reviewDeps = { ...recordDeps, requests: deps.requests };
-    app.on("pull_request_review_comment.created", (context) => recordReviewCommand(reviewDeps, "pull_request_review_comment.created", handledDelivery("pull_request_review_comment.created", context)));
-    app.on("pull_request_review.submitted", (context) => recordReviewCommand(reviewDeps, "pull_request_review.submitted", handledDelivery("pull_request_review.submitted", context)));
+    app.on("pull_request_review_comment.created", (context) =>
+      recordReviewCommand(reviewDeps, "pull_request_review_comment.created", handledDelivery("pull_request_review_comment.created", context)),
+    );
+    app.on("pull_request_review.submitted", (context) =>
+      recordReviewCommand(reviewDeps, "pull_request_review.submitted", handledDelivery("pull_request_review.submitted", context)),
+    );
     const actionDeps = { ...recordDeps, requests: deps.requests, appId: deps.config.appId ?? 0 };
     app.on("check_run.requested_action", (context) => recordCheckRunAction(actionDeps, handledDelivery("check_run.requested_action", context)));
     app.on("check_run.rerequested", (context) => recordCheckRunAction(actionDeps, handledDelivery("check_run.rerequested", context)));

@@ -37,7 +37,9 @@ export function missingHostTools(
   }
   const utils = ["prlimit", ...(asRoot ? ["setpriv", "unshare"] : [])].filter((bin) => !has(bin));
   if (utils.length > 0) {
-    missing.push(`${utils.join(", ")} not found (apt-get install -y util-linux); the sandbox limits the agent's memory and processes with ${utils.length === 1 ? "it" : "them"}`);
+    missing.push(
+      `${utils.join(", ")} not found (apt-get install -y util-linux); the sandbox limits the agent's memory and processes with ${utils.length === 1 ? "it" : "them"}`,
+    );
   }
   if (missing.length === 0) {
     const failed = probe(asRoot);

@@ -113,7 +113,9 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const outbox = new OutboxStore(db, now);
   const logs = new JobLog(db, now);
   // The warm pool costs money every hour: the hourly budget and /metrics both count it.
-  const poolIdleUsdPerHour = config.gce?.pool?.length ? poolIdleCost(config.gce.pool, { diskGb: config.gce.diskGb, diskType: config.gce.diskType, park: config.gce.poolPark ?? "suspend" }, priceTable).usdPerHour : 0;
+  const poolIdleUsdPerHour = config.gce?.pool?.length
+    ? poolIdleCost(config.gce.pool, { diskGb: config.gce.diskGb, diskType: config.gce.diskType, park: config.gce.poolPark ?? "suspend" }, priceTable).usdPerHour
+    : 0;
   const ledger = new Ledger(db, now, priceTable, poolIdleUsdPerHour);
   const metrics = createMetrics(() => store.countByState(), { repoLabels: config.metrics?.repoLabels ?? false, poolIdleUsdPerHour });
   const onApiCall: ApiCallObserver = (call) => {
@@ -144,7 +146,25 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const appHandlers: RequestHandler[] = [];
   await probot.load(
     agentWorkApp(
-      { store, requests, outbox, logs, ledger, priceTable, backends, config: { ...config, agentEnv }, redactor, log, metrics, now, owner, secondsPerMinute: options.secondsPerMinute ?? 60, sealer: workerTokenSealer(config.privateKey), githubFetch, ...(options.onStep ? { onStep: options.onStep } : {}) },
+      {
+        store,
+        requests,
+        outbox,
+        logs,
+        ledger,
+        priceTable,
+        backends,
+        config: { ...config, agentEnv },
+        redactor,
+        log,
+        metrics,
+        now,
+        owner,
+        secondsPerMinute: options.secondsPerMinute ?? 60,
+        sealer: workerTokenSealer(config.privateKey),
+        githubFetch,
+        ...(options.onStep ? { onStep: options.onStep } : {}),
+      },
       (s, g) => {
         scheduler = s;
         github = g;
@@ -214,7 +234,10 @@ export async function startController(options: ControllerOptions): Promise<Contr
   }
   const address = httpServer.address();
   const port = typeof address === "object" && address ? address.port : config.port;
-  log.info({ port, metrics: metricsServer?.url ?? "off", dataDir: config.dataDir, store: config.databaseUrl ? "postgres" : "sqlite", owner }, "agent-work controller started");
+  log.info(
+    { port, metrics: metricsServer?.url ?? "off", dataDir: config.dataDir, store: config.databaseUrl ? "postgres" : "sqlite", owner },
+    "agent-work controller started",
+  );
 
   return {
     probot,

@@ -13,10 +13,14 @@ export function probeSandbox(asRoot = process.getuid?.() === 0): string | null {
   const system = ["--ro-bind", "/usr", "/usr", ...["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc"].flatMap((d) => ["--ro-bind-try", d, d])];
   const shape = asRoot ? ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net"] : ["--unshare-all"];
   const inner = asRoot ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--no-new-privs", "--", "unshare", "--user", "--", "true"] : ["true"];
-  const r = spawnSync("bwrap", ["--die-with-parent", "--new-session", ...shape, ...system, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--", ...inner], {
-    encoding: "utf8",
-    timeout: 15_000,
-  });
+  const r = spawnSync(
+    "bwrap",
+    ["--die-with-parent", "--new-session", ...shape, ...system, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--", ...inner],
+    {
+      encoding: "utf8",
+      timeout: 15_000,
+    },
+  );
   if (r.status === 0) return null;
   const said = (r.error?.message ?? r.stderr ?? "").trim().split("\n")[0] || `exit ${r.status ?? r.signal}`;
   const inContainer = existsSync("/.dockerenv") || existsSync("/run/.containerenv");

@@ -18,10 +18,13 @@ export function stopOnSignals(controller: Controller, options: { graceMs?: numbe
     }
     stopping = true;
     controller.log.info({ signal }, "stopping: no new jobs are claimed; running jobs go back to the queue");
-    const overrun = setTimeout(() => {
-      controller.log.error("shutdown overran its bound: exiting now");
-      exit(1);
-    }, (graceMs ?? DEFAULT_SHUTDOWN_GRACE_MS) + 10_000);
+    const overrun = setTimeout(
+      () => {
+        controller.log.error("shutdown overran its bound: exiting now");
+        exit(1);
+      },
+      (graceMs ?? DEFAULT_SHUTDOWN_GRACE_MS) + 10_000,
+    );
     overrun.unref();
     controller.shutdown(graceMs === undefined ? {} : { graceMs }).then(
       ({ handedBack, unfinished }) => {

@@ -83,7 +83,11 @@ async function main() {
   const token = input.token;
   // The model key the egress proxy adds for the agent is a secret too: it never reaches stdout.
   const proxyKeys = input.sandbox.kind === "bwrap" ? (input.sandbox.egress?.credentials ?? []).map((c) => c.value) : [];
-  setSecrets([...(token ? [token, encodeURIComponent(token), Buffer.from(`x-access-token:${token}`).toString("base64")] : []), ...proxyKeys, ...fetchedSecrets]);
+  setSecrets([
+    ...(token ? [token, encodeURIComponent(token), Buffer.from(`x-access-token:${token}`).toString("base64")] : []),
+    ...proxyKeys,
+    ...fetchedSecrets,
+  ]);
   for (const s of ["SIGTERM", "SIGINT", "SIGHUP"]) process.on(s, () => stop(s));
 
   let result;

@@ -22,6 +22,6 @@ say("found it: the greeting has no space after the comma and shouts");
 fs.writeFileSync("greet.js", source.replace("Hello,${name}!", "Hello, ${name}."));
 await pause(800);
 say("ran the check: node test.js");
-say("ok: greet(\"Mona\") is \"Hello, Mona.\"");
+say('ok: greet("Mona") is "Hello, Mona."');
 await pause(500);
 say("done: 1 file changed");

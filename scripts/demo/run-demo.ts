@@ -29,7 +29,8 @@ const out = (line = "") => process.stdout.write(`${line}\n`);
 const DEMO_FILES = {
   "README.md": "# greeter\n\nSays hello. `node test.js` checks it.\n",
   "greet.js": "export function greet(name) {\n  return `Hello,${name}!`;\n}\n",
-  "test.js": 'import { greet } from "./greet.js";\nconst got = greet("Mona");\nif (got !== "Hello, Mona.") throw new Error(`greet("Mona") is ${JSON.stringify(got)}`);\nconsole.log("ok");\n',
+  "test.js":
+    'import { greet } from "./greet.js";\nconst got = greet("Mona");\nif (got !== "Hello, Mona.") throw new Error(`greet("Mona") is ${JSON.stringify(got)}`);\nconsole.log("ok");\n',
 };
 const ISSUE = {
   title: "The greeting has no space and shouts",
@@ -43,7 +44,10 @@ function repoConfig(): string {
 
 /** A real agent's settings from your environment: AGENT_ENV_PASSTHROUGH and the variables it names. */
 function passedThrough(): Record<string, string> {
-  const names = (process.env.AGENT_ENV_PASSTHROUGH ?? "").split(",").map((n) => n.trim()).filter(Boolean);
+  const names = (process.env.AGENT_ENV_PASSTHROUGH ?? "")
+    .split(",")
+    .map((n) => n.trim())
+    .filter(Boolean);
   const env: Record<string, string> = {};
   for (const name of ["AGENT_ENV_PASSTHROUGH", ...names]) if (process.env[name] !== undefined) env[name] = process.env[name]!;
   return env;
@@ -61,7 +65,13 @@ async function main(): Promise<void> {
     secondsPerMinute: 60,
     files: DEMO_FILES,
     repoConfigYaml: repoConfig(),
-    env: { ...oauth.env(), LOG_LEVEL: "warn", SANDBOX_RO_BINDS: DEMO_DIR, ...(process.env.DEMO_SANDBOX_RO_BINDS ? { SANDBOX_RO_BINDS: `${DEMO_DIR},${process.env.DEMO_SANDBOX_RO_BINDS}` } : {}), ...passedThrough() },
+    env: {
+      ...oauth.env(),
+      LOG_LEVEL: "warn",
+      SANDBOX_RO_BINDS: DEMO_DIR,
+      ...(process.env.DEMO_SANDBOX_RO_BINDS ? { SANDBOX_RO_BINDS: `${DEMO_DIR},${process.env.DEMO_SANDBOX_RO_BINDS}` } : {}),
+      ...passedThrough(),
+    },
   });
   let closing = false;
   const close = async (code: number) => {
@@ -121,17 +131,27 @@ async function main(): Promise<void> {
   const status = [...h.github.comments.values()].at(-1);
   if (status) {
     out(bold("Status comment on issue #1:"));
-    for (const line of status.replace(/<!--[\s\S]*?-->/g, "").trim().split("\n")) out(`  ${line}`);
+    for (const line of status
+      .replace(/<!--[\s\S]*?-->/g, "")
+      .trim()
+      .split("\n"))
+      out(`  ${line}`);
   }
   const pr = h.github.pulls.at(-1);
   // The request that opened it holds the title and body the controller wrote.
   const opened = h.github.calls.filter((c) => c.method === "POST" && c.route.endsWith("/pulls")).at(-1)?.body;
   if (pr) {
     out(`${bold(`Pull request #${pr.number}`)}: ${opened?.title ?? ""}${pr.draft ? " (draft)" : ""}  ${dim(`${pr.head.ref} → ${pr.base.ref}`)}`);
-    for (const line of String(opened?.body ?? "").replace(/<!--[\s\S]*?-->/g, "").trim().split("\n").slice(0, 12)) out(`  ${line}`);
+    for (const line of String(opened?.body ?? "")
+      .replace(/<!--[\s\S]*?-->/g, "")
+      .trim()
+      .split("\n")
+      .slice(0, 12))
+      out(`  ${line}`);
     out(bold("Its diff:"));
     const diff = execFileSync("git", ["--git-dir", h.seeded.dir, "diff", `refs/heads/${DEFAULT_BRANCH}`, `refs/heads/${pr.head.ref}`], { encoding: "utf8" });
-    for (const line of diff.trimEnd().split("\n")) out(`  ${line.startsWith("+") && !line.startsWith("+++") ? color(32, line) : line.startsWith("-") && !line.startsWith("---") ? color(31, line) : line}`);
+    for (const line of diff.trimEnd().split("\n"))
+      out(`  ${line.startsWith("+") && !line.startsWith("+++") ? color(32, line) : line.startsWith("-") && !line.startsWith("---") ? color(31, line) : line}`);
   } else {
     out("No pull request was opened: the status comment above says why.");
   }

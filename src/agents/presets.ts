@@ -85,7 +85,16 @@ export function agentCommand(preset: AgentPreset, opts: AgentCommandOptions): Ag
       };
     case "aider":
       return {
-        argv: ["aider", "--yes-always", "--no-auto-commits", "--no-gitignore", ...(model ? ["--model", model] : []), ...extra, "--message-file", PROMPT_FILE_PLACEHOLDER],
+        argv: [
+          "aider",
+          "--yes-always",
+          "--no-auto-commits",
+          "--no-gitignore",
+          ...(model ? ["--model", model] : []),
+          ...extra,
+          "--message-file",
+          PROMPT_FILE_PLACEHOLDER,
+        ],
         promptOnStdin: false,
       };
     case "opencode":

@@ -81,8 +81,12 @@ export const BACKENDS: readonly BackendEntry[] = [
       ]);
       const g = config.gce!;
       const jobSecrets =
-        g.tokenDelivery === "secret-manager" ? createJobSecrets({ project: g.project, serviceAccount: g.serviceAccount, envLabel: g.envLabel, clock: realClock }) : undefined;
-      const backend = gce.create(gceOptionsFromConfig(g, { log: log.child({ name: "gce-backend" }), sshPool: new SshPool(), ...(jobSecrets ? { jobSecrets } : {}) }));
+        g.tokenDelivery === "secret-manager"
+          ? createJobSecrets({ project: g.project, serviceAccount: g.serviceAccount, envLabel: g.envLabel, clock: realClock })
+          : undefined;
+      const backend = gce.create(
+        gceOptionsFromConfig(g, { log: log.child({ name: "gce-backend" }), sshPool: new SshPool(), ...(jobSecrets ? { jobSecrets } : {}) }),
+      );
       return { backend, close: () => backend.close() };
     },
   },
@@ -122,7 +126,6 @@ export const BACKENDS: readonly BackendEntry[] = [
     },
   },
 ];
-
 
 /** The backend module of this name, loaded, or undefined for a name this build does not know. */
 export async function loadBackendModule(name: string): Promise<BackendModule<any> | undefined> {

@@ -21,10 +21,20 @@ const STORE_COMMANDS: Record<string, Command & { run: (ctx: CliContext, argv: st
   jobs: {
     usage: "jobs [--state S] [--repo owner/name] [--limit N] [--json]",
     summary: "list jobs, newest first",
-    help: ["--state S          only jobs in state S (queued, running, succeeded, failed, …)", "--repo owner/name  only jobs of that repository", "--limit N          at most N jobs (default 50)", "--json             the jobs as JSON"],
+    help: [
+      "--state S          only jobs in state S (queued, running, succeeded, failed, …)",
+      "--repo owner/name  only jobs of that repository",
+      "--limit N          at most N jobs (default 50)",
+      "--json             the jobs as JSON",
+    ],
     run: jobsCommand,
   },
-  show: { usage: "show <id> [--json]", summary: "a job and its events", help: ["<id>    the job's id (the first column of `jobs`)", "--json  the job and its events as JSON"], run: showCommand },
+  show: {
+    usage: "show <id> [--json]",
+    summary: "a job and its events",
+    help: ["<id>    the job's id (the first column of `jobs`)", "--json  the job and its events as JSON"],
+    run: showCommand,
+  },
   cancel: {
     usage: "cancel <id>",
     summary: "cancel a job; a running job's worker is destroyed",
@@ -85,7 +95,13 @@ export function usage(): string {
 }
 
 function commandHelp(name: string, command: Command): string {
-  return [`usage: agent-work ${command.usage}`, "", `${command.summary[0]!.toUpperCase()}${command.summary.slice(1)}.`, "", ...command.help.map((l) => `  ${l}`)].join("\n");
+  return [
+    `usage: agent-work ${command.usage}`,
+    "",
+    `${command.summary[0]!.toUpperCase()}${command.summary.slice(1)}.`,
+    "",
+    ...command.help.map((l) => `  ${l}`),
+  ].join("\n");
 }
 
 /** Runs one command line; returns the exit code (0 ok, 1 failed, 2 bad usage or configuration). */

@@ -25,9 +25,30 @@ export const FLAG_HELP: Record<FlagName, string> = {
 };
 
 export const COMMANDS: readonly CommandSpec[] = [
-  { verb: "run", aliases: [], usage: "/agent run [flags] [instructions…]", does: "starts the agent on this issue or pull request, with your instructions added to the prompt", who: "write", flags: ["backend", "machine", "max-minutes", "model"] },
-  { verb: "ask", aliases: [], usage: "/agent ask [flags] <question…>", does: "the agent reads the code and answers your question in a comment; it changes and pushes nothing (its token can only read)", who: "write", flags: ["backend", "machine", "max-minutes", "model"] },
-  { verb: "stop", aliases: ["cancel"], usage: "/agent stop", does: "stops the running job (its worker is destroyed) or takes a queued one off the queue", who: "write", flags: [] },
+  {
+    verb: "run",
+    aliases: [],
+    usage: "/agent run [flags] [instructions…]",
+    does: "starts the agent on this issue or pull request, with your instructions added to the prompt",
+    who: "write",
+    flags: ["backend", "machine", "max-minutes", "model"],
+  },
+  {
+    verb: "ask",
+    aliases: [],
+    usage: "/agent ask [flags] <question…>",
+    does: "the agent reads the code and answers your question in a comment; it changes and pushes nothing (its token can only read)",
+    who: "write",
+    flags: ["backend", "machine", "max-minutes", "model"],
+  },
+  {
+    verb: "stop",
+    aliases: ["cancel"],
+    usage: "/agent stop",
+    does: "stops the running job (its worker is destroyed) or takes a queued one off the queue",
+    who: "write",
+    flags: [],
+  },
   { verb: "retry", aliases: [], usage: "/agent retry", does: "starts a new job with the inputs of the last one", who: "write", flags: [] },
   { verb: "status", aliases: [], usage: "/agent status", does: "answers with the job's state, current step and cost so far", who: "anyone", flags: [] },
   { verb: "cost", aliases: [], usage: "/agent cost", does: "answers with this job's cost and the repository's total this month", who: "anyone", flags: [] },

@@ -38,7 +38,10 @@ export function parseCommand(body: string | null | undefined): ParsedCommand | n
   const [word = "", ...after] = words.split(/\s+/);
   const spec = findCommand(word);
   if (!spec) {
-    const suggestion = closest(word.toLowerCase(), COMMANDS.flatMap((c) => [c.verb, ...c.aliases]));
+    const suggestion = closest(
+      word.toLowerCase(),
+      COMMANDS.flatMap((c) => [c.verb, ...c.aliases]),
+    );
     return { ok: false, error: "unknown_verb", word: word.slice(0, 40), ...(suggestion ? { suggestion } : {}), line };
   }
 
@@ -71,18 +74,34 @@ export function parseCommand(body: string | null | undefined): ParsedCommand | n
       // A model name may name its provider (`anthropic/claude-sonnet-4-5`); it lands in argv after
       // `--model`, so no leading dash. Whether the repository allows it is the config's to say.
       if (!/^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,99}$/.test(value)) {
-        return { ok: false, error: "bad_flag", message: `\`--model\` takes a model name of letters, digits and \`. _ : / @ + -\`, not \`${value.slice(0, 20)}\``, line };
+        return {
+          ok: false,
+          error: "bad_flag",
+          message: `\`--model\` takes a model name of letters, digits and \`. _ : / @ + -\`, not \`${value.slice(0, 20)}\``,
+          line,
+        };
       }
       flags.model = value;
     } else if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(value)) {
-      return { ok: false, error: "bad_flag", message: `\`--${name}\` takes a name of letters, digits, \`.\`, \`_\` and \`-\`, not \`${value.slice(0, 20)}\``, line };
+      return {
+        ok: false,
+        error: "bad_flag",
+        message: `\`--${name}\` takes a name of letters, digits, \`.\`, \`_\` and \`-\`, not \`${value.slice(0, 20)}\``,
+        line,
+      };
     } else if (name === "backend") {
       flags.backend = value;
     } else {
       flags.machine = value;
     }
   }
-  const instructions = spec.verb === "run" || spec.verb === "ask" ? [after.slice(i).join(" "), rest].filter((s) => s.trim() !== "").join("\n").trim() : "";
+  const instructions =
+    spec.verb === "run" || spec.verb === "ask"
+      ? [after.slice(i).join(" "), rest]
+          .filter((s) => s.trim() !== "")
+          .join("\n")
+          .trim()
+      : "";
   if (spec.verb === "ask" && instructions === "") return { ok: false, error: "bad_flag", message: "`/agent ask` needs a question after it", line };
   return { ok: true, verb: spec.verb, flags, instructions, line };
 }

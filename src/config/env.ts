@@ -200,9 +200,7 @@ export interface CloudRunConfig {
   agentSandbox: "bwrap" | "none";
 }
 
-export type LoadControllerConfigResult =
-  | { ok: true; config: ControllerConfig; warnings: string[] }
-  | { ok: false; errors: string[] };
+export type LoadControllerConfigResult = { ok: true; config: ControllerConfig; warnings: string[] } | { ok: false; errors: string[] };
 
 const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal"] as const;
 type LogLevel = (typeof LOG_LEVELS)[number];
@@ -234,113 +232,510 @@ export interface ControllerEnvVar {
 
 export const CONTROLLER_ENV_VARS: readonly ControllerEnvVar[] = [
   { name: "APP_ID", secret: false, description: "The GitHub App's id. Leave unset to serve the setup page that registers the app from app.yml." },
-  { name: "PRIVATE_KEY", secret: true, description: "The GitHub App's private key (PEM); newlines may be written as \\n. Set this or PRIVATE_KEY_PATH, not both." },
+  {
+    name: "PRIVATE_KEY",
+    secret: true,
+    description: "The GitHub App's private key (PEM); newlines may be written as \\n. Set this or PRIVATE_KEY_PATH, not both.",
+  },
   { name: "PRIVATE_KEY_PATH", secret: false, description: "Path of a file holding the GitHub App's private key (PEM), instead of PRIVATE_KEY." },
   { name: "WEBHOOK_SECRET", secret: true, description: "The GitHub App's webhook secret; required with APP_ID; use at least 32 random characters." },
   { name: "GHE_HOST", secret: false, description: "GitHub Enterprise Server host name (e.g. github.example.com); unset for github.com." },
   { name: "GHE_PROTOCOL", secret: false, default: "https", description: "Protocol for GHE_HOST: https or http." },
-  { name: "PORT", secret: false, default: "3000", description: "Port the webhook server and job pages listen on (/metrics is not served there: see METRICS_PORT)." },
+  {
+    name: "PORT",
+    secret: false,
+    default: "3000",
+    description: "Port the webhook server and job pages listen on (/metrics is not served there: see METRICS_PORT).",
+  },
   { name: "HOST", secret: false, default: "0.0.0.0", description: "Address the webhook server and job pages bind to." },
-  { name: "REQUEST_TIMEOUT_SECONDS", secret: false, default: "15", description: "Seconds a client may take to send a whole request, body included, before the server answers 408 and closes the connection (GitHub sends a delivery in well under its own 10 s)." },
-  { name: "METRICS_HOST", secret: false, default: "127.0.0.1", description: "Address the Prometheus /metrics server binds to; loopback by default, so only this machine can scrape it. Set METRICS_TOKEN before binding it anywhere else." },
-  { name: "METRICS_PORT", secret: false, default: "9464", description: "Port of the Prometheus /metrics server, which serves nothing else; 0 turns it off. It must differ from PORT." },
-  { name: "METRICS_TOKEN", secret: true, description: "Bearer token Prometheus must send (Authorization: Bearer <token>) to read /metrics; at least 16 characters, no spaces. Unset: anyone who can reach METRICS_HOST:METRICS_PORT may read it." },
-  { name: "METRICS_REPO_LABELS", secret: false, default: "false", description: "Label cost metrics with repository names (owner/repo): true or false. Off by default, because names of private repositories would reach whoever reads the metrics." },
+  {
+    name: "REQUEST_TIMEOUT_SECONDS",
+    secret: false,
+    default: "15",
+    description:
+      "Seconds a client may take to send a whole request, body included, before the server answers 408 and closes the connection (GitHub sends a delivery in well under its own 10 s).",
+  },
+  {
+    name: "METRICS_HOST",
+    secret: false,
+    default: "127.0.0.1",
+    description:
+      "Address the Prometheus /metrics server binds to; loopback by default, so only this machine can scrape it. Set METRICS_TOKEN before binding it anywhere else.",
+  },
+  {
+    name: "METRICS_PORT",
+    secret: false,
+    default: "9464",
+    description: "Port of the Prometheus /metrics server, which serves nothing else; 0 turns it off. It must differ from PORT.",
+  },
+  {
+    name: "METRICS_TOKEN",
+    secret: true,
+    description:
+      "Bearer token Prometheus must send (Authorization: Bearer <token>) to read /metrics; at least 16 characters, no spaces. Unset: anyone who can reach METRICS_HOST:METRICS_PORT may read it.",
+  },
+  {
+    name: "METRICS_REPO_LABELS",
+    secret: false,
+    default: "false",
+    description:
+      "Label cost metrics with repository names (owner/repo): true or false. Off by default, because names of private repositories would reach whoever reads the metrics.",
+  },
   { name: "LOG_LEVEL", secret: false, default: "info", description: "Log level: trace, debug, info, warn, error or fatal." },
   { name: "NODE_ENV", secret: false, description: "Set to production in production: then a missing APP_ID is an error instead of the setup page." },
-  { name: "DATA_DIR", secret: false, default: "./data", description: "Folder for the embedded database and job logs; relative paths are resolved against the working directory." },
-  { name: "DATABASE_URL", secret: true, description: "PostgreSQL connection URL (postgres://user:password@host:5432/database) to keep the store there instead of SQLite in DATA_DIR; required to run more than one controller replica." },
-  { name: "PUBLIC_URL", secret: false, description: "Public base URL of this controller, for the job page and the check run's Details link; the setup page registers <PUBLIC_URL>/api/github/webhooks as the app's webhook URL." },
-  { name: "WEBHOOK_PROXY_URL", secret: true, description: "A smee.io channel (https://smee.io/...) that GitHub delivers webhooks to and the controller forwards from, for a machine GitHub cannot reach; the setup page creates one when PUBLIC_URL is unset." },
+  {
+    name: "DATA_DIR",
+    secret: false,
+    default: "./data",
+    description: "Folder for the embedded database and job logs; relative paths are resolved against the working directory.",
+  },
+  {
+    name: "DATABASE_URL",
+    secret: true,
+    description:
+      "PostgreSQL connection URL (postgres://user:password@host:5432/database) to keep the store there instead of SQLite in DATA_DIR; required to run more than one controller replica.",
+  },
+  {
+    name: "PUBLIC_URL",
+    secret: false,
+    description:
+      "Public base URL of this controller, for the job page and the check run's Details link; the setup page registers <PUBLIC_URL>/api/github/webhooks as the app's webhook URL.",
+  },
+  {
+    name: "WEBHOOK_PROXY_URL",
+    secret: true,
+    description:
+      "A smee.io channel (https://smee.io/...) that GitHub delivers webhooks to and the controller forwards from, for a machine GitHub cannot reach; the setup page creates one when PUBLIC_URL is unset.",
+  },
   { name: "TRIGGER_LABEL", secret: false, default: "agent-work", description: "The issue label that starts a job." },
   { name: "MAX_CONCURRENT_JOBS", secret: false, default: "2", description: "Jobs that may run at the same time on this controller." },
-  { name: "DEFAULT_AGENT", secret: false, default: "claude-code", description: "Agent for repositories that do not choose one: opencode, claude-code, aider, codex or command." },
-  { name: "DEFAULT_MAX_MINUTES", secret: false, default: "30", description: "Minutes a job may run when the repository does not say; at most MAX_MINUTES_CEILING." },
-  { name: "MAX_MINUTES_CEILING", secret: false, default: "55", description: "The most minutes any repository may ask for; installation tokens live one hour, so keep it at 55 or below." },
-  { name: "LEASE_SECONDS", secret: false, default: "60", description: "How long a controller's claim on a job lasts without a heartbeat before another may take it over." },
-  { name: "STATUS_UPDATE_INTERVAL_SECONDS", secret: false, default: "30", description: "Least seconds between two updates of the check run (and of the status comment) while a job runs; each update is a GitHub API call." },
+  {
+    name: "DEFAULT_AGENT",
+    secret: false,
+    default: "claude-code",
+    description: "Agent for repositories that do not choose one: opencode, claude-code, aider, codex or command.",
+  },
+  {
+    name: "DEFAULT_MAX_MINUTES",
+    secret: false,
+    default: "30",
+    description: "Minutes a job may run when the repository does not say; at most MAX_MINUTES_CEILING.",
+  },
+  {
+    name: "MAX_MINUTES_CEILING",
+    secret: false,
+    default: "55",
+    description: "The most minutes any repository may ask for; installation tokens live one hour, so keep it at 55 or below.",
+  },
+  {
+    name: "LEASE_SECONDS",
+    secret: false,
+    default: "60",
+    description: "How long a controller's claim on a job lasts without a heartbeat before another may take it over.",
+  },
+  {
+    name: "STATUS_UPDATE_INTERVAL_SECONDS",
+    secret: false,
+    default: "30",
+    description: "Least seconds between two updates of the check run (and of the status comment) while a job runs; each update is a GitHub API call.",
+  },
   { name: "SCHEDULER_INTERVAL_MS", secret: false, default: "1000", description: "Milliseconds between scheduler passes that claim queued jobs." },
-  { name: "LOCAL_BACKEND", secret: false, default: "true", description: "Run jobs on this machine (the local backend): true or false. false turns it off, for a controller that only drives ssh, gce or k8s workers (e.g. its own pod in a cluster, where it needs no bubblewrap); repositories then name their backend." },
-  { name: "LOCAL_SANDBOX", secret: false, default: "bwrap", description: "Sandbox for the agent on the local and ssh backends: bwrap (bubblewrap, required on every host that runs agents) or none, the explicit opt-out that runs agents unsandboxed and says so in every job's log." },
-  { name: "SANDBOX_RO_BINDS", secret: false, description: "Comma-separated absolute paths the sandboxed agent may read, e.g. where the agent CLI is installed." },
-  { name: "NETWORK_DEFAULT", secret: false, default: "full", description: "The agent's network for a repository whose .github/agent-work.yml names none: full, allowlist (only NETWORK_ALLOW_DEFAULT, the MODEL_PROXY host and the repository's allow, through the worker's proxy) or none." },
-  { name: "NETWORK_ALLOW_DEFAULT", secret: false, description: "Comma-separated host patterns every agent under `network: allowlist` may reach besides the repository's `allow` (e.g. registry.npmjs.org,*.pypi.org)." },
-  { name: "EGRESS_CREDENTIALS", secret: false, description: "host,header,VARIABLE[,upstream URL] rules separated by `;`: like MODEL_PROXY, for other hosts (a package registry's token): under `network: allowlist` the worker's proxy adds header=$VARIABLE to plain-HTTP requests for host, the host is allowed, and an agent given VARIABLE gets a placeholder; e.g. registry.example.com,authorization,REGISTRY_AUTH (REGISTRY_AUTH holding `Bearer <token>`)." },
-  { name: "MODEL_PROXY", secret: false, description: "host,header,VARIABLE[,upstream URL]: under `network: allowlist` the worker's proxy adds header=$VARIABLE to plain-HTTP requests for host (forwarded to the upstream, default https://host) and the agent gets a placeholder in VARIABLE, so the model key never enters the sandbox; e.g. api.anthropic.com,x-api-key,ANTHROPIC_API_KEY with ANTHROPIC_BASE_URL=http://api.anthropic.com passed through." },
-  { name: "SANDBOX_MAX_MEMORY_MB", secret: false, default: "4096", description: "Most memory in MB a sandboxed agent may hold, all its processes together (and no one process may map more); repositories may ask for less with memory_mb." },
-  { name: "SANDBOX_MAX_PROCESSES", secret: false, default: "512", description: "Most processes and threads a sandboxed agent may run at once; repositories may ask for fewer with max_processes." },
-  { name: "SANDBOX_MAX_DISK_MB", secret: false, default: "10240", description: "Most disk in MB a job's work dir (the clone and what the agent writes) may use; past it the job pushes nothing. Repositories may ask for less with max_disk_mb." },
-  { name: "DEPENDENCY_CACHE_MAX_MB", secret: false, default: "2048", description: "Most disk in MB the dependency caches of all repositories with `setup:` steps may hold together on one worker host (local, ssh; a gce VM's disk); after a job the cache used longest ago is emptied until they fit. 0 turns the cache off." },
-  { name: "AGENT_ENV_PASSTHROUGH", secret: false, description: "Comma-separated names of controller environment variables handed to the agent, e.g. ANTHROPIC_API_KEY." },
-  { name: "AGENT_EXTRA_ARGS", secret: false, description: "Extra command-line flags per agent preset as JSON, e.g. {\"codex\":[\"-c\",\"model_provider=proxy\"]} (a provider or proxy a CLI takes no environment variable for); never secrets, argv is readable on the host." },
-  { name: "REQUIRED_PERMISSION", secret: false, default: "write", description: "Least repository permission a person needs to start or stop work: write, maintain or admin." },
+  {
+    name: "LOCAL_BACKEND",
+    secret: false,
+    default: "true",
+    description:
+      "Run jobs on this machine (the local backend): true or false. false turns it off, for a controller that only drives ssh, gce or k8s workers (e.g. its own pod in a cluster, where it needs no bubblewrap); repositories then name their backend.",
+  },
+  {
+    name: "LOCAL_SANDBOX",
+    secret: false,
+    default: "bwrap",
+    description:
+      "Sandbox for the agent on the local and ssh backends: bwrap (bubblewrap, required on every host that runs agents) or none, the explicit opt-out that runs agents unsandboxed and says so in every job's log.",
+  },
+  {
+    name: "SANDBOX_RO_BINDS",
+    secret: false,
+    description: "Comma-separated absolute paths the sandboxed agent may read, e.g. where the agent CLI is installed.",
+  },
+  {
+    name: "NETWORK_DEFAULT",
+    secret: false,
+    default: "full",
+    description:
+      "The agent's network for a repository whose .github/agent-work.yml names none: full, allowlist (only NETWORK_ALLOW_DEFAULT, the MODEL_PROXY host and the repository's allow, through the worker's proxy) or none.",
+  },
+  {
+    name: "NETWORK_ALLOW_DEFAULT",
+    secret: false,
+    description:
+      "Comma-separated host patterns every agent under `network: allowlist` may reach besides the repository's `allow` (e.g. registry.npmjs.org,*.pypi.org).",
+  },
+  {
+    name: "EGRESS_CREDENTIALS",
+    secret: false,
+    description:
+      "host,header,VARIABLE[,upstream URL] rules separated by `;`: like MODEL_PROXY, for other hosts (a package registry's token): under `network: allowlist` the worker's proxy adds header=$VARIABLE to plain-HTTP requests for host, the host is allowed, and an agent given VARIABLE gets a placeholder; e.g. registry.example.com,authorization,REGISTRY_AUTH (REGISTRY_AUTH holding `Bearer <token>`).",
+  },
+  {
+    name: "MODEL_PROXY",
+    secret: false,
+    description:
+      "host,header,VARIABLE[,upstream URL]: under `network: allowlist` the worker's proxy adds header=$VARIABLE to plain-HTTP requests for host (forwarded to the upstream, default https://host) and the agent gets a placeholder in VARIABLE, so the model key never enters the sandbox; e.g. api.anthropic.com,x-api-key,ANTHROPIC_API_KEY with ANTHROPIC_BASE_URL=http://api.anthropic.com passed through.",
+  },
+  {
+    name: "SANDBOX_MAX_MEMORY_MB",
+    secret: false,
+    default: "4096",
+    description:
+      "Most memory in MB a sandboxed agent may hold, all its processes together (and no one process may map more); repositories may ask for less with memory_mb.",
+  },
+  {
+    name: "SANDBOX_MAX_PROCESSES",
+    secret: false,
+    default: "512",
+    description: "Most processes and threads a sandboxed agent may run at once; repositories may ask for fewer with max_processes.",
+  },
+  {
+    name: "SANDBOX_MAX_DISK_MB",
+    secret: false,
+    default: "10240",
+    description:
+      "Most disk in MB a job's work dir (the clone and what the agent writes) may use; past it the job pushes nothing. Repositories may ask for less with max_disk_mb.",
+  },
+  {
+    name: "DEPENDENCY_CACHE_MAX_MB",
+    secret: false,
+    default: "2048",
+    description:
+      "Most disk in MB the dependency caches of all repositories with `setup:` steps may hold together on one worker host (local, ssh; a gce VM's disk); after a job the cache used longest ago is emptied until they fit. 0 turns the cache off.",
+  },
+  {
+    name: "AGENT_ENV_PASSTHROUGH",
+    secret: false,
+    description: "Comma-separated names of controller environment variables handed to the agent, e.g. ANTHROPIC_API_KEY.",
+  },
+  {
+    name: "AGENT_EXTRA_ARGS",
+    secret: false,
+    description:
+      'Extra command-line flags per agent preset as JSON, e.g. {"codex":["-c","model_provider=proxy"]} (a provider or proxy a CLI takes no environment variable for); never secrets, argv is readable on the host.',
+  },
+  {
+    name: "REQUIRED_PERMISSION",
+    secret: false,
+    default: "write",
+    description: "Least repository permission a person needs to start or stop work: write, maintain or admin.",
+  },
   { name: "GIT_AUTHOR_NAME", secret: false, default: "agent-work[bot]", description: "Author name of the agent's commits." },
-  { name: "GIT_AUTHOR_EMAIL", secret: false, default: "agent-work[bot]@users.noreply.github.com", description: "Author email of the agent's commits (GitHub links <app-user-id>+<slug>[bot]@users.noreply.github.com to the app)." },
-  { name: "AGENT_ENV_FROM_SECRET_MANAGER", secret: false, description: "Agent environment read from Secret Manager at start, as NAME=projects/<p>/secrets/<s> pairs separated by commas (latest version)." },
+  {
+    name: "GIT_AUTHOR_EMAIL",
+    secret: false,
+    default: "agent-work[bot]@users.noreply.github.com",
+    description: "Author email of the agent's commits (GitHub links <app-user-id>+<slug>[bot]@users.noreply.github.com to the app).",
+  },
+  {
+    name: "AGENT_ENV_FROM_SECRET_MANAGER",
+    secret: false,
+    description: "Agent environment read from Secret Manager at start, as NAME=projects/<p>/secrets/<s> pairs separated by commas (latest version).",
+  },
   { name: "GCE_PROJECT", secret: false, description: "Google Cloud project for the gce backend (one VM per job); setting it enables the backend." },
-  { name: "GCE_ZONES", secret: false, default: "us-central1-a,us-central1-b,us-central1-c,us-central1-f", description: "Comma-separated zones for worker VMs, tried in order when one is out of stock or over quota." },
+  {
+    name: "GCE_ZONES",
+    secret: false,
+    default: "us-central1-a,us-central1-b,us-central1-c,us-central1-f",
+    description: "Comma-separated zones for worker VMs, tried in order when one is out of stock or over quota.",
+  },
   { name: "GCE_MACHINE_TYPE", secret: false, default: "e2-standard-2", description: "Machine type of worker VMs when the repository does not choose one." },
   { name: "GCE_IMAGE", secret: false, description: "Boot image of worker VMs: projects/<p>/global/images/family/<f> or projects/<p>/global/images/<name>." },
-  { name: "GCE_WORKER_SERVICE_ACCOUNT", secret: false, description: "Email of the workers' service account, which holds no roles (never the default compute account)." },
+  {
+    name: "GCE_WORKER_SERVICE_ACCOUNT",
+    secret: false,
+    description: "Email of the workers' service account, which holds no roles (never the default compute account).",
+  },
   { name: "GCE_SPOT", secret: false, default: "true", description: "Start worker VMs as spot VMs (cheaper, may be preempted): true or false." },
-  { name: "GCE_ON_DEMAND_FALLBACK", secret: false, default: "true", description: "When no zone has spot capacity, start an on-demand VM instead: true or false." },
+  {
+    name: "GCE_ON_DEMAND_FALLBACK",
+    secret: false,
+    default: "true",
+    description: "When no zone has spot capacity, start an on-demand VM instead: true or false.",
+  },
   { name: "GCE_NETWORK", secret: false, default: "default", description: "VPC network of worker VMs (a name or global/networks/<name>)." },
   { name: "GCE_SUBNETWORK", secret: false, description: "Subnetwork of worker VMs (regions/<r>/subnetworks/<name>); unset for an auto-mode network." },
-  { name: "GCE_EXTERNAL_IP", secret: false, default: "false", description: "Give worker VMs an external IP (reach SSH through a firewall that admits only the controller): true or false." },
-  { name: "GCE_NETWORK_TAGS", secret: false, default: "agent-work-worker", description: "Comma-separated network tags on worker VMs, which the firewall rules target." },
+  {
+    name: "GCE_EXTERNAL_IP",
+    secret: false,
+    default: "false",
+    description: "Give worker VMs an external IP (reach SSH through a firewall that admits only the controller): true or false.",
+  },
+  {
+    name: "GCE_NETWORK_TAGS",
+    secret: false,
+    default: "agent-work-worker",
+    description: "Comma-separated network tags on worker VMs, which the firewall rules target.",
+  },
   { name: "GCE_DISK_GB", secret: false, default: "20", description: "Boot disk size of worker VMs in GB." },
   { name: "GCE_DISK_TYPE", secret: false, default: "pd-balanced", description: "Boot disk type of worker VMs: pd-balanced, pd-ssd or pd-standard." },
-  { name: "GCE_ENV_LABEL", secret: false, default: "default", description: "Value of the agent-work-env label on every VM: a controller lists and reaps only its own." },
+  {
+    name: "GCE_ENV_LABEL",
+    secret: false,
+    default: "default",
+    description: "Value of the agent-work-env label on every VM: a controller lists and reaps only its own.",
+  },
   { name: "GCE_MAX_VMS", secret: false, default: "4", description: "Worker VMs that may exist at the same time." },
   { name: "GCE_SSH_USER", secret: false, default: "agent-work", description: "User the controller logs in as on worker VMs (made by the Ansible role)." },
   { name: "GCE_SSH_PRIVATE_KEY_PATH", secret: false, description: "File holding the controller's SSH private key for worker VMs; required with GCE_PROJECT." },
-  { name: "GCE_BOOT_TIMEOUT_SECONDS", secret: false, default: "300", description: "Seconds a new VM may take until SSH answers before it is deleted and the job fails." },
-  { name: "GCE_POOL", secret: false, default: "0", description: "Warm pool of parked worker VMs: a number (that many of GCE_MACHINE_TYPE in the first of GCE_ZONES), or machine@zone=count pairs separated by commas (e2-standard-2@us-central1-a=2). 0 means no pool." },
-  { name: "GCE_POOL_MAX_AGE_HOURS", secret: false, default: "24", description: "A parked pool VM older than this is deleted and replaced (a new image is picked up by then)." },
-  { name: "GCE_POOL_PARK", secret: false, default: "suspend", description: "How pool VMs wait: suspend (memory kept; resumes in seconds) or stop (for machine types or images that cannot suspend; boots again when taken)." },
-  { name: "GCE_TOKEN_DELIVERY", secret: false, default: "ssh-stdin", description: "How a job's token reaches its VM: ssh-stdin (in the worker's input on the SSH channel) or secret-manager (a per-job secret with a TTL that only the workers' service account may read; the worker reads it with the VM's identity)." },
-  { name: "GCE_STARTUP_SCRIPT_PATH", secret: false, description: "File given to every worker VM as its startup script, e.g. ansible/per-boot-startup.sh for an image that is not baked; it must hold no secret." },
-  { name: "SSH_HOSTS_FILE", secret: false, description: "Path of a YAML or JSON file listing the ssh backend's hosts (address, user, key, slots, labels, host key fingerprint); setting it enables the backend." },
+  {
+    name: "GCE_BOOT_TIMEOUT_SECONDS",
+    secret: false,
+    default: "300",
+    description: "Seconds a new VM may take until SSH answers before it is deleted and the job fails.",
+  },
+  {
+    name: "GCE_POOL",
+    secret: false,
+    default: "0",
+    description:
+      "Warm pool of parked worker VMs: a number (that many of GCE_MACHINE_TYPE in the first of GCE_ZONES), or machine@zone=count pairs separated by commas (e2-standard-2@us-central1-a=2). 0 means no pool.",
+  },
+  {
+    name: "GCE_POOL_MAX_AGE_HOURS",
+    secret: false,
+    default: "24",
+    description: "A parked pool VM older than this is deleted and replaced (a new image is picked up by then).",
+  },
+  {
+    name: "GCE_POOL_PARK",
+    secret: false,
+    default: "suspend",
+    description:
+      "How pool VMs wait: suspend (memory kept; resumes in seconds) or stop (for machine types or images that cannot suspend; boots again when taken).",
+  },
+  {
+    name: "GCE_TOKEN_DELIVERY",
+    secret: false,
+    default: "ssh-stdin",
+    description:
+      "How a job's token reaches its VM: ssh-stdin (in the worker's input on the SSH channel) or secret-manager (a per-job secret with a TTL that only the workers' service account may read; the worker reads it with the VM's identity).",
+  },
+  {
+    name: "GCE_STARTUP_SCRIPT_PATH",
+    secret: false,
+    description:
+      "File given to every worker VM as its startup script, e.g. ansible/per-boot-startup.sh for an image that is not baked; it must hold no secret.",
+  },
+  {
+    name: "SSH_HOSTS_FILE",
+    secret: false,
+    description:
+      "Path of a YAML or JSON file listing the ssh backend's hosts (address, user, key, slots, labels, host key fingerprint); setting it enables the backend.",
+  },
   { name: "K8S_NAMESPACE", secret: false, description: "Kubernetes namespace for the k8s backend's Jobs (one Job per job); setting it enables the backend." },
-  { name: "K8S_KUBECONFIG", secret: false, description: "Path of a kubeconfig file (its current context) for the k8s backend; unset means the in-cluster service account." },
-  { name: "K8S_IMAGE", secret: false, description: "Container image of worker pods, with node 20+, git and the worker script at /app/worker/agent-work-worker.mjs; required with K8S_NAMESPACE." },
-  { name: "K8S_CPU", secret: false, default: "1", description: "CPU of a worker pod (request and limit) when the job names no machine type, in Kubernetes units (1, 500m)." },
-  { name: "K8S_MEMORY", secret: false, default: "2Gi", description: "Memory of a worker pod (request and limit) when the job names no machine type, in Kubernetes units (2Gi, 512Mi)." },
-  { name: "K8S_EPHEMERAL_STORAGE", secret: false, default: "10Gi", description: "Scratch disk of a worker pod (request and limit): the clone and the agent's work." },
+  {
+    name: "K8S_KUBECONFIG",
+    secret: false,
+    description: "Path of a kubeconfig file (its current context) for the k8s backend; unset means the in-cluster service account.",
+  },
+  {
+    name: "K8S_IMAGE",
+    secret: false,
+    description: "Container image of worker pods, with node 20+, git and the worker script at /app/worker/agent-work-worker.mjs; required with K8S_NAMESPACE.",
+  },
+  {
+    name: "K8S_CPU",
+    secret: false,
+    default: "1",
+    description: "CPU of a worker pod (request and limit) when the job names no machine type, in Kubernetes units (1, 500m).",
+  },
+  {
+    name: "K8S_MEMORY",
+    secret: false,
+    default: "2Gi",
+    description: "Memory of a worker pod (request and limit) when the job names no machine type, in Kubernetes units (2Gi, 512Mi).",
+  },
+  {
+    name: "K8S_EPHEMERAL_STORAGE",
+    secret: false,
+    default: "10Gi",
+    description: "Scratch disk of a worker pod (request and limit): the clone and the agent's work.",
+  },
   { name: "K8S_MAX_JOBS", secret: false, default: "4", description: "Worker Jobs that may exist in the namespace at the same time." },
-  { name: "K8S_TTL_SECONDS_AFTER_FINISHED", secret: false, default: "600", description: "Seconds Kubernetes keeps a finished worker Job before deleting it, should the controller not have deleted it itself." },
-  { name: "K8S_RUN_AS_USER", secret: false, default: "1000", description: "Non-root user id worker pods run as; it must be able to read the worker script in the image." },
-  { name: "K8S_AGENT_SANDBOX", secret: false, default: "bwrap", description: "Sandbox for the agent inside a worker pod: bwrap (needs bwrap in the image and user namespaces allowed) or none (the pod is its only boundary)." },
-  { name: "K8S_USER_NAMESPACE", secret: false, default: "false", description: "Run worker pods in their own user namespace (hostUsers: false) with an unmasked /proc, which bubblewrap needs inside the pod: true or false. Needs Kubernetes 1.35+ and nodes with user namespaces (k8s/worker-sandbox/README.md)." },
-  { name: "K8S_SECCOMP_PROFILE", secret: false, default: "RuntimeDefault", description: "Seccomp profile of worker pods: RuntimeDefault, or localhost/<file> installed in the kubelet's seccomp folder on the nodes (k8s/worker-sandbox/agent-work-bwrap.json lets bubblewrap work)." },
-  { name: "K8S_APPARMOR_PROFILE", secret: false, description: "AppArmor profile of worker pods on AppArmor nodes: RuntimeDefault or localhost/<profile> loaded on the nodes; unset leaves the runtime's default." },
-  { name: "K8S_RUNTIME_CLASS", secret: false, description: "RuntimeClass of worker pods, e.g. gvisor (GKE Sandbox); unset uses the cluster's default runtime." },
-  { name: "CLOUDRUN_PROJECT", secret: false, description: "Google Cloud project for the cloudrun backend (one Cloud Run job per job); setting it enables the backend." },
+  {
+    name: "K8S_TTL_SECONDS_AFTER_FINISHED",
+    secret: false,
+    default: "600",
+    description: "Seconds Kubernetes keeps a finished worker Job before deleting it, should the controller not have deleted it itself.",
+  },
+  {
+    name: "K8S_RUN_AS_USER",
+    secret: false,
+    default: "1000",
+    description: "Non-root user id worker pods run as; it must be able to read the worker script in the image.",
+  },
+  {
+    name: "K8S_AGENT_SANDBOX",
+    secret: false,
+    default: "bwrap",
+    description:
+      "Sandbox for the agent inside a worker pod: bwrap (needs bwrap in the image and user namespaces allowed) or none (the pod is its only boundary).",
+  },
+  {
+    name: "K8S_USER_NAMESPACE",
+    secret: false,
+    default: "false",
+    description:
+      "Run worker pods in their own user namespace (hostUsers: false) with an unmasked /proc, which bubblewrap needs inside the pod: true or false. Needs Kubernetes 1.35+ and nodes with user namespaces (k8s/worker-sandbox/README.md).",
+  },
+  {
+    name: "K8S_SECCOMP_PROFILE",
+    secret: false,
+    default: "RuntimeDefault",
+    description:
+      "Seccomp profile of worker pods: RuntimeDefault, or localhost/<file> installed in the kubelet's seccomp folder on the nodes (k8s/worker-sandbox/agent-work-bwrap.json lets bubblewrap work).",
+  },
+  {
+    name: "K8S_APPARMOR_PROFILE",
+    secret: false,
+    description:
+      "AppArmor profile of worker pods on AppArmor nodes: RuntimeDefault or localhost/<profile> loaded on the nodes; unset leaves the runtime's default.",
+  },
+  {
+    name: "K8S_RUNTIME_CLASS",
+    secret: false,
+    description: "RuntimeClass of worker pods, e.g. gvisor (GKE Sandbox); unset uses the cluster's default runtime.",
+  },
+  {
+    name: "CLOUDRUN_PROJECT",
+    secret: false,
+    description: "Google Cloud project for the cloudrun backend (one Cloud Run job per job); setting it enables the backend.",
+  },
   { name: "CLOUDRUN_REGION", secret: false, default: "us-central1", description: "Cloud Run region the cloudrun backend creates its jobs in." },
-  { name: "CLOUDRUN_IMAGE", secret: false, description: "Worker image for Cloud Run jobs (Artifact Registry), with node 20+, git and the worker script at /app/worker/agent-work-worker.mjs; required with CLOUDRUN_PROJECT." },
-  { name: "CLOUDRUN_SERVICE_ACCOUNT", secret: false, description: "Service account Cloud Run executions run as, the only reader of each job's input secret; required with CLOUDRUN_PROJECT." },
+  {
+    name: "CLOUDRUN_IMAGE",
+    secret: false,
+    description:
+      "Worker image for Cloud Run jobs (Artifact Registry), with node 20+, git and the worker script at /app/worker/agent-work-worker.mjs; required with CLOUDRUN_PROJECT.",
+  },
+  {
+    name: "CLOUDRUN_SERVICE_ACCOUNT",
+    secret: false,
+    description: "Service account Cloud Run executions run as, the only reader of each job's input secret; required with CLOUDRUN_PROJECT.",
+  },
   { name: "CLOUDRUN_CPU", secret: false, default: "1", description: "CPU of a Cloud Run task when the job names no machine type: 1, 2, 4, 6 or 8." },
-  { name: "CLOUDRUN_MEMORY", secret: false, default: "2Gi", description: "Memory of a Cloud Run task when the job names no machine type (512Mi, 2Gi; at most 4Gi per CPU)." },
+  {
+    name: "CLOUDRUN_MEMORY",
+    secret: false,
+    default: "2Gi",
+    description: "Memory of a Cloud Run task when the job names no machine type (512Mi, 2Gi; at most 4Gi per CPU).",
+  },
   { name: "CLOUDRUN_MAX_JOBS", secret: false, default: "4", description: "Cloud Run worker jobs that may exist at the same time." },
-  { name: "CLOUDRUN_ENV_LABEL", secret: false, default: "default", description: "Value of the agent-work-env label on every Cloud Run job and input secret: a controller lists only its own." },
-  { name: "CLOUDRUN_AGENT_SANDBOX", secret: false, default: "none", description: "Sandbox for the agent inside a Cloud Run task: none (Cloud Run's own sandbox is the boundary) or bwrap (only where the image and environment allow user namespaces)." },
-  { name: "GITHUB_CLIENT_ID", secret: false, description: "The GitHub App's OAuth client id, for signing in to the job pages (Probot's setup page writes it to .env)." },
-  { name: "GITHUB_CLIENT_SECRET", secret: true, description: "The GitHub App's OAuth client secret; required with GITHUB_CLIENT_ID (Probot's setup page writes it to .env)." },
-  { name: "SESSION_SECRET", secret: true, description: "Key that signs the job pages' sign-in cookies; at least 32 random characters. Changing it signs everyone out." },
-  { name: "BUDGET_JOB_USD", secret: false, default: "1.00", description: "Most one job may cost, in USD; it also caps the job's minutes at its machine's rate. Repositories may set lower." },
-  { name: "BUDGET_REPO_MONTHLY_USD", secret: false, default: "20.00", description: "Most one repository may spend a calendar month (UTC), in USD. Repositories may set lower." },
-  { name: "BUDGET_GLOBAL_HOURLY_USD", secret: false, default: "5.00", description: "Most the whole controller may spend in one clock hour (UTC), in USD, across all repositories." },
-  { name: "BACKEND_ORDER", secret: false, description: "Backends to try, in order, when a job's own backend is full or down (e.g. local,ssh,gce); unset means a job waits for its own backend. A job started with --backend never moves." },
-  { name: "ROUTING_RULES", secret: false, description: "Rules that pick the backend of a job whose command and repository name none, first match wins, as a YAML or JSON list; a rule matches on repo (owner/name, * as a wildcard), label (one of the issue's labels) and size, and may ask for ssh hosts by ssh_labels; a rule without conditions matches every job, e.g. [{label: \"agent-work:large\", backend: gce}, {backend: local}]. Unset: such jobs run on local." },
-  { name: "ROUTING_FILE", secret: false, description: "Path of a YAML or JSON file holding the routing rules (a list, or rules: [...]), instead of ROUTING_RULES." },
-  { name: "BACKEND_CAPS", secret: false, description: "Limits per backend, as name=jobs at once:US dollars an hour, separated by commas; either number may be left out, e.g. gce=5:2.50,ssh=3,local=:1.00. A job whose backend is at its cap waits, or moves along BACKEND_ORDER." },
-  { name: "PRICES_FILE", secret: false, description: "A GCE price table refreshed from the Cloud Billing Catalog (npm run prices:refresh -- <file>), used instead of the bundled one; unset uses the bundled table." },
+  {
+    name: "CLOUDRUN_ENV_LABEL",
+    secret: false,
+    default: "default",
+    description: "Value of the agent-work-env label on every Cloud Run job and input secret: a controller lists only its own.",
+  },
+  {
+    name: "CLOUDRUN_AGENT_SANDBOX",
+    secret: false,
+    default: "none",
+    description:
+      "Sandbox for the agent inside a Cloud Run task: none (Cloud Run's own sandbox is the boundary) or bwrap (only where the image and environment allow user namespaces).",
+  },
+  {
+    name: "GITHUB_CLIENT_ID",
+    secret: false,
+    description: "The GitHub App's OAuth client id, for signing in to the job pages (Probot's setup page writes it to .env).",
+  },
+  {
+    name: "GITHUB_CLIENT_SECRET",
+    secret: true,
+    description: "The GitHub App's OAuth client secret; required with GITHUB_CLIENT_ID (Probot's setup page writes it to .env).",
+  },
+  {
+    name: "SESSION_SECRET",
+    secret: true,
+    description: "Key that signs the job pages' sign-in cookies; at least 32 random characters. Changing it signs everyone out.",
+  },
+  {
+    name: "BUDGET_JOB_USD",
+    secret: false,
+    default: "1.00",
+    description: "Most one job may cost, in USD; it also caps the job's minutes at its machine's rate. Repositories may set lower.",
+  },
+  {
+    name: "BUDGET_REPO_MONTHLY_USD",
+    secret: false,
+    default: "20.00",
+    description: "Most one repository may spend a calendar month (UTC), in USD. Repositories may set lower.",
+  },
+  {
+    name: "BUDGET_GLOBAL_HOURLY_USD",
+    secret: false,
+    default: "5.00",
+    description: "Most the whole controller may spend in one clock hour (UTC), in USD, across all repositories.",
+  },
+  {
+    name: "BACKEND_ORDER",
+    secret: false,
+    description:
+      "Backends to try, in order, when a job's own backend is full or down (e.g. local,ssh,gce); unset means a job waits for its own backend. A job started with --backend never moves.",
+  },
+  {
+    name: "ROUTING_RULES",
+    secret: false,
+    description:
+      'Rules that pick the backend of a job whose command and repository name none, first match wins, as a YAML or JSON list; a rule matches on repo (owner/name, * as a wildcard), label (one of the issue\'s labels) and size, and may ask for ssh hosts by ssh_labels; a rule without conditions matches every job, e.g. [{label: "agent-work:large", backend: gce}, {backend: local}]. Unset: such jobs run on local.',
+  },
+  {
+    name: "ROUTING_FILE",
+    secret: false,
+    description: "Path of a YAML or JSON file holding the routing rules (a list, or rules: [...]), instead of ROUTING_RULES.",
+  },
+  {
+    name: "BACKEND_CAPS",
+    secret: false,
+    description:
+      "Limits per backend, as name=jobs at once:US dollars an hour, separated by commas; either number may be left out, e.g. gce=5:2.50,ssh=3,local=:1.00. A job whose backend is at its cap waits, or moves along BACKEND_ORDER.",
+  },
+  {
+    name: "PRICES_FILE",
+    secret: false,
+    description:
+      "A GCE price table refreshed from the Cloud Billing Catalog (npm run prices:refresh -- <file>), used instead of the bundled one; unset uses the bundled table.",
+  },
   { name: "LOG_RETENTION_DAYS", secret: false, default: "14", description: "Days each job's full log is kept for its page; older lines are deleted." },
-  { name: "REDELIVERY_INTERVAL_SECONDS", secret: false, default: "300", description: "Seconds between passes that ask GitHub to redeliver webhook deliveries this controller missed (one pass also runs at start); 0 turns the recovery off." },
-  { name: "LABEL_SCAN_MAX_AGE_DAYS", secret: false, default: "30", description: "Oldest label, in days, that the scan for labelled issues without a job (labels whose delivery GitHub no longer lists) turns into a job." },
-  { name: "LOG_STREAM_RECHECK_SECONDS", secret: false, default: "120", description: "Seconds between checks, while a job page streams its live log, that the viewer may still read the repository (asked of GitHub with their token); a viewer whose access was removed stops receiving lines." },
-  { name: "GITHUB_OAUTH_URL", secret: false, description: "Base URL of GitHub's sign-in pages (/login/oauth/authorize); set it only to point sign-in at a fake GitHub in tests." },
-  { name: "GITHUB_OAUTH_API_URL", secret: false, description: "REST API base URL called with a signed-in person's token (GET /user, GET /repos/...); set it only for tests." },
+  {
+    name: "REDELIVERY_INTERVAL_SECONDS",
+    secret: false,
+    default: "300",
+    description:
+      "Seconds between passes that ask GitHub to redeliver webhook deliveries this controller missed (one pass also runs at start); 0 turns the recovery off.",
+  },
+  {
+    name: "LABEL_SCAN_MAX_AGE_DAYS",
+    secret: false,
+    default: "30",
+    description: "Oldest label, in days, that the scan for labelled issues without a job (labels whose delivery GitHub no longer lists) turns into a job.",
+  },
+  {
+    name: "LOG_STREAM_RECHECK_SECONDS",
+    secret: false,
+    default: "120",
+    description:
+      "Seconds between checks, while a job page streams its live log, that the viewer may still read the repository (asked of GitHub with their token); a viewer whose access was removed stops receiving lines.",
+  },
+  {
+    name: "GITHUB_OAUTH_URL",
+    secret: false,
+    description: "Base URL of GitHub's sign-in pages (/login/oauth/authorize); set it only to point sign-in at a fake GitHub in tests.",
+  },
+  {
+    name: "GITHUB_OAUTH_API_URL",
+    secret: false,
+    description: "REST API base URL called with a signed-in person's token (GET /user, GET /repos/...); set it only for tests.",
+  },
 ];
 
 const SECRET_VARS = new Set(CONTROLLER_ENV_VARS.filter((v) => v.secret).map((v) => v.name));
@@ -369,77 +764,98 @@ function blankToUndefined(value: string | undefined): string | undefined {
 
 function integer(name: string, min: number, max: number, why = "") {
   const fallback = Number(defaultOf(name));
-  return z.string().optional().transform((raw, ctx) => {
-    const value = blankToUndefined(raw);
-    if (value === undefined) return fallback;
-    const parsed = /^-?\d+$/.test(value) ? Number(value) : Number.NaN;
-    if (!Number.isSafeInteger(parsed) || parsed < min || parsed > max) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected a whole number from ${min} to ${max}${why} (default ${fallback})` });
-      return z.NEVER;
-    }
-    return parsed;
-  });
+  return z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      const value = blankToUndefined(raw);
+      if (value === undefined) return fallback;
+      const parsed = /^-?\d+$/.test(value) ? Number(value) : Number.NaN;
+      if (!Number.isSafeInteger(parsed) || parsed < min || parsed > max) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected a whole number from ${min} to ${max}${why} (default ${fallback})` });
+        return z.NEVER;
+      }
+      return parsed;
+    });
 }
 
 function usd(name: string) {
   const fallback = Number(defaultOf(name));
-  return z.string().optional().transform((raw, ctx) => {
-    const value = blankToUndefined(raw);
-    if (value === undefined) return fallback;
-    const parsed = /^\d{1,7}(\.\d{1,6})?$/.test(value) ? Number(value) : Number.NaN;
-    if (!Number.isFinite(parsed)) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected an amount of US dollars such as 2.50 (default ${defaultOf(name)})` });
-      return z.NEVER;
-    }
-    return parsed;
-  });
+  return z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      const value = blankToUndefined(raw);
+      if (value === undefined) return fallback;
+      const parsed = /^\d{1,7}(\.\d{1,6})?$/.test(value) ? Number(value) : Number.NaN;
+      if (!Number.isFinite(parsed)) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected an amount of US dollars such as 2.50 (default ${defaultOf(name)})` });
+        return z.NEVER;
+      }
+      return parsed;
+    });
 }
 
 /** `host,header,VARIABLE[,upstream URL]` (MODEL_PROXY, one rule of EGRESS_CREDENTIALS), or null. */
 function credentialRule(raw: string): { host: string; header: string; variable: string; upstream: string } | null {
   const [host = "", header = "", variable = "", upstream, ...rest] = raw.split(",").map((p) => p.trim());
-  const ok = rest.length === 0 && HOST_PATTERN.test(host) && !host.startsWith("*.") && /^[A-Za-z0-9-]+$/.test(header) && /^[A-Za-z_][A-Za-z0-9_]*$/.test(variable) && (upstream === undefined || URL.canParse(upstream));
+  const ok =
+    rest.length === 0 &&
+    HOST_PATTERN.test(host) &&
+    !host.startsWith("*.") &&
+    /^[A-Za-z0-9-]+$/.test(header) &&
+    /^[A-Za-z_][A-Za-z0-9_]*$/.test(variable) &&
+    (upstream === undefined || URL.canParse(upstream));
   return ok ? { host, header, variable, upstream: upstream ?? `https://${host}` } : null;
 }
 
 function oneOf<const T extends readonly string[]>(name: string, values: T) {
   const fallback = defaultOf(name) as T[number];
-  return z.string().optional().transform((raw, ctx): T[number] => {
-    const value = blankToUndefined(raw);
-    if (value === undefined) return fallback;
-    if (!(values as readonly string[]).includes(value)) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected one of ${values.join(", ")} (default ${fallback})` });
-      return z.NEVER;
-    }
-    return value as T[number];
-  });
+  return z
+    .string()
+    .optional()
+    .transform((raw, ctx): T[number] => {
+      const value = blankToUndefined(raw);
+      if (value === undefined) return fallback;
+      if (!(values as readonly string[]).includes(value)) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected one of ${values.join(", ")} (default ${fallback})` });
+        return z.NEVER;
+      }
+      return value as T[number];
+    });
 }
 
 function text(name: string, check?: (value: string) => string | null) {
   const fallback = defaultOf(name);
-  return z.string().optional().transform((raw, ctx) => {
-    const value = blankToUndefined(raw);
-    if (value === undefined) return fallback;
-    const problem = check?.(value);
-    if (problem) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
-      return z.NEVER;
-    }
-    return value;
-  });
+  return z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      const value = blankToUndefined(raw);
+      if (value === undefined) return fallback;
+      const problem = check?.(value);
+      if (problem) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+        return z.NEVER;
+      }
+      return value;
+    });
 }
 
 function optionalText(check?: (value: string) => string | null) {
-  return z.string().optional().transform((raw, ctx) => {
-    const value = blankToUndefined(raw);
-    if (value === undefined) return undefined;
-    const problem = check?.(value);
-    if (problem) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
-      return z.NEVER;
-    }
-    return value;
-  });
+  return z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      const value = blankToUndefined(raw);
+      if (value === undefined) return undefined;
+      const problem = check?.(value);
+      if (problem) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+        return z.NEVER;
+      }
+      return value;
+    });
 }
 
 /** 127.0.0.0/8, ::1 and localhost: reachable from this machine only. */
@@ -450,18 +866,28 @@ function isLoopback(host: string): boolean {
 function commaList(raw: string | undefined): string[] {
   const value = blankToUndefined(raw);
   if (value === undefined) return [];
-  return [...new Set(value.split(",").map((item) => item.trim()).filter((item) => item !== ""))];
+  return [
+    ...new Set(
+      value
+        .split(",")
+        .map((item) => item.trim())
+        .filter((item) => item !== ""),
+    ),
+  ];
 }
 
 function bool(name: string) {
   const fallback = defaultOf(name) === "true";
-  return z.string().optional().transform((raw, ctx) => {
-    const value = blankToUndefined(raw)?.toLowerCase();
-    if (value === undefined) return fallback;
-    if (value === "true" || value === "false") return value === "true";
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected true or false (default ${fallback})` });
-    return z.NEVER;
-  });
+  return z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      const value = blankToUndefined(raw)?.toLowerCase();
+      if (value === undefined) return fallback;
+      if (value === "true" || value === "false") return value === "true";
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected true or false (default ${fallback})` });
+      return z.NEVER;
+    });
 }
 
 const GCE_ZONE = /^[a-z]+-[a-z]+\d+-[a-z]$/;
@@ -480,7 +906,8 @@ const K8S_QUANTITY = /^\d+(\.\d+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/;
 const SECRET_RESOURCE = /^projects\/[^/\s]+\/secrets\/[A-Za-z0-9_-]{1,255}(\/versions\/[A-Za-z0-9_-]+)?$/;
 
 const PEM_PRIVATE_KEY = /-----BEGIN ([A-Z]+ )?PRIVATE KEY-----[\s\S]+-----END ([A-Z]+ )?PRIVATE KEY-----/;
-const PEM_ADVICE = "expected a PEM private key from -----BEGIN RSA PRIVATE KEY----- to -----END RSA PRIVATE KEY----- (the .pem file GitHub gave you; newlines may be written as \\n)";
+const PEM_ADVICE =
+  "expected a PEM private key from -----BEGIN RSA PRIVATE KEY----- to -----END RSA PRIVATE KEY----- (the .pem file GitHub gave you; newlines may be written as \\n)";
 
 /** `.env` files and container platforms often flatten a PEM onto one line with literal `\n`. */
 function unescapePem(value: string): string {
@@ -515,7 +942,9 @@ const FIELDS = {
   METRICS_HOST: text("METRICS_HOST", (v) => (/\s/.test(v) ? "expected an address to bind to, such as 127.0.0.1, :: or 0.0.0.0" : null)),
   METRICS_PORT: integer("METRICS_PORT", 0, 65535, " (0 turns the metrics server off)"),
   // Sent in a header by every scrape: printable ASCII only, and long enough not to be guessed.
-  METRICS_TOKEN: optionalText((v) => (/^[\x21-\x7e]{16,}$/.test(v) ? null : "expected at least 16 printable characters without spaces (for example `openssl rand -hex 32`)")),
+  METRICS_TOKEN: optionalText((v) =>
+    /^[\x21-\x7e]{16,}$/.test(v) ? null : "expected at least 16 printable characters without spaces (for example `openssl rand -hex 32`)",
+  ),
   METRICS_REPO_LABELS: bool("METRICS_REPO_LABELS"),
   LOG_LEVEL: oneOf("LOG_LEVEL", LOG_LEVELS),
   NODE_ENV: optionalText(),
@@ -578,7 +1007,10 @@ const FIELDS = {
       const patterns = commaList(raw);
       const bad = patterns.filter((p) => !HOST_PATTERN.test(p));
       if (bad.length > 0) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected comma-separated host patterns such as registry.npmjs.org or *.pypi.org; not: ${bad.map((p) => JSON.stringify(p)).join(", ")}` });
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          message: `expected comma-separated host patterns such as registry.npmjs.org or *.pypi.org; not: ${bad.map((p) => JSON.stringify(p)).join(", ")}`,
+        });
         return z.NEVER;
       }
       return patterns;
@@ -590,7 +1022,10 @@ const FIELDS = {
       if (raw === undefined || raw.trim() === "") return undefined;
       const rule = credentialRule(raw);
       if (!rule) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, message: "expected host,header,VARIABLE[,upstream URL], e.g. api.anthropic.com,x-api-key,ANTHROPIC_API_KEY" });
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          message: "expected host,header,VARIABLE[,upstream URL], e.g. api.anthropic.com,x-api-key,ANTHROPIC_API_KEY",
+        });
         return z.NEVER;
       }
       return rule;
@@ -599,11 +1034,17 @@ const FIELDS = {
     .string()
     .optional()
     .transform((raw, ctx) => {
-      const parts = (raw ?? "").split(";").map((p) => p.trim()).filter((p) => p !== "");
+      const parts = (raw ?? "")
+        .split(";")
+        .map((p) => p.trim())
+        .filter((p) => p !== "");
       const rules = parts.map(credentialRule);
       const bad = parts.filter((_, i) => rules[i] === null);
       if (bad.length > 0) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected host,header,VARIABLE[,upstream URL] rules separated by ;, e.g. registry.example.com,authorization,REGISTRY_AUTH; not: ${bad.map((b) => JSON.stringify(b.split(",")[0])).join(", ")}` });
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          message: `expected host,header,VARIABLE[,upstream URL] rules separated by ;, e.g. registry.example.com,authorization,REGISTRY_AUTH; not: ${bad.map((b) => JSON.stringify(b.split(",")[0])).join(", ")}`,
+        });
         return z.NEVER;
       }
       return rules as NonNullable<ReturnType<typeof credentialRule>>[];
@@ -653,11 +1094,16 @@ const FIELDS = {
       } catch {
         return problem('expected JSON such as {"codex":["-c","model_provider=proxy"]}');
       }
-      if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return problem('expected a JSON object of preset names to lists of flags, such as {"codex":["-c","model_provider=proxy"]}');
+      if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+        return problem('expected a JSON object of preset names to lists of flags, such as {"codex":["-c","model_provider=proxy"]}');
       const out: Record<string, string[]> = {};
       for (const [preset, flags] of Object.entries(parsed)) {
-        if (!isAgentPreset(preset) || preset === "command") return problem(`${JSON.stringify(preset)} is not an agent preset with flags of its own; use ${AGENT_PRESETS.filter((p) => p !== "command").join(", ")}`);
-        if (!Array.isArray(flags) || !flags.every((f) => typeof f === "string" && f.length > 0 && !f.includes("\0"))) return problem(`${preset}: expected a list of non-empty strings`);
+        if (!isAgentPreset(preset) || preset === "command")
+          return problem(
+            `${JSON.stringify(preset)} is not an agent preset with flags of its own; use ${AGENT_PRESETS.filter((p) => p !== "command").join(", ")}`,
+          );
+        if (!Array.isArray(flags) || !flags.every((f) => typeof f === "string" && f.length > 0 && !f.includes("\0")))
+          return problem(`${preset}: expected a list of non-empty strings`);
         out[preset] = flags;
       }
       return out;
@@ -687,7 +1133,11 @@ const FIELDS = {
       }
       return pairs;
     }),
-  GCE_PROJECT: optionalText((v) => (/^[a-z][-a-z0-9]{4,28}[a-z0-9]$/.test(v) ? null : "expected a Google Cloud project id such as my-project-123 (6 to 30 lowercase letters, digits and dashes)")),
+  GCE_PROJECT: optionalText((v) =>
+    /^[a-z][-a-z0-9]{4,28}[a-z0-9]$/.test(v)
+      ? null
+      : "expected a Google Cloud project id such as my-project-123 (6 to 30 lowercase letters, digits and dashes)",
+  ),
   GCE_ZONES: z
     .string()
     .optional()
@@ -695,7 +1145,10 @@ const FIELDS = {
       const zones = commaList(blankToUndefined(raw) ?? defaultOf("GCE_ZONES"));
       const bad = zones.filter((zone) => !GCE_ZONE.test(zone));
       if (zones.length === 0 || bad.length > 0) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected comma-separated zones such as us-central1-a,us-central1-b${bad.length > 0 ? `; not a zone: ${bad.map((b) => JSON.stringify(b)).join(", ")}` : ""}` });
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          message: `expected comma-separated zones such as us-central1-a,us-central1-b${bad.length > 0 ? `; not a zone: ${bad.map((b) => JSON.stringify(b)).join(", ")}` : ""}`,
+        });
         return z.NEVER;
       }
       return zones;
@@ -707,15 +1160,23 @@ const FIELDS = {
       : "expected projects/<project>/global/images/family/<family> or projects/<project>/global/images/<image>",
   ),
   GCE_WORKER_SERVICE_ACCOUNT: optionalText((v) => {
-    if (!/^[^\s@]+@[^\s@]+\.iam\.gserviceaccount\.com$|^[^\s@]+@developer\.gserviceaccount\.com$/.test(v)) return "expected a service account email such as agent-work-worker@my-project.iam.gserviceaccount.com";
+    if (!/^[^\s@]+@[^\s@]+\.iam\.gserviceaccount\.com$|^[^\s@]+@developer\.gserviceaccount\.com$/.test(v))
+      return "expected a service account email such as agent-work-worker@my-project.iam.gserviceaccount.com";
     // The default compute account usually holds Editor on the project: a hostile agent on the VM would hold it too.
-    if (/-compute@developer\.gserviceaccount\.com$/.test(v)) return "the default compute service account usually has Editor on the project; use the role-less worker account terraform/ creates (agent-work-worker@<project>.iam.gserviceaccount.com)";
+    if (/-compute@developer\.gserviceaccount\.com$/.test(v))
+      return "the default compute service account usually has Editor on the project; use the role-less worker account terraform/ creates (agent-work-worker@<project>.iam.gserviceaccount.com)";
     return null;
   }),
   GCE_SPOT: bool("GCE_SPOT"),
   GCE_ON_DEMAND_FALLBACK: bool("GCE_ON_DEMAND_FALLBACK"),
-  GCE_NETWORK: text("GCE_NETWORK", (v) => (/^(global\/networks\/)?[a-z]([-a-z0-9]*[a-z0-9])?$|^projects\/[^/\s]+\/global\/networks\/[a-z][-a-z0-9]*$/.test(v) ? null : "expected a network name such as default, or global/networks/<name>")),
-  GCE_SUBNETWORK: optionalText((v) => (/^(projects\/[^/\s]+\/)?regions\/[a-z]+-[a-z]+\d+\/subnetworks\/[a-z][-a-z0-9]*$/.test(v) ? null : "expected regions/<region>/subnetworks/<name>")),
+  GCE_NETWORK: text("GCE_NETWORK", (v) =>
+    /^(global\/networks\/)?[a-z]([-a-z0-9]*[a-z0-9])?$|^projects\/[^/\s]+\/global\/networks\/[a-z][-a-z0-9]*$/.test(v)
+      ? null
+      : "expected a network name such as default, or global/networks/<name>",
+  ),
+  GCE_SUBNETWORK: optionalText((v) =>
+    /^(projects\/[^/\s]+\/)?regions\/[a-z]+-[a-z]+\d+\/subnetworks\/[a-z][-a-z0-9]*$/.test(v) ? null : "expected regions/<region>/subnetworks/<name>",
+  ),
   GCE_EXTERNAL_IP: bool("GCE_EXTERNAL_IP"),
   GCE_NETWORK_TAGS: z
     .string()
@@ -724,7 +1185,10 @@ const FIELDS = {
       const tags = commaList(blankToUndefined(raw) ?? defaultOf("GCE_NETWORK_TAGS"));
       const bad = tags.filter((t) => !GCE_NAME.test(t));
       if (bad.length > 0) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected comma-separated network tags (lowercase letters, digits, dashes); not a tag: ${bad.map((b) => JSON.stringify(b)).join(", ")}` });
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          message: `expected comma-separated network tags (lowercase letters, digits, dashes); not a tag: ${bad.map((b) => JSON.stringify(b)).join(", ")}`,
+        });
         return z.NEVER;
       }
       return tags;
@@ -747,7 +1211,10 @@ const FIELDS = {
       for (const part of commaList(text)) {
         const m = /^([a-z][-a-z0-9]{0,61})@([a-z]+-[a-z]+\d+-[a-z])=(\d{1,3})$/.exec(part);
         if (!m) {
-          ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected a number, or machine@zone=count pairs such as e2-standard-2@us-central1-a=2; not understood: ${JSON.stringify(part.slice(0, 80))}` });
+          ctx.addIssue({
+            code: z.ZodIssueCode.custom,
+            message: `expected a number, or machine@zone=count pairs such as e2-standard-2@us-central1-a=2; not understood: ${JSON.stringify(part.slice(0, 80))}`,
+          });
           return z.NEVER;
         }
         entries.push({ machineType: m[1]!, zone: m[2]!, size: Number(m[3]) });
@@ -758,7 +1225,9 @@ const FIELDS = {
   GCE_POOL_PARK: oneOf("GCE_POOL_PARK", ["suspend", "stop"] as const),
   GCE_TOKEN_DELIVERY: oneOf("GCE_TOKEN_DELIVERY", ["ssh-stdin", "secret-manager"] as const),
   SSH_HOSTS_FILE: optionalText(),
-  K8S_NAMESPACE: optionalText((v) => (/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(v) ? null : "expected a namespace name such as agent-work (lowercase letters, digits and dashes, at most 63)")),
+  K8S_NAMESPACE: optionalText((v) =>
+    /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(v) ? null : "expected a namespace name such as agent-work (lowercase letters, digits and dashes, at most 63)",
+  ),
   K8S_KUBECONFIG: optionalText(),
   K8S_IMAGE: optionalText((v) => (/^[^\s]+$/.test(v) ? null : "expected an image reference such as ghcr.io/acme/agent-work-worker:1.0, without spaces")),
   K8S_CPU: text("K8S_CPU", (v) => (K8S_QUANTITY.test(v) ? null : "expected a CPU quantity such as 1, 2 or 500m")),
@@ -772,10 +1241,20 @@ const FIELDS = {
   K8S_SECCOMP_PROFILE: text("K8S_SECCOMP_PROFILE", (v) => (NODE_PROFILE.test(v) ? null : NODE_PROFILE_ADVICE)),
   K8S_APPARMOR_PROFILE: optionalText((v) => (NODE_PROFILE.test(v) ? null : NODE_PROFILE_ADVICE)),
   K8S_RUNTIME_CLASS: optionalText((v) => (/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(v) ? null : "expected a RuntimeClass name such as gvisor")),
-  CLOUDRUN_PROJECT: optionalText((v) => (/^[a-z][-a-z0-9]{4,28}[a-z0-9]$/.test(v) ? null : "expected a Google Cloud project id such as my-project-123 (6 to 30 lowercase letters, digits and dashes)")),
+  CLOUDRUN_PROJECT: optionalText((v) =>
+    /^[a-z][-a-z0-9]{4,28}[a-z0-9]$/.test(v)
+      ? null
+      : "expected a Google Cloud project id such as my-project-123 (6 to 30 lowercase letters, digits and dashes)",
+  ),
   CLOUDRUN_REGION: text("CLOUDRUN_REGION", (v) => (/^[a-z]+-[a-z]+\d+$/.test(v) ? null : "expected a region such as us-central1")),
-  CLOUDRUN_IMAGE: optionalText((v) => (/^[^\s]+$/.test(v) ? null : "expected an image reference such as us-docker.pkg.dev/my-project/agent-work/worker:1.0, without spaces")),
-  CLOUDRUN_SERVICE_ACCOUNT: optionalText((v) => (/^[^@\s]+@[^@\s]+\.iam\.gserviceaccount\.com$/.test(v) ? null : "expected a service account email such as agent-work-worker@my-project.iam.gserviceaccount.com")),
+  CLOUDRUN_IMAGE: optionalText((v) =>
+    /^[^\s]+$/.test(v) ? null : "expected an image reference such as us-docker.pkg.dev/my-project/agent-work/worker:1.0, without spaces",
+  ),
+  CLOUDRUN_SERVICE_ACCOUNT: optionalText((v) =>
+    /^[^@\s]+@[^@\s]+\.iam\.gserviceaccount\.com$/.test(v)
+      ? null
+      : "expected a service account email such as agent-work-worker@my-project.iam.gserviceaccount.com",
+  ),
   CLOUDRUN_CPU: oneOf("CLOUDRUN_CPU", ["1", "2", "4", "6", "8"] as const),
   CLOUDRUN_MEMORY: text("CLOUDRUN_MEMORY", (v) => (/^\d+(Mi|Gi)$/.test(v) ? null : "expected a memory size such as 512Mi or 2Gi")),
   CLOUDRUN_MAX_JOBS: integer("CLOUDRUN_MAX_JOBS", 1, 10_000),
@@ -799,7 +1278,9 @@ const FIELDS = {
   ROUTING_RULES: optionalText(),
   ROUTING_FILE: optionalText(),
   BACKEND_CAPS: optionalText(),
-  PRICES_FILE: optionalText((v) => (existsSync(resolve(v)) ? null : "no such file; write one with npm run prices:refresh -- <file>, or unset it to use the bundled prices")),
+  PRICES_FILE: optionalText((v) =>
+    existsSync(resolve(v)) ? null : "no such file; write one with npm run prices:refresh -- <file>, or unset it to use the bundled prices",
+  ),
   BUDGET_JOB_USD: usd("BUDGET_JOB_USD"),
   BUDGET_REPO_MONTHLY_USD: usd("BUDGET_REPO_MONTHLY_USD"),
   BUDGET_GLOBAL_HOURLY_USD: usd("BUDGET_GLOBAL_HOURLY_USD"),
@@ -884,20 +1365,19 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
     warnings.push("PRIVATE_KEY / WEBHOOK_SECRET are set but APP_ID is not, so they are unused and the setup page runs instead");
   }
 
-  if (
-    values.DEFAULT_MAX_MINUTES !== undefined &&
-    values.MAX_MINUTES_CEILING !== undefined &&
-    values.DEFAULT_MAX_MINUTES > values.MAX_MINUTES_CEILING
-  ) {
+  if (values.DEFAULT_MAX_MINUTES !== undefined && values.MAX_MINUTES_CEILING !== undefined && values.DEFAULT_MAX_MINUTES > values.MAX_MINUTES_CEILING) {
     fail("DEFAULT_MAX_MINUTES", `must not exceed MAX_MINUTES_CEILING (${values.MAX_MINUTES_CEILING})`);
   }
 
-
   if (values.NETWORK_DEFAULT === "allowlist" && !values.MODEL_PROXY && (values.NETWORK_ALLOW_DEFAULT ?? []).length === 0) {
-    warnings.push("NETWORK_DEFAULT=allowlist with neither MODEL_PROXY nor NETWORK_ALLOW_DEFAULT: an agent whose repository names no `allow` reaches no host at all, its model's API included");
+    warnings.push(
+      "NETWORK_DEFAULT=allowlist with neither MODEL_PROXY nor NETWORK_ALLOW_DEFAULT: an agent whose repository names no `allow` reaches no host at all, its model's API included",
+    );
   }
   if (values.NETWORK_DEFAULT === "allowlist" && values.LOCAL_SANDBOX === "none") {
-    warnings.push("NETWORK_DEFAULT=allowlist with LOCAL_SANDBOX=none: on the local and ssh backends nothing holds the agent to the allow-list (no sandbox, no network namespace); it reaches whatever the host reaches");
+    warnings.push(
+      "NETWORK_DEFAULT=allowlist with LOCAL_SANDBOX=none: on the local and ssh backends nothing holds the agent to the allow-list (no sandbox, no network namespace); it reaches whatever the host reaches",
+    );
   }
   if (values.LOCAL_SANDBOX === "none") {
     warnings.push(
@@ -927,7 +1407,8 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
   if (values.MODEL_PROXY) {
     const value = env[values.MODEL_PROXY.variable];
     if (value === undefined || value === "") fail("MODEL_PROXY", `${values.MODEL_PROXY.variable} is named but not set in the controller's environment`);
-    else if (NEVER_PASSED_TO_AGENT.includes(values.MODEL_PROXY.variable)) fail("MODEL_PROXY", `${values.MODEL_PROXY.variable} is one of the controller's own secrets`);
+    else if (NEVER_PASSED_TO_AGENT.includes(values.MODEL_PROXY.variable))
+      fail("MODEL_PROXY", `${values.MODEL_PROXY.variable} is one of the controller's own secrets`);
     else modelProxy = { ...values.MODEL_PROXY, value };
   }
 
@@ -942,13 +1423,20 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
   if (project !== undefined) {
     let sshPrivateKey: string | undefined;
     if (values.GCE_SSH_PRIVATE_KEY_PATH === undefined) {
-      fail("GCE_SSH_PRIVATE_KEY_PATH", "required with GCE_PROJECT: the controller logs in to each worker VM with this key (its public half is baked into the image by ansible/)");
+      fail(
+        "GCE_SSH_PRIVATE_KEY_PATH",
+        "required with GCE_PROJECT: the controller logs in to each worker VM with this key (its public half is baked into the image by ansible/)",
+      );
     } else {
       const path = resolve(values.GCE_SSH_PRIVATE_KEY_PATH);
       try {
         const contents = readFileSync(path, "utf8");
         if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(contents)) sshPrivateKey = contents;
-        else fail("GCE_SSH_PRIVATE_KEY_PATH", `${path} does not hold an SSH private key (expected -----BEGIN OPENSSH PRIVATE KEY-----, e.g. from ssh-keygen -t ed25519)`);
+        else
+          fail(
+            "GCE_SSH_PRIVATE_KEY_PATH",
+            `${path} does not hold an SSH private key (expected -----BEGIN OPENSSH PRIVATE KEY-----, e.g. from ssh-keygen -t ed25519)`,
+          );
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
         fail("GCE_SSH_PRIVATE_KEY_PATH", `cannot read ${path} (${code}); expected a readable file holding the controller's SSH private key`);
@@ -977,7 +1465,8 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
       };
       const poolSpec = values.GCE_POOL;
       const count = poolSpec?.count ?? 0;
-      const pool: { machineType: string; zone: string; size: number }[] = poolSpec?.entries ?? (count > 0 ? [{ machineType: gce.machineType, zone: gce.zones[0]!, size: count }] : []);
+      const pool: { machineType: string; zone: string; size: number }[] =
+        poolSpec?.entries ?? (count > 0 ? [{ machineType: gce.machineType, zone: gce.zones[0]!, size: count }] : []);
       const outside = pool.filter((e) => !gce!.zones.includes(e.zone));
       if (outside.length > 0) fail("GCE_POOL", `zone ${outside.map((e) => e.zone).join(", ")} is not in GCE_ZONES; a pool VM must be where jobs may run`);
       else if (pool.length > 0) {
@@ -990,7 +1479,11 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
         try {
           const script = readFileSync(path, "utf8");
           // Instance metadata is readable by everything on the VM, the agent included.
-          if (new Redactor([]).redact(script) !== script) fail("GCE_STARTUP_SCRIPT_PATH", `${path} holds something shaped like a credential; a startup script is instance metadata, which the agent can read`);
+          if (new Redactor([]).redact(script) !== script)
+            fail(
+              "GCE_STARTUP_SCRIPT_PATH",
+              `${path} holds something shaped like a credential; a startup script is instance metadata, which the agent can read`,
+            );
           else gce.startupScript = script;
         } catch (err) {
           const code = (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
@@ -1002,12 +1495,17 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
         warnings.push("GCE_ON_DEMAND_FALLBACK is set but GCE_SPOT=false: every VM is on-demand already, so there is nothing to fall back from");
       }
       if (gce.externalIp) {
-        warnings.push("GCE_EXTERNAL_IP=true: worker VMs get a public address; make sure the firewall admits SSH only from the controller (terraform/ variable controller_cidr)");
+        warnings.push(
+          "GCE_EXTERNAL_IP=true: worker VMs get a public address; make sure the firewall admits SSH only from the controller (terraform/ variable controller_cidr)",
+        );
       }
     }
   } else {
     const stray = Object.keys(env).filter((name) => name.startsWith("GCE_") && name !== "GCE_PROJECT" && blankToUndefined(env[name]) !== undefined);
-    if (stray.length > 0) warnings.push(`${stray.join(", ")} ${stray.length === 1 ? "is" : "are"} set but GCE_PROJECT is not, so the gce backend is off and ${stray.length === 1 ? "it is" : "they are"} unused`);
+    if (stray.length > 0)
+      warnings.push(
+        `${stray.join(", ")} ${stray.length === 1 ? "is" : "are"} set but GCE_PROJECT is not, so the gce backend is off and ${stray.length === 1 ? "it is" : "they are"} unused`,
+      );
   }
 
   const sshHostsFile = values.SSH_HOSTS_FILE === undefined ? undefined : resolve(values.SSH_HOSTS_FILE);
@@ -1020,8 +1518,16 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
 
   let cloudrun: CloudRunConfig | undefined;
   if (values.CLOUDRUN_PROJECT !== undefined) {
-    if (values.CLOUDRUN_IMAGE === undefined) fail("CLOUDRUN_IMAGE", 'required with CLOUDRUN_PROJECT: the worker image, with node 20+, git and the worker script at /app/worker/agent-work-worker.mjs (see "Run on Cloud Run" in README.md)');
-    if (values.CLOUDRUN_SERVICE_ACCOUNT === undefined) fail("CLOUDRUN_SERVICE_ACCOUNT", "required with CLOUDRUN_PROJECT: the identity executions run as, which alone may read each job's input secret (see \"Run on Cloud Run\" in README.md)");
+    if (values.CLOUDRUN_IMAGE === undefined)
+      fail(
+        "CLOUDRUN_IMAGE",
+        'required with CLOUDRUN_PROJECT: the worker image, with node 20+, git and the worker script at /app/worker/agent-work-worker.mjs (see "Run on Cloud Run" in README.md)',
+      );
+    if (values.CLOUDRUN_SERVICE_ACCOUNT === undefined)
+      fail(
+        "CLOUDRUN_SERVICE_ACCOUNT",
+        'required with CLOUDRUN_PROJECT: the identity executions run as, which alone may read each job\'s input secret (see "Run on Cloud Run" in README.md)',
+      );
     if (values.CLOUDRUN_IMAGE !== undefined && values.CLOUDRUN_SERVICE_ACCOUNT !== undefined) {
       cloudrun = {
         project: values.CLOUDRUN_PROJECT,
@@ -1037,7 +1543,10 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
     }
   } else {
     const stray = Object.keys(env).filter((name) => name.startsWith("CLOUDRUN_") && blankToUndefined(env[name]) !== undefined);
-    if (stray.length > 0) warnings.push(`${stray.join(", ")} ${stray.length === 1 ? "is" : "are"} set but CLOUDRUN_PROJECT is not, so the cloudrun backend is off and ${stray.length === 1 ? "it is" : "they are"} unused`);
+    if (stray.length > 0)
+      warnings.push(
+        `${stray.join(", ")} ${stray.length === 1 ? "is" : "are"} set but CLOUDRUN_PROJECT is not, so the cloudrun backend is off and ${stray.length === 1 ? "it is" : "they are"} unused`,
+      );
   }
 
   let k8s: K8sConfig | undefined;
@@ -1049,11 +1558,17 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
         readFileSync(kubeconfig, "utf8");
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
-        fail("K8S_KUBECONFIG", `cannot read ${kubeconfig} (${code}); expected a kubeconfig file, or leave it unset when the controller runs inside the cluster`);
+        fail(
+          "K8S_KUBECONFIG",
+          `cannot read ${kubeconfig} (${code}); expected a kubeconfig file, or leave it unset when the controller runs inside the cluster`,
+        );
       }
     }
     if (values.K8S_IMAGE === undefined) {
-      fail("K8S_IMAGE", "required with K8S_NAMESPACE: the worker image, with node 20+, git and the worker script at /app/worker/agent-work-worker.mjs (see \"Run on Kubernetes\" in README.md)");
+      fail(
+        "K8S_IMAGE",
+        'required with K8S_NAMESPACE: the worker image, with node 20+, git and the worker script at /app/worker/agent-work-worker.mjs (see "Run on Kubernetes" in README.md)',
+      );
     } else if (values.K8S_CPU && values.K8S_MEMORY && values.K8S_EPHEMERAL_STORAGE && values.K8S_AGENT_SANDBOX) {
       k8s = {
         namespace: values.K8S_NAMESPACE,
@@ -1076,7 +1591,11 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
       if (k8s.agentSandbox === "bwrap" && (!k8s.isolation.userNamespace || k8s.isolation.seccompProfile.type === "RuntimeDefault")) {
         warnings.push(
           "K8S_AGENT_SANDBOX=bwrap with " +
-            (k8s.isolation.userNamespace ? "RuntimeDefault seccomp" : k8s.isolation.seccompProfile.type === "RuntimeDefault" ? "RuntimeDefault seccomp and no user namespace" : "no user namespace") +
+            (k8s.isolation.userNamespace
+              ? "RuntimeDefault seccomp"
+              : k8s.isolation.seccompProfile.type === "RuntimeDefault"
+                ? "RuntimeDefault seccomp and no user namespace"
+                : "no user namespace") +
             ": bubblewrap cannot build the agent's sandbox in a worker pod (the runtime refuses its namespaces and its fresh /proc), so every k8s job would fail at the agent step. " +
             "Set K8S_USER_NAMESPACE=true and K8S_SECCOMP_PROFILE=localhost/agent-work-bwrap.json (Kubernetes 1.35+; k8s/worker-sandbox/README.md), " +
             "or K8S_AGENT_SANDBOX=none with a stronger pod boundary such as K8S_RUNTIME_CLASS=gvisor",
@@ -1093,7 +1612,10 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
     }
   } else {
     const stray = Object.keys(env).filter((name) => name.startsWith("K8S_") && blankToUndefined(env[name]) !== undefined);
-    if (stray.length > 0) warnings.push(`${stray.join(", ")} ${stray.length === 1 ? "is" : "are"} set but K8S_NAMESPACE is not, so the k8s backend is off and ${stray.length === 1 ? "it is" : "they are"} unused`);
+    if (stray.length > 0)
+      warnings.push(
+        `${stray.join(", ")} ${stray.length === 1 ? "is" : "are"} set but K8S_NAMESPACE is not, so the k8s backend is off and ${stray.length === 1 ? "it is" : "they are"} unused`,
+      );
   }
 
   if (values.LOCAL_BACKEND === false && values.SSH_HOSTS_FILE === undefined && values.GCE_PROJECT === undefined && values.K8S_NAMESPACE === undefined) {
@@ -1104,7 +1626,12 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
     ...(values.ROUTING_RULES !== undefined ? { rulesText: values.ROUTING_RULES } : {}),
     ...(values.ROUTING_FILE !== undefined ? { rulesFile: resolve(values.ROUTING_FILE) } : {}),
     ...(values.BACKEND_CAPS !== undefined ? { capsText: values.BACKEND_CAPS } : {}),
-    enabled: [values.LOCAL_BACKEND !== false ? "local" : "", values.SSH_HOSTS_FILE !== undefined ? "ssh" : "", values.GCE_PROJECT !== undefined ? "gce" : "", values.K8S_NAMESPACE !== undefined ? "k8s" : ""].filter(Boolean),
+    enabled: [
+      values.LOCAL_BACKEND !== false ? "local" : "",
+      values.SSH_HOSTS_FILE !== undefined ? "ssh" : "",
+      values.GCE_PROJECT !== undefined ? "gce" : "",
+      values.K8S_NAMESPACE !== undefined ? "k8s" : "",
+    ].filter(Boolean),
     ...(sshHostLabels ? { sshHostLabels } : {}),
   });
   for (const e of routing.errors) fail(e.name, e.message);
@@ -1113,7 +1640,10 @@ export function loadControllerConfig(env: Record<string, string | undefined>): L
   // Sign-in to the job pages: the client id and secret come as a pair.
   let signIn: SignInConfig | undefined;
   if (values.GITHUB_CLIENT_ID !== undefined && values.GITHUB_CLIENT_SECRET === undefined) {
-    fail("GITHUB_CLIENT_SECRET", "required with GITHUB_CLIENT_ID: the sign-in code is exchanged with both (Client secrets in the GitHub App's settings; Probot's setup page writes it)");
+    fail(
+      "GITHUB_CLIENT_SECRET",
+      "required with GITHUB_CLIENT_ID: the sign-in code is exchanged with both (Client secrets in the GitHub App's settings; Probot's setup page writes it)",
+    );
   } else if (values.GITHUB_CLIENT_ID === undefined && values.GITHUB_CLIENT_SECRET !== undefined) {
     fail("GITHUB_CLIENT_ID", "required with GITHUB_CLIENT_SECRET (the Client ID on the GitHub App's settings page)");
   } else if (values.GITHUB_CLIENT_ID !== undefined && values.GITHUB_CLIENT_SECRET !== undefined) {
@@ -1208,9 +1738,7 @@ export function secretValues(config: ControllerConfig): string[] {
     ...Object.values(config.agentEnv),
     config.modelProxy?.value,
     ...(config.egressCredentials ?? []).map((c) => c.value),
-  ].filter(
-    (value): value is string => typeof value === "string" && value !== "",
-  );
+  ].filter((value): value is string => typeof value === "string" && value !== "");
 }
 
 function databasePassword(databaseUrl: string | undefined): string | undefined {
@@ -1269,27 +1797,33 @@ export function describeControllerConfig(config: ControllerConfig): Record<strin
     sandboxRoBinds: config.sandboxRoBinds.length > 0 ? config.sandboxRoBinds.join(",") : "(none)",
     networkDefault: config.networkDefault,
     networkAllowDefault: config.networkAllowDefault.length > 0 ? config.networkAllowDefault.join(",") : "(none)",
-    egressCredentials: (config.egressCredentials ?? []).length > 0 ? config.egressCredentials.map((c) => `${c.host}: ${c.header} from ${c.variable} (${mask(c.value)})`).join("; ") : "(none)",
-    modelProxy: config.modelProxy ? `${config.modelProxy.host}: ${config.modelProxy.header} from ${config.modelProxy.variable} (${mask(config.modelProxy.value)})` : "(none)",
+    egressCredentials:
+      (config.egressCredentials ?? []).length > 0
+        ? config.egressCredentials.map((c) => `${c.host}: ${c.header} from ${c.variable} (${mask(c.value)})`).join("; ")
+        : "(none)",
+    modelProxy: config.modelProxy
+      ? `${config.modelProxy.host}: ${config.modelProxy.header} from ${config.modelProxy.variable} (${mask(config.modelProxy.value)})`
+      : "(none)",
     sandboxCeilings: `memory ${config.sandboxCeilings.memoryMb} MB, ${config.sandboxCeilings.maxProcesses} processes, disk ${config.sandboxCeilings.maxDiskMb} MB`,
     dependencyCacheMaxMb: config.dependencyCacheMaxMb > 0 ? `${config.dependencyCacheMaxMb} MB a host` : "(off)",
-    agentEnv:
-      agentEnvNames.length > 0
-        ? agentEnvNames.map((name) => `${name}=${mask(config.agentEnv[name] ?? "")}`).join(", ")
-        : "(none)",
+    agentEnv: agentEnvNames.length > 0 ? agentEnvNames.map((name) => `${name}=${mask(config.agentEnv[name] ?? "")}`).join(", ") : "(none)",
     requiredPermission: config.requiredPermission,
     gitAuthor: `${config.gitAuthor.name} <${config.gitAuthor.email}>`,
     agentEnvSecrets: config.agentEnvSecrets
-      ? Object.entries(config.agentEnvSecrets).map(([name, resource]) => `${name}=${resource}`).join(", ")
+      ? Object.entries(config.agentEnvSecrets)
+          .map(([name, resource]) => `${name}=${resource}`)
+          .join(", ")
       : "(none)",
-    gce: config.gce
-      ? JSON.stringify({ ...config.gce, sshPrivateKey: mask(config.gce.sshPrivateKey) })
-      : "(off: GCE_PROJECT not set)",
+    gce: config.gce ? JSON.stringify({ ...config.gce, sshPrivateKey: mask(config.gce.sshPrivateKey) }) : "(off: GCE_PROJECT not set)",
     sshHostsFile: config.sshHostsFile ?? "(off: SSH_HOSTS_FILE not set)",
     pricesFile: config.pricesFile ?? "(bundled price table)",
     backendOrder: config.backendOrder.length ? config.backendOrder.join(" → ") : "(none: jobs wait for their own backend)",
     routingRules: config.routingRules ? describeRules(config.routingRules) : "(none: jobs that name no backend run on local)",
-    backendCaps: config.backendCaps ? Object.entries(config.backendCaps).map(([name, cap]) => `${name}: ${describeBackendCap(cap)}`).join("; ") : "(none)",
+    backendCaps: config.backendCaps
+      ? Object.entries(config.backendCaps)
+          .map(([name, cap]) => `${name}: ${describeBackendCap(cap)}`)
+          .join("; ")
+      : "(none)",
     k8s: config.k8s ? JSON.stringify(config.k8s) : "(off: K8S_NAMESPACE not set)",
     cloudrun: config.cloudrun ? JSON.stringify(config.cloudrun) : "(off: CLOUDRUN_PROJECT not set)",
     signIn: config.signIn

@@ -2,7 +2,6 @@ import { z } from "zod";
 import { AGENT_PRESETS, type AgentPreset } from "../agents/presets.js";
 import { BACKEND_NAMES } from "../backends/backend-names.js";
 
-
 /**
  * A pattern that names the controller's own machine or a metadata server by address (or as
  * localhost): a repository may not open those; the operator may (NETWORK_ALLOW_DEFAULT).
@@ -199,286 +198,315 @@ function sandboxLimit(key: keyof typeof SANDBOX_FLOORS, ceiling: number | undefi
 
 function buildSchema(limits: RepoConfigLimits) {
   const ceiling = limits.maxMinutesCeiling;
-  return z
-    .object({
-      agent: z
-        .unknown()
-        .transform((value, ctx): AgentPreset => {
-          if (value === undefined || value === null) return limits.defaultAgent;
-          if (typeof value === "string" && (AGENT_PRESETS as readonly string[]).includes(value)) {
-            return value as AgentPreset;
-          }
-          ctx.addIssue({
-            code: z.ZodIssueCode.custom,
-            message: `${describeType(value)} is not an agent preset; use one of ${AGENT_PRESETS.map((p) => `\`${p}\``).join(", ")}`,
-          });
-          return z.NEVER;
-        }),
-      command: z.unknown().transform((value, ctx): string[] | undefined => {
-        if (value === undefined || value === null) return undefined;
-        if (!Array.isArray(value) || value.length === 0 || !value.every((arg) => typeof arg === "string" && arg !== "")) {
-          ctx.addIssue({
-            code: z.ZodIssueCode.custom,
-            message: `must be a non-empty list of strings, one per argument (for example \`["my-agent", "--task-file", "{prompt_file}"]\`), not ${describeType(value)}`,
-          });
-          return z.NEVER;
-        }
-        const args = value as string[];
-        if (args.length > MAX_COMMAND_ARGS || args.some((arg) => arg.length > MAX_COMMAND_ARG_LENGTH || arg.includes("\0"))) {
-          ctx.addIssue({
-            code: z.ZodIssueCode.custom,
-            message: `may have at most ${MAX_COMMAND_ARGS} arguments of at most ${MAX_COMMAND_ARG_LENGTH} characters each`,
-          });
-          return z.NEVER;
-        }
-        if (!args.some((arg) => arg.includes("{prompt_file}") || arg.includes("{prompt}"))) {
-          ctx.addIssue({
-            code: z.ZodIssueCode.custom,
-            message: "must contain `{prompt_file}` (the path of a file with the prompt) or `{prompt}` (the prompt itself) in one of its arguments",
-          });
-          return z.NEVER;
-        }
-        return args;
-      }),
-      model: z.unknown().transform((value, ctx): string | undefined => {
-        if (value === undefined || value === null) return undefined;
-        // The model lands in argv after `--model`: a leading dash would read as another flag.
-        if (typeof value !== "string" || !MODEL_NAME.test(value)) {
-          ctx.addIssue({
-            code: z.ZodIssueCode.custom,
-            message: `${describeType(value)} is not a model name; use letters, digits and \`. _ : / @ + -\`, starting with a letter or digit (for example \`claude-sonnet-4-5\` or \`anthropic/claude-sonnet-4-5\`)`,
-          });
-          return z.NEVER;
-        }
-        return value;
-      }),
-      models: z.unknown().transform((value, ctx): string[] | undefined => {
-        if (value === undefined || value === null) return undefined;
-        const bad = Array.isArray(value) ? value.filter((m) => typeof m !== "string" || !MODEL_NAME.test(m)) : [value];
-        if (!Array.isArray(value) || bad.length > 0 || value.length > 50) {
-          ctx.addIssue({
-            code: z.ZodIssueCode.custom,
-            message: Array.isArray(value) && value.length > 50 ? "lists more than 50 models" : `must be a list of model names people may pick with \`/agent run --model <name>\` (for example \`[claude-sonnet-4-5, claude-opus-4-5]\`); not a model name: ${bad.slice(0, 3).map(describeType).join(", ")}`,
-          });
-          return z.NEVER;
-        }
-        return [...new Set(value as string[])];
-      }),
-      instructions: z.unknown().transform((value, ctx): string | undefined => {
-        if (value === undefined || value === null) return undefined;
-        if (typeof value !== "string") {
-          ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be text, not ${describeType(value)}` });
-          return z.NEVER;
-        }
-        if (value.length > MAX_INSTRUCTIONS) {
-          ctx.addIssue({
-            code: z.ZodIssueCode.custom,
-            message: `${value.length} characters long; at most ${MAX_INSTRUCTIONS} are allowed (they are prepended to every prompt)`,
-          });
-          return z.NEVER;
-        }
-        return value.trim() === "" ? undefined : value;
-      }),
-      max_minutes: z.unknown().transform((value, ctx): number => {
-        if (value === undefined || value === null) return Math.min(limits.defaultMaxMinutes, ceiling);
-        if (typeof value !== "number" || !Number.isInteger(value) || value < 1) {
-          ctx.addIssue({
-            code: z.ZodIssueCode.custom,
-            message: `${describeType(value)} is not a whole number of minutes; use 1 to ${ceiling}`,
-          });
-          return z.NEVER;
-        }
-        if (value > ceiling) {
-          ctx.addIssue({
-            code: z.ZodIssueCode.custom,
-            message: `${value} is above this installation's ceiling of ${ceiling} minutes; use 1 to ${ceiling}`,
-          });
-          return z.NEVER;
-        }
-        return value;
-      }),
-      branch_prefix: z.unknown().transform((value, ctx): string => {
-        if (value === undefined || value === null) return "agent/";
-        const problem = branchPrefixProblem(value);
-        if (problem) {
-          ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${describeType(value)} ${problem}` });
-          return z.NEVER;
-        }
-        return value as string;
-      }),
-      draft: z.unknown().transform((value, ctx): boolean => {
-        if (value === undefined || value === null) return true;
-        if (typeof value !== "boolean") {
-          ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be \`true\` or \`false\`, not ${describeType(value)}` });
-          return z.NEVER;
-        }
-        return value;
-      }),
-      backend: z.unknown().transform((value, ctx): RepoBackend | undefined => {
-        if (value === undefined || value === null) return undefined;
-        if (typeof value === "string" && (AVAILABLE_BACKENDS as readonly string[]).includes(value)) {
-          return value as RepoBackend;
-        }
-        const available = AVAILABLE_BACKENDS.map((b) => `\`${b}\``).join(", ");
-        const planned = typeof value === "string" && (PLANNED_BACKENDS as readonly string[]).includes(value);
+  return z.object({
+    agent: z.unknown().transform((value, ctx): AgentPreset => {
+      if (value === undefined || value === null) return limits.defaultAgent;
+      if (typeof value === "string" && (AGENT_PRESETS as readonly string[]).includes(value)) {
+        return value as AgentPreset;
+      }
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        message: `${describeType(value)} is not an agent preset; use one of ${AGENT_PRESETS.map((p) => `\`${p}\``).join(", ")}`,
+      });
+      return z.NEVER;
+    }),
+    command: z.unknown().transform((value, ctx): string[] | undefined => {
+      if (value === undefined || value === null) return undefined;
+      if (!Array.isArray(value) || value.length === 0 || !value.every((arg) => typeof arg === "string" && arg !== "")) {
         ctx.addIssue({
           code: z.ZodIssueCode.custom,
-          message: planned
-            ? `${show(value)} is not available on this installation yet; available: ${available}`
-            : `${describeType(value)} is not a backend; available: ${available}`,
+          message: `must be a non-empty list of strings, one per argument (for example \`["my-agent", "--task-file", "{prompt_file}"]\`), not ${describeType(value)}`,
         });
         return z.NEVER;
-      }),
-      sizes: z.unknown().transform((value, ctx): Record<string, SizeConfig> => {
-        if (value === undefined || value === null) return {};
-        if (typeof value !== "object" || Array.isArray(value)) {
-          ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must map size names to settings, such as \`large: { machine: e2-standard-4, max_minutes: 45 }\`, not ${describeType(value)}` });
-          return z.NEVER;
+      }
+      const args = value as string[];
+      if (args.length > MAX_COMMAND_ARGS || args.some((arg) => arg.length > MAX_COMMAND_ARG_LENGTH || arg.includes("\0"))) {
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          message: `may have at most ${MAX_COMMAND_ARGS} arguments of at most ${MAX_COMMAND_ARG_LENGTH} characters each`,
+        });
+        return z.NEVER;
+      }
+      if (!args.some((arg) => arg.includes("{prompt_file}") || arg.includes("{prompt}"))) {
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          message: "must contain `{prompt_file}` (the path of a file with the prompt) or `{prompt}` (the prompt itself) in one of its arguments",
+        });
+        return z.NEVER;
+      }
+      return args;
+    }),
+    model: z.unknown().transform((value, ctx): string | undefined => {
+      if (value === undefined || value === null) return undefined;
+      // The model lands in argv after `--model`: a leading dash would read as another flag.
+      if (typeof value !== "string" || !MODEL_NAME.test(value)) {
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          message: `${describeType(value)} is not a model name; use letters, digits and \`. _ : / @ + -\`, starting with a letter or digit (for example \`claude-sonnet-4-5\` or \`anthropic/claude-sonnet-4-5\`)`,
+        });
+        return z.NEVER;
+      }
+      return value;
+    }),
+    models: z.unknown().transform((value, ctx): string[] | undefined => {
+      if (value === undefined || value === null) return undefined;
+      const bad = Array.isArray(value) ? value.filter((m) => typeof m !== "string" || !MODEL_NAME.test(m)) : [value];
+      if (!Array.isArray(value) || bad.length > 0 || value.length > 50) {
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          message:
+            Array.isArray(value) && value.length > 50
+              ? "lists more than 50 models"
+              : `must be a list of model names people may pick with \`/agent run --model <name>\` (for example \`[claude-sonnet-4-5, claude-opus-4-5]\`); not a model name: ${bad.slice(0, 3).map(describeType).join(", ")}`,
+        });
+        return z.NEVER;
+      }
+      return [...new Set(value as string[])];
+    }),
+    instructions: z.unknown().transform((value, ctx): string | undefined => {
+      if (value === undefined || value === null) return undefined;
+      if (typeof value !== "string") {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be text, not ${describeType(value)}` });
+        return z.NEVER;
+      }
+      if (value.length > MAX_INSTRUCTIONS) {
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          message: `${value.length} characters long; at most ${MAX_INSTRUCTIONS} are allowed (they are prepended to every prompt)`,
+        });
+        return z.NEVER;
+      }
+      return value.trim() === "" ? undefined : value;
+    }),
+    max_minutes: z.unknown().transform((value, ctx): number => {
+      if (value === undefined || value === null) return Math.min(limits.defaultMaxMinutes, ceiling);
+      if (typeof value !== "number" || !Number.isInteger(value) || value < 1) {
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          message: `${describeType(value)} is not a whole number of minutes; use 1 to ${ceiling}`,
+        });
+        return z.NEVER;
+      }
+      if (value > ceiling) {
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          message: `${value} is above this installation's ceiling of ${ceiling} minutes; use 1 to ${ceiling}`,
+        });
+        return z.NEVER;
+      }
+      return value;
+    }),
+    branch_prefix: z.unknown().transform((value, ctx): string => {
+      if (value === undefined || value === null) return "agent/";
+      const problem = branchPrefixProblem(value);
+      if (problem) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${describeType(value)} ${problem}` });
+        return z.NEVER;
+      }
+      return value as string;
+    }),
+    draft: z.unknown().transform((value, ctx): boolean => {
+      if (value === undefined || value === null) return true;
+      if (typeof value !== "boolean") {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be \`true\` or \`false\`, not ${describeType(value)}` });
+        return z.NEVER;
+      }
+      return value;
+    }),
+    backend: z.unknown().transform((value, ctx): RepoBackend | undefined => {
+      if (value === undefined || value === null) return undefined;
+      if (typeof value === "string" && (AVAILABLE_BACKENDS as readonly string[]).includes(value)) {
+        return value as RepoBackend;
+      }
+      const available = AVAILABLE_BACKENDS.map((b) => `\`${b}\``).join(", ");
+      const planned = typeof value === "string" && (PLANNED_BACKENDS as readonly string[]).includes(value);
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        message: planned
+          ? `${show(value)} is not available on this installation yet; available: ${available}`
+          : `${describeType(value)} is not a backend; available: ${available}`,
+      });
+      return z.NEVER;
+    }),
+    sizes: z.unknown().transform((value, ctx): Record<string, SizeConfig> => {
+      if (value === undefined || value === null) return {};
+      if (typeof value !== "object" || Array.isArray(value)) {
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          message: `must map size names to settings, such as \`large: { machine: e2-standard-4, max_minutes: 45 }\`, not ${describeType(value)}`,
+        });
+        return z.NEVER;
+      }
+      const sizes: Record<string, SizeConfig> = {};
+      for (const [name, spec] of Object.entries(value as Record<string, unknown>)) {
+        if (!/^[a-z0-9][a-z0-9._-]{0,39}$/i.test(name)) {
+          ctx.addIssue({ code: z.ZodIssueCode.custom, message: `size name ${show(name)} may only use letters, digits and \`. _ -\`` });
+          continue;
         }
-        const sizes: Record<string, SizeConfig> = {};
-        for (const [name, spec] of Object.entries(value as Record<string, unknown>)) {
-          if (!/^[a-z0-9][a-z0-9._-]{0,39}$/i.test(name)) {
-            ctx.addIssue({ code: z.ZodIssueCode.custom, message: `size name ${show(name)} may only use letters, digits and \`. _ -\`` });
-            continue;
-          }
-          if (typeof spec !== "object" || spec === null || Array.isArray(spec)) {
-            ctx.addIssue({ code: z.ZodIssueCode.custom, message: `size ${show(name)} must be a mapping with \`machine\` and/or \`max_minutes\`` });
-            continue;
-          }
-          const size: SizeConfig = {};
-          for (const [k, v] of Object.entries(spec as Record<string, unknown>)) {
-            if (k === "machine" && typeof v === "string" && /^[a-z0-9][a-z0-9-]{0,62}$/.test(v)) size.machine = v;
-            else if (k === "max_minutes" && typeof v === "number" && Number.isInteger(v) && v >= 1 && v <= limits.maxMinutesCeiling) size.maxMinutes = v;
-            else {
-              ctx.addIssue({
-                code: z.ZodIssueCode.custom,
-                message:
-                  k === "machine" || k === "max_minutes"
-                    ? `size ${show(name)}: ${show(k)} has a bad value ${show(v)} (machine: a machine type such as \`e2-standard-4\`; max_minutes: 1 to ${limits.maxMinutesCeiling})`
-                    : `size ${show(name)}: unknown setting ${show(k)}; a size takes \`machine\` and \`max_minutes\``,
-              });
-            }
-          }
-          sizes[name] = size;
+        if (typeof spec !== "object" || spec === null || Array.isArray(spec)) {
+          ctx.addIssue({ code: z.ZodIssueCode.custom, message: `size ${show(name)} must be a mapping with \`machine\` and/or \`max_minutes\`` });
+          continue;
         }
-        return sizes;
-      }),
-      budget: z.unknown().transform((value, ctx): { jobUsd?: number; monthlyUsd?: number } => {
-        if (value === undefined || value === null) return {};
-        if (typeof value !== "object" || Array.isArray(value)) {
-          ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be a mapping such as \`{ job_usd: 0.50, monthly_usd: 10 }\`, not ${describeType(value)}` });
-          return z.NEVER;
-        }
-        const budget: { jobUsd?: number; monthlyUsd?: number } = {};
-        for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-          if ((k === "job_usd" || k === "monthly_usd") && typeof v === "number" && Number.isFinite(v) && v >= 0) {
-            budget[k === "job_usd" ? "jobUsd" : "monthlyUsd"] = v;
-          } else {
+        const size: SizeConfig = {};
+        for (const [k, v] of Object.entries(spec as Record<string, unknown>)) {
+          if (k === "machine" && typeof v === "string" && /^[a-z0-9][a-z0-9-]{0,62}$/.test(v)) size.machine = v;
+          else if (k === "max_minutes" && typeof v === "number" && Number.isInteger(v) && v >= 1 && v <= limits.maxMinutesCeiling) size.maxMinutes = v;
+          else {
             ctx.addIssue({
               code: z.ZodIssueCode.custom,
               message:
-                k === "job_usd" || k === "monthly_usd"
-                  ? `${show(k)} must be an amount of US dollars of 0 or more, not ${show(v)}`
-                  : `unknown setting ${show(k)}; a budget takes \`job_usd\` and \`monthly_usd\` (they can lower the controller's limits, never raise them)`,
+                k === "machine" || k === "max_minutes"
+                  ? `size ${show(name)}: ${show(k)} has a bad value ${show(v)} (machine: a machine type such as \`e2-standard-4\`; max_minutes: 1 to ${limits.maxMinutesCeiling})`
+                  : `size ${show(name)}: unknown setting ${show(k)}; a size takes \`machine\` and \`max_minutes\``,
             });
           }
         }
-        return budget;
-      }),
-      network: z.unknown().transform((value, ctx): "full" | "none" | "allowlist" | undefined => {
-        // Unset: the controller's NETWORK_DEFAULT decides when the job runs.
-        if (value === undefined || value === null) return undefined;
-        if (value === "full" || value === "none" || value === "allowlist") return value;
+        sizes[name] = size;
+      }
+      return sizes;
+    }),
+    budget: z.unknown().transform((value, ctx): { jobUsd?: number; monthlyUsd?: number } => {
+      if (value === undefined || value === null) return {};
+      if (typeof value !== "object" || Array.isArray(value)) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be a mapping such as \`{ job_usd: 0.50, monthly_usd: 10 }\`, not ${describeType(value)}` });
+        return z.NEVER;
+      }
+      const budget: { jobUsd?: number; monthlyUsd?: number } = {};
+      for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+        if ((k === "job_usd" || k === "monthly_usd") && typeof v === "number" && Number.isFinite(v) && v >= 0) {
+          budget[k === "job_usd" ? "jobUsd" : "monthlyUsd"] = v;
+        } else {
+          ctx.addIssue({
+            code: z.ZodIssueCode.custom,
+            message:
+              k === "job_usd" || k === "monthly_usd"
+                ? `${show(k)} must be an amount of US dollars of 0 or more, not ${show(v)}`
+                : `unknown setting ${show(k)}; a budget takes \`job_usd\` and \`monthly_usd\` (they can lower the controller's limits, never raise them)`,
+          });
+        }
+      }
+      return budget;
+    }),
+    network: z.unknown().transform((value, ctx): "full" | "none" | "allowlist" | undefined => {
+      // Unset: the controller's NETWORK_DEFAULT decides when the job runs.
+      if (value === undefined || value === null) return undefined;
+      if (value === "full" || value === "none" || value === "allowlist") return value;
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        message: `${describeType(value)} is not a network setting; use \`full\` (the agent reaches the internet, e.g. its model's API), \`allowlist\` (only the hosts in \`allow\`, through a proxy) or \`none\` (no network at all, the safer choice when the agent needs none)`,
+      });
+      return z.NEVER;
+    }),
+    allow: z.unknown().transform((value, ctx): string[] | undefined => {
+      if (value === undefined || value === null) return undefined;
+      const bad = !Array.isArray(value) ? [value] : value.filter((h) => typeof h !== "string" || !HOST_PATTERN.test(h));
+      const inside = Array.isArray(value) ? value.filter((h) => typeof h === "string" && HOST_PATTERN.test(h) && namesThisMachine(h)) : [];
+      if (bad.length === 0 && inside.length > 0) {
         ctx.addIssue({
           code: z.ZodIssueCode.custom,
-          message: `${describeType(value)} is not a network setting; use \`full\` (the agent reaches the internet, e.g. its model's API), \`allowlist\` (only the hosts in \`allow\`, through a proxy) or \`none\` (no network at all, the safer choice when the agent needs none)`,
+          message: `\`allow\` may not name this machine or a link-local address (the controller's own port, a cloud metadata server): ${inside
+            .map((h) => JSON.stringify(h))
+            .join(", ")
+            .slice(0, 200)}; the controller's NETWORK_ALLOW_DEFAULT can`,
         });
         return z.NEVER;
-      }),
-      allow: z.unknown().transform((value, ctx): string[] | undefined => {
-        if (value === undefined || value === null) return undefined;
-        const bad = !Array.isArray(value) ? [value] : value.filter((h) => typeof h !== "string" || !HOST_PATTERN.test(h));
-        const inside = Array.isArray(value) ? value.filter((h) => typeof h === "string" && HOST_PATTERN.test(h) && namesThisMachine(h)) : [];
-        if (bad.length === 0 && inside.length > 0) {
-          ctx.addIssue({
-            code: z.ZodIssueCode.custom,
-            message: `\`allow\` may not name this machine or a link-local address (the controller's own port, a cloud metadata server): ${inside.map((h) => JSON.stringify(h)).join(", ").slice(0, 200)}; the controller's NETWORK_ALLOW_DEFAULT can`,
-          });
-          return z.NEVER;
-        }
-        if (bad.length > 0 || !Array.isArray(value)) {
-          ctx.addIssue({
-            code: z.ZodIssueCode.custom,
-            message: `\`allow\` takes a list of host names or patterns such as \`api.example.com\`, \`*.npmjs.org\` or \`registry.example.com:8443\`; not ${bad.map((b) => JSON.stringify(b)).join(", ").slice(0, 200)}`,
-          });
-          return z.NEVER;
-        }
-        return value as string[];
-      }),
-      ssh_labels: z.unknown().transform((value, ctx): string[] | undefined => {
-        if (value === undefined || value === null) return undefined;
-        if (!Array.isArray(value) || value.length === 0 || value.length > 20 || !value.every((l) => typeof l === "string" && /^[^\s,]{1,63}$/.test(l))) {
-          ctx.addIssue({ code: z.ZodIssueCode.custom, message: Array.isArray(value) ? `must list 1 to 20 ssh host labels such as \`[gpu]\` (no spaces or commas in a label)` : `must be a list of ssh host labels such as \`[gpu]\`, not ${describeType(value)}` });
-          return z.NEVER;
-        }
-        return [...new Set(value as string[])];
-      }),
-      memory_mb: sandboxLimit("memory_mb", limits.sandboxCeilings?.memoryMb),
-      max_processes: sandboxLimit("max_processes", limits.sandboxCeilings?.maxProcesses),
-      max_disk_mb: sandboxLimit("max_disk_mb", limits.sandboxCeilings?.maxDiskMb),
-      fork_pull_requests: z.unknown().transform((value, ctx): "refuse" | "patch" => {
-        if (value === undefined || value === null) return "refuse";
-        if (value === "refuse" || value === "patch") return value;
-        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be \`refuse\` (the default) or \`patch\` (run with no secret and post the change as a patch), not ${describeType(value)}` });
+      }
+      if (bad.length > 0 || !Array.isArray(value)) {
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          message: `\`allow\` takes a list of host names or patterns such as \`api.example.com\`, \`*.npmjs.org\` or \`registry.example.com:8443\`; not ${bad
+            .map((b) => JSON.stringify(b))
+            .join(", ")
+            .slice(0, 200)}`,
+        });
         return z.NEVER;
-      }),
-      setup: z.unknown().transform((value, ctx): string[] | undefined => {
-        if (value === undefined || value === null) return undefined;
-        const example = "for example `setup: [\"npm ci\", \"pip install -r requirements.txt\"]`";
-        if (typeof value === "string") {
-          ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be a list of shell commands, one per step, not a single text; ${example}` });
-          return z.NEVER;
-        }
-        if (!Array.isArray(value) || value.length === 0) {
-          ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be a non-empty list of shell commands, not ${describeType(value)}; ${example}` });
-          return z.NEVER;
-        }
-        if (value.length > MAX_SETUP_COMMANDS) {
-          ctx.addIssue({ code: z.ZodIssueCode.custom, message: `lists ${value.length} commands; at most ${MAX_SETUP_COMMANDS} are allowed (join related ones with \`&&\`, or put them in a script)` });
-          return z.NEVER;
-        }
-        const bad = value.map((c, i) => ({ c, i })).filter(({ c }) => typeof c !== "string" || c.trim() === "" || c.includes("\0"));
-        if (bad.length > 0) {
-          ctx.addIssue({ code: z.ZodIssueCode.custom, message: `step ${bad[0]!.i + 1} is ${describeType(bad[0]!.c)}, not a shell command; each step is one non-empty text` });
-          return z.NEVER;
-        }
-        const long = (value as string[]).findIndex((c) => c.length > MAX_SETUP_COMMAND_LENGTH);
-        if (long >= 0) {
-          ctx.addIssue({ code: z.ZodIssueCode.custom, message: `step ${long + 1} is ${(value[long] as string).length} characters long; at most ${MAX_SETUP_COMMAND_LENGTH} are allowed (put a longer one in a script in the repository)` });
-          return z.NEVER;
-        }
-        return value as string[];
-      }),
-      setup_minutes: z.unknown().transform((value, ctx): number => {
-        if (value === undefined || value === null) return Math.min(DEFAULT_SETUP_MINUTES, ceiling);
-        if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > ceiling) {
-          ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${describeType(value)} is not a whole number of minutes from 1 to ${ceiling} (setup counts in the job's \`max_minutes\`)` });
-          return z.NEVER;
-        }
-        return value;
-      }),
-      priority: z.unknown().transform((value, ctx): number => {
-        if (value === undefined || value === null) return 0;
-        if (typeof value !== "number" || !Number.isInteger(value) || value < -10 || value > 10) {
-          ctx.addIssue({
-            code: z.ZodIssueCode.custom,
-            message: `${describeType(value)} is not a whole number from -10 to 10 (higher runs sooner; default 0)`,
-          });
-          return z.NEVER;
-        }
-        return value;
-      }),
-    });
+      }
+      return value as string[];
+    }),
+    ssh_labels: z.unknown().transform((value, ctx): string[] | undefined => {
+      if (value === undefined || value === null) return undefined;
+      if (!Array.isArray(value) || value.length === 0 || value.length > 20 || !value.every((l) => typeof l === "string" && /^[^\s,]{1,63}$/.test(l))) {
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          message: Array.isArray(value)
+            ? `must list 1 to 20 ssh host labels such as \`[gpu]\` (no spaces or commas in a label)`
+            : `must be a list of ssh host labels such as \`[gpu]\`, not ${describeType(value)}`,
+        });
+        return z.NEVER;
+      }
+      return [...new Set(value as string[])];
+    }),
+    memory_mb: sandboxLimit("memory_mb", limits.sandboxCeilings?.memoryMb),
+    max_processes: sandboxLimit("max_processes", limits.sandboxCeilings?.maxProcesses),
+    max_disk_mb: sandboxLimit("max_disk_mb", limits.sandboxCeilings?.maxDiskMb),
+    fork_pull_requests: z.unknown().transform((value, ctx): "refuse" | "patch" => {
+      if (value === undefined || value === null) return "refuse";
+      if (value === "refuse" || value === "patch") return value;
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        message: `must be \`refuse\` (the default) or \`patch\` (run with no secret and post the change as a patch), not ${describeType(value)}`,
+      });
+      return z.NEVER;
+    }),
+    setup: z.unknown().transform((value, ctx): string[] | undefined => {
+      if (value === undefined || value === null) return undefined;
+      const example = 'for example `setup: ["npm ci", "pip install -r requirements.txt"]`';
+      if (typeof value === "string") {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be a list of shell commands, one per step, not a single text; ${example}` });
+        return z.NEVER;
+      }
+      if (!Array.isArray(value) || value.length === 0) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be a non-empty list of shell commands, not ${describeType(value)}; ${example}` });
+        return z.NEVER;
+      }
+      if (value.length > MAX_SETUP_COMMANDS) {
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          message: `lists ${value.length} commands; at most ${MAX_SETUP_COMMANDS} are allowed (join related ones with \`&&\`, or put them in a script)`,
+        });
+        return z.NEVER;
+      }
+      const bad = value.map((c, i) => ({ c, i })).filter(({ c }) => typeof c !== "string" || c.trim() === "" || c.includes("\0"));
+      if (bad.length > 0) {
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          message: `step ${bad[0]!.i + 1} is ${describeType(bad[0]!.c)}, not a shell command; each step is one non-empty text`,
+        });
+        return z.NEVER;
+      }
+      const long = (value as string[]).findIndex((c) => c.length > MAX_SETUP_COMMAND_LENGTH);
+      if (long >= 0) {
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          message: `step ${long + 1} is ${(value[long] as string).length} characters long; at most ${MAX_SETUP_COMMAND_LENGTH} are allowed (put a longer one in a script in the repository)`,
+        });
+        return z.NEVER;
+      }
+      return value as string[];
+    }),
+    setup_minutes: z.unknown().transform((value, ctx): number => {
+      if (value === undefined || value === null) return Math.min(DEFAULT_SETUP_MINUTES, ceiling);
+      if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > ceiling) {
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          message: `${describeType(value)} is not a whole number of minutes from 1 to ${ceiling} (setup counts in the job's \`max_minutes\`)`,
+        });
+        return z.NEVER;
+      }
+      return value;
+    }),
+    priority: z.unknown().transform((value, ctx): number => {
+      if (value === undefined || value === null) return 0;
+      if (typeof value !== "number" || !Number.isInteger(value) || value < -10 || value > 10) {
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          message: `${describeType(value)} is not a whole number from -10 to 10 (higher runs sooner; default 0)`,
+        });
+        return z.NEVER;
+      }
+      return value;
+    }),
+  });
 }
 
 function branchPrefixProblem(value: unknown): string | null {
@@ -497,9 +525,7 @@ function branchPrefixProblem(value: unknown): string | null {
 
 /** Edit distance counting a swap of two neighbours as one edit (`agnet` is one away from `agent`). */
 function editDistance(a: string, b: string): number {
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
-    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
-  );
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
   for (let i = 1; i <= a.length; i++) {
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
@@ -564,7 +590,7 @@ export function parseRepoConfig(raw: unknown, limits: RepoConfigLimits): RepoCon
   if (agent === "command" && !hasCommand && !errors.some((e) => e.key === "command")) {
     errors.push({
       key: "command",
-      message: "required when `agent: command`; give the argv as a list, for example `[\"my-agent\", \"--task-file\", \"{prompt_file}\"]`",
+      message: 'required when `agent: command`; give the argv as a list, for example `["my-agent", "--task-file", "{prompt_file}"]`',
     });
   }
   if (agentIsValid && agent !== "command" && hasCommand && !errors.some((e) => e.key === "command")) {

@@ -36,7 +36,7 @@ export class AgentUsageMeter {
       const max = (a: number | undefined, b: number | undefined) => (a === undefined ? b : b === undefined ? a : Math.max(a, b));
       this.total = {
         source: e.source,
-        ...(e.model ?? this.model ? { model: e.model ?? this.model } : {}),
+        ...((e.model ?? this.model) ? { model: e.model ?? this.model } : {}),
         inputTokens: max(before?.inputTokens, e.inputTokens) ?? 0,
         outputTokens: max(before?.outputTokens, e.outputTokens) ?? 0,
         ...(max(before?.costUsd, e.costUsd) !== undefined ? { costUsd: max(before?.costUsd, e.costUsd)!, costSource: `reported by ${e.source}` } : {}),
@@ -98,7 +98,7 @@ export class AgentUsageMeter {
       }
       return {
         source: "claude-code",
-        ...(model ?? this.model ? { model: model ?? this.model } : {}),
+        ...((model ?? this.model) ? { model: model ?? this.model } : {}),
         inputTokens,
         outputTokens,
         ...(priced && !unpriced ? { costUsd: usd, costSource: priced } : {}),

@@ -20,10 +20,17 @@ function gib(memory: string): number {
 }
 
 /** USD per hour of one task of this size in this region; throws for a region the table does not price. */
-export function cloudRunRatePerHour(size: { cpu: string; memory: string }, region: string, prices: CloudRunPrices = bundledCloudRunPrices): { usdPerHour: number; source: string } {
+export function cloudRunRatePerHour(
+  size: { cpu: string; memory: string },
+  region: string,
+  prices: CloudRunPrices = bundledCloudRunPrices,
+): { usdPerHour: number; source: string } {
   const tier = prices.regions[region];
   const rate = tier ? prices.tiers[tier] : undefined;
-  if (!rate) throw new Error(`the bundled Cloud Run price table has no price for ${region} (it holds the Tier 1 regions: ${Object.keys(prices.regions).join(", ")}); see src/cost/PRICES.md`);
+  if (!rate)
+    throw new Error(
+      `the bundled Cloud Run price table has no price for ${region} (it holds the Tier 1 regions: ${Object.keys(prices.regions).join(", ")}); see src/cost/PRICES.md`,
+    );
   const perSecond = Number(size.cpu) * rate.vcpuSecond + gib(size.memory) * rate.gibSecond;
   return { usdPerHour: perSecond * 3600, source: `Cloud Run pricing ${prices.source.checked} (${tier})` };
 }

@@ -117,7 +117,15 @@ export class Ledger {
    * this hour are checked in the same step as the budgets, so jobs routed at the same moment, on
    * any replica, cannot overshoot it together.
    */
-  async reserve(input: { jobId: string; repoId: number; repoFullName: string; pricing: JobPricing; ceilingUsd: number; budgets: Budgets; backendCap?: BackendCap }): Promise<Reservation> {
+  async reserve(input: {
+    jobId: string;
+    repoId: number;
+    repoFullName: string;
+    pricing: JobPricing;
+    ceilingUsd: number;
+    budgets: Budgets;
+    backendCap?: BackendCap;
+  }): Promise<Reservation> {
     const { pricing, ceilingUsd, budgets, backendCap } = input;
     return this.db.transaction().execute(async (trx) => {
       // Replicas reserve at the same instant: the lock makes check-and-insert one step across them,
@@ -150,7 +158,12 @@ export class Ledger {
       if (existing) {
         // A job started again (handed back at a shutdown, then run anew) may spend again: its
         // ceiling counts against the caps once more until it is billed, earlier workers included.
-        if (existing.state === "final") await trx.updateTable("ledger").set({ state: "reserved", total_usd: null, ended_at: null, backend: pricing.backend }).where("job_id", "=", input.jobId).execute();
+        if (existing.state === "final")
+          await trx
+            .updateTable("ledger")
+            .set({ state: "reserved", total_usd: null, ended_at: null, backend: pricing.backend })
+            .where("job_id", "=", input.jobId)
+            .execute();
         return { ok: true as const, reservedUsd: existing.reserved_usd };
       }
       if (ceilingUsd > budgets.jobUsd) return refuse("job", budgets.jobUsd, 0, null);
@@ -187,7 +200,12 @@ export class Ledger {
    * Bills one worker of a job, from its creation to `endedAt`, at the price it really ran at. A
    * worker billed before (same id and creation time) is not billed again.
    */
-  async billWorker(jobId: string, worker: { id: string; createdAt: number }, endedAt: number, pricing: JobPricing): Promise<{ billedSeconds: number; totalUsd: number }> {
+  async billWorker(
+    jobId: string,
+    worker: { id: string; createdAt: number },
+    endedAt: number,
+    pricing: JobPricing,
+  ): Promise<{ billedSeconds: number; totalUsd: number }> {
     const billedSeconds = Math.max(0, (endedAt - worker.createdAt) / 1000);
     const cost = costOf(pricing, billedSeconds, this.table);
     await this.db
@@ -214,7 +232,13 @@ export class Ledger {
   /** The job's worker bills, oldest first. */
   async workerBills(jobId: string): Promise<{ workerId: string; startedAt: number; endedAt: number; billedSeconds: number; totalUsd: number }[]> {
     const rows = await this.db.selectFrom("ledger_workers").selectAll().where("job_id", "=", jobId).orderBy("started_at").execute();
-    return rows.map((r) => ({ workerId: r.worker_id, startedAt: Number(r.started_at), endedAt: Number(r.ended_at), billedSeconds: r.billed_seconds, totalUsd: r.total_usd }));
+    return rows.map((r) => ({
+      workerId: r.worker_id,
+      startedAt: Number(r.started_at),
+      endedAt: Number(r.ended_at),
+      billedSeconds: r.billed_seconds,
+      totalUsd: r.total_usd,
+    }));
   }
 
   /**
@@ -257,7 +281,11 @@ export class Ledger {
   /** A backend's load as BACKEND_CAPS counts it: jobs holding a reservation on it, and its spend this clock hour. */
   async backendLoad(backend: string): Promise<{ jobs: number; spentThisHourUsd: number; hourResetsAt: number }> {
     const now = this.now();
-    return { jobs: await reservedJobsOn(this.db, backend), spentThisHourUsd: await spentSince(this.db, hourStart(now), undefined, backend), hourResetsAt: hourStart(now) + 3_600_000 };
+    return {
+      jobs: await reservedJobsOn(this.db, backend),
+      spentThisHourUsd: await spentSince(this.db, hourStart(now), undefined, backend),
+      hourResetsAt: hourStart(now) + 3_600_000,
+    };
   }
 
   /** Billed plus still-reserved spend of a repository this calendar month (UTC). */
@@ -266,7 +294,13 @@ export class Ledger {
   }
 
   async entriesThisMonth(repoId: number): Promise<LedgerEntry[]> {
-    const rows = await this.db.selectFrom("ledger").selectAll().where("repo_id", "=", repoId).where("started_at", ">=", monthStart(this.now())).orderBy("started_at").execute();
+    const rows = await this.db
+      .selectFrom("ledger")
+      .selectAll()
+      .where("repo_id", "=", repoId)
+      .where("started_at", ">=", monthStart(this.now()))
+      .orderBy("started_at")
+      .execute();
     return rows.map(toEntry);
   }
 }

@@ -69,7 +69,13 @@ function fromJson(r: Record<string, any>): UsageEvent | null {
   }
   if (r.type === "turn.completed" && r.usage) {
     // OpenAI counts cached input inside input_tokens, and reasoning inside output_tokens.
-    return { kind: "step", source: "codex", inputTokens: num(r.usage.input_tokens), cachedInputTokens: num(r.usage.cached_input_tokens), outputTokens: num(r.usage.output_tokens) };
+    return {
+      kind: "step",
+      source: "codex",
+      inputTokens: num(r.usage.input_tokens),
+      cachedInputTokens: num(r.usage.cached_input_tokens),
+      outputTokens: num(r.usage.output_tokens),
+    };
   }
   if (r.type === "step_finish" && r.part?.tokens) {
     const t = r.part.tokens;

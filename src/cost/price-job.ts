@@ -41,7 +41,16 @@ export function priceJob(
     if (!cloudrun) throw new Error("the cloudrun backend is not configured (CLOUDRUN_PROJECT), so its jobs cannot be priced");
     const size = resourcesFor(input.machine, { cpu: cloudrun.cpu, memory: cloudrun.memory });
     const rate = cloudRunRatePerHour(size, cloudrun.region);
-    return { backend: "cloudrun", kind: "metered", spot: false, region: cloudrun.region, rateUsdPerHour: rate.usdPerHour, source: rate.source, label: `Cloud Run ${size.cpu} vCPU ${size.memory} in ${cloudrun.region}`, ...(input.machine ? { machineType: input.machine } : {}) };
+    return {
+      backend: "cloudrun",
+      kind: "metered",
+      spot: false,
+      region: cloudrun.region,
+      rateUsdPerHour: rate.usdPerHour,
+      source: rate.source,
+      label: `Cloud Run ${size.cpu} vCPU ${size.memory} in ${cloudrun.region}`,
+      ...(input.machine ? { machineType: input.machine } : {}),
+    };
   }
   if (input.backend !== "gce") {
     const label = FREE[input.backend] ?? input.backend;
@@ -78,7 +87,17 @@ export function pricingOfWorker(worker: { meta: Record<string, string> }, fallba
   const diskGb = worker.meta.diskGb ? Number(worker.meta.diskGb) : fallback.diskGb;
   const diskType = worker.meta.diskType ?? fallback.diskType;
   const hour = estimate({ machineType, region, spot, seconds: 3600, ...(diskGb ? { diskGb, diskType } : {}) }, table);
-  return { ...fallback, machineType, region, spot, diskGb, diskType, rateUsdPerHour: hour.usd, source: hour.source, label: `${machineType}${spot ? " spot" : ""} in ${region}` };
+  return {
+    ...fallback,
+    machineType,
+    region,
+    spot,
+    diskGb,
+    diskType,
+    rateUsdPerHour: hour.usd,
+    source: hour.source,
+    label: `${machineType}${spot ? " spot" : ""} in ${region}`,
+  };
 }
 
 /** What `seconds` on this pricing costs, split like the bill. */
@@ -90,7 +109,13 @@ export function costOf(pricing: JobPricing, seconds: number, table: PriceTable =
     return { computeUsd, diskUsd: 0, totalUsd: computeUsd };
   }
   const e = estimate(
-    { machineType: pricing.machineType!, region: pricing.region!, spot: pricing.spot, seconds, ...(pricing.diskGb ? { diskGb: pricing.diskGb, diskType: pricing.diskType } : {}) },
+    {
+      machineType: pricing.machineType!,
+      region: pricing.region!,
+      spot: pricing.spot,
+      seconds,
+      ...(pricing.diskGb ? { diskGb: pricing.diskGb, diskType: pricing.diskType } : {}),
+    },
     table,
   );
   return { computeUsd: e.breakdown.compute, diskUsd: e.breakdown.disk, totalUsd: e.usd };

@@ -46,6 +46,7 @@ export function loadPriceTable(file: string): PriceTable {
     throw new Error(`PRICES_FILE ${file} is not readable JSON: ${err instanceof Error ? err.message : String(err)}`);
   }
   const missing = (["source", "machines", "disks"] as const).filter((k) => typeof parsed[k] !== "object" || parsed[k] === null);
-  if (missing.length > 0) throw new Error(`PRICES_FILE ${file} is not a price table: it lacks ${missing.join(", ")} (write one with npm run prices:refresh -- <file>)`);
+  if (missing.length > 0)
+    throw new Error(`PRICES_FILE ${file} is not a price table: it lacks ${missing.join(", ")} (write one with npm run prices:refresh -- <file>)`);
   return parsed as PriceTable;
 }

@@ -24,10 +24,7 @@ export type CatalogSku = protos.google.cloud.billing.v1.ISku;
  * tests may pass any object with this method.
  */
 export interface CatalogSkuLister {
-  listSkusAsync(
-    request: { parent: string; currencyCode?: string; pageSize?: number },
-    options?: { autoPaginate?: boolean },
-  ): AsyncIterable<CatalogSku>;
+  listSkusAsync(request: { parent: string; currencyCode?: string; pageSize?: number }, options?: { autoPaginate?: boolean }): AsyncIterable<CatalogSku>;
 }
 
 export interface RefreshResult {
@@ -54,9 +51,30 @@ const MARKET_NAME: Record<Market, string> = { onDemand: "on-demand", spot: "spot
 /** How each of the four SKUs reads, what it is billed in, and its usage type. */
 const SKU_KINDS: readonly { market: Market; resource: Resource; pattern: RegExp; label: string; unit: string; usageType: string }[] = [
   { market: "onDemand", resource: "core", pattern: /^E2 Instance Core running in /, label: "E2 Instance Core running in …", unit: "h", usageType: "OnDemand" },
-  { market: "onDemand", resource: "ram", pattern: /^E2 Instance Ram running in /, label: "E2 Instance Ram running in …", unit: "GiBy.h", usageType: "OnDemand" },
-  { market: "spot", resource: "core", pattern: /^Spot Preemptible E2 Instance Core running in /, label: "Spot Preemptible E2 Instance Core running in …", unit: "h", usageType: "Preemptible" },
-  { market: "spot", resource: "ram", pattern: /^Spot Preemptible E2 Instance Ram running in /, label: "Spot Preemptible E2 Instance Ram running in …", unit: "GiBy.h", usageType: "Preemptible" },
+  {
+    market: "onDemand",
+    resource: "ram",
+    pattern: /^E2 Instance Ram running in /,
+    label: "E2 Instance Ram running in …",
+    unit: "GiBy.h",
+    usageType: "OnDemand",
+  },
+  {
+    market: "spot",
+    resource: "core",
+    pattern: /^Spot Preemptible E2 Instance Core running in /,
+    label: "Spot Preemptible E2 Instance Core running in …",
+    unit: "h",
+    usageType: "Preemptible",
+  },
+  {
+    market: "spot",
+    resource: "ram",
+    pattern: /^Spot Preemptible E2 Instance Ram running in /,
+    label: "Spot Preemptible E2 Instance Ram running in …",
+    unit: "GiBy.h",
+    usageType: "Preemptible",
+  },
 ];
 
 /**
@@ -84,11 +102,7 @@ function e2BilledQuarters(machineType: string): { vcpu: number; gib: number } | 
  * none of the e2 SKUs; anything narrower (a region with a core rate but no RAM rate, a SKU in an
  * unexpected unit) leaves those prices as the base has them and says so in `notes`.
  */
-export async function refreshPriceTable(
-  client: CatalogSkuLister,
-  base: PriceTable,
-  opts: { now?: () => Date } = {},
-): Promise<RefreshResult> {
+export async function refreshPriceTable(client: CatalogSkuLister, base: PriceTable, opts: { now?: () => Date } = {}): Promise<RefreshResult> {
   const now = (opts.now ?? (() => new Date()))();
   const notes: string[] = [];
 
@@ -101,7 +115,10 @@ export async function refreshPriceTable(
   }
 
   // rates[market][resource]: region → nanos of USD per vCPU-hour or per GiB-hour.
-  const rates = { onDemand: { core: new Map<string, number>(), ram: new Map<string, number>() }, spot: { core: new Map<string, number>(), ram: new Map<string, number>() } };
+  const rates = {
+    onDemand: { core: new Map<string, number>(), ram: new Map<string, number>() },
+    spot: { core: new Map<string, number>(), ram: new Map<string, number>() },
+  };
   const conflicts = new Set<string>();
   const found = new Set<string>();
   for (const sku of skus) {
@@ -118,7 +135,9 @@ export async function refreshPriceTable(
       // Two SKUs for one region would be a catalog change this code does not understand: guess neither.
       if (seen !== undefined && seen !== nanos && !conflicts.has(key)) {
         conflicts.add(key);
-        notes.push(`Two "${kind.label}" SKUs price ${region} differently (${seen / 1e9} and ${nanos / 1e9} USD); its ${MARKET_NAME[kind.market]} e2 prices are left at the base table's.`);
+        notes.push(
+          `Two "${kind.label}" SKUs price ${region} differently (${seen / 1e9} and ${nanos / 1e9} USD); its ${MARKET_NAME[kind.market]} e2 prices are left at the base table's.`,
+        );
       }
       byRegion.set(region, nanos);
     }
@@ -133,8 +152,7 @@ export async function refreshPriceTable(
   for (const kind of SKU_KINDS) {
     if (!found.has(kind.label)) notes.push(`No "${kind.label}" SKU in the catalog at all.`);
   }
-  const conflicting = (market: Market, region: string): boolean =>
-    conflicts.has(`${market}/core/${region}`) || conflicts.has(`${market}/ram/${region}`);
+  const conflicting = (market: Market, region: string): boolean => conflicts.has(`${market}/core/${region}`) || conflicts.has(`${market}/ram/${region}`);
 
   const machines: PriceTable["machines"] = {};
   let updated = 0;
@@ -183,20 +201,24 @@ export async function refreshPriceTable(
           : reason === "no core rate"
             ? `a RAM rate but no "${SKU_KINDS.find((k) => k.market === market && k.resource === "core")!.label}" rate`
             : `no e2 rates`;
-      notes.push(`${MARKET_NAME[market]}: the catalog has ${what} for ${regions.sort().join(", ")}; their ${MARKET_NAME[market]} e2 prices are left at the base table's.`);
+      notes.push(
+        `${MARKET_NAME[market]}: the catalog has ${what} for ${regions.sort().join(", ")}; their ${MARKET_NAME[market]} e2 prices are left at the base table's.`,
+      );
     }
   }
-  const extraRegions = [...new Set(SKU_KINDS.flatMap((k) => [...rates[k.market][k.resource].keys()]))]
-    .filter((r) => !baseE2Regions.has(r))
-    .sort();
+  const extraRegions = [...new Set(SKU_KINDS.flatMap((k) => [...rates[k.market][k.resource].keys()]))].filter((r) => !baseE2Regions.has(r)).sort();
   if (extraRegions.length > 0) {
-    notes.push(`The catalog prices e2 in ${extraRegions.join(", ")}, which the base table does not list; not added, as the base table decides which machine types each region offers.`);
+    notes.push(
+      `The catalog prices e2 in ${extraRegions.join(", ")}, which the base table does not list; not added, as the base table decides which machine types each region offers.`,
+    );
   }
   if (unknownE2.size > 0) {
     notes.push(`${[...unknownE2].sort().join(", ")}: not a predefined e2 shape this refresh knows; left as they were.`);
   }
   if (otherFamilies > 0) {
-    notes.push(`${otherFamilies} machine types of other families (n2, n2d, c3, …) and the disk prices are carried over from ${base.source.file} unchanged; only e2 is refreshed.`);
+    notes.push(
+      `${otherFamilies} machine types of other families (n2, n2d, c3, …) and the disk prices are carried over from ${base.source.file} unchanged; only e2 is refreshed.`,
+    );
   }
 
   const date = now.toISOString().slice(0, 10);

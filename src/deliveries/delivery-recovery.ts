@@ -93,7 +93,8 @@ export class DeliveryRecovery {
   start(): void {
     if (this.timer || this.options.intervalMs <= 0) return;
     // The summary, not the error: an Octokit error carries its request, which was signed with the App's JWT.
-    const run = () => void this.tick().catch((err: unknown) => this.options.log.error({ err: errorSummary(err) }, "delivery recovery pass failed; the next one tries again"));
+    const run = () =>
+      void this.tick().catch((err: unknown) => this.options.log.error({ err: errorSummary(err) }, "delivery recovery pass failed; the next one tries again"));
     run();
     this.timer = setInterval(run, this.options.intervalMs);
     this.timer.unref?.();
@@ -175,6 +176,14 @@ export class DeliveryRecovery {
       },
       "delivery recovery pass",
     );
-    return { ran: true, pages: listing.pages, truncated: listing.truncated, coveredFrom: listing.coveredFrom, redeliver, ...(scan ? { scan } : {}), coveredUntil: newCoveredUntil };
+    return {
+      ran: true,
+      pages: listing.pages,
+      truncated: listing.truncated,
+      coveredFrom: listing.coveredFrom,
+      redeliver,
+      ...(scan ? { scan } : {}),
+      coveredUntil: newCoveredUntil,
+    };
   }
 }

@@ -63,7 +63,18 @@ function succeeded(a: DeliveryAttempt): boolean {
  * too (a newer failed attempt) or never showed up, at most `maxAsksPerDelivery` times.
  */
 export async function redeliverMissed(deps: RedeliverDeps, listing: DeliveryListing): Promise<RedeliverReport> {
-  const report: RedeliverReport = { listed: listing.attempts.length, handled: 0, reached: 0, inspected: 0, redelivered: 0, ignored: 0, pending: 0, gaveUp: 0, failed: 0, deferred: 0 };
+  const report: RedeliverReport = {
+    listed: listing.attempts.length,
+    handled: 0,
+    reached: 0,
+    inspected: 0,
+    redelivered: 0,
+    ignored: 0,
+    pending: 0,
+    gaveUp: 0,
+    failed: 0,
+    deferred: 0,
+  };
   // Newest first from GitHub: the first attempt seen of a guid is its latest; the last, its first.
   const byGuid = new Map<string, { latest: DeliveryAttempt; firstAt: number }>();
   for (const attempt of listing.attempts) {
@@ -97,7 +108,10 @@ export async function redeliverMissed(deps: RedeliverDeps, listing: DeliveryList
     if (previous && previous.asks >= deps.limits.maxAsksPerDelivery) {
       await deps.asks.setVerdict(guid, "gave-up", latest.id);
       report.gaveUp += 1;
-      deps.log.warn({ guid, event: latest.event, action: latest.action, asks: previous.asks, status: latest.status }, "every redelivery of this delivery failed; giving it up");
+      deps.log.warn(
+        { guid, event: latest.event, action: latest.action, asks: previous.asks, status: latest.status },
+        "every redelivery of this delivery failed; giving it up",
+      );
       return;
     }
     // The intent first: a pass that finds it taken (another replica, a retry) does not ask again.
@@ -106,7 +120,10 @@ export async function redeliverMissed(deps: RedeliverDeps, listing: DeliveryList
     try {
       await deps.app.request("POST /app/hook/deliveries/{delivery_id}/attempts", { delivery_id: latest.id });
       report.redelivered += 1;
-      deps.log.info({ guid, event: latest.event, action: latest.action, attempt: latest.id, status: latest.status }, "asked GitHub to redeliver a missed delivery");
+      deps.log.info(
+        { guid, event: latest.event, action: latest.action, attempt: latest.id, status: latest.status },
+        "asked GitHub to redeliver a missed delivery",
+      );
     } catch (err) {
       await deps.asks.setVerdict(guid, "ask-failed", latest.id);
       report.failed += 1;

@@ -74,7 +74,11 @@ export async function scanLabelledIssues(deps: ScanDeps, labelledBefore: number)
   let recordsLeft = limits.maxRecords;
   const app = await deps.github.asApp();
 
-  const installations = await pages(limits.maxInstallationPages, (page) => app.request("GET /app/installations", { per_page: 100, page }), (data) => data);
+  const installations = await pages(
+    limits.maxInstallationPages,
+    (page) => app.request("GET /app/installations", { per_page: 100, page }),
+    (data) => data,
+  );
   if (installations.truncated) report.complete = false;
   for (const installation of installations.items) {
     if (installation.suspended_at) continue;
@@ -103,7 +107,15 @@ export async function scanLabelledIssues(deps: ScanDeps, labelledBefore: number)
       try {
         const issues = await pages(
           3,
-          (page) => octokit.request("GET /repos/{owner}/{repo}/issues", { owner: repo.owner.login, repo: repo.name, labels: deps.triggerLabel, state: "open", per_page: 100, page }),
+          (page) =>
+            octokit.request("GET /repos/{owner}/{repo}/issues", {
+              owner: repo.owner.login,
+              repo: repo.name,
+              labels: deps.triggerLabel,
+              state: "open",
+              per_page: 100,
+              page,
+            }),
           (data) => data,
         );
         if (issues.truncated) report.complete = false;
@@ -169,7 +181,16 @@ export async function scanLabelledIssues(deps: ScanDeps, labelledBefore: number)
           );
           if (created) {
             report.recorded += 1;
-            deps.log.info({ jobId: job.id, repo: `${repo.owner.login}/${repo.name}`, issue: issue.number, labelledAt: new Date(labelling.at).toISOString(), requester: labelling.actor }, "job recorded from a label whose delivery was lost");
+            deps.log.info(
+              {
+                jobId: job.id,
+                repo: `${repo.owner.login}/${repo.name}`,
+                issue: issue.number,
+                labelledAt: new Date(labelling.at).toISOString(),
+                requester: labelling.actor,
+              },
+              "job recorded from a label whose delivery was lost",
+            );
           }
         }
       } catch (err) {
@@ -183,16 +204,30 @@ export async function scanLabelledIssues(deps: ScanDeps, labelledBefore: number)
 }
 
 async function listRepos(octokit: GitHub, maxPages: number) {
-  return pages(maxPages, (page) => octokit.request("GET /installation/repositories", { per_page: 100, page }), (data) => data.repositories);
+  return pages(
+    maxPages,
+    (page) => octokit.request("GET /installation/repositories", { per_page: 100, page }),
+    (data) => data.repositories,
+  );
 }
 
 /** The latest time the trigger label was added, by whom, and that event's id. */
 async function lastLabelling(octokit: GitHub, owner: string, repo: string, number: number, label: string) {
-  const events = await pages(MAX_EVENT_PAGES, (page) => octokit.request("GET /repos/{owner}/{repo}/issues/{issue_number}/events", { owner, repo, issue_number: number, per_page: 100, page }), (data) => data);
+  const events = await pages(
+    MAX_EVENT_PAGES,
+    (page) => octokit.request("GET /repos/{owner}/{repo}/issues/{issue_number}/events", { owner, repo, issue_number: number, per_page: 100, page }),
+    (data) => data,
+  );
   // Oldest first; an issue with more history than we read is left for a later pass.
   if (events.truncated) return undefined;
   for (let i = events.items.length - 1; i >= 0; i--) {
-    const event = events.items[i]! as { id: number; event: string; created_at: string; label?: { name?: string }; actor?: { login?: string; type?: string } | null };
+    const event = events.items[i]! as {
+      id: number;
+      event: string;
+      created_at: string;
+      label?: { name?: string };
+      actor?: { login?: string; type?: string } | null;
+    };
     if (event.event !== "labeled" || event.label?.name !== label || !event.actor?.login) continue;
     const at = Date.parse(event.created_at);
     if (!Number.isFinite(at)) return undefined;

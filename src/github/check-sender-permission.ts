@@ -30,7 +30,10 @@ export async function checkSenderPermission(
     return {
       allowed: false,
       permission,
-      reason: status === 404 ? `@${target.username} is not a collaborator on this repository` : `the permission check failed (GitHub answered ${status ?? "with an error"}), so nothing was started`,
+      reason:
+        status === 404
+          ? `@${target.username} is not a collaborator on this repository`
+          : `the permission check failed (GitHub answered ${status ?? "with an error"}), so nothing was started`,
     };
   }
   const allowed = (RANK[permission] ?? 0) >= (RANK[required] ?? 99);

@@ -138,7 +138,10 @@ export function createNodeHttpFetch(options: NodeHttpFetchOptions = {}): FetchLi
         });
         res.on("end", () => {
           done();
-          decode(res.headers["content-encoding"], Buffer.concat(chunks)).then((bytes) => resolve({ res, bytes }), (err) => reject(networkError(err)));
+          decode(res.headers["content-encoding"], Buffer.concat(chunks)).then(
+            (bytes) => resolve({ res, bytes }),
+            (err) => reject(networkError(err)),
+          );
         });
       });
       req.end(body ?? undefined);

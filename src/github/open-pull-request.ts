@@ -28,10 +28,7 @@ export async function openPullRequest(
   }
 }
 
-async function findOpenPullRequest(
-  octokit: GitHub,
-  input: { owner: string; repo: string; head: string },
-): Promise<PullRequestRef | undefined> {
+async function findOpenPullRequest(octokit: GitHub, input: { owner: string; repo: string; head: string }): Promise<PullRequestRef | undefined> {
   const { data } = await octokit.rest.pulls.list({ owner: input.owner, repo: input.repo, head: `${input.owner}:${input.head}`, state: "open", per_page: 1 });
   const pr = data[0];
   return pr ? { number: pr.number, url: pr.html_url, headSha: pr.head.sha } : undefined;

@@ -7,7 +7,11 @@ import type { FetchLike } from "./node-http-fetch.js";
  * fetch opened a connection per revoke). An already expired or revoked token answers 401, which
  * is as good as revoked.
  */
-export async function revokeWorkerToken(baseUrl: string, token: string, fetch: FetchLike = globalThis.fetch as unknown as FetchLike): Promise<"revoked" | "already-invalid"> {
+export async function revokeWorkerToken(
+  baseUrl: string,
+  token: string,
+  fetch: FetchLike = globalThis.fetch as unknown as FetchLike,
+): Promise<"revoked" | "already-invalid"> {
   const res = await fetch(`${baseUrl.replace(/\/$/, "")}/installation/token`, {
     method: "DELETE",
     headers: {

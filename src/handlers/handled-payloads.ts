@@ -29,7 +29,10 @@ const repository = z.object({
 });
 
 /** An issue's or pull request's labels: routing rules (ROUTING_RULES) match on their names. */
-const labels = z.array(z.object({ name: z.string().max(255) })).max(100).nullish();
+const labels = z
+  .array(z.object({ name: z.string().max(255) }))
+  .max(100)
+  .nullish();
 
 const issue = z.object({
   number: id,

@@ -43,7 +43,12 @@ export async function recordCommentCommand(deps: RecordDeps & { requests: Reques
         cloneUrl: repository.clone_url,
         defaultBranch: repository.default_branch,
         instructions: parsed.instructions || null,
-        options: { ...parsed.flags, commandLine: parsed.line.slice(0, 300), ...(parsed.verb === "ask" ? { ask: true as const } : {}), ...labelNames(issue.labels) },
+        options: {
+          ...parsed.flags,
+          commandLine: parsed.line.slice(0, 300),
+          ...(parsed.verb === "ask" ? { ask: true as const } : {}),
+          ...labelNames(issue.labels),
+        },
         triggerCommentId: comment.id,
         // Only the command itself: nothing earlier to snapshot, and no API call to learn that.
         ...(issue.comments <= 1 ? { context: { comments: [], droppedComments: 0 } } : {}),

@@ -60,7 +60,13 @@ export async function recordReviewCommand(
         cloneUrl: repository.clone_url,
         defaultBranch: repository.default_branch,
         instructions: parsed.instructions || null,
-        options: { ...parsed.flags, commandLine: parsed.line.slice(0, 300), review, ...(parsed.verb === "ask" ? { ask: true as const } : {}), ...labelNames(pr.labels) },
+        options: {
+          ...parsed.flags,
+          commandLine: parsed.line.slice(0, 300),
+          review,
+          ...(parsed.verb === "ask" ? { ask: true as const } : {}),
+          ...labelNames(pr.labels),
+        },
       },
       { backend: deps.defaultBackend },
     );

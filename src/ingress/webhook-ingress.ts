@@ -102,7 +102,13 @@ export function webhookIngress(options: WebhookIngressOptions): (req: IncomingMe
 
     if (req.method !== "POST") return refuse(405, `${clip(req.method)} is not allowed here; GitHub POSTs webhooks`, { allow: "POST" });
     if (!JSON_CONTENT_TYPE.test(req.headers["content-type"] ?? "")) return refuse(415, "Content-Type must be application/json");
-    const missing = [["x-github-event", event], ["x-github-delivery", deliveryId], ["x-hub-signature-256", signature]].filter(([, value]) => !value).map(([header]) => header);
+    const missing = [
+      ["x-github-event", event],
+      ["x-github-delivery", deliveryId],
+      ["x-hub-signature-256", signature],
+    ]
+      .filter(([, value]) => !value)
+      .map(([header]) => header);
     if (missing.length > 0) return refuse(400, `required headers missing: ${missing.join(", ")}`);
 
     const tooLarge = () => {
@@ -115,11 +121,18 @@ export function webhookIngress(options: WebhookIngressOptions): (req: IncomingMe
       return tooLarge();
     }
     const check = signatureCheck(options.secret);
-    const body = await readCappedBody(req, { maxBytes, memoryBytes: MEMORY_BYTES, spillDir: options.spillDir, onChunk: check.update, ...(options.collectGarbage ? { collectGarbage: options.collectGarbage } : {}) });
+    const body = await readCappedBody(req, {
+      maxBytes,
+      memoryBytes: MEMORY_BYTES,
+      spillDir: options.spillDir,
+      onChunk: check.update,
+      ...(options.collectGarbage ? { collectGarbage: options.collectGarbage } : {}),
+    });
     bytes = body.bytes;
     if (!body.ok) {
       if (body.reason === "too-large") return tooLarge();
-      if (body.reason === "spill-failed") return refuse(503, "the body could not be held for its signature check (is the data folder's disk full?)", { "retry-after": "60" });
+      if (body.reason === "spill-failed")
+        return refuse(503, "the body could not be held for its signature check (is the data folder's disk full?)", { "retry-after": "60" });
       log.info({ deliveryId: clip(deliveryId), event: clip(event), bytes, ms: Date.now() - started }, "webhook delivery abandoned before its body arrived");
       return true;
     }
@@ -159,7 +172,16 @@ export function webhookIngress(options: WebhookIngressOptions): (req: IncomingMe
       answer(500, "the delivery could not be recorded; redeliver it later");
       return true;
     }
-    log.info({ deliveryId: clip(deliveryId), event, action: typeof (payload as { action?: unknown }).action === "string" ? clip((payload as { action: string }).action) : undefined, bytes, ms: Date.now() - started }, "webhook delivery received");
+    log.info(
+      {
+        deliveryId: clip(deliveryId),
+        event,
+        action: typeof (payload as { action?: unknown }).action === "string" ? clip((payload as { action: string }).action) : undefined,
+        bytes,
+        ms: Date.now() - started,
+      },
+      "webhook delivery received",
+    );
     answer(200, "received");
     return true;
   };

@@ -94,19 +94,14 @@ export function buildPrompt(input: PromptInput): string {
     }
     // A review comment: where it points, and the lines of the diff it was written on.
     const where = `\`${pathName(comment.path)}\`${comment.line ? ` line ${comment.line}` : ""}`;
-    const hunk = comment.diffHunk ? fenced(capText(sanitizeUntrustedText(comment.diffHunk).replace(/\n+$/, ""), Math.min(MAX_HUNK_CHARS, Math.max(0, budget))), "diff") : "";
+    const hunk = comment.diffHunk
+      ? fenced(capText(sanitizeUntrustedText(comment.diffHunk).replace(/\n+$/, ""), Math.min(MAX_HUNK_CHARS, Math.max(0, budget))), "diff")
+      : "";
     budget -= hunk.length;
     discussion.push("", `Review comment by @${author} on ${where}:`, ...(hunk ? [hunk] : []), text);
   }
   sections.push(
-    [
-      `<${tag} number="${input.number}">`,
-      `Title: ${title || "(no title)"}`,
-      "",
-      body || "(no description)",
-      ...discussion,
-      `</${tag}>`,
-    ].join("\n"),
+    [`<${tag} number="${input.number}">`, `Title: ${title || "(no title)"}`, "", body || "(no description)", ...discussion, `</${tag}>`].join("\n"),
   );
 
   const extra = sanitizeUntrustedText(input.extraInstructions ?? "").trim();
@@ -209,7 +204,7 @@ export function sanitizeUntrustedText(text: string): string {
   // Invisible characters first: `<!\u200B--` must not escape the comment rule.
   result = result.replace(INVISIBLE_CHARACTERS, "");
   // Until nothing changes: removing `<!-- x -->` from `<!<!-- x -->--` leaves a new opener.
-  for (let previous = ""; previous !== result; ) {
+  for (let previous = ""; previous !== result;) {
     previous = result;
     result = result.replace(HTML_COMMENT, "");
   }

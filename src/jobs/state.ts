@@ -10,18 +10,7 @@
  * `provisioning` and `running` may also go back to `queued` when a controller died holding the
  * lease (the worker is destroyed first, then the job runs again from the start).
  */
-export const JOB_STATES = [
-  "received",
-  "queued",
-  "provisioning",
-  "running",
-  "reporting",
-  "succeeded",
-  "failed",
-  "cancelled",
-  "timed_out",
-  "rejected",
-] as const;
+export const JOB_STATES = ["received", "queued", "provisioning", "running", "reporting", "succeeded", "failed", "cancelled", "timed_out", "rejected"] as const;
 
 export type JobState = (typeof JOB_STATES)[number];
 

@@ -67,14 +67,7 @@ export class JobLog {
   }
 
   async read(jobId: string, afterId = 0, limit = 5000): Promise<LogLine[]> {
-    const rows = await this.db
-      .selectFrom("job_logs")
-      .selectAll()
-      .where("job_id", "=", jobId)
-      .where("id", ">", afterId)
-      .orderBy("id")
-      .limit(limit)
-      .execute();
+    const rows = await this.db.selectFrom("job_logs").selectAll().where("job_id", "=", jobId).where("id", ">", afterId).orderBy("id").limit(limit).execute();
     return rows.map((r) => ({ id: Number(r.id), jobId: r.job_id, at: Number(r.at), stream: r.stream, line: r.line }));
   }
 

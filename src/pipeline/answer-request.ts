@@ -29,11 +29,22 @@ export interface AnswerDeps extends PipelineDeps {
 export async function answerAndFinish(deps: AnswerDeps, req: AgentRequest): Promise<string> {
   const { outcome, reply } = await answerRequest(deps, req);
   const effects: NewOutboxEntry[] = reply
-    ? [{ key: `reply:${req.id}`, installationId: req.installationId, jobId: null, effect: { kind: "comment", owner: req.owner, repo: req.repo, issueNumber: req.number, body: reply } }]
+    ? [
+        {
+          key: `reply:${req.id}`,
+          installationId: req.installationId,
+          jobId: null,
+          effect: { kind: "comment", owner: req.owner, repo: req.repo, issueNumber: req.number, body: reply },
+        },
+      ]
     : [];
   await deps.requests.finish(req.id, outcome, effects, { owner: deps.owner, leaseMs: deps.config.leaseSeconds * 1000 });
   await deps.onStep?.("answered", null);
-  if (effects.length) await deliverOutbox(deps, effects.map((e) => e.key));
+  if (effects.length)
+    await deliverOutbox(
+      deps,
+      effects.map((e) => e.key),
+    );
   return outcome;
 }
 
@@ -63,7 +74,9 @@ export async function answerRequest(deps: AnswerDeps, req: AgentRequest): Promis
       await reply(help());
       return answered("help");
     case "unknown":
-      await reply(`@${req.sender} \`/agent ${req.args.word ?? ""}\` is not a command.${req.args.suggestion ? ` Did you mean \`/agent ${req.args.suggestion}\`?` : ""}\n\n${help()}`);
+      await reply(
+        `@${req.sender} \`/agent ${req.args.word ?? ""}\` is not a command.${req.args.suggestion ? ` Did you mean \`/agent ${req.args.suggestion}\`?` : ""}\n\n${help()}`,
+      );
       return answered("unknown");
     case "bad_flag":
       await reply(`@${req.sender} agent-work did not start: ${req.args.message ?? "a flag is wrong"}. \`/agent help\` lists the flags.`);
@@ -117,11 +130,21 @@ async function stop(deps: AnswerDeps, req: AgentRequest, reply: (t: string) => P
     try {
       // The final status goes with the state change, through the outbox: ended and not yet shown is no state to die in.
       const effects = jobEndedEffects(job, deps.now());
-      await deps.store.transition(job.id, "queued", "cancelled", { finishedAt: deps.now(), message: `stopped by @${req.sender} before it started` }, undefined, {
-        effects,
-        deliverer: { owner: deps.owner, leaseMs: deps.config.leaseSeconds * 1000 },
-      });
-      await deliverOutbox(deps, effects.map((e) => e.key));
+      await deps.store.transition(
+        job.id,
+        "queued",
+        "cancelled",
+        { finishedAt: deps.now(), message: `stopped by @${req.sender} before it started` },
+        undefined,
+        {
+          effects,
+          deliverer: { owner: deps.owner, leaseMs: deps.config.leaseSeconds * 1000 },
+        },
+      );
+      await deliverOutbox(
+        deps,
+        effects.map((e) => e.key),
+      );
       if (req.source === "comment") await reply(`@${req.sender} job \`${job.id}\` was taken off the queue; nothing ran.`);
       return "dequeued";
     } catch (err) {

@@ -52,7 +52,10 @@ export async function costTexts(
     if (!pricing || !job.startedAt) return { ceilingText: ceiling };
     const seconds = Math.max(0, (deps.now() - job.startedAt) / 1000);
     const computeUsd = costOf(pricing, seconds, deps.priceTable).totalUsd;
-    const meter = pricing.kind === "free" ? `$0 (${pricing.label}) — ${formatDuration(seconds)} so far` : `${formatUsd(computeUsd)} so far (${formatDuration(seconds)} of ${pricing.label})`;
+    const meter =
+      pricing.kind === "free"
+        ? `$0 (${pricing.label}) — ${formatDuration(seconds)} so far`
+        : `${formatUsd(computeUsd)} so far (${formatDuration(seconds)} of ${pricing.label})`;
     if (!running) return { ceilingText: ceiling, meterText: `${meter}; ceiling ${ceiling}` };
     const total = computeUsd + (running.costUsd ?? 0);
     return { ceilingText: ceiling, meterText: `compute ${meter} + ${modelUsageText(running)} = ${formatUsd(total)} so far; ceiling ${ceiling}` };
@@ -70,6 +73,12 @@ export async function costTexts(
   const repoMonth = `${job.owner}/${job.repo} this month: ${formatUsd(month)} of ${formatUsd(budget)}`;
   if (!entry.agentUsage) return { ceilingText: ceiling, costText: `${figure} · ${repoMonth}` };
   // compute + model = total, each as the bill shows it.
-  const computeFigure = entry.rateUsdPerHour === 0 ? figure : `${formatUsd((entry.totalUsd ?? 0) - (entry.agentUsage.costUsd ?? 0))} (${label}, ${formatDuration(seconds)}; ${entry.rateSource})`;
-  return { ceilingText: ceiling, costText: `compute ${computeFigure} + ${modelUsageText(entry.agentUsage)} = ${formatUsd(entry.totalUsd ?? 0)} · ${repoMonth}` };
+  const computeFigure =
+    entry.rateUsdPerHour === 0
+      ? figure
+      : `${formatUsd((entry.totalUsd ?? 0) - (entry.agentUsage.costUsd ?? 0))} (${label}, ${formatDuration(seconds)}; ${entry.rateSource})`;
+  return {
+    ceilingText: ceiling,
+    costText: `compute ${computeFigure} + ${modelUsageText(entry.agentUsage)} = ${formatUsd(entry.totalUsd ?? 0)} · ${repoMonth}`,
+  };
 }

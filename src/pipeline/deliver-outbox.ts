@@ -53,7 +53,8 @@ async function deliverEffect(deps: PipelineDeps, entry: OutboxEntry): Promise<vo
       // GitHub keeps one reaction per person and content: a second create answers 200 with the first.
       const octokit = await deps.github.forInstallation(entry.installationId);
       const { owner, repo } = effect;
-      if (effect.reviewCommentId) await octokit.rest.reactions.createForPullRequestReviewComment({ owner, repo, comment_id: effect.reviewCommentId, content: "eyes" });
+      if (effect.reviewCommentId)
+        await octokit.rest.reactions.createForPullRequestReviewComment({ owner, repo, comment_id: effect.reviewCommentId, content: "eyes" });
       else if (effect.commentId) await octokit.rest.reactions.createForIssueComment({ owner, repo, comment_id: effect.commentId, content: "eyes" });
       else await octokit.rest.reactions.createForIssue({ owner, repo, issue_number: effect.issueNumber, content: "eyes" });
       return;
@@ -81,7 +82,13 @@ async function deliverEffect(deps: PipelineDeps, entry: OutboxEntry): Promise<vo
         const comments = await octokit.paginate(octokit.rest.pulls.listReviewComments, { owner, repo, pull_number: pullNumber, since, per_page: 100 });
         if (comments.some((c) => c.body?.includes(marker))) return;
       }
-      await octokit.rest.pulls.createReplyForReviewComment({ owner, repo, pull_number: pullNumber, comment_id: commentId, body: deps.redactor.redact(`${effect.body}\n\n${marker}`) });
+      await octokit.rest.pulls.createReplyForReviewComment({
+        owner,
+        repo,
+        pull_number: pullNumber,
+        comment_id: commentId,
+        body: deps.redactor.redact(`${effect.body}\n\n${marker}`),
+      });
       return;
     }
     case "bill": {

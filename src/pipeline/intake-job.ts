@@ -65,7 +65,11 @@ export async function intakeJob(deps: PipelineDeps, job: Job): Promise<Job> {
     if (fork && config.forkPullRequests !== "patch") {
       // A fork's branch cannot be pushed with a token scoped to this repository, and its files
       // were written by someone without write access here.
-      return reject(deps, job, "this pull request comes from a fork; agent-work only works on branches of this repository, so the agent's token never meets code from outside it (`fork_pull_requests: patch` in `.github/agent-work.yml` allows a run with no secret that posts its change as a patch)");
+      return reject(
+        deps,
+        job,
+        "this pull request comes from a fork; agent-work only works on branches of this repository, so the agent's token never meets code from outside it (`fork_pull_requests: patch` in `.github/agent-work.yml` allows a run with no secret that posts its change as a patch)",
+      );
     }
     if (fork) forkCloneUrl = pr.head.repo?.clone_url ?? null;
     if (fork && !forkCloneUrl) return reject(deps, job, "the fork of this pull request cannot be read (it may have been deleted)");
@@ -128,7 +132,10 @@ export async function intakeJob(deps: PipelineDeps, job: Job): Promise<Job> {
     }
     return waitBehind(deps, job, active, context);
   }
-  log.info({ backend: config.backend, ...(resolved.rule ? { rule: resolved.rule } : {}), maxMinutes: config.maxMinutes, comments: context.comments.length }, "job admitted");
+  log.info(
+    { backend: config.backend, ...(resolved.rule ? { rule: resolved.rule } : {}), maxMinutes: config.maxMinutes, comments: context.comments.length },
+    "job admitted",
+  );
 
   await deps.onStep?.("admitted", admitted);
   await deliverOutbox(deps, [acknowledgement(job).key]);
@@ -147,7 +154,8 @@ async function waitBehind(deps: PipelineDeps, job: Job, active: Job, context: Jo
   const noun = job.kind === "pull_request" ? "pull request" : "issue";
   const waiting = (await deps.store.receivedFor(job.repoId, job.number)).filter((j) => j.id !== job.id && j.options.waitingFor);
   const newer = waiting.find((j) => j.createdAt > job.createdAt || (j.createdAt === job.createdAt && j.id > job.id));
-  if (newer) return reject(deps, job, `a newer request on this ${noun} (job \`${newer.id}\`) is already waiting for job \`${active.id}\` to end, and takes its place`);
+  if (newer)
+    return reject(deps, job, `a newer request on this ${noun} (job \`${newer.id}\`) is already waiting for job \`${active.id}\` to end, and takes its place`);
   const superseded: string[] = [];
   for (const older of waiting) {
     try {
@@ -225,7 +233,10 @@ async function reject(deps: PipelineDeps, job: Job, reason: string, details?: st
     jobId: job.id,
     effect: { kind: "comment", owner: job.owner, repo: job.repo, issueNumber: job.number, body: deps.redactor.redact(refusalText(job, details ?? reason)) },
   };
-  const rejected = await deps.store.transition(job.id, "received", "rejected", { message: reason.trim().split("\n")[0]!, finishedAt: deps.now() }, undefined, { effects: [refusal], deliverer: deliverer(deps) });
+  const rejected = await deps.store.transition(job.id, "received", "rejected", { message: reason.trim().split("\n")[0]!, finishedAt: deps.now() }, undefined, {
+    effects: [refusal],
+    deliverer: deliverer(deps),
+  });
   await deps.onStep?.("refused", rejected);
   await deliverOutbox(deps, [refusal.key]);
   return rejected;

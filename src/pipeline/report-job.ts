@@ -64,7 +64,10 @@ export async function reportJob(deps: PipelineDeps, octokit: GitHub, publisher: 
       job = await deps.store.update(job.id, { prNumber: pr.number, prUrl: pr.url, headSha: pr.headSha });
     }
     to = "succeeded";
-    patch = { ...finish, steps: markStep(job.steps, "pull request", "done", now, job.prHeadRef || result.continued ? `pushed to #${job.prNumber}` : `#${job.prNumber}`) };
+    patch = {
+      ...finish,
+      steps: markStep(job.steps, "pull request", "done", now, job.prHeadRef || result.continued ? `pushed to #${job.prNumber}` : `#${job.prNumber}`),
+    };
   } else if (result.outcome === "patch") {
     // A fork's run: nothing could be pushed; the status comment carries the patch.
     to = "succeeded";
@@ -72,7 +75,11 @@ export async function reportJob(deps: PipelineDeps, octokit: GitHub, publisher: 
   } else if (result.outcome === "answered") {
     // A question: the answer is its own comment (an outbox row, written with the end below).
     to = "succeeded";
-    patch = { ...finish, message: "the agent answered in a comment", steps: markStep(job.steps, "pull request", "skipped", now, "a question: answered in a comment") };
+    patch = {
+      ...finish,
+      message: "the agent answered in a comment",
+      steps: markStep(job.steps, "pull request", "skipped", now, "a question: answered in a comment"),
+    };
   } else if (result.outcome === "no_changes") {
     to = "succeeded";
     patch = { ...finish, message: "the agent made no changes", steps: markStep(job.steps, "pull request", "skipped", now) };
@@ -92,8 +99,14 @@ export async function reportJob(deps: PipelineDeps, octokit: GitHub, publisher: 
   await publisher.flush({ ...job, ...patch, state: to });
   const replies = [...answerComment(deps, { ...job, ...patch, state: to } as Job), ...reviewReplies(deps, { ...job, ...patch, state: to } as Job)];
   if (replies.length === 0) return deps.store.transition(job.id, "reporting", to, patch);
-  const ended = await deps.store.transition(job.id, "reporting", to, patch, undefined, { effects: replies, deliverer: { owner: deps.owner, leaseMs: deps.config.leaseSeconds * 1000 } });
-  await deliverOutbox(deps, replies.map((r) => r.key));
+  const ended = await deps.store.transition(job.id, "reporting", to, patch, undefined, {
+    effects: replies,
+    deliverer: { owner: deps.owner, leaseMs: deps.config.leaseSeconds * 1000 },
+  });
+  await deliverOutbox(
+    deps,
+    replies.map((r) => r.key),
+  );
   return ended;
 }
 
@@ -101,7 +114,11 @@ export async function reportJob(deps: PipelineDeps, octokit: GitHub, publisher: 
 function answerComment(deps: PipelineDeps, final: Job): NewOutboxEntry[] {
   const answer = final.result?.outcome === "answered" ? final.result.answer : undefined;
   if (answer === undefined) return [];
-  const question = (final.instructions ?? "").slice(0, 1000).split("\n").map((l) => `> ${l}`).join("\n");
+  const question = (final.instructions ?? "")
+    .slice(0, 1000)
+    .split("\n")
+    .map((l) => `> ${l}`)
+    .join("\n");
   const sha = final.result?.baseSha ? ` at \`${final.result.baseSha.slice(0, 7)}\`` : "";
   const body = [
     `💬 @${final.requester} asked (agent-work job \`${final.id}\`):`,
@@ -111,7 +128,14 @@ function answerComment(deps: PipelineDeps, final: Job): NewOutboxEntry[] {
     "",
     `<sub>Written by an AI coding agent from the code${sha}; it changed and pushed nothing. Check it before you rely on it.</sub>`,
   ].join("\n");
-  return [{ key: `answer:${final.id}`, installationId: final.installationId, jobId: final.id, effect: { kind: "comment", owner: final.owner, repo: final.repo, issueNumber: final.number, body: deps.redactor.redact(body) } }];
+  return [
+    {
+      key: `answer:${final.id}`,
+      installationId: final.installationId,
+      jobId: final.id,
+      effect: { kind: "comment", owner: final.owner, repo: final.repo, issueNumber: final.number, body: deps.redactor.redact(body) },
+    },
+  ];
 }
 
 /** Threads answered at most, for a review with many inline comments. */
@@ -130,13 +154,22 @@ function reviewReplies(deps: PipelineDeps, final: Job): NewOutboxEntry[] {
   const outcome = describeOutcome(final);
   const sha = final.result?.outcome === "pushed" ? final.headSha : null;
   const commit = sha ? `[\`${sha.slice(0, 7)}\`](https://github.com/${final.owner}/${final.repo}/pull/${final.number}/commits/${sha})` : null;
-  const given = fromReview.slice(0, 10).map((c) => `\`${(c.path ?? "").replace(/[^\w./@+-]/g, "_").slice(0, 120)}\`${c.line ? ` line ${c.line}` : ""} (@${c.author})`);
+  const given = fromReview
+    .slice(0, 10)
+    .map((c) => `\`${(c.path ?? "").replace(/[^\w./@+-]/g, "_").slice(0, 120)}\`${c.line ? ` line ${c.line}` : ""} (@${c.author})`);
   const body = [
     commit
       ? `@${final.requester} agent-work job \`${final.id}\` pushed ${commit} to this pull request for this review.`
       : `@${final.requester} agent-work job \`${final.id}\`: ${outcome?.headline ?? final.state}`,
-    ...(given.length ? ["", `Review comments in the agent's prompt: ${given.join(", ")}${fromReview.length > given.length ? ` and ${fromReview.length - given.length} more` : ""}.`] : []),
-    ...((final.context?.droppedComments ?? 0) > 0 ? ["", `Left out: ${final.context!.droppedComments} comment(s) by people without \`${deps.config.requiredPermission}\` access.`] : []),
+    ...(given.length
+      ? [
+          "",
+          `Review comments in the agent's prompt: ${given.join(", ")}${fromReview.length > given.length ? ` and ${fromReview.length - given.length} more` : ""}.`,
+        ]
+      : []),
+    ...((final.context?.droppedComments ?? 0) > 0
+      ? ["", `Left out: ${final.context!.droppedComments} comment(s) by people without \`${deps.config.requiredPermission}\` access.`]
+      : []),
   ].join("\n");
   return threads.map((commentId) => ({
     key: `review-reply:${final.id}:${commentId}`,

@@ -39,7 +39,10 @@ export function resolveJobOptions(
   });
   const backend = choice.backend;
   if (!enabledBackends.includes(backend)) {
-    return { ok: false, reason: `the backend \`${backend}\`${choice.rule ? ` (picked by ${choice.rule})` : ""} is not enabled on this controller (enabled: ${enabledBackends.map((b) => `\`${b}\``).join(", ")})` };
+    return {
+      ok: false,
+      reason: `the backend \`${backend}\`${choice.rule ? ` (picked by ${choice.rule})` : ""} is not enabled on this controller (enabled: ${enabledBackends.map((b) => `\`${b}\``).join(", ")})`,
+    };
   }
   // A model picked per run must be one the repository lists: the maintainers decide what it may cost.
   if (options.model !== undefined && !(config.models ?? []).includes(options.model)) {
@@ -55,7 +58,12 @@ export function resolveJobOptions(
   }
   return {
     ok: true,
-    config: { ...config, backend: backend as RepoConfig["backend"], maxMinutes: options.maxMinutes ?? limit, ...(options.model !== undefined ? { model: options.model } : {}) },
+    config: {
+      ...config,
+      backend: backend as RepoConfig["backend"],
+      maxMinutes: options.maxMinutes ?? limit,
+      ...(options.model !== undefined ? { model: options.model } : {}),
+    },
     ...(machine ? { machine } : {}),
     ...(choice.sshLabels ? { sshLabels: choice.sshLabels } : {}),
     ...(choice.rule ? { rule: choice.rule } : {}),

@@ -32,7 +32,18 @@ import { overJobBudget } from "../cost/model-budget.js";
  * Files that steer an agent. On a pull request they are taken from the base branch, not the PR
  * head: the PR's author may not be someone the maintainers trust to instruct the agent.
  */
-export const AGENT_STEERING_PATHS = ["AGENTS.md", "CLAUDE.md", ".claude", ".mcp.json", ".opencode", "opencode.json", ".codex", ".aider.conf.yml", ".github/agent-work.yml", ".github/copilot-instructions.md"] as const;
+export const AGENT_STEERING_PATHS = [
+  "AGENTS.md",
+  "CLAUDE.md",
+  ".claude",
+  ".mcp.json",
+  ".opencode",
+  "opencode.json",
+  ".codex",
+  ".aider.conf.yml",
+  ".github/agent-work.yml",
+  ".github/copilot-instructions.md",
+] as const;
 
 /** The ssh host labels the job asks for (a routing rule's or the repository's `ssh_labels`). */
 export function hostLabels(job: Job): { hostLabels?: string[] } {
@@ -60,8 +71,7 @@ async function checkRequesterAgain(deps: PipelineDeps, octokit: GitHub, job: Job
 }
 
 type BudgetReservation =
-  | { ok: true; job: Job; config: RepoConfig; budgets: Budgets; modelAllowance: number }
-  | { ok: false; job: Job; message: string; budget: BudgetName };
+  { ok: true; job: Job; config: RepoConfig; budgets: Budgets; modelAllowance: number } | { ok: false; job: Job; message: string; budget: BudgetName };
 
 /**
  * Budgets before any worker: the per-job budget may shorten the job, and the reservation of
@@ -84,7 +94,10 @@ async function reserveBudget(deps: PipelineDeps, job: Job, config: RepoConfig, p
   });
   if (!reservation.ok) {
     const capped = reservation.budget === "backend_jobs" || reservation.budget === "backend_hourly";
-    log[capped ? "info" : "warn"]({ budget: reservation.budget, capUsd: reservation.capUsd, spentUsd: reservation.spentUsd }, capped ? "the backend is at its cap; the job waits" : "over budget; no worker started");
+    log[capped ? "info" : "warn"](
+      { budget: reservation.budget, capUsd: reservation.capUsd, spentUsd: reservation.spentUsd },
+      capped ? "the backend is at its cap; the job waits" : "over budget; no worker started",
+    );
     return { ok: false, job, message: reservation.message, budget: reservation.budget };
   }
   if (maxMinutes < config.maxMinutes) {
@@ -249,10 +262,13 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
       log.error("the lease on this job was taken over; its worker and token are left to the new holder");
       return;
     }
-    if (worker && backend) await backend.destroy(worker).catch((err) => log.error({ err, workerId: worker?.id }, "could not destroy the worker; the reaper will retry"));
+    if (worker && backend)
+      await backend.destroy(worker).catch((err) => log.error({ err, workerId: worker?.id }, "could not destroy the worker; the reaper will retry"));
     // Also when the mint itself failed: its answer may have been lost after GitHub minted it.
     if (token || minting) {
-      await revokeKeptWorkerToken(deps, job.id, log, token ?? undefined).catch((err) => log.error({ err }, "could not revoke the worker token; it stays sealed in the store and expires within the hour"));
+      await revokeKeptWorkerToken(deps, job.id, log, token ?? undefined).catch((err) =>
+        log.error({ err }, "could not revoke the worker token; it stays sealed in the store and expires within the hour"),
+      );
     }
     if (reserved && pricing) {
       // This worker's bill, then the job's: the sum of every worker it had (an earlier start's
@@ -283,7 +299,13 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
   const handBack = async (): Promise<Job> => {
     const fresh = await deps.store.getOrThrow(job.id);
     if (fresh.state === "provisioning" || fresh.state === "running") {
-      job = await deps.store.transition(job.id, fresh.state, "queued", { worker: null, result: null, steps: INITIAL_STEPS, attempts: Math.max(0, fresh.attempts - 1) }, "controller shutting down; job handed back to the queue");
+      job = await deps.store.transition(
+        job.id,
+        fresh.state,
+        "queued",
+        { worker: null, result: null, steps: INITIAL_STEPS, attempts: Math.max(0, fresh.attempts - 1) },
+        "controller shutting down; job handed back to the queue",
+      );
       state = "queued";
       log.info("job handed back to the queue");
     } else {
@@ -365,7 +387,11 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
     // worker is stopped (the CLI's own limit, where it has one, usually stops it first).
     const checkBudget = () => {
       if (budgetStop !== null) return;
-      const computeUsd = costOf(pricingOfWorker(runningWorker, pricing, deps.priceTable), Math.max(0, (deps.now() - runningWorker.createdAt) / 1000), deps.priceTable).totalUsd;
+      const computeUsd = costOf(
+        pricingOfWorker(runningWorker, pricing, deps.priceTable),
+        Math.max(0, (deps.now() - runningWorker.createdAt) / 1000),
+        deps.priceTable,
+      ).totalUsd;
       const over = overJobBudget(budgets.jobUsd, computeUsd, meter.usage());
       if (!over) return;
       budgetStop = over;
@@ -382,17 +408,36 @@ export async function runJob(deps: PipelineDeps, queued: Job, signal: AbortSigna
       log.warn({ workerId: lost.id, reason: result.lost.reason }, "the worker was lost mid-run; running the job again once on a new one");
       await backend.destroy(lost).catch((err) => log.error({ err, workerId: lost.id }, "could not destroy the lost worker; the reaper will retry"));
       await billWorker(deps, job, lost, deps.now());
-      worker = await backend.create({ jobId: job.id, repoFullName: `${job.owner}/${job.repo}`, maxSeconds: Math.max(60, Math.ceil((job.deadlineAt! - deps.now()) / 1000) + 30), replacing: lost, ...hostLabels(job) }, runSignal);
+      worker = await backend.create(
+        {
+          jobId: job.id,
+          repoFullName: `${job.owner}/${job.repo}`,
+          maxSeconds: Math.max(60, Math.ceil((job.deadlineAt! - deps.now()) / 1000) + 30),
+          replacing: lost,
+          ...hostLabels(job),
+        },
+        runSignal,
+      );
       runningWorker = worker;
       job = await deps.store.update(job.id, { worker });
-      await step("worker", "done", `${lost.id}: ${result.lost.reason}; run again on ${worker.id}${worker.meta.provisioningModel === "STANDARD" ? " (on-demand)" : ""}${worker.meta.zone ? ` in ${worker.meta.zone}` : ""}`);
+      await step(
+        "worker",
+        "done",
+        `${lost.id}: ${result.lost.reason}; run again on ${worker.id}${worker.meta.provisioningModel === "STANDARD" ? " (on-demand)" : ""}${worker.meta.zone ? ` in ${worker.meta.zone}` : ""}`,
+      );
       result = await backend.run(worker, input, progress.onEvent, runSignal);
       await progress.settled();
     }
     log.info({ outcome: result.outcome, computeSeconds: result.computeSeconds }, "worker finished");
     if (startedBefore && result.continued && result.outcome === "no_changes" && result.baseSha) {
       // Nothing more to add to what an earlier start of this job pushed: that work is the result.
-      result = { ...result, outcome: "pushed", branch, headSha: result.baseSha, message: `the agent added nothing to the work an earlier start pushed to ${branch}` };
+      result = {
+        ...result,
+        outcome: "pushed",
+        branch,
+        headSha: result.baseSha,
+        message: `the agent added nothing to the work an earlier start pushed to ${branch}`,
+      };
     }
 
     await teardown();

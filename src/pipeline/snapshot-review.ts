@@ -17,7 +17,14 @@ const MAX_REVIEW_COMMENTS = 30;
 export async function snapshotReview(octokit: GitHub, job: Job, required: Permission): Promise<{ comments: ContextComment[]; dropped: number }> {
   const review = job.options.review;
   if (!review) return { comments: [], dropped: 0 };
-  const { data } = await octokit.rest.pulls.listReviewComments({ owner: job.owner, repo: job.repo, pull_number: job.number, per_page: 100, sort: "created", direction: "desc" });
+  const { data } = await octokit.rest.pulls.listReviewComments({
+    owner: job.owner,
+    repo: job.repo,
+    pull_number: job.number,
+    per_page: 100,
+    sort: "created",
+    direction: "desc",
+  });
   const wanted = data
     .filter((c) => {
       const inReview = c.pull_request_review_id === review.reviewId;
@@ -41,7 +48,15 @@ export async function snapshotReview(octokit: GitHub, job: Job, required: Permis
       dropped++;
       continue;
     }
-    comments.push({ author, body: c.body ?? "", id: c.id, threadId: c.in_reply_to_id ?? c.id, path: c.path, line: c.line ?? c.original_line ?? null, diffHunk: c.diff_hunk });
+    comments.push({
+      author,
+      body: c.body ?? "",
+      id: c.id,
+      threadId: c.in_reply_to_id ?? c.id,
+      path: c.path,
+      line: c.line ?? c.original_line ?? null,
+      diffHunk: c.diff_hunk,
+    });
   }
   return { comments, dropped };
 }

@@ -118,7 +118,12 @@ export class StatusPublisher {
       // What changes the meaning of the check (state, steps, buttons) is written at once; what only
       // changes with time (elapsed, meter, log tail) at most every LIVE_FACTOR intervals, so a
       // 10-minute job costs about one such update (see bench/api-calls.ts).
-      const key = JSON.stringify({ status: view.status, conclusion: view.conclusion, steps: job.steps.map((st) => [st.name, st.status]), actions: view.actions });
+      const key = JSON.stringify({
+        status: view.status,
+        conclusion: view.conclusion,
+        steps: job.steps.map((st) => [st.name, st.status]),
+        actions: view.actions,
+      });
       const now = this.deps.now();
       const liveDue = now - this.lastCheckWriteAt >= LIVE_FACTOR * this.deps.config.statusUpdateIntervalSeconds * 1000;
       if (key !== this.lastCheck || (liveDue && view.status !== "completed")) {
@@ -143,7 +148,12 @@ export class StatusPublisher {
     const view = renderCheckRun(job, { ...(await costTexts(this.deps, job, this.modelUsage())), now: this.deps.now(), logTail: this.logTail });
     view.output.summary = this.deps.redactor.redact(view.output.summary);
     if (view.output.text) view.output.text = this.deps.redactor.redact(view.output.text);
-    this.lastCheck = JSON.stringify({ status: view.status, conclusion: view.conclusion, steps: job.steps.map((st) => [st.name, st.status]), actions: view.actions });
+    this.lastCheck = JSON.stringify({
+      status: view.status,
+      conclusion: view.conclusion,
+      steps: job.steps.map((st) => [st.name, st.status]),
+      actions: view.actions,
+    });
     this.lastCheckWriteAt = this.deps.now();
     return view;
   }

@@ -20,7 +20,11 @@ const TOKEN_LIFETIME_MS = 3_600_000;
  * before the mint; a crash between GitHub's answer and the sealed write is the one window left,
  * and what it leaves is a token nobody saw (see revokeKeptWorkerToken). Never written in clear.
  */
-export async function mintKeptWorkerToken(deps: PipelineDeps, job: { id: string; installationId: number; repoId: number }, contents: "write" | "read" = "write"): Promise<string> {
+export async function mintKeptWorkerToken(
+  deps: PipelineDeps,
+  job: { id: string; installationId: number; repoId: number },
+  contents: "write" | "read" = "write",
+): Promise<string> {
   await deps.store.setSealedWorkerToken(job.id, `${MINTING}${deps.now()}`);
   const { token } = await mintWorkerToken(await deps.github.asApp(), job.installationId, job.repoId, contents);
   deps.redactor.add(token);
@@ -33,7 +37,12 @@ export async function mintKeptWorkerToken(deps: PipelineDeps, job: { id: string;
  * holds in memory (the runner's own); without it the kept one is opened. A token that is already
  * invalid counts as revoked. A failed revoke keeps the sealed token and throws.
  */
-export async function revokeKeptWorkerToken(deps: PipelineDeps, jobId: string, log: Pick<Logger, "info" | "warn">, token?: string): Promise<"revoked" | "already-invalid" | "none" | "lost"> {
+export async function revokeKeptWorkerToken(
+  deps: PipelineDeps,
+  jobId: string,
+  log: Pick<Logger, "info" | "warn">,
+  token?: string,
+): Promise<"revoked" | "already-invalid" | "none" | "lost"> {
   const sealed = await deps.store.sealedWorkerToken(jobId);
   if (sealed?.startsWith(MINTING) && !token) {
     // A mint whose answer no one heard. GitHub revokes a token only when shown it and lists none,

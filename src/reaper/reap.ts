@@ -170,7 +170,9 @@ async function reapPass(deps: ReapDeps): Promise<ReapReport> {
     try {
       // The token revoke and the final status are written with the end (the outbox): whoever
       // runs the next sweep delivers them if onJobEnded cannot, or this process dies first.
-      const ended = await store.transition(job.id, job.state, to, { message, finishedAt: deps.now() }, `reaper: ${message}`, { effects: jobEndedEffects(job, deps.now()) });
+      const ended = await store.transition(job.id, job.state, to, { message, finishedAt: deps.now() }, `reaper: ${message}`, {
+        effects: jobEndedEffects(job, deps.now()),
+      });
       await deps.onJobEnded?.(ended).catch((err: unknown) => log.warn({ jobId: job.id, err }, "could not publish the status of a job the reaper ended"));
       return ended;
     } catch (err) {
@@ -187,10 +189,13 @@ async function reapPass(deps: ReapDeps): Promise<ReapReport> {
     timedOut.add(job.id);
     const late = Math.round((startedAt - job.deadlineAt) / 1000);
     const backendName = job.worker?.backend ?? job.backend;
-    await act({ kind: "time-out", backend: backendName, workerId: job.worker?.id ?? null, jobId: job.id, reason: `${job.state} ${late}s past its deadline` }, async () => {
-      const ended = await endJob(job, "timed_out", `the job ran ${late}s past its deadline and was stopped`);
-      if (ended && job.worker) await destroyWorker(job.worker.backend, job.worker);
-    });
+    await act(
+      { kind: "time-out", backend: backendName, workerId: job.worker?.id ?? null, jobId: job.id, reason: `${job.state} ${late}s past its deadline` },
+      async () => {
+        const ended = await endJob(job, "timed_out", `the job ran ${late}s past its deadline and was stopped`);
+        if (ended && job.worker) await destroyWorker(job.worker.backend, job.worker);
+      },
+    );
   }
 
   // 2. Orphans: every listed worker, owned or not.
@@ -209,15 +214,28 @@ async function reapPass(deps: ReapDeps): Promise<ReapReport> {
       const owner = await jobOf(worker.jobId);
       const mark = marked.get(key);
       if (owner && !isTerminal(owner.state)) {
-        if (mark) await act({ kind: "unmark-orphan", backend: backendName, workerId: worker.id, jobId: worker.jobId, reason: `owned by job ${owner.id} (${owner.state})` }, clearMark(key));
+        if (mark)
+          await act(
+            { kind: "unmark-orphan", backend: backendName, workerId: worker.id, jobId: worker.jobId, reason: `owned by job ${owner.id} (${owner.state})` },
+            clearMark(key),
+          );
         continue;
       }
       const reason = owner ? `its job is ${owner.state}` : "no job has its id";
       if (mark && mark.markedAt < startedAt) {
-        await act({ kind: "destroy-orphan", backend: backendName, workerId: worker.id, jobId: worker.jobId, reason: `${reason} (marked ${Math.round((startedAt - mark.markedAt) / 1000)}s ago)` }, async () => {
-          await destroyWorker(backendName, worker);
-          await clearMark(key)();
-        });
+        await act(
+          {
+            kind: "destroy-orphan",
+            backend: backendName,
+            workerId: worker.id,
+            jobId: worker.jobId,
+            reason: `${reason} (marked ${Math.round((startedAt - mark.markedAt) / 1000)}s ago)`,
+          },
+          async () => {
+            await destroyWorker(backendName, worker);
+            await clearMark(key)();
+          },
+        );
       } else if (!mark) {
         await act(
           { kind: "mark-orphan", backend: backendName, workerId: worker.id, jobId: worker.jobId, reason },
@@ -242,7 +260,11 @@ async function reapPass(deps: ReapDeps): Promise<ReapReport> {
     const mark = marked.get(key);
     const present = listing.workers.some((w) => w.jobId === job.id);
     if (present) {
-      if (mark) await act({ kind: "unmark-vanished", backend: backendName, workerId: job.worker.id, jobId: job.id, reason: "its worker is listed again" }, clearMark(key));
+      if (mark)
+        await act(
+          { kind: "unmark-vanished", backend: backendName, workerId: job.worker.id, jobId: job.id, reason: "its worker is listed again" },
+          clearMark(key),
+        );
       continue;
     }
     if (mark && mark.markedAt < startedAt) {
@@ -264,7 +286,16 @@ async function reapPass(deps: ReapDeps): Promise<ReapReport> {
     if (seen.has(mark.key)) continue;
     const stale = mark.kind === "orphan" ? listings.get(mark.backend)?.complete === true : !liveIds.has(mark.jobId) || timedOut.has(mark.jobId);
     if (stale) {
-      await act({ kind: mark.kind === "orphan" ? "unmark-orphan" : "unmark-vanished", backend: mark.backend, workerId: mark.workerId, jobId: mark.jobId, reason: mark.kind === "orphan" ? "the worker is gone" : "the job is no longer running" }, clearMark(mark.key));
+      await act(
+        {
+          kind: mark.kind === "orphan" ? "unmark-orphan" : "unmark-vanished",
+          backend: mark.backend,
+          workerId: mark.workerId,
+          jobId: mark.jobId,
+          reason: mark.kind === "orphan" ? "the worker is gone" : "the job is no longer running",
+        },
+        clearMark(mark.key),
+      );
     }
   }
 
@@ -287,6 +318,9 @@ async function reapPass(deps: ReapDeps): Promise<ReapReport> {
   const after = { workers: counts(destroyed), marks: dryRun ? marked.size : marksNow };
   const tally = actions.reduce<Record<string, number>>((acc, a) => ({ ...acc, [a.kind]: (acc[a.kind] ?? 0) + 1 }), {});
   const housekeeping = maintenance.reduce<Record<string, number>>((acc, a) => ({ ...acc, [a.kind]: (acc[a.kind] ?? 0) + 1 }), {});
-  log.info({ dryRun, before, after, actions: tally, housekeeping, failed: actions.filter((a) => a.error).length, incomplete }, dryRun ? "reaper dry run finished; nothing was changed" : "reaper pass finished");
+  log.info(
+    { dryRun, before, after, actions: tally, housekeeping, failed: actions.filter((a) => a.error).length, incomplete },
+    dryRun ? "reaper dry run finished; nothing was changed" : "reaper pass finished",
+  );
   return { dryRun, startedAt, before, after, actions, incomplete, maintenance };
 }

@@ -23,6 +23,9 @@ export async function remoteExec(conn: NodeSSH, command: string, options: { stdi
 /** Like remoteExec, but a non-zero exit is an error naming `what` and the command's stderr. */
 export async function remoteExecOk(conn: NodeSSH, command: string, what: string, options: { stdin?: string } = {}): Promise<string> {
   const r = await remoteExec(conn, command, options);
-  if (r.code !== 0) throw new Error(`${what} failed on the worker host (${r.code === null ? `signal ${r.signal}` : `exit ${r.code}`}): ${r.stderr.trim().split("\n").slice(-3).join(" | ") || "no output"}`);
+  if (r.code !== 0)
+    throw new Error(
+      `${what} failed on the worker host (${r.code === null ? `signal ${r.signal}` : `exit ${r.code}`}): ${r.stderr.trim().split("\n").slice(-3).join(" | ") || "no output"}`,
+    );
   return r.stdout;
 }

@@ -205,7 +205,9 @@ export async function runWorkerOverSsh(conn: NodeSSH, options: RunWorkerOverSshO
     return { outcome: "error", message: redact(`stopped${why}`), computeSeconds, aborted: true };
   }
   const tail = output.stderrTail();
-  const how = exit === undefined ? "the SSH connection closed before the worker finished" : `the worker exited (${exit.code === null ? `signal ${exit.signal}` : `code ${exit.code}`}) without reporting a result`;
+  const how =
+    exit === undefined
+      ? "the SSH connection closed before the worker finished"
+      : `the worker exited (${exit.code === null ? `signal ${exit.signal}` : `code ${exit.code}`}) without reporting a result`;
   return { outcome: "error", message: redact(`${how}${tail ? `: ${tail}` : ""}`), computeSeconds, aborted: false };
 }
-

@@ -49,7 +49,10 @@ export function hostKeyFingerprint(key: Buffer): string {
 
 /** Accepts `SHA256:abc…`, `abc…` and padded base64, so an operator can paste what their tool printed. */
 export function normaliseFingerprint(value: string): string {
-  const bare = value.trim().replace(/^SHA256:/i, "").replace(/=+$/, "");
+  const bare = value
+    .trim()
+    .replace(/^SHA256:/i, "")
+    .replace(/=+$/, "");
   return `SHA256:${bare}`;
 }
 
@@ -149,7 +152,9 @@ export class SshPool {
         remembered = await this.hostKeys.recall(hostPort);
       } catch (err) {
         // Without the remembered key there is nothing to check the host against: do not connect.
-        throw new Error(`cannot read the SSH host key remembered for ${hostPort}, so it is not connected to: ${err instanceof Error ? err.message : String(err)}`);
+        throw new Error(
+          `cannot read the SSH host key remembered for ${hostPort}, so it is not connected to: ${err instanceof Error ? err.message : String(err)}`,
+        );
       }
     }
     const expected = pinned ?? remembered?.fingerprint;
@@ -197,7 +202,9 @@ export class SshPool {
       );
     } else if (pinned !== undefined) {
       // A pin is the operator's word: what was remembered follows it, so removing the pin later keeps trusting this key.
-      await this.hostKeys.pin(hostPort, pinned).catch((err: unknown) => log?.warn({ host: hostPort, err }, "could not record the pinned SSH host key in the store"));
+      await this.hostKeys
+        .pin(hostPort, pinned)
+        .catch((err: unknown) => log?.warn({ host: hostPort, err }, "could not record the pinned SSH host key in the store"));
     }
     const client = ssh.connection;
     // ssh2 emits `error` on a broken socket; without a listener that would crash the controller.

@@ -172,7 +172,12 @@ export class Scheduler {
     const room = INTAKE_BATCH - this.intaking.size;
     for (const job of room > 0 ? await store.claim(["received"], owner, leaseMs, room) : []) {
       this.intaking.add(job.id);
-      void this.track(job.id, () => intakeJob(this.fenced(job), job), () => this.intaking.delete(job.id), job.leaseEpoch);
+      void this.track(
+        job.id,
+        () => intakeJob(this.fenced(job), job),
+        () => this.intaking.delete(job.id),
+        job.leaseEpoch,
+      );
     }
     // Commands are answered before new work is claimed, so a `stop` that arrives with a queued
     // job takes it off the queue instead of racing its start.
@@ -185,14 +190,7 @@ export class Scheduler {
     // A full batch may have left more behind: look again on the next pass.
     if (requests.length === INTAKE_BATCH) this.requestsDue = true;
     for (const req of requests) {
-      answering.push(
-        this.track(
-          req.id,
-          () => answerAndFinish(answerDeps, req),
-          undefined,
-          null,
-        ),
-      );
+      answering.push(this.track(req.id, () => answerAndFinish(answerDeps, req), undefined, null));
     }
     await Promise.allSettled(answering);
     if (this.shuttingDown) return;
@@ -207,7 +205,8 @@ export class Scheduler {
           // Where it runs: its own backend, or the next in BACKEND_ORDER when that one is full, down or at its cap.
           const routed = await routeJob(deps, job);
           if ("waiting" in routed) {
-            if (routed.noteChanged) await publishWaiting(deps, routed.job).catch((err) => this.deps.log.warn({ err, jobId: job.id }, "could not show why the job waits"));
+            if (routed.noteChanged)
+              await publishWaiting(deps, routed.job).catch((err) => this.deps.log.warn({ err, jobId: job.id }, "could not show why the job waits"));
             await store.renewLease(job.id, owner, WAIT_FOR_CAPACITY_MS, job.leaseEpoch);
             return WAIT;
           }
@@ -241,27 +240,33 @@ export class Scheduler {
   private track(id: string, work: () => Promise<unknown>, done?: () => void, epoch: number | null = null): Promise<unknown> {
     const { store, owner, config, log } = this.deps;
     const isJob = epoch !== null;
-    const heartbeat = setInterval(() => {
-      if (!isJob) return;
-      const running = this.running.get(id);
-      void store.renewLease(id, owner, config.leaseSeconds * 1000, epoch).then(
-        (held) => {
-          // Taken over (this process stalled past its lease): stop the run; its writes are refused anyway.
-          if (!held && running && !running.signal.aborted) {
-            log.error({ jobId: id }, "lost the lease on a running job; stopping it and leaving the job to its new holder");
-            running.abort(new LeaseLostError(`job ${id}: the lease was taken over`));
-          }
-        },
-        (err) => log.warn({ err, jobId: id }, "lease renewal failed"),
-      );
-      // A stop asked for somewhere else (another replica's webhook, the ops CLI) is written on
-      // the job; the process running it notices here and stops its worker.
-      if (running && !running.signal.aborted) {
-        void store.get(id).then((job) => {
-          if (job?.cancelRequestedBy) running.abort(new CancelRequest(job.cancelRequestedBy));
-        }, () => undefined);
-      }
-    }, Math.max(1000, (config.leaseSeconds * 1000) / 3));
+    const heartbeat = setInterval(
+      () => {
+        if (!isJob) return;
+        const running = this.running.get(id);
+        void store.renewLease(id, owner, config.leaseSeconds * 1000, epoch).then(
+          (held) => {
+            // Taken over (this process stalled past its lease): stop the run; its writes are refused anyway.
+            if (!held && running && !running.signal.aborted) {
+              log.error({ jobId: id }, "lost the lease on a running job; stopping it and leaving the job to its new holder");
+              running.abort(new LeaseLostError(`job ${id}: the lease was taken over`));
+            }
+          },
+          (err) => log.warn({ err, jobId: id }, "lease renewal failed"),
+        );
+        // A stop asked for somewhere else (another replica's webhook, the ops CLI) is written on
+        // the job; the process running it notices here and stops its worker.
+        if (running && !running.signal.aborted) {
+          void store.get(id).then(
+            (job) => {
+              if (job?.cancelRequestedBy) running.abort(new CancelRequest(job.cancelRequestedBy));
+            },
+            () => undefined,
+          );
+        }
+      },
+      Math.max(1000, (config.leaseSeconds * 1000) / 3),
+    );
     heartbeat.unref?.();
     let ok = false;
     let waiting = false;

@@ -17,10 +17,16 @@ export function describeOutcome(job: Job): Outcome | undefined {
   const partial = job.result?.branch ? ` Partial work was pushed to ${branchLink(job)}.` : "";
   switch (job.state) {
     case "succeeded":
-      if (job.result?.outcome === "answered") return { conclusion: "success", headline: "💬 The agent answered the question in a comment below; nothing was changed or pushed" };
-      if (job.result?.outcome === "patch") return { conclusion: "success", headline: "📝 The agent's change is below as a patch: this pull request comes from a fork, so nothing was pushed and the run held no secret" };
+      if (job.result?.outcome === "answered")
+        return { conclusion: "success", headline: "💬 The agent answered the question in a comment below; nothing was changed or pushed" };
+      if (job.result?.outcome === "patch")
+        return {
+          conclusion: "success",
+          headline: "📝 The agent's change is below as a patch: this pull request comes from a fork, so nothing was pushed and the run held no secret",
+        };
       // A PR's own branch, or an issue's branch that a run before had pushed: the PR was there already.
-      if (job.prNumber && (job.prHeadRef || job.result?.continued)) return { conclusion: "success", headline: `✅ Pushed the agent's commit to pull request #${job.prNumber}` };
+      if (job.prNumber && (job.prHeadRef || job.result?.continued))
+        return { conclusion: "success", headline: `✅ Pushed the agent's commit to pull request #${job.prNumber}` };
       if (job.prNumber) return { conclusion: "success", headline: `✅ Opened draft pull request #${job.prNumber}` };
       // No change is not a failure of the app, but nothing to review either: GitHub's "neutral".
       return { conclusion: "neutral", headline: "➖ The agent made no changes, so there is no pull request" };

@@ -14,7 +14,7 @@ const MAX_ANSWER_CHARS = 60_000;
  */
 export function renderAgentAnswer(answer: string): string {
   let text = answer.replace(/\r\n?/g, "\n");
-  for (let previous = ""; previous !== text; ) {
+  for (let previous = ""; previous !== text;) {
     previous = text;
     text = text.replace(/<!--[\s\S]*?(?:-->|$)/g, "");
   }

@@ -67,7 +67,10 @@ export function renderStatusComment(job: Job, facts: StatusFacts): string {
     if (job.result?.outcome === "patch" && job.result.patch) {
       // Written by an agent on a fork's code: shown as data in a fenced block, never as markup.
       const fence = "`".repeat(Math.max(3, ...(job.result.patch.match(/`+/g) ?? []).map((f) => f.length + 1)));
-      const shown = job.result.patch.length > 50_000 ? `${job.result.patch.slice(0, 50_000)}\n[… cut: ${job.result.patch.length - 50_000} more characters]` : job.result.patch;
+      const shown =
+        job.result.patch.length > 50_000
+          ? `${job.result.patch.slice(0, 50_000)}\n[… cut: ${job.result.patch.length - 50_000} more characters]`
+          : job.result.patch;
       lines.push("", "<details><summary>The patch (apply with <code>git am</code>)</summary>", "", `${fence}diff`, shown, fence, "", "</details>");
     }
   }

@@ -76,7 +76,11 @@ export class DeliveryAskStore {
   async get(guids: readonly string[]): Promise<Map<string, DeliveryAsk>> {
     const found = new Map<string, DeliveryAsk>();
     for (let i = 0; i < guids.length; i += CHUNK) {
-      const rows = await this.db.selectFrom("delivery_asks").selectAll().where("guid", "in", guids.slice(i, i + CHUNK)).execute();
+      const rows = await this.db
+        .selectFrom("delivery_asks")
+        .selectAll()
+        .where("guid", "in", guids.slice(i, i + CHUNK))
+        .execute();
       for (const r of rows) {
         found.set(r.guid, { guid: r.guid, verdict: r.verdict as AskVerdict, attemptId: Number(r.attempt_id), asks: r.asks, askedAt: Number(r.asked_at) });
       }
@@ -94,7 +98,16 @@ export class DeliveryAskStore {
     if (!previous) {
       const inserted = await this.db
         .insertInto("delivery_asks")
-        .values({ guid, verdict: "asked", attempt_id: attemptId, asks: 1, asked_at: now, updated_at: now, repo_id: issue?.repoId ?? null, issue_number: issue?.number ?? null })
+        .values({
+          guid,
+          verdict: "asked",
+          attempt_id: attemptId,
+          asks: 1,
+          asked_at: now,
+          updated_at: now,
+          repo_id: issue?.repoId ?? null,
+          issue_number: issue?.number ?? null,
+        })
         .onConflict((oc) => oc.column("guid").doNothing())
         .executeTakeFirst();
       return Number(inserted.numInsertedOrUpdatedRows ?? 0) === 1;

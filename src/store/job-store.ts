@@ -230,50 +230,50 @@ export class JobStore {
     const id = newJobId();
     // One transaction, one commit (one fsync) per delivery: the row and its first event together.
     return this.db.transaction().execute(async (trx) => {
-    const inserted = await trx
-      .insertInto("jobs")
-      .values({
-        id,
-        delivery_id: input.deliveryId,
-        installation_id: input.installationId,
-        repo_id: input.repoId,
-        owner: input.owner,
-        repo: input.repo,
-        number: input.number,
-        kind: input.kind,
-        trigger: input.trigger,
-        requester: input.requester,
-        title: input.title,
-        body: input.body,
-        clone_url: input.cloneUrl,
-        default_branch: input.defaultBranch,
-        instructions: input.instructions,
-        config_json: null,
-        state: "received",
-        active_key: null,
-        priority: 0,
-        backend: defaults.backend,
-        steps_json: JSON.stringify(INITIAL_STEPS),
-        attempts: 0,
-        created_at: now,
-        updated_at: now,
-        options_json: JSON.stringify(input.options ?? {}),
-        trigger_comment_id: input.triggerCommentId ?? null,
-        retry_of: input.retryOf ?? null,
-        context_json: input.context ? JSON.stringify(input.context) : null,
-      } as never)
-      .onConflict((oc) => oc.column("delivery_id").doNothing())
-      .returningAll()
-      .executeTakeFirst();
-    if (!inserted) {
-      const existing = await trx.selectFrom("jobs").selectAll().where("delivery_id", "=", input.deliveryId).executeTakeFirstOrThrow();
-      return { created: false, job: toJob(existing) };
-    }
-    await trx
-      .insertInto("job_events")
-      .values({ job_id: inserted.id, at: now, kind: "received", data_json: JSON.stringify({ deliveryId: input.deliveryId, trigger: input.trigger }) })
-      .execute();
-    return { created: true, job: toJob(inserted) };
+      const inserted = await trx
+        .insertInto("jobs")
+        .values({
+          id,
+          delivery_id: input.deliveryId,
+          installation_id: input.installationId,
+          repo_id: input.repoId,
+          owner: input.owner,
+          repo: input.repo,
+          number: input.number,
+          kind: input.kind,
+          trigger: input.trigger,
+          requester: input.requester,
+          title: input.title,
+          body: input.body,
+          clone_url: input.cloneUrl,
+          default_branch: input.defaultBranch,
+          instructions: input.instructions,
+          config_json: null,
+          state: "received",
+          active_key: null,
+          priority: 0,
+          backend: defaults.backend,
+          steps_json: JSON.stringify(INITIAL_STEPS),
+          attempts: 0,
+          created_at: now,
+          updated_at: now,
+          options_json: JSON.stringify(input.options ?? {}),
+          trigger_comment_id: input.triggerCommentId ?? null,
+          retry_of: input.retryOf ?? null,
+          context_json: input.context ? JSON.stringify(input.context) : null,
+        } as never)
+        .onConflict((oc) => oc.column("delivery_id").doNothing())
+        .returningAll()
+        .executeTakeFirst();
+      if (!inserted) {
+        const existing = await trx.selectFrom("jobs").selectAll().where("delivery_id", "=", input.deliveryId).executeTakeFirstOrThrow();
+        return { created: false, job: toJob(existing) };
+      }
+      await trx
+        .insertInto("job_events")
+        .values({ job_id: inserted.id, at: now, kind: "received", data_json: JSON.stringify({ deliveryId: input.deliveryId, trigger: input.trigger }) })
+        .execute();
+      return { created: true, job: toJob(inserted) };
     });
   }
 
@@ -296,7 +296,14 @@ export class JobStore {
 
   /** Jobs recorded on an issue or PR and not yet admitted (`received`): among them, the one waiting for the active job. */
   async receivedFor(repoId: number, number: number): Promise<Job[]> {
-    const rows = await this.db.selectFrom("jobs").selectAll().where("repo_id", "=", repoId).where("number", "=", number).where("state", "=", "received").orderBy("created_at", "asc").execute();
+    const rows = await this.db
+      .selectFrom("jobs")
+      .selectAll()
+      .where("repo_id", "=", repoId)
+      .where("number", "=", number)
+      .where("state", "=", "received")
+      .orderBy("created_at", "asc")
+      .execute();
     return rows.map(toJob);
   }
 
@@ -328,7 +335,11 @@ export class JobStore {
   }
 
   async list(filter: { state?: JobState; limit?: number } = {}): Promise<Job[]> {
-    let q = this.db.selectFrom("jobs").selectAll().orderBy("created_at", "desc").limit(filter.limit ?? 100);
+    let q = this.db
+      .selectFrom("jobs")
+      .selectAll()
+      .orderBy("created_at", "desc")
+      .limit(filter.limit ?? 100);
     if (filter.state) q = q.where("state", "=", filter.state);
     return (await q.execute()).map(toJob);
   }
@@ -417,7 +428,11 @@ export class JobStore {
   /** Extends the lease; false when it is no longer this owner's (with `epoch`: this claim's). */
   async renewLease(id: string, owner: string, leaseMs: number, epoch?: number): Promise<boolean> {
     const now = this.now();
-    let q = this.db.updateTable("jobs").set({ lease_expires_at: now + leaseMs }).where("id", "=", id).where("lease_owner", "=", owner);
+    let q = this.db
+      .updateTable("jobs")
+      .set({ lease_expires_at: now + leaseMs })
+      .where("id", "=", id)
+      .where("lease_owner", "=", owner);
     if (epoch !== undefined) q = q.where("lease_epoch", "=", epoch);
     const res = await q.executeTakeFirst();
     return Number(res.numUpdatedRows) === 1;
@@ -445,7 +460,10 @@ export class JobStore {
     if (isTerminal(to) && patch.steps === undefined) {
       const steps = JSON.parse(current.steps_json) as StepRecord[];
       if (steps.some((st) => st.status === "running")) {
-        patch = { ...patch, steps: steps.map((st) => (st.status === "running" ? { ...st, status: "failed", finishedAt: now, detail: st.detail ?? to.replace("_", " ") } : st)) };
+        patch = {
+          ...patch,
+          steps: steps.map((st) => (st.status === "running" ? { ...st, status: "failed", finishedAt: now, detail: st.detail ?? to.replace("_", " ") } : st)),
+        };
       }
     }
     const fence = this.fenceOf(id);
@@ -466,7 +484,10 @@ export class JobStore {
       if (!row) {
         throw (await this.leaseLost(id)) ?? new StaleStateError(`job ${id} is no longer ${from}`);
       }
-      await db.insertInto("job_events").values({ job_id: id, at: now, kind: "state", data_json: JSON.stringify({ from, to, ...(note ? { note } : {}) }) }).execute();
+      await db
+        .insertInto("job_events")
+        .values({ job_id: id, at: now, kind: "state", data_json: JSON.stringify({ from, to, ...(note ? { note } : {}) }) })
+        .execute();
       if (extras.effects?.length) await addToOutbox(db, extras.effects, now, extras.deliverer);
       return toJob(row);
     };

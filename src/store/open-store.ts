@@ -117,7 +117,9 @@ async function openPostgres(databaseUrl: string, options: OpenStoreOptions): Pro
     await sql`select 1`.execute(db);
   } catch (err) {
     await db.destroy().catch(() => undefined);
-    throw new Error(`cannot reach the PostgreSQL database at ${whereIs(databaseUrl)}: ${err instanceof Error ? err.message : String(err)}; check DATABASE_URL (host, port, user, password, database name) and that the server accepts connections from here`);
+    throw new Error(
+      `cannot reach the PostgreSQL database at ${whereIs(databaseUrl)}: ${err instanceof Error ? err.message : String(err)}; check DATABASE_URL (host, port, user, password, database name) and that the server accepts connections from here`,
+    );
   }
   return db;
 }

@@ -8,7 +8,14 @@ import type { Database, OutboxTable } from "./schema.js";
  */
 export type OutboxEffect =
   /** 👀 on the comment that asked (`commentId`), or on the issue for a label. */
-  | { kind: "reaction"; owner: string; repo: string; issueNumber: number; commentId: number | null; /** An inline review comment that asked. */ reviewCommentId?: number }
+  | {
+      kind: "reaction";
+      owner: string;
+      repo: string;
+      issueNumber: number;
+      commentId: number | null;
+      /** An inline review comment that asked. */ reviewCommentId?: number;
+    }
   /** A reply in a pull request review thread (`commentId`: its first comment); found by its marker as a comment is. */
   | { kind: "review-reply"; owner: string; repo: string; pullNumber: number; commentId: number; body: string }
   /** A comment on the issue or PR; `body` is redacted before it is stored. */
@@ -102,7 +109,9 @@ export class OutboxStore {
       .set((eb) => ({ tries: eb("tries", "+", 1), lease_owner: owner, lease_expires_at: now + leaseMs, updated_at: now }))
       .where("key", "=", key)
       .where("state", "=", "pending")
-      .where((eb) => eb.or([eb.and([eb("lease_owner", "=", owner), eb("tries", "=", 0)]), eb("lease_expires_at", "is", null), eb("lease_expires_at", "<", now)]))
+      .where((eb) =>
+        eb.or([eb.and([eb("lease_owner", "=", owner), eb("tries", "=", 0)]), eb("lease_expires_at", "is", null), eb("lease_expires_at", "<", now)]),
+      )
       .returningAll()
       .executeTakeFirst();
     return row ? toEntry(row) : undefined;
@@ -140,7 +149,11 @@ export class OutboxStore {
 
   /** A failed delivery keeps its lease until it expires: that is the back-off before the sweep tries again. */
   async failed(key: string, error: string): Promise<void> {
-    await this.db.updateTable("outbox").set({ last_error: error.slice(0, 500), updated_at: this.now() }).where("key", "=", key).execute();
+    await this.db
+      .updateTable("outbox")
+      .set({ last_error: error.slice(0, 500), updated_at: this.now() })
+      .where("key", "=", key)
+      .execute();
   }
 
   async list(filter: { jobId?: string; state?: OutboxEntry["state"] } = {}): Promise<OutboxEntry[]> {
@@ -157,7 +170,10 @@ export class OutboxStore {
  * had until `endedAt` (whoever ends it destroys that worker right after), publish its final status.
  * In this order: a sweep takes rows by time, then by key, and the status shows the bill.
  */
-export function jobEndedEffects(job: { id: string; installationId: number; worker?: { id: string; createdAt: number; meta: Record<string, string> } | null }, endedAt: number): NewOutboxEntry[] {
+export function jobEndedEffects(
+  job: { id: string; installationId: number; worker?: { id: string; createdAt: number; meta: Record<string, string> } | null },
+  endedAt: number,
+): NewOutboxEntry[] {
   const worker = job.worker ? { id: job.worker.id, createdAt: job.worker.createdAt, meta: job.worker.meta } : null;
   return [
     { key: `bill:${job.id}`, installationId: job.installationId, jobId: job.id, effect: { kind: "bill", jobId: job.id, worker, endedAt } },

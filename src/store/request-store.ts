@@ -110,7 +110,12 @@ export class RequestStore {
             .execute()
         ).map((r) => r.id);
         if (ids.length === 0) return [];
-        const rows = await trx.updateTable("requests").set({ lease_owner: owner, lease_expires_at: now + leaseMs, updated_at: now }).where("id", "in", ids).returningAll().execute();
+        const rows = await trx
+          .updateTable("requests")
+          .set({ lease_owner: owner, lease_expires_at: now + leaseMs, updated_at: now })
+          .where("id", "in", ids)
+          .returningAll()
+          .execute();
         const byId = new Map(rows.map((r) => [r.id, toRequest(r)]));
         return ids.flatMap((id) => byId.get(id) ?? []);
       });
@@ -147,7 +152,11 @@ export class RequestStore {
   async finish(id: string, outcome: string, effects: readonly NewOutboxEntry[] = [], deliverer?: OutboxDeliverer): Promise<void> {
     const now = this.now();
     await this.db.transaction().execute(async (trx) => {
-      await trx.updateTable("requests").set({ state: "done", outcome, lease_owner: null, lease_expires_at: null, updated_at: now }).where("id", "=", id).execute();
+      await trx
+        .updateTable("requests")
+        .set({ state: "done", outcome, lease_owner: null, lease_expires_at: null, updated_at: now })
+        .where("id", "=", id)
+        .execute();
       if (effects.length) await addToOutbox(trx, effects, now, deliverer);
     });
   }

@@ -45,7 +45,10 @@ export class SignInFailed extends Error {
   }
 }
 
-export async function exchangeCode(signIn: SignInConfig, options: { code: string; redirectUri: string }): Promise<{ token: string; expiresInSeconds?: number }> {
+export async function exchangeCode(
+  signIn: SignInConfig,
+  options: { code: string; redirectUri: string },
+): Promise<{ token: string; expiresInSeconds?: number }> {
   try {
     const { authentication } = await exchangeWebFlowCode({
       clientType: "github-app",

@@ -52,9 +52,9 @@ export function createJobPages(deps: WebDeps, options: { streamTimings?: Partial
       );
       return true;
     }
-    if (method === "GET" && path === "/auth/login") return startSignIn(ctx, req, res, url), true;
-    if (method === "GET" && path === "/auth/callback") return await finishSignIn(ctx, req, res, url), true;
-    if (method === "POST" && path === "/auth/logout") return await signOut(ctx, req, res), true;
+    if (method === "GET" && path === "/auth/login") return (startSignIn(ctx, req, res, url), true);
+    if (method === "GET" && path === "/auth/callback") return (await finishSignIn(ctx, req, res, url), true);
+    if (method === "POST" && path === "/auth/logout") return (await signOut(ctx, req, res), true);
 
     const session = ctx.session(req);
     if (!session) {
@@ -77,7 +77,15 @@ export function createJobPages(deps: WebDeps, options: { streamTimings?: Partial
         ctx.redirect(res, `/auth/login?next=${encodeURIComponent(method === "GET" ? path + url.search : "/jobs")}`, { "set-cookie": ctx.endSession(req) });
       } else if (err instanceof GitHubUnavailable) {
         deps.log.warn({ reason: err.message, path }, "job page: GitHub did not answer a permission check");
-        ctx.sendHtml(res, 503, renderMessage({ title: "GitHub did not answer", text: "agent-work asks GitHub who may see each job, and it did not answer. Try again in a minute.", link: { href: path, label: "Try again" } }));
+        ctx.sendHtml(
+          res,
+          503,
+          renderMessage({
+            title: "GitHub did not answer",
+            text: "agent-work asks GitHub who may see each job, and it did not answer. Try again in a minute.",
+            link: { href: path, label: "Try again" },
+          }),
+        );
       } else {
         throw err;
       }

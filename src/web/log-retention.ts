@@ -8,7 +8,10 @@ const DAY_MS = 86_400_000;
  * every `everyMs` (an hour by default). Jobs and their state stay; only the full log goes. Each
  * replica may run it: the delete is one idempotent statement.
  */
-export function startLogRetention(deps: { logs: JobLog; days: number; now: () => number; log: Logger; everyMs?: number }): { pruneOnce(): Promise<number>; stop(): void } {
+export function startLogRetention(deps: { logs: JobLog; days: number; now: () => number; log: Logger; everyMs?: number }): {
+  pruneOnce(): Promise<number>;
+  stop(): void;
+} {
   const log = deps.log.child({ name: "log-retention" });
   const pruneOnce = async () => {
     const before = deps.now() - deps.days * DAY_MS;

@@ -83,7 +83,14 @@ export class WebContext {
   startSession(req: IncomingMessage, user: { login: string; id: number; name: string | null }, token: string, expiresInSeconds?: number): string {
     const lifetime = Math.min(MAX_SESSION_MS, expiresInSeconds ? expiresInSeconds * 1000 : MAX_SESSION_MS);
     const exp = this.deps.now() + lifetime;
-    const sealed = { login: user.login, userId: user.id, name: user.name, nonce: randomBytes(16).toString("base64url"), token: this.deps.cookies.encrypt(token), exp };
+    const sealed = {
+      login: user.login,
+      userId: user.id,
+      name: user.name,
+      nonce: randomBytes(16).toString("base64url"),
+      token: this.deps.cookies.encrypt(token),
+      exp,
+    };
     const value = this.deps.cookies.sign("session", sealed, exp);
     return cookieHeader(SESSION_COOKIE, value, { path: "/", maxAgeSeconds: lifetime / 1000, secure: this.secure(req) });
   }

@@ -53,7 +53,8 @@ export function forwardSmeeChannel(options: ForwardSmeeOptions): SmeeForwarder {
       await res.arrayBuffer();
       options.log.info({ ...what, status: res.status }, "webhook forwarded from the smee.io channel");
     } catch (err) {
-      if (!stop.signal.aborted) options.log.warn({ ...what, err: err instanceof Error ? err.message : String(err) }, "could not forward a webhook from the smee.io channel");
+      if (!stop.signal.aborted)
+        options.log.warn({ ...what, err: err instanceof Error ? err.message : String(err) }, "could not forward a webhook from the smee.io channel");
     }
   }
 
@@ -93,7 +94,10 @@ export function forwardSmeeChannel(options: ForwardSmeeOptions): SmeeForwarder {
         if (!stop.signal.aborted) options.log.warn({}, "the smee.io channel closed its stream; reopening it");
       } catch (err) {
         if (stop.signal.aborted) break;
-        options.log.warn({ err: err instanceof Error ? err.message : String(err), retryMs: retry }, "cannot read the smee.io channel in WEBHOOK_PROXY_URL; trying again");
+        options.log.warn(
+          { err: err instanceof Error ? err.message : String(err), retryMs: retry },
+          "cannot read the smee.io channel in WEBHOOK_PROXY_URL; trying again",
+        );
       }
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, retry);

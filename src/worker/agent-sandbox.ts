@@ -11,7 +11,8 @@ export const MODEL_KEY_PLACEHOLDER = "agent-work-proxy-adds-the-real-key";
  * controller's ceilings (a job recorded before a ceiling was lowered is clamped here too).
  */
 export function agentSandbox(
-  controller: Pick<ControllerConfig, "localSandbox" | "sandboxRoBinds" | "sandboxCeilings"> & Partial<Pick<ControllerConfig, "networkDefault" | "networkAllowDefault" | "modelProxy" | "egressCredentials" | "agentEnv">>,
+  controller: Pick<ControllerConfig, "localSandbox" | "sandboxRoBinds" | "sandboxCeilings"> &
+    Partial<Pick<ControllerConfig, "networkDefault" | "networkAllowDefault" | "modelProxy" | "egressCredentials" | "agentEnv">>,
   repo: Partial<Pick<RepoConfig, "agent" | "network" | "allow" | "memoryMb" | "maxProcesses" | "maxDiskMb">>,
 ): WorkerInput["sandbox"] {
   if (controller.localSandbox === "none") return { kind: "none" };
@@ -34,7 +35,10 @@ export function agentSandbox(
     const model = proxy ? [proxy.host] : presetModelHosts(repo.agent, controller.agentEnv ?? {});
     const rules = [...(proxy ? [proxy] : []), ...(controller.egressCredentials ?? [])];
     const allow = [...new Set([...(controller.networkAllowDefault ?? []), ...(repo.allow ?? []), ...model, ...rules.map((r) => r.host)])];
-    sandbox.egress = { allow, ...(rules.length > 0 ? { credentials: rules.map((r) => ({ host: r.host, upstream: r.upstream, header: r.header, value: r.value })) } : {}) };
+    sandbox.egress = {
+      allow,
+      ...(rules.length > 0 ? { credentials: rules.map((r) => ({ host: r.host, upstream: r.upstream, header: r.header, value: r.value })) } : {}),
+    };
   }
   return sandbox;
 }
@@ -62,7 +66,10 @@ export function presetModelHosts(agent: RepoConfig["agent"] | undefined, agentEn
  * with MODEL_PROXY the model key's variable holds a placeholder (the proxy adds the real key), and
  * so does any passed-through variable an EGRESS_CREDENTIALS rule adds instead.
  */
-export function agentEnvironment(controller: Pick<ControllerConfig, "agentEnv"> & Partial<Pick<ControllerConfig, "modelProxy" | "egressCredentials">>, sandbox: WorkerInput["sandbox"]): Record<string, string> {
+export function agentEnvironment(
+  controller: Pick<ControllerConfig, "agentEnv"> & Partial<Pick<ControllerConfig, "modelProxy" | "egressCredentials">>,
+  sandbox: WorkerInput["sandbox"],
+): Record<string, string> {
   const env = { ...controller.agentEnv };
   if (sandbox.kind !== "bwrap" || !sandbox.egress) return env;
   const proxy = controller.modelProxy;

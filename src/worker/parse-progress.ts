@@ -18,14 +18,21 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 }
 
 function isWorkerResult(v: unknown): v is WorkerResult {
-  return isRecord(v) && OUTCOMES.has(v.outcome as WorkerResult["outcome"]) && typeof v.message === "string" && (v.answer === undefined || typeof v.answer === "string");
+  return (
+    isRecord(v) &&
+    OUTCOMES.has(v.outcome as WorkerResult["outcome"]) &&
+    typeof v.message === "string" &&
+    (v.answer === undefined || typeof v.answer === "string")
+  );
 }
 
 function isProgressEvent(v: unknown): v is ProgressEvent {
   if (!isRecord(v) || typeof v.at !== "number") return false;
   switch (v.type) {
     case "step":
-      return (STEPS as readonly unknown[]).includes(v.step) && STEP_STATUSES.has(v.status as string) && (v.detail === undefined || typeof v.detail === "string");
+      return (
+        (STEPS as readonly unknown[]).includes(v.step) && STEP_STATUSES.has(v.status as string) && (v.detail === undefined || typeof v.detail === "string")
+      );
     case "log":
       return LOG_STREAMS.has(v.stream as string) && typeof v.line === "string";
     case "result":

@@ -129,7 +129,16 @@ export function backendContract(name: string, make: () => Promise<BackendHarness
       expect(result).toMatchObject({ outcome: "pushed", branch: spec.branch, aborted: false, filesChanged: 1 });
       expect(result.computeSeconds).toBeGreaterThan(0);
       const steps = events.flatMap((e) => (e.type === "step" ? [`${e.step}:${e.status}`] : []));
-      expect(steps).toEqual(["clone:started", "clone:finished", "agent:started", "agent:finished", "commit:started", "commit:finished", "push:started", "push:finished"]);
+      expect(steps).toEqual([
+        "clone:started",
+        "clone:finished",
+        "agent:started",
+        "agent:finished",
+        "commit:started",
+        "commit:finished",
+        "push:started",
+        "push:finished",
+      ]);
       const results = events.filter((e) => e.type === "result");
       expect(results).toHaveLength(1);
       expect(results[0]).toMatchObject({ result: { outcome: "pushed", headSha: result.headSha } });

@@ -82,7 +82,12 @@ describe("the cloudrun backend, beyond the contract", () => {
   const token = `ghs_${randomBytes(18).toString("hex")}`;
   const never = new AbortController().signal;
   let n = 0;
-  const newJob = (over: Partial<JobSpec> = {}): JobSpec => ({ jobId: `c${++n}-${randomBytes(3).toString("hex")}`, repoFullName: "octo/demo", maxSeconds: 600, ...over });
+  const newJob = (over: Partial<JobSpec> = {}): JobSpec => ({
+    jobId: `c${++n}-${randomBytes(3).toString("hex")}`,
+    repoFullName: "octo/demo",
+    maxSeconds: 600,
+    ...over,
+  });
 
   beforeAll(async () => {
     world = await startWorld();
@@ -121,7 +126,9 @@ describe("the cloudrun backend, beyond the contract", () => {
     expect((await backend.run(w, await spec(job.jobId, "FAKE_AGENT:none"), () => {}, never)).outcome).toBe("no_changes");
     const made = world.run.jobs().find((j) => j.name.endsWith(`/jobs/${cloudRunJobId(job.jobId)}`))!;
     expect(JSON.stringify(made)).not.toContain(token);
-    expect(made.template.template.volumes).toEqual([{ name: "input", secret: { secret: jobSecretId(job.jobId), items: [{ version: "latest", path: "input.json", mode: 0o400 }] } }]);
+    expect(made.template.template.volumes).toEqual([
+      { name: "input", secret: { secret: jobSecretId(job.jobId), items: [{ version: "latest", path: "input.json", mode: 0o400 }] } },
+    ]);
     expect(world.run.requests.some((r) => JSON.stringify(r.body ?? "").includes(token))).toBe(false);
     const secret = world.gcp.secrets().find((s) => s.name.endsWith(`/secrets/${jobSecretId(job.jobId)}`))!;
     expect(secret.policy.bindings).toEqual([{ role: "roles/secretmanager.secretAccessor", members: [`serviceAccount:${WORKER_SA}`] }]);
@@ -161,7 +168,16 @@ describe("the cloudrun backend, beyond the contract", () => {
       const events: ProgressEvent[] = [];
       const result = await other.run(w, await spec(job.jobId, "FAKE_AGENT:edit"), (e) => events.push(e), never);
       expect(result).toMatchObject({ outcome: "pushed", aborted: false });
-      expect(events.flatMap((e) => (e.type === "step" ? [`${e.step}:${e.status}`] : []))).toEqual(["clone:started", "clone:finished", "agent:started", "agent:finished", "commit:started", "commit:finished", "push:started", "push:finished"]);
+      expect(events.flatMap((e) => (e.type === "step" ? [`${e.step}:${e.status}`] : []))).toEqual([
+        "clone:started",
+        "clone:finished",
+        "agent:started",
+        "agent:finished",
+        "commit:started",
+        "commit:finished",
+        "push:started",
+        "push:finished",
+      ]);
       expect(events.filter((e) => e.type === "result")).toHaveLength(1);
       await other.destroy(w);
     } finally {
@@ -184,7 +200,12 @@ describe("the cloudrun backend, beyond the contract", () => {
     world.run.failNext({ method: "POST", path: jobsPath }, 429);
     const at = world.run.requests.length;
     const w = await backend.create(newJob(), never);
-    expect(world.run.requests.slice(at).filter((r) => r.method === "POST").map((r) => r.status)).toEqual([503, 429, 200]);
+    expect(
+      world.run.requests
+        .slice(at)
+        .filter((r) => r.method === "POST")
+        .map((r) => r.status),
+    ).toEqual([503, 429, 200]);
     await backend.destroy(w);
   });
 

@@ -128,7 +128,10 @@ describe("the gce backend when a VM is lost under its job", () => {
   const token = `ghs_${randomBytes(18).toString("hex")}`;
 
   beforeAll(async () => {
-    [w, git] = await Promise.all([world({ watchSeconds: 1, zones: ["us-central1-a", "us-central1-b", "us-central1-c"] }), startGitServer({ acceptToken: token })]);
+    [w, git] = await Promise.all([
+      world({ watchSeconds: 1, zones: ["us-central1-a", "us-central1-b", "us-central1-c"] }),
+      startGitServer({ acceptToken: token }),
+    ]);
   });
   afterAll(async () => {
     await Promise.all([w?.close(), git?.close()]);
@@ -232,7 +235,13 @@ describe("the gce backend with GCE_TOKEN_DELIVERY=secret-manager", () => {
         const real = runOnVmOverSsh(pool, { killGraceMs: 1000 });
         return {
           tokenDelivery: "secret-manager",
-          jobSecrets: createJobSecrets({ project: "test-project", serviceAccount: WORKER_SA, envLabel: "secret-delivery", clientOptions: fake.clientOptions(), clock: realClock }),
+          jobSecrets: createJobSecrets({
+            project: "test-project",
+            serviceAccount: WORKER_SA,
+            envLabel: "secret-delivery",
+            clientOptions: fake.clientOptions(),
+            clock: realClock,
+          }),
           tokenEndpoints: { metadataUrl: fake.url, secretManagerUrl: fake.url },
           runOnVm: (target, o) => {
             sent.set(o.input.jobId, o.input);
@@ -296,7 +305,13 @@ describe("the gce backend with GCE_TOKEN_DELIVERY=secret-manager", () => {
   it("a secret left behind by a controller that died is swept by the reaper's housekeeping, and a live job's is kept", async () => {
     const live = newJob();
     const worker = await w.backend.create(live, never);
-    const secrets = createJobSecrets({ project: "test-project", serviceAccount: WORKER_SA, envLabel: "secret-delivery", clientOptions: w.fake.clientOptions(), clock: realClock });
+    const secrets = createJobSecrets({
+      project: "test-project",
+      serviceAccount: WORKER_SA,
+      envLabel: "secret-delivery",
+      clientOptions: w.fake.clientOptions(),
+      clock: realClock,
+    });
     await secrets.put(live.jobId, token, { ttlSeconds: 600 });
     await secrets.put("crashed1", token, { ttlSeconds: 600 });
     const sweeper = gce.create({ ...w.options, tokenDelivery: "secret-manager", jobSecrets: secrets, secretSweepAfterSeconds: 0 });
@@ -315,7 +330,12 @@ describe("the gce backend with GCE_TOKEN_DELIVERY=secret-manager", () => {
   it("keeps the token on SSH stdin when the agent shares the VM's network (it could read the secret itself)", async () => {
     const job = newJob();
     const worker = await w.backend.create(job, never);
-    const result = await w.backend.run(worker, await spec(job.jobId, { sandbox: { kind: "bwrap", roBinds: [path.dirname(FAKE_AGENT)], shareNet: true } }), () => {}, never);
+    const result = await w.backend.run(
+      worker,
+      await spec(job.jobId, { sandbox: { kind: "bwrap", roBinds: [path.dirname(FAKE_AGENT)], shareNet: true } }),
+      () => {},
+      never,
+    );
     expect(result.outcome).toBe("pushed");
     expect(sent.get(job.jobId)!.tokenFrom).toBeUndefined();
     expect(w.fake.secrets().map((x) => x.name)).not.toContain(`projects/test-project/secrets/agent-work-job-${job.jobId}`);

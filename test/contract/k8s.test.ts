@@ -56,10 +56,11 @@ describe("the k8s backend, beyond the contract", () => {
     maxJobs: 5,
     terminationGracePeriodSeconds: 2,
     pollIntervalMs: 50,
-    sleep: (ms, signal) => new Promise((resolve, reject) => {
-      if (signal?.aborted) return reject(signal.reason);
-      setTimeout(resolve, Math.min(ms, 50));
-    }),
+    sleep: (ms, signal) =>
+      new Promise((resolve, reject) => {
+        if (signal?.aborted) return reject(signal.reason);
+        setTimeout(resolve, Math.min(ms, 50));
+      }),
     ...over,
   });
 
@@ -74,7 +75,12 @@ describe("the k8s backend, beyond the contract", () => {
   });
 
   let n = 0;
-  const newJob = (over: Partial<JobSpec> = {}): JobSpec => ({ jobId: `k${++n}-${randomBytes(3).toString("hex")}`, repoFullName: "octo/demo", maxSeconds: 600, ...over });
+  const newJob = (over: Partial<JobSpec> = {}): JobSpec => ({
+    jobId: `k${++n}-${randomBytes(3).toString("hex")}`,
+    repoFullName: "octo/demo",
+    maxSeconds: 600,
+    ...over,
+  });
 
   async function spec(jobId: string, prompt: string): Promise<RunSpec> {
     const { cloneUrl } = await git.createRepo("octo", `r-${jobId}`, { "README.md": "# demo\n" });
@@ -94,9 +100,21 @@ describe("the k8s backend, beyond the contract", () => {
     };
   }
 
-  const requestsFor = (jobId: string) => fake.requests.filter((r) => r.path.includes(jobName(jobId)) || JSON.stringify(r.body ?? "").includes(jobName(jobId)) || (r.query.labelSelector ?? "").endsWith(`=${jobId}`));
+  const requestsFor = (jobId: string) =>
+    fake.requests.filter(
+      (r) => r.path.includes(jobName(jobId)) || JSON.stringify(r.body ?? "").includes(jobName(jobId)) || (r.query.labelSelector ?? "").endsWith(`=${jobId}`),
+    );
   const steps = (events: ProgressEvent[]) => events.flatMap((e) => (e.type === "step" ? [`${e.step}:${e.status}`] : []));
-  const ALL_STEPS = ["clone:started", "clone:finished", "agent:started", "agent:finished", "commit:started", "commit:finished", "push:started", "push:finished"];
+  const ALL_STEPS = [
+    "clone:started",
+    "clone:finished",
+    "agent:started",
+    "agent:finished",
+    "commit:started",
+    "commit:finished",
+    "push:started",
+    "push:finished",
+  ];
 
   it("is found in the registry by its name, and reports its configured maximum", async () => {
     expect(await loadBackendModule("k8s")).toBe(k8s);
@@ -106,7 +124,9 @@ describe("the k8s backend, beyond the contract", () => {
   it("sends exactly the Job it means over the wire, with the controller's token, sized from the machine type", async () => {
     const job = newJob({ machineType: "e2-standard-4", maxSeconds: 1200 });
     const w = await backend.create(job, never);
-    const post = fake.requests.find((r) => r.method === "POST" && r.path === `/apis/batch/v1/namespaces/${NAMESPACE}/jobs` && JSON.stringify(r.body).includes(jobName(job.jobId)))!;
+    const post = fake.requests.find(
+      (r) => r.method === "POST" && r.path === `/apis/batch/v1/namespaces/${NAMESPACE}/jobs` && JSON.stringify(r.body).includes(jobName(job.jobId)),
+    )!;
     expect(post.authorization).toBe(`Bearer ${fake.token}`);
     expect(post.contentType).toBe("application/json");
     // Nothing lost or renamed by client-node's serializer: the body is the pure function's output.
@@ -123,7 +143,13 @@ describe("the k8s backend, beyond the contract", () => {
         terminationGracePeriodSeconds: 2,
       }),
     );
-    expect(w).toEqual({ id: `k8s-${job.jobId}`, backend: "k8s", jobId: job.jobId, createdAt: w.createdAt, meta: expect.objectContaining({ namespace: NAMESPACE, jobName: jobName(job.jobId), repoFullName: "octo/demo", maxSeconds: "1200", phase: "suspended" }) });
+    expect(w).toEqual({
+      id: `k8s-${job.jobId}`,
+      backend: "k8s",
+      jobId: job.jobId,
+      createdAt: w.createdAt,
+      meta: expect.objectContaining({ namespace: NAMESPACE, jobName: jobName(job.jobId), repoFullName: "octo/demo", maxSeconds: "1200", phase: "suspended" }),
+    });
     // Suspended: no pod until run() has put the input in place.
     expect(fake.pods(NAMESPACE).filter((p) => p.metadata.labels["agent-work-job"] === job.jobId)).toEqual([]);
     await backend.destroy(w);
@@ -138,7 +164,9 @@ describe("the k8s backend, beyond the contract", () => {
     await backend.destroy(first);
 
     fake.put("Job", NAMESPACE, { metadata: { name: "agent-work-someone-else", labels: { app: "theirs" } }, spec: { suspend: true } });
-    await expect(backend.create(newJob({ jobId: "someone-else" }), never)).rejects.toThrow(/agent-work-someone-else exists in agent-work but was not made by agent-work/);
+    await expect(backend.create(newJob({ jobId: "someone-else" }), never)).rejects.toThrow(
+      /agent-work-someone-else exists in agent-work but was not made by agent-work/,
+    );
   });
 
   it("lists by label selector, and only what it made", async () => {
@@ -184,7 +212,10 @@ describe("the k8s backend, beyond the contract", () => {
     }
     expect(JSON.stringify([fake.jobs(NAMESPACE), fake.pods(NAMESPACE)])).not.toContain(token);
     // A worker runs once.
-    expect(await clocked.run(w, input, () => {}, never)).toMatchObject({ outcome: "error", message: expect.stringMatching(/already been started \(succeeded\)/) });
+    expect(await clocked.run(w, input, () => {}, never)).toMatchObject({
+      outcome: "error",
+      message: expect.stringMatching(/already been started \(succeeded\)/),
+    });
 
     await clocked.destroy(w);
     expect(await eventually(async () => !fake.secrets(NAMESPACE).some((s) => s.metadata.name === inputSecretName(job.jobId)))).toBe(true);
@@ -227,7 +258,11 @@ describe("the k8s backend, beyond the contract", () => {
     );
     expect(result).toMatchObject({ outcome: "error", aborted: true });
     const del = requestsFor(job.jobId).find((r) => r.method === "DELETE")!;
-    expect(del).toMatchObject({ path: `/apis/batch/v1/namespaces/${NAMESPACE}/jobs/${jobName(job.jobId)}`, query: { propagationPolicy: "Background" }, status: 200 });
+    expect(del).toMatchObject({
+      path: `/apis/batch/v1/namespaces/${NAMESPACE}/jobs/${jobName(job.jobId)}`,
+      query: { propagationPolicy: "Background" },
+      status: 200,
+    });
     const gone = async () =>
       !fake.jobs(NAMESPACE).some((j) => j.metadata.name === jobName(job.jobId)) &&
       !fake.pods(NAMESPACE).some((p) => p.metadata.labels["agent-work-job"] === job.jobId) &&
@@ -236,7 +271,11 @@ describe("the k8s backend, beyond the contract", () => {
     expect(await eventually(gone)).toBe(true);
     // destroy() after a cancel: the Job is gone already, and 404 is success.
     await backend.destroy(w);
-    expect(requestsFor(job.jobId).filter((r) => r.method === "DELETE").map((r) => `${r.query.propagationPolicy} ${r.status}`)).toEqual(["Background 200", "Foreground 404"]);
+    expect(
+      requestsFor(job.jobId)
+        .filter((r) => r.method === "DELETE")
+        .map((r) => `${r.query.propagationPolicy} ${r.status}`),
+    ).toEqual(["Background 200", "Foreground 404"]);
   });
 
   it("destroy deletes Foreground and returns once the Job and its pods are gone", async () => {
@@ -270,7 +309,10 @@ describe("the k8s backend, beyond the contract", () => {
     const w = await backend.create(job, never);
     const result = await backend.run(w, input, () => {}, never);
     expect(result).toMatchObject({ outcome: "timed_out", aborted: false, message: "the worker ran past its 3s limit and Kubernetes stopped it" });
-    const failed = fake.jobs(NAMESPACE).find((j) => j.metadata.name === jobName(job.jobId))!.status.conditions.find((c: { type: string }) => c.type === "Failed");
+    const failed = fake
+      .jobs(NAMESPACE)
+      .find((j) => j.metadata.name === jobName(job.jobId))!
+      .status.conditions.find((c: { type: string }) => c.type === "Failed");
     expect(failed).toMatchObject({ status: "True", reason: "DeadlineExceeded" });
     expect(await eventually(async () => (await processesUnder(fake.jobDir(NAMESPACE, jobName(job.jobId)))).length === 0)).toBe(true);
     await backend.destroy(w);
@@ -304,10 +346,17 @@ describe("the k8s backend, beyond the contract", () => {
     const job = newJob();
     const w = await backend.create(job, never);
     const jobUid = fake.jobs(NAMESPACE).find((j) => j.metadata.name === jobName(job.jobId))!.metadata.uid;
-    fake.put("Secret", NAMESPACE, { metadata: { name: inputSecretName(job.jobId), ownerReferences: [{ apiVersion: "batch/v1", kind: "Job", name: jobName(job.jobId), uid: jobUid }] }, data: { "input.json": Buffer.from("{}").toString("base64") } });
+    fake.put("Secret", NAMESPACE, {
+      metadata: { name: inputSecretName(job.jobId), ownerReferences: [{ apiVersion: "batch/v1", kind: "Job", name: jobName(job.jobId), uid: jobUid }] },
+      data: { "input.json": Buffer.from("{}").toString("base64") },
+    });
     const result = await backend.run(w, await spec(job.jobId, "FAKE_AGENT:none"), () => {}, never);
     expect(result.outcome).toBe("no_changes");
-    expect(requestsFor(job.jobId).filter((r) => r.path.includes("/secrets")).map((r) => `${r.method} ${r.status}`)).toEqual(["POST 409", "DELETE 200", "POST 201"]);
+    expect(
+      requestsFor(job.jobId)
+        .filter((r) => r.path.includes("/secrets"))
+        .map((r) => `${r.method} ${r.status}`),
+    ).toEqual(["POST 409", "DELETE 200", "POST 201"]);
     await backend.destroy(w);
   });
 
@@ -317,10 +366,22 @@ describe("the k8s backend, beyond the contract", () => {
     fake.failNext({ method: "POST", path: jobsPath }, { status: 429, reason: "TooManyRequests", message: "slow down" });
     const before = fake.requests.length;
     const w = await backend.create(newJob(), never);
-    expect(fake.requests.slice(before).filter((r) => r.method === "POST").map((r) => r.status)).toEqual([503, 429, 201]);
+    expect(
+      fake.requests
+        .slice(before)
+        .filter((r) => r.method === "POST")
+        .map((r) => r.status),
+    ).toEqual([503, 429, 201]);
     await backend.destroy(w);
 
-    fake.failNext({ method: "POST", path: jobsPath }, { status: 403, reason: "Forbidden", message: 'jobs.batch is forbidden: User "system:serviceaccount:agent-work:agent-work-controller" cannot create resource "jobs"' });
+    fake.failNext(
+      { method: "POST", path: jobsPath },
+      {
+        status: 403,
+        reason: "Forbidden",
+        message: 'jobs.batch is forbidden: User "system:serviceaccount:agent-work:agent-work-controller" cannot create resource "jobs"',
+      },
+    );
     const at = fake.requests.length;
     await expect(backend.create(newJob(), never)).rejects.toThrow(/Forbidden \(403\): jobs\.batch is forbidden.*k8s\/rbac\.yaml/);
     expect(fake.requests.slice(at).filter((r) => r.method === "POST")).toHaveLength(1);
@@ -331,7 +392,11 @@ describe("the k8s backend, beyond the contract", () => {
     const job = newJob();
     const w = await other.create(job, never);
     const result = await other.run(w, await spec(job.jobId, "FAKE_AGENT:edit"), () => {}, never);
-    expect(result).toMatchObject({ outcome: "error", aborted: false, message: expect.stringMatching(/^the worker container cannot start: (ErrImagePull|ImagePullBackOff)/) });
+    expect(result).toMatchObject({
+      outcome: "error",
+      aborted: false,
+      message: expect.stringMatching(/^the worker container cannot start: (ErrImagePull|ImagePullBackOff)/),
+    });
     await other.destroy(w);
   });
 
@@ -340,7 +405,11 @@ describe("the k8s backend, beyond the contract", () => {
     const job = newJob();
     const w = await other.create(job, never);
     const result = await other.run(w, await spec(job.jobId, "FAKE_AGENT:edit"), () => {}, never);
-    expect(result).toMatchObject({ outcome: "error", aborted: false, message: expect.stringMatching(/^the worker stopped \(Error, exit code 1\) without reporting a result: .*MODULE_NOT_FOUND/) });
+    expect(result).toMatchObject({
+      outcome: "error",
+      aborted: false,
+      message: expect.stringMatching(/^the worker stopped \(Error, exit code 1\) without reporting a result: .*MODULE_NOT_FOUND/),
+    });
     await other.destroy(w);
   });
 
@@ -360,8 +429,17 @@ describe("the k8s backend, beyond the contract", () => {
     const job = newJob();
     const w = await other.create(job, never);
     const base = await spec(job.jobId, "FAKE_AGENT:edit");
-    const result = await other.run(w, { ...base, sandbox: { kind: "bwrap", roBinds: [], shareNet: false, egress: { allow: ["api.example.com"] } } }, () => {}, never);
-    expect(result).toMatchObject({ outcome: "error", aborted: false, message: expect.stringMatching(/^network: allowlist cannot be held on this k8s backend: K8S_AGENT_SANDBOX=none/) });
+    const result = await other.run(
+      w,
+      { ...base, sandbox: { kind: "bwrap", roBinds: [], shareNet: false, egress: { allow: ["api.example.com"] } } },
+      () => {},
+      never,
+    );
+    expect(result).toMatchObject({
+      outcome: "error",
+      aborted: false,
+      message: expect.stringMatching(/^network: allowlist cannot be held on this k8s backend: K8S_AGENT_SANDBOX=none/),
+    });
     expect(requestsFor(job.jobId).filter((r) => r.method === "POST" && r.path.endsWith("/secrets"))).toEqual([]);
     await other.destroy(w);
   });
@@ -378,9 +456,25 @@ describe("the k8s backend, beyond the contract", () => {
     try {
       const file = path.join(dir, "kubeconfig.yaml");
       await writeFile(file, fake.kubeconfigYaml());
-      const fromConfig = k8sBackendFromConfig({ namespace: NAMESPACE, kubeconfig: file, image: "x", cpu: "1", memory: "1Gi", ephemeralStorage: "1Gi", maxJobs: 1, ttlSecondsAfterFinished: 60, runAsUser: 1000, agentSandbox: "bwrap" }, { pollIntervalMs: 50 });
+      const fromConfig = k8sBackendFromConfig(
+        {
+          namespace: NAMESPACE,
+          kubeconfig: file,
+          image: "x",
+          cpu: "1",
+          memory: "1Gi",
+          ephemeralStorage: "1Gi",
+          maxJobs: 1,
+          ttlSecondsAfterFinished: 60,
+          runAsUser: 1000,
+          agentSandbox: "bwrap",
+        },
+        { pollIntervalMs: 50 },
+      );
       const w = await fromConfig.create(newJob(), never);
-      expect((await createKubeApi(loadKubeConfig({ kubeconfig: file })).listJobs(NAMESPACE, `agent-work-job=${w.jobId}`)).map((j) => j.metadata?.name)).toEqual([jobName(w.jobId)]);
+      expect((await createKubeApi(loadKubeConfig({ kubeconfig: file })).listJobs(NAMESPACE, `agent-work-job=${w.jobId}`)).map((j) => j.metadata?.name)).toEqual(
+        [jobName(w.jobId)],
+      );
       await fromConfig.destroy(w);
       expect(() => loadKubeConfig({}, {})).toThrow(/K8S_KUBECONFIG is not set and the controller is not running in a Kubernetes pod/);
     } finally {
@@ -389,9 +483,13 @@ describe("the k8s backend, beyond the contract", () => {
   });
 
   it("needs exactly the verbs k8s/rbac.yaml grants: every call it made is allowed, and every grant was used", async () => {
-    const docs = parseAllDocuments(await readFile(new URL("../../k8s/rbac.yaml", import.meta.url), "utf8")).map((d) => d.toJS() as { kind: string; rules?: { apiGroups: string[]; resources: string[]; verbs: string[] }[] });
+    const docs = parseAllDocuments(await readFile(new URL("../../k8s/rbac.yaml", import.meta.url), "utf8")).map(
+      (d) => d.toJS() as { kind: string; rules?: { apiGroups: string[]; resources: string[]; verbs: string[] }[] },
+    );
     const role = docs.find((d) => d.kind === "Role")!;
-    const granted = new Set(role.rules!.flatMap((r) => r.resources.flatMap((res) => r.verbs.map((v) => `${r.apiGroups[0] ? `${r.apiGroups[0]}/` : ""}${res} ${v}`))));
+    const granted = new Set(
+      role.rules!.flatMap((r) => r.resources.flatMap((res) => r.verbs.map((v) => `${r.apiGroups[0] ? `${r.apiGroups[0]}/` : ""}${res} ${v}`))),
+    );
     const used = new Set(
       fake.requests.map((r) => {
         const m = /^\/(?:api\/v1|apis\/(batch)\/v1)\/namespaces\/[^/]+\/([a-z]+)(?:\/([^/]+)(?:\/([a-z]+))?)?$/.exec(r.path)!;

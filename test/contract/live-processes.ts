@@ -28,19 +28,31 @@ async function processInfo(pid: number): Promise<HostProcess | null> {
   // "pid (comm) state ppid pgrp ..."; comm may itself contain spaces and parentheses.
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   const cwd = await readlink(`/proc/${pid}/cwd`).catch(() => null);
-  return { pid, state: fields[0] ?? "?", pgid: Number(fields[2]), cmdline: await read(`/proc/${pid}/cmdline`), environ: await read(`/proc/${pid}/environ`), cwd };
+  return {
+    pid,
+    state: fields[0] ?? "?",
+    pgid: Number(fields[2]),
+    cmdline: await read(`/proc/${pid}/cmdline`),
+    environ: await read(`/proc/${pid}/environ`),
+    cwd,
+  };
 }
 
 /** Every live (non-zombie) process on this machine except the caller. */
 export async function hostProcesses(): Promise<HostProcess[]> {
-  const pids = (await readdir("/proc")).filter((d) => /^\d+$/.test(d)).map(Number).filter((p) => p !== process.pid);
+  const pids = (await readdir("/proc"))
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number)
+    .filter((p) => p !== process.pid);
   const all = await Promise.all(pids.map(processInfo));
   return all.filter((p): p is HostProcess => p !== null && p.state !== "Z" && p.state !== "X");
 }
 
 /** Live processes whose working directory, argv or environment points into `dir`. */
 export async function processesUnder(dir: string): Promise<HostProcess[]> {
-  return (await hostProcesses()).filter((p) => (p.cwd !== null && (p.cwd === dir || p.cwd.startsWith(dir + "/"))) || p.cmdline.includes(dir) || p.environ.includes(dir));
+  return (await hostProcesses()).filter(
+    (p) => (p.cwd !== null && (p.cwd === dir || p.cwd.startsWith(dir + "/"))) || p.cmdline.includes(dir) || p.environ.includes(dir),
+  );
 }
 
 /** True while the process exists and is not a zombie. */

@@ -124,7 +124,12 @@ describe("the ssh backend, beyond the contract", () => {
     const backend = backendWith([host]);
     try {
       const w = await backend.create({ jobId: "job-layout", repoFullName: "octo/demo", maxSeconds: 60 }, never);
-      expect(w).toMatchObject({ id: "ssh-box-1-job-layout", backend: "ssh", jobId: "job-layout", meta: { host: "box-1", workDir: `${host.workRoot}/job-layout` } });
+      expect(w).toMatchObject({
+        id: "ssh-box-1-job-layout",
+        backend: "ssh",
+        jobId: "job-layout",
+        meta: { host: "box-1", workDir: `${host.workRoot}/job-layout` },
+      });
       const st = await stat(path.join(sshd.home, host.workRoot!, "job-layout"));
       expect(st.mode & 0o777).toBe(0o700);
       expect(st.uid).not.toBe(0);
@@ -144,7 +149,9 @@ describe("the ssh backend, beyond the contract", () => {
       const workers = await Promise.all(jobs.map((j) => backend.create(j, never)));
       expect(workers.map((w) => w.meta.host).sort()).toEqual(["a", "b", "b"]);
       expect(await backend.capacity()).toEqual({ max: 3, active: 3 });
-      await expect(backend.create({ jobId: "one-too-many", repoFullName: "octo/demo", maxSeconds: 60 }, never)).rejects.toThrow(/no SSH host has a free slot.*a: 1\/1.*b: 2\/2/);
+      await expect(backend.create({ jobId: "one-too-many", repoFullName: "octo/demo", maxSeconds: 60 }, never)).rejects.toThrow(
+        /no SSH host has a free slot.*a: 1\/1.*b: 2\/2/,
+      );
       // Adopting an existing job needs no free slot.
       expect((await backend.create(jobs[0]!, never)).id).toBe(workers[0]!.id);
       await Promise.all(workers.map((w) => backend.destroy(w)));
@@ -164,8 +171,12 @@ describe("the ssh backend, beyond the contract", () => {
       const w = await backend.create({ jobId: "wants-gpu", repoFullName: "octo/demo", maxSeconds: 60, hostLabels: ["gpu", "big"] }, never);
       expect(w.meta.host).toBe("gpu-1");
       expect(await backend.capacity({ hostLabels: ["gpu"] })).toEqual({ max: 1, active: 1 });
-      await expect(backend.create({ jobId: "wants-gpu-2", repoFullName: "octo/demo", maxSeconds: 60, hostLabels: ["gpu"] }, never)).rejects.toThrow(/no SSH host labelled gpu has a free slot.*gpu-1: 1\/1/);
-      await expect(backend.create({ jobId: "wants-arm", repoFullName: "octo/demo", maxSeconds: 60, hostLabels: ["arm"] }, never)).rejects.toThrow(/no SSH host is labelled arm .*plain \[\].*gpu-1 \[gpu, big\]/);
+      await expect(backend.create({ jobId: "wants-gpu-2", repoFullName: "octo/demo", maxSeconds: 60, hostLabels: ["gpu"] }, never)).rejects.toThrow(
+        /no SSH host labelled gpu has a free slot.*gpu-1: 1\/1/,
+      );
+      await expect(backend.create({ jobId: "wants-arm", repoFullName: "octo/demo", maxSeconds: 60, hostLabels: ["arm"] }, never)).rejects.toThrow(
+        /no SSH host is labelled arm .*plain \[\].*gpu-1 \[gpu, big\]/,
+      );
       // A job without labels goes anywhere: here the host with room.
       const any = await backend.create({ jobId: "any-host", repoFullName: "octo/demo", maxSeconds: 60 }, never);
       expect(any.meta.host).toBe("plain");

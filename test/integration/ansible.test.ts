@@ -26,7 +26,14 @@ async function hostKeyLine(s: TestSshd): Promise<string> {
   const ssh = new NodeSSH();
   let line = "";
   await ssh
-    .connect({ host: s.host, port: s.port, username: "probe", password: "x", readyTimeout: 5000, hostVerifier: (key: Buffer) => ((line = `ssh-ed25519 ${key.toString("base64")}`), false) })
+    .connect({
+      host: s.host,
+      port: s.port,
+      username: "probe",
+      password: "x",
+      readyTimeout: 5000,
+      hostVerifier: (key: Buffer) => ((line = `ssh-ed25519 ${key.toString("base64")}`), false),
+    })
     .catch(() => undefined);
   ssh.dispose();
   return `[${s.host}]:${s.port} ${line}\n`;
@@ -35,7 +42,13 @@ async function hostKeyLine(s: TestSshd): Promise<string> {
 const PLAYBOOK_TIMEOUT = 600_000;
 
 function playbook(args: string[], extraVars: Record<string, string | string[]> = {}) {
-  const vars = { ansible_port: String(sshd.port), ansible_user: sshd.username, ansible_ssh_private_key_file: path.join(dir, "key"), agent_work_become: "false", ...extraVars };
+  const vars = {
+    ansible_port: String(sshd.port),
+    ansible_user: sshd.username,
+    ansible_ssh_private_key_file: path.join(dir, "key"),
+    agent_work_become: "false",
+    ...extraVars,
+  };
   return execa("ansible-playbook", [...args, "-i", `${sshd.host},`, "-e", JSON.stringify(vars), path.join(ANSIBLE, "provision.yml")], {
     reject: false,
     env: {
@@ -71,7 +84,14 @@ async function freePort(): Promise<number> {
  */
 async function startSandboxedRootSshd(base: string): Promise<{ port: number; root: string; known: string; key: string; close: () => void }> {
   const root = path.join(base, "sandbox");
-  const binds: Array<[string, string]> = [["etc", "/etc"], ["home", "/home"], ["root", "/root"], ["usr-local-sbin", "/usr/local/sbin"], ["var-log", "/var/log"], ["var-mail", "/var/mail"]];
+  const binds: Array<[string, string]> = [
+    ["etc", "/etc"],
+    ["home", "/home"],
+    ["root", "/root"],
+    ["usr-local-sbin", "/usr/local/sbin"],
+    ["var-log", "/var/log"],
+    ["var-mail", "/var/mail"],
+  ];
   for (const [name, target] of binds) if (name !== "etc" && existsSync(target)) await mkdir(path.join(root, name), { recursive: true, mode: 0o755 });
   await execa("cp", ["-a", "/etc", path.join(root, "etc")]);
   // The role validates sshd's config, which needs host keys: a real VM has them, a bare copy may not.
@@ -105,7 +125,11 @@ async function startSandboxedRootSshd(base: string): Promise<{ port: number; roo
       ].join("\n"),
     );
     const bindArgs = binds.filter(([name]) => existsSync(path.join(root, name))).flatMap(([name, target]) => ["--bind", path.join(root, name), target]);
-    const child: ChildProcess = spawn("bwrap", ["--dev-bind", "/", "/", ...bindArgs, "--proc", "/proc", "--unshare-pid", "--die-with-parent", "/usr/sbin/sshd", "-D", "-e", "-f", config], { stdio: ["ignore", "ignore", "pipe"] });
+    const child: ChildProcess = spawn(
+      "bwrap",
+      ["--dev-bind", "/", "/", ...bindArgs, "--proc", "/proc", "--unshare-pid", "--die-with-parent", "/usr/sbin/sshd", "-D", "-e", "-f", config],
+      { stdio: ["ignore", "ignore", "pipe"] },
+    );
     let log = "";
     const listening = await new Promise<boolean>((resolve) => {
       child.stderr!.setEncoding("utf8");
@@ -138,53 +162,82 @@ afterAll(async () => {
 
 describe("ansible/", () => {
   it("provision.yml passes ansible-playbook --syntax-check", async () => {
-    const r = await execa("ansible-playbook", ["--syntax-check", "-i", "localhost,", path.join(ANSIBLE, "provision.yml")], { reject: false, env: { ANSIBLE_LOCAL_TEMP: os.tmpdir() } });
+    const r = await execa("ansible-playbook", ["--syntax-check", "-i", "localhost,", path.join(ANSIBLE, "provision.yml")], {
+      reject: false,
+      env: { ANSIBLE_LOCAL_TEMP: os.tmpdir() },
+    });
     expect(r.exitCode, r.stderr).toBe(0);
   });
 
-  it("runs in --check mode against a real sshd: the hardened sshd, the key-only login, /dev/shm as tmpfs, no changes", { timeout: PLAYBOOK_TIMEOUT }, async () => {
-    const r = await playbook(["--check", "--diff", "--skip-tags", "packages"], { controller_ssh_public_key: CONTROLLER_KEY });
-    expect(r.exitCode, `${r.stdout}\n${r.stderr}`).toBe(0);
-    expect(r.stdout).toMatch(/127\.0\.0\.1\s+: ok=\d+\s+changed=\d+\s+unreachable=0\s+failed=0/);
-    expect(r.stdout).toContain(`+restrict ${CONTROLLER_KEY}`);
-    for (const line of ["+PermitRootLogin no", "+PasswordAuthentication no", "+AllowTcpForwarding no", "+AllowUsers agent-work"]) expect(r.stdout).toContain(line);
-    expect(r.stdout).toContain("+tmpfs /dev/shm tmpfs rw,nosuid,nodev");
-    // --check changed nothing on the host.
-    expect(existsSync("/etc/ssh/sshd_config.d/50-agent-work.conf")).toBe(false);
-    expect(existsSync("/home/agent-work")).toBe(false);
-    // Swap is set up for boot whatever this machine's memory: the script and its unit are rendered.
-    expect(r.stdout).toContain("agent-work: swap when memory is below 2048 MB");
-    expect(r.stdout).toMatch(/TASK \[worker : Swap unit runs at every boot \(systemd\)\]/);
-    // The worker user's egress firewall, required by sshd (so a VM without it never takes a job).
-    expect(r.stdout).toContain("+ExecStart=/usr/local/sbin/agent-work-egress-firewall apply agent-work\n");
-    expect(r.stdout).toContain("+RequiredBy=ssh.service");
-    expect(r.stdout).toMatch(/TASK \[worker : Egress firewall before sshd at every boot \(systemd\)\]/);
-  });
+  it(
+    "runs in --check mode against a real sshd: the hardened sshd, the key-only login, /dev/shm as tmpfs, no changes",
+    { timeout: PLAYBOOK_TIMEOUT },
+    async () => {
+      const r = await playbook(["--check", "--diff", "--skip-tags", "packages"], { controller_ssh_public_key: CONTROLLER_KEY });
+      expect(r.exitCode, `${r.stdout}\n${r.stderr}`).toBe(0);
+      expect(r.stdout).toMatch(/127\.0\.0\.1\s+: ok=\d+\s+changed=\d+\s+unreachable=0\s+failed=0/);
+      expect(r.stdout).toContain(`+restrict ${CONTROLLER_KEY}`);
+      for (const line of ["+PermitRootLogin no", "+PasswordAuthentication no", "+AllowTcpForwarding no", "+AllowUsers agent-work"])
+        expect(r.stdout).toContain(line);
+      expect(r.stdout).toContain("+tmpfs /dev/shm tmpfs rw,nosuid,nodev");
+      // --check changed nothing on the host.
+      expect(existsSync("/etc/ssh/sshd_config.d/50-agent-work.conf")).toBe(false);
+      expect(existsSync("/home/agent-work")).toBe(false);
+      // Swap is set up for boot whatever this machine's memory: the script and its unit are rendered.
+      expect(r.stdout).toContain("agent-work: swap when memory is below 2048 MB");
+      expect(r.stdout).toMatch(/TASK \[worker : Swap unit runs at every boot \(systemd\)\]/);
+      // The worker user's egress firewall, required by sshd (so a VM without it never takes a job).
+      expect(r.stdout).toContain("+ExecStart=/usr/local/sbin/agent-work-egress-firewall apply agent-work\n");
+      expect(r.stdout).toContain("+RequiredBy=ssh.service");
+      expect(r.stdout).toMatch(/TASK \[worker : Egress firewall before sshd at every boot \(systemd\)\]/);
+    },
+  );
 
   it("really runs as root in a sandbox, then a second --check run reports no change", { timeout: PLAYBOOK_TIMEOUT * 2 }, async () => {
     const box = await startSandboxedRootSshd(dir);
     try {
       await writeFile(path.join(dir, "sandbox_known_hosts"), box.known);
       const run = (args: string[]) =>
-        execa("ansible-playbook", [...args, "--skip-tags", "packages", "-i", "127.0.0.1,", "-e", JSON.stringify({ ansible_port: String(box.port), ansible_user: "root", ansible_ssh_private_key_file: box.key, agent_work_become: "false", controller_ssh_public_key: CONTROLLER_KEY }), path.join(ANSIBLE, "provision.yml")], {
-          reject: false,
-          env: {
-            ANSIBLE_NOCOLOR: "1",
-            ANSIBLE_LOCAL_TEMP: dir,
-            ANSIBLE_SSH_CONTROL_PATH_DIR: dir,
-            ANSIBLE_SSH_TRANSFER_METHOD: "piped",
-            ANSIBLE_RETRY_FILES_ENABLED: "0",
-            ANSIBLE_PIPELINING: "1",
-            ANSIBLE_SSH_ARGS: `-o UserKnownHostsFile=${path.join(dir, "sandbox_known_hosts")} -o StrictHostKeyChecking=yes -o ControlMaster=no`,
+        execa(
+          "ansible-playbook",
+          [
+            ...args,
+            "--skip-tags",
+            "packages",
+            "-i",
+            "127.0.0.1,",
+            "-e",
+            JSON.stringify({
+              ansible_port: String(box.port),
+              ansible_user: "root",
+              ansible_ssh_private_key_file: box.key,
+              agent_work_become: "false",
+              controller_ssh_public_key: CONTROLLER_KEY,
+            }),
+            path.join(ANSIBLE, "provision.yml"),
+          ],
+          {
+            reject: false,
+            env: {
+              ANSIBLE_NOCOLOR: "1",
+              ANSIBLE_LOCAL_TEMP: dir,
+              ANSIBLE_SSH_CONTROL_PATH_DIR: dir,
+              ANSIBLE_SSH_TRANSFER_METHOD: "piped",
+              ANSIBLE_RETRY_FILES_ENABLED: "0",
+              ANSIBLE_PIPELINING: "1",
+              ANSIBLE_SSH_ARGS: `-o UserKnownHostsFile=${path.join(dir, "sandbox_known_hosts")} -o StrictHostKeyChecking=yes -o ControlMaster=no`,
+            },
           },
-        });
+        );
       const first = await run([]);
       expect(first.exitCode, `${first.stdout}\n${first.stderr}`).toBe(0);
       expect(first.stdout).toMatch(/127\.0\.0\.1\s+: ok=\d+\s+changed=[1-9]\d*\s+unreachable=0\s+failed=0/);
       // What the run made, inside the sandbox only.
       const etc = path.join(box.root, "etc");
       expect(await readFile(path.join(etc, "ssh/sshd_config.d/50-agent-work.conf"), "utf8")).toContain("AllowUsers agent-work");
-      expect(readlinkSync(path.join(etc, "systemd/system/multi-user.target.wants/agent-work-swap.service"))).toBe("/etc/systemd/system/agent-work-swap.service");
+      expect(readlinkSync(path.join(etc, "systemd/system/multi-user.target.wants/agent-work-swap.service"))).toBe(
+        "/etc/systemd/system/agent-work-swap.service",
+      );
       expect(await readFile(path.join(etc, "systemd/system/agent-work-swap.service"), "utf8")).toContain("ExecStart=/usr/local/sbin/agent-work-swap");
       const swapScript = path.join(box.root, "usr-local-sbin/agent-work-swap");
       expect(lstatSync(swapScript).mode & 0o777).toBe(0o755);
@@ -197,8 +250,12 @@ describe("ansible/", () => {
       const firewall = path.join(box.root, "usr-local-sbin/agent-work-egress-firewall");
       expect(lstatSync(firewall).mode & 0o777).toBe(0o755);
       expect(await readFile(firewall, "utf8")).toBe(await readFile(path.join(ANSIBLE, "roles/worker/files/agent-work-egress-firewall"), "utf8"));
-      expect(readlinkSync(path.join(etc, "systemd/system/ssh.service.requires/agent-work-egress-firewall.service"))).toBe("/etc/systemd/system/agent-work-egress-firewall.service");
-      expect(await readFile(path.join(etc, "systemd/system/agent-work-egress-firewall.service"), "utf8")).toContain("ExecStart=/usr/local/sbin/agent-work-egress-firewall apply agent-work\n");
+      expect(readlinkSync(path.join(etc, "systemd/system/ssh.service.requires/agent-work-egress-firewall.service"))).toBe(
+        "/etc/systemd/system/agent-work-egress-firewall.service",
+      );
+      expect(await readFile(path.join(etc, "systemd/system/agent-work-egress-firewall.service"), "utf8")).toContain(
+        "ExecStart=/usr/local/sbin/agent-work-egress-firewall apply agent-work\n",
+      );
       // The host kept none of it.
       expect(existsSync("/etc/ssh/sshd_config.d/50-agent-work.conf")).toBe(false);
       expect(existsSync("/etc/systemd/system/agent-work-swap.service")).toBe(false);
@@ -220,7 +277,10 @@ describe("ansible/", () => {
   });
 
   it("refuses a private range for the egress firewall that is not an IPv4 CIDR, before it reaches a shell", { timeout: PLAYBOOK_TIMEOUT }, async () => {
-    const r = await playbook(["--check", "--skip-tags", "packages"], { controller_ssh_public_key: CONTROLLER_KEY, worker_egress_allow_cidrs: ["10.20.0.0/16", "10.0.0.0/8;reboot"] });
+    const r = await playbook(["--check", "--skip-tags", "packages"], {
+      controller_ssh_public_key: CONTROLLER_KEY,
+      worker_egress_allow_cidrs: ["10.20.0.0/16", "10.0.0.0/8;reboot"],
+    });
     expect(r.exitCode).not.toBe(0);
     expect(r.stdout).toContain("worker_egress_allow_cidrs takes IPv4 ranges such as 10.20.0.0/16");
     expect(r.stdout).toContain("10.0.0.0/8;reboot");
@@ -238,14 +298,21 @@ describe("ansible/", () => {
     const ref = /^REF=(.*)$/m.exec(script)![1]!;
     // The same check the script makes, run by bash on the values an operator might write.
     const check = /^\[\[ "\$REF" =~ .*$/m.exec(script)![0];
-    for (const [value, ok] of [["main", false], [ref, false], ["v1.2.3", true], ["0123456789abcdef0123456789abcdef01234567", true], ["v1.2", false]] as const) {
+    for (const [value, ok] of [
+      ["main", false],
+      [ref, false],
+      ["v1.2.3", true],
+      ["0123456789abcdef0123456789abcdef01234567", true],
+      ["v1.2", false],
+    ] as const) {
       const r = await execa("bash", ["-c", `REF='${value}'; ${check}; echo pinned`], { reject: false });
       expect(r.stdout.includes("pinned"), value).toBe(ok);
     }
   });
 
   it("ships a bake script and a per-boot fallback that parse, and the bake script explains itself", async () => {
-    for (const script of ["bake-image.sh", "per-boot-startup.sh"]) expect((await execa("bash", ["-n", path.join(ANSIBLE, script)], { reject: false })).exitCode, script).toBe(0);
+    for (const script of ["bake-image.sh", "per-boot-startup.sh"])
+      expect((await execa("bash", ["-n", path.join(ANSIBLE, script)], { reject: false })).exitCode, script).toBe(0);
     const help = await execa(path.join(ANSIBLE, "bake-image.sh"), ["--help"], { reject: false });
     expect(help.exitCode).toBe(0);
     expect(help.stdout).toContain("ansible/bake-image.sh PROJECT ZONE CONTROLLER_PUBLIC_KEY_FILE [FAMILY]");

@@ -109,7 +109,9 @@ describe("budgets, enforced before any worker starts", () => {
     const queuedComment = h.github.callsTo("POST", "/issues/:id/comments")[0]!.body.body as string;
     expect(queuedComment).toContain(`Cost ceiling: at most ${formatUsd(costOf(pricing, 30 * 60).totalUsd)} (e2-small spot in us-central1, 30 min)`);
     const last = h.github.callsTo("PATCH", "/issues/comments/:id").at(-1)!.body.body as string;
-    expect(last).toMatch(/\*\*Cost:\*\* (<\$0\.0001|\$0\.\d{4}) \(e2-small spot in us-central1, \d+ s at \$0\.0\d{3}\/h with disk; GCE list prices from gce-pricing-2026-07-30\.yml/);
+    expect(last).toMatch(
+      /\*\*Cost:\*\* (<\$0\.0001|\$0\.\d{4}) \(e2-small spot in us-central1, \d+ s at \$0\.0\d{3}\/h with disk; GCE list prices from gce-pricing-2026-07-30\.yml/,
+    );
     expect(last).toMatch(/Codertocat\/Hello-World this month: (<\$0\.0001|\$0\.\d{4}) of \$20\.00/);
   });
 });

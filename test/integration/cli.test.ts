@@ -49,21 +49,48 @@ describe("the agent-work CLI", { timeout: 180_000 }, () => {
 
   function cli(...args: string[]) {
     // cwd is the data folder, so a developer's .env in the repository cannot leak into the test.
-    return execa(TSX, [CLI, ...args], { cwd: dataDir, env: { PATH: process.env.PATH, HOME: process.env.HOME, DATA_DIR: dataDir }, extendEnv: false, reject: false });
+    return execa(TSX, [CLI, ...args], {
+      cwd: dataDir,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, DATA_DIR: dataDir },
+      extendEnv: false,
+      reject: false,
+    });
   }
 
   async function jobIn(state: JobState, repo = "demo"): Promise<Job> {
     issue += 1;
     let job = (
       await store.insertReceived(
-        { deliveryId: `d-${randomBytes(4).toString("hex")}`, installationId: 1, repoId: repo.length, owner: "octo", repo, number: issue, kind: "issue", trigger: "label", requester: "alice", title: `Fix ${issue}`, body: "b", cloneUrl: "x", defaultBranch: "main", instructions: null },
+        {
+          deliveryId: `d-${randomBytes(4).toString("hex")}`,
+          installationId: 1,
+          repoId: repo.length,
+          owner: "octo",
+          repo,
+          number: issue,
+          kind: "issue",
+          trigger: "label",
+          requester: "alice",
+          title: `Fix ${issue}`,
+          body: "b",
+          cloneUrl: "x",
+          defaultBranch: "main",
+          instructions: null,
+        },
         { backend: "local" },
       )
     ).job;
-    const path: Partial<Record<JobState, JobState[]>> = { queued: ["queued"], running: ["queued", "provisioning", "running"], succeeded: ["queued", "provisioning", "running", "reporting", "succeeded"] };
+    const path: Partial<Record<JobState, JobState[]>> = {
+      queued: ["queued"],
+      running: ["queued", "provisioning", "running"],
+      succeeded: ["queued", "provisioning", "running", "reporting", "succeeded"],
+    };
     for (const to of path[state] ?? []) {
       job = await store.transition(job.id, job.state, to, to === "succeeded" ? { message: "pull request opened" } : {});
-      if (to === "provisioning") job = await store.update(job.id, { worker: await backend.create({ jobId: job.id, repoFullName: `octo/${repo}`, maxSeconds: 600 }, new AbortController().signal) });
+      if (to === "provisioning")
+        job = await store.update(job.id, {
+          worker: await backend.create({ jobId: job.id, repoFullName: `octo/${repo}`, maxSeconds: 600 }, new AbortController().signal),
+        });
     }
     return job;
   }
@@ -99,7 +126,12 @@ describe("the agent-work CLI", { timeout: 180_000 }, () => {
   it("lists jobs newest first, and filters them by state and by repository", async () => {
     const queued = await jobIn("queued", "demo");
     const done = await jobIn("succeeded", "other");
-    const [all, byState, byRepo, bad] = await Promise.all([cli("jobs"), cli("jobs", "--state", "queued"), cli("jobs", "--repo", "octo/other"), cli("jobs", "--state", "sleeping")]);
+    const [all, byState, byRepo, bad] = await Promise.all([
+      cli("jobs"),
+      cli("jobs", "--state", "queued"),
+      cli("jobs", "--repo", "octo/other"),
+      cli("jobs", "--state", "sleeping"),
+    ]);
 
     expect(all.exitCode).toBe(0);
     const lines = all.stdout.split("\n");
@@ -169,11 +201,17 @@ describe("the agent-work CLI", { timeout: 180_000 }, () => {
     const elsewhere = await mkdtemp(path.join(os.tmpdir(), "agent-work-cli-empty-"));
     try {
       const commands = [["jobs"], ["show", "jabc"], ["cancel", "jabc"], ["reap", "--dry-run"]];
-      const runs = await Promise.all(commands.map((args) => execa(TSX, [CLI, ...args], { cwd: elsewhere, env: { PATH: process.env.PATH, HOME: process.env.HOME }, extendEnv: false, reject: false })));
+      const runs = await Promise.all(
+        commands.map((args) =>
+          execa(TSX, [CLI, ...args], { cwd: elsewhere, env: { PATH: process.env.PATH, HOME: process.env.HOME }, extendEnv: false, reject: false }),
+        ),
+      );
       for (const [i, args] of commands.entries()) {
         const r = runs[i]!;
         expect(r.exitCode, args.join(" ")).toBe(2);
-        expect(r.stderr, args.join(" ")).toBe(`${args[0]}: no agent-work store at ${path.join(elsewhere, "data", "agent-work.sqlite")}: run this where the controller runs (the folder with its .env and data/), or set DATA_DIR (or DATABASE_URL) to the controller's`);
+        expect(r.stderr, args.join(" ")).toBe(
+          `${args[0]}: no agent-work store at ${path.join(elsewhere, "data", "agent-work.sqlite")}: run this where the controller runs (the folder with its .env and data/), or set DATA_DIR (or DATABASE_URL) to the controller's`,
+        );
       }
       expect(readdirSync(elsewhere)).toEqual([]);
     } finally {

@@ -52,24 +52,37 @@ describe("agent-work doctor, the agent CLIs", () => {
     const key = path.join(dir, "host.key");
     writeFileSync(key, sshd.privateKey, { mode: 0o600 });
     const hosts = path.join(dir, "hosts.yml");
-    writeFileSync(hosts, `hosts:\n  - name: build-1\n    address: ${sshd.host}\n    port: ${sshd.port}\n    user: ${sshd.username}\n    privateKeyPath: ${key}\n    hostKeySha256: ${sshd.hostKeySha256}\n    slots: 1\n`);
+    writeFileSync(
+      hosts,
+      `hosts:\n  - name: build-1\n    address: ${sshd.host}\n    port: ${sshd.port}\n    user: ${sshd.username}\n    privateKeyPath: ${key}\n    hostKeySha256: ${sshd.hostKeySha256}\n    slots: 1\n`,
+    );
     // The worker's PATH after the agents' folder: the real claude is a node program.
-    const report = await runDoctor({ DATA_DIR: path.join(dir, "data"), SSH_HOSTS_FILE: hosts, HOME: dir }, { agentPath: `${agents}:/usr/local/bin:/usr/bin:/bin` });
+    const report = await runDoctor(
+      { DATA_DIR: path.join(dir, "data"), SSH_HOSTS_FILE: hosts, HOME: dir },
+      { agentPath: `${agents}:/usr/local/bin:/usr/bin:/bin` },
+    );
     for (const where of ["local", "ssh host build-1"]) {
       const found = lines(report.checks, where);
-      expect(found.map((c) => [c.name, c.status]), where).toEqual([
+      expect(
+        found.map((c) => [c.name, c.status]),
+        where,
+      ).toEqual([
         [`${where}: claude (claude-code)`, "ok"],
         [`${where}: codex (codex)`, "warn"],
         [`${where}: opencode (opencode)`, "warn"],
       ]);
       expect(found[0]!.detail).toBe(`${PINNED_CLI_VERSIONS["@anthropic-ai/claude-code"]}, the pinned version`);
-      expect(found[1]!.detail).toBe(`0.170.0, but agent-clis/package.json pins ${pinned["@openai/codex"]}: that version is not the one the presets are tested with`);
+      expect(found[1]!.detail).toBe(
+        `0.170.0, but agent-clis/package.json pins ${pinned["@openai/codex"]}: that version is not the one the presets are tested with`,
+      );
       expect(found[2]!.detail).toMatch(/^no version in its answer \((\[31m)?A+\), but agent-clis\/package\.json pins /);
       // What a CLI says is data: no escape sequence reaches the terminal, and it is cut short.
       expect(found[2]!.detail).not.toMatch(/\x1b/);
       expect(found[2]!.detail.length).toBeLessThan(300);
     }
-    expect(lines(report.checks, "ssh host build-1")[1]!.fix).toBe("on the host: npm install -g @openai/codex@" + pinned["@openai/codex"] + " (or run ansible/provision.yml, which installs agent-clis/ as pinned)");
+    expect(lines(report.checks, "ssh host build-1")[1]!.fix).toBe(
+      "on the host: npm install -g @openai/codex@" + pinned["@openai/codex"] + " (or run ansible/provision.yml, which installs agent-clis/ as pinned)",
+    );
   });
 
   it("fails where the default agent's CLI is missing, with the command that installs it, and only notes the others", { timeout: 120_000 }, async () => {
@@ -99,10 +112,16 @@ describe("agent-work doctor, the agent CLIs of a baked GCE image", () => {
   beforeAll(async () => {
     writeFileSync(keyPath(), "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n");
     // The labels bake-image.sh writes, from the very script it runs.
-    const written = execFileSync("python3", [path.join(ROOT, "ansible/agent-cli-labels.py"), path.join(ROOT, "agent-clis/package.json")], { encoding: "utf8" }).trim();
+    const written = execFileSync("python3", [path.join(ROOT, "ansible/agent-cli-labels.py"), path.join(ROOT, "agent-clis/package.json")], {
+      encoding: "utf8",
+    }).trim();
     const labels = Object.fromEntries(written.split(",").map((kv) => kv.split("=") as [string, string]));
     labels["agent-cli-codex"] = "0_170_0";
-    fake = await startFakeGcp({ images: [family, plain], imageLabels: { [family]: { "agent-work-image": "20261204", ...labels } }, machineTypes: ["e2-standard-2"] });
+    fake = await startFakeGcp({
+      images: [family, plain],
+      imageLabels: { [family]: { "agent-work-image": "20261204", ...labels } },
+      machineTypes: ["e2-standard-2"],
+    });
   });
   afterAll(async () => {
     await fake?.close();
@@ -112,12 +131,18 @@ describe("agent-work doctor, the agent CLIs of a baked GCE image", () => {
     const loaded = loadControllerConfig({ GCE_PROJECT: "test-project", GCE_ZONES: "us-central1-a", GCE_SSH_PRIVATE_KEY_PATH: keyPath(), GCE_IMAGE: image });
     if (!loaded.ok) throw new Error(loaded.errors.join("\n"));
     const checks: DoctorCheck[] = [];
-    await checkGce({ ...loaded.config, gce: loaded.config.gce! }, { clientOptions: fake.clientOptions(), credentials: async () => ({ principal: "c@p.iam.gserviceaccount.com" }) }, (c) => checks.push(c));
+    await checkGce(
+      { ...loaded.config, gce: loaded.config.gce! },
+      { clientOptions: fake.clientOptions(), credentials: async () => ({ principal: "c@p.iam.gserviceaccount.com" }) },
+      (c) => checks.push(c),
+    );
     return checks;
   }
 
   it("bake-image.sh's labels say the pinned versions, and read back to them", () => {
-    const written = execFileSync("python3", [path.join(ROOT, "ansible/agent-cli-labels.py"), path.join(ROOT, "agent-clis/package.json")], { encoding: "utf8" }).trim();
+    const written = execFileSync("python3", [path.join(ROOT, "ansible/agent-cli-labels.py"), path.join(ROOT, "agent-clis/package.json")], {
+      encoding: "utf8",
+    }).trim();
     const labels = Object.fromEntries(written.split(",").map((kv) => kv.split("=") as [string, string]));
     for (const cli of PINNED_AGENT_CLIS) {
       expect(labels[imageLabelKey(cli)], cli.pkg).toMatch(/^[a-z0-9_-]{1,63}$/);
@@ -138,7 +163,13 @@ describe("agent-work doctor, the agent CLIs of a baked GCE image", () => {
 
   it("says plainly when an image carries no such labels", async () => {
     const found = (await gceChecks(plain)).filter((c) => c.name.startsWith("gce image unlabelled"));
-    expect(found).toEqual([expect.objectContaining({ name: "gce image unlabelled: agent CLIs", status: "skip", detail: expect.stringMatching(/no agent-cli-\* labels .* doctor cannot see which CLI versions it holds/) })]);
+    expect(found).toEqual([
+      expect.objectContaining({
+        name: "gce image unlabelled: agent CLIs",
+        status: "skip",
+        detail: expect.stringMatching(/no agent-cli-\* labels .* doctor cannot see which CLI versions it holds/),
+      }),
+    ]);
   });
 });
 
@@ -147,7 +178,9 @@ describe("the images declare the pinned list", () => {
     const { agentClisLabelValue, AGENT_CLIS_IMAGE_LABEL } = await import("../../src/agents/agent-cli-versions.js");
     const { readFileSync } = await import("node:fs");
     for (const file of ["k8s/worker.Dockerfile", "Dockerfile"]) {
-      const label = new RegExp(`^LABEL ${AGENT_CLIS_IMAGE_LABEL.replaceAll(".", "\\.")}="([^"]*)"$`, "m").exec(readFileSync(path.join(ROOT, file), "utf8"))?.[1];
+      const label = new RegExp(`^LABEL ${AGENT_CLIS_IMAGE_LABEL.replaceAll(".", "\\.")}="([^"]*)"$`, "m").exec(
+        readFileSync(path.join(ROOT, file), "utf8"),
+      )?.[1];
       expect(label, file).toBe(agentClisLabelValue(pinned));
     }
   });

@@ -26,7 +26,11 @@ const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const TSX = path.join(ROOT, "node_modules", ".bin", "tsx");
 const CLI = path.join(ROOT, "src", "cli", "main.ts");
 const APP_ID = "4242";
-const keys = generateKeyPairSync("rsa", { modulusLength: 2048, privateKeyEncoding: { type: "pkcs8", format: "pem" }, publicKeyEncoding: { type: "spki", format: "pem" } });
+const keys = generateKeyPairSync("rsa", {
+  modulusLength: 2048,
+  privateKeyEncoding: { type: "pkcs8", format: "pem" },
+  publicKeyEncoding: { type: "spki", format: "pem" },
+});
 
 /** GitHub's App endpoints, with the shapes GitHub answers; deliveries can be held back to show progress. */
 interface FakeApp {
@@ -51,31 +55,56 @@ async function startFakeApp(): Promise<FakeApp> {
       hold = { asked, released: new Promise<void>((r) => (release = r)) };
       return { asked: askedP, release };
     },
-    server: createServer(answerAsync(async (req, res) => {
-      const send = (status: number, body: unknown) => res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
-      // The app's JWT: RS256 over header.payload with the App's key, issued by the App's id.
-      const [h, p, sig] = /^bearer (.+)$/i.exec(req.headers.authorization ?? "")?.[1]?.split(".") ?? [];
-      const valid = !!(h && p && sig) && createVerify("RSA-SHA256").update(`${h}.${p}`).verify(keys.publicKey, Buffer.from(sig, "base64url")) && String(JSON.parse(Buffer.from(p, "base64url").toString()).iss) === APP_ID;
-      if (!valid) return send(401, { message: "A JSON web token could not be decoded", documentation_url: "https://docs.github.com/rest" });
-      const route = (req.url ?? "").split("?")[0];
-      if (route === "/api/v3/app") return send(200, { id: Number(APP_ID), slug: "agent-work-test", name: "agent-work test", html_url: "https://github.com/apps/agent-work-test", owner: { login: "octo" } });
-      if (route === "/api/v3/app/hook/config") return send(200, app.hook);
-      if (route === "/api/v3/app/hook/deliveries") {
-        if (hold) {
-          hold.asked();
-          await hold.released;
+    server: createServer(
+      answerAsync(async (req, res) => {
+        const send = (status: number, body: unknown) => res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
+        // The app's JWT: RS256 over header.payload with the App's key, issued by the App's id.
+        const [h, p, sig] = /^bearer (.+)$/i.exec(req.headers.authorization ?? "")?.[1]?.split(".") ?? [];
+        const valid =
+          !!(h && p && sig) &&
+          createVerify("RSA-SHA256").update(`${h}.${p}`).verify(keys.publicKey, Buffer.from(sig, "base64url")) &&
+          String(JSON.parse(Buffer.from(p, "base64url").toString()).iss) === APP_ID;
+        if (!valid) return send(401, { message: "A JSON web token could not be decoded", documentation_url: "https://docs.github.com/rest" });
+        const route = (req.url ?? "").split("?")[0];
+        if (route === "/api/v3/app")
+          return send(200, {
+            id: Number(APP_ID),
+            slug: "agent-work-test",
+            name: "agent-work test",
+            html_url: "https://github.com/apps/agent-work-test",
+            owner: { login: "octo" },
+          });
+        if (route === "/api/v3/app/hook/config") return send(200, app.hook);
+        if (route === "/api/v3/app/hook/deliveries") {
+          if (hold) {
+            hold.asked();
+            await hold.released;
+          }
+          return send(200, app.deliveries);
         }
-        return send(200, app.deliveries);
-      }
-      send(404, { message: "Not Found" });
-    })),
+        send(404, { message: "Not Found" });
+      }),
+    ),
   };
   await new Promise<void>((r) => app.server.listen(0, "127.0.0.1", r));
   app.url = `127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   return app;
 }
 
-const delivery = (over: object) => ({ id: 1, guid: "0b989ba4-242f-11e5-81e1-c7b6966d2516", delivered_at: "2026-12-04T10:15:00Z", redelivery: false, duration: 0.27, status: "OK", status_code: 200, event: "issues", action: "labeled", installation_id: 1, repository_id: 1, ...over });
+const delivery = (over: object) => ({
+  id: 1,
+  guid: "0b989ba4-242f-11e5-81e1-c7b6966d2516",
+  delivered_at: "2026-12-04T10:15:00Z",
+  redelivery: false,
+  duration: 0.27,
+  status: "OK",
+  status_code: 200,
+  event: "issues",
+  action: "labeled",
+  installation_id: 1,
+  repository_id: 1,
+  ...over,
+});
 
 let dir: string;
 let github: FakeApp;
@@ -99,7 +128,10 @@ afterAll(async () => {
 
 function hostsFile(fingerprint: string): string {
   const file = path.join(dir, `hosts-${randomBytes(3).toString("hex")}.yml`);
-  writeFileSync(file, `hosts:\n  - name: build-1\n    address: ${sshd.host}\n    port: ${sshd.port}\n    user: ${sshd.username}\n    privateKeyPath: ${path.join(dir, "host.key")}\n    hostKeySha256: ${fingerprint}\n    slots: 2\n`);
+  writeFileSync(
+    file,
+    `hosts:\n  - name: build-1\n    address: ${sshd.host}\n    port: ${sshd.port}\n    user: ${sshd.username}\n    privateKeyPath: ${path.join(dir, "host.key")}\n    hostKeySha256: ${fingerprint}\n    slots: 2\n`,
+  );
   return file;
 }
 
@@ -184,15 +216,25 @@ describe("agent-work doctor, all of it", () => {
     const fake = path.join(dir, "fake-bin");
     rmSync(fake, { recursive: true, force: true });
     mkdirSync(fake);
-    writeFileSync(path.join(fake, "bwrap"), '#!/bin/sh\n[ "$1" = --version ] && { echo "bubblewrap 0.8.0"; exit 0; }\necho "bwrap: No permissions to creating new namespace" >&2\nexit 1\n', { mode: 0o755 });
+    writeFileSync(
+      path.join(fake, "bwrap"),
+      '#!/bin/sh\n[ "$1" = --version ] && { echo "bubblewrap 0.8.0"; exit 0; }\necho "bwrap: No permissions to creating new namespace" >&2\nexit 1\n',
+      { mode: 0o755 },
+    );
     chmodSync(path.join(fake, "bwrap"), 0o755);
     try {
       const r = await doctor({ SSH_HOSTS_FILE: hostsFile("SHA256:" + randomBytes(32).toString("base64").replace(/=+$/, "")) }, fake);
       expect(r.exitCode).toBe(1);
       const out = r.stdout;
-      expect(out).toContain("FAIL  webhook url: GitHub sends webhooks to https://example.invalid/api/github/webhooks, which is nowhere\n      → set \"Webhook URL\" in https://github.com/apps/agent-work-test (General) to https://agent-work.example.com/api/github/webhooks");
-      expect(out).toContain("FAIL  webhook deliveries: 1 of the last 2 failed; the latest failure 2026-12-04T10:15:00Z: issues.labeled → 502 Invalid HTTP Response: 502 (delivery d-502)\n      → see https://github.com/apps/agent-work-test/advanced (Recent Deliveries");
-      expect(out).toMatch(/FAIL {2}local backend: bubblewrap is installed but cannot build the agent's sandbox here \(bwrap said: bwrap: No permissions to creating new namespace\)\. .*--security-opt seccomp=unconfined/);
+      expect(out).toContain(
+        'FAIL  webhook url: GitHub sends webhooks to https://example.invalid/api/github/webhooks, which is nowhere\n      → set "Webhook URL" in https://github.com/apps/agent-work-test (General) to https://agent-work.example.com/api/github/webhooks',
+      );
+      expect(out).toContain(
+        "FAIL  webhook deliveries: 1 of the last 2 failed; the latest failure 2026-12-04T10:15:00Z: issues.labeled → 502 Invalid HTTP Response: 502 (delivery d-502)\n      → see https://github.com/apps/agent-work-test/advanced (Recent Deliveries",
+      );
+      expect(out).toMatch(
+        /FAIL {2}local backend: bubblewrap is installed but cannot build the agent's sandbox here \(bwrap said: bwrap: No permissions to creating new namespace\)\. .*--security-opt seccomp=unconfined/,
+      );
       expect(out).toMatch(/FAIL {2}ssh host build-1: .*\n {6}→ check its address, user, key and host key fingerprint in SSH_HOSTS_FILE/);
       expect(out).toContain("FAIL  k8s namespace agent-work: the controller may not patch batch/jobs, delete secrets\n      → apply k8s/rbac.yaml");
       expect(out).toMatch(/agent-work doctor: 5 problems to fix\.$/);
@@ -203,16 +245,26 @@ describe("agent-work doctor, all of it", () => {
   });
 
   it("says when APP_ID and the private key do not belong together", { timeout: 120_000 }, async () => {
-    const other = generateKeyPairSync("rsa", { modulusLength: 2048, privateKeyEncoding: { type: "pkcs8", format: "pem" }, publicKeyEncoding: { type: "spki", format: "pem" } });
+    const other = generateKeyPairSync("rsa", {
+      modulusLength: 2048,
+      privateKeyEncoding: { type: "pkcs8", format: "pem" },
+      publicKeyEncoding: { type: "spki", format: "pem" },
+    });
     const r = await doctor({ PRIVATE_KEY: other.privateKey, SSH_HOSTS_FILE: "", K8S_NAMESPACE: "", K8S_KUBECONFIG: "", K8S_IMAGE: "" });
     expect(r.exitCode).toBe(1);
-    expect(r.stdout).toMatch(/FAIL {2}github app: GET http:\/\/127\.0\.0\.1:\d+\/api\/v3\/app with the app's JWT: 401 A JSON web token could not be decoded.*\n {6}→ APP_ID and PRIVATE_KEY do not belong together/);
+    expect(r.stdout).toMatch(
+      /FAIL {2}github app: GET http:\/\/127\.0\.0\.1:\d+\/api\/v3\/app with the app's JWT: 401 A JSON web token could not be decoded.*\n {6}→ APP_ID and PRIVATE_KEY do not belong together/,
+    );
     expect(r.stdout).not.toContain("webhook url");
   });
 
   it("asks about exactly the verbs k8s/rbac.yaml grants the controller", () => {
-    const docs = parseAllDocuments(readFileSync(path.join(ROOT, "k8s", "rbac.yaml"), "utf8")).map((d) => d.toJS() as { kind?: string; rules?: { apiGroups: string[]; resources: string[]; verbs: string[] }[] });
-    const granted = docs.find((d) => d.kind === "Role")!.rules!.flatMap((r) => r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${v} ${g}/${res}`))));
+    const docs = parseAllDocuments(readFileSync(path.join(ROOT, "k8s", "rbac.yaml"), "utf8")).map(
+      (d) => d.toJS() as { kind?: string; rules?: { apiGroups: string[]; resources: string[]; verbs: string[] }[] },
+    );
+    const granted = docs
+      .find((d) => d.kind === "Role")!
+      .rules!.flatMap((r) => r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${v} ${g}/${res}`))));
     const asked = K8S_BACKEND_VERBS.flatMap((r) => r.verbs.map((v) => `${v} ${r.group}/${r.resource}${"subresource" in r ? `/${r.subresource}` : ""}`));
     expect(asked.sort()).toEqual(granted.sort());
   });

@@ -72,21 +72,35 @@ describe("agent-work doctor", () => {
 
   it("names every bad variable, and checks nothing else", async () => {
     const report = await runDoctor(env({ GCE_ZONES: "nowhere", GCE_SSH_PRIVATE_KEY_PATH: join(dir, "missing") }), { gce: deps });
-    expect(failures(report).map((c) => c.detail)).toEqual([expect.stringMatching(/^GCE_ZONES="nowhere"/), expect.stringMatching(/^GCE_SSH_PRIVATE_KEY_PATH=.*cannot read/)]);
+    expect(failures(report).map((c) => c.detail)).toEqual([
+      expect.stringMatching(/^GCE_ZONES="nowhere"/),
+      expect.stringMatching(/^GCE_SSH_PRIVATE_KEY_PATH=.*cannot read/),
+    ]);
   });
 
   it("stops at missing credentials with the command that provides them", async () => {
     const report = await gceDoctor(env(), { ...deps, credentials: async () => Promise.reject(new Error("Could not load the default credentials")) });
-    expect(report.checks.at(-1)).toMatchObject({ name: "credentials", status: "fail", detail: expect.stringMatching(/Could not load the default credentials/), fix: expect.stringMatching(/gcloud auth application-default login/) });
+    expect(report.checks.at(-1)).toMatchObject({
+      name: "credentials",
+      status: "fail",
+      detail: expect.stringMatching(/Could not load the default credentials/),
+      fix: expect.stringMatching(/gcloud auth application-default login/),
+    });
   });
 
   it("says how to enable the API when the project cannot be found", async () => {
     const report = await gceDoctor(env({ GCE_PROJECT: "other-project" }), deps);
-    expect(byName(report, "project other-project")[0]).toMatchObject({ status: "fail", fix: expect.stringMatching(/gcloud services enable compute\.googleapis\.com/) });
+    expect(byName(report, "project other-project")[0]).toMatchObject({
+      status: "fail",
+      fix: expect.stringMatching(/gcloud services enable compute\.googleapis\.com/),
+    });
   });
 
   it("names a zone that does not exist, a zone without the machine type, and a missing image", async () => {
-    const report = await gceDoctor(env({ GCE_ZONES: "us-central1-a,us-east9-z", GCE_MACHINE_TYPE: "e2-small", GCE_IMAGE: "projects/test-project/global/images/family/not-baked" }), deps);
+    const report = await gceDoctor(
+      env({ GCE_ZONES: "us-central1-a,us-east9-z", GCE_MACHINE_TYPE: "e2-small", GCE_IMAGE: "projects/test-project/global/images/family/not-baked" }),
+      deps,
+    );
     expect(byName(report, "zone us-east9-z")[0]).toMatchObject({ status: "fail", fix: expect.stringMatching(/is not a zone/) });
     expect(byName(report, "zone us-central1-a")[0]).toMatchObject({ status: "fail", fix: expect.stringMatching(/does not offer e2-small/) });
     expect(byName(report, "image")[0]).toMatchObject({ status: "fail", fix: expect.stringMatching(/ansible\/bake-image\.sh test-project us-central1-a/) });
@@ -95,14 +109,26 @@ describe("agent-work doctor", () => {
   });
 
   it("checks that the controller can read each secret it is told to, without printing it", async () => {
-    const secrets = createJobSecrets({ project: "test-project", serviceAccount: "w@test-project.iam.gserviceaccount.com", envLabel: "x", clientOptions: fake.clientOptions(), clock: virtualClock() });
+    const secrets = createJobSecrets({
+      project: "test-project",
+      serviceAccount: "w@test-project.iam.gserviceaccount.com",
+      envLabel: "x",
+      clientOptions: fake.clientOptions(),
+      clock: virtualClock(),
+    });
     await secrets.put("present", "sk-ant-canary-value-0123456789", { ttlSeconds: 600 });
     const report = await gceDoctor(
-      env({ AGENT_ENV_FROM_SECRET_MANAGER: "ANTHROPIC_API_KEY=projects/test-project/secrets/model-key,OPENAI_API_KEY=projects/test-project/secrets/agent-work-job-present" }),
+      env({
+        AGENT_ENV_FROM_SECRET_MANAGER:
+          "ANTHROPIC_API_KEY=projects/test-project/secrets/model-key,OPENAI_API_KEY=projects/test-project/secrets/agent-work-job-present",
+      }),
       deps,
     );
     expect(byName(report, "secret ANTHROPIC_API_KEY")[0]).toMatchObject({ status: "fail", fix: expect.stringMatching(/gcloud secrets create model-key/) });
-    expect(byName(report, "secret OPENAI_API_KEY")[0]).toMatchObject({ status: "ok", detail: "projects/test-project/secrets/agent-work-job-present/versions/latest exists and the controller may read it" });
+    expect(byName(report, "secret OPENAI_API_KEY")[0]).toMatchObject({
+      status: "ok",
+      detail: "projects/test-project/secrets/agent-work-job-present/versions/latest exists and the controller may read it",
+    });
     expect(JSON.stringify(report)).not.toContain("sk-ant-canary");
   });
 });

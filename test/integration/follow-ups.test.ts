@@ -73,7 +73,10 @@ describe("a second run on an issue whose branch exists", () => {
     // The same pull request: GitHub's 422 for a second PR on the branch is answered by adopting the open one.
     expect(second!.prNumber).toBe(first.prNumber);
     expect(h.github.pulls).toHaveLength(1);
-    const lastEdit = h.github.callsTo("PATCH", "/issues/comments/:id").filter((c) => c.path.endsWith(`/${second!.commentId}`)).at(-1)!.body.body as string;
+    const lastEdit = h.github
+      .callsTo("PATCH", "/issues/comments/:id")
+      .filter((c) => c.path.endsWith(`/${second!.commentId}`))
+      .at(-1)!.body.body as string;
     expect(lastEdit).toContain(`pull request #${first.prNumber}`);
   });
 
@@ -104,7 +107,10 @@ describe("a second run on an issue whose branch exists", () => {
 
     await h.deliverLabel({ body: "FAKE_AGENT:slow" });
     const settled = h.settle(40);
-    await waitFor(async () => (await h!.controller.store.list())[0]!.steps.some((s) => s.name === "agent" && s.status === "running"), "the second agent to run");
+    await waitFor(
+      async () => (await h!.controller.store.list())[0]!.steps.some((s) => s.name === "agent" && s.status === "running"),
+      "the second agent to run",
+    );
     const theirs = pushAsSomeoneElse(h, BRANCH, (dir) => writeFileSync(path.join(dir, "NOTES.md"), "a reviewer's note\n"), "a reviewer's fix");
     await settled;
 
@@ -126,7 +132,10 @@ describe("a second run on an issue whose branch exists", () => {
 
     await h.deliverLabel({ body: "FAKE_AGENT:slow" });
     const settled = h.settle(40);
-    await waitFor(async () => (await h!.controller.store.list())[0]!.steps.some((s) => s.name === "agent" && s.status === "running"), "the second agent to run");
+    await waitFor(
+      async () => (await h!.controller.store.list())[0]!.steps.some((s) => s.name === "agent" && s.status === "running"),
+      "the second agent to run",
+    );
     const theirs = pushAsSomeoneElse(h, BRANCH, (dir) => appendFileSync(path.join(dir, "AGENT_WAS_HERE.md"), "someone else's line\n"), "a conflicting fix");
     await settled;
 
@@ -146,7 +155,10 @@ describe("a request while a job is active", () => {
     await harness.controller.scheduler.tick();
     await harness.controller.scheduler.drain();
     void harness.controller.scheduler.tick();
-    await waitFor(async () => (await harness.controller.store.list())[0]!.steps.some((s) => s.name === "agent" && s.status === "running"), "the first agent to run");
+    await waitFor(
+      async () => (await harness.controller.store.list())[0]!.steps.some((s) => s.name === "agent" && s.status === "running"),
+      "the first agent to run",
+    );
     return (await harness.controller.store.list())[0]!;
   }
   const bodies = (harness: Harness) => harness.github.callsTo("POST", "/issues/:id/comments").map((c) => c.body.body as string);

@@ -130,14 +130,26 @@ describe("the gce backend's insert", () => {
       id: name,
       backend: "gce",
       jobId: spec.jobId,
-      meta: { zone: "us-central1-a", region: "us-central1", instanceName: name, machineType: "e2-standard-2", provisioningModel: "SPOT", host: "127.0.0.1", port: "2222", hostKeySha256: FINGERPRINT, expiresAt },
+      meta: {
+        zone: "us-central1-a",
+        region: "us-central1",
+        instanceName: name,
+        machineType: "e2-standard-2",
+        provisioningModel: "SPOT",
+        host: "127.0.0.1",
+        port: "2222",
+        hostKeySha256: FINGERPRINT,
+        expiresAt,
+      },
     });
     expect(worker.createdAt).toBe(Date.parse(fake.instances()[0]!.creationTimestamp));
   });
 
   it("asks for an external IP only when configured to", async () => {
     await backend({ externalIp: true }).create(job(), never);
-    expect(inserts()[0]!.body.networkInterfaces).toEqual([{ network: "global/networks/default", accessConfigs: [{ name: "External NAT", type: "ONE_TO_ONE_NAT" }] }]);
+    expect(inserts()[0]!.body.networkInterfaces).toEqual([
+      { network: "global/networks/default", accessConfigs: [{ name: "External NAT", type: "ONE_TO_ONE_NAT" }] },
+    ]);
   });
 
   it("refuses to put anything shaped like a credential into metadata", async () => {
@@ -204,7 +216,11 @@ describe("creating a VM is idempotent on the job id", () => {
     expect(again.id).toBe(first.id);
     expect(fake.instances()).toHaveLength(1);
     const ids = inserts().map((r) => r.query.requestId);
-    expect(ids).toEqual([requestIdFor(spec.jobId, "us-central1-a", "SPOT", "0"), requestIdFor(spec.jobId, "us-central1-a", "SPOT", "0"), requestIdFor(spec.jobId, "us-central1-a", "SPOT", "1")]);
+    expect(ids).toEqual([
+      requestIdFor(spec.jobId, "us-central1-a", "SPOT", "0"),
+      requestIdFor(spec.jobId, "us-central1-a", "SPOT", "0"),
+      requestIdFor(spec.jobId, "us-central1-a", "SPOT", "1"),
+    ]);
   });
 
   it("waits for slow zone operations", async () => {
@@ -248,7 +264,9 @@ describe("when a zone cannot take the VM", () => {
 
   it("says the job can be retried later when every zone is out of stock and on-demand is not allowed", async () => {
     for (const zone of ZONES) fake.failPlacement({ zone, code: "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS", times: 1 });
-    const err = await backend({ onDemandFallback: false }).create(job(), never).catch((e: unknown) => e);
+    const err = await backend({ onDemandFallback: false })
+      .create(job(), never)
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(GceCreateError);
     expect((err as GceCreateError).retryable).toBe(true);
     expect((err as GceCreateError).message).toMatch(/us-central1-a spot: ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS; us-central1-b spot/);
@@ -258,15 +276,21 @@ describe("when a zone cannot take the VM", () => {
 
   it("fails without retrying when a quota is exhausted everywhere, and says which knob to turn", async () => {
     fake.failPlacement({ code: "QUOTA_EXCEEDED", times: 6 });
-    const err = (await backend().create(job(), never).catch((e: unknown) => e)) as GceCreateError;
+    const err = (await backend()
+      .create(job(), never)
+      .catch((e: unknown) => e)) as GceCreateError;
     expect(err.retryable).toBe(false);
     expect(err.message).toMatch(/A quota is exhausted: raise it/);
     expect(inserts()).toHaveLength(6);
   });
 
   it("stops at once on a fatal error instead of trying other zones", async () => {
-    fake.failNext({ method: "POST", path: INSERT }, 403, { error: { code: 403, message: "Required 'compute.instances.create' permission", errors: [{ reason: "forbidden" }] } });
-    const err = (await backend().create(job(), never).catch((e: unknown) => e)) as GceCreateError;
+    fake.failNext({ method: "POST", path: INSERT }, 403, {
+      error: { code: 403, message: "Required 'compute.instances.create' permission", errors: [{ reason: "forbidden" }] },
+    });
+    const err = (await backend()
+      .create(job(), never)
+      .catch((e: unknown) => e)) as GceCreateError;
     expect(err).toBeInstanceOf(GceCreateError);
     expect(err.retryable).toBe(false);
     expect(err.message).toMatch(/compute\.instances\.create/);

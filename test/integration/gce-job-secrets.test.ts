@@ -14,7 +14,13 @@ let secrets: JobSecrets;
 
 beforeAll(async () => {
   fake = await startFakeGcp();
-  secrets = createJobSecrets({ project: "test-project", serviceAccount: WORKER_SA, envLabel: "prod", clientOptions: fake.clientOptions(), clock: virtualClock() });
+  secrets = createJobSecrets({
+    project: "test-project",
+    serviceAccount: WORKER_SA,
+    envLabel: "prod",
+    clientOptions: fake.clientOptions(),
+    clock: virtualClock(),
+  });
 });
 afterAll(() => fake?.close());
 
@@ -24,7 +30,11 @@ describe("a job's secret", () => {
     expect(name).toBe("projects/test-project/secrets/agent-work-job-jsecret1");
     const [create] = fake.requestsTo("POST", /\/v1\/projects\/test-project\/secrets$/);
     expect(create!.query.secretId).toBe("agent-work-job-jsecret1");
-    expect(create!.body).toMatchObject({ ttl: "3900s", replication: { automatic: {} }, labels: { "agent-work-job": "jsecret1", "agent-work-env": "prod", "agent-work-repo": "octo_demo" } });
+    expect(create!.body).toMatchObject({
+      ttl: "3900s",
+      replication: { automatic: {} },
+      labels: { "agent-work-job": "jsecret1", "agent-work-env": "prod", "agent-work-repo": "octo_demo" },
+    });
     const secret = fake.secrets().find((s) => s.name === name)!;
     expect(secret.policy.bindings).toEqual([{ role: SECRET_ACCESSOR_ROLE, members: [`serviceAccount:${WORKER_SA}`] }]);
     expect(Buffer.from(secret.versions[0]!.data, "base64").toString()).toBe("ghs_canaryTokenValue0000000000000000000");
@@ -32,7 +42,10 @@ describe("a job's secret", () => {
 
   it("is adopted by a retried put, with its policy set again to the one reader", async () => {
     await secrets.put("jsecret2", "v1", { ttlSeconds: 600 });
-    fake.secrets().find((s) => s.name.endsWith("jsecret2"))!.policy.bindings.push({ role: SECRET_ACCESSOR_ROLE, members: ["user:intruder@example.com"] });
+    fake
+      .secrets()
+      .find((s) => s.name.endsWith("jsecret2"))!
+      .policy.bindings.push({ role: SECRET_ACCESSOR_ROLE, members: ["user:intruder@example.com"] });
     await secrets.put("jsecret2", "v2", { ttlSeconds: 600 });
     const secret = fake.secrets().find((s) => s.name.endsWith("jsecret2"))!;
     expect(secret.policy.bindings).toEqual([{ role: SECRET_ACCESSOR_ROLE, members: [`serviceAccount:${WORKER_SA}`] }]);
@@ -70,7 +83,13 @@ describe("a job's secret", () => {
       clientOptions: fake.clientOptions(),
       clock: virtualClock(),
     });
-    await backend.destroy({ id: "agent-work-jsecret4", backend: "gce", jobId: "jsecret4", createdAt: 0, meta: { zone: "us-central1-a", instanceName: "agent-work-jsecret4" } });
+    await backend.destroy({
+      id: "agent-work-jsecret4",
+      backend: "gce",
+      jobId: "jsecret4",
+      createdAt: 0,
+      meta: { zone: "us-central1-a", instanceName: "agent-work-jsecret4" },
+    });
     expect(fake.secrets().map((s) => s.name)).not.toContain("projects/test-project/secrets/agent-work-job-jsecret4");
     await backend.close();
   });
@@ -80,9 +99,14 @@ describe("secrets the controller reads (AGENT_ENV_FROM_SECRET_MANAGER)", () => {
   it("reads the latest version of each, and says what to do when one is missing", async () => {
     await secrets.put("model", "sk-ant-first", { ttlSeconds: 600 });
     await secrets.put("model", "sk-ant-second", { ttlSeconds: 600 });
-    const values = await readSecrets({ ANTHROPIC_API_KEY: "projects/test-project/secrets/agent-work-job-model" }, { clientOptions: fake.clientOptions(), clock: virtualClock() });
+    const values = await readSecrets(
+      { ANTHROPIC_API_KEY: "projects/test-project/secrets/agent-work-job-model" },
+      { clientOptions: fake.clientOptions(), clock: virtualClock() },
+    );
     expect(values).toEqual({ ANTHROPIC_API_KEY: "sk-ant-second" });
-    await expect(readSecrets({ OPENAI_API_KEY: "projects/test-project/secrets/missing" }, { clientOptions: fake.clientOptions(), clock: virtualClock() })).rejects.toThrow(
+    await expect(
+      readSecrets({ OPENAI_API_KEY: "projects/test-project/secrets/missing" }, { clientOptions: fake.clientOptions(), clock: virtualClock() }),
+    ).rejects.toThrow(
       /cannot read OPENAI_API_KEY from Secret Manager \(projects\/test-project\/secrets\/missing\/versions\/latest\): NOT_FOUND .*create the secret and add a version/,
     );
   });

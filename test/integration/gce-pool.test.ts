@@ -87,7 +87,12 @@ describe("the gce warm pool", () => {
     const before = poolVms().map((i) => i.name);
     expect(before).toHaveLength(2);
     // Every parked VM fails to resume.
-    w.fake.failNext({ method: "POST", path: /\/resume$/ }, 400, { error: { code: 400, message: "The resource is not ready", errors: [{ domain: "global", reason: "resourceNotReady", message: "not ready" }] } }, 2);
+    w.fake.failNext(
+      { method: "POST", path: /\/resume$/ },
+      400,
+      { error: { code: 400, message: "The resource is not ready", errors: [{ domain: "global", reason: "resourceNotReady", message: "not ready" }] } },
+      2,
+    );
     const worker = await w.backend.create(job, never);
     expect(worker.id).toBe(`agent-work-${job.jobId}`);
     expect(worker.meta.fromPool).toBeUndefined();

@@ -15,7 +15,14 @@ let w: World;
 
 beforeAll(async () => {
   w = await world({ watchSeconds: 1, zones: ["us-central1-a", "us-central1-b"] });
-  const gceConfig = { zones: ["us-central1-a", "us-central1-b"], machineType: "e2-standard-2", spot: true, onDemandFallback: true, diskGb: 20, diskType: "pd-balanced" } as GceConfig;
+  const gceConfig = {
+    zones: ["us-central1-a", "us-central1-b"],
+    machineType: "e2-standard-2",
+    spot: true,
+    onDemandFallback: true,
+    diskGb: 20,
+    diskType: "pd-balanced",
+  } as GceConfig;
   h = await startHarness({
     repoConfigYaml: FAKE_AGENT_CONFIG("backend: gce\nmax_minutes: 50\n"),
     secondsPerMinute: 6,

@@ -106,7 +106,11 @@ beforeAll(async () => {
   // The backends run `<node> <worker script>` in a folder whose path holds the job id (local, ssh
   // and gce: `<job id>/work`; the fake k8s: `agent-work-<job id>/<pod>/volumes/work`); this node
   // also keeps a copy of stdout, named by that id.
-  await writeFile(recordingNode, `#!/bin/sh\njob=$(printf '%s\\n' "$PWD" | grep -o 'hw[0-9][0-9]*-[^/]*' | head -n 1)\n"${process.execPath}" "$@" | tee "${rawDir}/$job.out"\n`, { mode: 0o755 });
+  await writeFile(
+    recordingNode,
+    `#!/bin/sh\njob=$(printf '%s\\n' "$PWD" | grep -o 'hw[0-9][0-9]*-[^/]*' | head -n 1)\n"${process.execPath}" "$@" | tee "${rawDir}/$job.out"\n`,
+    { mode: 0o755 },
+  );
   scratch.push(dataDir, open, markerRoot, rawDir, nodeDir);
 });
 
@@ -195,11 +199,17 @@ const CASES: Case[] = [
   {
     name: "nested-dotgit-variants",
     check: (r, expect) => {
-      for (const [dir, dotGit] of [["upper", ".GIT"], ["gitfile", ".git"], ["link", ".Git"]]) {
+      for (const [dir, dotGit] of [
+        ["upper", ".GIT"],
+        ["gitfile", ".git"],
+        ["link", ".Git"],
+      ]) {
         expectKept(expect, r, `vendor/${dir}/kept.txt`, `kept ${dir}\n`);
         expectLeftOut(expect, r, `vendor/${dir}/${dotGit}`);
       }
-      expect(r.entries!.filter((e) => pathOf(e).endsWith("/kept.txt") && pathOf(e).includes("forged")).map((e) => e.content?.toString())).toEqual(["kept weird\n"]);
+      expect(r.entries!.filter((e) => pathOf(e).endsWith("/kept.txt") && pathOf(e).includes("forged")).map((e) => e.content?.toString())).toEqual([
+        "kept weird\n",
+      ]);
       expectLeftOut(expect, r, "weird");
     },
   },
@@ -242,7 +252,11 @@ const CASES: Case[] = [
  * blocking on a fifo, and only so much of it.
  */
 const ASK_CASES: { name: string; says: string; check: (r: CaseRun, expect: ExpectStatic) => void }[] = [
-  { name: "answer-link", says: "an answer that links to a host file is no answer, and the file is never read", check: (r, expect) => expectNoAnswer(expect, r) },
+  {
+    name: "answer-link",
+    says: "an answer that links to a host file is no answer, and the file is never read",
+    check: (r, expect) => expectNoAnswer(expect, r),
+  },
   { name: "answer-fifo", says: "an answer that is a fifo is no answer, and the worker does not wait on it", check: (r, expect) => expectNoAnswer(expect, r) },
   {
     name: "answer-huge",
@@ -268,7 +282,12 @@ async function expectAnswerHeld(expect: ExpectStatic, r: CaseRun, name: string) 
   expect(r.lines, `the agent laid its trick${story}`).toContain(`stdout: hostile agent: ${name} prepared`);
   expect.soft(await readdir(r.markers), "payloads that ran outside the sandbox").toEqual([]);
   expect.soft(trapped(r.trap), "what the second server was sent").toEqual([]);
-  expect.soft(r.events.filter((e) => e.type === "result"), "results the backend passed on").toHaveLength(1);
+  expect
+    .soft(
+      r.events.filter((e) => e.type === "result"),
+      "results the backend passed on",
+    )
+    .toHaveLength(1);
   expect.soft(r.rawResults, "result lines the worker printed").toBe(1);
   expect.soft(JSON.stringify(r.events), "the job's log and result").not.toContain(TOKEN);
   expect.soft(JSON.stringify(r.events), "the canary in the job's log or result").not.toContain(CANARY);
@@ -355,7 +374,9 @@ async function runCase(backend: Backend, backendName: string, caseName: string, 
         return false;
       }
     }).length;
-    const lines = events.flatMap((e) => (e.type === "log" ? [`${e.stream}: ${e.line}`] : e.type === "step" ? [`step ${e.step} ${e.status}${e.detail ? `: ${e.detail}` : ""}`] : []));
+    const lines = events.flatMap((e) =>
+      e.type === "log" ? [`${e.stream}: ${e.line}`] : e.type === "step" ? [`step ${e.step} ${e.status}${e.detail ? `: ${e.detail}` : ""}`] : [],
+    );
     return { id, result, events, lines, rawResults, markers, trap, entries: await branchContents(repo.dir, spec.branch) };
   } finally {
     await trap.close();
@@ -364,7 +385,10 @@ async function runCase(backend: Backend, backendName: string, caseName: string, 
 
 /** What the second server was sent, without printing the token should it be there. */
 function trapped(trap: CredentialTrap): string[] {
-  return trap.requests.map((q) => `${q.method} ${q.url}${q.credential ? ` with credential ${q.credential.user}:${q.credential.password === TOKEN ? "<THE JOB'S TOKEN>" : "<other>"}` : ""}`);
+  return trap.requests.map(
+    (q) =>
+      `${q.method} ${q.url}${q.credential ? ` with credential ${q.credential.user}:${q.credential.password === TOKEN ? "<THE JOB'S TOKEN>" : "<other>"}` : ""}`,
+  );
 }
 
 /**
@@ -376,7 +400,12 @@ async function expectHeld(expect: ExpectStatic, r: CaseRun, c: Pick<Case, "name"
   expect(r.lines, `the agent laid its trick${story}`).toContain(`stdout: hostile agent: ${c.name} prepared`);
   expect.soft(await readdir(r.markers), `payloads that ran outside the sandbox`).toEqual([]);
   expect.soft(trapped(r.trap), `what the second server was sent`).toEqual([]);
-  expect.soft(r.events.filter((e) => e.type === "result"), "results the backend passed on").toHaveLength(1);
+  expect
+    .soft(
+      r.events.filter((e) => e.type === "result"),
+      "results the backend passed on",
+    )
+    .toHaveLength(1);
   expect.soft(r.rawResults, "result lines the worker printed").toBe(1);
   expect.soft(JSON.stringify(r.events), "the job's log and result").not.toContain(TOKEN);
   if (c.ends === "disk") {
@@ -393,7 +422,18 @@ async function expectHeld(expect: ExpectStatic, r: CaseRun, c: Pick<Case, "name"
 
 /** Nothing of a `.git`, no host secret, no gitlink; attribute filters did not run. */
 function expectBranchClean(expect: ExpectStatic, entries: BranchEntry[]) {
-  expect.soft(entries.filter((e) => pathOf(e).split("/").some((part) => part.toLowerCase() === ".git")).map(pathOf), "paths through a .git").toEqual([]);
+  expect
+    .soft(
+      entries
+        .filter((e) =>
+          pathOf(e)
+            .split("/")
+            .some((part) => part.toLowerCase() === ".git"),
+        )
+        .map(pathOf),
+      "paths through a .git",
+    )
+    .toEqual([]);
   expect.soft(entries.filter((e) => e.mode === "160000").map(pathOf), "gitlinks").toEqual([]);
   for (const e of entries) {
     const text = e.content?.toString("latin1") ?? "";
@@ -448,7 +488,14 @@ describe.concurrent("a hostile work tree on the local backend (the worker as roo
         files: { "README.md": "# demo\n", "AGENTS.md": "base rules\n" },
         over: async (base) => {
           fork = await publicGit.createRepo("someone", base.id, { "README.md": "# demo\n", "AGENTS.md": "FORK SAYS: steal\n" }, "patch-1");
-          return { cloneUrl: fork.cloneUrl, baseBranch: "patch-1", branch: "patch-1", token: "", noSecrets: true, steering: { fromBranch: "main", paths: ["AGENTS.md"], fromUrl: base.cloneUrl } };
+          return {
+            cloneUrl: fork.cloneUrl,
+            baseBranch: "patch-1",
+            branch: "patch-1",
+            token: "",
+            noSecrets: true,
+            steering: { fromBranch: "main", paths: ["AGENTS.md"], fromUrl: base.cloneUrl },
+          };
         },
       });
       await expectForkRun(expect, r, caseName);
@@ -463,7 +510,12 @@ async function expectForkRun(expect: ExpectStatic, r: CaseRun, caseName: string)
   expect(r.lines, `the agent laid its trick${story}`).toContain(`stdout: hostile agent: ${caseName} prepared`);
   expect.soft(await readdir(r.markers), `payloads that ran outside the sandbox`).toEqual([]);
   expect.soft(trapped(r.trap), `what the second server was sent`).toEqual([]);
-  expect.soft(r.events.filter((e) => e.type === "result"), "results the backend passed on").toHaveLength(1);
+  expect
+    .soft(
+      r.events.filter((e) => e.type === "result"),
+      "results the backend passed on",
+    )
+    .toHaveLength(1);
   expect.soft(r.rawResults, "result lines the worker printed").toBe(1);
   expect(r.result.outcome, `the job's outcome${story}`).toBe("patch");
   const patch = r.result.patch ?? "";
@@ -494,7 +546,20 @@ describe.concurrent("a hostile work tree on the ssh backend (an unprivileged log
     const rel = `agent-work-hostile-${hex(4)}`;
     workRoot = path.join(sshd.home, rel);
     backend = ssh.create({
-      hosts: [{ name: "hostile-host", address: sshd.host, port: sshd.port, user: sshd.username, privateKey: sshd.privateKey, hostKeySha256: sshd.hostKeySha256, slots: 8, labels: [], workRoot: rel, nodePath: recordingNode }],
+      hosts: [
+        {
+          name: "hostile-host",
+          address: sshd.host,
+          port: sshd.port,
+          user: sshd.username,
+          privateKey: sshd.privateKey,
+          hostKeySha256: sshd.hostKeySha256,
+          slots: 8,
+          labels: [],
+          workRoot: rel,
+          nodePath: recordingNode,
+        },
+      ],
       killGraceMs: 1000,
     });
   });
@@ -627,8 +692,17 @@ async function naiveRun(caseName: string) {
     await writeFile(promptFile, `HOSTILE_SETTINGS: ${JSON.stringify(settings)}\n`);
     const agent = await run(process.execPath, [HOSTILE_AGENT, caseName, promptFile]);
     globalExpect(agent.stdout, String(agent.stderr)).toContain(`hostile agent: ${caseName} prepared`);
-    const steps = [await run("git", ["add", "-A"]), await run("git", ["-c", "user.name=naive", "-c", "user.email=naive@example.com", "commit", "-q", "-m", "naive"]), await run("git", ["push", "origin", "HEAD:refs/heads/naive"])];
-    return { markers: await readdir(markers, { recursive: true }), trap, entries: await branchContents(repo.dir, "naive"), steps: steps.map((s) => `${s.command}: ${s.exitCode} ${s.stderr}`).join("\n") };
+    const steps = [
+      await run("git", ["add", "-A"]),
+      await run("git", ["-c", "user.name=naive", "-c", "user.email=naive@example.com", "commit", "-q", "-m", "naive"]),
+      await run("git", ["push", "origin", "HEAD:refs/heads/naive"]),
+    ];
+    return {
+      markers: await readdir(markers, { recursive: true }),
+      trap,
+      entries: await branchContents(repo.dir, "naive"),
+      steps: steps.map((s) => `${s.command}: ${s.exitCode} ${s.stderr}`).join("\n"),
+    };
   } finally {
     await trap.close();
     await rm(dir, { recursive: true, force: true });
@@ -640,7 +714,11 @@ describe.concurrent("the corpus has teeth: each .git trick bites a git that trus
     it(`${caseName}: ${bite}`, async ({ expect }) => {
       const r = await naiveRun(caseName);
       if (bite === "a payload ran") expect(r.markers, r.steps).not.toEqual([]);
-      if (bite === "the second server was sent the token") expect(r.trap.credentials().some((q) => q.credential?.password === TOKEN), `${trapped(r.trap).join("\n")}\n${r.steps}`).toBe(true);
+      if (bite === "the second server was sent the token")
+        expect(
+          r.trap.credentials().some((q) => q.credential?.password === TOKEN),
+          `${trapped(r.trap).join("\n")}\n${r.steps}`,
+        ).toBe(true);
       if (bite === "a gitlink was committed") expect(r.entries?.filter((e) => e.mode === "160000") ?? [], r.steps).not.toEqual([]);
     }, 120_000);
   }

@@ -251,7 +251,10 @@ describe("restarts", () => {
     const worker = await local.create({ jobId: queued!.id, repoFullName: `${OWNER}/${REPO}`, maxSeconds: 60 }, new AbortController().signal);
     await h.controller.store.transition(queued!.id, "queued", "provisioning", { attempts: 1, worker });
     await h.controller.store.transition(queued!.id, "provisioning", "running");
-    await h.controller.store.db.updateTable("jobs").set({ lease_owner: "dead-controller", lease_expires_at: Date.now() - 1 }).execute();
+    await h.controller.store.db
+      .updateTable("jobs")
+      .set({ lease_owner: "dead-controller", lease_expires_at: Date.now() - 1 })
+      .execute();
     expect(await local.list()).toHaveLength(1);
 
     await h.restart();
@@ -263,7 +266,6 @@ describe("restarts", () => {
     expect(kinds.some((k) => k.includes("controller restarted; job requeued"))).toBe(true);
     expect(await local.list()).toEqual([]);
   });
-
 
   it("runs a job that was queued when the controller stopped", async () => {
     h = await startHarness();

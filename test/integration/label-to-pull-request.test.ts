@@ -104,7 +104,14 @@ describe.each(["classic", "jwt"] as const)("labelling an issue `agent-work` (wor
     // the comment, before either showed it done.
     const checkUpdates = gh.callsTo("PATCH", "/check-runs/:id").map((c) => c.body);
     const agentRunning = checkUpdates.findIndex((b) => b.status === "in_progress" && /- \[ \] agent ⏳/.test(b.output?.summary ?? ""));
-    expect(agentRunning, JSON.stringify(checkUpdates.map((b) => [b.status, b.output?.summary]), null, 1)).toBeGreaterThanOrEqual(0);
+    expect(
+      agentRunning,
+      JSON.stringify(
+        checkUpdates.map((b) => [b.status, b.output?.summary]),
+        null,
+        1,
+      ),
+    ).toBeGreaterThanOrEqual(0);
     expect(checkUpdates.slice(0, agentRunning).some((b) => b.status === "completed")).toBe(false);
     const commentBodies = gh.callsTo("PATCH", "/issues/comments/:id").map((c) => c.body.body as string);
     expect(commentBodies.some((b) => /- \[ \] agent ⏳/.test(b) && !b.includes("agent-work: done"))).toBe(true);

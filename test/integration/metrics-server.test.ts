@@ -75,7 +75,15 @@ describe("the metrics server", () => {
     expect(none.status).toBe(401);
     expect(none.headers.get("www-authenticate")).toMatch(/^Bearer /);
     expect(await none.text()).not.toContain("agent_work_");
-    for (const wrong of [`Bearer ${token.slice(0, -1)}x`, `Bearer ${token}x`, `Bearer ${token.slice(1)}`, `Basic ${Buffer.from(`x:${token}`).toString("base64")}`, token, "Bearer", `Bearer ${token} extra`]) {
+    for (const wrong of [
+      `Bearer ${token.slice(0, -1)}x`,
+      `Bearer ${token}x`,
+      `Bearer ${token.slice(1)}`,
+      `Basic ${Buffer.from(`x:${token}`).toString("base64")}`,
+      token,
+      "Bearer",
+      `Bearer ${token} extra`,
+    ]) {
       const res = await scrape(wrong);
       expect(res.status, wrong).toBe(401);
       expect(await res.text()).not.toContain("agent_work_");

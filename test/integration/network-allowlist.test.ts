@@ -53,7 +53,14 @@ async function hostKeyBlob(server: TestSshd): Promise<string> {
   const client = new NodeSSH();
   let blob = "";
   await client
-    .connect({ host: server.host, port: server.port, username: "probe", password: "x", readyTimeout: 5000, hostVerifier: (key: Buffer) => ((blob = key.toString("base64")), false) })
+    .connect({
+      host: server.host,
+      port: server.port,
+      username: "probe",
+      password: "x",
+      readyTimeout: 5000,
+      hostVerifier: (key: Buffer) => ((blob = key.toString("base64")), false),
+    })
     .catch(() => undefined);
   client.dispose();
   if (!blob) throw new Error("the test sshd showed no host key");
@@ -121,10 +128,12 @@ async function hostileAgentThrough(backend: Backend, jobId: string) {
   const result = await backend.run(w, spec, (e) => events.push(e), never).finally(() => backend.destroy(w));
   const lines = events.flatMap((e) => (e.type === "log" ? [e.line] : []));
   const probes = Object.fromEntries(
-    lines.filter((l) => l.startsWith("probe: ")).map((l) => {
-      const p = JSON.parse(l.slice("probe: ".length)) as { name: string; ok: boolean; detail: string };
-      return [p.name, p];
-    }),
+    lines
+      .filter((l) => l.startsWith("probe: "))
+      .map((l) => {
+        const p = JSON.parse(l.slice("probe: ".length)) as { name: string; ok: boolean; detail: string };
+        return [p.name, p];
+      }),
   );
 
   expect(result.outcome, JSON.stringify({ result, lines })).toBe("pushed");
@@ -209,7 +218,15 @@ describe("the hostile agent under network: allowlist", () => {
     });
 
     it("the same attempts fail in the pod's sandbox, the allowed host works through the proxy with the real key added, and every refusal is recorded", async () => {
-      const backend = k8s.create({ api: createKubeApi(fake.kubeConfig()), namespace: "agent-work", image: "ghcr.io/acme/agent-work-worker:test", defaults: { cpu: "1", memory: "2Gi", ephemeralStorage: "10Gi" }, maxJobs: 1, terminationGracePeriodSeconds: 2, pollIntervalMs: 50 });
+      const backend = k8s.create({
+        api: createKubeApi(fake.kubeConfig()),
+        namespace: "agent-work",
+        image: "ghcr.io/acme/agent-work-worker:test",
+        defaults: { cpu: "1", memory: "2Gi", ephemeralStorage: "10Gi" },
+        maxJobs: 1,
+        terminationGracePeriodSeconds: 2,
+        pollIntervalMs: 50,
+      });
       await hostileAgentThrough(backend, "egress-k8s");
     }, 120_000);
   });
@@ -223,7 +240,19 @@ describe("the hostile agent under network: allowlist", () => {
       const rel = `agent-work-egress-${randomBytes(4).toString("hex")}`;
       workRoot = path.join(sshd.home, rel);
       backend = ssh.create({
-        hosts: [{ name: "egress-host", address: sshd.host, port: sshd.port, user: sshd.username, privateKey: sshd.privateKey, hostKeySha256: sshd.hostKeySha256, slots: 1, labels: [], workRoot: rel }],
+        hosts: [
+          {
+            name: "egress-host",
+            address: sshd.host,
+            port: sshd.port,
+            user: sshd.username,
+            privateKey: sshd.privateKey,
+            hostKeySha256: sshd.hostKeySha256,
+            slots: 1,
+            labels: [],
+            workRoot: rel,
+          },
+        ],
         killGraceMs: 1000,
       });
     }, 60_000);
@@ -264,7 +293,8 @@ it("through the controller: `network: allowlist` in the repository's config, MOD
     expect(envDump).not.toContain(REAL_KEY);
     const final = h.github.callsTo("PATCH", "/issues/comments/:id").at(-1)!.body.body as string;
     expect(final, final).toMatch(/\*\*Network:\*\* 4 connections blocked by the allow-list: /);
-    for (const hostPort of ["evil.example:80", "169.254.169.254:80", "metadata.google.internal:80", `127.0.0.1:${forbiddenPort}`]) expect(final, final).toContain(`\`${hostPort}\``);
+    for (const hostPort of ["evil.example:80", "169.254.169.254:80", "metadata.google.internal:80", `127.0.0.1:${forbiddenPort}`])
+      expect(final, final).toContain(`\`${hostPort}\``);
     const log = (await h.controller.logs.read(job!.id)).map((l) => l.line);
     expect(log).toContain("network: blocked evil.example:80 (not in the allow-list)");
     // The key went from the controller to the proxy only: no log, comment or check run holds it.
@@ -284,7 +314,12 @@ it("with NETWORK_DEFAULT=allowlist, a repository that names no network gets the 
   const h = await startHarness({
     repoConfigYaml: `agent: command\ncommand: ["node", "${path.join(FIXTURES, "network-agent.mjs")}", "{prompt_file}"]\n`,
     // The "registry" here is the model server again: its host is allowed by the credential rule alone.
-    env: { NETWORK_DEFAULT: "allowlist", NETWORK_ALLOW_DEFAULT: "registry.npmjs.org", REGISTRY_AUTH: REAL_KEY, EGRESS_CREDENTIALS: `${modelHost},x-api-key,REGISTRY_AUTH,http://${modelHost}` },
+    env: {
+      NETWORK_DEFAULT: "allowlist",
+      NETWORK_ALLOW_DEFAULT: "registry.npmjs.org",
+      REGISTRY_AUTH: REAL_KEY,
+      EGRESS_CREDENTIALS: `${modelHost},x-api-key,REGISTRY_AUTH,http://${modelHost}`,
+    },
   });
   try {
     const probes = { PROBE_DIRECT: `127.0.0.1:${forbiddenPort}`, PROBE_ALLOWED: modelHost, PROBE_DENIED: "evil.example:80" };
@@ -294,8 +329,18 @@ it("with NETWORK_DEFAULT=allowlist, a repository that names no network gets the 
     expect(job?.state).toBe("succeeded");
     const log = (await h.controller.logs.read(job!.id)).map((l) => l.line);
     expect(log).toContain(`network: allow-list (registry.npmjs.org, ${modelHost}) through the worker's proxy; no other way out`);
-    const probed = Object.fromEntries(log.filter((l) => l.startsWith("probe: ")).map((l) => JSON.parse(l.slice(7)) as { name: string; ok: boolean }).map((p) => [p.name, p.ok]));
-    expect(probed).toMatchObject({ "the allowed host through the proxy": true, "direct tcp to a local server": false, "the allowed host without the proxy": false, "a denied host through the proxy": false });
+    const probed = Object.fromEntries(
+      log
+        .filter((l) => l.startsWith("probe: "))
+        .map((l) => JSON.parse(l.slice(7)) as { name: string; ok: boolean })
+        .map((p) => [p.name, p.ok]),
+    );
+    expect(probed).toMatchObject({
+      "the allowed host through the proxy": true,
+      "direct tcp to a local server": false,
+      "the allowed host without the proxy": false,
+      "a denied host through the proxy": false,
+    });
     // The agent sent no key (its MODEL_API_KEY is unset here); the proxy added the token.
     expect(modelSaw).toEqual([{ path: "/v1/echo", key: REAL_KEY }]);
     expect(JSON.stringify(log)).not.toContain(REAL_KEY);

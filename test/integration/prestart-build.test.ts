@@ -25,11 +25,14 @@ function outputs(): Record<string, bigint> {
 
 describe("npm start's build step", () => {
   it("compiles on the first start, writes nothing on a second start with nothing changed, and compiles again after an edit", { timeout: 120_000 }, async () => {
-    writeFileSync(path.join(dir, "package.json"), JSON.stringify({ name: "prestart-check", type: "module", private: true, scripts: { build: pkg.scripts.build, prestart: pkg.scripts.prestart } }));
+    writeFileSync(
+      path.join(dir, "package.json"),
+      JSON.stringify({ name: "prestart-check", type: "module", private: true, scripts: { build: pkg.scripts.build, prestart: pkg.scripts.prestart } }),
+    );
     for (const f of ["tsconfig.json", "tsconfig.build.json"]) cpSync(path.join(ROOT, f), path.join(dir, f));
     symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"));
     mkdirSync(path.join(dir, "src"));
-    writeFileSync(path.join(dir, "src", "greet.ts"), 'export const greet = (who: string): string => `hello ${who}`;\n');
+    writeFileSync(path.join(dir, "src", "greet.ts"), "export const greet = (who: string): string => `hello ${who}`;\n");
     writeFileSync(path.join(dir, "src", "main.ts"), 'import { greet } from "./greet.js";\nconsole.log(greet("world"));\n');
     const prestart = () => execa("npm", ["run", "--silent", "prestart"], { cwd: dir });
 

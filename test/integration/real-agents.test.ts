@@ -32,8 +32,8 @@ const ROOT = process.getuid?.() === 0;
 function editCommand(dataDir: string): string {
   return [
     "printf 'edited by the model\\n' >> MODEL_WAS_HERE.md",
-    "echo \"uid=$(id -u)\" >> MODEL_WAS_HERE.md",
-    "echo \"pid1=$(cat /proc/1/comm)\" >> MODEL_WAS_HERE.md",
+    'echo "uid=$(id -u)" >> MODEL_WAS_HERE.md',
+    'echo "pid1=$(cat /proc/1/comm)" >> MODEL_WAS_HERE.md',
     // bubblewrap makes the folders on the way to the work tree; nothing else of the data folder shows.
     `echo "data=$(ls -A '${dataDir}' | tr '\\n' ' ')" >> MODEL_WAS_HERE.md`,
   ].join("; ");
@@ -57,7 +57,12 @@ const CASES: CliCase[] = [
     pkg: "@anthropic-ai/claude-code",
     bin: "claude",
     repoConfig: "agent: claude-code\n",
-    env: (url, key) => ({ ANTHROPIC_API_KEY: key, ANTHROPIC_BASE_URL: url, CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1", AGENT_ENV_PASSTHROUGH: "PATH,ANTHROPIC_API_KEY,ANTHROPIC_BASE_URL,CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC" }),
+    env: (url, key) => ({
+      ANTHROPIC_API_KEY: key,
+      ANTHROPIC_BASE_URL: url,
+      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
+      AGENT_ENV_PASSTHROUGH: "PATH,ANTHROPIC_API_KEY,ANTHROPIC_BASE_URL,CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
+    }),
     // Claude Code prices its own run: two calls of 1,000 tokens in and 100 out.
     usageText: /model \$0\.\d+ \([a-z0-9.-]+: 2,000 tokens in, 200 out; reported by claude-code\)/,
   },
@@ -70,7 +75,14 @@ const CASES: CliCase[] = [
       OPENAI_API_KEY: key,
       AGENT_ENV_PASSTHROUGH: "PATH,OPENAI_API_KEY",
       // Codex takes its provider from config only: the operator's flags for the preset.
-      AGENT_EXTRA_ARGS: JSON.stringify({ codex: ["-c", `model_providers.scripted={name="scripted",base_url="${url}/v1",env_key="OPENAI_API_KEY",wire_api="responses"}`, "-c", "model_provider=scripted"] }),
+      AGENT_EXTRA_ARGS: JSON.stringify({
+        codex: [
+          "-c",
+          `model_providers.scripted={name="scripted",base_url="${url}/v1",env_key="OPENAI_API_KEY",wire_api="responses"}`,
+          "-c",
+          "model_provider=scripted",
+        ],
+      }),
     }),
     // Codex reports tokens only: 2,000 in and 200 out at gpt-5-codex's list price ($1.25 / $10 per M).
     usageText: /model \$0\.0045 \(gpt-5-codex: 2,000 tokens in, 200 out; gpt-5-codex list price \(checked \d{4}-\d{2}-\d{2}\)\)/,
@@ -91,7 +103,11 @@ const CASES: CliCase[] = [
   },
 ];
 
-async function startJob(c: CliCase, script: ScriptOptions, extra: { env?: Record<string, string>; discussion?: { id: number; author: string; body: string }[]; repoConfig?: string } = {}) {
+async function startJob(
+  c: CliCase,
+  script: ScriptOptions,
+  extra: { env?: Record<string, string>; discussion?: { id: number; author: string; body: string }[]; repoConfig?: string } = {},
+) {
   const bin = agentCliBin(c.pkg, c.bin);
   api = await startScriptedModelApi(script);
   const key = `sk-canary-${randomBytes(24).toString("hex")}`;
@@ -126,14 +142,21 @@ describe.each(CASES)("the $preset preset with the real CLI", (c) => {
     async () => {
       const { key } = await startJob(
         c,
-        { script: (turn) => (turn === 0 ? { shell: editCommand(h?.dataDir ?? "/nonexistent") } : { text: "Done: MODEL_WAS_HERE.md is edited." }), usage: { inputTokens: 1000, outputTokens: 100 } },
+        {
+          script: (turn) => (turn === 0 ? { shell: editCommand(h?.dataDir ?? "/nonexistent") } : { text: "Done: MODEL_WAS_HERE.md is edited." }),
+          usage: { inputTokens: 1000, outputTokens: 100 },
+        },
         {
           // A 1 MB discussion: the prompt reaches the agent on stdin, never as an argument.
           discussion: [{ id: 1, author: "Codertocat", body: `The whole log follows. ${"x".repeat(1024 * 1024)}` }],
         },
       );
       // The edit command names the data folder, which exists only now.
-      const delivery = await h!.deliverComment("/agent run please note where you ran", { commentId: 10, earlierComments: 1, title: "Spelling error in the README file" });
+      const delivery = await h!.deliverComment("/agent run please note where you ran", {
+        commentId: 10,
+        earlierComments: 1,
+        title: "Spelling error in the README file",
+      });
       expect(delivery.status).toBe(200);
       await h!.settle();
       const [job] = await h!.controller.store.list();
@@ -192,7 +215,11 @@ describe("the per-job budget with a real agent", () => {
     async () => {
       const claude = CASES[0]!;
       // Each call: 100,000 tokens in and 1,000 out, about $0.40 or more at any Claude list price.
-      await startJob(claude, { script: (turn) => ({ shell: `echo turn ${turn} >> LOOP.md` }), usage: { inputTokens: 100_000, outputTokens: 1_000 } }, { env: { BUDGET_JOB_USD: "1.00" } });
+      await startJob(
+        claude,
+        { script: (turn) => ({ shell: `echo turn ${turn} >> LOOP.md` }), usage: { inputTokens: 100_000, outputTokens: 1_000 } },
+        { env: { BUDGET_JOB_USD: "1.00" } },
+      );
       await h!.deliverLabel({ body: "Keep going." });
       await h!.settle();
       const [job] = await h!.controller.store.list();

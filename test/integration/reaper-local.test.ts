@@ -48,7 +48,22 @@ describe("the reaper with the local backend", () => {
     issue += 1;
     let job = (
       await store.insertReceived(
-        { deliveryId: `d-${randomBytes(4).toString("hex")}`, installationId: 1, repoId: 1, owner: "octo", repo: "demo", number: issue, kind: "issue", trigger: "label", requester: "alice", title: "t", body: "b", cloneUrl: "x", defaultBranch: "main", instructions: null },
+        {
+          deliveryId: `d-${randomBytes(4).toString("hex")}`,
+          installationId: 1,
+          repoId: 1,
+          owner: "octo",
+          repo: "demo",
+          number: issue,
+          kind: "issue",
+          trigger: "label",
+          requester: "alice",
+          title: "t",
+          body: "b",
+          cloneUrl: "x",
+          defaultBranch: "main",
+          instructions: null,
+        },
         { backend: "local" },
       )
     ).job;

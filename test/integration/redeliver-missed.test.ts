@@ -37,8 +37,10 @@ describe("missed deliveries come back", () => {
     await h.close();
   });
 
-  const labelled = (number: number, label = "agent-work", sender?: string) => labeledPayload({ cloneUrl: h.seeded.cloneUrl, number, label, title: `Issue ${number}`, ...(sender ? { sender } : {}) });
-  const commented = (number: number, body: string, senderType: "User" | "Bot" = "User") => commentPayload({ cloneUrl: h.seeded.cloneUrl, number, body, senderType });
+  const labelled = (number: number, label = "agent-work", sender?: string) =>
+    labeledPayload({ cloneUrl: h.seeded.cloneUrl, number, label, title: `Issue ${number}`, ...(sender ? { sender } : {}) });
+  const commented = (number: number, body: string, senderType: "User" | "Bot" = "User") =>
+    commentPayload({ cloneUrl: h.seeded.cloneUrl, number, body, senderType });
   const jobsByNumber = async () => {
     const jobs = await h.controller.store.list({ limit: 1000 });
     const by = new Map<number, typeof jobs>();
@@ -183,7 +185,11 @@ describe("missed deliveries come back", () => {
       guids.push((await gh.label(repo, n, "agent-work", { login: "Codertocat" }, { payload: labelled(n) }))!);
     }
     await h.start();
-    const probot = new Probot({ appId: 1234, privateKey: h.privateKey, Octokit: ProbotOctokit.defaults({ retry: { enabled: false }, throttle: { enabled: false } }) });
+    const probot = new Probot({
+      appId: 1234,
+      privateKey: h.privateKey,
+      Octokit: ProbotOctokit.defaults({ retry: { enabled: false }, throttle: { enabled: false } }),
+    });
     const recovery = new DeliveryRecovery({
       db: h.controller.store.db,
       store: h.controller.store,
@@ -230,7 +236,15 @@ describe("missed deliveries come back", () => {
     const by = await jobsByNumber();
     expect([...by.keys()].sort()).toEqual([20, 21]);
     const [job] = by.get(20)!;
-    expect(job).toMatchObject({ state: "received", trigger: "label", requester: "alice", title: "Old request", installationId: INSTALLATION_ID, repoId: REPO_ID, cloneUrl: h.seeded.cloneUrl });
+    expect(job).toMatchObject({
+      state: "received",
+      trigger: "label",
+      requester: "alice",
+      title: "Old request",
+      installationId: INSTALLATION_ID,
+      repoId: REPO_ID,
+      cloneUrl: h.seeded.cloneUrl,
+    });
     expect(job!.deliveryId).toMatch(new RegExp(`^scan:${REPO_ID}:20:\\d+$`));
     expect(by.get(21)).toHaveLength(1);
 

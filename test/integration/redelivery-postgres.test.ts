@@ -16,7 +16,11 @@ import { labeledPayload } from "../support/payloads.js";
 import { createTestDatabase, type TestDatabase } from "../support/postgres.js";
 
 const APP_ID = 1234;
-const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048, privateKeyEncoding: { type: "pkcs8", format: "pem" }, publicKeyEncoding: { type: "spki", format: "pem" } });
+const { privateKey } = generateKeyPairSync("rsa", {
+  modulusLength: 2048,
+  privateKeyEncoding: { type: "pkcs8", format: "pem" },
+  publicKeyEncoding: { type: "spki", format: "pem" },
+});
 
 /** One controller replica's delivery recovery: its own pool on the shared database, its own GitHub clients. */
 function replica(db: Kysely<any>) {

@@ -92,7 +92,16 @@ describe("running the worker script over SSH", () => {
     expect(await git.branchSha("octo", jobId, spec.branch)).toBe(result.headSha);
     expect(await git.readFile("octo", jobId, spec.branch, "AGENT_WAS_HERE.md")).toContain("the fake agent was here");
     const steps = events.flatMap((e) => (e.type === "step" ? [`${e.step}:${e.status}`] : []));
-    expect(steps).toEqual(["clone:started", "clone:finished", "agent:started", "agent:finished", "commit:started", "commit:finished", "push:started", "push:finished"]);
+    expect(steps).toEqual([
+      "clone:started",
+      "clone:finished",
+      "agent:started",
+      "agent:finished",
+      "commit:started",
+      "commit:finished",
+      "push:started",
+      "push:finished",
+    ]);
     // The folder is the SSH user's and private; the token is nowhere in what came back.
     const st = await stat(hostDir);
     expect(st.mode & 0o777).toBe(0o700);
@@ -166,7 +175,14 @@ describe("running the worker script over SSH", () => {
 
   it("kills a worker that outlives maxSeconds and reports timed_out", async () => {
     const { jobId, workDir, hostDir } = newJob();
-    const result = await runWorkerOverSsh(conn, { workDir, input: await input(jobId, "FAKE_AGENT:sleep"), onEvent: () => {}, signal: never, maxSeconds: 2, killGraceMs: 1000 });
+    const result = await runWorkerOverSsh(conn, {
+      workDir,
+      input: await input(jobId, "FAKE_AGENT:sleep"),
+      onEvent: () => {},
+      signal: never,
+      maxSeconds: 2,
+      killGraceMs: 1000,
+    });
     expect(result).toMatchObject({ outcome: "timed_out", aborted: false });
     expect(result.message).toMatch(/2s limit/);
     expect(await eventually(async () => (await processesUnder(hostDir)).length === 0)).toBe(true);
@@ -194,14 +210,23 @@ describe("running the worker script over SSH", () => {
 
   it("never shows the token to the sshd: no command it logged carries it", () => {
     const logs = sshd.logs();
-    expect(logs.some((l) => /run_command .*setsid -w/.test(l)), "DEBUG3 logs the worker's start command").toBe(true);
+    expect(
+      logs.some((l) => /run_command .*setsid -w/.test(l)),
+      "DEBUG3 logs the worker's start command",
+    ).toBe(true);
     expect(logs.join("\n")).not.toContain(token);
   });
 
   it("quotes the work dir: a path with shell syntax in it is a folder name, not a command", async () => {
     const workDir = `agent-work/odd dir; touch pwned-${randomBytes(3).toString("hex")} '$(id)'`;
     made.push(path.join(sshd.home, workDir));
-    const r = await runWorkerOverSsh(conn, { workDir, input: await input(newJob().jobId, "FAKE_AGENT:none"), onEvent: () => {}, signal: never, maxSeconds: 60 });
+    const r = await runWorkerOverSsh(conn, {
+      workDir,
+      input: await input(newJob().jobId, "FAKE_AGENT:none"),
+      onEvent: () => {},
+      signal: never,
+      maxSeconds: 60,
+    });
     expect(r.outcome).toBe("no_changes");
     const listing = await remoteExec(conn, "ls agent-work; ls");
     expect(listing.stdout).toContain("odd dir; touch");
@@ -219,7 +244,13 @@ describe("the SSH pool", () => {
     await sshd?.close();
   });
 
-  const targetOf = (s: TestSshd, over: Partial<SshTarget> = {}): SshTarget => ({ host: s.host, port: s.port, username: s.username, privateKey: s.privateKey, ...over });
+  const targetOf = (s: TestSshd, over: Partial<SshTarget> = {}): SshTarget => ({
+    host: s.host,
+    port: s.port,
+    username: s.username,
+    privateKey: s.privateKey,
+    ...over,
+  });
 
   it("keeps one connection per host and reconnects after it broke", async () => {
     const pool = new SshPool();
@@ -241,7 +272,9 @@ describe("the SSH pool", () => {
     try {
       const wrong = "SHA256:" + Buffer.alloc(32, 7).toString("base64").replace(/=+$/, "");
       await expect(pool.connection(targetOf(sshd, { hostKeySha256: wrong }))).rejects.toThrow(
-        new RegExp(`host key of 127.0.0.1:${sshd.port} changed: it presented ${sshd.hostKeySha256.replace(/[+/]/g, "\\$&")}, but the key pinned for it in the configuration is ${wrong.replace(/[+/]/g, "\\$&")}; refusing the host`),
+        new RegExp(
+          `host key of 127.0.0.1:${sshd.port} changed: it presented ${sshd.hostKeySha256.replace(/[+/]/g, "\\$&")}, but the key pinned for it in the configuration is ${wrong.replace(/[+/]/g, "\\$&")}; refusing the host`,
+        ),
       );
       await expect(pool.connection(targetOf(sshd, { hostKeySha256: sshd.hostKeySha256 }))).resolves.toBeDefined();
     } finally {

@@ -38,7 +38,13 @@ describe("routing between backends", () => {
   it("runs a job on the next backend in BACKEND_ORDER when its own is full, and says where and why", async () => {
     const local = stub("local", { max: 1, active: 1 });
     const ssh = stub("ssh", { max: 4, active: 0 });
-    h = await startHarness({ env: { BACKEND_ORDER: "local,ssh" }, extraBackends: new Map([["local", local.backend], ["ssh", ssh.backend]]) });
+    h = await startHarness({
+      env: { BACKEND_ORDER: "local,ssh" },
+      extraBackends: new Map([
+        ["local", local.backend],
+        ["ssh", ssh.backend],
+      ]),
+    });
     await h.deliverLabel({ body: "FAKE_AGENT:none" });
     await h.settle();
     const [job] = await h.controller.store.list();
@@ -96,14 +102,17 @@ async function until(harness: Harness, done: (jobs: Job[]) => boolean, ms = 20_0
     await harness.controller.scheduler.tick();
     const jobs = await harness.controller.store.list();
     if (done(jobs)) return jobs;
-    if (Date.now() > deadline) throw new Error(`not reached in ${ms} ms: ${JSON.stringify(jobs.map((j) => ({ n: j.number, state: j.state, backend: j.backend, options: j.options })))}`);
+    if (Date.now() > deadline)
+      throw new Error(`not reached in ${ms} ms: ${JSON.stringify(jobs.map((j) => ({ n: j.number, state: j.state, backend: j.backend, options: j.options })))}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
 
 /** The latest text of one job's status comment. */
 function statusOf(harness: Harness, job: Job): string {
-  const bodies = [...harness.github.callsTo("POST", "/issues/:id/comments"), ...harness.github.callsTo("PATCH", "/issues/comments/:id")].map((c) => c.body.body as string).filter((b) => b.includes(job.id));
+  const bodies = [...harness.github.callsTo("POST", "/issues/:id/comments"), ...harness.github.callsTo("PATCH", "/issues/comments/:id")]
+    .map((c) => c.body.body as string)
+    .filter((b) => b.includes(job.id));
   return bodies.at(-1) ?? "";
 }
 
@@ -118,11 +127,22 @@ describe("routing rules and backend caps", () => {
       rmSync(dir, { recursive: true, force: true });
       await Promise.all(roots.map((r) => rm(path.join(sshd.home, r), { recursive: true, force: true })));
     });
-    const host = (name: string, labels: string[], workRoot: string) => ({ name, address: sshd.host, port: sshd.port, user: sshd.username, privateKey: sshd.privateKey, hostKeySha256: sshd.hostKeySha256, slots: 4, labels, workRoot, nodePath: process.execPath });
+    const host = (name: string, labels: string[], workRoot: string) => ({
+      name,
+      address: sshd.host,
+      port: sshd.port,
+      user: sshd.username,
+      privateKey: sshd.privateKey,
+      hostKeySha256: sshd.hostKeySha256,
+      slots: 4,
+      labels,
+      workRoot,
+      nodePath: process.execPath,
+    });
     const hostsFile = path.join(dir, "hosts.json");
     writeFileSync(hostsFile, JSON.stringify({ hosts: [host("plain-1", [], roots[0]!), host("gpu-1", ["gpu"], roots[1]!)] }));
     h = await startHarness({
-      env: { SSH_HOSTS_FILE: hostsFile, ROUTING_RULES: '[{label: needs-gpu, backend: ssh, ssh_labels: [gpu]}, {backend: local}]' },
+      env: { SSH_HOSTS_FILE: hostsFile, ROUTING_RULES: "[{label: needs-gpu, backend: ssh, ssh_labels: [gpu]}, {backend: local}]" },
     });
     await h.deliverLabel({ number: 1, body: "FAKE_AGENT:none", labels: ["needs-gpu"] });
     await h.deliverLabel({ number: 2, body: "FAKE_AGENT:none", labels: ["bug"] });
@@ -130,7 +150,11 @@ describe("routing rules and backend caps", () => {
     const jobs = await h.controller.store.list();
     const gpuJob = jobs.find((j) => j.number === 1)!;
     const other = jobs.find((j) => j.number === 2)!;
-    expect(gpuJob, gpuJob.message ?? "").toMatchObject({ state: "succeeded", backend: "ssh", options: { labels: ["needs-gpu", "agent-work"], sshLabels: ["gpu"] } });
+    expect(gpuJob, gpuJob.message ?? "").toMatchObject({
+      state: "succeeded",
+      backend: "ssh",
+      options: { labels: ["needs-gpu", "agent-work"], sshLabels: ["gpu"] },
+    });
     // The emptiest host would have done as well; the rule's labels put it on gpu-1.
     expect(gpuJob.worker?.meta.host).toBe("gpu-1");
     expect(statusOf(h, gpuJob)).toContain("This job runs on `ssh`, picked by routing rule 1 (label `needs-gpu`).");
@@ -143,7 +167,10 @@ describe("routing rules and backend caps", () => {
     h = await startHarness({ env: { BACKEND_CAPS: "local=1", MAX_CONCURRENT_JOBS: "4" }, extraBackends: new Map([["local", local.backend]]) });
     await h.deliverLabel({ number: 1, body: "FAKE_AGENT:none" });
     await h.deliverLabel({ number: 2, body: "FAKE_AGENT:none" });
-    const jobs = await until(h, (js) => js.length === 2 && js.some((j) => j.state === "running") && js.some((j) => j.state === "queued" && j.options.waiting !== undefined));
+    const jobs = await until(
+      h,
+      (js) => js.length === 2 && js.some((j) => j.state === "running") && js.some((j) => j.state === "queued" && j.options.waiting !== undefined),
+    );
     const waiting = jobs.find((j) => j.state === "queued")!;
     expect(waiting.options.waiting).toBe("`local` is at its cap of 1 job at once (BACKEND_CAPS)");
     await until(h, () => statusOf(h!, waiting).includes("This job waits: `local` is at its cap of 1 job at once (BACKEND_CAPS)."));
@@ -153,7 +180,12 @@ describe("routing rules and backend caps", () => {
     expect(local.ran).toHaveLength(2);
     expect(local.mostAtOnce()).toBe(1);
     // Once it ran, the comment no longer says it waits.
-    expect(statusOf(h, done.find((j) => j.id === waiting.id)!)).not.toContain("This job waits");
+    expect(
+      statusOf(
+        h,
+        done.find((j) => j.id === waiting.id)!,
+      ),
+    ).not.toContain("This job waits");
   });
 
   it("hold a backend to its dollars an hour: a job whose ceiling would overspend it waits until spend is billed", async () => {
@@ -169,7 +201,9 @@ describe("routing rules and backend caps", () => {
     await h.deliverLabel({ number: 2, body: "second" });
     const jobs = await until(h, (js) => js.some((j) => j.number === 2 && j.state === "queued" && j.options.waiting !== undefined));
     const second = jobs.find((j) => j.number === 2)!;
-    expect(second.options.waiting).toMatch(/^`local` is at its cap of \$1\.50 an hour \(BACKEND_CAPS: \$1\.00 spent or reserved this hour \+ up to \$1\.00 for this job; it resets at \d\d:00 UTC\)$/);
+    expect(second.options.waiting).toMatch(
+      /^`local` is at its cap of \$1\.50 an hour \(BACKEND_CAPS: \$1\.00 spent or reserved this hour \+ up to \$1\.00 for this job; it resets at \d\d:00 UTC\)$/,
+    );
     await until(h, () => statusOf(h!, second).includes("This job waits: `local` is at its cap of $1.50 an hour"));
     expect(local.ran).toHaveLength(1);
     // The first job is billed at what it spent (no model use reported: $0), which frees the hour.

@@ -119,7 +119,13 @@ function prompt(directive: string, args: object = {}): string {
 }
 
 /** Runs one job through a backend; `hostPath` replaces the PATH the worker inherits, for that run only. */
-async function run(backend: Backend, jobId: string, text: string, sandbox: RunSpec["sandbox"], hostPath?: string): Promise<Run & { repo: string; branch: string }> {
+async function run(
+  backend: Backend,
+  jobId: string,
+  text: string,
+  sandbox: RunSpec["sandbox"],
+  hostPath?: string,
+): Promise<Run & { repo: string; branch: string }> {
   const w = await backend.create({ jobId, repoFullName: "octo/demo", maxSeconds: 120 }, never);
   const { spec: s, repo } = await spec(jobId, text, sandbox);
   const events: ProgressEvent[] = [];
@@ -127,10 +133,14 @@ async function run(backend: Backend, jobId: string, text: string, sandbox: RunSp
   const savedPath = process.env.PATH;
   try {
     if (hostPath !== undefined) process.env.PATH = hostPath;
-    const result = await backend.run(w, s, (e) => events.push(e), never).finally(() => {
-      process.env.PATH = savedPath;
-    });
-    const lines = events.flatMap((e) => (e.type === "log" ? [`${e.stream}: ${e.line}`] : e.type === "step" ? [`step ${e.step} ${e.status}${e.detail ? `: ${e.detail}` : ""}`] : []));
+    const result = await backend
+      .run(w, s, (e) => events.push(e), never)
+      .finally(() => {
+        process.env.PATH = savedPath;
+      });
+    const lines = events.flatMap((e) =>
+      e.type === "log" ? [`${e.stream}: ${e.line}`] : e.type === "step" ? [`step ${e.step} ${e.status}${e.detail ? `: ${e.detail}` : ""}`] : [],
+    );
     return { result, events, lines, seconds: (Date.now() - started) / 1000, repo, branch: s.branch };
   } finally {
     await backend.destroy(w);
@@ -159,7 +169,12 @@ async function expectContained(r: Run & { repo: string; branch: string }, hostil
   expect(hostile.loot).not.toMatch(/agent-work-worker|worker\.mjs|vitest/);
   // Its environment is the allowlist and nothing else.
   const ownEnv = /--- own environment\n([\s\S]*?)\n---/.exec(hostile.loot)?.[1] ?? "";
-  expect(ownEnv.split("\n").map((l) => l.split("=")[0]).sort()).toEqual(["HOME", "LANG", "MODEL_API_KEY", "PATH", "PWD"]);
+  expect(
+    ownEnv
+      .split("\n")
+      .map((l) => l.split("=")[0])
+      .sort(),
+  ).toEqual(["HOME", "LANG", "MODEL_API_KEY", "PATH", "PWD"]);
   // Nothing it found is a secret, and nothing of ours leaked into the job's log or result.
   expectNoSecret("what the agent read", hostile.loot);
   expectNoSecret("the job's log", JSON.stringify(r.events));
@@ -181,7 +196,15 @@ describe("the sandbox on the local backend (controller as root: the agent runs a
   });
 
   const targets = () => ({
-    read: [path.join(dataDir, ".env"), path.join(dataDir, "agent-work.sqlite"), homeCanary, path.join(rootDir, "other-job", "work", "repo", "SECRET.md"), path.join(rootDir, "other-job", "worker.json"), `/proc/${process.pid}/environ`, `/proc/${process.pid}/cmdline`],
+    read: [
+      path.join(dataDir, ".env"),
+      path.join(dataDir, "agent-work.sqlite"),
+      homeCanary,
+      path.join(rootDir, "other-job", "work", "repo", "SECRET.md"),
+      path.join(rootDir, "other-job", "worker.json"),
+      `/proc/${process.pid}/environ`,
+      `/proc/${process.pid}/cmdline`,
+    ],
     list: [dataDir, rootDir, os.homedir(), path.join(rootDir, "other-job", "work", "repo")],
     write: [dataDir, rootDir, os.homedir(), FIXTURES, "/usr/local"],
     pids: [process.pid],
@@ -259,7 +282,9 @@ describe("the sandbox on the local backend (controller as root: the agent runs a
     const before = git.requests.length;
     const r = await run(backend, "no-bwrap", prompt("edit"), bwrap(), emptyBin);
     expect(r.result.outcome).toBe("error");
-    expect(r.result.message).toMatch(/^refused to run the agent: bubblewrap \(bwrap\) is not installed on this host; install it \(Debian\/Ubuntu: apt-get install -y bubblewrap/);
+    expect(r.result.message).toMatch(
+      /^refused to run the agent: bubblewrap \(bwrap\) is not installed on this host; install it \(Debian\/Ubuntu: apt-get install -y bubblewrap/,
+    );
     expect(r.result.message).toContain("LOCAL_SANDBOX=none");
     // The repository was made before the run; the run itself never called the git server.
     expect(git.requests.length).toBe(before);
@@ -301,7 +326,19 @@ describe("the sandbox on the ssh backend (an unprivileged login user: the agent 
     userHomeCanary = path.join(sshd.home, `.agent-work-canary-${hex(4)}`);
     await writeFile(userHomeCanary, `${CANARY}\n`, { mode: 0o644 });
     backend = ssh.create({
-      hosts: [{ name: "sandbox-host", address: sshd.host, port: sshd.port, user: sshd.username, privateKey: sshd.privateKey, hostKeySha256: sshd.hostKeySha256, slots: 4, labels: [], workRoot: rel }],
+      hosts: [
+        {
+          name: "sandbox-host",
+          address: sshd.host,
+          port: sshd.port,
+          user: sshd.username,
+          privateKey: sshd.privateKey,
+          hostKeySha256: sshd.hostKeySha256,
+          slots: 4,
+          labels: [],
+          workRoot: rel,
+        },
+      ],
       killGraceMs: 1000,
     });
   });
@@ -314,7 +351,13 @@ describe("the sandbox on the ssh backend (an unprivileged login user: the agent 
 
   it("a hostile agent on the host finds nothing of the controller, the login user or other jobs, and the job still pushes", async () => {
     const targets = {
-      read: [path.join(dataDir, ".env"), path.join(dataDir, "agent-work.sqlite"), userHomeCanary, path.join(workRoot, "other-job", "work", "repo", "SECRET.md"), path.join(workRoot, "other-job", "worker.json")],
+      read: [
+        path.join(dataDir, ".env"),
+        path.join(dataDir, "agent-work.sqlite"),
+        userHomeCanary,
+        path.join(workRoot, "other-job", "work", "repo", "SECRET.md"),
+        path.join(workRoot, "other-job", "worker.json"),
+      ],
       list: [dataDir, workRoot, sshd.home, path.join(workRoot, "other-job", "work", "repo")],
       write: [dataDir, workRoot, sshd.home, FIXTURES],
       pids: [process.pid],
@@ -323,7 +366,17 @@ describe("the sandbox on the ssh backend (an unprivileged login user: the agent 
     const hostile = await hostileReport(r);
     await expectContained(r, hostile, [dataDir, workRoot, sshd.home, FIXTURES, path.join(workRoot, "hostile-ssh")]);
     // Outside the sandbox the login user can read every one of those targets.
-    const plain = await execa("su", ["-s", "/bin/sh", sshd.username, "-c", `cat ${path.join(dataDir, ".env")} ${userHomeCanary} ${path.join(workRoot, "other-job", "work", "repo", "SECRET.md")}`], { reject: false });
+    const plain = await execa(
+      "su",
+      [
+        "-s",
+        "/bin/sh",
+        sshd.username,
+        "-c",
+        `cat ${path.join(dataDir, ".env")} ${userHomeCanary} ${path.join(workRoot, "other-job", "work", "repo", "SECRET.md")}`,
+      ],
+      { reject: false },
+    );
     expect(plain.stdout).toContain(CANARY);
   });
 

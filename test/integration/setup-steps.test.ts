@@ -131,13 +131,27 @@ describe("setup steps", () => {
     const { cloneUrl, key } = await freshRepo();
     const run = await runWorker(
       input(cloneUrl, {
-        setup: { commands: ["echo installing; mkdir -p node_modules/dep && echo 'module.exports = 42' > node_modules/dep/index.js", "id -u; ls node_modules"], timeoutSeconds: 20 },
+        setup: {
+          commands: ["echo installing; mkdir -p node_modules/dep && echo 'module.exports = 42' > node_modules/dep/index.js", "id -u; ls node_modules"],
+          timeoutSeconds: 20,
+        },
         cache: { key, maxMb: 100 },
         agent: "cat node_modules/dep/index.js > SAW_DEP.txt; echo the agent ran",
       }),
     );
     expect(run.result).toMatchObject({ outcome: "pushed" });
-    expect(steps(run)).toEqual(["clone:started", "clone:finished", "setup:started", "setup:finished", "agent:started", "agent:finished", "commit:started", "commit:finished", "push:started", "push:finished"]);
+    expect(steps(run)).toEqual([
+      "clone:started",
+      "clone:finished",
+      "setup:started",
+      "setup:finished",
+      "agent:started",
+      "agent:finished",
+      "commit:started",
+      "commit:finished",
+      "push:started",
+      "push:finished",
+    ]);
     // Setup's output has a stream of its own, before the agent's; it ran as the agent does (nobody).
     const setupAt = run.lines.indexOf("setup: installing");
     expect(setupAt).toBeGreaterThanOrEqual(0);
@@ -152,7 +166,8 @@ describe("setup steps", () => {
 
   it("have the host's network even when the agent has none: a server on the host's 127.0.0.1 answers setup, not the agent", async () => {
     const { cloneUrl, key } = await freshRepo();
-    const fetchFrom = (who: string) => `node -e "fetch('${probeUrl}/${who}').then(r => r.text()).then(t => console.log('${who} got: ' + t), e => console.log('${who} could not connect: ' + e.cause?.code))"`;
+    const fetchFrom = (who: string) =>
+      `node -e "fetch('${probeUrl}/${who}').then(r => r.text()).then(t => console.log('${who} got: ' + t), e => console.log('${who} could not connect: ' + e.cause?.code))"`;
     const hitsBefore = probeHits.length;
     const run = await runWorker(
       input(cloneUrl, {
@@ -177,7 +192,9 @@ describe("setup steps", () => {
 
   it("end the job at the first that fails, naming it and its exit code; the agent does not run", async () => {
     const { cloneUrl } = await freshRepo();
-    const run = await runWorker(input(cloneUrl, { setup: { commands: ["echo first", "echo second; exit 7", "echo never"], timeoutSeconds: 20 }, agent: "echo the agent ran" }));
+    const run = await runWorker(
+      input(cloneUrl, { setup: { commands: ["echo first", "echo second; exit 7", "echo never"], timeoutSeconds: 20 }, agent: "echo the agent ran" }),
+    );
     expect(run.result).toMatchObject({ outcome: "error", message: "setup step 2 of 3 (`echo second; exit 7`) exited with code 7; the agent did not run" });
     expect(steps(run)).toEqual(["clone:started", "clone:finished", "setup:started", "setup:failed", "agent:skipped", "commit:skipped", "push:skipped"]);
     expect(run.lines).toContain("setup: second");
@@ -190,7 +207,10 @@ describe("setup steps", () => {
     const { cloneUrl } = await freshRepo();
     const started = Date.now();
     const run = await runWorker(input(cloneUrl, { setup: { commands: ["sleep 60"], timeoutSeconds: 1 } }));
-    expect(run.result).toMatchObject({ outcome: "error", message: "setup step 1 (`sleep 60`) ran past setup's limit of 1 s and was stopped; the agent did not run" });
+    expect(run.result).toMatchObject({
+      outcome: "error",
+      message: "setup step 1 (`sleep 60`) ran past setup's limit of 1 s and was stopped; the agent did not run",
+    });
     expect(Date.now() - started).toBeLessThan(20_000);
   });
 });
@@ -200,13 +220,20 @@ describe("the dependency cache", () => {
     const a = await freshRepo();
     const b = await freshRepo();
     const marker = `from-run-1-${randomBytes(4).toString("hex")}`;
-    const first = await runWorker(input(a.cloneUrl, { setup: { commands: [`mkdir -p "$npm_config_cache" && echo ${marker} > "$npm_config_cache/marker"`], timeoutSeconds: 20 }, cache: { key: a.key, maxMb: 100 } }));
+    const first = await runWorker(
+      input(a.cloneUrl, {
+        setup: { commands: [`mkdir -p "$npm_config_cache" && echo ${marker} > "$npm_config_cache/marker"`], timeoutSeconds: 20 },
+        cache: { key: a.key, maxMb: 100 },
+      }),
+    );
     expect(first.result.outcome).toBe("pushed");
     // On the host, in the repository's own folder, owned by the sandbox's user.
     expect((await readFile(path.join(cacheData(a.key), "npm", "marker"), "utf8")).trim()).toBe(marker);
     expect((await stat(path.join(cacheData(a.key), "npm", "marker"))).uid).toBe(65534);
 
-    const second = await runWorker(input(a.cloneUrl, { setup: { commands: ['cat "$npm_config_cache/marker"'], timeoutSeconds: 20 }, cache: { key: a.key, maxMb: 100 } }));
+    const second = await runWorker(
+      input(a.cloneUrl, { setup: { commands: ['cat "$npm_config_cache/marker"'], timeoutSeconds: 20 }, cache: { key: a.key, maxMb: 100 } }),
+    );
     expect(second.result.outcome).toBe("pushed");
     expect(second.lines).toContain(`setup: ${marker}`);
 
@@ -214,7 +241,9 @@ describe("the dependency cache", () => {
     const other = await runWorker(
       input(b.cloneUrl, {
         setup: {
-          commands: [`cat "$npm_config_cache/marker" 2>/dev/null || echo no marker; ls ${path.join(root, ".dependency-cache")} 2>/dev/null || echo no cache root; cat ${path.join(cacheData(a.key), "npm", "marker")} 2>/dev/null || echo no way to the other`],
+          commands: [
+            `cat "$npm_config_cache/marker" 2>/dev/null || echo no marker; ls ${path.join(root, ".dependency-cache")} 2>/dev/null || echo no cache root; cat ${path.join(cacheData(a.key), "npm", "marker")} 2>/dev/null || echo no way to the other`,
+          ],
           timeoutSeconds: 20,
         },
         cache: { key: b.key, maxMb: 100 },
@@ -229,7 +258,9 @@ describe("the dependency cache", () => {
     const { cloneUrl, key } = await freshRepo();
     const holder = await holdLock(key);
     try {
-      const run = await runWorker(input(cloneUrl, { setup: { commands: ['echo "cache at ${npm_config_cache:-none}"'], timeoutSeconds: 20 }, cache: { key, maxMb: 100 } }));
+      const run = await runWorker(
+        input(cloneUrl, { setup: { commands: ['echo "cache at ${npm_config_cache:-none}"'], timeoutSeconds: 20 }, cache: { key, maxMb: 100 } }),
+      );
       expect(run.result.outcome).toBe("pushed");
       expect(run.lines).toContain("worker: dependency cache: none for this job (another job of this repository on this host is using it)");
       expect(run.lines).toContain("setup: cache at none");
@@ -244,7 +275,11 @@ describe("the dependency cache", () => {
     const { cloneUrl, key } = await freshRepo();
     // Three caches other jobs left: 4 MB each, used 3, 2 and 1 hours ago; the oldest is in use now.
     const hour = 3600_000;
-    for (const [name, age] of [["octo+in-use-1", 3], ["octo+older-2", 2], ["octo+newer-3", 1]] as const) {
+    for (const [name, age] of [
+      ["octo+in-use-1", 3],
+      ["octo+older-2", 2],
+      ["octo+newer-3", 1],
+    ] as const) {
       await mkdir(cacheData(name, under), { recursive: true });
       await writeFile(path.join(cacheData(name, under), "blob"), randomBytes(4 * MB));
       const when = new Date(Date.now() - age * hour);
@@ -254,7 +289,13 @@ describe("the dependency cache", () => {
     const holder = await holdLock("octo+in-use-1", under);
     try {
       // This job's setup adds 3 MB: 15 MB in all, over a cap of 12.
-      const run = await runWorker(input(cloneUrl, { setup: { commands: ['mkdir -p "$PIP_CACHE_DIR" && head -c 3145728 /dev/urandom > "$PIP_CACHE_DIR/wheel"'], timeoutSeconds: 20 }, cache: { key, maxMb: 12 } }), under);
+      const run = await runWorker(
+        input(cloneUrl, {
+          setup: { commands: ['mkdir -p "$PIP_CACHE_DIR" && head -c 3145728 /dev/urandom > "$PIP_CACHE_DIR/wheel"'], timeoutSeconds: 20 },
+          cache: { key, maxMb: 12 },
+        }),
+        under,
+      );
       expect(run.result.outcome).toBe("pushed");
       expect(run.lines.some((l) => /dependency cache: 3 MB for this repository; 4 on this host hold 15 MB of the 12 MB cap/.test(l))).toBe(true);
     } finally {
@@ -304,8 +345,14 @@ describe("through the controller and the local backend", () => {
 
   /** The last text the status comment and the check run showed. */
   function surfaces(harness: Harness, job: Job) {
-    const comment = harness.github.callsTo("PATCH", "/issues/comments/:id").filter((c) => c.path.endsWith(`/${job.commentId}`)).at(-1)!.body.body as string;
-    const check = harness.github.callsTo("PATCH", "/check-runs/:id").filter((c) => c.path.endsWith(`/${job.checkRunId}`)).at(-1)!.body as { output: { title: string; summary: string } };
+    const comment = harness.github
+      .callsTo("PATCH", "/issues/comments/:id")
+      .filter((c) => c.path.endsWith(`/${job.commentId}`))
+      .at(-1)!.body.body as string;
+    const check = harness.github
+      .callsTo("PATCH", "/check-runs/:id")
+      .filter((c) => c.path.endsWith(`/${job.checkRunId}`))
+      .at(-1)!.body as { output: { title: string; summary: string } };
     return { comment, check };
   }
 
@@ -345,7 +392,12 @@ describe("through the controller and the local backend", () => {
     await h.settle();
     const [job] = await h.controller.store.list();
     expect(job).toMatchObject({ state: "failed", message: "setup step 2 of 2 (`exit 3`) exited with code 3; the agent did not run" });
-    expect(job!.steps.filter((s) => ["setup", "agent", "commit", "push"].includes(s.name)).map((s) => `${s.name}:${s.status}`)).toEqual(["setup:failed", "agent:skipped", "commit:skipped", "push:skipped"]);
+    expect(job!.steps.filter((s) => ["setup", "agent", "commit", "push"].includes(s.name)).map((s) => `${s.name}:${s.status}`)).toEqual([
+      "setup:failed",
+      "agent:skipped",
+      "commit:skipped",
+      "push:skipped",
+    ]);
     const { comment, check } = surfaces(h, job!);
     expect(comment).toContain("**Result:** ❌ Failed: setup step 2 of 2 (`exit 3`) exited with code 3; the agent did not run.");
     expect(check.output.title).toContain("setup step 2 of 2");
@@ -363,7 +415,19 @@ describe("on the ssh backend (an unprivileged login user)", () => {
     const rel = `agent-work-setup-${randomBytes(4).toString("hex")}`;
     workRoot = path.join(sshd.home, rel);
     backend = ssh.create({
-      hosts: [{ name: "setup-host", address: sshd.host, port: sshd.port, user: sshd.username, privateKey: sshd.privateKey, hostKeySha256: sshd.hostKeySha256, slots: 2, labels: [], workRoot: rel }],
+      hosts: [
+        {
+          name: "setup-host",
+          address: sshd.host,
+          port: sshd.port,
+          user: sshd.username,
+          privateKey: sshd.privateKey,
+          hostKeySha256: sshd.hostKeySha256,
+          slots: 2,
+          labels: [],
+          workRoot: rel,
+        },
+      ],
       killGraceMs: 1000,
     });
   });
@@ -390,7 +454,13 @@ describe("on the ssh backend (an unprivileged login user)", () => {
     const first = await runOverSsh(
       "jsetupssh1",
       input(cloneUrl, {
-        setup: { commands: [`node -e "fetch('${probeUrl}/ssh-setup').then(r => r.text()).then(t => console.log('setup got: ' + t))"`, 'mkdir -p "$CARGO_HOME" && echo kept > "$CARGO_HOME/marker"'], timeoutSeconds: 30 },
+        setup: {
+          commands: [
+            `node -e "fetch('${probeUrl}/ssh-setup').then(r => r.text()).then(t => console.log('setup got: ' + t))"`,
+            'mkdir -p "$CARGO_HOME" && echo kept > "$CARGO_HOME/marker"',
+          ],
+          timeoutSeconds: 30,
+        },
         cache: { key, maxMb: 100 },
       }),
     );
@@ -399,7 +469,10 @@ describe("on the ssh backend (an unprivileged login user)", () => {
     expect(probeHits.slice(hitsBefore)).toEqual(["/ssh-setup"]);
     expect(await readFile(path.join(workRoot, ".dependency-cache", key, "data", "cargo", "marker"), "utf8")).toBe("kept\n");
 
-    const second = await runOverSsh("jsetupssh2", input(cloneUrl, { setup: { commands: ['cat "$CARGO_HOME/marker"'], timeoutSeconds: 30 }, cache: { key, maxMb: 100 } }));
+    const second = await runOverSsh(
+      "jsetupssh2",
+      input(cloneUrl, { setup: { commands: ['cat "$CARGO_HOME/marker"'], timeoutSeconds: 30 }, cache: { key, maxMb: 100 } }),
+    );
     expect(second.result.outcome).toBe("pushed");
     expect(second.lines).toContain("setup: kept");
     // The cache folder is no job folder: the backend lists none left behind.

@@ -42,68 +42,97 @@ afterAll(async () => {
 });
 
 describe("SIGTERM", () => {
-  it("hands a running job back to the queue, leaves nothing running, exits 0, and the next start finishes the job without waiting for its lease", { timeout: 180_000 }, async () => {
-    const seeded = await git.createRepo("sigterm", REPO, { "README.md": "# Hello World\n" }, DEFAULT_BRANCH);
-    // A lease far longer than the test: only a lease handed back lets the next start take the job.
-    const site = controllerSite({ workerToken: token, cloneUrl: seeded.cloneUrl, baseSha: seeded.headSha, bareRepo: seeded.dir, repoConfigYaml: FAKE_AGENT_CONFIG(), env: { LEASE_SECONDS: "300" } });
-    sites.push(site);
+  it(
+    "hands a running job back to the queue, leaves nothing running, exits 0, and the next start finishes the job without waiting for its lease",
+    { timeout: 180_000 },
+    async () => {
+      const seeded = await git.createRepo("sigterm", REPO, { "README.md": "# Hello World\n" }, DEFAULT_BRANCH);
+      // A lease far longer than the test: only a lease handed back lets the next start take the job.
+      const site = controllerSite({
+        workerToken: token,
+        cloneUrl: seeded.cloneUrl,
+        baseSha: seeded.headSha,
+        bareRepo: seeded.dir,
+        repoConfigYaml: FAKE_AGENT_CONFIG(),
+        env: { LEASE_SECONDS: "300" },
+      });
+      sites.push(site);
 
-    const first = await startControllerProcess(site);
-    await sendLabel(site, first.url, 'FAKE_AGENT:slow\n\nFAKE_AGENT_ARGS: {"seconds": 4}');
-    const [running] = await waitFor("the agent to be at work", () => {
-      const jobs = readJobs(site);
-      return jobs[0]?.state === "running" && /"name":"agent","status":"running"/.test(jobs[0].steps_json) && jobs;
-    }, 60_000);
-    expect(readdirSync(path.join(site.dataDir, "workers"))).toEqual([running!.id]);
+      const first = await startControllerProcess(site);
+      await sendLabel(site, first.url, 'FAKE_AGENT:slow\n\nFAKE_AGENT_ARGS: {"seconds": 4}');
+      const [running] = await waitFor(
+        "the agent to be at work",
+        () => {
+          const jobs = readJobs(site);
+          return jobs[0]?.state === "running" && /"name":"agent","status":"running"/.test(jobs[0].steps_json) && jobs;
+        },
+        60_000,
+      );
+      expect(readdirSync(path.join(site.dataDir, "workers"))).toEqual([running!.id]);
 
-    const signalled = Date.now();
-    first.child.kill("SIGTERM");
-    // Not the overrun exit (1, after the grace and 10 s more): a clean stop that did not wait for the agent.
-    expect(await exitOf(first, 45_000)).toEqual({ code: 0, signal: null });
-    const stopSeconds = (Date.now() - signalled) / 1000;
+      const signalled = Date.now();
+      first.child.kill("SIGTERM");
+      // Not the overrun exit (1, after the grace and 10 s more): a clean stop that did not wait for the agent.
+      expect(await exitOf(first, 45_000)).toEqual({ code: 0, signal: null });
+      const stopSeconds = (Date.now() - signalled) / 1000;
 
-    // Recoverable and clean: back in the queue with no lease and no attempt spent, no worker, token revoked.
-    const [handed] = readJobs(site);
-    expect(handed).toMatchObject({ state: "queued", lease_owner: null, attempts: 0, worker_json: null, worker_token_sealed: null });
-    expect(readdirSync(path.join(site.dataDir, "workers"))).toEqual([]);
-    expect(processesUsing(site.dataDir)).toEqual([]);
-    const callsAfterStop = githubCalls(site);
-    const lastMint = callsAfterStop.findLastIndex((c) => c.method === "POST" && c.route.endsWith("/access_tokens") && c.body?.repository_ids);
-    const lastRevoke = callsAfterStop.findLastIndex((c) => c.method === "DELETE" && c.authorization === `token ${token}`);
-    expect(lastRevoke).toBeGreaterThan(lastMint);
-    const log = readFileSync(site.logFile, "utf8");
-    expect(log).toContain("job handed back to the queue");
-    expect(log).toContain('"msg":"stopped"');
-    expect(filesContaining(site.dataDir, token)).toEqual([]);
+      // Recoverable and clean: back in the queue with no lease and no attempt spent, no worker, token revoked.
+      const [handed] = readJobs(site);
+      expect(handed).toMatchObject({ state: "queued", lease_owner: null, attempts: 0, worker_json: null, worker_token_sealed: null });
+      expect(readdirSync(path.join(site.dataDir, "workers"))).toEqual([]);
+      expect(processesUsing(site.dataDir)).toEqual([]);
+      const callsAfterStop = githubCalls(site);
+      const lastMint = callsAfterStop.findLastIndex((c) => c.method === "POST" && c.route.endsWith("/access_tokens") && c.body?.repository_ids);
+      const lastRevoke = callsAfterStop.findLastIndex((c) => c.method === "DELETE" && c.authorization === `token ${token}`);
+      expect(lastRevoke).toBeGreaterThan(lastMint);
+      const log = readFileSync(site.logFile, "utf8");
+      expect(log).toContain("job handed back to the queue");
+      expect(log).toContain('"msg":"stopped"');
+      expect(filesContaining(site.dataDir, token)).toEqual([]);
 
-    // The next start claims it although the lease it had was 300 s (handed back above: no lease
-    // left to wait for), and finishes it.
-    const second = await startControllerProcess(site);
-    const [claimed] = await waitFor("the job to be claimed again", () => {
-      const jobs = readJobs(site);
-      return jobs[0]?.state !== "queued" && jobs;
-    }, 60_000);
-    expect(claimed!.state).not.toBe("queued");
-    const [done] = await waitFor("the job to finish", () => {
-      const jobs = readJobs(site);
-      return jobs[0]?.state === "succeeded" && jobs[0].lease_owner === null && jobs;
-    }, 60_000);
-    second.child.kill("SIGTERM");
-    expect(await exitOf(second, 45_000)).toEqual({ code: 0, signal: null });
+      // The next start claims it although the lease it had was 300 s (handed back above: no lease
+      // left to wait for), and finishes it.
+      const second = await startControllerProcess(site);
+      const [claimed] = await waitFor(
+        "the job to be claimed again",
+        () => {
+          const jobs = readJobs(site);
+          return jobs[0]?.state !== "queued" && jobs;
+        },
+        60_000,
+      );
+      expect(claimed!.state).not.toBe("queued");
+      const [done] = await waitFor(
+        "the job to finish",
+        () => {
+          const jobs = readJobs(site);
+          return jobs[0]?.state === "succeeded" && jobs[0].lease_owner === null && jobs;
+        },
+        60_000,
+      );
+      second.child.kill("SIGTERM");
+      expect(await exitOf(second, 45_000)).toEqual({ code: 0, signal: null });
 
-    expect(done!.pr_number).toBe(100);
-    const github = githubState(site);
-    expect(github.pulls).toHaveLength(1);
-    const comments = github.comments.filter(([, body]) => body.includes(statusMarker(done!.id)));
-    expect(comments).toHaveLength(1);
-    expect(comments[0]![1]).toContain("### agent-work: done");
-    expect(readFileSync(site.logFile, "utf8")).not.toContain(token);
-    console.log(`SIGTERM with an agent at work: exited 0 after ${stopSeconds.toFixed(1)} s`);
-  });
+      expect(done!.pr_number).toBe(100);
+      const github = githubState(site);
+      expect(github.pulls).toHaveLength(1);
+      const comments = github.comments.filter(([, body]) => body.includes(statusMarker(done!.id)));
+      expect(comments).toHaveLength(1);
+      expect(comments[0]![1]).toContain("### agent-work: done");
+      expect(readFileSync(site.logFile, "utf8")).not.toContain(token);
+      console.log(`SIGTERM with an agent at work: exited 0 after ${stopSeconds.toFixed(1)} s`);
+    },
+  );
 
   it("exits 0 when nothing is running, with nothing to hand back", { timeout: 90_000 }, async () => {
     const seeded = await git.createRepo("sigterm-idle", REPO, { "README.md": "# Hello World\n" }, DEFAULT_BRANCH);
-    const site = controllerSite({ workerToken: token, cloneUrl: seeded.cloneUrl, baseSha: seeded.headSha, bareRepo: seeded.dir, repoConfigYaml: FAKE_AGENT_CONFIG() });
+    const site = controllerSite({
+      workerToken: token,
+      cloneUrl: seeded.cloneUrl,
+      baseSha: seeded.headSha,
+      bareRepo: seeded.dir,
+      repoConfigYaml: FAKE_AGENT_CONFIG(),
+    });
     sites.push(site);
     const run = await startControllerProcess(site);
     run.child.kill("SIGTERM");

@@ -110,7 +110,9 @@ describe.each(STORE_KINDS)("ssh host keys, remembered on %s", (kind) => {
     ]);
     await firstUse.backend.destroy(w1);
     await firstUse.backend.close();
-    expect(await new SshHostKeyStore(await stores.another()).list()).toEqual([{ host: hostPort(), fingerprint: first.hostKeySha256, since: expect.any(Number) }]);
+    expect(await new SshHostKeyStore(await stores.another()).list()).toEqual([
+      { host: hostPort(), fingerprint: first.hostKeySha256, since: expect.any(Number) },
+    ]);
 
     // A new backend on a new connection to the store: nothing in memory, the store says which key.
     const restarted = backendOn(await stores.another());

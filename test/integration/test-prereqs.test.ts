@@ -45,11 +45,15 @@ function machineWithoutAnsible(options: { sudo?: "passwordless" | "asks" } = {})
     bin,
     aptCalls: () => (existsSync(log) ? readFileSync(log, "utf8").trim().split("\n") : []),
     run: (asNobody = false) =>
-      execa(asNobody ? "/usr/bin/setpriv" : process.execPath, [...(asNobody ? ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath] : []), SCRIPT], {
-        env: { PATH: bin, HOME: dir },
-        extendEnv: false,
-        reject: false,
-      }),
+      execa(
+        asNobody ? "/usr/bin/setpriv" : process.execPath,
+        [...(asNobody ? ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath] : []), SCRIPT],
+        {
+          env: { PATH: bin, HOME: dir },
+          extendEnv: false,
+          reject: false,
+        },
+      ),
   };
 }
 

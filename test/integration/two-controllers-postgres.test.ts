@@ -27,7 +27,11 @@ interface Replica {
 
 /** Starts test/support/controller-process.ts under tsx and waits for its READY line. */
 async function startReplica(name: string, env: Record<string, string>): Promise<Replica> {
-  const child = spawn(process.execPath, ["--import", "tsx", ENTRY], { cwd: ROOT, env: { ...process.env, ...env, AW_RUNNER: name }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, ["--import", "tsx", ENTRY], {
+    cwd: ROOT,
+    env: { ...process.env, ...env, AW_RUNNER: name },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   const stderr: string[] = [];
   child.stderr!.on("data", (d: Buffer) => stderr.push(...d.toString("utf8").split("\n").filter(Boolean)));
   const url = await new Promise<string>((resolve, reject) => {
@@ -70,7 +74,11 @@ describe("two controllers on one PostgreSQL database", () => {
     db = await openStore({ dataDir: ":unused:", databaseUrl: database.url });
     // Where the fake backend of each controller writes down every run it makes.
     await sql`create table fake_runs (job_id text not null, runner text not null, at bigint not null)`.execute(db);
-    const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048, privateKeyEncoding: { type: "pkcs8", format: "pem" }, publicKeyEncoding: { type: "spki", format: "pem" } });
+    const { privateKey } = generateKeyPairSync("rsa", {
+      modulusLength: 2048,
+      privateKeyEncoding: { type: "pkcs8", format: "pem" },
+      publicKeyEncoding: { type: "spki", format: "pem" },
+    });
     const env = async (): Promise<Record<string, string>> => {
       const dataDir = mkdtempSync(path.join(tmpdir(), "aw-replica-"));
       dataDirs.push(dataDir);
@@ -107,7 +115,12 @@ describe("two controllers on one PostgreSQL database", () => {
       const answers = await Promise.all(
         Array.from({ length: 20 }, (_, k) => {
           const number = i + k + 1;
-          const payload = labeledPayload({ number, title: `issue ${number}`, body: "nothing to change", cloneUrl: "https://github.com/Codertocat/Hello-World.git" });
+          const payload = labeledPayload({
+            number,
+            title: `issue ${number}`,
+            body: "nothing to change",
+            cloneUrl: "https://github.com/Codertocat/Hello-World.git",
+          });
           return deliver(replicas[number % 2]!.url, secret, "issues", payload);
         }),
       );

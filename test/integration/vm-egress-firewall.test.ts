@@ -34,8 +34,15 @@ interface World {
 let world: World;
 
 beforeAll(async () => {
-  const missing = (await Promise.all(["iptables", "ip6tables", "unshare", "setpriv", "ip"].map(async (t) => ((await execa("sh", ["-c", `command -v ${t}`], { reject: false })).exitCode === 0 ? null : t)))).filter(Boolean);
-  if (missing.length > 0) throw new Error(`${missing.join(", ")} not found: apt-get install -y iptables iproute2 util-linux (see scripts/check-test-prereqs.mjs)`);
+  const missing = (
+    await Promise.all(
+      ["iptables", "ip6tables", "unshare", "setpriv", "ip"].map(async (t) =>
+        (await execa("sh", ["-c", `command -v ${t}`], { reject: false })).exitCode === 0 ? null : t,
+      ),
+    )
+  ).filter(Boolean);
+  if (missing.length > 0)
+    throw new Error(`${missing.join(", ")} not found: apt-get install -y iptables iproute2 util-linux (see scripts/check-test-prereqs.mjs)`);
   const r = await execa("unshare", ["--net", "--", process.execPath, WORLD, SCRIPT], { reject: false, timeout: 120_000 });
   if (r.exitCode !== 0) throw new Error(`the firewall world failed (${r.exitCode}):\n${r.stdout}\n${r.stderr}`);
   world = JSON.parse(r.stdout) as World;

@@ -63,7 +63,15 @@ describe("the job page in a browser", () => {
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+      ],
     });
     const desktop = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const page = await desktop.newPage();
@@ -94,7 +102,13 @@ describe("the job page in a browser", () => {
     await page.screenshot({ path: path.join(SHOTS, "web-2-job-running.png") });
 
     // The same page on a phone: no sideways scrolling.
-    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, storageState: await desktop.storageState() });
+    const phone = await browser.newContext({
+      viewport: { width: 390, height: 844 },
+      deviceScaleFactor: 2,
+      isMobile: true,
+      hasTouch: true,
+      storageState: await desktop.storageState(),
+    });
     const phonePage = await phone.newPage();
     await phonePage.goto(jobUrl);
     await phonePage.locator(`#L${after + 12}`).waitFor({ timeout: 10_000 });
@@ -124,7 +138,9 @@ describe("the job page in a browser", () => {
       .catch(async (err: Error) => {
         const state = (await harness.controller.store.get(job.id))?.state;
         const live = await page.locator("#live").textContent();
-        throw new Error(`${err.message}\nthe job is ${state}, the page's stream is ${live}; requests: ${JSON.stringify(await harness.controller.requests.list())}`);
+        throw new Error(
+          `${err.message}\nthe job is ${state}, the page's stream is ${live}; requests: ${JSON.stringify(await harness.controller.requests.list())}`,
+        );
       });
     console.info(`the page showed the job cancelled ${Date.now() - clicked} ms after Cancel`);
     await expect.poll(() => page.locator("#live").textContent(), { timeout: 5_000 }).toBe("ended");

@@ -127,7 +127,10 @@ async function readEvents(res: Response, until: (events: { event: string; data: 
   let raw = "";
   const deadline = Date.now() + ms;
   while (Date.now() < deadline && !until(events)) {
-    const { value, done } = await Promise.race([reader.read(), new Promise<{ value: undefined; done: true }>((r) => setTimeout(() => r({ value: undefined, done: true }), deadline - Date.now()))]);
+    const { value, done } = await Promise.race([
+      reader.read(),
+      new Promise<{ value: undefined; done: true }>((r) => setTimeout(() => r({ value: undefined, done: true }), deadline - Date.now())),
+    ]);
     if (done) break;
     const text = decoder.decode(value, { stream: true });
     raw += text;
@@ -136,7 +139,12 @@ async function readEvents(res: Response, until: (events: { event: string; data: 
     while ((cut = buffer.indexOf("\n\n")) >= 0) {
       const block = buffer.slice(0, cut);
       buffer = buffer.slice(cut + 2);
-      const fields = Object.fromEntries(block.split("\n").filter((l) => !l.startsWith(":")).map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 1).trimStart()]));
+      const fields = Object.fromEntries(
+        block
+          .split("\n")
+          .filter((l) => !l.startsWith(":"))
+          .map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 1).trimStart()]),
+      );
       if (fields.event) events.push({ event: fields.event, data: fields.data ?? "", ...(fields.id ? { id: fields.id } : {}) });
     }
   }
@@ -381,7 +389,10 @@ describe("the job pages", () => {
 
   it("list the connections the allow-list blocked, each host escaped as the text an agent chose", async () => {
     const agent = `${FIXTURES}network-agent.mjs`;
-    const { h, oauth } = await start({ repoConfigYaml: `agent: command\ncommand: ["node", "${agent}", "{prompt_file}"]\nnetwork: allowlist\n`, env: { SANDBOX_RO_BINDS: FIXTURES.replace(/\/$/, "") } });
+    const { h, oauth } = await start({
+      repoConfigYaml: `agent: command\ncommand: ["node", "${agent}", "{prompt_file}"]\nnetwork: allowlist\n`,
+      env: { SANDBOX_RO_BINDS: FIXTURES.replace(/\/$/, "") },
+    });
     // The agent asks the proxy for a "host" with characters HTML gives meaning to (raw < and > do
     // not get past Node's HTTP parser; the prompt decodes entities).
     const probes = { PROBE_DIRECT: "x'(a&b)':80", PROBE_ALLOWED: "127.0.0.1:9", PROBE_DENIED: "evil.example:80" };
@@ -393,7 +404,8 @@ describe("the job pages", () => {
     const body = await (await reader.request(`/jobs/${job.id}`)).text();
     const section = /<div class="blocked" id="blocked">[\s\S]*?<\/div>/.exec(body)?.[0] ?? "";
     expect(section).toMatch(/Network: \d+ connections blocked by the allow-list/);
-    for (const hostPort of ["evil.example:80", "169.254.169.254:80", "metadata.google.internal:80", "127.0.0.1:9", "x&#39;(a&amp;b)&#39;:80"]) expect(section).toContain(`<code>${hostPort}</code>`);
+    for (const hostPort of ["evil.example:80", "169.254.169.254:80", "metadata.google.internal:80", "127.0.0.1:9", "x&#39;(a&amp;b)&#39;:80"])
+      expect(section).toContain(`<code>${hostPort}</code>`);
     expect(section).toMatch(/first at \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC/);
     expect(body).not.toContain("x'(a&b)'");
   });
@@ -435,7 +447,20 @@ describe("the sign-in callback", () => {
 
   it("lands on a path of this server whatever `next` was, even text a Location header cannot carry", async () => {
     const { h, oauth } = await start();
-    const odd = ["/\u0100", "/jobs/\u00fc?x=\u00e9&y=\u{1F600}", "/\u2028", "/%ZZ", "/jobs#frag", "/jobs/../auth/logout", "/\x7f", "/a\u00a0b", "/" + "\u0100".repeat(400), "/\\evil.example", "//evil.example", "https://evil.example/"];
+    const odd = [
+      "/\u0100",
+      "/jobs/\u00fc?x=\u00e9&y=\u{1F600}",
+      "/\u2028",
+      "/%ZZ",
+      "/jobs#frag",
+      "/jobs/../auth/logout",
+      "/\x7f",
+      "/a\u00a0b",
+      "/" + "\u0100".repeat(400),
+      "/\\evil.example",
+      "//evil.example",
+      "https://evil.example/",
+    ];
     const next = fc.oneof(
       fc.constantFrom(...odd),
       fc.string({ unit: "grapheme", maxLength: 30 }).map((s) => `/${s}`),
@@ -481,7 +506,14 @@ describe("the sign-in callback", () => {
       }),
       { numRuns: 25 },
     );
-    for (const query of [`code=${code}`, `code=${code}&state=`, `code=${code}&state=${encodeURIComponent("\u0100")}`, `code=${code}&state=${state}x`, `state=${state}`, `code=${code}&state=${"s".repeat(5000)}`]) {
+    for (const query of [
+      `code=${code}`,
+      `code=${code}&state=`,
+      `code=${code}&state=${encodeURIComponent("\u0100")}`,
+      `code=${code}&state=${state}x`,
+      `state=${state}`,
+      `code=${code}&state=${"s".repeat(5000)}`,
+    ]) {
       const res = await c.request(`/auth/callback?${query}&next=${encodeURIComponent("/\u0100")}`);
       expect(res.status, query).toBe(400);
       expect(await res.text(), query).toMatch(/Sign-in expired|malformed/);

@@ -61,9 +61,13 @@ describe("html", () => {
   it("escapes everything interpolated except markup it made itself", () => {
     const title = `<img src=x onerror="alert(1)"> & 'quotes'`;
     expect(html`<h1 title="${title}">${title}</h1>`.value).toBe(
-      "<h1 title=\"&lt;img src=x onerror=&quot;alert(1)&quot;&gt; &amp; &#39;quotes&#39;\">&lt;img src=x onerror=&quot;alert(1)&quot;&gt; &amp; &#39;quotes&#39;</h1>",
+      '<h1 title="&lt;img src=x onerror=&quot;alert(1)&quot;&gt; &amp; &#39;quotes&#39;">&lt;img src=x onerror=&quot;alert(1)&quot;&gt; &amp; &#39;quotes&#39;</h1>',
     );
-    expect(html`<ul>${["<a>", html`<li>${"<b>"}</li>`]}</ul>`.value).toBe("<ul>&lt;a&gt;<li>&lt;b&gt;</li></ul>");
+    expect(
+      html`<ul>
+        ${["<a>", html`<li>${"<b>"}</li>`]}
+      </ul>`.value,
+    ).toBe("<ul>&lt;a&gt;<li>&lt;b&gt;</li></ul>");
     expect(html`${unsafeHtml("<br>")}${null}${undefined}${false}${0}`.value).toBe("<br>0");
   });
 });

@@ -73,7 +73,12 @@ async function deliverRaw(url: string, secret: string, event: string, body: stri
   const raw = typeof body === "string" ? Buffer.from(body, "utf8") : body;
   const res = await fetch(`${url}/api/github/webhooks`, {
     method: "POST",
-    headers: { "content-type": "application/json", "x-github-event": event, "x-github-delivery": deliveryId, "x-hub-signature-256": `sha256=${createHmac("sha256", secret).update(raw).digest("hex")}` },
+    headers: {
+      "content-type": "application/json",
+      "x-github-event": event,
+      "x-github-delivery": deliveryId,
+      "x-hub-signature-256": `sha256=${createHmac("sha256", secret).update(raw).digest("hex")}`,
+    },
     body: new Uint8Array(raw),
   });
   await res.text();
@@ -191,7 +196,11 @@ describe("the webhook endpoint, against a stranger and against malformed deliver
 
   beforeAll(async () => {
     dataDir = mkdtempSync(path.join(tmpdir(), "aw-ingress-"));
-    const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048, privateKeyEncoding: { type: "pkcs8", format: "pem" }, publicKeyEncoding: { type: "spki", format: "pem" } });
+    const { privateKey } = generateKeyPairSync("rsa", {
+      modulusLength: 2048,
+      privateKeyEncoding: { type: "pkcs8", format: "pem" },
+      publicKeyEncoding: { type: "spki", format: "pem" },
+    });
     const env: Record<string, string> = {
       APP_ID: "1234",
       PRIVATE_KEY: privateKey,
@@ -262,9 +271,11 @@ describe("the webhook endpoint, against a stranger and against malformed deliver
       resetPeak(child.pid!);
       const before = memoryOf(child.pid!);
       // 1 MB at a time, as a stream: Node sends it with Transfer-Encoding: chunked.
-      const chunks = Readable.from((function* () {
-        for (let i = 0; i < 40; i++) yield body.subarray(i * MB, (i + 1) * MB);
-      })());
+      const chunks = Readable.from(
+        (function* () {
+          for (let i = 0; i < 40; i++) yield body.subarray(i * MB, (i + 1) * MB);
+        })(),
+      );
       const res = await post(url, unsignedHeaders, chunks);
       expect(res.status, res.text).toBe(413);
       expect(res.text).toContain("larger than");
@@ -276,7 +287,10 @@ describe("the webhook endpoint, against a stranger and against malformed deliver
     it("leaves nothing of its content in the log, and says what was refused and why", async () => {
       const written = log.join("");
       expect(written).not.toContain(CANARY);
-      const refusals = written.split("\n").filter((l) => l.includes("webhook delivery refused")).map((l) => JSON.parse(l));
+      const refusals = written
+        .split("\n")
+        .filter((l) => l.includes("webhook delivery refused"))
+        .map((l) => JSON.parse(l));
       expect(refusals.filter((r) => r.deliveryId === "stranger-1" && r.status === 413)).toHaveLength(2);
       for (const r of refusals) expect(r).toMatchObject({ event: "issues", reason: expect.any(String), bytes: expect.any(Number) });
     });
@@ -299,7 +313,11 @@ describe("the webhook endpoint, against a stranger and against malformed deliver
       [undefined, payload],
     ] as const) {
       const raw = Buffer.from(body, "utf8");
-      const headers: Record<string, string> = { "x-github-event": "issues", "x-github-delivery": randomUUID(), "x-hub-signature-256": `sha256=${createHmac("sha256", secret).update(raw).digest("hex")}` };
+      const headers: Record<string, string> = {
+        "x-github-event": "issues",
+        "x-github-delivery": randomUUID(),
+        "x-hub-signature-256": `sha256=${createHmac("sha256", secret).update(raw).digest("hex")}`,
+      };
       if (contentType) headers["content-type"] = contentType;
       const res = await post(url, headers, raw);
       expect(res.status, String(contentType)).toBe(415);
@@ -339,7 +357,17 @@ describe("the webhook endpoint, against a stranger and against malformed deliver
 
     it("sending its body a byte at a time is answered 408 and closed by the request timeout", async () => {
       const slow = trickle(
-        ["POST /api/github/webhooks HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/json", "X-GitHub-Event: issues", "X-GitHub-Delivery: slow-1", `X-Hub-Signature-256: sha256=${"0".repeat(64)}`, "Content-Length: 100000", "", ""].join("\r\n"),
+        [
+          "POST /api/github/webhooks HTTP/1.1",
+          "Host: 127.0.0.1",
+          "Content-Type: application/json",
+          "X-GitHub-Event: issues",
+          "X-GitHub-Delivery: slow-1",
+          `X-Hub-Signature-256: sha256=${"0".repeat(64)}`,
+          "Content-Length: 100000",
+          "",
+          "",
+        ].join("\r\n"),
         "a",
       );
       // Meanwhile the server answers everyone else.
@@ -364,7 +392,10 @@ describe("the webhook endpoint, against a stranger and against malformed deliver
       const examples = allExamples();
       expect(examples.length).toBeGreaterThan(300);
       for (const { event, payload, from } of examples) {
-        statuses.push({ what: `${from} ${event}.${(payload as { action?: string }).action ?? ""}`, status: await deliverSigned(url, secret, event, JSON.stringify(payload)) });
+        statuses.push({
+          what: `${from} ${event}.${(payload as { action?: string }).action ?? ""}`,
+          status: await deliverSigned(url, secret, event, JSON.stringify(payload)),
+        });
       }
       expect(serverErrors()).toEqual([]);
       // 200, or 202 for the GHES events @octokit/webhooks does not list (`user`, `cache_sync`…): nothing listens to them.
@@ -376,8 +407,33 @@ describe("the webhook endpoint, against a stranger and against malformed deliver
     it("odd event names and bodies that are not a payload get a 4xx, never a 5xx", async () => {
       const labeled = JSON.stringify(labeledPayload({ cloneUrl: "https://example.invalid/o/r.git" }));
       const cases: [string, string | Buffer][] = [
-        ...["__proto__", "constructor", "hasOwnProperty", "toString", "valueOf", "issues.labeled", "ISSUES", "*", "error", "x".repeat(4000), "issues labeled"].map((e): [string, string] => [e, labeled]),
-        ...["null", "[]", "5", '"issues"', "true", "{}", '{"action":"labeled"}', '{"action":{}}', '{"action":"labeled","__proto__":{"sender":1}}', "{", "", `${"[".repeat(100_000)}${"]".repeat(100_000)}`].map((b): [string, string] => ["issues", b]),
+        ...[
+          "__proto__",
+          "constructor",
+          "hasOwnProperty",
+          "toString",
+          "valueOf",
+          "issues.labeled",
+          "ISSUES",
+          "*",
+          "error",
+          "x".repeat(4000),
+          "issues labeled",
+        ].map((e): [string, string] => [e, labeled]),
+        ...[
+          "null",
+          "[]",
+          "5",
+          '"issues"',
+          "true",
+          "{}",
+          '{"action":"labeled"}',
+          '{"action":{}}',
+          '{"action":"labeled","__proto__":{"sender":1}}',
+          "{",
+          "",
+          `${"[".repeat(100_000)}${"]".repeat(100_000)}`,
+        ].map((b): [string, string] => ["issues", b]),
         ["issues", Buffer.from([0xff, 0xfe, 0x7b, 0x7d])],
         ["issue_comment", '{"action":"created"}'],
         ["check_run", '{"action":"requested_action","check_run":null}'],
@@ -412,7 +468,11 @@ describe("the webhook endpoint, against a stranger and against malformed deliver
         ...COMMENT_BREAKS.map((m): [string, Record<string, any>, Mutation] => ["issue_comment", comment, m]),
         ...CHECK_RUN_BREAKS.map((m): [string, Record<string, any>, Mutation] => ["check_run", action, m]),
         // A re-run has no requested_action to break.
-        ...CHECK_RUN_BREAKS.filter((m) => !m.path.startsWith("requested_action")).map((m): [string, Record<string, any>, Mutation] => ["check_run", checkRunPayload({ action: "rerequested", jobId: job!.id, appId: 1234 }), m]),
+        ...CHECK_RUN_BREAKS.filter((m) => !m.path.startsWith("requested_action")).map((m): [string, Record<string, any>, Mutation] => [
+          "check_run",
+          checkRunPayload({ action: "rerequested", jobId: job!.id, appId: 1234 }),
+          m,
+        ]),
       ];
       expect(variants.length).toBeGreaterThan(150);
       const refused: string[] = [];

@@ -56,7 +56,12 @@ function checkout(): string {
 
 /** `npm start`'s program as a real process; resolves with its output so far once `ready` matches it. */
 function startMain(cwd: string, env: Record<string, string>, ready: RegExp): Promise<{ output: () => string }> {
-  const child = spawn(TSX, [MAIN], { cwd, env: { PATH: process.env.PATH!, HOME: cwd, LOG_FORMAT: "json", ...env }, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  const child = spawn(TSX, [MAIN], {
+    cwd,
+    env: { PATH: process.env.PATH!, HOME: cwd, LOG_FORMAT: "json", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
   children.push(child);
   let output = "";
   return new Promise((resolve, reject) => {
@@ -80,7 +85,11 @@ async function manifestAt(base: string): Promise<{ hook_attributes: { url: strin
 describe("the setup page's webhook URL", () => {
   it("is PUBLIC_URL + /api/github/webhooks on a server, whatever app.yml says", async () => {
     const port = await freePort();
-    await startMain(checkout(), { PORT: String(port), HOST: "127.0.0.1", PUBLIC_URL: "https://agent-work.example.com/" }, /open http:\/\/127\.0\.0\.1:\d+ to register/);
+    await startMain(
+      checkout(),
+      { PORT: String(port), HOST: "127.0.0.1", PUBLIC_URL: "https://agent-work.example.com/" },
+      /open http:\/\/127\.0\.0\.1:\d+ to register/,
+    );
     const manifest = await manifestAt(`http://127.0.0.1:${port}`);
     expect(manifest.hook_attributes).toEqual({ url: "https://agent-work.example.com/api/github/webhooks" });
     expect(manifest.redirect_url).toBe(`http://127.0.0.1:${port}/probot/setup`);
@@ -96,7 +105,12 @@ describe("the setup page's webhook URL", () => {
     process.env.PORT = String(await freePort());
     process.env.HOST = "127.0.0.1";
     try {
-      const { server, webhookUrl } = await serveSetupPage({ config: {}, env: process.env, createChannel: () => createSmeeChannel({ base: smee.url }), say: (l) => said.push(l) });
+      const { server, webhookUrl } = await serveSetupPage({
+        config: {},
+        env: process.env,
+        createChannel: () => createSmeeChannel({ base: smee.url }),
+        say: (l) => said.push(l),
+      });
       try {
         expect(smee.made).toHaveLength(1);
         expect(webhookUrl).toBe(smee.made[0]);
@@ -123,7 +137,12 @@ describe("the setup page's webhook URL", () => {
     expect(probe, "the Dockerfile has a HEALTHCHECK that runs node -e").toBeDefined();
     const healthy = async () => (await execa(process.execPath, ["-e", probe!], { reject: false, env: { PORT: process.env.PORT } })).exitCode;
     try {
-      const { server } = await serveSetupPage({ config: { publicUrl: "https://agent-work.example" }, env: process.env, createChannel: () => Promise.reject(new Error("no smee here")), say: () => undefined });
+      const { server } = await serveSetupPage({
+        config: { publicUrl: "https://agent-work.example" },
+        env: process.env,
+        createChannel: () => Promise.reject(new Error("no smee here")),
+        say: () => undefined,
+      });
       try {
         expect(await healthy()).toBe(0);
       } finally {
@@ -147,7 +166,12 @@ describe("the setup page's webhook URL", () => {
     process.env.HOST = "127.0.0.1";
     try {
       const unreachable = `http://127.0.0.1:${await freePort()}`;
-      const { server, webhookUrl } = await serveSetupPage({ config: {}, env: process.env, createChannel: () => createSmeeChannel({ base: unreachable }), say: (l) => said.push(l) });
+      const { server, webhookUrl } = await serveSetupPage({
+        config: {},
+        env: process.env,
+        createChannel: () => createSmeeChannel({ base: unreachable }),
+        say: (l) => said.push(l),
+      });
       await server.stop();
       expect(webhookUrl).toBeUndefined();
       expect(said.join("\n")).toMatch(/WARNING: no webhook URL that reaches this controller[\s\S]*Set PUBLIC_URL .* or WEBHOOK_PROXY_URL/);
@@ -163,11 +187,25 @@ describe("a controller with WEBHOOK_PROXY_URL", () => {
     const dir = checkout();
     const channel = `${smee.url}/${randomBytes(6).toString("hex")}`;
     const secret = randomBytes(32).toString("hex");
-    const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048, privateKeyEncoding: { type: "pkcs8", format: "pem" }, publicKeyEncoding: { type: "spki", format: "pem" } });
+    const { privateKey } = generateKeyPairSync("rsa", {
+      modulusLength: 2048,
+      privateKeyEncoding: { type: "pkcs8", format: "pem" },
+      publicKeyEncoding: { type: "spki", format: "pem" },
+    });
     const dataDir = path.join(dir, "data");
     const main = await startMain(
       dir,
-      { APP_ID: "1234", PRIVATE_KEY: privateKey, WEBHOOK_SECRET: secret, WEBHOOK_PROXY_URL: channel, PORT: String(await freePort()), HOST: "127.0.0.1", DATA_DIR: dataDir, LOCAL_SANDBOX: "none", SCHEDULER_INTERVAL_MS: "600000" },
+      {
+        APP_ID: "1234",
+        PRIVATE_KEY: privateKey,
+        WEBHOOK_SECRET: secret,
+        WEBHOOK_PROXY_URL: channel,
+        PORT: String(await freePort()),
+        HOST: "127.0.0.1",
+        DATA_DIR: dataDir,
+        LOCAL_SANDBOX: "none",
+        SCHEDULER_INTERVAL_MS: "600000",
+      },
       /agent-work controller started/,
     );
     await smee.listening(channel);
@@ -176,12 +214,25 @@ describe("a controller with WEBHOOK_PROXY_URL", () => {
       const id = randomUUID();
       const payload = labeledPayload({ cloneUrl: "http://127.0.0.1:9/none.git" });
       const body = JSON.stringify(payload);
-      smee.send(channel, { "Content-Type": "application/json", "X-GitHub-Event": "issues", "X-GitHub-Delivery": id, "X-Hub-Signature-256": await sign(signWith, body), "User-Agent": "GitHub-Hookshot/abc" }, payload);
+      smee.send(
+        channel,
+        {
+          "Content-Type": "application/json",
+          "X-GitHub-Event": "issues",
+          "X-GitHub-Delivery": id,
+          "X-Hub-Signature-256": await sign(signWith, body),
+          "User-Agent": "GitHub-Hookshot/abc",
+        },
+        payload,
+      );
       return id;
     }
     const forwarded = async (id: string) => {
       for (;;) {
-        const line = main.output().split("\n").find((l) => l.includes(id) && l.includes("webhook forwarded"));
+        const line = main
+          .output()
+          .split("\n")
+          .find((l) => l.includes(id) && l.includes("webhook forwarded"));
         if (line) return JSON.parse(line) as { status: number };
         await new Promise((r) => setTimeout(r, 100));
       }

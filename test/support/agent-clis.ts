@@ -23,7 +23,9 @@ export function agentCliBin(pkg: string, bin: string): string {
   const want = PINNED_CLI_VERSIONS[pkg];
   const have = existsSync(installed) ? (JSON.parse(readFileSync(installed, "utf8")) as { version?: string }).version : undefined;
   if (!existsSync(path.join(dir, ".bin", bin)) || have !== want) {
-    throw new Error(`${pkg}@${want} is not installed in ${dir} (found ${have ?? "nothing"}); run: npm install --no-save --prefix agent-clis (npm test does it)`);
+    throw new Error(
+      `${pkg}@${want} is not installed in ${dir} (found ${have ?? "nothing"}); run: npm install --no-save --prefix agent-clis (npm test does it)`,
+    );
   }
   return path.join(dir, ".bin");
 }

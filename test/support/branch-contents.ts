@@ -23,7 +23,14 @@ const GIT_ENV = { GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null", GIT_
 /** The entries of `branch` in the bare repository `gitDir`, or null when the branch does not exist. */
 export async function branchContents(gitDir: string, branch: string, maxBlobBytes = 8 * 1024 * 1024): Promise<BranchEntry[] | null> {
   const git = (args: string[], input?: Buffer) =>
-    execa("git", ["--git-dir", gitDir, ...args], { env: GIT_ENV, extendEnv: false, encoding: "buffer", reject: false, stripFinalNewline: false, ...(input ? { input } : {}) });
+    execa("git", ["--git-dir", gitDir, ...args], {
+      env: GIT_ENV,
+      extendEnv: false,
+      encoding: "buffer",
+      reject: false,
+      stripFinalNewline: false,
+      ...(input ? { input } : {}),
+    });
   const ref = `refs/heads/${branch}`;
   if ((await git(["rev-parse", "--verify", "--quiet", ref])).exitCode !== 0) return null;
   const listed = await git(["ls-tree", "-r", "-z", "--long", "--full-tree", ref]);
@@ -38,7 +45,14 @@ export async function branchContents(gitDir: string, branch: string, maxBlobByte
     const tab = record.indexOf(9);
     // "<mode> SP <type> SP <sha> SP+ <size or -> TAB <path>"
     const [mode, type, sha, size] = record.subarray(0, tab).toString("latin1").trim().split(/\s+/);
-    entries.push({ mode: mode!, type: type as BranchEntry["type"], sha: sha!, path: Buffer.from(record.subarray(tab + 1)), size: size === "-" ? 0 : Number(size), content: null });
+    entries.push({
+      mode: mode!,
+      type: type as BranchEntry["type"],
+      sha: sha!,
+      path: Buffer.from(record.subarray(tab + 1)),
+      size: size === "-" ? 0 : Number(size),
+      content: null,
+    });
   }
   const wanted = entries.filter((e) => e.type === "blob" && e.size <= maxBlobBytes);
   if (wanted.length > 0) {

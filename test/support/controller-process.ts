@@ -26,7 +26,14 @@ if (!loaded.config.databaseUrl) throw new Error("controller-process needs DATABA
 
 nock.disableNetConnect();
 nock.enableNetConnect(/127\.0\.0\.1|localhost/);
-fakeGitHub({ owner: OWNER, repo: REPO, installationId: INSTALLATION_ID, workerToken: canaryToken("classic"), repoConfigYaml: FAKE_AGENT_CONFIG(), baseSha: "a".repeat(40) });
+fakeGitHub({
+  owner: OWNER,
+  repo: REPO,
+  installationId: INSTALLATION_ID,
+  workerToken: canaryToken("classic"),
+  repoConfigYaml: FAKE_AGENT_CONFIG(),
+  baseSha: "a".repeat(40),
+});
 
 const runs = new pg.Pool({ connectionString: loaded.config.databaseUrl, max: 2 });
 const workers = new Map<string, Worker>();

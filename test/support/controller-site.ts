@@ -32,11 +32,22 @@ export interface ControllerSite {
 }
 
 /** A data folder and a fake-GitHub folder for one controller that may be started several times. */
-export function controllerSite(options: { workerToken: string; cloneUrl: string; baseSha: string; bareRepo: string; repoConfigYaml: string; env?: Record<string, string> }): ControllerSite {
+export function controllerSite(options: {
+  workerToken: string;
+  cloneUrl: string;
+  baseSha: string;
+  bareRepo: string;
+  repoConfigYaml: string;
+  env?: Record<string, string>;
+}): ControllerSite {
   const dataDir = mkdtempSync(path.join(tmpdir(), "agent-work-crash-data-"));
   const githubDir = mkdtempSync(path.join(tmpdir(), "agent-work-crash-github-"));
   const webhookSecret = randomBytes(32).toString("hex");
-  const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048, privateKeyEncoding: { type: "pkcs8", format: "pem" }, publicKeyEncoding: { type: "spki", format: "pem" } });
+  const { privateKey } = generateKeyPairSync("rsa", {
+    modulusLength: 2048,
+    privateKeyEncoding: { type: "pkcs8", format: "pem" },
+    publicKeyEncoding: { type: "spki", format: "pem" },
+  });
   // Nothing of the test runner's environment: only what a controller would be given.
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? "/usr/bin:/bin",
@@ -61,7 +72,16 @@ export function controllerSite(options: { workerToken: string; cloneUrl: string;
     AGENT_WORK_TEST_REPO_CONFIG: options.repoConfigYaml,
     ...options.env,
   };
-  return { dataDir, githubDir, workerToken: options.workerToken, cloneUrl: options.cloneUrl, env, webhookSecret, runs: [], logFile: path.join(githubDir, "controller.log") };
+  return {
+    dataDir,
+    githubDir,
+    workerToken: options.workerToken,
+    cloneUrl: options.cloneUrl,
+    env,
+    webhookSecret,
+    runs: [],
+    logFile: path.join(githubDir, "controller.log"),
+  };
 }
 
 /**
@@ -153,7 +173,10 @@ export interface LedgerView {
 /** A job's ledger row, its worker bills, and how many starts it had. */
 export function readLedger(site: ControllerSite, jobId: string): LedgerView {
   const [entry] = readRows(site, `select state, billed_seconds, total_usd from ledger where job_id = '${jobId}'`) as LedgerView["entry"][];
-  const bills = readRows(site, `select worker_id, started_at, ended_at, billed_seconds from ledger_workers where job_id = '${jobId}' order by started_at`) as LedgerView["bills"];
+  const bills = readRows(
+    site,
+    `select worker_id, started_at, ended_at, billed_seconds from ledger_workers where job_id = '${jobId}' order by started_at`,
+  ) as LedgerView["bills"];
   const events = readRows(site, `select data_json from job_events where job_id = '${jobId}' and kind = 'state'`) as { data_json: string }[];
   const starts = events.filter((e) => JSON.parse(e.data_json).to === "provisioning").length;
   return { entry, bills, starts };
@@ -161,10 +184,12 @@ export function readLedger(site: ControllerSite, jobId: string): LedgerView {
 
 /** A job's event log (kind and data), oldest first. */
 export function readEvents(site: ControllerSite, jobId: string): { kind: string; data: any }[] {
-  return (readRows(site, `select kind, data_json from job_events where job_id = '${jobId}' order by id`) as { kind: string; data_json: string | null }[]).map((e) => ({
-    kind: e.kind,
-    data: e.data_json ? JSON.parse(e.data_json) : null,
-  }));
+  return (readRows(site, `select kind, data_json from job_events where job_id = '${jobId}' order by id`) as { kind: string; data_json: string | null }[]).map(
+    (e) => ({
+      kind: e.kind,
+      data: e.data_json ? JSON.parse(e.data_json) : null,
+    }),
+  );
 }
 
 export function readRequests(site: ControllerSite): { id: string; state: string; outcome: string | null }[] {
@@ -206,7 +231,11 @@ export function readJobs(site: ControllerSite): JobRow[] {
   const db = new Sqlite(file, { readonly: true, fileMustExist: true });
   try {
     db.pragma("busy_timeout = 5000");
-    return db.prepare("select id, state, attempts, lease_owner, pr_number, branch, worker_json, worker_token_sealed, message, steps_json from jobs order by created_at").all() as JobRow[];
+    return db
+      .prepare(
+        "select id, state, attempts, lease_owner, pr_number, branch, worker_json, worker_token_sealed, message, steps_json from jobs order by created_at",
+      )
+      .all() as JobRow[];
   } catch (err) {
     // The schema may not be there yet on a first start.
     if (/no such table/.test(String(err))) return [];
@@ -228,7 +257,9 @@ export async function waitFor<T>(what: string, probe: () => T | undefined | fals
 
 export async function exitOf(run: ControllerSite["runs"][number], timeoutMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`the controller did not exit within ${timeoutMs} ms`)), timeoutMs)));
+  const timeout = new Promise<never>(
+    (_, reject) => (timer = setTimeout(() => reject(new Error(`the controller did not exit within ${timeoutMs} ms`)), timeoutMs)),
+  );
   try {
     return await Promise.race([run.exit, timeout]);
   } finally {

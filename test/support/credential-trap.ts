@@ -40,7 +40,13 @@ function recordOf(method: string, url: string, headers: http.IncomingHttpHeaders
   const authorization = headers.authorization;
   const proxyAuthorization = headers["proxy-authorization"];
   const credential = decodeBasic(authorization) ?? decodeBasic(proxyAuthorization);
-  return { method, url, ...(authorization ? { authorization } : {}), ...(proxyAuthorization ? { proxyAuthorization } : {}), ...(credential ? { credential } : {}) };
+  return {
+    method,
+    url,
+    ...(authorization ? { authorization } : {}),
+    ...(proxyAuthorization ? { proxyAuthorization } : {}),
+    ...(credential ? { credential } : {}),
+  };
 }
 
 export async function startCredentialTrap(): Promise<CredentialTrap> {

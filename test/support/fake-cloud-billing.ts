@@ -48,9 +48,7 @@ const STATUS_NAMES: Record<number, string> = {
   503: "UNAVAILABLE",
 };
 
-export async function startFakeCloudBilling(
-  opts: { skus?: FakeSku[]; maxPageSize?: number } = {},
-): Promise<FakeCloudBilling> {
+export async function startFakeCloudBilling(opts: { skus?: FakeSku[]; maxPageSize?: number } = {}): Promise<FakeCloudBilling> {
   const maxPageSize = opts.maxPageSize ?? 5000;
   const services = new Map<string, FakeSku[]>([[COMPUTE_ENGINE_ID, opts.skus ?? []]]);
   const requests: RecordedBillingRequest[] = [];
@@ -63,8 +61,7 @@ export async function startFakeCloudBilling(
       res.writeHead(status, { "content-type": "application/json; charset=UTF-8" });
       res.end(JSON.stringify(body));
     };
-    const error = (status: number, message: string) =>
-      reply(status, { error: { code: status, message, status: STATUS_NAMES[status] ?? "UNKNOWN" } });
+    const error = (status: number, message: string) => reply(status, { error: { code: status, message, status: STATUS_NAMES[status] ?? "UNKNOWN" } });
 
     if (failures && failures.times > 0) {
       failures.times--;
@@ -204,11 +201,7 @@ export function computeSku(opts: {
  * catalog names them ("E2 Instance Core running in Americas", "Spot Preemptible E2 Instance Ram
  * running in …").
  */
-export function e2Skus(
-  location: string,
-  regions: string[],
-  nanos: { core: number; ram: number; spotCore: number; spotRam: number },
-): FakeSku[] {
+export function e2Skus(location: string, regions: string[], nanos: { core: number; ram: number; spotCore: number; spotRam: number }): FakeSku[] {
   return [
     computeSku({ description: `E2 Instance Core running in ${location}`, regions, nanos: nanos.core }),
     computeSku({ description: `E2 Instance Ram running in ${location}`, regions, nanos: nanos.ram }),

@@ -64,7 +64,14 @@ export interface FakeCloudRun {
   close(): Promise<void>;
 }
 
-const STATUS: Record<number, string> = { 400: "FAILED_PRECONDITION", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 409: "ALREADY_EXISTS", 429: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE" };
+const STATUS: Record<number, string> = {
+  400: "FAILED_PRECONDITION",
+  403: "PERMISSION_DENIED",
+  404: "NOT_FOUND",
+  409: "ALREADY_EXISTS",
+  429: "RESOURCE_EXHAUSTED",
+  503: "UNAVAILABLE",
+};
 
 export async function startFakeCloudRun(options: FakeCloudRunOptions): Promise<FakeCloudRun> {
   const root = mkdtempSync(path.join(os.tmpdir(), "fake-cloudrun-"));
@@ -183,9 +190,17 @@ export async function startFakeCloudRun(options: FakeCloudRunOptions): Promise<F
     }
     if (c.workingDir) map[c.workingDir] = path.join(dir, "workdir");
     const keys = Object.keys(map).sort((a, b) => b.length - a.length);
-    const translate = (s: string) => s.replace(new RegExp(`(^|[\\s<>=])(${keys.map((k) => k.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|")})(?=$|[\\s/<>])`, "g"), (_, pre: string, p: string) => `${pre}${map[p]}`);
+    const translate = (s: string) =>
+      s.replace(
+        new RegExp(`(^|[\\s<>=])(${keys.map((k) => k.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|")})(?=$|[\\s/<>])`, "g"),
+        (_, pre: string, p: string) => `${pre}${map[p]}`,
+      );
     const argv = [...(c.command ?? []), ...(c.args ?? [])].map(translate);
-    const env: Record<string, string> = { PATH: `${path.dirname(process.execPath)}:/usr/local/bin:/usr/bin:/bin`, CLOUD_RUN_EXECUTION: short, CLOUD_RUN_TASK_INDEX: "0" };
+    const env: Record<string, string> = {
+      PATH: `${path.dirname(process.execPath)}:/usr/local/bin:/usr/bin:/bin`,
+      CLOUD_RUN_EXECUTION: short,
+      CLOUD_RUN_TASK_INDEX: "0",
+    };
     for (const v of (c.env ?? []) as Obj[]) env[v.name] = translate(String(v.value));
     const cwd = c.workingDir ? map[c.workingDir]! : dir;
     mkdirSync(cwd, { recursive: true });
@@ -213,7 +228,11 @@ export async function startFakeCloudRun(options: FakeCloudRunOptions): Promise<F
     const job = want(/resource\.labels\.job_name="([^"]+)"/);
     const exec = want(/labels\."run\.googleapis\.com\/execution_name"="([^"]+)"/);
     const since = want(/timestamp>="([^"]+)"/);
-    return (!job || entry.resource.labels.job_name === job) && (!exec || entry.labels["run.googleapis.com/execution_name"] === exec) && (!since || entry.timestamp >= since);
+    return (
+      (!job || entry.resource.labels.job_name === job) &&
+      (!exec || entry.labels["run.googleapis.com/execution_name"] === exec) &&
+      (!since || entry.timestamp >= since)
+    );
   }
 
   async function handle(method: string, url: URL, body: Obj): Promise<{ status: number; body: unknown }> {

@@ -162,7 +162,10 @@ function parseQuery(url: URL): Record<string, string> {
 /** The subset of GCE's list filter syntax the backend uses: `labels.k = "v"`, `labels.k:*`, joined by AND / spaces. */
 function matchesFilter(labels: Record<string, string>, filter: string | undefined): boolean {
   if (!filter) return true;
-  const terms = filter.split(/\s+AND\s+|\)\s*\(/i).map((t) => t.replace(/[()]/g, "").trim()).filter(Boolean);
+  const terms = filter
+    .split(/\s+AND\s+|\)\s*\(/i)
+    .map((t) => t.replace(/[()]/g, "").trim())
+    .filter(Boolean);
   return terms.every((term) => {
     let m = /^labels\.([a-z0-9_-]+)\s*(=|!=)\s*"?([^"]*)"?$/.exec(term);
     if (m) return m[2] === "=" ? labels[m[1]!] === m[3] : labels[m[1]!] !== m[3];
@@ -230,7 +233,11 @@ export async function startFakeGcp(options: FakeGcpOptions = {}): Promise<FakeGc
       progress: op.status === "DONE" ? 100 : 0,
       selfLink: `${base}/operations/${op.name}`,
       ...(op.status === "DONE" && op.error
-        ? { error: { errors: [{ code: op.error.code, message: op.error.message }] }, httpErrorStatusCode: op.httpErrorStatusCode ?? 503, httpErrorMessage: "SERVICE UNAVAILABLE" }
+        ? {
+            error: { errors: [{ code: op.error.code, message: op.error.message }] },
+            httpErrorStatusCode: op.httpErrorStatusCode ?? 503,
+            httpErrorMessage: "SERVICE UNAVAILABLE",
+          }
         : {}),
     };
   }
@@ -294,14 +301,22 @@ export async function startFakeGcp(options: FakeGcpOptions = {}): Promise<FakeGc
           return { status: 200, body: operationJson(project, operations.get(requestIds.get(requestId)!)!) };
         }
         const name = String(body?.name ?? "");
-        if (!/^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/.test(name)) return { status: 400, body: httpError(400, "invalid", `Invalid value for field 'resource.name': '${name}'.`) };
+        if (!/^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/.test(name))
+          return { status: 400, body: httpError(400, "invalid", `Invalid value for field 'resource.name': '${name}'.`) };
         if (instances.has(key(zone, name))) {
           return { status: 409, body: httpError(409, "alreadyExists", `The resource 'projects/${project}/zones/${zone}/instances/${name}' already exists`) };
         }
         const model = body?.scheduling?.provisioningModel === "SPOT" ? "SPOT" : "STANDARD";
         const failure = takePlacementFailure(zone, model);
         if (failure?.synchronousStatus) {
-          return { status: failure.synchronousStatus, body: httpError(failure.synchronousStatus, failure.code === "QUOTA_EXCEEDED" ? "quotaExceeded" : failure.code, failure.message ?? `Quota 'CPUS' exceeded. Limit: 8.0 in region ${zone.replace(/-[a-z]$/, "")}.`) };
+          return {
+            status: failure.synchronousStatus,
+            body: httpError(
+              failure.synchronousStatus,
+              failure.code === "QUOTA_EXCEEDED" ? "quotaExceeded" : failure.code,
+              failure.message ?? `Quota 'CPUS' exceeded. Limit: 8.0 in region ${zone.replace(/-[a-z]$/, "")}.`,
+            ),
+          };
         }
         const op = newOperation({ zone, kind: "insert", target: name });
         if (requestId) requestIds.set(requestId, op.name);
@@ -358,8 +373,12 @@ export async function startFakeGcp(options: FakeGcpOptions = {}): Promise<FakeGc
     if ((m = /^\/compute\/v1\/projects\/([^/]+)\/zones\/([^/]+)\/instances\/([^/]+)\/(suspend|resume|stop|start|setLabels)$/.exec(path)) && method === "POST") {
       const [, project, zone, name, verb] = m as unknown as [string, string, string, string, string];
       const instance = instances.get(key(zone, name));
-      if (!instance) return { status: 404, body: httpError(404, "notFound", `The resource 'projects/${project}/zones/${zone}/instances/${name}' was not found`) };
-      const notReady = () => ({ status: 400, body: httpError(400, "resourceNotReady", `The resource 'projects/${project}/zones/${zone}/instances/${name}' is not ready (${instance.status})`) });
+      if (!instance)
+        return { status: 404, body: httpError(404, "notFound", `The resource 'projects/${project}/zones/${zone}/instances/${name}' was not found`) };
+      const notReady = () => ({
+        status: 400,
+        body: httpError(400, "resourceNotReady", `The resource 'projects/${project}/zones/${zone}/instances/${name}' is not ready (${instance.status})`),
+      });
       if (verb === "setLabels") {
         // A compare-and-swap on the label fingerprint, as GCE does.
         if (body?.labelFingerprint !== fingerprintOf(instance.labels)) {
@@ -384,10 +403,18 @@ export async function startFakeGcp(options: FakeGcpOptions = {}): Promise<FakeGc
     if ((m = /^\/compute\/v1\/projects\/([^/]+)\/zones\/([^/]+)\/instances\/([^/]+)\/getGuestAttributes$/.exec(path))) {
       const [, project, zone, name] = m as unknown as [string, string, string, string];
       const instance = instances.get(key(zone, name));
-      if (!instance) return { status: 404, body: httpError(404, "notFound", `The resource 'projects/${project}/zones/${zone}/instances/${name}' was not found`) };
+      if (!instance)
+        return { status: 404, body: httpError(404, "notFound", `The resource 'projects/${project}/zones/${zone}/instances/${name}' was not found`) };
       const items = Object.entries(hostKeys).map(([k, value]) => ({ namespace: "hostkeys", key: k, value }));
       if (instance.status !== "RUNNING" || items.length === 0) {
-        return { status: 404, body: httpError(404, "notFound", `The resource 'projects/${project}/zones/${zone}/instances/${name}/guestAttributes/${query.queryPath ?? ""}' was not found`) };
+        return {
+          status: 404,
+          body: httpError(
+            404,
+            "notFound",
+            `The resource 'projects/${project}/zones/${zone}/instances/${name}/guestAttributes/${query.queryPath ?? ""}' was not found`,
+          ),
+        };
       }
       return { status: 200, body: { kind: "compute#guestAttributes", queryPath: query.queryPath, queryValue: { items } } };
     }
@@ -399,7 +426,8 @@ export async function startFakeGcp(options: FakeGcpOptions = {}): Promise<FakeGc
       const items: Record<string, unknown> = {};
       for (const zone of zones) {
         const found = [...instances.values()].filter((i) => i.zone === zone && matchesFilter(i.labels, query.filter)).map((i) => instanceJson(project, i));
-        items[`zones/${zone}`] = found.length > 0 ? { instances: found } : { warning: { code: "NO_RESULTS_ON_PAGE", message: "There are no results for scope" } };
+        items[`zones/${zone}`] =
+          found.length > 0 ? { instances: found } : { warning: { code: "NO_RESULTS_ON_PAGE", message: "There are no results for scope" } };
       }
       return { status: 200, body: { kind: "compute#instanceAggregatedList", items } };
     }
@@ -430,11 +458,20 @@ export async function startFakeGcp(options: FakeGcpOptions = {}): Promise<FakeGc
       const bad = projectOf(project);
       if (bad) return bad;
       if (!zones.has(zone)) return { status: 404, body: httpError(404, "notFound", `The resource 'projects/${project}/zones/${zone}' was not found`) };
-      return { status: 200, body: { kind: "compute#zone", name: zone, status: "UP", region: `https://www.googleapis.com/compute/v1/projects/${project}/regions/${zone.replace(/-[a-z]$/, "")}` } };
+      return {
+        status: 200,
+        body: {
+          kind: "compute#zone",
+          name: zone,
+          status: "UP",
+          region: `https://www.googleapis.com/compute/v1/projects/${project}/regions/${zone.replace(/-[a-z]$/, "")}`,
+        },
+      };
     }
     if ((m = /^\/compute\/v1\/projects\/([^/]+)\/zones\/([^/]+)\/machineTypes\/([^/]+)$/.exec(path))) {
       const [, project, zone, type] = m as unknown as [string, string, string, string];
-      if (!zones.has(zone) || !machineTypes.has(type)) return { status: 404, body: httpError(404, "notFound", `The resource 'projects/${project}/zones/${zone}/machineTypes/${type}' was not found`) };
+      if (!zones.has(zone) || !machineTypes.has(type))
+        return { status: 404, body: httpError(404, "notFound", `The resource 'projects/${project}/zones/${zone}/machineTypes/${type}' was not found`) };
       return { status: 200, body: { kind: "compute#machineType", name: type, zone } };
     }
     if ((m = /^\/compute\/v1\/(projects\/[^/]+\/global\/images\/(?:family\/)?[^/]+)$/.exec(path))) {
@@ -443,7 +480,14 @@ export async function startFakeGcp(options: FakeGcpOptions = {}): Promise<FakeGc
       const labels = options.imageLabels?.[image];
       return {
         status: 200,
-        body: { kind: "compute#image", name: image.split("/").pop(), status: "READY", family: image.includes("/family/") ? image.split("/").pop() : undefined, selfLink: `https://www.googleapis.com/compute/v1/${image}`, ...(labels ? { labels } : {}) },
+        body: {
+          kind: "compute#image",
+          name: image.split("/").pop(),
+          status: "READY",
+          family: image.includes("/family/") ? image.split("/").pop() : undefined,
+          selfLink: `https://www.googleapis.com/compute/v1/${image}`,
+          ...(labels ? { labels } : {}),
+        },
       };
     }
 
@@ -474,8 +518,13 @@ export async function startFakeGcp(options: FakeGcpOptions = {}): Promise<FakeGc
         return { status: 200, body: { ...body, name, createTime: new Date(secret.createdAt).toISOString() } };
       }
       if (method === "GET") {
-        const list = [...secrets.values()].filter((s) => s.name.startsWith(`projects/${project}/`) && matchesFilter(s.body?.labels ?? {}, query.filter?.replace(/=/g, " = ")));
-        return { status: 200, body: { secrets: list.map((s) => ({ ...s.body, name: s.name, createTime: new Date(s.createdAt).toISOString() })), totalSize: list.length } };
+        const list = [...secrets.values()].filter(
+          (s) => s.name.startsWith(`projects/${project}/`) && matchesFilter(s.body?.labels ?? {}, query.filter?.replace(/=/g, " = ")),
+        );
+        return {
+          status: 200,
+          body: { secrets: list.map((s) => ({ ...s.body, name: s.name, createTime: new Date(s.createdAt).toISOString() })), totalSize: list.length },
+        };
       }
     }
     if ((m = /^\/v1\/(projects\/[^/]+\/secrets\/[^/:]+)(?::(addVersion|setIamPolicy|getIamPolicy|testIamPermissions))?$/.exec(path))) {
@@ -510,7 +559,15 @@ export async function startFakeGcp(options: FakeGcpOptions = {}): Promise<FakeGc
         const member = vmTokens.get(bearer);
         if (!member) return { status: 401, body: rpcError(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.") };
         const granted = secret?.policy.bindings.some((b) => b.role === "roles/secretmanager.secretAccessor" && b.members.includes(`serviceAccount:${member}`));
-        if (!granted) return { status: 403, body: rpcError(403, "PERMISSION_DENIED", `Permission 'secretmanager.versions.access' denied for resource '${name}/versions/${which}' (or it may not exist).`) };
+        if (!granted)
+          return {
+            status: 403,
+            body: rpcError(
+              403,
+              "PERMISSION_DENIED",
+              `Permission 'secretmanager.versions.access' denied for resource '${name}/versions/${which}' (or it may not exist).`,
+            ),
+          };
       }
       const version = which === "latest" ? enabled.at(-1) : enabled.find((v) => v.name === `${name}/versions/${which}`);
       if (!version) return notFound(`${name}/versions/${which}`);

@@ -204,7 +204,14 @@ export function fakeHookDeliveries(opts: FakeHookDeliveriesOptions) {
       if (!appJwtOk(auth)) return [401, { message: "A JSON web token could not be decoded" }];
       const found = attempts.find((a) => a.id === Number(uri.split("/").pop()));
       if (!found) return [404, { message: "Not Found" }];
-      return [200, { ...asItem(found), request: { headers: { "X-GitHub-Event": found.event, "X-GitHub-Delivery": found.guid }, payload: found.payload }, response: { headers: {}, payload: null } }];
+      return [
+        200,
+        {
+          ...asItem(found),
+          request: { headers: { "X-GitHub-Event": found.event, "X-GitHub-Delivery": found.guid }, payload: found.payload },
+          response: { headers: {}, payload: null },
+        },
+      ];
     })
     .post(/^\/app\/hook\/deliveries\/\d+\/attempts$/)
     .reply(function (this: any, uri: string) {
@@ -279,7 +286,15 @@ export function fakeHookDeliveries(opts: FakeHookDeliveriesOptions) {
     scope.post(/^\/app\/installations\/\d+\/access_tokens$/).reply(function (this: any, uri: string) {
       const auth = record("POST").call(this, uri);
       if (!appJwtOk(auth)) return [401, { message: "A JSON web token could not be decoded" }];
-      return [201, { token: "ghs_fakeInstallationTokenForDeliveries0000", expires_at: new Date(now() + 3600_000).toISOString(), permissions: {}, repository_selection: "all" }];
+      return [
+        201,
+        {
+          token: "ghs_fakeInstallationTokenForDeliveries0000",
+          expires_at: new Date(now() + 3600_000).toISOString(),
+          permissions: {},
+          repository_selection: "all",
+        },
+      ];
     });
   }
 
@@ -289,7 +304,17 @@ export function fakeHookDeliveries(opts: FakeHookDeliveriesOptions) {
     /** How many times the controller asked for each guid to be redelivered. */
     asked,
     openIssue(repo: FakeRepo, number: number, over: { title?: string; body?: string; comments?: number; pullRequest?: boolean } = {}) {
-      const issue: FakeIssue = { repoId: repo.id, number, title: over.title ?? `Issue ${number}`, body: over.body ?? "Please fix it.", state: "open", labels: new Set(), comments: over.comments ?? 0, pullRequest: over.pullRequest ?? false, events: [] };
+      const issue: FakeIssue = {
+        repoId: repo.id,
+        number,
+        title: over.title ?? `Issue ${number}`,
+        body: over.body ?? "Please fix it.",
+        state: "open",
+        labels: new Set(),
+        comments: over.comments ?? 0,
+        pullRequest: over.pullRequest ?? false,
+        events: [],
+      };
       issues.set(key(repo.id, number), issue);
       return issue;
     },
@@ -298,11 +323,23 @@ export function fakeHookDeliveries(opts: FakeHookDeliveriesOptions) {
      * now), and, unless `deliver: false` (a label from before the deliveries GitHub still lists),
      * GitHub sends `issues.labeled` with `payload`. Resolves to the delivery's guid.
      */
-    async label(repo: FakeRepo, number: number, label: string, actor: { login: string; type?: "User" | "Bot" }, options: { at?: number; payload?: Record<string, any>; deliver?: boolean } = {}): Promise<string | undefined> {
+    async label(
+      repo: FakeRepo,
+      number: number,
+      label: string,
+      actor: { login: string; type?: "User" | "Bot" },
+      options: { at?: number; payload?: Record<string, any>; deliver?: boolean } = {},
+    ): Promise<string | undefined> {
       const issue = issues.get(key(repo.id, number));
       if (!issue) throw new Error(`no issue ${number}: openIssue first`);
       issue.labels.add(label);
-      issue.events.push({ id: nextEventId++, event: "labeled", label: { name: label }, actor: { login: actor.login, type: actor.type ?? "User" }, created_at: new Date(options.at ?? now()).toISOString() });
+      issue.events.push({
+        id: nextEventId++,
+        event: "labeled",
+        label: { name: label },
+        actor: { login: actor.login, type: actor.type ?? "User" },
+        created_at: new Date(options.at ?? now()).toISOString(),
+      });
       if (options.deliver === false || !options.payload) return undefined;
       return (await this.send("issues", options.payload)).guid;
     },

@@ -138,7 +138,10 @@ type Requirement = { key: string; op: "=" | "!=" | "exists" | "!exists"; value?:
 function parseSelector(selector: string | undefined): Requirement[] | null {
   if (!selector) return [];
   const out: Requirement[] = [];
-  for (const part of selector.split(",").map((p) => p.trim()).filter(Boolean)) {
+  for (const part of selector
+    .split(",")
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     let m: RegExpExecArray | null;
     if ((m = /^([\w./-]+)\s*!=\s*([\w.-]*)$/.exec(part))) out.push({ key: m[1]!, op: "!=", value: m[2]! });
     else if ((m = /^([\w./-]+)\s*==?\s*([\w.-]*)$/.exec(part))) out.push({ key: m[1]!, op: "=", value: m[2]! });
@@ -205,7 +208,9 @@ export async function startFakeK8s(options: FakeK8sOptions = {}): Promise<FakeK8
     if (nanos <= lastNanos) nanos = lastNanos + 1n;
     lastNanos = nanos;
     const seconds = new Date(Number(nanos / 1_000_000_000n) * 1000).toISOString().replace(/\.\d{3}Z$/, "");
-    const frac = String(nanos % 1_000_000_000n).padStart(9, "0").replace(/0+$/, "");
+    const frac = String(nanos % 1_000_000_000n)
+      .padStart(9, "0")
+      .replace(/0+$/, "");
     return { nanos, ts: `${seconds}${frac ? `.${frac}` : ""}Z` };
   }
 
@@ -234,7 +239,17 @@ export async function startFakeK8s(options: FakeK8sOptions = {}): Promise<FakeK8
 
   function setWaiting(pod: Obj, reason: string, message?: string) {
     const c = pod.spec.containers[0];
-    pod.status.containerStatuses = [{ name: c.name, image: c.image, imageID: "", ready: false, started: false, restartCount: 0, state: { waiting: { reason, ...(message ? { message } : {}) } } }];
+    pod.status.containerStatuses = [
+      {
+        name: c.name,
+        image: c.image,
+        imageID: "",
+        ready: false,
+        started: false,
+        restartCount: 0,
+        state: { waiting: { reason, ...(message ? { message } : {}) } },
+      },
+    ];
     bump(pod);
   }
 
@@ -340,7 +355,16 @@ export async function startFakeK8s(options: FakeK8sOptions = {}): Promise<FakeK8
       { type: "Ready", status: "True", lastTransitionTime: startedAt },
     ];
     pod.status.containerStatuses = [
-      { name: c.name, image: c.image, imageID: `fake@sha256:${"0".repeat(64)}`, containerID: `fake://${child.pid}`, ready: true, started: true, restartCount: 0, state: { running: { startedAt } } },
+      {
+        name: c.name,
+        image: c.image,
+        imageID: `fake@sha256:${"0".repeat(64)}`,
+        containerID: `fake://${child.pid}`,
+        ready: true,
+        started: true,
+        restartCount: 0,
+        state: { running: { startedAt } },
+      },
     ];
     bump(pod);
     const job = jobs.get(key(ns, ownerName(pod)));
@@ -416,7 +440,9 @@ export async function startFakeK8s(options: FakeK8sOptions = {}): Promise<FakeK8
         ready: false,
         started: false,
         restartCount: 0,
-        state: { terminated: { exitCode, reason: exitCode === 0 ? "Completed" : "Error", startedAt, finishedAt: rfc3339(), containerID: `fake://${rt.child?.pid}` } },
+        state: {
+          terminated: { exitCode, reason: exitCode === 0 ? "Completed" : "Error", startedAt, finishedAt: rfc3339(), containerID: `fake://${rt.child?.pid}` },
+        },
       },
     ];
     bump(pod);
@@ -463,14 +489,17 @@ export async function startFakeK8s(options: FakeK8sOptions = {}): Promise<FakeK8
     } catch {
       // already gone
     }
-    rt.killTimer ??= later(() => {
-      try {
-        process.kill(-pid, "SIGKILL");
-      } catch {
-        // already gone
-      }
-      void killLeftovers(rt.dir);
-    }, (pod.spec.terminationGracePeriodSeconds ?? 30) * ms);
+    rt.killTimer ??= later(
+      () => {
+        try {
+          process.kill(-pid, "SIGKILL");
+        } catch {
+          // already gone
+        }
+        void killLeftovers(rt.dir);
+      },
+      (pod.spec.terminationGracePeriodSeconds ?? 30) * ms,
+    );
   }
 
   // ---- the Job controller ---------------------------------------------------------------------
@@ -509,7 +538,11 @@ export async function startFakeK8s(options: FakeK8sOptions = {}): Promise<FakeK8
   function failJob(job: Obj, reason: string, message: string) {
     if (finished(job) || job.metadata.deletionTimestamp) return;
     const at = rfc3339();
-    job.status.conditions = [...(job.status.conditions ?? []), { type: "FailureTarget", status: "True", reason, message, lastProbeTime: at, lastTransitionTime: at }, { type: "Failed", status: "True", reason, message, lastProbeTime: at, lastTransitionTime: at }];
+    job.status.conditions = [
+      ...(job.status.conditions ?? []),
+      { type: "FailureTarget", status: "True", reason, message, lastProbeTime: at, lastTransitionTime: at },
+      { type: "Failed", status: "True", reason, message, lastProbeTime: at, lastTransitionTime: at },
+    ];
     job.status.failed = (job.status.failed ?? 0) + (job.status.active ?? 0);
     job.status.active = 0;
     job.status.ready = 0;
@@ -533,7 +566,11 @@ export async function startFakeK8s(options: FakeK8sOptions = {}): Promise<FakeK8
     job.status.ready = 0;
     job.status.succeeded = 1;
     job.status.completionTime = at;
-    job.status.conditions = [...(job.status.conditions ?? []), { type: "SuccessCriteriaMet", status: "True", lastProbeTime: at, lastTransitionTime: at }, { type: "Complete", status: "True", lastProbeTime: at, lastTransitionTime: at }];
+    job.status.conditions = [
+      ...(job.status.conditions ?? []),
+      { type: "SuccessCriteriaMet", status: "True", lastProbeTime: at, lastTransitionTime: at },
+      { type: "Complete", status: "True", lastProbeTime: at, lastTransitionTime: at },
+    ];
     bump(job);
     cancel(jobTimers.get(job.metadata.uid)?.deadline);
     armTtl(job);
@@ -580,7 +617,15 @@ export async function startFakeK8s(options: FakeK8sOptions = {}): Promise<FakeK8
     pods.set(podKey, pod);
     let markExited!: () => void;
     const exitedPromise = new Promise<void>((r) => (markExited = r));
-    runtimes.set(podKey, { started: false, exited: false, lines: [], followers: new Set(), dir: path.join(root, ns, job.metadata.name, name), exitedPromise, markExited });
+    runtimes.set(podKey, {
+      started: false,
+      exited: false,
+      lines: [],
+      followers: new Set(),
+      dir: path.join(root, ns, job.metadata.name, name),
+      exitedPromise,
+      markExited,
+    });
     mkdirSync(path.join(root, ns, job.metadata.name, name), { recursive: true });
     setWaiting(pod, "ContainerCreating");
     later(() => tryStart(podKey), 5);
@@ -632,7 +677,16 @@ export async function startFakeK8s(options: FakeK8sOptions = {}): Promise<FakeK8
   }
 
   function statusBody(code: number, reason: string, message: string, details?: Obj): Obj {
-    return { kind: "Status", apiVersion: "v1", metadata: {}, status: code < 400 ? "Success" : "Failure", message, reason, ...(details ? { details } : {}), code };
+    return {
+      kind: "Status",
+      apiVersion: "v1",
+      metadata: {},
+      status: code < 400 ? "Success" : "Failure",
+      message,
+      reason,
+      ...(details ? { details } : {}),
+      code,
+    };
   }
 
   function fail(res: http.ServerResponse, code: number, reason: string, message: string, details?: Obj) {
@@ -645,7 +699,16 @@ export async function startFakeK8s(options: FakeK8sOptions = {}): Promise<FakeK8
     send(res, 200, { kind, apiVersion, metadata: { resourceVersion: String(resourceVersion) }, items: items.filter((o) => matches(o.metadata.labels, reqs)) });
   }
 
-  function create(map: Map<string, Obj>, ns: string, body: Obj, group: string, plural: string, res: http.ServerResponse, kind: string, apiVersion: string): Obj | null {
+  function create(
+    map: Map<string, Obj>,
+    ns: string,
+    body: Obj,
+    group: string,
+    plural: string,
+    res: http.ServerResponse,
+    kind: string,
+    apiVersion: string,
+  ): Obj | null {
     const name = body?.metadata?.name;
     if (typeof name !== "string" || !/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(name)) {
       fail(res, 422, "Invalid", `${plural}${group ? `.${group}` : ""} "${name}" is invalid: metadata.name: Invalid value`);
@@ -712,7 +775,14 @@ export async function startFakeK8s(options: FakeK8sOptions = {}): Promise<FakeK8
     } catch {
       body = text;
     }
-    const record: RecordedRequest = { method: req.method ?? "GET", path: url.pathname, query: q, ...(req.headers["content-type"] ? { contentType: req.headers["content-type"] } : {}), ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}), ...(body !== undefined ? { body } : {}) };
+    const record: RecordedRequest = {
+      method: req.method ?? "GET",
+      path: url.pathname,
+      query: q,
+      ...(req.headers["content-type"] ? { contentType: req.headers["content-type"] } : {}),
+      ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}),
+      ...(body !== undefined ? { body } : {}),
+    };
     requests.push(record);
     const origWriteHead = res.writeHead.bind(res);
     res.writeHead = ((status: number, ...rest: unknown[]) => {
@@ -734,12 +804,31 @@ export async function startFakeK8s(options: FakeK8sOptions = {}): Promise<FakeK8
     if (url.pathname === "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews" && method === "POST") {
       const spec = (b.spec ?? {}) as { resourceAttributes?: { namespace?: string; verb?: string; group?: string; resource?: string; subresource?: string } };
       const ra = spec.resourceAttributes ?? {};
-      const allowed = (options.allows ?? (() => true))({ namespace: ra.namespace, verb: ra.verb ?? "", group: ra.group ?? "", resource: ra.resource ?? "", subresource: ra.subresource ?? "" });
-      return send(res, 201, { apiVersion: "authorization.k8s.io/v1", kind: "SelfSubjectAccessReview", metadata: {}, spec, status: { allowed, ...(allowed ? {} : { reason: "" }) } });
+      const allowed = (options.allows ?? (() => true))({
+        namespace: ra.namespace,
+        verb: ra.verb ?? "",
+        group: ra.group ?? "",
+        resource: ra.resource ?? "",
+        subresource: ra.subresource ?? "",
+      });
+      return send(res, 201, {
+        apiVersion: "authorization.k8s.io/v1",
+        kind: "SelfSubjectAccessReview",
+        metadata: {},
+        spec,
+        status: { allowed, ...(allowed ? {} : { reason: "" }) },
+      });
     }
     if ((m = /^\/apis\/batch\/v1\/namespaces\/([^/]+)\/jobs$/.exec(url.pathname))) {
       const ns = m[1]!;
-      if (method === "GET") return list(res, "JobList", "batch/v1", [...jobs.values()].filter((j) => j.metadata.namespace === ns), q.labelSelector);
+      if (method === "GET")
+        return list(
+          res,
+          "JobList",
+          "batch/v1",
+          [...jobs.values()].filter((j) => j.metadata.namespace === ns),
+          q.labelSelector,
+        );
       if (method === "POST") {
         const job = create(jobs, ns, b, "batch", "jobs", res, "Job", "batch/v1");
         if (!job) return;
@@ -747,7 +836,12 @@ export async function startFakeK8s(options: FakeK8sOptions = {}): Promise<FakeK8
         job.spec.backoffLimit ??= 6;
         job.spec.completions ??= 1;
         job.spec.parallelism ??= 1;
-        const uidLabels = { "batch.kubernetes.io/controller-uid": job.metadata.uid, "batch.kubernetes.io/job-name": job.metadata.name, "controller-uid": job.metadata.uid, "job-name": job.metadata.name };
+        const uidLabels = {
+          "batch.kubernetes.io/controller-uid": job.metadata.uid,
+          "batch.kubernetes.io/job-name": job.metadata.name,
+          "controller-uid": job.metadata.uid,
+          "job-name": job.metadata.name,
+        };
         job.spec.selector = { matchLabels: { "batch.kubernetes.io/controller-uid": job.metadata.uid } };
         job.spec.template.metadata = { ...(job.spec.template.metadata ?? {}), labels: { ...(job.spec.template.metadata?.labels ?? {}), ...uidLabels } };
         job.status = job.spec.suspend ? { conditions: [{ type: "Suspended", status: "True", reason: "JobSuspended", message: "Job suspended" }] } : {};
@@ -761,7 +855,8 @@ export async function startFakeK8s(options: FakeK8sOptions = {}): Promise<FakeK8
       if (!job) return fail(res, 404, "NotFound", `jobs.batch "${name}" not found`, { name, group: "batch", kind: "jobs" });
       if (method === "GET") return send(res, 200, job);
       if (method === "PATCH") {
-        if (!/^application\/(merge-patch|strategic-merge-patch)\+json/.test(record.contentType ?? "")) return fail(res, 415, "UnsupportedMediaType", `the fake serves merge patches, not ${record.contentType}`);
+        if (!/^application\/(merge-patch|strategic-merge-patch)\+json/.test(record.contentType ?? ""))
+          return fail(res, 415, "UnsupportedMediaType", `the fake serves merge patches, not ${record.contentType}`);
         const before = { suspend: job.spec.suspend, ads: job.spec.activeDeadlineSeconds };
         const patched = mergePatch(job, b) as Obj;
         job.spec = patched.spec;
@@ -770,7 +865,9 @@ export async function startFakeK8s(options: FakeK8sOptions = {}): Promise<FakeK8
         if (before.suspend && !job.spec.suspend) {
           // Resuming (re)starts the clock of activeDeadlineSeconds.
           job.status.startTime = rfc3339();
-          job.status.conditions = (job.status.conditions ?? []).map((c: Obj) => (c.type === "Suspended" ? { ...c, status: "False", reason: "JobResumed", message: "Job resumed" } : c));
+          job.status.conditions = (job.status.conditions ?? []).map((c: Obj) =>
+            c.type === "Suspended" ? { ...c, status: "False", reason: "JobResumed", message: "Job resumed" } : c,
+          );
         }
         reconcileJob(job);
         if (before.ads !== job.spec.activeDeadlineSeconds) armDeadline(job);
@@ -784,7 +881,14 @@ export async function startFakeK8s(options: FakeK8sOptions = {}): Promise<FakeK8
     }
     if ((m = /^\/api\/v1\/namespaces\/([^/]+)\/secrets$/.exec(url.pathname))) {
       const ns = m[1]!;
-      if (method === "GET") return list(res, "SecretList", "v1", [...secrets.values()].filter((s) => s.metadata.namespace === ns), q.labelSelector);
+      if (method === "GET")
+        return list(
+          res,
+          "SecretList",
+          "v1",
+          [...secrets.values()].filter((s) => s.metadata.namespace === ns),
+          q.labelSelector,
+        );
       if (method === "POST") {
         const secret = create(secrets, ns, b, "", "secrets", res, "Secret", "v1");
         if (!secret) return;
@@ -807,7 +911,13 @@ export async function startFakeK8s(options: FakeK8sOptions = {}): Promise<FakeK8
     }
     if ((m = /^\/api\/v1\/namespaces\/([^/]+)\/pods$/.exec(url.pathname)) && method === "GET") {
       const ns = m[1]!;
-      return list(res, "PodList", "v1", [...pods.values()].filter((p) => p.metadata.namespace === ns), q.labelSelector);
+      return list(
+        res,
+        "PodList",
+        "v1",
+        [...pods.values()].filter((p) => p.metadata.namespace === ns),
+        q.labelSelector,
+      );
     }
     if ((m = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)$/.exec(url.pathname)) && method === "GET") {
       const pod = pods.get(key(m[1]!, m[2]!));

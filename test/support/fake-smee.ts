@@ -54,7 +54,13 @@ export async function startFakeSmee(): Promise<FakeSmee> {
     listening: (channel) =>
       (listeners.get(channel)?.size ?? 0) > 0 ? Promise.resolve() : new Promise((resolve) => waiting.set(channel, [...(waiting.get(channel) ?? []), resolve])),
     send(channel, headers, body) {
-      const data = JSON.stringify({ ...Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v])), host: "smee.io", body, query: {}, timestamp: Date.now() });
+      const data = JSON.stringify({
+        ...Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v])),
+        host: "smee.io",
+        body,
+        query: {},
+        timestamp: Date.now(),
+      });
       for (const res of listeners.get(channel) ?? []) res.write(`data: ${data}\n\n`);
     },
     drop() {

@@ -18,7 +18,14 @@ export async function hostKeyBlob(sshd: TestSshd): Promise<string> {
   const ssh = new NodeSSH();
   let blob = "";
   await ssh
-    .connect({ host: sshd.host, port: sshd.port, username: "probe", password: "x", readyTimeout: 5000, hostVerifier: (key: Buffer) => ((blob = key.toString("base64")), false) })
+    .connect({
+      host: sshd.host,
+      port: sshd.port,
+      username: "probe",
+      password: "x",
+      readyTimeout: 5000,
+      hostVerifier: (key: Buffer) => ((blob = key.toString("base64")), false),
+    })
     .catch(() => undefined);
   ssh.dispose();
   if (!blob) throw new Error("the test sshd showed no host key");
@@ -61,7 +68,10 @@ export function backendOptions(sshd: TestSshd, fake: FakeGcp, workRoot: string, 
   };
 }
 
-export async function world(over: Partial<GceBackendOptions> | ((fake: FakeGcp) => Partial<GceBackendOptions>) = {}, fakeOptions: FakeGcpOptions = {}): Promise<World> {
+export async function world(
+  over: Partial<GceBackendOptions> | ((fake: FakeGcp) => Partial<GceBackendOptions>) = {},
+  fakeOptions: FakeGcpOptions = {},
+): Promise<World> {
   const sshd = await startSshd();
   const workRoot = `agent-work-gce-test-${randomBytes(4).toString("hex")}`;
   const root = path.join(sshd.home, workRoot);
@@ -109,4 +119,3 @@ export async function world(over: Partial<GceBackendOptions> | ((fake: FakeGcp) 
     },
   };
 }
-

@@ -43,7 +43,10 @@ function basicAuth(header: string | undefined): { user: string; password: string
   return { user: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
 }
 
-export async function startGitServer(options: { acceptToken: string; /** Anyone may clone and fetch, as from a public repository. */ publicRead?: boolean }): Promise<GitServer> {
+export async function startGitServer(options: {
+  acceptToken: string;
+  /** Anyone may clone and fetch, as from a public repository. */ publicRead?: boolean;
+}): Promise<GitServer> {
   let acceptToken = options.acceptToken;
   const root = await mkdtemp(path.join(os.tmpdir(), "agent-work-git-"));
   const requests: GitRequest[] = [];
@@ -154,7 +157,10 @@ export async function startGitServer(options: { acceptToken: string; /** Anyone 
           await writeFile(path.join(seed, name), content);
         }
         await execa("git", ["add", "-A"], { cwd: seed, env: GIT_ENV });
-        await execa("git", ["-c", "user.name=seed", "-c", "user.email=seed@example.com", "commit", "--quiet", "-m", "initial commit"], { cwd: seed, env: GIT_ENV });
+        await execa("git", ["-c", "user.name=seed", "-c", "user.email=seed@example.com", "commit", "--quiet", "-m", "initial commit"], {
+          cwd: seed,
+          env: GIT_ENV,
+        });
         await execa("git", ["push", "--quiet", dir, `HEAD:refs/heads/${defaultBranch}`], { cwd: seed, env: GIT_ENV });
         const headSha = (await execa("git", ["rev-parse", "HEAD"], { cwd: seed, env: GIT_ENV })).stdout.trim();
         return { cloneUrl: `${url}/${owner}/${repo}.git`, headSha, dir };

@@ -12,14 +12,30 @@ import type { Backend } from "../../src/backends/types.js";
 import { startController, type Controller } from "../../src/controller.js";
 import { startGitServer, type GitServer } from "./git-http-server.js";
 import { fakeGitHub, type FakeGitHubOptions } from "./fake-github.js";
-import { DEFAULT_BRANCH, INSTALLATION_ID, OWNER, REPO, checkRunPayload, commentPayload, deliver, labeledPayload, reviewCommentPayload, reviewPayload } from "./payloads.js";
+import {
+  DEFAULT_BRANCH,
+  INSTALLATION_ID,
+  OWNER,
+  REPO,
+  checkRunPayload,
+  commentPayload,
+  deliver,
+  labeledPayload,
+  reviewCommentPayload,
+  reviewPayload,
+} from "./payloads.js";
 
 export const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
 export const FAKE_AGENT = path.join(FIXTURES, "fake-agent.mjs");
 
 /** Canary tokens of both formats GitHub issues: the classic 40 characters and `ghs_<appid>_<JWT>`. */
 export function canaryToken(format: "classic" | "jwt"): string {
-  const alnum = (n: number) => randomBytes(n).toString("base64").replace(/[^A-Za-z0-9]/g, "").padEnd(n, "x").slice(0, n);
+  const alnum = (n: number) =>
+    randomBytes(n)
+      .toString("base64")
+      .replace(/[^A-Za-z0-9]/g, "")
+      .padEnd(n, "x")
+      .slice(0, n);
   if (format === "classic") return `ghs_${alnum(36)}`;
   const b64 = (n: number) => randomBytes(n).toString("base64url");
   return `ghs_1234_${b64(27)}.${b64(300)}.${b64(86)}`;
@@ -101,7 +117,11 @@ export async function startHarness(options: HarnessOptions = {}) {
 
   const dataDir = options.dataDir ?? mkdtempSync(path.join(tmpdir(), "agent-work-data-"));
   const webhookSecret = randomBytes(32).toString("hex");
-  const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048, privateKeyEncoding: { type: "pkcs8", format: "pem" }, publicKeyEncoding: { type: "spki", format: "pem" } });
+  const { privateKey } = generateKeyPairSync("rsa", {
+    modulusLength: 2048,
+    privateKeyEncoding: { type: "pkcs8", format: "pem" },
+    publicKeyEncoding: { type: "spki", format: "pem" },
+  });
   const logs = new PassThrough();
   const logLines: string[] = [];
   logs.on("data", (d: Buffer) => logLines.push(...d.toString("utf8").split("\n").filter(Boolean)));

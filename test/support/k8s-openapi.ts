@@ -87,7 +87,8 @@ function checkValue(value: unknown, type: string, format: string, at: string, er
     if (format === "byte" && !BASE64.test(value.replace(/\s/g, ""))) errors.push(`${at}: expected base64 data`);
     if (format.startsWith("date-time") && !RFC3339.test(value)) errors.push(`${at}: expected an RFC 3339 time, found ${JSON.stringify(value)}`);
   } else if (type === "Date") {
-    if (!(value instanceof Date) && !(typeof value === "string" && RFC3339.test(value))) errors.push(`${at}: expected an RFC 3339 time, found ${describe(value)}`);
+    if (!(value instanceof Date) && !(typeof value === "string" && RFC3339.test(value)))
+      errors.push(`${at}: expected an RFC 3339 time, found ${describe(value)}`);
   } else if (type === "boolean") {
     if (typeof value !== "boolean") errors.push(`${at}: expected true or false, found ${describe(value)}`);
   } else if (type === "number") {
@@ -95,7 +96,8 @@ function checkValue(value: unknown, type: string, format: string, at: string, er
     if ((format === "int32" || format === "int64") && !Number.isInteger(value)) errors.push(`${at}: expected a whole number, found ${value}`);
     if (format === "int32" && (value < -(2 ** 31) || value >= 2 ** 31)) errors.push(`${at}: ${value} does not fit in int32`);
   } else if (type === "IntOrString") {
-    if (!(typeof value === "string" || (typeof value === "number" && Number.isInteger(value)))) errors.push(`${at}: expected a whole number or a string, found ${describe(value)}`);
+    if (!(typeof value === "string" || (typeof value === "number" && Number.isInteger(value))))
+      errors.push(`${at}: expected a whole number or a string, found ${describe(value)}`);
   } else if (type === "any") {
     // Free-form (e.g. a CRD's schema): anything goes.
   } else {
@@ -106,7 +108,8 @@ function checkValue(value: unknown, type: string, format: string, at: string, er
 function checkObject(value: unknown, type: string, at: string, errors: string[]): void {
   const model = (k8s as unknown as Record<string, Model | undefined>)[type];
   if (!model || typeof model.getAttributeTypeMap !== "function") throw new Error(`no model ${type} in @kubernetes/client-node`);
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return void errors.push(`${at}: expected an object (${type}), found ${describe(value)}`);
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    return void errors.push(`${at}: expected an object (${type}), found ${describe(value)}`);
   const attributes = new Map(model.getAttributeTypeMap().map((a) => [a.baseName, a]));
   for (const [key, item] of Object.entries(value)) {
     const attribute = attributes.get(key);
@@ -127,8 +130,10 @@ function checkObject(value: unknown, type: string, at: string, errors: string[])
 export function validateK8sObject(object: Record<string, unknown>): string[] {
   const kind = object.kind;
   const name = `${String(kind)}/${String((object.metadata as { name?: string } | undefined)?.name)}`;
-  if (typeof kind !== "string" || !API_VERSION[kind]) return [`${name}: kind ${JSON.stringify(kind)} is not one these tests know (add it to API_VERSION in test/support/k8s-openapi.ts)`];
-  if (object.apiVersion !== API_VERSION[kind]) return [`${name}: apiVersion ${JSON.stringify(object.apiVersion)}, but ${kind} is served as ${API_VERSION[kind]}`];
+  if (typeof kind !== "string" || !API_VERSION[kind])
+    return [`${name}: kind ${JSON.stringify(kind)} is not one these tests know (add it to API_VERSION in test/support/k8s-openapi.ts)`];
+  if (object.apiVersion !== API_VERSION[kind])
+    return [`${name}: apiVersion ${JSON.stringify(object.apiVersion)}, but ${kind} is served as ${API_VERSION[kind]}`];
   const version = API_VERSION[kind]!.split("/").at(-1)!;
   const errors: string[] = [];
   checkObject(object, `${version[0]!.toUpperCase()}${version.slice(1)}${kind}`, name, errors);

@@ -96,7 +96,14 @@ export function commentPayload(over: {
 }
 
 /** The recorded check_run payloads (`requested_action` / `rerequested`), for our app's check run of `jobId`. */
-export function checkRunPayload(over: { action: "requested_action" | "rerequested"; jobId: string; identifier?: string; appId: number; sender?: string; senderType?: "User" | "Bot" }): Record<string, any> {
+export function checkRunPayload(over: {
+  action: "requested_action" | "rerequested";
+  jobId: string;
+  identifier?: string;
+  appId: number;
+  sender?: string;
+  senderType?: "User" | "Bot";
+}): Record<string, any> {
   const p = structuredClone(over.action === "requested_action" ? actioned : rerequested);
   const repo = labeledPayload({ cloneUrl: "https://example.invalid/x.git" });
   p.repository = repo.repository;
@@ -152,7 +159,14 @@ export function reviewCommentPayload(over: {
 }
 
 /** The recorded `pull_request_review.submitted` payload, with `body` as the review's text. */
-export function reviewPayload(over: { body: string | null; cloneUrl: string; number?: number; sender?: string; senderType?: "User" | "Bot"; reviewId?: number }): Record<string, any> {
+export function reviewPayload(over: {
+  body: string | null;
+  cloneUrl: string;
+  number?: number;
+  sender?: string;
+  senderType?: "User" | "Bot";
+  reviewId?: number;
+}): Record<string, any> {
   const p = structuredClone(reviewSubmitted);
   adaptReview(p, over);
   p.review.body = over.body;

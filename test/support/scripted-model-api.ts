@@ -115,11 +115,20 @@ export async function startScriptedModelApi(options: ScriptOptions): Promise<Scr
         ? { type: "input_json_delta", partial_json: JSON.stringify((content as { input: unknown }).input) }
         : { type: "text_delta", text: (content as { text: string }).text };
     sse(res, [
-      { event: "message_start", data: { type: "message_start", message: { id, type: "message", role: "assistant", model, content: [], stop_reason: null, stop_sequence: null, usage: { ...u, output_tokens: 1 } } } },
+      {
+        event: "message_start",
+        data: {
+          type: "message_start",
+          message: { id, type: "message", role: "assistant", model, content: [], stop_reason: null, stop_sequence: null, usage: { ...u, output_tokens: 1 } },
+        },
+      },
       { event: "content_block_start", data: { type: "content_block_start", index: 0, content_block: start } },
       { event: "content_block_delta", data: { type: "content_block_delta", index: 0, delta } },
       { event: "content_block_stop", data: { type: "content_block_stop", index: 0 } },
-      { event: "message_delta", data: { type: "message_delta", delta: { stop_reason: stopReason, stop_sequence: null }, usage: { output_tokens: usage.outputTokens } } },
+      {
+        event: "message_delta",
+        data: { type: "message_delta", delta: { stop_reason: stopReason, stop_sequence: null }, usage: { output_tokens: usage.outputTokens } },
+      },
       { event: "message_stop", data: { type: "message_stop" } },
     ]);
   };
@@ -149,7 +158,10 @@ export async function startScriptedModelApi(options: ScriptOptions): Promise<Scr
     sse(res, [
       { event: "response.created", data: { type: "response.created", response: { id, object: "response", status: "in_progress", output: [] } } },
       { event: "response.output_item.done", data: { type: "response.output_item.done", output_index: 0, item } },
-      { event: "response.completed", data: { type: "response.completed", response: { id, object: "response", status: "completed", output: [item], usage: u } } },
+      {
+        event: "response.completed",
+        data: { type: "response.completed", response: { id, object: "response", status: "completed", output: [item], usage: u } },
+      },
     ]);
   };
 
@@ -163,7 +175,13 @@ export async function startScriptedModelApi(options: ScriptOptions): Promise<Scr
     req.on("end", () => {
       const url = new URL(req.url ?? "/", "http://127.0.0.1");
       const text = Buffer.concat(chunks).toString("utf8");
-      const record: ModelRequest = { api: url.pathname.endsWith("/responses") ? "openai-responses" : "anthropic", path: url.pathname, headers: req.headers, body: text, turn: false };
+      const record: ModelRequest = {
+        api: url.pathname.endsWith("/responses") ? "openai-responses" : "anthropic",
+        path: url.pathname,
+        headers: req.headers,
+        body: text,
+        turn: false,
+      };
       requests.push(record);
       if (size > maxBody) {
         res.writeHead(413, { "content-type": "application/json" }).end(JSON.stringify({ error: { message: "request too large" } }));

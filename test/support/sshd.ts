@@ -193,7 +193,9 @@ export async function startSshd(options: TestSshdOptions = {}): Promise<TestSshd
       close() {
         closed ??= (async () => {
           const sessions = child.pid === undefined ? [] : await descendants(child.pid);
-          const exited = new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once("exit", () => resolve())));
+          const exited = new Promise<void>((resolve) =>
+            child.exitCode !== null || child.signalCode !== null ? resolve() : child.once("exit", () => resolve()),
+          );
           child.kill("SIGTERM");
           for (const pid of sessions) {
             try {

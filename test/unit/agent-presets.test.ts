@@ -8,14 +8,34 @@ describe("agent presets", () => {
       promptOnStdin: true,
     });
     expect(agentCommand("claude-code", { model: "claude-sonnet-4-5", maxBudgetUsd: 0.5 }).argv).toEqual([
-      "claude", "-p", "--dangerously-skip-permissions", "--output-format", "stream-json", "--verbose", "--max-budget-usd", "0.50", "--model", "claude-sonnet-4-5",
+      "claude",
+      "-p",
+      "--dangerously-skip-permissions",
+      "--output-format",
+      "stream-json",
+      "--verbose",
+      "--max-budget-usd",
+      "0.50",
+      "--model",
+      "claude-sonnet-4-5",
     ]);
   });
 
   it("run codex exec with JSON events, no approvals inside the outer sandbox, and the prompt on stdin", () => {
-    expect(agentCommand("codex", {})).toEqual({ argv: ["codex", "exec", "--json", "--dangerously-bypass-approvals-and-sandbox", "--skip-git-repo-check"], promptOnStdin: true });
+    expect(agentCommand("codex", {})).toEqual({
+      argv: ["codex", "exec", "--json", "--dangerously-bypass-approvals-and-sandbox", "--skip-git-repo-check"],
+      promptOnStdin: true,
+    });
     expect(agentCommand("codex", { model: "gpt-5-codex", extraArgs: ["-c", "model_provider=proxy"] }).argv).toEqual([
-      "codex", "exec", "--json", "--dangerously-bypass-approvals-and-sandbox", "--skip-git-repo-check", "-m", "gpt-5-codex", "-c", "model_provider=proxy",
+      "codex",
+      "exec",
+      "--json",
+      "--dangerously-bypass-approvals-and-sandbox",
+      "--skip-git-repo-check",
+      "-m",
+      "gpt-5-codex",
+      "-c",
+      "model_provider=proxy",
     ]);
   });
 

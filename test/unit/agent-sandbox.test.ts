@@ -27,7 +27,10 @@ describe("the sandbox a job's agent gets", () => {
   it("takes the controller's NETWORK_DEFAULT when the repository names no network, and the repository's choice over it", () => {
     const allowing = { ...controller, networkDefault: "allowlist" as const, networkAllowDefault: ["registry.npmjs.org"] };
     expect(agentSandbox(allowing, {})).toMatchObject({ shareNet: false, egress: { allow: ["registry.npmjs.org"] } });
-    expect(agentSandbox(allowing, { allow: ["api.example.com"] })).toMatchObject({ shareNet: false, egress: { allow: ["registry.npmjs.org", "api.example.com"] } });
+    expect(agentSandbox(allowing, { allow: ["api.example.com"] })).toMatchObject({
+      shareNet: false,
+      egress: { allow: ["registry.npmjs.org", "api.example.com"] },
+    });
     expect(agentSandbox(allowing, { network: "full" })).toMatchObject({ shareNet: true });
     expect(agentSandbox(allowing, { network: "full" })).not.toHaveProperty("egress");
     expect(agentSandbox({ ...controller, networkDefault: "none" }, {})).toMatchObject({ shareNet: false });
@@ -44,16 +47,34 @@ describe("the sandbox a job's agent gets", () => {
     expect(presetModelHosts("opencode", {})).toEqual([]);
     expect(presetModelHosts("aider", {})).toEqual([]);
     expect(presetModelHosts("command", {})).toEqual([]);
-    expect(agentSandbox({ ...controller, agentEnv: {} }, { agent: "claude-code", network: "allowlist", allow: ["registry.npmjs.org"] })).toMatchObject({ egress: { allow: ["registry.npmjs.org", "api.anthropic.com"] } });
+    expect(agentSandbox({ ...controller, agentEnv: {} }, { agent: "claude-code", network: "allowlist", allow: ["registry.npmjs.org"] })).toMatchObject({
+      egress: { allow: ["registry.npmjs.org", "api.anthropic.com"] },
+    });
     // With MODEL_PROXY the proxied host is the model's, and the only one added.
     const proxy = { host: "api.anthropic.com", header: "x-api-key", variable: "ANTHROPIC_API_KEY", upstream: "https://api.anthropic.com", value: "sk-x" };
-    expect(agentSandbox({ ...controller, agentEnv: { ANTHROPIC_BASE_URL: "http://api.anthropic.com" }, modelProxy: proxy }, { agent: "claude-code", network: "allowlist" })).toMatchObject({ egress: { allow: ["api.anthropic.com"] } });
+    expect(
+      agentSandbox(
+        { ...controller, agentEnv: { ANTHROPIC_BASE_URL: "http://api.anthropic.com" }, modelProxy: proxy },
+        { agent: "claude-code", network: "allowlist" },
+      ),
+    ).toMatchObject({ egress: { allow: ["api.anthropic.com"] } });
   });
 
   it("hands the proxy every credential rule (MODEL_PROXY and EGRESS_CREDENTIALS), allows their hosts, and gives the agent placeholders for their variables", () => {
     const proxy = { host: "api.anthropic.com", header: "x-api-key", variable: "ANTHROPIC_API_KEY", upstream: "https://api.anthropic.com", value: "sk-model" };
-    const registry = { host: "registry.example.com", header: "authorization", variable: "REGISTRY_AUTH", upstream: "https://registry.example.com", value: "Bearer npm_x" };
-    const full = { ...controller, modelProxy: proxy, egressCredentials: [registry], agentEnv: { ANTHROPIC_API_KEY: "sk-model", REGISTRY_AUTH: "Bearer npm_x", PATH: "/usr/bin" } };
+    const registry = {
+      host: "registry.example.com",
+      header: "authorization",
+      variable: "REGISTRY_AUTH",
+      upstream: "https://registry.example.com",
+      value: "Bearer npm_x",
+    };
+    const full = {
+      ...controller,
+      modelProxy: proxy,
+      egressCredentials: [registry],
+      agentEnv: { ANTHROPIC_API_KEY: "sk-model", REGISTRY_AUTH: "Bearer npm_x", PATH: "/usr/bin" },
+    };
     const sandbox = agentSandbox(full, { agent: "claude-code", network: "allowlist" });
     expect(sandbox).toMatchObject({
       egress: {

@@ -21,7 +21,9 @@ describe("host tools the local backend needs", () => {
       expect(missing[2]).toMatch(/^prlimit, setpriv, unshare not found \(apt-get install -y util-linux\)/);
       expect(missingHostTools({ localSandbox: "bwrap" }, false)[2]).toMatch(/^prlimit not found/);
       // Root without CAP_SYS_ADMIN (a container) cannot drop the agent to nobody.
-      expect(missingHostTools({ localSandbox: "bwrap" }, true, false)).toContainEqual(expect.stringMatching(/^the controller runs as root without CAP_SYS_ADMIN/));
+      expect(missingHostTools({ localSandbox: "bwrap" }, true, false)).toContainEqual(
+        expect.stringMatching(/^the controller runs as root without CAP_SYS_ADMIN/),
+      );
       expect(missingHostTools({ localSandbox: "bwrap" }, false, false).join()).not.toMatch(/CAP_SYS_ADMIN/);
       // The explicit opt-out needs git alone.
       expect(missingHostTools({ localSandbox: "none" })).toHaveLength(1);
@@ -51,7 +53,9 @@ describe("host tools the local backend needs", () => {
       for (const asRoot of [true, false]) {
         const missing = missingHostTools({ localSandbox: "bwrap" }, asRoot, true);
         expect(missing).toHaveLength(1);
-        expect(missing[0]).toMatch(/^bubblewrap is installed but cannot build the agent's sandbox here \(bwrap said: bwrap: No permissions to creating new namespace/);
+        expect(missing[0]).toMatch(
+          /^bubblewrap is installed but cannot build the agent's sandbox here \(bwrap said: bwrap: No permissions to creating new namespace/,
+        );
         expect(missing[0]).toContain("--security-opt seccomp=unconfined --security-opt apparmor=unconfined --security-opt systempaths=unconfined");
         expect(missing[0]).toContain("LOCAL_SANDBOX=none");
       }

@@ -7,7 +7,13 @@ describe("pricing a Cloud Run job", () => {
   it("charges the vCPU-seconds and GiB-seconds of the task's size from the bundled table", () => {
     const pricing = priceJob({ backend: "cloudrun" }, undefined, undefined, cloudrun);
     // 1 vCPU × $0.000018 + 2 GiB × $0.000002 a second.
-    expect(pricing).toMatchObject({ backend: "cloudrun", kind: "metered", region: "us-central1", label: "Cloud Run 1 vCPU 2Gi in us-central1", source: expect.stringMatching(/^Cloud Run pricing \d{4}-\d\d-\d\d \(tier1\)$/) });
+    expect(pricing).toMatchObject({
+      backend: "cloudrun",
+      kind: "metered",
+      region: "us-central1",
+      label: "Cloud Run 1 vCPU 2Gi in us-central1",
+      source: expect.stringMatching(/^Cloud Run pricing \d{4}-\d\d-\d\d \(tier1\)$/),
+    });
     expect(pricing.rateUsdPerHour).toBeCloseTo(0.0792, 10);
     expect(costOf(pricing, 600)).toEqual({ computeUsd: expect.closeTo(0.0132, 10), diskUsd: 0, totalUsd: expect.closeTo(0.0132, 10) });
   });

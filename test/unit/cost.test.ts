@@ -153,9 +153,7 @@ describe("estimate", () => {
     expect(() => estimate({ machineType: "e2-enormous", region: "us-central1", spot: true, seconds: 60 })).toThrow(
       /Unknown GCE machine type "e2-enormous".*e2-/,
     );
-    expect(() => estimate({ machineType: "constructor", region: "us-central1", spot: true, seconds: 60 })).toThrow(
-      /"constructor"/,
-    );
+    expect(() => estimate({ machineType: "constructor", region: "us-central1", spot: true, seconds: 60 })).toThrow(/"constructor"/);
   });
 
   it("refuses an unknown region, naming the machine type and some regions it does know", () => {

@@ -32,7 +32,14 @@ function ignored(file: string): boolean {
       `^${pattern
         .replace(/^\//, "")
         .split("/")
-        .map((part) => (part === "**" ? "(?:.+/)?" : part.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, "[^/]*").replace(/\?/g, "[^/]") + "/"))
+        .map((part) =>
+          part === "**"
+            ? "(?:.+/)?"
+            : part
+                .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+                .replace(/\*/g, "[^/]*")
+                .replace(/\?/g, "[^/]") + "/",
+        )
         .join("")
         .replace(/\/$/, "")
         .replace(/\(\?:\.\+\/\)\?\//g, "(?:.+/)?")}$`,
@@ -116,14 +123,18 @@ describe("the Docker image", () => {
     // Probot's own writer (what the setup page calls), run as nobody in /app, then read as main.ts does.
     const updateEnv = pathToFileURL(path.join(ROOT, "node_modules/probot/lib/helpers/update-env.js")).href;
     const script = `const { updateEnv } = await import(${JSON.stringify(updateEnv)}); updateEnv({ APP_ID: "42", WEBHOOK_SECRET: "s" }); process.loadEnvFile(".env"); console.log(process.env.APP_ID);`;
-    const out = execFileSync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, "--input-type=module", "-e", script], { cwd: app, encoding: "utf8", env: { PATH: process.env.PATH } });
+    const out = execFileSync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, "--input-type=module", "-e", script], {
+      cwd: app,
+      encoding: "utf8",
+      env: { PATH: process.env.PATH },
+    });
     expect(out.trim()).toBe("42");
     expect(readFileSync(path.join(config, ".env"), "utf8")).toBe("APP_ID=42\nWEBHOOK_SECRET=s");
   });
 
   it("is run in the README as the image expects: volumes, loopback port for setup, the sandbox's security options", () => {
     const section = /## Run with Docker\n([\s\S]*?)\n## /.exec(readme)?.[1];
-    expect(section, "README.md has a \"Run with Docker\" section").toBeDefined();
+    expect(section, 'README.md has a "Run with Docker" section').toBeDefined();
     expect(section).toContain("docker build -t agent-work .");
     expect(section).toContain("-p 127.0.0.1:3000:3000");
     expect(section).toContain("-v agent-work-config:/config");

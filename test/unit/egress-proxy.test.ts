@@ -31,7 +31,11 @@ describe("the refusal record", () => {
   const seen: string[] = [];
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), "agent-work-egress-unit-"));
-    proxy = await startEgressProxy({ socketPath: path.join(dir, "proxy.sock"), allow: ["allowed.example"], onDenied: (d: { host: string; port: number }) => seen.push(`${d.host}:${d.port}`) });
+    proxy = await startEgressProxy({
+      socketPath: path.join(dir, "proxy.sock"),
+      allow: ["allowed.example"],
+      onDenied: (d: { host: string; port: number }) => seen.push(`${d.host}:${d.port}`),
+    });
   });
   afterAll(async () => {
     await proxy?.close();

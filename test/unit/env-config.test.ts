@@ -48,7 +48,9 @@ describe(".env.example", () => {
       for (let i = index - 1; i >= 0 && lines[i]!.startsWith("# "); i--) comments.unshift(lines[i]!);
       const block = comments.join("\n");
       expect(block, variable.name).toContain(variable.description.split(";")[0]!.split(",")[0]!.slice(0, 30));
-      expect(block, variable.name).toMatch(variable.default === undefined ? /Default: unset/ : new RegExp(`Default: ${variable.default.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`, "m"));
+      expect(block, variable.name).toMatch(
+        variable.default === undefined ? /Default: unset/ : new RegExp(`Default: ${variable.default.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`, "m"),
+      );
     }
   });
 
@@ -215,16 +217,20 @@ describe("loadControllerConfig", () => {
       GIT_AUTHOR_EMAIL: /^GIT_AUTHOR_EMAIL="nobody": expected an email address/,
     };
     for (const [name, pattern] of Object.entries(expected)) {
-      expect(list.filter((e) => e.startsWith(`${name}=`)), name).toHaveLength(1);
-      expect(list.find((e) => e.startsWith(`${name}=`)), name).toMatch(pattern);
+      expect(
+        list.filter((e) => e.startsWith(`${name}=`)),
+        name,
+      ).toHaveLength(1);
+      expect(
+        list.find((e) => e.startsWith(`${name}=`)),
+        name,
+      ).toMatch(pattern);
     }
     expect(list).toHaveLength(Object.keys(expected).length);
   });
 
   it("checks the rules that span variables, alongside the single ones", () => {
-    const list = errors(
-      loadControllerConfig({ APP_ID: "12", DEFAULT_MAX_MINUTES: "50", MAX_MINUTES_CEILING: "40", PORT: "x" }),
-    );
+    const list = errors(loadControllerConfig({ APP_ID: "12", DEFAULT_MAX_MINUTES: "50", MAX_MINUTES_CEILING: "40", PORT: "x" }));
     expect(list).toEqual(
       expect.arrayContaining([
         expect.stringMatching(/^PORT="x"/),
@@ -237,9 +243,7 @@ describe("loadControllerConfig", () => {
   });
 
   it("requires APP_ID in production", () => {
-    expect(errors(loadControllerConfig({ NODE_ENV: "production" }))).toEqual([
-      expect.stringMatching(/^APP_ID: required when NODE_ENV=production/),
-    ]);
+    expect(errors(loadControllerConfig({ NODE_ENV: "production" }))).toEqual([expect.stringMatching(/^APP_ID: required when NODE_ENV=production/)]);
   });
 
   it("unescapes \\n in PRIVATE_KEY", () => {
@@ -269,9 +273,7 @@ describe("loadControllerConfig", () => {
 
     const notAKey = join(tempDir, "notes.txt");
     writeFileSync(notAKey, "hello");
-    expect(errors(loadControllerConfig({ APP_ID: "1", PRIVATE_KEY_PATH: notAKey, WEBHOOK_SECRET }))[0]).toMatch(
-      /does not hold a PEM private key/,
-    );
+    expect(errors(loadControllerConfig({ APP_ID: "1", PRIVATE_KEY_PATH: notAKey, WEBHOOK_SECRET }))[0]).toMatch(/does not hold a PEM private key/);
   });
 
   it("refuses PRIVATE_KEY and PRIVATE_KEY_PATH together", () => {
@@ -352,7 +354,10 @@ describe("loadControllerConfig", () => {
     it("reads a startup script, and refuses one that holds a credential", () => {
       const script = join(tempDir, "startup.sh");
       writeFileSync(script, "#!/bin/sh\napt-get install -y git\n");
-      expect(ok(loadControllerConfig({ GCE_PROJECT: "my-project-123", GCE_SSH_PRIVATE_KEY_PATH: sshKey, GCE_STARTUP_SCRIPT_PATH: script })).config.gce?.startupScript).toBe("#!/bin/sh\napt-get install -y git\n");
+      expect(
+        ok(loadControllerConfig({ GCE_PROJECT: "my-project-123", GCE_SSH_PRIVATE_KEY_PATH: sshKey, GCE_STARTUP_SCRIPT_PATH: script })).config.gce
+          ?.startupScript,
+      ).toBe("#!/bin/sh\napt-get install -y git\n");
       writeFileSync(script, "git clone https://x-access-token:ghs_abcdefghijklmnopqrstuvwxyz0123456789@github.com/o/r\n");
       expect(errors(loadControllerConfig({ GCE_PROJECT: "my-project-123", GCE_SSH_PRIVATE_KEY_PATH: sshKey, GCE_STARTUP_SCRIPT_PATH: script }))).toEqual([
         expect.stringMatching(/^GCE_STARTUP_SCRIPT_PATH=.*holds something shaped like a credential/),
@@ -360,7 +365,9 @@ describe("loadControllerConfig", () => {
     });
 
     it("warns about an external IP", () => {
-      const { config, warnings } = ok(loadControllerConfig({ GCE_PROJECT: "my-project-123", GCE_SSH_PRIVATE_KEY_PATH: sshKey, GCE_EXTERNAL_IP: "true", GCE_SPOT: "false" }));
+      const { config, warnings } = ok(
+        loadControllerConfig({ GCE_PROJECT: "my-project-123", GCE_SSH_PRIVATE_KEY_PATH: sshKey, GCE_EXTERNAL_IP: "true", GCE_SPOT: "false" }),
+      );
       expect(config.gce).toMatchObject({ externalIp: true, spot: false });
       expect(warnings).toEqual([expect.stringMatching(/^GCE_EXTERNAL_IP=true: worker VMs get a public address/)]);
     });
@@ -397,7 +404,14 @@ describe("loadControllerConfig", () => {
 
     it("runs in-cluster with the documented defaults when only the namespace and image are given", () => {
       const image = `ghcr.io/acme/worker@sha256:${"a".repeat(64)}`;
-      const { config, warnings } = ok(loadControllerConfig({ K8S_NAMESPACE: "agent-work", K8S_IMAGE: image, K8S_USER_NAMESPACE: "true", K8S_SECCOMP_PROFILE: "localhost/agent-work-bwrap.json" }));
+      const { config, warnings } = ok(
+        loadControllerConfig({
+          K8S_NAMESPACE: "agent-work",
+          K8S_IMAGE: image,
+          K8S_USER_NAMESPACE: "true",
+          K8S_SECCOMP_PROFILE: "localhost/agent-work-bwrap.json",
+        }),
+      );
       expect(config.k8s).toEqual({
         namespace: "agent-work",
         image,
@@ -417,17 +431,36 @@ describe("loadControllerConfig", () => {
       const { config, warnings } = ok(loadControllerConfig({ K8S_NAMESPACE: "agent-work", K8S_IMAGE: "ghcr.io/acme/worker:1" }));
       expect(config.k8s?.isolation).toEqual({ userNamespace: false, seccompProfile: { type: "RuntimeDefault" } });
       expect(warnings).toEqual([
-        expect.stringMatching(/^K8S_AGENT_SANDBOX=bwrap with RuntimeDefault seccomp and no user namespace: bubblewrap cannot build .* K8S_USER_NAMESPACE=true and K8S_SECCOMP_PROFILE=localhost\/agent-work-bwrap\.json/),
+        expect.stringMatching(
+          /^K8S_AGENT_SANDBOX=bwrap with RuntimeDefault seccomp and no user namespace: bubblewrap cannot build .* K8S_USER_NAMESPACE=true and K8S_SECCOMP_PROFILE=localhost\/agent-work-bwrap\.json/,
+        ),
         expect.stringMatching(/^K8S_IMAGE=ghcr\.io\/acme\/worker:1 is not pinned by digest/),
       ]);
     });
 
     it("reads the pod isolation settings, and refuses a profile outside the kubelet's folder", () => {
       const { config } = ok(
-        loadControllerConfig({ K8S_NAMESPACE: "a", K8S_IMAGE: "i", K8S_AGENT_SANDBOX: "none", K8S_APPARMOR_PROFILE: "localhost/agent-work-bwrap", K8S_RUNTIME_CLASS: "gvisor" }),
+        loadControllerConfig({
+          K8S_NAMESPACE: "a",
+          K8S_IMAGE: "i",
+          K8S_AGENT_SANDBOX: "none",
+          K8S_APPARMOR_PROFILE: "localhost/agent-work-bwrap",
+          K8S_RUNTIME_CLASS: "gvisor",
+        }),
       );
-      expect(config.k8s?.isolation).toEqual({ userNamespace: false, seccompProfile: { type: "RuntimeDefault" }, appArmorProfile: { type: "Localhost", localhostProfile: "agent-work-bwrap" }, runtimeClassName: "gvisor" });
-      const bad = loadControllerConfig({ K8S_NAMESPACE: "a", K8S_IMAGE: "i", K8S_SECCOMP_PROFILE: "localhost/../../etc/x.json", K8S_APPARMOR_PROFILE: "Unconfined", K8S_USER_NAMESPACE: "yes" });
+      expect(config.k8s?.isolation).toEqual({
+        userNamespace: false,
+        seccompProfile: { type: "RuntimeDefault" },
+        appArmorProfile: { type: "Localhost", localhostProfile: "agent-work-bwrap" },
+        runtimeClassName: "gvisor",
+      });
+      const bad = loadControllerConfig({
+        K8S_NAMESPACE: "a",
+        K8S_IMAGE: "i",
+        K8S_SECCOMP_PROFILE: "localhost/../../etc/x.json",
+        K8S_APPARMOR_PROFILE: "Unconfined",
+        K8S_USER_NAMESPACE: "yes",
+      });
       expect(bad.ok ? [] : bad.errors).toEqual([
         expect.stringMatching(/^K8S_USER_NAMESPACE=.*expected true or false/),
         expect.stringMatching(/^K8S_SECCOMP_PROFILE=.*expected RuntimeDefault or localhost\/<name>/),
@@ -452,7 +485,16 @@ describe("loadControllerConfig", () => {
           K8S_AGENT_SANDBOX: "none",
         }),
       );
-      expect(config.k8s).toMatchObject({ kubeconfig, cpu: "500m", memory: "1.5Gi", ephemeralStorage: "20Gi", maxJobs: 20, ttlSecondsAfterFinished: 0, runAsUser: 65532, agentSandbox: "none" });
+      expect(config.k8s).toMatchObject({
+        kubeconfig,
+        cpu: "500m",
+        memory: "1.5Gi",
+        ephemeralStorage: "20Gi",
+        maxJobs: 20,
+        ttlSecondsAfterFinished: 0,
+        runAsUser: 65532,
+        agentSandbox: "none",
+      });
       expect(warnings).toEqual([
         expect.stringMatching(/^K8S_IMAGE=.* is not pinned by digest/),
         expect.stringMatching(/^K8S_AGENT_SANDBOX=none: .*can read the job's mounted input, which holds the repository token/),
@@ -511,7 +553,9 @@ describe("loadControllerConfig", () => {
       expect(errors(loadControllerConfig({ GITHUB_CLIENT_ID: client.GITHUB_CLIENT_ID }))).toEqual([
         expect.stringMatching(/^GITHUB_CLIENT_SECRET: required with GITHUB_CLIENT_ID/),
       ]);
-      expect(errors(loadControllerConfig({ GITHUB_CLIENT_SECRET: "x" }))).toEqual([expect.stringMatching(/^GITHUB_CLIENT_ID: required with GITHUB_CLIENT_SECRET/)]);
+      expect(errors(loadControllerConfig({ GITHUB_CLIENT_SECRET: "x" }))).toEqual([
+        expect.stringMatching(/^GITHUB_CLIENT_ID: required with GITHUB_CLIENT_SECRET/),
+      ]);
       const list = errors(loadControllerConfig({ SESSION_SECRET: "too-short-secret", LOG_RETENTION_DAYS: "0", GITHUB_OAUTH_URL: "ftp://x" }));
       expect(list).toEqual([
         "SESSION_SECRET=**** (16 chars): expected at least 32 random characters (for example `openssl rand -hex 32`); a short key lets someone forge a sign-in",
@@ -555,7 +599,11 @@ describe("loadControllerConfig", () => {
   describe("AGENT_ENV_PASSTHROUGH", () => {
     it("hands the listed variables' values to the agent", () => {
       const { config } = ok(
-        loadControllerConfig({ AGENT_ENV_PASSTHROUGH: "ANTHROPIC_API_KEY, OPENAI_API_KEY", ANTHROPIC_API_KEY: "sk-ant-xyz-123456", OPENAI_API_KEY: "sk-openai-987654" }),
+        loadControllerConfig({
+          AGENT_ENV_PASSTHROUGH: "ANTHROPIC_API_KEY, OPENAI_API_KEY",
+          ANTHROPIC_API_KEY: "sk-ant-xyz-123456",
+          OPENAI_API_KEY: "sk-openai-987654",
+        }),
       );
       expect(config.agentEnv).toEqual({ ANTHROPIC_API_KEY: "sk-ant-xyz-123456", OPENAI_API_KEY: "sk-openai-987654" });
     });
@@ -568,9 +616,7 @@ describe("loadControllerConfig", () => {
 
     it("never hands the app's own secrets to the agent, even when they are set", () => {
       for (const name of ["APP_ID", "PRIVATE_KEY", "PRIVATE_KEY_PATH", "WEBHOOK_SECRET", "DATABASE_URL"]) {
-        const list = errors(
-          loadControllerConfig({ APP_ID: "1", PRIVATE_KEY: PEM, WEBHOOK_SECRET, DATABASE_URL: "postgres://x", AGENT_ENV_PASSTHROUGH: name }),
-        );
+        const list = errors(loadControllerConfig({ APP_ID: "1", PRIVATE_KEY: PEM, WEBHOOK_SECRET, DATABASE_URL: "postgres://x", AGENT_ENV_PASSTHROUGH: name }));
         expect(list, name).toHaveLength(1);
         expect(list[0], name).toMatch(new RegExp(`^AGENT_ENV_PASSTHROUGH="${name}": ${name} must never reach the agent`));
       }
@@ -582,7 +628,9 @@ describe("loadControllerConfig", () => {
       expect(ok(loadControllerConfig({})).config.databaseUrl).toBeUndefined();
       const url = "postgres://agent_work:s3cret-db-password@db.example.com:5432/agent_work";
       expect(ok(loadControllerConfig({ DATABASE_URL: url })).config.databaseUrl).toBe(url);
-      expect(ok(loadControllerConfig({ DATABASE_URL: "postgresql:///agent_work?host=/var/run/postgresql" })).config.databaseUrl).toBe("postgresql:///agent_work?host=/var/run/postgresql");
+      expect(ok(loadControllerConfig({ DATABASE_URL: "postgresql:///agent_work?host=/var/run/postgresql" })).config.databaseUrl).toBe(
+        "postgresql:///agent_work?host=/var/run/postgresql",
+      );
     });
 
     it("refuses a URL that is not PostgreSQL without printing it, since it may hold a password", () => {
@@ -598,7 +646,9 @@ describe("loadControllerConfig", () => {
       const described = describeControllerConfig(config);
       expect(described.databaseUrl).toBe("PostgreSQL at db.example.com:5432/agent_work");
       expect(JSON.stringify(described)).not.toContain("s3cret");
-      expect(describeControllerConfig(ok(loadControllerConfig({ DATA_DIR: "/var/lib/aw" })).config).databaseUrl).toBe("(not set: embedded SQLite in /var/lib/aw)");
+      expect(describeControllerConfig(ok(loadControllerConfig({ DATA_DIR: "/var/lib/aw" })).config).databaseUrl).toBe(
+        "(not set: embedded SQLite in /var/lib/aw)",
+      );
     });
   });
 
@@ -662,9 +712,15 @@ describe("the metrics server", () => {
   });
 
   it("refuses the webhook port, and warns when it is reachable from elsewhere without a token", () => {
-    expect(errors(loadControllerConfig({ PORT: "8080", METRICS_PORT: "8080" }))).toEqual([expect.stringMatching(/^METRICS_PORT="8080": the webhook server already listens on 8080 \(PORT\)/)]);
-    expect(errors(loadControllerConfig({ METRICS_PORT: "70000" }))).toEqual([expect.stringMatching(/^METRICS_PORT="70000": expected a whole number from 0 to 65535 \(0 turns the metrics server off\)/)]);
-    expect(ok(loadControllerConfig({ METRICS_HOST: "0.0.0.0" })).warnings).toEqual([expect.stringMatching(/^METRICS_HOST=0\.0\.0\.0 lets anyone who can reach port 9464 read \/metrics without a token; set METRICS_TOKEN/)]);
+    expect(errors(loadControllerConfig({ PORT: "8080", METRICS_PORT: "8080" }))).toEqual([
+      expect.stringMatching(/^METRICS_PORT="8080": the webhook server already listens on 8080 \(PORT\)/),
+    ]);
+    expect(errors(loadControllerConfig({ METRICS_PORT: "70000" }))).toEqual([
+      expect.stringMatching(/^METRICS_PORT="70000": expected a whole number from 0 to 65535 \(0 turns the metrics server off\)/),
+    ]);
+    expect(ok(loadControllerConfig({ METRICS_HOST: "0.0.0.0" })).warnings).toEqual([
+      expect.stringMatching(/^METRICS_HOST=0\.0\.0\.0 lets anyone who can reach port 9464 read \/metrics without a token; set METRICS_TOKEN/),
+    ]);
     expect(ok(loadControllerConfig({ METRICS_HOST: "0.0.0.0", METRICS_TOKEN: "0123456789abcdef0123" })).warnings).toEqual([]);
     expect(ok(loadControllerConfig({ METRICS_HOST: "::1" })).warnings).toEqual([]);
   });
@@ -699,7 +755,13 @@ describe("the agent's sandbox", () => {
     expect(loaded.config).toMatchObject({
       networkDefault: "allowlist",
       networkAllowDefault: ["registry.npmjs.org", "*.pypi.org"],
-      modelProxy: { host: "api.anthropic.com", header: "x-api-key", variable: "ANTHROPIC_API_KEY", upstream: "https://api.anthropic.com", value: "sk-ant-secret-0123456789" },
+      modelProxy: {
+        host: "api.anthropic.com",
+        header: "x-api-key",
+        variable: "ANTHROPIC_API_KEY",
+        upstream: "https://api.anthropic.com",
+        value: "sk-ant-secret-0123456789",
+      },
       egressCredentials: [
         { host: "registry.example.com", header: "authorization", variable: "REGISTRY_AUTH", upstream: "https://registry.example.com", value: token },
         { host: "npm.example.com:8443", header: "authorization", variable: "REGISTRY_AUTH", upstream: "https://npm.example.com:8443/", value: token },
@@ -709,11 +771,19 @@ describe("the agent's sandbox", () => {
     expect(JSON.stringify(describeControllerConfig(loaded.config))).not.toContain(token);
     expect(JSON.stringify(describeControllerConfig(loaded.config))).not.toContain("sk-ant-secret-0123456789");
 
-    expect(errors(loadControllerConfig({ EGRESS_CREDENTIALS: "registry.example.com,authorization,REGISTRY_AUTH" })).join("\n")).toMatch(/EGRESS_CREDENTIALS.*REGISTRY_AUTH is named but not set/);
-    expect(errors(loadControllerConfig({ EGRESS_CREDENTIALS: "*.example.com,authorization,X", X: "y" })).join("\n")).toMatch(/EGRESS_CREDENTIALS.*expected host,header,VARIABLE\[,upstream URL\] rules separated by ;.*"\*\.example\.com"/);
-    expect(errors(loadControllerConfig({ EGRESS_CREDENTIALS: "a.example,authorization,WEBHOOK_SECRET", WEBHOOK_SECRET: "s" })).join("\n")).toMatch(/WEBHOOK_SECRET is one of the controller's own secrets/);
+    expect(errors(loadControllerConfig({ EGRESS_CREDENTIALS: "registry.example.com,authorization,REGISTRY_AUTH" })).join("\n")).toMatch(
+      /EGRESS_CREDENTIALS.*REGISTRY_AUTH is named but not set/,
+    );
+    expect(errors(loadControllerConfig({ EGRESS_CREDENTIALS: "*.example.com,authorization,X", X: "y" })).join("\n")).toMatch(
+      /EGRESS_CREDENTIALS.*expected host,header,VARIABLE\[,upstream URL\] rules separated by ;.*"\*\.example\.com"/,
+    );
+    expect(errors(loadControllerConfig({ EGRESS_CREDENTIALS: "a.example,authorization,WEBHOOK_SECRET", WEBHOOK_SECRET: "s" })).join("\n")).toMatch(
+      /WEBHOOK_SECRET is one of the controller's own secrets/,
+    );
     expect(errors(loadControllerConfig({ NETWORK_DEFAULT: "some" })).join("\n")).toMatch(/NETWORK_DEFAULT/);
-    expect(ok(loadControllerConfig({ NETWORK_DEFAULT: "allowlist" })).warnings.join("\n")).toMatch(/NETWORK_DEFAULT=allowlist with neither MODEL_PROXY nor NETWORK_ALLOW_DEFAULT/);
+    expect(ok(loadControllerConfig({ NETWORK_DEFAULT: "allowlist" })).warnings.join("\n")).toMatch(
+      /NETWORK_DEFAULT=allowlist with neither MODEL_PROXY nor NETWORK_ALLOW_DEFAULT/,
+    );
   });
 
   it("takes LOCAL_SANDBOX=none only as a loud, explicit opt-out", () => {
@@ -759,7 +829,11 @@ describe("LOCAL_BACKEND", () => {
 });
 
 describe("the cloudrun backend's configuration", () => {
-  const on = { CLOUDRUN_PROJECT: "my-project-123", CLOUDRUN_IMAGE: "us-docker.pkg.dev/my-project-123/agent-work/worker:1", CLOUDRUN_SERVICE_ACCOUNT: "agent-work-worker@my-project-123.iam.gserviceaccount.com" };
+  const on = {
+    CLOUDRUN_PROJECT: "my-project-123",
+    CLOUDRUN_IMAGE: "us-docker.pkg.dev/my-project-123/agent-work/worker:1",
+    CLOUDRUN_SERVICE_ACCOUNT: "agent-work-worker@my-project-123.iam.gserviceaccount.com",
+  };
 
   it("is on with a project, an image and a service account, with the documented defaults", () => {
     expect(ok(loadControllerConfig(on)).config.cloudrun).toEqual({
@@ -776,7 +850,9 @@ describe("the cloudrun backend's configuration", () => {
   });
 
   it("asks for the image and the service account a project needs, and refuses a CPU count Cloud Run does not offer", () => {
-    expect(errors(loadControllerConfig({ CLOUDRUN_PROJECT: "my-project-123" })).join("\n")).toMatch(/CLOUDRUN_IMAGE[\s\S]*required with CLOUDRUN_PROJECT[\s\S]*CLOUDRUN_SERVICE_ACCOUNT/);
+    expect(errors(loadControllerConfig({ CLOUDRUN_PROJECT: "my-project-123" })).join("\n")).toMatch(
+      /CLOUDRUN_IMAGE[\s\S]*required with CLOUDRUN_PROJECT[\s\S]*CLOUDRUN_SERVICE_ACCOUNT/,
+    );
     expect(errors(loadControllerConfig({ ...on, CLOUDRUN_CPU: "3" })).join("\n")).toMatch(/CLOUDRUN_CPU/);
   });
 

@@ -6,7 +6,13 @@ import type { Worker } from "../../src/backends/types.js";
 
 const created = Date.parse("2026-07-30T10:00:00Z");
 function worker(meta: Record<string, string>): Worker {
-  return { id: "agent-work-j1", backend: "gce", jobId: "j1", createdAt: created, meta: { zone: "us-central1-a", region: "us-central1", machineType: "e2-standard-2", diskGb: "20", diskType: "pd-balanced", ...meta } };
+  return {
+    id: "agent-work-j1",
+    backend: "gce",
+    jobId: "j1",
+    createdAt: created,
+    meta: { zone: "us-central1-a", region: "us-central1", machineType: "e2-standard-2", diskGb: "20", diskType: "pd-balanced", ...meta },
+  };
 }
 
 describe("the cost of a gce job", () => {
@@ -32,7 +38,15 @@ describe("the cost of a gce job", () => {
 });
 
 describe("the cost ceiling of a gce job", () => {
-  const settings = { machineType: "e2-standard-2", zones: ["us-central1-a", "europe-west1-b"], spot: true, onDemandFallback: true, diskGb: 20, diskType: "pd-balanced", bootTimeoutSeconds: 300 };
+  const settings = {
+    machineType: "e2-standard-2",
+    zones: ["us-central1-a", "europe-west1-b"],
+    spot: true,
+    onDemandFallback: true,
+    diskGb: 20,
+    diskType: "pd-balanced",
+    bootTimeoutSeconds: 300,
+  };
 
   it("assumes the dearest allowed price for the whole dead-man switch", () => {
     const ceiling = gceCostCeiling(settings, 1800);

@@ -29,7 +29,12 @@ describe("every insert body (R15, R18, R19)", () => {
     fc.assert(
       fc.property(plans, (p) => {
         const body = buildInstanceBody({ ...settings, externalIp: p.externalIp }, { ...p, name: instanceName(p.jobId), now: 1_700_000_000_000 });
-        expect(body.scheduling).toMatchObject({ instanceTerminationAction: "DELETE", maxRunDuration: { seconds: p.maxRunSeconds }, automaticRestart: false, provisioningModel: p.provisioningModel });
+        expect(body.scheduling).toMatchObject({
+          instanceTerminationAction: "DELETE",
+          maxRunDuration: { seconds: p.maxRunSeconds },
+          automaticRestart: false,
+          provisioningModel: p.provisioningModel,
+        });
         expect(body.disks?.every((d) => d.autoDelete === true)).toBe(true);
         expect(body.shieldedInstanceConfig).toEqual({ enableSecureBoot: true, enableVtpm: true, enableIntegrityMonitoring: true });
         expect(body.serviceAccounts?.map((a) => a.email)).toEqual([settings.serviceAccount]);
@@ -46,7 +51,17 @@ describe("every insert body (R15, R18, R19)", () => {
 
   it("refuses a maxRunDuration GCE would refuse", () => {
     for (const seconds of [0, 29, MAX_RUN_SECONDS + 1, 100.5]) {
-      expect(() => buildInstanceBody(settings, { name: "agent-work-j1", jobId: "j1", repoFullName: "o/r", zone: "us-central1-a", provisioningModel: "SPOT", maxRunSeconds: seconds, now: 0 })).toThrow(RangeError);
+      expect(() =>
+        buildInstanceBody(settings, {
+          name: "agent-work-j1",
+          jobId: "j1",
+          repoFullName: "o/r",
+          zone: "us-central1-a",
+          provisioningModel: "SPOT",
+          maxRunSeconds: seconds,
+          now: 0,
+        }),
+      ).toThrow(RangeError);
     }
   });
 });
@@ -56,7 +71,8 @@ describe("names derived from the job id", () => {
     expect(instanceName("jabc123")).toBe("agent-work-jabc123");
     expect(jobIdOfInstance("agent-work-jabc123")).toBe("jabc123");
     expect(jobIdOfInstance("someone-else")).toBeNull();
-    for (const bad of ["", "Upper", "under_score", "x".repeat(60), "ends-with-dash-"]) expect(() => instanceName(bad), bad).toThrow(/cannot name a GCE instance/);
+    for (const bad of ["", "Upper", "under_score", "x".repeat(60), "ends-with-dash-"])
+      expect(() => instanceName(bad), bad).toThrow(/cannot name a GCE instance/);
   });
 
   it("give the same requestId for the same attempt and a different one for any other", () => {

@@ -23,7 +23,11 @@ describe("GCE_POOL", () => {
   it("a number keeps that many of the default machine type in the first zone", () => {
     const loaded = loadControllerConfig({ ...base, GCE_POOL: "3", GCE_POOL_MAX_AGE_HOURS: "6", GCE_POOL_PARK: "stop" });
     if (!loaded.ok) throw new Error(loaded.errors.join("\n"));
-    expect(gceOptionsFromConfig(loaded.config.gce!)).toMatchObject({ pool: [{ machineType: "e2-standard-2", zone: "us-central1-a", size: 3 }], poolMaxAgeSeconds: 21_600, poolPark: "stop" });
+    expect(gceOptionsFromConfig(loaded.config.gce!)).toMatchObject({
+      pool: [{ machineType: "e2-standard-2", zone: "us-central1-a", size: 3 }],
+      poolMaxAgeSeconds: 21_600,
+      poolPark: "stop",
+    });
   });
 
   it("takes machine@zone=count pairs, and refuses a zone jobs may not run in or text it does not understand", () => {

@@ -31,7 +31,11 @@ describe("the warm pool's idle cost", () => {
 
 describe("/metrics", () => {
   it("shows the pool's idle cost per hour, and 0 without a pool", async () => {
-    const idle = poolIdleCost([{ machineType: "e2-standard-2", zone: "us-central1-a", size: 2 }], { diskGb: 20, diskType: "pd-balanced", park: "suspend" }).usdPerHour;
+    const idle = poolIdleCost([{ machineType: "e2-standard-2", zone: "us-central1-a", size: 2 }], {
+      diskGb: 20,
+      diskType: "pd-balanced",
+      park: "suspend",
+    }).usdPerHour;
     const text = await createMetrics(async () => ({}), { poolIdleUsdPerHour: idle }).registry.metrics();
     expect(text).toContain(`agent_work_gce_pool_idle_usd_per_hour ${idle}`);
     expect(await createMetrics(async () => ({})).registry.metrics()).toContain("agent_work_gce_pool_idle_usd_per_hour 0");

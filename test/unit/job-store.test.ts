@@ -83,7 +83,12 @@ describe.each(STORE_KINDS)("job store on %s", (kind) => {
     const [first] = await store.claim(["queued"], "same", 10_000, 1);
     t += 20_000;
     const [again] = await store.claim(["queued"], "same", 10_000, 1);
-    expect(await store.fencedTo(first!).update(job.id, { message: "old claim" }).catch((e) => e)).toBeInstanceOf(LeaseLostError);
+    expect(
+      await store
+        .fencedTo(first!)
+        .update(job.id, { message: "old claim" })
+        .catch((e) => e),
+    ).toBeInstanceOf(LeaseLostError);
     await store.fencedTo(again!).update(job.id, { message: "new claim" });
     expect((await store.get(job.id))!.message).toBe("new claim");
   });
@@ -159,10 +164,22 @@ describe.each(STORE_KINDS)("job store on %s", (kind) => {
     const big = 2 ** 40 + 3; // GitHub ids outgrow 32 bits
     const { job } = await store.insertReceived(newJob({ installationId: big, repoId: big, triggerCommentId: big }), { backend: "local" });
     const updated = await store.update(job.id, { checkRunId: big, commentId: big, deadlineAt: 1_790_000_060_000, computeSeconds: 1.5 });
-    expect(updated).toMatchObject({ installationId: big, repoId: big, triggerCommentId: big, checkRunId: big, commentId: big, createdAt: 1_790_000_000_123, deadlineAt: 1_790_000_060_000, computeSeconds: 1.5 });
+    expect(updated).toMatchObject({
+      installationId: big,
+      repoId: big,
+      triggerCommentId: big,
+      checkRunId: big,
+      commentId: big,
+      createdAt: 1_790_000_000_123,
+      deadlineAt: 1_790_000_060_000,
+      computeSeconds: 1.5,
+    });
     const raw = await store.db.selectFrom("jobs").select(["installation_id", "created_at", "check_run_id"]).executeTakeFirstOrThrow();
     expect(raw).toEqual({ installation_id: big, created_at: 1_790_000_000_123, check_run_id: big });
-    const count = await store.db.selectFrom("jobs").select((eb) => eb.fn.countAll().as("n")).executeTakeFirstOrThrow();
+    const count = await store.db
+      .selectFrom("jobs")
+      .select((eb) => eb.fn.countAll().as("n"))
+      .executeTakeFirstOrThrow();
     expect(count.n).toBe(1);
     expect(await store.countByState()).toEqual({ received: 1 });
   });

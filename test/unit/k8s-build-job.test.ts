@@ -25,7 +25,11 @@ const labels = {
 
 describe("the worker Job", () => {
   it("is exactly this: suspended, one try, the job's limit as deadline, a TTL, a locked-down non-root pod, no service account token, the input from a Secret file", () => {
-    const job = buildWorkerJob({ jobId: "jabc123def456", repoFullName: "octo/demo", maxSeconds: 1800, machineType: "e2-standard-2" }, 1_700_000_000_123, settings);
+    const job = buildWorkerJob(
+      { jobId: "jabc123def456", repoFullName: "octo/demo", maxSeconds: 1800, machineType: "e2-standard-2" },
+      1_700_000_000_123,
+      settings,
+    );
     expect(job).toEqual({
       apiVersion: "batch/v1",
       kind: "Job",
@@ -98,7 +102,11 @@ describe("the worker Job", () => {
   });
 
   it("refuses paths that would need quoting in the container's shell command", () => {
-    expect(workerCommand("/usr/local/bin/node", "/opt/agent-work/worker.mjs")).toEqual(["/bin/sh", "-c", "exec /usr/local/bin/node /opt/agent-work/worker.mjs < /run/agent-work/input.json"]);
+    expect(workerCommand("/usr/local/bin/node", "/opt/agent-work/worker.mjs")).toEqual([
+      "/bin/sh",
+      "-c",
+      "exec /usr/local/bin/node /opt/agent-work/worker.mjs < /run/agent-work/input.json",
+    ]);
     expect(() => workerCommand("node", "/opt/agent work/worker.mjs")).toThrow(/cannot be used/);
     expect(() => workerCommand("node; rm -rf /", "/app/w.mjs")).toThrow(/cannot be used/);
   });
@@ -144,7 +152,8 @@ describe("names and labels", () => {
   it("names the Job and its Secret from the job id, and refuses ids Kubernetes would not take", () => {
     expect(jobName("jabc123def456")).toBe("agent-work-jabc123def456");
     expect(inputSecretName("jabc123def456")).toBe("agent-work-jabc123def456-input");
-    for (const bad of ["", "UPPER", "under_score", "-lead", "trail-", "a".repeat(53), "../x"]) expect(() => jobName(bad), bad).toThrow(/cannot name a Kubernetes Job/);
+    for (const bad of ["", "UPPER", "under_score", "-lead", "trail-", "a".repeat(53), "../x"])
+      expect(() => jobName(bad), bad).toThrow(/cannot name a Kubernetes Job/);
     expect(jobName("a".repeat(52))).toHaveLength(63);
   });
 

@@ -4,13 +4,23 @@ import { KubeCallError, callKube, classifyKubeError } from "../../src/backends/k
 
 function apiError(code: number, reason: string, message: string) {
   // As client-node throws them: the Status as JSON text, headers beside it.
-  return new ApiException(code, "Unknown API Status Code!", JSON.stringify({ kind: "Status", apiVersion: "v1", status: "Failure", message, reason, code }), { authorization: "Bearer secret-header" });
+  return new ApiException(code, "Unknown API Status Code!", JSON.stringify({ kind: "Status", apiVersion: "v1", status: "Failure", message, reason, code }), {
+    authorization: "Bearer secret-header",
+  });
 }
 
 describe("classifying Kubernetes API errors", () => {
   it("treats 404 as not found and 409 AlreadyExists as already there: answers for idempotent calls", () => {
-    expect(classifyKubeError(apiError(404, "NotFound", 'jobs.batch "agent-work-x" not found'))).toEqual({ kind: "not_found", status: 404, reason: "NotFound", message: 'jobs.batch "agent-work-x" not found' });
-    expect(classifyKubeError(apiError(409, "AlreadyExists", 'jobs.batch "agent-work-x" already exists'))).toMatchObject({ kind: "already_exists", status: 409 });
+    expect(classifyKubeError(apiError(404, "NotFound", 'jobs.batch "agent-work-x" not found'))).toEqual({
+      kind: "not_found",
+      status: 404,
+      reason: "NotFound",
+      message: 'jobs.batch "agent-work-x" not found',
+    });
+    expect(classifyKubeError(apiError(409, "AlreadyExists", 'jobs.batch "agent-work-x" already exists'))).toMatchObject({
+      kind: "already_exists",
+      status: 409,
+    });
   });
 
   it("retries what may pass: 429, 5xx, 408, a write conflict, a dropped connection", () => {
@@ -24,12 +34,20 @@ describe("classifying Kubernetes API errors", () => {
     ] as const) {
       expect(classifyKubeError(apiError(code, reason, "x")).kind, `${code}`).toBe("transient");
     }
-    expect(classifyKubeError(Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:6443"), { code: "ECONNREFUSED" }))).toMatchObject({ kind: "transient", reason: "ECONNREFUSED" });
-    expect(classifyKubeError(Object.assign(new Error("request to https://k/apis failed"), { cause: { code: "ECONNRESET" } }))).toMatchObject({ kind: "transient", reason: "ECONNRESET" });
+    expect(classifyKubeError(Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:6443"), { code: "ECONNREFUSED" }))).toMatchObject({
+      kind: "transient",
+      reason: "ECONNREFUSED",
+    });
+    expect(classifyKubeError(Object.assign(new Error("request to https://k/apis failed"), { cause: { code: "ECONNRESET" } }))).toMatchObject({
+      kind: "transient",
+      reason: "ECONNRESET",
+    });
   });
 
   it("fails at once on other 4xx (bad input, no permission), with the API server's words and no headers", () => {
-    const forbidden = classifyKubeError(apiError(403, "Forbidden", 'jobs.batch is forbidden: User "system:serviceaccount:agent-work:agent-work-controller" cannot create resource "jobs"'));
+    const forbidden = classifyKubeError(
+      apiError(403, "Forbidden", 'jobs.batch is forbidden: User "system:serviceaccount:agent-work:agent-work-controller" cannot create resource "jobs"'),
+    );
     expect(forbidden).toMatchObject({ kind: "fatal", status: 403, reason: "Forbidden" });
     expect(classifyKubeError(apiError(422, "Invalid", 'Job.batch "x" is invalid'))).toMatchObject({ kind: "fatal", status: 422 });
     expect(classifyKubeError(apiError(401, "Unauthorized", "Unauthorized"))).toMatchObject({ kind: "fatal" });
@@ -42,7 +60,12 @@ describe("classifying Kubernetes API errors", () => {
   });
 
   it("reads a Status that is missing or not JSON", () => {
-    expect(classifyKubeError(new ApiException(502, "Bad Gateway", "<html>bad gateway</html>", {}))).toEqual({ kind: "transient", status: 502, reason: "HTTP502", message: "the API server answered 502" });
+    expect(classifyKubeError(new ApiException(502, "Bad Gateway", "<html>bad gateway</html>", {}))).toEqual({
+      kind: "transient",
+      status: 502,
+      reason: "HTTP502",
+      message: "the API server answered 502",
+    });
     expect(classifyKubeError("weird")).toMatchObject({ kind: "fatal" });
   });
 });

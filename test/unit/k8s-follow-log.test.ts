@@ -10,7 +10,9 @@ interface Line {
 
 function rfc3339Nano(nanos: bigint): string {
   const seconds = new Date(Number(nanos / 1_000_000_000n) * 1000).toISOString().replace(/\.\d{3}Z$/, "");
-  const frac = String(nanos % 1_000_000_000n).padStart(9, "0").replace(/0+$/, "");
+  const frac = String(nanos % 1_000_000_000n)
+    .padStart(9, "0")
+    .replace(/0+$/, "");
   return `${seconds}${frac ? `.${frac}` : ""}Z`;
 }
 
@@ -55,7 +57,10 @@ describe("timestamps", () => {
 
 describe("following a pod's log", () => {
   it("delivers every line exactly once, in order, however often the stream breaks or ends early", async () => {
-    const lineArb = fc.record({ gapNs: fc.constantFrom(0n, 1n, 999n, 1_000_000n, 400_000_000n, 1_000_000_000n, 3_000_000_000n), text: fc.string({ maxLength: 12 }).filter((t) => !t.includes("\n")) });
+    const lineArb = fc.record({
+      gapNs: fc.constantFrom(0n, 1n, 999n, 1_000_000n, 400_000_000n, 1_000_000_000n, 3_000_000_000n),
+      text: fc.string({ maxLength: 12 }).filter((t) => !t.includes("\n")),
+    });
     await fc.assert(
       fc.asyncProperty(
         fc.array(lineArb, { maxLength: 40 }),
@@ -99,7 +104,15 @@ describe("following a pod's log", () => {
     const { api, requests } = flakyLogApi(lines, [{ cutAfterBytes: 3 * 40, how: "break" }], 7);
     const delivered: string[] = [];
     let n = 0;
-    await followPodLog(api, { namespace: "ns", pod: "p", container: "worker", onLine: (l) => delivered.push(l), containerRunning: async () => ++n < 1, signal: new AbortController().signal, sleep: noSleep });
+    await followPodLog(api, {
+      namespace: "ns",
+      pod: "p",
+      container: "worker",
+      onLine: (l) => delivered.push(l),
+      containerRunning: async () => ++n < 1,
+      signal: new AbortController().signal,
+      sleep: noSleep,
+    });
     expect(delivered).toEqual(["line 0", "line 1", "line 2", "line 3"]);
     expect(requests).toEqual([
       { namespace: "ns", pod: "p", container: "worker", follow: true, timestamps: true },
@@ -110,17 +123,32 @@ describe("following a pod's log", () => {
   it("gives up after its reconnects, and stops quietly when told to", async () => {
     const api = { streamPodLog: async () => Promise.reject(Object.assign(new Error("reset"), { code: "ECONNRESET" })) } as unknown as KubeApi;
     const base = { namespace: "ns", pod: "p", container: "worker", onLine: () => {}, containerRunning: async () => true, sleep: noSleep };
-    expect(await followPodLog(api, { ...base, signal: new AbortController().signal, maxReconnects: 3 })).toMatchObject({ complete: false, reconnects: 3, lastError: "ECONNRESET: reset" });
+    expect(await followPodLog(api, { ...base, signal: new AbortController().signal, maxReconnects: 3 })).toMatchObject({
+      complete: false,
+      reconnects: 3,
+      lastError: "ECONNRESET: reset",
+    });
     const ac = new AbortController();
     ac.abort();
     expect(await followPodLog(api, { ...base, signal: ac.signal })).toMatchObject({ complete: false, reconnects: 0 });
   });
 
   it("stops when the pod is gone (404)", async () => {
-    const gone = Object.assign(new Error("x"), { code: 404, body: JSON.stringify({ kind: "Status", reason: "NotFound", message: 'pods "p" not found', code: 404 }) });
+    const gone = Object.assign(new Error("x"), {
+      code: 404,
+      body: JSON.stringify({ kind: "Status", reason: "NotFound", message: 'pods "p" not found', code: 404 }),
+    });
     const api = { streamPodLog: async () => Promise.reject(gone) } as unknown as KubeApi;
     expect(
-      await followPodLog(api, { namespace: "ns", pod: "p", container: "worker", onLine: () => {}, containerRunning: async () => true, signal: new AbortController().signal, sleep: noSleep }),
+      await followPodLog(api, {
+        namespace: "ns",
+        pod: "p",
+        container: "worker",
+        onLine: () => {},
+        containerRunning: async () => true,
+        signal: new AbortController().signal,
+        sleep: noSleep,
+      }),
     ).toEqual({ complete: false, reconnects: 0, lastError: 'NotFound: pods "p" not found' });
   });
 });

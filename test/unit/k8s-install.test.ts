@@ -58,7 +58,9 @@ describe("the offline schema check", () => {
       spec: {
         replicas: "2",
         selector: { matchLabels: { a: "b" } },
-        template: { spec: { containers: [{ name: "c", image: "i", ports: [{ containerPort: 3000, protocl: "TCP" }], livenessProbe: { httpGet: { path: "/healthz" } } }] } },
+        template: {
+          spec: { containers: [{ name: "c", image: "i", ports: [{ containerPort: 3000, protocl: "TCP" }], livenessProbe: { httpGet: { path: "/healthz" } } }] },
+        },
       },
     };
     const errors = validateK8sObject(deployment);
@@ -67,7 +69,9 @@ describe("the offline schema check", () => {
     expect(errors).toContainEqual(expect.stringMatching(/httpGet\.port: required in V1HTTPGetAction, missing/));
     expect(errors).toHaveLength(3);
     expect(validateK8sObject({ ...deployment, apiVersion: "extensions/v1beta1" })).toEqual([expect.stringMatching(/served as apps\/v1/)]);
-    expect(validateK8sObject({ apiVersion: "v1", kind: "Namespace", metadata: { name: "n", labels: { a: 1 } } })).toEqual([expect.stringMatching(/labels\.a: expected a string/)]);
+    expect(validateK8sObject({ apiVersion: "v1", kind: "Namespace", metadata: { name: "n", labels: { a: 1 } } })).toEqual([
+      expect.stringMatching(/labels\.a: expected a string/),
+    ]);
   });
 });
 
@@ -87,7 +91,23 @@ describe("the kustomize install (k8s/ + k8s-install/)", () => {
 
   it("builds with kubectl kustomize, and every object passes the Kubernetes OpenAPI schema", () => {
     expect(docs.map((d) => d.kind).sort()).toEqual(
-      ["ConfigMap", "Deployment", "Ingress", "Namespace", "NetworkPolicy", "NetworkPolicy", "PodDisruptionBudget", "ResourceQuota", "Role", "RoleBinding", "Secret", "Secret", "Service", "ServiceAccount", "ServiceAccount"].sort(),
+      [
+        "ConfigMap",
+        "Deployment",
+        "Ingress",
+        "Namespace",
+        "NetworkPolicy",
+        "NetworkPolicy",
+        "PodDisruptionBudget",
+        "ResourceQuota",
+        "Role",
+        "RoleBinding",
+        "Secret",
+        "Secret",
+        "Service",
+        "ServiceAccount",
+        "ServiceAccount",
+      ].sort(),
     );
     for (const d of docs) expect(validateK8sObject(d), `${d.kind}/${d.metadata.name}`).toEqual([]);
     for (const d of docs) expect(d.kind === "Namespace" ? d.metadata.name : d.metadata.namespace, `${d.kind}/${d.metadata.name}`).toBe("agent-work");
@@ -136,7 +156,11 @@ describe("the kustomize install (k8s/ + k8s-install/)", () => {
     for (const probe of ["startupProbe", "readinessProbe", "livenessProbe"]) expect(c[probe].httpGet, probe).toEqual({ path: "/healthz", port: "http" });
     expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } });
     expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] }, readOnlyRootFilesystem: true });
-    for (const v of pod.volumes) expect(Object.keys(v).filter((k) => k !== "name"), v.name).toEqual(["emptyDir"]);
+    for (const v of pod.volumes)
+      expect(
+        Object.keys(v).filter((k) => k !== "name"),
+        v.name,
+      ).toEqual(["emptyDir"]);
     expect(c.resources.requests.memory).toBe(c.resources.limits.memory);
   });
 
@@ -163,7 +187,13 @@ describe("the kustomize install (k8s/ + k8s-install/)", () => {
     const policy = docs.find((d) => d.kind === "NetworkPolicy" && d.metadata.name === "agent-work-controller")!;
     expect(policy.spec.podSelector.matchLabels).toEqual({ "app.kubernetes.io/name": "agent-work-controller" });
     expect(policy.spec.ingress.flatMap((r: Doc) => r.ports.map((p: Doc) => p.port)).sort()).toEqual([3000, 9464]);
-    expect(policy.spec.egress.flatMap((r: Doc) => r.ports.map((p: Doc) => `${p.protocol}/${p.port}`)).sort()).toEqual(["TCP/443", "TCP/53", "TCP/5432", "TCP/6443", "UDP/53"]);
+    expect(policy.spec.egress.flatMap((r: Doc) => r.ports.map((p: Doc) => `${p.protocol}/${p.port}`)).sort()).toEqual([
+      "TCP/443",
+      "TCP/53",
+      "TCP/5432",
+      "TCP/6443",
+      "UDP/53",
+    ]);
     // The workers' policy does not select the controller, nor the controller's the workers.
     const workers = docs.find((d) => d.kind === "NetworkPolicy" && d.metadata.name !== "agent-work-controller")!;
     expect(workers.spec.podSelector.matchLabels["app.kubernetes.io/name"]).not.toBe("agent-work-controller");
@@ -180,7 +210,10 @@ describe("the kustomize install (k8s/ + k8s-install/)", () => {
   }, 120_000);
 
   it("keeps the operator's secret files out of git and the image's build context, and ships their examples", () => {
-    const ignored = execFileSync("git", ["check-ignore", "--no-index", "k8s-install/controller.env", "k8s-install/database.env"], { cwd: ROOT, encoding: "utf8" });
+    const ignored = execFileSync("git", ["check-ignore", "--no-index", "k8s-install/controller.env", "k8s-install/database.env"], {
+      cwd: ROOT,
+      encoding: "utf8",
+    });
     expect(ignored.trim().split("\n")).toEqual(["k8s-install/controller.env", "k8s-install/database.env"]);
     const example = parseEnv(readFileSync(path.join(ROOT, "k8s-install/controller.env.example"), "utf8"));
     expect(Object.keys(example)).toEqual(expect.arrayContaining(["PRIVATE_KEY", "WEBHOOK_SECRET", "METRICS_TOKEN"]));
@@ -234,7 +267,12 @@ describe("the workers' sandbox on Kubernetes (k8s/worker-sandbox/)", () => {
     expect(pod.runtimeClassName).toBe("gvisor");
     expect(pod.securityContext.seccompProfile).toEqual({ type: "Localhost", localhostProfile: "agent-work-bwrap.json" });
     expect(pod.securityContext.appArmorProfile).toEqual({ type: "Localhost", localhostProfile: "agent-work-bwrap" });
-    expect(pod.containers[0].securityContext).toMatchObject({ procMount: "Unmasked", allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] }, runAsNonRoot: true });
+    expect(pod.containers[0].securityContext).toMatchObject({
+      procMount: "Unmasked",
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ["ALL"] },
+      runAsNonRoot: true,
+    });
     expect(validateK8sObject(job)).toEqual([]);
   });
 
@@ -257,7 +295,32 @@ describe("the workers' sandbox on Kubernetes (k8s/worker-sandbox/)", () => {
     expect(profile.syscalls.every((r) => r.action === "SCMP_ACT_ERRNO" && r.errnoRet === 1)).toBe(true);
     // Without the compat architectures a 32-bit call would go around the list.
     expect(profile.architectures).toEqual(expect.arrayContaining(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]));
-    for (const name of ["init_module", "finit_module", "delete_module", "kexec_load", "kexec_file_load", "bpf", "perf_event_open", "ptrace", "process_vm_readv", "process_vm_writev", "keyctl", "add_key", "request_key", "open_by_handle_at", "setns", "userfaultfd", "io_uring_setup", "fsopen", "move_mount", "open_tree", "swapon", "reboot", "settimeofday", "clock_settime"]) {
+    for (const name of [
+      "init_module",
+      "finit_module",
+      "delete_module",
+      "kexec_load",
+      "kexec_file_load",
+      "bpf",
+      "perf_event_open",
+      "ptrace",
+      "process_vm_readv",
+      "process_vm_writev",
+      "keyctl",
+      "add_key",
+      "request_key",
+      "open_by_handle_at",
+      "setns",
+      "userfaultfd",
+      "io_uring_setup",
+      "fsopen",
+      "move_mount",
+      "open_tree",
+      "swapon",
+      "reboot",
+      "settimeofday",
+      "clock_settime",
+    ]) {
       expect(refused, name).toContain(name);
     }
   });
@@ -268,12 +331,29 @@ describe("the workers' sandbox on Kubernetes (k8s/worker-sandbox/)", () => {
     chmodSync(path.dirname(trace), 0o777);
     // The shape the worker builds as a non-root user (worker/lib/sandbox-plan.mjs), as in a pod.
     const system = ["--ro-bind", "/usr", "/usr", ...["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc"].flatMap((d) => ["--ro-bind-try", d, d])];
-    const bwrap = ["bwrap", "--die-with-parent", "--new-session", "--unshare-all", ...system, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--", "/bin/sh", "-c", "true"];
+    const bwrap = [
+      "bwrap",
+      "--die-with-parent",
+      "--new-session",
+      "--unshare-all",
+      ...system,
+      "--proc",
+      "/proc",
+      "--dev",
+      "/dev",
+      "--tmpfs",
+      "/tmp",
+      "--",
+      "/bin/sh",
+      "-c",
+      "true",
+    ];
     const asUser = process.getuid?.() === 0 ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] : [];
     execFileSync(asUser[0] ?? "strace", [...asUser.slice(1), ...(asUser.length ? ["strace"] : []), "-f", "-qq", "-o", trace, ...bwrap], { timeout: 60_000 });
     const calls = new Set([...readFileSync(trace, "utf8").matchAll(/^\d+\s+([a-z_0-9]+)\(/gm)].map((m) => m[1]!));
     // bubblewrap's own: the namespaces, the mounts, the new root.
-    for (const needed of ["unshare", "mount", "pivot_root", "umount2"]) expect(calls.has(needed) || (needed === "unshare" && calls.has("clone")), needed).toBe(true);
+    for (const needed of ["unshare", "mount", "pivot_root", "umount2"])
+      expect(calls.has(needed) || (needed === "unshare" && calls.has("clone")), needed).toBe(true);
     expect([...calls].filter((c) => refused.has(c))).toEqual([]);
   });
 });
@@ -284,15 +364,33 @@ describe("the README walks an operator from nothing to a controller and workers"
 
   it("on Kubernetes: images by digest, the App, the workers' sandbox, the kustomize install, doctor, and what the controller costs", () => {
     const k8s = section("Run on Kubernetes");
-    for (const step of ["docker buildx imagetools inspect", "k8s-install/controller.env.example", "kubectl apply -k k8s-install", "K8S_USER_NAMESPACE=true", "k8s/worker-sandbox/", "doctor", "What the controller costs"]) expect(k8s).toContain(step);
+    for (const step of [
+      "docker buildx imagetools inspect",
+      "k8s-install/controller.env.example",
+      "kubectl apply -k k8s-install",
+      "K8S_USER_NAMESPACE=true",
+      "k8s/worker-sandbox/",
+      "doctor",
+      "What the controller costs",
+    ])
+      expect(k8s).toContain(step);
     // The requests it quotes are the Deployment's.
     const c = parseAllDocuments(readFileSync(path.join(ROOT, "k8s/controller/deployment.yaml"), "utf8"))[0]!.toJS().spec.template.spec.containers[0];
-    expect(k8s).toContain(`two pods asking for ${Number.parseInt(c.resources.requests.cpu) / 1000} CPU and ${c.resources.requests.memory.replace("Mi", " MiB")} each`);
+    expect(k8s).toContain(
+      `two pods asking for ${Number.parseInt(c.resources.requests.cpu) / 1000} CPU and ${c.resources.requests.memory.replace("Mi", " MiB")} each`,
+    );
   });
 
   it("on Google Cloud: the controller VM from Terraform, its secrets, and its monthly cost from the bundled price table", () => {
     const gce = section("Run on Google Cloud");
-    for (const step of ["controller_vm = true", "agent-work-controller-env", "agent-work-controller-ssh-key", "controller_address", "What the controller costs"]) expect(gce).toContain(step);
+    for (const step of [
+      "controller_vm = true",
+      "agent-work-controller-env",
+      "agent-work-controller-ssh-key",
+      "controller_address",
+      "What the controller costs",
+    ])
+      expect(gce).toContain(step);
     const prices = JSON.parse(readFileSync(path.join(ROOT, "src/cost/gce-prices.json"), "utf8"));
     const month = prices.machines["e2-small"]["us-central1"].hour * 730;
     expect(gce).toContain(`about\n   $${month.toFixed(2)} a month`);

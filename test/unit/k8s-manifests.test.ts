@@ -37,7 +37,8 @@ describe("the manifests a cluster admin applies", () => {
     }).spec!.template.spec!;
     expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } });
     expect(pod.hostNetwork ?? false).toBe(false);
-    for (const c of pod.containers) expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] }, runAsNonRoot: true });
+    for (const c of pod.containers)
+      expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] }, runAsNonRoot: true });
     for (const v of pod.volumes ?? []) {
       const kinds = Object.keys(v).filter((k) => k !== "name");
       expect(kinds, v.name).toHaveLength(1);
@@ -82,7 +83,12 @@ describe("the README's Run on Kubernetes", () => {
     const block = /The Role[^\n]*\n\s*```yaml\n([\s\S]*?)```/.exec(section)?.[1];
     expect(block, "a yaml block after 'The Role'").toBeDefined();
     const indent = /^( *)/.exec(block!)![1]!.length;
-    const shown = parse(block!.split("\n").map((l) => l.slice(indent)).join("\n")) as Doc;
+    const shown = parse(
+      block!
+        .split("\n")
+        .map((l) => l.slice(indent))
+        .join("\n"),
+    ) as Doc;
     expect(shown.rules).toEqual(role().rules);
   });
 

@@ -123,7 +123,14 @@ describe.each(STORE_KINDS)("budgets on %s", (kind) => {
   it("keep free jobs out of the caps while still recording them", async () => {
     const ledger = await ledgerAt({ now: Date.UTC(2026, 10, 15) });
     const free = priceJob({ backend: "local" }, undefined);
-    const r = await ledger.reserve({ jobId: "l", repoId: 1, repoFullName: "o/r", pricing: free, ceilingUsd: 0, budgets: { jobUsd: 0, repoMonthlyUsd: 0, globalHourlyUsd: 0 } });
+    const r = await ledger.reserve({
+      jobId: "l",
+      repoId: 1,
+      repoFullName: "o/r",
+      pricing: free,
+      ceilingUsd: 0,
+      budgets: { jobUsd: 0, repoMonthlyUsd: 0, globalHourlyUsd: 0 },
+    });
     expect(r.ok).toBe(true);
     expect((await ledger.entriesThisMonth(1)).map((e) => e.jobId)).toEqual(["l"]);
   });
@@ -132,11 +139,19 @@ describe.each(STORE_KINDS)("budgets on %s", (kind) => {
     const time = { now: Date.UTC(2026, 10, 15, 12) };
     const ledger = await ledgerAt(time);
     const other = kind === "postgres" ? new Ledger(await stores.another(), () => time.now) : ledger;
-    const capped = (l: Ledger, jobId: string) => l.reserve({ jobId, repoId: 1, repoFullName: "o/r1", pricing, ceilingUsd: ceiling, budgets: roomy, backendCap: { jobs: 3 } });
+    const capped = (l: Ledger, jobId: string) =>
+      l.reserve({ jobId, repoId: 1, repoFullName: "o/r1", pricing, ceilingUsd: ceiling, budgets: roomy, backendCap: { jobs: 3 } });
     const results = await Promise.all(Array.from({ length: 20 }, (_, i) => capped(i % 2 ? ledger : other, `j${i}`)));
     expect(results.filter((r) => r.ok)).toHaveLength(3);
     const refused = results.find((r) => !r.ok);
-    expect(refused).toMatchObject({ ok: false, budget: "backend_jobs", capUsd: 3, spentUsd: 3, resetsAt: null, message: "`gce` is at its cap of 3 jobs at once (BACKEND_CAPS)" });
+    expect(refused).toMatchObject({
+      ok: false,
+      budget: "backend_jobs",
+      capUsd: 3,
+      spentUsd: 3,
+      resetsAt: null,
+      message: "`gce` is at its cap of 3 jobs at once (BACKEND_CAPS)",
+    });
     expect(await ledger.backendLoad("gce")).toMatchObject({ jobs: 3 });
     // Another backend has its own count; a try of a job already holding its place is not refused.
     const holder = results.findIndex((r) => r.ok);
@@ -149,7 +164,8 @@ describe.each(STORE_KINDS)("budgets on %s", (kind) => {
   it("hold a backend to its BACKEND_CAPS dollars an hour, and let it spend again the next hour", async () => {
     const time = { now: Date.UTC(2026, 10, 15, 12, 10) };
     const ledger = await ledgerAt(time);
-    const capped = (jobId: string) => ledger.reserve({ jobId, repoId: 1, repoFullName: "o/r1", pricing, ceilingUsd: ceiling, budgets: roomy, backendCap: { usdPerHour: ceiling * 1.5 } });
+    const capped = (jobId: string) =>
+      ledger.reserve({ jobId, repoId: 1, repoFullName: "o/r1", pricing, ceilingUsd: ceiling, budgets: roomy, backendCap: { usdPerHour: ceiling * 1.5 } });
     expect((await capped("a")).ok).toBe(true);
     const refused = await capped("b");
     expect(refused).toMatchObject({ ok: false, budget: "backend_hourly", spentUsd: ceiling, resetsAt: Date.UTC(2026, 10, 15, 13) });
@@ -157,7 +173,19 @@ describe.each(STORE_KINDS)("budgets on %s", (kind) => {
       `\`gce\` is at its cap of ${formatUsd(ceiling * 1.5)} an hour (BACKEND_CAPS): ${formatUsd(ceiling)} spent or reserved this hour + up to ${formatUsd(ceiling)} for this job; it resets 2026-11-15T13:00:00Z`,
     );
     // Free jobs on another backend are not counted against it.
-    expect((await ledger.reserve({ jobId: "l", repoId: 1, repoFullName: "o/r1", pricing: priceJob({ backend: "local" }, undefined), ceilingUsd: 0, budgets: roomy, backendCap: { usdPerHour: 0 } })).ok).toBe(true);
+    expect(
+      (
+        await ledger.reserve({
+          jobId: "l",
+          repoId: 1,
+          repoFullName: "o/r1",
+          pricing: priceJob({ backend: "local" }, undefined),
+          ceilingUsd: 0,
+          budgets: roomy,
+          backendCap: { usdPerHour: 0 },
+        })
+      ).ok,
+    ).toBe(true);
     time.now = Date.UTC(2026, 10, 15, 13, 0, 1);
     expect((await capped("b")).ok).toBe(true);
   });
@@ -188,7 +216,6 @@ describe("budgets, as figures", () => {
 });
 
 describe("the billed figure", () => {
-
   it("months start on the 1st at 00:00 UTC", () => {
     expect(monthStart(Date.UTC(2026, 1, 28, 23))).toBe(Date.UTC(2026, 1, 1));
     expect(nextMonthStart(Date.UTC(2026, 11, 31, 23, 59))).toBe(Date.UTC(2027, 0, 1));
@@ -218,7 +245,8 @@ describe("the agent's own usage report", () => {
   });
 
   it("prices claude-code's messages while it runs, once per message, from the model in each", () => {
-    const msg = (id: string, output: number) => JSON.stringify({ type: "assistant", message: { id, model: "claude-sonnet-4-5", usage: { input_tokens: 1_000_000, output_tokens: output } } });
+    const msg = (id: string, output: number) =>
+      JSON.stringify({ type: "assistant", message: { id, model: "claude-sonnet-4-5", usage: { input_tokens: 1_000_000, output_tokens: output } } });
     const usage = meterOf([msg("m1", 0), msg("m1", 0), msg("m2", 1_000_000)]);
     // 2 M input at $3 and 1 M output at $15.
     expect(usage).toMatchObject({ source: "claude-code", model: "claude-sonnet-4-5", inputTokens: 2_000_000, outputTokens: 1_000_000, costUsd: 21 });
@@ -227,7 +255,13 @@ describe("the agent's own usage report", () => {
 
   it("adds up codex's turns and prices their tokens at the job's model, cached input cheaper", () => {
     const turn = JSON.stringify({ type: "turn.completed", usage: { input_tokens: 1_000_000, cached_input_tokens: 1_000_000, output_tokens: 100_000 } });
-    expect(meterOf([turn, turn], "gpt-5-codex")).toMatchObject({ source: "codex", model: "gpt-5-codex", inputTokens: 2_000_000, outputTokens: 200_000, costUsd: 2 * (0.125 + 1) });
+    expect(meterOf([turn, turn], "gpt-5-codex")).toMatchObject({
+      source: "codex",
+      model: "gpt-5-codex",
+      inputTokens: 2_000_000,
+      outputTokens: 200_000,
+      costUsd: 2 * (0.125 + 1),
+    });
     // No model named, or one the table lacks: tokens, and no dollars made up.
     const unpriced = meterOf([turn], "some-private-model");
     expect(unpriced).toMatchObject({ inputTokens: 1_000_000, outputTokens: 100_000 });
@@ -235,20 +269,43 @@ describe("the agent's own usage report", () => {
   });
 
   it("adds up opencode's steps with the cost it reports", () => {
-    const step = JSON.stringify({ type: "step_finish", part: { type: "step-finish", tokens: { input: 1000, output: 100, reasoning: 0, cache: { read: 0, write: 0 } }, cost: 0.0045 } });
-    expect(meterOf([step, step])).toMatchObject({ source: "opencode", inputTokens: 2000, outputTokens: 200, costUsd: 0.009, costSource: "reported by opencode" });
+    const step = JSON.stringify({
+      type: "step_finish",
+      part: { type: "step-finish", tokens: { input: 1000, output: 100, reasoning: 0, cache: { read: 0, write: 0 } }, cost: 0.0045 },
+    });
+    expect(meterOf([step, step])).toMatchObject({
+      source: "opencode",
+      inputTokens: 2000,
+      outputTokens: 200,
+      costUsd: 0.009,
+      costSource: "reported by opencode",
+    });
   });
 
   it("reads aider's session line", () => {
-    expect(meterOf(["Tokens: 2.1k sent, 150 received. Cost: $0.01 message, $0.03 session."])).toMatchObject({ source: "aider", costUsd: 0.03, inputTokens: 2100, outputTokens: 150 });
+    expect(meterOf(["Tokens: 2.1k sent, 150 received. Cost: $0.01 message, $0.03 session."])).toMatchObject({
+      source: "aider",
+      costUsd: 0.03,
+      inputTokens: 2100,
+      outputTokens: 150,
+    });
   });
 
   it("never lowers a figure: a later, smaller result line does not erase spend", () => {
-    expect(meterOf(['{"type":"result","total_cost_usd":0.9,"usage":{"input_tokens":10,"output_tokens":1}}', '{"type":"result","total_cost_usd":0,"usage":{"input_tokens":0,"output_tokens":0}}'])).toMatchObject({ costUsd: 0.9, inputTokens: 10 });
+    expect(
+      meterOf([
+        '{"type":"result","total_cost_usd":0.9,"usage":{"input_tokens":10,"output_tokens":1}}',
+        '{"type":"result","total_cost_usd":0,"usage":{"input_tokens":0,"output_tokens":0}}',
+      ]),
+    ).toMatchObject({ costUsd: 0.9, inputTokens: 10 });
   });
 
   it("is left empty when the agent says nothing about it, never guessed", () => {
-    expect(meterOf(["I spent about $5 on this", "tokens used: 12", "{not json", '{"type":"result"}'])).toMatchObject({ source: "claude-code", inputTokens: 0, outputTokens: 0 });
+    expect(meterOf(["I spent about $5 on this", "tokens used: 12", "{not json", '{"type":"result"}'])).toMatchObject({
+      source: "claude-code",
+      inputTokens: 0,
+      outputTokens: 0,
+    });
     expect(meterOf(["I spent about $5 on this"])).toBeNull();
   });
 });
@@ -260,6 +317,8 @@ describe("the check run's live meter", () => {
     const job = { backend: "gce", options: {}, config: { maxMinutes: 30, budget: {} }, startedAt: now - 600_000, finishedAt: null } as never;
     const deps = { config: { gce, defaultMaxMinutes: 30, budgets: roomy }, ledger: null as never, now: () => now } as never;
     const texts = await costTexts(deps, job);
-    expect(texts.meterText).toBe(`${formatUsd(costOf(pricing, 600).totalUsd)} so far (10 min of e2-small spot in us-central1); ceiling at most ${formatUsd(ceiling)} (e2-small spot in us-central1, 30 min)`);
+    expect(texts.meterText).toBe(
+      `${formatUsd(costOf(pricing, 600).totalUsd)} so far (10 min of e2-small spot in us-central1); ceiling at most ${formatUsd(ceiling)} (e2-small spot in us-central1, 30 min)`,
+    );
   });
 });

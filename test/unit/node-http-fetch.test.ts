@@ -38,8 +38,12 @@ describe("the fetch Octokit calls GitHub with (node:http, kept-alive connections
     other = await server((_req, res) => res.writeHead(200, { "content-type": "application/json" }).end("{}"));
     main = await server((req, res, body) => {
       const url = req.url!;
-      if (url === "/json") return res.writeHead(201, { "content-type": "application/json; charset=utf-8", "x-ratelimit-remaining": "4999" }).end(JSON.stringify({ id: 7, echo: body }));
-      if (url === "/gzip") return res.writeHead(200, { "content-type": "application/json", "content-encoding": "gzip" }).end(gzipSync(JSON.stringify({ zipped: true })));
+      if (url === "/json")
+        return res
+          .writeHead(201, { "content-type": "application/json; charset=utf-8", "x-ratelimit-remaining": "4999" })
+          .end(JSON.stringify({ id: 7, echo: body }));
+      if (url === "/gzip")
+        return res.writeHead(200, { "content-type": "application/json", "content-encoding": "gzip" }).end(gzipSync(JSON.stringify({ zipped: true })));
       if (url === "/missing") return res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ message: "Not Found" }));
       if (url === "/see-other") return res.writeHead(303, { location: "/json" }).end();
       if (url === "/moved-same-origin") return res.writeHead(307, { location: "/json" }).end();
@@ -56,7 +60,11 @@ describe("the fetch Octokit calls GitHub with (node:http, kept-alive connections
   });
 
   it("sends the method, headers and body, and gives back status, url, headers and text as fetch does", async () => {
-    const res = await fetch(`${main.origin}/json`, { method: "POST", headers: { authorization: "token abc", "content-type": "application/json" }, body: '{"a":1}' });
+    const res = await fetch(`${main.origin}/json`, {
+      method: "POST",
+      headers: { authorization: "token abc", "content-type": "application/json" },
+      body: '{"a":1}',
+    });
     expect(res.status).toBe(201);
     expect(res.ok).toBe(true);
     expect(res.url).toBe(`${main.origin}/json`);

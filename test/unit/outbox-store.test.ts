@@ -2,7 +2,12 @@ import { describe, expect, it } from "vitest";
 import { OutboxStore, addToOutbox, jobEndedEffects, type NewOutboxEntry } from "../../src/store/outbox-store.js";
 import { STORE_KINDS, useTestStores } from "../support/postgres.js";
 
-const reply = (key: string): NewOutboxEntry => ({ key, installationId: 1, jobId: null, effect: { kind: "comment", owner: "o", repo: "r", issueNumber: 7, body: "hello" } });
+const reply = (key: string): NewOutboxEntry => ({
+  key,
+  installationId: 1,
+  jobId: null,
+  effect: { kind: "comment", owner: "o", repo: "r", issueNumber: 7, body: "hello" },
+});
 
 describe.each(STORE_KINDS)("outbox on %s", (kind) => {
   const stores = useTestStores(kind);

@@ -8,7 +8,10 @@ describe("reading /agent commands from a comment", () => {
   it.each([
     ["/agent run", { verb: "run", instructions: "" }],
     ["/AGENT Run fix the typo", { verb: "run", instructions: "fix the typo" }],
-    ["/agent run --max-minutes 5 --machine large please hurry\nand add a test", { verb: "run", flags: { maxMinutes: 5, machine: "large" }, instructions: "please hurry\nand add a test" }],
+    [
+      "/agent run --max-minutes 5 --machine large please hurry\nand add a test",
+      { verb: "run", flags: { maxMinutes: 5, machine: "large" }, instructions: "please hurry\nand add a test" },
+    ],
     ["/agent run --backend=local -- --not-a-flag", { verb: "run", flags: { backend: "local" }, instructions: "--not-a-flag" }],
     ["/agent ask why does the parser crash?", { verb: "ask", instructions: "why does the parser crash?" }],
     ["/agent ask --model m1 what is\nthis for?", { verb: "ask", flags: { model: "m1" }, instructions: "what is\nthis for?" }],
@@ -63,12 +66,19 @@ describe("reading /agent commands from a comment", () => {
 
   it("never throws, and any comment is exactly one command or none", () => {
     fc.assert(
-      fc.property(fc.oneof(fc.string(), fc.string().map((s) => `/agent ${s}`), fc.string().map((s) => `/agent run ${s}`)), (body) => {
-        const parsed = parseCommand(body);
-        if (parsed === null) return;
-        expect(typeof parsed.ok).toBe("boolean");
-        if (parsed.ok) expect(["run", "stop", "retry", "status", "cost", "help"]).toContain(parsed.verb);
-      }),
+      fc.property(
+        fc.oneof(
+          fc.string(),
+          fc.string().map((s) => `/agent ${s}`),
+          fc.string().map((s) => `/agent run ${s}`),
+        ),
+        (body) => {
+          const parsed = parseCommand(body);
+          if (parsed === null) return;
+          expect(typeof parsed.ok).toBe("boolean");
+          if (parsed.ok) expect(["run", "stop", "retry", "status", "cost", "help"]).toContain(parsed.verb);
+        },
+      ),
     );
   });
 

@@ -43,7 +43,16 @@ describe("the reaper's housekeeping pass", () => {
     const broken = backendWith("other", async () => {
       throw new Error("API down");
     });
-    const reaper = new Reaper({ store, backends: new Map<string, Backend>([["gce", pool], ["other", broken], ["local", backendWith("local")]]), now: Date.now, log: silent as never });
+    const reaper = new Reaper({
+      store,
+      backends: new Map<string, Backend>([
+        ["gce", pool],
+        ["other", broken],
+        ["local", backendWith("local")],
+      ]),
+      now: Date.now,
+      log: silent as never,
+    });
 
     const dry = await reaper.tick({ dryRun: true });
     expect(pool.calls).toBe(0);

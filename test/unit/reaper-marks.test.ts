@@ -42,7 +42,15 @@ describe.each(STORE_KINDS)("reaper marks on %s", (kind) => {
     const again = new ReaperMarkStore(await stores.another());
     expect(await again.list()).toEqual([
       { key: reaperMarkKey("orphan", "fake", "w-1"), kind: "orphan", backend: "fake", workerId: "w-1", jobId: "j1", markedAt: 1_790_000_000_000, worker },
-      { key: reaperMarkKey("vanished", "fake", "j2"), kind: "vanished", backend: "fake", workerId: "w-2", jobId: "j2", markedAt: 1_790_000_000_500, worker: null },
+      {
+        key: reaperMarkKey("vanished", "fake", "j2"),
+        kind: "vanished",
+        backend: "fake",
+        workerId: "w-2",
+        jobId: "j2",
+        markedAt: 1_790_000_000_500,
+        worker: null,
+      },
     ]);
     await again.unmark(reaperMarkKey("orphan", "fake", "w-1"));
     expect((await marks.list()).map((m) => m.kind)).toEqual(["vanished"]);

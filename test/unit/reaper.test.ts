@@ -79,7 +79,14 @@ async function setup() {
   /** A job moved along the state machine to `state`, with a worker on the fake backend once it has one. */
   async function jobIn(state: JobState, patch: { deadlineAt?: number; withWorker?: boolean } = {}): Promise<Job> {
     let job = (await store.insertReceived(newJob(), { backend: "fake" })).job;
-    const path: JobState[] = { received: [], queued: ["queued"], provisioning: ["queued", "provisioning"], running: ["queued", "provisioning", "running"], succeeded: ["queued", "provisioning", "running", "reporting", "succeeded"] }[state as "received"] ?? [];
+    const path: JobState[] =
+      {
+        received: [],
+        queued: ["queued"],
+        provisioning: ["queued", "provisioning"],
+        running: ["queued", "provisioning", "running"],
+        succeeded: ["queued", "provisioning", "running", "reporting", "succeeded"],
+      }[state as "received"] ?? [];
     for (const to of path) {
       const extra = to === "provisioning" ? { deadlineAt: patch.deadlineAt ?? clock + 3_600_000 } : {};
       job = await store.transition(job.id, job.state, to, extra);
@@ -162,7 +169,9 @@ describe("the reaper", () => {
     await reap(deps);
     const failed = await deps.store.get(job.id);
     expect(failed?.state).toBe("failed");
-    expect(failed?.message).toBe(`its worker (${job.worker!.id} on the fake backend) disappeared while the job was running, so nothing was running it any more`);
+    expect(failed?.message).toBe(
+      `its worker (${job.worker!.id} on the fake backend) disappeared while the job was running, so nothing was running it any more`,
+    );
     expect(ended.map((j) => j.id)).toEqual([job.id]);
   });
 
@@ -230,7 +239,9 @@ describe("the reaper", () => {
     const onTime = await jobIn("running", { deadlineAt: now() - 119_000 });
 
     const report = await reap({ ...deps, deadlineGraceMs: 120_000 });
-    expect(report.actions).toEqual([expect.objectContaining({ kind: "time-out", jobId: late.id, workerId: late.worker!.id, reason: "running 121s past its deadline" })]);
+    expect(report.actions).toEqual([
+      expect.objectContaining({ kind: "time-out", jobId: late.id, workerId: late.worker!.id, reason: "running 121s past its deadline" }),
+    ]);
     const timedOut = await deps.store.get(late.id);
     expect(timedOut).toMatchObject({ state: "timed_out", message: "the job ran 121s past its deadline and was stopped" });
     expect(fake.destroyed).toEqual([late.worker!.id]);
@@ -271,7 +282,11 @@ describe("the reaper", () => {
     const passes = lines.filter((l) => l.msg.startsWith("reaper pass"));
     expect(passes.map((l) => l.msg)).toEqual(["reaper pass starting", "reaper pass finished", "reaper pass starting", "reaper pass finished"]);
     expect(passes[2]!.obj).toMatchObject({ workers: { fake: 1 }, marks: 1, liveJobs: 0 });
-    expect(passes[3]!.obj).toMatchObject({ before: { workers: { fake: 1 }, marks: 1 }, after: { workers: { fake: 0 }, marks: 0 }, actions: { "destroy-orphan": 1 } });
+    expect(passes[3]!.obj).toMatchObject({
+      before: { workers: { fake: 1 }, marks: 1 },
+      after: { workers: { fake: 0 }, marks: 0 },
+      actions: { "destroy-orphan": 1 },
+    });
   });
 
   it("keeps a mark when destroying fails, and tries again on the next pass", async () => {

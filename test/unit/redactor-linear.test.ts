@@ -62,10 +62,51 @@ function growth(redactor: Redactor, prefix: string, unit: string): number {
 
 /** Pieces of every pattern the redactor knows, and the characters that end or extend their runs. */
 const FRAGMENTS = [
-  "a", "Z", "0", "-", "_", ".", ":", "/", "@", "%", "=", "&", "?", " ", "\n", "\t", '"', "'", "\\",
-  "://", "https://", "x-access-token:", "authorization", "Authorization: ", '"authorization":"', "Bearer ", "token ", "basic",
-  "eyJ", "eyJhbGciOiJSUzI1NiJ9", "ghp_", "ghs_1234_", "github_pat_", "sk-", "sk-ant-", "AIza", "ya29.",
-  "-----BEGIN ", "RSA ", "PRIVATE KEY-----", "-----END ", "?code=", "&state=", "user:", "some-secret",
+  "a",
+  "Z",
+  "0",
+  "-",
+  "_",
+  ".",
+  ":",
+  "/",
+  "@",
+  "%",
+  "=",
+  "&",
+  "?",
+  " ",
+  "\n",
+  "\t",
+  '"',
+  "'",
+  "\\",
+  "://",
+  "https://",
+  "x-access-token:",
+  "authorization",
+  "Authorization: ",
+  '"authorization":"',
+  "Bearer ",
+  "token ",
+  "basic",
+  "eyJ",
+  "eyJhbGciOiJSUzI1NiJ9",
+  "ghp_",
+  "ghs_1234_",
+  "github_pat_",
+  "sk-",
+  "sk-ant-",
+  "AIza",
+  "ya29.",
+  "-----BEGIN ",
+  "RSA ",
+  "PRIVATE KEY-----",
+  "-----END ",
+  "?code=",
+  "&state=",
+  "user:",
+  "some-secret",
 ];
 
 /** A short piece of text built from those fragments; repeated, it is an adversarial input. */
@@ -124,21 +165,17 @@ describe("the line cap", () => {
   it("never leaves a piece of a token or a known secret that the cut went through", () => {
     const secret = "opaque secret with spaces 0123456789";
     fc.assert(
-      fc.property(
-        fc.integer({ min: 0, max: 60 }),
-        fc.constantFrom(`ghs_${"Ab3".repeat(12)}`, secret, `sk-ant-${"x9".repeat(20)}`),
-        (offset, value) => {
-          const redactor = new Redactor([secret], { maxLineChars: 100 });
-          // The cut (at 100) falls `offset` characters into the value, or past its end.
-          const line = `${"w ".repeat(50).slice(0, 99 - offset)} ${value} and more text after it ${"z".repeat(100)}`;
-          const output = redactor.redact(line);
-          expect(output).toContain("…[cut: ");
-          const kept = output.slice(0, output.indexOf("…[cut: "));
-          expect(kept).not.toContain(value);
-          // Not even its beginning, beyond what anyone could guess (`ghs_`, `sk-`).
-          for (let k = 4; k < value.length; k++) expect(kept.endsWith(value.slice(0, k))).toBe(false);
-        },
-      ),
+      fc.property(fc.integer({ min: 0, max: 60 }), fc.constantFrom(`ghs_${"Ab3".repeat(12)}`, secret, `sk-ant-${"x9".repeat(20)}`), (offset, value) => {
+        const redactor = new Redactor([secret], { maxLineChars: 100 });
+        // The cut (at 100) falls `offset` characters into the value, or past its end.
+        const line = `${"w ".repeat(50).slice(0, 99 - offset)} ${value} and more text after it ${"z".repeat(100)}`;
+        const output = redactor.redact(line);
+        expect(output).toContain("…[cut: ");
+        const kept = output.slice(0, output.indexOf("…[cut: "));
+        expect(kept).not.toContain(value);
+        // Not even its beginning, beyond what anyone could guess (`ghs_`, `sk-`).
+        for (let k = 4; k < value.length; k++) expect(kept.endsWith(value.slice(0, k))).toBe(false);
+      }),
       { numRuns: 200 },
     );
   });

@@ -12,17 +12,11 @@ function charsFrom(alphabet: string, minLength: number, maxLength: number): fc.A
 }
 
 /** The 40-character form: a prefix and 36 letters and digits. */
-const classicGithubToken = fc
-  .tuple(fc.constantFrom("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), charsFrom(ALNUM, 36, 36))
-  .map(([prefix, body]) => prefix + body);
+const classicGithubToken = fc.tuple(fc.constantFrom("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), charsFrom(ALNUM, 36, 36)).map(([prefix, body]) => prefix + body);
 
 /** The stateless form: `ghs_<appid>_<JWT>`, about 520 characters, with dots and `-_`. */
 const statelessGithubToken = fc
-  .tuple(
-    fc.integer({ min: 1, max: 99_999_999 }),
-    charsFrom(BASE64URL, 300, 380),
-    charsFrom(BASE64URL, 86, 86),
-  )
+  .tuple(fc.integer({ min: 1, max: 99_999_999 }), charsFrom(BASE64URL, 300, 380), charsFrom(BASE64URL, 86, 86))
   .map(([appId, payload, signature]) => {
     const header = Buffer.from(JSON.stringify({ alg: "RS256", typ: "JWT" })).toString("base64url");
     return `ghs_${appId}_${header}.${payload}.${signature}`;
@@ -31,11 +25,7 @@ const statelessGithubToken = fc
 const githubToken = fc.oneof(classicGithubToken, statelessGithubToken);
 
 /** Surrounding text of every kind: printable ASCII, any Unicode, and text built from token characters. */
-const randomText = fc.oneof(
-  fc.string({ maxLength: 80 }),
-  fc.string({ unit: "grapheme", maxLength: 40 }),
-  charsFrom(`${BASE64URL}. :@/"'=\n`, 0, 60),
-);
+const randomText = fc.oneof(fc.string({ maxLength: 80 }), fc.string({ unit: "grapheme", maxLength: 40 }), charsFrom(`${BASE64URL}. :@/"'=\n`, 0, 60));
 
 function survives(output: string, token: string): boolean {
   // Not just the whole token: no recognisable piece of it (start of body, end of signature).
@@ -83,9 +73,7 @@ describe("Redactor", () => {
     expect(redactor.redact("fatal: https://x-access-token:opaque-secret-value@github.com/o/r.git")).toBe(
       `fatal: https://x-access-token:${REDACTED}@github.com/o/r.git`,
     );
-    expect(redactor.redact("postgres://agent:hunter2hunter2@db.internal:5432/jobs")).toBe(
-      `postgres://agent:${REDACTED}@db.internal:5432/jobs`,
-    );
+    expect(redactor.redact("postgres://agent:hunter2hunter2@db.internal:5432/jobs")).toBe(`postgres://agent:${REDACTED}@db.internal:5432/jobs`);
   });
 
   it("redacts Anthropic, OpenAI and Google keys and OAuth tokens", () => {

@@ -50,9 +50,7 @@ describe("refreshing the price table from the Cloud Billing Catalog", () => {
     expect(e2Small.hourSpot).toBe((0.5 * AMERICAS.spotCore + 2 * AMERICAS.spotRam) / 1e9);
     expect(e2Small.hourSpot).toBe(0.005022);
     expect(e2Small.hour).toBe((0.5 * AMERICAS.core + 2 * AMERICAS.ram) / 1e9);
-    expect(estimate({ machineType: "e2-small", region: "us-central1", spot: true, seconds: 600 }, table).usd).toBe(
-      (0.005022 * 600) / 3600,
-    );
+    expect(estimate({ machineType: "e2-small", region: "us-central1", spot: true, seconds: 600 }, table).usd).toBe((0.005022 * 600) / 3600);
     // The decoys (custom, commitment, n2, sole tenancy) cost far more: none of them leaked in.
     expect(table.machines["e2-standard-32"]!["us-east1"]!.hour).toBe((32 * AMERICAS.core + 128 * AMERICAS.ram) / 1e9);
     expect(table.machines["e2-highmem-2"]!["europe-west1"]!.hourSpot).toBe((2 * EMEA.spotCore + 16 * EMEA.spotRam) / 1e9);
@@ -92,7 +90,9 @@ describe("refreshing the price table from the Cloud Billing Catalog", () => {
     expect(estimate({ machineType: "n2-standard-2", region: "us-central1", spot: false, seconds: 1 }, table).source).toBe(
       "GCE list prices from Cloud Billing Catalog 2026-08-02 (e2) + gce-pricing-2026-07-30.yml (generated 2026-08-02T09:30:00Z)",
     );
-    expect(notes).toContainEqual(expect.stringMatching(/machine types of other families .* carried over from gce-pricing-2026-07-30\.yml unchanged; only e2 is refreshed/));
+    expect(notes).toContainEqual(
+      expect.stringMatching(/machine types of other families .* carried over from gce-pricing-2026-07-30\.yml unchanged; only e2 is refreshed/),
+    );
   });
 
   it("counts what it recomputed and what it carried over, and leaves regions the catalog lacks as they were", async () => {
@@ -181,9 +181,7 @@ describe("refreshing the price table from the Cloud Billing Catalog", () => {
 
   it("refuses, naming the service, when the catalog lists no SKUs", async () => {
     fake.setSkus([]);
-    await expect(refreshPriceTable(client, base, { now })).rejects.toThrow(
-      /listed no SKUs for services\/6F81-5844-456A \(Compute Engine\).*not changed/,
-    );
+    await expect(refreshPriceTable(client, base, { now })).rejects.toThrow(/listed no SKUs for services\/6F81-5844-456A \(Compute Engine\).*not changed/);
   });
 
   it("refuses, naming the SKUs it looked for, when none of them is in the catalog", async () => {
@@ -203,7 +201,12 @@ describe("refreshing the price table from the Cloud Billing Catalog", () => {
   it("skips a SKU priced in a unit it does not expect, rather than misreading it", async () => {
     const skus = catalog().map((s) =>
       s.description === "E2 Instance Ram running in Americas"
-        ? { ...s, pricingInfo: [{ pricingExpression: { usageUnit: "GiBy.mo", tieredRates: [{ startUsageAmount: 0, unitPrice: { currencyCode: "USD", units: "2", nanos: 0 } }] } }] }
+        ? {
+            ...s,
+            pricingInfo: [
+              { pricingExpression: { usageUnit: "GiBy.mo", tieredRates: [{ startUsageAmount: 0, unitPrice: { currencyCode: "USD", units: "2", nanos: 0 } }] } },
+            ],
+          }
         : s,
     );
     fake.setSkus(skus);

@@ -64,7 +64,11 @@ describe("which deliveries are worth asking GitHub for again", () => {
 
   it("follows GitHub's cursor from the Link header, and stops without one", () => {
     expect(nextCursor('<https://api.github.com/app/hook/deliveries?per_page=100&cursor=v1_12345>; rel="next"')).toBe("v1_12345");
-    expect(nextCursor('<https://api.github.com/app/hook/deliveries?per_page=2&cursor=v1_1>; rel="prev", <https://api.github.com/app/hook/deliveries?cursor=v1_9>; rel="next"')).toBe("v1_9");
+    expect(
+      nextCursor(
+        '<https://api.github.com/app/hook/deliveries?per_page=2&cursor=v1_1>; rel="prev", <https://api.github.com/app/hook/deliveries?cursor=v1_9>; rel="next"',
+      ),
+    ).toBe("v1_9");
     expect(nextCursor(undefined)).toBeUndefined();
     expect(nextCursor('<https://api.github.com/app/hook/deliveries?cursor=v1_1>; rel="prev"')).toBeUndefined();
   });

@@ -1,11 +1,6 @@
 import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
-import {
-  formatRepoConfigErrors,
-  parseRepoConfig,
-  type RepoConfigError,
-  type RepoConfigResult,
-} from "../../src/config/repo-config.js";
+import { formatRepoConfigErrors, parseRepoConfig, type RepoConfigError, type RepoConfigResult } from "../../src/config/repo-config.js";
 
 const limits = { defaultAgent: "claude-code" as const, defaultMaxMinutes: 30, maxMinutesCeiling: 55 };
 
@@ -90,9 +85,7 @@ command: ["./scripts/agent.sh", "--task={prompt_file}"]
   });
 
   it("names the ceiling when max_minutes is above it", () => {
-    expect(errorFor(fromYaml("max_minutes: 90"), "max_minutes")).toBe(
-      "90 is above this installation's ceiling of 55 minutes; use 1 to 55",
-    );
+    expect(errorFor(fromYaml("max_minutes: 90"), "max_minutes")).toBe("90 is above this installation's ceiling of 55 minutes; use 1 to 55");
     expect(errorFor(fromYaml("max_minutes: 0"), "max_minutes")).toMatch(/use 1 to 55/);
     expect(errorFor(fromYaml("max_minutes: 2.5"), "max_minutes")).toMatch(/whole number/);
     expect(errorFor(fromYaml('max_minutes: "30"'), "max_minutes")).toMatch(/whole number/);
@@ -142,7 +135,9 @@ command: ["./scripts/agent.sh", "--task={prompt_file}"]
   it("reads the ssh host labels its jobs need", () => {
     expect(fromYaml("ssh_labels: [gpu, big, gpu]")).toMatchObject({ ok: true, config: { sshLabels: ["gpu", "big"] } });
     expect(errorFor(fromYaml("ssh_labels: gpu"), "ssh_labels")).toBe("must be a list of ssh host labels such as `[gpu]`, not `gpu`");
-    expect(errorFor(fromYaml("ssh_labels: ['has space']"), "ssh_labels")).toBe("must list 1 to 20 ssh host labels such as `[gpu]` (no spaces or commas in a label)");
+    expect(errorFor(fromYaml("ssh_labels: ['has space']"), "ssh_labels")).toBe(
+      "must list 1 to 20 ssh host labels such as `[gpu]` (no spaces or commas in a label)",
+    );
   });
 
   it("reads what to do with forks' pull requests: refuse (default) or a no-secrets patch run", () => {
@@ -162,7 +157,9 @@ command: ["./scripts/agent.sh", "--task={prompt_file}"]
       config: { network: "allowlist", allow: ["registry.npmjs.org", "*.pypi.org", "registry.example.com:8443", "10.20.0.5:443"] },
     });
     for (const inside of ["127.0.0.1:3000", "localhost", "api.localhost:8080", "*.localhost", "169.254.169.254", "0.0.0.0:80"]) {
-      expect(errorFor(fromYaml(`network: allowlist\nallow: ["registry.npmjs.org", "${inside}"]`), "allow"), inside).toMatch(/^`allow` may not name this machine or a link-local address .*; the controller's NETWORK_ALLOW_DEFAULT can$/);
+      expect(errorFor(fromYaml(`network: allowlist\nallow: ["registry.npmjs.org", "${inside}"]`), "allow"), inside).toMatch(
+        /^`allow` may not name this machine or a link-local address .*; the controller's NETWORK_ALLOW_DEFAULT can$/,
+      );
     }
     expect(errorFor(fromYaml('allow: ["https://evil.example/"]'), "allow")).toMatch(/^`allow` takes a list of host names or patterns/);
     expect(errorFor(fromYaml("allow: registry.npmjs.org"), "allow")).toMatch(/^`allow` takes a list of host names or patterns/);
@@ -209,13 +206,21 @@ command: ["./scripts/agent.sh", "--task={prompt_file}"]
   });
 
   it("reads setup commands and their time limit, and says what is wrong with a bad list", () => {
-    expect(fromYaml("setup: [npm ci, 'pip install -r requirements.txt']\nsetup_minutes: 5")).toMatchObject({ ok: true, config: { setup: ["npm ci", "pip install -r requirements.txt"], setupMinutes: 5 } });
-    expect(fromYaml("setup:\n  - |\n    npm ci\n    npm run build")).toMatchObject({ ok: true, config: { setup: ["npm ci\nnpm run build\n"], setupMinutes: 10 } });
+    expect(fromYaml("setup: [npm ci, 'pip install -r requirements.txt']\nsetup_minutes: 5")).toMatchObject({
+      ok: true,
+      config: { setup: ["npm ci", "pip install -r requirements.txt"], setupMinutes: 5 },
+    });
+    expect(fromYaml("setup:\n  - |\n    npm ci\n    npm run build")).toMatchObject({
+      ok: true,
+      config: { setup: ["npm ci\nnpm run build\n"], setupMinutes: 10 },
+    });
     expect(errorFor(fromYaml("setup: npm ci"), "setup")).toContain("must be a list of shell commands, one per step, not a single text");
     expect(errorFor(fromYaml("setup: []"), "setup")).toContain("must be a non-empty list of shell commands");
     expect(errorFor(fromYaml("setup: [npm ci, 3]"), "setup")).toBe("step 2 is `3`, not a shell command; each step is one non-empty text");
     expect(errorFor(fromYaml("setup: [npm ci, '  ']"), "setup")).toContain("step 2 is");
-    expect(errorFor(fromYaml(`setup: [${Array.from({ length: 21 }, () => "true").join(", ")}]`), "setup")).toContain("lists 21 commands; at most 20 are allowed");
+    expect(errorFor(fromYaml(`setup: [${Array.from({ length: 21 }, () => "true").join(", ")}]`), "setup")).toContain(
+      "lists 21 commands; at most 20 are allowed",
+    );
     expect(errorFor(fromYaml(`setup: [${"x".repeat(4001)}]`), "setup")).toContain("step 1 is 4001 characters long; at most 4000 are allowed");
     expect(errorFor(fromYaml("setup: [npm ci]\nsetup_minutes: 56"), "setup_minutes")).toContain("from 1 to 55");
     expect(errorFor(fromYaml("setup: [npm ci]\nsetup_minutes: 1.5"), "setup_minutes")).toContain("not a whole number of minutes");

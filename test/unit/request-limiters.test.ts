@@ -85,7 +85,10 @@ describe("the limiters GitHub calls go through", () => {
     await expect(retry.schedule(flaky, "x", 1)).resolves.toBe("x1");
     expect(calls).toBe(3);
     expect(waits).toEqual([1000, 1000]);
-    expect(seen).toEqual([{ args: ["x", 1], retryCount: 0 }, { args: ["x", 1], retryCount: 1 }]);
+    expect(seen).toEqual([
+      { args: ["x", 1], retryCount: 0 },
+      { args: ["x", 1], retryCount: 1 },
+    ]);
 
     calls = 0;
     await expect(retry.schedule(async () => Promise.reject(new Error("not found")))).rejects.toThrow("not found");
@@ -105,7 +108,9 @@ describe("the controller's Octokit with these limiters", () => {
       req.resume();
       calls++;
       if (calls === 1) {
-        res.writeHead(403, { "content-type": "application/json", "retry-after": "1" }).end(JSON.stringify({ message: "You have exceeded a secondary rate limit" }));
+        res
+          .writeHead(403, { "content-type": "application/json", "retry-after": "1" })
+          .end(JSON.stringify({ message: "You have exceeded a secondary rate limit" }));
         return;
       }
       res.writeHead(201, { "content-type": "application/json" }).end(JSON.stringify({ id: 1 }));
@@ -117,7 +122,12 @@ describe("the controller's Octokit with these limiters", () => {
       const log = pino({ level: "warn" }, { write: (line: string) => void warnings.push(JSON.parse(line).msg) });
       const Octokit = createOctokitClass({ log, onApiCall: () => undefined, fetch, overrides: { retry: { enabled: false } } });
       const octokit = new Octokit({ auth: { token: "ghs_test" }, baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}` });
-      const { status } = await octokit.request("POST /repos/{owner}/{repo}/issues/{issue_number}/comments", { owner: "o", repo: "r", issue_number: 1, body: "hi" });
+      const { status } = await octokit.request("POST /repos/{owner}/{repo}/issues/{issue_number}/comments", {
+        owner: "o",
+        repo: "r",
+        issue_number: 1,
+        body: "hi",
+      });
       expect(status).toBe(201);
       expect(calls).toBe(2);
       expect(warnings).toContain("GitHub secondary rate limit hit");
@@ -133,14 +143,21 @@ describe("the controller's Octokit with these limiters", () => {
     const server = http.createServer((req, res) => {
       req.resume();
       calls++;
-      res.writeHead(403, { "content-type": "application/json", "retry-after": "0" }).end(JSON.stringify({ message: "You have exceeded a secondary rate limit" }));
+      res
+        .writeHead(403, { "content-type": "application/json", "retry-after": "0" })
+        .end(JSON.stringify({ message: "You have exceeded a secondary rate limit" }));
     });
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     const fetch = createNodeHttpFetch();
     try {
       const warnings: { again: boolean }[] = [];
       const log = pino({ level: "warn" }, { write: (line: string) => void warnings.push(JSON.parse(line)) });
-      const Octokit = createOctokitClass({ log, onApiCall: () => undefined, fetch, overrides: { retry: { enabled: false }, throttle: { fallbackSecondaryRateRetryAfter: 0 } } });
+      const Octokit = createOctokitClass({
+        log,
+        onApiCall: () => undefined,
+        fetch,
+        overrides: { retry: { enabled: false }, throttle: { fallbackSecondaryRateRetryAfter: 0 } },
+      });
       const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
       const other = new Octokit({ auth: { token: "ghs_other" }, baseUrl });
       const octokit = new Octokit({ auth: { token: "ghs_test" }, baseUrl });
@@ -148,7 +165,9 @@ describe("the controller's Octokit with these limiters", () => {
       await expect(other.request("GET /repos/{owner}/{repo}", { owner: "o", repo: "r" })).rejects.toMatchObject({ status: 403 });
       calls = 0;
       warnings.length = 0;
-      await expect(octokit.request("POST /repos/{owner}/{repo}/issues/{issue_number}/comments", { owner: "o", repo: "r", issue_number: 1, body: "hi" })).rejects.toMatchObject({ status: 403 });
+      await expect(
+        octokit.request("POST /repos/{owner}/{repo}/issues/{issue_number}/comments", { owner: "o", repo: "r", issue_number: 1, body: "hi" }),
+      ).rejects.toMatchObject({ status: 403 });
       expect(calls).toBe(3);
       // One warning per failure, from this client's handler alone: two that retry, then the one that gives up.
       expect(warnings.map((w) => w.again)).toEqual([true, true, false]);

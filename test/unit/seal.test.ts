@@ -4,7 +4,9 @@ import { describe, expect, it } from "vitest";
 import { createSealer, workerTokenSealer } from "../../src/secrets/seal.js";
 import { canaryToken } from "../support/harness.js";
 
-const pem = () => generateKeyPairSync("rsa", { modulusLength: 2048, privateKeyEncoding: { type: "pkcs8", format: "pem" }, publicKeyEncoding: { type: "spki", format: "pem" } }).privateKey;
+const pem = () =>
+  generateKeyPairSync("rsa", { modulusLength: 2048, privateKeyEncoding: { type: "pkcs8", format: "pem" }, publicKeyEncoding: { type: "spki", format: "pem" } })
+    .privateKey;
 const key = pem();
 
 describe("sealing a worker token for storage", () => {

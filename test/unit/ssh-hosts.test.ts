@@ -8,7 +8,10 @@ import { loadSshHosts, readSshHostsFile } from "../../src/backends/ssh/load-ssh-
 
 const dir = mkdtempSync(join(tmpdir(), "agent-work-ssh-hosts-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const { privateKey: KEY } = generateKeyPairSync("ed25519", { privateKeyEncoding: { type: "pkcs8", format: "pem" }, publicKeyEncoding: { type: "spki", format: "pem" } });
+const { privateKey: KEY } = generateKeyPairSync("ed25519", {
+  privateKeyEncoding: { type: "pkcs8", format: "pem" },
+  publicKeyEncoding: { type: "spki", format: "pem" },
+});
 writeFileSync(join(dir, "build-1.key"), KEY, { mode: 0o600 });
 const FINGERPRINT = "SHA256:uoQv3EiNR1mAkO4JEqC76Sl0TZI1OV91JZGwonfFEh8";
 
@@ -41,13 +44,26 @@ describe("the SSH hosts file", () => {
     );
     expect(hosts).toEqual([
       { name: "build-1", address: "10.0.0.5", port: 22, user: "agent-work", privateKey: KEY, slots: 2, labels: ["large"], hostKeySha256: FINGERPRINT },
-      { name: "build-2.example.com", address: "build-2.example.com", port: 2222, user: "agent-work", privateKey: KEY, slots: 1, labels: [], nodePath: "/usr/local/bin/node", workRoot: "/srv/agent-work" },
+      {
+        name: "build-2.example.com",
+        address: "build-2.example.com",
+        port: 2222,
+        user: "agent-work",
+        privateKey: KEY,
+        slots: 1,
+        labels: [],
+        nodePath: "/usr/local/bin/node",
+        workRoot: "/srv/agent-work",
+      },
     ]);
   });
 
   it("reads the same from JSON, and accepts a fingerprint pasted without its SHA256: prefix", () => {
     const hosts = loadSshHosts(
-      file(JSON.stringify({ hosts: [{ name: "j", address: "10.0.0.6", user: "u", privateKey: KEY, slots: 3, hostKeySha256: FINGERPRINT.slice(7) + "=" }] }), "json"),
+      file(
+        JSON.stringify({ hosts: [{ name: "j", address: "10.0.0.6", user: "u", privateKey: KEY, slots: 3, hostKeySha256: FINGERPRINT.slice(7) + "=" }] }),
+        "json",
+      ),
     );
     expect(hosts[0]).toMatchObject({ name: "j", slots: 3, privateKey: KEY, hostKeySha256: FINGERPRINT });
   });
@@ -114,7 +130,10 @@ describe("the SSH hosts file", () => {
     expect(readSshHostsFile(join(dir, "nope.yml"))).toEqual({ ok: false, errors: [`cannot read ${join(dir, "nope.yml")} (ENOENT)`] });
     expect(readSshHostsFile(file("hosts: [\n"))).toMatchObject({ ok: false, errors: [expect.stringMatching(/not valid YAML or JSON/)] });
     expect(readSshHostsFile(file("hosts: []\n"))).toEqual({ ok: false, errors: ["hosts: expected at least one host"] });
-    expect(readSshHostsFile(file("machines: []\n"))).toMatchObject({ ok: false, errors: expect.arrayContaining(["hosts: required", expect.stringMatching(/^machines: unknown key/)]) });
+    expect(readSshHostsFile(file("machines: []\n"))).toMatchObject({
+      ok: false,
+      errors: expect.arrayContaining(["hosts: required", expect.stringMatching(/^machines: unknown key/)]),
+    });
     expect(() => loadSshHosts(file("hosts: []\n"))).toThrow(/SSH_HOSTS_FILE .* is not valid:\n  - hosts: expected at least one host/);
   });
 });

@@ -27,8 +27,10 @@ beforeAll(async () => {
   const merged = { resource: {}, data: {}, variable: {}, locals: [], output: {}, terraform: [] } as typeof tf;
   for (const file of readdirSync(DIR).filter((f) => f.endsWith(".tf"))) {
     const parsed = await parse(file, readFileSync(path.join(DIR, file), "utf8"));
-    for (const [type, byName] of Object.entries((parsed.resource ?? {}) as Record<string, Record<string, Block[]>>)) merged.resource[type] = { ...merged.resource[type], ...byName };
-    for (const [type, byName] of Object.entries((parsed.data ?? {}) as Record<string, Record<string, Block[]>>)) merged.data[type] = { ...merged.data[type], ...byName };
+    for (const [type, byName] of Object.entries((parsed.resource ?? {}) as Record<string, Record<string, Block[]>>))
+      merged.resource[type] = { ...merged.resource[type], ...byName };
+    for (const [type, byName] of Object.entries((parsed.data ?? {}) as Record<string, Record<string, Block[]>>))
+      merged.data[type] = { ...merged.data[type], ...byName };
     merged.terraform.push(...((parsed.terraform ?? []) as Block[]));
     Object.assign(merged.variable, parsed.variable ?? {});
     Object.assign(merged.output, parsed.output ?? {});
@@ -55,8 +57,16 @@ describe("terraform/, the controller as an option (controller.tf)", () => {
   const TEMPLATE = readFileSync(path.join(DIR, "controller-cloud-init.yaml"), "utf8");
   /** The cloud-init as templatefile() renders it, with example values. */
   const rendered = () =>
-    TEMPLATE.replace(/\$\{(controller_image|caddy_image|domain|env_secret|ssh_key_secret)\}/g, (_, name: string) =>
-      ({ controller_image: `ghcr.io/acme/agent-work@sha256:${"a".repeat(64)}`, caddy_image: "caddy:2", domain: "agent-work.example.com", env_secret: "projects/p/secrets/agent-work-controller-env", ssh_key_secret: "projects/p/secrets/agent-work-controller-ssh-key" })[name]!,
+    TEMPLATE.replace(
+      /\$\{(controller_image|caddy_image|domain|env_secret|ssh_key_secret)\}/g,
+      (_, name: string) =>
+        ({
+          controller_image: `ghcr.io/acme/agent-work@sha256:${"a".repeat(64)}`,
+          caddy_image: "caddy:2",
+          domain: "agent-work.example.com",
+          env_secret: "projects/p/secrets/agent-work-controller-env",
+          ssh_key_secret: "projects/p/secrets/agent-work-controller-ssh-key",
+        })[name]!,
     ).replaceAll("$${", "${");
 
   it("makes nothing unless controller_vm is set, and then needs an image pinned by digest and a domain", () => {
@@ -85,7 +95,11 @@ describe("terraform/, the controller as an option (controller.tf)", () => {
 
   it("lets the controller read only its own two secrets, which the VM fetches into memory at boot", () => {
     const binding = resources("google_secret_manager_secret_iam_member").find((r) => r.key === "controller_reads_own_secrets")!;
-    expect(binding).toMatchObject({ for_each: "${google_secret_manager_secret.controller}", role: "roles/secretmanager.secretAccessor", member: "serviceAccount:${google_service_account.controller.email}" });
+    expect(binding).toMatchObject({
+      for_each: "${google_secret_manager_secret.controller}",
+      role: "roles/secretmanager.secretAccessor",
+      member: "serviceAccount:${google_service_account.controller.email}",
+    });
     const cloudInit = parse_yaml(rendered());
     const files = Object.fromEntries((cloudInit.write_files as { path: string; content: string }[]).map((f) => [f.path, f.content]));
     const fetch = files["/etc/agent-work/fetch-secrets.sh"]!;
@@ -106,16 +120,33 @@ describe("terraform/, the controller as an option (controller.tf)", () => {
 describe("terraform/", () => {
   it("declares the worker and controller accounts, the firewall, secrets, the budget and the image family", () => {
     expect(Object.keys(tf.resource)).toEqual(
-      expect.arrayContaining(["google_service_account", "google_compute_firewall", "google_secret_manager_secret", "google_billing_budget", "google_project_iam_custom_role", "google_compute_router_nat"]),
+      expect.arrayContaining([
+        "google_service_account",
+        "google_compute_firewall",
+        "google_secret_manager_secret",
+        "google_billing_budget",
+        "google_project_iam_custom_role",
+        "google_compute_router_nat",
+      ]),
     );
-    expect(resources("google_service_account").map((a) => a.account_id).sort()).toEqual(["agent-work-controller", "agent-work-worker"]);
+    expect(
+      resources("google_service_account")
+        .map((a) => a.account_id)
+        .sort(),
+    ).toEqual(["agent-work-controller", "agent-work-worker"]);
     expect(tf.output.worker_image?.[0]?.value).toContain("/global/images/family/${var.image_family}");
     for (const [name, [v]] of Object.entries(tf.variable)) expect(String(v!.description).length, name).toBeGreaterThan(20);
   });
 
   it("never opens a firewall to 0.0.0.0/0 but the controller's HTTPS, and admits only SSH to the worker account", () => {
     const https = resources("google_compute_firewall").filter((r) => r.key === "controller_https");
-    expect(https).toEqual([expect.objectContaining({ count: "${var.controller_vm ? 1 : 0}", target_tags: ["agent-work-controller"], allow: [{ protocol: "tcp", ports: ["80", "443"] }] })]);
+    expect(https).toEqual([
+      expect.objectContaining({
+        count: "${var.controller_vm ? 1 : 0}",
+        target_tags: ["agent-work-controller"],
+        allow: [{ protocol: "tcp", ports: ["80", "443"] }],
+      }),
+    ]);
     expect(https[0]!.target_service_accounts).toBeUndefined();
     const rules = resources("google_compute_firewall").filter((r) => r.allow && r.key !== "controller_https");
     expect(rules.length).toBeGreaterThan(0);
@@ -134,7 +165,7 @@ describe("terraform/", () => {
     // A rule fed by a variable is only as closed as the variable's validation.
     const cidrs = tf.variable.controller_cidrs![0]!;
     expect(cidrs.default).toEqual([]);
-    expect(JSON.stringify(cidrs.validation)).toContain('0.0.0.0/0');
+    expect(JSON.stringify(cidrs.validation)).toContain("0.0.0.0/0");
     expect(resolve(rules.find((r) => r.key === "worker_ssh_from_iap")!.source_ranges)).toEqual(["35.235.240.0/20"]);
   });
 
@@ -172,10 +203,21 @@ describe("terraform/", () => {
     const projectRoles = resources("google_project_iam_member").map((b) => b.role);
     expect(projectRoles.sort()).toEqual(["${google_project_iam_custom_role.controller.name}", "${google_project_iam_custom_role.controller_job_secrets.name}"]);
     const permissions: string[] = resources("google_project_iam_custom_role").flatMap((r) => r.permissions);
-    expect(permissions).toEqual(expect.arrayContaining(["compute.instances.create", "compute.instances.delete", "compute.instances.getGuestAttributes", "secretmanager.secrets.setIamPolicy"]));
+    expect(permissions).toEqual(
+      expect.arrayContaining([
+        "compute.instances.create",
+        "compute.instances.delete",
+        "compute.instances.getGuestAttributes",
+        "secretmanager.secrets.setIamPolicy",
+      ]),
+    );
     expect(permissions.filter((p) => p.includes("*"))).toEqual([]);
     expect(resources("google_service_account_iam_member")).toEqual([
-      expect.objectContaining({ service_account_id: "${google_service_account.worker.name}", role: "roles/iam.serviceAccountUser", member: "serviceAccount:${google_service_account.controller.email}" }),
+      expect.objectContaining({
+        service_account_id: "${google_service_account.worker.name}",
+        role: "roles/iam.serviceAccountUser",
+        member: "serviceAccount:${google_service_account.controller.email}",
+      }),
     ]);
   });
 
@@ -203,7 +245,8 @@ describe("terraform/", () => {
 
   it("enables every API the resources use, and every resource waits for them", () => {
     const apis = resolve("${local.apis}");
-    for (const api of ["compute", "secretmanager", "iap", "billingbudgets", "iam", "cloudresourcemanager", "monitoring"]) expect(apis).toContain(`${api}.googleapis.com`);
+    for (const api of ["compute", "secretmanager", "iap", "billingbudgets", "iam", "cloudresourcemanager", "monitoring"])
+      expect(apis).toContain(`${api}.googleapis.com`);
     for (const [type, byName] of Object.entries({ ...tf.resource, ...Object.fromEntries(Object.entries(tf.data).map(([t, b]) => [`data.${t}`, b])) })) {
       if (type === "google_project_service") continue;
       for (const [name, [block]] of Object.entries(byName)) expect(block!.depends_on, `${type}.${name}`).toContain("${google_project_service.apis}");
@@ -227,8 +270,14 @@ describe("terraform/", () => {
       return new RegExp(JSON.parse(`"${m![1]}"`));
     };
     const cases: Record<string, [string[], string[]]> = {
-      project_id: [["my-project-123", "agent-work-prod"], ["My Project", "my_project_1", "123456789012", "ab", "my-project-", "x".repeat(31)]],
-      region: [["us-central1", "europe-west1", "asia-northeast3"], ["us-central1-a", "US-CENTRAL1", "central"]],
+      project_id: [
+        ["my-project-123", "agent-work-prod"],
+        ["My Project", "my_project_1", "123456789012", "ab", "my-project-", "x".repeat(31)],
+      ],
+      region: [
+        ["us-central1", "europe-west1", "asia-northeast3"],
+        ["us-central1-a", "US-CENTRAL1", "central"],
+      ],
       worker_regions: [["us-central1", "europe-west4"], ["us-central1-a"]],
       billing_account: [["012345-6789AB-CDEF01"], ["012345-6789ab-cdef01", "billingAccounts/012345-6789AB-CDEF01", "abc"]],
     };
@@ -259,7 +308,9 @@ describe("terraform/", () => {
 
   it("makes only secrets the app reads, and tells the operator their names", () => {
     expect(tf.resource.google_secret_manager_secret!.app![0]!.for_each).toBe('${toset(["agent-work-model-key"])}');
-    expect(tf.output.env![0]!.value).toContain('AGENT_ENV_FROM_SECRET_MANAGER=ANTHROPIC_API_KEY=${google_secret_manager_secret.app["agent-work-model-key"].id}');
+    expect(tf.output.env![0]!.value).toContain(
+      'AGENT_ENV_FROM_SECRET_MANAGER=ANTHROPIC_API_KEY=${google_secret_manager_secret.app["agent-work-model-key"].id}',
+    );
     const readme = readFileSync(path.join(DIR, "README.md"), "utf8");
     expect(readme).not.toMatch(/agent-work-webhook-secret|agent-work-private-key/);
     expect(readme).toContain("gcloud secrets versions add agent-work-model-key");

@@ -28,7 +28,10 @@ function armed(remoteUrl: string): string {
 
 /** What the helper prints when git asks it `action` with these fields, as git writes them on stdin. */
 function ask(dir: string, fields: Record<string, string>, action = "get"): string {
-  const input = Object.entries(fields).map(([k, v]) => `${k}=${v}\n`).join("") + "\n";
+  const input =
+    Object.entries(fields)
+      .map(([k, v]) => `${k}=${v}\n`)
+      .join("") + "\n";
   return execFileSync(process.execPath, [path.join(dir, "credential.mjs"), action], { input, encoding: "utf8", timeout: 10_000 });
 }
 

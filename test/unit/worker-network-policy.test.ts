@@ -41,7 +41,8 @@ function peerMatches(rulePeer: Doc, dest: Peer): boolean {
   if (rulePeer.ipBlock) return inCidr(dest.ip, rulePeer.ipBlock.cidr) && !(rulePeer.ipBlock.except ?? []).some((c: string) => inCidr(dest.ip, c));
   if (rulePeer.namespaceSelector && rulePeer.podSelector) return matches(rulePeer.namespaceSelector, dest.namespace) && matches(rulePeer.podSelector, dest.pod);
   if (rulePeer.namespaceSelector) return matches(rulePeer.namespaceSelector, dest.namespace);
-  if (rulePeer.podSelector) return matches({ matchLabels: { "kubernetes.io/metadata.name": "agent-work" } }, dest.namespace) && matches(rulePeer.podSelector, dest.pod);
+  if (rulePeer.podSelector)
+    return matches({ matchLabels: { "kubernetes.io/metadata.name": "agent-work" } }, dest.namespace) && matches(rulePeer.podSelector, dest.pod);
   return false;
 }
 
@@ -62,7 +63,11 @@ function egressAllowed(dest: Peer, protocol: "TCP" | "UDP", port: number): boole
 }
 
 const KUBE_DNS: Peer = { ip: "10.96.0.10", namespace: { "kubernetes.io/metadata.name": "kube-system" }, pod: { "k8s-app": "kube-dns" } };
-const CONTROLLER: Peer = { ip: "10.8.0.5", namespace: { "kubernetes.io/metadata.name": "agent-work" }, pod: { "app.kubernetes.io/name": "agent-work-controller" } };
+const CONTROLLER: Peer = {
+  ip: "10.8.0.5",
+  namespace: { "kubernetes.io/metadata.name": "agent-work" },
+  pod: { "app.kubernetes.io/name": "agent-work-controller" },
+};
 const OTHER_WORKER: Peer = { ip: "10.8.0.9", namespace: { "kubernetes.io/metadata.name": "agent-work" }, pod: workerLabels };
 const GITHUB: Peer = { ip: "140.82.112.3" };
 

@@ -11,13 +11,18 @@ import { readWorkerFiles, workerDir } from "../../src/worker/worker-script-path.
 
 /** Every .mjs file of the worker, relative to its folder. */
 function workerFiles(): string[] {
-  return readdirSync(workerDir, { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".mjs")).sort();
+  return readdirSync(workerDir, { recursive: true, encoding: "utf8" })
+    .filter((f) => f.endsWith(".mjs"))
+    .sort();
 }
 
 /** Static and dynamic import specifiers of a module's source (the worker has no `require`). */
 function specifiers(source: string): string[] {
   const found: string[] = [];
-  for (const m of source.matchAll(/^\s*(?:import|export)\b[^;'"]*?\bfrom\s*["']([^"']+)["']|^\s*import\s*["']([^"']+)["']|\bimport\(\s*["']([^"']+)["']\s*\)/gm)) found.push((m[1] ?? m[2] ?? m[3])!);
+  for (const m of source.matchAll(
+    /^\s*(?:import|export)\b[^;'"]*?\bfrom\s*["']([^"']+)["']|^\s*import\s*["']([^"']+)["']|\bimport\(\s*["']([^"']+)["']\s*\)/gm,
+  ))
+    found.push((m[1] ?? m[2] ?? m[3])!);
   return found;
 }
 
@@ -57,7 +62,10 @@ describe("the worker script as it is shipped", () => {
         timeout: 20_000,
       });
       expect(r.stderr).toBe("");
-      const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as { type: string; result?: { outcome: string; message: string } });
+      const lines = r.stdout
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as { type: string; result?: { outcome: string; message: string } });
       expect(lines).toHaveLength(1);
       expect(lines[0]).toMatchObject({ type: "result", result: { outcome: "error", message: expect.stringMatching(/^bad worker input: /) } });
       expect(r.status).toBe(2);

@@ -54,10 +54,14 @@ export function tryLock(lockFile) {
   const flock = findTool("flock");
   if (!flock) return Promise.resolve({ ok: false, why: "flock (util-linux) is not installed" });
   return new Promise((resolve) => {
-    const child = spawn(flock, ["--exclusive", "--nonblock", "--close", "--conflict-exit-code", String(LOCK_BUSY), lockFile, "/bin/sh", "-c", "echo locked; exec cat"], {
-      stdio: ["pipe", "pipe", "ignore"],
-      env: { PATH: DEFAULT_PATH },
-    });
+    const child = spawn(
+      flock,
+      ["--exclusive", "--nonblock", "--close", "--conflict-exit-code", String(LOCK_BUSY), lockFile, "/bin/sh", "-c", "echo locked; exec cat"],
+      {
+        stdio: ["pipe", "pipe", "ignore"],
+        env: { PATH: DEFAULT_PATH },
+      },
+    );
     children.add(child);
     const exited = new Promise((r) => child.on("close", r));
     child.on("close", () => children.delete(child));
@@ -184,7 +188,10 @@ export async function evictCaches(root, maxMb, own) {
   const cap = maxMb * MB;
   let total = found.reduce((sum, c) => sum + c.bytes, 0);
   const ownEntry = found.find((c) => c.key === own.key);
-  emitLog("worker", `dependency cache: ${ownEntry ? mb(ownEntry.bytes) : 0} MB for this repository; ${found.length} on this host hold ${mb(total)} MB of the ${maxMb} MB cap`);
+  emitLog(
+    "worker",
+    `dependency cache: ${ownEntry ? mb(ownEntry.bytes) : 0} MB for this repository; ${found.length} on this host hold ${mb(total)} MB of the ${maxMb} MB cap`,
+  );
   found.sort((a, b) => (a.key === own.key) - (b.key === own.key) || a.used - b.used);
   for (const c of found) {
     if (total <= cap) break;
@@ -196,7 +203,10 @@ export async function evictCaches(root, maxMb, own) {
     try {
       removeTree(c.data);
       total -= c.bytes;
-      emitLog("worker", `dependency cache: evicted ${c.key === own.key ? "this repository's" : "another repository's"} cache (${mb(c.bytes)} MB, last used ${new Date(c.used).toISOString()}) to stay under ${maxMb} MB`);
+      emitLog(
+        "worker",
+        `dependency cache: evicted ${c.key === own.key ? "this repository's" : "another repository's"} cache (${mb(c.bytes)} MB, last used ${new Date(c.used).toISOString()}) to stay under ${maxMb} MB`,
+      );
     } catch (err) {
       emitLog("worker", `dependency cache: could not evict a cache: ${err.message}`);
     } finally {

@@ -91,76 +91,101 @@ export async function startEgressProxy({ socketPath, allow, credentials = [], on
 
   // Node ignores what a listener returns: a failure in an async one would be an unhandled
   // rejection, which ends the worker. The agent's request fails instead.
-  const server = http.createServer(withFailureAnswer(async (req, res) => {
-    let url;
-    try {
-      url = new URL(req.url);
-    } catch {
-      res.writeHead(400, { "content-type": "text/plain" }).end("agent-work egress proxy: send absolute URLs (use it as HTTP_PROXY)\n");
-      return;
-    }
-    const target = splitHostPort(url.host, url.protocol === "https:" ? 443 : 80);
-    if (url.protocol !== "http:" || !target) {
-      res.writeHead(400, { "content-type": "text/plain" }).end("agent-work egress proxy: plain http:// URLs only; use CONNECT for https\n");
-      return;
-    }
-    const verdict = await decide(target.host, target.port);
-    if (!verdict.ok) {
-      deny(target.host, target.port, verdict.why);
-      res.writeHead(403, { "content-type": "text/plain" }).end(`agent-work: ${target.host}:${target.port} is blocked (${verdict.why})\n`);
-      req.resume();
-      return;
-    }
-    const rule = credentialFor(target.host, target.port);
-    const upstream = rule ? new URL(url.pathname + url.search, rule.upstream) : url;
-    const headers = { ...req.headers, host: upstream.host };
-    delete headers["proxy-connection"];
-    delete headers["proxy-authorization"];
-    if (rule) headers[rule.header.toLowerCase()] = rule.value;
-    const client = upstream.protocol === "https:" ? https : http;
-    const out = client.request(upstream, { method: req.method, headers, ...(rule ? {} : { lookup: (_h, o, cb) => (o?.all ? cb(null, [{ address: verdict.address, family: net.isIP(verdict.address) }]) : cb(null, verdict.address, net.isIP(verdict.address))) }) }, (up) => {
-      res.writeHead(up.statusCode ?? 502, up.headers);
-      up.pipe(res);
-    });
-    out.on("error", () => {
-      if (!res.headersSent) res.writeHead(502, { "content-type": "text/plain" });
-      res.end();
-    });
-    req.pipe(out);
-  }, (req, res) => {
-    if (!res.headersSent) res.writeHead(502, { "content-type": "text/plain" });
-    res.end();
-  }));
+  const server = http.createServer(
+    withFailureAnswer(
+      async (req, res) => {
+        let url;
+        try {
+          url = new URL(req.url);
+        } catch {
+          res.writeHead(400, { "content-type": "text/plain" }).end("agent-work egress proxy: send absolute URLs (use it as HTTP_PROXY)\n");
+          return;
+        }
+        const target = splitHostPort(url.host, url.protocol === "https:" ? 443 : 80);
+        if (url.protocol !== "http:" || !target) {
+          res.writeHead(400, { "content-type": "text/plain" }).end("agent-work egress proxy: plain http:// URLs only; use CONNECT for https\n");
+          return;
+        }
+        const verdict = await decide(target.host, target.port);
+        if (!verdict.ok) {
+          deny(target.host, target.port, verdict.why);
+          res.writeHead(403, { "content-type": "text/plain" }).end(`agent-work: ${target.host}:${target.port} is blocked (${verdict.why})\n`);
+          req.resume();
+          return;
+        }
+        const rule = credentialFor(target.host, target.port);
+        const upstream = rule ? new URL(url.pathname + url.search, rule.upstream) : url;
+        const headers = { ...req.headers, host: upstream.host };
+        delete headers["proxy-connection"];
+        delete headers["proxy-authorization"];
+        if (rule) headers[rule.header.toLowerCase()] = rule.value;
+        const client = upstream.protocol === "https:" ? https : http;
+        const out = client.request(
+          upstream,
+          {
+            method: req.method,
+            headers,
+            ...(rule
+              ? {}
+              : {
+                  lookup: (_h, o, cb) =>
+                    o?.all ? cb(null, [{ address: verdict.address, family: net.isIP(verdict.address) }]) : cb(null, verdict.address, net.isIP(verdict.address)),
+                }),
+          },
+          (up) => {
+            res.writeHead(up.statusCode ?? 502, up.headers);
+            up.pipe(res);
+          },
+        );
+        out.on("error", () => {
+          if (!res.headersSent) res.writeHead(502, { "content-type": "text/plain" });
+          res.end();
+        });
+        req.pipe(out);
+      },
+      (req, res) => {
+        if (!res.headersSent) res.writeHead(502, { "content-type": "text/plain" });
+        res.end();
+      },
+    ),
+  );
 
-  server.on("connect", withFailureAnswer(async (req, socket, head) => {
-    socket.on("error", () => {});
-    const target = splitHostPort(req.url ?? "", 443);
-    if (!target) {
-      socket.end("HTTP/1.1 400 Bad Request\r\n\r\n");
-      return;
-    }
-    const verdict = await decide(target.host, target.port);
-    if (!verdict.ok) {
-      deny(target.host, target.port, verdict.why);
-      socket.end(`HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\n\r\nagent-work: ${target.host}:${target.port} is blocked (${verdict.why})\n`);
-      return;
-    }
-    const upstream = net.connect(target.port, verdict.address, () => {
-      socket.write("HTTP/1.1 200 Connection Established\r\n\r\n");
-      if (head?.length) upstream.write(head);
-      upstream.pipe(socket);
-      socket.pipe(upstream);
-    });
-    upstream.on("error", () => socket.end("HTTP/1.1 502 Bad Gateway\r\n\r\n"));
-    socket.on("close", () => upstream.destroy());
-  }, (req, socket) => socket.destroy()));
+  server.on(
+    "connect",
+    withFailureAnswer(
+      async (req, socket, head) => {
+        socket.on("error", () => {});
+        const target = splitHostPort(req.url ?? "", 443);
+        if (!target) {
+          socket.end("HTTP/1.1 400 Bad Request\r\n\r\n");
+          return;
+        }
+        const verdict = await decide(target.host, target.port);
+        if (!verdict.ok) {
+          deny(target.host, target.port, verdict.why);
+          socket.end(`HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\n\r\nagent-work: ${target.host}:${target.port} is blocked (${verdict.why})\n`);
+          return;
+        }
+        const upstream = net.connect(target.port, verdict.address, () => {
+          socket.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+          if (head?.length) upstream.write(head);
+          upstream.pipe(socket);
+          socket.pipe(upstream);
+        });
+        upstream.on("error", () => socket.end("HTTP/1.1 502 Bad Gateway\r\n\r\n"));
+        socket.on("close", () => upstream.destroy());
+      },
+      (req, socket) => socket.destroy(),
+    ),
+  );
 
   fs.rmSync(socketPath, { force: true });
   // A Unix socket's path holds at most 107 bytes, and a job folder deep in a home directory (or a
   // pod's volume) is longer: bind by the path relative to the cwd (the job's folder) then.
   const relative = path.relative(process.cwd(), socketPath);
   const bindPath = Buffer.byteLength(socketPath) > MAX_SOCKET_PATH && Buffer.byteLength(relative) <= MAX_SOCKET_PATH ? relative : socketPath;
-  if (Buffer.byteLength(bindPath) > MAX_SOCKET_PATH) throw new Error(`the egress proxy's socket path is longer than ${MAX_SOCKET_PATH} bytes, even from the cwd: ${socketPath}`);
+  if (Buffer.byteLength(bindPath) > MAX_SOCKET_PATH)
+    throw new Error(`the egress proxy's socket path is longer than ${MAX_SOCKET_PATH} bytes, even from the cwd: ${socketPath}`);
   await new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(bindPath, resolve);

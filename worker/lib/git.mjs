@@ -58,7 +58,12 @@ function fixedConfig(remoteUrl, privateDir) {
   const args = [];
   for (const [k, v] of Object.entries(settings)) args.push("-c", `${k}=${v}`);
   // An empty helper first clears any list; then ours, which checks the remote before answering.
-  args.push("-c", "credential.helper=", "-c", `credential.helper=!${quoteForShell(process.execPath)} ${quoteForShell(path.join(privateDir, "credential.mjs"))}`);
+  args.push(
+    "-c",
+    "credential.helper=",
+    "-c",
+    `credential.helper=!${quoteForShell(process.execPath)} ${quoteForShell(path.join(privateDir, "credential.mjs"))}`,
+  );
   return args;
 }
 
@@ -264,19 +269,34 @@ export async function pushMovingBranch(git, { cwd, cloneUrl, branch, headSha, me
   const dirs = { gitDir: git.gitDir };
   const merged = await git.run(["merge-tree", "--write-tree", "--name-only", "--no-messages", theirs, headSha], { cwd, dirs, maxStdout: 200_000 });
   if (merged.code === 1) {
-    const files = merged.stdout.split("\n").slice(1).filter((f) => f.length > 0);
+    const files = merged.stdout
+      .split("\n")
+      .slice(1)
+      .filter((f) => f.length > 0);
     const shown = files.slice(0, 5).join(", ") + (files.length > 5 ? ` and ${files.length - 5} more` : "");
     return { ok: false, message: `${movedNote}, and the agent's change conflicts with it in ${shown || "some files"}; nothing was pushed` };
   }
-  if (merged.code !== 0) return { ok: false, message: `${movedNote}, and git could not combine the two (${tail(merged.stderr) || `git merge-tree exited ${merged.code}`}); nothing was pushed` };
+  if (merged.code !== 0)
+    return {
+      ok: false,
+      message: `${movedNote}, and git could not combine the two (${tail(merged.stderr) || `git merge-tree exited ${merged.code}`}); nothing was pushed`,
+    };
   const tree = merged.stdout.split("\n")[0].trim();
   if (!/^[0-9a-f]{40,64}$/.test(tree)) return { ok: false, message: `${movedNote}, and git's merge gave no tree; nothing was pushed` };
   // Nothing of ours is left once theirs holds it already (someone pushed the same change).
   const theirTree = await git.ok(["rev-parse", "--verify", `${theirs}^{tree}`], "rev-parse");
   if (tree === theirTree) return { ok: true, headSha: theirs, moved: true };
-  const combined = await git.ok(["-c", `user.name=${author.name}`, "-c", `user.email=${author.email}`, "commit-tree", tree, "-p", theirs, "-m", message], "commit-tree", { cwd, dirs });
+  const combined = await git.ok(
+    ["-c", `user.name=${author.name}`, "-c", `user.email=${author.email}`, "commit-tree", tree, "-p", theirs, "-m", message],
+    "commit-tree",
+    { cwd, dirs },
+  );
   const second = await push(combined);
-  if (second.code !== 0) return { ok: false, message: `${movedNote}, and the push of the agent's change on top of it failed too: ${tail(second.stderr) || `git exited ${second.code}`}` };
+  if (second.code !== 0)
+    return {
+      ok: false,
+      message: `${movedNote}, and the push of the agent's change on top of it failed too: ${tail(second.stderr) || `git exited ${second.code}`}`,
+    };
   emitLog("worker", `pushed the agent's change on top of ${theirs.slice(0, 12)}`);
   return { ok: true, headSha: combined, moved: true };
 }

@@ -50,9 +50,11 @@ export function validateInput(v) {
     // The token comes from Secret Manager (lib/fetch-token.mjs); the document itself holds none.
     if (v.token !== undefined && v.token !== "") problems.push("a tokenFrom run must not carry a token as well");
     const tf = v.tokenFrom;
-    if (typeof tf?.secretVersion !== "string" || !SECRET_VERSION.test(tf.secretVersion)) problems.push("tokenFrom.secretVersion must be projects/<p>/secrets/<s>/versions/<v>");
+    if (typeof tf?.secretVersion !== "string" || !SECRET_VERSION.test(tf.secretVersion))
+      problems.push("tokenFrom.secretVersion must be projects/<p>/secrets/<s>/versions/<v>");
     for (const k of ["metadataUrl", "secretManagerUrl"]) {
-      if (tf?.[k] !== undefined && !(typeof tf[k] === "string" && /^https?:\/\/[^/@\s]+$/.test(tf[k]))) problems.push(`tokenFrom.${k} must be a scheme and host, no path or credentials`);
+      if (tf?.[k] !== undefined && !(typeof tf[k] === "string" && /^https?:\/\/[^/@\s]+$/.test(tf[k])))
+        problems.push(`tokenFrom.${k} must be a scheme and host, no path or credentials`);
     }
   } else if (!str("token")) {
     problems.push("token must be a non-empty string");
@@ -62,7 +64,8 @@ export function validateInput(v) {
       const u = new URL(v.steering.fromUrl);
       if (u.username || u.password) problems.push("steering.fromUrl must not carry credentials");
       // git may speak one scheme in a job: the clone URL's (the protocol allow-list).
-      if (typeof v.cloneUrl === "string" && URL.canParse(v.cloneUrl) && new URL(v.cloneUrl).protocol !== u.protocol) problems.push("steering.fromUrl must use the clone URL's scheme");
+      if (typeof v.cloneUrl === "string" && URL.canParse(v.cloneUrl) && new URL(v.cloneUrl).protocol !== u.protocol)
+        problems.push("steering.fromUrl must use the clone URL's scheme");
     } catch {
       problems.push("steering.fromUrl is not a URL");
     }
@@ -96,7 +99,12 @@ export function validateInput(v) {
   if (typeof v.agentTimeoutSeconds !== "number" || !(v.agentTimeoutSeconds > 0)) problems.push("agentTimeoutSeconds must be > 0");
   if (v.setup !== undefined) {
     const cmds = v.setup?.commands;
-    if (!Array.isArray(cmds) || cmds.length === 0 || cmds.length > MAX_SETUP_COMMANDS || !cmds.every((c) => typeof c === "string" && c.trim() !== "" && c.length <= MAX_SETUP_COMMAND_LENGTH && !c.includes("\0"))) {
+    if (
+      !Array.isArray(cmds) ||
+      cmds.length === 0 ||
+      cmds.length > MAX_SETUP_COMMANDS ||
+      !cmds.every((c) => typeof c === "string" && c.trim() !== "" && c.length <= MAX_SETUP_COMMAND_LENGTH && !c.includes("\0"))
+    ) {
       problems.push(`setup.commands must be 1 to ${MAX_SETUP_COMMANDS} shell commands of at most ${MAX_SETUP_COMMAND_LENGTH} characters`);
     }
     if (typeof v.setup?.timeoutSeconds !== "number" || !(v.setup.timeoutSeconds > 0)) problems.push("setup.timeoutSeconds must be > 0");
@@ -117,15 +125,29 @@ export function validateInput(v) {
     if (sb.egress !== undefined) {
       const e = sb.egress;
       if (sb.shareNet) problems.push("sandbox.egress needs shareNet false: the proxy is the sandbox's only way out");
-      if (!Array.isArray(e?.allow) || !e.allow.every((h) => typeof h === "string" && /^(\*\.)?[A-Za-z0-9.-]+(:\d{1,5})?$/.test(h))) problems.push("sandbox.egress.allow must be host patterns");
+      if (!Array.isArray(e?.allow) || !e.allow.every((h) => typeof h === "string" && /^(\*\.)?[A-Za-z0-9.-]+(:\d{1,5})?$/.test(h)))
+        problems.push("sandbox.egress.allow must be host patterns");
       const rules = e?.credentials ?? [];
-      if (!Array.isArray(rules) || !rules.every((c) => typeof c?.host === "string" && typeof c?.header === "string" && /^[A-Za-z0-9-]+$/.test(c.header) && typeof c?.value === "string" && URL.canParse(c?.upstream ?? ""))) {
+      if (
+        !Array.isArray(rules) ||
+        !rules.every(
+          (c) =>
+            typeof c?.host === "string" &&
+            typeof c?.header === "string" &&
+            /^[A-Za-z0-9-]+$/.test(c.header) &&
+            typeof c?.value === "string" &&
+            URL.canParse(c?.upstream ?? ""),
+        )
+      ) {
         problems.push("sandbox.egress.credentials must be { host, upstream, header, value } rules");
       }
     }
     if (sb.limits !== undefined) {
       if (typeof sb.limits !== "object" || sb.limits === null) problems.push("sandbox.limits must be an object");
-      else for (const k of LIMIT_KEYS) if (sb.limits[k] !== undefined && !(Number.isInteger(sb.limits[k]) && sb.limits[k] > 0)) problems.push(`sandbox.limits.${k} must be a whole number > 0`);
+      else
+        for (const k of LIMIT_KEYS)
+          if (sb.limits[k] !== undefined && !(Number.isInteger(sb.limits[k]) && sb.limits[k] > 0))
+            problems.push(`sandbox.limits.${k} must be a whole number > 0`);
     }
   } else if (sb?.kind !== "none") {
     problems.push('sandbox.kind must be "bwrap" or "none"');

@@ -134,7 +134,19 @@ export async function runJob(input, cwd) {
     if (input.continueBranch) continued = await remoteHasBranch(git, input.cloneUrl, input.branch, cwd);
     if (continued) emitLog("worker", `${input.branch} exists: the agent goes on from it`);
     await git.ok(
-      ["clone", "--quiet", "--no-recurse-submodules", "--single-branch", "--branch", continued ? input.branch : input.baseBranch, "--separate-git-dir", layout.gitDir, "--", input.cloneUrl, repo],
+      [
+        "clone",
+        "--quiet",
+        "--no-recurse-submodules",
+        "--single-branch",
+        "--branch",
+        continued ? input.branch : input.baseBranch,
+        "--separate-git-dir",
+        layout.gitDir,
+        "--",
+        input.cloneUrl,
+        repo,
+      ],
       "clone",
       { cwd, dirs: {} },
     );
@@ -142,7 +154,10 @@ export async function runJob(input, cwd) {
     // A branch to continue was written by an earlier agent or anyone with write access: its
     // steering files are swapped for the default branch's, as on a pull request.
     if (input.steering && (!input.continueBranch || continued)) {
-      await git.ok(["fetch", "--quiet", "--no-tags", "--depth=1", "--", input.steering.fromUrl ?? input.cloneUrl, `refs/heads/${input.steering.fromBranch}`], "fetch");
+      await git.ok(
+        ["fetch", "--quiet", "--no-tags", "--depth=1", "--", input.steering.fromUrl ?? input.cloneUrl, `refs/heads/${input.steering.fromBranch}`],
+        "fetch",
+      );
       const from = await git.ok(["rev-parse", "FETCH_HEAD"], "rev-parse");
       await swapSteering(git, repo, from, input.steering.paths);
       emitLog("worker", `agent-steering files taken from ${input.steering.fromBranch}`);
@@ -212,7 +227,16 @@ export async function runJob(input, cwd) {
         onDenied: (d) => emitLog("worker", `network: blocked ${d.host}:${d.port} (${d.why})`),
       });
       const via = `http://127.0.0.1:${FORWARDER_PORT}`;
-      const proxyEnv = { HTTP_PROXY: via, HTTPS_PROXY: via, http_proxy: via, https_proxy: via, ALL_PROXY: via, NO_PROXY: "", no_proxy: "", NODE_USE_ENV_PROXY: "1" };
+      const proxyEnv = {
+        HTTP_PROXY: via,
+        HTTPS_PROXY: via,
+        http_proxy: via,
+        https_proxy: via,
+        ALL_PROXY: via,
+        NO_PROXY: "",
+        no_proxy: "",
+        NODE_USE_ENV_PROXY: "1",
+      };
       agentInput = { ...input, agentEnv: { ...input.agentEnv, ...proxyEnv } };
       // Inside the sandbox the folder is at SANDBOX_NET_DIR.
       const inside = (p) => path.join(SANDBOX_NET_DIR, path.basename(p));
@@ -233,12 +257,14 @@ export async function runJob(input, cwd) {
     const agentExitCode = agent.exitCode ?? null;
     let agentSummary;
     if (limitHit) agentSummary = limitHit.message;
-    else if (agent.timedOut) agentSummary = `the agent ran past ${agentSeconds}s${agentSeconds < input.agentTimeoutSeconds ? " (the job's time left after setup)" : ""} and was stopped`;
+    else if (agent.timedOut)
+      agentSummary = `the agent ran past ${agentSeconds}s${agentSeconds < input.agentTimeoutSeconds ? " (the job's time left after setup)" : ""} and was stopped`;
     else if (agent.spawnError) agentSummary = `the agent could not start: ${agent.spawnError.message}`;
     else if (agent.exitCode === 0) agentSummary = "the agent finished";
     else agentSummary = `the agent exited with ${agent.exitCode === null ? `signal ${agent.signal}` : `code ${agent.exitCode}`}`;
     // SIGXFSZ (25) is the file-size limit; bwrap passes a signal death on as 128 + its number.
-    if (plan.kind === "bwrap" && (agent.signal === "SIGXFSZ" || agent.exitCode === 153)) agentSummary += ` (it wrote a file larger than its disk limit of ${plan.limits.maxDiskMb} MB)`;
+    if (plan.kind === "bwrap" && (agent.signal === "SIGXFSZ" || agent.exitCode === 153))
+      agentSummary += ` (it wrote a file larger than its disk limit of ${plan.limits.maxDiskMb} MB)`;
     emitStep("agent", agentOk ? "finished" : "failed", agentOk ? "exit 0" : agentSummary);
     const failedOutcome = agent.timedOut && !limitHit ? "timed_out" : "agent_failed";
     const limitField = () => (limitHit ? { limit: limitHit.limit } : {});
@@ -249,7 +275,8 @@ export async function runJob(input, cwd) {
       emitStep("commit", "skipped", "a question: nothing is committed");
       emitStep("push", "skipped", "a question: nothing is pushed");
       if (!agentOk) return { outcome: failedOutcome, message: agentSummary, baseSha, agentExitCode, ...limitField() };
-      if (answer === null || answer.trim() === "") return { outcome: "error", message: `${agentSummary} without writing an answer to ${ANSWER_FILE}`, baseSha, agentExitCode };
+      if (answer === null || answer.trim() === "")
+        return { outcome: "error", message: `${agentSummary} without writing an answer to ${ANSWER_FILE}`, baseSha, agentExitCode };
       return { outcome: "answered", answer, message: `the agent answered (${answer.length} characters)`, baseSha, agentExitCode };
     }
 
@@ -257,7 +284,10 @@ export async function runJob(input, cwd) {
     if (plan.kind === "bwrap" && limitHit?.limit !== "disk") {
       const kb = await diskUsageKb(repo);
       if (kb !== null && kb > plan.limits.maxDiskMb * 1024) {
-        limitHit = { limit: "disk", message: `the agent's work dir holds ${megabytes(kb)} MB, over its limit of ${plan.limits.maxDiskMb} MB; nothing was pushed` };
+        limitHit = {
+          limit: "disk",
+          message: `the agent's work dir holds ${megabytes(kb)} MB, over its limit of ${plan.limits.maxDiskMb} MB; nothing was pushed`,
+        };
         emitLog("worker", limitHit.message);
       }
     }
@@ -297,7 +327,14 @@ export async function runJob(input, cwd) {
         emitStep("commit", "skipped", "no changes");
         emitStep("push", "skipped", "no changes");
         return agentOk
-          ? { outcome: "no_changes", message: `the agent finished without changing any file${leftOutNote}`, baseSha, agentExitCode, filesChanged: 0, ...continuedField }
+          ? {
+              outcome: "no_changes",
+              message: `the agent finished without changing any file${leftOutNote}`,
+              baseSha,
+              agentExitCode,
+              filesChanged: 0,
+              ...continuedField,
+            }
           : { outcome: failedOutcome, message: `${agentSummary} and changed nothing${leftOutNote}`, baseSha, agentExitCode, filesChanged: 0, ...limitField() };
       }
       const { name, email } = input.author;
@@ -336,7 +373,14 @@ export async function runJob(input, cwd) {
     emitStep("push", "started");
     armCredentials(privateDir, input.token, input.cloneUrl);
     try {
-      const pushed = await pushMovingBranch(git, { cwd, cloneUrl: input.cloneUrl, branch: input.branch, headSha, message: input.commitMessage, author: input.author });
+      const pushed = await pushMovingBranch(git, {
+        cwd,
+        cloneUrl: input.cloneUrl,
+        branch: input.branch,
+        headSha,
+        message: input.commitMessage,
+        author: input.author,
+      });
       if (!pushed.ok) {
         emitStep("push", "failed", pushed.message);
         return { outcome: "error", message: `${agentSummary}; ${pushed.message}`, baseSha, headSha, agentExitCode, filesChanged, ...continuedField };
@@ -352,7 +396,9 @@ export async function runJob(input, cwd) {
     return {
       ...continuedField,
       outcome: agentOk ? "pushed" : failedOutcome,
-      message: agentOk ? `pushed ${files} to ${input.branch}${leftOutNote}` : `${agentSummary}; its partial work (${files}) is on ${input.branch}${leftOutNote}`,
+      message: agentOk
+        ? `pushed ${files} to ${input.branch}${leftOutNote}`
+        : `${agentSummary}; its partial work (${files}) is on ${input.branch}${leftOutNote}`,
       branch: input.branch,
       headSha,
       baseSha,

@@ -50,44 +50,66 @@ export function planSandbox(input, cwd) {
   // As root, bwrap builds the sandbox with the worker's own CAP_SYS_ADMIN (no user namespace, so
   // the agent can be dropped to nobody); root in a container usually lacks it.
   if (asRoot && !hasCapability(CAP_SYS_ADMIN)) {
-    return { ok: false, message: "refused to run the agent: the worker runs as root without CAP_SYS_ADMIN (in a container?), so it cannot build the sandbox that runs the agent as nobody; run the controller (or log in to this host) as an unprivileged user instead" };
+    return {
+      ok: false,
+      message:
+        "refused to run the agent: the worker runs as root without CAP_SYS_ADMIN (in a container?), so it cannot build the sandbox that runs the agent as nobody; run the controller (or log in to this host) as an unprivileged user instead",
+    };
   }
   const tools = {};
   for (const name of ["bwrap", "prlimit", ...(asRoot ? ["setpriv", "unshare"] : [])]) tools[name] = findTool(name);
   if (!tools.bwrap) {
-    return { ok: false, message: `refused to run the agent: bubblewrap (bwrap) is not installed on this host; ${INSTALL_BWRAP}, or start the controller with LOCAL_SANDBOX=none to run agents unsandboxed` };
+    return {
+      ok: false,
+      message: `refused to run the agent: bubblewrap (bwrap) is not installed on this host; ${INSTALL_BWRAP}, or start the controller with LOCAL_SANDBOX=none to run agents unsandboxed`,
+    };
   }
   // --perms on --tmpfs and --dir came with 0.5, --size with 0.7 (Ubuntu 22.04 has 0.6: no sizes).
   const version = /bubblewrap (\d+)\.(\d+)/.exec(spawnSync(tools.bwrap, ["--version"], { encoding: "utf8" }).stdout ?? "");
   const [major, minor] = version ? [Number(version[1]), Number(version[2])] : [0, 0];
-  if (major === 0 && minor < 5) return { ok: false, message: `refused to run the agent: ${tools.bwrap} is ${version ? `bubblewrap ${major}.${minor}` : "not a bubblewrap this worker understands"}; the sandbox needs 0.5 or later` };
+  if (major === 0 && minor < 5)
+    return {
+      ok: false,
+      message: `refused to run the agent: ${tools.bwrap} is ${version ? `bubblewrap ${major}.${minor}` : "not a bubblewrap this worker understands"}; the sandbox needs 0.5 or later`,
+    };
   const tmpfsSize = major > 0 || minor >= 7;
   const missing = Object.keys(tools).filter((name) => !tools[name]);
   if (missing.length > 0) {
-    return { ok: false, message: `refused to run the agent: ${missing.join(", ")} not found on this host; install util-linux (apt-get install -y util-linux), which the sandbox's limits need` };
+    return {
+      ok: false,
+      message: `refused to run the agent: ${missing.join(", ")} not found on this host; install util-linux (apt-get install -y util-linux), which the sandbox's limits need`,
+    };
   }
   for (const name of ["prlimit", "setpriv", "unshare"]) {
     const p = tools[name] && fs.realpathSync(tools[name]);
-    if (p && !SYSTEM_DIRS.some((d) => under(d, p))) return { ok: false, message: `refused to run the agent: ${name} is at ${p}, outside the system folders the sandbox mounts (${SYSTEM_DIRS.join(", ")})` };
+    if (p && !SYSTEM_DIRS.some((d) => under(d, p)))
+      return { ok: false, message: `refused to run the agent: ${name} is at ${p}, outside the system folders the sandbox mounts (${SYSTEM_DIRS.join(", ")})` };
     if (p) tools[name] = p;
   }
   // A read-only bind that holds the work dir would show the agent its neighbours: other jobs, the
   // controller's data folder and .env.
   const exposing = sb.roBinds.find((p) => under(p, cwd));
-  if (exposing) return { ok: false, message: `refused to run the agent: the read-only path ${exposing} (SANDBOX_RO_BINDS) holds the job's work dir, and with it other jobs and the controller's data; name narrower folders` };
+  if (exposing)
+    return {
+      ok: false,
+      message: `refused to run the agent: the read-only path ${exposing} (SANDBOX_RO_BINDS) holds the job's work dir, and with it other jobs and the controller's data; name narrower folders`,
+    };
   // Under an allow-list the agent's only way out is a forwarder in front of it, run by node inside
   // the sandbox: node must be in the system folders the sandbox mounts.
   let egress = null;
   if (sb.egress) {
     const node = [process.execPath, findTool("node")].find((p) => p && SYSTEM_DIRS.some((d) => under(d, fs.realpathSync(p))));
-    if (!node) return { ok: false, message: `refused to run the agent: network: allowlist needs node inside the sandbox, and ${process.execPath} is outside the system folders it mounts (${SYSTEM_DIRS.join(", ")})` };
+    if (!node)
+      return {
+        ok: false,
+        message: `refused to run the agent: network: allowlist needs node inside the sandbox, and ${process.execPath} is outside the system folders it mounts (${SYSTEM_DIRS.join(", ")})`,
+      };
     egress = { ...sb.egress, node };
   }
   const limits = { ...DEFAULT_LIMITS };
   for (const k of LIMIT_KEYS) if (sb.limits?.[k] !== undefined) limits[k] = sb.limits[k];
   return { ok: true, plan: { kind: "bwrap", asRoot, tools, limits, tmpfsSize, shareNet: sb.shareNet && !egress, roBinds: sb.roBinds, egress } };
 }
-
 
 /** Every ancestor of `p` below `/`, outermost first. */
 function ancestors(p) {
@@ -162,4 +184,3 @@ export function innerCommand(plan, argv) {
   const drop = [plan.tools.setpriv, `--reuid=${SANDBOX_UID}`, `--regid=${SANDBOX_UID}`, "--clear-groups", "--no-new-privs", "--inh-caps=-all", "--"];
   return [...drop, plan.tools.unshare, "--user", "--", ...prlimit, ...argv];
 }
-

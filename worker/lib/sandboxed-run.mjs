@@ -82,14 +82,24 @@ export function runSandboxed({ plan, layout, argv, env, timeoutSeconds, streams 
     void readSandboxPid(child.stdio[4]).then((pid) => {
       if (pid === null || child.exitCode !== null || child.signalCode !== null) return;
       sandboxPid = pid;
-      watch = watchSandbox(pid, repo, env.HOME, plan.limits, (limit, message) => {
-        limitHit = { limit, message };
-        emitLog("worker", message);
-        killSandbox();
-      }, who);
+      watch = watchSandbox(
+        pid,
+        repo,
+        env.HOME,
+        plan.limits,
+        (limit, message) => {
+          limitHit = { limit, message };
+          emitLog("worker", message);
+          killSandbox();
+        },
+        who,
+      );
     });
   } else {
-    emitLog("worker", `WARNING: ${who} runs WITHOUT a sandbox (LOCAL_SANDBOX=none): it can read and change everything this host's user can, and signal its processes`);
+    emitLog(
+      "worker",
+      `WARNING: ${who} runs WITHOUT a sandbox (LOCAL_SANDBOX=none): it can read and change everything this host's user can, and signal its processes`,
+    );
     child = spawn(argv[0], argv.slice(1), { cwd: repo, env, stdio: [stdin, "pipe", "pipe"], detached: true });
   }
   // The child holds its own copy of the descriptor now.

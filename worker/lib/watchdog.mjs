@@ -100,7 +100,8 @@ export function watchSandbox(sandboxPid, cwd, home, limits, onLimit, who = "the 
     if (usedMb > limits.memoryMb) fire("memory", `${who} held ${usedMb} MB of memory, over its limit of ${limits.memoryMb} MB, and was stopped`);
     // At the limit every fork fails; two looks in a row tell a fork bomb from a busy moment.
     atProcessLimit = tasks >= limits.maxProcesses - 1 ? atProcessLimit + 1 : 0;
-    if (atProcessLimit >= 2) fire("processes", `${who} reached its limit of ${limits.maxProcesses} processes and threads (a fork bomb, or too many tools at once) and was stopped`);
+    if (atProcessLimit >= 2)
+      fire("processes", `${who} reached its limit of ${limits.maxProcesses} processes and threads (a fork bomb, or too many tools at once) and was stopped`);
   };
   let diskBusy = false;
   const diskTick = () => {
@@ -108,7 +109,8 @@ export function watchSandbox(sandboxPid, cwd, home, limits, onLimit, who = "the 
     diskBusy = true;
     void diskUsageKb(cwd).then((kb) => {
       diskBusy = false;
-      if (kb !== null && kb > limits.maxDiskMb * 1024) fire("disk", `${who}'s work dir grew to ${megabytes(kb)} MB, over its limit of ${limits.maxDiskMb} MB; it was stopped and nothing was pushed`);
+      if (kb !== null && kb > limits.maxDiskMb * 1024)
+        fire("disk", `${who}'s work dir grew to ${megabytes(kb)} MB, over its limit of ${limits.maxDiskMb} MB; it was stopped and nothing was pushed`);
     });
   };
   const timer = setInterval(tick, WATCH_INTERVAL_MS);
@@ -122,4 +124,3 @@ export function watchSandbox(sandboxPid, cwd, home, limits, onLimit, who = "the 
     peakMb: () => peakMb,
   };
 }
-

@@ -30,7 +30,6 @@ export function chownTree(root, uid, gid) {
   }
 }
 
-
 /**
  * True for a name git treats as its own metadata folder, on this host or on any host that later
  * checks the branch out: `.git` in any case, with the trailing dots and spaces Windows drops, its
@@ -103,11 +102,19 @@ export function prepareTreeForCommit(root, { maxTotalBytes, maxFileBytes = MAX_F
         stack.push({ dir: p, rel: relName, depth: depth + 1 });
       } else if (st.isFile()) {
         if (st.size > maxFileBytes) {
-          return { ok: false, limit: "disk", message: `the agent left ${printable(relName)} of ${formatBytes(st.size)}, over the limit of ${formatBytes(maxFileBytes)} per file; nothing was pushed` };
+          return {
+            ok: false,
+            limit: "disk",
+            message: `the agent left ${printable(relName)} of ${formatBytes(st.size)}, over the limit of ${formatBytes(maxFileBytes)} per file; nothing was pushed`,
+          };
         }
         totalBytes += st.size;
         if (totalBytes > maxTotalBytes) {
-          return { ok: false, limit: "disk", message: `the agent's files add up to more than ${formatBytes(maxTotalBytes)}, its disk limit (counting the full size of sparse files); nothing was pushed` };
+          return {
+            ok: false,
+            limit: "disk",
+            message: `the agent's files add up to more than ${formatBytes(maxTotalBytes)}, its disk limit (counting the full size of sparse files); nothing was pushed`,
+          };
         }
         if ((st.mode & 0o400) === 0) fs.chmodSync(p, (st.mode & 0o777) | 0o400);
       } else {

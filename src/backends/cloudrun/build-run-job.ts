@@ -41,7 +41,8 @@ const CPU_STEPS: [number, number][] = [
 
 export function cloudRunJobId(jobId: string): string {
   const id = `agent-work-${jobId}`;
-  if (!JOB_ID.test(id) || jobId === "") throw new Error(`job id ${JSON.stringify(jobId)} cannot name a Cloud Run job (lowercase letters, digits and dashes, at most 52)`);
+  if (!JOB_ID.test(id) || jobId === "")
+    throw new Error(`job id ${JSON.stringify(jobId)} cannot name a Cloud Run job (lowercase letters, digits and dashes, at most 52)`);
   return id;
 }
 

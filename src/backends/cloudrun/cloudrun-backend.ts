@@ -22,7 +22,17 @@ import type { ProgressEvent } from "../../worker/protocol.js";
 import type { Backend, BackendModule, JobSpec, RunResult, RunSpec, Worker } from "../types.js";
 import { followExecutionLog } from "./follow-execution-log.js";
 import { GoogleApiError, type RunApi, type RunExecution, type RunJob } from "./run-api.js";
-import { CLOUDRUN_LABEL, INPUT_DIR, INPUT_FILE, MANAGED_BY, buildRunJob, cloudRunJobId, inputSecretId, resourcesFor, type RunResources } from "./build-run-job.js";
+import {
+  CLOUDRUN_LABEL,
+  INPUT_DIR,
+  INPUT_FILE,
+  MANAGED_BY,
+  buildRunJob,
+  cloudRunJobId,
+  inputSecretId,
+  resourcesFor,
+  type RunResources,
+} from "./build-run-job.js";
 
 export interface CloudRunLog {
   info(obj: object, msg: string): void;
@@ -166,7 +176,10 @@ export function createCloudRunBackend(options: CloudRunBackendOptions): Backend 
       made = await call(() => api.getJob(id));
     }
     const worker = made && workerOf(made);
-    if (!worker || worker.jobId !== job.jobId) throw new Error(`a Cloud Run job named ${id} exists in ${api.parent} but was not made by agent-work (${options.envLabel}) for job ${job.jobId}; remove it or use another region`);
+    if (!worker || worker.jobId !== job.jobId)
+      throw new Error(
+        `a Cloud Run job named ${id} exists in ${api.parent} but was not made by agent-work (${options.envLabel}) for job ${job.jobId}; remove it or use another region`,
+      );
     return worker;
   }
 
@@ -195,14 +208,25 @@ export function createCloudRunBackend(options: CloudRunBackendOptions): Backend 
     const current = job && workerOf(job);
     if (!current) throw new Error(`no Cloud Run worker job ${id} for job ${worker.jobId}: create() it first`);
     if (current.meta.execution) {
-      return { outcome: "error", message: `the worker for job ${worker.jobId} has already been started; a worker runs once`, computeSeconds: 0, aborted: false };
+      return {
+        outcome: "error",
+        message: `the worker for job ${worker.jobId} has already been started; a worker runs once`,
+        computeSeconds: 0,
+        aborted: false,
+      };
     }
     const maxSeconds = Number(current.meta.maxSeconds ?? 0);
     const remainingMs = maxSeconds > 0 ? current.createdAt + maxSeconds * 1000 - now() : 24 * 3600 * 1000;
     if (remainingMs <= 0) return { outcome: "timed_out", message: `the worker is past its ${maxSeconds}s limit`, computeSeconds: 0, aborted: false };
     const sandbox = options.agentSandbox ?? "none";
     if (sandbox === "none" && spec.sandbox.kind === "bwrap" && spec.sandbox.egress) {
-      return { outcome: "error", message: "network: allowlist cannot be held on the cloudrun backend without bubblewrap: the agent would share the task's network with the proxy it could bypass; ask for network: full, or run the job on another backend", computeSeconds: 0, aborted: false };
+      return {
+        outcome: "error",
+        message:
+          "network: allowlist cannot be held on the cloudrun backend without bubblewrap: the agent would share the task's network with the proxy it could bypass; ask for network: full, or run the job on another backend",
+        computeSeconds: 0,
+        aborted: false,
+      };
     }
     const input: RunSpec = sandbox === "none" ? { ...spec, sandbox: { kind: "none" } } : spec;
     const timeoutSeconds = Math.max(1, Math.ceil(remainingMs / 1000));
@@ -225,7 +249,9 @@ export function createCloudRunBackend(options: CloudRunBackendOptions): Backend 
     let cancelling: Promise<unknown> | undefined;
     const onAbort = () => {
       aborted = true;
-      cancelling ??= call(() => api.cancelExecution(execution)).catch((err: Error) => log?.warn({ jobId: worker.jobId, err: err.message }, "could not cancel the execution; destroy() will try again"));
+      cancelling ??= call(() => api.cancelExecution(execution)).catch((err: Error) =>
+        log?.warn({ jobId: worker.jobId, err: err.message }, "could not cancel the execution; destroy() will try again"),
+      );
     };
     signal.addEventListener("abort", onAbort, { once: true });
     const startedAt = now();
@@ -261,7 +287,9 @@ export function createCloudRunBackend(options: CloudRunBackendOptions): Backend 
       if (result) return { ...result, computeSeconds, aborted: false };
       if (followed.notStarted) {
         // It may still start later: cancel it, so it cannot run the job behind the caller's back.
-        await call(() => api.cancelExecution(execution)).catch((err: Error) => log?.warn({ jobId: worker.jobId, err: err.message }, "could not cancel the execution that did not start; destroy() will try again"));
+        await call(() => api.cancelExecution(execution)).catch((err: Error) =>
+          log?.warn({ jobId: worker.jobId, err: err.message }, "could not cancel the execution that did not start; destroy() will try again"),
+        );
         return { outcome: "error", message: followed.notStarted, computeSeconds: 0, aborted: false };
       }
       if (e && (e.failedCount ?? 0) > 0 && ran >= timeoutSeconds - 1) {
@@ -269,7 +297,12 @@ export function createCloudRunBackend(options: CloudRunBackendOptions): Backend 
       }
       const how = !e ? "its job was deleted" : (e.cancelledCount ?? 0) > 0 ? "cancelled" : (e.failedCount ?? 0) > 0 ? "failed" : "ended";
       const why = [tail.join(" | "), output.stderrTail()].filter(Boolean).join(" | ");
-      return { outcome: "error", message: redact(`the worker stopped (${how}) without reporting a result${why ? `: ${why}` : ""}`), computeSeconds, aborted: false };
+      return {
+        outcome: "error",
+        message: redact(`the worker stopped (${how}) without reporting a result${why ? `: ${why}` : ""}`),
+        computeSeconds,
+        aborted: false,
+      };
     } finally {
       signal.removeEventListener("abort", onAbort);
     }

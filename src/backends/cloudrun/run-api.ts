@@ -113,7 +113,11 @@ export function createRunApi(options: RunApiOptions): RunApi {
     const parsed = text ? (JSON.parse(text) as Record<string, any>) : {};
     if (!res.ok) {
       const e = parsed.error ?? {};
-      throw new GoogleApiError(res.status, String(e.status ?? ""), `${method} ${new URL(url).pathname}: ${res.status} ${e.status ?? ""} ${e.message ?? text}`.trim());
+      throw new GoogleApiError(
+        res.status,
+        String(e.status ?? ""),
+        `${method} ${new URL(url).pathname}: ${res.status} ${e.status ?? ""} ${e.message ?? text}`.trim(),
+      );
     }
     return parsed as T;
   }
@@ -137,7 +141,10 @@ export function createRunApi(options: RunApiOptions): RunApi {
       const jobs: RunJob[] = [];
       let pageToken: string | undefined;
       do {
-        const page = await call<{ jobs?: RunJob[]; nextPageToken?: string }>("GET", `${runUrl}/v2/${parent}/jobs?pageSize=100${pageToken ? `&pageToken=${encodeURIComponent(pageToken)}` : ""}`);
+        const page = await call<{ jobs?: RunJob[]; nextPageToken?: string }>(
+          "GET",
+          `${runUrl}/v2/${parent}/jobs?pageSize=100${pageToken ? `&pageToken=${encodeURIComponent(pageToken)}` : ""}`,
+        );
         jobs.push(...(page.jobs ?? []));
         pageToken = page.nextPageToken || undefined;
       } while (pageToken);

@@ -42,9 +42,29 @@ const QUOTA_CODES = new Set(["QUOTA_EXCEEDED", "quotaExceeded", "REGIONAL_QUOTA_
 const RATE_LIMIT_REASONS = new Set(["rateLimitExceeded", "userRateLimitExceeded", "RATE_LIMIT_EXCEEDED"]);
 /** Operation error codes that say "try again" rather than "this cannot work". */
 const TRANSIENT_OPERATION_CODES = new Set(["INTERNAL_ERROR", "SERVICE_UNAVAILABLE", "RESOURCE_NOT_READY", "OPERATION_CANCELED_BY_USER_TIMEOUT"]);
-const TRANSIENT_ERRNO = new Set(["ECONNRESET", "ECONNREFUSED", "ETIMEDOUT", "EPIPE", "EAI_AGAIN", "ECONNABORTED", "ENETUNREACH", "EHOSTUNREACH", "UND_ERR_SOCKET"]);
+const TRANSIENT_ERRNO = new Set([
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "ETIMEDOUT",
+  "EPIPE",
+  "EAI_AGAIN",
+  "ECONNABORTED",
+  "ENETUNREACH",
+  "EHOSTUNREACH",
+  "UND_ERR_SOCKET",
+]);
 /** google.rpc.Code numbers, for errors that carry one instead of an HTTP status. */
-const RPC = { DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, ALREADY_EXISTS: 6, PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8, ABORTED: 10, INTERNAL: 13, UNAVAILABLE: 14, UNAUTHENTICATED: 16 } as const;
+const RPC = {
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  ABORTED: 10,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  UNAUTHENTICATED: 16,
+} as const;
 const STOCK_OUT_TEXT = /does not have enough resources available|ZONE_RESOURCE_POOL_EXHAUSTED|currently unavailable in the .* zone/i;
 
 interface ApiErrorBody {
@@ -91,7 +111,10 @@ export function classifyGceError(err: unknown): ClassifiedGceError {
   const httpStatus = typeof e.code === "number" && e.code >= 100 ? e.code : typeof e.status === "number" && e.status >= 100 ? e.status : body?.code;
   const reasons = (body?.errors ?? []).map((x) => x.reason ?? "").filter(Boolean);
   const message = body?.message ?? (typeof e.message === "string" ? e.message : String(err));
-  const code = reasons[0] ?? body?.status ?? (typeof e.code === "string" || typeof e.code === "number" ? String(e.code) : httpStatus !== undefined ? String(httpStatus) : "UNKNOWN");
+  const code =
+    reasons[0] ??
+    body?.status ??
+    (typeof e.code === "string" || typeof e.code === "number" ? String(e.code) : httpStatus !== undefined ? String(httpStatus) : "UNKNOWN");
   const withStatus = (kind: GceErrorKind, c = code): ClassifiedGceError => ({ kind, code: c, message, ...(httpStatus !== undefined ? { httpStatus } : {}) });
 
   // Network-level failures: no answer at all, so the request may or may not have taken effect.
@@ -99,11 +122,13 @@ export function classifyGceError(err: unknown): ClassifiedGceError {
   if (/socket hang up|ECONNRESET|network timeout/i.test(message) && httpStatus === undefined) return withStatus("transient", "ECONNRESET");
 
   if (httpStatus !== undefined) {
-    if (STOCK_OUT_TEXT.test(message) || reasons.some((r) => STOCK_OUT_CODES.has(r))) return withStatus("stock_out", reasons.find((r) => STOCK_OUT_CODES.has(r)) ?? "ZONE_RESOURCE_POOL_EXHAUSTED");
+    if (STOCK_OUT_TEXT.test(message) || reasons.some((r) => STOCK_OUT_CODES.has(r)))
+      return withStatus("stock_out", reasons.find((r) => STOCK_OUT_CODES.has(r)) ?? "ZONE_RESOURCE_POOL_EXHAUSTED");
     if (reasons.some((r) => QUOTA_CODES.has(r))) return withStatus("quota");
     if (reasons.some((r) => RATE_LIMIT_REASONS.has(r))) return withStatus("transient");
     if (httpStatus === 404) return withStatus("not_found");
-    if (httpStatus === 409 && (reasons.includes("alreadyExists") || body?.status === "ALREADY_EXISTS" || /already exists/i.test(message))) return withStatus("already_exists");
+    if (httpStatus === 409 && (reasons.includes("alreadyExists") || body?.status === "ALREADY_EXISTS" || /already exists/i.test(message)))
+      return withStatus("already_exists");
     if (httpStatus === 429 || httpStatus === 408 || httpStatus >= 500) return withStatus("transient");
     return withStatus("fatal");
   }

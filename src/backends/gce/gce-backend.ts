@@ -130,7 +130,11 @@ export interface GceBackend extends Backend {
 export function runOnVmOverSsh(pool: SshPool, defaults: { nodePath?: string; killGraceMs?: number } = {}): RunOnVm {
   return async (target, options) => {
     const ssh = await pool.connection(target);
-    return runWorkerOverSsh(ssh, { ...options, ...(defaults.nodePath ? { nodePath: defaults.nodePath } : {}), ...(defaults.killGraceMs !== undefined ? { killGraceMs: defaults.killGraceMs } : {}) });
+    return runWorkerOverSsh(ssh, {
+      ...options,
+      ...(defaults.nodePath ? { nodePath: defaults.nodePath } : {}),
+      ...(defaults.killGraceMs !== undefined ? { killGraceMs: defaults.killGraceMs } : {}),
+    });
   };
 }
 
@@ -170,7 +174,10 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
   const pool = options.sshPool ?? new SshPool(log ? { log: { warn: (o, m) => log.warn(o, m), error: (o, m) => log.error(o, m), debug: () => undefined } } : {});
   const runOnVm =
     options.runOnVm ??
-    runOnVmOverSsh(pool, { ...(options.nodePath ? { nodePath: options.nodePath } : {}), ...(options.killGraceMs !== undefined ? { killGraceMs: options.killGraceMs } : {}) });
+    runOnVmOverSsh(pool, {
+      ...(options.nodePath ? { nodePath: options.nodePath } : {}),
+      ...(options.killGraceMs !== undefined ? { killGraceMs: options.killGraceMs } : {}),
+    });
   const envFilter = `labels.${LABEL.env} = "${labelValue(options.envLabel)}"`;
   const tokenDelivery = options.tokenDelivery ?? "ssh-stdin";
   const secrets = options.jobSecrets;
@@ -403,7 +410,8 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
         placed = await insertWithFallback(job, name, signal);
       } catch (err) {
         // Stopped half-way: an insert may have gone through. Delete what it made, not the job's record of it.
-        if (signal.aborted) await removeJobInstances(job.jobId).catch((e) => log?.error({ jobId: job.jobId, err: e }, "could not delete the VM of a cancelled create"));
+        if (signal.aborted)
+          await removeJobInstances(job.jobId).catch((e) => log?.error({ jobId: job.jobId, err: e }, "could not delete the VM of a cancelled create"));
         throw err;
       }
     }
@@ -412,7 +420,9 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
       return await awaitReady(placed.zone, placed.instance, deadline, signal);
     } catch (err) {
       log?.warn({ jobId: job.jobId, zone: placed.zone, err: err instanceof Error ? err.message : String(err) }, "VM not usable; deleting it");
-      await deleteAndWait(placed.zone, placed.instance.name ?? name).catch((e) => log?.error({ jobId: job.jobId, err: e }, "could not delete the unusable VM; the reaper or its maxRunDuration will"));
+      await deleteAndWait(placed.zone, placed.instance.name ?? name).catch((e) =>
+        log?.error({ jobId: job.jobId, err: e }, "could not delete the unusable VM; the reaper or its maxRunDuration will"),
+      );
       if (err instanceof GceCreateError) throw err;
       const message = err instanceof Error ? err.message : String(err);
       throw new GceCreateError(`VM ${name} did not become usable: ${message}`, !signal.aborted && !/refusing/.test(message));
@@ -428,7 +438,10 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
   async function deliverToken(jobId: string, spec: RunSpec, maxSeconds: number): Promise<RunSpec> {
     if (tokenDelivery !== "secret-manager" || !spec.token || spec.noSecrets) return spec;
     if (spec.sandbox.kind !== "bwrap" || spec.sandbox.shareNet) {
-      log?.warn({ jobId }, "the agent shares the VM's network, so the token goes over SSH stdin instead of Secret Manager (the agent could read the secret with the VM's identity)");
+      log?.warn(
+        { jobId },
+        "the agent shares the VM's network, so the token goes over SSH stdin instead of Secret Manager (the agent could read the secret with the VM's identity)",
+      );
       return spec;
     }
     // The secret outlives the run by the grace only: the TTL deletes it if teardown and sweeps all miss.
@@ -563,7 +576,6 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
     return workers;
   }
 
-
   // ---- The warm pool -------------------------------------------------------------------------
   // A pool VM is made from the same image and body as a job's VM, booted once (SSH answers with
   // the host key its guest agent published), then parked: suspended, or stopped. It carries the
@@ -632,14 +644,24 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
    * Takes a parked pool VM for the job, or returns undefined (none, or none would resume): the
    * caller then makes a VM the cold way. A VM that fails to resume is deleted.
    */
-  async function takeFromPool(job: JobSpec, deadline: number, signal: AbortSignal): Promise<{ zone: string; instance: GceInstance; ready: Worker } | undefined> {
+  async function takeFromPool(
+    job: JobSpec,
+    deadline: number,
+    signal: AbortSignal,
+  ): Promise<{ zone: string; instance: GceInstance; ready: Worker } | undefined> {
     const machineType = job.machineType ?? options.machineType;
     const keys = new Set(poolEntries.filter((e) => e.machineType === machineType).map((e) => poolKey(e.machineType, e.zone)));
     if (keys.size === 0) return undefined;
     let candidates: { zone: string; instance: GceInstance }[];
     try {
       candidates = (await poolInstances())
-        .filter((c) => isIdle(c.instance) && String(c.instance.status) === PARKED && keys.has((c.instance.labels ?? {})[LABEL.pool] ?? "") && ageMs(c.instance) < poolMaxAgeMs)
+        .filter(
+          (c) =>
+            isIdle(c.instance) &&
+            String(c.instance.status) === PARKED &&
+            keys.has((c.instance.labels ?? {})[LABEL.pool] ?? "") &&
+            ageMs(c.instance) < poolMaxAgeMs,
+        )
         .sort((a, b) => ageMs(b.instance) - ageMs(a.instance));
     } catch (err) {
       log?.warn({ jobId: job.jobId, err: classifyGceError(err) }, "cannot list the warm pool; making a VM the cold way");
@@ -648,7 +670,13 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
     for (const { zone, instance } of candidates) {
       signal.throwIfAborted();
       const name = instance.name ?? "";
-      const labels = { ...(instance.labels ?? {}), ...labelsFor({ jobId: job.jobId, repoFullName: job.repoFullName, maxRunSeconds: Math.ceil(job.maxSeconds + graceSeconds), now: clock.now() }, options.envLabel) };
+      const labels = {
+        ...(instance.labels ?? {}),
+        ...labelsFor(
+          { jobId: job.jobId, repoFullName: job.repoFullName, maxRunSeconds: Math.ceil(job.maxSeconds + graceSeconds), now: clock.now() },
+          options.envLabel,
+        ),
+      };
       try {
         await operate(zone, () => compute.setLabels(zone, name, labels, instance.labelFingerprint ?? ""), signal);
       } catch (err) {
@@ -720,8 +748,19 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
       for (let i = 0; i < missing; i++) {
         fills.push(
           fillOne(entry).then(
-            (name) => void actions.push({ kind: "pool-fill", id: name, reason: `${entry.machineType} in ${entry.zone}: ${entry.size - missing + i} of ${entry.size} ready` }),
-            (err: unknown) => void actions.push({ kind: "pool-fill", id: key, reason: `${entry.machineType} in ${entry.zone}`, error: err instanceof Error ? err.message : String(err) }),
+            (name) =>
+              void actions.push({
+                kind: "pool-fill",
+                id: name,
+                reason: `${entry.machineType} in ${entry.zone}: ${entry.size - missing + i} of ${entry.size} ready`,
+              }),
+            (err: unknown) =>
+              void actions.push({
+                kind: "pool-fill",
+                id: key,
+                reason: `${entry.machineType} in ${entry.zone}`,
+                error: err instanceof Error ? err.message : String(err),
+              }),
           ),
         );
       }
@@ -749,7 +788,12 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
           await secrets.remove(secret.jobId);
           actions.push({ kind: "delete-job-secret", id: secret.name, reason: `job ${secret.jobId} has no VM` });
         } catch (err) {
-          actions.push({ kind: "delete-job-secret", id: secret.name, reason: `job ${secret.jobId} has no VM`, error: err instanceof Error ? err.message : String(err) });
+          actions.push({
+            kind: "delete-job-secret",
+            id: secret.name,
+            reason: `job ${secret.jobId} has no VM`,
+            error: err instanceof Error ? err.message : String(err),
+          });
         }
       }
     }

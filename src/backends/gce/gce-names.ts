@@ -50,7 +50,10 @@ export function requestIdFor(...parts: string[]): string {
 
 /** A label value: lowercase letters, digits, `_` and `-`, at most 63 characters. */
 export function labelValue(text: string): string {
-  const folded = text.toLowerCase().replace(/[^a-z0-9_-]/g, "_").slice(0, 63);
+  const folded = text
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]/g, "_")
+    .slice(0, 63);
   return folded === "" ? "_" : folded;
 }
 

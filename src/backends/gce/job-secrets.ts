@@ -119,7 +119,11 @@ export async function readSecrets(
       const c = classifyGceError(err);
       throw new Error(
         `cannot read ${variable} from Secret Manager (${version}): ${c.code} ${c.message}` +
-          (c.kind === "not_found" ? "; create the secret and add a version" : c.kind === "fatal" ? "; the controller's service account needs roles/secretmanager.secretAccessor on it" : ""),
+          (c.kind === "not_found"
+            ? "; create the secret and add a version"
+            : c.kind === "fatal"
+              ? "; the controller's service account needs roles/secretmanager.secretAccessor on it"
+              : ""),
       );
     }
   }

@@ -62,7 +62,9 @@ export function poolIdleCost(
       }
     }
     usdPerMonth += each * entry.size;
-    parts.push(`${entry.size} × ${entry.machineType} in ${entry.zone}, ${settings.park === "suspend" ? "suspended" : "stopped"}: ${settings.diskGb} GB ${settings.diskType} disk${memory} each`);
+    parts.push(
+      `${entry.size} × ${entry.machineType} in ${entry.zone}, ${settings.park === "suspend" ? "suspended" : "stopped"}: ${settings.diskGb} GB ${settings.diskType} disk${memory} each`,
+    );
   }
   const caveat = [...caveats].join("; ");
   return { usdPerHour: usdPerMonth / HOURS_PER_MONTH, usdPerMonth, text: parts.join("; ") || "no pool", ...(caveat ? { caveat } : {}) };

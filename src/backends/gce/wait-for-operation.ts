@@ -25,7 +25,9 @@ export async function waitForOperation(
       return op;
     }
     if (clock.now() >= deadline) {
-      throw new Error(`zone operation ${operation} in ${zone} is still ${op.status ?? "running"} at its deadline; it may yet finish (the worker is found again by its labels)`);
+      throw new Error(
+        `zone operation ${operation} in ${zone} is still ${op.status ?? "running"} at its deadline; it may yet finish (the worker is found again by its labels)`,
+      );
     }
     // operations.wait already holds the call open for up to two minutes; this only spaces out
     // the calls when it comes back early.

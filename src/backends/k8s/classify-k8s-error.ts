@@ -21,7 +21,17 @@ export interface ClassifiedKubeError {
   message: string;
 }
 
-const TRANSIENT_ERRNO = new Set(["ECONNRESET", "ECONNREFUSED", "ETIMEDOUT", "EPIPE", "EAI_AGAIN", "ECONNABORTED", "ENETUNREACH", "EHOSTUNREACH", "UND_ERR_SOCKET"]);
+const TRANSIENT_ERRNO = new Set([
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "ETIMEDOUT",
+  "EPIPE",
+  "EAI_AGAIN",
+  "ECONNABORTED",
+  "ENETUNREACH",
+  "EHOSTUNREACH",
+  "UND_ERR_SOCKET",
+]);
 
 interface KubeStatus {
   kind?: string;
@@ -71,7 +81,8 @@ export function classifyKubeError(err: unknown): ClassifiedKubeError {
   const errno = errnoOf(e);
   const message = typeof e.message === "string" ? e.message : String(err);
   if (errno !== undefined && TRANSIENT_ERRNO.has(errno)) return { kind: "transient", reason: errno, message };
-  if (/socket hang up|ECONNRESET|ECONNREFUSED|network timeout|request to .* failed/i.test(message)) return { kind: "transient", reason: errno ?? "Network", message };
+  if (/socket hang up|ECONNRESET|ECONNREFUSED|network timeout|request to .* failed/i.test(message))
+    return { kind: "transient", reason: errno ?? "Network", message };
   return { kind: "fatal", reason: errno ?? "Unknown", message };
 }
 

@@ -77,7 +77,14 @@ export interface K8sBackendOptions {
 const NAME = "k8s";
 const LOG_TAIL = 5;
 /** Container waiting reasons that will not resolve by waiting. */
-const STUCK_REASONS = new Set(["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError", "CreateContainerError"]);
+const STUCK_REASONS = new Set([
+  "ErrImagePull",
+  "ImagePullBackOff",
+  "InvalidImageName",
+  "ErrImageNeverPull",
+  "CreateContainerConfigError",
+  "CreateContainerError",
+]);
 
 function sleepFor(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -184,7 +191,8 @@ export function createK8sBackend(options: K8sBackendOptions): Backend {
     // A Job by this name exists: an earlier create for this job (adopt it), or someone else's.
     const existing = await call(`read Job ${namespace}/${name}`, () => api.readJob(namespace, name), signal);
     const worker = workerOf(existing);
-    if (!worker || worker.jobId !== job.jobId) throw new Error(`a Job named ${name} exists in ${namespace} but was not made by agent-work for job ${job.jobId}; remove it or use another namespace`);
+    if (!worker || worker.jobId !== job.jobId)
+      throw new Error(`a Job named ${name} exists in ${namespace} but was not made by agent-work for job ${job.jobId}; remove it or use another namespace`);
     if (worker.meta.phase === "deleting") {
       throw new Error(`the Job for job ${job.jobId} is still being deleted; try again once it is gone`);
     }
@@ -222,7 +230,10 @@ export function createK8sBackend(options: K8sBackendOptions): Backend {
         log?.info({ jobId: worker.jobId, namespace, name }, "k8s worker Job deleted with its pods");
         return;
       }
-      if (now() >= deadline) throw new Error(`the Job ${namespace}/${name} is still being deleted after ${options.destroyTimeoutSeconds ?? 120}s (a finalizer or a pod that will not stop); it will go once its pods do`);
+      if (now() >= deadline)
+        throw new Error(
+          `the Job ${namespace}/${name} is still being deleted after ${options.destroyTimeoutSeconds ?? 120}s (a finalizer or a pod that will not stop); it will go once its pods do`,
+        );
       await sleep(pollMs);
     }
   }
@@ -254,11 +265,15 @@ export function createK8sBackend(options: K8sBackendOptions): Backend {
       const status = pod ? containerStatus(pod) : undefined;
       if (pod && (status?.state?.running || status?.state?.terminated)) return { pod };
       const waiting = status?.state?.waiting;
-      if (waiting?.reason && STUCK_REASONS.has(waiting.reason)) return { failed: `the worker container cannot start: ${waiting.reason}${waiting.message ? `: ${waiting.message}` : ""}` };
-      if (pod?.status?.phase === "Failed") return { failed: `the worker pod failed before its container ran: ${pod.status.reason ?? ""} ${pod.status.message ?? ""}`.trim() };
+      if (waiting?.reason && STUCK_REASONS.has(waiting.reason))
+        return { failed: `the worker container cannot start: ${waiting.reason}${waiting.message ? `: ${waiting.message}` : ""}` };
+      if (pod?.status?.phase === "Failed")
+        return { failed: `the worker pod failed before its container ran: ${pod.status.reason ?? ""} ${pod.status.message ?? ""}`.trim() };
       if (pod) {
         const unscheduled = pod.status?.conditions?.find((c) => c.type === "PodScheduled" && c.status === "False");
-        last = unscheduled ? `not scheduled: ${unscheduled.message ?? unscheduled.reason ?? ""}` : `pod ${pod.metadata?.name} is ${waiting?.reason ?? pod.status?.phase ?? "pending"}`;
+        last = unscheduled
+          ? `not scheduled: ${unscheduled.message ?? unscheduled.reason ?? ""}`
+          : `pod ${pod.metadata?.name} is ${waiting?.reason ?? pod.status?.phase ?? "pending"}`;
       } else if (round % 5 === 4) {
         // No pod for a while: the Job may have failed (deadline) or been deleted under us.
         const job = await readJobOrNull(worker.meta.jobName!);
@@ -300,7 +315,12 @@ export function createK8sBackend(options: K8sBackendOptions): Backend {
     if (!current) throw new Error(`the Job ${namespace}/${name} was not made by agent-work`);
     if (current.meta.phase !== "suspended") {
       // A worker runs once: its pod has read (or is reading) the input of an earlier run.
-      return { outcome: "error", message: `the worker for job ${worker.jobId} has already been started (${current.meta.phase}); a worker runs once`, computeSeconds: 0, aborted: false };
+      return {
+        outcome: "error",
+        message: `the worker for job ${worker.jobId} has already been started (${current.meta.phase}); a worker runs once`,
+        computeSeconds: 0,
+        aborted: false,
+      };
     }
     const maxSeconds = Number(current.meta.maxSeconds ?? 0);
     // The dead-man switch counts from create(), like a VM's maxRunDuration counts from boot.
@@ -310,7 +330,13 @@ export function createK8sBackend(options: K8sBackendOptions): Backend {
     // Without bubblewrap the agent shares the pod's network with the worker's proxy: an allow-list
     // would be advice the agent can ignore, and its model key variable a placeholder nothing fills.
     if (options.agentSandbox === "none" && spec.sandbox.kind === "bwrap" && spec.sandbox.egress) {
-      return { outcome: "error", message: "network: allowlist cannot be held on this k8s backend: K8S_AGENT_SANDBOX=none runs the agent in the pod's own network, beside the proxy it could bypass; set K8S_AGENT_SANDBOX=bwrap, or ask for network: full", computeSeconds: 0, aborted: false };
+      return {
+        outcome: "error",
+        message:
+          "network: allowlist cannot be held on this k8s backend: K8S_AGENT_SANDBOX=none runs the agent in the pod's own network, beside the proxy it could bypass; set K8S_AGENT_SANDBOX=bwrap, or ask for network: full",
+        computeSeconds: 0,
+        aborted: false,
+      };
     }
     const input: RunSpec = options.agentSandbox === "none" ? { ...spec, sandbox: { kind: "none" } } : spec;
     const secret = buildInputSecret({ jobId: worker.jobId, repoFullName: current.meta.repoFullName ?? "", jobUid: job.metadata?.uid ?? "", namespace }, input);
@@ -330,14 +356,20 @@ export function createK8sBackend(options: K8sBackendOptions): Backend {
     let cutTimer: NodeJS.Timeout | undefined;
     const onAbort = () => {
       aborted = true;
-      stopping ??= deleteJob(name, "Background").catch((err: Error) => log?.warn({ jobId: worker.jobId, err: err.message }, "could not delete the stopped worker Job; destroy() will try again"));
+      stopping ??= deleteJob(name, "Background").catch((err: Error) =>
+        log?.warn({ jobId: worker.jobId, err: err.message }, "could not delete the stopped worker Job; destroy() will try again"),
+      );
       cutTimer = setTimeout(() => stopFollowing.abort(), ((options.terminationGracePeriodSeconds ?? 10) + 20) * 1000);
     };
     signal.addEventListener("abort", onAbort, { once: true });
     try {
       try {
         await putInputSecret(worker.jobId, secret, signal);
-        await call(`start Job ${namespace}/${name}`, () => api.patchJob(namespace, name, { spec: { suspend: false, activeDeadlineSeconds: deadlineSeconds } }), signal);
+        await call(
+          `start Job ${namespace}/${name}`,
+          () => api.patchJob(namespace, name, { spec: { suspend: false, activeDeadlineSeconds: deadlineSeconds } }),
+          signal,
+        );
       } catch (err) {
         if (signal.aborted) return { outcome: "error", message: "stopped", computeSeconds: 0, aborted: true };
         throw err;
@@ -377,7 +409,8 @@ export function createK8sBackend(options: K8sBackendOptions): Backend {
       });
       output.stdout.end();
       const result = output.result();
-      if (!followed.complete && !aborted) log?.warn({ jobId: worker.jobId, pod: podName, err: followed.lastError }, "the worker's log could not be read to its end");
+      if (!followed.complete && !aborted)
+        log?.warn({ jobId: worker.jobId, pod: podName, err: followed.lastError }, "the worker's log could not be read to its end");
 
       // The container's own start and end (one clock, the node's) when Kubernetes reported both.
       const clusterSeconds = ended?.startedAt && ended.finishedAt ? (ended.finishedAt.getTime() - ended.startedAt.getTime()) / 1000 : undefined;
@@ -385,11 +418,22 @@ export function createK8sBackend(options: K8sBackendOptions): Backend {
       if (aborted) return { ...(result ?? { outcome: "error", message: "stopped" }), computeSeconds, aborted: true };
       const after = await readJobOrNull(name).catch(() => null);
       if (after && conditionTrue(after, "Failed")?.reason === "DeadlineExceeded") {
-        return { ...result, outcome: "timed_out", message: `the worker ran past its ${maxSeconds}s limit and Kubernetes stopped it`, computeSeconds, aborted: false };
+        return {
+          ...result,
+          outcome: "timed_out",
+          message: `the worker ran past its ${maxSeconds}s limit and Kubernetes stopped it`,
+          computeSeconds,
+          aborted: false,
+        };
       }
       if (result) return { ...result, computeSeconds, aborted: false };
       const how = !after ? "its Job was deleted" : ended ? [ended.reason, `exit code ${ended.exitCode}`].filter(Boolean).join(", ") : "its pod is gone";
-      return { outcome: "error", message: redact(`the worker stopped (${how}) without reporting a result${tail.length ? `: ${tail.join(" | ")}` : ""}`), computeSeconds, aborted: false };
+      return {
+        outcome: "error",
+        message: redact(`the worker stopped (${how}) without reporting a result${tail.length ? `: ${tail.join(" | ")}` : ""}`),
+        computeSeconds,
+        aborted: false,
+      };
     } finally {
       signal.removeEventListener("abort", onAbort);
       clearTimeout(cutTimer);

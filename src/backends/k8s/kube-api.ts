@@ -10,7 +10,17 @@
  */
 import http from "node:http";
 import https from "node:https";
-import { ApiException, BatchV1Api, CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Job, type V1Pod, type V1Secret } from "@kubernetes/client-node";
+import {
+  ApiException,
+  BatchV1Api,
+  CoreV1Api,
+  KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1Job,
+  type V1Pod,
+  type V1Secret,
+} from "@kubernetes/client-node";
 
 export interface PodLogRequest {
   namespace: string;
@@ -47,7 +57,10 @@ export function loadKubeConfig(options: { kubeconfig?: string }, env: Record<str
   const kc = new KubeConfig();
   if (options.kubeconfig !== undefined) kc.loadFromFile(options.kubeconfig);
   // client-node would otherwise aim at https://undefined:undefined and fail only at the first call.
-  else if (!env.KUBERNETES_SERVICE_HOST) throw new Error("K8S_KUBECONFIG is not set and the controller is not running in a Kubernetes pod (no KUBERNETES_SERVICE_HOST): set K8S_KUBECONFIG to a kubeconfig file for the agent-work-controller account");
+  else if (!env.KUBERNETES_SERVICE_HOST)
+    throw new Error(
+      "K8S_KUBECONFIG is not set and the controller is not running in a Kubernetes pod (no KUBERNETES_SERVICE_HOST): set K8S_KUBECONFIG to a kubeconfig file for the agent-work-controller account",
+    );
   else kc.loadFromCluster();
   if (!kc.getCurrentCluster()) throw new Error(`no current cluster in ${options.kubeconfig ?? "the in-cluster configuration"}`);
   return kc;

@@ -130,9 +130,15 @@ export function createLocalBackend(options: LocalBackendOptions): Backend {
     }
     if (result) return { ...result, computeSeconds, aborted };
     if (aborted) return { outcome: "error", message: "stopped", computeSeconds, aborted: true };
-    const how = done.failed && done.exitCode === undefined && !done.signal ? done.shortMessage : done.signal ? `signal ${done.signal}` : `code ${done.exitCode}`;
+    const how =
+      done.failed && done.exitCode === undefined && !done.signal ? done.shortMessage : done.signal ? `signal ${done.signal}` : `code ${done.exitCode}`;
     const tail = output.stderrTail();
-    return { outcome: "error", message: redact(`the worker exited (${how}) without reporting a result${tail ? `: ${tail}` : ""}`), computeSeconds, aborted: false };
+    return {
+      outcome: "error",
+      message: redact(`the worker exited (${how}) without reporting a result${tail ? `: ${tail}` : ""}`),
+      computeSeconds,
+      aborted: false,
+    };
   }
 
   async function destroy(worker: Worker): Promise<void> {

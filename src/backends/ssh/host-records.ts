@@ -39,7 +39,12 @@ function parseRecord(text: string): HostRecord | null {
   try {
     const v = JSON.parse(text) as Partial<HostRecord>;
     if (typeof v.jobId !== "string" || typeof v.createdAt !== "number") return null;
-    return { jobId: v.jobId, createdAt: v.createdAt, repoFullName: typeof v.repoFullName === "string" ? v.repoFullName : "", maxSeconds: typeof v.maxSeconds === "number" ? v.maxSeconds : 0 };
+    return {
+      jobId: v.jobId,
+      createdAt: v.createdAt,
+      repoFullName: typeof v.repoFullName === "string" ? v.repoFullName : "",
+      maxSeconds: typeof v.maxSeconds === "number" ? v.maxSeconds : 0,
+    };
   } catch {
     return null;
   }
@@ -76,7 +81,9 @@ export async function claimJobDir(conn: NodeSSH, workRoot: string, job: JobSpec,
   const existing = await readJobRecord(conn, workRoot, job.jobId);
   if (existing) return { record: existing, created: false };
   // A folder without a record: what a create cut short left. This create owns it now.
-  await remoteExecOk(conn, `umask 077 && cat > ${file}.tmp && mv -f -- ${file}.tmp ${file}`, "writing the worker record", { stdin: JSON.stringify(record) + "\n" });
+  await remoteExecOk(conn, `umask 077 && cat > ${file}.tmp && mv -f -- ${file}.tmp ${file}`, "writing the worker record", {
+    stdin: JSON.stringify(record) + "\n",
+  });
   return { record, created: true };
 }
 

@@ -33,14 +33,20 @@ const HOST_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const hostSchema = z
   .object({
     name: z.string().regex(HOST_NAME, "expected letters, digits, '.', '_' or '-' (at most 63), starting with a letter or digit").optional(),
-    address: z.string().min(1).regex(/^[^\s/]+$/, "expected a host name or IP address, without spaces or a path"),
+    address: z
+      .string()
+      .min(1)
+      .regex(/^[^\s/]+$/, "expected a host name or IP address, without spaces or a path"),
     port: z.number().int().min(1).max(65535).default(22),
     user: z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/, "expected a user name such as agent-work"),
     privateKey: z.string().regex(PRIVATE_KEY, "expected the private key itself, from -----BEGIN … PRIVATE KEY----- to -----END … PRIVATE KEY-----").optional(),
     privateKeyPath: z.string().min(1).optional(),
     hostKeySha256: z
       .string()
-      .regex(/^(SHA256:)?[A-Za-z0-9+/]{43}=?$/, "expected a fingerprint such as SHA256:uoQv3EiNR1mAkO4JEqC76Sl0TZI1OV91JZGwonfFEh8 (ssh-keygen -lf <host key>.pub)")
+      .regex(
+        /^(SHA256:)?[A-Za-z0-9+/]{43}=?$/,
+        "expected a fingerprint such as SHA256:uoQv3EiNR1mAkO4JEqC76Sl0TZI1OV91JZGwonfFEh8 (ssh-keygen -lf <host key>.pub)",
+      )
       .optional(),
     slots: z.number().int().min(1).max(1000),
     labels: z.array(z.string().min(1)).default([]),

@@ -120,13 +120,22 @@ export function createSshBackend(options: SshBackendOptions): SshBackend {
       ...(options.connectTimeoutMs ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
       ...(log ? { log } : {}),
       ...(options.hostKeys ? { hostKeys: options.hostKeys } : {}),
-      pins: { source: "SSH_HOSTS_FILE", advice: (presented) => `set hostKeySha256: ${presented} for it in SSH_HOSTS_FILE and restart (a pin replaces what was remembered)` },
+      pins: {
+        source: "SSH_HOSTS_FILE",
+        advice: (presented) => `set hostKeySha256: ${presented} for it in SSH_HOSTS_FILE and restart (a pin replaces what was remembered)`,
+      },
     });
   const names = new Set<string>();
   const hosts: Host[] = options.hosts.map((h) => {
     if (names.has(h.name)) throw new Error(`two SSH hosts are named ${JSON.stringify(h.name)}; names must be unique`);
     names.add(h.name);
-    const target: SshTarget = { host: h.address, port: h.port, username: h.user, privateKey: h.privateKey, ...(h.hostKeySha256 ? { hostKeySha256: h.hostKeySha256 } : {}) };
+    const target: SshTarget = {
+      host: h.address,
+      port: h.port,
+      username: h.user,
+      privateKey: h.privateKey,
+      ...(h.hostKeySha256 ? { hostKeySha256: h.hostKeySha256 } : {}),
+    };
     return {
       options: h,
       target,
@@ -147,7 +156,10 @@ export function createSshBackend(options: SshBackendOptions): SshBackend {
    */
   async function onHost<T>(host: Host, fn: (conn: NodeSSH) => Promise<T>, options: { existing?: boolean } = {}): Promise<T> {
     const done = host.breaker.tryAcquire() ?? (options.existing ? host.breaker.record : null);
-    if (!done) throw new HostSkipped(`${host.options.name}: skipped for now after ${host.breaker.consecutiveFailures} failures in a row (${host.breaker.lastFailure ?? "unknown error"})`);
+    if (!done)
+      throw new HostSkipped(
+        `${host.options.name}: skipped for now after ${host.breaker.consecutiveFailures} failures in a row (${host.breaker.lastFailure ?? "unknown error"})`,
+      );
     let conn: NodeSSH | undefined;
     try {
       conn = await pool.connection(host.target);
@@ -159,7 +171,8 @@ export function createSshBackend(options: SshBackendOptions): SshBackend {
       done({ ok: false, error: message });
       if (conn && !isConnectionAlive(conn)) pool.discard(host.target, conn);
       const before = host.breaker.state;
-      if (before !== "closed") log?.warn({ host: host.options.name, err: message, circuit: before }, "SSH host failing; skipped until its cool-down has passed");
+      if (before !== "closed")
+        log?.warn({ host: host.options.name, err: message, circuit: before }, "SSH host failing; skipped until its cool-down has passed");
       throw err;
     }
   }
@@ -237,7 +250,10 @@ export function createSshBackend(options: SshBackendOptions): SshBackend {
     if (!chosen) {
       const labelled = seen.filter((s) => carries(s.host, job.hostLabels));
       const wanted = job.hostLabels?.length ? ` labelled ${job.hostLabels.join(", ")}` : "";
-      if (labelled.length === 0) throw new Error(`no SSH host is labelled ${job.hostLabels!.join(", ")} for job ${job.jobId} (hosts: ${hosts.map((h) => `${h.options.name} [${h.options.labels.join(", ")}]`).join("; ")})`);
+      if (labelled.length === 0)
+        throw new Error(
+          `no SSH host is labelled ${job.hostLabels!.join(", ")} for job ${job.jobId} (hosts: ${hosts.map((h) => `${h.options.name} [${h.options.labels.join(", ")}]`).join("; ")})`,
+        );
       const why = labelled.map((s) => (s.error ? s.error : `${s.host.options.name}: ${s.dirs!.length + s.host.reserved}/${s.host.options.slots} slots taken`));
       throw new Error(`no SSH host${wanted} has a free slot for job ${job.jobId} (${why.join("; ")})`);
     }
@@ -271,21 +287,26 @@ export function createSshBackend(options: SshBackendOptions): SshBackend {
     // The dead-man switch counts from create(), like a VM's maxRunDuration counts from boot.
     const remainingSeconds = maxSeconds > 0 ? (worker.createdAt + maxSeconds * 1000 - now()) / 1000 : 24 * 3600;
     if (remainingSeconds <= 0) return { outcome: "timed_out", message: `the worker is past its ${maxSeconds}s limit`, computeSeconds: 0, aborted: false };
-    return onHost(host, async (conn) => {
-      const result = await runWorkerOverSsh(conn, {
-        workDir: remoteJobDir(host.workRoot, worker.jobId),
-        input: spec,
-        onEvent,
-        signal,
-        maxSeconds: remainingSeconds,
-        killGraceMs: graceMs,
-        now,
-        ...(host.options.nodePath ? { nodePath: host.options.nodePath } : {}),
-      });
-      // The run's own outcome is the job's business; a connection that broke under it is the host's.
-      if (!isConnectionAlive(conn)) throw Object.assign(new Error(`lost the SSH connection to ${host.options.name} while the worker ran: ${result.message}`), { result });
-      return result;
-    }, { existing: true }).catch((err: Error & { result?: RunResult }) => {
+    return onHost(
+      host,
+      async (conn) => {
+        const result = await runWorkerOverSsh(conn, {
+          workDir: remoteJobDir(host.workRoot, worker.jobId),
+          input: spec,
+          onEvent,
+          signal,
+          maxSeconds: remainingSeconds,
+          killGraceMs: graceMs,
+          now,
+          ...(host.options.nodePath ? { nodePath: host.options.nodePath } : {}),
+        });
+        // The run's own outcome is the job's business; a connection that broke under it is the host's.
+        if (!isConnectionAlive(conn))
+          throw Object.assign(new Error(`lost the SSH connection to ${host.options.name} while the worker ran: ${result.message}`), { result });
+        return result;
+      },
+      { existing: true },
+    ).catch((err: Error & { result?: RunResult }) => {
       if (err.result) return err.result;
       throw err;
     });
@@ -342,9 +363,14 @@ export function createSshBackend(options: SshBackendOptions): SshBackend {
         const node = shellQuote(host.options.nodePath ?? "node");
         try {
           const report = await onHost(host, async (conn) => {
-            const r = await remoteExec(conn, `for t in ${node} git bwrap prlimit setsid timeout; do command -v "$t" >/dev/null 2>&1 || echo "missing $t"; done; echo "dirs $(ls -1 -- ${shellQuote(host.workRoot)} 2>/dev/null | wc -l)"${versions}`);
+            const r = await remoteExec(
+              conn,
+              `for t in ${node} git bwrap prlimit setsid timeout; do command -v "$t" >/dev/null 2>&1 || echo "missing $t"; done; echo "dirs $(ls -1 -- ${shellQuote(host.workRoot)} 2>/dev/null | wc -l)"${versions}`,
+            );
             const missing = [...r.stdout.matchAll(/^missing (.+)$/gm)].map((m) => m[1]!);
-            const agentVersions = versions ? Object.fromEntries([...r.stdout.matchAll(/^agent ([a-z0-9-]+) ?(.*)$/gm)].map((m) => [m[1]!, m[2] === "-" ? null : m[2]!])) : undefined;
+            const agentVersions = versions
+              ? Object.fromEntries([...r.stdout.matchAll(/^agent ([a-z0-9-]+) ?(.*)$/gm)].map((m) => [m[1]!, m[2] === "-" ? null : m[2]!]))
+              : undefined;
             const active = Number(/^dirs (\d+)/m.exec(r.stdout)?.[1] ?? 0);
             // The sandbox's tools are the worker's business: it refuses the job, with install advice, when they are missing.
             const fatal = missing.filter((t) => t !== "bwrap" && t !== "prlimit");
@@ -354,7 +380,15 @@ export function createSshBackend(options: SshBackendOptions): SshBackend {
           return { ...base, ...report, ok: true, circuit: host.breaker.state, consecutiveFailures: 0 };
         } catch (err) {
           const e = err as Error & { missing?: string[]; active?: number };
-          return { ...base, ok: false, active: e.active ?? null, missing: e.missing ?? [], error: e.message, circuit: host.breaker.state, consecutiveFailures: host.breaker.consecutiveFailures };
+          return {
+            ...base,
+            ok: false,
+            active: e.active ?? null,
+            missing: e.missing ?? [],
+            error: e.message,
+            circuit: host.breaker.state,
+            consecutiveFailures: host.breaker.consecutiveFailures,
+          };
         }
       }),
     );

@@ -36,7 +36,14 @@ export async function cancelCommand(ctx: CliContext, argv: string[]): Promise<nu
   try {
     // The final status and the token revoke are left to the controller, written with the end
     // (its outbox sweep delivers them): this command holds no GitHub credentials of its own.
-    cancelled = await ctx.store.transition(id, job.state, "cancelled", { finishedAt: ctx.now(), message: `cancelled from the ops CLI by ${who}` }, `cancelled by ${who}`, { effects: jobEndedEffects(job, ctx.now()) });
+    cancelled = await ctx.store.transition(
+      id,
+      job.state,
+      "cancelled",
+      { finishedAt: ctx.now(), message: `cancelled from the ops CLI by ${who}` },
+      `cancelled by ${who}`,
+      { effects: jobEndedEffects(job, ctx.now()) },
+    );
   } catch (err) {
     if (!(err instanceof StaleStateError)) throw err;
     const now = await ctx.store.get(id);
@@ -48,7 +55,9 @@ export async function cancelCommand(ctx: CliContext, argv: string[]): Promise<nu
   if (!worker) return 0;
   const backend = (await ctx.backends()).get(worker.backend);
   if (!backend) {
-    ctx.io.err(`its worker ${worker.id} is on the ${worker.backend} backend, which this configuration does not enable; the reaper of a controller that does will remove it`);
+    ctx.io.err(
+      `its worker ${worker.id} is on the ${worker.backend} backend, which this configuration does not enable; the reaper of a controller that does will remove it`,
+    );
     return 1;
   }
   try {

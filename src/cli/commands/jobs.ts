@@ -5,7 +5,12 @@ import { formatTable, formatTime, UsageError } from "../format.js";
 
 /** `agent-work jobs [--state S] [--repo owner/name] [--limit N] [--json]`: newest first. */
 export async function jobsCommand(ctx: CliContext, argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { state: { type: "string" }, repo: { type: "string" }, limit: { type: "string" }, json: { type: "boolean" } }, strict: true, allowPositionals: false });
+  const { values } = parseArgs({
+    args: argv,
+    options: { state: { type: "string" }, repo: { type: "string" }, limit: { type: "string" }, json: { type: "boolean" } },
+    strict: true,
+    allowPositionals: false,
+  });
   if (values.state !== undefined && !(JOB_STATES as readonly string[]).includes(values.state)) {
     throw new UsageError(`--state ${values.state} is not a job state; one of ${JOB_STATES.join(", ")}`);
   }

@@ -23,7 +23,10 @@ export async function reapCommand(ctx: CliContext, argv: string[]): Promise<numb
     out(`reaper pass skipped: ${report.skipped}`);
     return 0;
   }
-  const counts = (w: Record<string, number>) => Object.entries(w).map(([name, n]) => `${name} ${n}`).join(", ") || "none";
+  const counts = (w: Record<string, number>) =>
+    Object.entries(w)
+      .map(([name, n]) => `${name} ${n}`)
+      .join(", ") || "none";
   out(dryRun ? "reaper dry run: nothing was changed" : "reaper pass");
   out(`  workers   ${counts(report.before.workers)}  →  ${counts(report.after.workers)}`);
   out(`  marks     ${report.before.marks}  →  ${report.after.marks}`);

@@ -32,7 +32,12 @@ export function localAgentVersions(searchPath = WORKER_AGENT_PATH): Record<strin
         found[cli.bin] = null;
         continue;
       }
-      const r = spawnSync(file, ["--version"], { encoding: "utf8", timeout: 20_000, env: { PATH: searchPath, HOME: home, LANG: "C.UTF-8" }, stdio: ["ignore", "pipe", "pipe"] });
+      const r = spawnSync(file, ["--version"], {
+        encoding: "utf8",
+        timeout: 20_000,
+        env: { PATH: searchPath, HOME: home, LANG: "C.UTF-8" },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
       const said = `${r.stdout ?? ""}\n${r.stderr ?? ""}`;
       found[cli.bin] = parseCliVersion(said) ?? { unreadable: (r.error?.message ?? said).trim().split("\n")[0]!.slice(0, 120) || `exit ${r.status}` };
     }
@@ -53,7 +58,11 @@ function isExecutableFile(file: string): boolean {
 
 function shown(found: FoundVersion): string {
   // What a CLI (or a host) said is data: printable ASCII only, cut short, before it reaches a terminal.
-  return found === null ? "not installed" : typeof found === "string" ? found : `no version in its answer (${found.unreadable.replace(/[^\x20-\x7e]/g, "").slice(0, 120)})`;
+  return found === null
+    ? "not installed"
+    : typeof found === "string"
+      ? found
+      : `no version in its answer (${found.unreadable.replace(/[^\x20-\x7e]/g, "").slice(0, 120)})`;
 }
 
 /**
@@ -84,7 +93,12 @@ export function reportAgentVersions(
         fix: install(c.cli, c.pinned),
       });
     } else {
-      add({ name, status: "warn", detail: `${shown(c.found)}, but agent-clis/package.json pins ${c.pinned}: that version is not the one the presets are tested with`, fix: install(c.cli, c.pinned) });
+      add({
+        name,
+        status: "warn",
+        detail: `${shown(c.found)}, but agent-clis/package.json pins ${c.pinned}: that version is not the one the presets are tested with`,
+        fix: install(c.cli, c.pinned),
+      });
     }
   }
 }

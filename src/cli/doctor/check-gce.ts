@@ -40,9 +40,17 @@ function describe(err: unknown): { kind: string; text: string } {
 }
 
 /** Runs every gce check it can; a failed prerequisite (no credentials, no project) skips what depends on it. */
-export async function checkGce(config: Pick<ControllerConfig, "agentEnvSecrets" | "defaultAgent"> & { gce: GceConfig }, deps: GceDoctorDeps, add: (check: DoctorCheck) => void): Promise<void> {
+export async function checkGce(
+  config: Pick<ControllerConfig, "agentEnvSecrets" | "defaultAgent"> & { gce: GceConfig },
+  deps: GceDoctorDeps,
+  add: (check: DoctorCheck) => void,
+): Promise<void> {
   const gce = config.gce;
-  add({ name: "gce configuration", status: "ok", detail: `project ${gce.project}, zones ${gce.zones.join(", ")}, ${gce.machineType}${gce.spot ? " spot" : ""}, image ${gce.image}` });
+  add({
+    name: "gce configuration",
+    status: "ok",
+    detail: `project ${gce.project}, zones ${gce.zones.join(", ")}, ${gce.machineType}${gce.spot ? " spot" : ""}, image ${gce.image}`,
+  });
 
   try {
     const { principal } = await (deps.credentials ?? adcPrincipal)();
@@ -102,7 +110,13 @@ async function checkZonesAndMachineType(gce: GceConfig, options: GcpClientOption
       }
     } catch (err) {
       const { kind, text } = describe(err);
-      add({ name: `zone ${zone}`, status: "fail", detail: text, fix: kind === "not_found" ? `${zone} is not a zone; list them with \`gcloud compute zones list\` and fix GCE_ZONES` : "check the controller's permissions" });
+      add({
+        name: `zone ${zone}`,
+        status: "fail",
+        detail: text,
+        fix:
+          kind === "not_found" ? `${zone} is not a zone; list them with \`gcloud compute zones list\` and fix GCE_ZONES` : "check the controller's permissions",
+      });
       continue;
     }
     try {
@@ -114,7 +128,10 @@ async function checkZonesAndMachineType(gce: GceConfig, options: GcpClientOption
         name: `zone ${zone}`,
         status: "fail",
         detail: `${gce.machineType}: ${text}`,
-        fix: kind === "not_found" ? `${zone} does not offer ${gce.machineType}; pick another GCE_MACHINE_TYPE or drop the zone (\`gcloud compute machine-types list --zones ${zone}\`)` : "check the controller's permissions",
+        fix:
+          kind === "not_found"
+            ? `${zone} does not offer ${gce.machineType}; pick another GCE_MACHINE_TYPE or drop the zone (\`gcloud compute machine-types list --zones ${zone}\`)`
+            : "check the controller's permissions",
       });
     }
   }
@@ -124,13 +141,33 @@ async function checkZonesAndMachineType(gce: GceConfig, options: GcpClientOption
  * The agent CLIs a baked image holds, from the labels ansible/bake-image.sh writes from
  * agent-clis/package.json (the image's disk itself cannot be read without starting a VM).
  */
-function reportImageAgentVersions(where: string, labels: Record<string, string>, defaultAgent: AgentPreset, gce: GceConfig, add: (c: DoctorCheck) => void): void {
+function reportImageAgentVersions(
+  where: string,
+  labels: Record<string, string>,
+  defaultAgent: AgentPreset,
+  gce: GceConfig,
+  add: (c: DoctorCheck) => void,
+): void {
   const rebake = () => `bake the image again from this checkout: ansible/bake-image.sh ${gce.project} ${gce.zones[0] ?? "<zone>"} <controller key>.pub`;
   if (!PINNED_AGENT_CLIS.some((cli) => imageLabelKey(cli) in labels)) {
-    add({ name: `${where}: agent CLIs`, status: "skip", detail: "the image carries no agent-cli-* labels (baked before bake-image.sh wrote them, or not by it), so doctor cannot see which CLI versions it holds", fix: rebake() });
+    add({
+      name: `${where}: agent CLIs`,
+      status: "skip",
+      detail: "the image carries no agent-cli-* labels (baked before bake-image.sh wrote them, or not by it), so doctor cannot see which CLI versions it holds",
+      fix: rebake(),
+    });
     return;
   }
-  const found = Object.fromEntries(PINNED_AGENT_CLIS.map((cli) => [cli.bin, imageLabelKey(cli) in labels ? (versionFromImageLabel(labels[imageLabelKey(cli)]) ?? { unreadable: `label ${imageLabelKey(cli)}=${String(labels[imageLabelKey(cli)]).slice(0, 60)}` }) : null]));
+  const found = Object.fromEntries(
+    PINNED_AGENT_CLIS.map((cli) => [
+      cli.bin,
+      imageLabelKey(cli) in labels
+        ? (versionFromImageLabel(labels[imageLabelKey(cli)]) ?? {
+            unreadable: `label ${imageLabelKey(cli)}=${String(labels[imageLabelKey(cli)]).slice(0, 60)}`,
+          })
+        : null,
+    ]),
+  );
   reportAgentVersions(where, found, defaultAgent, add, rebake);
 }
 
@@ -203,7 +240,12 @@ async function checkSecrets(resources: Record<string, string>, options: GcpClien
     try {
       const [granted] = await client.testIamPermissions({ resource: secret, permissions: ["secretmanager.versions.access"] });
       if (!(granted.permissions ?? []).includes("secretmanager.versions.access")) {
-        add({ name: `secret ${variable}`, status: "fail", detail: `${secret}: the controller may not read it`, fix: `grant the controller's account roles/secretmanager.secretAccessor on ${secret}` });
+        add({
+          name: `secret ${variable}`,
+          status: "fail",
+          detail: `${secret}: the controller may not read it`,
+          fix: `grant the controller's account roles/secretmanager.secretAccessor on ${secret}`,
+        });
         continue;
       }
       await client.getSecretVersion({ name: version });
@@ -214,7 +256,10 @@ async function checkSecrets(resources: Record<string, string>, options: GcpClien
         name: `secret ${variable}`,
         status: "fail",
         detail: `${version}: ${text}`,
-        fix: kind === "not_found" ? `create it: printf %s "$VALUE" | gcloud secrets create ${secret.split("/").pop()} --data-file=- (terraform/ declares the model-key secret)` : `grant the controller's account roles/secretmanager.secretAccessor on ${secret}`,
+        fix:
+          kind === "not_found"
+            ? `create it: printf %s "$VALUE" | gcloud secrets create ${secret.split("/").pop()} --data-file=- (terraform/ declares the model-key secret)`
+            : `grant the controller's account roles/secretmanager.secretAccessor on ${secret}`,
       });
     }
   }

@@ -28,7 +28,12 @@ export async function checkGitHubApp(
   add: (check: DoctorCheck) => void,
 ): Promise<void> {
   if (!config.appId || !config.privateKey) {
-    add({ name: "github app", status: "fail", detail: "APP_ID and a private key are not set", fix: "run `npm start` and register the app on the setup page it serves (it writes them to .env)" });
+    add({
+      name: "github app",
+      status: "fail",
+      detail: "APP_ID and a private key are not set",
+      fix: "run `npm start` and register the app on the setup page it serves (it writes them to .env)",
+    });
     return;
   }
   const baseUrl = restBaseUrl(config.gheHost, config.gheProtocol);
@@ -66,17 +71,42 @@ export async function checkGitHubApp(
     const url = hook.url ?? "";
     const fixUrl = `set "Webhook URL" in ${settings} (General) to ${expected ?? "<PUBLIC_URL>/api/github/webhooks, or a smee.io channel in WEBHOOK_PROXY_URL"}`;
     if (!url || /example\.invalid/.test(url)) {
-      add({ name: "webhook url", status: "fail", detail: url ? `GitHub sends webhooks to ${url}, which is nowhere` : "the app has no webhook URL", fix: fixUrl });
+      add({
+        name: "webhook url",
+        status: "fail",
+        detail: url ? `GitHub sends webhooks to ${url}, which is nowhere` : "the app has no webhook URL",
+        fix: fixUrl,
+      });
     } else if (expected && url !== expected) {
-      add({ name: "webhook url", status: "fail", detail: `GitHub sends webhooks to ${url}, but this controller ${config.webhookProxyUrl ? "forwards from the channel in WEBHOOK_PROXY_URL" : `is at ${expected}`}`, fix: fixUrl });
+      add({
+        name: "webhook url",
+        status: "fail",
+        detail: `GitHub sends webhooks to ${url}, but this controller ${config.webhookProxyUrl ? "forwards from the channel in WEBHOOK_PROXY_URL" : `is at ${expected}`}`,
+        fix: fixUrl,
+      });
     } else if (!expected) {
-      add({ name: "webhook url", status: "warn", detail: `GitHub sends webhooks to ${url}; with neither PUBLIC_URL nor WEBHOOK_PROXY_URL set, nothing here says that reaches this controller`, fix: "set PUBLIC_URL to this controller's public base URL (or WEBHOOK_PROXY_URL to the smee.io channel)" });
+      add({
+        name: "webhook url",
+        status: "warn",
+        detail: `GitHub sends webhooks to ${url}; with neither PUBLIC_URL nor WEBHOOK_PROXY_URL set, nothing here says that reaches this controller`,
+        fix: "set PUBLIC_URL to this controller's public base URL (or WEBHOOK_PROXY_URL to the smee.io channel)",
+      });
     } else {
-      add({ name: "webhook url", status: "ok", detail: `GitHub sends webhooks to ${config.webhookProxyUrl ? "the smee.io channel in WEBHOOK_PROXY_URL" : url}` });
+      add({
+        name: "webhook url",
+        status: "ok",
+        detail: `GitHub sends webhooks to ${config.webhookProxyUrl ? "the smee.io channel in WEBHOOK_PROXY_URL" : url}`,
+      });
     }
-    if (hook.insecure_ssl === "1") add({ name: "webhook url", status: "warn", detail: "SSL verification is off for the webhook", fix: `turn it on in ${settings}` });
+    if (hook.insecure_ssl === "1")
+      add({ name: "webhook url", status: "warn", detail: "SSL verification is off for the webhook", fix: `turn it on in ${settings}` });
   } catch (err) {
-    add({ name: "webhook url", status: "fail", detail: `GET /app/hook/config: ${err instanceof Error ? err.message : String(err)}`, fix: "the app has no webhook: activate it in the app's settings" });
+    add({
+      name: "webhook url",
+      status: "fail",
+      detail: `GET /app/hook/config: ${err instanceof Error ? err.message : String(err)}`,
+      fix: "the app has no webhook: activate it in the app's settings",
+    });
     return;
   }
 
@@ -86,7 +116,12 @@ export async function checkGitHubApp(
     const failed = deliveries.filter((d) => d.status_code === 0 || d.status_code >= 400);
     const where = `${settings}/advanced (Recent Deliveries: each request and answer, and a Redeliver button)`;
     if (deliveries.length === 0) {
-      add({ name: "webhook deliveries", status: "warn", detail: "GitHub has delivered nothing yet", fix: "install the app on a repository (its settings → Install App) and add the label to an issue" });
+      add({
+        name: "webhook deliveries",
+        status: "warn",
+        detail: "GitHub has delivered nothing yet",
+        fix: "install the app on a repository (its settings → Install App) and add the label to an issue",
+      });
     } else if (failed.length > 0) {
       const last = failed[0]!;
       add({
@@ -96,7 +131,11 @@ export async function checkGitHubApp(
         fix: `${last.status_code === 401 || last.status_code === 400 ? "a signature mismatch: WEBHOOK_SECRET differs from the app's Webhook secret; " : ""}see ${where}`,
       });
     } else {
-      add({ name: "webhook deliveries", status: "ok", detail: `the last ${deliveries.length} were answered (latest ${deliveries[0]!.delivered_at}, ${deliveries[0]!.event})` });
+      add({
+        name: "webhook deliveries",
+        status: "ok",
+        detail: `the last ${deliveries.length} were answered (latest ${deliveries[0]!.delivered_at}, ${deliveries[0]!.event})`,
+      });
     }
   } catch (err) {
     add({ name: "webhook deliveries", status: "warn", detail: `GET /app/hook/deliveries: ${err instanceof Error ? err.message : String(err)}` });

@@ -21,7 +21,12 @@ export async function checkK8s(k8s: K8sConfig, add: (check: DoctorCheck) => void
   try {
     api = loadKubeConfig(k8s.kubeconfig === undefined ? {} : { kubeconfig: k8s.kubeconfig }, env).makeApiClient(AuthorizationV1Api);
   } catch (err) {
-    add({ name: "k8s", status: "fail", detail: err instanceof Error ? err.message : String(err), fix: "set K8S_KUBECONFIG to a kubeconfig for the agent-work-controller account (README.md, \"Run on Kubernetes\")" });
+    add({
+      name: "k8s",
+      status: "fail",
+      detail: err instanceof Error ? err.message : String(err),
+      fix: 'set K8S_KUBECONFIG to a kubeconfig for the agent-work-controller account (README.md, "Run on Kubernetes")',
+    });
     return;
   }
   const denied: string[] = [];
@@ -30,18 +35,38 @@ export async function checkK8s(k8s: K8sConfig, add: (check: DoctorCheck) => void
       for (const verb of rule.verbs) {
         const subresource = "subresource" in rule ? rule.subresource : undefined;
         const review = await api.createSelfSubjectAccessReview({
-          body: { apiVersion: "authorization.k8s.io/v1", kind: "SelfSubjectAccessReview", spec: { resourceAttributes: { namespace: k8s.namespace, verb, group: rule.group, resource: rule.resource, ...(subresource ? { subresource } : {}) } } },
+          body: {
+            apiVersion: "authorization.k8s.io/v1",
+            kind: "SelfSubjectAccessReview",
+            spec: {
+              resourceAttributes: { namespace: k8s.namespace, verb, group: rule.group, resource: rule.resource, ...(subresource ? { subresource } : {}) },
+            },
+          },
         });
         if (!review.status?.allowed) denied.push(`${verb} ${rule.group ? `${rule.group}/` : ""}${rule.resource}${subresource ? `/${subresource}` : ""}`);
       }
     }
   } catch (err) {
-    add({ name: `k8s namespace ${k8s.namespace}`, status: "fail", detail: `the cluster did not answer: ${err instanceof Error ? err.message : String(err)}`, fix: "check K8S_KUBECONFIG (its server and credentials)" });
+    add({
+      name: `k8s namespace ${k8s.namespace}`,
+      status: "fail",
+      detail: `the cluster did not answer: ${err instanceof Error ? err.message : String(err)}`,
+      fix: "check K8S_KUBECONFIG (its server and credentials)",
+    });
     return;
   }
   if (denied.length > 0) {
-    add({ name: `k8s namespace ${k8s.namespace}`, status: "fail", detail: `the controller may not ${denied.join(", ")}`, fix: `apply k8s/rbac.yaml (kubectl apply -f k8s/rbac.yaml) and bind it to the account the kubeconfig uses, in namespace ${k8s.namespace}` });
+    add({
+      name: `k8s namespace ${k8s.namespace}`,
+      status: "fail",
+      detail: `the controller may not ${denied.join(", ")}`,
+      fix: `apply k8s/rbac.yaml (kubectl apply -f k8s/rbac.yaml) and bind it to the account the kubeconfig uses, in namespace ${k8s.namespace}`,
+    });
   } else {
-    add({ name: `k8s namespace ${k8s.namespace}`, status: "ok", detail: "the controller may do everything the backend does there (jobs, pods and their logs, secrets)" });
+    add({
+      name: `k8s namespace ${k8s.namespace}`,
+      status: "ok",
+      detail: "the controller may do everything the backend does there (jobs, pods and their logs, secrets)",
+    });
   }
 }

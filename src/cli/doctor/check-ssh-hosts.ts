@@ -18,23 +18,45 @@ export async function checkSshHosts(
     const quiet = { info: () => {}, warn: () => {}, error: () => {}, debug: () => {}, child: () => quiet };
     backend = ssh.create({ hosts: loadSshHosts(config.sshHostsFile!), log: quiet as never });
   } catch (err) {
-    add({ name: "ssh hosts", status: "fail", detail: err instanceof Error ? err.message : String(err), fix: "fix SSH_HOSTS_FILE (.env.example describes each field)" });
+    add({
+      name: "ssh hosts",
+      status: "fail",
+      detail: err instanceof Error ? err.message : String(err),
+      fix: "fix SSH_HOSTS_FILE (.env.example describes each field)",
+    });
     return;
   }
   try {
     for (const h of await backend.checkHealth({ agentVersions: { bins: PINNED_AGENT_CLIS.map((c) => c.bin), path: agentPath } })) {
       const sandboxTools = h.missing.filter((t) => t === "bwrap" || t === "prlimit");
       if (!h.ok) {
-        add({ name: `ssh host ${h.name}`, status: "fail", detail: h.error ?? "unreachable", fix: "check its address, user, key and host key fingerprint in SSH_HOSTS_FILE, and that it answers `ssh -i <key> <user>@<address> true`" });
+        add({
+          name: `ssh host ${h.name}`,
+          status: "fail",
+          detail: h.error ?? "unreachable",
+          fix: "check its address, user, key and host key fingerprint in SSH_HOSTS_FILE, and that it answers `ssh -i <key> <user>@<address> true`",
+        });
       } else if (sandboxTools.length > 0 && config.localSandbox === "bwrap") {
-        add({ name: `ssh host ${h.name}`, status: "fail", detail: `reachable, but ${sandboxTools.join(" and ")} missing: the worker refuses to run agents there`, fix: "on the host: apt-get install -y bubblewrap util-linux" });
+        add({
+          name: `ssh host ${h.name}`,
+          status: "fail",
+          detail: `reachable, but ${sandboxTools.join(" and ")} missing: the worker refuses to run agents there`,
+          fix: "on the host: apt-get install -y bubblewrap util-linux",
+        });
       } else {
         add({ name: `ssh host ${h.name}`, status: "ok", detail: `reachable; node and git there; ${h.active ?? 0} of ${h.slots} slots in use` });
       }
       if (h.ok && h.agentVersions) {
         const found: Record<string, FoundVersion> = {};
-        for (const [bin, said] of Object.entries(h.agentVersions)) found[bin] = said === null ? null : (parseCliVersion(said) ?? { unreadable: said.slice(0, 120) || "no output" });
-        reportAgentVersions(`ssh host ${h.name}`, found, config.defaultAgent, add, (cli, pinned) => `on the host: npm install -g ${cli.pkg}@${pinned} (or run ansible/provision.yml, which installs agent-clis/ as pinned)`);
+        for (const [bin, said] of Object.entries(h.agentVersions))
+          found[bin] = said === null ? null : (parseCliVersion(said) ?? { unreadable: said.slice(0, 120) || "no output" });
+        reportAgentVersions(
+          `ssh host ${h.name}`,
+          found,
+          config.defaultAgent,
+          add,
+          (cli, pinned) => `on the host: npm install -g ${cli.pkg}@${pinned} (or run ansible/provision.yml, which installs agent-clis/ as pinned)`,
+        );
       }
     }
   } finally {

@@ -7,7 +7,12 @@ import type { DoctorCheck } from "./doctor-check.js";
 export async function checkStore(config: Pick<ControllerConfig, "dataDir" | "databaseUrl">, add: (check: DoctorCheck) => void): Promise<void> {
   const found = await findStore(config);
   if (!found.ok) {
-    add({ name: "store", status: "fail", detail: found.problem, fix: "start the controller once (npm start) to create it, or point DATA_DIR / DATABASE_URL at the one it uses" });
+    add({
+      name: "store",
+      status: "fail",
+      detail: found.problem,
+      fix: "start the controller once (npm start) to create it, or point DATA_DIR / DATABASE_URL at the one it uses",
+    });
     return;
   }
   if (config.databaseUrl) {
@@ -23,6 +28,11 @@ export async function checkStore(config: Pick<ControllerConfig, "dataDir" | "dat
       db.close();
     }
   } catch (err) {
-    add({ name: "store", status: "fail", detail: `${found.where}: ${err instanceof Error ? err.message : String(err)}`, fix: "the file is not a readable agent-work store; check its owner and mode, or restore it" });
+    add({
+      name: "store",
+      status: "fail",
+      detail: `${found.where}: ${err instanceof Error ? err.message : String(err)}`,
+      fix: "the file is not a readable agent-work store; check its owner and mode, or restore it",
+    });
   }
 }

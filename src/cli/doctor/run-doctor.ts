@@ -37,12 +37,23 @@ export async function runDoctor(env: Record<string, string | undefined>, deps: D
   section("the configuration");
   const loaded = loadControllerConfig(env);
   if (!loaded.ok) {
-    for (const error of loaded.errors) add({ name: "configuration", status: "fail", detail: error, fix: "fix the variable as the message says (see .env.example)" });
+    for (const error of loaded.errors)
+      add({ name: "configuration", status: "fail", detail: error, fix: "fix the variable as the message says (see .env.example)" });
     return done();
   }
   const { config } = loaded;
-  const enabled = [...(config.localBackend !== false ? ["local"] : []), ...(config.sshHostsFile ? ["ssh"] : []), ...(config.gce ? ["gce"] : []), ...(config.k8s ? ["k8s"] : []), ...(config.cloudrun ? ["cloudrun"] : [])];
-  add({ name: "configuration", status: "ok", detail: `valid; backends ${enabled.join(", ")}; store ${config.databaseUrl ? "PostgreSQL (DATABASE_URL)" : `SQLite in ${config.dataDir}`}` });
+  const enabled = [
+    ...(config.localBackend !== false ? ["local"] : []),
+    ...(config.sshHostsFile ? ["ssh"] : []),
+    ...(config.gce ? ["gce"] : []),
+    ...(config.k8s ? ["k8s"] : []),
+    ...(config.cloudrun ? ["cloudrun"] : []),
+  ];
+  add({
+    name: "configuration",
+    status: "ok",
+    detail: `valid; backends ${enabled.join(", ")}; store ${config.databaseUrl ? "PostgreSQL (DATABASE_URL)" : `SQLite in ${config.dataDir}`}`,
+  });
   for (const warning of loaded.warnings) add({ name: "configuration", status: "warn", detail: warning });
 
   section("the store");
@@ -53,7 +64,13 @@ export async function runDoctor(env: Record<string, string | undefined>, deps: D
   if (config.localBackend !== false) {
     (deps.sandbox ?? checkSandbox)(config, add);
     section("the agent CLIs on this machine");
-    reportAgentVersions("local", localAgentVersions(deps.agentPath), config.defaultAgent, add, (cli, pinned) => `npm install -g ${cli.pkg}@${pinned} (it must land in /usr/local/bin or /usr/bin, where the worker looks)`);
+    reportAgentVersions(
+      "local",
+      localAgentVersions(deps.agentPath),
+      config.defaultAgent,
+      add,
+      (cli, pinned) => `npm install -g ${cli.pkg}@${pinned} (it must land in /usr/local/bin or /usr/bin, where the worker looks)`,
+    );
   }
   if (config.sshHostsFile) {
     section("the ssh hosts");

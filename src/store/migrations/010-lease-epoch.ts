@@ -6,7 +6,10 @@ import type { Kysely } from "kysely";
  * holds an older epoch, and its writes to the job are refused instead of undoing the new holder's.
  */
 export async function up(db: Kysely<any>): Promise<void> {
-  await db.schema.alterTable("jobs").addColumn("lease_epoch", "integer", (c) => c.notNull().defaultTo(0)).execute();
+  await db.schema
+    .alterTable("jobs")
+    .addColumn("lease_epoch", "integer", (c) => c.notNull().defaultTo(0))
+    .execute();
 }
 
 export async function down(db: Kysely<any>): Promise<void> {

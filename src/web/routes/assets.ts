@@ -18,8 +18,6 @@ export const SCRIPT_URL = `/assets/job-page.js?v=${version(JOB_PAGE_JS)}`;
 export function serveAsset(path: string, res: ServerResponse): boolean {
   const asset = ASSETS[path];
   if (!asset) return false;
-  res
-    .writeHead(200, { "content-type": asset.type, "cache-control": "public, max-age=86400", "x-content-type-options": "nosniff" })
-    .end(asset.body);
+  res.writeHead(200, { "content-type": asset.type, "cache-control": "public, max-age=86400", "x-content-type-options": "nosniff" }).end(asset.body);
   return true;
 }

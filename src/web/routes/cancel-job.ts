@@ -16,18 +16,45 @@ export async function cancelJob(ctx: WebContext, session: Session, req: Incoming
   const viewer = { login: session.login, csrf: ctx.csrfToken(session) };
   const form = await readForm(req);
   if (!ctx.deps.cookies.checkToken(session.nonce, form?.get("csrf"))) {
-    ctx.sendHtml(res, 403, renderMessage({ title: "Not sent", text: "That form is out of date (or came from another site). Reload the job page and try again.", viewer, link: { href: `/jobs/${jobId}`, label: "Back to the job" } }));
+    ctx.sendHtml(
+      res,
+      403,
+      renderMessage({
+        title: "Not sent",
+        text: "That form is out of date (or came from another site). Reload the job page and try again.",
+        viewer,
+        link: { href: `/jobs/${jobId}`, label: "Back to the job" },
+      }),
+    );
     return;
   }
   const found = await findViewableJob(ctx, session, jobId);
   if (!found) {
-    ctx.sendHtml(res, 404, renderMessage({ title: "Job not found", text: "There is no such job, or it belongs to a repository you cannot read.", viewer, link: { href: "/jobs", label: "All jobs" } }));
+    ctx.sendHtml(
+      res,
+      404,
+      renderMessage({
+        title: "Job not found",
+        text: "There is no such job, or it belongs to a repository you cannot read.",
+        viewer,
+        link: { href: "/jobs", label: "All jobs" },
+      }),
+    );
     return;
   }
   const { job, permission } = found;
   const required = ctx.deps.config.requiredPermission;
   if (!atLeast(permission, required)) {
-    ctx.sendHtml(res, 403, renderMessage({ title: "Not allowed", text: `Stopping a job needs ${required} access to ${job.owner}/${job.repo}; you have ${permission}.`, viewer, link: { href: `/jobs/${job.id}`, label: "Back to the job" } }));
+    ctx.sendHtml(
+      res,
+      403,
+      renderMessage({
+        title: "Not allowed",
+        text: `Stopping a job needs ${required} access to ${job.owner}/${job.repo}; you have ${permission}.`,
+        viewer,
+        link: { href: `/jobs/${job.id}`, label: "Back to the job" },
+      }),
+    );
     return;
   }
   if (isActive(job.state) && !job.cancelRequestedBy) {

@@ -121,7 +121,10 @@ export async function streamJobEvents(
       canCancel = atLeast(permission, deps.config.requiredPermission);
     } catch (err) {
       if (closed) return;
-      deps.log.warn({ jobId, login: session.login, reason: err instanceof Error ? err.message : String(err) }, "job page stream ended: could not re-check the viewer's access");
+      deps.log.warn(
+        { jobId, login: session.login, reason: err instanceof Error ? err.message : String(err) },
+        "job page stream ended: could not re-check the viewer's access",
+      );
       stop();
     } finally {
       checking = false;

@@ -13,7 +13,16 @@ export async function showJobPage(ctx: WebContext, session: Session, res: Server
   const viewer = { login: session.login, csrf: ctx.csrfToken(session) };
   const found = await findViewableJob(ctx, session, jobId);
   if (!found) {
-    ctx.sendHtml(res, 404, renderMessage({ title: "Job not found", text: "There is no such job, or it belongs to a repository you cannot read.", viewer, link: { href: "/jobs", label: "All jobs" } }));
+    ctx.sendHtml(
+      res,
+      404,
+      renderMessage({
+        title: "Job not found",
+        text: "There is no such job, or it belongs to a repository you cannot read.",
+        viewer,
+        link: { href: "/jobs", label: "All jobs" },
+      }),
+    );
     return;
   }
   const { job, permission } = found;

@@ -50,17 +50,30 @@ export async function finishSignIn(ctx: WebContext, req: IncomingMessage, res: S
   const pending = ctx.deps.cookies.verify<{ state: string; next: string }>("oauth", readCookie(req.headers.cookie, STATE_COOKIE), ctx.deps.now());
   const retry = { href: `/auth/login?next=${encodeURIComponent(pending?.next ?? "/jobs")}`, label: "Sign in again" };
   if (url.searchParams.get("error")) {
-    ctx.sendHtml(res, 400, renderMessage({ title: "Sign-in cancelled", text: "GitHub did not sign you in, so nothing here is shown.", link: retry }), { "set-cookie": clearState });
+    ctx.sendHtml(res, 400, renderMessage({ title: "Sign-in cancelled", text: "GitHub did not sign you in, so nothing here is shown.", link: retry }), {
+      "set-cookie": clearState,
+    });
     return;
   }
   const code = url.searchParams.get("code");
   if (code !== null && !CODE.test(code)) {
-    ctx.sendHtml(res, 400, renderMessage({ title: "Sign-in failed", text: "The sign-in link GitHub sent back is malformed (its code is not one GitHub issues), so nobody was signed in.", link: retry }), { "set-cookie": clearState });
+    ctx.sendHtml(
+      res,
+      400,
+      renderMessage({
+        title: "Sign-in failed",
+        text: "The sign-in link GitHub sent back is malformed (its code is not one GitHub issues), so nobody was signed in.",
+        link: retry,
+      }),
+      { "set-cookie": clearState },
+    );
     return;
   }
   // The state must be the one this browser was sent off with: a link someone else made cannot sign you in as them.
   if (!pending || !code || url.searchParams.get("state") !== pending.state) {
-    ctx.sendHtml(res, 400, renderMessage({ title: "Sign-in expired", text: "That sign-in link is stale or was not started in this browser.", link: retry }), { "set-cookie": clearState });
+    ctx.sendHtml(res, 400, renderMessage({ title: "Sign-in expired", text: "That sign-in link is stale or was not started in this browser.", link: retry }), {
+      "set-cookie": clearState,
+    });
     return;
   }
   try {
