@@ -1,5 +1,5 @@
 /**
- * `npm test` runs the lint before the tests, and a lint error fails it: shown on a small tree that
+ * `npm test` runs the lint and the format check before the tests, and an error in either fails it: shown on a small tree that
  * carries this repository's package.json scripts, ESLint config and import check, with one source
  * file. Only `scripts/check-test-prereqs.mjs` is replaced (by one that passes): it installs system
  * packages, which is not what this test is about. CI runs the README's command (`.ci/run`).
@@ -17,8 +17,8 @@ const read = (rel: string) => readFileSync(path.join(repoRoot, rel), "utf8");
 describe("npm test and the lint", () => {
   it("npm test runs the lint, then the tests; CI runs exactly the README's test command", () => {
     const scripts = (JSON.parse(read("package.json")) as { scripts: Record<string, string> }).scripts;
-    // The lint (and, once the tree is formatted, the format check) before the tests.
-    expect(scripts.test).toMatch(/&& npm run lint && (npm run format:check && )?vitest run$/);
+    // The lint and the format check before the tests.
+    expect(scripts.test).toMatch(/&& npm run lint && npm run format:check && vitest run$/);
     expect(scripts.lint).toContain("eslint .");
     expect(scripts.lint).toContain("scripts/check-imports.ts");
     const readmeCommand = /^(npm ci && npm test)\s+#/m.exec(read("README.md"))?.[1];
@@ -35,7 +35,7 @@ describe("npm test and the lint", () => {
       root = mkdtempSync(path.join(tmpdir(), "lint-gate-"));
       const pkg = JSON.parse(read("package.json")) as Record<string, unknown>;
       writeFileSync(path.join(root, "package.json"), JSON.stringify({ ...pkg, dependencies: {}, devDependencies: {} }, null, 2));
-      for (const file of ["eslint.config.js", "tsconfig.json", "tsconfig.lint-js.json", "scripts/check-imports.ts"]) {
+      for (const file of ["eslint.config.js", "prettier.config.js", ".prettierignore", "tsconfig.json", "tsconfig.lint-js.json", "scripts/check-imports.ts"]) {
         mkdirSync(path.dirname(path.join(root, file)), { recursive: true });
         copyFileSync(path.join(repoRoot, file), path.join(root, file));
       }
@@ -75,6 +75,17 @@ describe("npm test and the lint", () => {
       expect(run.all).toContain("check-imports: no import circle");
       expect(run.all).toMatch(/1 passed/);
       expect(run.exitCode).toBe(0);
+    }, 300_000);
+
+    it("fails, naming the file, when a file is not formatted as Prettier would", async () => {
+      writeFileSync(
+        path.join(root, "src/tick.ts"),
+        "async function save(): Promise<void> {}\nexport function tick(): number {\n  save().catch((err: unknown) => console.error(err));\n      return 1\n}\n",
+      );
+      const run = await npmTest();
+      expect(run.exitCode).not.toBe(0);
+      expect(run.all).toMatch(/\[warn\] src\/tick\.ts/);
+      expect(run.all).not.toContain("ticks");
     }, 300_000);
   });
 });
