@@ -3,4 +3,6 @@
 /** @type {import("prettier").Config} */
 export default {
   printWidth: 160,
+  // Templates tagged html`…` are the job pages' output, byte for byte: Prettier must not reflow them.
+  embeddedLanguageFormatting: "off",
 };

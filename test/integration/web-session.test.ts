@@ -63,11 +63,7 @@ describe("html", () => {
     expect(html`<h1 title="${title}">${title}</h1>`.value).toBe(
       '<h1 title="&lt;img src=x onerror=&quot;alert(1)&quot;&gt; &amp; &#39;quotes&#39;">&lt;img src=x onerror=&quot;alert(1)&quot;&gt; &amp; &#39;quotes&#39;</h1>',
     );
-    expect(
-      html`<ul>
-        ${["<a>", html`<li>${"<b>"}</li>`]}
-      </ul>`.value,
-    ).toBe("<ul>&lt;a&gt;<li>&lt;b&gt;</li></ul>");
+    expect(html`<ul>${["<a>", html`<li>${"<b>"}</li>`]}</ul>`.value).toBe("<ul>&lt;a&gt;<li>&lt;b&gt;</li></ul>");
     expect(html`${unsafeHtml("<br>")}${null}${undefined}${false}${0}`.value).toBe("<br>0");
   });
 });

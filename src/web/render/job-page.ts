@@ -19,15 +19,10 @@ export function renderJobPage(job: Job, lines: LogLine[], view: SummaryView & { 
     viewer: view.viewer,
     script: true,
     body: html`<section class="card" id="summary">${renderJobSummary(job, view)}</section>
-      <section class="card">
-        <h2 class="log-head">
-          <span>Log <small>(times in UTC, secrets redacted)</small></span
-          ><span id="live" class="live${live ? "" : " ended"}">${live ? "live" : "ended"}</span>
-        </h2>
-        <div id="log" class="log" data-events="/jobs/${job.id}/events" data-after="${after}" data-live="${live ? "true" : "false"}">
-          ${lines.length === 0 ? html`<div class="empty">No output yet.</div>` : renderLogLines(lines)}
-        </div>
-        ${view.truncated ? html`<p class="muted">The page shows the first ${lines.length} lines; the rest follow below as they load.</p>` : ""}
-      </section>`,
+<section class="card">
+  <h2 class="log-head"><span>Log <small>(times in UTC, secrets redacted)</small></span><span id="live" class="live${live ? "" : " ended"}">${live ? "live" : "ended"}</span></h2>
+  <div id="log" class="log" data-events="/jobs/${job.id}/events" data-after="${after}" data-live="${live ? "true" : "false"}">${lines.length === 0 ? html`<div class="empty">No output yet.</div>` : renderLogLines(lines)}</div>
+  ${view.truncated ? html`<p class="muted">The page shows the first ${lines.length} lines; the rest follow below as they load.</p>` : ""}
+</section>`,
   });
 }

@@ -60,11 +60,8 @@ function costFact(job: Job, usage: AgentUsage | null | undefined): Html {
     const compute = job.computeSeconds !== null ? html` <span class="muted">· ${formatDuration(job.computeSeconds)} of compute</span>` : "";
     if (!usage) return html`${formatUsd(job.costUsd)}${compute}`;
     const modelUsd = usage.costUsd ?? 0;
-    const model = html`model ${usage.costUsd === undefined ? html`<span class="muted">(no price known)</span>` : formatUsd(modelUsd)}
-      <span class="muted">(${modelTokensText(usage)})</span>`;
-    return html`<span class="cost-split"
-      >compute ${formatUsd(Math.max(0, job.costUsd - modelUsd))}${compute} + ${model} = <b>${formatUsd(job.costUsd)}</b></span
-    >`;
+    const model = html`model ${usage.costUsd === undefined ? html`<span class="muted">(no price known)</span>` : formatUsd(modelUsd)} <span class="muted">(${modelTokensText(usage)})</span>`;
+    return html`<span class="cost-split">compute ${formatUsd(Math.max(0, job.costUsd - modelUsd))}${compute} + ${model} = <b>${formatUsd(job.costUsd)}</b></span>`;
   }
   // The job row carries the cost once the job is over; the ledger's running figure is not wired here yet.
   return html`<span class="muted">${isActive(job.state) ? "known when it ends" : "none"}</span>`;
@@ -82,12 +79,8 @@ function blockedList(job: Job): Html {
   if (!blocked || blocked.length === 0) return html``;
   const total = blocked.reduce((n, b) => n + b.count, 0);
   const more = blocked.length - BLOCKED_SHOWN;
-  return html`<div class="blocked" id="blocked">
-    <h2>Network: ${total} connection${total === 1 ? "" : "s"} blocked by the allow-list</h2>
-    <ul>
-      ${blocked.slice(0, BLOCKED_SHOWN).map((b) => html`<li><code>${b.host}:${b.port}</code>${b.count > 1 ? html` <span class="muted">×${b.count}</span>` : ""} <span class="muted">first at ${formatTime(b.firstAt)}</span></li>`)}${more > 0 ? html`<li class="muted">and ${more} more hosts (the log lists each)</li>` : ""}
-    </ul>
-  </div>`;
+  return html`<div class="blocked" id="blocked"><h2>Network: ${total} connection${total === 1 ? "" : "s"} blocked by the allow-list</h2>
+<ul>${blocked.slice(0, BLOCKED_SHOWN).map((b) => html`<li><code>${b.host}:${b.port}</code>${b.count > 1 ? html` <span class="muted">×${b.count}</span>` : ""} <span class="muted">first at ${formatTime(b.firstAt)}</span></li>`)}${more > 0 ? html`<li class="muted">and ${more} more hosts (the log lists each)</li>` : ""}</ul></div>`;
 }
 
 function durationFact(job: Job, now: number): Html {
@@ -117,55 +110,23 @@ export function renderJobSummary(job: Job, view: SummaryView): Html {
   const machine = job.options.machine ?? (job.options.size ? `size ${job.options.size}` : undefined);
   const outcome = outcomeText(job);
   const active = isActive(job.state);
-  return html`<div class="title-row">
-      ${stateBadge(job)}
-      <h1>${job.title}</h1>
-    </div>
-    <p class="sub">
-      <a href="${issueUrl(view.githubUrl, job)}">${job.owner}/${job.repo}#${job.number}</a> · job <code>${job.id}</code> · requested by @${job.requester}
-      ${job.trigger === "label" ? "with a label" : "with /agent run"}${job.retryOf ? html` · retry of <a href="/jobs/${job.retryOf}"><code>${job.retryOf}</code></a>` : ""}
-    </p>
-    ${outcome ? html`<p class="outcome">${outcome}</p>` : ""}
-    ${active && job.cancelRequestedBy ? html`<p class="notice">Stop requested by @${job.cancelRequestedBy}; the worker is being destroyed.</p>` : active && view.cancelSent ? html`<p class="notice">Cancel sent; the job stops within a few seconds.</p>` : ""}
-    <dl class="facts">
-      <div>
-        <dt>Backend</dt>
-        <dd>${job.backend}${machine ? html` <span class="muted">· ${machine}</span>` : ""}</dd>
-      </div>
-      <div>
-        <dt>Worker</dt>
-        <dd>${job.worker ? html`<code>${job.worker.id}</code>` : html`<span class="muted">none yet</span>`}</dd>
-      </div>
-      <div>
-        <dt>Created</dt>
-        <dd>${formatTime(job.createdAt)}</dd>
-      </div>
-      <div>
-        <dt>Duration</dt>
-        <dd>${durationFact(job, view.now)}</dd>
-      </div>
-      <div>
-        <dt>Cost</dt>
-        <dd>${costFact(job, view.modelUsage)}</dd>
-      </div>
-      <div>
-        <dt>Pull request</dt>
-        <dd>
-          ${job.prUrl ? html`<a href="${job.prUrl}">#${job.prNumber ?? ""}</a>` : job.branch ? html`<span class="muted">branch</span> <code>${job.branch}</code>` : html`<span class="muted">none yet</span>`}
-        </dd>
-      </div>
-    </dl>
-    ${blockedList(job)}
-    <ol class="steps">
-      ${job.steps.map((step) => stepItem(step, view.now, isTerminal(job.state) ? (job.finishedAt ?? job.updatedAt) : undefined))}
-    </ol>
-    ${
-      active && view.canCancel && !job.cancelRequestedBy
-        ? html`<div class="actions">
-            <form class="cancel" method="post" action="/jobs/${job.id}/cancel">
-              <input type="hidden" name="csrf" value="${view.csrf}" /><button class="danger" type="submit">Cancel job</button>
-            </form>
-          </div>`
-        : ""
-    }`;
+  return html`<div class="title-row">${stateBadge(job)}<h1>${job.title}</h1></div>
+<p class="sub"><a href="${issueUrl(view.githubUrl, job)}">${job.owner}/${job.repo}#${job.number}</a> · job <code>${job.id}</code> · requested by @${job.requester} ${job.trigger === "label" ? "with a label" : "with /agent run"}${job.retryOf ? html` · retry of <a href="/jobs/${job.retryOf}"><code>${job.retryOf}</code></a>` : ""}</p>
+${outcome ? html`<p class="outcome">${outcome}</p>` : ""}
+${active && job.cancelRequestedBy ? html`<p class="notice">Stop requested by @${job.cancelRequestedBy}; the worker is being destroyed.</p>` : active && view.cancelSent ? html`<p class="notice">Cancel sent; the job stops within a few seconds.</p>` : ""}
+<dl class="facts">
+  <div><dt>Backend</dt><dd>${job.backend}${machine ? html` <span class="muted">· ${machine}</span>` : ""}</dd></div>
+  <div><dt>Worker</dt><dd>${job.worker ? html`<code>${job.worker.id}</code>` : html`<span class="muted">none yet</span>`}</dd></div>
+  <div><dt>Created</dt><dd>${formatTime(job.createdAt)}</dd></div>
+  <div><dt>Duration</dt><dd>${durationFact(job, view.now)}</dd></div>
+  <div><dt>Cost</dt><dd>${costFact(job, view.modelUsage)}</dd></div>
+  <div><dt>Pull request</dt><dd>${job.prUrl ? html`<a href="${job.prUrl}">#${job.prNumber ?? ""}</a>` : job.branch ? html`<span class="muted">branch</span> <code>${job.branch}</code>` : html`<span class="muted">none yet</span>`}</dd></div>
+</dl>
+${blockedList(job)}
+<ol class="steps">${job.steps.map((step) => stepItem(step, view.now, isTerminal(job.state) ? (job.finishedAt ?? job.updatedAt) : undefined))}</ol>
+${
+  active && view.canCancel && !job.cancelRequestedBy
+    ? html`<div class="actions"><form class="cancel" method="post" action="/jobs/${job.id}/cancel"><input type="hidden" name="csrf" value="${view.csrf}"><button class="danger" type="submit">Cancel job</button></form></div>`
+    : ""
+}`;
 }

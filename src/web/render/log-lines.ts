@@ -12,9 +12,7 @@ import { formatClock } from "./format-time.js";
 export function renderLogLines(lines: LogLine[]): Html {
   return html`${lines.map(
     (l) =>
-      html`<div class="line stream-${l.stream.replace(/[^a-z]/g, "")}" id="L${l.id}">
-        <time>${formatClock(l.at)}</time><span class="text">${l.line}</span>
-      </div>`,
+      html`<div class="line stream-${l.stream.replace(/[^a-z]/g, "")}" id="L${l.id}"><time>${formatClock(l.at)}</time><span class="text">${l.line}</span></div>`,
   )}`;
 }
 
