@@ -12,6 +12,7 @@ import { apiCallsBench } from "./api-calls.js";
 import { footprintBench } from "./footprint.js";
 import { startBench } from "./start.js";
 import { setupCacheBench } from "./setup-cache.js";
+import { poolStartBench } from "./pool-start.js";
 
 const benches: [string, () => Promise<BenchRow[]>][] = [
   ["ingest", ingestBench],
@@ -21,6 +22,7 @@ const benches: [string, () => Promise<BenchRow[]>][] = [
   ["footprint", footprintBench],
   ["start", startBench],
   ["setup-cache", setupCacheBench],
+  ["pool-start", poolStartBench],
 ];
 if (existsSync(new URL("./store-claims.ts", import.meta.url))) {
   // Imported by a computed name so this file compiles before the store benchmark exists.
