@@ -43,6 +43,15 @@ export function canaryToken(format: "classic" | "jwt"): string {
 
 export const FAKE_AGENT_CONFIG = (extra = "") => `agent: command\ncommand: ["node", "${FAKE_AGENT}", "{prompt_file}"]\n${extra}`;
 
+/** Two different free ports (a port just released may be handed out again at once). */
+export async function freePorts(): Promise<[number, number]> {
+  const first = await freePort();
+  for (;;) {
+    const second = await freePort();
+    if (second !== first) return [first, second];
+  }
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
@@ -126,14 +135,15 @@ export async function startHarness(options: HarnessOptions = {}) {
   const logLines: string[] = [];
   logs.on("data", (d: Buffer) => logLines.push(...d.toString("utf8").split("\n").filter(Boolean)));
 
+  const ports = await freePorts();
   const env = {
     APP_ID: "1234",
     PRIVATE_KEY: privateKey,
     WEBHOOK_SECRET: webhookSecret,
     HOST: "127.0.0.1",
-    PORT: String(await freePort()),
+    PORT: String(ports[0]),
     // A port of its own per controller: tests run side by side, and the default one would clash.
-    METRICS_PORT: String(await freePort()),
+    METRICS_PORT: String(ports[1]),
     DATA_DIR: dataDir,
     LOG_LEVEL: "debug",
     SANDBOX_RO_BINDS: FIXTURES.replace(/\/$/, ""),
@@ -203,7 +213,8 @@ export async function startHarness(options: HarnessOptions = {}) {
     },
     /** Starts the controller again on the same data folder, on a new port. */
     async start(extraEnv: Record<string, string> = {}) {
-      const again = loadControllerConfig({ ...env, ...extraEnv, PORT: String(await freePort()), METRICS_PORT: String(await freePort()) });
+      const [port, metricsPort] = await freePorts();
+      const again = loadControllerConfig({ ...env, ...extraEnv, PORT: String(port), METRICS_PORT: String(metricsPort) });
       if (!again.ok) throw new Error(again.errors.join("\n"));
       controller = await startController({
         config: again.config,

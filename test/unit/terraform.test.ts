@@ -11,6 +11,7 @@ import { execFileSync } from "node:child_process";
 import { parse } from "@cdktf/hcl2json";
 import { parse as parse_yaml } from "yaml";
 import { beforeAll, describe, expect, it } from "vitest";
+import { CONTROLLER_ENV_VARS } from "../../src/config/env.js";
 
 const DIR = path.resolve(import.meta.dirname, "../../terraform");
 type Block = Record<string, any>;
@@ -300,8 +301,7 @@ describe("terraform/", () => {
     expect(nat.for_each).toBe("${google_compute_router.nat}");
     expect(nat.region).toBe("${each.value.region}");
     // The default covers the regions of GCE_ZONES's default (src/config/env.ts).
-    const env = readFileSync(path.resolve(DIR, "../src/config/env.ts"), "utf8");
-    const zones = /name: "GCE_ZONES", secret: false, default: "([^"]+)"/.exec(env)![1]!.split(",");
+    const zones = CONTROLLER_ENV_VARS.find((v) => v.name === "GCE_ZONES")!.default!.split(",");
     const regions = [...new Set(zones.map((z) => z.replace(/-[a-z]$/, "")))];
     expect(tf.variable.worker_regions![0]!.default).toEqual(expect.arrayContaining(regions));
   });
