@@ -16,6 +16,7 @@
  * in `jobs.get` to anyone with run.jobs.get. A mounted secret is read at the execution's start and
  * is visible only as the secret's name.
  */
+import { realClock } from "../gce/backoff.js";
 import type { JobSecrets } from "../gce/job-secrets.js";
 import { createWorkerOutput } from "../../worker/worker-output.js";
 import type { ProgressEvent } from "../../worker/protocol.js";
@@ -81,21 +82,6 @@ const LOG_TAIL = 5;
 const SECRET_TTL_MARGIN_SECONDS = 3600;
 const PLACEHOLDER = '{"pending":"the input arrives when the run starts"}\n';
 
-function sleepFor(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
-
 const RETRYABLE = new Set([429, 500, 502, 503, 504]);
 
 /** Retries 429 and 5xx answers and dropped connections, with backoff; everything else throws at once. */
@@ -118,7 +104,7 @@ export function executionFinished(e: RunExecution): boolean {
 export function createCloudRunBackend(options: CloudRunBackendOptions): Backend {
   const { api, secrets } = options;
   const now = options.now ?? Date.now;
-  const sleep = options.sleep ?? sleepFor;
+  const sleep = options.sleep ?? realClock.sleep;
   const pollMs = options.pollIntervalMs ?? 2000;
   const log = options.log;
   const call = <T>(fn: () => Promise<T>) => retrying(fn, (ms) => sleep(ms));

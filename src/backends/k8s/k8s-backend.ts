@@ -16,6 +16,7 @@
  * finished Job nobody deleted, and the reaper removes suspended Jobs that never ran.
  */
 import type { V1ContainerStateTerminated, V1Job, V1Pod } from "@kubernetes/client-node";
+import { realClock } from "../gce/backoff.js";
 import { createWorkerOutput } from "../../worker/worker-output.js";
 import type { ProgressEvent } from "../../worker/protocol.js";
 import type { Backend, BackendModule, JobSpec, RunResult, RunSpec, Worker } from "../types.js";
@@ -86,21 +87,6 @@ const STUCK_REASONS = new Set([
   "CreateContainerError",
 ]);
 
-function sleepFor(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
-
 type JobPhase = "suspended" | "running" | "succeeded" | "failed" | "deleting";
 
 function conditionTrue(job: V1Job, type: string) {
@@ -117,7 +103,7 @@ function phaseOf(job: V1Job): JobPhase {
 export function createK8sBackend(options: K8sBackendOptions): Backend {
   const { api, namespace } = options;
   const now = options.now ?? Date.now;
-  const sleep = options.sleep ?? sleepFor;
+  const sleep = options.sleep ?? realClock.sleep;
   const pollMs = options.pollIntervalMs ?? 1000;
   const log = options.log;
   const settings = (resources: PodResources): WorkerPodSettings => ({
