@@ -16,14 +16,13 @@
 import { randomBytes } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { gce, type GceBackend, type GceBackendOptions } from "../src/backends/gce/gce-backend.js";
 import { realClock, type Clock } from "../src/backends/gce/backoff.js";
-import type { JobSpec, RunSpec } from "../src/backends/types.js";
+import type { JobSpec } from "../src/backends/types.js";
 import { startGitServer, type GitServer } from "../test/support/git-http-server.js";
 import { world } from "../test/support/gce-world.js";
 import { arg, percentile, report, type BenchRow } from "./lib.js";
+import { fakeAgentSpec } from "../test/support/run-spec.js";
 
 const poolRuns = arg("pool-runs", 5);
 const coldRuns = arg("cold-runs", 3);
@@ -164,7 +163,6 @@ async function startLatencyProxy(random: () => number) {
   };
 }
 
-const FAKE_AGENT = fileURLToPath(new URL("../test/fixtures/fake-agent.mjs", import.meta.url));
 const never = new AbortController().signal;
 const ZONE = "us-central1-a";
 
@@ -178,22 +176,8 @@ interface Sample {
 
 async function sample(backend: GceBackend, git: GitServer, token: string): Promise<Sample> {
   const jobId = `b${randomBytes(5).toString("hex")}`;
-  const { cloneUrl } = await git.createRepo("octo", jobId, { "README.md": "# bench\n" });
   const job: JobSpec = { jobId, repoFullName: "octo/bench", maxSeconds: 600 };
-  const spec: RunSpec = {
-    jobId,
-    cloneUrl,
-    baseBranch: "main",
-    branch: `agent-work/${jobId}`,
-    token,
-    agentArgv: [process.execPath, FAKE_AGENT, "{prompt_file}"],
-    prompt: "FAKE_AGENT:none",
-    commitMessage: "agent-work",
-    author: { name: "agent-work[bot]", email: "bot@example.com" },
-    agentTimeoutSeconds: 60,
-    agentEnv: {},
-    sandbox: { kind: "bwrap", roBinds: [path.dirname(FAKE_AGENT)], shareNet: false },
-  };
+  const spec = await fakeAgentSpec(git, jobId, token, { prompt: "FAKE_AGENT:none" });
   const t0 = performance.now();
   const worker = await backend.create(job, never);
   const created = performance.now();

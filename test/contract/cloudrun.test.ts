@@ -22,6 +22,7 @@ import { startFakeGcp, type FakeGcp } from "../support/fake-gcp.js";
 import { startGitServer, type GitServer } from "../support/git-http-server.js";
 import { backendContract } from "./backend.js";
 import { processesUnder } from "./live-processes.js";
+import { fakeAgentSpec } from "../support/run-spec.js";
 
 const PROJECT = "test-project";
 const WORKER_SA = "agent-work-worker@test-project.iam.gserviceaccount.com";
@@ -99,21 +100,13 @@ describe("the cloudrun backend, beyond the contract", () => {
   });
 
   async function spec(jobId: string, prompt: string): Promise<RunSpec> {
-    const { cloneUrl } = await git.createRepo("octo", `r-${jobId}`, { "README.md": "# demo\n" });
-    return {
+    return fakeAgentSpec(
+      git,
       jobId,
-      cloneUrl,
-      baseBranch: "main",
-      branch: `agent-work/${jobId}`,
       token,
-      agentArgv: [process.execPath, FAKE_AGENT, "{prompt_file}"],
-      prompt,
-      commitMessage: `agent-work: ${jobId}`,
-      author: { name: "agent-work[bot]", email: "agent-work@users.noreply.example.com" },
-      agentTimeoutSeconds: 60,
-      agentEnv: {},
-      sandbox: { kind: "none" },
-    };
+      { prompt, author: { name: "agent-work[bot]", email: "agent-work@users.noreply.example.com" }, sandbox: { kind: "none" } },
+      `r-${jobId}`,
+    );
   }
 
   it("is the module the registry loads by the name cloudrun", async () => {

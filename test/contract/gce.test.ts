@@ -18,6 +18,7 @@ import { startGitServer, type GitServer } from "../support/git-http-server.js";
 import { world, type World } from "../support/gce-world.js";
 import { backendContract } from "./backend.js";
 import { eventually, processesUnder } from "./live-processes.js";
+import { fakeAgentSpec } from "../support/run-spec.js";
 
 const FAKE_AGENT = fileURLToPath(new URL("../fixtures/fake-agent.mjs", import.meta.url));
 const never = new AbortController().signal;
@@ -44,21 +45,7 @@ describe("the gce backend, beyond the contract", () => {
   });
 
   async function spec(jobId: string, prompt: string): Promise<RunSpec> {
-    const { cloneUrl } = await git.createRepo("octo", jobId, { "README.md": "# demo\n" });
-    return {
-      jobId,
-      cloneUrl,
-      baseBranch: "main",
-      branch: `agent-work/${jobId}`,
-      token,
-      agentArgv: [process.execPath, FAKE_AGENT, "{prompt_file}"],
-      prompt,
-      commitMessage: "agent-work",
-      author: { name: "agent-work[bot]", email: "bot@example.com" },
-      agentTimeoutSeconds: 60,
-      agentEnv: {},
-      sandbox: { kind: "bwrap", roBinds: [path.dirname(FAKE_AGENT)], shareNet: false },
-    };
+    return fakeAgentSpec(git, jobId, token, { prompt, commitMessage: "agent-work" });
   }
 
   const newJob = () => ({ jobId: `j${randomBytes(5).toString("hex")}`, repoFullName: "octo/demo", maxSeconds: 600 });
@@ -138,21 +125,7 @@ describe("the gce backend when a VM is lost under its job", () => {
   });
 
   async function sleepSpec(jobId: string): Promise<RunSpec> {
-    const { cloneUrl } = await git.createRepo("octo", jobId, { "README.md": "# demo\n" });
-    return {
-      jobId,
-      cloneUrl,
-      baseBranch: "main",
-      branch: `agent-work/${jobId}`,
-      token,
-      agentArgv: [process.execPath, FAKE_AGENT, "{prompt_file}"],
-      prompt: "FAKE_AGENT:sleep",
-      commitMessage: "agent-work",
-      author: { name: "agent-work[bot]", email: "bot@example.com" },
-      agentTimeoutSeconds: 120,
-      agentEnv: {},
-      sandbox: { kind: "bwrap", roBinds: [path.dirname(FAKE_AGENT)], shareNet: false },
-    };
+    return fakeAgentSpec(git, jobId, token, { prompt: "FAKE_AGENT:sleep", commitMessage: "agent-work", agentTimeoutSeconds: 120 });
   }
   const newJob = () => ({ jobId: `p${randomBytes(5).toString("hex")}`, repoFullName: "octo/demo", maxSeconds: 600 });
 
@@ -258,22 +231,7 @@ describe("the gce backend with GCE_TOKEN_DELIVERY=secret-manager", () => {
   });
 
   async function spec(jobId: string, over: Partial<RunSpec> = {}): Promise<RunSpec> {
-    const { cloneUrl } = await git.createRepo("octo", jobId, { "README.md": "# demo\n" });
-    return {
-      jobId,
-      cloneUrl,
-      baseBranch: "main",
-      branch: `agent-work/${jobId}`,
-      token,
-      agentArgv: [process.execPath, FAKE_AGENT, "{prompt_file}"],
-      prompt: "FAKE_AGENT:edit",
-      commitMessage: "agent-work",
-      author: { name: "agent-work[bot]", email: "bot@example.com" },
-      agentTimeoutSeconds: 60,
-      agentEnv: {},
-      sandbox: { kind: "bwrap", roBinds: [path.dirname(FAKE_AGENT)], shareNet: false },
-      ...over,
-    };
+    return fakeAgentSpec(git, jobId, token, { commitMessage: "agent-work", ...over });
   }
   const newJob = () => ({ jobId: `s${randomBytes(5).toString("hex")}`, repoFullName: "octo/demo", maxSeconds: 600 });
 

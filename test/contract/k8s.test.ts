@@ -17,6 +17,7 @@ import { startFakeK8s, type FakeK8s } from "../support/fake-k8s.js";
 import { startGitServer, type GitServer } from "../support/git-http-server.js";
 import { backendContract } from "./backend.js";
 import { eventually, processesUnder, type HostProcess } from "./live-processes.js";
+import { fakeAgentSpec } from "../support/run-spec.js";
 
 const FAKE_AGENT = fileURLToPath(new URL("../fixtures/fake-agent.mjs", import.meta.url));
 /** The worker script's folder, as the image holds it at /app/worker (the entry file and lib/). */
@@ -83,21 +84,7 @@ describe("the k8s backend, beyond the contract", () => {
   });
 
   async function spec(jobId: string, prompt: string): Promise<RunSpec> {
-    const { cloneUrl } = await git.createRepo("octo", `r-${jobId}`, { "README.md": "# demo\n" });
-    return {
-      jobId,
-      cloneUrl,
-      baseBranch: "main",
-      branch: `agent-work/${jobId}`,
-      token,
-      agentArgv: [process.execPath, FAKE_AGENT, "{prompt_file}"],
-      prompt,
-      commitMessage: `agent-work: ${jobId}`,
-      author: { name: "agent-work[bot]", email: "bot@example.com" },
-      agentTimeoutSeconds: 60,
-      agentEnv: {},
-      sandbox: { kind: "bwrap", roBinds: [path.dirname(FAKE_AGENT)], shareNet: false },
-    };
+    return fakeAgentSpec(git, jobId, token, { prompt }, `r-${jobId}`);
   }
 
   const requestsFor = (jobId: string) =>

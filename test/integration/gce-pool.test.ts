@@ -4,15 +4,13 @@
  * two controllers racing for the same parked VM.
  */
 import { randomBytes } from "node:crypto";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { gce } from "../../src/backends/gce/gce-backend.js";
 import type { RunSpec } from "../../src/backends/types.js";
 import { startGitServer, type GitServer } from "../support/git-http-server.js";
 import { world, type World } from "../support/gce-world.js";
+import { fakeAgentSpec } from "../support/run-spec.js";
 
-const FAKE_AGENT = fileURLToPath(new URL("../fixtures/fake-agent.mjs", import.meta.url));
 const never = new AbortController().signal;
 const ZONE = "us-central1-a";
 const POOL = [{ machineType: "e2-standard-2", zone: ZONE, size: 2 }];
@@ -32,21 +30,7 @@ const newJob = () => ({ jobId: `q${randomBytes(5).toString("hex")}`, repoFullNam
 const poolVms = () => w.fake.instances().filter((i) => i.labels["agent-work-pool"] && !i.labels["agent-work-job"]);
 
 async function spec(jobId: string): Promise<RunSpec> {
-  const { cloneUrl } = await git.createRepo("octo", jobId, { "README.md": "# demo\n" });
-  return {
-    jobId,
-    cloneUrl,
-    baseBranch: "main",
-    branch: `agent-work/${jobId}`,
-    token,
-    agentArgv: [process.execPath, FAKE_AGENT, "{prompt_file}"],
-    prompt: "FAKE_AGENT:edit",
-    commitMessage: "agent-work",
-    author: { name: "agent-work[bot]", email: "bot@example.com" },
-    agentTimeoutSeconds: 60,
-    agentEnv: {},
-    sandbox: { kind: "bwrap", roBinds: [path.dirname(FAKE_AGENT)], shareNet: false },
-  };
+  return fakeAgentSpec(git, jobId, token, { commitMessage: "agent-work" });
 }
 
 describe("the gce warm pool", () => {
