@@ -25,7 +25,7 @@ import { createOctokitClass } from "./github/octokit-class.js";
 import { createNodeHttpFetch } from "./github/node-http-fetch.js";
 import { restBaseUrl } from "./github/github-access.js";
 import type { Backend } from "./backends/types.js";
-import { agentWorkApp } from "./app.js";
+import { agentWorkApp, type CheckedDelivery } from "./app.js";
 import { startWeb } from "./web/start-web.js";
 import type { Scheduler } from "./scheduler/scheduler.js";
 import type { PipelineDeps } from "./pipeline/deps.js";
@@ -35,6 +35,7 @@ import { DeliveryRecovery } from "./deliveries/delivery-recovery.js";
 import { startHttpServer, type RequestHandler } from "./ingress/start-http-server.js";
 import { webhookIngress } from "./ingress/webhook-ingress.js";
 import { youngGarbageCollector } from "./ingress/young-garbage-collector.js";
+import { WebhookPriority } from "./ingress/webhook-priority.js";
 import { checkHandledPayload } from "./handlers/handled-payloads.js";
 
 /** Where GitHub delivers webhooks (Probot's path, which app.yml's setup registers). */
@@ -106,6 +107,8 @@ export async function startController(options: ControllerOptions): Promise<Contr
     dataDir: config.dataDir,
     databaseUrl: config.databaseUrl,
     onPoolError: (err) => log.warn({ err }, "a PostgreSQL connection dropped; the pool opens another on the next query"),
+    backgroundCheckpoints: true,
+    onCheckpointError: (err) => log.warn({ err }, "the SQLite checkpoint thread failed; commits checkpoint the WAL themselves again"),
   });
   const now = options.now ?? Date.now;
   const store = new JobStore(db, now);
@@ -124,13 +127,17 @@ export async function startController(options: ControllerOptions): Promise<Contr
   };
   // One connection pool to GitHub for every client, the app's token requests included.
   const githubFetch = createNodeHttpFetch();
-  const Octokit = createOctokitClass({ log, onApiCall, fetch: githubFetch, overrides: options.octokitDefaults });
+  // Deliveries first: while they arrive, GitHub calls and scheduler passes wait their turn.
+  const priority = new WebhookPriority();
+  const turn = () => priority.turn();
+  const Octokit = createOctokitClass({ log, onApiCall, fetch: githubFetch, overrides: options.octokitDefaults, gate: priority });
   // ssh host keys seen on first use are remembered in the store: every restart and replica refuses a changed one.
   const built = await buildBackends(config, log, options.extraBackends, new SshHostKeyStore(db, now));
   for (const secret of built.secrets) redactor.add(secret);
   const backends = built.backends;
 
   let scheduler: Scheduler | undefined;
+  let receiveChecked: ((delivery: CheckedDelivery) => Promise<void>) | undefined;
   let github: GitHubAccess | undefined;
   const web = startWeb({ store, requests, logs, ledger, config, log, now, wake: () => scheduler?.wake() });
   const owner = `${process.pid}-${randomBytes(4).toString("hex")}`;
@@ -164,12 +171,14 @@ export async function startController(options: ControllerOptions): Promise<Contr
         sealer: workerTokenSealer(config.privateKey),
         githubFetch,
         ...(options.onStep ? { onStep: options.onStep } : {}),
+        turn,
       },
       (s, g) => {
         scheduler = s;
         github = g;
       },
       web.handle,
+      (r) => (receiveChecked = r),
     ),
     { cwd: process.cwd(), addHandler: (handler) => void appHandlers.push(handler) },
   );
@@ -178,10 +187,11 @@ export async function startController(options: ControllerOptions): Promise<Contr
     path: WEBHOOK_PATH,
     secret: config.webhookSecret,
     spillDir: path.join(config.dataDir, "incoming-webhooks"),
-    receive: (event) => probot.webhooks.receive(event as Parameters<typeof probot.webhooks.receive>[0]),
+    receive: (delivery) => receiveChecked!(delivery),
     checkPayload: checkHandledPayload,
     collectGarbage: youngGarbageCollector(),
     log: log.child({ name: "webhooks" }),
+    priority,
   });
   // Before the webhook server: a metrics port that is taken fails the start while nothing else runs yet.
   let metricsServer: MetricsServer | undefined;
@@ -255,6 +265,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
     url: `http://127.0.0.1:${port}`,
     ...(metricsServer ? { metricsUrl: metricsServer.url } : {}),
     async close(closeOptions = {}) {
+      priority.release();
       await deliveries.stop();
       await reaper.stop();
       await scheduler!.stop(closeOptions);
@@ -267,6 +278,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
       githubFetch.close();
     },
     async shutdown({ graceMs = DEFAULT_SHUTDOWN_GRACE_MS } = {}) {
+      priority.release();
       await deliveries.stop();
       await reaper.stop();
       const outcome = await scheduler!.shutdown(graceMs);

@@ -2,7 +2,7 @@ import { ProbotOctokit } from "probot";
 import type { Logger } from "pino";
 import { countApiCalls, type ApiCallObserver } from "./count-api-calls.js";
 import type { FetchLike } from "./node-http-fetch.js";
-import { concurrencyLimit, perMinuteBudget, retryOnRateLimit } from "./request-limiters.js";
+import { concurrencyLimit, perMinuteBudget, retryOnRateLimit, type CallGate } from "./request-limiters.js";
 
 /**
  * GitHub asks for at most ~80 content-creating requests a minute (secondary rate limits). The
@@ -14,11 +14,11 @@ import { concurrencyLimit, perMinuteBudget, retryOnRateLimit } from "./request-l
  * schedules a no-op through `write` and `notifications` before the call itself, so those two gate
  * when a write starts, not how many run; `global` and `auth` wrap the call.
  */
-function createLimiters() {
+function createLimiters(gate?: CallGate) {
   return {
     // GitHub allows up to 100 concurrent requests; the plugin's default of 10 halves throughput
-    // when a burst of deliveries is taken in at once.
-    global: concurrencyLimit(40),
+    // when a burst of deliveries is taken in at once. A call starts once incoming deliveries leave it room.
+    global: concurrencyLimit(40, gate),
     write: concurrencyLimit(10),
     notifications: perMinuteBudget(80),
     // Token requests (a worker token per job): the plugin's default of one at a time made a burst's
@@ -37,6 +37,8 @@ export interface OctokitClassOptions {
    * rather than replacing them, so a benchmark can lift one limiter and keep the others.
    */
   overrides?: Record<string, unknown>;
+  /** Asked before each call starts: while webhook deliveries arrive, calls wait and fewer run (src/ingress/webhook-priority.ts). */
+  gate?: CallGate;
 }
 
 /**
@@ -44,7 +46,7 @@ export interface OctokitClassOptions {
  * retries (twice) after primary and secondary rate limits instead of giving up.
  */
 export function createOctokitClass(options: OctokitClassOptions): typeof ProbotOctokit {
-  const limiters = createLimiters();
+  const limiters = createLimiters(options.gate);
   const log = options.log.child({ name: "octokit" });
   const retryTwice = (kind: string) => (retryAfter: number, req: { method: string; url: string; request: { retryCount: number } }) => {
     const again = req.request.retryCount < 2;

@@ -17,22 +17,36 @@ export interface Limiter {
 /** One limiter for every key: the controller's clients share one budget, as Bottleneck's groups did with one key. */
 const group = (limiter: Limiter): LimiterGroup => ({ key: () => limiter });
 
-/** At most `max` calls of `fn` running at once; the rest wait in order. */
-export function concurrencyLimit(max: number): LimiterGroup {
+/** What the webhook path's priority (src/ingress/webhook-priority.ts) asks of a concurrency limit. */
+export interface CallGate {
+  /** Asked before a call starts; a promise makes it wait. */
+  turn(): Promise<void> | undefined;
+  /** How many calls may run at once now, given the usual `max`. */
+  cap(max: number): number;
+}
+
+/**
+ * At most `max` calls of `fn` running at once; the rest wait in order. A `gate`, when given, is
+ * asked before a call starts and may make it wait or lower the cap for a while.
+ */
+export function concurrencyLimit(max: number, gate?: CallGate): LimiterGroup {
   let running = 0;
   const waiting: (() => void)[] = [];
+  const cap = () => (gate ? gate.cap(max) : max);
   const release = () => {
     running--;
-    const next = waiting.shift();
-    if (next) {
+    // Several when the cap has risen again since these calls began to wait.
+    while (waiting.length > 0 && running < cap()) {
       running++;
-      next();
+      waiting.shift()!();
     }
   };
   return group({
     async schedule(options, fn, ...args) {
       if (options.weight === 0) return fn(...args);
-      if (running < max) running++;
+      const waitForTurn = gate?.turn();
+      if (waitForTurn) await waitForTurn;
+      if (running < cap() && waiting.length === 0) running++;
       else await new Promise<void>((resolve) => waiting.push(resolve));
       try {
         return await fn(...args);

@@ -138,6 +138,7 @@ export const handledPayloads = {
 } as const;
 
 export type HandledEvent = keyof typeof handledPayloads;
+export type HandledPayload<E extends HandledEvent> = z.infer<(typeof handledPayloads)[E]>;
 
 /** One delivery as a handler sees it: its id and the fields its schema lets through. */
 export interface Delivery<P> {
@@ -149,16 +150,19 @@ export interface Delivery<P> {
  * Checks a delivery a handler will see (an event and action listed above); any other passes, since
  * no handler reads it. The reason names the fields and what was wrong with them, never their values.
  */
-export function checkHandledPayload(event: string, payload: Record<string, unknown>): { ok: true } | { ok: false; reason: string } {
+export function checkHandledPayload(
+  event: string,
+  payload: Record<string, unknown>,
+): { ok: true; handled?: { key: HandledEvent; payload: unknown } } | { ok: false; reason: string } {
   const key = `${event}.${String(payload.action)}`;
   if (!Object.hasOwn(handledPayloads, key)) return { ok: true };
   const result = handledPayloads[key as HandledEvent].safeParse(payload);
-  if (result.success) return { ok: true };
+  // What the handler reads, already parsed: it is handed on, not parsed a second time.
+  if (result.success) return { ok: true, handled: { key: key as HandledEvent, payload: result.data } };
   const problems = result.error.issues.slice(0, 5).map((issue) => `${issue.path.join(".") || "payload"}: ${issue.message}`);
   return { ok: false, reason: `${key} payload: ${problems.join("; ")}`.slice(0, 500) };
 }
 
-/** The delivery as its handler reads it. The ingress has checked it already, so this does not throw there. */
 export function handledDelivery<E extends HandledEvent>(event: E, context: { id: string; payload: unknown }): Delivery<z.infer<(typeof handledPayloads)[E]>> {
   return { id: context.id, payload: handledPayloads[event].parse(context.payload) as z.infer<(typeof handledPayloads)[E]> };
 }

@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import { emitterEventNames } from "@octokit/webhooks";
 import { readCappedBody, removeStaleSpills } from "./read-capped-body.js";
 import { signatureCheck } from "./signature-check.js";
+import type { HandledEvent } from "../handlers/handled-payloads.js";
 
 /** GitHub caps a webhook payload at 25 MB; anything bigger did not come from GitHub. */
 export const MAX_WEBHOOK_BYTES = 25 * 1024 * 1024;
@@ -28,13 +29,21 @@ export interface WebhookIngressOptions {
   maxBytes?: number;
   /** Where the part of a body past the first megabyte waits for its signature to be checked. */
   spillDir: string;
-  /** Hands a signed, checked delivery to the app's handlers (Probot's `webhooks.receive`). */
-  receive(event: { id: string; name: string; payload: Record<string, unknown> }): Promise<void>;
+  /**
+   * Hands a signed, checked delivery to the app's handlers; `handled` is what checkPayload parsed
+   * for the handler that listens to it (absent when none does).
+   */
+  receive(event: { id: string; name: string; handled?: { key: HandledEvent; payload: unknown } }): Promise<void>;
   /** Whether the handler that will see this delivery finds what it reads (src/handlers/handled-payloads.ts). */
-  checkPayload(event: string, payload: Record<string, unknown>): { ok: true } | { ok: false; reason: string };
+  checkPayload(
+    event: string,
+    payload: Record<string, unknown>,
+  ): { ok: true; handled?: { key: HandledEvent; payload: unknown } } | { ok: false; reason: string };
   /** Frees the chunks of a big body already read (young-garbage-collector.ts); without it V8 keeps them until its next collection. */
   collectGarbage?(): void;
   log: Logger;
+  /** Told when a delivery's request arrives and when it is answered: job work waits meanwhile (webhook-priority.ts). */
+  priority?: { begin(): void; end(): void };
 }
 
 /** How long a refused upload's connection stays half-open after the answer, so the client reads it. */
@@ -85,6 +94,11 @@ export function webhookIngress(options: WebhookIngressOptions): (req: IncomingMe
   return async (req, res) => {
     const pathname = (req.url ?? "").split("?")[0]!.replace(/\/+$/, "");
     if (pathname !== options.path) return false;
+    if (options.priority) {
+      const priority = options.priority;
+      priority.begin();
+      res.once("close", () => priority.end());
+    }
 
     const deliveryId = req.headers["x-github-delivery"] as string | undefined;
     const event = req.headers["x-github-event"] as string | undefined;
@@ -163,7 +177,7 @@ export function webhookIngress(options: WebhookIngressOptions): (req: IncomingMe
     if (!checked.ok) return refuse(400, checked.reason);
 
     try {
-      await options.receive({ id: deliveryId!, name: event!, payload: payload as Record<string, unknown> });
+      await options.receive({ id: deliveryId!, name: event!, ...(checked.handled ? { handled: checked.handled } : {}) });
     } catch (err) {
       // A handler failed (the store, not the payload: that was checked). Its errors carry the whole
       // payload, so only their messages are logged. GitHub shows the delivery as failed.

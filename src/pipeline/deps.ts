@@ -55,4 +55,6 @@ export interface PipelineDeps {
    * test's controller (test/support/crash-controller.ts) kills itself here.
    */
   onStep?: (step: PipelineStep, job: Job | null) => void | Promise<void>;
+  /** Asked before each scheduler pass: while webhook deliveries arrive, the pass waits (src/ingress/webhook-priority.ts). */
+  turn?: () => Promise<void> | undefined;
 }

@@ -47,7 +47,22 @@ export async function recoverJob(deps: PipelineDeps, job: Job): Promise<Job> {
     return deps.store.transition(job.id, job.state, end.to, patch);
   }
   log.warn({ attempts: job.attempts, was: job.state }, "requeueing a job whose controller stopped");
-  return deps.store.transition(job.id, job.state, "queued", { worker: null, result: null, steps: INITIAL_STEPS }, "controller restarted; job requeued");
+  const requeued = await deps.store.transition(
+    job.id,
+    job.state,
+    "queued",
+    { worker: null, result: null, steps: INITIAL_STEPS },
+    "controller restarted; job requeued",
+  );
+  // GitHub showed the job as the dead controller left it (a worker starting, a step running) until
+  // its next start: shown queued again now. Not shown is not lost: its next change is written.
+  try {
+    const octokit = await deps.github.forInstallation(job.installationId);
+    await new StatusPublisher(deps, octokit, job.id).flush(requeued);
+  } catch (err) {
+    log.warn({ err }, "could not show the requeued job on GitHub; its next change will");
+  }
+  return requeued;
 }
 
 /**

@@ -155,6 +155,9 @@ export class Scheduler {
     const { store, owner, config } = this.deps;
     const leaseMs = config.leaseSeconds * 1000;
 
+    // Deliveries arriving go first; the pass claims once they leave the event loop room.
+    const waitForTurn = this.deps.turn?.();
+    if (waitForTurn) await waitForTurn;
     // Each claim looks again whether a shutdown began meanwhile: a stopping process takes on
     // nothing new.
     if (this.shuttingDown) return;

@@ -1,7 +1,7 @@
 import type { Job } from "../jobs/types.js";
 import { formatDuration } from "../jobs/format-duration.js";
 import { describeOutcome, type Conclusion } from "./describe-outcome.js";
-import { stepLine, type StatusFacts } from "./render-status-comment.js";
+import { requeuedLine, stepLine, type StatusFacts } from "./render-status-comment.js";
 
 export interface CheckRunAction {
   label: string;
@@ -32,6 +32,7 @@ export function renderCheckRun(job: Job, facts: StatusFacts & { logTail: string[
   const summary = [
     `Job \`${job.id}\` for #${job.number}, requested by @${job.requester}, on backend \`${job.backend}\`.`,
     ...(job.state === "queued" && job.options.waiting ? ["", `Waits: ${job.options.waiting}.`] : []),
+    ...(job.state === "queued" && job.attempts > 0 ? ["", requeuedLine(job.attempts)] : []),
     "",
     ...job.steps.map((s) => stepLine(s, facts.now)),
     "",

@@ -40,6 +40,11 @@ export function stepLine(step: StepRecord, now?: number): string {
   return `- ${box} ${step.name}${mark}${took}${step.detail ? ` (${step.detail})` : ""}`;
 }
 
+/** A job back in the queue after its controller stopped while it was starting or running. */
+export function requeuedLine(attempts: number): string {
+  return `Queued again: the controller stopped during its ${["first", "second", "third"][attempts - 1] ?? `${attempts}th`} start; it runs again on a new worker.`;
+}
+
 /**
  * The one status comment, edited in place. Rendered from structured fields only: no agent output
  * ever reaches it, so nothing the agent prints can leak into it.
@@ -52,6 +57,7 @@ export function renderStatusComment(job: Job, facts: StatusFacts): string {
     `Requested by @${job.requester} (${job.trigger === "label" ? "label" : "command"}) · job \`${job.id}\` · backend \`${job.backend}\``,
     ...(job.options.route ? [`This job ${job.options.route}.`] : []),
     ...(job.state === "queued" && job.options.waiting ? [`This job waits: ${job.options.waiting}.`] : []),
+    ...(job.state === "queued" && job.attempts > 0 ? [requeuedLine(job.attempts)] : []),
     `Cost ceiling: ${facts.ceilingText}`,
     "",
     ...job.steps.map((s) => stepLine(s)),

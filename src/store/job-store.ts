@@ -1,6 +1,8 @@
 import { randomBytes } from "node:crypto";
 import type { Kysely, Selectable } from "kysely";
 import type { Database, JobsTable } from "./schema.js";
+import { onEmbeddedSqlite } from "./open-store.js";
+import type { Database as SqliteDatabase } from "better-sqlite3";
 import { storeDialect, type StoreDialect } from "./dialect.js";
 import type { Job, NewJob, StepRecord } from "../jobs/types.js";
 import { assertTransition, isActive, isTerminal, type JobState } from "../jobs/state.js";
@@ -227,41 +229,44 @@ export class JobStore {
   /** Records a delivery as a `received` job. A delivery id seen before returns `created: false`. */
   async insertReceived(input: NewJob, defaults: { backend: string }): Promise<{ created: boolean; job: Job }> {
     const now = this.now();
-    const id = newJobId();
-    // One transaction, one commit (one fsync) per delivery: the row and its first event together.
+    const row = {
+      id: newJobId(),
+      delivery_id: input.deliveryId,
+      installation_id: input.installationId,
+      repo_id: input.repoId,
+      owner: input.owner,
+      repo: input.repo,
+      number: input.number,
+      kind: input.kind,
+      trigger: input.trigger,
+      requester: input.requester,
+      title: input.title,
+      body: input.body,
+      clone_url: input.cloneUrl,
+      default_branch: input.defaultBranch,
+      instructions: input.instructions,
+      config_json: null,
+      state: "received",
+      active_key: null,
+      priority: 0,
+      backend: defaults.backend,
+      steps_json: JSON.stringify(INITIAL_STEPS),
+      attempts: 0,
+      created_at: now,
+      updated_at: now,
+      options_json: JSON.stringify(input.options ?? {}),
+      trigger_comment_id: input.triggerCommentId ?? null,
+      retry_of: input.retryOf ?? null,
+      context_json: input.context ? JSON.stringify(input.context) : null,
+    };
+    const event = { at: now, kind: "received", data_json: JSON.stringify({ deliveryId: input.deliveryId, trigger: input.trigger }) };
+    const embedded = await onEmbeddedSqlite(this.db, (sqlite) => insertReceivedSqlite(sqlite)(row, event));
+    if (embedded) return { created: embedded.created, job: toJob(embedded.row as never) };
+    // One transaction, one commit per delivery: the row and its first event together.
     return this.db.transaction().execute(async (trx) => {
       const inserted = await trx
         .insertInto("jobs")
-        .values({
-          id,
-          delivery_id: input.deliveryId,
-          installation_id: input.installationId,
-          repo_id: input.repoId,
-          owner: input.owner,
-          repo: input.repo,
-          number: input.number,
-          kind: input.kind,
-          trigger: input.trigger,
-          requester: input.requester,
-          title: input.title,
-          body: input.body,
-          clone_url: input.cloneUrl,
-          default_branch: input.defaultBranch,
-          instructions: input.instructions,
-          config_json: null,
-          state: "received",
-          active_key: null,
-          priority: 0,
-          backend: defaults.backend,
-          steps_json: JSON.stringify(INITIAL_STEPS),
-          attempts: 0,
-          created_at: now,
-          updated_at: now,
-          options_json: JSON.stringify(input.options ?? {}),
-          trigger_comment_id: input.triggerCommentId ?? null,
-          retry_of: input.retryOf ?? null,
-          context_json: input.context ? JSON.stringify(input.context) : null,
-        } as never)
+        .values(row as never)
         .onConflict((oc) => oc.column("delivery_id").doNothing())
         .returningAll()
         .executeTakeFirst();
@@ -271,7 +276,7 @@ export class JobStore {
       }
       await trx
         .insertInto("job_events")
-        .values({ job_id: inserted.id, at: now, kind: "received", data_json: JSON.stringify({ deliveryId: input.deliveryId, trigger: input.trigger }) })
+        .values({ job_id: inserted.id, ...event })
         .execute();
       return { created: true, job: toJob(inserted) };
     });
@@ -548,4 +553,61 @@ export class JobStore {
     const row = await this.db.selectFrom("jobs").select("worker_token_sealed").where("id", "=", id).executeTakeFirst();
     return row?.worker_token_sealed ?? null;
   }
+}
+
+/**
+ * insertReceived on the embedded store: the same statements as the Kysely path, prepared once per
+ * database and run in one better-sqlite3 transaction (src/store/open-store.ts, onEmbeddedSqlite).
+ */
+const receivedStatements = new WeakMap<
+  SqliteDatabase,
+  (row: Record<string, unknown>, event: { at: number; kind: string; data_json: string }) => { created: boolean; row: unknown }
+>();
+
+function insertReceivedSqlite(sqlite: SqliteDatabase) {
+  let insert = receivedStatements.get(sqlite);
+  if (insert) return insert;
+  const columns = [
+    "id",
+    "delivery_id",
+    "installation_id",
+    "repo_id",
+    "owner",
+    "repo",
+    "number",
+    "kind",
+    "trigger",
+    "requester",
+    "title",
+    "body",
+    "clone_url",
+    "default_branch",
+    "instructions",
+    "config_json",
+    "state",
+    "active_key",
+    "priority",
+    "backend",
+    "steps_json",
+    "attempts",
+    "created_at",
+    "updated_at",
+    "options_json",
+    "trigger_comment_id",
+    "retry_of",
+    "context_json",
+  ];
+  const job = sqlite.prepare(
+    `insert into "jobs" (${columns.map((c) => `"${c}"`).join(", ")}) values (${columns.map((c) => `@${c}`).join(", ")}) on conflict ("delivery_id") do nothing returning *`,
+  );
+  const existing = sqlite.prepare(`select * from "jobs" where "delivery_id" = ?`);
+  const jobEvent = sqlite.prepare(`insert into "job_events" ("job_id", "at", "kind", "data_json") values (?, ?, ?, ?)`);
+  insert = sqlite.transaction((row: Record<string, unknown>, event: { at: number; kind: string; data_json: string }) => {
+    const inserted = job.get(row);
+    if (!inserted) return { created: false, row: existing.get(row.delivery_id) };
+    jobEvent.run(row.id, event.at, event.kind, event.data_json);
+    return { created: true, row: inserted };
+  });
+  receivedStatements.set(sqlite, insert);
+  return insert;
 }

@@ -3,6 +3,7 @@ import path from "node:path";
 import Sqlite from "better-sqlite3";
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Migration } from "kysely";
 import type { Database } from "./schema.js";
+import { startWalCheckpointer, type WalCheckpointer } from "./wal-checkpointer.js";
 import * as m001 from "./migrations/001-jobs.js";
 import * as m002 from "./migrations/002-reaper.js";
 import * as m003 from "./migrations/003-commands.js";
@@ -37,6 +38,13 @@ export interface OpenStoreOptions {
   databaseUrl?: string;
   /** Connections in the PostgreSQL pool (default 10). */
   poolSize?: number;
+  /**
+   * Embedded store only: WAL checkpoints on a thread of their own instead of inside a commit
+   * (src/store/wal-checkpointer.ts). The controller turns it on; the CLI and tests need not.
+   */
+  backgroundCheckpoints?: boolean;
+  /** Where a failed checkpoint thread is reported (SQLite then checkpoints in the commits again). */
+  onCheckpointError?: (err: Error) => void;
   /** Where a dropped idle PostgreSQL connection is reported (the pool replaces it by itself). */
   onPoolError?: (err: Error) => void;
 }
@@ -46,7 +54,7 @@ export interface OpenStoreOptions {
  * several replicas share), otherwise the embedded SQLite file in `dataDir`.
  */
 export async function openStore(options: OpenStoreOptions): Promise<Kysely<Database>> {
-  const db = options.databaseUrl ? await openPostgres(options.databaseUrl, options) : openSqlite(options.dataDir);
+  const db = options.databaseUrl ? await openPostgres(options.databaseUrl, options) : openSqlite(options.dataDir, options);
   try {
     await migrate(db);
   } catch (err) {
@@ -56,7 +64,7 @@ export async function openStore(options: OpenStoreOptions): Promise<Kysely<Datab
   return db;
 }
 
-function openSqlite(dataDir: string): Kysely<Database> {
+function openSqlite(dataDir: string, options: Pick<OpenStoreOptions, "backgroundCheckpoints" | "onCheckpointError">): Kysely<Database> {
   let file = ":memory:";
   if (dataDir !== ":memory:") {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -72,7 +80,28 @@ function openSqlite(dataDir: string): Kysely<Database> {
   // PostgreSQL where that matters.
   sqlite.pragma("synchronous = NORMAL");
   sqlite.pragma("foreign_keys = ON");
-  return new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+  const checkpointer =
+    options.backgroundCheckpoints && file !== ":memory:"
+      ? startWalCheckpointer(sqlite, file, options.onCheckpointError ? { onError: options.onCheckpointError } : {})
+      : undefined;
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite, checkpointer) }) });
+  embedded.set(db, sqlite);
+  return db;
+}
+
+/** The better-sqlite3 handle behind an embedded store's Kysely (none for PostgreSQL). */
+const embedded = new WeakMap<Kysely<Database>, Sqlite.Database>();
+
+/**
+ * Runs `fn` on the embedded store's own SQLite handle, synchronously, while holding Kysely's one
+ * connection (so no Kysely transaction is open around it); `undefined` on PostgreSQL. For the
+ * webhook path's one write: through Kysely it was a builder, a compile and several promise hops for
+ * each of its four statements, ~40% of a delivery's CPU (bench/ingest.ts).
+ */
+export async function onEmbeddedSqlite<T>(db: Kysely<Database>, fn: (sqlite: Sqlite.Database) => T): Promise<T | undefined> {
+  const sqlite = embedded.get(db);
+  if (!sqlite) return undefined;
+  return db.connection().execute(async () => fn(sqlite));
 }
 
 /**
@@ -80,10 +109,14 @@ function openSqlite(dataDir: string): Kysely<Database> {
  * process, and preparing was a tenth of the cost of recording a delivery (bench/ingest.ts profile).
  * A prepared statement is reusable, so each text is prepared once.
  */
-function withStatementCache(sqlite: Sqlite.Database) {
+function withStatementCache(sqlite: Sqlite.Database, checkpointer?: WalCheckpointer) {
   const cache = new Map<string, Sqlite.Statement>();
   return {
-    close: () => sqlite.close(),
+    close: () => {
+      // The thread makes a last checkpoint and closes its own connection.
+      void checkpointer?.stop();
+      sqlite.close();
+    },
     prepare: (sql: string) => {
       let statement = cache.get(sql);
       if (!statement) {
