@@ -7,7 +7,7 @@ import type { ControllerConfig } from "./config/env.js";
 import { secretValues } from "./config/env.js";
 import { Redactor } from "./redact/redactor.js";
 import { createLogger } from "./redact/redacting-logger.js";
-import { openStore } from "./store/open-store.js";
+import { openStore, stopBackgroundCheckpoints } from "./store/open-store.js";
 import { JobStore } from "./store/job-store.js";
 import { RequestStore } from "./store/request-store.js";
 import { OutboxStore } from "./store/outbox-store.js";
@@ -205,6 +205,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
     }).catch(async (err: unknown) => {
       web.close();
       await built.close();
+      await stopBackgroundCheckpoints(db);
       await db.destroy();
       throw err;
     });
@@ -274,6 +275,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
       await http.stop();
       await metricsServer?.close();
       await built.close();
+      await stopBackgroundCheckpoints(db);
       await db.destroy();
       githubFetch.close();
     },
@@ -287,6 +289,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
       await http.stop();
       await metricsServer?.close();
       await built.close();
+      await stopBackgroundCheckpoints(db);
       await db.destroy();
       githubFetch.close();
       return outcome;

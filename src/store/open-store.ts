@@ -86,11 +86,22 @@ function openSqlite(dataDir: string, options: Pick<OpenStoreOptions, "background
       : undefined;
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite, checkpointer) }) });
   embedded.set(db, sqlite);
+  if (checkpointer) checkpointers.set(db, checkpointer);
   return db;
 }
 
 /** The better-sqlite3 handle behind an embedded store's Kysely (none for PostgreSQL). */
 const embedded = new WeakMap<Kysely<Database>, Sqlite.Database>();
+const checkpointers = new WeakMap<Kysely<Database>, WalCheckpointer>();
+
+/**
+ * Stops the store's checkpoint thread and waits until it has closed its connection: call it before
+ * `db.destroy()`. (destroy() stops it too, without waiting: the thread's last checkpoint could
+ * then still be writing the data folder's files while a caller removes the folder.)
+ */
+export async function stopBackgroundCheckpoints(db: Kysely<Database>): Promise<void> {
+  await checkpointers.get(db)?.stop();
+}
 
 /**
  * Runs `fn` on the embedded store's own SQLite handle, synchronously, while holding Kysely's one

@@ -193,14 +193,23 @@ export async function startHarness(options: HarnessOptions = {}) {
     deliverCheckRun(over: Omit<Parameters<typeof checkRunPayload>[0], "appId"> & { appId?: number }) {
       return deliver(controller.url, webhookSecret, "check_run", checkRunPayload({ appId: 1234, ...over }));
     },
-    /** Ticks the scheduler until nothing is in flight and no job is waiting to be claimed. */
+    /**
+     * Ticks the scheduler until nothing is in flight, no job is waiting to be claimed, and every
+     * GitHub effect written to the outbox (a 👀, a refusal, a reply, a final status) has been
+     * delivered: those go out after the state change that wrote them, so a job can be over while
+     * its comment is still on its way (and GitHub calls wait their turn behind deliveries).
+     */
     async settle(maxPasses = 20) {
       for (let i = 0; i < maxPasses; i++) {
         await controller.scheduler.tick();
         await controller.scheduler.drain();
         const counts = await controller.store.countByState();
         const pending = (await controller.requests.list()).some((r) => r.state === "pending");
-        if (!pending && !counts.received && !counts.queued && !counts.provisioning && !counts.running && !counts.reporting) break;
+        const jobsDone = !pending && !counts.received && !counts.queued && !counts.provisioning && !counts.running && !counts.reporting;
+        const effects = (await controller.outbox.list({ state: "pending" })).length;
+        if (jobsDone && effects === 0) break;
+        // Only effects left: give the ones under way a moment (a pass sweeps any that failed).
+        if (jobsDone) await new Promise((resolve) => setTimeout(resolve, 25));
       }
     },
     async restart(extraEnv: Record<string, string> = {}) {
