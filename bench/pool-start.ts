@@ -18,6 +18,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { gce, type GceBackend, type GceBackendOptions } from "../src/backends/gce/gce-backend.js";
 import { realClock, type Clock } from "../src/backends/gce/backoff.js";
+import { probeSshHostKey, type SshProbe } from "../src/backends/gce/wait-for-ssh.js";
 import type { JobSpec } from "../src/backends/types.js";
 import { startGitServer, type GitServer } from "../test/support/git-http-server.js";
 import { world } from "../test/support/gce-world.js";
@@ -96,6 +97,11 @@ function scaledClock(): Clock {
  * Between the client and the fake: each reply waits a call's round trip; a zone operation's wait
  * is forwarded (and so finishes) only once its modelled time has passed; a VM's guest attributes
  * answer 404 (as GCE's do before the guest agent writes them) until its boot or resume is done.
+ * `sshProbe` holds SSH the same way after a resume or start: a taken pool VM's host key is pinned
+ * from its label, not read from the guest attributes, and without this hold the bench would skip
+ * the model's afterResume (or boot) on the pool path altogether. Every VM here is the one sshd on
+ * 127.0.0.1, so the hold is by the latest resume or start, which a fill's probes may also meet
+ * (off the measured path).
  */
 async function startLatencyProxy(random: () => number) {
   const draw = (phase: Phase) => {
@@ -105,6 +111,7 @@ async function startLatencyProxy(random: () => number) {
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
   const operations = new Map<string, { due: number; kind: string; target: string }>();
   const readyAt = new Map<string, number>();
+  let sshHeldUntil = 0;
   let target = 0;
   const forward = (req: http.IncomingMessage, body: Buffer) =>
     new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
@@ -146,6 +153,7 @@ async function startLatencyProxy(random: () => number) {
             readyAt.set(`${name}:done`, 0);
             if (known.kind === "insert" || known.kind === "start") readyAt.set(vm, Date.now() + draw("boot"));
             if (known.kind === "resume") readyAt.set(vm, Date.now() + draw("afterResume"));
+            if (known.kind === "resume" || known.kind === "start") sshHeldUntil = readyAt.get(vm)!;
             if (known.kind === "suspend" || known.kind === "stop") readyAt.delete(vm);
           }
         }
@@ -156,8 +164,13 @@ async function startLatencyProxy(random: () => number) {
     });
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const sshProbe: SshProbe = async (host, port, timeoutMs) => {
+    if (Date.now() < sshHeldUntil) throw new Error(`connect EHOSTUNREACH ${host}:${port} (the resumed VM's network is not back yet)`);
+    return probeSshHostKey(host, port, timeoutMs);
+  };
   return {
     port: (server.address() as AddressInfo).port,
+    sshProbe,
     setTarget: (port: number) => void (target = port),
     close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))),
   };
@@ -214,6 +227,7 @@ export async function poolStartBench(): Promise<BenchRow[]> {
     zones: [ZONE],
     clientOptions: { ...w.fake.clientOptions(), port: proxy.port },
     clock,
+    probe: proxy.sshProbe,
     bootTimeoutSeconds: 300,
     operationTimeoutSeconds: 600,
   };

@@ -5,8 +5,11 @@
  */
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createComputeApi } from "../../src/backends/gce/compute-api.js";
 import { gce } from "../../src/backends/gce/gce-backend.js";
-import type { RunSpec } from "../../src/backends/types.js";
+import { hostKeyLabelValue } from "../../src/backends/gce/gce-names.js";
+import { fingerprintOfKeyBlob } from "../../src/backends/gce/wait-for-ssh.js";
+import type { RunSpec, Worker } from "../../src/backends/types.js";
 import { startGitServer, type GitServer } from "../support/git-http-server.js";
 import { world, type World } from "../support/gce-world.js";
 import { fakeAgentSpec } from "../support/run-spec.js";
@@ -28,6 +31,8 @@ afterAll(async () => {
 
 const newJob = () => ({ jobId: `q${randomBytes(5).toString("hex")}`, repoFullName: "octo/demo", maxSeconds: 600 });
 const poolVms = () => w.fake.instances().filter((i) => i.labels["agent-work-pool"] && !i.labels["agent-work-job"]);
+const guestAttributeReads = (vm: string) => w.fake.requestsTo("GET", new RegExp(`/instances/${vm}/getGuestAttributes`)).length;
+const resumesOf = (vm: string) => w.fake.requestsTo("POST", new RegExp(`/instances/${vm}/resume$`)).length;
 
 async function spec(jobId: string): Promise<RunSpec> {
   return fakeAgentSpec(git, jobId, token, { commitMessage: "agent-work" });
@@ -66,6 +71,93 @@ describe("the gce warm pool", () => {
     expect(poolVms().filter((i) => i.status === "SUSPENDED")).toHaveLength(2);
   });
 
+  it("records each pool VM's host key when it parks, and pins that key on the resumed VM without reading its guest attributes again", async () => {
+    await w.backend.maintain!();
+    for (const vm of poolVms()) expect(vm.labels["agent-work-host-key"]).toBe(hostKeyLabelValue(w.sshd.hostKeySha256));
+    const readsBefore = new Map(poolVms().map((vm) => [vm.name, guestAttributeReads(vm.name)]));
+    const job = newJob();
+    const worker = await w.backend.create(job, never);
+    expect(worker.meta).toMatchObject({ fromPool: "true", hostKeySha256: w.sshd.hostKeySha256 });
+    expect(guestAttributeReads(worker.id)).toBe(readsBefore.get(worker.id));
+    // run() logs in with the pinned key: the VM really is the one recorded.
+    expect((await w.backend.run(worker, await spec(job.jobId), () => {}, never)).outcome).toBe("pushed");
+    await w.backend.destroy(worker);
+    await w.backend.maintain!();
+  });
+
+  it("refuses and deletes a resumed pool VM that shows a host key other than the one recorded when it parked; the job's VM is made the cold way", async () => {
+    await w.backend.maintain!();
+    const tampered = poolVms();
+    const otherKey = fingerprintOfKeyBlob(randomBytes(51));
+    for (const vm of tampered) vm.labels = { ...vm.labels, "agent-work-host-key": hostKeyLabelValue(otherKey) };
+    const warnings: string[] = [];
+    const log = { info: () => {}, error: () => {}, warn: (o: object, m: string) => void warnings.push(`${m}: ${JSON.stringify(o)}`) };
+    const backend = gce.create({ ...w.options, zones: [ZONE, "us-central1-b"], pool: POOL, log });
+    try {
+      const job = newJob();
+      const worker = await backend.create(job, never);
+      expect(worker.id).toBe(`agent-work-${job.jobId}`);
+      expect(worker.meta.fromPool).toBeUndefined();
+      for (const vm of tampered) {
+        expect(resumesOf(vm.name)).toBe(1);
+        expect(w.fake.instances().map((i) => i.name)).not.toContain(vm.name);
+      }
+      expect(warnings.filter((m) => m.includes(`${w.sshd.hostKeySha256}, but ${otherKey}`) && m.includes("refusing"))).toHaveLength(tampered.length);
+      await backend.destroy(worker);
+      await backend.maintain!();
+    } finally {
+      await backend.close();
+    }
+  });
+
+  it("checks a pool VM parked without a recorded host key against its guest attributes after the resume", async () => {
+    await w.backend.maintain!();
+    for (const vm of poolVms()) {
+      const { "agent-work-host-key": _recorded, ...rest } = vm.labels;
+      vm.labels = rest;
+    }
+    const readsBefore = new Map(poolVms().map((vm) => [vm.name, guestAttributeReads(vm.name)]));
+    const worker = await w.backend.create(newJob(), never);
+    expect(worker.meta).toMatchObject({ fromPool: "true", hostKeySha256: w.sshd.hostKeySha256 });
+    expect(guestAttributeReads(worker.id)).toBeGreaterThan(readsBefore.get(worker.id)!);
+    await w.backend.destroy(worker);
+    await w.backend.maintain!();
+  });
+
+  it("a controller whose take loses the compare-and-swap to another never resumes that VM, and takes the next", async () => {
+    await w.backend.maintain!();
+    const rivalBackend = gce.create({ ...w.options, zones: [ZONE, "us-central1-b"], pool: POOL });
+    const real = createComputeApi(w.options.project, w.options.clientOptions);
+    let rival: Promise<Worker> | undefined;
+    // The rival takes the VM between this controller's listing and its take: a real race, lost
+    // on the label fingerprint the listing read.
+    const loser = gce.create({
+      ...w.options,
+      zones: [ZONE, "us-central1-b"],
+      pool: POOL,
+      compute: {
+        ...real,
+        setLabels: async (zone, name, labels, fingerprint) => {
+          if (labels["agent-work-job"] && !rival) await (rival = rivalBackend.create(newJob(), never));
+          return real.setLabels(zone, name, labels, fingerprint);
+        },
+      },
+    });
+    try {
+      const mine = await loser.create(newJob(), never);
+      const theirs = await rival!;
+      expect(theirs.meta.fromPool).toBe("true");
+      expect(mine.meta.fromPool).toBe("true");
+      expect(mine.id).not.toBe(theirs.id);
+      // The VM the rival won was resumed once: by the rival.
+      expect(resumesOf(theirs.id)).toBe(1);
+      await Promise.all([loser.destroy(mine), rivalBackend.destroy(theirs)]);
+      await w.backend.maintain!();
+    } finally {
+      await Promise.all([loser.close(), rivalBackend.close()]);
+    }
+  });
+
   it("deletes a VM that fails to resume and tries the next; with none left the job's VM is made the cold way", async () => {
     const job = newJob();
     const before = poolVms().map((i) => i.name);
@@ -96,6 +188,8 @@ describe("the gce warm pool", () => {
       for (const vm of rest) w.fake.removeInstance(vm.zone, vm.name);
       const [a, b] = await Promise.all([w.backend.create(newJob(), never), other.create(newJob(), never)]);
       expect([a.id, b.id].filter((id) => id === first!.name)).toHaveLength(1);
+      // The loser never resumed it.
+      expect(resumesOf(first!.name)).toBe(1);
       await Promise.all([w.backend.destroy(a), other.destroy(b)]);
     } finally {
       await other.close();

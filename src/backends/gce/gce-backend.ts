@@ -17,11 +17,22 @@ import { IncompleteListError } from "../incomplete-list-error.js";
 import { remoteJobDir } from "../../remote/remote-work-dir.js";
 import { runWorkerOverSsh } from "../../remote/run-worker-over-ssh.js";
 import { SshPool } from "../../remote/ssh-pool.js";
-import { realClock, retryTransient, type Clock } from "./backoff.js";
+import { realClock, retryTransient, type Backoff, type Clock } from "./backoff.js";
 import { buildInstanceBody, labelsFor, type InstanceSettings, type ProvisioningModel } from "./build-instance.js";
 import { classifyGceError, triesElsewhere, type ClassifiedGceError } from "./classify-gce-error.js";
 import { createComputeApi, type ComputeApi, type GceInstance, type GcpClientOptions } from "./compute-api.js";
-import { LABEL, instanceName, jobIdOfInstance, labelValue, lastSegment, poolKey, regionOfZone, requestIdFor } from "./gce-names.js";
+import {
+  LABEL,
+  hostKeyFromLabel,
+  hostKeyLabelValue,
+  instanceName,
+  jobIdOfInstance,
+  labelValue,
+  lastSegment,
+  poolKey,
+  regionOfZone,
+  requestIdFor,
+} from "./gce-names.js";
 import { randomBytes } from "node:crypto";
 import type { JobSecrets } from "./job-secrets.js";
 import { waitForOperation } from "./wait-for-operation.js";
@@ -153,6 +164,13 @@ const NAME = "gce";
 /** Instance states in which a VM can no longer run the job: a preempted spot VM, one being deleted. */
 const DEAD_STATES = new Set(["STOPPING", "STOPPED", "TERMINATED", "SUSPENDING", "SUSPENDED"]);
 const READY_POLL = { initialMs: 1000, maxMs: 5000, multiplier: 1.5 };
+/**
+ * SSH probes of a resumed pool VM: its sshd was running when it was suspended and only the network
+ * has to come back (a second or two), so probes stay a second apart at most; a boot's backoff
+ * (2 s first, up to 10 s) could add more than the wait itself. A probe is one handshake, stopped
+ * before any login.
+ */
+const RESUMED_SSH_BACKOFF: Backoff = { initialMs: 250, maxMs: 1000, multiplier: 1.5 };
 const RUN_STOP_WAIT_MS = 10_000;
 
 function metaOf(worker: Worker, key: string): string | undefined {
@@ -344,8 +362,18 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
     );
   }
 
-  /** Waits until the VM is RUNNING, answers SSH, and shows a host key we can trust. */
-  async function awaitReady(zone: string, instance: GceInstance, deadline: number, signal: AbortSignal): Promise<Worker> {
+  /**
+   * Waits until the VM is RUNNING, answers SSH, and shows a host key we can trust: one its guest
+   * agent published, or, for a resumed pool VM, `recordedHostKey`, the key it showed (and that was
+   * checked) when it was booted for the pool. A VM showing any other key is refused.
+   */
+  async function awaitReady(
+    zone: string,
+    instance: GceInstance,
+    deadline: number,
+    signal: AbortSignal,
+    resumed: { recordedHostKey?: string; sshBackoff?: Backoff } = {},
+  ): Promise<Worker> {
     const name = instance.name ?? "";
     let current = instance;
     for (let attempt = 0; String(current.status) !== "RUNNING"; attempt++) {
@@ -358,8 +386,18 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
     }
     const host = sshHost(current);
     if (!host) throw new Error(`VM ${name} has no ${options.externalIp ? "external" : "internal"} address to reach SSH on`);
-    const seen = await waitForSsh({ host, port: sshPort, probe, clock, deadline, signal });
-    const hostKeySha256 = hostKeyPolicy === "first-use" ? seen : await publishedHostKey(zone, name, seen, deadline, signal);
+    const seen = await waitForSsh({ host, port: sshPort, probe, clock, deadline, signal, ...(resumed.sshBackoff ? { backoff: resumed.sshBackoff } : {}) });
+    let hostKeySha256: string;
+    if (resumed.recordedHostKey) {
+      // Suspend and stop keep the disk and the instance, so the guest agent keeps the host key it
+      // made at the first boot: a different one is another machine (or a rebuilt one), never trusted.
+      if (seen !== resumed.recordedHostKey) {
+        throw new Error(`VM ${name} showed SSH host key ${seen}, but ${resumed.recordedHostKey} when it was booted for the pool; refusing to use it`);
+      }
+      hostKeySha256 = seen;
+    } else {
+      hostKeySha256 = hostKeyPolicy === "first-use" ? seen : await publishedHostKey(zone, name, seen, deadline, signal);
+    }
     return workerFrom(zone, current, { port: String(sshPort), hostKeySha256, username: options.ssh.username });
   }
 
@@ -388,6 +426,11 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
     const name = instanceName(job.jobId);
     const deadline = clock.now() + options.bootTimeoutSeconds * 1000;
 
+    // The pool is listed alongside the look for the job's own VM rather than after it: both are
+    // reads, and the take is guarded by the label fingerprint whatever the listing says.
+    const poolListing = !job.replacing && poolKeysFor(job).size > 0 ? poolInstances() : undefined;
+    // Read (or dropped) below; never an unhandled rejection when the job's own VM is found.
+    poolListing?.catch(() => undefined);
     let placed: { zone: string; instance: GceInstance; ready?: Worker } | undefined;
     for (const found of await findJobInstances(job.jobId)) {
       if (!DEAD_STATES.has(String(found.instance.status)) && !placed) {
@@ -398,8 +441,8 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
         await deleteAndWait(found.zone, found.instance.name ?? name);
       }
     }
-    if (!placed && !job.replacing) {
-      placed = await takeFromPool(job, deadline, signal);
+    if (!placed && poolListing) {
+      placed = await takeFromPool(job, poolListing, deadline, signal);
       if (placed) {
         refillSoon();
         return placed.ready!;
@@ -578,10 +621,12 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
 
   // ---- The warm pool -------------------------------------------------------------------------
   // A pool VM is made from the same image and body as a job's VM, booted once (SSH answers with
-  // the host key its guest agent published), then parked: suspended, or stopped. It carries the
-  // `agent-work-pool` label and no job label, so list() and the reaper's orphan pass never see it.
-  // A job takes one by adding its labels with the label fingerprint as a compare-and-swap (two
-  // controllers cannot take the same VM), resumes it and waits for SSH and the host key again.
+  // the host key its guest agent published, which is then recorded in its `agent-work-host-key`
+  // label), then parked: suspended, or stopped. It carries the `agent-work-pool` label and no job
+  // label, so list() and the reaper's orphan pass never see it. A job takes one by adding its
+  // labels with the label fingerprint as a compare-and-swap (two controllers cannot take the same
+  // VM), and only once that has succeeded resumes it and waits for SSH, which must show the
+  // recorded host key (the guest attributes are not read again: a parked VM keeps its key).
   // From then on it is that job's VM like any other: used once, deleted by destroy().
 
   const poolEntries = options.pool?.filter((e) => e.size > 0) ?? [];
@@ -630,7 +675,13 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
       await operate(entry.zone, () => compute.insertInstance(entry.zone, body, requestIdFor("pool", name)));
       const instance = await retry(() => compute.getInstance(entry.zone, name));
       if (!instance) throw new Error(`pool VM ${name} is gone right after its insert`);
-      await awaitReady(entry.zone, instance, clock.now() + options.bootTimeoutSeconds * 1000, never);
+      const ready = await awaitReady(entry.zone, instance, clock.now() + options.bootTimeoutSeconds * 1000, never);
+      // The key just checked goes on the VM as a label, so whichever controller takes it pins it
+      // at once instead of reading the guest attributes again after the resume.
+      const booted = await retry(() => compute.getInstance(entry.zone, name));
+      if (!booted) throw new Error(`pool VM ${name} is gone right after its boot`);
+      const recorded = { ...(booted.labels ?? {}), [LABEL.hostKey]: hostKeyLabelValue(ready.meta.hostKeySha256!) };
+      await operate(entry.zone, () => compute.setLabels(entry.zone, name, recorded, booted.labelFingerprint ?? ""));
       await operate(entry.zone, () => (poolPark === "suspend" ? compute.suspendInstance(entry.zone, name) : compute.stopInstance(entry.zone, name)));
       log?.info({ vm: name, zone: entry.zone, park: poolPark }, "pool VM ready");
       return name;
@@ -646,15 +697,14 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
    */
   async function takeFromPool(
     job: JobSpec,
+    listing: Promise<{ zone: string; instance: GceInstance }[]>,
     deadline: number,
     signal: AbortSignal,
   ): Promise<{ zone: string; instance: GceInstance; ready: Worker } | undefined> {
-    const machineType = job.machineType ?? options.machineType;
-    const keys = new Set(poolEntries.filter((e) => e.machineType === machineType).map((e) => poolKey(e.machineType, e.zone)));
-    if (keys.size === 0) return undefined;
+    const keys = poolKeysFor(job);
     let candidates: { zone: string; instance: GceInstance }[];
     try {
-      candidates = (await poolInstances())
+      candidates = (await listing)
         .filter(
           (c) =>
             isIdle(c.instance) &&
@@ -684,11 +734,21 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
         log?.info({ jobId: job.jobId, vm: name, err: classifyGceError(err).code }, "pool VM not taken; trying the next");
         continue;
       }
+      // Resumed only now: the take's operation has finished without an error, so the VM is this
+      // job's. Resuming while the take is still in flight would save its second or so, but a
+      // controller that then lost the compare-and-swap would have resumed a VM another one owns.
       try {
         await operate(zone, () => (PARKED === "SUSPENDED" ? compute.resumeInstance(zone, name) : compute.startInstance(zone, name)), signal);
-        const resumed = await retry(() => compute.getInstance(zone, name), signal);
+        // The resume's operation is DONE, so the VM is RUNNING, and its internal address is the one
+        // listed (it keeps it for its life); an ephemeral external address may be new, so read it.
+        const resumed = options.externalIp ? await retry(() => compute.getInstance(zone, name), signal) : { ...instance, labels, status: "RUNNING" };
         if (!resumed) throw new Error(`pool VM ${name} disappeared while resuming`);
-        const ready = await awaitReady(zone, resumed, deadline, signal);
+        const recordedHostKey = hostKeyFromLabel((instance.labels ?? {})[LABEL.hostKey]);
+        // A VM parked before host keys were recorded is checked against its guest attributes.
+        const ready = await awaitReady(zone, resumed, deadline, signal, {
+          sshBackoff: RESUMED_SSH_BACKOFF,
+          ...(recordedHostKey ? { recordedHostKey } : {}),
+        });
         log?.info({ jobId: job.jobId, vm: name, zone }, "took a VM from the warm pool");
         return { zone, instance: resumed, ready: { ...ready, meta: { ...ready.meta, fromPool: "true" } } };
       } catch (err) {
@@ -698,6 +758,12 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
       }
     }
     return undefined;
+  }
+
+  /** The pool labels of the entries that can give `job` a VM (its machine type, any zone). */
+  function poolKeysFor(job: JobSpec): Set<string> {
+    const machineType = job.machineType ?? options.machineType;
+    return new Set(poolEntries.filter((e) => e.machineType === machineType).map((e) => poolKey(e.machineType, e.zone)));
   }
 
   /** One pool pass at a time in this process: a take's refill and the reaper's pass share it. */

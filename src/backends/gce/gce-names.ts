@@ -16,6 +16,12 @@ export const LABEL = {
   env: "agent-work-env",
   /** A warm-pool VM: `<machine type>_<zone>` it was made for. Idle while it has no job label. */
   pool: "agent-work-pool",
+  /**
+   * A pool VM's SSH host key, as it was checked when the VM was booted for the pool (see
+   * {@link hostKeyLabelValue}): a resumed VM keeps its key, so a take pins this one instead of
+   * reading the guest attributes again.
+   */
+  hostKey: "agent-work-host-key",
 } as const;
 
 const NAME_PREFIX = "agent-work-";
@@ -75,4 +81,50 @@ export function lastSegment(url: string | null | undefined): string {
 /** The pool label's value for a machine type and zone. */
 export function poolKey(machineType: string, zone: string): string {
   return labelValue(`${machineType}_${zone}`);
+}
+
+const BASE32 = "abcdefghijklmnopqrstuvwxyz234567";
+
+/**
+ * A host key fingerprint (`SHA256:<base64>`) as a label value: the 32-byte digest in lowercase
+ * base32 (52 characters), since label values allow neither capitals nor `+`, `/` or `=`, and hex
+ * would be 64 characters, one over the limit.
+ */
+export function hostKeyLabelValue(fingerprint: string): string {
+  const digest = /^SHA256:([A-Za-z0-9+/]{43})$/.exec(fingerprint)?.[1];
+  if (!digest) throw new Error(`not a SHA256 host key fingerprint: ${fingerprint}`);
+  const bytes = Buffer.from(digest, "base64");
+  let out = "";
+  let bits = 0;
+  let value = 0;
+  for (const byte of bytes) {
+    value = (value << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      out += BASE32[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  if (bits > 0) out += BASE32[(value << (5 - bits)) & 31];
+  return out;
+}
+
+/** The fingerprint back from {@link hostKeyLabelValue}'s form, or undefined for anything else. */
+export function hostKeyFromLabel(value: string | undefined): string | undefined {
+  if (!value || !/^[a-z2-7]{52}$/.test(value)) return undefined;
+  const bytes: number[] = [];
+  let bits = 0;
+  let acc = 0;
+  for (const c of value) {
+    acc = ((acc << 5) | BASE32.indexOf(c)) & 0xfff;
+    bits += 5;
+    if (bits >= 8) {
+      bytes.push((acc >>> (bits - 8)) & 255);
+      bits -= 8;
+    }
+  }
+  if (bytes.length !== 32) return undefined;
+  const fingerprint = `SHA256:${Buffer.from(bytes).toString("base64").replace(/=+$/, "")}`;
+  // Only the form hostKeyLabelValue writes (its last character's spare bits zero).
+  return hostKeyLabelValue(fingerprint) === value ? fingerprint : undefined;
 }
