@@ -74,7 +74,7 @@ function clip(value: string | undefined): string | undefined {
 /**
  * The webhook endpoint, in place of @octokit/webhooks' middleware: everything a stranger can send
  * is refused here, cheaply and with a clear status, before any of it is parsed, logged or handed
- * to Probot. Why not the middleware: on a bad signature it logs the unverified body through the
+ * to the handlers. Why not the middleware: on a bad signature it logs the unverified body through the
  * app's logger (a 40 MB body became 120 MB of log lines, each run through the redactor), it reads
  * bodies of any size whole, and a signed payload a handler cannot read ends as a 500.
  *

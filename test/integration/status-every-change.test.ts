@@ -150,7 +150,9 @@ describe("every change of state or step reaches GitHub while it is true", () => 
         !done("queued").test(s.check.summary),
     );
 
-    // The second run, change by change.
+    // The second run, change by change (once the recovery phase has let go of the job's lease:
+    // it shows the requeue before it returns).
+    await h.controller.scheduler.drain();
     void h.controller.scheduler.tick();
     await throughTheSteps(h, held);
     await h.settle();
