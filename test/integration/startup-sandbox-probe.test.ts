@@ -69,6 +69,8 @@ function mainInUserNamespace(options: { refuse: boolean; asNobody?: boolean; sta
             DATA_DIR: path.join(dir, "data"),
             PORT: String(port),
             HOST: "127.0.0.1",
+            // The default metrics port is shared by every test file running at once.
+            METRICS_PORT: "0",
             SCHEDULER_INTERVAL_MS: "600000",
           },
           stdio: ["pipe", "pipe", "pipe"],

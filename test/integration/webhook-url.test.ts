@@ -58,7 +58,8 @@ function checkout(): string {
 function startMain(cwd: string, env: Record<string, string>, ready: RegExp): Promise<{ output: () => string }> {
   const child = spawn(TSX, [MAIN], {
     cwd,
-    env: { PATH: process.env.PATH!, HOME: cwd, LOG_FORMAT: "json", ...env },
+    // No metrics server unless a test asks: the default port is shared by every test file running at once.
+    env: { PATH: process.env.PATH!, HOME: cwd, LOG_FORMAT: "json", METRICS_PORT: "0", ...env },
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
   });
