@@ -43,7 +43,7 @@ export interface WebhookIngressOptions {
   collectGarbage?(): void;
   log: Logger;
   /** Told when a delivery's request arrives and when it is answered: job work waits meanwhile (webhook-priority.ts). */
-  priority?: { begin(): void; end(): void };
+  priority?: { begin(): void; end(signed: boolean): void };
 }
 
 /** How long a refused upload's connection stays half-open after the answer, so the client reads it. */
@@ -94,11 +94,6 @@ export function webhookIngress(options: WebhookIngressOptions): (req: IncomingMe
   return async (req, res) => {
     const pathname = (req.url ?? "").split("?")[0]!.replace(/\/+$/, "");
     if (pathname !== options.path) return false;
-    if (options.priority) {
-      const priority = options.priority;
-      priority.begin();
-      res.once("close", () => priority.end());
-    }
 
     const deliveryId = req.headers["x-github-delivery"] as string | undefined;
     const event = req.headers["x-github-event"] as string | undefined;
@@ -143,6 +138,15 @@ export function webhookIngress(options: WebhookIngressOptions): (req: IncomingMe
       ...(options.collectGarbage ? { collectGarbage: options.collectGarbage } : {}),
     });
     bytes = body.bytes;
+    // From here the request costs CPU, not waiting: job work holds back until it is answered, and
+    // for a moment after when it was signed (src/ingress/webhook-priority.ts). Reading the body is
+    // not counted: a client that sends slowly must not hold the jobs back for as long as it likes.
+    let signedDelivery = false;
+    if (body.ok && options.priority) {
+      const priority = options.priority;
+      priority.begin();
+      res.once("close", () => priority.end(signedDelivery));
+    }
     if (!body.ok) {
       if (body.reason === "too-large") return tooLarge();
       if (body.reason === "spill-failed")
@@ -158,6 +162,7 @@ export function webhookIngress(options: WebhookIngressOptions): (req: IncomingMe
     } finally {
       await body.discard();
     }
+    signedDelivery = raw !== undefined;
     if (!raw) return refuse(401, "the X-Hub-Signature-256 signature does not match the body and this app's webhook secret");
 
     if (!EVENT_NAME.test(event!)) return refuse(400, "X-GitHub-Event is not an event name");

@@ -6,8 +6,9 @@
  * answer and never redelivers by itself; a job can start a second later. So the job stage asks
  * here before each GitHub call and each scheduler pass, and while deliveries are arriving it waits:
  *
- * - the webhook path is *quiet* when no delivery is being read or answered and none arrived in the
- *   last `quietMs`; then waiting work is let go one piece per turn of the event loop (a
+ * - the webhook path is *quiet* when no delivery is being handled (its body in, its answer not yet
+ *   sent) and no signed one was answered in the last `quietMs` (a refused request opens no such
+ *   window, and a body still arriving is not counted: neither can be a stranger's lever on jobs); then waiting work is let go one piece per turn of the event loop (a
  *   `setImmediate` each), so a delivery that arrives meanwhile is read between two pieces;
  * - while it is busy, nothing is let go, except that the oldest piece that has waited `maxWaitMs`
  *   goes, then one more every `quietMs`: under a flood that never stops, jobs still move, at a
@@ -59,16 +60,18 @@ export class WebhookPriority {
     this.now = options.now ?? (() => performance.now());
   }
 
-  /** A delivery's request arrived (the ingress calls it first thing). */
+  /** A delivery's body has arrived and is being handled (the ingress calls it once the body is read). */
   begin(): void {
     this.inFlight++;
-    this.lastDelivery = this.now();
   }
 
-  /** That request was answered, however it ended. */
-  end(): void {
+  /**
+   * That request was answered. `signed` false (a refused request: bad signature, not JSON…) opens
+   * no busy window after it: a stranger's requests must not be a lever to hold the jobs back.
+   */
+  end(signed = true): void {
     this.inFlight = Math.max(0, this.inFlight - 1);
-    this.lastDelivery = this.now();
+    if (signed) this.lastDelivery = this.now();
     if (this.pending() > 0) this.arm();
   }
 

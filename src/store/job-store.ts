@@ -260,7 +260,7 @@ export class JobStore {
       context_json: input.context ? JSON.stringify(input.context) : null,
     };
     const event = { at: now, kind: "received", data_json: JSON.stringify({ deliveryId: input.deliveryId, trigger: input.trigger }) };
-    const embedded = await onEmbeddedSqlite(this.db, (sqlite) => insertReceivedSqlite(sqlite)(row, event));
+    const embedded = await onEmbeddedSqlite(this.db, (sqlite) => insertReceivedSqlite(sqlite, row)(row, event));
     if (embedded) return { created: embedded.created, job: toJob(embedded.row as never) };
     // One transaction, one commit per delivery: the row and its first event together.
     return this.db.transaction().execute(async (trx) => {
@@ -564,39 +564,11 @@ const receivedStatements = new WeakMap<
   (row: Record<string, unknown>, event: { at: number; kind: string; data_json: string }) => { created: boolean; row: unknown }
 >();
 
-function insertReceivedSqlite(sqlite: SqliteDatabase) {
+/** The columns are `row`'s keys, read when the statements are prepared (once per database). */
+function insertReceivedSqlite(sqlite: SqliteDatabase, row: Record<string, unknown>) {
   let insert = receivedStatements.get(sqlite);
   if (insert) return insert;
-  const columns = [
-    "id",
-    "delivery_id",
-    "installation_id",
-    "repo_id",
-    "owner",
-    "repo",
-    "number",
-    "kind",
-    "trigger",
-    "requester",
-    "title",
-    "body",
-    "clone_url",
-    "default_branch",
-    "instructions",
-    "config_json",
-    "state",
-    "active_key",
-    "priority",
-    "backend",
-    "steps_json",
-    "attempts",
-    "created_at",
-    "updated_at",
-    "options_json",
-    "trigger_comment_id",
-    "retry_of",
-    "context_json",
-  ];
+  const columns = Object.keys(row);
   const job = sqlite.prepare(
     `insert into "jobs" (${columns.map((c) => `"${c}"`).join(", ")}) values (${columns.map((c) => `@${c}`).join(", ")}) on conflict ("delivery_id") do nothing returning *`,
   );

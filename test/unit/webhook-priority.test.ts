@@ -57,6 +57,21 @@ describe("the webhook path goes first (src/ingress/webhook-priority.ts)", () => 
     expect(done).toBe(3);
   });
 
+  it("a refused (unsigned) request opens no busy window after its answer: a stranger cannot hold jobs back", () => {
+    const c = clock();
+    const priority = new WebhookPriority({ now: c.now, quietMs: 5, recentMs: 100 });
+    priority.begin();
+    expect(priority.turn()).toBeInstanceOf(Promise);
+    priority.release();
+    priority.end(false);
+    expect(priority.turn()).toBeUndefined();
+    expect(priority.cap(40)).toBe(40);
+    // A signed one does.
+    priority.begin();
+    priority.end(true);
+    expect(priority.cap(40)).toBe(4);
+  });
+
   it("the cap of calls in flight drops while deliveries arrive and rises again after recentMs", () => {
     const c = clock();
     const priority = new WebhookPriority({ now: c.now, recentMs: 100, busyCap: 4 });
