@@ -104,14 +104,23 @@ export async function stopBackgroundCheckpoints(db: Kysely<Database>): Promise<v
 }
 
 /**
- * Runs `fn` on the embedded store's own SQLite handle, synchronously, while holding Kysely's one
- * connection (so no Kysely transaction is open around it); `undefined` on PostgreSQL. For the
- * webhook path's one write: through Kysely it was a builder, a compile and several promise hops for
- * each of its four statements, ~40% of a delivery's CPU (bench/ingest.ts).
+ * Runs `fn` on the embedded store's own SQLite handle, synchronously, outside any Kysely
+ * transaction; `undefined` on PostgreSQL. For the webhook path's one write: through Kysely it was a
+ * builder, a compile and several promise hops for each of its four statements, ~40% of a
+ * delivery's CPU (bench/ingest.ts).
+ *
+ * It does not queue for Kysely's connection when it need not: Kysely hands its one SQLite
+ * connection to one query at a time, first come first served, so under load a delivery's write
+ * waited behind every job-work query already queued (the webhook path's tail at 100 deliveries a
+ * second). `fn` is synchronous, so when no transaction is open on the connection (one Kysely
+ * transaction spans several awaits: its BEGIN has run and its COMMIT not yet) nothing can
+ * interleave with it and it runs at once; otherwise it waits for the connection, i.e. for that
+ * transaction to end.
  */
 export async function onEmbeddedSqlite<T>(db: Kysely<Database>, fn: (sqlite: Sqlite.Database) => T): Promise<T | undefined> {
   const sqlite = embedded.get(db);
   if (!sqlite) return undefined;
+  if (!sqlite.inTransaction) return fn(sqlite);
   return db.connection().execute(async () => fn(sqlite));
 }
 

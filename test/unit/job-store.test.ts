@@ -195,6 +195,36 @@ describe.each(STORE_KINDS)("job store on %s", (kind) => {
     expect(await s2.countByState()).toEqual({ queued: 1 });
   });
 
+  it("records a delivery in a commit of its own, never inside another caller's open transaction", async () => {
+    const store = await freshStore();
+    const { job } = await store.insertReceived(newJob({ deliveryId: "earlier" }), { backend: "local" });
+    let recorded: Promise<unknown> | undefined;
+    // A transaction of job work that is between two of its queries when the delivery arrives, then fails.
+    await expect(
+      store.db.transaction().execute(async (trx) => {
+        await trx.insertInto("job_events").values({ job_id: job.id, at: 1, kind: "state", data_json: "{}" }).execute();
+        recorded = store.insertReceived(newJob({ deliveryId: "during-a-transaction" }), { backend: "local" });
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        throw new Error("job work failed");
+      }),
+    ).rejects.toThrow("job work failed");
+    await recorded;
+    // Had the delivery joined the transaction, its rollback would have taken the job with it.
+    expect((await store.list()).map((j) => j.deliveryId).sort()).toEqual(["during-a-transaction", "earlier"]);
+    expect((await store.events(job.id)).map((e) => e.kind)).toEqual(["received"]);
+  });
+
+  it.runIf(kind === "sqlite")("records a delivery ahead of the store queries already waiting for the connection", async () => {
+    const store = await freshStore();
+    const order: string[] = [];
+    // Job work's queries, queued on the embedded store's one connection before the delivery arrives.
+    const queued = Array.from({ length: 20 }, (_, i) => store.countByState().then(() => order.push(`query ${i}`)));
+    const recorded = store.insertReceived(newJob({ deliveryId: "first" }), { backend: "local" }).then(() => order.push("delivery"));
+    await Promise.all([...queued, recorded]);
+    expect(order.indexOf("delivery")).toBeLessThan(order.indexOf("query 19"));
+    expect(order.indexOf("delivery")).toBeLessThan(2);
+  });
+
   it.runIf(kind === "postgres")("passes over a job another replica is claiming instead of waiting for it", async () => {
     const a = await freshStore();
     const b = new JobStore(await stores.another());
