@@ -3,7 +3,7 @@ import type { Kysely, Selectable } from "kysely";
 import type { Database, JobsTable } from "./schema.js";
 import { onEmbeddedSqlite } from "./open-store.js";
 import type { Database as SqliteDatabase } from "better-sqlite3";
-import { storeDialect, type StoreDialect } from "./dialect.js";
+import { claimLeased } from "./claim-leased.js";
 import type { Job, NewJob, StepRecord } from "../jobs/types.js";
 import { assertTransition, isActive, isTerminal, type JobState } from "../jobs/state.js";
 import { addToOutbox, type NewOutboxEntry, type OutboxDeliverer } from "./outbox-store.js";
@@ -192,19 +192,15 @@ function patchToRow(patch: JobPatch): Partial<JobsTable> {
 
 /**
  * The jobs table and its event log. Every method is one SQL statement or one short transaction,
- * written in the subset of SQL that SQLite and PostgreSQL share; only the claim differs.
+ * written in the subset of SQL that SQLite and PostgreSQL share; only the claim differs (claim-leased.ts).
  */
 export class JobStore {
-  private readonly dialect: StoreDialect;
-
   constructor(
     readonly db: Kysely<Database>,
     private readonly now: () => number = Date.now,
     /** Set on the view fencedTo() returns: writes to that job check the lease first. */
     private readonly fence?: JobLease,
-  ) {
-    this.dialect = storeDialect(db);
-  }
+  ) {}
 
   /**
    * The same store, with every update and state change of `job` fenced on the lease this process
@@ -373,73 +369,24 @@ export class JobStore {
 
   /**
    * Claims up to `limit` jobs in `states` whose lease is free or expired, highest priority first,
-   * then oldest. Two replicas never get the same job: see claimPostgres and claimSqlite.
+   * then oldest, each with a new lease epoch. Two replicas never get the same job (claim-leased.ts).
    */
   async claim(states: readonly JobState[], owner: string, leaseMs: number, limit: number): Promise<Job[]> {
-    if (limit <= 0) return [];
-    return this.dialect === "postgres" ? this.claimPostgres(states, owner, leaseMs, limit) : this.claimSqlite(states, owner, leaseMs, limit);
-  }
-
-  /**
-   * PostgreSQL: replicas claim at the same moment, so the candidates are locked as they are read
-   * (`FOR UPDATE SKIP LOCKED`: rows another claim holds are passed over rather than waited for)
-   * and leased in the same transaction. A row whose lease was taken after this statement's
-   * snapshot is re-checked against the WHERE under its lock, so it is not claimed twice.
-   */
-  private async claimPostgres(states: readonly JobState[], owner: string, leaseMs: number, limit: number): Promise<Job[]> {
-    const now = this.now();
-    return this.db.transaction().execute(async (trx) => {
-      const ids = (
-        await trx
-          .selectFrom("jobs")
-          .select("id")
-          .where("state", "in", states as JobState[])
-          .where((eb) => eb.or([eb("lease_expires_at", "is", null), eb("lease_expires_at", "<", now)]))
-          .orderBy("priority", "desc")
-          .orderBy("created_at", "asc")
-          .limit(limit)
-          .forUpdate()
-          .skipLocked()
-          .execute()
-      ).map((r) => r.id);
-      if (ids.length === 0) return [];
-      const rows = await trx
-        .updateTable("jobs")
-        .set((eb) => ({ lease_owner: owner, lease_expires_at: now + leaseMs, lease_epoch: eb("lease_epoch", "+", 1), updated_at: now }))
-        .where("id", "in", ids)
-        .returningAll()
-        .execute();
-      const byId = new Map(rows.map((r) => [r.id, toJob(r)]));
-      return ids.flatMap((id) => byId.get(id) ?? []);
-    });
-  }
-
-  /** SQLite serialises writers, so a conditional update per candidate is the claim. */
-  private async claimSqlite(states: readonly JobState[], owner: string, leaseMs: number, limit: number): Promise<Job[]> {
-    const now = this.now();
-    const candidates = await this.db
-      .selectFrom("jobs")
-      .select("id")
-      .where("state", "in", states as JobState[])
-      .where((eb) => eb.or([eb("lease_expires_at", "is", null), eb("lease_expires_at", "<", now)]))
-      .orderBy("priority", "desc")
-      .orderBy("created_at", "asc")
-      .limit(limit)
-      .execute();
-    const claimed: Job[] = [];
-    for (const { id } of candidates) {
-      // The claimed row comes back from the update itself (RETURNING): one statement a claim.
-      const row = await this.db
-        .updateTable("jobs")
-        .set((eb) => ({ lease_owner: owner, lease_expires_at: now + leaseMs, lease_epoch: eb("lease_epoch", "+", 1), updated_at: now }))
-        .where("id", "=", id)
-        .where("state", "in", states as JobState[])
-        .where((eb) => eb.or([eb("lease_expires_at", "is", null), eb("lease_expires_at", "<", now)]))
-        .returningAll()
-        .executeTakeFirst();
-      if (row) claimed.push(toJob(row));
-    }
-    return claimed;
+    const rows = await claimLeased(
+      this.db,
+      {
+        table: "jobs",
+        key: "id",
+        states,
+        orderBy: [["priority", "desc"]],
+        owner,
+        leaseMs,
+        now: this.now(),
+        also: (eb) => ({ lease_epoch: eb("lease_epoch", "+", 1) }),
+      },
+      limit,
+    );
+    return rows.map(toJob);
   }
 
   /** Extends the lease; false when it is no longer this owner's (with `epoch`: this claim's). */

@@ -1,5 +1,6 @@
 import type { Kysely, Selectable } from "kysely";
 import type { Database, OutboxTable } from "./schema.js";
+import { claimLeased } from "./claim-leased.js";
 
 /**
  * What an outbox row asks for. Each is safe to deliver again: GitHub keeps one reaction per
@@ -119,23 +120,12 @@ export class OutboxStore {
 
   /** The sweep: up to `limit` pending rows nobody holds (their writer died, or never delivered them), oldest first. */
   async claim(owner: string, leaseMs: number, limit: number): Promise<OutboxEntry[]> {
-    const now = this.now();
-    const candidates = await this.db
-      .selectFrom("outbox")
-      .select("key")
-      .where("state", "=", "pending")
-      .where((eb) => eb.or([eb("lease_expires_at", "is", null), eb("lease_expires_at", "<", now)]))
-      .orderBy("created_at", "asc")
-      .limit(limit)
-      .execute();
-    const claimed: OutboxEntry[] = [];
-    // A conditional update per row is the claim on both engines: PostgreSQL re-checks the WHERE
-    // under the row's lock, so two replicas' sweeps never take the same row.
-    for (const { key } of candidates) {
-      const row = await this.begin(key, owner, leaseMs);
-      if (row) claimed.push(row);
-    }
-    return claimed;
+    const rows = await claimLeased(
+      this.db,
+      { table: "outbox", key: "key", states: ["pending"], owner, leaseMs, now: this.now(), also: (eb) => ({ tries: eb("tries", "+", 1) }) },
+      limit,
+    );
+    return rows.map(toEntry);
   }
 
   async finish(key: string, owner: string): Promise<void> {

@@ -1,7 +1,7 @@
 import type { Kysely, Selectable } from "kysely";
 import type { Database, RequestsTable } from "./schema.js";
 import { newJobId } from "./job-store.js";
-import { storeDialect, type StoreDialect } from "./dialect.js";
+import { claimLeased } from "./claim-leased.js";
 import type { JobKind } from "../jobs/types.js";
 import { addToOutbox, type NewOutboxEntry, type OutboxDeliverer } from "./outbox-store.js";
 
@@ -56,14 +56,10 @@ function toRequest(row: Selectable<RequestsTable>): AgentRequest {
 
 /** The requests table: recorded by handlers, claimed with a lease, answered once. */
 export class RequestStore {
-  private readonly dialect: StoreDialect;
-
   constructor(
     readonly db: Kysely<Database>,
     private readonly now: () => number = Date.now,
-  ) {
-    this.dialect = storeDialect(db);
-  }
+  ) {}
 
   async insert(input: Omit<AgentRequest, "id" | "state" | "createdAt">): Promise<{ created: boolean }> {
     const now = this.now();
@@ -91,57 +87,10 @@ export class RequestStore {
     return { created: Number(res.numInsertedOrUpdatedRows ?? 0n) === 1 };
   }
 
-  /** Claims pending requests whose lease is free or expired, oldest first; as JobStore.claim, per engine. */
+  /** Claims pending requests whose lease is free or expired, oldest first (claim-leased.ts). */
   async claim(owner: string, leaseMs: number, limit: number): Promise<AgentRequest[]> {
-    if (limit <= 0) return [];
-    const now = this.now();
-    if (this.dialect === "postgres") {
-      return this.db.transaction().execute(async (trx) => {
-        const ids = (
-          await trx
-            .selectFrom("requests")
-            .select("id")
-            .where("state", "=", "pending")
-            .where((eb) => eb.or([eb("lease_expires_at", "is", null), eb("lease_expires_at", "<", now)]))
-            .orderBy("created_at", "asc")
-            .limit(limit)
-            .forUpdate()
-            .skipLocked()
-            .execute()
-        ).map((r) => r.id);
-        if (ids.length === 0) return [];
-        const rows = await trx
-          .updateTable("requests")
-          .set({ lease_owner: owner, lease_expires_at: now + leaseMs, updated_at: now })
-          .where("id", "in", ids)
-          .returningAll()
-          .execute();
-        const byId = new Map(rows.map((r) => [r.id, toRequest(r)]));
-        return ids.flatMap((id) => byId.get(id) ?? []);
-      });
-    }
-    const candidates = await this.db
-      .selectFrom("requests")
-      .select("id")
-      .where("state", "=", "pending")
-      .where((eb) => eb.or([eb("lease_expires_at", "is", null), eb("lease_expires_at", "<", now)]))
-      .orderBy("created_at", "asc")
-      .limit(limit)
-      .execute();
-    const claimed: AgentRequest[] = [];
-    for (const { id } of candidates) {
-      const res = await this.db
-        .updateTable("requests")
-        .set({ lease_owner: owner, lease_expires_at: now + leaseMs, updated_at: now })
-        .where("id", "=", id)
-        .where("state", "=", "pending")
-        .where((eb) => eb.or([eb("lease_expires_at", "is", null), eb("lease_expires_at", "<", now)]))
-        .executeTakeFirst();
-      if (Number(res.numUpdatedRows) === 1) {
-        claimed.push(toRequest(await this.db.selectFrom("requests").selectAll().where("id", "=", id).executeTakeFirstOrThrow()));
-      }
-    }
-    return claimed;
+    const rows = await claimLeased(this.db, { table: "requests", key: "id", states: ["pending"], owner, leaseMs, now: this.now() }, limit);
+    return rows.map(toRequest);
   }
 
   /**
