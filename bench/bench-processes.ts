@@ -122,17 +122,33 @@ async function startChild(script: string, env: Record<string, string>, options: 
   };
 }
 
-/** The controller as users run it, with workers that cost it nothing (see controller-child.mjs). */
-export async function startController(options: StartOptions & { worker: "instant" | "busy" }): Promise<Target> {
-  // BENCH_CONTROLLER_CHILD=<checkout>/bench/controller-child.mjs runs another build (an older
-  // commit's dist/, built there) under the same load and the same measurements: the way to compare
-  // before and after on one machine in one sitting.
-  const script = process.env.BENCH_CONTROLLER_CHILD ?? "bench/controller-child.mjs";
-  if (!process.env.BENCH_CONTROLLER_CHILD) buildOnce();
+/**
+ * Another checkout's build to run instead of this tree's: `build` when given, else
+ * BENCH_CONTROLLER_BUILD (for the benchmarks without a --compare). Built there, not here.
+ */
+function otherBuild(build: string | undefined): string | undefined {
+  const checkout = build ?? process.env.BENCH_CONTROLLER_BUILD;
+  if (checkout === undefined) return undefined;
+  const dist = path.resolve(checkout, "dist");
+  if (!existsSync(path.join(dist, "controller.js"))) throw new Error(`${dist}/controller.js is missing: run npm run build in ${checkout} first`);
+  return dist;
+}
+
+/**
+ * The controller as users run it, with workers that cost it nothing (see controller-child.mjs).
+ * With `build` (a checkout, e.g. a worktree of an older commit) that checkout's dist/ runs instead,
+ * driven by this tree's child script under the same load and the same measurements: the way to
+ * compare before and after on one machine in one sitting. (An older checkout's own child script
+ * may lack what the benchmarks ask of it: 4e915ac's has no instant worker and no jobs by state.)
+ */
+export async function startController(options: StartOptions & { worker: "instant" | "busy"; build?: string }): Promise<Target> {
+  const dist = otherBuild(options.build);
+  if (!dist) buildOnce();
   const { creds } = options;
   return startChild(
-    script,
+    "bench/controller-child.mjs",
     {
+      ...(dist ? { BENCH_DIST: dist } : {}),
       APP_ID: String(creds.appId),
       PRIVATE_KEY: creds.privateKey,
       WEBHOOK_SECRET: creds.secret,

@@ -12,6 +12,12 @@ export function arg(name: string, fallback: number): number {
   return v !== undefined && Number.isFinite(v) ? v : fallback;
 }
 
+/** A flag's text (`--compare /work/wt/before`), or undefined when it is not given. */
+export function textArg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i === -1 ? undefined : process.argv[i + 1];
+}
+
 export interface BenchRow {
   bench: string;
   figure: string;
