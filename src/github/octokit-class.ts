@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import { countApiCalls, type ApiCallObserver } from "./count-api-calls.js";
 import type { FetchLike } from "./node-http-fetch.js";
 import { concurrencyLimit, perMinuteBudget, retryOnRateLimit, type CallGate } from "./request-limiters.js";
+import { retryFailedCalls } from "./retry-failed-calls.js";
 
 /**
  * GitHub asks for at most ~80 content-creating requests a minute (secondary rate limits). The
@@ -42,8 +43,9 @@ export interface OctokitClassOptions {
 }
 
 /**
- * The Octokit class Probot builds its clients from: counts every call, paces writes as above, and
- * retries (twice) after primary and secondary rate limits instead of giving up.
+ * The Octokit class Probot builds its clients from: counts every call, paces writes as above,
+ * retries (twice) after primary and secondary rate limits instead of giving up, and retries a
+ * failed call as plugin-retry did (retry-failed-calls.ts).
  */
 export function createOctokitClass(options: OctokitClassOptions): typeof ProbotOctokit {
   const limiters = createLimiters(options.gate);
@@ -54,9 +56,13 @@ export function createOctokitClass(options: OctokitClassOptions): typeof ProbotO
     return again;
   };
   // A function default runs on the options Probot computed, so what is set here wins over them.
-  const { throttle, ...overrides } = (options.overrides ?? {}) as { throttle?: Record<string, unknown> };
-  return ProbotOctokit.plugin(countApiCalls).defaults((computed: Record<string, any>) => ({
+  // `retry` (plugin-retry's settings, as tests pass them) now sets our retryFailedCalls.
+  const { throttle, retry, ...overrides } = (options.overrides ?? {}) as { throttle?: Record<string, unknown>; retry?: Record<string, unknown> };
+  return ProbotOctokit.plugin(countApiCalls, retryFailedCalls).defaults((computed: Record<string, any>) => ({
     ...computed,
+    // Probot's plugin-retry built a Bottleneck for every request; retryFailedCalls retries the same way without one.
+    retry: { enabled: false },
+    failedCallRetry: { ...retry },
     onApiCall: options.onApiCall,
     ...(options.fetch ? { request: { ...computed.request, fetch: options.fetch } } : {}),
     throttle: {

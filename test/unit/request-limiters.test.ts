@@ -1,10 +1,15 @@
 import http from "node:http";
+import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
 import pino from "pino";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { concurrencyLimit, perMinuteBudget, retryOnRateLimit } from "../../src/github/request-limiters.js";
 import { createOctokitClass } from "../../src/github/octokit-class.js";
 import { createNodeHttpFetch } from "../../src/github/node-http-fetch.js";
+
+/** The Bottleneck @octokit/plugin-retry builds for every request, as it resolves it (not a dependency of ours). */
+const require = createRequire(import.meta.url);
+const Bottleneck = createRequire(require.resolve("@octokit/plugin-retry"))("bottleneck/light.js") as { prototype: { schedule: () => unknown } };
 
 /** A call that stays open until released, counting how many are open at once. */
 function gate() {
@@ -172,6 +177,47 @@ describe("the controller's Octokit with these limiters", () => {
       // One warning per failure, from this client's handler alone: two that retry, then the one that gives up.
       expect(warnings.map((w) => w.again)).toEqual([true, true, false]);
     } finally {
+      fetch.close();
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+  it("retries a call that failed on GitHub's side as plugin-retry did, without building a Bottleneck for each request", async () => {
+    const statuses = [502, 500, 201, 404];
+    let calls = 0;
+    const server = http.createServer((req, res) => {
+      req.resume();
+      const status = statuses[calls++] ?? 201;
+      res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(status < 300 ? { id: 1 } : { message: "failed" }));
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const fetch = createNodeHttpFetch();
+    const bottleneckSchedules = vi.spyOn(Bottleneck.prototype, "schedule");
+    try {
+      const log = pino({ level: "silent" });
+      const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const Octokit = createOctokitClass({ log, onApiCall: () => undefined, fetch, overrides: { retry: { retryAfterBaseValue: 1 } } });
+      const octokit = new Octokit({ auth: { token: "ghs_test" }, baseUrl });
+      const comment = () =>
+        octokit.request("POST /repos/{owner}/{repo}/issues/{issue_number}/comments", { owner: "o", repo: "r", issue_number: 1, body: "hi" });
+      // 502, then 500, then the answer.
+      expect((await comment()).status).toBe(201);
+      expect(calls).toBe(3);
+      // A 404 is not worth another try.
+      await expect(octokit.request("GET /repos/{owner}/{repo}", { owner: "o", repo: "r" })).rejects.toMatchObject({ status: 404 });
+      expect(calls).toBe(4);
+      expect(bottleneckSchedules).not.toHaveBeenCalled();
+      // Turned off, as the tests' controllers do: the first failure is the answer.
+      statuses.push(503);
+      const noRetries = new (createOctokitClass({ log, onApiCall: () => undefined, fetch, overrides: { retry: { enabled: false } } }))({
+        auth: { token: "ghs_test" },
+        baseUrl,
+      });
+      calls = 4;
+      await expect(noRetries.request("GET /repos/{owner}/{repo}", { owner: "o", repo: "r" })).rejects.toMatchObject({ status: 503 });
+      expect(calls).toBe(5);
+    } finally {
+      bottleneckSchedules.mockRestore();
       fetch.close();
       server.closeAllConnections();
       server.close();
