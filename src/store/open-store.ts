@@ -4,6 +4,7 @@ import Sqlite from "better-sqlite3";
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Migration } from "kysely";
 import type { Database } from "./schema.js";
 import { startWalCheckpointer, type WalCheckpointer } from "./wal-checkpointer.js";
+import { eventLoopSlices } from "./event-loop-slices.js";
 import * as m001 from "./migrations/001-jobs.js";
 import * as m002 from "./migrations/002-reaper.js";
 import * as m003 from "./migrations/003-commands.js";
@@ -84,7 +85,8 @@ function openSqlite(dataDir: string, options: Pick<OpenStoreOptions, "background
     options.backgroundCheckpoints && file !== ":memory:"
       ? startWalCheckpointer(sqlite, file, options.onCheckpointError ? { onError: options.onCheckpointError } : {})
       : undefined;
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite, checkpointer) }) });
+  // Job work's queries let the event loop (and webhook deliveries) in every millisecond (event-loop-slices.ts).
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite, checkpointer) }), plugins: [eventLoopSlices(sqlite)] });
   embedded.set(db, sqlite);
   if (checkpointer) checkpointers.set(db, checkpointer);
   return db;

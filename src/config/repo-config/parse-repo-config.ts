@@ -10,6 +10,24 @@ import type { RepoConfig, RepoConfigError, RepoConfigLimits, RepoConfigResult } 
 /** Keys Probot's config loader may leave behind; never an error. */
 const LOADER_KEYS = new Set(["_extends"]);
 
+/**
+ * Schemas by the limits they were built for: building one is a few hundred zod objects, and every
+ * job's intake asks with the same limits (the controller's settings) in a fresh object.
+ */
+const schemas = new Map<string, ReturnType<typeof buildSchema>>();
+
+function schemaFor(limits: RepoConfigLimits): ReturnType<typeof buildSchema> {
+  const key = JSON.stringify([limits.defaultAgent, limits.defaultMaxMinutes, limits.maxMinutesCeiling, limits.sandboxCeilings ?? null]);
+  let schema = schemas.get(key);
+  if (!schema) {
+    // Tests try many limits; a controller has one set.
+    if (schemas.size >= 16) schemas.clear();
+    schema = buildSchema(limits);
+    schemas.set(key, schema);
+  }
+  return schema;
+}
+
 function buildSchema(limits: RepoConfigLimits) {
   const agent = agentKeys(limits);
   const job = jobKeys(limits);
@@ -63,7 +81,7 @@ export function parseRepoConfig(raw: unknown, limits: RepoConfigLimits): RepoCon
     });
   }
 
-  const parsed = buildSchema(limits).safeParse(record);
+  const parsed = schemaFor(limits).safeParse(record);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       errors.push({ key: String(issue.path[0] ?? "(file)"), message: issue.message });
