@@ -1,7 +1,7 @@
 import type { Job } from "../jobs/types.js";
 import type { Backend, Worker } from "../backends/types.js";
 import { IncompleteListError } from "../backends/incomplete-list-error.js";
-import { INITIAL_STEPS } from "../store/job-store.js";
+import { INITIAL_STEPS } from "../store/job-rows.js";
 import type { PipelineDeps } from "./deps.js";
 import { StatusPublisher } from "./status-publisher.js";
 import { reportJob } from "./report-job.js";

@@ -1,43 +1,13 @@
-import { randomBytes } from "node:crypto";
-import type { Kysely, Selectable } from "kysely";
-import type { Database, JobsTable } from "./schema.js";
+import type { Kysely } from "kysely";
+import type { Database } from "./schema.js";
 import { onEmbeddedSqlite } from "./open-store.js";
-import type { Database as SqliteDatabase } from "better-sqlite3";
 import { claimLeased } from "./claim-leased.js";
+import { activeKey, patchToRow, receivedRow, toJob, type JobPatch } from "./job-rows.js";
+import { insertReceivedSqlite } from "./insert-received-sqlite.js";
+import { newJobId } from "./new-job-id.js";
 import type { Job, NewJob, StepRecord } from "../jobs/types.js";
 import { assertTransition, isActive, isTerminal, type JobState } from "../jobs/state.js";
 import { addToOutbox, type NewOutboxEntry, type OutboxDeliverer } from "./outbox-store.js";
-
-type JobPatch = Partial<
-  Pick<
-    Job,
-    | "config"
-    | "priority"
-    | "backend"
-    | "baseSha"
-    | "checkRunId"
-    | "commentId"
-    | "prCheckRunId"
-    | "branch"
-    | "headSha"
-    | "prNumber"
-    | "prUrl"
-    | "worker"
-    | "result"
-    | "steps"
-    | "attempts"
-    | "deadlineAt"
-    | "startedAt"
-    | "finishedAt"
-    | "computeSeconds"
-    | "costUsd"
-    | "message"
-    | "options"
-    | "context"
-    | "prHeadRef"
-    | "cancelRequestedBy"
-  >
->;
 
 /** What a state change may carry besides its patch. */
 export interface TransitionExtras {
@@ -64,130 +34,10 @@ export interface JobLease {
   epoch: number;
 }
 
-/** Job ids name VMs and folders: lowercase, starts with a letter, 12 characters. */
-const ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
-const ID_BYTES = 11;
-/**
- * Random bytes for job ids, drawn from the kernel 4 KB at a time: a randomBytes call per id cost
- * ~40 µs, a twentieth of a webhook delivery's CPU (bench/ingest.ts profile), and the cost is per
- * call, not per byte. Each byte is used once.
- */
-const idEntropy = { bytes: Buffer.alloc(0), at: 0 };
-
-export function newJobId(): string {
-  if (idEntropy.at + ID_BYTES > idEntropy.bytes.length) {
-    idEntropy.bytes = randomBytes(4096);
-    idEntropy.at = 0;
-  }
-  let id = "j";
-  for (let i = 0; i < ID_BYTES; i++) id += ID_ALPHABET[idEntropy.bytes[idEntropy.at + i]! % ID_ALPHABET.length];
-  idEntropy.at += ID_BYTES;
-  return id;
-}
-
-export const INITIAL_STEPS: StepRecord[] = [
-  { name: "queued", status: "pending" },
-  { name: "worker", status: "pending" },
-  { name: "clone", status: "pending" },
-  { name: "agent", status: "pending" },
-  { name: "commit", status: "pending" },
-  { name: "push", status: "pending" },
-  { name: "pull request", status: "pending" },
-];
-
-function activeKey(repoId: number, number: number): string {
-  return `${repoId}#${number}`;
-}
-
+/** Whether a write broke a unique index (SQLite's code, PostgreSQL's): for a job, the issue's one active slot. */
 export function isUniqueViolation(err: unknown): boolean {
   const e = err as { code?: string; message?: string };
   return e?.code === "SQLITE_CONSTRAINT_UNIQUE" || e?.code === "23505";
-}
-
-function toJob(row: Selectable<JobsTable>): Job {
-  return {
-    id: row.id,
-    deliveryId: row.delivery_id,
-    installationId: Number(row.installation_id),
-    repoId: Number(row.repo_id),
-    owner: row.owner,
-    repo: row.repo,
-    number: row.number,
-    kind: row.kind as Job["kind"],
-    trigger: row.trigger as Job["trigger"],
-    requester: row.requester,
-    title: row.title,
-    body: row.body,
-    cloneUrl: row.clone_url,
-    defaultBranch: row.default_branch,
-    instructions: row.instructions,
-    config: row.config_json ? JSON.parse(row.config_json) : null,
-    state: row.state as JobState,
-    priority: row.priority,
-    backend: row.backend,
-    baseSha: row.base_sha,
-    checkRunId: row.check_run_id === null ? null : Number(row.check_run_id),
-    commentId: row.comment_id === null ? null : Number(row.comment_id),
-    prCheckRunId: row.pr_check_run_id === null ? null : Number(row.pr_check_run_id),
-    branch: row.branch,
-    headSha: row.head_sha,
-    prNumber: row.pr_number,
-    prUrl: row.pr_url,
-    worker: row.worker_json ? JSON.parse(row.worker_json) : null,
-    result: row.result_json ? JSON.parse(row.result_json) : null,
-    steps: JSON.parse(row.steps_json),
-    attempts: row.attempts,
-    leaseOwner: row.lease_owner,
-    leaseExpiresAt: row.lease_expires_at === null ? null : Number(row.lease_expires_at),
-    leaseEpoch: Number(row.lease_epoch ?? 0),
-    deadlineAt: row.deadline_at === null ? null : Number(row.deadline_at),
-    createdAt: Number(row.created_at),
-    updatedAt: Number(row.updated_at),
-    startedAt: row.started_at === null ? null : Number(row.started_at),
-    finishedAt: row.finished_at === null ? null : Number(row.finished_at),
-    computeSeconds: row.compute_seconds,
-    costUsd: row.cost_usd,
-    message: row.message,
-    options: row.options_json ? JSON.parse(row.options_json) : {},
-    triggerCommentId: row.trigger_comment_id === null ? null : Number(row.trigger_comment_id),
-    context: row.context_json ? JSON.parse(row.context_json) : null,
-    prHeadRef: row.pr_head_ref,
-    retryOf: row.retry_of,
-    cancelRequestedBy: row.cancel_requested_by,
-  };
-}
-
-function patchToRow(patch: JobPatch): Partial<JobsTable> {
-  const row: Partial<JobsTable> = {};
-  const set = <K extends keyof JobsTable>(k: K, v: JobsTable[K]) => {
-    row[k] = v;
-  };
-  if ("config" in patch) set("config_json", patch.config ? JSON.stringify(patch.config) : null);
-  if (patch.priority !== undefined) set("priority", patch.priority);
-  if (patch.backend !== undefined) set("backend", patch.backend);
-  if ("baseSha" in patch) set("base_sha", patch.baseSha ?? null);
-  if ("checkRunId" in patch) set("check_run_id", patch.checkRunId ?? null);
-  if ("commentId" in patch) set("comment_id", patch.commentId ?? null);
-  if ("prCheckRunId" in patch) set("pr_check_run_id", patch.prCheckRunId ?? null);
-  if ("branch" in patch) set("branch", patch.branch ?? null);
-  if ("headSha" in patch) set("head_sha", patch.headSha ?? null);
-  if ("prNumber" in patch) set("pr_number", patch.prNumber ?? null);
-  if ("prUrl" in patch) set("pr_url", patch.prUrl ?? null);
-  if ("worker" in patch) set("worker_json", patch.worker ? JSON.stringify(patch.worker) : null);
-  if ("result" in patch) set("result_json", patch.result ? JSON.stringify(patch.result) : null);
-  if (patch.steps !== undefined) set("steps_json", JSON.stringify(patch.steps));
-  if (patch.attempts !== undefined) set("attempts", patch.attempts);
-  if ("deadlineAt" in patch) set("deadline_at", patch.deadlineAt ?? null);
-  if ("startedAt" in patch) set("started_at", patch.startedAt ?? null);
-  if ("finishedAt" in patch) set("finished_at", patch.finishedAt ?? null);
-  if ("computeSeconds" in patch) set("compute_seconds", patch.computeSeconds ?? null);
-  if ("costUsd" in patch) set("cost_usd", patch.costUsd ?? null);
-  if ("message" in patch) set("message", patch.message ?? null);
-  if (patch.options !== undefined) set("options_json", JSON.stringify(patch.options));
-  if ("context" in patch) set("context_json", patch.context ? JSON.stringify(patch.context) : null);
-  if ("prHeadRef" in patch) set("pr_head_ref", patch.prHeadRef ?? null);
-  if ("cancelRequestedBy" in patch) set("cancel_requested_by", patch.cancelRequestedBy ?? null);
-  return row;
 }
 
 /**
@@ -237,36 +87,7 @@ export class JobStore {
   /** Records a delivery as a `received` job. A delivery id seen before returns `created: false`. */
   async insertReceived(input: NewJob, defaults: { backend: string }): Promise<{ created: boolean; job: Job }> {
     const now = this.now();
-    const row = {
-      id: newJobId(),
-      delivery_id: input.deliveryId,
-      installation_id: input.installationId,
-      repo_id: input.repoId,
-      owner: input.owner,
-      repo: input.repo,
-      number: input.number,
-      kind: input.kind,
-      trigger: input.trigger,
-      requester: input.requester,
-      title: input.title,
-      body: input.body,
-      clone_url: input.cloneUrl,
-      default_branch: input.defaultBranch,
-      instructions: input.instructions,
-      config_json: null,
-      state: "received",
-      active_key: null,
-      priority: 0,
-      backend: defaults.backend,
-      steps_json: JSON.stringify(INITIAL_STEPS),
-      attempts: 0,
-      created_at: now,
-      updated_at: now,
-      options_json: JSON.stringify(input.options ?? {}),
-      trigger_comment_id: input.triggerCommentId ?? null,
-      retry_of: input.retryOf ?? null,
-      context_json: input.context ? JSON.stringify(input.context) : null,
-    };
+    const row = receivedRow(newJobId(), input, defaults.backend, now);
     const event = { at: now, kind: "received", data_json: JSON.stringify({ deliveryId: input.deliveryId, trigger: input.trigger }) };
     const embedded = await onEmbeddedSqlite(this.db, (sqlite) => insertReceivedSqlite(sqlite, row)(row, event));
     if (embedded) return { created: embedded.created, job: toJob(embedded.row as never) };
@@ -512,33 +333,4 @@ export class JobStore {
     const row = await this.db.selectFrom("jobs").select("worker_token_sealed").where("id", "=", id).executeTakeFirst();
     return row?.worker_token_sealed ?? null;
   }
-}
-
-/**
- * insertReceived on the embedded store: the same statements as the Kysely path, prepared once per
- * database and run in one better-sqlite3 transaction (src/store/open-store.ts, onEmbeddedSqlite).
- */
-const receivedStatements = new WeakMap<
-  SqliteDatabase,
-  (row: Record<string, unknown>, event: { at: number; kind: string; data_json: string }) => { created: boolean; row: unknown }
->();
-
-/** The columns are `row`'s keys, read when the statements are prepared (once per database). */
-function insertReceivedSqlite(sqlite: SqliteDatabase, row: Record<string, unknown>) {
-  let insert = receivedStatements.get(sqlite);
-  if (insert) return insert;
-  const columns = Object.keys(row);
-  const job = sqlite.prepare(
-    `insert into "jobs" (${columns.map((c) => `"${c}"`).join(", ")}) values (${columns.map((c) => `@${c}`).join(", ")}) on conflict ("delivery_id") do nothing returning *`,
-  );
-  const existing = sqlite.prepare(`select * from "jobs" where "delivery_id" = ?`);
-  const jobEvent = sqlite.prepare(`insert into "job_events" ("job_id", "at", "kind", "data_json") values (?, ?, ?, ?)`);
-  insert = sqlite.transaction((row: Record<string, unknown>, event: { at: number; kind: string; data_json: string }) => {
-    const inserted = job.get(row);
-    if (!inserted) return { created: false, row: existing.get(row.delivery_id) };
-    jobEvent.run(row.id, event.at, event.kind, event.data_json);
-    return { created: true, row: inserted };
-  });
-  receivedStatements.set(sqlite, insert);
-  return insert;
 }

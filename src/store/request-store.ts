@@ -1,6 +1,6 @@
 import type { Kysely, Selectable } from "kysely";
 import type { Database, RequestsTable } from "./schema.js";
-import { newJobId } from "./job-store.js";
+import { newJobId } from "./new-job-id.js";
 import { claimLeased } from "./claim-leased.js";
 import type { JobKind } from "../jobs/types.js";
 import { addToOutbox, type NewOutboxEntry, type OutboxDeliverer } from "./outbox-store.js";

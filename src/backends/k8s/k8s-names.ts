@@ -5,6 +5,9 @@
  * a label value cannot (the repository's full name, milliseconds).
  */
 
+/** The backend's name: in the registry, and the prefix of every worker id it gives. */
+export const BACKEND_NAME = "k8s";
+
 export const LABEL = {
   /** The job id: how list() finds a worker again. */
   job: "agent-work-job",

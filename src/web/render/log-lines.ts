@@ -4,7 +4,7 @@ import { formatClock } from "./format-time.js";
 
 /**
  * Log lines as the page shows them. They were redacted once, on arrival, before they were stored
- * (src/pipeline/run-job.ts), and are not redacted again here: a full page is 5,000 lines of up to
+ * (src/pipeline/follow-progress.ts), and are not redacted again here: a full page is 5,000 lines of up to
  * 4,000 characters, and running the redactor over 20 MB on every view and stream let one job's
  * log stall the controller (issue 14). Every token is known to the redactor before a worker gets
  * it, so nothing a later pass would learn can be in an earlier line.
