@@ -10,6 +10,11 @@
  *   SIGKILL after `graceMs`; the override timeout kills it as Cloud Run's task timeout does.
  * - logs: each stdout and stderr line becomes a Cloud Logging entry labelled with its execution,
  *   served by `POST /v2/entries:list` filtered by job, execution and `timestamp>=`.
+ * - what `agent-work doctor` reads beside Cloud Run, on the same server: Resource Manager's
+ *   `projects.testIamPermissions` and IAM's `serviceAccounts.testIamPermissions` (answering the
+ *   asked permissions the caller holds, `{}` when none, as proto3 JSON leaves an empty list out),
+ *   and Artifact Registry's `packages.tags.get` and `packages.versions.get` for `images`.
+ *   With `projects` set, any other project answers 403 "(or it may not exist)", as Google does.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -33,6 +38,16 @@ export interface FakeCloudRunOptions {
   logLagMs?: number;
   /** Between a cancel's SIGTERM and SIGKILL (default 2000). */
   graceMs?: number;
+  /** Projects that exist; default every project asked about. */
+  projects?: string[];
+  /** Regions Cloud Run serves; a job listing elsewhere answers 404 (default any). */
+  regions?: string[];
+  /** Permissions the caller holds on each project (testIamPermissions); default every one asked. */
+  granted?: string[];
+  /** Service accounts that exist, each with the permissions the caller holds on it; default any, with every one asked. */
+  serviceAccounts?: Record<string, string[]>;
+  /** Images in Artifact Registry, `<location>-docker.pkg.dev/<project>/<repo>/<image>@sha256:<digest>` with their tags. */
+  images?: { ref: string; tags?: string[] }[];
 }
 
 export interface FakeRunRequest {
@@ -66,6 +81,7 @@ export interface FakeCloudRun {
 
 const STATUS: Record<number, string> = {
   400: "FAILED_PRECONDITION",
+  401: "UNAUTHENTICATED",
   403: "PERMISSION_DENIED",
   404: "NOT_FOUND",
   409: "ALREADY_EXISTS",
@@ -235,8 +251,49 @@ export async function startFakeCloudRun(options: FakeCloudRunOptions): Promise<F
     );
   }
 
+  const projectExists = (project: string) => !options.projects || options.projects.includes(project);
+  /** IAM's answer for a resource that is missing or hidden from the caller: the same 403 for both. */
+  const denied = (permission: string, resource: string) => error(403, `Permission '${permission}' denied on resource '${resource}' (or it may not exist).`);
+  const holding = (asked: unknown, held: string[] | undefined) => {
+    const kept = ((asked as string[] | undefined) ?? []).filter((x) => !held || held.includes(x));
+    return kept.length > 0 ? { permissions: kept } : {};
+  };
+
+  /** Resource Manager, IAM and Artifact Registry: what the doctor reads; null for any other path. */
+  function doctorReads(method: string, p: string, body: Obj): { status: number; body: unknown } | null {
+    let m: RegExpExecArray | null;
+    if (method === "POST" && (m = /^\/v1\/projects\/([^/]+):testIamPermissions$/.exec(p))) {
+      if (!projectExists(m[1]!)) return denied("resourcemanager.projects.get", `projects/${m[1]}`);
+      return { status: 200, body: holding(body.permissions, options.granted) };
+    }
+    if (method === "POST" && (m = /^\/v1\/projects\/[^/]+\/serviceAccounts\/([^/:]+):testIamPermissions$/.exec(p))) {
+      const email = decodeURIComponent(m[1]!);
+      if (options.serviceAccounts && !(email in options.serviceAccounts))
+        return error(404, `Service account projects/-/serviceAccounts/${email} does not exist.`);
+      return { status: 200, body: holding(body.permissions, options.serviceAccounts?.[email]) };
+    }
+    m = /^\/v1\/(projects\/([^/]+)\/locations\/([^/]+)\/repositories\/([^/]+)\/packages\/([^/]+))\/(tags|versions)\/([^/]+)$/.exec(p);
+    if (method === "GET" && m) {
+      const [, pkgName, project, location, repo, pkg, kind, id] = m as unknown as string[];
+      const image = `${location}-docker.pkg.dev/${project}/${repo}/${decodeURIComponent(pkg!)}`;
+      const found = (options.images ?? [])
+        .map((i) => ({ ...i, name: i.ref.split("@")[0], digest: i.ref.split("@")[1] }))
+        .find((i) => i.name === image && (kind === "tags" ? (i.tags ?? []).includes(id!) : i.digest === decodeURIComponent(id!)));
+      if (!found) return error(404, `Requested entity was not found.`);
+      const version = `${pkgName}/versions/${found.digest}`;
+      return { status: 200, body: kind === "tags" ? { name: `${pkgName}/tags/${id}`, version } : { name: version, createTime: "2026-12-01T00:00:00Z" } };
+    }
+    return null;
+  }
+
   async function handle(method: string, url: URL, body: Obj): Promise<{ status: number; body: unknown }> {
     const p = url.pathname;
+    const read = doctorReads(method, p, body);
+    if (read) return read;
+    const parentOf = /^\/v2\/projects\/([^/]+)\/locations\/([^/]+)\//.exec(p);
+    if (parentOf && !projectExists(parentOf[1]!)) return denied("run.jobs.list", `projects/${parentOf[1]}/locations/${parentOf[2]}`);
+    if (parentOf && options.regions && !options.regions.includes(parentOf[2]!))
+      return error(404, `Location ${parentOf[2]} is not found or access is unauthorized.`);
     if (method === "POST" && p === "/v2/entries:list") {
       const visible = entries.filter((e) => e.visibleAt <= Date.now() && matches(e, String(body.filter ?? "")));
       return { status: 200, body: { entries: visible.map(({ visibleAt: _, ...e }) => e) } };
@@ -244,7 +301,14 @@ export async function startFakeCloudRun(options: FakeCloudRunOptions): Promise<F
     let m: RegExpExecArray | null;
     if ((m = /^\/v2\/(projects\/[^/]+\/locations\/[^/]+)\/jobs$/.exec(p))) {
       const parent = m[1]!;
-      if (method === "GET") return { status: 200, body: { jobs: [...jobs.values()].filter((j) => j.name.startsWith(`${parent}/`)) } };
+      if (method === "GET") {
+        const all = [...jobs.values()].filter((j) => j.name.startsWith(`${parent}/`));
+        // Paged as Cloud Run pages: pageSize jobs, then a token for where the next page starts.
+        const pageSize = Number(url.searchParams.get("pageSize") || all.length || 1);
+        const from = Number(url.searchParams.get("pageToken") ?? 0);
+        const page = all.slice(from, from + pageSize);
+        return { status: 200, body: from + pageSize < all.length ? { jobs: page, nextPageToken: String(from + pageSize) } : { jobs: page } };
+      }
       const id = url.searchParams.get("jobId") ?? "";
       const name = `${parent}/jobs/${id}`;
       if (jobs.has(name)) return error(409, `Resource '${id}' already exists.`);

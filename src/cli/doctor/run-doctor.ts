@@ -7,6 +7,7 @@
 import { AGENT_CLIS_IMAGE_LABEL, PINNED_AGENT_CLIS, readPinnedVersions } from "../../agents/agent-cli-versions.js";
 import { loadControllerConfig } from "../../config/env.js";
 import { checkGitHubApp } from "./check-github-app.js";
+import type { CloudRunDoctorDeps } from "./check-cloudrun.js";
 import type { GceDoctorDeps } from "./check-gce.js";
 import { localAgentVersions, reportAgentVersions } from "./check-agent-clis.js";
 import { checkSandbox } from "./check-sandbox.js";
@@ -19,6 +20,7 @@ export interface DoctorDeps {
   /** Each section as it starts, e.g. "the GitHub App". */
   onSection?: (title: string) => void;
   gce?: GceDoctorDeps;
+  cloudrun?: CloudRunDoctorDeps;
   /** The local sandbox check (tests swap in a bubblewrap that cannot work). */
   sandbox?: typeof checkSandbox;
   /** Where the worker looks for the agent CLIs, here and on ssh hosts (default /usr/local/bin:/usr/bin:/bin). */
@@ -95,6 +97,11 @@ export async function runDoctor(env: Record<string, string | undefined>, deps: D
       detail: `doctor cannot see which agent CLIs the worker image holds (the Kubernetes API shows no image's contents); k8s/worker.Dockerfile installs the pinned ${PINNED_AGENT_CLIS.map((c) => `${c.bin} ${pinned[c.pkg]}`).join(", ")} and labels the image ${AGENT_CLIS_IMAGE_LABEL} with them`,
       fix: `docker buildx imagetools inspect --format '{{ index .Image.Config.Labels "${AGENT_CLIS_IMAGE_LABEL}" }}' ${config.k8s.image}`,
     });
+  }
+  if (config.cloudrun) {
+    section("the cloudrun backend");
+    const { checkCloudRun } = await import("./check-cloudrun.js");
+    await checkCloudRun(config.cloudrun, deps.cloudrun ?? {}, add);
   }
   return done();
 }
