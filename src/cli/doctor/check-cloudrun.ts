@@ -12,6 +12,7 @@ import { GoogleApiError } from "../../backends/cloudrun/run-api.js";
 import type { CloudRunConfig } from "../../config/env.js";
 import { bundledCloudRunPrices, cloudRunRatePerHour, type CloudRunPrices } from "../../cost/cloudrun-price.js";
 import type { DoctorCheck } from "./doctor-check.js";
+import { adcPrincipal } from "./adc-principal.js";
 
 export interface CloudRunDoctorDeps {
   /** Who the controller is to Google Cloud; the default asks Application Default Credentials. */
@@ -57,14 +58,6 @@ export const CLOUDRUN_BACKEND_PERMISSIONS = [
 
 type Add = (check: DoctorCheck) => void;
 type GoogleCall = <T>(method: "GET" | "POST", url: string, body?: unknown) => Promise<T>;
-
-async function adcPrincipal(): Promise<{ principal: string }> {
-  const auth = new GoogleAuth({ scopes: ["https://www.googleapis.com/auth/cloud-platform"] });
-  const client = await auth.getClient();
-  await client.getAccessToken();
-  const credentials = await auth.getCredentials().catch(() => ({ client_email: undefined }));
-  return { principal: credentials.client_email ?? "your user credentials (gcloud auth application-default login)" };
-}
 
 /** One JSON call, as run-api.ts makes them: an error answer becomes GoogleApiError, a dropped connection stays fetch's TypeError. */
 function googleCaller(deps: CloudRunDoctorDeps): GoogleCall {

@@ -6,7 +6,6 @@
  */
 import { ImagesClient, MachineTypesClient, ProjectsClient, ZonesClient } from "@google-cloud/compute";
 import { SecretManagerServiceClient } from "@google-cloud/secret-manager";
-import { GoogleAuth } from "google-auth-library";
 import { classifyGceError } from "../../backends/gce/classify-gce-error.js";
 import type { GcpClientOptions } from "../../backends/gce/compute-api.js";
 import { regionOfZone } from "../../backends/gce/gce-names.js";
@@ -15,6 +14,7 @@ import { imageLabelKey, PINNED_AGENT_CLIS, versionFromImageLabel } from "../../a
 import type { AgentPreset } from "../../agents/presets.js";
 import { reportAgentVersions } from "./check-agent-clis.js";
 import type { DoctorCheck } from "./doctor-check.js";
+import { adcPrincipal } from "./adc-principal.js";
 import { estimate } from "../../cost/estimate.js";
 import { bundledPriceTable, type PriceTable } from "../../cost/price-table.js";
 
@@ -24,14 +24,6 @@ export interface GceDoctorDeps {
   /** Who the controller is to Google Cloud; the default asks Application Default Credentials. */
   credentials?: () => Promise<{ principal: string }>;
   priceTable?: PriceTable;
-}
-
-async function adcPrincipal(): Promise<{ principal: string }> {
-  const auth = new GoogleAuth({ scopes: ["https://www.googleapis.com/auth/cloud-platform"] });
-  const client = await auth.getClient();
-  await client.getAccessToken();
-  const credentials = await auth.getCredentials().catch(() => ({ client_email: undefined }));
-  return { principal: credentials.client_email ?? "your user credentials (gcloud auth application-default login)" };
 }
 
 function describe(err: unknown): { kind: string; text: string } {
