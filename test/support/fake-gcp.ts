@@ -9,7 +9,17 @@
  * operation instead of making a second VM; an instance name is unique per zone (409
  * `alreadyExists`); deleting a missing instance is 404 `notFound`; list filters on labels. Every
  * request is recorded with its parsed body, and faults can be injected: stock-outs, quota errors,
- * errors before the effect, dropped responses after it, slow operations.
+ * errors before the effect, dropped responses after it, slow operations, operations that fail, and
+ * operations held open until the test lets them finish (to replay interleavings of two callers).
+ *
+ * Resuming an instance that is not SUSPENDED: GCE refuses it (Google's own resume samples read the
+ * status first, "only suspended instances can be resumed"), but how is not documented: the call
+ * may be answered with an error, or accepted with an operation that fails. A VM being resumed has
+ * no status of its own (it is STAGING, then RUNNING). `resumeWhenNotSuspended` picks the answer, so
+ * a test can show the backend does not depend on which: `refuse` (default; 400 `resourceNotReady`,
+ * as for any call on an instance in the wrong state), `fail-operation`, or `no-op` (a DONE
+ * operation that changes nothing, as instances.start of a RUNNING VM does). The same goes for
+ * start of an instance that is not TERMINATED.
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -86,7 +96,25 @@ export interface FakeGcpOptions {
   vmServiceAccount?: string;
   /** Called when an instance goes away (deleted, or past its maxRunDuration). */
   onInstanceGone?: (instance: FakeInstance) => void;
+  /** How a resume of an instance that is not SUSPENDED (or a start of one not TERMINATED) is answered; see the file's comment. */
+  resumeWhenNotSuspended?: WakeAnswer;
   now?: () => number;
+}
+
+export type WakeAnswer = "refuse" | "fail-operation" | "no-op";
+
+/** Which operations a hold or an injected failure applies to: its type (`setLabels`, `resume`, …) and, optionally, its instance. */
+export interface OperationMatch {
+  kind: string;
+  target?: string;
+}
+
+/** An operation held open: `operations.wait` on it is answered only after release(). */
+export interface OperationHold {
+  /** Resolves with the first held operation's name, once one has been started. */
+  started: Promise<string>;
+  /** Lets every operation this hold caught finish (on its next poll); later matches are no longer held. */
+  release(): void;
 }
 
 interface Operation {
@@ -100,6 +128,15 @@ interface Operation {
   error?: { code: string; message: string };
   httpErrorStatusCode?: number;
   onDone?: () => void;
+  /** Until this resolves, the operation does not finish and a wait on it is not answered. */
+  heldUntil?: Promise<void>;
+}
+
+interface OperationFailure {
+  match: OperationMatch;
+  times: number;
+  error: { code: string; message: string };
+  httpStatus: number;
 }
 
 interface Fault {
@@ -136,6 +173,14 @@ export interface FakeGcp {
   failNext(match: RequestMatch, status: number, body: unknown, times?: number): void;
   /** The next `times` matching requests take effect, then their connection is cut before the answer. */
   dropResponse(match: RequestMatch, times?: number): void;
+  /**
+   * The next `times` matching operations are accepted (the call answers with an operation) but end
+   * with this error, without their effect: labels not set, status not changed, instance not deleted.
+   */
+  failOperations(match: OperationMatch, error: { code: string; message: string; httpStatus?: number }, times?: number): void;
+  /** Holds the next `times` matching operations (default: all) open until release(), to replay an interleaving of two callers. */
+  holdOperations(match: OperationMatch, times?: number): OperationHold;
+  setResumeWhenNotSuspended(answer: WakeAnswer): void;
   setOperationPolls(polls: number): void;
   /** Forgets injected faults and placement failures, and restores instant operations. */
   resetFaults(): void;
@@ -193,6 +238,10 @@ export async function startFakeGcp(options: FakeGcpOptions = {}): Promise<FakeGc
   const requests: RecordedGcpRequest[] = [];
   const faults: Fault[] = [];
   const placementFailures: PlacementFailure[] = [];
+  const operationFailures: OperationFailure[] = [];
+  const holds: { match: OperationMatch; left: number; released: Promise<void>; caught: Operation[]; onStart: (name: string) => void; release: () => void }[] =
+    [];
+  let resumeWhenNotSuspended: WakeAnswer = options.resumeWhenNotSuspended ?? "refuse";
   let opCounter = 0;
   const vmServiceAccount = options.vmServiceAccount ?? "agent-work-worker@test-project.iam.gserviceaccount.com";
   const vmTokens = new Map<string, string>(); // access token → service account
@@ -205,14 +254,31 @@ export async function startFakeGcp(options: FakeGcpOptions = {}): Promise<FakeGc
     options.onInstanceGone?.(instance);
   }
 
+  const matches = (m: OperationMatch, kind: string, target: string) => m.kind === kind && (m.target === undefined || m.target === target);
+
   function newOperation(op: Omit<Operation, "name" | "status" | "pollsLeft">): Operation {
     const created: Operation = { ...op, name: `operation-${++opCounter}-${now()}`, status: "RUNNING", pollsLeft: operationPolls };
+    const hold = holds.find((h) => h.left > 0 && matches(h.match, op.kind, op.target));
+    if (hold) {
+      hold.left -= 1;
+      created.heldUntil = hold.released;
+      hold.caught.push(created);
+      hold.onStart(created.name);
+    }
     operations.set(created.name, created);
     return created;
   }
 
+  /** The injected failure for an operation about to start, if any: it then ends with this error and no effect. */
+  function takeOperationFailure(kind: string, target: string): Pick<Operation, "error" | "httpErrorStatusCode"> | undefined {
+    const failure = operationFailures.find((f) => f.times > 0 && matches(f.match, kind, target));
+    if (!failure) return undefined;
+    failure.times -= 1;
+    return { error: failure.error, httpErrorStatusCode: failure.httpStatus };
+  }
+
   function poll(op: Operation) {
-    if (op.status === "DONE") return;
+    if (op.status === "DONE" || op.heldUntil) return;
     op.pollsLeft -= 1;
     if (op.pollsLeft <= 0) {
       op.status = "DONE";
@@ -236,7 +302,7 @@ export async function startFakeGcp(options: FakeGcpOptions = {}): Promise<FakeGc
         ? {
             error: { errors: [{ code: op.error.code, message: op.error.message }] },
             httpErrorStatusCode: op.httpErrorStatusCode ?? 503,
-            httpErrorMessage: "SERVICE UNAVAILABLE",
+            httpErrorMessage: http.STATUS_CODES[op.httpErrorStatusCode ?? 503]?.toUpperCase() ?? "ERROR",
           }
         : {}),
     };
@@ -280,7 +346,8 @@ export async function startFakeGcp(options: FakeGcpOptions = {}): Promise<FakeGc
     return failure;
   }
 
-  type Reply = { status: number; body: unknown; delayMs?: number };
+  /** `later`: the answer is sent once it resolves (a wait on a held operation), with that body. */
+  type Reply = { status: number; body: unknown; delayMs?: number; later?: Promise<unknown> };
 
   function handleCompute(method: string, path: string, query: Record<string, string>, body: any): Reply {
     let m: RegExpExecArray | null;
@@ -360,12 +427,16 @@ export async function startFakeGcp(options: FakeGcpOptions = {}): Promise<FakeGc
         const requestId = query.requestId;
         if (requestId && requestIds.has(requestId)) return { status: 200, body: operationJson(project, operations.get(requestIds.get(requestId)!)!) };
         if (!instance) return notFound;
-        instance.status = "STOPPING";
-        const op = newOperation({ zone, kind: "delete", target: name });
+        const failed = takeOperationFailure("delete", name);
+        const op = newOperation({ zone, kind: "delete", target: name, ...failed });
         if (requestId) requestIds.set(requestId, op.name);
-        op.onDone = () => {
-          if (instances.get(key(zone, name)) === instance) gone(instance);
-        };
+        if (!failed) {
+          // GCE deletes an instance whatever it is doing, a resume or start under way included.
+          instance.status = "STOPPING";
+          op.onDone = () => {
+            if (instances.get(key(zone, name)) === instance) gone(instance);
+          };
+        }
         return { status: 200, body: operationJson(project, op) };
       }
     }
@@ -380,6 +451,10 @@ export async function startFakeGcp(options: FakeGcpOptions = {}): Promise<FakeGc
         body: httpError(400, "resourceNotReady", `The resource 'projects/${project}/zones/${zone}/instances/${name}' is not ready (${instance.status})`),
       });
       if (verb === "setLabels") {
+        // An injected failure stands for a caller GCE accepted and then told, in the operation, that
+        // it lost (as when two calls with the same fingerprint were both accepted): no 412 here.
+        const failed = takeOperationFailure("setLabels", name);
+        if (failed) return { status: 200, body: operationJson(project, newOperation({ zone, kind: "setLabels", target: name, ...failed })) };
         // A compare-and-swap on the label fingerprint, as GCE does.
         if (body?.labelFingerprint !== fingerprintOf(instance.labels)) {
           return { status: 412, body: httpError(412, "conditionNotMet", "Labels fingerprint either invalid or resource labels have changed") };
@@ -389,14 +464,33 @@ export async function startFakeGcp(options: FakeGcpOptions = {}): Promise<FakeGc
         return { status: 200, body: operationJson(project, op) };
       }
       const from: Record<string, string> = { suspend: "RUNNING", resume: "SUSPENDED", stop: "RUNNING", start: "TERMINATED" };
-      if (instance.status !== from[verb]) return notReady();
+      if (instance.status !== from[verb]) {
+        const waking = verb === "resume" || verb === "start";
+        if (!waking || resumeWhenNotSuspended === "refuse") return notReady();
+        const op = newOperation({
+          zone,
+          kind: verb,
+          target: name,
+          ...(resumeWhenNotSuspended === "fail-operation"
+            ? {
+                error: { code: "RESOURCE_NOT_READY", message: `The resource 'projects/${project}/zones/${zone}/instances/${name}' is not ready` },
+                httpErrorStatusCode: 400,
+              }
+            : {}),
+        });
+        return { status: 200, body: operationJson(project, op) };
+      }
       const during: Record<string, FakeInstance["status"]> = { suspend: "SUSPENDING", resume: "STAGING", stop: "STOPPING", start: "STAGING" };
       const after: Record<string, FakeInstance["status"]> = { suspend: "SUSPENDED", resume: "RUNNING", stop: "TERMINATED", start: "RUNNING" };
-      instance.status = during[verb]!;
-      const op = newOperation({ zone, kind: verb, target: name });
-      op.onDone = () => {
-        if (instances.get(key(zone, name)) === instance) instance.status = after[verb]!;
-      };
+      const failed = takeOperationFailure(verb, name);
+      const op = newOperation({ zone, kind: verb, target: name, ...failed });
+      if (!failed) {
+        instance.status = during[verb]!;
+        // Only from where this call left it: an instance deleted meanwhile stays STOPPING, then goes.
+        op.onDone = () => {
+          if (instances.get(key(zone, name)) === instance && instance.status === during[verb]) instance.status = after[verb]!;
+        };
+      }
       return { status: 200, body: operationJson(project, op) };
     }
 
@@ -444,6 +538,14 @@ export async function startFakeGcp(options: FakeGcpOptions = {}): Promise<FakeGc
       const [, project, , name, wait] = m as unknown as [string, string, string, string, string | undefined];
       const op = operations.get(name);
       if (!op) return { status: 404, body: httpError(404, "notFound", `The resource 'projects/${project}/zones/x/operations/${name}' was not found`) };
+      if (wait && op.heldUntil) {
+        // operations.wait holds the call open until the operation is done (GCE: up to two minutes).
+        const later = op.heldUntil.then(() => {
+          poll(op);
+          return operationJson(project, op);
+        });
+        return { status: 200, body: null, later };
+      }
       poll(op);
       return { status: 200, body: operationJson(project, op), delayMs: wait ? waitDelayMs : 0 };
     }
@@ -614,11 +716,12 @@ export async function startFakeGcp(options: FakeGcpOptions = {}): Promise<FakeGc
         req.socket.destroy();
         return;
       }
-      const send = () => {
+      const send = (body: unknown = reply.body) => {
         res.writeHead(reply.status, { "content-type": "application/json; charset=UTF-8" });
-        res.end(JSON.stringify(reply.body));
+        res.end(JSON.stringify(body));
       };
-      if (reply.delayMs) setTimeout(send, reply.delayMs);
+      if (reply.later) void reply.later.then(send);
+      else if (reply.delayMs) setTimeout(send, reply.delayMs);
       else send();
     });
   });
@@ -679,10 +782,37 @@ export async function startFakeGcp(options: FakeGcpOptions = {}): Promise<FakeGc
     failPlacement: (failure) => placementFailures.push({ ...failure }),
     failNext: (match, status, body, times = 1) => faults.push({ match, times, kind: "error", status, body }),
     dropResponse: (match, times = 1) => faults.push({ match, times, kind: "drop" }),
+    failOperations: (match, error, times = 1) =>
+      void operationFailures.push({ match, times, error: { code: error.code, message: error.message }, httpStatus: error.httpStatus ?? 400 }),
+    holdOperations(match, times = Infinity) {
+      let resolve!: () => void;
+      let onStart!: (name: string) => void;
+      const released = new Promise<void>((r) => (resolve = r));
+      const started = new Promise<string>((r) => (onStart = r));
+      const hold = {
+        match,
+        left: times,
+        released,
+        caught: [] as Operation[],
+        onStart,
+        release() {
+          const at = holds.indexOf(hold);
+          if (at >= 0) holds.splice(at, 1);
+          for (const op of hold.caught) delete op.heldUntil;
+          resolve();
+        },
+      };
+      holds.push(hold);
+      return { started, release: () => hold.release() };
+    },
+    setResumeWhenNotSuspended: (answer) => void (resumeWhenNotSuspended = answer),
     setOperationPolls: (polls) => void (operationPolls = polls),
     resetFaults() {
       faults.length = 0;
       placementFailures.length = 0;
+      operationFailures.length = 0;
+      for (const hold of [...holds]) hold.release();
+      resumeWhenNotSuspended = options.resumeWhenNotSuspended ?? "refuse";
       operationPolls = options.operationPolls ?? 1;
       waitDelayMs = options.waitDelayMs ?? 0;
     },
