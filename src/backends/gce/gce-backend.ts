@@ -21,20 +21,10 @@ import { realClock, retryTransient, type Backoff, type Clock } from "./backoff.j
 import { buildInstanceBody, labelsFor, type InstanceSettings, type ProvisioningModel } from "./build-instance.js";
 import { classifyGceError, triesElsewhere, type ClassifiedGceError } from "./classify-gce-error.js";
 import { createComputeApi, type ComputeApi, type GceInstance, type GcpClientOptions } from "./compute-api.js";
-import {
-  LABEL,
-  hostKeyFromLabel,
-  hostKeyLabelValue,
-  instanceName,
-  jobIdOfInstance,
-  labelValue,
-  lastSegment,
-  poolKey,
-  regionOfZone,
-  requestIdFor,
-} from "./gce-names.js";
+import { LABEL, hostKeyLabelValue, instanceName, jobIdOfInstance, labelValue, lastSegment, poolKey, regionOfZone, requestIdFor } from "./gce-names.js";
 import { randomBytes } from "node:crypto";
 import type { JobSecrets } from "./job-secrets.js";
+import { takeFromPool, type PoolTakeContext } from "./pool-take.js";
 import { waitForOperation } from "./wait-for-operation.js";
 import { fingerprintOfKeyBlob, probeSshHostKey, waitForSsh, type SshProbe } from "./wait-for-ssh.js";
 
@@ -164,13 +154,6 @@ const NAME = "gce";
 /** Instance states in which a VM can no longer run the job: a preempted spot VM, one being deleted. */
 const DEAD_STATES = new Set(["STOPPING", "STOPPED", "TERMINATED", "SUSPENDING", "SUSPENDED"]);
 const READY_POLL = { initialMs: 1000, maxMs: 5000, multiplier: 1.5 };
-/**
- * SSH probes of a resumed pool VM: its sshd was running when it was suspended and only the network
- * has to come back (a second or two), so probes stay a second apart at most; a boot's backoff
- * (2 s first, up to 10 s) could add more than the wait itself. A probe is one handshake, stopped
- * before any login.
- */
-const RESUMED_SSH_BACKOFF: Backoff = { initialMs: 250, maxMs: 1000, multiplier: 1.5 };
 const RUN_STOP_WAIT_MS = 10_000;
 
 function metaOf(worker: Worker, key: string): string | undefined {
@@ -442,7 +425,7 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
       }
     }
     if (!placed && poolListing) {
-      placed = await takeFromPool(job, poolListing, deadline, signal);
+      placed = await takeFromPool(poolTake, job, await poolCandidates(job, poolListing), deadline, signal);
       if (placed) {
         refillSoon();
         return placed.ready!;
@@ -624,10 +607,11 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
   // the host key its guest agent published, which is then recorded in its `agent-work-host-key`
   // label), then parked: suspended, or stopped. It carries the `agent-work-pool` label and no job
   // label, so list() and the reaper's orphan pass never see it. A job takes one by adding its
-  // labels with the label fingerprint as a compare-and-swap (two controllers cannot take the same
-  // VM), and only once that has succeeded resumes it and waits for SSH, which must show the
-  // recorded host key (the guest attributes are not read again: a parked VM keeps its key).
-  // From then on it is that job's VM like any other: used once, deleted by destroy().
+  // labels with the label fingerprint as a compare-and-swap, resuming it while that operation runs
+  // and using it only once the take has succeeded (pool-take.ts); SSH must show the recorded host
+  // key (the guest attributes are not read again: a parked VM keeps its key). From then on it is
+  // that job's VM like any other: used once, deleted by destroy(). The reaper marks an idle VM the
+  // same way before deleting it, so a VM is taken or deleted, never both.
 
   const poolEntries = options.pool?.filter((e) => e.size > 0) ?? [];
   const poolMaxAgeMs = (options.poolMaxAgeSeconds ?? 86_400) * 1000;
@@ -646,11 +630,15 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
   }
 
   const isIdle = (i: GceInstance) => !(i.labels ?? {})[LABEL.job];
+  const isMarkedForDeletion = (i: GceInstance) => (i.labels ?? {})[LABEL.deleting] !== undefined;
   const ageMs = (i: GceInstance) => clock.now() - (Date.parse(i.creationTimestamp ?? "") || 0);
 
-  async function operate(zone: string, start: () => Promise<string>, signal?: AbortSignal): Promise<void> {
-    const operation = await retry(start, signal);
+  async function waitFor(zone: string, operation: string, signal?: AbortSignal): Promise<void> {
     await waitForOperation(compute, zone, operation, { clock, deadline: clock.now() + operationTimeoutMs, ...(signal ? { signal } : {}) });
+  }
+
+  async function operate(zone: string, start: () => Promise<string>, signal?: AbortSignal): Promise<void> {
+    await waitFor(zone, await retry(start, signal), signal);
   }
 
   /** Makes one pool VM for `entry`: insert, boot, check SSH and its host key, park. Deleted on any failure. */
@@ -691,23 +679,32 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
     }
   }
 
-  /**
-   * Takes a parked pool VM for the job, or returns undefined (none, or none would resume): the
-   * caller then makes a VM the cold way. A VM that fails to resume is deleted.
-   */
-  async function takeFromPool(
-    job: JobSpec,
-    listing: Promise<{ zone: string; instance: GceInstance }[]>,
-    deadline: number,
-    signal: AbortSignal,
-  ): Promise<{ zone: string; instance: GceInstance; ready: Worker } | undefined> {
+  const poolTake: PoolTakeContext = {
+    compute,
+    clock,
+    log,
+    parked: PARKED,
+    externalIp: options.externalIp,
+    retry,
+    waitFor,
+    deleteAndWait,
+    awaitReady,
+    jobLabels: (job) =>
+      labelsFor(
+        { jobId: job.jobId, repoFullName: job.repoFullName, maxRunSeconds: Math.ceil(job.maxSeconds + graceSeconds), now: clock.now() },
+        options.envLabel,
+      ),
+  };
+
+  /** The parked VMs that can take `job`, oldest first (the first to age out); none when the pool cannot be listed. */
+  async function poolCandidates(job: JobSpec, listing: Promise<{ zone: string; instance: GceInstance }[]>): Promise<{ zone: string; instance: GceInstance }[]> {
     const keys = poolKeysFor(job);
-    let candidates: { zone: string; instance: GceInstance }[];
     try {
-      candidates = (await listing)
+      return (await listing)
         .filter(
           (c) =>
             isIdle(c.instance) &&
+            !isMarkedForDeletion(c.instance) &&
             String(c.instance.status) === PARKED &&
             keys.has((c.instance.labels ?? {})[LABEL.pool] ?? "") &&
             ageMs(c.instance) < poolMaxAgeMs,
@@ -715,49 +712,8 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
         .sort((a, b) => ageMs(b.instance) - ageMs(a.instance));
     } catch (err) {
       log?.warn({ jobId: job.jobId, err: classifyGceError(err) }, "cannot list the warm pool; making a VM the cold way");
-      return undefined;
+      return [];
     }
-    for (const { zone, instance } of candidates) {
-      signal.throwIfAborted();
-      const name = instance.name ?? "";
-      const labels = {
-        ...(instance.labels ?? {}),
-        ...labelsFor(
-          { jobId: job.jobId, repoFullName: job.repoFullName, maxRunSeconds: Math.ceil(job.maxSeconds + graceSeconds), now: clock.now() },
-          options.envLabel,
-        ),
-      };
-      try {
-        await operate(zone, () => compute.setLabels(zone, name, labels, instance.labelFingerprint ?? ""), signal);
-      } catch (err) {
-        // Another controller took it first (412), or it went away: the next one.
-        log?.info({ jobId: job.jobId, vm: name, err: classifyGceError(err).code }, "pool VM not taken; trying the next");
-        continue;
-      }
-      // Resumed only now: the take's operation has finished without an error, so the VM is this
-      // job's. Resuming while the take is still in flight would save its second or so, but a
-      // controller that then lost the compare-and-swap would have resumed a VM another one owns.
-      try {
-        await operate(zone, () => (PARKED === "SUSPENDED" ? compute.resumeInstance(zone, name) : compute.startInstance(zone, name)), signal);
-        // The resume's operation is DONE, so the VM is RUNNING, and its internal address is the one
-        // listed (it keeps it for its life); an ephemeral external address may be new, so read it.
-        const resumed = options.externalIp ? await retry(() => compute.getInstance(zone, name), signal) : { ...instance, labels, status: "RUNNING" };
-        if (!resumed) throw new Error(`pool VM ${name} disappeared while resuming`);
-        const recordedHostKey = hostKeyFromLabel((instance.labels ?? {})[LABEL.hostKey]);
-        // A VM parked before host keys were recorded is checked against its guest attributes.
-        const ready = await awaitReady(zone, resumed, deadline, signal, {
-          sshBackoff: RESUMED_SSH_BACKOFF,
-          ...(recordedHostKey ? { recordedHostKey } : {}),
-        });
-        log?.info({ jobId: job.jobId, vm: name, zone }, "took a VM from the warm pool");
-        return { zone, instance: resumed, ready: { ...ready, meta: { ...ready.meta, fromPool: "true" } } };
-      } catch (err) {
-        log?.warn({ jobId: job.jobId, vm: name, err: err instanceof Error ? err.message : String(err) }, "pool VM did not resume; deleting it");
-        await deleteAndWait(zone, name).catch(() => undefined);
-        if (signal.aborted) throw err;
-      }
-    }
-    return undefined;
   }
 
   /** The pool labels of the entries that can give `job` a VM (its machine type, any zone). */
@@ -778,34 +734,71 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
   }
 
   /**
+   * Why an idle pool VM must go, or undefined while it may stay: the reason in words, and in short
+   * for its mark (none when an earlier pass marked it already).
+   */
+  function whyDelete(instance: GceInstance, configured: ReadonlySet<string>): { mark?: string; reason: string } | undefined {
+    const key = (instance.labels ?? {})[LABEL.pool] ?? "";
+    const status = String(instance.status);
+    const stuckMs = options.bootTimeoutSeconds * 1000 + 2 * operationTimeoutMs;
+    if (isMarkedForDeletion(instance)) return { reason: "marked for deletion by an earlier pass, whose delete did not finish" };
+    if (!configured.has(key)) return { mark: "unconfigured", reason: "its machine type and zone are not in the pool any more" };
+    if (ageMs(instance) >= poolMaxAgeMs) return { mark: "max-age", reason: `older than the pool's maximum age (${Math.round(poolMaxAgeMs / 3_600_000)} h)` };
+    if (status !== PARKED && ageMs(instance) >= stuckMs)
+      return { mark: "stuck", reason: `still ${status} long after it was made (a fill that never finished)` };
+    if (DEAD_STATES.has(status) && status !== PARKED && !["STOPPING", "SUSPENDING"].includes(status))
+      return { mark: "wrong-state", reason: `${status}, not ${PARKED}` };
+    return undefined;
+  }
+
+  /**
+   * Marks an idle pool VM for deletion with the label fingerprint of the listing that found it
+   * idle, as a take would: false when a job took it (or anything changed its labels) since, and it
+   * is left alone. Once marked, no take can succeed with that listing's fingerprint, and a new
+   * listing does not offer it.
+   */
+  async function markForDeletion(zone: string, instance: GceInstance, mark: string): Promise<boolean> {
+    const name = instance.name ?? "";
+    const labels = { ...(instance.labels ?? {}), [LABEL.deleting]: labelValue(mark) };
+    try {
+      await operate(zone, () => compute.setLabels(zone, name, labels, instance.labelFingerprint ?? ""));
+      return true;
+    } catch (err) {
+      const c = classifyGceError(err);
+      if (c.httpStatus === 412 || c.kind === "not_found") {
+        log?.info({ vm: name, zone, err: c.code }, "pool VM changed (taken by a job) or gone since it was listed; not deleting it");
+        return false;
+      }
+      throw err;
+    }
+  }
+
+  /**
    * Keeps the pool honest, once per reaper pass and after each take: deletes idle VMs past the
    * maximum age, VMs stuck filling past the boot and operation time, VMs whose machine type and
    * zone are no longer configured (the pool drains when disabled), then fills each entry to size.
+   * Each is marked first (markForDeletion), so a job that took it meanwhile keeps it.
    */
   async function maintainPool(): Promise<BackendMaintenance> {
     const actions: BackendMaintenance["actions"] = [];
     const configured = new Map(poolEntries.map((e) => [poolKey(e.machineType, e.zone), e]));
     const idle = (await poolInstances()).filter((c) => isIdle(c.instance));
     const kept = new Map<string, number>();
-    const stuckMs = options.bootTimeoutSeconds * 1000 + 2 * operationTimeoutMs;
+    const configuredKeys = new Set(configured.keys());
     for (const { zone, instance } of idle) {
       const name = instance.name ?? "";
-      const key = (instance.labels ?? {})[LABEL.pool] ?? "";
-      const status = String(instance.status);
-      let why: string | undefined;
-      if (!configured.has(key)) why = "its machine type and zone are not in the pool any more";
-      else if (ageMs(instance) >= poolMaxAgeMs) why = `older than the pool's maximum age (${Math.round(poolMaxAgeMs / 3_600_000)} h)`;
-      else if (status !== PARKED && ageMs(instance) >= stuckMs) why = `still ${status} long after it was made (a fill that never finished)`;
-      else if (DEAD_STATES.has(status) && status !== PARKED && !["STOPPING", "SUSPENDING"].includes(status)) why = `${status}, not ${PARKED}`;
+      const why = whyDelete(instance, configuredKeys);
       if (why) {
         try {
+          if (why.mark && !(await markForDeletion(zone, instance, why.mark))) continue;
           await deleteAndWait(zone, name);
-          actions.push({ kind: "pool-delete", id: name, reason: why });
+          actions.push({ kind: "pool-delete", id: name, reason: why.reason });
         } catch (err) {
-          actions.push({ kind: "pool-delete", id: name, reason: why, error: err instanceof Error ? err.message : String(err) });
+          actions.push({ kind: "pool-delete", id: name, reason: why.reason, error: err instanceof Error ? err.message : String(err) });
         }
         continue;
       }
+      const key = (instance.labels ?? {})[LABEL.pool] ?? "";
       kept.set(key, (kept.get(key) ?? 0) + 1);
     }
     const fills: Promise<void>[] = [];

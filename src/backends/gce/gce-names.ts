@@ -22,6 +22,11 @@ export const LABEL = {
    * reading the guest attributes again.
    */
   hostKey: "agent-work-host-key",
+  /**
+   * On an idle pool VM the reaper is deleting (the reason, folded): set with the label fingerprint
+   * before the delete, so a VM is either taken by a job or deleted by the reaper, never both.
+   */
+  deleting: "agent-work-deleting",
 } as const;
 
 const NAME_PREFIX = "agent-work-";

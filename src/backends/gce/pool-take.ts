@@ -1,0 +1,206 @@
+/**
+ * A job takes a parked warm-pool VM: the take (a compare-and-swap on the VM's labels) and the
+ * resume run at once, and the VM is the job's only once the take is known to have succeeded.
+ *
+ * The take sets the job's labels with the label fingerprint the pool's listing read, so of two
+ * controllers, or a controller and the reaper (which marks a VM before deleting it, see
+ * maintainPool), one changes them and the other is refused. The resume starts as soon as GCE has
+ * accepted that setLabels call, while the take's operation is still running (it takes a second or
+ * two, the resume several), and the VM is handed to the job only once that operation is done
+ * without an error. What each outcome does:
+ *
+ * - the setLabels call refused (412: another controller took the VM first, or the reaper marked
+ *   it), or the VM gone: nothing was done to it, not even a resume; the next VM.
+ * - the call accepted but its operation failed (GCE may tell a loser this way too): the resume is
+ *   let go, and the VM is deleted unless it is still parked or another job's label is on it (that
+ *   job's controller resumes it anyway): a resumed VM that no job owns would bill compute until the
+ *   reaper's pass. Then the next VM.
+ * - the take done, and the resume refused or failed because the VM is already on its way up (a
+ *   loser's resume went first; GCE resumes only a SUSPENDED VM): its status says so, and the take
+ *   waits for RUNNING like any other.
+ * - the take done, and the resume, SSH or the host key failing otherwise: the VM, this job's now,
+ *   is deleted; the next VM.
+ *
+ * With none left the caller makes the job's VM the cold way.
+ */
+import type { JobSpec, Worker } from "../types.js";
+import type { Backoff, Clock } from "./backoff.js";
+import { classifyGceError } from "./classify-gce-error.js";
+import type { ComputeApi, GceInstance, ListedInstance } from "./compute-api.js";
+import type { GceLog } from "./gce-backend.js";
+import { LABEL, hostKeyFromLabel, labelValue } from "./gce-names.js";
+
+/**
+ * SSH probes of a resumed pool VM: its sshd was running when it was suspended and only the network
+ * has to come back (a second or two), so probes stay a quarter of a second apart (jittered down to
+ * half that); a boot's backoff (2 s first, up to 10 s) could add more than the wait itself. A
+ * probe is one handshake, stopped before any login.
+ */
+export const RESUMED_SSH_BACKOFF: Backoff = { initialMs: 250, maxMs: 250, multiplier: 1 };
+
+/** Statuses of a VM on its way up after a resume or start: a second one is refused, and not needed. */
+const WAKING = new Set(["PROVISIONING", "STAGING", "RUNNING"]);
+
+/** What the take needs from the backend, passed in rather than reached for. */
+export interface PoolTakeContext {
+  compute: ComputeApi;
+  clock: Clock;
+  log?: GceLog | undefined;
+  /** The status of a parked pool VM: SUSPENDED, or TERMINATED when the pool parks stopped VMs. */
+  parked: "SUSPENDED" | "TERMINATED";
+  /** When the VM is reached on an ephemeral external address, which a resume may change. */
+  externalIp: boolean;
+  /** Retries transient failures of one call. */
+  retry<T>(call: () => Promise<T>, signal?: AbortSignal): Promise<T>;
+  /** Waits for a zone operation to finish without an error (throws otherwise), within the operation timeout. */
+  waitFor(zone: string, operation: string, signal?: AbortSignal): Promise<void>;
+  deleteAndWait(zone: string, name: string): Promise<void>;
+  /** RUNNING, SSH answering, and the host key checked: the backend's awaitReady. */
+  awaitReady(
+    zone: string,
+    instance: GceInstance,
+    deadline: number,
+    signal: AbortSignal,
+    resumed: { recordedHostKey?: string; sshBackoff?: Backoff },
+  ): Promise<Worker>;
+  /** The labels a job's VM carries (job, repository, expiry), added to the pool VM's own. */
+  jobLabels(job: JobSpec): Record<string, string>;
+}
+
+export interface TakenPoolVm {
+  zone: string;
+  instance: GceInstance;
+  ready: Worker;
+}
+
+/**
+ * Takes one of `candidates` (parked, idle, best first) for the job, or returns undefined when none
+ * could be taken and made ready: the caller then makes a VM the cold way.
+ */
+export async function takeFromPool(
+  ctx: PoolTakeContext,
+  job: JobSpec,
+  candidates: ListedInstance[],
+  deadline: number,
+  signal: AbortSignal,
+): Promise<TakenPoolVm | undefined> {
+  for (const { zone, instance } of candidates) {
+    signal.throwIfAborted();
+    const name = instance.name ?? "";
+    const labels = { ...(instance.labels ?? {}), ...ctx.jobLabels(job) };
+    let take: string;
+    try {
+      take = await ctx.retry(() => ctx.compute.setLabels(zone, name, labels, instance.labelFingerprint ?? ""), signal);
+    } catch (err) {
+      if (signal.aborted) throw err;
+      ctx.log?.info(
+        { jobId: job.jobId, vm: name, err: classifyGceError(err).code },
+        "pool VM not taken (another controller or the reaper was first); trying the next",
+      );
+      continue;
+    }
+    const taken = await takeAccepted(ctx, job, { zone, instance: { ...instance, labels } }, take, deadline, signal);
+    if (taken) return taken;
+  }
+  return undefined;
+}
+
+/** One VM whose setLabels call GCE accepted: resume at once, hand it over once the take is done. */
+async function takeAccepted(
+  ctx: PoolTakeContext,
+  job: JobSpec,
+  { zone, instance }: ListedInstance,
+  take: string,
+  deadline: number,
+  signal: AbortSignal,
+): Promise<TakenPoolVm | undefined> {
+  const name = instance.name ?? "";
+  const letGo = new AbortController();
+  const { asked, waking } = wake(ctx, zone, name, AbortSignal.any([signal, letGo.signal]));
+  // Read below on every path; never an unhandled rejection while the take is waited for.
+  waking.catch(() => undefined);
+  try {
+    await ctx.waitFor(zone, take, signal);
+  } catch (err) {
+    letGo.abort(new Error("the take was lost"));
+    // Once GCE has answered the resume call, the status read next is after it (whether the
+    // resume's operation is done does not matter: a wait on it may go on for seconds).
+    await asked;
+    ctx.log?.info({ jobId: job.jobId, vm: name, err: classifyGceError(err).code }, "pool VM not taken (its take's operation failed); trying the next");
+    await releaseUntaken(ctx, job, zone, name).catch((e: unknown) =>
+      ctx.log?.warn({ jobId: job.jobId, vm: name, err: classifyGceError(e) }, "could not look at or delete a pool VM whose take failed; the reaper will"),
+    );
+    if (signal.aborted) throw err;
+    return undefined;
+  }
+  // The take is done: the VM is this job's, and only from here may the job's work go to it.
+  try {
+    const awake = await waking;
+    // After a DONE resume the VM is RUNNING with the internal address it was listed with (kept for
+    // its life); an ephemeral external address may be new, so read it then.
+    const current = awake ?? (ctx.externalIp ? await ctx.retry(() => ctx.compute.getInstance(zone, name), signal) : { ...instance, status: "RUNNING" });
+    if (!current) throw new Error(`pool VM ${name} disappeared while resuming`);
+    const recordedHostKey = hostKeyFromLabel((instance.labels ?? {})[LABEL.hostKey]);
+    // A VM parked before host keys were recorded is checked against its guest attributes.
+    const ready = await ctx.awaitReady(zone, current, deadline, signal, { sshBackoff: RESUMED_SSH_BACKOFF, ...(recordedHostKey ? { recordedHostKey } : {}) });
+    ctx.log?.info({ jobId: job.jobId, vm: name, zone }, "took a VM from the warm pool");
+    return { zone, instance: current, ready: { ...ready, meta: { ...ready.meta, fromPool: "true" } } };
+  } catch (err) {
+    ctx.log?.warn({ jobId: job.jobId, vm: name, err: err instanceof Error ? err.message : String(err) }, "pool VM did not resume; deleting it");
+    await ctx.deleteAndWait(zone, name).catch(() => undefined);
+    if (signal.aborted) throw err;
+    return undefined;
+  }
+}
+
+/**
+ * Resumes (or starts) the VM. `asked` settles (never rejects) once GCE has answered the call.
+ * `waking` resolves when the operation is done (undefined: the VM is RUNNING), or with the VM as
+ * it is when the resume was refused or failed because it is already on its way up: GCE resumes
+ * only a SUSPENDED VM, so of two controllers' resumes the second is refused, whichever went first.
+ */
+function wake(ctx: PoolTakeContext, zone: string, name: string, signal: AbortSignal): { asked: Promise<void>; waking: Promise<GceInstance | undefined> } {
+  const call = ctx.retry(() => (ctx.parked === "SUSPENDED" ? ctx.compute.resumeInstance(zone, name) : ctx.compute.startInstance(zone, name)), signal);
+  const waking = (async () => {
+    try {
+      await ctx.waitFor(zone, await call, signal);
+      return undefined;
+    } catch (err) {
+      if (signal.aborted) throw err;
+      // Decided by the VM's status, not the error: GCE does not document how it refuses the resume
+      // of a VM that is not SUSPENDED (an error answer, or an operation that fails).
+      const current = await ctx.retry(() => ctx.compute.getInstance(zone, name), signal);
+      if (!current || !WAKING.has(String(current.status))) throw err;
+      ctx.log?.info(
+        { vm: name, zone, status: current.status, err: classifyGceError(err).code },
+        "pool VM already on its way up (another resume went first); waiting for it",
+      );
+      return current;
+    }
+  })();
+  return {
+    asked: call.then(
+      () => undefined,
+      () => undefined,
+    ),
+    waking,
+  };
+}
+
+/**
+ * After a take that did not succeed (or whose outcome is unknown): the VM is left alone while it is
+ * another job's (that job's controller resumes it anyway), marked by the reaper (which deletes it),
+ * or still parked (nothing happened to it), and deleted otherwise: it carries this job's labels,
+ * or it was resumed and no job owns it.
+ */
+async function releaseUntaken(ctx: PoolTakeContext, job: JobSpec, zone: string, name: string): Promise<void> {
+  const now = await ctx.retry(() => ctx.compute.getInstance(zone, name));
+  if (!now) return;
+  const labels = now.labels ?? {};
+  const owner = labels[LABEL.job];
+  if (owner !== undefined && owner !== labelValue(job.jobId)) return;
+  if (labels[LABEL.deleting] !== undefined) return;
+  if (owner === undefined && String(now.status) === ctx.parked) return;
+  ctx.log?.warn({ jobId: job.jobId, vm: name, zone, status: now.status }, "deleting a pool VM whose take failed after it was resumed");
+  await ctx.deleteAndWait(zone, name);
+}
