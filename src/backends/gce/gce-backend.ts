@@ -1,7 +1,8 @@
 /**
  * The `gce` backend: one Compute Engine VM per job.
  *
- * create: adopt the job's VM if one exists (found by its labels), else insert one — spot first in
+ * create: adopt the job's VM if one exists (found by its labels), else take a parked one from the
+ *   warm pool when one is configured (warm-pool.ts, pool-take.ts), else insert one — spot first in
  *   every configured zone, then on-demand if allowed — with a requestId derived from the job id,
  *   so a retried insert returns the first operation instead of a second VM. Then wait for the zone
  *   operation, for RUNNING, for SSH (backoff, deadline) and for the host key the guest agent
@@ -18,14 +19,13 @@ import { remoteJobDir } from "../../remote/remote-work-dir.js";
 import { runWorkerOverSsh } from "../../remote/run-worker-over-ssh.js";
 import { SshPool } from "../../remote/ssh-pool.js";
 import { realClock, retryTransient, type Backoff, type Clock } from "./backoff.js";
-import { buildInstanceBody, labelsFor, type InstanceSettings, type ProvisioningModel } from "./build-instance.js";
+import { buildInstanceBody, type InstanceSettings, type ProvisioningModel } from "./build-instance.js";
 import { classifyGceError, triesElsewhere, type ClassifiedGceError } from "./classify-gce-error.js";
 import { createComputeApi, type ComputeApi, type GceInstance, type GcpClientOptions } from "./compute-api.js";
-import { LABEL, hostKeyLabelValue, instanceName, jobIdOfInstance, labelValue, lastSegment, poolKey, regionOfZone, requestIdFor } from "./gce-names.js";
-import { randomBytes } from "node:crypto";
+import { LABEL, instanceName, jobIdOfInstance, labelValue, lastSegment, regionOfZone, requestIdFor } from "./gce-names.js";
 import type { JobSecrets } from "./job-secrets.js";
-import { takeFromPool, type PoolTakeContext } from "./pool-take.js";
 import { waitForOperation } from "./wait-for-operation.js";
+import { createWarmPool } from "./warm-pool.js";
 import { fingerprintOfKeyBlob, probeSshHostKey, waitForSsh, type SshProbe } from "./wait-for-ssh.js";
 
 export interface GceLog {
@@ -411,10 +411,10 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
 
     // The pool is listed alongside the look for the job's own VM rather than after it: both are
     // reads, and the take is guarded by the label fingerprint whatever the listing says.
-    const poolListing = !job.replacing && poolKeysFor(job).size > 0 ? poolInstances() : undefined;
+    const poolListing = !job.replacing && warmPool.serves(job) ? warmPool.list() : undefined;
     // Read (or dropped) below; never an unhandled rejection when the job's own VM is found.
     poolListing?.catch(() => undefined);
-    let placed: { zone: string; instance: GceInstance; ready?: Worker } | undefined;
+    let placed: { zone: string; instance: GceInstance } | undefined;
     for (const found of await findJobInstances(job.jobId)) {
       if (!DEAD_STATES.has(String(found.instance.status)) && !placed) {
         placed = found;
@@ -425,11 +425,8 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
       }
     }
     if (!placed && poolListing) {
-      placed = await takeFromPool(poolTake, job, await poolCandidates(job, poolListing), deadline, signal);
-      if (placed) {
-        refillSoon();
-        return placed.ready!;
-      }
+      const taken = await warmPool.take(job, poolListing, deadline, signal);
+      if (taken) return taken.ready;
     }
     if (!placed) {
       try {
@@ -602,231 +599,11 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
     return workers;
   }
 
-  // ---- The warm pool -------------------------------------------------------------------------
-  // A pool VM is made from the same image and body as a job's VM, booted once (SSH answers with
-  // the host key its guest agent published, which is then recorded in its `agent-work-host-key`
-  // label), then parked: suspended, or stopped. It carries the `agent-work-pool` label and no job
-  // label, so list() and the reaper's orphan pass never see it. A job takes one by adding its
-  // labels with the label fingerprint as a compare-and-swap, resuming it while that operation runs
-  // and using it only once the take has succeeded (pool-take.ts); SSH must show the recorded host
-  // key (the guest attributes are not read again: a parked VM keeps its key). From then on it is
-  // that job's VM like any other: used once, deleted by destroy(). The reaper marks an idle VM the
-  // same way before deleting it, so a VM is taken or deleted, never both.
-
-  const poolEntries = options.pool?.filter((e) => e.size > 0) ?? [];
-  const poolMaxAgeMs = (options.poolMaxAgeSeconds ?? 86_400) * 1000;
-  const poolPark = options.poolPark ?? "suspend";
-  const PARKED = poolPark === "suspend" ? "SUSPENDED" : "TERMINATED";
-  let refilling: Promise<BackendMaintenance> | undefined;
-
-  function poolMaxRunSeconds(): number {
-    // Counted from the VM's creation in the worst case: its whole pool life plus one job.
-    return Math.ceil(poolMaxAgeMs / 1000 + (options.poolJobMaxSeconds ?? 3600) + options.bootTimeoutSeconds + graceSeconds);
-  }
-
-  async function poolInstances(): Promise<{ zone: string; instance: GceInstance }[]> {
-    const { instances } = await retry(() => compute.listInstances(`${envFilter} AND labels.${LABEL.pool}:*`));
-    return instances;
-  }
-
-  const isIdle = (i: GceInstance) => !(i.labels ?? {})[LABEL.job];
-  const isMarkedForDeletion = (i: GceInstance) => (i.labels ?? {})[LABEL.deleting] !== undefined;
-  const ageMs = (i: GceInstance) => clock.now() - (Date.parse(i.creationTimestamp ?? "") || 0);
-
   async function waitFor(zone: string, operation: string, signal?: AbortSignal): Promise<void> {
     await waitForOperation(compute, zone, operation, { clock, deadline: clock.now() + operationTimeoutMs, ...(signal ? { signal } : {}) });
   }
 
-  async function operate(zone: string, start: () => Promise<string>, signal?: AbortSignal): Promise<void> {
-    await waitFor(zone, await retry(start, signal), signal);
-  }
-
-  /** Makes one pool VM for `entry`: insert, boot, check SSH and its host key, park. Deleted on any failure. */
-  async function fillOne(entry: { machineType: string; zone: string }): Promise<string> {
-    const name = instanceName(`pool-${randomBytes(5).toString("hex")}`);
-    const body = buildInstanceBody(options, {
-      name,
-      jobId: "pool",
-      repoFullName: "pool",
-      zone: entry.zone,
-      provisioningModel: options.spot ? "SPOT" : "STANDARD",
-      maxRunSeconds: poolMaxRunSeconds(),
-      now: clock.now(),
-      machineType: entry.machineType,
-    });
-    const labels = { [LABEL.env]: labelValue(options.envLabel), [LABEL.pool]: poolKey(entry.machineType, entry.zone) };
-    body.labels = labels;
-    body.disks![0]!.initializeParams!.labels = labels;
-    body.description = `agent-work warm-pool VM (${entry.machineType} in ${entry.zone}); taken by one job, then deleted`;
-    const never = new AbortController().signal;
-    try {
-      await operate(entry.zone, () => compute.insertInstance(entry.zone, body, requestIdFor("pool", name)));
-      const instance = await retry(() => compute.getInstance(entry.zone, name));
-      if (!instance) throw new Error(`pool VM ${name} is gone right after its insert`);
-      const ready = await awaitReady(entry.zone, instance, clock.now() + options.bootTimeoutSeconds * 1000, never);
-      // The key just checked goes on the VM as a label, so whichever controller takes it pins it
-      // at once instead of reading the guest attributes again after the resume.
-      const booted = await retry(() => compute.getInstance(entry.zone, name));
-      if (!booted) throw new Error(`pool VM ${name} is gone right after its boot`);
-      const recorded = { ...(booted.labels ?? {}), [LABEL.hostKey]: hostKeyLabelValue(ready.meta.hostKeySha256!) };
-      await operate(entry.zone, () => compute.setLabels(entry.zone, name, recorded, booted.labelFingerprint ?? ""));
-      await operate(entry.zone, () => (poolPark === "suspend" ? compute.suspendInstance(entry.zone, name) : compute.stopInstance(entry.zone, name)));
-      log?.info({ vm: name, zone: entry.zone, park: poolPark }, "pool VM ready");
-      return name;
-    } catch (err) {
-      await deleteAndWait(entry.zone, name).catch(() => undefined);
-      throw err;
-    }
-  }
-
-  const poolTake: PoolTakeContext = {
-    compute,
-    clock,
-    log,
-    parked: PARKED,
-    externalIp: options.externalIp,
-    retry,
-    waitFor,
-    deleteAndWait,
-    awaitReady,
-    jobLabels: (job) =>
-      labelsFor(
-        { jobId: job.jobId, repoFullName: job.repoFullName, maxRunSeconds: Math.ceil(job.maxSeconds + graceSeconds), now: clock.now() },
-        options.envLabel,
-      ),
-  };
-
-  /** The parked VMs that can take `job`, oldest first (the first to age out); none when the pool cannot be listed. */
-  async function poolCandidates(job: JobSpec, listing: Promise<{ zone: string; instance: GceInstance }[]>): Promise<{ zone: string; instance: GceInstance }[]> {
-    const keys = poolKeysFor(job);
-    try {
-      return (await listing)
-        .filter(
-          (c) =>
-            isIdle(c.instance) &&
-            !isMarkedForDeletion(c.instance) &&
-            String(c.instance.status) === PARKED &&
-            keys.has((c.instance.labels ?? {})[LABEL.pool] ?? "") &&
-            ageMs(c.instance) < poolMaxAgeMs,
-        )
-        .sort((a, b) => ageMs(b.instance) - ageMs(a.instance));
-    } catch (err) {
-      log?.warn({ jobId: job.jobId, err: classifyGceError(err) }, "cannot list the warm pool; making a VM the cold way");
-      return [];
-    }
-  }
-
-  /** The pool labels of the entries that can give `job` a VM (its machine type, any zone). */
-  function poolKeysFor(job: JobSpec): Set<string> {
-    const machineType = job.machineType ?? options.machineType;
-    return new Set(poolEntries.filter((e) => e.machineType === machineType).map((e) => poolKey(e.machineType, e.zone)));
-  }
-
-  /** One pool pass at a time in this process: a take's refill and the reaper's pass share it. */
-  function poolPass(): Promise<BackendMaintenance> {
-    refilling ??= maintainPool().finally(() => (refilling = undefined));
-    return refilling;
-  }
-
-  /** Refills the pool in the background after a take. */
-  function refillSoon(): void {
-    poolPass().catch((err) => log?.warn({ err }, "warm pool refill failed; the reaper tries again"));
-  }
-
-  /**
-   * Why an idle pool VM must go, or undefined while it may stay: the reason in words, and in short
-   * for its mark (none when an earlier pass marked it already).
-   */
-  function whyDelete(instance: GceInstance, configured: ReadonlySet<string>): { mark?: string; reason: string } | undefined {
-    const key = (instance.labels ?? {})[LABEL.pool] ?? "";
-    const status = String(instance.status);
-    const stuckMs = options.bootTimeoutSeconds * 1000 + 2 * operationTimeoutMs;
-    if (isMarkedForDeletion(instance)) return { reason: "marked for deletion by an earlier pass, whose delete did not finish" };
-    if (!configured.has(key)) return { mark: "unconfigured", reason: "its machine type and zone are not in the pool any more" };
-    if (ageMs(instance) >= poolMaxAgeMs) return { mark: "max-age", reason: `older than the pool's maximum age (${Math.round(poolMaxAgeMs / 3_600_000)} h)` };
-    if (status !== PARKED && ageMs(instance) >= stuckMs)
-      return { mark: "stuck", reason: `still ${status} long after it was made (a fill that never finished)` };
-    if (DEAD_STATES.has(status) && status !== PARKED && !["STOPPING", "SUSPENDING"].includes(status))
-      return { mark: "wrong-state", reason: `${status}, not ${PARKED}` };
-    return undefined;
-  }
-
-  /**
-   * Marks an idle pool VM for deletion with the label fingerprint of the listing that found it
-   * idle, as a take would: false when a job took it (or anything changed its labels) since, and it
-   * is left alone. Once marked, no take can succeed with that listing's fingerprint, and a new
-   * listing does not offer it.
-   */
-  async function markForDeletion(zone: string, instance: GceInstance, mark: string): Promise<boolean> {
-    const name = instance.name ?? "";
-    const labels = { ...(instance.labels ?? {}), [LABEL.deleting]: labelValue(mark) };
-    try {
-      await operate(zone, () => compute.setLabels(zone, name, labels, instance.labelFingerprint ?? ""));
-      return true;
-    } catch (err) {
-      const c = classifyGceError(err);
-      if (c.httpStatus === 412 || c.kind === "not_found") {
-        log?.info({ vm: name, zone, err: c.code }, "pool VM changed (taken by a job) or gone since it was listed; not deleting it");
-        return false;
-      }
-      throw err;
-    }
-  }
-
-  /**
-   * Keeps the pool honest, once per reaper pass and after each take: deletes idle VMs past the
-   * maximum age, VMs stuck filling past the boot and operation time, VMs whose machine type and
-   * zone are no longer configured (the pool drains when disabled), then fills each entry to size.
-   * Each is marked first (markForDeletion), so a job that took it meanwhile keeps it.
-   */
-  async function maintainPool(): Promise<BackendMaintenance> {
-    const actions: BackendMaintenance["actions"] = [];
-    const configured = new Map(poolEntries.map((e) => [poolKey(e.machineType, e.zone), e]));
-    const idle = (await poolInstances()).filter((c) => isIdle(c.instance));
-    const kept = new Map<string, number>();
-    const configuredKeys = new Set(configured.keys());
-    for (const { zone, instance } of idle) {
-      const name = instance.name ?? "";
-      const why = whyDelete(instance, configuredKeys);
-      if (why) {
-        try {
-          if (why.mark && !(await markForDeletion(zone, instance, why.mark))) continue;
-          await deleteAndWait(zone, name);
-          actions.push({ kind: "pool-delete", id: name, reason: why.reason });
-        } catch (err) {
-          actions.push({ kind: "pool-delete", id: name, reason: why.reason, error: err instanceof Error ? err.message : String(err) });
-        }
-        continue;
-      }
-      const key = (instance.labels ?? {})[LABEL.pool] ?? "";
-      kept.set(key, (kept.get(key) ?? 0) + 1);
-    }
-    const fills: Promise<void>[] = [];
-    for (const [key, entry] of configured) {
-      const missing = entry.size - (kept.get(key) ?? 0);
-      for (let i = 0; i < missing; i++) {
-        fills.push(
-          fillOne(entry).then(
-            (name) =>
-              void actions.push({
-                kind: "pool-fill",
-                id: name,
-                reason: `${entry.machineType} in ${entry.zone}: ${entry.size - missing + i} of ${entry.size} ready`,
-              }),
-            (err: unknown) =>
-              void actions.push({
-                kind: "pool-fill",
-                id: key,
-                reason: `${entry.machineType} in ${entry.zone}`,
-                error: err instanceof Error ? err.message : String(err),
-              }),
-          ),
-        );
-      }
-    }
-    await Promise.all(fills);
-    return { actions };
-  }
+  const warmPool = createWarmPool({ options, compute, clock, log, envFilter, graceSeconds, operationTimeoutMs, retry, waitFor, deleteAndWait, awaitReady });
 
   /**
    * The reaper's housekeeping for this backend, once a pass: job secrets whose job has no VM any
@@ -835,8 +612,7 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
    */
   async function maintain(): Promise<BackendMaintenance> {
     // A pool refill already under way (after a take) is this pass's pool work.
-    const pool = await poolPass();
-    const actions: BackendMaintenance["actions"] = [...pool.actions];
+    const actions: BackendMaintenance["actions"] = [...(await warmPool.maintain()).actions];
     if (secrets) {
       const [vms, held] = await Promise.all([list(), secrets.list()]);
       const withVm = new Set(vms.map((v) => v.jobId));
@@ -864,7 +640,7 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
   }
 
   async function close(): Promise<void> {
-    await refilling?.catch(() => undefined);
+    await warmPool.close();
     if (ownPool) await pool.close();
   }
 
