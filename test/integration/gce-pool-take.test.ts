@@ -329,6 +329,20 @@ describe("taking a warm-pool VM, its resume overlapping the take", { timeout: 30
     await expectNothingLeaked();
   });
 
+  it("a VM an earlier pass marked but did not delete is never offered to a job, and the next pass deletes it", async () => {
+    const [marked, other] = await keepParked(2);
+    const vm = instance(marked!)!;
+    vm.labels = { ...vm.labels, "agent-work-deleting": "max-age" };
+    const worker = await w.backend.create(newJob(), never);
+    expect(worker.id).toBe(other);
+    expect(resumesOf(marked!)).toBe(0);
+    await w.backend.destroy(worker);
+    // Parked, configured and young: only its mark can have the pool's pass (the refill behind the take) delete it.
+    await w.backend.maintain!();
+    expect(instance(marked!)).toBeUndefined();
+    await expectNothingLeaked();
+  });
+
   it("a resume whose operation fails, the VM not on its way up, deletes that VM; with none left the job's VM is made the cold way", async () => {
     const before = await keepParked(2);
     w.fake.failOperations(

@@ -4,7 +4,7 @@
  *
  * The take sets the job's labels with the label fingerprint the pool's listing read, so of two
  * controllers, or a controller and the reaper (which marks a VM before deleting it, see
- * maintainPool), one changes them and the other is refused. The resume starts as soon as GCE has
+ * warm-pool.ts), one changes them and the other is refused. The resume starts as soon as GCE has
  * accepted that setLabels call, while the take's operation is still running (it takes a second or
  * two, the resume several), and the VM is handed to the job only once that operation is done
  * without an error. What each outcome does:
