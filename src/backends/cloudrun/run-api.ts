@@ -57,6 +57,47 @@ export class GoogleApiError extends Error {
   }
 }
 
+/**
+ * One JSON call to a Google API with Application Default Credentials (or the token `accessToken`
+ * gives): an error answer becomes GoogleApiError (`<status> <error.status> <error.message>`), a
+ * dropped connection stays fetch's TypeError. The backend (createRunApi) and `agent-work doctor`'s
+ * cloudrun check both call Google this way.
+ */
+export function googleJsonCaller(options: { accessToken?: () => Promise<string | undefined>; fetch?: typeof fetch }) {
+  const doFetch = options.fetch ?? fetch;
+  let auth: GoogleAuth | undefined;
+  const accessToken =
+    options.accessToken ??
+    (async () => {
+      auth ??= new GoogleAuth({ scopes: ["https://www.googleapis.com/auth/cloud-platform"] });
+      return (await auth.getAccessToken()) ?? undefined;
+    });
+  return async <T>(method: "GET" | "POST" | "DELETE", url: string, body?: unknown): Promise<T> => {
+    const token = await accessToken();
+    const res = await doFetch(url, {
+      method,
+      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { "content-type": "application/json" } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await res.text();
+    let parsed: Record<string, any> = {};
+    try {
+      parsed = text ? (JSON.parse(text) as Record<string, any>) : {};
+    } catch {
+      // Not JSON (a proxy's page): the status and the text's start say enough.
+    }
+    if (!res.ok) {
+      const e = parsed.error ?? {};
+      throw new GoogleApiError(
+        res.status,
+        String(e.status ?? ""),
+        `${res.status} ${e.status ?? ""} ${e.message ?? text.slice(0, 200)}`.replace(/\s+/g, " ").trim(),
+      );
+    }
+    return parsed as T;
+  };
+}
+
 export interface RunApi {
   readonly parent: string;
   /** Creates the job; GoogleApiError 409 when one by that id exists. */
@@ -92,34 +133,16 @@ export interface RunApiOptions {
 export function createRunApi(options: RunApiOptions): RunApi {
   const runUrl = options.runUrl ?? "https://run.googleapis.com";
   const loggingUrl = options.loggingUrl ?? "https://logging.googleapis.com";
-  const doFetch = options.fetch ?? fetch;
-  let auth: GoogleAuth | undefined;
-  const accessToken =
-    options.accessToken ??
-    (async () => {
-      auth ??= new GoogleAuth({ scopes: ["https://www.googleapis.com/auth/cloud-platform"] });
-      return (await auth.getAccessToken()) ?? undefined;
-    });
+  const googleCall = googleJsonCaller(options);
   const parent = `projects/${options.project}/locations/${options.region}`;
 
-  async function call<T>(method: string, url: string, body?: unknown): Promise<T> {
-    const token = await accessToken();
-    const res = await doFetch(url, {
-      method,
-      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { "content-type": "application/json" } : {}) },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await res.text();
-    const parsed = text ? (JSON.parse(text) as Record<string, any>) : {};
-    if (!res.ok) {
-      const e = parsed.error ?? {};
-      throw new GoogleApiError(
-        res.status,
-        String(e.status ?? ""),
-        `${method} ${new URL(url).pathname}: ${res.status} ${e.status ?? ""} ${e.message ?? text}`.trim(),
-      );
+  async function call<T>(method: "GET" | "POST" | "DELETE", url: string, body?: unknown): Promise<T> {
+    try {
+      return await googleCall<T>(method, url, body);
+    } catch (err) {
+      if (!(err instanceof GoogleApiError)) throw err;
+      throw new GoogleApiError(err.httpStatus, err.status, `${method} ${new URL(url).pathname}: ${err.message}`);
     }
-    return parsed as T;
   }
   const orNull = async <T>(p: Promise<T>): Promise<T | null> => {
     try {

@@ -14,11 +14,11 @@
  */
 import { randomBytes } from "node:crypto";
 import type { BackendMaintenance, JobSpec, Worker } from "../types.js";
-import type { Backoff, Clock } from "./backoff.js";
+import type { Backoff } from "./backoff.js";
 import { buildInstanceBody, labelsFor } from "./build-instance.js";
 import { classifyGceError } from "./classify-gce-error.js";
-import type { ComputeApi, GceInstance, ListedInstance } from "./compute-api.js";
-import type { GceBackendOptions, GceLog } from "./gce-backend.js";
+import type { GceInstance, ListedInstance } from "./compute-api.js";
+import type { GceBackendOptions } from "./gce-backend.js";
 import { LABEL, hostKeyLabelValue, instanceName, labelValue, poolKey, requestIdFor } from "./gce-names.js";
 import { takeFromPool, type PoolTakeContext, type TakenPoolVm } from "./pool-take.js";
 
@@ -26,20 +26,13 @@ import { takeFromPool, type PoolTakeContext, type TakenPoolVm } from "./pool-tak
 const AT_REST = new Set(["STOPPED", "TERMINATED", "SUSPENDED"]);
 
 /** What the pool needs from the backend, passed in rather than reached for. */
-export interface WarmPoolContext {
+export interface WarmPoolContext extends Pick<PoolTakeContext, "compute" | "clock" | "log" | "retry" | "waitFor" | "deleteAndWait"> {
   options: GceBackendOptions;
-  compute: ComputeApi;
-  clock: Clock;
-  log?: GceLog | undefined;
   /** The list filter for this deployment's VMs (`labels.agent-work-env = "…"`). */
   envFilter: string;
   /** Added to a job's limit for its VM's dead-man switch. */
   graceSeconds: number;
   operationTimeoutMs: number;
-  retry<T>(call: () => Promise<T>, signal?: AbortSignal): Promise<T>;
-  /** Waits for a zone operation to finish without an error (throws otherwise), within the operation timeout. */
-  waitFor(zone: string, operation: string, signal?: AbortSignal): Promise<void>;
-  deleteAndWait(zone: string, name: string): Promise<void>;
   /** RUNNING, SSH answering, and the host key checked: the backend's awaitReady. */
   awaitReady(
     zone: string,

@@ -6,13 +6,14 @@
  * Read-only: it lists, reads and asks `testIamPermissions`; it creates nothing and never prints a
  * secret (the access token goes only into the Authorization header).
  */
-import { GoogleAuth } from "google-auth-library";
 import { resourcesFor, type RunResources } from "../../backends/cloudrun/build-run-job.js";
-import { GoogleApiError } from "../../backends/cloudrun/run-api.js";
+import { GoogleApiError, googleJsonCaller } from "../../backends/cloudrun/run-api.js";
 import type { CloudRunConfig } from "../../config/env.js";
 import { bundledCloudRunPrices, cloudRunRatePerHour, type CloudRunPrices } from "../../cost/cloudrun-price.js";
 import type { DoctorCheck } from "./doctor-check.js";
 import { adcPrincipal } from "./adc-principal.js";
+
+type GoogleCall = ReturnType<typeof googleJsonCaller>;
 
 export interface CloudRunDoctorDeps {
   /** Who the controller is to Google Cloud; the default asks Application Default Credentials. */
@@ -57,44 +58,6 @@ export const CLOUDRUN_BACKEND_PERMISSIONS = [
 ] as const;
 
 type Add = (check: DoctorCheck) => void;
-type GoogleCall = <T>(method: "GET" | "POST", url: string, body?: unknown) => Promise<T>;
-
-/** One JSON call, as run-api.ts makes them: an error answer becomes GoogleApiError, a dropped connection stays fetch's TypeError. */
-function googleCaller(deps: CloudRunDoctorDeps): GoogleCall {
-  const doFetch = deps.fetch ?? fetch;
-  let auth: GoogleAuth | undefined;
-  const accessToken =
-    deps.accessToken ??
-    (async () => {
-      auth ??= new GoogleAuth({ scopes: ["https://www.googleapis.com/auth/cloud-platform"] });
-      return (await auth.getAccessToken()) ?? undefined;
-    });
-  return async <T>(method: "GET" | "POST", url: string, body?: unknown): Promise<T> => {
-    const token = await accessToken();
-    const res = await doFetch(url, {
-      method,
-      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { "content-type": "application/json" } : {}) },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await res.text();
-    let parsed: Record<string, any> = {};
-    try {
-      parsed = text ? (JSON.parse(text) as Record<string, any>) : {};
-    } catch {
-      // Not JSON (a proxy's page): the status and the text's start say enough.
-    }
-    if (!res.ok) {
-      const e = parsed.error ?? {};
-      throw new GoogleApiError(
-        res.status,
-        String(e.status ?? ""),
-        `${res.status} ${e.status ?? ""} ${e.message ?? text.slice(0, 200)}`.replace(/\s+/g, " ").trim(),
-      );
-    }
-    return parsed as T;
-  };
-}
-
 /** What went wrong, in a line; for a dropped connection, where it was going and why it failed. */
 function describe(err: unknown, url: string): string {
   if (err instanceof GoogleApiError) return err.message;
@@ -133,7 +96,7 @@ export async function checkCloudRun(cloudrun: CloudRunConfig, deps: CloudRunDoct
   }
 
   const urls = { ...GOOGLE_URLS, ...deps.urls };
-  const call = googleCaller(deps);
+  const call = googleJsonCaller(deps);
   if (!(await checkRegion(cloudrun, urls.run, call, add))) {
     add(skipped("the permissions and image", `while ${cloudrun.project}/${cloudrun.region} cannot be reached`));
     return;
