@@ -1,7 +1,7 @@
 import type { GceConfig } from "../../config/env.js";
 import type { SshPool } from "../../remote/ssh-pool.js";
 import type { GcpClientOptions } from "./compute-api.js";
-import type { GceBackendOptions, GceLog } from "./gce-backend.js";
+import type { GceBackendOptions, GceLog } from "./gce-backend-options.js";
 import type { GceCeilingSettings } from "./gce-cost.js";
 import type { JobSecrets } from "./job-secrets.js";
 

@@ -27,7 +27,7 @@ import type { JobSpec, Worker } from "../types.js";
 import type { Backoff, Clock } from "./backoff.js";
 import { classifyGceError } from "./classify-gce-error.js";
 import type { ComputeApi, GceInstance, ListedInstance } from "./compute-api.js";
-import type { GceLog } from "./gce-backend.js";
+import type { GceLog } from "./gce-backend-options.js";
 import { LABEL, hostKeyFromLabel, labelValue } from "./gce-names.js";
 
 /**

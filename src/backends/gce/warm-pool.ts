@@ -18,7 +18,7 @@ import type { Backoff } from "./backoff.js";
 import { buildInstanceBody, labelsFor } from "./build-instance.js";
 import { classifyGceError } from "./classify-gce-error.js";
 import type { GceInstance, ListedInstance } from "./compute-api.js";
-import type { GceBackendOptions } from "./gce-backend.js";
+import type { GceBackendOptions } from "./gce-backend-options.js";
 import { LABEL, hostKeyLabelValue, instanceName, labelValue, poolKey, requestIdFor } from "./gce-names.js";
 import { takeFromPool, type PoolTakeContext, type TakenPoolVm } from "./pool-take.js";
 

@@ -6,21 +6,23 @@
  * lets one operation through as a trial.
  *
  * Everything is found again on the hosts themselves (the folders are the truth), so a controller
- * that restarts sees the same workers, slots and orphans as the one before it.
+ * that restarts sees the same workers, slots and orphans as the one before it. The health check
+ * (node, git and the sandbox's tools on each host) is in check-ssh-health.ts.
  */
 import type { NodeSSH } from "node-ssh";
-import { remoteExec } from "../../remote/remote-exec.js";
 import { checkRemoteWorkDir, remoteJobDir } from "../../remote/remote-work-dir.js";
 import { removeRemoteWorkDir } from "../../remote/remove-remote-work-dir.js";
 import { runWorkerOverSsh } from "../../remote/run-worker-over-ssh.js";
-import { shellQuote } from "../../remote/shell-quote.js";
 import { isConnectionAlive, SshPool, type SshPoolLog, type SshTarget } from "../../remote/ssh-pool.js";
 import type { HostKeyMemory } from "../../remote/host-key-memory.js";
 import type { ProgressEvent } from "../../worker/protocol.js";
 import { IncompleteListError } from "../incomplete-list-error.js";
 import type { Backend, BackendModule, JobSpec, RunResult, RunSpec, Worker } from "../types.js";
+import { checkSshHealth, type SshHealthOptions, type SshHostHealth } from "./check-ssh-health.js";
 import { CircuitBreaker, type CircuitState } from "./circuit-breaker.js";
 import { claimJobDir, listJobDirs, type FoundJobDir, type HostRecord } from "./host-records.js";
+
+export type { SshHealthOptions, SshHostHealth } from "./check-ssh-health.js";
 
 export interface SshHostOptions {
   /** Unique; names the host in worker ids, logs and health reports. */
@@ -60,30 +62,6 @@ export interface SshBackendOptions {
    * process's memory by default. Used by the pool the backend makes.
    */
   hostKeys?: HostKeyMemory;
-}
-
-export interface SshHostHealth {
-  name: string;
-  circuit: CircuitState;
-  consecutiveFailures: number;
-  /** Reachable and able to run the worker script (node and git found) at this check. */
-  ok: boolean;
-  slots: number;
-  active: number | null;
-  labels: string[];
-  /** Tools missing on the host; `bwrap` or `prlimit` missing means the worker refuses to run agents there (unless LOCAL_SANDBOX=none). */
-  missing: string[];
-  error?: string;
-  /** When asked for: each agent CLI's `--version` answer there (bin → first line), null when it is not found. */
-  agentVersions?: Record<string, string | null>;
-}
-
-export interface SshHealthOptions {
-  /**
-   * Also ask each host for these commands' `--version`, found on `path` (the worker's PATH, by
-   * default): for `doctor`, not for the periodic checks (a CLI can take a second to start).
-   */
-  agentVersions?: { bins: readonly string[]; path: string };
 }
 
 export interface SshBackend extends Backend {
@@ -345,55 +323,6 @@ export function createSshBackend(options: SshBackendOptions): SshBackend {
     return { max, active };
   }
 
-  /** `agent <bin> <first line of --version>` or `agent <bin> -` per CLI: the host's answer is data, read by a fixed pattern. */
-  function agentVersionScript(o: NonNullable<SshHealthOptions["agentVersions"]>): string {
-    const bins = o.bins.filter((b) => /^[a-z0-9-]+$/.test(b));
-    if (bins.length === 0) return "";
-    return (
-      `; for a in ${bins.join(" ")}; do p=$(PATH=${shellQuote(o.path)} command -v "$a" 2>/dev/null) || { echo "agent $a -"; continue; }; ` +
-      `echo "agent $a $(timeout 20 "$p" --version </dev/null 2>&1 | head -n 1 | tr -cd '[:print:]' | cut -c1-200)"; done`
-    );
-  }
-
-  async function checkHealth(healthOptions: SshHealthOptions = {}): Promise<SshHostHealth[]> {
-    const versions = healthOptions.agentVersions ? agentVersionScript(healthOptions.agentVersions) : "";
-    return Promise.all(
-      hosts.map(async (host): Promise<SshHostHealth> => {
-        const base = { name: host.options.name, slots: host.options.slots, labels: host.options.labels };
-        const node = shellQuote(host.options.nodePath ?? "node");
-        try {
-          const report = await onHost(host, async (conn) => {
-            const r = await remoteExec(
-              conn,
-              `for t in ${node} git bwrap prlimit setsid timeout; do command -v "$t" >/dev/null 2>&1 || echo "missing $t"; done; echo "dirs $(ls -1 -- ${shellQuote(host.workRoot)} 2>/dev/null | wc -l)"${versions}`,
-            );
-            const missing = [...r.stdout.matchAll(/^missing (.+)$/gm)].map((m) => m[1]!);
-            const agentVersions = versions
-              ? Object.fromEntries([...r.stdout.matchAll(/^agent ([a-z0-9-]+) ?(.*)$/gm)].map((m) => [m[1]!, m[2] === "-" ? null : m[2]!]))
-              : undefined;
-            const active = Number(/^dirs (\d+)/m.exec(r.stdout)?.[1] ?? 0);
-            // The sandbox's tools are the worker's business: it refuses the job, with install advice, when they are missing.
-            const fatal = missing.filter((t) => t !== "bwrap" && t !== "prlimit");
-            if (fatal.length > 0) throw Object.assign(new Error(`${fatal.join(", ")} not found on the host`), { missing, active });
-            return { missing, active, ...(agentVersions ? { agentVersions } : {}) };
-          });
-          return { ...base, ...report, ok: true, circuit: host.breaker.state, consecutiveFailures: 0 };
-        } catch (err) {
-          const e = err as Error & { missing?: string[]; active?: number };
-          return {
-            ...base,
-            ok: false,
-            active: e.active ?? null,
-            missing: e.missing ?? [],
-            error: e.message,
-            circuit: host.breaker.state,
-            consecutiveFailures: host.breaker.consecutiveFailures,
-          };
-        }
-      }),
-    );
-  }
-
   return {
     name: NAME,
     capacity,
@@ -401,7 +330,7 @@ export function createSshBackend(options: SshBackendOptions): SshBackend {
     run,
     destroy,
     list,
-    checkHealth,
+    checkHealth: (healthOptions) => checkSshHealth({ hosts, onHost }, healthOptions),
     circuits: () => Object.fromEntries(hosts.map((h) => [h.options.name, h.breaker.state])),
     close: async () => {
       if (ownPool) await pool.close();
