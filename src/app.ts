@@ -2,11 +2,8 @@ import type { ApplicationFunction, Probot } from "probot";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { PipelineDeps } from "./pipeline/deps.js";
 import { Scheduler } from "./scheduler/scheduler.js";
-import { recordLabeledIssue } from "./handlers/record-labeled-issue.js";
-import { recordCommentCommand } from "./handlers/record-comment-command.js";
-import { recordCheckRunAction } from "./handlers/record-check-run-action.js";
-import { recordReviewCommand } from "./handlers/record-review-command.js";
-import { handledDelivery, type Delivery, type HandledEvent, type HandledPayload } from "./handlers/handled-payloads.js";
+import { deliveryRecorder } from "./handlers/record-delivery.js";
+import { handledDelivery, handledPayloads, type HandledEvent } from "./handlers/handled-payloads.js";
 import { githubAccessFor, restBaseUrl } from "./github/github-access.js";
 import type { GitHubAccess } from "./github/types.js";
 import type { FetchLike } from "./github/node-http-fetch.js";
@@ -45,28 +42,18 @@ export function agentWorkApp(
     const scheduler = new Scheduler({ ...deps, github });
     onScheduler(scheduler, github);
 
-    const recordDeps = {
+    const handle = deliveryRecorder({
       store: deps.store,
+      requests: deps.requests,
+      appId: deps.config.appId ?? 0,
       triggerLabel: deps.config.triggerLabel,
       defaultBackend: "local",
       metrics: deps.metrics,
       log: deps.log,
       wake: () => scheduler.wake(),
-    };
-    const reviewDeps = { ...recordDeps, requests: deps.requests };
-    const actionDeps = { ...recordDeps, requests: deps.requests, appId: deps.config.appId ?? 0 };
-    // Each handler reads its delivery through the schema the ingress checked (src/handlers/handled-payloads.ts).
-    const handlers: { [E in HandledEvent]: (delivery: Delivery<HandledPayload<E>>) => Promise<void> } = {
-      "issues.labeled": (d) => recordLabeledIssue(recordDeps, d),
-      "issue_comment.created": (d) => recordCommentCommand({ ...recordDeps, requests: deps.requests }, d),
-      "pull_request_review_comment.created": (d) => recordReviewCommand(reviewDeps, "pull_request_review_comment.created", d),
-      "pull_request_review.submitted": (d) => recordReviewCommand(reviewDeps, "pull_request_review.submitted", d),
-      "check_run.requested_action": (d) => recordCheckRunAction(actionDeps, d),
-      "check_run.rerequested": (d) => recordCheckRunAction(actionDeps, d),
-    };
-    const handle = <E extends HandledEvent>(event: E, delivery: Delivery<HandledPayload<E>>) => handlers[event](delivery);
+    });
     // Through Probot too (tests and `npm run replay` hand deliveries to probot.receive).
-    for (const event of Object.keys(handlers) as HandledEvent[]) app.on(event, (context) => handle(event, handledDelivery(event, context)));
+    for (const event of Object.keys(handledPayloads) as HandledEvent[]) app.on(event, (context) => handle(event, handledDelivery(event, context)));
     onReceive?.((delivery) =>
       delivery.handled ? handle(delivery.handled.key, { id: delivery.id, payload: delivery.handled.payload as never }) : Promise.resolve(),
     );

@@ -6,7 +6,7 @@ import type { Logger } from "pino";
 import type { ControllerConfig } from "./config/env.js";
 import { secretValues } from "./config/env.js";
 import { Redactor } from "./redact/redactor.js";
-import { createLogger } from "./redact/redacting-logger.js";
+import { createLogger, redactedLineWriter } from "./redact/redacting-logger.js";
 import { openStore, stopBackgroundCheckpoints } from "./store/open-store.js";
 import { JobStore } from "./store/job-store.js";
 import { RequestStore } from "./store/request-store.js";
@@ -36,6 +36,8 @@ import { startHttpServer, type RequestHandler } from "./ingress/start-http-serve
 import { webhookIngress } from "./ingress/webhook-ingress.js";
 import { youngGarbageCollector } from "./ingress/young-garbage-collector.js";
 import { WebhookPriority } from "./ingress/webhook-priority.js";
+import { WebhookActivity } from "./ingress/webhook-activity.js";
+import { startIngressThread, type IngressThread } from "./ingress/start-ingress-thread.js";
 import { checkHandledPayload } from "./handlers/handled-payloads.js";
 
 /** Where GitHub delivers webhooks (Probot's path, which app.yml's setup registers). */
@@ -57,10 +59,16 @@ export interface ControllerOptions {
   extraBackends?: ReadonlyMap<string, Backend>;
   /** Told each step of a job's life (the crash-matrix test's controller stops itself there). */
   onStep?: PipelineDeps["onStep"];
+  /** Receive webhooks on their own thread; config.webhookThread (WEBHOOK_THREAD) by default. */
+  webhookThread?: boolean;
 }
 
 export interface Controller {
   probot: Probot;
+  /**
+   * The main thread's HTTP server: the public one, or with the webhook thread, the loopback one
+   * the thread passes job pages and `/healthz` to (`url` is the public one either way).
+   */
   httpServer: HttpServer;
   scheduler: Scheduler;
   store: JobStore;
@@ -91,12 +99,20 @@ export interface Controller {
  */
 export const DEFAULT_SHUTDOWN_GRACE_MS = 20_000;
 
+function listeningPort(server: HttpServer, fallback: number): number {
+  const address = server.address();
+  return typeof address === "object" && address ? address.port : fallback;
+}
+
 /** Builds and starts everything one controller process runs: webhook server, scheduler, store. */
 export async function startController(options: ControllerOptions): Promise<Controller> {
   const { config } = options;
   if (!config.appId || !config.privateKey || !config.webhookSecret) {
     throw new Error("startController needs APP_ID, a private key and WEBHOOK_SECRET (without them, main.ts serves Probot's setup page)");
   }
+  const webhookThread = options.webhookThread ?? config.webhookThread;
+  if (webhookThread && options.now)
+    throw new Error("a custom clock cannot reach the webhook thread: set WEBHOOK_THREAD=false (or webhookThread: false) with `now`");
   // Agent keys kept in Secret Manager are read once, at start, and hidden like every other secret.
   const agentEnv = config.agentEnvSecrets ? { ...config.agentEnv, ...(await readAgentSecrets(config.agentEnvSecrets)) } : config.agentEnv;
   const redactor = new Redactor([...secretValues(config), ...Object.values(agentEnv)]);
@@ -128,7 +144,8 @@ export async function startController(options: ControllerOptions): Promise<Contr
   // One connection pool to GitHub for every client, the app's token requests included.
   const githubFetch = createNodeHttpFetch();
   // Deliveries first: while they arrive, GitHub calls and scheduler passes wait their turn.
-  const priority = new WebhookPriority();
+  const activity = new WebhookActivity();
+  const priority = new WebhookPriority({ activity });
   const turn = () => priority.turn();
   const Octokit = createOctokitClass({ log, onApiCall, fetch: githubFetch, overrides: options.octokitDefaults, gate: priority });
   // ssh host keys seen on first use are remembered in the store: every restart and replica refuses a changed one.
@@ -182,17 +199,6 @@ export async function startController(options: ControllerOptions): Promise<Contr
     ),
     { cwd: process.cwd(), addHandler: (handler) => void appHandlers.push(handler) },
   );
-  // Webhooks first: a stranger's request is refused there before anything else reads it.
-  const ingress = webhookIngress({
-    path: WEBHOOK_PATH,
-    secret: config.webhookSecret,
-    spillDir: path.join(config.dataDir, "incoming-webhooks"),
-    receive: (delivery) => receiveChecked!(delivery),
-    checkPayload: checkHandledPayload,
-    collectGarbage: youngGarbageCollector(),
-    log: log.child({ name: "webhooks" }),
-    priority,
-  });
   // Before the webhook server: a metrics port that is taken fails the start while nothing else runs yet.
   let metricsServer: MetricsServer | undefined;
   if (config.metrics) {
@@ -210,16 +216,71 @@ export async function startController(options: ControllerOptions): Promise<Contr
       throw err;
     });
   }
+  // Webhooks first: a stranger's request is refused there before anything else reads it. With the
+  // webhook thread, they are received there, and the main thread's server (on the loopback) serves
+  // what the thread passes on; without it, this thread serves both.
+  const ingressOptions = {
+    path: WEBHOOK_PATH,
+    secret: config.webhookSecret,
+    spillDir: path.join(config.dataDir, "incoming-webhooks"),
+  };
   const http = await startHttpServer({
-    host: config.host,
-    port: config.port,
-    handlers: [ingress, ...appHandlers],
+    host: webhookThread ? "127.0.0.1" : config.host,
+    port: webhookThread ? 0 : config.port,
+    handlers: webhookThread
+      ? appHandlers
+      : [
+          webhookIngress({
+            ...ingressOptions,
+            receive: (delivery) => receiveChecked!(delivery),
+            checkPayload: checkHandledPayload,
+            collectGarbage: youngGarbageCollector(),
+            log: log.child({ name: "webhooks" }),
+            priority,
+          }),
+          ...appHandlers,
+        ],
     requestTimeoutMs: config.requestTimeoutSeconds * 1000,
     log: log.child({ name: "http" }),
   }).catch(async (err: unknown) => {
     await metricsServer?.close();
     throw err;
   });
+  let ingressThread: IngressThread | undefined;
+  if (webhookThread) {
+    const writeLine = redactedLineWriter(redactor, options.logDestination ?? process.stdout);
+    ingressThread = await startIngressThread({
+      host: config.host,
+      port: config.port,
+      requestTimeoutMs: config.requestTimeoutSeconds * 1000,
+      webhookPath: ingressOptions.path,
+      webhookSecret: ingressOptions.secret,
+      spillDir: ingressOptions.spillDir,
+      dataDir: config.dataDir,
+      ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}),
+      logLevel: config.logLevel,
+      triggerLabel: config.triggerLabel,
+      appId: config.appId,
+      defaultBackend: "local",
+      activity,
+      mainPort: listeningPort(http.server, 0),
+      log: log.child({ name: "webhook-thread" }),
+      writeLine,
+      onCounts: (counts) => {
+        for (const [event, outcome, n] of counts) metrics.deliveries.inc({ event, outcome }, n);
+      },
+      onWake: () => scheduler?.wake(),
+    }).catch(async (err: unknown) => {
+      await http.stop();
+      await metricsServer?.close();
+      throw err;
+    });
+  }
+  /** Stops taking requests: the webhook thread's server, then the main thread's. */
+  const stopServing = async () => {
+    await ingressThread?.stop();
+    await http.stop();
+  };
   const httpServer = http.server;
   if (!scheduler || !github) throw new Error("the app did not create its scheduler");
   // The reaper: workers no live job owns, jobs whose worker vanished or ran past their deadline.
@@ -243,8 +304,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
     reaper.start();
     deliveries.start();
   }
-  const address = httpServer.address();
-  const port = typeof address === "object" && address ? address.port : config.port;
+  const port = ingressThread ? ingressThread.port : listeningPort(httpServer, config.port);
   log.info(
     { port, metrics: metricsServer?.url ?? "off", dataDir: config.dataDir, store: config.databaseUrl ? "postgres" : "sqlite", owner },
     "agent-work controller started",
@@ -272,7 +332,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
       await scheduler!.stop(closeOptions);
       // Live log streams hold their connections open; the server cannot close until they end.
       web.close();
-      await http.stop();
+      await stopServing();
       await metricsServer?.close();
       await built.close();
       await stopBackgroundCheckpoints(db);
@@ -286,7 +346,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
       const outcome = await scheduler!.shutdown(graceMs);
       await logs.flush().catch((err) => log.warn({ err }, "could not write the last job log lines"));
       web.close();
-      await http.stop();
+      await stopServing();
       await metricsServer?.close();
       await built.close();
       await stopBackgroundCheckpoints(db);

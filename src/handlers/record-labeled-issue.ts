@@ -1,6 +1,5 @@
 import type { Logger } from "pino";
 import type { JobStore } from "../store/job-store.js";
-import type { Metrics } from "../metrics/metrics.js";
 import type { Delivery, LabeledIssuePayload } from "./handled-payloads.js";
 import { labelNames } from "./label-names.js";
 
@@ -8,7 +7,8 @@ export interface RecordDeps {
   store: JobStore;
   triggerLabel: string;
   defaultBackend: string;
-  metrics: Metrics;
+  /** Counts each delivery by what was done with it (the ingress thread passes its counts to the main thread). */
+  metrics: { deliveries: { inc(labels: { event: string; outcome: string }): void } };
   log: Logger;
   /** Tells the scheduler there is work; never awaited by the handler. */
   wake(): void;

@@ -1,3 +1,5 @@
+import { WebhookActivity, epochMs } from "./webhook-activity.js";
+
 /**
  * The webhook path goes first. The controller runs deliveries and jobs on one event loop; under a
  * burst the job stage (intake, runs, reports: GitHub calls and the store writes after each answer)
@@ -30,6 +32,11 @@ export interface WebhookPriorityOptions {
   /** See `recentMs` (default 4). */
   busyCap?: number;
   now?: () => number;
+  /**
+   * Where the webhook path's state is kept: shared with the ingress thread when webhooks are
+   * received there (src/ingress/ingress-thread.ts), which then calls begin/end on its own copy.
+   */
+  activity?: WebhookActivity;
 }
 
 interface Waiter {
@@ -43,8 +50,7 @@ export class WebhookPriority {
   private readonly recentMs: number;
   private readonly busyCap: number;
   private readonly now: () => number;
-  private inFlight = 0;
-  private lastDelivery = Number.NEGATIVE_INFINITY;
+  private readonly activity: WebhookActivity;
   private readonly waiting: Waiter[] = [];
   private head = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -57,12 +63,21 @@ export class WebhookPriority {
     this.maxWaitMs = options.maxWaitMs ?? 2_000;
     this.recentMs = options.recentMs ?? 100;
     this.busyCap = options.busyCap ?? 4;
-    this.now = options.now ?? (() => performance.now());
+    this.now = options.now ?? epochMs;
+    this.activity = options.activity ?? new WebhookActivity(undefined, this.now);
+  }
+
+  private get inFlight(): number {
+    return this.activity.inFlight();
+  }
+
+  private get lastDelivery(): number {
+    return this.activity.lastSignedEnd();
   }
 
   /** A delivery's body has arrived and is being handled (the ingress calls it once the body is read). */
   begin(): void {
-    this.inFlight++;
+    this.activity.begin();
   }
 
   /**
@@ -70,8 +85,7 @@ export class WebhookPriority {
    * no busy window after it: a stranger's requests must not be a lever to hold the jobs back.
    */
   end(signed = true): void {
-    this.inFlight = Math.max(0, this.inFlight - 1);
-    if (signed) this.lastDelivery = this.now();
+    this.activity.end(signed);
     if (this.pending() > 0) this.arm();
   }
 

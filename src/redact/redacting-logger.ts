@@ -41,25 +41,34 @@ function cutLineRecord(original: string, redacted: string): string {
 }
 
 /**
- * A pino logger whose every line passes the redactor before it reaches the destination (R14).
- * pino hands its stream one complete line per `write`, so a secret is never split across calls.
- * A line longer than the redactor's cap is cut before redaction (bounded work whatever is logged)
- * and written as a JSON line that says so.
+ * Writes finished log lines to `destination`, each through the redactor first; a line longer than
+ * the redactor's cap is cut before redaction (bounded work whatever is logged) and written as a
+ * JSON line that says so. The ingress thread's lines come through here too, on the main thread.
  */
-export function createLogger(options: RedactingLoggerOptions): pino.Logger {
-  const destination = options.destination ?? process.stdout;
-  const redactedStream: pino.DestinationStream = {
-    write(line: string): void {
-      const redacted = options.redactor.redact(line);
-      destination.write(line.length > options.redactor.maxLineChars ? cutLineRecord(line, redacted) : redacted);
-    },
+export function redactedLineWriter(redactor: Redactor, destination: NodeJS.WritableStream): (line: string) => void {
+  return (line) => {
+    const redacted = redactor.redact(line);
+    destination.write(line.length > redactor.maxLineChars ? cutLineRecord(line, redacted) : redacted);
   };
+}
+
+/** A pino logger with the app's settings (censored header paths) writing whole lines to `stream`. */
+export function pinoLogger(stream: pino.DestinationStream, options: { level: string; name?: string }): pino.Logger {
   return pino(
     {
       level: options.level,
       ...(options.name === undefined ? {} : { name: options.name }),
       redact: { paths: REDACT_PATHS, censor: REDACTED },
     },
-    redactedStream,
+    stream,
   );
+}
+
+/**
+ * A pino logger whose every line passes the redactor before it reaches the destination (R14).
+ * pino hands its stream one complete line per `write`, so a secret is never split across calls.
+ */
+export function createLogger(options: RedactingLoggerOptions): pino.Logger {
+  const write = redactedLineWriter(options.redactor, options.destination ?? process.stdout);
+  return pinoLogger({ write }, options);
 }

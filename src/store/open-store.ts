@@ -48,6 +48,12 @@ export interface OpenStoreOptions {
   onCheckpointError?: (err: Error) => void;
   /** Where a dropped idle PostgreSQL connection is reported (the pool replaces it by itself). */
   onPoolError?: (err: Error) => void;
+  /**
+   * A second connection to a store another connection in this process opened (the ingress
+   * thread's): the schema is already up to date, so no migration runs, and an embedded store's
+   * WAL is checkpointed by the first connection's thread, never in this one's commits.
+   */
+  secondConnection?: boolean;
 }
 
 /**
@@ -56,6 +62,7 @@ export interface OpenStoreOptions {
  */
 export async function openStore(options: OpenStoreOptions): Promise<Kysely<Database>> {
   const db = options.databaseUrl ? await openPostgres(options.databaseUrl, options) : openSqlite(options.dataDir, options);
+  if (options.secondConnection) return db;
   try {
     await migrate(db);
   } catch (err) {
@@ -65,7 +72,7 @@ export async function openStore(options: OpenStoreOptions): Promise<Kysely<Datab
   return db;
 }
 
-function openSqlite(dataDir: string, options: Pick<OpenStoreOptions, "backgroundCheckpoints" | "onCheckpointError">): Kysely<Database> {
+function openSqlite(dataDir: string, options: Pick<OpenStoreOptions, "backgroundCheckpoints" | "onCheckpointError" | "secondConnection">): Kysely<Database> {
   let file = ":memory:";
   if (dataDir !== ":memory:") {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -81,6 +88,7 @@ function openSqlite(dataDir: string, options: Pick<OpenStoreOptions, "background
   // PostgreSQL where that matters.
   sqlite.pragma("synchronous = NORMAL");
   sqlite.pragma("foreign_keys = ON");
+  if (options.secondConnection) sqlite.pragma("wal_autocheckpoint = 0");
   const checkpointer =
     options.backgroundCheckpoints && file !== ":memory:"
       ? startWalCheckpointer(sqlite, file, options.onCheckpointError ? { onError: options.onCheckpointError } : {})
@@ -127,6 +135,16 @@ export async function onEmbeddedSqlite<T>(db: Kysely<Database>, fn: (sqlite: Sql
 }
 
 /**
+ * Kysely opens a transaction with a plain (deferred) `begin`: it takes the write lock only at its
+ * first write, and if another connection committed after the transaction's first read, that write
+ * fails at once with SQLITE_BUSY (busy_timeout does not apply: the snapshot is stale). The ingress
+ * thread writes on a connection of its own, so every transaction here takes the write lock at its
+ * start and waits for it (busy_timeout) instead. Transactions here are short and never wait on
+ * anything but the store.
+ */
+const BEGIN_IMMEDIATE = "begin immediate";
+
+/**
  * Kysely prepares every query afresh; the same few hundred SQL texts repeat for the life of the
  * process, and preparing was a tenth of the cost of recording a delivery (bench/ingest.ts profile).
  * A prepared statement is reusable, so each text is prepared once.
@@ -142,7 +160,7 @@ function withStatementCache(sqlite: Sqlite.Database, checkpointer?: WalCheckpoin
     prepare: (sql: string) => {
       let statement = cache.get(sql);
       if (!statement) {
-        statement = sqlite.prepare(sql);
+        statement = sqlite.prepare(sql === "begin" ? BEGIN_IMMEDIATE : sql);
         if (cache.size < 2000) cache.set(sql, statement);
       }
       return statement;

@@ -69,6 +69,7 @@ describe("loadControllerConfig", () => {
       port: 3000,
       host: "0.0.0.0",
       requestTimeoutSeconds: 15,
+      webhookThread: true,
       metrics: { host: "127.0.0.1", port: 9464, repoLabels: false },
       logLevel: "info",
       production: false,

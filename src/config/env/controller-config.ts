@@ -19,6 +19,8 @@ export interface ControllerConfig {
   host: string;
   /** How long a client may take to send a whole request (webhook body included) before it is closed. */
   requestTimeoutSeconds: number;
+  /** Webhooks received on a thread of their own (src/ingress/ingress-thread.ts); job pages are passed on to the main thread. */
+  webhookThread: boolean;
   /** Where Prometheus scrapes `/metrics`: never the webhook port. Absent when METRICS_PORT=0. */
   metrics?: MetricsConfig;
   logLevel: LogLevel;

@@ -28,6 +28,7 @@ export function describeControllerConfig(config: ControllerConfig): Record<strin
     port: String(config.port),
     host: config.host,
     requestTimeoutSeconds: String(config.requestTimeoutSeconds),
+    webhookThread: String(config.webhookThread),
     metrics: config.metrics
       ? `${config.metrics.host}:${config.metrics.port}, ${config.metrics.token ? `bearer token ${mask(config.metrics.token)}` : "no token"}, ${config.metrics.repoLabels ? "with" : "without"} repository labels`
       : "(off: METRICS_PORT=0)",

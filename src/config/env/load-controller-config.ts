@@ -65,6 +65,7 @@ export function loadControllerConfig(env: Env): LoadControllerConfigResult {
     port: v.PORT,
     host: v.HOST,
     requestTimeoutSeconds: v.REQUEST_TIMEOUT_SECONDS,
+    webhookThread: v.WEBHOOK_THREAD,
     ...(metrics ? { metrics } : {}),
     logLevel: v.LOG_LEVEL,
     production,

@@ -18,6 +18,13 @@ export const SERVER_VARS = [
       "Seconds a client may take to send a whole request, body included, before the server answers 408 and closes the connection (GitHub sends a delivery in well under its own 10 s).",
   },
   {
+    name: "WEBHOOK_THREAD",
+    secret: false,
+    default: "true",
+    description:
+      "Receive webhooks on a thread of their own (true or false): the HTTP server, the signature check and the delivery's write run there, so a burst of job work never delays GitHub's answer; job pages and /healthz are passed on to the main thread. false serves everything from the main thread.",
+  },
+  {
     name: "METRICS_HOST",
     secret: false,
     default: "127.0.0.1",
@@ -95,6 +102,7 @@ export const SERVER_FIELDS = {
   PORT: integer("PORT", 1, 65535),
   HOST: text("HOST", (v) => (/\s/.test(v) ? "expected an address to bind to, such as 0.0.0.0, 127.0.0.1 or ::" : null)),
   REQUEST_TIMEOUT_SECONDS: integer("REQUEST_TIMEOUT_SECONDS", 1, 300),
+  WEBHOOK_THREAD: bool("WEBHOOK_THREAD"),
   METRICS_HOST: text("METRICS_HOST", (v) => (/\s/.test(v) ? "expected an address to bind to, such as 127.0.0.1, :: or 0.0.0.0" : null)),
   METRICS_PORT: integer("METRICS_PORT", 0, 65535, " (0 turns the metrics server off)"),
   // Sent in a header by every scrape: printable ASCII only, and long enough not to be guessed.
