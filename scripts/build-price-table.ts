@@ -31,11 +31,12 @@ const Source = z.object({
   about: z.object({ generated: z.string(), url: z.string() }),
   compute: z.object({
     instance: z.record(
+      z.string(),
       z.object({
-        cost: z.record(z.object({ hour: z.number().optional(), hour_spot: z.number().optional() })).optional(),
+        cost: z.record(z.string(), z.object({ hour: z.number().optional(), hour_spot: z.number().optional() })).optional(),
       }),
     ),
-    storage: z.record(z.object({ type: z.string().optional(), cost: z.record(z.object({ month: z.number().optional() })) })),
+    storage: z.record(z.string(), z.object({ type: z.string().optional(), cost: z.record(z.string(), z.object({ month: z.number().optional() })) })),
   }),
 });
 

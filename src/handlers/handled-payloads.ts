@@ -24,7 +24,7 @@ const repository = z.object({
   name,
   full_name: z.string().min(1).max(512),
   owner: z.object({ login: name }),
-  clone_url: z.string().url().max(2048),
+  clone_url: z.url().max(2048),
   default_branch: z.string().min(1).max(255),
 });
 
@@ -40,7 +40,7 @@ const issue = z.object({
   body: z.string().nullish(),
   comments: z.number().int().nonnegative(),
   /** Present (an object) when the issue is a pull request. */
-  pull_request: z.object({}).passthrough().nullish(),
+  pull_request: z.looseObject({}).nullish(),
   labels,
 });
 

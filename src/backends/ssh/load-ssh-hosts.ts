@@ -30,53 +30,53 @@ export type ReadSshHostsResult = { ok: true; hosts: SshHostOptions[] } | { ok: f
 const PRIVATE_KEY = /-----BEGIN ([A-Z]+ )?PRIVATE KEY-----[\s\S]+-----END ([A-Z]+ )?PRIVATE KEY-----/;
 const HOST_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
-const hostSchema = z
-  .object({
-    name: z.string().regex(HOST_NAME, "expected letters, digits, '.', '_' or '-' (at most 63), starting with a letter or digit").optional(),
-    address: z
-      .string()
-      .min(1)
-      .regex(/^[^\s/]+$/, "expected a host name or IP address, without spaces or a path"),
-    port: z.number().int().min(1).max(65535).default(22),
-    user: z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/, "expected a user name such as agent-work"),
-    privateKey: z.string().regex(PRIVATE_KEY, "expected the private key itself, from -----BEGIN … PRIVATE KEY----- to -----END … PRIVATE KEY-----").optional(),
-    privateKeyPath: z.string().min(1).optional(),
-    hostKeySha256: z
-      .string()
-      .regex(
-        /^(SHA256:)?[A-Za-z0-9+/]{43}=?$/,
-        "expected a fingerprint such as SHA256:uoQv3EiNR1mAkO4JEqC76Sl0TZI1OV91JZGwonfFEh8 (ssh-keygen -lf <host key>.pub)",
-      )
-      .optional(),
-    slots: z.number().int().min(1).max(1000),
-    labels: z.array(z.string().min(1)).default([]),
-    nodePath: z.string().min(1).optional(),
-    workRoot: z
-      .string()
-      .refine((v) => {
-        try {
-          checkRemoteWorkDir(v);
-          return true;
-        } catch {
-          return false;
-        }
-      }, "expected a folder path without '..', relative to the user's home or absolute")
-      .optional(),
-  })
-  .strict();
+const hostSchema = z.strictObject({
+  name: z.string().regex(HOST_NAME, "expected letters, digits, '.', '_' or '-' (at most 63), starting with a letter or digit").optional(),
+  address: z
+    .string()
+    .min(1)
+    .regex(/^[^\s/]+$/, "expected a host name or IP address, without spaces or a path"),
+  port: z.number().int().min(1).max(65535).default(22),
+  user: z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/, "expected a user name such as agent-work"),
+  privateKey: z.string().regex(PRIVATE_KEY, "expected the private key itself, from -----BEGIN … PRIVATE KEY----- to -----END … PRIVATE KEY-----").optional(),
+  privateKeyPath: z.string().min(1).optional(),
+  hostKeySha256: z
+    .string()
+    .regex(
+      /^(SHA256:)?[A-Za-z0-9+/]{43}=?$/,
+      "expected a fingerprint such as SHA256:uoQv3EiNR1mAkO4JEqC76Sl0TZI1OV91JZGwonfFEh8 (ssh-keygen -lf <host key>.pub)",
+    )
+    .optional(),
+  slots: z.number().int().min(1).max(1000),
+  labels: z.array(z.string().min(1)).default([]),
+  nodePath: z.string().min(1).optional(),
+  workRoot: z
+    .string()
+    .refine((v) => {
+      try {
+        checkRemoteWorkDir(v);
+        return true;
+      } catch {
+        return false;
+      }
+    }, "expected a folder path without '..', relative to the user's home or absolute")
+    .optional(),
+});
 
-const fileSchema = z.object({ hosts: z.array(hostSchema).min(1, "expected at least one host") }).strict();
+const fileSchema = z.strictObject({ hosts: z.array(hostSchema).min(1, "expected at least one host") });
 
-function where(p: (string | number)[]): string {
-  return p.reduce<string>((acc, part) => (typeof part === "number" ? `${acc}[${part}]` : acc ? `${acc}.${part}` : part), "") || "(file)";
+/** zod's own words for a missing key ("expected string, received undefined") are for programmers. */
+const missingIsRequired: z.core.$ZodErrorMap = (issue) => (issue.code === "invalid_type" && issue.input === undefined ? "required" : undefined);
+
+function where(p: readonly PropertyKey[]): string {
+  return p.reduce<string>((acc, part) => (typeof part === "number" ? `${acc}[${part}]` : acc ? `${acc}.${String(part)}` : String(part)), "") || "(file)";
 }
 
-function describeIssue(issue: z.ZodIssue): string {
+function describeIssue(issue: z.core.$ZodIssue): string {
   if (issue.code === "unrecognized_keys") {
     const known = issue.path.length === 0 ? ["hosts"] : Object.keys(hostSchema.shape);
     return issue.keys.map((k) => `${where([...issue.path, k])}: unknown key (known keys: ${known.join(", ")})`).join("\n");
   }
-  if (issue.code === "invalid_type" && issue.received === "undefined") return `${where(issue.path)}: required`;
   return `${where(issue.path)}: ${issue.message}`;
 }
 
@@ -94,7 +94,7 @@ export function readSshHostsFile(file: string): ReadSshHostsResult {
   } catch (err) {
     return { ok: false, errors: [`${file} is not valid YAML or JSON: ${err instanceof Error ? err.message.split("\n")[0] : String(err)}`] };
   }
-  const parsed = fileSchema.safeParse(raw);
+  const parsed = fileSchema.safeParse(raw, { error: missingIsRequired });
   if (!parsed.success) return { ok: false, errors: parsed.error.issues.flatMap((i) => describeIssue(i).split("\n")) };
 
   const errors: string[] = [];

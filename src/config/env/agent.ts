@@ -55,7 +55,7 @@ export const AGENT_FIELDS = {
       const malformed = names.filter((n) => !/^[A-Za-z_][A-Za-z0-9_]*$/.test(n));
       if (malformed.length > 0) {
         ctx.addIssue({
-          code: z.ZodIssueCode.custom,
+          code: "custom",
           message: `expected comma-separated environment variable names such as ANTHROPIC_API_KEY; not a name: ${malformed.map((n) => JSON.stringify(n)).join(", ")}`,
         });
         return z.NEVER;
@@ -68,7 +68,7 @@ export const AGENT_FIELDS = {
     .transform((raw, ctx) => {
       if (raw === undefined || raw.trim() === "") return undefined;
       const problem = (message: string) => {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, message });
+        ctx.addIssue({ code: "custom", message });
         return z.NEVER;
       };
       let parsed: unknown;
@@ -108,7 +108,7 @@ export const AGENT_FIELDS = {
       }
       if (bad.length > 0) {
         ctx.addIssue({
-          code: z.ZodIssueCode.custom,
+          code: "custom",
           message: `expected NAME=projects/<project>/secrets/<secret> pairs separated by commas; not one: ${bad.map((b) => JSON.stringify(b)).join(", ")}`,
         });
         return z.NEVER;

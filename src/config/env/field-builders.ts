@@ -14,7 +14,7 @@ export interface ControllerEnvVar {
 export type VarName<Vars extends readonly ControllerEnvVar[]> = Vars[number]["name"];
 
 /** One variable's schema: its raw text (absent or blank: unset) to its value, or an issue saying what would be valid. */
-export type EnvField = z.ZodType<unknown, z.ZodTypeDef, string | undefined>;
+export type EnvField = z.ZodType<unknown, string | undefined>;
 
 /** What each field of an area parses to. */
 export type FieldValues<Fields extends Record<string, EnvField>> = { [K in keyof Fields]: z.output<Fields[K]> };
@@ -46,7 +46,7 @@ export function optionalText(check?: (value: string) => string | null) {
       if (value === undefined) return undefined;
       const problem = check?.(value);
       if (problem) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+        ctx.addIssue({ code: "custom", message: problem });
         return z.NEVER;
       }
       return value;
@@ -77,7 +77,7 @@ export function fieldBuilders<Vars extends readonly ControllerEnvVar[]>(vars: Va
         if (value === undefined) return fallback;
         const parsed = /^-?\d+$/.test(value) ? Number(value) : Number.NaN;
         if (!Number.isSafeInteger(parsed) || parsed < min || parsed > max) {
-          ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected a whole number from ${min} to ${max}${why} (default ${fallback})` });
+          ctx.addIssue({ code: "custom", message: `expected a whole number from ${min} to ${max}${why} (default ${fallback})` });
           return z.NEVER;
         }
         return parsed;
@@ -94,7 +94,7 @@ export function fieldBuilders<Vars extends readonly ControllerEnvVar[]>(vars: Va
         if (value === undefined) return fallback;
         const parsed = /^\d{1,7}(\.\d{1,6})?$/.test(value) ? Number(value) : Number.NaN;
         if (!Number.isFinite(parsed)) {
-          ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected an amount of US dollars such as 2.50 (default ${defaultOf(name)})` });
+          ctx.addIssue({ code: "custom", message: `expected an amount of US dollars such as 2.50 (default ${defaultOf(name)})` });
           return z.NEVER;
         }
         return parsed;
@@ -110,7 +110,7 @@ export function fieldBuilders<Vars extends readonly ControllerEnvVar[]>(vars: Va
         const value = blankToUndefined(raw);
         if (value === undefined) return fallback;
         if (!(values as readonly string[]).includes(value)) {
-          ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected one of ${values.join(", ")} (default ${fallback})` });
+          ctx.addIssue({ code: "custom", message: `expected one of ${values.join(", ")} (default ${fallback})` });
           return z.NEVER;
         }
         return value as T[number];
@@ -127,7 +127,7 @@ export function fieldBuilders<Vars extends readonly ControllerEnvVar[]>(vars: Va
         if (value === undefined) return fallback;
         const problem = check?.(value);
         if (problem) {
-          ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+          ctx.addIssue({ code: "custom", message: problem });
           return z.NEVER;
         }
         return value;
@@ -143,7 +143,7 @@ export function fieldBuilders<Vars extends readonly ControllerEnvVar[]>(vars: Va
         const value = blankToUndefined(raw)?.toLowerCase();
         if (value === undefined) return fallback;
         if (value === "true" || value === "false") return value === "true";
-        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected true or false (default ${fallback})` });
+        ctx.addIssue({ code: "custom", message: `expected true or false (default ${fallback})` });
         return z.NEVER;
       });
   }

@@ -161,7 +161,7 @@ export const GCE_FIELDS = {
       const bad = zones.filter((zone) => !GCE_ZONE.test(zone));
       if (zones.length === 0 || bad.length > 0) {
         ctx.addIssue({
-          code: z.ZodIssueCode.custom,
+          code: "custom",
           message: `expected comma-separated zones such as us-central1-a,us-central1-b${bad.length > 0 ? `; not a zone: ${bad.map((b) => JSON.stringify(b)).join(", ")}` : ""}`,
         });
         return z.NEVER;
@@ -201,7 +201,7 @@ export const GCE_FIELDS = {
       const bad = tags.filter((t) => !GCE_NAME.test(t));
       if (bad.length > 0) {
         ctx.addIssue({
-          code: z.ZodIssueCode.custom,
+          code: "custom",
           message: `expected comma-separated network tags (lowercase letters, digits, dashes); not a tag: ${bad.map((b) => JSON.stringify(b)).join(", ")}`,
         });
         return z.NEVER;
@@ -227,7 +227,7 @@ export const GCE_FIELDS = {
         const m = /^([a-z][-a-z0-9]{0,61})@([a-z]+-[a-z]+\d+-[a-z])=(\d{1,3})$/.exec(part);
         if (!m) {
           ctx.addIssue({
-            code: z.ZodIssueCode.custom,
+            code: "custom",
             message: `expected a number, or machine@zone=count pairs such as e2-standard-2@us-central1-a=2; not understood: ${JSON.stringify(part.slice(0, 80))}`,
           });
           return z.NEVER;

@@ -113,7 +113,7 @@ export const SANDBOX_FIELDS = {
       const bad = patterns.filter((p) => !HOST_PATTERN.test(p));
       if (bad.length > 0) {
         ctx.addIssue({
-          code: z.ZodIssueCode.custom,
+          code: "custom",
           message: `expected comma-separated host patterns such as registry.npmjs.org or *.pypi.org; not: ${bad.map((p) => JSON.stringify(p)).join(", ")}`,
         });
         return z.NEVER;
@@ -128,7 +128,7 @@ export const SANDBOX_FIELDS = {
       const rule = credentialRule(raw);
       if (!rule) {
         ctx.addIssue({
-          code: z.ZodIssueCode.custom,
+          code: "custom",
           message: "expected host,header,VARIABLE[,upstream URL], e.g. api.anthropic.com,x-api-key,ANTHROPIC_API_KEY",
         });
         return z.NEVER;
@@ -147,7 +147,7 @@ export const SANDBOX_FIELDS = {
       const bad = parts.filter((_, i) => rules[i] === null);
       if (bad.length > 0) {
         ctx.addIssue({
-          code: z.ZodIssueCode.custom,
+          code: "custom",
           message: `expected host,header,VARIABLE[,upstream URL] rules separated by ;, e.g. registry.example.com,authorization,REGISTRY_AUTH; not: ${bad.map((b) => JSON.stringify(b.split(",")[0])).join(", ")}`,
         });
         return z.NEVER;
@@ -162,7 +162,7 @@ export const SANDBOX_FIELDS = {
       const relative = paths.filter((p) => !isAbsolute(p));
       if (relative.length > 0) {
         ctx.addIssue({
-          code: z.ZodIssueCode.custom,
+          code: "custom",
           message: `expected comma-separated absolute paths; not absolute: ${relative.map((p) => JSON.stringify(p)).join(", ")}`,
         });
         return z.NEVER;

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { describeType, show } from "./describe-value.js";
+import { setting } from "./setting.js";
 import { AVAILABLE_BACKENDS, type RepoBackend, type RepoConfigLimits, type SizeConfig } from "./types.js";
 
 const PLANNED_BACKENDS: readonly string[] = [];
@@ -9,42 +10,42 @@ const MAX_BRANCH_PREFIX = 100;
 export function jobKeys(limits: RepoConfigLimits) {
   const ceiling = limits.maxMinutesCeiling;
   return {
-    max_minutes: z.unknown().transform((value, ctx): number => {
+    max_minutes: setting((value, ctx): number => {
       if (value === undefined || value === null) return Math.min(limits.defaultMaxMinutes, ceiling);
       if (typeof value !== "number" || !Number.isInteger(value) || value < 1) {
         ctx.addIssue({
-          code: z.ZodIssueCode.custom,
+          code: "custom",
           message: `${describeType(value)} is not a whole number of minutes; use 1 to ${ceiling}`,
         });
         return z.NEVER;
       }
       if (value > ceiling) {
         ctx.addIssue({
-          code: z.ZodIssueCode.custom,
+          code: "custom",
           message: `${value} is above this installation's ceiling of ${ceiling} minutes; use 1 to ${ceiling}`,
         });
         return z.NEVER;
       }
       return value;
     }),
-    branch_prefix: z.unknown().transform((value, ctx): string => {
+    branch_prefix: setting((value, ctx): string => {
       if (value === undefined || value === null) return "agent/";
       const problem = branchPrefixProblem(value);
       if (problem) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${describeType(value)} ${problem}` });
+        ctx.addIssue({ code: "custom", message: `${describeType(value)} ${problem}` });
         return z.NEVER;
       }
       return value as string;
     }),
-    draft: z.unknown().transform((value, ctx): boolean => {
+    draft: setting((value, ctx): boolean => {
       if (value === undefined || value === null) return true;
       if (typeof value !== "boolean") {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be \`true\` or \`false\`, not ${describeType(value)}` });
+        ctx.addIssue({ code: "custom", message: `must be \`true\` or \`false\`, not ${describeType(value)}` });
         return z.NEVER;
       }
       return value;
     }),
-    backend: z.unknown().transform((value, ctx): RepoBackend | undefined => {
+    backend: setting((value, ctx): RepoBackend | undefined => {
       if (value === undefined || value === null) return undefined;
       if (typeof value === "string" && (AVAILABLE_BACKENDS as readonly string[]).includes(value)) {
         return value as RepoBackend;
@@ -52,18 +53,18 @@ export function jobKeys(limits: RepoConfigLimits) {
       const available = AVAILABLE_BACKENDS.map((b) => `\`${b}\``).join(", ");
       const planned = typeof value === "string" && (PLANNED_BACKENDS as readonly string[]).includes(value);
       ctx.addIssue({
-        code: z.ZodIssueCode.custom,
+        code: "custom",
         message: planned
           ? `${show(value)} is not available on this installation yet; available: ${available}`
           : `${describeType(value)} is not a backend; available: ${available}`,
       });
       return z.NEVER;
     }),
-    sizes: z.unknown().transform((value, ctx): Record<string, SizeConfig> => {
+    sizes: setting((value, ctx): Record<string, SizeConfig> => {
       if (value === undefined || value === null) return {};
       if (typeof value !== "object" || Array.isArray(value)) {
         ctx.addIssue({
-          code: z.ZodIssueCode.custom,
+          code: "custom",
           message: `must map size names to settings, such as \`large: { machine: e2-standard-4, max_minutes: 45 }\`, not ${describeType(value)}`,
         });
         return z.NEVER;
@@ -71,11 +72,11 @@ export function jobKeys(limits: RepoConfigLimits) {
       const sizes: Record<string, SizeConfig> = {};
       for (const [name, spec] of Object.entries(value as Record<string, unknown>)) {
         if (!/^[a-z0-9][a-z0-9._-]{0,39}$/i.test(name)) {
-          ctx.addIssue({ code: z.ZodIssueCode.custom, message: `size name ${show(name)} may only use letters, digits and \`. _ -\`` });
+          ctx.addIssue({ code: "custom", message: `size name ${show(name)} may only use letters, digits and \`. _ -\`` });
           continue;
         }
         if (typeof spec !== "object" || spec === null || Array.isArray(spec)) {
-          ctx.addIssue({ code: z.ZodIssueCode.custom, message: `size ${show(name)} must be a mapping with \`machine\` and/or \`max_minutes\`` });
+          ctx.addIssue({ code: "custom", message: `size ${show(name)} must be a mapping with \`machine\` and/or \`max_minutes\`` });
           continue;
         }
         const size: SizeConfig = {};
@@ -84,7 +85,7 @@ export function jobKeys(limits: RepoConfigLimits) {
           else if (k === "max_minutes" && typeof v === "number" && Number.isInteger(v) && v >= 1 && v <= limits.maxMinutesCeiling) size.maxMinutes = v;
           else {
             ctx.addIssue({
-              code: z.ZodIssueCode.custom,
+              code: "custom",
               message:
                 k === "machine" || k === "max_minutes"
                   ? `size ${show(name)}: ${show(k)} has a bad value ${show(v)} (machine: a machine type such as \`e2-standard-4\`; max_minutes: 1 to ${limits.maxMinutesCeiling})`
@@ -96,10 +97,10 @@ export function jobKeys(limits: RepoConfigLimits) {
       }
       return sizes;
     }),
-    budget: z.unknown().transform((value, ctx): { jobUsd?: number; monthlyUsd?: number } => {
+    budget: setting((value, ctx): { jobUsd?: number; monthlyUsd?: number } => {
       if (value === undefined || value === null) return {};
       if (typeof value !== "object" || Array.isArray(value)) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be a mapping such as \`{ job_usd: 0.50, monthly_usd: 10 }\`, not ${describeType(value)}` });
+        ctx.addIssue({ code: "custom", message: `must be a mapping such as \`{ job_usd: 0.50, monthly_usd: 10 }\`, not ${describeType(value)}` });
         return z.NEVER;
       }
       const budget: { jobUsd?: number; monthlyUsd?: number } = {};
@@ -108,7 +109,7 @@ export function jobKeys(limits: RepoConfigLimits) {
           budget[k === "job_usd" ? "jobUsd" : "monthlyUsd"] = v;
         } else {
           ctx.addIssue({
-            code: z.ZodIssueCode.custom,
+            code: "custom",
             message:
               k === "job_usd" || k === "monthly_usd"
                 ? `${show(k)} must be an amount of US dollars of 0 or more, not ${show(v)}`
@@ -118,11 +119,11 @@ export function jobKeys(limits: RepoConfigLimits) {
       }
       return budget;
     }),
-    ssh_labels: z.unknown().transform((value, ctx): string[] | undefined => {
+    ssh_labels: setting((value, ctx): string[] | undefined => {
       if (value === undefined || value === null) return undefined;
       if (!Array.isArray(value) || value.length === 0 || value.length > 20 || !value.every((l) => typeof l === "string" && /^[^\s,]{1,63}$/.test(l))) {
         ctx.addIssue({
-          code: z.ZodIssueCode.custom,
+          code: "custom",
           message: Array.isArray(value)
             ? `must list 1 to 20 ssh host labels such as \`[gpu]\` (no spaces or commas in a label)`
             : `must be a list of ssh host labels such as \`[gpu]\`, not ${describeType(value)}`,
@@ -131,11 +132,11 @@ export function jobKeys(limits: RepoConfigLimits) {
       }
       return [...new Set(value as string[])];
     }),
-    priority: z.unknown().transform((value, ctx): number => {
+    priority: setting((value, ctx): number => {
       if (value === undefined || value === null) return 0;
       if (typeof value !== "number" || !Number.isInteger(value) || value < -10 || value > 10) {
         ctx.addIssue({
-          code: z.ZodIssueCode.custom,
+          code: "custom",
           message: `${describeType(value)} is not a whole number from -10 to 10 (higher runs sooner; default 0)`,
         });
         return z.NEVER;

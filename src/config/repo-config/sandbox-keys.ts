@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { describeType } from "./describe-value.js";
+import { setting } from "./setting.js";
 import type { RepoConfigLimits } from "./types.js";
 
 /**
@@ -29,15 +30,15 @@ const DEFAULT_SETUP_MINUTES = 10;
 function sandboxLimit(key: keyof typeof SANDBOX_FLOORS, ceiling: number | undefined) {
   const floor = SANDBOX_FLOORS[key];
   const top = ceiling ?? SANDBOX_MAXIMA[key];
-  return z.unknown().transform((value, ctx): number | undefined => {
+  return setting((value, ctx): number | undefined => {
     if (value === undefined || value === null) return undefined;
     if (typeof value !== "number" || !Number.isInteger(value) || value < floor) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${describeType(value)} is not a whole number of ${SANDBOX_UNITS[key]} from ${floor} to ${top}` });
+      ctx.addIssue({ code: "custom", message: `${describeType(value)} is not a whole number of ${SANDBOX_UNITS[key]} from ${floor} to ${top}` });
       return z.NEVER;
     }
     if (value > top) {
       ctx.addIssue({
-        code: z.ZodIssueCode.custom,
+        code: "custom",
         message: `${value} is above this installation's ceiling of ${top} ${SANDBOX_UNITS[key]}; use ${floor} to ${top}, or leave it out for the ceiling`,
       });
       return z.NEVER;
@@ -50,23 +51,23 @@ function sandboxLimit(key: keyof typeof SANDBOX_FLOORS, ceiling: number | undefi
 export function sandboxKeys(limits: RepoConfigLimits) {
   const ceiling = limits.maxMinutesCeiling;
   return {
-    network: z.unknown().transform((value, ctx): "full" | "none" | "allowlist" | undefined => {
+    network: setting((value, ctx): "full" | "none" | "allowlist" | undefined => {
       // Unset: the controller's NETWORK_DEFAULT decides when the job runs.
       if (value === undefined || value === null) return undefined;
       if (value === "full" || value === "none" || value === "allowlist") return value;
       ctx.addIssue({
-        code: z.ZodIssueCode.custom,
+        code: "custom",
         message: `${describeType(value)} is not a network setting; use \`full\` (the agent reaches the internet, e.g. its model's API), \`allowlist\` (only the hosts in \`allow\`, through a proxy) or \`none\` (no network at all, the safer choice when the agent needs none)`,
       });
       return z.NEVER;
     }),
-    allow: z.unknown().transform((value, ctx): string[] | undefined => {
+    allow: setting((value, ctx): string[] | undefined => {
       if (value === undefined || value === null) return undefined;
       const bad = !Array.isArray(value) ? [value] : value.filter((h) => typeof h !== "string" || !HOST_PATTERN.test(h));
       const inside = Array.isArray(value) ? value.filter((h) => typeof h === "string" && HOST_PATTERN.test(h) && namesThisMachine(h)) : [];
       if (bad.length === 0 && inside.length > 0) {
         ctx.addIssue({
-          code: z.ZodIssueCode.custom,
+          code: "custom",
           message: `\`allow\` may not name this machine or a link-local address (the controller's own port, a cloud metadata server): ${inside
             .map((h) => JSON.stringify(h))
             .join(", ")
@@ -76,7 +77,7 @@ export function sandboxKeys(limits: RepoConfigLimits) {
       }
       if (bad.length > 0 || !Array.isArray(value)) {
         ctx.addIssue({
-          code: z.ZodIssueCode.custom,
+          code: "custom",
           message: `\`allow\` takes a list of host names or patterns such as \`api.example.com\`, \`*.npmjs.org\` or \`registry.example.com:8443\`; not ${bad
             .map((b) => JSON.stringify(b))
             .join(", ")
@@ -89,29 +90,29 @@ export function sandboxKeys(limits: RepoConfigLimits) {
     memory_mb: sandboxLimit("memory_mb", limits.sandboxCeilings?.memoryMb),
     max_processes: sandboxLimit("max_processes", limits.sandboxCeilings?.maxProcesses),
     max_disk_mb: sandboxLimit("max_disk_mb", limits.sandboxCeilings?.maxDiskMb),
-    fork_pull_requests: z.unknown().transform((value, ctx): "refuse" | "patch" => {
+    fork_pull_requests: setting((value, ctx): "refuse" | "patch" => {
       if (value === undefined || value === null) return "refuse";
       if (value === "refuse" || value === "patch") return value;
       ctx.addIssue({
-        code: z.ZodIssueCode.custom,
+        code: "custom",
         message: `must be \`refuse\` (the default) or \`patch\` (run with no secret and post the change as a patch), not ${describeType(value)}`,
       });
       return z.NEVER;
     }),
-    setup: z.unknown().transform((value, ctx): string[] | undefined => {
+    setup: setting((value, ctx): string[] | undefined => {
       if (value === undefined || value === null) return undefined;
       const example = 'for example `setup: ["npm ci", "pip install -r requirements.txt"]`';
       if (typeof value === "string") {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be a list of shell commands, one per step, not a single text; ${example}` });
+        ctx.addIssue({ code: "custom", message: `must be a list of shell commands, one per step, not a single text; ${example}` });
         return z.NEVER;
       }
       if (!Array.isArray(value) || value.length === 0) {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, message: `must be a non-empty list of shell commands, not ${describeType(value)}; ${example}` });
+        ctx.addIssue({ code: "custom", message: `must be a non-empty list of shell commands, not ${describeType(value)}; ${example}` });
         return z.NEVER;
       }
       if (value.length > MAX_SETUP_COMMANDS) {
         ctx.addIssue({
-          code: z.ZodIssueCode.custom,
+          code: "custom",
           message: `lists ${value.length} commands; at most ${MAX_SETUP_COMMANDS} are allowed (join related ones with \`&&\`, or put them in a script)`,
         });
         return z.NEVER;
@@ -119,7 +120,7 @@ export function sandboxKeys(limits: RepoConfigLimits) {
       const bad = value.map((c, i) => ({ c, i })).filter(({ c }) => typeof c !== "string" || c.trim() === "" || c.includes("\0"));
       if (bad.length > 0) {
         ctx.addIssue({
-          code: z.ZodIssueCode.custom,
+          code: "custom",
           message: `step ${bad[0]!.i + 1} is ${describeType(bad[0]!.c)}, not a shell command; each step is one non-empty text`,
         });
         return z.NEVER;
@@ -127,18 +128,18 @@ export function sandboxKeys(limits: RepoConfigLimits) {
       const long = (value as string[]).findIndex((c) => c.length > MAX_SETUP_COMMAND_LENGTH);
       if (long >= 0) {
         ctx.addIssue({
-          code: z.ZodIssueCode.custom,
+          code: "custom",
           message: `step ${long + 1} is ${(value[long] as string).length} characters long; at most ${MAX_SETUP_COMMAND_LENGTH} are allowed (put a longer one in a script in the repository)`,
         });
         return z.NEVER;
       }
       return value as string[];
     }),
-    setup_minutes: z.unknown().transform((value, ctx): number => {
+    setup_minutes: setting((value, ctx): number => {
       if (value === undefined || value === null) return Math.min(DEFAULT_SETUP_MINUTES, ceiling);
       if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > ceiling) {
         ctx.addIssue({
-          code: z.ZodIssueCode.custom,
+          code: "custom",
           message: `${describeType(value)} is not a whole number of minutes from 1 to ${ceiling} (setup counts in the job's \`max_minutes\`)`,
         });
         return z.NEVER;
