@@ -96,10 +96,12 @@ function scaledClock(): Clock {
 /**
  * Between the client and the fake: each reply waits a call's round trip; a zone operation's wait
  * is forwarded (and so finishes) only once its modelled time has passed; a VM's guest attributes
- * answer 404 (as GCE's do before the guest agent writes them) until its boot or resume is done.
- * `sshProbe` holds SSH the same way after a resume or start: a taken pool VM's host key is pinned
- * from its label, not read from the guest attributes, and without this hold the bench would skip
- * the model's afterResume (or boot) on the pool path altogether. Every VM here is the one sshd on
+ * answer 404 (as GCE's do before the guest agent writes them) until its boot or resume is done,
+ * counted from when the operation is due (GCE's timeline), not from when the controller reads it.
+ * `sshProbe` holds SSH the same way from a resume or start call until then: a taken pool VM's host
+ * key is pinned from its label, not read from the guest attributes, and it is probed while the
+ * resume runs, so without this hold the bench would skip the model's resume and afterResume (or
+ * start and boot) on the pool path altogether. Every VM here is the one sshd on
  * 127.0.0.1, so the hold is by the latest resume or start, which a fill's probes may also meet
  * (off the measured path). A resume of a VM that is not SUSPENDED is answered by the fake as GCE
  * does (refused), and creates no operation to hold; it happens only when two controllers race for
@@ -150,15 +152,18 @@ async function startLatencyProxy(random: () => number) {
           const name = String(json.name);
           const kind = String(json.operationType);
           const vm = String(json.targetLink).split("/").pop()!;
-          if (!operations.has(name) && kind in MODEL) operations.set(name, { due: Date.now() + draw(kind as Phase), kind, target: vm });
-          const known = operations.get(name);
-          if (op && known && json.status === "DONE" && !readyAt.has(`${name}:done`)) {
-            readyAt.set(`${name}:done`, 0);
-            if (known.kind === "insert" || known.kind === "start") readyAt.set(vm, Date.now() + draw("boot"));
-            if (known.kind === "resume") readyAt.set(vm, Date.now() + draw("afterResume"));
-            if (known.kind === "resume" || known.kind === "start") sshHeldUntil = readyAt.get(vm)!;
-            if (known.kind === "suspend" || known.kind === "stop") readyAt.delete(vm);
+          if (!operations.has(name) && kind in MODEL) {
+            const due = Date.now() + draw(kind as Phase);
+            operations.set(name, { due, kind, target: vm });
+            // The VM's own timeline runs from GCE's side, not from when the controller reads the
+            // operation: the boot or the network's return starts when the operation is due, and
+            // SSH is held from the call on, so a probe sent while the operation runs meets it too.
+            if (kind === "insert" || kind === "start") readyAt.set(vm, due + draw("boot"));
+            if (kind === "resume") readyAt.set(vm, due + draw("afterResume"));
+            if (kind === "resume" || kind === "start") sshHeldUntil = readyAt.get(vm)!;
           }
+          const known = operations.get(name);
+          if (op && known && json.status === "DONE" && (known.kind === "suspend" || known.kind === "stop")) readyAt.delete(vm);
         }
         await sleep(draw("call"));
         const { "transfer-encoding": _te, "content-length": _cl, ...headers } = reply.headers;

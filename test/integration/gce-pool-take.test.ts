@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createComputeApi, type ComputeApi } from "../../src/backends/gce/compute-api.js";
 import { gce, type GceBackend } from "../../src/backends/gce/gce-backend.js";
+import { RESUMED_SSH_PROBE_TIMEOUT_MS } from "../../src/backends/gce/pool-take.js";
 import { probeSshHostKey, type SshProbe } from "../../src/backends/gce/wait-for-ssh.js";
 import type { JobSpec } from "../../src/backends/types.js";
 import type { WakeAnswer } from "../support/fake-gcp.js";
@@ -117,6 +118,33 @@ describe("taking a warm-pool VM, its resume overlapping the take", { timeout: 30
       await backend.destroy(worker);
     } finally {
       await backend.close();
+    }
+    await expectNothingLeaked();
+  });
+
+  it("probes SSH while the resume's operation is still pending, each probe short, and gives the job the VM once it shows the recorded key", async () => {
+    const vm = await onlyOneParked();
+    // GCE reports a resume DONE some time after the VM is up; the fake holds it until released.
+    const resume = w.fake.holdOperations({ kind: "resume", target: vm }, 1);
+    const timeouts: number[] = [];
+    const probe: SshProbe = (host, port, timeoutMs) => (timeouts.push(timeoutMs), probeSshHostKey(host, port, timeoutMs));
+    const probing = gce.create({ ...w.options, zones: [ZONE], pool: POOL, probe, compute: real });
+    try {
+      const creating = probing.create(newJob(), never);
+      await resume.started;
+      const timeout = new Promise<string>((r) => setTimeout(() => r("create() waited for the resume's operation"), 10_000));
+      const worker = await Promise.race([creating, timeout]);
+      if (typeof worker === "string") throw new Error(worker);
+      expect(worker).toMatchObject({ id: vm, meta: { fromPool: "true", hostKeySha256: w.sshd.hostKeySha256 } });
+      // Still resuming as far as GCE says: the operation was never let finish.
+      expect(instance(vm)?.status).toBe("STAGING");
+      expect(timeouts.length).toBeGreaterThan(0);
+      expect(timeouts.every((t) => t === RESUMED_SSH_PROBE_TIMEOUT_MS)).toBe(true);
+      resume.release();
+      await probing.destroy(worker);
+    } finally {
+      resume.release();
+      await probing.close();
     }
     await expectNothingLeaked();
   });
@@ -350,15 +378,26 @@ describe("taking a warm-pool VM, its resume overlapping the take", { timeout: 30
       { code: "INTERNAL_ERROR", message: "Internal error. Please try again or contact Google Support.", httpStatus: 500 },
       2,
     );
-    const job = newJob();
-    const worker = await w.backend.create(job, never);
-    expect(worker.id).toBe(`agent-work-${job.jobId}`);
-    expect(worker.meta.fromPool).toBeUndefined();
-    for (const vm of before) {
-      expect(resumesOf(vm)).toBe(1);
-      expect(instance(vm)).toBeUndefined();
+    // SSH is probed while a resume runs; a VM whose resume failed is not up, so it never answers
+    // (the one sshd stands in for every VM: only the job's cold VM is let through to it).
+    const probe: SshProbe = (host, port, timeoutMs) =>
+      before.some((vm) => instance(vm) !== undefined)
+        ? Promise.reject(new Error(`connect ECONNREFUSED ${host}:${port}`))
+        : probeSshHostKey(host, port, timeoutMs);
+    const backend = gce.create({ ...w.options, zones: [ZONE], pool: POOL, probe, compute: real });
+    try {
+      const job = newJob();
+      const worker = await backend.create(job, never);
+      expect(worker.id).toBe(`agent-work-${job.jobId}`);
+      expect(worker.meta.fromPool).toBeUndefined();
+      for (const vm of before) {
+        expect(resumesOf(vm)).toBe(1);
+        expect(instance(vm)).toBeUndefined();
+      }
+      await backend.destroy(worker);
+    } finally {
+      await backend.close();
     }
-    await w.backend.destroy(worker);
     await expectNothingLeaked();
   });
 });

@@ -21,6 +21,9 @@
  * - the take done, and the resume, SSH or the host key failing otherwise: the VM, this job's now,
  *   is deleted; the next VM.
  *
+ * Once the take is done SSH is probed while the resume's operation still runs (see
+ * probedWhileWaking), and the VM is the job's as soon as it shows the key recorded at its fill.
+ *
  * With none left the caller makes the job's VM the cold way.
  */
 import type { JobSpec, Worker } from "../types.js";
@@ -29,6 +32,7 @@ import { classifyGceError } from "./classify-gce-error.js";
 import type { ComputeApi, GceInstance, ListedInstance } from "./compute-api.js";
 import type { GceLog } from "./gce-backend-options.js";
 import { LABEL, hostKeyFromLabel, labelValue } from "./gce-names.js";
+import type { ResumedVm } from "./vm-readiness.js";
 
 /**
  * SSH probes of a resumed pool VM: its sshd was running when it was suspended and only the network
@@ -37,6 +41,17 @@ import { LABEL, hostKeyFromLabel, labelValue } from "./gce-names.js";
  * probe is one handshake, stopped before any login.
  */
 export const RESUMED_SSH_BACKOFF: Backoff = { initialMs: 250, maxMs: 250, multiplier: 1 };
+
+/**
+ * One probe of a resumed pool VM gives up after this, not a boot's 10 s: probes start while the
+ * resume is still under way, and one sent before the VM's network is back may get no answer at all
+ * (a connection to an address with nothing behind it is dropped, not refused) and would hold the
+ * next probe. An SSH handshake with a VM in the controller's region takes tens of milliseconds.
+ */
+export const RESUMED_SSH_PROBE_TIMEOUT_MS = 2000;
+
+/** How SSH is probed on a resumed pool VM. */
+const RESUMED: ResumedVm = { sshBackoff: RESUMED_SSH_BACKOFF, sshProbeTimeoutMs: RESUMED_SSH_PROBE_TIMEOUT_MS };
 
 /** Statuses of a VM on its way up after a resume or start: a second one is refused, and not needed. */
 const WAKING = new Set(["PROVISIONING", "STAGING", "RUNNING"]);
@@ -56,13 +71,7 @@ export interface PoolTakeContext {
   waitFor(zone: string, operation: string, signal?: AbortSignal): Promise<void>;
   deleteAndWait(zone: string, name: string): Promise<void>;
   /** RUNNING, SSH answering, and the host key checked: the backend's awaitReady. */
-  awaitReady(
-    zone: string,
-    instance: GceInstance,
-    deadline: number,
-    signal: AbortSignal,
-    resumed: { recordedHostKey?: string; sshBackoff?: Backoff },
-  ): Promise<Worker>;
+  awaitReady(zone: string, instance: GceInstance, deadline: number, signal: AbortSignal, resumed: ResumedVm): Promise<Worker>;
   /** The labels a job's VM carries (job, repository, expiry), added to the pool VM's own. */
   jobLabels(job: JobSpec): Record<string, string>;
 }
@@ -135,22 +144,77 @@ async function takeAccepted(
   }
   // The take is done: the VM is this job's, and only from here may the job's work go to it.
   try {
-    const awake = await waking;
-    // After a DONE resume the VM is RUNNING with the internal address it was listed with (kept for
-    // its life); an ephemeral external address may be new, so read it then.
-    const current = awake ?? (ctx.externalIp ? await ctx.retry(() => ctx.compute.getInstance(zone, name), signal) : { ...instance, status: "RUNNING" });
-    if (!current) throw new Error(`pool VM ${name} disappeared while resuming`);
     const recordedHostKey = hostKeyFromLabel((instance.labels ?? {})[LABEL.hostKey]);
-    // A VM parked before host keys were recorded is checked against its guest attributes.
-    const ready = await ctx.awaitReady(zone, current, deadline, signal, { sshBackoff: RESUMED_SSH_BACKOFF, ...(recordedHostKey ? { recordedHostKey } : {}) });
+    const { current, ready } =
+      recordedHostKey && !ctx.externalIp
+        ? await probedWhileWaking(ctx, zone, instance, waking, recordedHostKey, deadline, signal)
+        : await probedOnceAwake(ctx, zone, instance, waking, recordedHostKey, deadline, signal);
+    // The resume's operation, if still pending, is no longer waited for: SSH showed the VM's key.
+    letGo.abort(new Error("the VM answered SSH"));
     ctx.log?.info({ jobId: job.jobId, vm: name, zone }, "took a VM from the warm pool");
     return { zone, instance: current, ready: { ...ready, meta: { ...ready.meta, fromPool: "true" } } };
   } catch (err) {
+    letGo.abort(err);
     ctx.log?.warn({ jobId: job.jobId, vm: name, err: err instanceof Error ? err.message : String(err) }, "pool VM did not resume; deleting it");
     await ctx.deleteAndWait(zone, name).catch(() => undefined);
     if (signal.aborted) throw err;
     return undefined;
   }
+}
+
+/**
+ * SSH is probed while the resume's operation is still pending, not after it: GCE reports the
+ * operation DONE some time after the VM is RUNNING, and a resumed VM's sshd was running when it was
+ * suspended, so it answers as soon as the network is back. The probe is pinned to the host key the
+ * VM showed when it was booted for the pool, and the address is the internal one it was listed with
+ * (kept for its life, suspended or not), so an answer can only come from this VM. A resume that
+ * fails, the VM not on its way up, ends the probing.
+ */
+async function probedWhileWaking(
+  ctx: PoolTakeContext,
+  zone: string,
+  instance: GceInstance,
+  waking: Promise<GceInstance | undefined>,
+  recordedHostKey: string,
+  deadline: number,
+  signal: AbortSignal,
+): Promise<{ current: GceInstance; ready: Worker }> {
+  const current = { ...instance, status: "RUNNING" };
+  const failed = new AbortController();
+  const probing = ctx.awaitReady(zone, current, deadline, AbortSignal.any([signal, failed.signal]), { ...RESUMED, recordedHostKey });
+  const resumeFailed = waking.then(
+    () => new Promise<never>(() => undefined),
+    (err: unknown) => {
+      failed.abort(err);
+      throw err;
+    },
+  );
+  // Whichever loses is read by nobody; never an unhandled rejection.
+  probing.catch(() => undefined);
+  resumeFailed.catch(() => undefined);
+  return { current, ready: await Promise.race([probing, resumeFailed]) };
+}
+
+/**
+ * SSH is probed once the resume's operation is done: the VM is reached on an ephemeral external
+ * address, which a resume may change, so it is read then; or it was parked before host keys were
+ * recorded, and is checked against its guest attributes, which it publishes once it is up.
+ */
+async function probedOnceAwake(
+  ctx: PoolTakeContext,
+  zone: string,
+  instance: GceInstance,
+  waking: Promise<GceInstance | undefined>,
+  recordedHostKey: string | undefined,
+  deadline: number,
+  signal: AbortSignal,
+): Promise<{ current: GceInstance; ready: Worker }> {
+  const name = instance.name ?? "";
+  const awake = await waking;
+  const current = awake ?? (ctx.externalIp ? await ctx.retry(() => ctx.compute.getInstance(zone, name), signal) : { ...instance, status: "RUNNING" });
+  if (!current) throw new Error(`pool VM ${name} disappeared while resuming`);
+  const ready = await ctx.awaitReady(zone, current, deadline, signal, { ...RESUMED, ...(recordedHostKey ? { recordedHostKey } : {}) });
+  return { current, ready };
 }
 
 /**

@@ -13,6 +13,16 @@ import { fingerprintOfKeyBlob, waitForSsh, type SshProbe } from "./wait-for-ssh.
 
 const READY_POLL = { initialMs: 1000, maxMs: 5000, multiplier: 1.5 };
 
+/** How a resumed (or restarted) pool VM is checked, unlike a booted one. */
+export interface ResumedVm {
+  /** The host key it showed, and that was checked, when it was booted for the pool. */
+  recordedHostKey?: string;
+  /** Between SSH probes (a boot's backoff otherwise). */
+  sshBackoff?: Backoff;
+  /** How long one SSH probe may take before the next one goes (10 s otherwise). */
+  sshProbeTimeoutMs?: number;
+}
+
 /** What the readiness check needs from the backend, passed in rather than reached for. */
 export interface VmReadinessContext {
   options: GceBackendOptions;
@@ -38,7 +48,7 @@ export async function awaitReady(
   instance: GceInstance,
   deadline: number,
   signal: AbortSignal,
-  resumed: { recordedHostKey?: string; sshBackoff?: Backoff } = {},
+  resumed: ResumedVm = {},
 ): Promise<Worker> {
   const { options, compute, clock, probe, sshPort, hostKeyPolicy, retry } = ctx;
   const name = instance.name ?? "";
@@ -53,7 +63,16 @@ export async function awaitReady(
   }
   const host = sshHost(options, current);
   if (!host) throw new Error(`VM ${name} has no ${options.externalIp ? "external" : "internal"} address to reach SSH on`);
-  const seen = await waitForSsh({ host, port: sshPort, probe, clock, deadline, signal, ...(resumed.sshBackoff ? { backoff: resumed.sshBackoff } : {}) });
+  const seen = await waitForSsh({
+    host,
+    port: sshPort,
+    probe,
+    clock,
+    deadline,
+    signal,
+    ...(resumed.sshBackoff ? { backoff: resumed.sshBackoff } : {}),
+    ...(resumed.sshProbeTimeoutMs ? { probeTimeoutMs: resumed.sshProbeTimeoutMs } : {}),
+  });
   let hostKeySha256: string;
   if (resumed.recordedHostKey) {
     // Suspend and stop keep the disk and the instance, so the guest agent keeps the host key it

@@ -57,6 +57,8 @@ export async function waitForSsh(options: {
   deadline: number;
   signal?: AbortSignal;
   backoff?: Backoff;
+  /** The longest one probe may take (10 s by default, and never more than the time left). */
+  probeTimeoutMs?: number;
 }): Promise<string> {
   const { host, port, probe, clock, deadline, signal } = options;
   let lastError: unknown;
@@ -68,7 +70,7 @@ export async function waitForSsh(options: {
       throw new Error(`SSH on ${host}:${port} did not answer before the boot deadline (last error: ${why})`);
     }
     try {
-      return await probe(host, port, Math.min(10_000, Math.max(1000, left)));
+      return await probe(host, port, Math.min(options.probeTimeoutMs ?? 10_000, Math.max(1000, left)));
     } catch (err) {
       lastError = err;
     }

@@ -14,13 +14,13 @@
  */
 import { randomBytes } from "node:crypto";
 import type { BackendMaintenance, JobSpec, Worker } from "../types.js";
-import type { Backoff } from "./backoff.js";
 import { buildInstanceBody, labelsFor } from "./build-instance.js";
 import { classifyGceError } from "./classify-gce-error.js";
 import type { GceInstance, ListedInstance } from "./compute-api.js";
 import type { GceBackendOptions } from "./gce-backend-options.js";
 import { LABEL, hostKeyLabelValue, instanceName, labelValue, poolKey, requestIdFor } from "./gce-names.js";
 import { takeFromPool, type PoolTakeContext, type TakenPoolVm } from "./pool-take.js";
+import type { ResumedVm } from "./vm-readiness.js";
 
 /** Parked or stopped for good: a pool VM in one of these but not parked the pool's way is deleted. */
 const AT_REST = new Set(["STOPPED", "TERMINATED", "SUSPENDED"]);
@@ -34,13 +34,7 @@ export interface WarmPoolContext extends Pick<PoolTakeContext, "compute" | "cloc
   graceSeconds: number;
   operationTimeoutMs: number;
   /** RUNNING, SSH answering, and the host key checked: the backend's awaitReady. */
-  awaitReady(
-    zone: string,
-    instance: GceInstance,
-    deadline: number,
-    signal: AbortSignal,
-    resumed?: { recordedHostKey?: string; sshBackoff?: Backoff },
-  ): Promise<Worker>;
+  awaitReady(zone: string, instance: GceInstance, deadline: number, signal: AbortSignal, resumed?: ResumedVm): Promise<Worker>;
 }
 
 export interface WarmPool {
