@@ -191,7 +191,8 @@ export function webhookIngress(options: WebhookIngressOptions): (req: IncomingMe
       answer(500, "the delivery could not be recorded; redeliver it later");
       return true;
     }
-    log.info(
+    // Debug, not info: the handler's own line says at info what the delivery did (a job recorded, a bot's label ignored).
+    log.debug(
       {
         deliveryId: clip(deliveryId),
         event,

@@ -149,6 +149,11 @@ export async function startHarness(options: HarnessOptions = {}) {
     SANDBOX_RO_BINDS: FIXTURES.replace(/\/$/, ""),
     STATUS_UPDATE_INTERVAL_SECONDS: "1",
     LEASE_SECONDS: "30",
+    // Deliveries recorded on the main thread, so a test reads their log lines and counts as soon
+    // as GitHub's answer arrives; test/integration/webhook-thread.test.ts and the tests that run
+    // the controller as a process (test/support/*-controller.ts, controller-process.ts) run the
+    // webhook thread, as users do.
+    WEBHOOK_THREAD: "false",
     ...options.env,
   };
   const loaded = loadControllerConfig(env);

@@ -1,0 +1,51 @@
+/**
+ * Two connections to the embedded store, as the controller has with the webhook thread: the main
+ * thread's transactions take the write lock at BEGIN, so a write from the other connection between
+ * a transaction's read and its write waits for the commit instead of making that write fail
+ * (SQLite answers a deferred transaction whose snapshot went stale with SQLITE_BUSY at once).
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { sql } from "kysely";
+import { afterEach, expect, it } from "vitest";
+import { onEmbeddedSqlite, openStore } from "../../src/store/open-store.js";
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+it("a transaction holds the write lock from its start: the other connection's write waits, and the transaction's own write never fails", async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "agent-work-two-connections-"));
+  dirs.push(dir);
+  const main = await openStore({ dataDir: dir });
+  const thread = await openStore({ dataDir: dir, secondConnection: true });
+  try {
+    await sql`create table counters (name text primary key, n integer not null)`.execute(main);
+    await sql`insert into counters values ('a', 0)`.execute(main);
+    // The other connection gives up after 50 ms instead of 5 s: it runs on this same thread here.
+    const otherWrite = () =>
+      onEmbeddedSqlite(thread, (sqlite) => {
+        sqlite.pragma("busy_timeout = 50");
+        return sqlite.prepare("insert into counters values (?, 1)").run(`other-${Date.now()}-${Math.random()}`).changes;
+      });
+
+    let refused: unknown;
+    await main.transaction().execute(async (trx) => {
+      const before = await sql<{ n: number }>`select n from counters where name = 'a'`.execute(trx);
+      // The webhook thread writes while the transaction is between its read and its write.
+      refused = await otherWrite().catch((err: unknown) => err);
+      await sql`update counters set n = ${before.rows[0]!.n + 1} where name = 'a'`.execute(trx);
+    });
+    expect((refused as { code?: string }).code).toBe("SQLITE_BUSY");
+    // Once committed, the other connection writes as usual.
+    expect(await otherWrite()).toBe(1);
+    const rows = await sql<{ name: string; n: number }>`select name, n from counters order by name`.execute(main);
+    expect(rows.rows[0]).toEqual({ name: "a", n: 1 });
+    expect(rows.rows).toHaveLength(2);
+  } finally {
+    await thread.destroy();
+    await main.destroy();
+  }
+});
