@@ -39,6 +39,10 @@ export async function footprintBench(): Promise<BenchRow[]> {
       METRICS_PORT: "0",
       DATA_DIR: tempDataDir(),
       MAX_CONCURRENT_JOBS: String(jobs),
+      // Every job reserves its ceiling until billed: at the default $5 an hour only ~5 jobs of the
+      // 500 were let run, and the row measured 5 (bench-processes.ts lifts them the same way).
+      BUDGET_GLOBAL_HOURLY_USD: "1000000",
+      BUDGET_REPO_MONTHLY_USD: "1000000",
       LOG_LEVEL: "info",
       STATUS_UPDATE_INTERVAL_SECONDS: "30",
     },

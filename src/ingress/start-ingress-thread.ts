@@ -22,6 +22,13 @@ export interface IngressThread {
   stop(): Promise<void>;
 }
 
+/**
+ * The thread's heap: the young generation of the main thread's (`npm start`'s 2 MB semi-space,
+ * three of them), where V8 would otherwise grow it to 48 MB under a burst (RSS); the old
+ * generation as large as the main thread's, for a 25 MB payload parsed whole.
+ */
+const RESOURCE_LIMITS = { maxYoungGenerationSizeMb: 6, maxOldGenerationSizeMb: 160 };
+
 /** How long stop() waits for the thread to end by itself before ending it. */
 const STOP_TIMEOUT_MS = 10_000;
 /** After the thread died: the wait before the next one starts (a thread that dies at once is not restarted in a tight loop). */
@@ -64,7 +71,7 @@ export async function startIngressThread(options: IngressThreadOptions): Promise
     new Promise<number>((resolve, reject) => {
       const data: IngressThreadData = { ...rest, port, activity: activity.buffer };
       const { entry, eval: evaluate } = threadEntry();
-      const worker = new Worker(entry, { workerData: data, eval: evaluate });
+      const worker = new Worker(entry, { workerData: data, eval: evaluate, resourceLimits: RESOURCE_LIMITS });
       current = worker;
       let listening = false;
       let ended!: () => void;

@@ -19,12 +19,14 @@ export function insertReceivedSqlite(sqlite: SqliteDatabase, row: Record<string,
   );
   const existing = sqlite.prepare(`select * from "jobs" where "delivery_id" = ?`);
   const jobEvent = sqlite.prepare(`insert into "job_events" ("job_id", "at", "kind", "data_json") values (?, ?, ?, ?)`);
-  insert = sqlite.transaction((row: Record<string, unknown>, event: { at: number; kind: string; data_json: string }) => {
+  const transaction = sqlite.transaction((row: Record<string, unknown>, event: { at: number; kind: string; data_json: string }) => {
     const inserted = job.get(row);
     if (!inserted) return { created: false, row: existing.get(row.delivery_id) };
     jobEvent.run(row.id, event.at, event.kind, event.data_json);
     return { created: true, row: inserted };
   });
+  // Immediate: the write lock is taken at BEGIN, so a busy lock fails (and is retried) before anything ran.
+  insert = transaction.immediate;
   receivedStatements.set(sqlite, insert);
   return insert;
 }

@@ -88,14 +88,22 @@ function openSqlite(dataDir: string, options: Pick<OpenStoreOptions, "background
   // PostgreSQL where that matters.
   sqlite.pragma("synchronous = NORMAL");
   sqlite.pragma("foreign_keys = ON");
-  if (options.secondConnection) sqlite.pragma("wal_autocheckpoint = 0");
+  if (options.secondConnection) {
+    sqlite.pragma("wal_autocheckpoint = 0");
+    // Waits for the other connection's write lock are ours (retryWhileBusy), not SQLite's.
+    sqlite.pragma("busy_timeout = 0");
+  }
   const checkpointer =
     options.backgroundCheckpoints && file !== ":memory:"
       ? startWalCheckpointer(sqlite, file, options.onCheckpointError ? { onError: options.onCheckpointError } : {})
       : undefined;
   // Job work's queries let the event loop (and webhook deliveries) in every millisecond (event-loop-slices.ts).
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite, checkpointer) }), plugins: [eventLoopSlices(sqlite)] });
+  const db = new Kysely<Database>({
+    dialect: new SqliteDialect({ database: withStatementCache(sqlite, checkpointer, options.secondConnection ?? false) }),
+    plugins: [eventLoopSlices(sqlite)],
+  });
   embedded.set(db, sqlite);
+  if (options.secondConnection) retrying.add(db);
   if (checkpointer) checkpointers.set(db, checkpointer);
   return db;
 }
@@ -103,6 +111,34 @@ function openSqlite(dataDir: string, options: Pick<OpenStoreOptions, "background
 /** The better-sqlite3 handle behind an embedded store's Kysely (none for PostgreSQL). */
 const embedded = new WeakMap<Kysely<Database>, Sqlite.Database>();
 const checkpointers = new WeakMap<Kysely<Database>, WalCheckpointer>();
+/** Second connections: their writes retry a busy lock themselves (retryWhileBusy). */
+const retrying = new WeakSet<Kysely<Database>>();
+
+/** One Int32 to wait on: Atomics.wait is a sleep of a fraction of a millisecond that no one wakes. */
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+/** How long a write waits for another connection's lock before it fails as SQLite's busy_timeout would. */
+const BUSY_DEADLINE_MS = 5000;
+
+/**
+ * Runs `fn` (one statement, or one better-sqlite3 transaction: either leaves nothing behind when it
+ * throws) until it does not fail for another connection's write lock. SQLite's own busy handler
+ * sleeps 1, 2, 5, 10, 15… ms between tries, so a delivery's insert that met one of the main
+ * thread's transactions (held for tens of microseconds) waited 1 ms or more, 8 ms after three
+ * tries: the webhook thread's tail. Here the waits start at 50 µs and double up to 2 ms.
+ */
+export function retryWhileBusy<T>(fn: () => T): T {
+  const started = performance.now();
+  let waitMs = 0.05;
+  for (;;) {
+    try {
+      return fn();
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== "SQLITE_BUSY" || performance.now() - started > BUSY_DEADLINE_MS) throw err;
+      Atomics.wait(sleeper, 0, 0, waitMs);
+      waitMs = Math.min(waitMs * 2, 2);
+    }
+  }
+}
 
 /**
  * Stops the store's checkpoint thread and waits until it has closed its connection: call it before
@@ -130,8 +166,22 @@ export async function stopBackgroundCheckpoints(db: Kysely<Database>): Promise<v
 export async function onEmbeddedSqlite<T>(db: Kysely<Database>, fn: (sqlite: Sqlite.Database) => T): Promise<T | undefined> {
   const sqlite = embedded.get(db);
   if (!sqlite) return undefined;
-  if (!sqlite.inTransaction) return fn(sqlite);
-  return db.connection().execute(async () => fn(sqlite));
+  const run = retrying.has(db) ? () => retryWhileBusy(() => fn(sqlite)) : () => fn(sqlite);
+  if (!sqlite.inTransaction) return run();
+  return db.connection().execute(async () => run());
+}
+
+/**
+ * What Kysely's SQLite driver calls on a statement, each run through retryWhileBusy. Inside a
+ * transaction (begun immediate: the lock is already held) a statement never meets a busy lock.
+ */
+function retryingStatement(statement: Sqlite.Statement) {
+  return {
+    reader: statement.reader,
+    all: (parameters: unknown[]) => retryWhileBusy(() => statement.all(parameters)),
+    run: (parameters: unknown[]) => retryWhileBusy(() => statement.run(parameters)),
+    iterate: (parameters: unknown[]) => statement.iterate(parameters),
+  };
 }
 
 /**
@@ -149,7 +199,7 @@ const BEGIN_IMMEDIATE = "begin immediate";
  * process, and preparing was a tenth of the cost of recording a delivery (bench/ingest.ts profile).
  * A prepared statement is reusable, so each text is prepared once.
  */
-function withStatementCache(sqlite: Sqlite.Database, checkpointer?: WalCheckpointer) {
+function withStatementCache(sqlite: Sqlite.Database, checkpointer: WalCheckpointer | undefined, retryBusy: boolean) {
   const cache = new Map<string, Sqlite.Statement>();
   return {
     close: () => {
@@ -163,7 +213,7 @@ function withStatementCache(sqlite: Sqlite.Database, checkpointer?: WalCheckpoin
         statement = sqlite.prepare(sql === "begin" ? BEGIN_IMMEDIATE : sql);
         if (cache.size < 2000) cache.set(sql, statement);
       }
-      return statement;
+      return retryBusy ? retryingStatement(statement) : statement;
     },
   };
 }

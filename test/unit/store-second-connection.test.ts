@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { sql } from "kysely";
 import { afterEach, expect, it } from "vitest";
-import { onEmbeddedSqlite, openStore } from "../../src/store/open-store.js";
+import { onEmbeddedSqlite, openStore, retryWhileBusy } from "../../src/store/open-store.js";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -24,12 +24,9 @@ it("a transaction holds the write lock from its start: the other connection's wr
   try {
     await sql`create table counters (name text primary key, n integer not null)`.execute(main);
     await sql`insert into counters values ('a', 0)`.execute(main);
-    // The other connection gives up after 50 ms instead of 5 s: it runs on this same thread here.
-    const otherWrite = () =>
-      onEmbeddedSqlite(thread, (sqlite) => {
-        sqlite.pragma("busy_timeout = 50");
-        return sqlite.prepare("insert into counters values (?, 1)").run(`other-${Date.now()}-${Math.random()}`).changes;
-      });
+    // The other connection's own handle (a second connection never waits in SQLite: busy_timeout 0).
+    const raw = (await onEmbeddedSqlite(thread, (sqlite) => sqlite))!;
+    const otherWrite = async () => raw.prepare("insert into counters values (?, 1)").run(`other-${Date.now()}-${Math.random()}`).changes;
 
     let refused: unknown;
     await main.transaction().execute(async (trx) => {
@@ -48,4 +45,27 @@ it("a transaction holds the write lock from its start: the other connection's wr
     await thread.destroy();
     await main.destroy();
   }
+});
+
+it("a second connection's write tries again while another connection holds the lock, and gives up only on other errors", () => {
+  const busy = Object.assign(new Error("database is locked"), { code: "SQLITE_BUSY" });
+  let tries = 0;
+  expect(
+    retryWhileBusy(() => {
+      tries++;
+      if (tries < 4) throw busy;
+      return "written";
+    }),
+  ).toBe("written");
+  expect(tries).toBe(4);
+
+  tries = 0;
+  const constraint = Object.assign(new Error("UNIQUE constraint failed"), { code: "SQLITE_CONSTRAINT_UNIQUE" });
+  expect(() =>
+    retryWhileBusy(() => {
+      tries++;
+      throw constraint;
+    }),
+  ).toThrow(constraint);
+  expect(tries).toBe(1);
 });
