@@ -99,11 +99,6 @@ export interface Controller {
  */
 export const DEFAULT_SHUTDOWN_GRACE_MS = 20_000;
 
-function listeningPort(server: HttpServer, fallback: number): number {
-  const address = server.address();
-  return typeof address === "object" && address ? address.port : fallback;
-}
-
 /** Builds and starts everything one controller process runs: webhook server, scheduler, store. */
 export async function startController(options: ControllerOptions): Promise<Controller> {
   const { config } = options;
@@ -263,7 +258,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
       appId: config.appId,
       defaultBackend: "local",
       activity,
-      mainPort: listeningPort(http.server, 0),
+      mainPort: http.port,
       log: log.child({ name: "webhook-thread" }),
       writeLine,
       onCounts: (counts) => {
@@ -304,7 +299,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
     reaper.start();
     deliveries.start();
   }
-  const port = ingressThread ? ingressThread.port : listeningPort(httpServer, config.port);
+  const port = ingressThread ? ingressThread.port : http.port;
   log.info(
     { port, metrics: metricsServer?.url ?? "off", dataDir: config.dataDir, store: config.databaseUrl ? "postgres" : "sqlite", owner },
     "agent-work controller started",

@@ -85,7 +85,6 @@ async function start(): Promise<{ stop(): Promise<void> }> {
       flushSoon();
     },
   });
-  const activity = new WebhookActivity(data.activity);
   const ingress = webhookIngress({
     path: data.webhookPath,
     secret: data.webhookSecret,
@@ -95,7 +94,8 @@ async function start(): Promise<{ stop(): Promise<void> }> {
     checkPayload: checkHandledPayload,
     collectGarbage: youngGarbageCollector(),
     log: log.child({ name: "webhooks" }),
-    priority: { begin: () => activity.begin(), end: (signed) => activity.end(signed) },
+    // Shared with the main thread's job-work priority, which reads it.
+    priority: new WebhookActivity(data.activity),
   });
   const main = passToMain(data.mainPort);
   const http = await startHttpServer({
@@ -108,8 +108,7 @@ async function start(): Promise<{ stop(): Promise<void> }> {
     await db.destroy();
     throw err;
   });
-  const address = http.server.address();
-  post({ type: "listening", port: typeof address === "object" && address ? address.port : data.port });
+  post({ type: "listening", port: http.port });
   return {
     async stop() {
       await http.stop();

@@ -29,7 +29,7 @@ const MAX_HEADERS_TIMEOUT_MS = 10_000;
  * timeouts (Node's: 300 s per request, checked every 30 s) cannot be set before it listens.
  * Once a request has arrived whole, no timeout applies: a job page's live log stream stays open.
  */
-export async function startHttpServer(options: HttpServerOptions): Promise<{ server: Server; stop(): Promise<void> }> {
+export async function startHttpServer(options: HttpServerOptions): Promise<{ server: Server; port: number; stop(): Promise<void> }> {
   const { log } = options;
   const server = createServer({
     requestTimeout: options.requestTimeoutMs,
@@ -59,8 +59,11 @@ export async function startHttpServer(options: HttpServerOptions): Promise<{ ser
     });
     server.listen({ host: options.host, port: options.port }, resolve);
   });
+  const address = server.address();
   return {
     server,
+    /** The port it listens on (the one chosen for port 0). */
+    port: typeof address === "object" && address ? address.port : options.port,
     /**
      * Stops listening and waits for requests under way; a connection still sending after a grace
      * second (a slow body, a client that never finishes) is cut rather than waited for.

@@ -109,6 +109,8 @@ export async function startIngressThread(options: IngressThreadOptions): Promise
         }
         if (stopping) return;
         // The thread died: the port is free again once its server is gone. Start another on it.
+        // The deliveries it had in hand will never be answered (GitHub shows them failed).
+        activity.clearInFlight();
         log.error({ code }, "the webhook thread ended; starting another");
         setTimeout(() => {
           if (stopping) return;

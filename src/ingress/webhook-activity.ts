@@ -32,6 +32,14 @@ export class WebhookActivity {
     if (signed) Atomics.store(this.lastSignedMicros, 0, BigInt(Math.round(this.now() * 1000)));
   }
 
+  /**
+   * No delivery is in hand: the thread that had some died before answering them. Without this the
+   * count stayed up, and job work waited behind deliveries that no longer exist (a trickle a 5 ms).
+   */
+  clearInFlight(): void {
+    Atomics.store(this.inFlightCount, 0, 0);
+  }
+
   inFlight(): number {
     return Math.max(0, Atomics.load(this.inFlightCount, 0));
   }

@@ -200,7 +200,7 @@ const BEGIN_IMMEDIATE = "begin immediate";
  * A prepared statement is reusable, so each text is prepared once.
  */
 function withStatementCache(sqlite: Sqlite.Database, checkpointer: WalCheckpointer | undefined, retryBusy: boolean) {
-  const cache = new Map<string, Sqlite.Statement>();
+  const cache = new Map<string, Sqlite.Statement | ReturnType<typeof retryingStatement>>();
   return {
     close: () => {
       // The thread makes a last checkpoint and closes its own connection.
@@ -210,10 +210,11 @@ function withStatementCache(sqlite: Sqlite.Database, checkpointer: WalCheckpoint
     prepare: (sql: string) => {
       let statement = cache.get(sql);
       if (!statement) {
-        statement = sqlite.prepare(sql === "begin" ? BEGIN_IMMEDIATE : sql);
+        const prepared = sqlite.prepare(sql === "begin" ? BEGIN_IMMEDIATE : sql);
+        statement = retryBusy ? retryingStatement(prepared) : prepared;
         if (cache.size < 2000) cache.set(sql, statement);
       }
-      return retryBusy ? retryingStatement(statement) : statement;
+      return statement;
     },
   };
 }

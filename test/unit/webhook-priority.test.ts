@@ -1,5 +1,6 @@
 import { describe, expect, it, vi } from "vitest";
 import { WebhookPriority } from "../../src/ingress/webhook-priority.js";
+import { WebhookActivity } from "../../src/ingress/webhook-activity.js";
 import { concurrencyLimit } from "../../src/github/request-limiters.js";
 
 /** A hand-moved clock: the priority reads time only through it. */
@@ -110,5 +111,23 @@ describe("the webhook path goes first (src/ingress/webhook-priority.ts)", () => 
     while (gates.length > 0) gates.shift()!();
     await Promise.all(calls);
     expect(most).toBe(5);
+  });
+
+  it("reads the webhook thread's deliveries from shared memory, and lets job work go once a dead thread's deliveries are cleared", async () => {
+    const c = clock();
+    const activity = new WebhookActivity(undefined, c.now);
+    const priority = new WebhookPriority({ now: c.now, quietMs: 5, maxWaitMs: 60_000, activity });
+    // The thread's own copy over the same memory, as ingress-thread.ts builds it.
+    const thread = new WebhookActivity(activity.buffer, c.now);
+    thread.begin();
+    let went = false;
+    void priority.turn()!.then(() => (went = true));
+    c.move(100);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(went).toBe(false);
+    // The thread died with the delivery in hand: start-ingress-thread.ts clears the count.
+    activity.clearInFlight();
+    await vi.waitFor(() => expect(went).toBe(true));
+    expect(priority.turn()).toBeUndefined();
   });
 });
