@@ -1,9 +1,9 @@
 import type { Kysely } from "kysely";
 import type { Database } from "./schema.js";
-import { onEmbeddedSqlite } from "./open-store.js";
+import { isEmbeddedSecondConnection, onEmbeddedSqlite } from "./open-store.js";
 import { claimLeased } from "./claim-leased.js";
 import { activeKey, patchToRow, receivedRow, toJob, type JobPatch } from "./job-rows.js";
-import { insertReceivedSqlite } from "./insert-received-sqlite.js";
+import { insertReceivedSqlite, recordInTurn } from "./insert-received-sqlite.js";
 import { newJobId } from "./new-job-id.js";
 import type { Job, NewJob, StepRecord } from "../jobs/types.js";
 import { assertTransition, isActive, isTerminal, type JobState } from "../jobs/state.js";
@@ -89,7 +89,10 @@ export class JobStore {
     const now = this.now();
     const row = receivedRow(newJobId(), input, defaults.backend, now);
     const event = { at: now, kind: "received", data_json: JSON.stringify({ deliveryId: input.deliveryId, trigger: input.trigger }) };
-    const embedded = await onEmbeddedSqlite(this.db, (sqlite) => insertReceivedSqlite(sqlite, row)(row, event));
+    // The webhook thread's connection records a turn's deliveries in one commit (recordInTurn).
+    const embedded = isEmbeddedSecondConnection(this.db)
+      ? await recordInTurn(this.db, row, event)
+      : await onEmbeddedSqlite(this.db, (sqlite) => insertReceivedSqlite(sqlite, row).one(row, event));
     if (embedded) return { created: embedded.created, job: toJob(embedded.row as never) };
     // One transaction, one commit per delivery: the row and its first event together.
     return this.db.transaction().execute(async (trx) => {

@@ -114,6 +114,11 @@ const checkpointers = new WeakMap<Kysely<Database>, WalCheckpointer>();
 /** Second connections: their writes retry a busy lock themselves (retryWhileBusy). */
 const retrying = new WeakSet<Kysely<Database>>();
 
+/** Whether `db` is an embedded store's second connection (the webhook thread's: only deliveries write on it). */
+export function isEmbeddedSecondConnection(db: Kysely<Database>): boolean {
+  return retrying.has(db);
+}
+
 /** One Int32 to wait on: Atomics.wait is a sleep of a fraction of a millisecond that no one wakes. */
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 /** How long a write waits for another connection's lock before it fails as SQLite's busy_timeout would. */

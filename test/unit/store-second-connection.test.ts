@@ -4,12 +4,14 @@
  * a transaction's read and its write waits for the commit instead of making that write fail
  * (SQLite answers a deferred transaction whose snapshot went stale with SQLITE_BUSY at once).
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { sql } from "kysely";
 import { afterEach, expect, it } from "vitest";
 import { onEmbeddedSqlite, openStore, retryWhileBusy } from "../../src/store/open-store.js";
+import { JobStore } from "../../src/store/job-store.js";
+import type { NewJob } from "../../src/jobs/types.js";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -68,4 +70,78 @@ it("a second connection's write tries again while another connection holds the l
     }),
   ).toThrow(constraint);
   expect(tries).toBe(1);
+});
+
+it("the webhook thread's connection records the deliveries of one turn in one commit, and a bad one fails alone", async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "agent-work-turn-batch-"));
+  dirs.push(dir);
+  const main = await openStore({ dataDir: dir });
+  const thread = new JobStore(await openStore({ dataDir: dir, secondConnection: true }));
+  const job = (deliveryId: string, over: Partial<NewJob> = {}): NewJob => ({
+    deliveryId,
+    installationId: 1,
+    repoId: 42,
+    owner: "octo",
+    repo: "demo",
+    number: 7,
+    kind: "issue",
+    trigger: "label",
+    requester: "alice",
+    title: "Fix it",
+    body: "Please",
+    cloneUrl: "https://github.com/octo/demo.git",
+    defaultBranch: "main",
+    instructions: null,
+    ...over,
+  });
+  // Frames in the WAL since it was emptied: each commit writes every page it changed once more.
+  const emptyWal = () => sql`pragma wal_checkpoint(TRUNCATE)`.execute(main);
+  const walFrames = () => Math.max(0, (statSync(path.join(dir, "agent-work.sqlite-wal")).size - 32) / (4096 + 24));
+  try {
+    await thread.insertReceived(job("warm-up"), { backend: "local" });
+    await emptyWal();
+    await thread.insertReceived(job("alone"), { backend: "local" });
+    const oneCommit = walFrames();
+    expect(oneCommit).toBeGreaterThan(1);
+
+    await emptyWal();
+    const turn = await Promise.all(Array.from({ length: 8 }, (_, i) => thread.insertReceived(job(`turn-${i}`), { backend: "local" })));
+    expect(turn.every((r) => r.created)).toBe(true);
+    // One commit for the eight: eight commits would write about eight times the pages of one.
+    expect(walFrames()).toBeLessThan(2 * oneCommit);
+
+    // In one turn: a delivery seen twice, and a row the database refuses.
+    const [first, again, bad, good] = await Promise.allSettled([
+      thread.insertReceived(job("twice"), { backend: "local" }),
+      thread.insertReceived(job("twice"), { backend: "local" }),
+      thread.insertReceived(job("bad", { title: null as never }), { backend: "local" }),
+      thread.insertReceived(job("good"), { backend: "local" }),
+    ]);
+    const value = <T>(r: PromiseSettledResult<T>): T => {
+      if (r.status === "rejected") throw r.reason;
+      return r.value;
+    };
+    expect(value(first).created).toBe(true);
+    expect(value(again)).toMatchObject({ created: false, job: { id: value(first).job.id } });
+    expect(bad.status === "rejected" && String(bad.reason)).toMatch(/NOT NULL/);
+    expect(value(good).created).toBe(true);
+    const recorded = await new JobStore(main).list();
+    expect(recorded.map((j) => j.deliveryId).sort()).toEqual([
+      "alone",
+      "good",
+      "turn-0",
+      "turn-1",
+      "turn-2",
+      "turn-3",
+      "turn-4",
+      "turn-5",
+      "turn-6",
+      "turn-7",
+      "twice",
+      "warm-up",
+    ]);
+  } finally {
+    await thread.db.destroy();
+    await main.destroy();
+  }
 });
