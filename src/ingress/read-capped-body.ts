@@ -17,6 +17,29 @@ export interface ReadBodyOptions {
   collectGarbage?(): void;
   /** 4 MB unless told. */
   collectEveryBytes?: number;
+  /**
+   * What every body being read at once may hold together, in memory and on disk (shared by the
+   * ingress's requests): past it this body is refused `busy`, so a crowd of strangers' uploads
+   * costs at most these bytes, not one `maxBytes` per connection they open.
+   */
+  budget?: { memory: BodyBudget; disk: BodyBudget };
+}
+
+/** Bytes that the bodies being read share; each takes before it holds and gives back when done. */
+export class BodyBudget {
+  private used = 0;
+  constructor(readonly limit: number) {}
+  take(bytes: number): boolean {
+    if (this.used + bytes > this.limit) return false;
+    this.used += bytes;
+    return true;
+  }
+  give(bytes: number): void {
+    this.used = Math.max(0, this.used - bytes);
+  }
+  get inUse(): number {
+    return this.used;
+  }
 }
 
 export type CappedBody =
@@ -33,7 +56,9 @@ export type CappedBody =
   /** The client went away, or the server's request timeout closed the connection first. */
   | { ok: false; reason: "aborted"; bytes: number }
   /** The spill file could not be written (a full disk). */
-  | { ok: false; reason: "spill-failed"; bytes: number };
+  | { ok: false; reason: "spill-failed"; bytes: number }
+  /** The bodies already being read hold the whole shared budget: nothing is kept, reading stops. */
+  | { ok: false; reason: "busy"; bytes: number };
 
 /**
  * Reads a request body, counting bytes as they arrive: the count, not the Content-Length header,
@@ -52,17 +77,28 @@ export function readCappedBody(req: IncomingMessage, options: ReadBodyOptions): 
     let bytes = 0;
     let file: { path: string; stream: WriteStream } | undefined;
     let settled = false;
+    // What this body holds of the shared budget, given back once (when it fails, or at discard()).
+    let heldMemory = 0;
+    let heldDisk = 0;
+    const giveBack = () => {
+      options.budget?.memory.give(heldMemory);
+      options.budget?.disk.give(heldDisk);
+      heldMemory = 0;
+      heldDisk = 0;
+    };
 
     const removeFile = async () => {
+      giveBack();
       if (!file) return;
       file.stream.destroy();
       await rm(file.path, { force: true });
     };
-    const fail = (reason: "too-large" | "aborted" | "spill-failed") => {
+    const fail = (reason: "too-large" | "aborted" | "spill-failed" | "busy") => {
       if (settled) return;
       settled = true;
       detach();
       memory.length = 0;
+      giveBack();
       if (reason !== "aborted") req.pause();
       void removeFile().finally(() => resolve({ ok: false, reason, bytes }));
     };
@@ -83,11 +119,14 @@ export function readCappedBody(req: IncomingMessage, options: ReadBodyOptions): 
       if (options.collectGarbage && Math.floor(bytes / collectEvery) > Math.floor(before / collectEvery)) options.collectGarbage();
       if (bytes > options.maxBytes) return fail("too-large");
       options.onChunk(chunk);
-      if (!file && inMemory + chunk.length <= options.memoryBytes) {
+      if (!file && inMemory + chunk.length <= options.memoryBytes && (options.budget?.memory.take(chunk.length) ?? true)) {
+        heldMemory += chunk.length;
         memory.push(chunk);
         inMemory += chunk.length;
         return;
       }
+      if (options.budget && !options.budget.disk.take(chunk.length)) return fail("busy");
+      heldDisk += chunk.length;
       const stream = spillTo();
       // The disk sets the pace: no more than the stream's own buffer waits in memory.
       if (!stream.write(chunk)) {

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import { emitterEventNames } from "@octokit/webhooks";
-import { readCappedBody, removeStaleSpills } from "./read-capped-body.js";
+import { BodyBudget, readCappedBody, removeStaleSpills } from "./read-capped-body.js";
 import { signatureCheck } from "./signature-check.js";
 import type { HandledEvent } from "../handlers/handled-payloads.js";
 
@@ -9,6 +9,12 @@ import type { HandledEvent } from "../handlers/handled-payloads.js";
 export const MAX_WEBHOOK_BYTES = 25 * 1024 * 1024;
 /** Most deliveries are a few kilobytes: those stay in memory; the rest of a bigger body goes to disk. */
 const MEMORY_BYTES = 1024 * 1024;
+/**
+ * What all webhook bodies being read at once may hold together (before their signatures are
+ * checked, so anyone's): 64 MB in memory, then 512 MB spilled to disk (twenty maximum-size bodies).
+ * A delivery past that is answered 503 with Retry-After; GitHub's own are a few kilobytes.
+ */
+export const BODY_BUDGET = { memoryBytes: 64 * 1024 * 1024, diskBytes: 512 * 1024 * 1024 };
 
 /**
  * Event names @octokit/webhooks knows: the bare names (`issues`, not `issues.labeled`). GitHub has
@@ -27,6 +33,8 @@ export interface WebhookIngressOptions {
   path: string;
   secret: string;
   maxBytes?: number;
+  /** What the bodies being read at once may hold together (BODY_BUDGET unless told). */
+  bodyBudget?: { memoryBytes: number; diskBytes: number };
   /** Where the part of a body past the first megabyte waits for its signature to be checked. */
   spillDir: string;
   /**
@@ -88,6 +96,8 @@ function clip(value: string | undefined): string | undefined {
  */
 export function webhookIngress(options: WebhookIngressOptions): (req: IncomingMessage, res: ServerResponse) => Promise<boolean> {
   const maxBytes = options.maxBytes ?? MAX_WEBHOOK_BYTES;
+  const limits = options.bodyBudget ?? BODY_BUDGET;
+  const budget = { memory: new BodyBudget(limits.memoryBytes), disk: new BodyBudget(limits.diskBytes) };
   const log = options.log;
   removeStaleSpills(options.spillDir, 10 * 60_000);
 
@@ -133,6 +143,7 @@ export function webhookIngress(options: WebhookIngressOptions): (req: IncomingMe
     const body = await readCappedBody(req, {
       maxBytes,
       memoryBytes: MEMORY_BYTES,
+      budget,
       spillDir: options.spillDir,
       onChunk: check.update,
       ...(options.collectGarbage ? { collectGarbage: options.collectGarbage } : {}),
@@ -149,6 +160,10 @@ export function webhookIngress(options: WebhookIngressOptions): (req: IncomingMe
     }
     if (!body.ok) {
       if (body.reason === "too-large") return tooLarge();
+      if (body.reason === "busy") {
+        closeAfterAnswer(req, res);
+        return refuse(503, "too many webhook bodies are being read at once; send it again later", { "retry-after": "5" });
+      }
       if (body.reason === "spill-failed")
         return refuse(503, "the body could not be held for its signature check (is the data folder's disk full?)", { "retry-after": "60" });
       log.info({ deliveryId: clip(deliveryId), event: clip(event), bytes, ms: Date.now() - started }, "webhook delivery abandoned before its body arrived");
