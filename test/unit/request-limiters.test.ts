@@ -182,11 +182,13 @@ describe("the controller's Octokit with these limiters", () => {
       server.close();
     }
   });
-  it("retries a call that failed on GitHub's side as plugin-retry did, without building a Bottleneck for each request", async () => {
-    const statuses = [502, 500, 201, 404];
+  it("retries a call that failed on GitHub's side as plugin-retry did, without building a Bottleneck for each request, but never a POST that may have made a duplicate", async () => {
+    const statuses = [502, 500, 200, 502, 502, 500, 201, 404];
     let calls = 0;
+    const seen: string[] = [];
     const server = http.createServer((req, res) => {
       req.resume();
+      seen.push(`${req.method} ${req.url}`);
       const status = statuses[calls++] ?? 201;
       res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(status < 300 ? { id: 1 } : { message: "failed" }));
     });
@@ -198,14 +200,31 @@ describe("the controller's Octokit with these limiters", () => {
       const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
       const Octokit = createOctokitClass({ log, onApiCall: () => undefined, fetch, overrides: { retry: { retryAfterBaseValue: 1 } } });
       const octokit = new Octokit({ auth: { token: "ghs_test" }, baseUrl });
-      const comment = () =>
-        octokit.request("POST /repos/{owner}/{repo}/issues/{issue_number}/comments", { owner: "o", repo: "r", issue_number: 1, body: "hi" });
-      // 502, then 500, then the answer.
-      expect((await comment()).status).toBe(201);
+      // An edit: 502, then 500, then the answer.
+      expect(
+        (await octokit.request("PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}", { owner: "o", repo: "r", comment_id: 9, body: "hi" })).status,
+      ).toBe(200);
       expect(calls).toBe(3);
+      // A new comment: the 502 may have come after GitHub made it, so it is not sent again.
+      await expect(
+        octokit.request("POST /repos/{owner}/{repo}/issues/{issue_number}/comments", { owner: "o", repo: "r", issue_number: 1, body: "hi" }),
+      ).rejects.toMatchObject({ status: 502 });
+      expect(calls).toBe(4);
+      // A reaction is one per person and content: sent again after 502, then 500.
+      expect(
+        (await octokit.request("POST /repos/{owner}/{repo}/issues/{issue_number}/reactions", { owner: "o", repo: "r", issue_number: 1, content: "eyes" }))
+          .status,
+      ).toBe(201);
+      expect(calls).toBe(7);
+      expect(seen.slice(3)).toEqual([
+        "POST /repos/o/r/issues/1/comments",
+        "POST /repos/o/r/issues/1/reactions",
+        "POST /repos/o/r/issues/1/reactions",
+        "POST /repos/o/r/issues/1/reactions",
+      ]);
       // A 404 is not worth another try.
       await expect(octokit.request("GET /repos/{owner}/{repo}", { owner: "o", repo: "r" })).rejects.toMatchObject({ status: 404 });
-      expect(calls).toBe(4);
+      expect(calls).toBe(8);
       expect(bottleneckSchedules).not.toHaveBeenCalled();
       // Turned off, as the tests' controllers do: the first failure is the answer.
       statuses.push(503);
@@ -213,9 +232,9 @@ describe("the controller's Octokit with these limiters", () => {
         auth: { token: "ghs_test" },
         baseUrl,
       });
-      calls = 4;
+      calls = 8;
       await expect(noRetries.request("GET /repos/{owner}/{repo}", { owner: "o", repo: "r" })).rejects.toMatchObject({ status: 503 });
-      expect(calls).toBe(5);
+      expect(calls).toBe(9);
     } finally {
       bottleneckSchedules.mockRestore();
       fetch.close();
