@@ -86,7 +86,9 @@ export function summariseProfile(file: string): ProfileTable {
  */
 export function printProfileTable(table: ProfileTable, jobs: number, out: NodeJS.WritableStream = process.stdout, cpuMsPerJob?: number): void {
   const perJob = cpuMsPerJob ?? table.busyMs / jobs;
-  out.write(`\nwhere the controller's CPU went: ${perJob.toFixed(1)} ms a job over ${jobs} jobs (${(table.busyMs / 1000).toFixed(1)} s of samples)\n`);
+  out.write(
+    `\nwhere the controller's main thread's CPU went: ${perJob.toFixed(1)} ms a job over ${jobs} jobs (${(table.busyMs / 1000).toFixed(1)} s of samples)\n`,
+  );
   out.write(`| part | ms a job | share |\n| --- | --- | --- |\n`);
   for (const r of table.rows) out.write(`| ${r.part} | ${((perJob * r.ms) / table.busyMs).toFixed(2)} | ${((100 * r.ms) / table.busyMs).toFixed(1)}% |\n`);
 }

@@ -4,6 +4,7 @@ import { countApiCalls, type ApiCallObserver } from "./count-api-calls.js";
 import type { FetchLike } from "./node-http-fetch.js";
 import { concurrencyLimit, perMinuteBudget, retryOnRateLimit, type CallGate } from "./request-limiters.js";
 import { retryFailedCalls } from "./retry-failed-calls.js";
+import { sharedAppJwt } from "./cached-app-jwt.js";
 
 /**
  * GitHub asks for at most ~80 content-creating requests a minute (secondary rate limits). The
@@ -43,9 +44,23 @@ export interface OctokitClassOptions {
 }
 
 /**
+ * An app's auth options (app id and private key) with a JWT signed once and reused
+ * (cached-app-jwt.ts) in place of the key; other auth as it is. An installation client is made
+ * from the app's auth state, which then holds the JWT signer already, beside the key Probot merges
+ * in again: auth-app takes one or the other, so the key goes.
+ */
+function withCachedJwt(auth: unknown): { auth?: Record<string, unknown> } {
+  if (typeof auth !== "object" || auth === null) return {};
+  const { privateKey, createJwt, ...rest } = auth as Record<string, unknown>;
+  if (rest.appId === undefined || typeof privateKey !== "string") return {};
+  return { auth: { ...rest, createJwt: createJwt ?? sharedAppJwt(privateKey) } };
+}
+
+/**
  * The Octokit class Probot builds its clients from: counts every call, paces writes as above,
- * retries (twice) after primary and secondary rate limits instead of giving up, and retries a
- * failed call as plugin-retry did (retry-failed-calls.ts).
+ * retries (twice) after primary and secondary rate limits instead of giving up, retries a
+ * failed call as plugin-retry did (retry-failed-calls.ts), and signs the app's JWT once every
+ * few minutes instead of for every call (cached-app-jwt.ts).
  */
 export function createOctokitClass(options: OctokitClassOptions): typeof ProbotOctokit {
   const limiters = createLimiters(options.gate);
@@ -60,6 +75,7 @@ export function createOctokitClass(options: OctokitClassOptions): typeof ProbotO
   const { throttle, retry, ...overrides } = (options.overrides ?? {}) as { throttle?: Record<string, unknown>; retry?: Record<string, unknown> };
   return ProbotOctokit.plugin(countApiCalls, retryFailedCalls).defaults((computed: Record<string, any>) => ({
     ...computed,
+    ...withCachedJwt(computed.auth),
     // Probot's plugin-retry built a Bottleneck for every request; retryFailedCalls retries the same way without one.
     retry: { enabled: false },
     failedCallRetry: { ...retry },

@@ -21,8 +21,10 @@ import { startHttpServer } from "./start-http-server.js";
 import { passToMain } from "./pass-to-main.js";
 import { youngGarbageCollector } from "./young-garbage-collector.js";
 import { WebhookActivity } from "./webhook-activity.js";
+import { nameThisThread, THREAD_NAMES } from "./name-this-thread.js";
 import type { IngressCommand, IngressMessage, IngressThreadData } from "./ingress-messages.js";
 
+nameThisThread(THREAD_NAMES.webhooks);
 const port = parentPort!;
 const data = workerData as IngressThreadData;
 const post = (message: IngressMessage) => port.postMessage(message);

@@ -23,6 +23,7 @@ export interface WalCheckpointer {
 const THREAD = `
 const { parentPort, workerData } = require("node:worker_threads");
 const Database = require(workerData.module);
+try { require("node:fs").writeFileSync("/proc/thread-self/comm", workerData.threadName); } catch {}
 const db = new Database(workerData.file, { fileMustExist: true });
 db.pragma("busy_timeout = 1000");
 const checkpoint = () => {
@@ -49,7 +50,7 @@ export function startWalCheckpointer(
   sqlite.pragma("wal_autocheckpoint = 0");
   const worker = new Worker(THREAD, {
     eval: true,
-    workerData: { file, module: createRequire(import.meta.url).resolve("better-sqlite3"), intervalMs: options.intervalMs ?? 500 },
+    workerData: { file, module: createRequire(import.meta.url).resolve("better-sqlite3"), intervalMs: options.intervalMs ?? 500, threadName: "aw-checkpoints" },
   });
   // Never what keeps the process alive.
   worker.unref();
