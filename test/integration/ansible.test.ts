@@ -14,7 +14,7 @@ import os from "node:os";
 import path from "node:path";
 import { execa } from "execa";
 import { NodeSSH } from "node-ssh";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, it } from "vitest";
 import { startSshd, type TestSshd } from "../support/sshd.js";
 
 const ANSIBLE = path.resolve(import.meta.dirname, "../../ansible");
@@ -160,8 +160,11 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-describe("ansible/", () => {
-  it("provision.yml passes ansible-playbook --syntax-check", async () => {
+// Concurrent: each case is one or two ansible-playbook runs (minutes each on a loaded machine) that
+// share nothing they change: the --check runs only read the login sshd's host, and the real run
+// has a sandboxed sshd of its own. One after another, the file took the sum of them.
+describe.concurrent("ansible/", () => {
+  it("provision.yml passes ansible-playbook --syntax-check", async ({ expect }) => {
     const r = await execa("ansible-playbook", ["--syntax-check", "-i", "localhost,", path.join(ANSIBLE, "provision.yml")], {
       reject: false,
       env: { ANSIBLE_LOCAL_TEMP: os.tmpdir() },
@@ -172,7 +175,7 @@ describe("ansible/", () => {
   it(
     "runs in --check mode against a real sshd: the hardened sshd, the key-only login, /dev/shm as tmpfs, no changes",
     { timeout: PLAYBOOK_TIMEOUT },
-    async () => {
+    async ({ expect }) => {
       const r = await playbook(["--check", "--diff", "--skip-tags", "packages"], { controller_ssh_public_key: CONTROLLER_KEY });
       expect(r.exitCode, `${r.stdout}\n${r.stderr}`).toBe(0);
       expect(r.stdout).toMatch(/127\.0\.0\.1\s+: ok=\d+\s+changed=\d+\s+unreachable=0\s+failed=0/);
@@ -193,7 +196,7 @@ describe("ansible/", () => {
     },
   );
 
-  it("really runs as root in a sandbox, then a second --check run reports no change", { timeout: PLAYBOOK_TIMEOUT * 2 }, async () => {
+  it("really runs as root in a sandbox, then a second --check run reports no change", { timeout: PLAYBOOK_TIMEOUT * 2 }, async ({ expect }) => {
     const box = await startSandboxedRootSshd(dir);
     try {
       await writeFile(path.join(dir, "sandbox_known_hosts"), box.known);
@@ -269,30 +272,34 @@ describe("ansible/", () => {
     }
   });
 
-  it("refuses an option of the wrong type before changing anything (meta/argument_specs.yml)", { timeout: PLAYBOOK_TIMEOUT }, async () => {
+  it("refuses an option of the wrong type before changing anything (meta/argument_specs.yml)", { timeout: PLAYBOOK_TIMEOUT }, async ({ expect }) => {
     const r = await playbook(["--check", "--skip-tags", "packages"], { controller_ssh_public_key: CONTROLLER_KEY, swap_size_mb: "lots" });
     expect(r.exitCode).not.toBe(0);
     expect(r.stdout).toMatch(/argument spec|argument_spec/i);
     expect(r.stdout).toContain("swap_size_mb");
   });
 
-  it("refuses a private range for the egress firewall that is not an IPv4 CIDR, before it reaches a shell", { timeout: PLAYBOOK_TIMEOUT }, async () => {
-    const r = await playbook(["--check", "--skip-tags", "packages"], {
-      controller_ssh_public_key: CONTROLLER_KEY,
-      worker_egress_allow_cidrs: ["10.20.0.0/16", "10.0.0.0/8;reboot"],
-    });
-    expect(r.exitCode).not.toBe(0);
-    expect(r.stdout).toContain("worker_egress_allow_cidrs takes IPv4 ranges such as 10.20.0.0/16");
-    expect(r.stdout).toContain("10.0.0.0/8;reboot");
-  });
+  it(
+    "refuses a private range for the egress firewall that is not an IPv4 CIDR, before it reaches a shell",
+    { timeout: PLAYBOOK_TIMEOUT },
+    async ({ expect }) => {
+      const r = await playbook(["--check", "--skip-tags", "packages"], {
+        controller_ssh_public_key: CONTROLLER_KEY,
+        worker_egress_allow_cidrs: ["10.20.0.0/16", "10.0.0.0/8;reboot"],
+      });
+      expect(r.exitCode).not.toBe(0);
+      expect(r.stdout).toContain("worker_egress_allow_cidrs takes IPv4 ranges such as 10.20.0.0/16");
+      expect(r.stdout).toContain("10.0.0.0/8;reboot");
+    },
+  );
 
-  it("refuses to provision a worker nobody can log in to", { timeout: PLAYBOOK_TIMEOUT }, async () => {
+  it("refuses to provision a worker nobody can log in to", { timeout: PLAYBOOK_TIMEOUT }, async ({ expect }) => {
     const r = await playbook(["--check", "--skip-tags", "packages"]);
     expect(r.exitCode).not.toBe(0);
     expect(r.stdout).toContain("set controller_ssh_public_key to the public half of GCE_SSH_PRIVATE_KEY_PATH");
   });
 
-  it("ships a per-boot fallback that refuses a branch: it runs a pinned tag or commit", async () => {
+  it("ships a per-boot fallback that refuses a branch: it runs a pinned tag or commit", async ({ expect }) => {
     const script = await readFile(path.join(ANSIBLE, "per-boot-startup.sh"), "utf8");
     expect(script).not.toMatch(/^REF=main$/m);
     const ref = /^REF=(.*)$/m.exec(script)![1]!;
@@ -310,7 +317,7 @@ describe("ansible/", () => {
     }
   });
 
-  it("ships a bake script and a per-boot fallback that parse, and the bake script explains itself", async () => {
+  it("ships a bake script and a per-boot fallback that parse, and the bake script explains itself", async ({ expect }) => {
     for (const script of ["bake-image.sh", "per-boot-startup.sh"])
       expect((await execa("bash", ["-n", path.join(ANSIBLE, script)], { reject: false })).exitCode, script).toBe(0);
     const help = await execa(path.join(ANSIBLE, "bake-image.sh"), ["--help"], { reject: false });

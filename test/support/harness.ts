@@ -41,6 +41,21 @@ export function canaryToken(format: "classic" | "jwt"): string {
   return `ghs_1234_${b64(27)}.${b64(300)}.${b64(86)}`;
 }
 
+let appKey: string | undefined;
+/**
+ * The GitHub App's RSA key, made once per test process: a 2048-bit key takes 0.1 to 0.2 s of CPU,
+ * once per harness it was a minute of the suite. Each harness still has its own webhook secret,
+ * worker token, data folder and fake GitHub; nothing a test checks depends on the key being new.
+ */
+function appPrivateKey(): string {
+  appKey ??= generateKeyPairSync("rsa", {
+    modulusLength: 2048,
+    privateKeyEncoding: { type: "pkcs8", format: "pem" },
+    publicKeyEncoding: { type: "spki", format: "pem" },
+  }).privateKey;
+  return appKey;
+}
+
 export const FAKE_AGENT_CONFIG = (extra = "") => `agent: command\ncommand: ["node", "${FAKE_AGENT}", "{prompt_file}"]\n${extra}`;
 
 /** Two different free ports (a port just released may be handed out again at once). */
@@ -126,11 +141,7 @@ export async function startHarness(options: HarnessOptions = {}) {
 
   const dataDir = options.dataDir ?? mkdtempSync(path.join(tmpdir(), "agent-work-data-"));
   const webhookSecret = randomBytes(32).toString("hex");
-  const { privateKey } = generateKeyPairSync("rsa", {
-    modulusLength: 2048,
-    privateKeyEncoding: { type: "pkcs8", format: "pem" },
-    publicKeyEncoding: { type: "spki", format: "pem" },
-  });
+  const privateKey = appPrivateKey();
   const logs = new PassThrough();
   const logLines: string[] = [];
   logs.on("data", (d: Buffer) => logLines.push(...d.toString("utf8").split("\n").filter(Boolean)));
