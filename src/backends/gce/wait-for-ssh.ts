@@ -47,6 +47,12 @@ export const probeSshHostKey: SshProbe = async (host, port, timeoutMs) => {
 /**
  * Probes `host:port` with backoff until SSH answers, and returns the host key it showed.
  * Throws at the deadline with the last error, or when the signal aborts.
+ *
+ * With `concurrent` above 1 the next probe goes after the backoff delay even while earlier ones
+ * still wait for an answer (at most that many at once), and the first key shown wins: a probe
+ * sent while the VM's network is not back yet may hear nothing at all until its timeout (its SYN
+ * is dropped, not refused), and the VM must not wait behind it. With 1, each probe ends before the
+ * delay to the next one starts.
  */
 export async function waitForSsh(options: {
   host: string;
@@ -59,21 +65,48 @@ export async function waitForSsh(options: {
   backoff?: Backoff;
   /** The longest one probe may take (10 s by default, and never more than the time left). */
   probeTimeoutMs?: number;
+  /** How many probes may wait for an answer at once (1 by default). */
+  concurrent?: number;
 }): Promise<string> {
   const { host, port, probe, clock, deadline, signal } = options;
+  const most = Math.max(1, options.concurrent ?? 1);
   let lastError: unknown;
-  for (let attempt = 0; ; attempt++) {
+  let seen: string | undefined;
+  let shown: () => void = () => undefined;
+  const keyShown = new Promise<void>((resolve) => (shown = resolve));
+  const inFlight = new Set<Promise<void>>();
+  // A sleep ends early when a key is shown or the signal aborts (checked after it), and none outlives the answer.
+  const done = new AbortController();
+  const sleep = async (ms: number) => {
+    const slept = clock.sleep(ms, signal ? AbortSignal.any([signal, done.signal]) : done.signal).catch(() => undefined);
+    await Promise.race([slept, keyShown]);
     signal?.throwIfAborted();
-    const left = deadline - clock.now();
-    if (left <= 0) {
-      const why = lastError instanceof Error ? lastError.message : String(lastError ?? "no attempt finished");
-      throw new Error(`SSH on ${host}:${port} did not answer before the boot deadline (last error: ${why})`);
+  };
+  try {
+    for (let attempt = 0; ; attempt++) {
+      signal?.throwIfAborted();
+      if (seen) return seen;
+      const left = deadline - clock.now();
+      if (left <= 0) {
+        const why = lastError instanceof Error ? lastError.message : String(lastError ?? "no attempt finished");
+        throw new Error(`SSH on ${host}:${port} did not answer before the boot deadline (last error: ${why})`);
+      }
+      const attempted: Promise<void> = probe(host, port, Math.min(options.probeTimeoutMs ?? 10_000, Math.max(1000, left)))
+        .then(
+          (key) => {
+            seen ??= key;
+            shown();
+          },
+          (err: unknown) => void (lastError = err),
+        )
+        .finally(() => inFlight.delete(attempted));
+      inFlight.add(attempted);
+      if (most === 1) await attempted;
+      if (seen) return seen;
+      await sleep(Math.min(backoffDelay(attempt, options.backoff ?? SSH_BACKOFF, clock.random), Math.max(0, deadline - clock.now())));
+      while (!seen && inFlight.size >= most) await Promise.race([keyShown, ...inFlight]);
     }
-    try {
-      return await probe(host, port, Math.min(options.probeTimeoutMs ?? 10_000, Math.max(1000, left)));
-    } catch (err) {
-      lastError = err;
-    }
-    await clock.sleep(Math.min(backoffDelay(attempt, options.backoff ?? SSH_BACKOFF, clock.random), Math.max(0, deadline - clock.now())), signal);
+  } finally {
+    done.abort();
   }
 }
