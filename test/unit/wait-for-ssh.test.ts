@@ -3,9 +3,10 @@
  * before a resumed VM's network was back is dropped, not refused). The probes are fakes; the clock
  * is the real one with short delays.
  */
+import net from "node:net";
 import { describe, expect, it } from "vitest";
 import { realClock } from "../../src/backends/gce/backoff.js";
-import { waitForSsh, type SshProbe } from "../../src/backends/gce/wait-for-ssh.js";
+import { probeSshHostKey, waitForSsh, type SshProbe } from "../../src/backends/gce/wait-for-ssh.js";
 
 const BACKOFF = { initialMs: 20, maxMs: 20, multiplier: 1 };
 
@@ -71,6 +72,34 @@ describe("waiting for SSH", () => {
     };
     expect(await wait(probe, 3)).toBe("SHA256:key");
     expect(most).toBe(3);
+  });
+
+  it("sends no other probe while one is connected: a handshake under way is waited for, not joined", async () => {
+    let calls = 0;
+    const probe: SshProbe = async (_host, _port, _timeoutMs, onConnected) => {
+      calls++;
+      onConnected?.();
+      await new Promise((r) => setTimeout(r, 300));
+      return "SHA256:key";
+    };
+    expect(await wait(probe, 4)).toBe("SHA256:key");
+    expect(calls).toBe(1);
+  });
+
+  it("the real probe says when its TCP connection is made, and not when nothing listens", async () => {
+    const server = net.createServer((socket) => socket.end("SSH-2.0-not-really\r\n"));
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const { port } = server.address() as net.AddressInfo;
+    try {
+      let connected = 0;
+      await expect(probeSshHostKey("127.0.0.1", port, 2000, () => connected++)).rejects.toThrow();
+      expect(connected).toBe(1);
+    } finally {
+      server.close();
+    }
+    let connected = 0;
+    await expect(probeSshHostKey("127.0.0.1", port, 2000, () => connected++)).rejects.toThrow();
+    expect(connected).toBe(0);
   });
 
   it("gives up at the deadline with the last probe's error, and stops when the signal aborts", async () => {
