@@ -172,9 +172,9 @@ async function startLatencyProxy(random: () => number) {
     });
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const sshProbe: SshProbe = async (host, port, timeoutMs) => {
+  const sshProbe: SshProbe = async (host, port, timeoutMs, onConnected) => {
     if (Date.now() < sshHeldUntil) throw new Error(`connect EHOSTUNREACH ${host}:${port} (the resumed VM's network is not back yet)`);
-    return probeSshHostKey(host, port, timeoutMs);
+    return probeSshHostKey(host, port, timeoutMs, onConnected);
   };
   return {
     port: (server.address() as AddressInfo).port,

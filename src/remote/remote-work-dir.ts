@@ -4,7 +4,7 @@ import path from "node:path";
  * The layout of one job's folder on a worker host reached over SSH (the `ssh` and `gce` backends):
  *
  *   <workDir>/            0700, made by the backend
- *     worker/             the worker script (agent-work-worker.mjs and lib/), uploaded before each run
+ *     worker/             the worker script (agent-work-worker.mjs and lib/), unpacked by each run's start
  *     worker.pid          the worker's process group id, written by the start command
  *     stop                present once a stop was asked for: a worker not yet started never starts
  *     work/               the worker script's cwd; the sandboxed agent may write here, so nothing

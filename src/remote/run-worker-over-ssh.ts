@@ -1,9 +1,10 @@
 /**
  * Runs the worker script on a host reached over SSH, shared by the `ssh` and `gce` backends.
  *
- * The script is uploaded into the job's folder, then started with a fixed command line: no text from
- * the job reaches the remote shell except the folder and node paths, quoted. The WorkerInput — the
- * installation token with it — travels on the channel's stdin, so it is never in an argv, an
+ * One command with a fixed command line makes the job's folder, unpacks the script's files into it
+ * and runs them: no text from the job reaches the remote shell except the folder and node paths,
+ * quoted. The files and then the WorkerInput — the installation token with it — travel on the
+ * channel's stdin, so the token is never in an argv, an
  * environment or a file in clear on the host (the worker script itself keeps it in a 0600 file on
  * tmpfs only while git needs it). The worker runs in a session and process group of its own whose
  * id is recorded in a pidfile; a stop kills that group and everything working in the folder, since
@@ -14,7 +15,6 @@ import type { RunResult } from "../backends/types.js";
 import { createWorkerOutput } from "../worker/worker-output.js";
 import type { ProgressEvent, WorkerInput } from "../worker/protocol.js";
 import { readWorkerFiles } from "../worker/worker-script-path.js";
-import { remoteExecOk } from "./remote-exec.js";
 import { checkRemoteWorkDir, REMOTE_PID_FILE, REMOTE_STOP_FILE, REMOTE_WORK_SUBDIR, REMOTE_WORKER_DIR, REMOTE_WORKER_SCRIPT } from "./remote-work-dir.js";
 import { shellQuote } from "./shell-quote.js";
 import { stopRemoteWorker } from "./stop-remote-worker.js";
@@ -30,7 +30,7 @@ export interface RunWorkerOverSshOptions {
   maxSeconds: number;
   /** Node on the host (default `node`, found on the login PATH). */
   nodePath?: string;
-  /** The worker script's folder to upload (default: worker/ of this build). */
+  /** The worker script's folder, sent with the input (default: worker/ of this build). */
   workerDir?: string;
   /** Between SIGTERM and SIGKILL when the worker is stopped (default 5000). */
   killGraceMs?: number;
@@ -44,50 +44,75 @@ const REMOTE_TIMEOUT_SLACK_SECONDS = 30;
 
 /**
  * The command run inside the job's `work/` folder after `setsid`: records its pid (the new group's
- * id), refuses to start once a stop was asked for, and execs the worker under the host's `timeout`
- * with a minimal environment. `$1` is the timeout in seconds, `$2` the node binary.
+ * id), refuses to start once a stop was asked for, and execs node under the host's `timeout` with a
+ * minimal environment, running LOADER_SCRIPT. `$1` is the timeout in seconds, `$2` the node binary,
+ * `$3` the loader.
  */
 const START_SCRIPT =
   `echo $$ > ../${REMOTE_PID_FILE} && [ ! -e ../${REMOTE_STOP_FILE} ] && ` +
-  `exec env -i PATH="$PATH" HOME="$HOME" LANG=C.UTF-8 timeout -k 10 "$1" "$2" ../${REMOTE_WORKER_SCRIPT}`;
+  `exec env -i PATH="$PATH" HOME="$HOME" LANG=C.UTF-8 timeout -k 10 "$1" "$2" -e "$3"`;
+
+/** The length of the worker files' JSON on stdin: this many decimal digits, then a newline. */
+const FILES_LENGTH_DIGITS = 12;
 
 /**
- * Unpacks the worker script's files, sent as one JSON object `{ "<relative path>": "<text>" }` on
- * stdin, into a fresh folder beside `work/`. Fixed text: nothing of the job reaches it but the data
- * on stdin, whose names it checks.
+ * Unpacks the worker script's files into a fresh `worker/` beside `work/`, then imports its entry
+ * in the same node process, which reads the WorkerInput from what is left of stdin. stdin carries,
+ * in order: the byte length of the files' JSON (FILES_LENGTH_DIGITS digits and a newline), that
+ * JSON (`{ "<relative path>": "<text>" }`), then the input. The files are read with blocking reads
+ * of exactly their length, so not one byte of the input is taken before the worker reads it.
+ * Unpacking here rather than in a command of its own spares a node start and an SSH round trip on
+ * every job. Fixed text: nothing of the job reaches it but the data on stdin, whose names it checks.
  */
-const UNPACK_SCRIPT = [
-  `const fs = require("fs"), path = require("path");`,
-  `let text = ""; process.stdin.setEncoding("utf8");`,
-  `process.stdin.on("data", (d) => (text += d));`,
-  `process.stdin.on("end", () => {`,
-  `  const files = JSON.parse(text), dir = ${JSON.stringify(REMOTE_WORKER_DIR)}, fresh = dir + ".new";`,
-  `  fs.rmSync(fresh, { recursive: true, force: true });`,
-  `  for (const [rel, body] of Object.entries(files)) {`,
-  `    if (!/^[a-z0-9-]+(\\/[a-z0-9-]+)*\\.mjs$/.test(rel)) throw new Error("refused worker file name " + JSON.stringify(rel));`,
-  `    fs.mkdirSync(path.dirname(path.join(fresh, rel)), { recursive: true });`,
-  `    fs.writeFileSync(path.join(fresh, rel), body, { mode: 0o600 });`,
+export const LOADER_SCRIPT = [
+  `const fs = require("fs"), path = require("path"), url = require("url");`,
+  `const pause = new Int32Array(new SharedArrayBuffer(4));`,
+  `function readExactly(n) {`,
+  `  const buf = Buffer.alloc(n);`,
+  `  for (let got = 0; got < n; ) {`,
+  `    let r;`,
+  `    try { r = fs.readSync(0, buf, got, n - got, null); }`,
+  `    catch (e) { if (e.code === "EAGAIN") { Atomics.wait(pause, 0, 0, 5); continue; } throw e; }`,
+  `    if (r === 0) throw new Error("stdin ended inside the worker script's files");`,
+  `    got += r;`,
   `  }`,
-  `  fs.rmSync(dir, { recursive: true, force: true });`,
-  `  fs.renameSync(fresh, dir);`,
-  `});`,
+  `  return buf;`,
+  `}`,
+  `const header = readExactly(${FILES_LENGTH_DIGITS + 1}).toString("latin1");`,
+  `if (!/^[0-9]{${FILES_LENGTH_DIGITS}}\\n$/.test(header)) throw new Error("bad worker files header on stdin");`,
+  `const files = JSON.parse(readExactly(Number(header)).toString("utf8"));`,
+  `const dir = path.resolve("..", ${JSON.stringify(REMOTE_WORKER_DIR)}), fresh = dir + ".new";`,
+  `fs.rmSync(fresh, { recursive: true, force: true });`,
+  `for (const [rel, body] of Object.entries(files)) {`,
+  `  if (!/^[a-z0-9-]+(\\/[a-z0-9-]+)*\\.mjs$/.test(rel)) throw new Error("refused worker file name " + JSON.stringify(rel));`,
+  `  fs.mkdirSync(path.dirname(path.join(fresh, rel)), { recursive: true, mode: 0o700 });`,
+  `  fs.writeFileSync(path.join(fresh, rel), body, { mode: 0o600 });`,
+  `}`,
+  `fs.rmSync(dir, { recursive: true, force: true });`,
+  `fs.renameSync(fresh, dir);`,
+  `import(url.pathToFileURL(path.resolve("..", ${JSON.stringify(REMOTE_WORKER_SCRIPT)})).href);`,
 ].join("\n");
 
-function uploadCommand(workDir: string, nodePath: string): string {
-  const dir = shellQuote(workDir);
+/**
+ * Makes the job's folder (0700) and `work/` in it, clears a stop or pidfile left by an earlier
+ * run, and starts the worker in a session of its own (START_SCRIPT): one command, one channel.
+ */
+function startCommand(workDir: string, timeoutSeconds: number, nodePath: string): string {
   const at = (name: string) => shellQuote(`${workDir}/${name}`);
   return [
-    "umask 077",
-    `mkdir -p -- ${shellQuote(`${workDir}/${REMOTE_WORK_SUBDIR}`)}`,
-    `chmod 700 -- ${dir}`,
+    // Only the folders are made private this way: the worker keeps the login's own umask.
+    `(umask 077 && mkdir -p -- ${at(REMOTE_WORK_SUBDIR)})`,
+    `chmod 700 -- ${shellQuote(workDir)}`,
     `rm -f -- ${at(REMOTE_STOP_FILE)} ${at(REMOTE_PID_FILE)}`,
-    `cd ${dir}`,
-    `${shellQuote(nodePath)} -e ${shellQuote(UNPACK_SCRIPT)}`,
+    `cd ${at(REMOTE_WORK_SUBDIR)}`,
+    `exec setsid -w sh -c ${shellQuote(START_SCRIPT)} sh ${timeoutSeconds} ${shellQuote(nodePath)} ${shellQuote(LOADER_SCRIPT)}`,
   ].join(" && ");
 }
 
-function startCommand(workDir: string, timeoutSeconds: number, nodePath: string): string {
-  return `cd ${shellQuote(`${workDir}/${REMOTE_WORK_SUBDIR}`)} && exec setsid -w sh -c ${shellQuote(START_SCRIPT)} sh ${timeoutSeconds} ${shellQuote(nodePath)}`;
+/** What stdin carries before the WorkerInput: the files' length, then the files (see LOADER_SCRIPT). */
+export function workerFilesPreamble(files: Record<string, string>): string {
+  const json = JSON.stringify(files);
+  return `${String(Buffer.byteLength(json, "utf8")).padStart(FILES_LENGTH_DIGITS, "0")}\n${json}`;
 }
 
 /** What this file uses of an ssh2 exec channel (ssh2 ships no type declarations). */
@@ -117,8 +142,7 @@ export async function runWorkerOverSsh(conn: NodeSSH, options: RunWorkerOverSshO
   if (signal.aborted) return { outcome: "error", message: "stopped before the worker started", computeSeconds: 0, aborted: true };
   if (!(options.maxSeconds > 0)) return { outcome: "timed_out", message: "the worker had no time left to run", computeSeconds: 0, aborted: false };
 
-  const files = await readWorkerFiles(options.workerDir);
-  await remoteExecOk(conn, uploadCommand(workDir, options.nodePath ?? "node"), "uploading the worker script", { stdin: JSON.stringify(files) });
+  const preamble = workerFilesPreamble(await readWorkerFiles(options.workerDir));
 
   // Remote stderr (a crash trace, `timeout` or `setsid` complaining) becomes `worker` log lines.
   const output = createWorkerOutput(input.token || options.redactToken, onEvent, now);
@@ -142,8 +166,8 @@ export async function runWorkerOverSsh(conn: NodeSSH, options: RunWorkerOverSshO
   channel.on("data", (chunk: Buffer) => output.stdout.push(chunk));
   channel.stderr.on("data", (chunk: Buffer) => output.stderr.push(chunk));
   channel.on("error", () => undefined);
-  // One JSON document, then EOF: the worker reads up to the first newline.
-  channel.end(JSON.stringify(input) + "\n");
+  // The worker's files, then one JSON document and EOF: the worker reads up to the first newline.
+  channel.end(preamble + JSON.stringify(input) + "\n");
 
   let aborted = false;
   let deadman = false;

@@ -149,6 +149,29 @@ describe("taking a warm-pool VM, its resume overlapping the take", { timeout: 30
     await expectNothingLeaked();
   });
 
+  it("a probe sent before the resumed VM's network is back and never answered does not hold the next: the job gets the VM while it still waits", async () => {
+    await onlyOneParked();
+    let first: { settled: boolean } | undefined;
+    const probe: SshProbe = async (host, port, timeoutMs) => {
+      if (first) return probeSshHostKey(host, port, timeoutMs);
+      first = { settled: false };
+      // A dropped SYN: nothing comes back until the probe gives up.
+      await new Promise((r) => setTimeout(r, timeoutMs));
+      first.settled = true;
+      throw new Error(`connect ETIMEDOUT ${host}:${port}`);
+    };
+    const probing = gce.create({ ...w.options, zones: [ZONE], pool: POOL, probe, compute: real });
+    try {
+      const worker = await probing.create(newJob(), never);
+      expect(worker.meta).toMatchObject({ fromPool: "true", hostKeySha256: w.sshd.hostKeySha256 });
+      expect(first?.settled, "the unanswered probe was still waiting").toBe(false);
+      await probing.destroy(worker);
+    } finally {
+      await probing.close();
+    }
+    await expectNothingLeaked();
+  });
+
   it("deletes a VM whose take failed in its operation after the resume began (resumed, no job's), and takes the next", async () => {
     const before = await keepParked(2);
     w.fake.failOperations({ kind: "setLabels" }, LOST);

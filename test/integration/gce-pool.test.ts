@@ -13,6 +13,7 @@ import type { RunSpec, Worker } from "../../src/backends/types.js";
 import { startGitServer, type GitServer } from "../support/git-http-server.js";
 import { world, type World } from "../support/gce-world.js";
 import { fakeAgentSpec } from "../support/run-spec.js";
+import { eventually } from "../contract/live-processes.js";
 
 const never = new AbortController().signal;
 const ZONE = "us-central1-a";
@@ -81,6 +82,21 @@ describe("the gce warm pool", () => {
     expect(guestAttributeReads(worker.id)).toBe(readsBefore.get(worker.id));
     // run() logs in with the pinned key: the VM really is the one recorded.
     expect((await w.backend.run(worker, await spec(job.jobId), () => {}, never)).outcome).toBe("pushed");
+    await w.backend.destroy(worker);
+    await w.backend.maintain!();
+  });
+
+  it("logs in to the taken VM as soon as create() hands it over, with the recorded key pinned, and run() uses that login", async () => {
+    await w.backend.maintain!();
+    const logins = () => w.sshd.logs().filter((l) => /Accepted publickey/.test(l)).length;
+    const before = logins();
+    const job = newJob();
+    const worker = await w.backend.create(job, never);
+    expect(worker.meta).toMatchObject({ fromPool: "true", hostKeySha256: w.sshd.hostKeySha256 });
+    // The login goes on while the controller records the worker and mints the token; run() not called yet.
+    expect(await eventually(async () => logins() === before + 1)).toBe(true);
+    expect((await w.backend.run(worker, await spec(job.jobId), () => {}, never)).outcome).toBe("pushed");
+    expect(logins()).toBe(before + 1);
     await w.backend.destroy(worker);
     await w.backend.maintain!();
   });

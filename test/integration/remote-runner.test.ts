@@ -208,6 +208,24 @@ describe("running the worker script over SSH", () => {
     await expect(removeRemoteWorkDir(conn, workDir)).resolves.toBeUndefined();
   });
 
+  it("starts the worker with one SSH command: its files travel with the input, no upload of their own first", async () => {
+    const { jobId, workDir, hostDir } = newJob();
+    const before = sshd.logs().length;
+    const result = await runWorkerOverSsh(conn, { workDir, input: await input(jobId, "FAKE_AGENT:none"), onEvent: () => {}, signal: never, maxSeconds: 60 });
+    expect(result.outcome).toBe("no_changes");
+    const commands = sshd
+      .logs()
+      .slice(before)
+      .filter((l) => /run_command/.test(l) && l.includes(jobId));
+    expect(commands).toHaveLength(1);
+    expect(commands[0]).toMatch(/setsid -w/);
+    // The files are unpacked where they always were, private to the SSH user, before the worker ran from them.
+    const entry = await stat(path.join(hostDir, "worker", "agent-work-worker.mjs"));
+    expect(entry.mode & 0o777).toBe(0o600);
+    expect((await stat(path.join(hostDir, "worker"))).mode & 0o777).toBe(0o700);
+    await removeRemoteWorkDir(conn, workDir, { graceMs: 1000 });
+  });
+
   it("never shows the token to the sshd: no command it logged carries it", () => {
     const logs = sshd.logs();
     expect(

@@ -204,17 +204,23 @@ export async function prepareAgentRepository(git, { repo, baseSha, baseBranch, c
   const dirs = { gitDir: agentGitDir, workTree: repo };
   await git.ok(["init", "--quiet"], "git init", { dirs });
   fs.writeFileSync(path.join(agentGitDir, "objects", "info", "alternates"), `${path.join(git.gitDir, "objects")}\n`);
-  await git.ok(["update-ref", `refs/heads/${baseBranch}`, baseSha], "update-ref", { dirs });
-  await git.ok(["update-ref", `refs/remotes/origin/${baseBranch}`, baseSha], "update-ref", { dirs });
-  await git.ok(["symbolic-ref", "HEAD", `refs/heads/${baseBranch}`], "symbolic-ref", { dirs });
-  for (const [k, v] of [
-    ["remote.origin.url", cloneUrl],
-    ["remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"],
-    ["user.name", author.name],
-    ["user.email", author.email],
-  ]) {
-    await git.ok(["config", k, v], "git config", { dirs });
-  }
+  // Each command below takes a lock of its own (one ref, HEAD, the config file), so they run side
+  // by side: the agent's start waits for the slowest, not for their sum. The config's writes stay in
+  // sequence (two at once would find config.lock taken and fail); `remote add` writes origin's url
+  // and its default fetch refspec in one.
+  const configured = (async () => {
+    await git.ok(["remote", "add", "--", "origin", cloneUrl], "git remote add", { dirs });
+    await git.ok(["config", "user.name", author.name], "git config", { dirs });
+    await git.ok(["config", "user.email", author.email], "git config", { dirs });
+  })();
+  const settled = await Promise.allSettled([
+    git.ok(["update-ref", `refs/heads/${baseBranch}`, baseSha], "update-ref", { dirs }),
+    git.ok(["update-ref", `refs/remotes/origin/${baseBranch}`, baseSha], "update-ref", { dirs }),
+    git.ok(["symbolic-ref", "HEAD", `refs/heads/${baseBranch}`], "symbolic-ref", { dirs }),
+    configured,
+  ]);
+  const failed = settled.find((r) => r.status === "rejected");
+  if (failed) throw failed.reason;
   fs.copyFileSync(path.join(git.gitDir, "index"), path.join(agentGitDir, "index"));
 }
 

@@ -127,7 +127,7 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
     }
     if (!placed && poolListing) {
       const taken = await warmPool.take(job, poolListing, deadline, signal);
-      if (taken) return taken.ready;
+      if (taken) return loggingIn(taken.ready);
     }
     if (!placed) {
       try {
@@ -141,7 +141,7 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
     }
 
     try {
-      return await awaitVmReady(placed.zone, placed.instance, deadline, signal);
+      return loggingIn(await awaitVmReady(placed.zone, placed.instance, deadline, signal));
     } catch (err) {
       log?.warn({ jobId: job.jobId, zone: placed.zone, err: err instanceof Error ? err.message : String(err) }, "VM not usable; deleting it");
       await deleteAndWait(placed.zone, placed.instance.name ?? name).catch((e) =>
@@ -151,6 +151,23 @@ export function createGceBackend(options: GceBackendOptions): GceBackend {
       const message = err instanceof Error ? err.message : String(err);
       throw new GceCreateError(`VM ${name} did not become usable: ${message}`, !signal.aborted && !/refusing/.test(message));
     }
+  }
+
+  /**
+   * Starts the SSH login run() will use as soon as the VM is the job's, rather than when run() asks
+   * for it: between create() and run() the controller records the worker and mints the job's token
+   * (GitHub round trips), and the handshake goes on meanwhile. The login pins the key create() just
+   * checked, as run()'s does (run() then shares it from the pool); if it fails, run() connects again
+   * and reports that. destroy() drops it with the VM.
+   */
+  function loggingIn(worker: Worker): Worker {
+    const host = metaOf(worker, "host");
+    const hostKeySha256 = metaOf(worker, "hostKeySha256");
+    if (options.runOnVm || !host || !hostKeySha256) return worker;
+    const target = { host, port: Number(worker.meta.port ?? sshPort), username: options.ssh.username, privateKey: options.ssh.privateKey, hostKeySha256 };
+    // Nobody waits for it here: a failure is run()'s to meet and report, on its own attempt.
+    pool.connection(target).catch(() => undefined);
+    return worker;
   }
 
   const runContext: RunOnVmContext = {

@@ -50,8 +50,22 @@ export const RESUMED_SSH_BACKOFF: Backoff = { initialMs: 250, maxMs: 250, multip
  */
 export const RESUMED_SSH_PROBE_TIMEOUT_MS = 2000;
 
+/**
+ * How many probes of a resumed pool VM may wait for an answer at once: the next one goes every
+ * quarter second even while earlier ones hear nothing (sent before the network was back, their
+ * SYNs dropped), so the VM is found within a probe's interval of its network's return, not a SYN
+ * retransmission (a second) or a probe's timeout later. Enough to keep that pace through one
+ * timeout; few enough that the probes arriving together when the network returns stay under
+ * sshd's MaxStartups (10 unauthenticated connections before it starts refusing some).
+ */
+export const RESUMED_SSH_CONCURRENT_PROBES = 8;
+
 /** How SSH is probed on a resumed pool VM. */
-const RESUMED: ResumedVm = { sshBackoff: RESUMED_SSH_BACKOFF, sshProbeTimeoutMs: RESUMED_SSH_PROBE_TIMEOUT_MS };
+const RESUMED: ResumedVm = {
+  sshBackoff: RESUMED_SSH_BACKOFF,
+  sshProbeTimeoutMs: RESUMED_SSH_PROBE_TIMEOUT_MS,
+  sshConcurrentProbes: RESUMED_SSH_CONCURRENT_PROBES,
+};
 
 /** Statuses of a VM on its way up after a resume or start: a second one is refused, and not needed. */
 const WAKING = new Set(["PROVISIONING", "STAGING", "RUNNING"]);

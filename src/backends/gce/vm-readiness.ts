@@ -19,8 +19,10 @@ export interface ResumedVm {
   recordedHostKey?: string;
   /** Between SSH probes (a boot's backoff otherwise). */
   sshBackoff?: Backoff;
-  /** How long one SSH probe may take before the next one goes (10 s otherwise). */
+  /** How long one SSH probe may take (10 s otherwise). */
   sshProbeTimeoutMs?: number;
+  /** How many SSH probes may wait for an answer at once (1 otherwise: each ends before the next goes). */
+  sshConcurrentProbes?: number;
 }
 
 /** What the readiness check needs from the backend, passed in rather than reached for. */
@@ -72,6 +74,7 @@ export async function awaitReady(
     signal,
     ...(resumed.sshBackoff ? { backoff: resumed.sshBackoff } : {}),
     ...(resumed.sshProbeTimeoutMs ? { probeTimeoutMs: resumed.sshProbeTimeoutMs } : {}),
+    ...(resumed.sshConcurrentProbes ? { concurrent: resumed.sshConcurrentProbes } : {}),
   });
   let hostKeySha256: string;
   if (resumed.recordedHostKey) {
