@@ -41,16 +41,14 @@ it("every call made as the app, and every installation-token request, carries on
     req.resume();
     seen.push({ route: `${req.method} ${req.url}`, authorization: req.headers.authorization ?? "" });
     if (req.url?.endsWith("/access_tokens"))
-      res
-        .writeHead(201, { "content-type": "application/json" })
-        .end(
-          JSON.stringify({
-            token: `ghs_${seen.length}`,
-            expires_at: new Date(Date.now() + 3_600_000).toISOString(),
-            permissions: {},
-            repository_selection: "all",
-          }),
-        );
+      res.writeHead(201, { "content-type": "application/json" }).end(
+        JSON.stringify({
+          token: `ghs_${seen.length}`,
+          expires_at: new Date(Date.now() + 3_600_000).toISOString(),
+          permissions: {},
+          repository_selection: "all",
+        }),
+      );
     else res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ id: 4242, slug: "agent-work" }));
   });
   servers.push(server);
