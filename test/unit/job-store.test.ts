@@ -4,26 +4,7 @@ import { openStore } from "../../src/store/open-store.js";
 import { JobStore, LeaseLostError, StaleStateError, isUniqueViolation } from "../../src/store/job-store.js";
 import type { NewJob } from "../../src/jobs/types.js";
 import { STORE_KINDS, createTestDatabase, useTestStores } from "../support/postgres.js";
-
-function newJob(over: Partial<NewJob> = {}): NewJob {
-  return {
-    deliveryId: `d-${Math.random()}`,
-    installationId: 1,
-    repoId: 42,
-    owner: "octo",
-    repo: "demo",
-    number: 7,
-    kind: "issue",
-    trigger: "label",
-    requester: "alice",
-    title: "Fix it",
-    body: "Please",
-    cloneUrl: "https://github.com/octo/demo.git",
-    defaultBranch: "main",
-    instructions: null,
-    ...over,
-  };
-}
+import { newJob } from "../support/new-job.js";
 
 describe.each(STORE_KINDS)("job store on %s", (kind) => {
   const stores = useTestStores(kind);

@@ -8,26 +8,12 @@ import { Reaper } from "../../src/reaper/reaper.js";
 import { JobStore } from "../../src/store/job-store.js";
 import { openStore } from "../../src/store/open-store.js";
 import { ReaperMarkStore } from "../../src/store/reaper-marks.js";
+import { newJob as aNewJob } from "../support/new-job.js";
 
 let issue = 0;
 function newJob(): NewJob {
   issue += 1;
-  return {
-    deliveryId: `d-${issue}-${Math.random()}`,
-    installationId: 1,
-    repoId: 42,
-    owner: "octo",
-    repo: "demo",
-    number: issue,
-    kind: "issue",
-    trigger: "label",
-    requester: "alice",
-    title: "Fix it",
-    body: "Please",
-    cloneUrl: "https://github.com/octo/demo.git",
-    defaultBranch: "main",
-    instructions: null,
-  };
+  return aNewJob({ deliveryId: `d-${issue}-${Math.random()}`, number: issue });
 }
 
 /** A backend that holds workers in memory and records what was destroyed. */

@@ -12,6 +12,7 @@ import { afterEach, expect, it } from "vitest";
 import { onEmbeddedSqlite, openStore, retryWhileBusy } from "../../src/store/open-store.js";
 import { JobStore } from "../../src/store/job-store.js";
 import type { NewJob } from "../../src/jobs/types.js";
+import { newJob } from "../support/new-job.js";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -77,23 +78,7 @@ it("the webhook thread's connection records the deliveries of one turn in one co
   dirs.push(dir);
   const main = await openStore({ dataDir: dir });
   const thread = new JobStore(await openStore({ dataDir: dir, secondConnection: true }));
-  const job = (deliveryId: string, over: Partial<NewJob> = {}): NewJob => ({
-    deliveryId,
-    installationId: 1,
-    repoId: 42,
-    owner: "octo",
-    repo: "demo",
-    number: 7,
-    kind: "issue",
-    trigger: "label",
-    requester: "alice",
-    title: "Fix it",
-    body: "Please",
-    cloneUrl: "https://github.com/octo/demo.git",
-    defaultBranch: "main",
-    instructions: null,
-    ...over,
-  });
+  const job = (deliveryId: string, over: Partial<NewJob> = {}): NewJob => newJob({ deliveryId, ...over });
   // Frames in the WAL since it was emptied: each commit writes every page it changed once more.
   const emptyWal = () => sql`pragma wal_checkpoint(TRUNCATE)`.execute(main);
   const walFrames = () => Math.max(0, (statSync(path.join(dir, "agent-work.sqlite-wal")).size - 32) / (4096 + 24));
