@@ -11,11 +11,11 @@
  * sleeps (its clock), run `--scale` times faster (default 10). Reported "unscaled" per sample:
  * create()'s measured time × scale (its local work, a few tens of ms, is inflated with it: an
  * over-estimate) plus run()'s time to the agent step, which is local work only and kept as measured.
- *   npm run bench:pool-start -- --pool-runs 8 --cold-runs 4 --scale 10 [--park stop]
+ *   npm run bench:pool-start -- --pool-runs 8 --cold-runs 4 --scale 10 [--park stop] [--no-hedge]
  */
 import { randomBytes } from "node:crypto";
 import http from "node:http";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo } from "node:net";
 import { gce, type GceBackend, type GceBackendOptions } from "../src/backends/gce/gce-backend.js";
 import { realClock, type Clock } from "../src/backends/gce/backoff.js";
 import { probeSshHostKey, type SshProbe } from "../src/backends/gce/wait-for-ssh.js";
@@ -28,6 +28,7 @@ import { fakeAgentSpec } from "../test/support/run-spec.js";
 const poolRuns = arg("pool-runs", 5);
 const coldRuns = arg("cold-runs", 3);
 const scale = arg("scale", 10);
+const hedge = !process.argv.includes("--no-hedge");
 const park: "suspend" | "stop" = process.argv.includes("--park") && process.argv[process.argv.indexOf("--park") + 1] === "stop" ? "stop" : "suspend";
 
 /**
@@ -101,9 +102,10 @@ function scaledClock(): Clock {
  * `sshProbe` holds SSH the same way from a resume or start call until then: a taken pool VM's host
  * key is pinned from its label, not read from the guest attributes, and it is probed while the
  * resume runs, so without this hold the bench would skip the model's resume and afterResume (or
- * start and boot) on the pool path altogether. Every VM here is the one sshd on
- * 127.0.0.1, so the hold is by the latest resume or start, which a fill's probes may also meet
- * (off the measured path). A resume of a VM that is not SUSPENDED is answered by the fake as GCE
+ * start and boot) on the pool path altogether. Every VM here is the one sshd, but each has its own
+ * loopback address (127.0.0.2 and up, written into the instances the fake answers with, each
+ * relayed to the sshd: forwardToSshd), so the hold is per VM: a hedged take's two VMs come up each at its own
+ * drawn time, and the job gets the first. A resume of a VM that is not SUSPENDED is answered by the fake as GCE
  * does (refused), and creates no operation to hold; it happens only when two controllers race for
  * one VM, which this bench (one controller, one job at a time) never does: the take's setLabels
  * operation is held for its modelled time while the resume's runs alongside it.
@@ -116,7 +118,28 @@ async function startLatencyProxy(random: () => number) {
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
   const operations = new Map<string, { due: number; kind: string; target: string }>();
   const readyAt = new Map<string, number>();
-  let sshHeldUntil = 0;
+  const sshHeldUntil = new Map<string, number>();
+  const addressOf = new Map<string, string>();
+  const vmAt = new Map<string, string>();
+  /** The VM's own loopback address, given in turn from VM_ADDRESSES (reused only after that many VMs). */
+  const address = (vm: string) => {
+    let a = addressOf.get(vm);
+    if (!a) {
+      a = VM_ADDRESSES[addressOf.size % VM_ADDRESSES.length]!;
+      addressOf.set(vm, a);
+      vmAt.set(a, vm);
+    }
+    return a;
+  };
+  /** Every instance in an answer (one, or a list's) gets its VM's address as its internal IP. */
+  const readdress = (value: unknown): void => {
+    if (Array.isArray(value)) return value.forEach(readdress);
+    if (!value || typeof value !== "object") return;
+    const o = value as Record<string, unknown>;
+    if (typeof o.name === "string" && Array.isArray(o.networkInterfaces))
+      for (const nic of o.networkInterfaces as Record<string, unknown>[]) if (nic.networkIP) nic.networkIP = address(o.name);
+    for (const v of Object.values(o)) readdress(v);
+  };
   let target = 0;
   const forward = (req: http.IncomingMessage, body: Buffer) =>
     new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
@@ -148,6 +171,10 @@ async function startLatencyProxy(random: () => number) {
           };
         }
         const json = reply.status === 200 ? (JSON.parse(reply.body.toString("utf8") || "null") as Record<string, unknown> | null) : null;
+        if (json && req.method === "GET" && /\/instances(\/[^/]+)?$|aggregated\/instances$/.test(url.pathname)) {
+          readdress(json);
+          reply = { ...reply, body: Buffer.from(JSON.stringify(json)) };
+        }
         if (json?.kind === "compute#operation") {
           const name = String(json.name);
           const kind = String(json.operationType);
@@ -160,7 +187,7 @@ async function startLatencyProxy(random: () => number) {
             // SSH is held from the call on, so a probe sent while the operation runs meets it too.
             if (kind === "insert" || kind === "start") readyAt.set(vm, due + draw("boot"));
             if (kind === "resume") readyAt.set(vm, due + draw("afterResume"));
-            if (kind === "resume" || kind === "start") sshHeldUntil = readyAt.get(vm)!;
+            if (kind === "resume" || kind === "start") sshHeldUntil.set(vm, readyAt.get(vm)!);
           }
           const known = operations.get(name);
           if (op && known && json.status === "DONE" && (known.kind === "suspend" || known.kind === "stop")) readyAt.delete(vm);
@@ -173,7 +200,8 @@ async function startLatencyProxy(random: () => number) {
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const sshProbe: SshProbe = async (host, port, timeoutMs, onConnected) => {
-    if (Date.now() < sshHeldUntil) throw new Error(`connect EHOSTUNREACH ${host}:${port} (the resumed VM's network is not back yet)`);
+    const vm = vmAt.get(host);
+    if (vm && Date.now() < (sshHeldUntil.get(vm) ?? 0)) throw new Error(`connect EHOSTUNREACH ${host}:${port} (the resumed VM's network is not back yet)`);
     return probeSshHostKey(host, port, timeoutMs, onConnected);
   };
   return {
@@ -181,6 +209,41 @@ async function startLatencyProxy(random: () => number) {
     sshProbe,
     setTarget: (port: number) => void (target = port),
     close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))),
+  };
+}
+
+/** Loopback addresses the stand-in VMs take in turn; the one sshd listens on each. */
+const VM_ADDRESSES = Array.from({ length: 62 }, (_, i) => `127.0.0.${i + 2}`);
+
+/**
+ * Each VM's address leads to the one sshd (on 127.0.0.1, same port): a plain TCP relay per
+ * address, so SSH itself (probes, logins, the worker's channel) is the real thing end to end.
+ */
+async function forwardToSshd(port: number): Promise<{ close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const servers = await Promise.all(
+    VM_ADDRESSES.map(
+      (address) =>
+        new Promise<net.Server>((resolve, reject) => {
+          const server = net.createServer((inbound) => {
+            const outbound = net.connect(port, "127.0.0.1");
+            for (const s of [inbound, outbound]) {
+              sockets.add(s);
+              s.on("close", () => sockets.delete(s));
+              s.on("error", () => (inbound.destroy(), outbound.destroy()));
+            }
+            inbound.pipe(outbound).pipe(inbound);
+          });
+          server.once("error", reject);
+          server.listen(port, address, () => resolve(server));
+        }),
+    ),
+  );
+  return {
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    },
   };
 }
 
@@ -230,6 +293,7 @@ export async function poolStartBench(): Promise<BenchRow[]> {
     proxy.setTarget(fake.port);
     return {};
   });
+  const forwarders = await forwardToSshd(w.sshd.port);
   const base: GceBackendOptions = {
     ...w.options,
     zones: [ZONE],
@@ -239,7 +303,8 @@ export async function poolStartBench(): Promise<BenchRow[]> {
     bootTimeoutSeconds: 300,
     operationTimeoutSeconds: 600,
   };
-  const pooled = gce.create({ ...base, pool: [{ machineType: base.machineType, zone: ZONE, size: poolRuns }], poolPark: park });
+  // Hedged as the controller's configuration has it by default (GCE_POOL_HEDGE=true); --no-hedge for one VM a take.
+  const pooled = gce.create({ ...base, pool: [{ machineType: base.machineType, zone: ZONE, size: poolRuns }], poolPark: park, poolHedge: hedge });
   const cold = gce.create(base);
   try {
     const fillStart = performance.now();
@@ -279,7 +344,7 @@ export async function poolStartBench(): Promise<BenchRow[]> {
     const what = `create() → agent step running, fake Compute API with modelled GCE latencies, time ÷ ${scale}`;
     return [
       {
-        bench: `pool-start: ${what}, warm pool (${park === "suspend" ? "resume" : "start"}), ${poolRuns} runs`,
+        bench: `pool-start: ${what}, warm pool (${park === "suspend" ? "resume" : "start"}${hedge ? ", hedged: two VMs, the first to answer" : ", one VM a take"}), ${poolRuns} runs`,
         figure: `p50 ${secs(p.p50)}, p95 ${secs(p.p95)} (unscaled)`,
         reference: `create() p50 ${secs(p.createP50)} (p95 ${secs(p.createP95)}) + worker to agent p50 ${secs(p.runP50)}; measured p50 ${secs(p.scaledP50)} scaled; fill of ${poolRuns} ≈ ${secs(fillMs)} unscaled`,
         goal: "p95 ≤ 10 s",
@@ -296,7 +361,7 @@ export async function poolStartBench(): Promise<BenchRow[]> {
   } finally {
     await Promise.allSettled([pooled.close(), cold.close()]);
     await w.close();
-    await Promise.all([proxy.close(), git.close()]);
+    await Promise.all([proxy.close(), git.close(), forwarders.close()]);
   }
 }
 

@@ -25,5 +25,20 @@ export async function billWorker(
     deps.log.error({ err, jobId: job.id, workerId: worker.id }, "cannot price this worker's backend here; it is not billed");
     return null;
   }
-  return deps.ledger.billWorker(job.id, worker, endedAt, pricingOfWorker(worker, pricing, deps.priceTable));
+  const priced = pricingOfWorker(worker, pricing, deps.priceTable);
+  const bill = await deps.ledger.billWorker(job.id, worker, endedAt, priced);
+  const hedge = hedgeOf(worker);
+  if (!hedge) return bill;
+  // A hedged pool start's other VM (src/backends/gce/pool-take.ts) ran for this job too, at the same price.
+  const other = await deps.ledger.billWorker(job.id, hedge.worker, hedge.endedAt, priced);
+  return { billedSeconds: bill.billedSeconds + other.billedSeconds, totalUsd: bill.totalUsd + other.totalUsd };
+}
+
+/** The second VM a hedged gce pool start resumed, as its own worker and end, from the worker's meta. */
+function hedgeOf(worker: Pick<Worker, "meta">): { worker: { id: string; createdAt: number }; endedAt: number } | undefined {
+  const { hedgeVm, hedgeResumedAt, hedgeBilledSeconds } = worker.meta;
+  const from = Number(hedgeResumedAt);
+  const seconds = Number(hedgeBilledSeconds);
+  if (!hedgeVm || !Number.isFinite(from) || !Number.isFinite(seconds) || seconds <= 0) return undefined;
+  return { worker: { id: hedgeVm, createdAt: from }, endedAt: from + seconds * 1000 };
 }

@@ -94,6 +94,12 @@ export interface GceBackendOptions extends InstanceSettings {
   poolPark?: "suspend" | "stop";
   /** The longest job a pool VM may be given; its dead-man switch covers the pool age plus this (default 3600). */
   poolJobMaxSeconds?: number;
+  /**
+   * Hedge a take (GCE_POOL_HEDGE): resume two parked VMs, keep the first to answer SSH and park
+   * the other again (pool-take.ts). Only when no other take is under way. Default false here;
+   * the controller's configuration turns it on by default.
+   */
+  poolHedge?: boolean;
   /** Seconds between looks at a running job's VM, to notice a preemption (default 15). */
   watchSeconds?: number;
   /** How long a zone operation may take (default 300). */

@@ -27,6 +27,11 @@ export const LABEL = {
    * before the delete, so a VM is either taken by a job or deleted by the reaper, never both.
    */
   deleting: "agent-work-deleting",
+  /**
+   * On a pool VM a job took: the Unix seconds of the take. The job is billed from then (its parked
+   * hours before are the pool's idle cost), however its worker is read back (list() after a crash).
+   */
+  takenAt: "agent-work-taken-at",
 } as const;
 
 const NAME_PREFIX = "agent-work-";

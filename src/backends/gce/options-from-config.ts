@@ -30,7 +30,9 @@ export function gceOptionsFromConfig(
     bootTimeoutSeconds: gce.bootTimeoutSeconds,
     ...(gce.startupScript ? { startupScript: gce.startupScript } : {}),
     ...(gce.tokenDelivery ? { tokenDelivery: gce.tokenDelivery } : {}),
-    ...(gce.pool && gce.pool.length > 0 ? { pool: gce.pool, poolMaxAgeSeconds: gce.poolMaxAgeSeconds ?? 86_400, poolPark: gce.poolPark ?? "suspend" } : {}),
+    ...(gce.pool && gce.pool.length > 0
+      ? { pool: gce.pool, poolMaxAgeSeconds: gce.poolMaxAgeSeconds ?? 86_400, poolPark: gce.poolPark ?? "suspend", poolHedge: gce.poolHedge ?? true }
+      : {}),
     ...extra,
   };
 }

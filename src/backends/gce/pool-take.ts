@@ -96,9 +96,42 @@ export interface TakenPoolVm {
   ready: Worker;
 }
 
+/** What a take gave the job, and what is still under way for the other VMs it woke. */
+export interface PoolTakeOutcome {
+  /** The job's VM, or undefined when none could be taken and made ready (the caller goes cold). */
+  taken: TakenPoolVm | undefined;
+  /** Settles once every other VM this take took is parked again or deleted (a hedge's second VM). */
+  settling: Promise<void>;
+}
+
 /**
- * Takes one of `candidates` (parked, idle, best first) for the job, or returns undefined when none
- * could be taken and made ready: the caller then makes a VM the cold way.
+ * A hedged take's second VM is billed for GCE's one-minute minimum or for the time it ran until
+ * the first VM answered, whichever is longer, plus this for its suspend (its memory written to
+ * storage; counted as running time here, an estimate: GCE documents that a suspend may take
+ * minutes but not how its SUSPENDING time is billed). The bill is fixed when the job gets its VM.
+ */
+export const HEDGE_SUSPEND_BILLED_SECONDS = 60;
+
+/** A VM one lane of the take holds: accepted by GCE, being woken, made ready or given up. */
+interface Lane {
+  name: string;
+  zone: string;
+  /** When its resume was asked for (the clock's epoch ms), once it was. */
+  resumedAt?: number;
+}
+
+/**
+ * Takes one of `candidates` (parked, idle, best first) for the job, or gives none (`taken`
+ * undefined) when none could be taken and made ready: the caller then makes a VM the cold way.
+ *
+ * With `width` 2 the take is hedged: two VMs are taken and resumed at once and the job gets the
+ * first to show its recorded key over SSH. A resume's time varies by seconds from one VM to the
+ * next, and the faster of two cuts the slow tail of a start (the p95) more than its middle. The
+ * other VM, once it is up, is parked again (suspended or stopped, then its pool labels put back),
+ * or deleted if that fails; it is billed to the job (HEDGE_SUSPEND_BILLED_SECONDS) and recorded in
+ * the worker's meta (`hedgeVm`, `hedgeResumedAt`, `hedgeBilledSeconds`). A take whose
+ * compare-and-swap is answered after the job already has its VM never resumes that VM: its labels
+ * are put back at once.
  */
 export async function takeFromPool(
   ctx: PoolTakeContext,
@@ -106,26 +139,98 @@ export async function takeFromPool(
   candidates: ListedInstance[],
   deadline: number,
   signal: AbortSignal,
-): Promise<TakenPoolVm | undefined> {
-  for (const { zone, instance } of candidates) {
-    signal.throwIfAborted();
-    const name = instance.name ?? "";
-    const labels = { ...(instance.labels ?? {}), ...ctx.jobLabels(job) };
-    let take: string;
-    try {
-      take = await ctx.retry(() => ctx.compute.setLabels(zone, name, labels, instance.labelFingerprint ?? ""), signal);
-    } catch (err) {
-      if (signal.aborted) throw err;
-      ctx.log?.info(
-        { jobId: job.jobId, vm: name, err: classifyGceError(err).code },
-        "pool VM not taken (another controller or the reaper was first); trying the next",
+  width = 1,
+): Promise<PoolTakeOutcome> {
+  const queue = [...candidates];
+  const lanes: Lane[] = [];
+  const others: Promise<void>[] = [];
+  let winner: TakenPoolVm | undefined;
+  let won!: (taken: TakenPoolVm) => void;
+  const first = new Promise<TakenPoolVm>((resolve) => (won = resolve));
+
+  async function lane(): Promise<void> {
+    while (!winner) {
+      const next = queue.shift();
+      if (!next) return;
+      signal.throwIfAborted();
+      const { zone, instance } = next;
+      const name = instance.name ?? "";
+      const labels = { ...(instance.labels ?? {}), ...ctx.jobLabels(job) };
+      let take: string;
+      try {
+        take = await ctx.retry(() => ctx.compute.setLabels(zone, name, labels, instance.labelFingerprint ?? ""), signal);
+      } catch (err) {
+        if (signal.aborted) throw err;
+        ctx.log?.info(
+          { jobId: job.jobId, vm: name, err: classifyGceError(err).code },
+          "pool VM not taken (another controller or the reaper was first); trying the next",
+        );
+        continue;
+      }
+      if (winner) {
+        // The job got its VM while this take was on its way: this one is still parked.
+        others.push(putBack(ctx, job, zone, name, take, instance.labels ?? {}));
+        return;
+      }
+      const held: Lane = { name, zone };
+      lanes.push(held);
+      const attempt = await takeAccepted(
+        ctx,
+        job,
+        { zone, instance: { ...instance, labels } },
+        take,
+        deadline,
+        signal,
+        () => (held.resumedAt = ctx.clock.now()),
       );
-      continue;
+      if (!attempt) continue;
+      if (winner) {
+        others.push(parkAgain(ctx, job, attempt, instance.labels ?? {}));
+        return;
+      }
+      attempt.letGo();
+      winner = attempt.taken;
+      won(winner);
+      return;
     }
-    const taken = await takeAccepted(ctx, job, { zone, instance: { ...instance, labels } }, take, deadline, signal);
-    if (taken) return taken;
   }
-  return undefined;
+
+  const all = Array.from({ length: Math.max(1, Math.min(width, candidates.length)) }, () => lane());
+  const settled = Promise.all(all);
+  // Every lane's failure is read through `settled` or after the winner; never an unhandled rejection.
+  settled.catch(() => undefined);
+  const result = await Promise.race([first, settled.then(() => undefined)]);
+  const settling = settled.then(
+    async () => void (await Promise.all(others)),
+    (err: unknown) => {
+      ctx.log?.warn({ jobId: job.jobId, err: err instanceof Error ? err.message : String(err) }, "a hedged take's other VM was not parked again");
+    },
+  );
+  if (!result) return { taken: undefined, settling };
+  const hedge = lanes.find((l) => l.name !== result.instance.name && l.resumedAt !== undefined);
+  if (!hedge) return { taken: result, settling };
+  const ranSeconds = Math.ceil((ctx.clock.now() - hedge.resumedAt!) / 1000);
+  const billed = Math.max(60, ranSeconds) + HEDGE_SUSPEND_BILLED_SECONDS;
+  ctx.log?.info(
+    { jobId: job.jobId, vm: result.instance.name, other: hedge.name },
+    "hedged take: the job has the first VM to answer; the other goes back to the pool",
+  );
+  const meta = {
+    ...result.ready.meta,
+    hedgeVm: hedge.name,
+    hedgeZone: hedge.zone,
+    hedgeResumedAt: String(hedge.resumedAt),
+    hedgeBilledSeconds: String(billed),
+  };
+  return { taken: { ...result, ready: { ...result.ready, meta } }, settling };
+}
+
+/** One VM made ready for the job; `letGo` stops waiting for its resume's operation (the winner's). */
+interface Attempt {
+  taken: TakenPoolVm;
+  /** Its resume's operation (settles, never rejects): a VM parked again must be up first. */
+  resumed: Promise<void>;
+  letGo(): void;
 }
 
 /** One VM whose setLabels call GCE accepted: resume at once, hand it over once the take is done. */
@@ -136,9 +241,11 @@ async function takeAccepted(
   take: string,
   deadline: number,
   signal: AbortSignal,
-): Promise<TakenPoolVm | undefined> {
+  onResume: () => void,
+): Promise<Attempt | undefined> {
   const name = instance.name ?? "";
   const letGo = new AbortController();
+  onResume();
   const { asked, waking } = wake(ctx, zone, name, AbortSignal.any([signal, letGo.signal]));
   // Read below on every path; never an unhandled rejection while the take is waited for.
   waking.catch(() => undefined);
@@ -163,16 +270,76 @@ async function takeAccepted(
       recordedHostKey && !ctx.externalIp
         ? await probedWhileWaking(ctx, zone, instance, waking, recordedHostKey, deadline, signal)
         : await probedOnceAwake(ctx, zone, instance, waking, recordedHostKey, deadline, signal);
-    // The resume's operation, if still pending, is no longer waited for: SSH showed the VM's key.
-    letGo.abort(new Error("the VM answered SSH"));
     ctx.log?.info({ jobId: job.jobId, vm: name, zone }, "took a VM from the warm pool");
-    return { zone, instance: current, ready: { ...ready, meta: { ...ready.meta, fromPool: "true" } } };
+    return {
+      taken: { zone, instance: current, ready: { ...ready, meta: { ...ready.meta, fromPool: "true" } } },
+      resumed: waking.then(
+        () => undefined,
+        () => undefined,
+      ),
+      // The resume's operation, if still pending, is no longer waited for: SSH showed the VM's key.
+      letGo: () => letGo.abort(new Error("the VM answered SSH")),
+    };
   } catch (err) {
     letGo.abort(err);
     ctx.log?.warn({ jobId: job.jobId, vm: name, err: err instanceof Error ? err.message : String(err) }, "pool VM did not resume; deleting it");
     await ctx.deleteAndWait(zone, name).catch(() => undefined);
     if (signal.aborted) throw err;
     return undefined;
+  }
+}
+
+/**
+ * A hedged take's other VM, up and checked but not needed: parked again the pool's way once its
+ * resume is done, then its pool labels put back (this job's taken off) with the fingerprint read
+ * after the park, so it is offered to jobs only once it is parked. Deleted if any of that fails.
+ */
+async function parkAgain(ctx: PoolTakeContext, job: JobSpec, attempt: Attempt, poolLabels: Record<string, string>): Promise<void> {
+  const { zone, instance } = attempt.taken;
+  const name = instance.name ?? "";
+  try {
+    await attempt.resumed;
+    const park = await ctx.retry(() => (ctx.parked === "SUSPENDED" ? ctx.compute.suspendInstance(zone, name) : ctx.compute.stopInstance(zone, name)));
+    await ctx.waitFor(zone, park);
+    const parked = await ctx.retry(() => ctx.compute.getInstance(zone, name));
+    if (!parked) return;
+    if (String(parked.status) !== ctx.parked) throw new Error(`it is ${String(parked.status)} after its park, not ${ctx.parked}`);
+    await ctx.waitFor(zone, await ctx.retry(() => ctx.compute.setLabels(zone, name, poolLabels, parked.labelFingerprint ?? "")));
+    ctx.log?.info({ jobId: job.jobId, vm: name, zone }, "hedged take's other VM parked again");
+  } catch (err) {
+    ctx.log?.warn(
+      { jobId: job.jobId, vm: name, err: err instanceof Error ? err.message : String(err) },
+      "could not park a hedged take's other VM again; deleting it",
+    );
+    await ctx
+      .deleteAndWait(zone, name)
+      .catch((e: unknown) =>
+        ctx.log?.error({ jobId: job.jobId, vm: name, err: classifyGceError(e) }, "could not delete a hedged take's other VM; the reaper will"),
+      );
+  }
+}
+
+/**
+ * A take GCE accepted after the job already had its VM: nothing was done to the VM, so once the
+ * take's operation is done its pool labels go back (a failed operation changed nothing). Deleted
+ * if that fails, as releaseUntaken would: it carries this job's labels.
+ */
+async function putBack(ctx: PoolTakeContext, job: JobSpec, zone: string, name: string, take: string, poolLabels: Record<string, string>): Promise<void> {
+  try {
+    await ctx.waitFor(zone, take);
+  } catch {
+    return;
+  }
+  try {
+    const now = await ctx.retry(() => ctx.compute.getInstance(zone, name));
+    if (!now) return;
+    await ctx.waitFor(zone, await ctx.retry(() => ctx.compute.setLabels(zone, name, poolLabels, now.labelFingerprint ?? "")));
+  } catch (err) {
+    ctx.log?.warn(
+      { jobId: job.jobId, vm: name, err: err instanceof Error ? err.message : String(err) },
+      "could not put a pool VM taken too late back; deleting it",
+    );
+    await ctx.deleteAndWait(zone, name).catch(() => undefined);
   }
 }
 

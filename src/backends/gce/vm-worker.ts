@@ -47,7 +47,8 @@ export function workerFrom(options: GceBackendOptions, zone: string, instance: G
     id: name,
     backend: GCE_BACKEND_NAME,
     jobId: labels[LABEL.job] ?? jobIdOfInstance(name) ?? name,
-    createdAt: Date.parse(instance.creationTimestamp ?? "") || 0,
+    // A pool VM is the job's from its take (its parked hours are the pool's idle cost); any other from its creation.
+    createdAt: Number(labels[LABEL.takenAt] ?? "") * 1000 || Date.parse(instance.creationTimestamp ?? "") || 0,
     meta,
   };
 }

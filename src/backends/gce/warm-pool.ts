@@ -57,6 +57,10 @@ export function createWarmPool(ctx: WarmPoolContext): WarmPool {
   const poolPark = options.poolPark ?? "suspend";
   const PARKED = poolPark === "suspend" ? "SUSPENDED" : "TERMINATED";
   let refilling: Promise<BackendMaintenance> | undefined;
+  /** Takes under way in this process: a take hedges only when it is the only one (not in a burst). */
+  let taking = 0;
+  /** Hedged takes' other VMs on their way back to the pool (or to deletion). */
+  const returning = new Set<Promise<void>>();
 
   function poolMaxRunSeconds(): number {
     // Counted from the VM's creation in the worst case: its whole pool life plus one job.
@@ -124,11 +128,13 @@ export function createWarmPool(ctx: WarmPoolContext): WarmPool {
     waitFor,
     deleteAndWait,
     awaitReady,
-    jobLabels: (job) =>
-      labelsFor(
+    jobLabels: (job) => ({
+      ...labelsFor(
         { jobId: job.jobId, repoFullName: job.repoFullName, maxRunSeconds: Math.ceil(job.maxSeconds + ctx.graceSeconds), now: clock.now() },
         options.envLabel,
       ),
+      [LABEL.takenAt]: String(Math.floor(clock.now() / 1000)),
+    }),
   };
 
   /** The parked VMs that can take `job`, oldest first (the first to age out); none when the pool cannot be listed. */
@@ -218,6 +224,7 @@ export function createWarmPool(ctx: WarmPoolContext): WarmPool {
     const configured = new Map(poolEntries.map((e) => [poolKey(e.machineType, e.zone), e]));
     const idle = (await poolInstances()).filter((c) => isIdle(c.instance));
     const kept = new Map<string, number>();
+    const keptParked = new Map<string, { zone: string; instance: GceInstance }[]>();
     const configuredKeys = new Set(configured.keys());
     for (const { zone, instance } of idle) {
       const name = instance.name ?? "";
@@ -234,6 +241,25 @@ export function createWarmPool(ctx: WarmPoolContext): WarmPool {
       }
       const key = (instance.labels ?? {})[LABEL.pool] ?? "";
       kept.set(key, (kept.get(key) ?? 0) + 1);
+      if (String(instance.status) === PARKED) keptParked.set(key, [...(keptParked.get(key) ?? []), { zone, instance }]);
+    }
+    // More than the size (another controller's refill raced this one's, or the size was lowered):
+    // the oldest parked ones go, marked first like any other.
+    for (const [key, entry] of configured) {
+      const surplus = (kept.get(key) ?? 0) - entry.size;
+      const oldestFirst = (keptParked.get(key) ?? []).sort((a, b) => ageMs(b.instance) - ageMs(a.instance));
+      for (const { zone, instance } of oldestFirst.slice(0, Math.max(0, surplus))) {
+        const name = instance.name ?? "";
+        const reason = `more than the pool's ${entry.size} of ${entry.machineType} in ${entry.zone}`;
+        try {
+          if (!(await markForDeletion(zone, instance, "surplus"))) continue;
+          kept.set(key, (kept.get(key) ?? 0) - 1);
+          await deleteAndWait(zone, name);
+          actions.push({ kind: "pool-delete", id: name, reason });
+        } catch (err) {
+          actions.push({ kind: "pool-delete", id: name, reason, error: err instanceof Error ? err.message : String(err) });
+        }
+      }
     }
     const fills: Promise<void>[] = [];
     for (const [key, entry] of configured) {
@@ -262,10 +288,26 @@ export function createWarmPool(ctx: WarmPoolContext): WarmPool {
     return { actions };
   }
 
+  /**
+   * A take is hedged (poolHedge: two VMs resumed, the first to answer SSH kept) when it is the only
+   * one under way here and two VMs are parked: in a burst every job gets a VM of its own instead.
+   * The refill waits until the hedge's other VM is parked again, so it is counted, not replaced.
+   */
   async function take(job: JobSpec, listing: Promise<ListedInstance[]>, deadline: number, signal: AbortSignal): Promise<TakenPoolVm | undefined> {
-    const taken = await takeFromPool(poolTake, job, await poolCandidates(job, listing), deadline, signal);
-    if (taken) refillSoon();
-    return taken;
+    taking += 1;
+    try {
+      const candidates = await poolCandidates(job, listing);
+      const width = options.poolHedge && taking === 1 ? 2 : 1;
+      const { taken, settling } = await takeFromPool(poolTake, job, candidates, deadline, signal, width);
+      returning.add(settling);
+      void settling.finally(() => {
+        returning.delete(settling);
+        if (taken) refillSoon();
+      });
+      return taken;
+    } finally {
+      taking -= 1;
+    }
   }
 
   return {
@@ -273,6 +315,9 @@ export function createWarmPool(ctx: WarmPoolContext): WarmPool {
     list: poolInstances,
     take,
     maintain: poolPass,
-    close: async () => void (await refilling?.catch(() => undefined)),
+    close: async () => {
+      await Promise.all(returning);
+      await refilling?.catch(() => undefined);
+    },
   };
 }

@@ -89,6 +89,13 @@ export const GCE_VARS = [
       "How pool VMs wait: suspend (memory kept; resumes in seconds) or stop (for machine types or images that cannot suspend; boots again when taken).",
   },
   {
+    name: "GCE_POOL_HEDGE",
+    secret: false,
+    default: "true",
+    description:
+      "Hedge a pool start: resume two parked VMs, give the job the first to answer SSH and park the other again (faster starts at their slow end; the other VM's minute or two is billed to the job). Only when no other start is under way: true or false.",
+  },
+  {
     name: "GCE_TOKEN_DELIVERY",
     secret: false,
     default: "ssh-stdin",
@@ -136,6 +143,8 @@ export interface GceConfig {
   poolMaxAgeSeconds?: number;
   /** How the pool parks its VMs (GCE_POOL_PARK): suspend, or stop for machine types that cannot suspend. */
   poolPark?: "suspend" | "stop";
+  /** Whether a pool start resumes two VMs and keeps the first to answer (GCE_POOL_HEDGE). */
+  poolHedge?: boolean;
   /** How the job's token reaches the VM: on the SSH channel's stdin (the default), or through a per-job Secret Manager secret. */
   tokenDelivery?: "ssh-stdin" | "secret-manager";
 }
@@ -238,6 +247,7 @@ export const GCE_FIELDS = {
     }),
   GCE_POOL_MAX_AGE_HOURS: integer("GCE_POOL_MAX_AGE_HOURS", 1, 24 * 30),
   GCE_POOL_PARK: oneOf("GCE_POOL_PARK", ["suspend", "stop"] as const),
+  GCE_POOL_HEDGE: bool("GCE_POOL_HEDGE"),
   GCE_TOKEN_DELIVERY: oneOf("GCE_TOKEN_DELIVERY", ["ssh-stdin", "secret-manager"] as const),
 } satisfies Record<VarName<typeof GCE_VARS>, EnvField>;
 
@@ -301,6 +311,7 @@ export function resolveGce(values: GceValues, ctx: RuleContext): GceConfig | und
         gce.pool = pool;
         gce.poolMaxAgeSeconds = (values.GCE_POOL_MAX_AGE_HOURS ?? 24) * 3600;
         gce.poolPark = values.GCE_POOL_PARK ?? "suspend";
+        gce.poolHedge = values.GCE_POOL_HEDGE ?? true;
       }
       if (values.GCE_STARTUP_SCRIPT_PATH !== undefined) {
         const path = resolve(values.GCE_STARTUP_SCRIPT_PATH);
