@@ -180,6 +180,8 @@ describe("taking a warm-pool VM, its resume overlapping the take", { timeout: 30
     const [lost] = before.filter((n) => n !== worker.id);
     expect(resumesOf(lost!)).toBe(1);
     expect(instance(lost!)).toBeUndefined();
+    // Not a hedge: the job is billed for its own VM only.
+    expect(worker.meta.hedgeVm).toBeUndefined();
     await w.backend.destroy(worker);
     await expectNothingLeaked();
   });

@@ -118,6 +118,8 @@ interface Lane {
   zone: string;
   /** When its resume was asked for (the clock's epoch ms), once it was. */
   resumedAt?: number;
+  /** Its take or its start failed: it went back to whoever won it, or was deleted. */
+  givenUp?: boolean;
 }
 
 /**
@@ -183,7 +185,11 @@ export async function takeFromPool(
         signal,
         () => (held.resumedAt = ctx.clock.now()),
       );
-      if (!attempt) continue;
+      if (!attempt) {
+        // Deleted, or left to the job whose take won it: not this job's to bill.
+        held.givenUp = true;
+        continue;
+      }
       if (winner) {
         others.push(parkAgain(ctx, job, attempt, instance.labels ?? {}));
         return;
@@ -207,7 +213,7 @@ export async function takeFromPool(
     },
   );
   if (!result) return { taken: undefined, settling };
-  const hedge = lanes.find((l) => l.name !== result.instance.name && l.resumedAt !== undefined);
+  const hedge = lanes.find((l) => l.name !== result.instance.name && l.resumedAt !== undefined && !l.givenUp);
   if (!hedge) return { taken: result, settling };
   const ranSeconds = Math.ceil((ctx.clock.now() - hedge.resumedAt!) / 1000);
   const billed = Math.max(60, ranSeconds) + HEDGE_SUSPEND_BILLED_SECONDS;
