@@ -35,7 +35,7 @@ describe("npm test and the lint", () => {
       root = mkdtempSync(path.join(tmpdir(), "lint-gate-"));
       const pkg = JSON.parse(read("package.json")) as Record<string, unknown>;
       writeFileSync(path.join(root, "package.json"), JSON.stringify({ ...pkg, dependencies: {}, devDependencies: {} }, null, 2));
-      for (const file of ["eslint.config.js", "prettier.config.js", ".prettierignore", "tsconfig.json", "tsconfig.lint-js.json", "scripts/check-imports.ts"]) {
+      for (const file of ["eslint.config.js", "prettier.config.js", ".prettierignore", "tsconfig.json", "tsconfig.lint.json", "scripts/check-imports.ts"]) {
         mkdirSync(path.dirname(path.join(root, file)), { recursive: true });
         copyFileSync(path.join(repoRoot, file), path.join(root, file));
       }
