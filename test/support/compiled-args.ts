@@ -10,7 +10,7 @@
  * makes a new folder and a test runs what the sources say now (the hash is taken once per test
  * file: vitest loads this module afresh for each). Compiled file by file with
  * TypeScript's transpileModule (as tsx does with esbuild: no type check; `npm run typecheck` is
- * that), into <tmp>/agent-work-compiled/<hash>/, laid out as the checkout is: src/ and
+ * that), into <tmp>/agent-work-compiled-<uid>/<hash>/, laid out as the checkout is: src/ and
  * test/support/ compiled, every other entry (worker/, agent-clis/, package.json, node_modules/,
  * test/fixtures/, …) a link to the checkout's. So a path the code takes from import.meta.url
  * ("../../worker/") lands where it does from the sources, and imports of packages resolve as they
@@ -27,7 +27,8 @@ import type ts from "typescript";
 const ROOT = fileURLToPath(new URL("../../", import.meta.url)).replace(/\/$/, "");
 /** The folders compiled; everything else in the checkout is linked. */
 const COMPILED = ["src", "test/support"] as const;
-const BASE = path.join(tmpdir(), "agent-work-compiled");
+/** Per user: another user's builds are not ours to write or remove. */
+const BASE = path.join(tmpdir(), `agent-work-compiled-${process.getuid?.() ?? "user"}`);
 /** A build no run has used for this long is removed when a new one is made. */
 const UNUSED_FOR_MS = 24 * 3600_000;
 
