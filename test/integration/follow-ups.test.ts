@@ -1,35 +1,17 @@
 import { execFileSync } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync, writeFileSync, appendFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync, appendFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { FIXTURES, startHarness, type Harness } from "../support/harness.js";
+import { startHarness, type Harness } from "../support/harness.js";
+import { slowAgent, type SlowAgent } from "../support/slow-agent.js";
 import { OWNER, REPO } from "../support/payloads.js";
 
 let h: Harness | undefined;
-const gates: string[] = [];
 afterEach(async () => {
   await h?.close();
   h = undefined;
-  for (const dir of gates.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
-
-/**
- * A slow agent that runs until the test lets it finish, so the test does its part (a push, a
- * comment) while the agent surely runs and then does not wait out a fixed time: its issue body,
- * and the harness settings that let the sandboxed agent (as nobody) see the file it waits for.
- */
-function slowAgent() {
-  const dir = mkdtempSync(path.join(tmpdir(), "agent-work-gate-"));
-  chmodSync(dir, 0o755);
-  gates.push(dir);
-  const gate = path.join(dir, "finish");
-  return {
-    body: `FAKE_AGENT:slow\nFAKE_AGENT_ARGS: ${JSON.stringify({ until: gate })}`,
-    harness: { env: { SANDBOX_RO_BINDS: `${FIXTURES.replace(/\/$/, "")},${dir}` } },
-    finish: () => writeFileSync(gate, ""),
-  };
-}
 
 const BRANCH = "agent/1-spelling-error-in-the-readme-file";
 const GIT_ENV = { ...process.env, GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null", GIT_TERMINAL_PROMPT: "0" };
@@ -120,7 +102,7 @@ describe("a second run on an issue whose branch exists", () => {
 
   it("a branch moved by someone else while the agent ran: the push is retried once on top of it", async () => {
     const agent = slowAgent();
-    h = await startHarness(agent.harness);
+    h = await startHarness({ env: agent.env });
     await h.deliverLabel({ body: "FAKE_AGENT:edit" });
     await h.settle();
     const first = (await h.controller.store.list())[0]!;
@@ -148,7 +130,7 @@ describe("a second run on an issue whose branch exists", () => {
 
   it("a branch moved in a way that conflicts with the agent's change ends the job with that reason", async () => {
     const agent = slowAgent();
-    h = await startHarness(agent.harness);
+    h = await startHarness({ env: agent.env });
     await h.deliverLabel({ body: "FAKE_AGENT:edit" });
     await h.settle();
 
@@ -173,7 +155,7 @@ describe("a second run on an issue whose branch exists", () => {
 
 describe("a request while a job is active", () => {
   /** Starts a slow job on issue 1 (its agent runs until `agent.finish()`) and returns once its agent runs. */
-  async function busy(harness: Harness, agent: ReturnType<typeof slowAgent>) {
+  async function busy(harness: Harness, agent: SlowAgent) {
     await harness.deliverLabel({ body: agent.body });
     await harness.controller.scheduler.tick();
     await harness.controller.scheduler.drain();
@@ -188,7 +170,7 @@ describe("a request while a job is active", () => {
 
   it("waits for it, the newest request wins the one waiting slot, and runs after it on the same branch", async () => {
     const agent = slowAgent();
-    h = await startHarness(agent.harness);
+    h = await startHarness({ env: agent.env });
     const first = await busy(h, agent);
 
     await h.deliverComment("/agent run FAKE_AGENT:edit the first follow-up", { sender: "Codertocat" });
@@ -224,7 +206,7 @@ describe("a request while a job is active", () => {
 
   it("/agent retry while the job runs waits for it like any other request, instead of being turned away", async () => {
     const agent = slowAgent();
-    h = await startHarness(agent.harness);
+    h = await startHarness({ env: agent.env });
     const first = await busy(h, agent);
     await h.deliverComment("/agent retry", { sender: "Codertocat" });
     // One pass answers the request (a new job), the next takes that job in.
@@ -250,7 +232,7 @@ describe("a request while a job is active", () => {
   it("/agent stop stops the running job and the one waiting for it", async () => {
     // Never let finish: the stop must end it.
     const agent = slowAgent();
-    h = await startHarness(agent.harness);
+    h = await startHarness({ env: agent.env });
     const first = await busy(h, agent);
     await h.deliverComment("/agent run FAKE_AGENT:edit later", { sender: "Codertocat" });
     void h.controller.scheduler.tick();
