@@ -1,5 +1,5 @@
 /**
- * The ops CLI run as a real process (tsx) against a temp DATA_DIR that a test controller's store
+ * The ops CLI run as a real process (compiled: test/support/compiled-args.ts) against a temp DATA_DIR that a test controller's store
  * and local backend share, the way an operator runs it beside a live controller.
  */
 import { randomBytes } from "node:crypto";
@@ -18,14 +18,14 @@ import { JobStore } from "../../src/store/job-store.js";
 import { openStore } from "../../src/store/open-store.js";
 import { ReaperMarkStore } from "../../src/store/reaper-marks.js";
 import { eventually, processesUnder } from "../contract/live-processes.js";
+import { compiledArgs } from "../support/compiled-args.js";
 import { startGitServer, type GitServer } from "../support/git-http-server.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const TSX = path.join(ROOT, "node_modules", ".bin", "tsx");
 const CLI = path.join(ROOT, "src", "cli", "main.ts");
 const FAKE_AGENT = fileURLToPath(new URL("../fixtures/fake-agent.mjs", import.meta.url));
 
-// Each command is a tsx process (~2 s of CPU to start): on a loaded machine that is a long wait.
+// Each command is a process of its own (~1 s of CPU to start): on a loaded machine that is a long wait.
 describe("the agent-work CLI", { timeout: 180_000 }, () => {
   let dataDir: string;
   let store: JobStore;
@@ -49,7 +49,7 @@ describe("the agent-work CLI", { timeout: 180_000 }, () => {
 
   function cli(...args: string[]) {
     // cwd is the data folder, so a developer's .env in the repository cannot leak into the test.
-    return execa(TSX, [CLI, ...args], {
+    return execa(process.execPath, [...compiledArgs(CLI), ...args], {
       cwd: dataDir,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, DATA_DIR: dataDir },
       extendEnv: false,
@@ -203,7 +203,12 @@ describe("the agent-work CLI", { timeout: 180_000 }, () => {
       const commands = [["jobs"], ["show", "jabc"], ["cancel", "jabc"], ["reap", "--dry-run"]];
       const runs = await Promise.all(
         commands.map((args) =>
-          execa(TSX, [CLI, ...args], { cwd: elsewhere, env: { PATH: process.env.PATH, HOME: process.env.HOME }, extendEnv: false, reject: false }),
+          execa(process.execPath, [...compiledArgs(CLI), ...args], {
+            cwd: elsewhere,
+            env: { PATH: process.env.PATH, HOME: process.env.HOME },
+            extendEnv: false,
+            reject: false,
+          }),
         ),
       );
       for (const [i, args] of commands.entries()) {

@@ -17,13 +17,13 @@ import { parseAllDocuments } from "yaml";
 import { K8S_BACKEND_VERBS } from "../../src/cli/doctor/check-k8s.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openStore } from "../../src/store/open-store.js";
+import { compiledArgs } from "../support/compiled-args.js";
 import { startFakeK8s, type FakeK8s } from "../support/fake-k8s.js";
 import { PINNED_CLI_VERSIONS } from "../support/agent-clis.js";
 import { startSshd, type TestSshd } from "../support/sshd.js";
 import { answerAsync } from "../support/answer-async.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const TSX = path.join(ROOT, "node_modules", ".bin", "tsx");
 const CLI = path.join(ROOT, "src", "cli", "main.ts");
 const APP_ID = "4242";
 const keys = generateKeyPairSync("rsa", {
@@ -163,7 +163,7 @@ function doctor(over: Record<string, string> = {}, pathPrefix?: string) {
     DEFAULT_AGENT: "command",
     ...over,
   };
-  return execa(TSX, [CLI, "doctor"], { cwd: dir, env, extendEnv: false, reject: false });
+  return execa(process.execPath, [...compiledArgs(CLI), "doctor"], { cwd: dir, env, extendEnv: false, reject: false });
 }
 
 describe("agent-work doctor, all of it", () => {

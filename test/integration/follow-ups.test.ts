@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { startHarness, type Harness } from "../support/harness.js";
+import { slowAgent, type SlowAgent } from "../support/slow-agent.js";
 import { OWNER, REPO } from "../support/payloads.js";
 
 let h: Harness | undefined;
@@ -100,18 +101,20 @@ describe("a second run on an issue whose branch exists", () => {
   });
 
   it("a branch moved by someone else while the agent ran: the push is retried once on top of it", async () => {
-    h = await startHarness();
+    const agent = slowAgent();
+    h = await startHarness({ env: agent.env });
     await h.deliverLabel({ body: "FAKE_AGENT:edit" });
     await h.settle();
     const first = (await h.controller.store.list())[0]!;
 
-    await h.deliverLabel({ body: "FAKE_AGENT:slow" });
+    await h.deliverLabel({ body: agent.body });
     const settled = h.settle(40);
     await waitFor(
       async () => (await h!.controller.store.list())[0]!.steps.some((s) => s.name === "agent" && s.status === "running"),
       "the second agent to run",
     );
     const theirs = pushAsSomeoneElse(h, BRANCH, (dir) => writeFileSync(path.join(dir, "NOTES.md"), "a reviewer's note\n"), "a reviewer's fix");
+    agent.finish();
     await settled;
 
     const [second] = await h.controller.store.list();
@@ -126,17 +129,19 @@ describe("a second run on an issue whose branch exists", () => {
   });
 
   it("a branch moved in a way that conflicts with the agent's change ends the job with that reason", async () => {
-    h = await startHarness();
+    const agent = slowAgent();
+    h = await startHarness({ env: agent.env });
     await h.deliverLabel({ body: "FAKE_AGENT:edit" });
     await h.settle();
 
-    await h.deliverLabel({ body: "FAKE_AGENT:slow" });
+    await h.deliverLabel({ body: agent.body });
     const settled = h.settle(40);
     await waitFor(
       async () => (await h!.controller.store.list())[0]!.steps.some((s) => s.name === "agent" && s.status === "running"),
       "the second agent to run",
     );
     const theirs = pushAsSomeoneElse(h, BRANCH, (dir) => appendFileSync(path.join(dir, "AGENT_WAS_HERE.md"), "someone else's line\n"), "a conflicting fix");
+    agent.finish();
     await settled;
 
     const [second] = await h.controller.store.list();
@@ -149,9 +154,9 @@ describe("a second run on an issue whose branch exists", () => {
 });
 
 describe("a request while a job is active", () => {
-  /** Starts a slow job on issue 1 and returns once its agent runs. */
-  async function busy(harness: Harness) {
-    await harness.deliverLabel({ body: "FAKE_AGENT:slow" });
+  /** Starts a slow job on issue 1 (its agent runs until `agent.finish()`) and returns once its agent runs. */
+  async function busy(harness: Harness, agent: SlowAgent) {
+    await harness.deliverLabel({ body: agent.body });
     await harness.controller.scheduler.tick();
     await harness.controller.scheduler.drain();
     void harness.controller.scheduler.tick();
@@ -164,8 +169,9 @@ describe("a request while a job is active", () => {
   const bodies = (harness: Harness) => harness.github.callsTo("POST", "/issues/:id/comments").map((c) => c.body.body as string);
 
   it("waits for it, the newest request wins the one waiting slot, and runs after it on the same branch", async () => {
-    h = await startHarness();
-    const first = await busy(h);
+    const agent = slowAgent();
+    h = await startHarness({ env: agent.env });
+    const first = await busy(h, agent);
 
     await h.deliverComment("/agent run FAKE_AGENT:edit the first follow-up", { sender: "Codertocat" });
     void h.controller.scheduler.tick();
@@ -174,6 +180,7 @@ describe("a request while a job is active", () => {
     await h.deliverComment("/agent run FAKE_AGENT:edit the second follow-up", { sender: "Codertocat" });
     void h.controller.scheduler.tick();
     await waitFor(async () => (await h!.controller.store.get(older.id))!.state === "rejected", "the older follow-up to give way");
+    agent.finish();
     await h.settle(40);
 
     const jobs = await h.controller.store.list();
@@ -198,14 +205,16 @@ describe("a request while a job is active", () => {
   });
 
   it("/agent retry while the job runs waits for it like any other request, instead of being turned away", async () => {
-    h = await startHarness();
-    const first = await busy(h);
+    const agent = slowAgent();
+    h = await startHarness({ env: agent.env });
+    const first = await busy(h, agent);
     await h.deliverComment("/agent retry", { sender: "Codertocat" });
     // One pass answers the request (a new job), the next takes that job in.
     await waitFor(async () => {
       void h!.controller.scheduler.tick();
       return (await h!.controller.store.list()).some((j) => j.options.waitingFor === first.id);
     }, "the retry to wait");
+    agent.finish();
     await h.settle(40);
 
     const jobs = await h.controller.store.list();
@@ -221,8 +230,10 @@ describe("a request while a job is active", () => {
   });
 
   it("/agent stop stops the running job and the one waiting for it", async () => {
-    h = await startHarness();
-    const first = await busy(h);
+    // Never let finish: the stop must end it.
+    const agent = slowAgent();
+    h = await startHarness({ env: agent.env });
+    const first = await busy(h, agent);
     await h.deliverComment("/agent run FAKE_AGENT:edit later", { sender: "Codertocat" });
     void h.controller.scheduler.tick();
     await waitFor(async () => (await h!.controller.store.list()).some((j) => j.options.waitingFor === first.id), "the follow-up to wait");

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startGitServer, type GitServer } from "../support/git-http-server.js";
 import { canaryToken, FAKE_AGENT_CONFIG } from "../support/harness.js";
 import { DEFAULT_BRANCH, REPO } from "../support/payloads.js";
+import { slowAgent } from "../support/slow-agent.js";
 import { statusMarker } from "../../src/status/status-marker.js";
 import {
   controllerSite,
@@ -47,6 +48,8 @@ describe("SIGTERM", () => {
     { timeout: 180_000 },
     async () => {
       const seeded = await git.createRepo("sigterm", REPO, { "README.md": "# Hello World\n" }, DEFAULT_BRANCH);
+      // At work until the first controller is gone; the run after it finishes at once.
+      const agent = slowAgent();
       // A lease far longer than the test: only a lease handed back lets the next start take the job.
       const site = controllerSite({
         workerToken: token,
@@ -54,12 +57,12 @@ describe("SIGTERM", () => {
         baseSha: seeded.headSha,
         bareRepo: seeded.dir,
         repoConfigYaml: FAKE_AGENT_CONFIG(),
-        env: { LEASE_SECONDS: "300" },
+        env: { LEASE_SECONDS: "300", ...agent.env },
       });
       sites.push(site);
 
       const first = await startControllerProcess(site);
-      await sendLabel(site, first.url, 'FAKE_AGENT:slow\n\nFAKE_AGENT_ARGS: {"seconds": 4}');
+      await sendLabel(site, first.url, agent.body);
       const [running] = await waitFor(
         "the agent to be at work",
         () => {
@@ -89,6 +92,7 @@ describe("SIGTERM", () => {
       expect(log).toContain("job handed back to the queue");
       expect(log).toContain('"msg":"stopped"');
       expect(filesContaining(site.dataDir, token)).toEqual([]);
+      agent.finish();
 
       // The next start claims it although the lease it had was 300 s (handed back above: no lease
       // left to wait for), and finishes it.

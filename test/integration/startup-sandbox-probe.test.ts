@@ -16,10 +16,10 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { compiledArgs } from "../support/compiled-args.js";
 import { freePort } from "../support/harness.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const TSX = path.join(ROOT, "node_modules", ".bin", "tsx");
 const MAIN = path.join(ROOT, "src", "main.ts");
 const dirs: string[] = [];
 afterAll(() => {
@@ -58,7 +58,7 @@ function mainInUserNamespace(options: { refuse: boolean; asNobody?: boolean; sta
   return freePort().then(
     (port) =>
       new Promise<Run>((resolve, reject) => {
-        const child = spawn("unshare", ["--user", "--", "sh", "-c", outer, inner, TSX, MAIN], {
+        const child = spawn("unshare", ["--user", "--", "sh", "-c", outer, inner, process.execPath, ...compiledArgs(MAIN)], {
           cwd: dir,
           env: {
             PATH: process.env.PATH!,
@@ -74,7 +74,7 @@ function mainInUserNamespace(options: { refuse: boolean; asNobody?: boolean; sta
             SCHEDULER_INTERVAL_MS: "600000",
           },
           stdio: ["pipe", "pipe", "pipe"],
-          // A group of its own: tsx runs main.ts in a child process that a SIGKILL to tsx would miss.
+          // A group of its own, so a SIGKILL also reaches whatever the namespace's shell left running.
           detached: true,
         });
         let output = "";

@@ -10,6 +10,7 @@ import { openStore } from "../../src/store/open-store.js";
 import { JobStore } from "../../src/store/job-store.js";
 import { isTerminal, type JobState } from "../../src/jobs/state.js";
 import type { Database } from "../../src/store/schema.js";
+import { compiledArgs } from "../support/compiled-args.js";
 import { createTestDatabase, type TestDatabase } from "../support/postgres.js";
 import { freePort } from "../support/harness.js";
 import { deliver, labeledPayload } from "../support/payloads.js";
@@ -25,9 +26,9 @@ interface Replica {
   stderr: string[];
 }
 
-/** Starts test/support/controller-process.ts under tsx and waits for its READY line. */
+/** Starts test/support/controller-process.ts (compiled) and waits for its READY line. */
 async function startReplica(name: string, env: Record<string, string>): Promise<Replica> {
-  const child = spawn(process.execPath, ["--import", "tsx", ENTRY], {
+  const child = spawn(process.execPath, compiledArgs(ENTRY), {
     cwd: ROOT,
     env: { ...process.env, ...env, AW_RUNNER: name },
     stdio: ["ignore", "pipe", "pipe"],

@@ -15,6 +15,7 @@ import { openStore } from "../../src/store/open-store.js";
 import { JobStore } from "../../src/store/job-store.js";
 import { RequestStore } from "../../src/store/request-store.js";
 import type { Database } from "../../src/store/schema.js";
+import { compiledArgs } from "../support/compiled-args.js";
 import { freePort } from "../support/harness.js";
 import { checkRunPayload, commentPayload, labeledPayload } from "../support/payloads.js";
 
@@ -216,7 +217,7 @@ describe("the webhook endpoint, against a stranger and against malformed deliver
       // No metrics server: its fixed default port would collide with other tests running alongside.
       METRICS_PORT: "0",
     };
-    child = spawn(process.execPath, ["--import", "tsx", ENTRY], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    child = spawn(process.execPath, compiledArgs(ENTRY), { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
     child.stderr!.on("data", (d: Buffer) => log.push(d.toString("utf8")));
     url = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`the controller did not start within 60 s:\n${log.join("").slice(-3000)}`)), 60_000);

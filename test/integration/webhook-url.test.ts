@@ -16,12 +16,12 @@ import Sqlite from "better-sqlite3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { serveSetupPage } from "../../src/setup/serve-setup-page.js";
 import { createSmeeChannel } from "../../src/webhook-proxy/create-smee-channel.js";
+import { compiledArgs } from "../support/compiled-args.js";
 import { startFakeSmee, type FakeSmee } from "../support/fake-smee.js";
 import { freePort } from "../support/harness.js";
 import { labeledPayload } from "../support/payloads.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const TSX = path.join(ROOT, "node_modules", ".bin", "tsx");
 const MAIN = path.join(ROOT, "src", "main.ts");
 const dirs: string[] = [];
 const children: ChildProcess[] = [];
@@ -31,8 +31,7 @@ beforeAll(async () => {
   smee = await startFakeSmee();
 });
 afterEach(() => {
-  // tsx runs main.ts in a child process of its own, which a SIGKILL to tsx would leave running: the
-  // whole process group goes.
+  // The whole process group goes: main.ts and anything it started.
   for (const c of children.splice(0)) {
     try {
       process.kill(-c.pid!, "SIGKILL");
@@ -56,7 +55,7 @@ function checkout(): string {
 
 /** `npm start`'s program as a real process; resolves with its output so far once `ready` matches it. */
 function startMain(cwd: string, env: Record<string, string>, ready: RegExp): Promise<{ output: () => string }> {
-  const child = spawn(TSX, [MAIN], {
+  const child = spawn(process.execPath, compiledArgs(MAIN), {
     cwd,
     // No metrics server unless a test asks: the default port is shared by every test file running at once.
     env: { PATH: process.env.PATH!, HOME: cwd, LOG_FORMAT: "json", METRICS_PORT: "0", ...env },

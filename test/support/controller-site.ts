@@ -1,10 +1,11 @@
 /**
- * Runs test/support/crash-controller.ts as a real process and reads what it leaves behind: the
- * SQLite file (read-only, beside the running controller), the fake GitHub's calls and state, the
- * worker folders, the processes still alive. Used by the crash-matrix and SIGTERM tests.
+ * Runs test/support/crash-controller.ts as a real process (compiled, test/support/compiled-args.ts)
+ * and reads what it leaves behind: the SQLite file (read-only, beside the running controller), the
+ * fake GitHub's calls and state, the worker folders, the processes still alive. Used by the
+ * crash-matrix and SIGTERM tests.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -12,7 +13,8 @@ import { fileURLToPath } from "node:url";
 import Sqlite from "better-sqlite3";
 import type { FakeGitHubState, RecordedCall } from "./fake-github.js";
 import { commentPayload, deliver, labeledPayload } from "./payloads.js";
-import { FIXTURES, freePort } from "./harness.js";
+import { compiledArgs } from "./compiled-args.js";
+import { appPrivateKey, FIXTURES, freePort } from "./harness.js";
 import type { CrashPoint } from "./crash-controller.js";
 
 const ENTRY = fileURLToPath(new URL("./crash-controller.ts", import.meta.url));
@@ -43,18 +45,13 @@ export function controllerSite(options: {
   const dataDir = mkdtempSync(path.join(tmpdir(), "agent-work-crash-data-"));
   const githubDir = mkdtempSync(path.join(tmpdir(), "agent-work-crash-github-"));
   const webhookSecret = randomBytes(32).toString("hex");
-  const { privateKey } = generateKeyPairSync("rsa", {
-    modulusLength: 2048,
-    privateKeyEncoding: { type: "pkcs8", format: "pem" },
-    publicKeyEncoding: { type: "spki", format: "pem" },
-  });
   // Nothing of the test runner's environment: only what a controller would be given.
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? "/usr/bin:/bin",
     HOME: process.env.HOME ?? "/tmp",
     LANG: process.env.LANG ?? "C.UTF-8",
     APP_ID: "1234",
-    PRIVATE_KEY: privateKey,
+    PRIVATE_KEY: appPrivateKey(),
     WEBHOOK_SECRET: webhookSecret,
     HOST: "127.0.0.1",
     // Off: these controllers are started and killed many times side by side, and nothing scrapes them.
@@ -101,7 +98,7 @@ export async function startControllerProcess(site: ControllerSite, crashAt?: Cra
 async function startOnce(site: ControllerSite, crashAt?: CrashPoint): Promise<ControllerSite["runs"][number]> {
   const port = await freePort();
   const log = openSync(site.logFile, "a");
-  const child = spawn(process.execPath, ["--import", "tsx", ENTRY], {
+  const child = spawn(process.execPath, compiledArgs(ENTRY), {
     cwd: ROOT,
     env: { ...site.env, PORT: String(port), ...(crashAt ? { AGENT_WORK_TEST_CRASH_AT: crashAt } : {}) },
     stdio: ["ignore", log, "pipe"],
@@ -133,7 +130,7 @@ export function sendComment(site: ControllerSite, url: string, body: string) {
 /** Runs the ops CLI (`agent-work …`) as its own process on the site's configuration. */
 export function runCliProcess(site: ControllerSite, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], { cwd: ROOT, env: site.env, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [...compiledArgs(CLI), ...args], { cwd: ROOT, env: site.env, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));

@@ -1,10 +1,11 @@
 /**
- * The controller as a real process, for the crash-matrix and SIGTERM tests (run with tsx): the
- * configuration from the environment as in production, the local backend, a real git server (the
- * test's), and GitHub faked by test/support/fake-github.ts in this process (nock only works
- * in-process). Every call the fake records is appended to `calls.jsonl`, and what it has created
- * (comments, pull requests, check runs) is written to `state.json` before it answers, so a
- * restarted process carries on with the same GitHub and the test reads every call.
+ * The controller as a real process, for the crash-matrix and SIGTERM tests (compiled first,
+ * test/support/compiled-args.ts): the configuration from the environment as in production, the
+ * local backend, a real git server (the test's), and GitHub faked by test/support/fake-github.ts
+ * in this process (nock only works in-process). Every call the fake records is appended to
+ * `calls.jsonl`, and what it has created (comments, pull requests, check runs) is written to
+ * `state.json` before it answers, so a restarted process carries on with the same GitHub and the
+ * test reads every call.
  *
  * Test-only settings, read here and nowhere else:
  *   AGENT_WORK_TEST_CRASH_AT      where this process SIGKILLs itself: a PipelineStep (src/pipeline/

@@ -44,10 +44,11 @@ export function canaryToken(format: "classic" | "jwt"): string {
 let appKey: string | undefined;
 /**
  * The GitHub App's RSA key, made once per test process: a 2048-bit key takes 0.1 to 0.2 s of CPU,
- * once per harness it was a minute of the suite. Each harness still has its own webhook secret,
- * worker token, data folder and fake GitHub; nothing a test checks depends on the key being new.
+ * once per harness it was a minute of the suite. Each harness (and controller site,
+ * test/support/controller-site.ts) still has its own webhook secret, worker token, data folder and
+ * fake GitHub; nothing a test checks depends on the key being new.
  */
-function appPrivateKey(): string {
+export function appPrivateKey(): string {
   appKey ??= generateKeyPairSync("rsa", {
     modulusLength: 2048,
     privateKeyEncoding: { type: "pkcs8", format: "pem" },
