@@ -4,9 +4,11 @@
  * must know (the job, the wake-up, the counts, the log lines) reaches it; every other request is
  * passed on to the main thread's server and answered exactly as that server answers it.
  */
+import { readdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { request } from "node:http";
 import { afterEach, describe, expect, it, onTestFinished, vi } from "vitest";
+import { MAIN_THREAD_NICE } from "../../src/ingress/start-ingress-thread.js";
 import { startFakeGitHubOAuth } from "../support/fake-github-oauth.js";
 import { startHarness } from "../support/harness.js";
 import { deliver, labeledPayload } from "../support/payloads.js";
@@ -42,6 +44,13 @@ function ask(
   });
 }
 
+/** The nice of this process's main thread and of its webhook thread, from /proc (field 19 of a task's stat). */
+function threadNices(): { main: number; webhooks: number | undefined } {
+  const nice = (tid: string) => Number(readFileSync(`/proc/self/task/${tid}/stat`, "utf8").split(") ")[1]!.split(" ")[16]);
+  const webhooks = readdirSync("/proc/self/task").find((tid) => readFileSync(`/proc/self/task/${tid}/comm`, "utf8").trim() === "aw-webhooks");
+  return { main: nice(String(process.pid)), webhooks: webhooks === undefined ? undefined : nice(webhooks) };
+}
+
 function mainThreadUrl(harness: Harness): string {
   const address = harness.controller.httpServer.address();
   if (typeof address !== "object" || !address) throw new Error("the main thread's server is not listening");
@@ -55,6 +64,9 @@ describe("the webhook thread", () => {
     const harness = h;
     expect(harness.controller.url).not.toBe(mainThreadUrl(harness));
     const wake = vi.spyOn(harness.controller.scheduler, "wake");
+
+    // The main thread (this one) gives way to the webhook thread: nice is per thread on Linux.
+    if (process.platform === "linux") expect(threadNices()).toEqual({ main: MAIN_THREAD_NICE, webhooks: 0 });
 
     const sent = await harness.deliverLabel({ number: 71 });
     expect(sent.status).toBe(200);
