@@ -20,6 +20,7 @@ import type { ProgressEvent, WorkerInput, WorkerResult } from "../../src/worker/
 import { workerScriptPath } from "../../src/worker/worker-script-path.js";
 import { startGitServer, type GitServer } from "../support/git-http-server.js";
 import { FAKE_AGENT_CONFIG, startHarness, type Harness } from "../support/harness.js";
+import { slowAgent } from "../support/slow-agent.js";
 import { startSshd, type TestSshd } from "../support/sshd.js";
 import { ssh, type SshBackend } from "../../src/backends/ssh/ssh-backend.js";
 
@@ -358,8 +359,17 @@ describe("through the controller and the local backend", () => {
 
   it("shows setup as a step of its own with its duration, logs its output, and the next job's setup finds what the first left in the cache", async () => {
     const count = `mkdir -p "$npm_config_cache" && echo run >> "$npm_config_cache/runs" && echo "setup saw $(wc -l < "$npm_config_cache/runs") runs"`;
-    h = await startHarness({ repoConfigYaml: FAKE_AGENT_CONFIG(`network: none\nsetup:\n  - ${JSON.stringify(count)}\n`) });
-    await h.deliverLabel({ body: "FAKE_AGENT:edit" });
+    // The first job's agent runs until the check run has shown setup done: a job quicker than one
+    // PATCH round trip would go from its clone straight to its final view (updates coalesce).
+    const agent = slowAgent();
+    h = await startHarness({ env: agent.env, autoSchedule: true, repoConfigYaml: FAKE_AGENT_CONFIG(`network: none\nsetup:\n  - ${JSON.stringify(count)}\n`) });
+    await h.deliverLabel({ body: agent.body });
+    const harness = h;
+    const setupDone = /^- \[x\] setup — \S+.* \(1 command\)$/m;
+    const live = () => harness.github.callsTo("PATCH", "/check-runs/:id").map((c) => (c.body as { output?: { summary?: string } }).output?.summary ?? "");
+    // The check run's view while the job runs, with setup done.
+    await expect.poll(() => live().some((summary) => setupDone.test(summary)), { timeout: 30_000 }).toBe(true);
+    agent.finish();
     await h.settle();
     const [first] = await h.controller.store.list();
     expect(first!.state).toBe("succeeded");
@@ -372,9 +382,6 @@ describe("through the controller and the local backend", () => {
     const { comment, check } = surfaces(h, first!);
     expect(comment).toMatch(/^- \[x\] setup — \S+.* \(1 command\)$/m);
     expect(check.output.summary).toContain("pull/100");
-    // The check run's last view while the job ran, with every step.
-    const live = h.github.callsTo("PATCH", "/check-runs/:id").map((c) => (c.body as { output?: { summary?: string } }).output?.summary ?? "");
-    expect(live.some((summary) => /^- \[x\] setup — \S+.* \(1 command\)$/m.test(summary))).toBe(true);
     const log = (await h.controller.logs.read(first!.id)).map((l) => `${l.stream}: ${l.line}`);
     expect(log).toContain("setup: setup saw 1 runs");
 
