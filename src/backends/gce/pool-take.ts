@@ -116,8 +116,8 @@ export const HEDGE_SUSPEND_BILLED_SECONDS = 60;
 interface Lane {
   name: string;
   zone: string;
-  /** When its resume was asked for (the clock's epoch ms), once it was. */
-  resumedAt?: number;
+  /** When its resume was asked for (the clock's epoch ms). */
+  resumedAt: number;
   /** Its take or its start failed: it went back to whoever won it, or was deleted. */
   givenUp?: boolean;
 }
@@ -174,17 +174,10 @@ export async function takeFromPool(
         others.push(putBack(ctx, job, zone, name, take, instance.labels ?? {}));
         return;
       }
-      const held: Lane = { name, zone };
+      // takeAccepted asks for the resume first thing.
+      const held: Lane = { name, zone, resumedAt: ctx.clock.now() };
       lanes.push(held);
-      const attempt = await takeAccepted(
-        ctx,
-        job,
-        { zone, instance: { ...instance, labels } },
-        take,
-        deadline,
-        signal,
-        () => (held.resumedAt = ctx.clock.now()),
-      );
+      const attempt = await takeAccepted(ctx, job, { zone, instance: { ...instance, labels } }, take, deadline, signal);
       if (!attempt) {
         // Deleted, or left to the job whose take won it: not this job's to bill.
         held.givenUp = true;
@@ -206,16 +199,15 @@ export async function takeFromPool(
   // Every lane's failure is read through `settled` or after the winner; never an unhandled rejection.
   settled.catch(() => undefined);
   const result = await Promise.race([first, settled.then(() => undefined)]);
-  const settling = settled.then(
-    async () => void (await Promise.all(others)),
-    (err: unknown) => {
-      ctx.log?.warn({ jobId: job.jobId, err: err instanceof Error ? err.message : String(err) }, "a hedged take's other VM was not parked again");
-    },
-  );
+  // A lane that stopped after the job had its VM (the job cancelled) deleted what it held; the
+  // other VMs being parked again or put back are waited for either way.
+  const settling = settled
+    .catch((err: unknown) => ctx.log?.info({ jobId: job.jobId, err: err instanceof Error ? err.message : String(err) }, "a hedged take's other lane stopped"))
+    .then(async () => void (await Promise.all(others)));
   if (!result) return { taken: undefined, settling };
-  const hedge = lanes.find((l) => l.name !== result.instance.name && l.resumedAt !== undefined && !l.givenUp);
+  const hedge = lanes.find((l) => l.name !== result.instance.name && !l.givenUp);
   if (!hedge) return { taken: result, settling };
-  const ranSeconds = Math.ceil((ctx.clock.now() - hedge.resumedAt!) / 1000);
+  const ranSeconds = Math.ceil((ctx.clock.now() - hedge.resumedAt) / 1000);
   const billed = Math.max(60, ranSeconds) + HEDGE_SUSPEND_BILLED_SECONDS;
   ctx.log?.info(
     { jobId: job.jobId, vm: result.instance.name, other: hedge.name },
@@ -247,11 +239,9 @@ async function takeAccepted(
   take: string,
   deadline: number,
   signal: AbortSignal,
-  onResume: () => void,
 ): Promise<Attempt | undefined> {
   const name = instance.name ?? "";
   const letGo = new AbortController();
-  onResume();
   const { asked, waking } = wake(ctx, zone, name, AbortSignal.any([signal, letGo.signal]));
   // Read below on every path; never an unhandled rejection while the take is waited for.
   waking.catch(() => undefined);

@@ -165,7 +165,11 @@ export function createWarmPool(ctx: WarmPoolContext): WarmPool {
 
   /** One pool pass at a time in this process: a take's refill and the reaper's pass share it. */
   function poolPass(): Promise<BackendMaintenance> {
-    refilling ??= maintainPool().finally(() => (refilling = undefined));
+    // After the hedged takes' other VMs under way are back (or deleted): until then they carry a
+    // job's label, and a pass would fill in their place only to trim the surplus once they are back.
+    refilling ??= Promise.all(returning)
+      .then(maintainPool)
+      .finally(() => (refilling = undefined));
     return refilling;
   }
 
@@ -291,7 +295,7 @@ export function createWarmPool(ctx: WarmPoolContext): WarmPool {
   /**
    * A take is hedged (poolHedge: two VMs resumed, the first to answer SSH kept) when it is the only
    * one under way here and two VMs are parked: in a burst every job gets a VM of its own instead.
-   * The refill waits until the hedge's other VM is parked again, so it is counted, not replaced.
+   * The refill (poolPass) waits until the hedge's other VM is parked again, so it is counted, not replaced.
    */
   async function take(job: JobSpec, listing: Promise<ListedInstance[]>, deadline: number, signal: AbortSignal): Promise<TakenPoolVm | undefined> {
     taking += 1;
@@ -300,10 +304,8 @@ export function createWarmPool(ctx: WarmPoolContext): WarmPool {
       const width = options.poolHedge && taking === 1 ? 2 : 1;
       const { taken, settling } = await takeFromPool(poolTake, job, candidates, deadline, signal, width);
       returning.add(settling);
-      void settling.finally(() => {
-        returning.delete(settling);
-        if (taken) refillSoon();
-      });
+      void settling.finally(() => returning.delete(settling));
+      if (taken) refillSoon();
       return taken;
     } finally {
       taking -= 1;
